@@ -1,0 +1,10 @@
+//! # flip: training binary neural networks in the Boolean domain
+//!
+//! This crate holds everything up to and including the model file: datasets, input encodings,
+//! the software reference (the integer semantics the hardware reproduces), the flip optimizer
+//! and its baselines.
+
+pub mod bits;
+pub mod encoding;
+pub mod model;
+pub mod reference;

@@ -1,0 +1,1 @@
+//! The `.fcm` text format (to be written).
