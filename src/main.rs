@@ -1,1 +1,36 @@
-fn main() {}
+//! `flipchip`: train a binary neural network and take it to hardware.
+
+mod cmd;
+
+use clap::{Parser, Subcommand};
+
+/// Binary neural networks from Boolean-domain training to FPGA bitstreams.
+#[derive(Parser)]
+#[command(name = "flipchip", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a model and write it as a .fcm file.
+    Train(cmd::train::Args),
+    /// Measure a model's test accuracy with the software reference.
+    Eval(cmd::eval::Args),
+    /// Run the whole flow on the embedded 8x8 digits.
+    Demo(cmd::demo::Args),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Train(a) => cmd::train::run(a),
+        Command::Eval(a) => cmd::eval::run(a),
+        Command::Demo(a) => cmd::demo::run(a),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}

@@ -24,7 +24,7 @@ pub fn agreements(a: &[u64], w: &[u64], n: usize) -> u32 {
 }
 
 /// A row-major matrix of bits; row `r` holds the weights of neuron `r`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BitMatrix {
     rows: usize,
     cols: usize,
@@ -36,7 +36,12 @@ impl BitMatrix {
     /// An all-zero (all -1) matrix.
     pub fn zeros(rows: usize, cols: usize) -> Self {
         let words_per_row = words_for(cols);
-        BitMatrix { rows, cols, words_per_row, data: vec![0; rows * words_per_row] }
+        BitMatrix {
+            rows,
+            cols,
+            words_per_row,
+            data: vec![0; rows * words_per_row],
+        }
     }
 
     /// Number of rows.
@@ -140,8 +145,12 @@ mod tests {
         let mut s = 7u64;
         for n in [1usize, 3, 63, 64, 65, 127, 129, 191, 784, 1001] {
             for _ in 0..20 {
-                let a: Vec<i32> = (0..n).map(|_| if next(&mut s) & 1 == 1 { 1 } else { -1 }).collect();
-                let w: Vec<i32> = (0..n).map(|_| if next(&mut s) & 1 == 1 { 1 } else { -1 }).collect();
+                let a: Vec<i32> = (0..n)
+                    .map(|_| if next(&mut s) & 1 == 1 { 1 } else { -1 })
+                    .collect();
+                let w: Vec<i32> = (0..n)
+                    .map(|_| if next(&mut s) & 1 == 1 { 1 } else { -1 })
+                    .collect();
                 let naive: i32 = a.iter().zip(&w).map(|(x, y)| x * y).sum();
                 let mut pa = vec![0u64; words_for(n)];
                 let mut pw = vec![0u64; words_for(n)];

@@ -6,7 +6,7 @@
 use crate::bits::{set_bit, words_for};
 
 /// How the first layer sees a pixel.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Encoding {
     /// One bit per pixel: `v >= t`. Cheapest, loses grey levels.
     Threshold(u16),
@@ -46,16 +46,18 @@ impl Encoding {
     pub fn check(&self, pixel_bits: u8) -> Result<(), String> {
         let max = (1u32 << pixel_bits) - 1;
         match self {
-            Encoding::Threshold(t) if *t as u32 > max => {
-                Err(format!("threshold {t} exceeds the largest {pixel_bits}-bit pixel {max}"))
+            Encoding::Threshold(t) if *t as u32 > max => Err(format!(
+                "threshold {t} exceeds the largest {pixel_bits}-bit pixel {max}"
+            )),
+            Encoding::Thermometer(ts) if ts.is_empty() => {
+                Err("thermometer needs at least one level".into())
             }
-            Encoding::Thermometer(ts) if ts.is_empty() => Err("thermometer needs at least one level".into()),
-            Encoding::Thermometer(ts) if ts.iter().any(|&t| t as u32 > max) => {
-                Err(format!("a thermometer level exceeds the largest {pixel_bits}-bit pixel {max}"))
-            }
-            Encoding::BitPlanes(p) if *p == 0 || *p > pixel_bits => {
-                Err(format!("bit planes must be 1..={pixel_bits} for {pixel_bits}-bit pixels, got {p}"))
-            }
+            Encoding::Thermometer(ts) if ts.iter().any(|&t| t as u32 > max) => Err(format!(
+                "a thermometer level exceeds the largest {pixel_bits}-bit pixel {max}"
+            )),
+            Encoding::BitPlanes(p) if *p == 0 || *p > pixel_bits => Err(format!(
+                "bit planes must be 1..={pixel_bits} for {pixel_bits}-bit pixels, got {p}"
+            )),
             _ => Ok(()),
         }
     }
@@ -154,15 +156,25 @@ impl std::str::FromStr for Encoding {
         let (kind, arg) = s.split_once(':').ok_or_else(|| {
             format!("encoding '{s}': expected threshold:T, thermometer:T1,T2,.. or bitplanes:P")
         })?;
-        let num = |x: &str| x.trim().parse::<u16>().map_err(|_| format!("encoding '{s}': '{x}' is not a number"));
+        let num = |x: &str| {
+            x.trim()
+                .parse::<u16>()
+                .map_err(|_| format!("encoding '{s}': '{x}' is not a number"))
+        };
         match kind {
             "threshold" => Ok(Encoding::Threshold(num(arg)?)),
-            "thermometer" => Ok(Encoding::Thermometer(arg.split(',').map(num).collect::<Result<_, _>>()?)),
+            "thermometer" => Ok(Encoding::Thermometer(
+                arg.split(',').map(num).collect::<Result<_, _>>()?,
+            )),
             "bitplanes" => {
                 let p = num(arg)?;
-                u8::try_from(p).map(Encoding::BitPlanes).map_err(|_| format!("encoding '{s}': too many planes"))
+                u8::try_from(p)
+                    .map(Encoding::BitPlanes)
+                    .map_err(|_| format!("encoding '{s}': too many planes"))
             }
-            _ => Err(format!("encoding '{s}': unknown kind '{kind}' (threshold, thermometer, bitplanes)")),
+            _ => Err(format!(
+                "encoding '{s}': unknown kind '{kind}' (threshold, thermometer, bitplanes)"
+            )),
         }
     }
 }
@@ -197,7 +209,11 @@ mod tests {
     #[test]
     fn bad_encodings_are_rejected() {
         assert!("bitplanes:9".parse::<Encoding>().unwrap().check(8).is_err());
-        assert!("threshold:300".parse::<Encoding>().unwrap().check(8).is_err());
+        assert!("threshold:300"
+            .parse::<Encoding>()
+            .unwrap()
+            .check(8)
+            .is_err());
         assert!("gray:3".parse::<Encoding>().is_err());
     }
 }

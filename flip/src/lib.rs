@@ -5,6 +5,8 @@
 //! and its baselines.
 
 pub mod bits;
+pub mod data;
 pub mod encoding;
 pub mod model;
 pub mod reference;
+pub mod train;

@@ -9,17 +9,24 @@
 
 use rayon::prelude::*;
 
-use crate::bits::{agreements, set_bit, words_for};
-use crate::model::{Activation, BinaryLayer, FloatLayer, Layer, Model};
+use crate::bits::{agreements, set_bit, words_for, BitMatrix};
+use crate::model::{Activation, FloatLayer, Layer, Model};
 
-/// Popcount sums of one layer for one encoded input of `planes` planes.
-pub fn layer_sums(layer: &BinaryLayer, input: &[u64], planes: usize, sums: &mut [i32]) {
-    let w = words_for(layer.inputs);
-    for (i, s) in sums.iter_mut().enumerate().take(layer.outputs) {
-        let row = layer.weights.row(i);
+/// Popcount sums of one layer (`weights`, `inputs` wide) for one encoded input of `planes`
+/// planes; one sum per entry of `sums`.
+pub fn layer_sums(
+    weights: &BitMatrix,
+    inputs: usize,
+    input: &[u64],
+    planes: usize,
+    sums: &mut [i32],
+) {
+    let w = words_for(inputs);
+    for (i, s) in sums.iter_mut().enumerate() {
+        let row = weights.row(i);
         let mut acc = 0i32;
         for k in 0..planes {
-            acc += (agreements(&input[k * w..(k + 1) * w], row, layer.inputs) as i32) << k;
+            acc += (agreements(&input[k * w..(k + 1) * w], row, inputs) as i32) << k;
         }
         *s = acc;
     }
@@ -54,9 +61,11 @@ pub fn binary_scores(model: &Model, pixels: &[u8]) -> Vec<i32> {
     let mut planes = enc.planes();
     let mut sums = Vec::new();
     for layer in &model.layers {
-        let Layer::Binary(l) = layer else { panic!("binary_scores called on a float model") };
+        let Layer::Binary(l) = layer else {
+            panic!("binary_scores called on a float model")
+        };
         sums.resize(l.outputs, 0);
-        layer_sums(l, &x, planes, &mut sums);
+        layer_sums(&l.weights, l.inputs, &x, planes, &mut sums);
         match &l.activation {
             Activation::Threshold { thresholds, invert } => {
                 x = vec![0u64; words_for(l.outputs)];
@@ -90,11 +99,16 @@ pub fn float_layer(l: &FloatLayer, x: &[f32], last: bool) -> Vec<f32> {
 /// Class scores of a float model for one image.
 pub fn float_scores(model: &Model, pixels: &[u8]) -> Vec<f32> {
     let mut v = vec![0i16; model.input.encoded_inputs()];
-    model.input.encoding.input_values(model.input.pixel_bits, pixels, &mut v);
+    model
+        .input
+        .encoding
+        .input_values(model.input.pixel_bits, pixels, &mut v);
     let mut x: Vec<f32> = v.iter().map(|&q| q as f32).collect();
     let last = model.layers.len() - 1;
     for (i, layer) in model.layers.iter().enumerate() {
-        let Layer::Float(l) = layer else { panic!("float_scores called on a binary model") };
+        let Layer::Float(l) = layer else {
+            panic!("float_scores called on a binary model")
+        };
         x = float_layer(l, &x, i == last);
     }
     x
@@ -143,13 +157,22 @@ mod tests {
         w2.set(0, 0, true); // class 0 likes h0
         w2.set(1, 1, true); // class 1 likes h1
         Model {
-            input: InputSpec { width: 2, height: 2, channels: 1, pixel_bits: 8, encoding: Encoding::Threshold(128) },
+            input: InputSpec {
+                width: 2,
+                height: 2,
+                channels: 1,
+                pixel_bits: 8,
+                encoding: Encoding::Threshold(128),
+            },
             layers: vec![
                 Layer::Binary(BinaryLayer {
                     inputs: 4,
                     outputs: 2,
                     weights: w1,
-                    activation: Activation::Threshold { thresholds: vec![3, 3], invert: vec![false, false] },
+                    activation: Activation::Threshold {
+                        thresholds: vec![3, 3],
+                        invert: vec![false, false],
+                    },
                 }),
                 Layer::Binary(BinaryLayer {
                     inputs: 2,
@@ -183,13 +206,18 @@ mod tests {
     fn bit_plane_sums_weight_planes_by_power_of_two() {
         let mut w = BitMatrix::zeros(1, 2);
         w.set(0, 0, true); // weights [+1, -1]
-        let l = BinaryLayer { inputs: 2, outputs: 1, weights: w, activation: Activation::Scores { bias: vec![0] } };
+        let l = BinaryLayer {
+            inputs: 2,
+            outputs: 1,
+            weights: w,
+            activation: Activation::Scores { bias: vec![0] },
+        };
         let e = Encoding::BitPlanes(2);
         let mut x = vec![0u64; e.encoded_words(2)];
         // pixels q = [3, 1] -> centred values [3, -1]; dot = 3*1 + (-1)*(-1) = 4
         e.encode(2, &[3, 1], &mut x);
         let mut s = [0i32];
-        layer_sums(&l, &x, 2, &mut s);
+        layer_sums(&l.weights, l.inputs, &x, 2, &mut s);
         // s = (dot + (2^P - 1) n) / 2 = (4 + 3*2) / 2 = 5
         assert_eq!(s[0], 5);
     }

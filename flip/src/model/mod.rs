@@ -23,7 +23,7 @@ pub struct Model {
 }
 
 /// Shape and encoding of the input image.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct InputSpec {
     /// Pixels per row.
     pub width: usize,
@@ -168,9 +168,15 @@ impl Model {
             return err("input has no pixels".into());
         }
         if !(1..=8).contains(&self.input.pixel_bits) {
-            return err(format!("pixel_bits must be 1..=8, got {}", self.input.pixel_bits));
+            return err(format!(
+                "pixel_bits must be 1..=8, got {}",
+                self.input.pixel_bits
+            ));
         }
-        self.input.encoding.check(self.input.pixel_bits).map_err(ModelError)?;
+        self.input
+            .encoding
+            .check(self.input.pixel_bits)
+            .map_err(ModelError)?;
         if self.layers.is_empty() {
             return err("model has no layers".into());
         }
@@ -180,7 +186,10 @@ impl Model {
         for (i, layer) in self.layers.iter().enumerate() {
             let n = i + 1;
             if layer.inputs() != width {
-                return err(format!("layer {n} has {} inputs but receives {width}", layer.inputs()));
+                return err(format!(
+                    "layer {n} has {} inputs but receives {width}",
+                    layer.inputs()
+                ));
             }
             if layer.outputs() == 0 {
                 return err(format!("layer {n} has no outputs"));
@@ -191,12 +200,18 @@ impl Model {
                         return err(format!("layer {n} is binary in a float model"));
                     }
                     if l.weights.rows() != l.outputs || l.weights.cols() != l.inputs {
-                        return err(format!("layer {n} weights are not {}x{}", l.outputs, l.inputs));
+                        return err(format!(
+                            "layer {n} weights are not {}x{}",
+                            l.outputs, l.inputs
+                        ));
                     }
                     match (&l.activation, i == last) {
                         (Activation::Threshold { thresholds, invert }, false) => {
                             if thresholds.len() != l.outputs || invert.len() != l.outputs {
-                                return err(format!("layer {n} needs {} thresholds and direction bits", l.outputs));
+                                return err(format!(
+                                    "layer {n} needs {} thresholds and direction bits",
+                                    l.outputs
+                                ));
                             }
                         }
                         (Activation::Scores { bias }, true) => {
@@ -205,10 +220,14 @@ impl Model {
                             }
                         }
                         (Activation::Threshold { .. }, true) => {
-                            return err(format!("last layer {n} must produce scores, not thresholds"))
+                            return err(format!(
+                                "last layer {n} must produce scores, not thresholds"
+                            ))
                         }
                         (Activation::Scores { .. }, false) => {
-                            return err(format!("hidden layer {n} must have thresholds, not scores"))
+                            return err(format!(
+                                "hidden layer {n} must have thresholds, not scores"
+                            ))
                         }
                     }
                 }
@@ -220,7 +239,10 @@ impl Model {
                         || l.scale.len() != l.outputs
                         || l.shift.len() != l.outputs
                     {
-                        return err(format!("layer {n} float parameters do not match {}x{}", l.outputs, l.inputs));
+                        return err(format!(
+                            "layer {n} float parameters do not match {}x{}",
+                            l.outputs, l.inputs
+                        ));
                     }
                 }
             }

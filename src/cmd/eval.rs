@@ -1,0 +1,58 @@
+//! `flipchip eval`.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::bail;
+use serde_json::json;
+
+/// Evaluate a model file on a dataset's test split with the software reference.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The model file.
+    pub model: PathBuf,
+    /// Directory with IDX files; the embedded digits without it.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Print one JSON object as the last line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `flipchip eval`.
+pub fn run(a: Args) -> anyhow::Result<()> {
+    let model: flip::model::Model = todo!();
+    let data = super::load_data(a.data.as_deref())?;
+    if model.input.pixels() != data.pixels() {
+        bail!(
+            "{}: the model reads {} pixels per image but {} has {}",
+            a.model.display(),
+            model.input.pixels(),
+            data.name,
+            data.pixels()
+        );
+    }
+    let start = Instant::now();
+    let accuracy = flip::reference::accuracy(&model, &data.test.images, &data.test.labels);
+    let seconds = start.elapsed().as_secs_f64();
+    let samples = data.test.labels.len();
+    eprintln!(
+        "{}: {} on {}: test accuracy {:.2}% over {samples} images ({:.0} images/s)",
+        a.model.display(),
+        model.arch(),
+        data.name,
+        accuracy * 100.0,
+        samples as f64 / seconds.max(1e-9)
+    );
+    if a.json {
+        super::print_json(&json!({
+            "model": a.model.display().to_string(),
+            "arch": model.arch(),
+            "dataset": data.name,
+            "accuracy": accuracy,
+            "samples": samples,
+            "seconds": seconds,
+        }));
+    }
+    Ok(())
+}

@@ -1,0 +1,30 @@
+//! One module per subcommand; each reads files, does one stage and writes files.
+
+pub mod demo;
+pub mod eval;
+pub mod train;
+
+use std::path::Path;
+
+use anyhow::Context;
+
+/// Loads `--data DIR`, or the embedded digits without it, naming the directory on failure.
+pub fn load_data(dir: Option<&Path>) -> anyhow::Result<flip::data::Dataset> {
+    flip::data::load(dir).with_context(|| match dir {
+        Some(d) => format!("loading dataset from {}", d.display()),
+        None => "loading the embedded digits".to_string(),
+    })
+}
+
+/// Prints a JSON object as the last line of output.
+pub fn print_json(v: &serde_json::Value) {
+    println!("{v}");
+}
+
+/// Sets the worker thread count once (`--threads`, default all cores).
+pub fn set_threads(threads: Option<usize>) {
+    if let Some(t) = threads {
+        // Fails only if already set, which is harmless.
+        let _ = rayon::ThreadPoolBuilder::new().num_threads(t).build_global();
+    }
+}
