@@ -18,6 +18,14 @@ enum Command {
     Train(cmd::train::Args),
     /// Measure a model's test accuracy with the software reference.
     Eval(cmd::eval::Args),
+    /// Truncate a float model f32 -> f16 -> int8 -> binary and report each precision.
+    Quantize(cmd::quantize::Args),
+    /// Lower a model into a streaming accelerator in Verilog.
+    Compile(cmd::compile::Args),
+    /// Run a compiled design in the cycle-accurate simulator.
+    Sim(cmd::sim::Args),
+    /// Check reference, simulator and RTL against each other.
+    Verify(cmd::verify::Args),
     /// Run the whole flow on the embedded 8x8 digits.
     Demo(cmd::demo::Args),
 }
@@ -27,6 +35,10 @@ fn main() {
     let result = match cli.command {
         Command::Train(a) => cmd::train::run(a),
         Command::Eval(a) => cmd::eval::run(a),
+        Command::Quantize(a) => cmd::quantize::run(a),
+        Command::Compile(a) => cmd::compile::run(a),
+        Command::Sim(a) => cmd::sim::run(a),
+        Command::Verify(a) => cmd::verify::run(a),
         Command::Demo(a) => cmd::demo::run(a),
     };
     if let Err(e) = result {

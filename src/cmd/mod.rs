@@ -1,8 +1,12 @@
 //! One module per subcommand; each reads files, does one stage and writes files.
 
+pub mod compile;
 pub mod demo;
 pub mod eval;
+pub mod quantize;
+pub mod sim;
 pub mod train;
+pub mod verify;
 
 use std::path::Path;
 

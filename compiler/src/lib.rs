@@ -1,0 +1,1 @@
+//! Model -> dataflow IR -> Verilog and reports.

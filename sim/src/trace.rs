@@ -1,0 +1,106 @@
+//! What a simulation run observed, in the same shape for the Rust simulator, Verilator and
+//! Icarus, so two runs compare with `==` and the first difference names a cycle and a stage.
+
+/// The top-level interface of a generated design, written by the compiler as `ports.json` in
+/// the build directory. Harnesses size their ports from it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Ports {
+    /// Name of the top module (file `<top>.v` in the build directory).
+    pub top: String,
+    /// Every Verilog file of the design, relative to the build directory, in compile order.
+    pub files: Vec<String>,
+    /// Width of `s_data` (bits of one input beat).
+    pub input_width: u32,
+    /// Input beats per frame.
+    pub beats_per_frame: u32,
+    /// Width of `m_class`.
+    pub class_width: u32,
+    /// Number of classes; `m_scores` is `classes * score_width` bits, class 0 in the low bits.
+    pub classes: u32,
+    /// Width of one signed (two's complement) score in `m_scores`.
+    pub score_width: u32,
+    /// Names of the pipeline stages; bit `i` of the `dbg_fire` output is high in a cycle in which
+    /// stage `i` hands a beat to the next stage (its output valid and ready both high).
+    pub stages: Vec<String>,
+}
+
+/// One output beat of the top.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutputBeat {
+    /// Cycle (0 = first after reset) in which `m_valid && m_ready`.
+    pub cycle: u64,
+    /// `m_class`.
+    pub class: u32,
+    /// `m_scores`, sign-extended.
+    pub scores: Vec<i64>,
+}
+
+/// Everything observed in a run.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Trace {
+    /// Output beats in order.
+    pub outputs: Vec<OutputBeat>,
+    /// `(cycle, dbg_fire)` for every cycle in which `dbg_fire` is not zero, in order.
+    pub fires: Vec<(u64, u64)>,
+    /// Cycles simulated (0 up to the cycle of the last output beat, inclusive).
+    pub cycles: u64,
+}
+
+/// The first point at which two traces disagree.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Divergence {
+    /// First cycle that differs.
+    pub cycle: u64,
+    /// Stage names whose `dbg_fire` bit differs in that cycle, or `output` for the output beat.
+    pub stages: Vec<String>,
+    /// Human-readable account of both sides.
+    pub detail: String,
+}
+
+impl Trace {
+    /// The earliest cycle at which `self` and `other` differ, or `None` if they are identical.
+    pub fn first_divergence(&self, other: &Trace, ports: &Ports) -> Option<Divergence> {
+        let fire_at = |t: &Trace, i: usize| t.fires.get(i).copied();
+        let mut i = 0;
+        while i < self.fires.len().max(other.fires.len()) {
+            let (a, b) = (fire_at(self, i), fire_at(other, i));
+            if a != b {
+                let cycle = match (a, b) {
+                    (Some(x), Some(y)) => x.0.min(y.0),
+                    (Some(x), None) | (None, Some(x)) => x.0,
+                    (None, None) => unreachable!(),
+                };
+                let bits = |f: Option<(u64, u64)>| f.filter(|f| f.0 == cycle).map_or(0, |f| f.1);
+                let diff = bits(a) ^ bits(b);
+                let stages = (0..ports.stages.len())
+                    .filter(|s| diff >> s & 1 == 1)
+                    .map(|s| ports.stages[s].clone())
+                    .collect();
+                let detail = format!(
+                    "cycle {cycle}: stage fire bits {:#x} vs {:#x}",
+                    bits(a),
+                    bits(b)
+                );
+                let out = self.output_divergence(other);
+                if let Some(o) = out.filter(|o| o.cycle < cycle) {
+                    return Some(o);
+                }
+                return Some(Divergence { cycle, stages, detail });
+            }
+            i += 1;
+        }
+        self.output_divergence(other)
+    }
+
+    fn output_divergence(&self, other: &Trace) -> Option<Divergence> {
+        let n = self.outputs.len().max(other.outputs.len());
+        (0..n).find_map(|i| {
+            let (a, b) = (self.outputs.get(i), other.outputs.get(i));
+            (a != b).then(|| Divergence {
+                cycle: [a, b].iter().flatten().map(|o| o.cycle).min().unwrap_or(0),
+                stages: vec!["output".into()],
+                detail: format!("output beat {i}: {a:?} vs {b:?}"),
+            })
+        })
+    }
+}

@@ -1,0 +1,1 @@
+//! Verilator and Icarus harnesses for generated designs.
