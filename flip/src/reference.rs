@@ -143,7 +143,7 @@ mod tests {
     use super::*;
     use crate::bits::BitMatrix;
     use crate::encoding::Encoding;
-    use crate::model::{InputSpec, Metadata};
+    use crate::model::{BinaryLayer, InputSpec, Metadata};
 
     /// Hand-worked 4-pixel network: one hidden layer of 2 neurons, 2 classes.
     fn tiny() -> Model {

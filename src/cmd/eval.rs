@@ -21,7 +21,7 @@ pub struct Args {
 
 /// Runs `flipchip eval`.
 pub fn run(a: Args) -> anyhow::Result<()> {
-    let model: flip::model::Model = todo!();
+    let model = flip::model::format::load(&a.model)?;
     let data = super::load_data(a.data.as_deref())?;
     if model.input.pixels() != data.pixels() {
         bail!(

@@ -32,3 +32,11 @@ pub fn set_threads(threads: Option<usize>) {
         let _ = rayon::ThreadPoolBuilder::new().num_threads(t).build_global();
     }
 }
+
+/// Peak resident memory of this process in MiB (Linux `VmHWM`), for the benchmark scripts.
+pub fn peak_memory_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}

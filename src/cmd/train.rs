@@ -64,16 +64,26 @@ pub struct Args {
 fn parse_arch(arch: &str, pixels: usize, classes: usize) -> anyhow::Result<Vec<usize>> {
     let widths: Vec<usize> = arch
         .split('-')
-        .map(|w| w.trim().parse::<usize>().with_context(|| format!("--arch {arch}: '{w}' is not a width")))
+        .map(|w| {
+            w.trim()
+                .parse::<usize>()
+                .with_context(|| format!("--arch {arch}: '{w}' is not a width"))
+        })
         .collect::<anyhow::Result<_>>()?;
     if widths.len() < 2 {
         bail!("--arch {arch}: need at least an input and an output width");
     }
     if widths[0] != pixels {
-        bail!("--arch {arch}: the data has {pixels} pixels per image, not {}", widths[0]);
+        bail!(
+            "--arch {arch}: the data has {pixels} pixels per image, not {}",
+            widths[0]
+        );
     }
     if widths[widths.len() - 1] != classes {
-        bail!("--arch {arch}: the data has {classes} classes, not {}", widths[widths.len() - 1]);
+        bail!(
+            "--arch {arch}: the data has {classes} classes, not {}",
+            widths[widths.len() - 1]
+        );
     }
     if widths.contains(&0) {
         bail!("--arch {arch}: a layer of width 0");
@@ -81,12 +91,21 @@ fn parse_arch(arch: &str, pixels: usize, classes: usize) -> anyhow::Result<Vec<u
     Ok(widths[1..].to_vec())
 }
 
-/// Defaults that depend on the data: small data gets a small net and more epochs.
-fn defaults(pixels: usize, classes: usize) -> (String, usize, usize) {
+/// Defaults that depend on the data: small data gets a small net, more epochs, and (for the
+/// flip optimizer) a gentler learning rate, since 1438 images give few steps to average over.
+fn defaults(
+    pixels: usize,
+    classes: usize,
+) -> (
+    String,
+    usize,
+    usize,
+    &'static [(&'static str, &'static str)],
+) {
     if pixels <= 64 {
-        (format!("{pixels}-128-{classes}"), 30, 20)
+        (format!("{pixels}-128-{classes}"), 30, 20, &[("lr", "0.5")])
     } else {
-        (format!("{pixels}-256-256-{classes}"), 10, 100)
+        (format!("{pixels}-256-256-{classes}"), 10, 100, &[])
     }
 }
 
@@ -95,7 +114,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     super::set_threads(a.threads);
     let started = Instant::now();
     let data = super::load_data(a.data.as_deref())?;
-    let (arch, epochs, batch) = defaults(data.pixels(), data.classes);
+    let (arch, epochs, batch, tuned) = defaults(data.pixels(), data.classes);
     let arch = a.arch.clone().unwrap_or(arch);
     let layers = parse_arch(&arch, data.pixels(), data.classes)?;
     let optimizer: OptimizerKind = a.optimizer.parse().map_err(anyhow::Error::msg)?;
@@ -103,14 +122,15 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         Some(e) => e.parse().map_err(anyhow::Error::msg)?,
         None => Encoding::default_for(data.pixel_bits),
     };
-    let params = a
-        .set
+    let optimizer_tuned = if a.optimizer == "flip" { tuned } else { &[] };
+    let params = optimizer_tuned
         .iter()
-        .map(|kv| {
+        .map(|(k, v)| Ok((k.to_string(), v.to_string())))
+        .chain(a.set.iter().map(|kv| {
             kv.split_once('=')
                 .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
                 .with_context(|| format!("--set {kv}: expected KEY=VALUE"))
-        })
+        }))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let cfg = TrainConfig {
         optimizer,
@@ -130,7 +150,13 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         .progress_chars("=> ");
     let mut bar: Option<ProgressBar> = None;
     let result = flip::train::train(&cfg, &data, Some(&ckpt), a.resume.as_deref(), |p| match p {
-        Progress::Batch { epoch, done, total, loss, accuracy } if show => {
+        Progress::Batch {
+            epoch,
+            done,
+            total,
+            loss,
+            accuracy,
+        } if show => {
             let b = bar.get_or_insert_with(|| {
                 let b = ProgressBar::new(total as u64).with_style(bar_style.clone());
                 b.set_prefix(format!("{}/{}", epoch + 1, cfg.epochs));
@@ -160,7 +186,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         _ => {}
     })
     .with_context(|| format!("training on {}", data.name))?;
-    //SAVE flip::model::format::save(&result.model, &a.out)?;
+    flip::model::format::save(&result.model, &a.out)?;
     let accuracy = result.model.meta.test_accuracy.unwrap_or(0.0);
     let epoch_seconds = if result.history.is_empty() {
         0.0
@@ -195,6 +221,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             "weights": weights,
             "state_bytes_per_weight": result.state_bytes as f64 / weights.max(1) as f64,
             "stopped": result.stopped,
+            "peak_memory_mib": super::peak_memory_mib(),
             "history": result.history.iter().map(|h| json!({
                 "epoch": h.epoch + 1, "loss": h.loss, "train_accuracy": h.train_accuracy,
                 "test_accuracy": h.test_accuracy, "seconds": h.seconds})).collect::<Vec<_>>(),

@@ -62,6 +62,8 @@ const KNOWN: &[&str] = &[
     "temperature",
     "decay",
     "acc_bits",
+    "norm",
+    "ste",
 ];
 
 /// Fractional bits of thresholds and score offsets.
@@ -78,6 +80,10 @@ struct Settings {
     /// `None` = BOLD's automatic rule.
     decay: Option<f64>,
     acc_bits: u32,
+    /// Normalise the weight signal per neuron instead of per layer.
+    per_neuron: bool,
+    /// Weight the backward signal by closeness to the threshold (triangle) instead of a box.
+    triangle: bool,
 }
 
 /// Per-weight accumulators at the chosen width.
@@ -98,6 +104,8 @@ struct FlipLayer {
     bias: Vec<i64>,
     /// Running mean square of this layer's weight signal.
     q_ms: f64,
+    /// Running mean square of each neuron's weight signal (`norm=neuron`).
+    neuron_ms: Vec<f32>,
     /// Running mean square of the per-neuron threshold signal.
     t_ms: f64,
     /// Running spread of `s - T` (hidden layers), for the backward window.
@@ -160,6 +168,16 @@ impl FlipOptimizer {
             temperature: param(params, "temperature", 3.0)?,
             decay,
             acc_bits: param(params, "acc_bits", 8)?,
+            per_neuron: match param(params, "norm", "layer".to_string())?.as_str() {
+                "layer" => false,
+                "neuron" => true,
+                v => return Err(format!("setting norm={v}: expected layer or neuron")),
+            },
+            triangle: match param(params, "ste", "box".to_string())?.as_str() {
+                "box" => false,
+                "triangle" => true,
+                v => return Err(format!("setting ste={v}: expected box or triangle")),
+            },
         };
         let limit = match settings.acc_bits {
             8 => i8::MAX as i32,
@@ -197,6 +215,7 @@ impl FlipOptimizer {
                 acc,
                 bias: vec![0; m],
                 q_ms: 0.0,
+                neuron_ms: vec![0.0; m],
                 t_ms: 0.0,
                 spread: 0.0,
                 flipped_share: 0.0,
@@ -460,8 +479,11 @@ impl Optimizer for FlipOptimizer {
             for b in 0..bsz {
                 for i in 0..m {
                     let k = b * m + i;
-                    if (sums[k] - layer.int_bias(i)).abs() > radius {
+                    let dist = (sums[k] - layer.int_bias(i)).abs();
+                    if dist > radius {
                         g[k] = 0;
+                    } else if s.triangle {
+                        g[k] = (g[k] as i64 * (radius - dist + 1) as i64 / radius as i64) as i32;
                     }
                     maxabs = maxabs.max(g[k].abs());
                 }
@@ -495,15 +517,31 @@ impl Optimizer for FlipOptimizer {
                 Acc::I16(v) => v.chunks_mut(n).map(AccRow::I16).collect(),
             };
             let wrows: Vec<&mut [u64]> = layer.weights.rows_mut().take(m).collect();
+            let per_neuron = s.per_neuron;
+            let lr_fx = lr * unit as f64 * 4294967296.0;
             let results: Vec<(f64, usize, i64)> = acc_rows
                 .into_par_iter()
                 .zip(wrows.into_par_iter())
+                .zip(layer.neuron_ms.par_iter_mut())
                 .enumerate()
                 .map_init(
                     || vec![0i32; n],
-                    |q, (i, (acc, row))| {
+                    |q, (i, ((acc, row), nms))| {
                         let dsum = weight_signal(q, d, x, i, m, n);
                         let sq: f64 = q.iter().map(|&v| (v as f64) * (v as f64)).sum();
+                        let gain = if per_neuron {
+                            // Rows whose signal is all zero this step keep their average.
+                            if sq > 0.0 {
+                                *nms = ema(*nms as f64, sq / n as f64) as f32;
+                            }
+                            if *nms > 0.0 {
+                                (lr_fx / (*nms as f64).sqrt()) as i64
+                            } else {
+                                0
+                            }
+                        } else {
+                            gain
+                        };
                         let mut rng = Stream::new(seed, i as u64);
                         let flips = match acc {
                             AccRow::I8(a) => {
@@ -583,7 +621,10 @@ impl Optimizer for FlipOptimizer {
                     Acc::I8(v) => v.len(),
                     Acc::I16(v) => 2 * v.len(),
                 };
-                l.weights.rows() * l.weights.words_per_row() * 8 + acc + l.bias.len() * 8
+                l.weights.rows() * l.weights.words_per_row() * 8
+                    + acc
+                    + l.bias.len() * 8
+                    + l.neuron_ms.len() * 4
             })
             .sum()
     }

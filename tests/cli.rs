@@ -1,0 +1,106 @@
+//! End-to-end checks of the `flipchip` command line on the embedded digits.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn flipchip(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_flipchip"))
+        .args(args)
+        .output()
+        .expect("the flipchip binary runs")
+}
+
+/// The JSON object on the last line of stdout.
+fn last_json(out: &Output) -> serde_json::Value {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(line).unwrap_or_else(|e| {
+        panic!(
+            "last line is not JSON ({e}): {line:?}\nstderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn default_training_on_digits_reaches_the_accuracy_bar_and_eval_agrees() {
+    let dir = scratch("cli-train");
+    let model = dir.join("digits.fcm");
+    let out = flipchip(&["train", "--out", s(&model), "--json", "--quiet"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let train = last_json(&out);
+    let acc = train["accuracy"].as_f64().unwrap();
+    assert!(acc >= 0.93, "digits test accuracy {acc} below 93%");
+    for key in ["samples", "seconds", "epoch_seconds", "state_bytes"] {
+        assert!(train[key].as_f64().unwrap() > 0.0, "train JSON lacks {key}");
+    }
+    let bytes_per_weight = train["state_bytes_per_weight"].as_f64().unwrap();
+    assert!(bytes_per_weight <= 1.5, "state {bytes_per_weight} bytes/weight");
+
+    let out = flipchip(&["eval", s(&model), "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let eval = last_json(&out);
+    assert_eq!(eval["accuracy"].as_f64().unwrap(), acc, "eval disagrees with train");
+    assert_eq!(eval["samples"], train["samples"]);
+}
+
+#[test]
+fn same_seed_gives_an_identical_model_file() {
+    let dir = scratch("cli-seed");
+    let (a, b) = (dir.join("a.fcm"), dir.join("b.fcm"));
+    for m in [&a, &b] {
+        let out = flipchip(&["train", "--epochs", "3", "--seed", "9", "--out", s(m), "--quiet"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let text = std::fs::read_to_string(&a).unwrap();
+    assert!(text.starts_with("flipchip-model 1"));
+    assert_eq!(text, std::fs::read_to_string(&b).unwrap());
+    let out = flipchip(&["train", "--epochs", "3", "--seed", "10", "--out", s(&b), "--quiet"]);
+    assert!(out.status.success());
+    assert_ne!(text, std::fs::read_to_string(&b).unwrap(), "seed has no effect");
+}
+
+#[test]
+fn a_malformed_model_file_is_an_error_naming_file_and_line() {
+    let dir = scratch("cli-bad");
+    let bad = dir.join("bad.fcm");
+    std::fs::write(&bad, "flipchip-model 1\ninput width 8 height eight\n").unwrap();
+    let out = flipchip(&["eval", s(&bad)]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.fcm") && err.contains("line 2"), "unhelpful error: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+
+    let out = flipchip(&["eval", s(&dir.join("missing.fcm"))]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.fcm"));
+}
+
+#[test]
+fn a_corrupt_dataset_is_an_error_naming_the_file() {
+    let dir = scratch("cli-corrupt");
+    for f in [
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ] {
+        std::fs::write(dir.join(f), [0u8, 0, 8, 3, 0, 0]).unwrap();
+    }
+    let out = flipchip(&["train", "--data", s(&dir), "--out", s(&dir.join("m.fcm"))]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("-idx"), "error does not name the file: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
