@@ -103,7 +103,12 @@ fn defaults(
     &'static [(&'static str, &'static str)],
 ) {
     if pixels <= 64 {
-        (format!("{pixels}-128-{classes}"), 30, 20, &[("lr", "0.5")])
+        (
+            format!("{pixels}-128-{classes}"),
+            30,
+            20,
+            &[("lr", "0.5"), ("temperature", "1")],
+        )
     } else {
         (format!("{pixels}-256-256-{classes}"), 10, 100, &[])
     }

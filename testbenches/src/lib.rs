@@ -1,1 +1,469 @@
 //! Verilator and Icarus harnesses for generated designs.
+//!
+//! [`run`] simulates a build directory (a `ports.json` plus the Verilog files it lists) under an
+//! RTL simulator with exactly the per-cycle stimulus of [`sim::stimulus`] and returns the
+//! [`sim::trace::Trace`] it observed, so the result compares with `==` against the Rust
+//! simulator and against the other RTL simulator.
+//!
+//! # Top-level ports
+//!
+//! `clk`, `rst` (active high, synchronous), `s_valid`, `s_ready`, `s_data[input_width]`,
+//! `m_valid`, `m_ready`, `m_class[class_width]`, `m_scores[classes * score_width]`,
+//! `dbg_fire[stages.len()]`. Only the rising edge of `clk` may be used.
+//!
+//! # Stimulus (both simulators)
+//!
+//! - [`RESET_CYCLES`] cycles with `rst = 1`, `s_valid = 0`, `m_ready = 0`, `s_data = 0`.
+//! - Cycle `t` (from 0): `s_valid = have_beat && !bubble`, `m_ready = !stall` with
+//!   `Stimulus::at(t)`; `s_data` is the next unsent beat whenever one is left, even in a bubble,
+//!   and 0 once every beat was sent. The design settles, then `s_ready`, `m_valid`, `m_class`,
+//!   `m_scores` and `dbg_fire` are sampled (the handshake of cycle `t`), then the rising edge.
+//! - The run stops after the cycle of the `n_beats / beats_per_frame`-th output beat
+//!   ([`Trace::cycles`] is that cycle + 1), or fails with [`HarnessError::Timeout`] after
+//!   `max_cycles` cycles.
+//!
+//! # Beats
+//!
+//! One beat is `ceil(input_width / 8)` bytes of `beats`, little-endian (one byte per beat for
+//! `input_width <= 8`); `input_width` may be 1..=64. Bits above `input_width` must be zero.
+//!
+//! # Trace file
+//!
+//! Both testbenches write the same line-oriented text file, all numbers in lower-case hex
+//! without `0x` (any number of digits; Icarus pads to the signal width):
+//!
+//! ```text
+//! F <cycle> <dbg_fire>            every cycle with dbg_fire != 0
+//! O <cycle> <m_class> <m_scores>  every cycle with m_valid && m_ready; m_scores is the raw port
+//! X <cycle> <signal>              Icarus only: s_ready or m_valid was X/Z (the run stops)
+//! E <cycles> <outputs> [<ns>]     end: cycles simulated, output beats seen, and (Verilator)
+//!                                 nanoseconds spent in the simulation loop
+//! ```
+//!
+//! `x`/`z` digits (Icarus) in `dbg_fire`, `m_class` or `m_scores` are reported as
+//! [`HarnessError::Unknown`].
+//!
+//! # Cache
+//!
+//! Compiled testbenches live in `<build_dir>/obj_verilator/<hash>/` (binary `Vtb`) and
+//! `<build_dir>/obj_icarus/<hash>/` (`tb.vvp`), where `<hash>` (FNV-1a 64) covers the names and
+//! contents of the Verilog files in `ports.json`, the generated testbench (which encodes the port
+//! widths), the top name, the tool version and the flags. Files pulled in with `` `include `` are
+//! not hashed. A lock file (`obj_<tool>/.lock`, `flock`) serialises building across threads and
+//! processes, so a second caller waits and then finds the build; builds go to a staging
+//! directory renamed into place, and older hashes are removed after a new build. Each run uses a
+//! fresh `obj_<tool>/run-<pid>-<n>/` for its beats and trace files, removed afterwards.
+//!
+//! Verilator builds run `verilator --cc --exe` and then `make` themselves, so that the
+//! Verilator runtime objects (`verilated.o`, `verilated_threads.o`: most of the C++ compile
+//! time) can be shared between build directories: they are kept in
+//! `$FLIPCHIP_VERILATOR_RUNTIME` (default `<temp dir>/flipchip-verilator-runtime/<key>/`),
+//! keyed by the exact compile commands (`make -n`), the C++ compiler's and Verilator's versions.
+//! If linking with a shared copy fails, the build is redone from scratch and the copy replaced.
+
+mod cache;
+mod icarus;
+mod tracefile;
+mod verilator;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use sim::stimulus::Stimulus;
+use sim::trace::{Ports, Trace};
+
+pub use sim::stimulus::RESET_CYCLES;
+
+/// An RTL simulator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Rtl {
+    /// Verilator (C++ model compiled with `-O3`, our own C++ testbench).
+    Verilator,
+    /// Icarus Verilog (`iverilog` + `vvp`, Verilog testbench).
+    Icarus,
+}
+
+impl Rtl {
+    /// Name for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Rtl::Verilator => "verilator",
+            Rtl::Icarus => "icarus",
+        }
+    }
+}
+
+impl std::fmt::Display for Rtl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.name())
+    }
+}
+
+/// A finished RTL run.
+#[derive(Clone, Debug)]
+pub struct RtlRun {
+    /// What the design did.
+    pub trace: Trace,
+    /// Seconds of simulation only (no compilation). Verilator: the testbench's own clock around
+    /// its cycle loop (including trace writing). Icarus: wall time of the `vvp` process.
+    pub seconds: f64,
+    /// `trace.cycles / seconds`.
+    pub cycles_per_second: f64,
+    /// Seconds spent compiling the testbench in this call (0 when the cache was used).
+    pub compile_seconds: f64,
+}
+
+/// Everything that can go wrong in a harness run.
+#[derive(Debug, thiserror::Error)]
+pub enum HarnessError {
+    /// The simulator is not installed.
+    #[error("{tool} not found ({detail}); install it with `scripts/setup.sh` or `sudo apt-get install {package}`")]
+    ToolMissing {
+        tool: &'static str,
+        package: &'static str,
+        detail: String,
+    },
+    /// `ports.json` describes something the harness cannot drive.
+    #[error("unsupported ports: {0}")]
+    Ports(String),
+    /// The input beats do not fit the ports.
+    #[error("bad input beats: {0}")]
+    Beats(String),
+    /// A file operation failed.
+    #[error("{action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The testbench or design did not compile.
+    #[error("{tool} compilation failed (command: {command})\n{log}")]
+    Compile {
+        tool: Rtl,
+        command: String,
+        log: String,
+    },
+    /// The simulation process failed.
+    #[error("{tool} simulation failed ({status}; command: {command})\n{log}")]
+    Simulation {
+        tool: Rtl,
+        status: String,
+        command: String,
+        log: String,
+    },
+    /// `max_cycles` passed before every output beat arrived. `trace` holds what was observed.
+    #[error("{tool}: only {outputs} of {expected} output beats after {cycles} cycles (max_cycles reached)")]
+    Timeout {
+        tool: Rtl,
+        outputs: usize,
+        expected: usize,
+        cycles: u64,
+        trace: Box<Trace>,
+    },
+    /// A signal was X or Z (Icarus).
+    #[error("{tool}: {signal} is X/Z in cycle {cycle}{detail}")]
+    Unknown {
+        tool: Rtl,
+        cycle: u64,
+        signal: String,
+        detail: String,
+    },
+    /// The trace file could not be understood (a harness bug).
+    #[error("{tool} trace line {line}: {msg}")]
+    TraceFormat { tool: Rtl, line: usize, msg: String },
+}
+
+pub(crate) fn io_err(
+    action: &'static str,
+    path: &Path,
+) -> impl FnOnce(std::io::Error) -> HarnessError {
+    let path = path.to_path_buf();
+    move |source| HarnessError::Io {
+        action,
+        path,
+        source,
+    }
+}
+
+/// Checks that `rtl`'s programs are installed and runnable.
+pub fn available(rtl: Rtl) -> Result<(), HarnessError> {
+    let progs: &[(&'static str, &str, &'static str)] = match rtl {
+        // The verilated model is built with make and the C++ compiler verilated.mk uses.
+        Rtl::Verilator => &[
+            ("verilator", "--version", "verilator"),
+            ("make", "--version", "make"),
+            ("g++", "--version", "g++"),
+        ],
+        Rtl::Icarus => &[("iverilog", "-V", "iverilog"), ("vvp", "-V", "iverilog")],
+    };
+    for &(prog, flag, package) in progs {
+        tool_version(prog, flag).map_err(|detail| HarnessError::ToolMissing {
+            tool: prog,
+            package,
+            detail,
+        })?;
+    }
+    Ok(())
+}
+
+/// First line of `prog flag`'s output, or why it could not run. Successes are remembered for
+/// the life of the process (`verilator --version` is a Perl script that takes a while).
+pub(crate) fn tool_version(prog: &str, flag: &str) -> Result<String, String> {
+    static SEEN: Mutex<Vec<(String, String, String)>> = Mutex::new(Vec::new());
+    let seen = |p: &(String, String, String)| p.0 == prog && p.1 == flag;
+    if let Some(v) = SEEN.lock().unwrap().iter().find(|p| seen(p)) {
+        return Ok(v.2.clone());
+    }
+    let version = run_version(prog, flag)?;
+    SEEN.lock()
+        .unwrap()
+        .push((prog.into(), flag.into(), version.clone()));
+    Ok(version)
+}
+
+fn run_version(prog: &str, flag: &str) -> Result<String, String> {
+    match Command::new(prog).arg(flag).output() {
+        Ok(out) => {
+            let text = String::from_utf8_lossy(&out.stdout).to_string()
+                + &String::from_utf8_lossy(&out.stderr);
+            // `iverilog -V` exits non-zero without input files but still prints its version.
+            match text.lines().next() {
+                Some(line) if !line.trim().is_empty() => Ok(line.trim().to_string()),
+                _ => Err(format!("`{prog} {flag}` printed nothing ({})", out.status)),
+            }
+        }
+        Err(e) => Err(format!("cannot run `{prog}`: {e}")),
+    }
+}
+
+/// Reads `<build_dir>/ports.json`.
+pub fn read_ports(build_dir: &Path) -> Result<Ports, HarnessError> {
+    let path = build_dir.join("ports.json");
+    let text = std::fs::read_to_string(&path).map_err(io_err("reading", &path))?;
+    serde_json::from_str(&text).map_err(|e| HarnessError::Ports(format!("{}: {e}", path.display())))
+}
+
+/// Bytes of `beats` per input beat.
+pub fn bytes_per_beat(ports: &Ports) -> usize {
+    (ports.input_width as usize).div_ceil(8).max(1)
+}
+
+/// The run parameters shared by both testbenches.
+pub(crate) struct Job<'a> {
+    pub build_dir: &'a Path,
+    pub ports: &'a Ports,
+    /// Beats as integers.
+    pub beats: Vec<u64>,
+    /// Output beats to wait for.
+    pub expected: usize,
+    pub stim: Stimulus,
+    pub max_cycles: u64,
+    /// A fresh directory for this run's files.
+    pub run_dir: PathBuf,
+}
+
+/// What a testbench process reported.
+pub(crate) struct Finished {
+    pub trace_path: PathBuf,
+    /// Simulation seconds measured outside the trace (Icarus), if any.
+    pub wall_seconds: f64,
+    pub compile_seconds: f64,
+}
+
+/// Runs `build_dir`'s design under `rtl` with `beats` and `stim`; see the crate documentation for
+/// the exact protocol.
+pub fn run(
+    build_dir: &Path,
+    ports: &Ports,
+    rtl: Rtl,
+    beats: &[u8],
+    stim: Stimulus,
+    max_cycles: u64,
+) -> Result<RtlRun, HarnessError> {
+    available(rtl)?;
+    check_ports(ports)?;
+    let beats = decode_beats(ports, beats)?;
+    let expected = beats.len() / ports.beats_per_frame as usize;
+    let run_dir = fresh_run_dir(build_dir, rtl)?;
+    let job = Job {
+        build_dir,
+        ports,
+        beats,
+        expected,
+        stim,
+        max_cycles,
+        run_dir: run_dir.clone(),
+    };
+    let result = (|| {
+        let fin = match rtl {
+            Rtl::Verilator => verilator::run(&job)?,
+            Rtl::Icarus => icarus::run(&job)?,
+        };
+        let parsed = tracefile::parse(rtl, &fin.trace_path, ports)?;
+        if parsed.trace.outputs.len() < expected {
+            return Err(HarnessError::Timeout {
+                tool: rtl,
+                outputs: parsed.trace.outputs.len(),
+                expected,
+                cycles: parsed.trace.cycles,
+                trace: Box::new(parsed.trace),
+            });
+        }
+        let seconds = parsed.loop_seconds.unwrap_or(fin.wall_seconds).max(1e-9);
+        Ok(RtlRun {
+            cycles_per_second: parsed.trace.cycles as f64 / seconds,
+            trace: parsed.trace,
+            seconds,
+            compile_seconds: fin.compile_seconds,
+        })
+    })();
+    let _ = std::fs::remove_dir_all(&run_dir);
+    result
+}
+
+/// Rejects port shapes the harnesses cannot drive.
+pub fn check_ports(p: &Ports) -> Result<(), HarnessError> {
+    let bad = |m: String| Err(HarnessError::Ports(m));
+    let ident = |s: &str| {
+        s.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    if !ident(&p.top) {
+        return bad(format!("top {:?} is not a plain identifier", p.top));
+    }
+    if p.files.is_empty() {
+        return bad("no Verilog files".into());
+    }
+    if !(1..=64).contains(&p.input_width) {
+        return bad(format!("input_width {} not in 1..=64", p.input_width));
+    }
+    if p.beats_per_frame == 0 {
+        return bad("beats_per_frame is 0".into());
+    }
+    if !(1..=32).contains(&p.class_width) {
+        return bad(format!("class_width {} not in 1..=32", p.class_width));
+    }
+    if p.classes == 0 {
+        return bad("classes is 0".into());
+    }
+    if !(1..=64).contains(&p.score_width) {
+        return bad(format!("score_width {} not in 1..=64", p.score_width));
+    }
+    if !(1..=64).contains(&p.stages.len()) {
+        return bad(format!(
+            "{} stages, dbg_fire must be 1..=64 bits",
+            p.stages.len()
+        ));
+    }
+    Ok(())
+}
+
+/// Splits `bytes` into beats of [`bytes_per_beat`] little-endian bytes.
+pub fn decode_beats(ports: &Ports, bytes: &[u8]) -> Result<Vec<u64>, HarnessError> {
+    let n = bytes_per_beat(ports);
+    if !bytes.len().is_multiple_of(n) {
+        return Err(HarnessError::Beats(format!(
+            "{} bytes is not a whole number of {n}-byte beats (input_width {})",
+            bytes.len(),
+            ports.input_width
+        )));
+    }
+    let w = ports.input_width;
+    bytes
+        .chunks(n)
+        .enumerate()
+        .map(|(i, c)| {
+            let v = c.iter().rev().fold(0u64, |a, &b| a << 8 | u64::from(b));
+            if w < 64 && v >> w != 0 {
+                return Err(HarnessError::Beats(format!(
+                    "beat {i} = {v:#x} does not fit input_width {w}"
+                )));
+            }
+            Ok(v)
+        })
+        .collect()
+}
+
+fn fresh_run_dir(build_dir: &Path, rtl: Rtl) -> Result<PathBuf, HarnessError> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let dir = cache::tool_dir(build_dir, rtl).join(format!("run-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(io_err("creating", &dir))?;
+    Ok(dir)
+}
+
+/// Shell-like rendering of a command for error messages.
+pub(crate) fn show_command(cmd: &Command) -> String {
+    std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|s| s.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ports(input_width: u32) -> Ports {
+        Ports {
+            top: "t".into(),
+            files: vec!["t.v".into()],
+            input_width,
+            beats_per_frame: 1,
+            class_width: 2,
+            classes: 3,
+            score_width: 8,
+            stages: vec!["a".into()],
+        }
+    }
+
+    #[test]
+    fn beats_are_little_endian_and_checked() {
+        assert_eq!(decode_beats(&ports(8), &[1, 255]).unwrap(), vec![1, 255]);
+        assert_eq!(
+            decode_beats(&ports(12), &[0x34, 0x02, 0xff, 0x0f]).unwrap(),
+            vec![0x234, 0xfff]
+        );
+        assert!(decode_beats(&ports(12), &[0x34, 0x12]).is_err());
+        assert!(decode_beats(&ports(12), &[0x34]).is_err());
+        assert!(decode_beats(&ports(1), &[2]).is_err());
+        let b = 0x0123_4567_89ab_cdefu64.to_le_bytes();
+        assert_eq!(
+            decode_beats(&ports(64), &b).unwrap(),
+            vec![0x0123_4567_89ab_cdef]
+        );
+    }
+
+    #[test]
+    fn missing_tool_message_says_how_to_install() {
+        let e = HarnessError::ToolMissing {
+            tool: "verilator",
+            package: "verilator",
+            detail: "cannot run `verilator`: No such file or directory".into(),
+        };
+        let m = e.to_string();
+        assert!(
+            m.contains("scripts/setup.sh") && m.contains("apt-get install verilator"),
+            "{m}"
+        );
+        assert!(tool_version("flipchip-no-such-tool", "-V").is_err());
+    }
+
+    #[test]
+    fn port_checks() {
+        assert!(check_ports(&ports(8)).is_ok());
+        assert!(check_ports(&ports(65)).is_err());
+        let mut p = ports(8);
+        p.top = "a b".into();
+        assert!(check_ports(&p).is_err());
+        let mut p = ports(8);
+        p.stages.clear();
+        assert!(check_ports(&p).is_err());
+    }
+}
