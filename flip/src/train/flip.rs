@@ -44,7 +44,7 @@
 //!
 //! Settings (`--set key=value`): `threshold` (default 16), `lr` (1.0), `lr_end` (0.05),
 //! `lr_threshold` (0.05), `window` (0.7), `temperature` (0.35), `ste` (`triangle` or `box`),
-//! `norm` (`layer`, or `neuron` for a per-neuron running RMS), `decay` (`auto` or a number),
+//! `decay` (`auto` or a number),
 //! `acc_bits` (8 or 16; at 16 the threshold and steps scale by 256, so the two differ only in
 //! resolution). The defaults come from sweeps on Fashion-MNIST 784-256-256-10; a low softmax
 //! temperature keeps an error signal on samples that are right but close to the margin.
@@ -67,9 +67,7 @@ const KNOWN: &[&str] = &[
     "temperature",
     "decay",
     "acc_bits",
-    "norm",
     "ste",
-    "window_scope",
 ];
 
 /// Fractional bits of thresholds and score offsets.
@@ -86,12 +84,8 @@ struct Settings {
     /// `None` = BOLD's automatic rule.
     decay: Option<f64>,
     acc_bits: u32,
-    /// Normalise the weight signal per neuron instead of per layer.
-    per_neuron: bool,
     /// Weight the backward signal by closeness to the threshold (triangle) instead of a box.
     triangle: bool,
-    /// Size each neuron's window from its own spread instead of the layer's.
-    neuron_window: bool,
 }
 
 /// Per-weight accumulators at the chosen width.
@@ -112,14 +106,10 @@ struct FlipLayer {
     bias: Vec<i64>,
     /// Running mean square of this layer's weight signal.
     q_ms: f64,
-    /// Running mean square of each neuron's weight signal (`norm=neuron`).
-    neuron_ms: Vec<f32>,
     /// Running mean square of the per-neuron threshold signal.
     t_ms: f64,
     /// Running spread of `s - T` (hidden layers), for the backward window.
     spread: f64,
-    /// Running spread of `s - T` per neuron (`window_scope=neuron`).
-    neuron_spread: Vec<f32>,
     /// Share of weights flipped by the last step (for `decay=auto`).
     flipped_share: f64,
 }
@@ -178,16 +168,6 @@ impl FlipOptimizer {
             temperature: param(params, "temperature", 0.35)?,
             decay,
             acc_bits: param(params, "acc_bits", 8)?,
-            per_neuron: match param(params, "norm", "layer".to_string())?.as_str() {
-                "layer" => false,
-                "neuron" => true,
-                v => return Err(format!("setting norm={v}: expected layer or neuron")),
-            },
-            neuron_window: match param(params, "window_scope", "layer".to_string())?.as_str() {
-                "layer" => false,
-                "neuron" => true,
-                v => return Err(format!("setting window_scope={v}: expected layer or neuron")),
-            },
             triangle: match param(params, "ste", "triangle".to_string())?.as_str() {
                 "box" => false,
                 "triangle" => true,
@@ -230,10 +210,8 @@ impl FlipOptimizer {
                 acc,
                 bias: vec![0; m],
                 q_ms: 0.0,
-                neuron_ms: vec![0.0; m],
                 t_ms: 0.0,
                 spread: 0.0,
-                neuron_spread: vec![0.0; m],
                 flipped_share: 0.0,
             });
         }
@@ -482,31 +460,18 @@ impl Optimizer for FlipOptimizer {
             // Keep neurons inside the undecided band; measure the band's spread as we go.
             let layer = &mut self.layers[l];
             let sums = &passes[l].sums;
-            let mut sq = vec![0f64; m];
+            let mut sq = 0f64;
             for b in 0..bsz {
-                for (i, sqi) in sq.iter_mut().enumerate() {
+                for i in 0..m {
                     let d = (sums[b * m + i] - layer.int_bias(i)) as f64;
-                    *sqi += d * d;
+                    sq += d * d;
                 }
             }
-            let total: f64 = sq.iter().sum();
-            layer.spread = ema(layer.spread, (total / (bsz * m) as f64).sqrt());
-            let radii: Vec<i32> = if s.neuron_window {
-                layer
-                    .neuron_spread
-                    .iter_mut()
-                    .zip(&sq)
-                    .map(|(sp, &q)| {
-                        *sp = ema(*sp as f64, (q / bsz as f64).sqrt()) as f32;
-                        (s.window * *sp as f64).max(1.0) as i32
-                    })
-                    .collect()
-            } else {
-                vec![(s.window * layer.spread).max(1.0) as i32; m]
-            };
+            layer.spread = ema(layer.spread, (sq / (bsz * m) as f64).sqrt());
+            let radius = (s.window * layer.spread).max(1.0) as i32;
             let mut maxabs = 0i32;
             for b in 0..bsz {
-                for (i, &radius) in radii.iter().enumerate() {
+                for i in 0..m {
                     let k = b * m + i;
                     let dist = (sums[k] - layer.int_bias(i)).abs();
                     if dist > radius {
@@ -546,31 +511,15 @@ impl Optimizer for FlipOptimizer {
                 Acc::I16(v) => v.chunks_mut(n).map(AccRow::I16).collect(),
             };
             let wrows: Vec<&mut [u64]> = layer.weights.rows_mut().take(m).collect();
-            let per_neuron = s.per_neuron;
-            let lr_fx = lr * unit as f64 * 4294967296.0;
             let results: Vec<(f64, usize, i64)> = acc_rows
                 .into_par_iter()
                 .zip(wrows.into_par_iter())
-                .zip(layer.neuron_ms.par_iter_mut())
                 .enumerate()
                 .map_init(
                     || vec![0i32; n],
-                    |q, (i, ((acc, row), nms))| {
+                    |q, (i, (acc, row))| {
                         let dsum = weight_signal(q, d, x, i, m, n);
                         let sq: f64 = q.iter().map(|&v| (v as f64) * (v as f64)).sum();
-                        let gain = if per_neuron {
-                            // Rows whose signal is all zero this step keep their average.
-                            if sq > 0.0 {
-                                *nms = ema(*nms as f64, sq / n as f64) as f32;
-                            }
-                            if *nms > 0.0 {
-                                (lr_fx / (*nms as f64).sqrt()) as i64
-                            } else {
-                                0
-                            }
-                        } else {
-                            gain
-                        };
                         let mut rng = Stream::new(seed, i as u64);
                         let flips = match acc {
                             AccRow::I8(a) => {
@@ -650,11 +599,7 @@ impl Optimizer for FlipOptimizer {
                     Acc::I8(v) => v.len(),
                     Acc::I16(v) => 2 * v.len(),
                 };
-                l.weights.rows() * l.weights.words_per_row() * 8
-                    + acc
-                    + l.bias.len() * 8
-                    + l.neuron_ms.len() * 4
-                    + l.neuron_spread.len() * 4
+                l.weights.rows() * l.weights.words_per_row() * 8 + acc + l.bias.len() * 8
             })
             .sum()
     }
