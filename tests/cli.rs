@@ -38,7 +38,11 @@ fn default_training_on_digits_reaches_the_accuracy_bar_and_eval_agrees() {
     let dir = scratch("cli-train");
     let model = dir.join("digits.fcm");
     let out = flipchip(&["train", "--out", s(&model), "--json", "--quiet"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let train = last_json(&out);
     let acc = train["accuracy"].as_f64().unwrap();
     assert!(acc >= 0.93, "digits test accuracy {acc} below 93%");
@@ -46,12 +50,23 @@ fn default_training_on_digits_reaches_the_accuracy_bar_and_eval_agrees() {
         assert!(train[key].as_f64().unwrap() > 0.0, "train JSON lacks {key}");
     }
     let bytes_per_weight = train["state_bytes_per_weight"].as_f64().unwrap();
-    assert!(bytes_per_weight <= 1.5, "state {bytes_per_weight} bytes/weight");
+    assert!(
+        bytes_per_weight <= 1.5,
+        "state {bytes_per_weight} bytes/weight"
+    );
 
     let out = flipchip(&["eval", s(&model), "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let eval = last_json(&out);
-    assert_eq!(eval["accuracy"].as_f64().unwrap(), acc, "eval disagrees with train");
+    assert_eq!(
+        eval["accuracy"].as_f64().unwrap(),
+        acc,
+        "eval disagrees with train"
+    );
     assert_eq!(eval["samples"], train["samples"]);
 }
 
@@ -60,15 +75,41 @@ fn same_seed_gives_an_identical_model_file() {
     let dir = scratch("cli-seed");
     let (a, b) = (dir.join("a.fcm"), dir.join("b.fcm"));
     for m in [&a, &b] {
-        let out = flipchip(&["train", "--epochs", "3", "--seed", "9", "--out", s(m), "--quiet"]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = flipchip(&[
+            "train",
+            "--epochs",
+            "3",
+            "--seed",
+            "9",
+            "--out",
+            s(m),
+            "--quiet",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let text = std::fs::read_to_string(&a).unwrap();
     assert!(text.starts_with("flipchip-model 1"));
     assert_eq!(text, std::fs::read_to_string(&b).unwrap());
-    let out = flipchip(&["train", "--epochs", "3", "--seed", "10", "--out", s(&b), "--quiet"]);
+    let out = flipchip(&[
+        "train",
+        "--epochs",
+        "3",
+        "--seed",
+        "10",
+        "--out",
+        s(&b),
+        "--quiet",
+    ]);
     assert!(out.status.success());
-    assert_ne!(text, std::fs::read_to_string(&b).unwrap(), "seed has no effect");
+    assert_ne!(
+        text,
+        std::fs::read_to_string(&b).unwrap(),
+        "seed has no effect"
+    );
 }
 
 #[test]
@@ -79,7 +120,10 @@ fn a_malformed_model_file_is_an_error_naming_file_and_line() {
     let out = flipchip(&["eval", s(&bad)]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("bad.fcm") && err.contains("line 2"), "unhelpful error: {err}");
+    assert!(
+        err.contains("bad.fcm") && err.contains("line 2"),
+        "unhelpful error: {err}"
+    );
     assert!(!err.contains("panicked"), "{err}");
 
     let out = flipchip(&["eval", s(&dir.join("missing.fcm"))]);

@@ -57,7 +57,9 @@ fn resuming_after_an_interruption_loses_nothing() {
     // A checkpoint from another configuration is refused, not silently mixed in.
     let mut other = cfg.clone();
     other.seed = 6;
-    let err = train(&other, &data, None, Some(&cut_ck), |_| {}).err().expect("mismatch refused");
+    let err = train(&other, &data, None, Some(&cut_ck), |_| {})
+        .err()
+        .expect("mismatch refused");
     assert!(err.to_string().contains("cut.ckpt"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
 }
