@@ -8,5 +8,6 @@ pub mod bits;
 pub mod data;
 pub mod encoding;
 pub mod model;
+pub mod quantize;
 pub mod reference;
 pub mod train;

@@ -6,8 +6,12 @@
 //! makes a resumed run identical to an uninterrupted one, and the result independent of how
 //! rows are spread over threads.
 
+pub mod binaryconnect;
+pub mod bop;
 pub mod checkpoint;
 pub mod flip;
+pub mod float;
+pub mod latent;
 pub mod rng;
 
 use std::path::Path;
@@ -218,8 +222,15 @@ pub fn make_optimizer(
             widths.last().unwrap_or(&0)
         ));
     }
-    if widths.iter().any(|&w| w == 0) {
+    if widths.contains(&0) {
         return Err("a layer has zero width".into());
+    }
+    if cfg.optimizer != OptimizerKind::Flip && cfg.batch < 2 {
+        return Err(format!(
+            "optimizer {} uses batch norm and needs a batch of at least 2 samples, not {}",
+            cfg.optimizer.name(),
+            cfg.batch
+        ));
     }
     Ok(match cfg.optimizer {
         OptimizerKind::Flip => Box::new(flip::FlipOptimizer::new(
@@ -228,7 +239,24 @@ pub fn make_optimizer(
             cfg.seed,
             &cfg.params,
         )?),
-        other => return Err(format!("optimizer {} is not available yet", other.name())),
+        OptimizerKind::BinaryConnect => Box::new(binaryconnect::BinaryConnect::new(
+            input.clone(),
+            &widths,
+            cfg.seed,
+            &cfg.params,
+        )?),
+        OptimizerKind::Bop => Box::new(bop::Bop::new(
+            input.clone(),
+            &widths,
+            cfg.seed,
+            &cfg.params,
+        )?),
+        OptimizerKind::Float => Box::new(float::FloatOptimizer::new(
+            input.clone(),
+            &widths,
+            cfg.seed,
+            &cfg.params,
+        )?),
     })
 }
 

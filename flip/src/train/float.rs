@@ -1,0 +1,140 @@
+//! The full-precision baseline: an f32 MLP trained with Adam.
+//!
+//! Same layout as the binary baselines (see [`super::latent`]): the first layer reads the
+//! encoding's input values scaled to `[-1, 1]`, hidden layers are batch norm then `hardtanh`,
+//! the last layer is `exp(a) z + b` with one learned scale. Export folds the batch norms
+//! (running statistics) into each [`crate::model::FloatLayer`]'s scale and shift, and the input
+//! scaling into the first layer's scale, so [`crate::reference::float_scores`] - which feeds the
+//! unscaled input values and applies `hardtanh` after every layer but the last - computes the
+//! trained network's inference function.
+//!
+//! Settings (`--set key=value`): `lr` (Adam, default 0.002), `lr_end` (cosine decay to
+//! `lr_end * lr`, default 0.01), `momentum` (running statistics, default 0.1).
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::latent::{cosine, export_float, pass, Adam, Norms, PassMode, Weights};
+use super::rng::{mix, Stream};
+use super::{check_params, param, BatchStats, Optimizer, TrainData};
+use crate::model::{InputSpec, Model};
+
+const KNOWN: &[&str] = &["lr", "lr_end", "momentum"];
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Settings {
+    lr: f64,
+    lr_end: f64,
+    momentum: f32,
+}
+
+/// The float optimizer's whole state.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FloatOptimizer {
+    input: InputSpec,
+    settings: Settings,
+    widths: Vec<usize>,
+    /// Weights per layer, row-major `outputs x inputs`.
+    weights: Vec<Vec<f32>>,
+    adam: Vec<Adam>,
+    norms: Norms,
+    /// Gradient buffers reused from step to step (not state).
+    #[serde(skip)]
+    grads: Vec<Vec<f32>>,
+}
+
+impl FloatOptimizer {
+    /// A network with layer widths `widths` (encoded input first), weights normal with
+    /// variance `1 / inputs`.
+    pub fn new(
+        input: InputSpec,
+        widths: &[usize],
+        seed: u64,
+        params: &[(String, String)],
+    ) -> Result<Self, String> {
+        check_params(params, KNOWN, "float")?;
+        let settings = Settings {
+            lr: param(params, "lr", 0.002)?,
+            lr_end: param(params, "lr_end", 0.01)?,
+            momentum: param(params, "momentum", 0.1)?,
+        };
+        if !(settings.momentum > 0.0 && settings.momentum <= 1.0) {
+            return Err(format!(
+                "setting momentum={}: expected 0 < momentum <= 1",
+                settings.momentum
+            ));
+        }
+        let mut weights = Vec::new();
+        let mut adam = Vec::new();
+        for (l, pair) in widths.windows(2).enumerate() {
+            let (n, m) = (pair[0], pair[1]);
+            let sd = 1.0 / (n as f32).sqrt();
+            let mut w = vec![0f32; n * m];
+            w.par_chunks_mut(n).enumerate().for_each(|(r, row)| {
+                let mut s = Stream::new(seed, mix(0xF1A7 + l as u64, r as u64));
+                for v in row.iter_mut() {
+                    *v = s.normal() * sd;
+                }
+            });
+            weights.push(w);
+            adam.push(Adam::new(n * m));
+        }
+        let norms = Norms::new(widths, 0.0, settings.momentum);
+        Ok(FloatOptimizer {
+            input,
+            settings,
+            widths: widths.to_vec(),
+            weights,
+            adam,
+            norms,
+            grads: Vec::new(),
+        })
+    }
+}
+
+impl Optimizer for FloatOptimizer {
+    fn step(&mut self, data: &TrainData, batch: &[u32], step: u64, progress: f64) -> BatchStats {
+        let w: Vec<Weights> = self.weights.iter().map(|w| Weights::Float(w)).collect();
+        let p = pass(
+            &mut self.norms,
+            &w,
+            data,
+            batch,
+            &mut self.grads,
+            PassMode::Train,
+        );
+        let lr = (self.settings.lr * cosine(progress, self.settings.lr_end)) as f32;
+        let t = step + 1;
+        for ((w, a), g) in self.weights.iter_mut().zip(&mut self.adam).zip(&self.grads) {
+            a.update(w, g, lr, t, None);
+        }
+        self.norms.update(&p.norm_grads, lr, t);
+        p.stats
+    }
+
+    fn export(&self) -> Model {
+        export_float(&self.input, &self.weights, &self.norms)
+    }
+
+    fn state_bytes(&self) -> usize {
+        let w: usize = self.weights.iter().map(|w| 4 * w.len()).sum();
+        let adam: usize = self.adam.iter().map(Adam::bytes).sum();
+        w + adam + self.norms.bytes()
+    }
+
+    fn save_state(&self) -> Vec<u8> {
+        bincode::serialize(self).unwrap_or_default()
+    }
+
+    fn load_state(&mut self, bytes: &[u8]) -> Result<(), String> {
+        let s: FloatOptimizer = bincode::deserialize(bytes).map_err(|e| e.to_string())?;
+        if s.widths != self.widths {
+            return Err(format!(
+                "state is for layer widths {:?}, not {:?}",
+                s.widths, self.widths
+            ));
+        }
+        *self = s;
+        Ok(())
+    }
+}
