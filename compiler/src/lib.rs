@@ -1,1 +1,219 @@
 //! Model -> dataflow IR -> Verilog and reports.
+//!
+//! [`lower`] turns a binary [`Model`] into an unfolded [`ir::Design`]; the [`passes`] fold it
+//! and lay out its memories; [`check::check`] validates it; [`verilog::emit`] prints it and
+//! each block's [`blocks::CycleModel`] simulates it (driven by the `sim` crate).
+//!
+//! Cycle conventions (the same in the Verilog and the cycle models):
+//! - cycle 0 is the first cycle after reset; registers change on the edge that ends a cycle;
+//! - a layer needs `(outputs / pe) * planes * (inputs / simd)` cycles per frame, the input
+//!   adapter `pixels`, the argmax 1; the design's cycles per frame is the slowest stage's;
+//! - latency from the first pixel's handshake to the result's handshake, never stalled:
+//!   `pixels + sum over layers of (layer cycles + 1) + 1`.
+
+pub mod blocks;
+pub mod check;
+pub mod ir;
+pub mod passes;
+pub mod random;
+pub mod verilog;
+
+use std::path::{Path, PathBuf};
+
+use flip::model::{Activation, Layer, Model};
+use serde_json::json;
+
+use crate::blocks::Estimate;
+use crate::ir::{Argmax, Design, InputAdapter, Mvtu, MvtuActivation};
+use crate::passes::folding::{FoldFile, FoldSpec, Folding, LayerFold};
+use crate::passes::memory::Memory;
+use crate::passes::Pass;
+
+/// Why a model could not be compiled.
+#[derive(Debug, thiserror::Error)]
+pub enum CompileError {
+    /// The model is not a well-formed binary model.
+    #[error("model: {0}")]
+    Model(String),
+    /// A folding is impossible; the message names the layer.
+    #[error("folding: {0}")]
+    Folding(String),
+    /// The IR is not well formed.
+    #[error("invalid design: {0}")]
+    Invalid(String),
+    /// A file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        source: std::io::Error,
+    },
+    /// A fold file is not valid JSON of the expected shape.
+    #[error("{}: {message}", path.display())]
+    FoldFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+/// Name of the top module of every generated design.
+pub const TOP: &str = "flipchip_top";
+
+/// The model as an unfolded design (every layer `pe = simd = 1`, memories not laid out).
+pub fn lower(model: &Model) -> Result<Design, CompileError> {
+    model.check().map_err(|e| CompileError::Model(e.0))?;
+    if !model.is_binary() {
+        return Err(CompileError::Model(
+            "only binary models can be compiled (this one has float layers)".into(),
+        ));
+    }
+    let mut layers = Vec::new();
+    let mut planes = model.input.encoding.planes();
+    for (i, layer) in model.layers.iter().enumerate() {
+        let Layer::Binary(l) = layer else {
+            unreachable!("checked binary above")
+        };
+        let activation = match &l.activation {
+            Activation::Threshold { thresholds, invert } => MvtuActivation::Threshold {
+                thresholds: thresholds.clone(),
+                invert: invert.clone(),
+            },
+            Activation::Scores { bias } => MvtuActivation::Scores { bias: bias.clone() },
+        };
+        layers.push(Mvtu {
+            index: i + 1,
+            inputs: l.inputs,
+            outputs: l.outputs,
+            planes,
+            pe: 1,
+            simd: 1,
+            weights: l.weights.clone(),
+            activation,
+            memory: None,
+        });
+        planes = 1;
+    }
+    Ok(Design {
+        top: TOP.into(),
+        model: format!("{}, encoding {}", model.arch(), model.input.encoding),
+        input: InputAdapter {
+            pixels: model.input.pixels(),
+            pixel_bits: model.input.pixel_bits,
+            encoding: model.input.encoding.clone(),
+        },
+        layers,
+        argmax: Argmax {
+            classes: model.classes(),
+            score_width: 0,
+        },
+    })
+}
+
+/// Lowers, folds, lays out memories and checks.
+pub fn compile(model: &Model, fold: &FoldSpec) -> Result<Design, CompileError> {
+    let mut d = lower(model)?;
+    let passes: Vec<Box<dyn Pass>> = vec![Box::new(Folding(fold.clone())), Box::new(Memory)];
+    for p in &passes {
+        p.run(&mut d)?;
+    }
+    check::check(&d)?;
+    Ok(d)
+}
+
+/// Reads a fold file (`{"layers":[{"pe":..,"simd":..},..]}`).
+pub fn read_fold_file(path: &Path) -> Result<Vec<LayerFold>, CompileError> {
+    let text = std::fs::read_to_string(path).map_err(|source| CompileError::Io {
+        path: path.into(),
+        source,
+    })?;
+    let f: FoldFile = serde_json::from_str(&text).map_err(|e| CompileError::FoldFile {
+        path: path.into(),
+        message: e.to_string(),
+    })?;
+    Ok(f.layers)
+}
+
+/// The folding a design was built with, as a fold file.
+pub fn fold_file(d: &Design) -> FoldFile {
+    FoldFile {
+        layers: d
+            .layers
+            .iter()
+            .map(|l| LayerFold {
+                pe: l.pe,
+                simd: l.simd,
+            })
+            .collect(),
+    }
+}
+
+/// `report.json`: per stage and total cycles, latency and resource estimates.
+pub fn report(d: &Design) -> serde_json::Value {
+    let mut total = Estimate::default();
+    let stages: Vec<serde_json::Value> = d
+        .stages()
+        .iter()
+        .map(|s| {
+            let b = s.block();
+            let e = b.estimate();
+            total = total + e;
+            let mut v = json!({
+                "name": b.name(),
+                "cycles_per_frame": b.cycles(),
+                "latency_cycles": b.latency(),
+                "est_luts": e.luts,
+                "est_ffs": e.ffs,
+                "memory_bits": e.memory_bits,
+            });
+            if let ir::Stage::Mvtu(l) = s {
+                v["inputs"] = json!(l.inputs);
+                v["outputs"] = json!(l.outputs);
+                v["planes"] = json!(l.planes);
+                v["pe"] = json!(l.pe);
+                v["simd"] = json!(l.simd);
+            }
+            v
+        })
+        .collect();
+    json!({
+        "top": d.top,
+        "model": d.model,
+        "layers": stages,
+        "total": {
+            "cycles_per_frame": d.cycles_per_frame(),
+            "latency_cycles": d.latency_cycles(),
+            "est_luts": total.luts,
+            "est_ffs": total.ffs,
+            "memory_bits": total.memory_bits,
+        },
+    })
+}
+
+/// Writes the Verilog, `ports.json`, `report.json` and `fold.json` into `dir` (created if
+/// needed). Returns the paths written.
+pub fn write_build(d: &Design, dir: &Path) -> Result<Vec<PathBuf>, CompileError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| CompileError::Io { path, source }
+    };
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let mut files = verilog::emit(d);
+    let pretty = |v: &serde_json::Value| {
+        let mut s = serde_json::to_string_pretty(v).expect("JSON values serialise");
+        s.push('\n');
+        s
+    };
+    files.push(("ports.json".into(), pretty(&json!(d.ports()))));
+    files.push(("report.json".into(), pretty(&report(d))));
+    files.push(("fold.json".into(), pretty(&json!(fold_file(d)))));
+    let mut written = Vec::new();
+    for (name, text) in files {
+        let p = dir.join(name);
+        std::fs::write(&p, text).map_err(io(&p))?;
+        written.push(p);
+    }
+    Ok(written)
+}

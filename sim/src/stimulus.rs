@@ -70,10 +70,7 @@ mod tests {
         // First outputs of the reference SplitMix64 generator seeded with 0, whose state
         // advances by the golden gamma before each mix.
         assert_eq!(splitmix64(0), 0xE220_A839_7B1D_CDAF);
-        assert_eq!(
-            splitmix64(0x9E37_79B9_7F4A_7C15),
-            0x6E78_9E6A_A1B9_65F4
-        );
+        assert_eq!(splitmix64(0x9E37_79B9_7F4A_7C15), 0x6E78_9E6A_A1B9_65F4);
     }
 
     #[test]
@@ -92,6 +89,10 @@ mod tests {
         }
         assert!((28_000..32_000).contains(&b), "bubbles {b}");
         assert!((58_000..62_000).contains(&st), "stalls {st}");
-        assert!((0..1000).all(|t| Stimulus::free(3).at(t) == Cycle { bubble: false, stall: false }));
+        assert!((0..1000).all(|t| Stimulus::free(3).at(t)
+            == Cycle {
+                bubble: false,
+                stall: false
+            }));
     }
 }

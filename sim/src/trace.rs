@@ -85,7 +85,11 @@ impl Trace {
                 if let Some(o) = out.filter(|o| o.cycle < cycle) {
                     return Some(o);
                 }
-                return Some(Divergence { cycle, stages, detail });
+                return Some(Divergence {
+                    cycle,
+                    stages,
+                    detail,
+                });
             }
             i += 1;
         }

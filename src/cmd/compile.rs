@@ -1,10 +1,114 @@
 //! `flipchip compile`.
 
-/// Arguments of `flipchip compile`.
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use compiler::passes::folding::FoldSpec;
+
+/// Lower a binary model into a streaming accelerator: Verilog, ports.json, report.json.
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// The model file (.fcm).
+    pub model: PathBuf,
+    /// Build directory to write (created if needed).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// `auto` (balance layers to the cycle target) or a JSON fold file
+    /// `{"layers":[{"pe":..,"simd":..},..]}`.
+    #[arg(long, default_value = "auto")]
+    pub fold: String,
+    /// Cycles per frame that `--fold auto` aims for (default: the input pixels per frame, the
+    /// rate at which the one-pixel-per-cycle input can feed the design).
+    #[arg(long)]
+    pub target_cycles: Option<u64>,
+    /// Print one JSON object as the last line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Loads a model file, naming it on failure.
+pub fn load_model(path: &Path) -> anyhow::Result<flip::model::Model> {
+    flip::model::format::load(path).with_context(|| format!("loading model {}", path.display()))
+}
 
 /// Runs `flipchip compile`.
-pub fn run(_a: Args) -> anyhow::Result<()> {
-    anyhow::bail!("flipchip compile is not implemented yet")
+pub fn run(a: Args) -> anyhow::Result<()> {
+    let model = load_model(&a.model)?;
+    let spec = if a.fold == "auto" {
+        FoldSpec::Auto {
+            target_cycles: a.target_cycles,
+        }
+    } else {
+        if a.target_cycles.is_some() {
+            bail!("--target-cycles only applies to --fold auto");
+        }
+        FoldSpec::Manual(compiler::read_fold_file(Path::new(&a.fold))?)
+    };
+    let start = Instant::now();
+    let design = compiler::compile(&model, &spec)
+        .with_context(|| format!("compiling {}", a.model.display()))?;
+    compiler::write_build(&design, &a.out)
+        .with_context(|| format!("writing {}", a.out.display()))?;
+    let copy = a.out.join("model.fcm");
+    // Copying a file onto itself would truncate it.
+    let same = match (a.model.canonicalize(), copy.canonicalize()) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
+    };
+    if !same {
+        std::fs::copy(&a.model, &copy)
+            .with_context(|| format!("copying {} to {}", a.model.display(), copy.display()))?;
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let report = compiler::report(&design);
+    eprintln!(
+        "{}: {} -> {} ({:.2} s)",
+        a.model.display(),
+        design.model,
+        a.out.display(),
+        seconds
+    );
+    eprintln!(
+        "{:<14} {:>6} {:>6} {:>10} {:>10} {:>10} {:>10} {:>12}",
+        "stage", "PE", "SIMD", "cycles", "latency", "est LUTs", "est FFs", "memory bits"
+    );
+    for s in design.stages() {
+        let b = s.block();
+        let e = b.estimate();
+        let (pe, simd) = match s {
+            compiler::ir::Stage::Mvtu(l) => (l.pe.to_string(), l.simd.to_string()),
+            _ => ("-".into(), "-".into()),
+        };
+        eprintln!(
+            "{:<14} {pe:>6} {simd:>6} {:>10} {:>10} {:>10} {:>10} {:>12}",
+            b.name(),
+            b.cycles(),
+            b.latency(),
+            e.luts,
+            e.ffs,
+            e.memory_bits
+        );
+    }
+    if let Some(target) = a.target_cycles {
+        if target < design.input.pixels as u64 {
+            eprintln!(
+                "note: the input adapter takes one pixel per cycle, so no design for this model \
+                 goes below {} cycles per frame (target {target})",
+                design.input.pixels
+            );
+        }
+    }
+    let t = &report["total"];
+    eprintln!(
+        "total: {} cycles per frame, latency {} cycles, ~{} LUTs, ~{} FFs, {} memory bits",
+        t["cycles_per_frame"], t["latency_cycles"], t["est_luts"], t["est_ffs"], t["memory_bits"]
+    );
+    if a.json {
+        let mut v = report;
+        v["out"] = serde_json::json!(a.out.display().to_string());
+        v["seconds"] = serde_json::json!(seconds);
+        super::print_json(&v);
+    }
+    Ok(())
 }

@@ -1,0 +1,288 @@
+//! Input adapter: takes one pixel byte per beat, encodes it (threshold, thermometer or bit
+//! planes) and shifts the bits into one shift register per plane; the frame's last pixel moves
+//! the packed frame into the output register.
+//!
+//! Cycles: one pixel per cycle, so `cycles = latency = pixels`. `in_ready` is low only while
+//! the frame is complete but the previous one still waits in the output register.
+//!
+//! Output layout: plane `k` (bit planes only) occupies bits `k * n .. (k + 1) * n` with
+//! `n = pixels * bits_per_pixel`; pixel `p`, level `l` (thermometer) is bit `p * L + l`.
+
+use flip::bits::{set_bit, words_for};
+use flip::encoding::Encoding;
+
+use super::{indent, lit, Beat, Block, CycleModel, Estimate, StageModel};
+use crate::ir::{bits_for, InputAdapter};
+
+impl InputAdapter {
+    fn bits_per_pixel(&self) -> usize {
+        self.encoding.bits_per_pixel()
+    }
+
+    fn planes(&self) -> usize {
+        self.encoding.planes()
+    }
+
+    /// Bits per plane of the output beat.
+    fn plane_bits(&self) -> usize {
+        self.pixels * self.bits_per_pixel()
+    }
+
+    /// Verilog expression of encoded bit `level` of plane `plane` of `in_data`.
+    fn encoded_bit(&self, plane: usize, level: usize) -> String {
+        let ge = |t: u16| {
+            if t == 0 {
+                "1'b1".to_string()
+            } else {
+                format!("(in_data >= {})", lit(8, t as u64))
+            }
+        };
+        match &self.encoding {
+            Encoding::Threshold(t) => ge(*t),
+            Encoding::Thermometer(ts) => ge(ts[level]),
+            Encoding::BitPlanes(p) => {
+                format!("in_data[{}]", (self.pixel_bits - p) as usize + plane)
+            }
+        }
+    }
+}
+
+impl Block for InputAdapter {
+    fn name(&self) -> String {
+        "input_adapter".into()
+    }
+
+    fn cycles(&self) -> u64 {
+        self.pixels as u64
+    }
+
+    fn latency(&self) -> u64 {
+        self.pixels as u64
+    }
+
+    fn estimate(&self) -> Estimate {
+        let w = (self.planes() * self.plane_bits()) as u64;
+        Estimate {
+            luts: w + 8 * self.bits_per_pixel() as u64 + 16,
+            ffs: 2 * w + bits_for(self.pixels as u64) as u64 + 1,
+            memory_bits: 0,
+        }
+    }
+
+    fn in_width(&self) -> usize {
+        8
+    }
+
+    fn out_width(&self) -> usize {
+        self.planes() * self.plane_bits()
+    }
+
+    fn emit_verilog(&self, header: &str) -> String {
+        let n = self.name();
+        let (bpp, planes, pixels) = (self.bits_per_pixel(), self.planes(), self.pixels);
+        let cw = bits_for(pixels.saturating_sub(1) as u64);
+        let sw = (pixels - 1) * bpp; // shift register bits per plane
+        let mut v = String::new();
+        v.push_str(header);
+        v.push_str(&format!(
+            "// Input adapter: {pixels} pixel beats per frame, encoding {}, {planes} plane(s) \
+             of {} bits.\n",
+            self.encoding,
+            self.plane_bits()
+        ));
+        v.push_str(&format!(
+            "module {n} (\n    input  wire clk,\n    input  wire rst,\n    input  wire in_valid,\n    \
+             output wire in_ready,\n    input  wire [7:0] in_data,\n    output reg  out_valid,\n    \
+             input  wire out_ready,\n    output reg  [{}:0] out_data\n);\n",
+            self.out_width() - 1
+        ));
+        let mut b = String::new();
+        // Bits no encoded bit reads are gathered into a wire Verilator knows to be unused.
+        let mut used = [false; 8];
+        match &self.encoding {
+            Encoding::BitPlanes(p) => {
+                for k in 0..*p as usize {
+                    used[(self.pixel_bits - p) as usize + k] = true;
+                }
+            }
+            Encoding::Threshold(t) => used.fill(*t != 0),
+            Encoding::Thermometer(ts) => used.fill(ts.iter().any(|&t| t != 0)),
+        }
+        if used.iter().any(|u| !u) {
+            let unused: Vec<String> = (0..8)
+                .rev()
+                .filter(|&i| !used[i])
+                .map(|i| format!("in_data[{i}]"))
+                .collect();
+            b.push_str(&format!(
+                "wire {n}_unused = &{{1'b0, {}}};\n",
+                unused.join(", ")
+            ));
+        }
+        for k in 0..planes {
+            let bits: Vec<String> = (0..bpp).rev().map(|l| self.encoded_bit(k, l)).collect();
+            b.push_str(&format!(
+                "wire [{}:0] {n}_enc{k} = {{{}}};\n",
+                bpp - 1,
+                bits.join(", ")
+            ));
+            if sw > 0 {
+                b.push_str(&format!("reg  [{}:0] {n}_shift{k};\n", sw - 1));
+            }
+        }
+        if pixels > 1 {
+            b.push_str(&format!("reg  [{}:0] {n}_count;\n", cw - 1));
+            b.push_str(&format!(
+                "wire {n}_last = ({n}_count == {});\n",
+                lit(cw, pixels as u64 - 1)
+            ));
+        } else {
+            b.push_str(&format!("wire {n}_last = 1'b1;\n"));
+        }
+        b.push_str(&format!(
+            "assign in_ready = !({n}_last && out_valid);\nwire {n}_in_fire = in_valid && in_ready;\n\n"
+        ));
+        let frame: Vec<String> = (0..planes)
+            .rev()
+            .map(|k| {
+                if sw > 0 {
+                    format!("{n}_enc{k}, {n}_shift{k}")
+                } else {
+                    format!("{n}_enc{k}")
+                }
+            })
+            .collect();
+        b.push_str("always @(posedge clk) begin\n    if (rst) begin\n");
+        if pixels > 1 {
+            b.push_str(&format!("        {n}_count <= {};\n", lit(cw, 0)));
+        }
+        b.push_str("        out_valid <= 1'b0;\n    end else begin\n");
+        b.push_str("        if (out_valid && out_ready) out_valid <= 1'b0;\n");
+        b.push_str(&format!("        if ({n}_in_fire) begin\n"));
+        b.push_str(&format!("            if ({n}_last) begin\n"));
+        if pixels > 1 {
+            b.push_str(&format!("                {n}_count <= {};\n", lit(cw, 0)));
+        }
+        b.push_str(&format!(
+            "                out_valid <= 1'b1;\n                out_data <= {{{}}};\n            end",
+            frame.join(", ")
+        ));
+        if pixels > 1 {
+            b.push_str(&format!(
+                " else begin\n                {n}_count <= {n}_count + {};\n",
+                lit(cw, 1)
+            ));
+            for k in 0..planes {
+                if sw > bpp {
+                    b.push_str(&format!(
+                        "                {n}_shift{k} <= {{{n}_enc{k}, {n}_shift{k}[{}:{bpp}]}};\n",
+                        sw - 1
+                    ));
+                } else {
+                    b.push_str(&format!("                {n}_shift{k} <= {n}_enc{k};\n"));
+                }
+            }
+            b.push_str("            end\n");
+        } else {
+            b.push('\n');
+        }
+        b.push_str("        end\n    end\nend\n");
+        indent(&mut v, 4, &b);
+        v.push_str("endmodule\n");
+        v
+    }
+
+    fn cycle_model(&self) -> StageModel {
+        let words = words_for(self.plane_bits());
+        StageModel::Adapter(AdapterModel {
+            spec: self.clone(),
+            words,
+            count: 0,
+            frame: vec![0; words * self.planes()],
+            out_valid: false,
+            out: Beat::Bits(vec![0; words * self.planes()]),
+        })
+    }
+}
+
+/// Cycle model of the input adapter. The shift registers are kept as the frame they will hold
+/// once full (pixel `p` written at its final position instead of shifted there).
+pub struct AdapterModel {
+    spec: InputAdapter,
+    words: usize,
+    count: usize,
+    frame: Vec<u64>,
+    out_valid: bool,
+    out: Beat,
+}
+
+impl AdapterModel {
+    fn last(&self) -> bool {
+        self.count == self.spec.pixels - 1
+    }
+
+    fn store(&mut self, v: u8) {
+        let p = self.count;
+        let w = self.words;
+        match &self.spec.encoding {
+            Encoding::Threshold(t) => set_bit(&mut self.frame, p, v as u16 >= *t),
+            Encoding::Thermometer(ts) => {
+                let l = ts.len();
+                for (k, &t) in ts.iter().enumerate() {
+                    set_bit(&mut self.frame, p * l + k, v as u16 >= t);
+                }
+            }
+            Encoding::BitPlanes(planes) => {
+                let q = v >> (self.spec.pixel_bits - planes);
+                for k in 0..*planes as usize {
+                    set_bit(&mut self.frame[k * w..(k + 1) * w], p, (q >> k) & 1 == 1);
+                }
+            }
+        }
+    }
+}
+
+impl CycleModel for AdapterModel {
+    fn in_ready(&self, _out_ready: bool) -> bool {
+        !(self.last() && self.out_valid)
+    }
+
+    fn out_valid(&self) -> bool {
+        self.out_valid
+    }
+
+    fn out_data(&self) -> &Beat {
+        &self.out
+    }
+
+    fn quiet_cycles(&self) -> u64 {
+        u64::MAX
+    }
+
+    fn quiet_inputs(&self) -> u64 {
+        // Pixels before the frame's last one only shift in; with the output register full, the
+        // one that makes the next pixel the last also drops `in_ready`.
+        (self.spec.pixels - 1 - self.count).saturating_sub(self.out_valid as usize) as u64
+    }
+
+    fn clock(&mut self, input: Option<&Beat>, out_ready: bool) {
+        if self.out_valid && out_ready {
+            self.out_valid = false;
+        }
+        if let Some(beat) = input {
+            let Beat::Byte(v) = *beat else {
+                panic!("input adapter fed a non-byte beat")
+            };
+            self.store(v);
+            if self.last() {
+                self.count = 0;
+                self.out_valid = true;
+                if let Beat::Bits(o) = &mut self.out {
+                    o.copy_from_slice(&self.frame);
+                }
+            } else {
+                self.count += 1;
+            }
+        }
+    }
+}

@@ -1,0 +1,212 @@
+//! Block kinds. Each kind is one module that owns everything about it: its cycle count, its
+//! latency, its resource estimate, its Verilog and its cycle model, side by side so that a
+//! reader can hold the Rust model against the Verilog it stands for.
+//!
+//! Stream convention shared by every block (and checked against the RTL by `flipchip verify`):
+//! - `out_valid` and `out_data` are registers;
+//! - `in_ready` is a function of the block's registers and, for the argmax only, of its own
+//!   `out_ready` (so the ready path never crosses more than one block);
+//! - a beat moves when valid and ready are both high in a cycle; the receiver captures it on
+//!   the rising edge that ends the cycle.
+
+pub mod argmax;
+pub mod input_adapter;
+pub mod mvtu;
+
+/// Rough FPGA cost of a block (6-input LUTs, flip-flops, ROM bits).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Estimate {
+    /// Look-up tables.
+    pub luts: u64,
+    /// Flip-flops.
+    pub ffs: u64,
+    /// Bits of constant memory (weights, thresholds, offsets).
+    pub memory_bits: u64,
+}
+
+impl std::ops::Add for Estimate {
+    type Output = Estimate;
+    fn add(self, o: Estimate) -> Estimate {
+        Estimate {
+            luts: self.luts + o.luts,
+            ffs: self.ffs + o.ffs,
+            memory_bits: self.memory_bits + o.memory_bits,
+        }
+    }
+}
+
+/// What one block kind knows about itself.
+pub trait Block {
+    /// Instance and module name (`input`, `l2_mvtu`, `argmax`).
+    fn name(&self) -> String;
+    /// Cycles between two frames this block can accept when never stalled (its II).
+    fn cycles(&self) -> u64;
+    /// Cycles from the handshake of a frame's first input beat to its output beat becoming
+    /// valid, when never stalled.
+    fn latency(&self) -> u64;
+    /// Resource estimate.
+    fn estimate(&self) -> Estimate;
+    /// Width of the input stream's data.
+    fn in_width(&self) -> usize;
+    /// Width of the output stream's data.
+    fn out_width(&self) -> usize;
+    /// The Verilog module (one file, named after [`Block::name`]).
+    fn emit_verilog(&self, header: &str) -> String;
+    /// A cycle-accurate model of that module, just out of reset.
+    fn cycle_model(&self) -> StageModel;
+}
+
+/// The data of one stream beat, as the cycle models pass it on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Beat {
+    /// One pixel byte (the top's input stream).
+    Byte(u8),
+    /// Packed bits, plane after plane, each plane starting on a fresh u64 word.
+    Bits(Vec<u64>),
+    /// Signed scores, class 0 first.
+    Scores(Vec<i64>),
+    /// The top's output: class and scores.
+    Result {
+        /// Argmax class.
+        class: u32,
+        /// Scores, class 0 first.
+        scores: Vec<i64>,
+    },
+}
+
+/// The cycle model of any block kind. An enum rather than a trait object so that the simulator's
+/// per-cycle calls dispatch statically and inline.
+pub enum StageModel {
+    /// See [`input_adapter`].
+    Adapter(input_adapter::AdapterModel),
+    /// See [`mvtu`].
+    Mvtu(mvtu::MvtuModel),
+    /// See [`argmax`].
+    Argmax(argmax::ArgmaxModel),
+}
+
+macro_rules! each {
+    ($self:expr, $m:ident => $e:expr) => {
+        match $self {
+            StageModel::Adapter($m) => $e,
+            StageModel::Mvtu($m) => $e,
+            StageModel::Argmax($m) => $e,
+        }
+    };
+}
+
+impl CycleModel for StageModel {
+    #[inline]
+    fn in_ready(&self, out_ready: bool) -> bool {
+        each!(self, m => m.in_ready(out_ready))
+    }
+    #[inline]
+    fn out_valid(&self) -> bool {
+        each!(self, m => m.out_valid())
+    }
+    #[inline]
+    fn out_data(&self) -> &Beat {
+        each!(self, m => m.out_data())
+    }
+    #[inline]
+    fn clock(&mut self, input: Option<&Beat>, out_ready: bool) {
+        each!(self, m => m.clock(input, out_ready))
+    }
+    #[inline]
+    fn quiet_cycles(&self) -> u64 {
+        each!(self, m => m.quiet_cycles())
+    }
+    #[inline]
+    fn skip(&mut self, cycles: u64) {
+        each!(self, m => m.skip(cycles))
+    }
+    #[inline]
+    fn quiet_inputs(&self) -> u64 {
+        each!(self, m => m.quiet_inputs())
+    }
+}
+
+/// The register-level behaviour of one block, advanced one clock edge at a time.
+pub trait CycleModel: Send {
+    /// `in_ready` in the current cycle, given the block's `out_ready` in that cycle.
+    fn in_ready(&self, out_ready: bool) -> bool;
+    /// `out_valid` (a register).
+    fn out_valid(&self) -> bool;
+    /// `out_data` (a register); meaningful while `out_valid`.
+    fn out_data(&self) -> &Beat;
+    /// The rising edge: `input` is the beat taken this cycle (`in_valid && in_ready`), if any.
+    fn clock(&mut self, input: Option<&Beat>, out_ready: bool);
+    /// Clock edges this block can take with no beat in and none out before its `in_ready` or
+    /// `out_valid` could change (`u64::MAX`: never). A driver may skip that many cycles with
+    /// [`CycleModel::skip`] when no stream can move meanwhile. 0 is always a safe answer.
+    fn quiet_cycles(&self) -> u64 {
+        0
+    }
+    /// Takes `cycles` (at most [`CycleModel::quiet_cycles`]) edges with no beat in or out.
+    fn skip(&mut self, cycles: u64) {
+        let _ = cycles;
+    }
+    /// Input beats this block can take, at most one per edge and none out, before its
+    /// `in_ready` or `out_valid` could change. 0 is always a safe answer.
+    fn quiet_inputs(&self) -> u64 {
+        0
+    }
+}
+
+/// Appends `text` with every line indented by `n` spaces.
+pub(crate) fn indent(out: &mut String, n: usize, text: &str) {
+    for line in text.lines() {
+        if !line.is_empty() {
+            out.extend(std::iter::repeat_n(' ', n));
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+}
+
+/// `width'd value` (Verilog sized decimal literal).
+pub(crate) fn lit(width: u32, value: u64) -> String {
+    format!("{width}'d{value}")
+}
+
+/// Bits `off..off + n` (n <= 64) of a packed slice, as the low bits of a word.
+#[inline]
+pub(crate) fn get_bits(words: &[u64], off: usize, n: usize) -> u64 {
+    let (w, s) = (off / 64, off % 64);
+    let mut v = words[w] >> s;
+    if s != 0 && s + n > 64 {
+        v |= words[w + 1] << (64 - s);
+    }
+    if n == 64 {
+        v
+    } else {
+        v & ((1u64 << n) - 1)
+    }
+}
+
+/// Hex digits of the low `bits` bits of a packed slice, most significant first.
+pub(crate) fn hex(words: &[u64], bits: usize) -> String {
+    let digits = bits.div_ceil(4).max(1);
+    let mut s = String::with_capacity(digits);
+    for d in (0..digits).rev() {
+        let n = (bits - d * 4).min(4);
+        let v = get_bits(words, d * 4, n);
+        s.push(char::from_digit(v as u32, 16).expect("a nibble is a hex digit"));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bit_helpers() {
+        let w = [0xF0F0_0000_0000_000Fu64, 0x3];
+        assert_eq!(get_bits(&w, 0, 4), 0xF);
+        assert_eq!(get_bits(&w, 60, 6), 0b11_1111);
+        assert_eq!(get_bits(&w, 0, 64), w[0]);
+        assert_eq!(hex(&w, 66), "3f0f000000000000f");
+        assert_eq!(hex(&[5], 3), "5");
+    }
+}

@@ -1,0 +1,677 @@
+//! Matrix-vector-threshold unit: one dense binary layer folded onto `pe` lanes of `simd`
+//! XNOR-popcount bits each.
+//!
+//! Schedule, for each frame: `for nf in 0..NF { for plane in 0..P { for sf in 0..SF { step } } }`
+//! with `NF = outputs / pe`, `SF = inputs / simd`, `P` the input planes (bit-plane encoded first
+//! layer, else 1). A step reads ROM word `nf * SF + sf` and input bits
+//! `plane * inputs + sf * simd ..+ simd`, and adds each lane's popcount, shifted left by `plane`,
+//! to its accumulator. After the last `(plane, sf)` of a neuron group the lane sums are
+//! thresholded (hidden layer) or offset into scores (last layer) and shifted into the result
+//! register; the last group moves the result into the output register.
+//!
+//! Cycles: `cycles = NF * P * SF` steps per frame. The block takes a new frame (`in_ready`)
+//! when idle, or in the cycle of its last step if the output register is free then, so frames
+//! follow each other without a gap. Latency: the input handshake, then `cycles` steps, then
+//! the output register: `cycles + 1`.
+//!
+//! `in_ready` depends on registers only; the finishing step waits for `out_ready` when the
+//! output register is still full, which is the only place back-pressure enters a layer.
+
+use flip::bits::{set_bit, words_for};
+
+use super::{get_bits, hex, indent, lit, Beat, Block, CycleModel, Estimate, StageModel};
+use crate::ir::{bits_for, Mvtu, MvtuActivation};
+
+/// `{{(to-from){1'b0}}, expr}`, or `expr` if no padding is needed.
+fn zext(expr: &str, from: u32, to: u32) -> String {
+    if to > from {
+        format!("{{{{{}{{1'b0}}}}, {expr}}}", to - from)
+    } else {
+        expr.to_string()
+    }
+}
+
+/// A balanced adder tree counting the ones of `xn` (`simd` bits) into `pc`: each level adds
+/// pairs of the previous one, every node exactly as wide as its largest value needs.
+fn adder_tree(simd: usize) -> String {
+    let mut t = String::from("// Popcount adder tree.\n");
+    let mut nodes: Vec<(String, u64)> = (0..simd).map(|i| (format!("xn[{i}]"), 1)).collect();
+    let mut level = 0;
+    while nodes.len() > 1 {
+        level += 1;
+        let mut next = Vec::with_capacity(nodes.len().div_ceil(2));
+        for (j, pair) in nodes.chunks(2).enumerate() {
+            if let [(a, ma), (b, mb)] = pair {
+                let m = ma + mb;
+                let w = bits_for(m);
+                let name = if nodes.len() == 2 {
+                    "pc".to_string()
+                } else {
+                    format!("t{level}_{j}")
+                };
+                t.push_str(&format!(
+                    "wire [{}:0] {name} = {} + {};\n",
+                    w - 1,
+                    zext(a, bits_for(*ma), w),
+                    zext(b, bits_for(*mb), w)
+                ));
+                next.push((name, m));
+            } else {
+                next.push(pair[0].clone());
+            }
+        }
+        nodes = next;
+    }
+    t
+}
+
+impl Mvtu {
+    /// Bits of the popcount of one lane.
+    fn pc_width(&self) -> u32 {
+        bits_for(self.simd as u64)
+    }
+
+    fn steps(&self) -> usize {
+        self.neuron_folds() * self.planes * self.synapse_folds()
+    }
+
+    /// ROM word `addr` as packed bits.
+    fn rom_word(&self, addr: usize) -> &[u64] {
+        let m = self.mem();
+        &m.words[addr * m.words_per_entry..(addr + 1) * m.words_per_entry]
+    }
+
+    /// Per-lane constants of neuron group `nf` as one packed hex literal: thresholds (or
+    /// score offsets) of lanes `pe - 1 .. 0`, each `width` bits, two's complement.
+    fn group_literal(&self, nf: usize, width: u32, value: impl Fn(usize) -> u64) -> String {
+        let total = self.pe * width as usize;
+        let mut words = vec![0u64; words_for(total)];
+        for g in 0..self.pe {
+            let v = value(nf * self.pe + g);
+            for b in 0..width as usize {
+                if (v >> b) & 1 == 1 {
+                    set_bit(&mut words, g * width as usize + b, true);
+                }
+            }
+        }
+        format!("{total}'h{}", hex(&words, total))
+    }
+}
+
+/// A case-statement ROM to emit: `name`, `width` bits, indexed by `addr` (`addr_width` bits),
+/// `entries` words.
+struct Rom {
+    name: String,
+    width: usize,
+    addr: String,
+    addr_width: u32,
+    entries: usize,
+}
+
+impl Rom {
+    fn new(name: String, width: usize, addr: String, addr_width: u32, entries: usize) -> Self {
+        Rom {
+            name,
+            width,
+            addr,
+            addr_width,
+            entries,
+        }
+    }
+
+    /// Appends the ROM with entry `a` given by `entry(a)`; a single entry becomes a constant wire.
+    fn emit(&self, b: &mut String, entry: impl Fn(usize) -> String) {
+        let (name, width) = (&self.name, self.width);
+        if self.entries == 1 {
+            b.push_str(&format!("wire [{}:0] {name} = {};\n", width - 1, entry(0)));
+            return;
+        }
+        b.push_str(&format!(
+            "reg  [{}:0] {name};\nalways @* begin\n    case ({})\n",
+            width - 1,
+            self.addr
+        ));
+        for a in 0..self.entries {
+            b.push_str(&format!(
+                "        {}: {name} = {};\n",
+                lit(self.addr_width, a as u64),
+                entry(a)
+            ));
+        }
+        b.push_str(&format!(
+            "        default: {name} = {{{width}{{1'b0}}}};\n    endcase\nend\n"
+        ));
+    }
+}
+
+impl Block for Mvtu {
+    fn name(&self) -> String {
+        format!("l{}_mvtu", self.index)
+    }
+
+    fn cycles(&self) -> u64 {
+        self.steps() as u64
+    }
+
+    fn latency(&self) -> u64 {
+        self.steps() as u64 + 1
+    }
+
+    fn estimate(&self) -> Estimate {
+        let m = self.mem();
+        let (pe, simd) = (self.pe as u64, self.simd as u64);
+        let lanes = pe * simd;
+        let acc = m.acc_width as u64;
+        let ew = self.element_width() as u64;
+        let rom_bits = (m.words.len() / m.words_per_entry.max(1)) as u64 * lanes;
+        let const_bits = self.neuron_folds() as u64
+            * pe
+            * if self.is_scores() {
+                m.score_width as u64
+            } else {
+                m.threshold_width as u64 + 1
+            };
+        let in_bits = (self.inputs * self.planes) as u64;
+        let chunks = (self.synapse_folds() * self.planes) as u64;
+        Estimate {
+            // XNOR + popcount compress about one LUT per input bit; accumulate and compare a
+            // LUT per bit each; the input chunk mux a LUT per 4:1; LUT ROM 64 bits per LUT.
+            luts: lanes
+                + pe * (2 * acc + ew)
+                + simd * chunks.div_ceil(4)
+                + (rom_bits + const_bits).div_ceil(64)
+                + 32,
+            ffs: in_bits + pe * acc + 2 * self.outputs as u64 * ew + 4 * 32,
+            memory_bits: rom_bits + const_bits,
+        }
+    }
+
+    fn in_width(&self) -> usize {
+        self.inputs * self.planes
+    }
+
+    fn out_width(&self) -> usize {
+        self.outputs * self.element_width() as usize
+    }
+
+    fn emit_verilog(&self, header: &str) -> String {
+        let n = self.name();
+        let m = self.mem();
+        let (nf_n, sf_n, p_n) = (self.neuron_folds(), self.synapse_folds(), self.planes);
+        let (pe, simd) = (self.pe, self.simd);
+        let (aw, cw) = (m.acc_width, self.pc_width());
+        let ew = self.element_width() as usize;
+        let accumulate = sf_n * p_n > 1;
+        let entries = nf_n * sf_n;
+        let (sfw, pw, nfw, waw) = (
+            bits_for(sf_n as u64 - 1),
+            bits_for(p_n as u64 - 1),
+            bits_for(nf_n as u64 - 1),
+            bits_for(entries as u64 - 1),
+        );
+        // Wide enough to index every bit of the input register (what Verilator expects).
+        let xw = bits_for(self.in_width() as u64 - 1);
+        let mut v = String::new();
+        v.push_str(header);
+        v.push_str(&format!(
+            "// Layer {}: {} inputs x {} plane(s) -> {} {}; PE {pe}, SIMD {simd}; \
+             NF {nf_n} x P {p_n} x SF {sf_n} = {} cycles per frame.\n",
+            self.index,
+            self.inputs,
+            p_n,
+            self.outputs,
+            if self.is_scores() {
+                "scores"
+            } else {
+                "threshold bits"
+            },
+            self.steps()
+        ));
+        v.push_str(&format!(
+            "module {n} (\n    input  wire clk,\n    input  wire rst,\n    input  wire in_valid,\n    \
+             output wire in_ready,\n    input  wire [{}:0] in_data,\n    output reg  out_valid,\n    \
+             input  wire out_ready,\n    output reg  [{}:0] out_data\n);\n",
+            self.in_width() - 1,
+            self.out_width() - 1
+        ));
+        let mut b = String::new();
+        // Control.
+        b.push_str(&format!(
+            "reg  {n}_busy;\nreg  [{}:0] {n}_in;\n",
+            self.in_width() - 1
+        ));
+        let counter = |b: &mut String, name: &str, w: u32, count: usize, what: &str| {
+            if count > 1 {
+                b.push_str(&format!("reg  [{}:0] {n}_{name};\n", w - 1));
+                b.push_str(&format!(
+                    "wire {n}_last_{what} = ({n}_{name} == {});\n",
+                    lit(w, count as u64 - 1)
+                ));
+            } else {
+                b.push_str(&format!("wire {n}_last_{what} = 1'b1;\n"));
+            }
+        };
+        counter(&mut b, "sf", sfw, sf_n, "sf");
+        counter(&mut b, "plane", pw, p_n, "plane");
+        counter(&mut b, "nf", nfw, nf_n, "nf");
+        if entries > 1 {
+            b.push_str(&format!("reg  [{}:0] {n}_waddr;\n", waw - 1));
+        }
+        if accumulate {
+            b.push_str(&format!("reg  [{}:0] {n}_xoff;\n", xw - 1));
+            b.push_str(&format!("reg  [{}:0] {n}_acc;\n", pe * aw as usize - 1));
+        }
+        if nf_n > 1 {
+            b.push_str(&format!("reg  [{}:0] {n}_res;\n", (nf_n - 1) * pe * ew - 1));
+        }
+        b.push_str(&format!(
+            "wire {n}_group_done = {n}_last_sf && {n}_last_plane;\n\
+             wire {n}_last = {n}_group_done && {n}_last_nf;\n\
+             wire {n}_finish = {n}_busy && {n}_last && (!out_valid || out_ready);\n\
+             assign in_ready = !{n}_busy || ({n}_last && !out_valid);\n\
+             wire {n}_in_fire = in_valid && in_ready;\n"
+        ));
+        if self.steps() > 1 {
+            b.push_str(&format!(
+                "wire {n}_advance = {n}_busy && (!{n}_last || {n}_finish);\n"
+            ));
+        }
+        b.push('\n');
+        // Memories.
+        b.push_str("// Weight ROM: word nf*SF+sf, bit p*SIMD+j = weight of neuron nf*PE+p on input sf*SIMD+j.\n");
+        let lanes = pe * simd;
+        Rom::new(format!("{n}_w"), lanes, format!("{n}_waddr"), waw, entries).emit(&mut b, |a| {
+            format!("{lanes}'h{}", hex(self.rom_word(a), lanes))
+        });
+        let tw = m.threshold_width;
+        match &self.activation {
+            MvtuActivation::Threshold { invert, .. } => {
+                b.push_str("// Threshold ROM (clamped to 0..max_sum+1) and direction bits per neuron group.\n");
+                Rom::new(
+                    format!("{n}_thr"),
+                    pe * tw as usize,
+                    format!("{n}_nf"),
+                    nfw,
+                    nf_n,
+                )
+                .emit(&mut b, |g| {
+                    self.group_literal(g, tw, |i| m.thresholds[i] as u64)
+                });
+                Rom::new(format!("{n}_inv"), pe, format!("{n}_nf"), nfw, nf_n)
+                    .emit(&mut b, |g| self.group_literal(g, 1, |i| invert[i] as u64));
+            }
+            MvtuActivation::Scores { bias } => {
+                let sw = m.score_width;
+                b.push_str("// Score offset ROM per neuron group (two's complement).\n");
+                Rom::new(
+                    format!("{n}_bias"),
+                    pe * sw as usize,
+                    format!("{n}_nf"),
+                    nfw,
+                    nf_n,
+                )
+                .emit(&mut b, |g| {
+                    self.group_literal(g, sw, |i| bias[i] as i64 as u64)
+                });
+            }
+        }
+        // Datapath.
+        let x = if accumulate {
+            format!("{n}_in[{n}_xoff +: {simd}]")
+        } else {
+            format!("{n}_in")
+        };
+        b.push_str(&format!("\nwire [{}:0] {n}_x = {x};\n", simd - 1));
+        b.push_str(&format!("wire [{}:0] {n}_sum;\n", pe * aw as usize - 1));
+        b.push_str(&format!("wire [{}:0] {n}_group;\n", pe * ew - 1));
+        b.push_str(&format!("genvar {n}_g;\ngenerate\n    for ({n}_g = 0; {n}_g < {pe}; {n}_g = {n}_g + 1) begin : {n}_lane\n"));
+        let mut lane = String::new();
+        let xn = format!("~({n}_x ^ {n}_w[{n}_g*{simd} +: {simd}])");
+        if simd > 1 {
+            lane.push_str(&format!("wire [{}:0] xn = {xn};\n", simd - 1));
+            lane.push_str(&adder_tree(simd));
+        } else {
+            lane.push_str(&format!("wire pc = {xn};\n"));
+        }
+        let mut pcx = zext("pc", cw, aw);
+        if p_n > 1 {
+            pcx = format!("({pcx} << {n}_plane)");
+        }
+        if accumulate {
+            lane.push_str(&format!(
+                "assign {n}_sum[{n}_g*{aw} +: {aw}] = {n}_acc[{n}_g*{aw} +: {aw}] + {pcx};\n"
+            ));
+        } else {
+            lane.push_str(&format!("assign {n}_sum[{n}_g*{aw} +: {aw}] = {pcx};\n"));
+        }
+        let sum = format!("{n}_sum[{n}_g*{aw} +: {aw}]");
+        match &self.activation {
+            // A clamped threshold of 0 makes the compare constant on purpose (an always-on
+            // neuron); Verilator would flag that.
+            MvtuActivation::Threshold { .. } => lane.push_str(&format!(
+                "/* verilator lint_off UNSIGNED */\n/* verilator lint_off CMPCONST */\n\
+                 assign {n}_group[{n}_g] = ({} >= {n}_thr[{n}_g*{tw} +: {tw}]) ^ {n}_inv[{n}_g];\n\
+                 /* verilator lint_on CMPCONST */\n/* verilator lint_on UNSIGNED */\n",
+                zext(&sum, aw, tw)
+            )),
+            MvtuActivation::Scores { .. } => {
+                let sw = m.score_width;
+                lane.push_str(&format!(
+                    "assign {n}_group[{n}_g*{sw} +: {sw}] = {} + {n}_bias[{n}_g*{sw} +: {sw}];\n",
+                    zext(&sum, aw, sw)
+                ));
+            }
+        }
+        indent(&mut b, 8, &lane);
+        b.push_str("    end\nendgenerate\n\n");
+        // Sequential logic.
+        let res_w = (nf_n - 1) * pe * ew;
+        let out_expr = if nf_n > 1 {
+            format!("{{{n}_group, {n}_res}}")
+        } else {
+            format!("{n}_group")
+        };
+        b.push_str("always @(posedge clk) begin\n    if (rst) begin\n");
+        b.push_str(&format!(
+            "        {n}_busy <= 1'b0;\n        out_valid <= 1'b0;\n"
+        ));
+        let mut resets = Vec::new();
+        if sf_n > 1 {
+            resets.push(format!("{n}_sf <= {};", lit(sfw, 0)));
+        }
+        if p_n > 1 {
+            resets.push(format!("{n}_plane <= {};", lit(pw, 0)));
+        }
+        if nf_n > 1 {
+            resets.push(format!("{n}_nf <= {};", lit(nfw, 0)));
+        }
+        if entries > 1 {
+            resets.push(format!("{n}_waddr <= {};", lit(waw, 0)));
+        }
+        if accumulate {
+            resets.push(format!("{n}_xoff <= {};", lit(xw, 0)));
+            resets.push(format!("{n}_acc <= {{{}{{1'b0}}}};", pe * aw as usize));
+        }
+        for r in &resets {
+            b.push_str(&format!("        {r}\n"));
+        }
+        b.push_str("    end else begin\n");
+        let mut s = String::new();
+        s.push_str("if (out_valid && out_ready) out_valid <= 1'b0;\n");
+        s.push_str(&format!(
+            "if ({n}_in_fire) begin\n    {n}_in <= in_data;\n    {n}_busy <= 1'b1;\nend else if ({n}_finish) begin\n    {n}_busy <= 1'b0;\nend\n"
+        ));
+        s.push_str(&format!(
+            "if ({n}_finish) begin\n    out_valid <= 1'b1;\n    out_data <= {out_expr};\nend\n"
+        ));
+        let mut a = String::new();
+        if sf_n > 1 {
+            a.push_str(&format!(
+                "{n}_sf <= {n}_last_sf ? {} : {n}_sf + {};\n",
+                lit(sfw, 0),
+                lit(sfw, 1)
+            ));
+        }
+        if p_n > 1 {
+            a.push_str(&format!(
+                "if ({n}_last_sf) {n}_plane <= {n}_last_plane ? {} : {n}_plane + {};\n",
+                lit(pw, 0),
+                lit(pw, 1)
+            ));
+        }
+        if nf_n > 1 {
+            a.push_str(&format!(
+                "if ({n}_group_done) {n}_nf <= {n}_last_nf ? {} : {n}_nf + {};\n",
+                lit(nfw, 0),
+                lit(nfw, 1)
+            ));
+        }
+        if entries > 1 {
+            // The weight address steps through the group's SF words once per plane.
+            let back = if p_n > 1 && sf_n > 1 {
+                format!(
+                    "else if ({n}_last_sf && !{n}_last_plane) {n}_waddr <= {n}_waddr - {};\n",
+                    lit(waw, sf_n as u64 - 1)
+                )
+            } else if p_n > 1 {
+                format!("else if (!{n}_last_plane) {n}_waddr <= {n}_waddr;\n")
+            } else {
+                String::new()
+            };
+            a.push_str(&format!(
+                "if ({n}_last) {n}_waddr <= {};\n{back}else {n}_waddr <= {n}_waddr + {};\n",
+                lit(waw, 0),
+                lit(waw, 1)
+            ));
+        }
+        if accumulate {
+            a.push_str(&format!(
+                "{n}_xoff <= {n}_group_done ? {} : {n}_xoff + {};\n",
+                lit(xw, 0),
+                lit(xw, simd as u64)
+            ));
+            a.push_str(&format!(
+                "{n}_acc <= {n}_group_done ? {{{}{{1'b0}}}} : {n}_sum;\n",
+                pe * aw as usize
+            ));
+        }
+        if nf_n > 1 {
+            let shifted = if nf_n > 2 {
+                format!("{{{n}_group, {n}_res[{}:{}]}}", res_w - 1, pe * ew)
+            } else {
+                format!("{n}_group")
+            };
+            a.push_str(&format!("if ({n}_group_done) {n}_res <= {shifted};\n"));
+        }
+        if !a.is_empty() {
+            s.push_str(&format!("if ({n}_advance) begin\n"));
+            indent(&mut s, 4, &a);
+            s.push_str("end\n");
+        }
+        indent(&mut b, 8, &s);
+        b.push_str("    end\nend\n");
+        indent(&mut v, 4, &b);
+        v.push_str("endmodule\n");
+        v
+    }
+
+    fn cycle_model(&self) -> StageModel {
+        let m = self.mem();
+        let wps = words_for(self.simd);
+        let entries = self.neuron_folds() * self.synapse_folds();
+        let mut lanes = vec![0u64; entries * self.pe * wps];
+        for a in 0..entries {
+            let word = self.rom_word(a);
+            for g in 0..self.pe {
+                let dst = &mut lanes[(a * self.pe + g) * wps..][..wps];
+                for (i, d) in dst.iter_mut().enumerate() {
+                    let n = (self.simd - i * 64).min(64);
+                    *d = get_bits(word, g * self.simd + i * 64, n);
+                }
+            }
+        }
+        let (threshold, invert, bias) = match &self.activation {
+            MvtuActivation::Threshold { invert, .. } => {
+                (m.thresholds.clone(), invert.clone(), Vec::new())
+            }
+            MvtuActivation::Scores { bias } => (Vec::new(), Vec::new(), bias.clone()),
+        };
+        let plane_words = words_for(self.inputs);
+        let out = if self.is_scores() {
+            Beat::Scores(vec![0; self.outputs])
+        } else {
+            Beat::Bits(vec![0; words_for(self.outputs)])
+        };
+        StageModel::Mvtu(MvtuModel {
+            pe: self.pe,
+            simd: self.simd,
+            nf_n: self.neuron_folds(),
+            sf_n: self.synapse_folds(),
+            p_n: self.planes,
+            steps: self.steps(),
+            plane_words,
+            wps,
+            lanes,
+            threshold,
+            invert,
+            bias,
+            busy: false,
+            input: vec![0; plane_words * self.planes],
+            step: 0,
+            acc: vec![0; self.pe],
+            x: vec![0; wps],
+            out_valid: false,
+            out,
+        })
+    }
+}
+
+/// Cycle model of an MVTU: the same handshakes and step timing as the Verilog, cheaper to run.
+///
+/// The Verilog's counters `nf`, `plane`, `sf` (and `waddr`) are the mixed-radix digits of one
+/// step number, so the model keeps only `step`. The datapath result depends on nothing but the
+/// input register, which cannot change while the block is busy, so the model evaluates the whole
+/// schedule (same ROM words, same fold order, same accumulate-and-shift) in one go in the cycle
+/// of the finishing step, when the Verilog moves its result into the output register.
+pub struct MvtuModel {
+    pe: usize,
+    simd: usize,
+    nf_n: usize,
+    sf_n: usize,
+    p_n: usize,
+    /// Steps per frame (`nf_n * p_n * sf_n`).
+    steps: usize,
+    plane_words: usize,
+    /// u64s per lane of a ROM word.
+    wps: usize,
+    /// ROM words split into lanes, each lane aligned to a fresh u64: `[addr][lane][wps]`.
+    lanes: Vec<u64>,
+    threshold: Vec<u32>,
+    invert: Vec<bool>,
+    bias: Vec<i32>,
+    busy: bool,
+    input: Vec<u64>,
+    /// `(nf * p_n + plane) * sf_n + sf` of the Verilog's counters.
+    step: usize,
+    /// Scratch: per-lane accumulators.
+    acc: Vec<u64>,
+    /// Scratch: the input chunk of a step.
+    x: Vec<u64>,
+    out_valid: bool,
+    out: Beat,
+}
+
+impl MvtuModel {
+    fn last(&self) -> bool {
+        self.step == self.steps - 1
+    }
+
+    /// The whole frame's datapath, step by step in the Verilog's order: ROM word
+    /// `nf * SF + sf`, input chunk `plane * inputs + sf * simd`, lane popcount shifted by `plane`
+    /// into the accumulator; at each group's end the results go to output neurons
+    /// `nf * pe ..`.
+    fn evaluate(&mut self) {
+        let simd = self.simd as u64;
+        for nf in 0..self.nf_n {
+            self.acc.fill(0);
+            for plane in 0..self.p_n {
+                let chunk = &self.input[plane * self.plane_words..][..self.plane_words];
+                for sf in 0..self.sf_n {
+                    let waddr = nf * self.sf_n + sf;
+                    let rom = &self.lanes[waddr * self.pe * self.wps..][..self.pe * self.wps];
+                    if self.wps == 1 {
+                        // The common case (SIMD <= 64): one word per lane, a loop the compiler
+                        // vectorises.
+                        let x = get_bits(chunk, sf * self.simd, self.simd);
+                        for (a, w) in self.acc.iter_mut().zip(rom) {
+                            *a += (simd - u64::from((w ^ x).count_ones())) << plane;
+                        }
+                    } else {
+                        for (i, x) in self.x.iter_mut().enumerate() {
+                            let n = (self.simd - i * 64).min(64);
+                            *x = get_bits(chunk, sf * self.simd + i * 64, n);
+                        }
+                        for (a, lane) in self.acc.iter_mut().zip(rom.chunks_exact(self.wps)) {
+                            let diff: u32 = lane
+                                .iter()
+                                .zip(&self.x)
+                                .map(|(w, x)| (w ^ x).count_ones())
+                                .sum();
+                            *a += (simd - u64::from(diff)) << plane;
+                        }
+                    }
+                }
+            }
+            let first = nf * self.pe;
+            match &mut self.out {
+                Beat::Bits(r) => {
+                    for (g, &a) in self.acc.iter().enumerate() {
+                        let n = first + g;
+                        set_bit(r, n, (a >= u64::from(self.threshold[n])) ^ self.invert[n]);
+                    }
+                }
+                Beat::Scores(r) => {
+                    for (g, &a) in self.acc.iter().enumerate() {
+                        let n = first + g;
+                        r[n] = a as i64 + i64::from(self.bias[n]);
+                    }
+                }
+                _ => unreachable!("an MVTU result is bits or scores"),
+            }
+        }
+    }
+}
+
+impl CycleModel for MvtuModel {
+    fn in_ready(&self, _out_ready: bool) -> bool {
+        !self.busy || (self.last() && !self.out_valid)
+    }
+
+    fn out_valid(&self) -> bool {
+        self.out_valid
+    }
+
+    fn out_data(&self) -> &Beat {
+        &self.out
+    }
+
+    fn quiet_cycles(&self) -> u64 {
+        if !self.busy || (self.last() && self.out_valid) {
+            // Idle, or finished and waiting for the output register: only a handshake moves it.
+            u64::MAX
+        } else {
+            // Steps before the last one change nothing visible.
+            (self.steps - 1 - self.step) as u64
+        }
+    }
+
+    fn skip(&mut self, cycles: u64) {
+        if self.busy && !self.last() {
+            self.step += cycles as usize;
+        }
+    }
+
+    fn clock(&mut self, input: Option<&Beat>, out_ready: bool) {
+        if self.out_valid && out_ready {
+            self.out_valid = false;
+        }
+        if self.busy {
+            if !self.last() {
+                self.step += 1;
+            } else if !self.out_valid {
+                // The finishing step: the result moves into the (now free) output register.
+                self.evaluate();
+                self.step = 0;
+                self.out_valid = true;
+                self.busy = false;
+            }
+        }
+        if let Some(beat) = input {
+            let Beat::Bits(b) = beat else {
+                panic!("an MVTU takes bit beats")
+            };
+            self.input.copy_from_slice(b);
+            self.busy = true;
+        }
+    }
+}

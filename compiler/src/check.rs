@@ -1,0 +1,57 @@
+//! Well-formedness of a [`Design`], checked before any backend reads it, so that user mistakes
+//! (an impossible folding) come back as messages naming the layer instead of broken Verilog.
+
+use crate::ir::Design;
+use crate::CompileError;
+
+/// Every layer's PE divides its outputs and its SIMD its inputs, both non-zero.
+pub fn check_folding(design: &Design) -> Result<(), CompileError> {
+    for l in &design.layers {
+        let bad = |what: &str, v: usize, of: &str, n: usize| {
+            Err(CompileError::Folding(format!(
+                "layer {} ({} inputs -> {} outputs): {what} {v} {} the {n} {of}",
+                l.index,
+                l.inputs,
+                l.outputs,
+                if v == 0 {
+                    "must be at least 1, not 0, and divide"
+                } else if v > n {
+                    "is larger than"
+                } else {
+                    "does not divide"
+                }
+            )))
+        };
+        if l.pe == 0 || l.pe > l.outputs || l.outputs % l.pe != 0 {
+            return bad("PE", l.pe, "outputs", l.outputs);
+        }
+        if l.simd == 0 || l.simd > l.inputs || l.inputs % l.simd != 0 {
+            return bad("SIMD", l.simd, "inputs", l.inputs);
+        }
+    }
+    Ok(())
+}
+
+/// The whole design: folding, memories present, widths the backends support.
+pub fn check(design: &Design) -> Result<(), CompileError> {
+    check_folding(design)?;
+    let err = |m: String| Err(CompileError::Invalid(m));
+    if design.input.pixels == 0 {
+        return err("the input has no pixels".into());
+    }
+    if design.layers.is_empty() {
+        return err("the model has no layers".into());
+    }
+    for l in &design.layers {
+        let Some(m) = &l.memory else {
+            return err(format!("layer {}: weight memory not laid out", l.index));
+        };
+        if m.acc_width > 40 || m.score_width > 64 {
+            return err(format!("layer {}: sums too wide for the datapath", l.index));
+        }
+    }
+    if design.argmax.classes == 0 {
+        return err("the model has no classes".into());
+    }
+    Ok(())
+}

@@ -1,0 +1,263 @@
+//! The dataflow IR: a straight pipeline of blocks joined by valid/ready streams.
+//!
+//! A [`Design`] is what every backend reads: the Verilog emitter prints it, the cycle models in
+//! [`crate::blocks`] simulate it, the report sums its estimates. Stage `i`'s output stream is
+//! stage `i + 1`'s input stream; the first stage reads the top's `s_*` port and the last one
+//! drives `m_*`.
+
+use flip::bits::BitMatrix;
+use flip::encoding::Encoding;
+
+use crate::blocks::{Block, StageModel};
+
+/// One compiled accelerator.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Design {
+    /// Name of the top module.
+    pub top: String,
+    /// One line describing the model (architecture and encoding) for headers and reports.
+    pub model: String,
+    /// Pixels in, bits out.
+    pub input: InputAdapter,
+    /// One matrix-vector-threshold unit per layer, input first.
+    pub layers: Vec<Mvtu>,
+    /// Scores in, class and scores out.
+    pub argmax: Argmax,
+}
+
+/// The input adapter: one pixel byte per beat, encoded and packed into one first-layer beat.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InputAdapter {
+    /// Pixel beats per frame.
+    pub pixels: usize,
+    /// Meaningful bits of a pixel byte.
+    pub pixel_bits: u8,
+    /// How pixels become bits.
+    pub encoding: Encoding,
+}
+
+/// A dense binary layer folded onto `pe` x `simd` XNOR-popcount lanes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mvtu {
+    /// Layer number, 1-based (names: `l{index}_mvtu`).
+    pub index: usize,
+    /// Input bits per plane.
+    pub inputs: usize,
+    /// Neurons.
+    pub outputs: usize,
+    /// Input planes (bit planes of the first layer, else 1); plane `k` weighs `2^k`.
+    pub planes: usize,
+    /// Processing elements: neurons computed in parallel (divides `outputs`).
+    pub pe: usize,
+    /// Input bits per PE per cycle (divides `inputs`).
+    pub simd: usize,
+    /// `outputs` x `inputs` weights, bit set = +1.
+    pub weights: BitMatrix,
+    /// What the neurons emit.
+    pub activation: MvtuActivation,
+    /// The folded weight memory, filled by the memory pass.
+    pub memory: Option<WeightMemory>,
+}
+
+/// What an MVTU does with a neuron's popcount sum.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MvtuActivation {
+    /// Hidden layer: bit `(s >= thresholds[i]) XOR invert[i]`.
+    Threshold {
+        /// Per-neuron thresholds as given by the model.
+        thresholds: Vec<i32>,
+        /// Per-neuron direction bits.
+        invert: Vec<bool>,
+    },
+    /// Last layer: signed score `s + bias[i]`.
+    Scores {
+        /// Per-class offsets.
+        bias: Vec<i32>,
+    },
+}
+
+/// The weight ROM of one MVTU as laid out for its folding, plus the widths derived from it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WeightMemory {
+    /// `neuron_folds * synapse_folds` words of `pe * simd` bits, address `nf * sf_count + sf`;
+    /// bit `p * simd + j` of a word is the weight of neuron `nf * pe + p` on input
+    /// `sf * simd + j`. Each word is `words_per_entry` u64s.
+    pub words: Vec<u64>,
+    /// u64s per ROM word.
+    pub words_per_entry: usize,
+    /// Bits of the per-PE accumulator: enough for `inputs * (2^planes - 1)`.
+    pub acc_width: u32,
+    /// Thresholds clamped into `0..=max_sum + 1` (same outcome, unsigned compare), hidden
+    /// layers only.
+    pub thresholds: Vec<u32>,
+    /// Bits of a clamped threshold (`acc_width + 1`).
+    pub threshold_width: u32,
+    /// Bits of a signed score (last layer only; 0 otherwise).
+    pub score_width: u32,
+}
+
+/// The class decision: registered argmax over the scores, lowest index on ties.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Argmax {
+    /// Number of classes.
+    pub classes: usize,
+    /// Bits of one signed score.
+    pub score_width: u32,
+}
+
+/// Bits needed to count `0..=max` (at least 1).
+pub fn bits_for(max: u64) -> u32 {
+    (64 - max.leading_zeros()).max(1)
+}
+
+impl Mvtu {
+    /// Neuron folds: how many PE groups the outputs are cut into.
+    pub fn neuron_folds(&self) -> usize {
+        self.outputs / self.pe
+    }
+
+    /// Synapse folds: how many SIMD chunks the inputs are cut into.
+    pub fn synapse_folds(&self) -> usize {
+        self.inputs / self.simd
+    }
+
+    /// Largest popcount sum of one neuron.
+    pub fn max_sum(&self) -> u64 {
+        self.inputs as u64 * ((1u64 << self.planes) - 1)
+    }
+
+    /// True for the last (scores) layer.
+    pub fn is_scores(&self) -> bool {
+        matches!(self.activation, MvtuActivation::Scores { .. })
+    }
+
+    /// The folded memory; panics if the memory pass has not run (a compiler bug).
+    pub fn mem(&self) -> &WeightMemory {
+        self.memory
+            .as_ref()
+            .expect("memory pass runs before the memory is read")
+    }
+
+    /// Bits of one output element: 1 for hidden layers, the score width for the last.
+    pub fn element_width(&self) -> u32 {
+        if self.is_scores() {
+            self.mem().score_width
+        } else {
+            1
+        }
+    }
+}
+
+/// A node of the pipeline, borrowed as its block kind.
+pub enum Stage<'a> {
+    /// The input adapter.
+    Input(&'a InputAdapter),
+    /// A layer.
+    Mvtu(&'a Mvtu),
+    /// The argmax.
+    Argmax(&'a Argmax),
+}
+
+impl<'a> Stage<'a> {
+    /// The block behind this stage.
+    pub fn block(&self) -> &'a dyn Block {
+        match *self {
+            Stage::Input(b) => b,
+            Stage::Mvtu(b) => b,
+            Stage::Argmax(b) => b,
+        }
+    }
+}
+
+impl Design {
+    /// The stages in stream order.
+    pub fn stages(&self) -> Vec<Stage<'_>> {
+        let mut s = vec![Stage::Input(&self.input)];
+        s.extend(self.layers.iter().map(Stage::Mvtu));
+        s.push(Stage::Argmax(&self.argmax));
+        s
+    }
+
+    /// Stage names in stream order (the `dbg_fire` bit order).
+    pub fn stage_names(&self) -> Vec<String> {
+        self.stages().iter().map(|s| s.block().name()).collect()
+    }
+
+    /// Fresh (just reset) cycle models of every stage, in stream order.
+    pub fn cycle_models(&self) -> Vec<StageModel> {
+        self.stages()
+            .iter()
+            .map(|s| s.block().cycle_model())
+            .collect()
+    }
+
+    /// Steady-state cycles between frames when nothing stalls: the slowest stage's.
+    pub fn cycles_per_frame(&self) -> u64 {
+        self.stages()
+            .iter()
+            .map(|s| s.block().cycles())
+            .max()
+            .unwrap_or(1)
+    }
+
+    /// Cycles from the first input beat's handshake to the output handshake of the same
+    /// frame when nothing stalls and the pipeline is empty: the sum of stage latencies.
+    pub fn latency_cycles(&self) -> u64 {
+        self.stages().iter().map(|s| s.block().latency()).sum()
+    }
+
+    /// Bits of `m_class`.
+    pub fn class_width(&self) -> u32 {
+        bits_for(self.argmax.classes.saturating_sub(1) as u64)
+    }
+
+    /// The interface description harnesses read (`ports.json`).
+    pub fn ports(&self) -> sim_ports::Ports {
+        sim_ports::Ports {
+            top: self.top.clone(),
+            files: self.file_names(),
+            input_width: 8,
+            beats_per_frame: self.input.pixels as u32,
+            class_width: self.class_width(),
+            classes: self.argmax.classes as u32,
+            score_width: self.argmax.score_width,
+            stages: self.stage_names(),
+        }
+    }
+
+    /// Verilog files in compile order: one per block, the top last.
+    pub fn file_names(&self) -> Vec<String> {
+        let mut f: Vec<String> = self
+            .stage_names()
+            .iter()
+            .map(|n| format!("{n}.v"))
+            .collect();
+        f.push(format!("{}.v", self.top));
+        f
+    }
+}
+
+/// The `ports.json` schema, mirrored here because the compiler cannot depend on `sim` (which
+/// depends on the compiler); `sim::trace::Ports` has the same fields and serialises alike.
+pub mod sim_ports {
+    /// See `sim::trace::Ports`.
+    #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+    pub struct Ports {
+        /// Name of the top module.
+        pub top: String,
+        /// Verilog files in compile order.
+        pub files: Vec<String>,
+        /// Width of `s_data`.
+        pub input_width: u32,
+        /// Input beats per frame.
+        pub beats_per_frame: u32,
+        /// Width of `m_class`.
+        pub class_width: u32,
+        /// Number of classes.
+        pub classes: u32,
+        /// Width of one signed score.
+        pub score_width: u32,
+        /// Stage names, `dbg_fire` bit order.
+        pub stages: Vec<String>,
+    }
+}

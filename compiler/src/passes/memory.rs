@@ -1,0 +1,118 @@
+//! Memory mapping: lays each layer's weights out as the ROM its folding reads (one word of
+//! `pe * simd` bits per fold step), clamps thresholds to the accumulator's range and sizes the
+//! accumulator, threshold and score widths.
+//!
+//! Clamping keeps every comparison unsigned and narrow: `s` lies in `0..=max_sum`, so a
+//! threshold below 0 behaves as 0 and one above `max_sum` as `max_sum + 1`.
+
+use flip::bits::words_for;
+
+use super::Pass;
+use crate::blocks::get_bits;
+use crate::ir::{bits_for, Design, MvtuActivation, WeightMemory};
+use crate::CompileError;
+
+/// The memory pass.
+pub struct Memory;
+
+/// Bits of the narrowest two's complement type holding `lo..=hi`.
+pub fn signed_bits(lo: i64, hi: i64) -> u32 {
+    (1..64)
+        .find(|&w| lo >= -(1i64 << (w - 1)) && hi < (1i64 << (w - 1)))
+        .unwrap_or(64)
+}
+
+/// ORs `n` bits of `src` from `src_off` into `dst` at `dst_off`.
+fn copy_bits(dst: &mut [u64], dst_off: usize, src: &[u64], src_off: usize, n: usize) {
+    let mut i = 0;
+    while i < n {
+        let m = (n - i).min(64);
+        let v = get_bits(src, src_off + i, m);
+        let (w, s) = ((dst_off + i) / 64, (dst_off + i) % 64);
+        dst[w] |= v << s;
+        if s != 0 && s + m > 64 {
+            dst[w + 1] |= v >> (64 - s);
+        }
+        i += m;
+    }
+}
+
+impl Pass for Memory {
+    fn name(&self) -> &'static str {
+        "memory"
+    }
+
+    fn description(&self) -> &'static str {
+        "lays weights out as fold-step ROM words and sizes accumulators, thresholds and scores"
+    }
+
+    fn run(&self, design: &mut Design) -> Result<(), CompileError> {
+        for l in &mut design.layers {
+            let (nf_n, sf_n) = (l.neuron_folds(), l.synapse_folds());
+            let lanes = l.pe * l.simd;
+            let wpe = words_for(lanes);
+            let mut words = vec![0u64; nf_n * sf_n * wpe];
+            for nf in 0..nf_n {
+                for sf in 0..sf_n {
+                    let word = &mut words[(nf * sf_n + sf) * wpe..][..wpe];
+                    for p in 0..l.pe {
+                        let row = l.weights.row(nf * l.pe + p);
+                        copy_bits(word, p * l.simd, row, sf * l.simd, l.simd);
+                    }
+                }
+            }
+            let max_sum = l.max_sum();
+            let acc_width = bits_for(max_sum);
+            let (thresholds, score_width) = match &l.activation {
+                MvtuActivation::Threshold { thresholds, .. } => (
+                    thresholds
+                        .iter()
+                        .map(|&t| (t.max(0) as u64).min(max_sum + 1) as u32)
+                        .collect(),
+                    0,
+                ),
+                MvtuActivation::Scores { bias } => {
+                    let lo = bias.iter().copied().min().unwrap_or(0).min(0) as i64;
+                    let hi = max_sum as i64 + bias.iter().copied().max().unwrap_or(0).max(0) as i64;
+                    (Vec::new(), signed_bits(lo, hi).max(acc_width + 1))
+                }
+            };
+            l.memory = Some(WeightMemory {
+                words,
+                words_per_entry: wpe,
+                acc_width,
+                thresholds,
+                threshold_width: bits_for(max_sum + 1),
+                score_width,
+            });
+        }
+        if let Some(last) = design.layers.last() {
+            design.argmax.score_width = last.mem().score_width;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signed_widths() {
+        assert_eq!(signed_bits(0, 0), 1);
+        assert_eq!(signed_bits(-1, 0), 1);
+        assert_eq!(signed_bits(0, 1), 2);
+        assert_eq!(signed_bits(-128, 127), 8);
+        assert_eq!(signed_bits(-129, 127), 9);
+    }
+
+    #[test]
+    fn copy_bits_across_words() {
+        let src = [u64::MAX, u64::MAX];
+        let mut dst = [0u64; 3];
+        copy_bits(&mut dst, 60, &src, 3, 70);
+        assert_eq!(dst[0], 0xF << 60);
+        assert_eq!(dst[1], u64::MAX);
+        assert_eq!(dst[2], 0b11);
+    }
+}

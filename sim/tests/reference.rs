@@ -1,0 +1,130 @@
+//! The cycle models of compiled designs reproduce the software reference bit for bit, on random
+//! networks, foldings, encodings and inputs, under random bubbles and stalls.
+
+use compiler::passes::folding::FoldSpec;
+use compiler::random::{random_encoding, random_folding, random_model, random_pixels, Rng};
+use sim::stimulus::Stimulus;
+
+#[test]
+fn sim_matches_reference_on_random_networks() {
+    let mut rng = Rng(0xF11C);
+    for case in 0..1000 {
+        let pixel_bits = rng.range(1, 8) as u8;
+        let enc = random_encoding(&mut rng, pixel_bits);
+        let pixels = rng.range(1, 40) as usize;
+        let depth = rng.range(1, 3) as usize;
+        // Mostly small layers, sometimes wider than a u64 word per lane.
+        let widths: Vec<usize> = (0..depth)
+            .map(|_| {
+                let max = if rng.range(0, 4) == 0 { 150 } else { 40 };
+                rng.range(1, max) as usize
+            })
+            .collect();
+        let model = random_model(&mut rng, pixels, pixel_bits, enc, &widths);
+        let fold = random_folding(&mut rng, &model);
+        let design = compiler::compile(&model, &FoldSpec::Manual(fold.clone()))
+            .unwrap_or_else(|e| panic!("case {case}: {e}"));
+        let frames = rng.range(1, 6) as usize;
+        let pixels_in = random_pixels(&mut rng, &model, frames);
+        let stim = Stimulus {
+            seed: rng.next_u64(),
+            bubble_pct: rng.range(0, 60) as u32,
+            stall_pct: rng.range(0, 60) as u32,
+        };
+        let run = sim::run(&design, &pixels_in, stim, 10_000_000, None)
+            .unwrap_or_else(|e| panic!("case {case}: {e}"));
+        assert_eq!(run.trace.outputs.len(), frames);
+        // Dumping a VCD turns off the skipping of quiet stretches: both must agree exactly.
+        let slow = sim::run(
+            &design,
+            &pixels_in,
+            stim,
+            10_000_000,
+            Some(&mut std::io::sink()),
+        )
+        .unwrap();
+        assert_eq!(
+            run.trace, slow.trace,
+            "case {case}: quiet-stretch skipping is exact"
+        );
+        assert_eq!(run.stages, slow.stages, "case {case}");
+        assert_eq!(run.input_waits, slow.input_waits, "case {case}");
+        assert_eq!(run.frame_starts, slow.frame_starts, "case {case}");
+        for (f, out) in run.trace.outputs.iter().enumerate() {
+            let img = &pixels_in[f * model.input.pixels()..][..model.input.pixels()];
+            let want: Vec<i64> = flip::reference::binary_scores(&model, img)
+                .into_iter()
+                .map(i64::from)
+                .collect();
+            assert_eq!(
+                out.scores, want,
+                "case {case} frame {f}: {} {:?} {:?}",
+                design.model, fold, stim
+            );
+            assert_eq!(out.class as usize, flip::reference::argmax(&want));
+        }
+    }
+}
+
+#[test]
+fn free_running_latency_and_interval_match_the_formulas() {
+    let mut rng = Rng(77);
+    for _ in 0..40 {
+        let enc = random_encoding(&mut rng, 8);
+        let pixels = rng.range(2, 30) as usize;
+        let widths: Vec<usize> = (0..rng.range(1, 3))
+            .map(|_| rng.range(1, 30) as usize)
+            .collect();
+        let model = random_model(&mut rng, pixels, 8, enc, &widths);
+        let fold = random_folding(&mut rng, &model);
+        let design = compiler::compile(&model, &FoldSpec::Manual(fold)).unwrap();
+        let frames = 8;
+        let px = random_pixels(&mut rng, &model, frames);
+        let run = sim::run(&design, &px, Stimulus::free(0), 1_000_000, None).unwrap();
+        assert_eq!(run.first_latency(), Some(design.latency_cycles()));
+        let o = &run.trace.outputs;
+        // Once the pipeline is full, results come every `cycles_per_frame` cycles.
+        assert_eq!(
+            o[frames - 1].cycle - o[frames - 2].cycle,
+            design.cycles_per_frame(),
+            "{}",
+            design.model
+        );
+    }
+}
+
+#[test]
+fn vcd_holds_every_stage_handshake() {
+    let mut rng = Rng(3);
+    let model = random_model(
+        &mut rng,
+        5,
+        8,
+        flip::encoding::Encoding::Threshold(128),
+        &[4, 3],
+    );
+    let design = compiler::compile(
+        &model,
+        &FoldSpec::Auto {
+            target_cycles: None,
+        },
+    )
+    .unwrap();
+    let px = random_pixels(&mut rng, &model, 3);
+    let stim = Stimulus {
+        seed: 9,
+        bubble_pct: 20,
+        stall_pct: 20,
+    };
+    let mut vcd = Vec::new();
+    let run = sim::run(&design, &px, stim, 100_000, Some(&mut vcd)).unwrap();
+    let plain = sim::run(&design, &px, stim, 100_000, None).unwrap();
+    assert_eq!(run.trace, plain.trace, "dumping does not change the run");
+    let text = String::from_utf8(vcd).unwrap();
+    assert!(text.contains("$enddefinitions $end"));
+    for name in design.stage_names() {
+        assert!(text.contains(&format!(" {name}_out_valid $end")), "{name}");
+        assert!(text.contains(&format!(" {name}_out_ready $end")), "{name}");
+    }
+    assert!(text.contains(&format!("#{}", (run.trace.cycles - 1) * 10)));
+}
