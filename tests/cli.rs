@@ -148,3 +148,103 @@ fn a_corrupt_dataset_is_an_error_naming_the_file() {
     assert!(err.contains("-idx"), "error does not name the file: {err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+#[test]
+fn compile_sim_and_verify_agree_on_the_trained_digits_model() {
+    let dir = scratch("cli-hw");
+    let model = dir.join("digits.fcm");
+    let build = dir.join("build");
+    let out = flipchip(&[
+        "train",
+        "--epochs",
+        "3",
+        "--out",
+        s(&model),
+        "--quiet",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let accuracy = last_json(&out)["accuracy"].as_f64().unwrap();
+
+    let out = flipchip(&["compile", s(&model), "--out", s(&build), "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for f in ["report.json", "ports.json"] {
+        assert!(build.join(f).exists(), "compile wrote no {f}");
+    }
+
+    let out = flipchip(&["sim", s(&model), "--build", s(&build), "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sim = last_json(&out);
+    assert_eq!(
+        sim["accuracy"].as_f64().unwrap(),
+        accuracy,
+        "simulator disagrees with the reference"
+    );
+    for key in [
+        "frames",
+        "cycles_per_frame",
+        "latency_cycles",
+        "sim_cycles_per_second",
+    ] {
+        assert!(sim[key].as_f64().unwrap() > 0.0, "sim JSON lacks {key}");
+    }
+
+    let rtl = if testbenches::available(testbenches::Rtl::Verilator).is_ok() {
+        "verilator"
+    } else {
+        eprintln!("verilator missing: checking reference against simulator only");
+        "none"
+    };
+    let out = flipchip(&[
+        "verify",
+        "--build",
+        s(&build),
+        "--frames",
+        "40",
+        "--rtl",
+        rtl,
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = last_json(&out);
+    assert_eq!(v["frames"].as_u64().unwrap(), 40);
+    assert_eq!(v["mismatches"].as_u64().unwrap(), 0);
+
+    // An impossible folding is refused with the layer named.
+    let fold = dir.join("fold.json");
+    std::fs::write(
+        &fold,
+        r#"{"layers":[{"pe":3,"simd":64},{"pe":1,"simd":1}]}"#,
+    )
+    .unwrap();
+    let out = flipchip(&[
+        "compile",
+        s(&model),
+        "--out",
+        s(&dir.join("bad")),
+        "--fold",
+        s(&fold),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("layer 1") && !err.contains("panicked"),
+        "{err}"
+    );
+}
