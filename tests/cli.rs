@@ -248,3 +248,62 @@ fn compile_sim_and_verify_agree_on_the_trained_digits_model() {
         "{err}"
     );
 }
+
+#[test]
+fn a_fashion_mnist_model_runs_identically_in_simulator_and_verilator() {
+    let fmnist = Path::new("/usr/share/datasets/fashion-mnist");
+    if !fmnist.exists() || testbenches::available(testbenches::Rtl::Verilator).is_err() {
+        eprintln!("skipped: Fashion-MNIST or Verilator missing (scripts/setup.sh installs both)");
+        return;
+    }
+    let dir = scratch("cli-fmnist");
+    let model = dir.join("fmnist.fcm");
+    let build = dir.join("build");
+    let out = flipchip(&[
+        "train",
+        "--data",
+        s(fmnist),
+        "--arch",
+        "784-256-256-10",
+        "--epochs",
+        "1",
+        "--out",
+        s(&model),
+        "--quiet",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = flipchip(&["compile", s(&model), "--out", s(&build)]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = flipchip(&[
+        "verify",
+        "--build",
+        s(&build),
+        "--data",
+        s(fmnist),
+        "--frames",
+        "30",
+        "--bubbles",
+        "30",
+        "--stalls",
+        "30",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = last_json(&out);
+    assert_eq!(
+        (v["frames"].as_u64(), v["mismatches"].as_u64()),
+        (Some(30), Some(0))
+    );
+}
