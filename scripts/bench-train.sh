@@ -17,17 +17,18 @@ mkdir -p "$OUT"
 only=${1:-all}
 
 row() { # name, json
-  python3 -c '
+  python3 - "$1" "$2" <<'PY'
 import json, sys
 name, d = sys.argv[1], json.loads(sys.argv[2])
-print(f"{name:<24} {d[\"accuracy\"]*100:7.2f}% {d[\"epoch_seconds\"]:8.2f} s {d[\"seconds\"]:8.1f} s "
-      f"{d[\"state_bytes_per_weight\"]:7.3f} B/w {d.get(\"peak_memory_mib\") or 0:8.1f} MiB")
-' "$1" "$2"
+peak = d.get("peak_memory_mib") or 0
+print(f"{name:<24} {d['accuracy']*100:7.2f}% {d['epoch_seconds']:8.2f} s {d['seconds']:8.1f} s "
+      f"{d['state_bytes_per_weight']:7.3f} B/w {peak:8.1f} MiB")
+PY
 }
 run() { # name, args...
   local name=$1; shift
   local json
-  json=$("$FC" train --quiet --json --out "$OUT/$name.fcm" "$@" | tail -1)
+  json=$("$FC" train --quiet --json --out "$OUT/$name.fcm" "$@" 2>/dev/null | tail -1)
   echo "$json" > "$OUT/$name.json"
   row "$name" "$json"
 }

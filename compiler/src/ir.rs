@@ -212,8 +212,8 @@ impl Design {
     }
 
     /// The interface description harnesses read (`ports.json`).
-    pub fn ports(&self) -> sim_ports::Ports {
-        sim_ports::Ports {
+    pub fn ports(&self) -> Ports {
+        Ports {
             top: self.top.clone(),
             files: self.file_names(),
             input_width: 8,
@@ -237,27 +237,25 @@ impl Design {
     }
 }
 
-/// The `ports.json` schema, mirrored here because the compiler cannot depend on `sim` (which
-/// depends on the compiler); `sim::trace::Ports` has the same fields and serialises alike.
-pub mod sim_ports {
-    /// See `sim::trace::Ports`.
-    #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-    pub struct Ports {
-        /// Name of the top module.
-        pub top: String,
-        /// Verilog files in compile order.
-        pub files: Vec<String>,
-        /// Width of `s_data`.
-        pub input_width: u32,
-        /// Input beats per frame.
-        pub beats_per_frame: u32,
-        /// Width of `m_class`.
-        pub class_width: u32,
-        /// Number of classes.
-        pub classes: u32,
-        /// Width of one signed score.
-        pub score_width: u32,
-        /// Stage names, `dbg_fire` bit order.
-        pub stages: Vec<String>,
-    }
+/// The top-level interface of a generated design, written by the compiler as `ports.json` in
+/// the build directory. Harnesses size their ports from it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Ports {
+    /// Name of the top module (file `<top>.v` in the build directory).
+    pub top: String,
+    /// Every Verilog file of the design, relative to the build directory, in compile order.
+    pub files: Vec<String>,
+    /// Width of `s_data` (bits of one input beat).
+    pub input_width: u32,
+    /// Input beats per frame.
+    pub beats_per_frame: u32,
+    /// Width of `m_class`.
+    pub class_width: u32,
+    /// Number of classes; `m_scores` is `classes * score_width` bits, class 0 in the low bits.
+    pub classes: u32,
+    /// Width of one signed (two's complement) score in `m_scores`.
+    pub score_width: u32,
+    /// Names of the pipeline stages; bit `i` of the `dbg_fire` output is high in a cycle in which
+    /// stage `i` hands a beat to the next stage (its output valid and ready both high).
+    pub stages: Vec<String>,
 }

@@ -95,17 +95,7 @@ impl SimRun {
 /// The interface of a design as harnesses read it (the same value the compiler writes as
 /// `ports.json`).
 pub fn ports(d: &Design) -> Ports {
-    let p = d.ports();
-    Ports {
-        top: p.top,
-        files: p.files,
-        input_width: p.input_width,
-        beats_per_frame: p.beats_per_frame,
-        class_width: p.class_width,
-        classes: p.classes,
-        score_width: p.score_width,
-        stages: p.stages,
-    }
+    d.ports()
 }
 
 /// The input side of a quiet stretch.

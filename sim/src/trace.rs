@@ -1,28 +1,7 @@
 //! What a simulation run observed, in the same shape for the Rust simulator, Verilator and
 //! Icarus, so two runs compare with `==` and the first difference names a cycle and a stage.
 
-/// The top-level interface of a generated design, written by the compiler as `ports.json` in
-/// the build directory. Harnesses size their ports from it.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Ports {
-    /// Name of the top module (file `<top>.v` in the build directory).
-    pub top: String,
-    /// Every Verilog file of the design, relative to the build directory, in compile order.
-    pub files: Vec<String>,
-    /// Width of `s_data` (bits of one input beat).
-    pub input_width: u32,
-    /// Input beats per frame.
-    pub beats_per_frame: u32,
-    /// Width of `m_class`.
-    pub class_width: u32,
-    /// Number of classes; `m_scores` is `classes * score_width` bits, class 0 in the low bits.
-    pub classes: u32,
-    /// Width of one signed (two's complement) score in `m_scores`.
-    pub score_width: u32,
-    /// Names of the pipeline stages; bit `i` of the `dbg_fire` output is high in a cycle in which
-    /// stage `i` hands a beat to the next stage (its output valid and ready both high).
-    pub stages: Vec<String>,
-}
+pub use compiler::ir::Ports;
 
 /// One output beat of the top.
 #[derive(Clone, Debug, PartialEq, Eq)]
