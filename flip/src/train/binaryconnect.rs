@@ -253,18 +253,11 @@ impl Optimizer for BinaryConnect {
     }
 
     fn save_state(&self) -> Vec<u8> {
-        bincode::serialize(self).unwrap_or_default()
+        super::checkpoint::encode_state(self)
     }
 
     fn load_state(&mut self, bytes: &[u8]) -> Result<(), String> {
-        let s: BinaryConnect = bincode::deserialize(bytes).map_err(|e| e.to_string())?;
-        if s.widths != self.widths {
-            return Err(format!(
-                "state is for layer widths {:?}, not {:?}",
-                s.widths, self.widths
-            ));
-        }
-        *self = s;
+        *self = super::checkpoint::decode_state(bytes)?;
         Ok(())
     }
 }

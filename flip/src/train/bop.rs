@@ -27,9 +27,9 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::latent::{cosine, export_binary, pass, signs_above_first, Norms, PassMode, Weights};
-use super::rng::{mix, Stream};
+use super::rng::random_bits;
 use super::{check_params, param, BatchStats, Optimizer, TrainData};
-use crate::bits::{clear_padding, BitMatrix, WORD_BITS};
+use crate::bits::{BitMatrix, WORD_BITS};
 use crate::model::{InputSpec, Model};
 
 const KNOWN: &[&str] = &["gamma", "gamma_end", "tau", "lr", "lr_end", "momentum"];
@@ -113,16 +113,7 @@ impl Bop {
         let mut m = Vec::new();
         for (l, pair) in widths.windows(2).enumerate() {
             let (n, rows) = (pair[0], pair[1]);
-            let mut w = BitMatrix::zeros(rows, n);
-            for r in 0..rows {
-                let mut s = Stream::new(seed, mix(0xB0B0 + l as u64, r as u64));
-                let row = w.row_mut(r);
-                for x in row.iter_mut() {
-                    *x = s.next_u64();
-                }
-                clear_padding(row, n);
-            }
-            bits.push(w);
+            bits.push(random_bits(rows, n, seed, 0xB0B0 + l as u64));
             m.push(vec![0f32; n * rows]);
         }
         let nl = widths.len() - 1;
@@ -191,18 +182,11 @@ impl Optimizer for Bop {
     }
 
     fn save_state(&self) -> Vec<u8> {
-        bincode::serialize(self).unwrap_or_default()
+        super::checkpoint::encode_state(self)
     }
 
     fn load_state(&mut self, bytes: &[u8]) -> Result<(), String> {
-        let s: Bop = bincode::deserialize(bytes).map_err(|e| e.to_string())?;
-        if s.widths != self.widths {
-            return Err(format!(
-                "state is for layer widths {:?}, not {:?}",
-                s.widths, self.widths
-            ));
-        }
-        *self = s;
+        *self = super::checkpoint::decode_state(bytes)?;
         Ok(())
     }
 }

@@ -132,3 +132,14 @@ pub fn check_matches(
     }
     Ok(())
 }
+
+/// An optimizer's state as checkpoint bytes. The checkpoint's identity check (configuration and
+/// widths) runs before [`decode_state`], so the state itself carries no header.
+pub fn encode_state<T: serde::Serialize>(state: &T) -> Vec<u8> {
+    bincode::serialize(state).unwrap_or_default()
+}
+
+/// Reads bytes written by [`encode_state`].
+pub fn decode_state<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    bincode::deserialize(bytes).map_err(|e| format!("optimizer state does not decode: {e}"))
+}

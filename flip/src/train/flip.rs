@@ -52,7 +52,7 @@
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::rng::{mix, Stream};
+use super::rng::{mix, random_bits, Stream};
 use super::{check_params, param, BatchStats, Optimizer, TrainData};
 use crate::bits::{get_bit, set_bit, words_for, BitMatrix, WORD_BITS};
 use crate::model::{Activation, BinaryLayer, InputSpec, Layer, Model};
@@ -188,15 +188,7 @@ impl FlipOptimizer {
         let mut layers = Vec::new();
         for (l, pair) in widths.windows(2).enumerate() {
             let (n, m) = (pair[0], pair[1]);
-            let mut weights = BitMatrix::zeros(m, n);
-            for r in 0..m {
-                let mut s = Stream::new(seed, mix(0x1417 + l as u64, r as u64));
-                let row = weights.row_mut(r);
-                for w in row.iter_mut() {
-                    *w = s.next_u64();
-                }
-                crate::bits::clear_padding(row, n);
-            }
+            let weights = random_bits(m, n, seed, 0x1417 + l as u64);
             let acc = if settings.acc_bits == 8 {
                 Acc::I8(vec![0; n * m])
             } else {
@@ -605,11 +597,11 @@ impl Optimizer for FlipOptimizer {
     }
 
     fn save_state(&self) -> Vec<u8> {
-        bincode::serialize(self).unwrap_or_default()
+        super::checkpoint::encode_state(self)
     }
 
     fn load_state(&mut self, bytes: &[u8]) -> Result<(), String> {
-        *self = bincode::deserialize(bytes).map_err(|e| e.to_string())?;
+        *self = super::checkpoint::decode_state(bytes)?;
         Ok(())
     }
 }

@@ -56,3 +56,18 @@ pub fn permutation(n: usize, seed: u64) -> Vec<u32> {
     }
     p
 }
+
+/// A `rows` x `cols` matrix of fair random bits (padding cleared), row `r` drawn from the stream
+/// `(seed, mix(tag, r))`, so initial weights do not depend on thread count.
+pub fn random_bits(rows: usize, cols: usize, seed: u64, tag: u64) -> crate::bits::BitMatrix {
+    let mut m = crate::bits::BitMatrix::zeros(rows, cols);
+    for r in 0..rows {
+        let mut s = Stream::new(seed, mix(tag, r as u64));
+        let row = m.row_mut(r);
+        for w in row.iter_mut() {
+            *w = s.next_u64();
+        }
+        crate::bits::clear_padding(row, cols);
+    }
+    m
+}
