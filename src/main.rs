@@ -22,6 +22,10 @@ enum Command {
     Quantize(cmd::quantize::Args),
     /// Lower a model into a streaming accelerator in Verilog.
     Compile(cmd::compile::Args),
+    /// Compile a model and build a bitstream for a board (accelerator behind a UART).
+    Build(cmd::build::Args),
+    /// Explore foldings for a device: frames/s against LUTs, Pareto front, optional Yosys runs.
+    Dse(cmd::dse::Args),
     /// Run a compiled design in the cycle-accurate simulator.
     Sim(cmd::sim::Args),
     /// Check reference, simulator and RTL against each other.
@@ -37,6 +41,8 @@ fn main() {
         Command::Eval(a) => cmd::eval::run(a),
         Command::Quantize(a) => cmd::quantize::run(a),
         Command::Compile(a) => cmd::compile::run(a),
+        Command::Build(a) => cmd::build::run(a),
+        Command::Dse(a) => cmd::dse::run(a),
         Command::Sim(a) => cmd::sim::run(a),
         Command::Verify(a) => cmd::verify::run(a),
         Command::Demo(a) => cmd::demo::run(a),

@@ -13,6 +13,7 @@
 
 pub mod blocks;
 pub mod check;
+pub mod dse;
 pub mod ir;
 pub mod passes;
 pub mod random;

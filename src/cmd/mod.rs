@@ -1,7 +1,9 @@
 //! One module per subcommand; each reads files, does one stage and writes files.
 
+pub mod build;
 pub mod compile;
 pub mod demo;
+pub mod dse;
 pub mod eval;
 pub mod quantize;
 pub mod sim;

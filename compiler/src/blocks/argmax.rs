@@ -5,7 +5,7 @@
 //! (`!out_valid || out_ready`, a plain pipeline register), so the top's `m_ready` reaches back
 //! one block and no further.
 
-use super::{indent, lit, Beat, Block, CycleModel, Estimate, StageModel};
+use super::{indent, lit, Beat, Block, CycleModel, Estimate, Family, StageModel};
 use crate::ir::{bits_for, Argmax};
 
 impl Argmax {
@@ -27,12 +27,20 @@ impl Block for Argmax {
         1
     }
 
-    fn estimate(&self) -> Estimate {
-        let (c, sw) = (self.classes as u64, self.score_width as u64);
+    fn estimate_for(&self, family: Family) -> Estimate {
+        let c = family.costs();
+        let (n, sw, cw) = (
+            self.classes as u64,
+            self.score_width as u64,
+            u64::from(self.class_width()),
+        );
+        // A chain of `classes - 1` signed compares, each selecting a score and an index.
+        let luts = c.activation_bit * (n.saturating_sub(1) * (2 * sw + cw)) as f64 + c.block;
         Estimate {
-            luts: c * (2 * sw + self.class_width() as u64),
-            ffs: c * sw + self.class_width() as u64 + 1,
+            luts: luts.round() as u64,
+            ffs: n * sw + cw + 1,
             memory_bits: 0,
+            brams: 0,
         }
     }
 

@@ -11,7 +11,7 @@
 use flip::bits::{set_bit, words_for};
 use flip::encoding::Encoding;
 
-use super::{indent, lit, Beat, Block, CycleModel, Estimate, StageModel};
+use super::{indent, lit, Beat, Block, CycleModel, Estimate, Family, StageModel};
 use crate::ir::{bits_for, InputAdapter};
 
 impl InputAdapter {
@@ -60,12 +60,20 @@ impl Block for InputAdapter {
         self.pixels as u64
     }
 
-    fn estimate(&self) -> Estimate {
+    fn estimate_for(&self, family: Family) -> Estimate {
+        let c = family.costs();
         let w = (self.planes() * self.plane_bits()) as u64;
+        // Shift registers and the output register load with enables (no LUT per bit on
+        // either family); what remains per frame bit is the load/valid fan-out, plus one
+        // 8-bit compare per encoded level.
+        let luts = c.stream_bit * w as f64
+            + c.activation_bit * 8.0 * self.bits_per_pixel() as f64
+            + c.block;
         Estimate {
-            luts: w + 8 * self.bits_per_pixel() as u64 + 16,
-            ffs: 2 * w + bits_for(self.pixels as u64) as u64 + 1,
+            luts: luts.round() as u64,
+            ffs: 2 * w + u64::from(bits_for(self.pixels as u64)) + 1,
             memory_bits: 0,
+            brams: 0,
         }
     }
 

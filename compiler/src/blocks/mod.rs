@@ -13,15 +13,22 @@ pub mod argmax;
 pub mod input_adapter;
 pub mod mvtu;
 
-/// Rough FPGA cost of a block (6-input LUTs, flip-flops, ROM bits).
+pub mod cost;
+
+pub use cost::Family;
+
+/// FPGA cost of a block for one [`Family`]: 4-input LUTs, flip-flops, constant-memory bits and
+/// the block RAMs Yosys is expected to put some of those bits in (see [`cost`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Estimate {
-    /// Look-up tables.
+    /// 4-input look-up tables (including those that hold ROMs Yosys leaves in logic).
     pub luts: u64,
     /// Flip-flops.
     pub ffs: u64,
-    /// Bits of constant memory (weights, thresholds, offsets).
+    /// Bits of constant memory (weights, thresholds, offsets), wherever they end up.
     pub memory_bits: u64,
+    /// Block RAMs of the family holding the ROMs that go to block RAM.
+    pub brams: u64,
 }
 
 impl std::ops::Add for Estimate {
@@ -31,6 +38,7 @@ impl std::ops::Add for Estimate {
             luts: self.luts + o.luts,
             ffs: self.ffs + o.ffs,
             memory_bits: self.memory_bits + o.memory_bits,
+            brams: self.brams + o.brams,
         }
     }
 }
@@ -44,8 +52,12 @@ pub trait Block {
     /// Cycles from the handshake of a frame's first input beat to its output beat becoming
     /// valid, when never stalled.
     fn latency(&self) -> u64;
-    /// Resource estimate.
-    fn estimate(&self) -> Estimate;
+    /// Resource estimate for `family`, calibrated against Yosys (see [`cost`]).
+    fn estimate_for(&self, family: Family) -> Estimate;
+    /// Resource estimate for the default family (iCE40).
+    fn estimate(&self) -> Estimate {
+        self.estimate_for(Family::default())
+    }
     /// Width of the input stream's data.
     fn in_width(&self) -> usize;
     /// Width of the output stream's data.

@@ -19,7 +19,8 @@
 
 use flip::bits::{set_bit, words_for};
 
-use super::{get_bits, hex, indent, lit, Beat, Block, CycleModel, Estimate, StageModel};
+use super::cost::adder_tree_bits;
+use super::{get_bits, hex, indent, lit, Beat, Block, CycleModel, Estimate, Family, StageModel};
 use crate::ir::{bits_for, Mvtu, MvtuActivation};
 
 /// `{{(to-from){1'b0}}, expr}`, or `expr` if no padding is needed.
@@ -157,32 +158,68 @@ impl Block for Mvtu {
         self.steps() as u64 + 1
     }
 
-    fn estimate(&self) -> Estimate {
+    fn estimate_for(&self, family: Family) -> Estimate {
+        let c = family.costs();
         let m = self.mem();
         let (pe, simd) = (self.pe as u64, self.simd as u64);
-        let lanes = pe * simd;
-        let acc = m.acc_width as u64;
-        let ew = self.element_width() as u64;
-        let rom_bits = (m.words.len() / m.words_per_entry.max(1)) as u64 * lanes;
-        let const_bits = self.neuron_folds() as u64
+        let (nf, sf) = (self.neuron_folds() as u64, self.synapse_folds() as u64);
+        let acc = u64::from(m.acc_width);
+        let accumulate = sf * self.planes as u64 > 1;
+        let in_bits = (self.inputs * self.planes) as u64;
+        // The ROMs exactly as emitted: weights (NF * SF words of PE * SIMD bits), then per
+        // neuron group the thresholds and direction bits, or the score offsets.
+        let act_width = if self.is_scores() {
+            u64::from(m.score_width)
+        } else {
+            u64::from(m.threshold_width)
+        };
+        let mut roms = vec![(nf * sf, pe * simd), (nf, pe * act_width)];
+        if !self.is_scores() {
+            roms.push((nf, pe));
+        }
+        let (mut rom_luts, mut brams) = (0, 0);
+        for (depth, width) in roms {
+            let r = c.rom(depth, width);
+            rom_luts += r.luts;
+            brams += r.brams;
+        }
+        // The input select `in[xoff +: simd]` becomes Yosys's logarithmic shifter: one 2:1
+        // mux stage per offset bit, of which only the bits that reach the `simd` outputs
+        // survive (`simd * 2^k` of them `k` stages before the output, at most the register).
+        let select = if accumulate {
+            (0..bits_for(in_bits - 1))
+                .map(|k| in_bits.min(simd << k))
+                .sum::<u64>()
+        } else {
+            0
+        };
+        let logic = c.popcount_bit * (pe * (simd + adder_tree_bits(simd))) as f64
+            + c.acc_bit * if accumulate { (pe * acc) as f64 } else { 0.0 }
+            + c.activation_bit * (pe * act_width) as f64
+            + c.select_bit * select as f64
+            + c.select_flat
+                * if accumulate {
+                    (simd * in_bits) as f64
+                } else {
+                    0.0
+                }
+            + c.block;
+        let ew = u64::from(self.element_width());
+        let const_bits = nf
             * pe
             * if self.is_scores() {
-                m.score_width as u64
+                act_width
             } else {
-                m.threshold_width as u64 + 1
+                act_width + 1
             };
-        let in_bits = (self.inputs * self.planes) as u64;
-        let chunks = (self.synapse_folds() * self.planes) as u64;
         Estimate {
-            // XNOR + popcount compress about one LUT per input bit; accumulate and compare a
-            // LUT per bit each; the input chunk mux a LUT per 4:1; LUT ROM 64 bits per LUT.
-            luts: lanes
-                + pe * (2 * acc + ew)
-                + simd * chunks.div_ceil(4)
-                + (rom_bits + const_bits).div_ceil(64)
-                + 32,
-            ffs: in_bits + pe * acc + 2 * self.outputs as u64 * ew + 4 * 32,
-            memory_bits: rom_bits + const_bits,
+            luts: rom_luts + logic.round() as u64,
+            ffs: in_bits
+                + if accumulate { pe * acc } else { 0 }
+                + 2 * self.outputs as u64 * ew
+                + 4 * u64::from(bits_for(nf * sf)),
+            memory_bits: self.outputs as u64 * self.inputs as u64 + const_bits,
+            brams,
         }
     }
 

@@ -1,0 +1,472 @@
+//! The bitstream flow for a compiled design: wrapper, yosys, nextpnr, packer, `build.json`.
+//!
+//! Every step runs in the build directory with relative file names (the YoWASP tools see only
+//! the directory they run in) and writes its whole output to `<step>.log` there.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use serde_json::{json, Value};
+use sim::trace::Ports;
+
+use crate::board::Board;
+use crate::report::{self, Use};
+use crate::wrapper::{self, Clocking};
+use crate::BoardError;
+
+/// File names the flow writes into the build directory.
+pub mod files {
+    /// The board-level top.
+    pub const BOARD_TOP: &str = "board_top.v";
+    /// Yosys's netlist.
+    pub const NETLIST: &str = "synth.json";
+    /// Yosys `stat -json`.
+    pub const STAT_JSON: &str = "synth_stat.json";
+    /// Yosys `stat`, for people.
+    pub const STAT_TXT: &str = "synth_stat.txt";
+    /// nextpnr `--report`.
+    pub const PNR_REPORT: &str = "nextpnr_report.json";
+    /// The summary.
+    pub const BUILD_JSON: &str = "build.json";
+}
+
+/// What `flipchip build` can vary.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Core clock in MHz (`None`: the board clock, no PLL).
+    pub freq_mhz: Option<f64>,
+    /// nextpnr placer seed.
+    pub seed: Option<u64>,
+}
+
+/// Why a build failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FlowError {
+    /// The board or its wrapper.
+    #[error(transparent)]
+    Board(#[from] BoardError),
+    /// A tool is not installed.
+    #[error(
+        "{tool} not found (tried {tried} on PATH and in .venv-fpga/bin); install it with {install}"
+    )]
+    ToolMissing {
+        /// The role (`yosys`, `nextpnr`, `pack`).
+        tool: String,
+        /// Executable names tried.
+        tried: String,
+        /// How to install it (from the board file).
+        install: String,
+    },
+    /// A file could not be read or written.
+    #[error("{}: {message}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// A tool ran and failed.
+    #[error("{step}: {tool} failed{}; see {}", error.as_ref().map(|e| format!(": {e}")).unwrap_or_default(), log.display())]
+    ToolFailed {
+        /// The step.
+        step: String,
+        /// The executable.
+        tool: String,
+        /// The first error line of its log, if any.
+        error: Option<String>,
+        /// Its log.
+        log: PathBuf,
+    },
+    /// The design needs more of some resource than the device has.
+    #[error("the design does not fit the {board}: {}; see {}", overflow.iter().map(|u| format!("{} {}/{} ({:.0}%)", u.cell, u.used, u.available, u.percent())).collect::<Vec<_>>().join(", "), log.display())]
+    DoesNotFit {
+        /// The board.
+        board: String,
+        /// Every resource used beyond what the device has.
+        overflow: Vec<Use>,
+        /// nextpnr's log.
+        log: PathBuf,
+    },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> FlowError + '_ {
+    move |e| FlowError::Io {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    }
+}
+
+/// Folders searched for tools after PATH: `$FLIPCHIP_FPGA_VENV/bin`, `.venv-fpga/bin` in the
+/// current directory or any parent, and in the checkout flipchip was built from.
+pub fn tool_dirs() -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    if let Some(v) = std::env::var_os("FLIPCHIP_FPGA_VENV") {
+        dirs.push(PathBuf::from(v).join("bin"));
+    }
+    if let Ok(cwd) = std::env::current_dir() {
+        for a in cwd.ancestors() {
+            dirs.push(a.join(".venv-fpga/bin"));
+        }
+    }
+    dirs.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv-fpga/bin"));
+    dirs
+}
+
+/// The first of `candidates` found on PATH or in [`tool_dirs`].
+pub fn find_tool(candidates: &[String]) -> Option<PathBuf> {
+    let path_dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    let extra = tool_dirs();
+    for name in candidates {
+        for d in path_dirs.iter().chain(extra.iter()) {
+            let p = d.join(name);
+            if p.is_file() {
+                // Tidy `..` away, but keep the file name: symlinked tools may look at argv[0].
+                return Some(d.canonicalize().map_or(p, |d| d.join(name)));
+            }
+        }
+    }
+    None
+}
+
+fn require(role: &str, candidates: &[String], board: &Board) -> Result<PathBuf, FlowError> {
+    find_tool(candidates).ok_or_else(|| FlowError::ToolMissing {
+        tool: role.to_string(),
+        tried: candidates.join(", "),
+        install: board.tools.install.clone(),
+    })
+}
+
+/// The first line a tool prints for `flag`, or its file name when it has no version flag.
+pub fn tool_version(tool: &Path, flag: &str) -> String {
+    let out = Command::new(tool).arg(flag).stdin(Stdio::null()).output();
+    let first = out.ok().filter(|o| o.status.success()).and_then(|o| {
+        let text =
+            String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
+        text.lines()
+            .find(|l| !l.trim().is_empty())
+            .map(|l| l.trim().to_string())
+    });
+    first.unwrap_or_else(|| format!("{} (no version flag)", tool.display()))
+}
+
+/// Runs `tool args` in `dir` with all output in `dir/log`.
+fn run(step: &str, tool: &Path, args: &[String], dir: &Path, log: &str) -> Result<(), FlowError> {
+    let log_path = dir.join(log);
+    let f = File::create(&log_path).map_err(io_err(&log_path))?;
+    let f2 = f.try_clone().map_err(io_err(&log_path))?;
+    let status = Command::new(tool)
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(f)
+        .stderr(f2)
+        .status()
+        .map_err(io_err(tool))?;
+    if status.success() {
+        return Ok(());
+    }
+    let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+    Err(FlowError::ToolFailed {
+        step: step.to_string(),
+        tool: tool.display().to_string(),
+        error: report::first_error(&text),
+        log: log_path,
+    })
+}
+
+fn fill(args: &[String], vars: &[(&str, &str)]) -> Vec<String> {
+    args.iter()
+        .map(|a| {
+            vars.iter()
+                .fold(a.clone(), |a, (k, v)| a.replace(&format!("{{{k}}}"), v))
+        })
+        .collect()
+}
+
+fn read_json(path: &Path) -> Result<Value, FlowError> {
+    let text = std::fs::read_to_string(path).map_err(io_err(path))?;
+    serde_json::from_str(&text).map_err(|e| FlowError::Io {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
+/// Reads `ports.json` of a compiled design.
+pub fn read_ports(dir: &Path) -> Result<Ports, FlowError> {
+    let p = dir.join("ports.json");
+    serde_json::from_value(read_json(&p)?).map_err(|e| FlowError::Io {
+        path: p,
+        message: e.to_string(),
+    })
+}
+
+/// Writes `board_top.v`, the UART primitives and the constraint file into `dir`; returns the
+/// Verilog files in compile order.
+pub fn write_wrapper(
+    board: &Board,
+    dir: &Path,
+    ports: &Ports,
+    clocking: &Clocking,
+) -> Result<Vec<String>, FlowError> {
+    let write = |name: &str, text: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, text).map_err(io_err(&p))
+    };
+    let mut verilog = ports.files.clone();
+    for (name, text) in wrapper::RTL {
+        write(name, text)?;
+        verilog.push(name.to_string());
+    }
+    write(
+        files::BOARD_TOP,
+        &wrapper::board_top(board, ports, clocking)?,
+    )?;
+    verilog.push(files::BOARD_TOP.to_string());
+    write(&board.constraints, &board.constraints_text)?;
+    Ok(verilog)
+}
+
+/// Builds a bitstream for the compiled design in `dir` (written by `flipchip compile`) on
+/// `board`; `progress` hears one line per step. Writes `build.json` and returns it.
+pub fn build(
+    board: &Board,
+    dir: &Path,
+    opts: &Options,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Value, FlowError> {
+    // Every tool first, so a missing one fails before minutes of synthesis.
+    let yosys = require("yosys", &board.tools.yosys, board)?;
+    let nextpnr = require("nextpnr", &board.tools.nextpnr, board)?;
+    let pack = require("bitstream packer", &board.tools.pack, board)?;
+    let mut steps = BTreeMap::new();
+
+    let t = Instant::now();
+    let ports = read_ports(dir)?;
+    let clocking = Clocking::new(board, opts.freq_mhz)?;
+    let verilog = write_wrapper(board, dir, &ports, &clocking)?;
+    steps.insert("wrapper", t.elapsed().as_secs_f64());
+    progress(&format!(
+        "wrapper: {} for {}, core clock {:.3} MHz{}, {} clocks per UART bit",
+        files::BOARD_TOP,
+        board.name,
+        clocking.core_mhz,
+        match (&clocking.pll, clocking.divider) {
+            (Some(_), _) => " (PLL)".to_string(),
+            (None, Some(n)) => format!(" (board clock / {n})"),
+            (None, None) => String::new(),
+        },
+        clocking.clks_per_bit
+    ));
+
+    let t = Instant::now();
+    progress(&format!(
+        "synth: {} {} ...",
+        yosys.display(),
+        board.tools.synth
+    ));
+    let script = format!(
+        "read_verilog {}; {} -top {} -json {}; tee -q -o {} stat; tee -q -o {} stat -json",
+        verilog.join(" "),
+        board.tools.synth,
+        wrapper::TOP,
+        files::NETLIST,
+        files::STAT_TXT,
+        files::STAT_JSON
+    );
+    run("synth", &yosys, &["-p".into(), script], dir, "yosys.log")?;
+    steps.insert("synth", t.elapsed().as_secs_f64());
+    let cells = match read_json(&dir.join(files::STAT_JSON)) {
+        Ok(v) => report::yosys_cells(&v),
+        Err(_) => {
+            let p = dir.join(files::STAT_TXT);
+            report::yosys_cells_text(&std::fs::read_to_string(&p).map_err(io_err(&p))?)
+        }
+    };
+    let res = report::resources(&cells, &board.cells);
+    let yosys_log = std::fs::read_to_string(dir.join("yosys.log")).unwrap_or_default();
+    let memories = report::yosys_memories(&yosys_log);
+    let in_ram = memories.iter().filter(|m| m.mapped_to != "logic").count();
+    progress(&format!(
+        "synth: {} LUTs, {} FFs, {} BRAM, {} SPRAM, {} DSP; {} of {} memories in RAM blocks \
+         ({:.1} s)",
+        res["luts"],
+        res["ffs"],
+        res["bram"],
+        res["spram"],
+        res["dsp"],
+        in_ram,
+        memories.len(),
+        steps["synth"]
+    ));
+
+    let t = Instant::now();
+    progress(&format!(
+        "pnr: {} at {:.3} MHz ...",
+        nextpnr.display(),
+        clocking.core_mhz
+    ));
+    let mut args = fill(
+        &board.tools.nextpnr_args,
+        &[
+            ("constraints", &board.constraints),
+            ("config", &board.tools.config),
+        ],
+    );
+    args.extend(
+        [
+            "--json",
+            files::NETLIST,
+            "--report",
+            files::PNR_REPORT,
+            "--freq",
+            &format!("{}", clocking.core_mhz),
+            "--timing-allow-fail",
+        ]
+        .map(String::from),
+    );
+    if let Some(s) = opts.seed {
+        args.extend(["--seed".to_string(), s.to_string()]);
+    }
+    let pnr = run("pnr", &nextpnr, &args, dir, "nextpnr.log");
+    let log_path = dir.join("nextpnr.log");
+    if let Err(e) = pnr {
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        let overflow: Vec<Use> = report::log_utilisation(&log)
+            .into_iter()
+            .filter(|u| u.used > u.available)
+            .collect();
+        if overflow.is_empty() {
+            return Err(e);
+        }
+        let v = json!({
+            "board": board.name,
+            "fits": false,
+            "overflow": overflow,
+            "luts": res["luts"], "ffs": res["ffs"], "bram": res["bram"],
+            "spram": res["spram"], "dsp": res["dsp"],
+            "cells": cells,
+        });
+        let p = dir.join(files::BUILD_JSON);
+        std::fs::write(&p, pretty(&v)).map_err(io_err(&p))?;
+        return Err(FlowError::DoesNotFit {
+            board: board.name.clone(),
+            overflow,
+            log: log_path,
+        });
+    }
+    steps.insert("pnr", t.elapsed().as_secs_f64());
+    let pnr_report = read_json(&dir.join(files::PNR_REPORT))?;
+    let util = report::nextpnr_utilisation(&pnr_report);
+    let fmax = report::nextpnr_fmax(&pnr_report);
+    let timing_met = fmax.is_some_and(|f| f >= clocking.core_mhz);
+    let critical = report::nextpnr_critical_path(&pnr_report);
+    progress(&format!(
+        "pnr: Fmax {} MHz, timing {} at {:.3} MHz{} ({:.1} s)",
+        fmax.map_or("?".into(), |f| format!("{f:.2}")),
+        if timing_met { "met" } else { "NOT met" },
+        clocking.core_mhz,
+        critical.as_ref().map_or(String::new(), |c| format!(
+            "; critical path {:.1} ns through {}",
+            c.delay_ns,
+            c.blocks.join(" -> ")
+        )),
+        steps["pnr"]
+    ));
+
+    let t = Instant::now();
+    let args = fill(
+        &board.tools.pack_args,
+        &[
+            ("config", &board.tools.config),
+            ("bitstream", &board.tools.bitstream),
+        ],
+    );
+    run("pack", &pack, &args, dir, "pack.log")?;
+    steps.insert("pack", t.elapsed().as_secs_f64());
+    let bitstream = dir.join(&board.tools.bitstream);
+    progress(&format!(
+        "pack: {} ({:.1} s)",
+        bitstream.display(),
+        steps["pack"]
+    ));
+
+    // The summary.
+    let mut utilisation = serde_json::Map::new();
+    for (resource, names) in &board.utilisation {
+        if let Some(u) = names.iter().find_map(|n| util.get(n)) {
+            utilisation.insert(
+                resource.clone(),
+                json!((u.percent() * 100.0).round() / 100.0),
+            );
+        }
+    }
+    let compile_report = read_json(&dir.join("report.json")).ok();
+    let cycles = compile_report
+        .as_ref()
+        .and_then(|r| r["total"]["cycles_per_frame"].as_u64());
+    // The clock the design can run at: the one asked for if timing is met, else Fmax (the
+    // bitstream itself is built for the one asked for: rebuild with --freq <= Fmax).
+    let clock_mhz = if timing_met {
+        clocking.core_mhz
+    } else {
+        fmax.unwrap_or(0.0)
+    };
+    let fps = cycles.map(|c| clock_mhz * 1e6 / c as f64);
+    let uart_fps = f64::from(clocking.baud) / (10.0 * f64::from(ports.beats_per_frame));
+    let versions = json!({
+        "yosys": tool_version(&yosys, "-V"),
+        "nextpnr": tool_version(&nextpnr, "--version"),
+        "pack": tool_version(&pack, "--version"),
+    });
+    let v = json!({
+        "board": board.name,
+        "family": board.family,
+        "device": board.device,
+        "package": board.package,
+        "top": wrapper::TOP,
+        "fits": true,
+        "luts": res["luts"],
+        "ffs": res["ffs"],
+        "bram": res["bram"],
+        "spram": res["spram"],
+        "dsp": res["dsp"],
+        "utilisation": utilisation,
+        "utilisation_detail": util,
+        "cells": cells,
+        "memories": {
+            "in_ram_blocks": in_ram,
+            "in_logic": memories.len() - in_ram,
+            "detail": memories,
+        },
+        "fmax_mhz": fmax,
+        "critical_path": critical,
+        "requested_mhz": clocking.core_mhz,
+        "board_clock_mhz": clocking.board_mhz,
+        "pll": clocking.pll,
+        "clock_divider": clocking.divider,
+        "timing_met": timing_met,
+        "clock_mhz": clock_mhz,
+        "cycles_per_frame": cycles,
+        "frames_per_second": fps,
+        "uart_baud": clocking.baud,
+        "clks_per_bit": clocking.clks_per_bit,
+        "uart_frames_per_second": uart_fps,
+        "bitstream": bitstream.display().to_string(),
+        "tool_versions": versions,
+        "step_seconds": steps,
+    });
+    let p = dir.join(files::BUILD_JSON);
+    std::fs::write(&p, pretty(&v)).map_err(io_err(&p))?;
+    Ok(v)
+}
+
+fn pretty(v: &Value) -> String {
+    let mut s = serde_json::to_string_pretty(v).expect("JSON values serialise");
+    s.push('\n');
+    s
+}

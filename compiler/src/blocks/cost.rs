@@ -1,0 +1,226 @@
+//! What the blocks' logic costs on each FPGA family: the coefficients behind
+//! [`super::Block::estimate_for`], fitted to Yosys 0.23.
+//!
+//! Two kinds of knowledge live here:
+//! - **Where a ROM goes** is Yosys's own rule, reproduced: `memory_libmap` puts a ROM with a
+//!   registered address into block RAM when the blocks it needs, times the block's cost from the
+//!   family's `brams.txt` (iCE40 `SB_RAM40_4K`: 64; ECP5 `DP16KD`/`PDPW16KD`: 128), is less than
+//!   the cost of the ROM in logic (`-logic-cost-rom`, 1/16 per bit); otherwise it is left to LUTs.
+//!   Every ROM a block emits (weights, thresholds, directions, offsets) is indexed by a counter
+//!   register, so all of them qualify.
+//! - **How many LUT4s the rest takes** is a linear model of the emitted structures, fitted by
+//!   non-negative least squares (relative error) to `synth_ice40` / `synth_ecp5` runs on the
+//!   embedded-digits model, three other digits-size models and the Fashion-MNIST model, each at
+//!   several foldings (see [`Costs`] for the features and `compiler/calibration/README.md` for
+//!   the commands, the data and the errors). The coefficients absorb what the features do not
+//!   separate (e.g. `acc_bit` stands for per-PE logic generally), so read them as a fit, not
+//!   as a per-structure cost.
+//!
+//! LUT counting convention (the one the fit and `flipchip dse --synth` use): iCE40 counts
+//! `SB_LUT4` cells (an `SB_CARRY` shares its logic cell with a LUT, so it is not counted again);
+//! ECP5 counts `LUT4` cells plus two per `CCU2C` carry cell (a `CCU2C` holds two LUT4s);
+//! `PFUMX`/`L6MUX21` are the slices' own multiplexers and cost no LUT.
+
+/// An FPGA family whose LUT costs the estimates are calibrated for.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    /// Lattice iCE40 (LP/HX/UltraPlus): LUT4 + carry + FF logic cells, 4 kbit `SB_RAM40_4K`.
+    #[default]
+    Ice40,
+    /// Lattice ECP5: slices of two LUT4 with wide-function muxes, 18 kbit `DP16KD`.
+    Ecp5,
+}
+
+impl Family {
+    /// The family's name as in device files (`ice40`, `ecp5`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Ice40 => "ice40",
+            Family::Ecp5 => "ecp5",
+        }
+    }
+
+    /// Yosys's synthesis command for the family.
+    pub fn synth_command(self) -> &'static str {
+        match self {
+            Family::Ice40 => "synth_ice40",
+            Family::Ecp5 => "synth_ecp5",
+        }
+    }
+
+    /// The calibrated costs.
+    pub fn costs(self) -> &'static Costs {
+        match self {
+            Family::Ice40 => &ICE40,
+            Family::Ecp5 => &ECP5,
+        }
+    }
+}
+
+/// LUT4 cost coefficients of one family. Each block's LUTs are the sum of these coefficients
+/// times the sizes of the structures it emits.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Costs {
+    /// Block RAM shapes `(depth, width)` Yosys can use for a ROM.
+    pub bram_shapes: &'static [(u64, u64)],
+    /// Cost Yosys gives one block RAM, in units of ROM bits / 16 (`cost` in `brams.txt`).
+    pub bram_cost: u64,
+    /// LUTs per bit of a ROM left in logic.
+    pub rom_bit: f64,
+    /// LUTs per XNOR lane bit plus popcount adder-tree bit (`pe * (simd + tree bits)`).
+    pub popcount_bit: f64,
+    /// LUTs per accumulator bit (`pe * acc_width`, folded layers only).
+    pub acc_bit: f64,
+    /// LUTs per bit of the threshold compare or score adder (`pe * width`).
+    pub activation_bit: f64,
+    /// LUTs per 2:1 mux of the input select `in[xoff +: simd]` (a logarithmic shifter in
+    /// Yosys; folded layers only).
+    pub select_bit: f64,
+    /// LUTs per `simd x register bits` of the same select (what a flat multiplexer per output
+    /// bit would take; the fit needs both terms: non-power-of-two SIMD widths cost more than
+    /// the logarithmic shifter alone predicts).
+    pub select_flat: f64,
+    /// LUTs per bit of the input adapter's frame and per argmax score bit.
+    pub stream_bit: f64,
+    /// Fixed LUTs per block (control, counters).
+    pub block: f64,
+}
+
+/// iCE40, fitted to `synth_ice40` (Yosys 0.23).
+pub const ICE40: Costs = Costs {
+    bram_shapes: &[(256, 16), (512, 8), (1024, 4), (2048, 2)],
+    bram_cost: 64,
+    rom_bit: 0.1269,
+    popcount_bit: 0.2232,
+    acc_bit: 4.6161,
+    activation_bit: 1.2864,
+    select_bit: 0.0067,
+    select_flat: 0.0,
+    stream_bit: 1.1743,
+    block: 0.0,
+};
+
+/// ECP5, fitted to `synth_ecp5` (Yosys 0.23).
+pub const ECP5: Costs = Costs {
+    bram_shapes: &[
+        (512, 36),
+        (1024, 18),
+        (2048, 9),
+        (4096, 4),
+        (8192, 2),
+        (16384, 1),
+    ],
+    bram_cost: 128,
+    rom_bit: 0.067,
+    popcount_bit: 0.0375,
+    acc_bit: 13.0294,
+    activation_bit: 0.0,
+    select_bit: 0.4021,
+    select_flat: 0.0091,
+    stream_bit: 0.9235,
+    block: 129.6179,
+};
+
+/// Where one ROM goes and what it costs there.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RomCost {
+    /// LUTs (0 if in block RAM).
+    pub luts: u64,
+    /// Block RAMs (0 if in logic).
+    pub brams: u64,
+}
+
+impl Costs {
+    /// Block RAMs for a `depth` x `width` ROM in its best shape. Words narrower than a shape
+    /// are packed several to a row (Yosys reads the row and selects with low address bits:
+    /// 8192 x 1 takes two 2048 x 2 blocks on iCE40, as observed).
+    pub fn bram_blocks(&self, depth: u64, width: u64) -> u64 {
+        self.bram_shapes
+            .iter()
+            .map(|&(d, w)| {
+                if width <= w {
+                    depth.div_ceil(d * (w / width))
+                } else {
+                    depth.div_ceil(d) * width.div_ceil(w)
+                }
+            })
+            .min()
+            .unwrap_or(u64::MAX)
+    }
+
+    /// A `depth` x `width` ROM with a registered address, placed as Yosys's `memory_libmap`
+    /// places it. A single-entry ROM is a constant and costs nothing by itself.
+    pub fn rom(&self, depth: u64, width: u64) -> RomCost {
+        if depth <= 1 || width == 0 {
+            return RomCost::default();
+        }
+        let bits = depth * width;
+        let blocks = self.bram_blocks(depth, width);
+        if blocks.saturating_mul(self.bram_cost) * 16 < bits {
+            RomCost {
+                luts: 0,
+                brams: blocks,
+            }
+        } else {
+            RomCost {
+                luts: (bits as f64 * self.rom_bit).round() as u64,
+                brams: 0,
+            }
+        }
+    }
+}
+
+/// Bits of every adder output in the popcount tree of `simd` inputs as the MVTU emits it
+/// (pairs summed level by level, each node as wide as its largest value needs).
+pub fn adder_tree_bits(simd: u64) -> u64 {
+    let mut nodes: Vec<u64> = vec![1; simd as usize];
+    let mut bits = 0;
+    while nodes.len() > 1 {
+        let mut next = Vec::with_capacity(nodes.len().div_ceil(2));
+        for pair in nodes.chunks(2) {
+            if let [a, b] = pair {
+                let m = a + b;
+                bits += u64::from(crate::ir::bits_for(m));
+                next.push(m);
+            } else {
+                next.push(pair[0]);
+            }
+        }
+        nodes = next;
+    }
+    bits
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roms_go_where_yosys_puts_them() {
+        // Observed with synth_ice40 on the digits model: 128 x 64 weights -> 4 SB_RAM40_4K,
+        // 16 x 512 weights -> logic, 64 x 20 -> logic, 128 x 10 -> 1 block.
+        let c = Family::Ice40.costs();
+        assert_eq!(c.rom(128, 64).brams, 4);
+        assert_eq!(c.rom(16, 512).brams, 0);
+        assert_eq!(c.rom(64, 20).brams, 0);
+        assert_eq!(c.rom(128, 10).brams, 1);
+        assert_eq!(c.rom(8192, 1).brams, 2);
+        assert_eq!(c.rom(1, 1000), RomCost::default());
+        // ECP5: 128 x 64 -> 2 PDPW16KD (512 x 36), 320 x 4 -> logic.
+        let e = Family::Ecp5.costs();
+        assert_eq!(e.rom(128, 64).brams, 2);
+        assert_eq!(e.rom(320, 4).brams, 0);
+    }
+
+    #[test]
+    fn tree_bits() {
+        assert_eq!(adder_tree_bits(1), 0);
+        assert_eq!(adder_tree_bits(2), 2);
+        // 4 -> two 2-bit sums, one 3-bit sum.
+        assert_eq!(adder_tree_bits(4), 7);
+        assert_eq!(adder_tree_bits(3), 2 + 2);
+    }
+}

@@ -1,0 +1,697 @@
+//! Design-space exploration: which foldings of a model are worth building on a device.
+//!
+//! [`explore`] enumerates per-layer foldings, costs each candidate with the blocks' own
+//! [`Block::cycles`], [`Block::latency`] and [`Block::estimate_for`] (the device's family),
+//! and marks the Pareto front of throughput (frames/s) against LUTs.
+//!
+//! Candidates:
+//! - **balanced**: for every cycles-per-frame target in the set of cycle counts some layer can
+//!   reach (at or above the input adapter's one-pixel-per-cycle floor, below which nothing gets
+//!   faster), each layer takes the cheapest `PE x SIMD` meeting it ([`auto_fold`], the folding
+//!   pass's own choice);
+//! - **unbalanced**: from each balanced design, one layer at a time moved one step faster (the
+//!   cheapest folding below its current cycles) or one step slower (the cheapest folding at
+//!   its next larger reachable cycle count);
+//! - **split**: from each balanced design, one layer's `PE x SIMD` lanes divided differently
+//!   between PE and SIMD at no loss of speed (the folding pass prefers few PEs; the input
+//!   select's cost grows with SIMD, so more PEs can be cheaper).
+//!
+//! Foldings the estimates cannot cost ([`costable`]) are left out. Duplicates are merged; the candidates come out in a fixed order (by folding), so the
+//! output files are the same on every run.
+//!
+//! Throughput is the device's typical clock over the cycles per frame: the Fmax of a real
+//! design depends on its placement, which only a place-and-route run knows.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use flip::model::Model;
+use serde_json::json;
+
+use crate::blocks::{Block, Estimate, Family};
+use crate::ir::{Design, Mvtu};
+use crate::passes::folding::{auto_fold, FoldSpec, LayerFold};
+use crate::CompileError;
+
+/// A device as the exploration sees it: capacity, family and a typical clock.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Device {
+    /// Short name (`up5k`, `ecp5-85k`).
+    pub name: String,
+    /// Full name.
+    pub description: String,
+    /// Family (LUT costs, block RAM shapes, Yosys synthesis command).
+    pub family: Family,
+    /// 4-input LUTs.
+    pub luts: u64,
+    /// Flip-flops.
+    pub ffs: u64,
+    /// Block RAMs.
+    pub brams: u64,
+    /// Bits of one block RAM.
+    pub bram_bits: u64,
+    /// Typical achievable clock of a streaming design on this device, MHz.
+    pub fmax_mhz: f64,
+}
+
+/// The device files, embedded (`compiler/devices/*.toml`).
+const DEVICE_FILES: &[(&str, &str)] = &[
+    ("up5k.toml", include_str!("../devices/up5k.toml")),
+    (
+        "ice40-hx8k.toml",
+        include_str!("../devices/ice40-hx8k.toml"),
+    ),
+    ("ecp5-25k.toml", include_str!("../devices/ecp5-25k.toml")),
+    ("ecp5-85k.toml", include_str!("../devices/ecp5-85k.toml")),
+];
+
+/// Every known device, in file order.
+pub fn devices() -> Vec<Device> {
+    DEVICE_FILES
+        .iter()
+        .map(|(file, text)| {
+            toml::from_str(text)
+                .unwrap_or_else(|e| panic!("embedded device file {file} is invalid: {e}"))
+        })
+        .collect()
+}
+
+/// The device called `name`.
+pub fn device(name: &str) -> Option<Device> {
+    devices().into_iter().find(|d| d.name == name)
+}
+
+/// How a candidate was derived.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    /// Every layer at its cheapest folding for a common target.
+    Balanced,
+    /// A balanced design with one layer one step faster or slower.
+    Unbalanced,
+    /// A balanced design with one layer's lanes split differently between PE and SIMD.
+    Split,
+}
+
+/// One folding of the model, costed.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Candidate {
+    /// Per-layer folding, input first.
+    pub folds: Vec<LayerFold>,
+    /// How it was derived (balanced wins if both apply).
+    pub origin: Origin,
+    /// Steady-state cycles between frames (the slowest stage's cycles).
+    pub cycles_per_frame: u64,
+    /// Cycles from a frame's first pixel to its result.
+    pub latency_cycles: u64,
+    /// Summed block estimates for the device's family.
+    pub estimate: Estimate,
+    /// Device clock / cycles per frame.
+    pub frames_per_second: f64,
+    /// LUTs, flip-flops and block RAMs within the device.
+    pub fits: bool,
+    /// Not dominated: no other candidate is at least as fast with at most as many LUTs and
+    /// better in one of them.
+    pub pareto: bool,
+}
+
+impl Candidate {
+    /// Frames/s per LUT, the efficiency figure (`frames_per_second / luts`).
+    pub fn frames_per_second_per_lut(&self) -> f64 {
+        self.frames_per_second / self.estimate.luts.max(1) as f64
+    }
+
+    /// The folding as `pe x simd` per layer (`64x16 1x128 1x4`).
+    pub fn fold_label(&self) -> String {
+        fold_label(&self.folds)
+    }
+}
+
+/// `pe x simd` per layer, space separated.
+pub fn fold_label(folds: &[LayerFold]) -> String {
+    folds
+        .iter()
+        .map(|f| format!("{}x{}", f.pe, f.simd))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The result of an exploration.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Exploration {
+    /// The model's one-line description.
+    pub model: String,
+    /// The device explored for.
+    pub device: Device,
+    /// Every candidate, in a fixed order.
+    pub candidates: Vec<Candidate>,
+    /// Indices of the Pareto front, fastest first.
+    pub front: Vec<usize>,
+}
+
+impl Exploration {
+    /// The fastest candidate that fits (fewest LUTs among equals), if any fits.
+    pub fn best(&self) -> Option<usize> {
+        (0..self.candidates.len())
+            .filter(|&i| self.candidates[i].fits)
+            .min_by(|&a, &b| {
+                let (x, y) = (&self.candidates[a], &self.candidates[b]);
+                y.frames_per_second
+                    .total_cmp(&x.frames_per_second)
+                    .then(x.estimate.luts.cmp(&y.estimate.luts))
+            })
+    }
+
+    /// Front members that fit the device, fastest first.
+    pub fn fitting_front(&self) -> Vec<usize> {
+        self.front
+            .iter()
+            .copied()
+            .filter(|&i| self.candidates[i].fits)
+            .collect()
+    }
+
+    /// The compiled design of candidate `i`.
+    pub fn design(&self, model: &Model, i: usize) -> Result<Design, CompileError> {
+        crate::compile(model, &FoldSpec::Manual(self.candidates[i].folds.clone()))
+    }
+}
+
+/// Every legal `(pe, simd)` of a layer with its cycles per frame, fastest first.
+pub fn layer_foldings(l: &Mvtu) -> Vec<(u64, LayerFold)> {
+    let div = |n: usize| (1..=n).filter(move |d| n.is_multiple_of(*d));
+    let mut v: Vec<(u64, LayerFold)> = div(l.outputs)
+        .flat_map(|pe| div(l.inputs).map(move |simd| LayerFold { pe, simd }))
+        .map(|f| {
+            let c = ((l.outputs / f.pe) * l.planes * (l.inputs / f.simd)) as u64;
+            (c, f)
+        })
+        .collect();
+    v.sort_by_key(|&(c, f)| (c, f.pe * f.simd, f.pe));
+    v
+}
+
+/// Whether the estimates can cost layer `l` at folding `f`. A layer that accumulates over
+/// several input chunks selects them with `in[xoff +: SIMD]`; for a SIMD that is not a power of
+/// two Yosys builds that select from a 3136-bit register far larger than for the neighbouring
+/// powers of two (measured with `synth_ecp5`: the bare select of 14 bits out of 3136 takes
+/// 34851 LUT4s; whole Fashion-MNIST designs with SIMD 14 and 112 came out 2-3x over their
+/// estimates), in a way the calibrated model does not capture. Such foldings are left out.
+pub fn costable(l: &Mvtu, f: LayerFold) -> bool {
+    let accumulates = (l.inputs / f.simd) * l.planes > 1;
+    !accumulates || f.simd.is_power_of_two()
+}
+
+/// A folding of every layer and how it was derived.
+pub type Folding = (Vec<LayerFold>, Origin);
+
+/// Cycles per frame, latency and estimate of one layer at one folding.
+type LayerCost = (u64, u64, Estimate);
+
+/// The candidate foldings of a lowered design (see the module documentation), deduplicated,
+/// in a fixed order, each with how it was derived.
+pub fn enumerate(design: &Design) -> Vec<Folding> {
+    let floor = design.input.pixels as u64;
+    let options: Vec<Vec<(u64, LayerFold)>> = design.layers.iter().map(layer_foldings).collect();
+    let per_layer: Vec<Vec<u64>> = options
+        .iter()
+        .map(|o| {
+            let mut c: Vec<u64> = o.iter().map(|x| x.0).collect();
+            c.dedup();
+            c
+        })
+        .collect();
+    let mut targets: Vec<u64> = per_layer.iter().flatten().copied().collect();
+    targets.push(floor);
+    targets.retain(|&t| t >= floor);
+    targets.sort_unstable();
+    targets.dedup();
+    // The folding pass's choice, unless it is a folding the estimates cannot cost: then the
+    // same rule (fewest lanes, then fewest PEs) among the costable ones, or the fastest of
+    // those if none meets the target.
+    let cheapest = |l: &Mvtu, t: u64| {
+        let f = auto_fold(l.outputs, l.inputs, l.planes, t);
+        if costable(l, f) {
+            return f;
+        }
+        let ok = layer_foldings(l)
+            .into_iter()
+            .filter(|&(_, f)| costable(l, f));
+        ok.clone()
+            .filter(|&(c, _)| c <= t)
+            .min_by_key(|&(_, f)| (f.pe * f.simd, f.pe))
+            .or_else(|| ok.min_by_key(|&(c, f)| (c, f.pe * f.simd, f.pe)))
+            .map_or(f, |(_, f)| f)
+    };
+    let cycles =
+        |l: &Mvtu, f: LayerFold| ((l.outputs / f.pe) * l.planes * (l.inputs / f.simd)) as u64;
+    let mut out: BTreeMap<Vec<(usize, usize)>, Folding> = BTreeMap::new();
+    let key = |f: &[LayerFold]| f.iter().map(|x| (x.pe, x.simd)).collect::<Vec<_>>();
+    for &t in &targets {
+        let base: Vec<LayerFold> = design.layers.iter().map(|l| cheapest(l, t)).collect();
+        out.insert(key(&base), (base.clone(), Origin::Balanced));
+        for (i, l) in design.layers.iter().enumerate() {
+            let c = cycles(l, base[i]);
+            let mut variants = Vec::new();
+            if c > 1 {
+                variants.push(cheapest(l, c - 1));
+            }
+            if let Some(&up) = per_layer[i].iter().find(|&&x| x > c) {
+                variants.push(cheapest(l, up));
+            }
+            for f in variants.into_iter().filter(|&f| costable(l, f)) {
+                let mut v = base.clone();
+                v[i] = f;
+                out.entry(key(&v)).or_insert((v, Origin::Unbalanced));
+            }
+            // The same lanes split differently between PE and SIMD, still meeting the target:
+            // the folding pass prefers few PEs, but the input select grows with SIMD.
+            let lanes = base[i].pe * base[i].simd;
+            for &(fc, f) in &options[i] {
+                if f.pe * f.simd == lanes && f != base[i] && fc <= t.max(c) && costable(l, f) {
+                    let mut v = base.clone();
+                    v[i] = f;
+                    out.entry(key(&v)).or_insert((v, Origin::Split));
+                }
+            }
+        }
+    }
+    out.into_values().collect()
+}
+
+/// Marks the non-dominated points of `(throughput, luts)` (higher throughput and fewer LUTs
+/// are better); of identical points only the first is marked.
+pub fn pareto(points: &[(f64, u64)]) -> Vec<bool> {
+    let mut order: Vec<usize> = (0..points.len()).collect();
+    order.sort_by(|&a, &b| {
+        points[b]
+            .0
+            .total_cmp(&points[a].0)
+            .then(points[a].1.cmp(&points[b].1))
+            .then(a.cmp(&b))
+    });
+    let mut marks = vec![false; points.len()];
+    let mut least = u64::MAX;
+    for i in order {
+        if points[i].1 < least {
+            marks[i] = true;
+            least = points[i].1;
+        }
+    }
+    marks
+}
+
+/// Explores the foldings of `model` for `device`.
+pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileError> {
+    let family = device.family;
+    // One compiled design supplies the widths the estimates need (accumulator, threshold and
+    // score widths do not depend on the folding); each layer is then costed per folding.
+    let base = crate::compile(
+        model,
+        &FoldSpec::Auto {
+            target_cycles: None,
+        },
+    )?;
+    let fixed = base.input.estimate_for(family) + base.argmax.estimate_for(family);
+    let mut layer_cost: Vec<BTreeMap<(usize, usize), LayerCost>> =
+        vec![BTreeMap::new(); base.layers.len()];
+    let mut candidates = Vec::new();
+    for (folds, origin) in enumerate(&base) {
+        let mut e = fixed;
+        let mut cycles = base.input.cycles().max(base.argmax.cycles());
+        let mut latency = base.input.latency() + base.argmax.latency();
+        for (i, f) in folds.iter().enumerate() {
+            let (c, lat, le) = *layer_cost[i].entry((f.pe, f.simd)).or_insert_with(|| {
+                let mut l = base.layers[i].clone();
+                l.pe = f.pe;
+                l.simd = f.simd;
+                (l.cycles(), l.latency(), l.estimate_for(family))
+            });
+            e = e + le;
+            cycles = cycles.max(c);
+            latency += lat;
+        }
+        let fps = device.fmax_mhz * 1e6 / cycles as f64;
+        let fits = e.luts <= device.luts && e.ffs <= device.ffs && e.brams <= device.brams;
+        candidates.push(Candidate {
+            folds,
+            origin,
+            cycles_per_frame: cycles,
+            latency_cycles: latency,
+            estimate: e,
+            frames_per_second: fps,
+            fits,
+            pareto: false,
+        });
+    }
+    let points: Vec<(f64, u64)> = candidates
+        .iter()
+        .map(|c| (c.frames_per_second, c.estimate.luts))
+        .collect();
+    for (c, p) in candidates.iter_mut().zip(pareto(&points)) {
+        c.pareto = p;
+    }
+    let mut front: Vec<usize> = (0..candidates.len())
+        .filter(|&i| candidates[i].pareto)
+        .collect();
+    front.sort_by(|&a, &b| {
+        candidates[b]
+            .frames_per_second
+            .total_cmp(&candidates[a].frames_per_second)
+    });
+    Ok(Exploration {
+        model: base.model.clone(),
+        device: device.clone(),
+        candidates,
+        front,
+    })
+}
+
+/// Per-candidate columns of `dse.csv`.
+pub const CSV_HEADER: &str = "id,folding,origin,cycles_per_frame,latency_cycles,frames_per_second,est_luts,est_ffs,memory_bits,brams,frames_per_second_per_lut,fits,pareto";
+
+/// `dse.csv`: one row per candidate.
+pub fn csv(x: &Exploration) -> String {
+    let mut s = String::from(CSV_HEADER);
+    s.push('\n');
+    for (i, c) in x.candidates.iter().enumerate() {
+        let _ = writeln!(
+            s,
+            "{i},{},{},{},{},{:.1},{},{},{},{},{:.3},{},{}",
+            c.fold_label(),
+            match c.origin {
+                Origin::Balanced => "balanced",
+                Origin::Unbalanced => "unbalanced",
+                Origin::Split => "split",
+            },
+            c.cycles_per_frame,
+            c.latency_cycles,
+            c.frames_per_second,
+            c.estimate.luts,
+            c.estimate.ffs,
+            c.estimate.memory_bits,
+            c.estimate.brams,
+            c.frames_per_second_per_lut(),
+            c.fits,
+            c.pareto
+        );
+    }
+    s
+}
+
+/// One candidate as JSON (with its index).
+pub fn candidate_json(x: &Exploration, i: usize) -> serde_json::Value {
+    let c = &x.candidates[i];
+    json!({
+        "id": i,
+        "folding": c.fold_label(),
+        "layers": c.folds,
+        "origin": c.origin,
+        "cycles_per_frame": c.cycles_per_frame,
+        "latency_cycles": c.latency_cycles,
+        "frames_per_second": c.frames_per_second,
+        "est_luts": c.estimate.luts,
+        "est_ffs": c.estimate.ffs,
+        "memory_bits": c.estimate.memory_bits,
+        "brams": c.estimate.brams,
+        "frames_per_second_per_lut": c.frames_per_second_per_lut(),
+        "fits": c.fits,
+        "pareto": c.pareto,
+    })
+}
+
+/// `dse.json`: the device, every candidate, the front (indices, fastest first) and the best
+/// fitting design.
+pub fn json(x: &Exploration) -> serde_json::Value {
+    json!({
+        "model": x.model,
+        "device": x.device,
+        "candidates": (0..x.candidates.len()).map(|i| candidate_json(x, i)).collect::<Vec<_>>(),
+        "front": x.front,
+        "best": x.best(),
+    })
+}
+
+/// `dse.svg`: LUTs against frames/s on log-log axes; the front joined and highlighted,
+/// candidates that do not fit drawn as grey crosses, the device's LUTs as a dashed line.
+pub fn svg(x: &Exploration) -> String {
+    let (w, h) = (760.0, 520.0);
+    let (left, right, top, bottom) = (80.0, 30.0, 40.0, 60.0);
+    let cs = &x.candidates;
+    let lut_of = |c: &Candidate| c.estimate.luts.max(1) as f64;
+    let decade = |v: f64, up: bool| {
+        let l = v.log10();
+        10f64.powf(if up { l.ceil() } else { l.floor() })
+    };
+    let (mut x0, mut x1) = (f64::MAX, f64::MIN);
+    let (mut y0, mut y1) = (f64::MAX, f64::MIN);
+    for c in cs {
+        x0 = x0.min(lut_of(c));
+        x1 = x1.max(lut_of(c));
+        y0 = y0.min(c.frames_per_second);
+        y1 = y1.max(c.frames_per_second);
+    }
+    x1 = x1.max(x.device.luts as f64);
+    if cs.is_empty() {
+        (x0, y0, y1) = (1.0, 1.0, 10.0);
+    }
+    let (x0, x1) = (
+        decade(x0, false),
+        decade(x1 * 1.0001, true).max(decade(x0, false) * 10.0),
+    );
+    let (y0, y1) = (
+        decade(y0, false),
+        decade(y1 * 1.0001, true).max(decade(y0, false) * 10.0),
+    );
+    let px =
+        |v: f64| left + (v.log10() - x0.log10()) / (x1.log10() - x0.log10()) * (w - left - right);
+    let py = |v: f64| {
+        h - bottom - (v.log10() - y0.log10()) / (y1.log10() - y0.log10()) * (h - top - bottom)
+    };
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" font-family=\"sans-serif\" font-size=\"12\">"
+    );
+    let _ = writeln!(s, "<rect width=\"{w}\" height=\"{h}\" fill=\"white\"/>");
+    let _ = writeln!(
+        s,
+        "<text x=\"{}\" y=\"22\" text-anchor=\"middle\" font-size=\"14\">{} on {} ({} MHz): {} candidates, {} on the front</text>",
+        w / 2.0,
+        xml(&x.model),
+        xml(&x.device.name),
+        x.device.fmax_mhz,
+        cs.len(),
+        x.front.len()
+    );
+    // Axes, decade ticks and grid.
+    let (pl, pr, pt, pb) = (left, w - right, top, h - bottom);
+    let _ = writeln!(
+        s,
+        "<rect x=\"{pl}\" y=\"{pt}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"black\"/>",
+        pr - pl,
+        pb - pt
+    );
+    for d in ticks(x0, x1) {
+        let xp = px(d);
+        let _ = writeln!(
+            s,
+            "<line x1=\"{xp:.1}\" y1=\"{pt}\" x2=\"{xp:.1}\" y2=\"{pb}\" stroke=\"#ddd\"/>"
+        );
+        let _ = writeln!(
+            s,
+            "<text x=\"{xp:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
+            pb + 16.0,
+            tick(d)
+        );
+    }
+    for d in ticks(y0, y1) {
+        let yp = py(d);
+        let _ = writeln!(
+            s,
+            "<line x1=\"{pl}\" y1=\"{yp:.1}\" x2=\"{pr}\" y2=\"{yp:.1}\" stroke=\"#ddd\"/>"
+        );
+        let _ = writeln!(
+            s,
+            "<text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
+            pl - 6.0,
+            yp + 4.0,
+            tick(d)
+        );
+    }
+    let _ = writeln!(
+        s,
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">estimated LUT4s (log)</text>",
+        (pl + pr) / 2.0,
+        h - 18.0
+    );
+    let _ = writeln!(
+        s,
+        "<text x=\"18\" y=\"{}\" text-anchor=\"middle\" transform=\"rotate(-90 18 {})\">frames/s at {} MHz (log)</text>",
+        (pt + pb) / 2.0,
+        (pt + pb) / 2.0,
+        x.device.fmax_mhz
+    );
+    // Device capacity.
+    let cap = px(x.device.luts as f64);
+    let _ = writeln!(
+        s,
+        "<line x1=\"{cap:.1}\" y1=\"{pt}\" x2=\"{cap:.1}\" y2=\"{pb}\" stroke=\"#c00\" stroke-dasharray=\"6 4\"/>"
+    );
+    let _ = writeln!(
+        s,
+        "<text x=\"{:.1}\" y=\"{}\" fill=\"#c00\" text-anchor=\"end\">{} LUTs</text>",
+        cap - 4.0,
+        pt + 14.0,
+        x.device.luts
+    );
+    // Points: fitting as blue dots, not fitting as grey crosses.
+    for c in cs.iter().filter(|c| !c.pareto) {
+        let (a, b) = (px(lut_of(c)), py(c.frames_per_second));
+        if c.fits {
+            let _ = writeln!(s, "<circle cx=\"{a:.1}\" cy=\"{b:.1}\" r=\"2.5\" fill=\"#4a7bd0\" fill-opacity=\"0.6\"/>");
+        } else {
+            let _ = writeln!(
+                s,
+                "<path d=\"M{:.1} {:.1}l5 5m0 -5l-5 5\" stroke=\"#999\"/>",
+                a - 2.5,
+                b - 2.5
+            );
+        }
+    }
+    // The front, as a staircase through its points (slowest first).
+    let mut f: Vec<&Candidate> = x.front.iter().map(|&i| &cs[i]).collect();
+    f.reverse();
+    if !f.is_empty() {
+        let mut p = String::new();
+        for (k, c) in f.iter().enumerate() {
+            let (a, b) = (px(lut_of(c)), py(c.frames_per_second));
+            if k == 0 {
+                let _ = write!(p, "M{a:.1} {b:.1}");
+            } else {
+                let _ = write!(p, " H{a:.1} V{b:.1}");
+            }
+        }
+        let _ = writeln!(
+            s,
+            "<path d=\"{p}\" fill=\"none\" stroke=\"#e07000\" stroke-width=\"1.5\"/>"
+        );
+    }
+    for c in &f {
+        let (a, b) = (px(lut_of(c)), py(c.frames_per_second));
+        let fill = if c.fits { "#e07000" } else { "white" };
+        let _ = writeln!(
+            s,
+            "<circle cx=\"{a:.1}\" cy=\"{b:.1}\" r=\"4.5\" fill=\"{fill}\" stroke=\"#e07000\" stroke-width=\"1.5\"><title>{} : {:.0} frames/s, {} LUTs</title></circle>",
+            c.fold_label(),
+            c.frames_per_second,
+            c.estimate.luts
+        );
+    }
+    // Legend.
+    let (lx, ly) = (pl + 12.0, pt + 16.0);
+    let _ = writeln!(s, "<circle cx=\"{lx}\" cy=\"{ly}\" r=\"4.5\" fill=\"#e07000\"/><text x=\"{}\" y=\"{}\">Pareto front (hollow: does not fit)</text>", lx + 10.0, ly + 4.0);
+    let _ = writeln!(s, "<circle cx=\"{lx}\" cy=\"{}\" r=\"2.5\" fill=\"#4a7bd0\"/><text x=\"{}\" y=\"{}\">fits the device</text>", ly + 18.0, lx + 10.0, ly + 22.0);
+    let _ = writeln!(s, "<path d=\"M{} {}l5 5m0 -5l-5 5\" stroke=\"#999\"/><text x=\"{}\" y=\"{}\">does not fit</text>", lx - 2.5, ly + 33.5, lx + 10.0, ly + 40.0);
+    s.push_str("</svg>\n");
+    s
+}
+
+/// Tick values from decade `lo` to decade `hi`: every decade, and 2x and 5x within it when the
+/// axis spans at most two decades.
+fn ticks(lo: f64, hi: f64) -> Vec<f64> {
+    let fine = hi / lo <= 100.5;
+    let mut v = Vec::new();
+    let mut d = lo;
+    while d <= hi * 1.0001 {
+        v.push(d);
+        if fine && d * 2.0 < hi {
+            v.extend([d * 2.0, d * 5.0]);
+        }
+        d *= 10.0;
+    }
+    v
+}
+
+/// A decade tick label (`100`, `10k`, `1M`).
+fn tick(v: f64) -> String {
+    let v = v.round() as u64;
+    match v {
+        v if v >= 1_000_000 && v.is_multiple_of(1_000_000) => format!("{}M", v / 1_000_000),
+        v if v >= 1_000_000 && v.is_multiple_of(100_000) => format!("{:.1}M", v as f64 / 1e6),
+        v if v >= 1000 && v.is_multiple_of(1000) => format!("{}k", v / 1000),
+        v => v.to_string(),
+    }
+}
+
+fn xml(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// Writes `dse.csv`, `dse.json` and `dse.svg` into `dir` (created if needed); `extra` is merged
+/// into the JSON's top level (measurements the caller added). Returns the paths written.
+pub fn write(
+    x: &Exploration,
+    dir: &Path,
+    extra: Option<&serde_json::Value>,
+) -> Result<Vec<PathBuf>, CompileError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| CompileError::Io { path, source }
+    };
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let mut j = json(x);
+    if let Some(serde_json::Value::Object(m)) = extra {
+        for (k, v) in m {
+            j[k] = v.clone();
+        }
+    }
+    let mut text = serde_json::to_string_pretty(&j).expect("JSON values serialise");
+    text.push('\n');
+    let files = [("dse.csv", csv(x)), ("dse.json", text), ("dse.svg", svg(x))];
+    let mut written = Vec::new();
+    for (name, text) in files {
+        let p = dir.join(name);
+        std::fs::write(&p, text).map_err(io(&p))?;
+        written.push(p);
+    }
+    Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn devices_parse() {
+        let d = devices();
+        assert!(d.len() >= 4);
+        assert_eq!(device("up5k").unwrap().luts, 5280);
+        assert_eq!(device("ecp5-85k").unwrap().family, Family::Ecp5);
+        assert!(device("nope").is_none());
+    }
+
+    #[test]
+    fn pareto_marks_non_dominated() {
+        let p = [
+            (10.0, 100),
+            (5.0, 50),
+            (5.0, 60),
+            (10.0, 100),
+            (1.0, 200),
+            (20.0, 300),
+        ];
+        assert_eq!(pareto(&p), [true, true, false, false, false, true]);
+    }
+
+    #[test]
+    fn ticks() {
+        assert_eq!(tick(1000.0), "1k");
+        assert_eq!(tick(1e6), "1M");
+        assert_eq!(tick(10.0), "10");
+    }
+}

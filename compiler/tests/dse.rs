@@ -1,0 +1,226 @@
+//! Design-space exploration: only legal foldings, a non-dominated front that holds the fastest
+//! fitting design, the files, and (with Yosys installed) estimates within 15% of synthesis.
+
+use std::process::Command;
+use std::time::Instant;
+
+use compiler::blocks::Family;
+use compiler::dse::{self, Exploration};
+use compiler::random::{random_model, Rng};
+use flip::encoding::Encoding;
+use flip::model::Model;
+
+fn fashion_shape() -> Model {
+    random_model(
+        &mut Rng(11),
+        784,
+        8,
+        Encoding::Threshold(128),
+        &[256, 256, 10],
+    )
+}
+
+fn assert_legal(model: &Model, x: &Exploration) {
+    let d = compiler::lower(model).unwrap();
+    for c in &x.candidates {
+        assert_eq!(c.folds.len(), d.layers.len());
+        for (f, l) in c.folds.iter().zip(&d.layers) {
+            assert!(
+                f.pe >= 1 && l.outputs % f.pe == 0,
+                "PE {} of {}",
+                f.pe,
+                l.outputs
+            );
+            assert!(
+                f.simd >= 1 && l.inputs % f.simd == 0,
+                "SIMD {} of {}",
+                f.simd,
+                l.inputs
+            );
+            assert!(dse::costable(l, *f), "{} is not costable", c.fold_label());
+        }
+    }
+    // No duplicates.
+    let mut k: Vec<String> = x.candidates.iter().map(|c| c.fold_label()).collect();
+    k.sort();
+    k.dedup();
+    assert_eq!(k.len(), x.candidates.len());
+}
+
+fn dominates(a: &dse::Candidate, b: &dse::Candidate) -> bool {
+    a.frames_per_second >= b.frames_per_second
+        && a.estimate.luts <= b.estimate.luts
+        && (a.frames_per_second > b.frames_per_second || a.estimate.luts < b.estimate.luts)
+}
+
+fn assert_front(x: &Exploration) {
+    assert!(!x.front.is_empty());
+    for &i in &x.front {
+        assert!(x.candidates[i].pareto);
+        for c in &x.candidates {
+            assert!(
+                !dominates(c, &x.candidates[i]),
+                "front member {i} is dominated"
+            );
+        }
+    }
+    for (i, c) in x.candidates.iter().enumerate() {
+        if !c.pareto {
+            assert!(
+                x.front.iter().any(|&f| {
+                    let f = &x.candidates[f];
+                    dominates(f, c)
+                        || (f.frames_per_second == c.frames_per_second
+                            && f.estimate.luts == c.estimate.luts)
+                }),
+                "candidate {i} is off the front but nothing on it beats it"
+            );
+        }
+    }
+    // Fastest first.
+    for w in x.front.windows(2) {
+        assert!(x.candidates[w[0]].frames_per_second >= x.candidates[w[1]].frames_per_second);
+    }
+}
+
+#[test]
+fn fashion_shape_on_ecp5_85k() {
+    let model = fashion_shape();
+    let device = dse::device("ecp5-85k").unwrap();
+    let start = Instant::now();
+    let x = dse::explore(&model, &device).unwrap();
+    let seconds = start.elapsed().as_secs_f64();
+    assert!(seconds < 5.0, "exploration took {seconds:.1} s");
+    assert!(x.candidates.len() > 50);
+    assert_legal(&model, &x);
+    assert_front(&x);
+    // The best fitting design runs at the input's one-pixel-per-cycle rate, and is on the front.
+    let best = x.best().expect("something fits an ECP5-85");
+    assert_eq!(x.candidates[best].cycles_per_frame, 784);
+    assert!(x.front.contains(&best));
+    assert_eq!(x.front[0], best);
+    // Same input, same output.
+    assert_eq!(dse::explore(&model, &device).unwrap(), x);
+}
+
+#[test]
+fn small_models_on_every_device() {
+    let mut rng = Rng(3);
+    for device in dse::devices() {
+        for enc in [Encoding::Threshold(90), Encoding::BitPlanes(3)] {
+            let pixels = rng.range(4, 30) as usize;
+            let widths = [rng.range(2, 40) as usize, rng.range(2, 12) as usize];
+            let model = random_model(&mut rng, pixels, 8, enc, &widths);
+            let x = dse::explore(&model, &device).unwrap();
+            assert_legal(&model, &x);
+            assert_front(&x);
+            // Every candidate is costed like the compiled design (cycles, latency, estimate).
+            for i in 0..x.candidates.len() {
+                let d = x.design(&model, i).unwrap();
+                let c = &x.candidates[i];
+                assert_eq!(d.cycles_per_frame(), c.cycles_per_frame);
+                assert_eq!(d.latency_cycles(), c.latency_cycles);
+                let e = d
+                    .stages()
+                    .iter()
+                    .map(|s| s.block().estimate_for(device.family))
+                    .fold(compiler::blocks::Estimate::default(), |a, b| a + b);
+                assert_eq!(e, c.estimate);
+            }
+        }
+    }
+}
+
+#[test]
+fn files_are_written() {
+    let model = random_model(&mut Rng(5), 16, 8, Encoding::Threshold(100), &[24, 6]);
+    let x = dse::explore(&model, &dse::device("up5k").unwrap()).unwrap();
+    let dir = std::env::temp_dir().join(format!("flipchip-dse-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let written = dse::write(&x, &dir, Some(&serde_json::json!({"note": 1}))).unwrap();
+    assert_eq!(written.len(), 3);
+    let csv = std::fs::read_to_string(dir.join("dse.csv")).unwrap();
+    assert_eq!(csv.lines().count(), x.candidates.len() + 1);
+    assert!(csv.starts_with(dse::CSV_HEADER));
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("dse.json")).unwrap()).unwrap();
+    assert_eq!(
+        j["candidates"].as_array().unwrap().len(),
+        x.candidates.len()
+    );
+    assert_eq!(j["front"].as_array().unwrap().len(), x.front.len());
+    assert_eq!(j["note"], 1);
+    let svg = std::fs::read_to_string(dir.join("dse.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+    assert!(svg.contains("frames/s") && svg.contains("LUT4s"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// LUT4s Yosys reports for a compiled design (the counting of `flipchip dse --synth`).
+fn yosys_luts(d: &compiler::ir::Design, family: Family, tag: &str) -> Option<u64> {
+    if Command::new("yosys").arg("-V").output().is_err() {
+        println!("skipping: yosys is not installed");
+        return None;
+    }
+    let dir = std::env::temp_dir().join(format!("flipchip-dse-synth-{}-{tag}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    compiler::write_build(d, &dir).unwrap();
+    let files: Vec<String> = d
+        .file_names()
+        .iter()
+        .map(|f| dir.join(f).display().to_string())
+        .collect();
+    let stat = dir.join("stat.txt");
+    let script = format!(
+        "read_verilog {}; {} -top {}; tee -q -o {} stat",
+        files.join(" "),
+        family.synth_command(),
+        compiler::TOP,
+        stat.display()
+    );
+    let ok = Command::new("yosys")
+        .args(["-q", "-p", &script])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "yosys failed in {}", dir.display());
+    let text = std::fs::read_to_string(&stat).unwrap();
+    let mut cells = std::collections::BTreeMap::new();
+    for line in text.lines() {
+        let w: Vec<&str> = line.split_whitespace().collect();
+        if let [name, n] = w[..] {
+            if let Ok(n) = n.parse::<u64>() {
+                cells.insert(name.to_string(), n);
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let get = |k: &str| cells.get(k).copied().unwrap_or(0);
+    Some(match family {
+        Family::Ice40 => get("SB_LUT4"),
+        Family::Ecp5 => get("LUT4") + 2 * get("CCU2C"),
+    })
+}
+
+#[test]
+fn estimates_within_15_percent_of_yosys() {
+    // Two small front designs of a 64-pixel, 64-32-10 model: one folded, one fast.
+    let model = random_model(&mut Rng(21), 64, 8, Encoding::Threshold(128), &[64, 10]);
+    let device = dse::device("up5k").unwrap();
+    let x = dse::explore(&model, &device).unwrap();
+    let f = x.fitting_front();
+    for (tag, &i) in [("fast", &f[0]), ("folded", &f[f.len() / 2])] {
+        let d = x.design(&model, i).unwrap();
+        let Some(y) = yosys_luts(&d, device.family, tag) else {
+            return;
+        };
+        let e = x.candidates[i].estimate.luts;
+        let err = (e as f64 - y as f64) / y as f64;
+        println!(
+            "{tag} {}: estimate {e}, yosys {y} ({:+.1}%)",
+            x.candidates[i].fold_label(),
+            100.0 * err
+        );
+        assert!(err.abs() <= 0.15, "{tag}: estimate {e} vs yosys {y}");
+    }
+}

@@ -1,0 +1,114 @@
+//! `flipchip build`.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use compiler::passes::folding::FoldSpec;
+
+/// Compile a model and build a bitstream for a board: the accelerator behind a UART (115200
+/// 8N1: send one byte per pixel, receive one byte per frame, the class; LEDs show the class).
+/// Writes the design, board_top.v, the tools' logs and reports, the bitstream and build.json
+/// (LUTs, FFs, BRAM, SPRAM, DSP, utilisation, Fmax, timing, frames per second, tool versions,
+/// seconds per step) into --out.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The model file (.fcm).
+    pub model: PathBuf,
+    /// A board shipped with flipchip (icebreaker, ulx3s) or a folder holding a board.toml.
+    #[arg(long)]
+    pub board: String,
+    /// Build directory to write (created if needed).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// `auto` or a JSON fold file, as for `flipchip compile`.
+    #[arg(long, default_value = "auto")]
+    pub fold: String,
+    /// Cycles per frame that `--fold auto` aims for (default: the input pixels per frame). The
+    /// UART delivers a pixel every 10 bit times, so far slower foldings keep up with it.
+    #[arg(long)]
+    pub target_cycles: Option<u64>,
+    /// Core clock in MHz, made by the board's PLL (default: the board clock, no PLL).
+    #[arg(long)]
+    pub freq: Option<f64>,
+    /// nextpnr placer seed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Print build.json as one JSON object on the last line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `flipchip build`.
+pub fn run(a: Args) -> anyhow::Result<()> {
+    let start = Instant::now();
+    let board = boards::Board::load(&a.board)?;
+    if let Some(f) = a.freq {
+        if !f.is_finite() || f <= 0.0 {
+            bail!("--freq must be a positive number of MHz");
+        }
+    }
+    let model = super::compile::load_model(&a.model)?;
+    let spec = if a.fold == "auto" {
+        FoldSpec::Auto {
+            target_cycles: a.target_cycles,
+        }
+    } else {
+        if a.target_cycles.is_some() {
+            bail!("--target-cycles only applies to --fold auto");
+        }
+        FoldSpec::Manual(compiler::read_fold_file(Path::new(&a.fold))?)
+    };
+    let t = Instant::now();
+    let design = compiler::compile(&model, &spec)
+        .with_context(|| format!("compiling {}", a.model.display()))?;
+    compiler::write_build(&design, &a.out)
+        .with_context(|| format!("writing {}", a.out.display()))?;
+    let compile_seconds = t.elapsed().as_secs_f64();
+    eprintln!(
+        "compile: {} -> {} ({} cycles per frame, {:.2} s)",
+        design.model,
+        a.out.display(),
+        design.cycles_per_frame(),
+        compile_seconds
+    );
+    let opts = boards::flow::Options {
+        freq_mhz: a.freq,
+        seed: a.seed,
+    };
+    let mut v = boards::flow::build(&board, &a.out, &opts, &mut |line| eprintln!("{line}"))
+        .with_context(|| format!("building for {} in {}", board.name, a.out.display()))?;
+    v["model"] = serde_json::json!(design.model);
+    v["step_seconds"]["compile"] = serde_json::json!(compile_seconds);
+    v["seconds"] = serde_json::json!(start.elapsed().as_secs_f64());
+    let path = a.out.join(boards::flow::files::BUILD_JSON);
+    let mut text = serde_json::to_string_pretty(&v)?;
+    text.push('\n');
+    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    eprintln!(
+        "build: {} LUTs, {} FFs, {} BRAM; Fmax {} MHz, timing {} at {} MHz; {} frames/s \
+         (accelerator), {:.0} frames/s over the UART; {:.1} s; {}",
+        v["luts"],
+        v["ffs"],
+        v["bram"],
+        v["fmax_mhz"]
+            .as_f64()
+            .map_or("?".into(), |f| format!("{f:.2}")),
+        if v["timing_met"] == true {
+            "met"
+        } else {
+            "NOT met"
+        },
+        v["requested_mhz"],
+        v["frames_per_second"]
+            .as_f64()
+            .map_or("?".into(), |f| format!("{f:.0}")),
+        v["uart_frames_per_second"].as_f64().unwrap_or(0.0),
+        start.elapsed().as_secs_f64(),
+        path.display()
+    );
+    if a.json {
+        super::print_json(&v);
+    }
+    Ok(())
+}

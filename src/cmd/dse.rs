@@ -1,0 +1,512 @@
+//! `flipchip dse`: explore the foldings of a model for a device, confirm the front's cycles in
+//! the simulator, optionally synthesise some of it with Yosys to check the estimates.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use compiler::blocks::Family;
+use compiler::dse::{self, Exploration};
+use serde_json::json;
+
+/// Explore foldings for a device: Pareto front of frames/s against LUTs, as CSV, JSON and SVG.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The model file (.fcm).
+    pub model: PathBuf,
+    /// Target device (`up5k`, `ice40-hx8k`, `ecp5-25k`, `ecp5-85k`).
+    #[arg(long)]
+    pub device: String,
+    /// Synthesise this many fitting front designs with Yosys (spread over the front, the
+    /// fastest always included) and compare their LUTs with the estimates.
+    #[arg(long, default_value_t = 0)]
+    pub synth: usize,
+    /// Directory to write dse.csv, dse.json, dse.svg (and synth/) into [default: dse-<device>].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Frames of random input per front design in the cycle-accurate simulator.
+    #[arg(long, default_value_t = 3)]
+    pub sim_frames: usize,
+    /// Print one JSON summary object as the last line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What the simulator measured for one candidate.
+#[derive(Clone, Debug)]
+pub struct SimCheck {
+    /// Candidate index.
+    pub id: usize,
+    /// Cycles between the last two results of back-to-back random frames.
+    pub cycles_per_frame: u64,
+    /// Cycles from the first frame's first pixel to its result.
+    pub latency_cycles: u64,
+    /// Equal to the candidate's predicted cycles and latency.
+    pub agrees: bool,
+}
+
+impl SimCheck {
+    /// As JSON.
+    pub fn to_json(&self) -> serde_json::Value {
+        json!({
+            "id": self.id,
+            "cycles_per_frame": self.cycles_per_frame,
+            "latency_cycles": self.latency_cycles,
+            "agrees": self.agrees,
+        })
+    }
+}
+
+/// Runs `frames` (at least 2) random frames back to back through candidate `i` in the
+/// cycle-accurate simulator.
+pub fn sim_check(
+    model: &flip::model::Model,
+    x: &Exploration,
+    i: usize,
+    frames: usize,
+) -> anyhow::Result<SimCheck> {
+    let design = x.design(model, i)?;
+    let frames = frames.max(2);
+    let mut z = i as u64;
+    let beats: Vec<u8> = (0..frames * design.input.pixels)
+        .map(|_| {
+            z = sim::stimulus::splitmix64(z);
+            z as u8
+        })
+        .collect();
+    let c = &x.candidates[i];
+    let limit = (frames as u64 + 2) * (c.cycles_per_frame + c.latency_cycles) + 1000;
+    let run = sim::run(
+        &design,
+        &beats,
+        sim::stimulus::Stimulus::free(1),
+        limit,
+        None,
+    )
+    .with_context(|| format!("simulating candidate {i} ({})", c.fold_label()))?;
+    let o = &run.trace.outputs;
+    let cycles = o[o.len() - 1].cycle - o[o.len() - 2].cycle;
+    let latency = run.first_latency().unwrap_or(0);
+    Ok(SimCheck {
+        id: i,
+        cycles_per_frame: cycles,
+        latency_cycles: latency,
+        agrees: cycles == c.cycles_per_frame && latency == c.latency_cycles,
+    })
+}
+
+/// One Yosys run.
+#[derive(Clone, Debug)]
+pub struct SynthResult {
+    /// Candidate index.
+    pub id: usize,
+    /// Folding.
+    pub folding: String,
+    /// LUT4s as counted by [`count_luts`].
+    pub yosys_luts: u64,
+    /// Block RAM cells.
+    pub yosys_brams: u64,
+    /// The estimate.
+    pub est_luts: u64,
+    /// Estimated block RAMs.
+    pub est_brams: u64,
+    /// `(est - yosys) / yosys`.
+    pub lut_error: f64,
+    /// Wall-clock seconds of the Yosys run.
+    pub seconds: f64,
+    /// Taken from an earlier run on the same Verilog in the same directory.
+    pub cached: bool,
+    /// The build directory.
+    pub dir: String,
+}
+
+impl SynthResult {
+    /// As JSON.
+    pub fn to_json(&self) -> serde_json::Value {
+        json!({
+            "id": self.id,
+            "folding": self.folding,
+            "yosys_luts": self.yosys_luts,
+            "yosys_brams": self.yosys_brams,
+            "est_luts": self.est_luts,
+            "est_brams": self.est_brams,
+            "lut_error": self.lut_error,
+            "seconds": self.seconds,
+            "cached": self.cached,
+            "dir": self.dir,
+        })
+    }
+}
+
+/// LUT4s in a Yosys `stat` report, as the estimates count them (see
+/// `compiler::blocks::cost`): iCE40 `SB_LUT4`; ECP5 `LUT4` plus two per `CCU2C`. Also returns
+/// the block RAM cells.
+pub fn count_luts(stat: &str, family: Family) -> (u64, u64) {
+    let mut cells = std::collections::BTreeMap::new();
+    for line in stat.lines() {
+        let mut w = line.split_whitespace();
+        if let (Some(name), Some(n), None) = (w.next(), w.next(), w.next()) {
+            if let Ok(n) = n.parse::<u64>() {
+                // The last report (the flattened top) wins.
+                cells.insert(name.to_string(), n);
+            }
+        }
+    }
+    let get = |k: &str| cells.get(k).copied().unwrap_or(0);
+    match family {
+        Family::Ice40 => (get("SB_LUT4"), get("SB_RAM40_4K")),
+        Family::Ecp5 => (
+            get("LUT4") + 2 * get("CCU2C"),
+            get("DP16KD") + get("PDPW16KD"),
+        ),
+    }
+}
+
+/// Compiles candidate `i` into `dir` and synthesises it with Yosys for the device's family.
+pub fn synth(
+    model: &flip::model::Model,
+    x: &Exploration,
+    i: usize,
+    dir: &Path,
+) -> anyhow::Result<SynthResult> {
+    let design = x.design(model, i)?;
+    let family = x.device.family;
+    let stat = dir.join(format!("stat_{}.txt", family.name()));
+    // A design whose Verilog is already there, synthesised, is not synthesised again (the
+    // estimates may have changed since, the Verilog and so Yosys's answer have not).
+    let unchanged = stat.exists()
+        && compiler::verilog::emit(&design).iter().all(|(name, text)| {
+            std::fs::read_to_string(dir.join(name)).ok().as_ref() == Some(text)
+        });
+    let c = &x.candidates[i];
+    let result = |text: &str, seconds: f64, cached: bool| {
+        let (luts, brams) = count_luts(text, family);
+        SynthResult {
+            id: i,
+            folding: c.fold_label(),
+            yosys_luts: luts,
+            yosys_brams: brams,
+            est_luts: c.estimate.luts,
+            est_brams: c.estimate.brams,
+            lut_error: (c.estimate.luts as f64 - luts as f64) / luts.max(1) as f64,
+            seconds,
+            cached,
+            dir: dir.display().to_string(),
+        }
+    };
+    if unchanged {
+        let text = std::fs::read_to_string(&stat)
+            .with_context(|| format!("reading {}", stat.display()))?;
+        return Ok(result(&text, 0.0, true));
+    }
+    let _ = std::fs::remove_file(&stat);
+    compiler::write_build(&design, dir)?;
+    let files: Vec<String> = design
+        .file_names()
+        .iter()
+        .map(|f| dir.join(f).display().to_string())
+        .collect();
+    let script = format!(
+        "read_verilog {}; {} -top {}; tee -q -o {} stat",
+        files.join(" "),
+        family.synth_command(),
+        compiler::TOP,
+        stat.display()
+    );
+    let start = Instant::now();
+    let out = Command::new("yosys")
+        .args(["-q", "-l"])
+        .arg(dir.join("yosys.log"))
+        .args(["-p", &script])
+        .output()
+        .context("running yosys (is it installed?)")?;
+    if !out.status.success() {
+        bail!(
+            "yosys failed on candidate {i}; see {}",
+            dir.join("yosys.log").display()
+        );
+    }
+    let text =
+        std::fs::read_to_string(&stat).with_context(|| format!("reading {}", stat.display()))?;
+    Ok(result(&text, start.elapsed().as_secs_f64(), false))
+}
+
+/// `k` fitting front members spread evenly from the fastest to the cheapest.
+pub fn pick_for_synth(x: &Exploration, k: usize) -> Vec<usize> {
+    let f = x.fitting_front();
+    if k == 0 || f.is_empty() {
+        return Vec::new();
+    }
+    if k >= f.len() {
+        return f;
+    }
+    let mut v: Vec<usize> = (0..k)
+        .map(|j| {
+            f[if k == 1 {
+                0
+            } else {
+                j * (f.len() - 1) / (k - 1)
+            }]
+        })
+        .collect();
+    v.dedup();
+    v
+}
+
+/// Synthesises `ids`, two Yosys runs at a time, reporting progress on stderr.
+fn synth_all(
+    model: &flip::model::Model,
+    x: &Exploration,
+    ids: &[usize],
+    dir: &Path,
+) -> Vec<anyhow::Result<SynthResult>> {
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<anyhow::Result<SynthResult>>>> =
+        Mutex::new((0..ids.len()).map(|_| None).collect());
+    let workers = ids.len().min(2);
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| loop {
+                let j = next.fetch_add(1, Ordering::SeqCst);
+                let Some(&i) = ids.get(j) else { break };
+                let c = &x.candidates[i];
+                eprintln!(
+                    "synth [{}/{}] candidate {i} ({}), est {} LUTs ...",
+                    j + 1,
+                    ids.len(),
+                    c.fold_label(),
+                    c.estimate.luts
+                );
+                let r = synth(model, x, i, &dir.join(c.fold_label().replace(' ', "_")));
+                match &r {
+                    Ok(r) => eprintln!(
+                        "synth [{}/{}] candidate {i}: yosys {} LUTs, {} BRAMs ({}); \
+                         estimate {} LUTs, {} BRAMs ({:+.1}%)",
+                        j + 1,
+                        ids.len(),
+                        r.yosys_luts,
+                        r.yosys_brams,
+                        if r.cached {
+                            "earlier run".to_string()
+                        } else {
+                            format!("{:.0} s", r.seconds)
+                        },
+                        r.est_luts,
+                        r.est_brams,
+                        100.0 * r.lut_error
+                    ),
+                    Err(e) => eprintln!("synth [{}/{}] candidate {i}: {e:#}", j + 1, ids.len()),
+                }
+                results.lock().expect("no worker panics holding the lock")[j] = Some(r);
+            });
+        }
+    });
+    results
+        .into_inner()
+        .expect("workers are done")
+        .into_iter()
+        .map(|r| r.expect("every job ran"))
+        .collect()
+}
+
+/// Runs `flipchip dse`.
+pub fn run(a: Args) -> anyhow::Result<()> {
+    let model = super::compile::load_model(&a.model)?;
+    let Some(device) = dse::devices().into_iter().find(|d| d.name == a.device) else {
+        let names: Vec<String> = dse::devices().into_iter().map(|d| d.name).collect();
+        bail!(
+            "unknown device {:?}; known devices: {}",
+            a.device,
+            names.join(", ")
+        );
+    };
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("dse-{}", device.name)));
+    let start = Instant::now();
+    let x = dse::explore(&model, &device)
+        .with_context(|| format!("exploring {}", a.model.display()))?;
+    let explore_seconds = start.elapsed().as_secs_f64();
+    eprintln!(
+        "{}: {} on {} ({}, {} LUT4, {} BRAMs, {} MHz): {} candidates, front of {} ({:.2} s)",
+        a.model.display(),
+        x.model,
+        device.name,
+        device.family.name(),
+        device.luts,
+        device.brams,
+        device.fmax_mhz,
+        x.candidates.len(),
+        x.front.len(),
+        explore_seconds
+    );
+
+    // The front's cycles per frame and latency, measured in the simulator.
+    let start = Instant::now();
+    let mut sims = Vec::new();
+    for &i in &x.front {
+        sims.push(sim_check(&model, &x, i, a.sim_frames)?);
+    }
+    let disagree: Vec<usize> = sims.iter().filter(|s| !s.agrees).map(|s| s.id).collect();
+    eprintln!(
+        "simulator: {} front designs x {} random frames, cycles per frame and latency {} ({:.2} s)",
+        sims.len(),
+        a.sim_frames.max(2),
+        if disagree.is_empty() {
+            "as predicted".to_string()
+        } else {
+            format!("DIFFER for candidates {disagree:?}")
+        },
+        start.elapsed().as_secs_f64()
+    );
+
+    eprintln!(
+        "{:>5} {:<24} {:>9} {:>9} {:>12} {:>9} {:>6} {:>11} {:>5}",
+        "id",
+        "folding (PExSIMD)",
+        "cycles",
+        "latency",
+        "frames/s",
+        "est LUTs",
+        "BRAMs",
+        "fps/LUT",
+        "fits"
+    );
+    for &i in &x.front {
+        let c = &x.candidates[i];
+        eprintln!(
+            "{i:>5} {:<24} {:>9} {:>9} {:>12.0} {:>9} {:>6} {:>11.2} {:>5}",
+            c.fold_label(),
+            c.cycles_per_frame,
+            c.latency_cycles,
+            c.frames_per_second,
+            c.estimate.luts,
+            c.estimate.brams,
+            c.frames_per_second_per_lut(),
+            if c.fits { "yes" } else { "no" }
+        );
+    }
+
+    let mut synths = Vec::new();
+    if a.synth > 0 {
+        let ids = pick_for_synth(&x, a.synth);
+        eprintln!(
+            "synthesising {} design(s) with yosys {} (2 at a time)",
+            ids.len(),
+            device.family.synth_command()
+        );
+        for r in synth_all(&model, &x, &ids, &out.join("synth")) {
+            synths.push(r?);
+        }
+        if let Some(worst) = synths
+            .iter()
+            .map(|r| r.lut_error.abs())
+            .max_by(|a, b| a.total_cmp(b))
+        {
+            eprintln!(
+                "estimate vs yosys: worst LUT error {:.1}% over {} design(s)",
+                100.0 * worst,
+                synths.len()
+            );
+        }
+    }
+
+    let synth_json: Vec<serde_json::Value> = synths.iter().map(SynthResult::to_json).collect();
+    let extra = json!({
+        "sim": sims.iter().map(SimCheck::to_json).collect::<Vec<_>>(),
+        "synth": synth_json,
+        "explore_seconds": explore_seconds,
+    });
+    let written =
+        dse::write(&x, &out, Some(&extra)).with_context(|| format!("writing {}", out.display()))?;
+    for p in &written {
+        eprintln!("wrote {}", p.display());
+    }
+    let best = x.best();
+    if let Some(b) = best {
+        let c = &x.candidates[b];
+        eprintln!(
+            "best fitting: {} -> {:.0} frames/s, {} LUTs (est), {:.2} frames/s per LUT",
+            c.fold_label(),
+            c.frames_per_second,
+            c.estimate.luts,
+            c.frames_per_second_per_lut()
+        );
+    } else {
+        eprintln!("no candidate fits {}", device.name);
+    }
+    if a.json {
+        let best_json = best.map(|b| {
+            let c = &x.candidates[b];
+            json!({
+                "id": b,
+                "folding": c.fold_label(),
+                "layers": c.folds,
+                "cycles_per_frame": c.cycles_per_frame,
+                "frames_per_second": c.frames_per_second,
+                "est_luts": c.estimate.luts,
+                "frames_per_second_per_lut": c.frames_per_second_per_lut(),
+            })
+        });
+        super::print_json(&json!({
+            "device": device.name,
+            "out": out.display().to_string(),
+            "candidates": x.candidates.len(),
+            "front": x.front.len(),
+            "best": best_json,
+            "sim_agrees": disagree.is_empty(),
+            "synth": synth_json,
+        }));
+    }
+    if !disagree.is_empty() {
+        bail!("the simulator disagrees with the predicted cycles for candidates {disagree:?}");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use compiler::random::{random_model, Rng};
+    use flip::encoding::Encoding;
+
+    #[test]
+    fn candidates_cycles_match_the_simulator() {
+        let mut rng = Rng(7);
+        for (enc, widths) in [
+            (Encoding::Threshold(100), vec![12, 6]),
+            (Encoding::BitPlanes(2), vec![8, 4]),
+        ] {
+            let model = random_model(&mut rng, 6, 8, enc, &widths);
+            let device = dse::devices().remove(0);
+            let x = dse::explore(&model, &device).unwrap();
+            assert!(x.candidates.len() > 3);
+            // Every candidate, not only the front: the design is small.
+            for i in 0..x.candidates.len() {
+                let s = sim_check(&model, &x, i, 3).unwrap();
+                assert!(
+                    s.agrees,
+                    "candidate {i} ({}): predicted {} cycles/frame, latency {}; simulated {} and {}",
+                    x.candidates[i].fold_label(),
+                    x.candidates[i].cycles_per_frame,
+                    x.candidates[i].latency_cycles,
+                    s.cycles_per_frame,
+                    s.latency_cycles
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn lut_counting() {
+        let ice =
+            "   Number of cells: 9\n     SB_CARRY   150\n     SB_LUT4    771\n     SB_RAM40_4K 6\n";
+        assert_eq!(count_luts(ice, Family::Ice40), (771, 6));
+        let ecp = "     CCU2C 90\n     DP16KD 2\n     LUT4 1746\n     PFUMX 587\n";
+        assert_eq!(count_luts(ecp, Family::Ecp5), (1746 + 180, 2));
+    }
+}
