@@ -7,9 +7,10 @@
 //! Cycle conventions (the same in the Verilog and the cycle models):
 //! - cycle 0 is the first cycle after reset; registers change on the edge that ends a cycle;
 //! - a layer needs `(outputs / pe) * planes * (inputs / simd)` cycles per frame, the input
-//!   adapter `pixels`, the argmax 1; the design's cycles per frame is the slowest stage's;
+//!   adapter `pixels`, the argmax `max(classes - 1, 1)` (a scan, one compare per cycle); the
+//!   design's cycles per frame is the slowest stage's;
 //! - latency from the first pixel's handshake to the result's handshake, never stalled:
-//!   `pixels + sum over layers of (layer cycles + 1) + 1`.
+//!   `pixels + sum over layers of (layer cycles + 1) + classes`.
 
 pub mod blocks;
 pub mod check;

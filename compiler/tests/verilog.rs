@@ -67,6 +67,18 @@ fn designs() -> Vec<(String, compiler::ir::Design)> {
         )
         .unwrap(),
     ));
+    // The shortest argmax scan: a single step, whose counter never moves.
+    let model = random_model(&mut rng, 4, 5, Encoding::Threshold(9), &[2]);
+    out.push((
+        "two-class".into(),
+        compiler::compile(
+            &model,
+            &FoldSpec::Auto {
+                target_cycles: Some(1),
+            },
+        )
+        .unwrap(),
+    ));
     out
 }
 

@@ -123,3 +123,81 @@ fn a_layer_that_ignores_back_pressure_is_caught() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The argmax scan against both simulators: 1, 2, 3 and 12 classes behind a fully parallel
+/// layer (so that with many classes the argmax is the slowest stage and back-pressure reaches
+/// it from both sides), scores that tie often and go negative, under bubbles and heavy stalls.
+#[test]
+fn argmax_scan_matches_rtl_with_ties_and_stalls() {
+    use flip::model::{Activation, Layer};
+    for rtl in [Rtl::Verilator, Rtl::Icarus] {
+        if let Err(e) = testbenches::available(rtl) {
+            println!("skipping: {e}");
+            continue;
+        }
+        let mut rng = Rng(0xA59);
+        let mut ties = 0;
+        for classes in [1, 2, 3, 12] {
+            let mut model = random_model(
+                &mut rng,
+                3,
+                4,
+                flip::encoding::Encoding::Threshold(8),
+                &[classes],
+            );
+            // Scores `popcount(0..=3) - 3..=-2`: few values, so ties are common.
+            let Layer::Binary(l) = &mut model.layers[0] else {
+                unreachable!("random models are binary")
+            };
+            let Activation::Scores { bias } = &mut l.activation else {
+                unreachable!("the last layer gives scores")
+            };
+            for b in bias.iter_mut() {
+                *b = rng.irange(-3, -2) as i32;
+            }
+            let design = compiler::compile(
+                &model,
+                &FoldSpec::Auto {
+                    target_cycles: Some(1),
+                },
+            )
+            .unwrap();
+            let dir = std::env::temp_dir().join(format!(
+                "flipchip-sim-rtl-argmax-{}-{}-{classes}",
+                rtl.name(),
+                std::process::id()
+            ));
+            let _ = std::fs::remove_dir_all(&dir);
+            compiler::write_build(&design, &dir).unwrap();
+            let frames = 24;
+            let px = random_pixels(&mut rng, &model, frames);
+            let stim = Stimulus {
+                seed: rng.next_u64(),
+                bubble_pct: 20,
+                stall_pct: 60,
+            };
+            let ports = sim::ports(&design);
+            let ours = sim::run(&design, &px, stim, 100_000, None).unwrap();
+            let theirs = testbenches::run(&dir, &ports, rtl, &px, stim, 100_000)
+                .unwrap_or_else(|e| panic!("{classes} classes ({}): {e}", dir.display()));
+            if let Some(d) = ours.trace.first_divergence(&theirs.trace, &ports) {
+                panic!(
+                    "{classes} classes ({}): sim and {rtl} diverge at cycle {} in {:?}: {}",
+                    dir.display(),
+                    d.cycle,
+                    d.stages,
+                    d.detail
+                );
+            }
+            assert_eq!(ours.trace, theirs.trace);
+            assert_eq!(ours.trace.outputs.len(), frames);
+            for o in &ours.trace.outputs {
+                assert_eq!(o.class as usize, flip::reference::argmax(&o.scores));
+                let max = o.scores.iter().max().unwrap();
+                ties += usize::from(o.scores.iter().filter(|&s| s == max).count() > 1);
+            }
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        assert!(ties > 0, "no tied scores to break");
+    }
+}

@@ -1,9 +1,19 @@
-//! Argmax: a registered output stage that picks the first index of the largest signed score and
-//! passes the scores on beside it.
+//! Argmax: an output stage that picks the first index of the largest signed score and passes
+//! the scores on beside it.
 //!
-//! Cycles 1, latency 1. It is the only block whose `in_ready` looks at its `out_ready`
-//! (`!out_valid || out_ready`, a plain pipeline register), so the top's `m_ready` reaches back
-//! one block and no further.
+//! A sequential scan, so that the longest combinational path is one signed compare and a mux
+//! (a single-cycle compare chain over every class was the critical path of whole designs).
+//! The input handshake loads the scores into a rotating register, score 0 as the best so far;
+//! then each of `classes - 1` scan steps compares the score at the bottom of the register
+//! against the best (strictly greater wins, so the lowest index wins a tie) and rotates the
+//! register by one score. The last step writes the class and the scores (rotated back into
+//! order) into the output registers, waiting for `out_ready` if those are still full.
+//!
+//! Like an MVTU, the block takes a new frame when idle, or in the cycle of its last step if the
+//! output register is free then. Cycles: `max(classes - 1, 1)`; latency: the handshake, then
+//! `classes - 1` steps: `classes`. `in_ready` depends on registers only. With a single class
+//! there is nothing to scan: the block is a plain pipeline register whose `in_ready` is
+//! `!out_valid || out_ready`.
 
 use super::{indent, lit, Beat, Block, CycleModel, Estimate, Family, StageModel};
 use crate::ir::{bits_for, Argmax};
@@ -11,6 +21,11 @@ use crate::ir::{bits_for, Argmax};
 impl Argmax {
     fn class_width(&self) -> u32 {
         bits_for(self.classes.saturating_sub(1) as u64)
+    }
+
+    /// Scan steps after the input handshake: one per score after the first.
+    fn scan_steps(&self) -> u64 {
+        self.classes.saturating_sub(1) as u64
     }
 }
 
@@ -20,11 +35,11 @@ impl Block for Argmax {
     }
 
     fn cycles(&self) -> u64 {
-        1
+        self.scan_steps().max(1)
     }
 
     fn latency(&self) -> u64 {
-        1
+        self.scan_steps() + 1
     }
 
     fn estimate_for(&self, family: Family) -> Estimate {
@@ -34,11 +49,15 @@ impl Block for Argmax {
             self.score_width as u64,
             u64::from(self.class_width()),
         );
-        // A chain of `classes - 1` signed compares, each selecting a score and an index.
-        let luts = c.activation_bit * (n.saturating_sub(1) * (2 * sw + cw)) as f64 + c.block;
+        // The scan: a load-or-rotate mux per score bit, one signed compare, the muxes of the
+        // best score and index, the step counter.
+        let luts =
+            c.stream_bit * (n * sw) as f64 + c.activation_bit * (2 * sw + 2 * cw) as f64 + c.block;
         Estimate {
             luts: luts.round() as u64,
-            ffs: n * sw + cw + 1,
+            // Scan and output registers of the scores, best score, counter, best and output
+            // index, busy and valid.
+            ffs: 2 * n * sw + sw + 3 * cw + 2,
             memory_bits: 0,
             brams: 0,
         }
@@ -68,77 +87,102 @@ impl Block for Argmax {
             w = c * sw - 1
         ));
         let mut b = String::new();
-        b.push_str(&format!(
-            "assign in_ready = !out_valid || out_ready;\nwire {n}_in_fire = in_valid && in_ready;\n"
-        ));
-        // A compare chain: entry i replaces the best so far only if strictly greater.
-        b.push_str(&format!(
-            "wire [{}:0] {n}_best0 = {};\n",
-            cw - 1,
-            lit(cw, 0)
-        ));
-        if c > 1 {
+        if c == 1 {
+            // Nothing to compare: a plain pipeline register.
             b.push_str(&format!(
-                "wire [{}:0] {n}_val0 = in_data[{}:0];\n",
-                sw - 1,
-                sw - 1
+                "assign in_ready = !out_valid || out_ready;\nwire {n}_in_fire = in_valid && in_ready;\n\n\
+                 always @(posedge clk) begin\n    if (rst) begin\n        out_valid <= 1'b0;\n    \
+                 end else begin\n        if (out_valid && out_ready) out_valid <= 1'b0;\n        \
+                 if ({n}_in_fire) out_valid <= 1'b1;\n    end\nend\n\n\
+                 always @(posedge clk) begin\n    if ({n}_in_fire) begin\n        \
+                 out_class <= {};\n        out_scores <= in_data;\n    end\nend\n",
+                lit(cw, 0)
+            ));
+        } else {
+            let w = c * sw;
+            // Rotate right by one score: the next score comes to the bottom, the bottom one
+            // goes to the top, so that after `classes` rotations the order is restored.
+            let rot = |x: &str| format!("{{{x}[{}:0], {x}[{}:{sw}]}}", sw - 1, w - 1);
+            b.push_str(&format!(
+                "// Scan state: `{n}_sc` holds the scores rotated so that the one compared next is \
+                 at the\n// bottom; `{n}_cnt` is its index.\n\
+                 reg  {n}_busy;\nreg  [{cm}:0] {n}_cnt;\nreg  [{wm}:0] {n}_sc;\n\
+                 reg  [{sm}:0] {n}_best;\nreg  [{cm}:0] {n}_best_idx;\n\
+                 wire {n}_last = {n}_cnt == {last};\n\
+                 wire {n}_finish = {n}_busy && {n}_last && (!out_valid || out_ready);\n\
+                 assign in_ready = !{n}_busy || ({n}_last && !out_valid);\n\
+                 wire {n}_in_fire = in_valid && in_ready;\n\
+                 // One compare and one mux: strictly greater, so the lowest index wins a tie.\n\
+                 wire {n}_gt = $signed({n}_sc[{sm}:0]) > $signed({n}_best);\n\
+                 wire [{cm}:0] {n}_win = {n}_gt ? {n}_cnt : {n}_best_idx;\n\n\
+                 always @(posedge clk) begin\n    if (rst) begin\n        {n}_busy <= 1'b0;\n        \
+                 out_valid <= 1'b0;\n    end else begin\n        \
+                 if (out_valid && out_ready) out_valid <= 1'b0;\n        \
+                 if ({n}_finish) out_valid <= 1'b1;\n        \
+                 if ({n}_in_fire) {n}_busy <= 1'b1;\n        \
+                 else if ({n}_finish) {n}_busy <= 1'b0;\n    end\nend\n\n\
+                 always @(posedge clk) begin\n    if ({n}_finish) begin\n        \
+                 out_class <= {n}_win;\n        out_scores <= {rot_sc};\n    end\n    \
+                 if ({n}_in_fire) begin\n        {n}_sc <= {rot_in};\n        \
+                 {n}_best <= in_data[{sm}:0];\n        {n}_best_idx <= {zero};\n        \
+                 {n}_cnt <= {one};\n    end else if ({n}_busy && !{n}_last) begin\n        \
+                 {n}_sc <= {rot_sc};\n        \
+                 if ({n}_gt) {n}_best <= {n}_sc[{sm}:0];\n        \
+                 {n}_best_idx <= {n}_win;\n        {n}_cnt <= {n}_cnt + {one};\n    end\nend\n",
+                cm = cw - 1,
+                wm = w - 1,
+                sm = sw - 1,
+                last = lit(cw, c as u64 - 1),
+                zero = lit(cw, 0),
+                one = lit(cw, 1),
+                rot_sc = rot(&format!("{n}_sc")),
+                rot_in = rot("in_data"),
             ));
         }
-        for i in 1..c {
-            b.push_str(&format!(
-                "wire {n}_gt{i} = $signed(in_data[{}:{}]) > $signed({n}_val{});\n",
-                (i + 1) * sw - 1,
-                i * sw,
-                i - 1
-            ));
-            b.push_str(&format!(
-                "wire [{}:0] {n}_best{i} = {n}_gt{i} ? {} : {n}_best{};\n",
-                cw - 1,
-                lit(cw, i as u64),
-                i - 1
-            ));
-            if i + 1 < c {
-                b.push_str(&format!(
-                    "wire [{}:0] {n}_val{i} = {n}_gt{i} ? in_data[{}:{}] : {n}_val{};\n",
-                    sw - 1,
-                    (i + 1) * sw - 1,
-                    i * sw,
-                    i - 1
-                ));
-            }
-        }
-        b.push_str(&format!(
-            "\nalways @(posedge clk) begin\n    if (rst) begin\n        out_valid <= 1'b0;\n    end else begin\n        \
-             if (out_valid && out_ready) out_valid <= 1'b0;\n        if ({n}_in_fire) begin\n            \
-             out_valid <= 1'b1;\n            out_class <= {n}_best{};\n            out_scores <= in_data;\n        \
-             end\n    end\nend\n",
-            c - 1
-        ));
         indent(&mut v, 4, &b);
         v.push_str("endmodule\n");
         v
     }
 
     fn cycle_model(&self) -> StageModel {
+        let result = || Beat::Result {
+            class: 0,
+            scores: vec![0; self.classes],
+        };
         StageModel::Argmax(ArgmaxModel {
+            steps: self.scan_steps(),
+            left: 0,
+            pending: result(),
             out_valid: false,
-            out: Beat::Result {
-                class: 0,
-                scores: vec![0; self.classes],
-            },
+            out: result(),
         })
     }
 }
 
-/// Cycle model of the argmax register.
+/// Cycle model of the argmax scan: the same handshakes and step timing as the Verilog.
+///
+/// The scan's result depends on nothing but the scores loaded at the handshake, so the model
+/// computes it then (into `pending`) and only counts the steps; the last step moves it into
+/// the output register, as the Verilog does.
 pub struct ArgmaxModel {
+    /// Scan steps per frame (`classes - 1`).
+    steps: u64,
+    /// Steps still to run, the current one included (0: idle); the Verilog's
+    /// `classes - cnt` while busy.
+    left: u64,
+    /// The result of the frame being scanned.
+    pending: Beat,
     out_valid: bool,
     out: Beat,
 }
 
 impl CycleModel for ArgmaxModel {
     fn in_ready(&self, out_ready: bool) -> bool {
-        !self.out_valid || out_ready
+        if self.steps == 0 {
+            !self.out_valid || out_ready
+        } else {
+            self.left == 0 || (self.left == 1 && !self.out_valid)
+        }
     }
 
     fn out_valid(&self) -> bool {
@@ -150,23 +194,48 @@ impl CycleModel for ArgmaxModel {
     }
 
     fn quiet_cycles(&self) -> u64 {
-        u64::MAX
+        if self.left == 0 || (self.left == 1 && self.out_valid) {
+            // Idle, or finished and waiting for the output register: only a handshake moves it.
+            u64::MAX
+        } else {
+            // Steps before the last one change nothing visible.
+            self.left - 1
+        }
+    }
+
+    fn skip(&mut self, cycles: u64) {
+        if self.left > 1 {
+            self.left -= cycles;
+        }
     }
 
     fn clock(&mut self, input: Option<&Beat>, out_ready: bool) {
         if self.out_valid && out_ready {
             self.out_valid = false;
         }
+        if self.left > 1 {
+            self.left -= 1;
+        } else if self.left == 1 && !self.out_valid {
+            // The last step: the result moves into the (now free) output register.
+            std::mem::swap(&mut self.out, &mut self.pending);
+            self.out_valid = true;
+            self.left = 0;
+        }
         if let Some(beat) = input {
             let Beat::Scores(s) = beat else {
                 panic!("the argmax takes score beats")
             };
-            let Beat::Result { class, scores } = &mut self.out else {
+            let Beat::Result { class, scores } = &mut self.pending else {
                 unreachable!("the argmax outputs results")
             };
             scores.copy_from_slice(s);
             *class = flip::reference::argmax(s) as u32;
-            self.out_valid = true;
+            if self.steps == 0 {
+                std::mem::swap(&mut self.out, &mut self.pending);
+                self.out_valid = true;
+            } else {
+                self.left = self.steps;
+            }
         }
     }
 }
