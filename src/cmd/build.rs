@@ -1,10 +1,9 @@
 //! `flipchip build`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use compiler::passes::folding::FoldSpec;
 
 /// Compile a model and build a bitstream for a board: the accelerator behind a UART (115200
 /// 8N1: send one byte per pixel, receive one byte per frame, the class; LEDs show the class).
@@ -49,21 +48,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         }
     }
     let model = super::compile::load_model(&a.model)?;
-    let spec = if a.fold == "auto" {
-        FoldSpec::Auto {
-            target_cycles: a.target_cycles,
-        }
-    } else {
-        if a.target_cycles.is_some() {
-            bail!("--target-cycles only applies to --fold auto");
-        }
-        FoldSpec::Manual(compiler::read_fold_file(Path::new(&a.fold))?)
-    };
+    let spec = super::compile::fold_spec(&a.fold, a.target_cycles)?;
     let t = Instant::now();
-    let design = compiler::compile(&model, &spec)
-        .with_context(|| format!("compiling {}", a.model.display()))?;
-    compiler::write_build(&design, &a.out)
-        .with_context(|| format!("writing {}", a.out.display()))?;
+    let design = super::compile::compile_into(&a.model, &model, &spec, &a.out)?;
     let compile_seconds = t.elapsed().as_secs_f64();
     eprintln!(
         "compile: {} -> {} ({} cycles per frame, {:.2} s)",

@@ -32,34 +32,47 @@ pub fn load_model(path: &Path) -> anyhow::Result<flip::model::Model> {
     flip::model::format::load(path).with_context(|| format!("loading model {}", path.display()))
 }
 
-/// Runs `flipchip compile`.
-pub fn run(a: Args) -> anyhow::Result<()> {
-    let model = load_model(&a.model)?;
-    let spec = if a.fold == "auto" {
-        FoldSpec::Auto {
-            target_cycles: a.target_cycles,
-        }
-    } else {
-        if a.target_cycles.is_some() {
-            bail!("--target-cycles only applies to --fold auto");
-        }
-        FoldSpec::Manual(compiler::read_fold_file(Path::new(&a.fold))?)
-    };
-    let start = Instant::now();
-    let design = compiler::compile(&model, &spec)
-        .with_context(|| format!("compiling {}", a.model.display()))?;
-    compiler::write_build(&design, &a.out)
-        .with_context(|| format!("writing {}", a.out.display()))?;
-    let copy = a.out.join("model.fcm");
+/// The folding asked for by `--fold auto|FILE` and `--target-cycles`.
+pub fn fold_spec(fold: &str, target_cycles: Option<u64>) -> anyhow::Result<FoldSpec> {
+    if fold == "auto" {
+        return Ok(FoldSpec::Auto { target_cycles });
+    }
+    if target_cycles.is_some() {
+        bail!("--target-cycles only applies to --fold auto");
+    }
+    Ok(FoldSpec::Manual(compiler::read_fold_file(Path::new(fold))?))
+}
+
+/// Compiles `model` (read from `path`) into `out`: the Verilog, reports, and a copy of the
+/// model so that `sim` and `verify` find everything in the build directory.
+pub fn compile_into(
+    path: &Path,
+    model: &flip::model::Model,
+    spec: &FoldSpec,
+    out: &Path,
+) -> anyhow::Result<compiler::ir::Design> {
+    let design =
+        compiler::compile(model, spec).with_context(|| format!("compiling {}", path.display()))?;
+    compiler::write_build(&design, out).with_context(|| format!("writing {}", out.display()))?;
+    let copy = out.join("model.fcm");
     // Copying a file onto itself would truncate it.
-    let same = match (a.model.canonicalize(), copy.canonicalize()) {
+    let same = match (path.canonicalize(), copy.canonicalize()) {
         (Ok(x), Ok(y)) => x == y,
         _ => false,
     };
     if !same {
-        std::fs::copy(&a.model, &copy)
-            .with_context(|| format!("copying {} to {}", a.model.display(), copy.display()))?;
+        std::fs::copy(path, &copy)
+            .with_context(|| format!("copying {} to {}", path.display(), copy.display()))?;
     }
+    Ok(design)
+}
+
+/// Runs `flipchip compile`.
+pub fn run(a: Args) -> anyhow::Result<()> {
+    let model = load_model(&a.model)?;
+    let spec = fold_spec(&a.fold, a.target_cycles)?;
+    let start = Instant::now();
+    let design = compile_into(&a.model, &model, &spec, &a.out)?;
     let seconds = start.elapsed().as_secs_f64();
     let report = compiler::report(&design);
     eprintln!(

@@ -31,7 +31,9 @@ pub fn print_json(v: &serde_json::Value) {
 pub fn set_threads(threads: Option<usize>) {
     if let Some(t) = threads {
         // Fails only if already set, which is harmless.
-        let _ = rayon::ThreadPoolBuilder::new().num_threads(t).build_global();
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(t)
+            .build_global();
     }
 }
 
