@@ -26,6 +26,8 @@ enum Command {
     Build(cmd::build::Args),
     /// Explore foldings for a device: frames/s against LUTs, Pareto front, optional Yosys runs.
     Dse(cmd::dse::Args),
+    /// Fit the LUT estimate's coefficients to Yosys runs on build directories.
+    Calibrate(cmd::calibrate::Args),
     /// Run a compiled design in the cycle-accurate simulator.
     Sim(cmd::sim::Args),
     /// Check reference, simulator and RTL against each other.
@@ -43,6 +45,7 @@ fn main() {
         Command::Compile(a) => cmd::compile::run(a),
         Command::Build(a) => cmd::build::run(a),
         Command::Dse(a) => cmd::dse::run(a),
+        Command::Calibrate(a) => cmd::calibrate::run(a),
         Command::Sim(a) => cmd::sim::run(a),
         Command::Verify(a) => cmd::verify::run(a),
         Command::Demo(a) => cmd::demo::run(a),

@@ -307,3 +307,79 @@ fn a_fashion_mnist_model_runs_identically_in_simulator_and_verilator() {
         (Some(30), Some(0))
     );
 }
+
+#[test]
+fn calibrate_fits_at_least_as_well_as_the_shipped_coefficients() {
+    let dir = scratch("cli-calibrate");
+    let model = dir.join("small.fcm");
+    let out = flipchip(&[
+        "train",
+        "--arch",
+        "64-16-10",
+        "--epochs",
+        "1",
+        "--out",
+        s(&model),
+        "--quiet",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut dirs = Vec::new();
+    for t in ["64", "256", "1024"] {
+        let d = dir.join(format!("t{t}"));
+        let out = flipchip(&[
+            "compile",
+            s(&model),
+            "--out",
+            s(&d),
+            "--target-cycles",
+            t,
+        ]);
+        assert!(out.status.success());
+        dirs.push(d);
+    }
+    let mut args = vec!["calibrate", "--family", "ice40", "--json"];
+    args.extend(dirs.iter().map(|d| s(d)));
+
+    // Without --synth a missing report is an error naming it.
+    let out = flipchip(&args);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("stat_ice40.txt"), "{err}");
+
+    args.push("--synth");
+    let out = flipchip(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j = last_json(&out);
+    let rows = j["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    // The fit minimises the summed squared relative error over non-negative coefficients; the
+    // shipped coefficients are such a point, so they cannot do better.
+    let sq = |key: &str| -> f64 {
+        rows.iter()
+            .map(|r| {
+                let y = r["yosys_luts"].as_f64().unwrap();
+                assert!(y > 0.0);
+                let e = (r[key].as_f64().unwrap() - y) / y;
+                e * e
+            })
+            .sum()
+    };
+    assert!(
+        sq("fit_luts") <= sq("current_luts") + 1e-4,
+        "fit {} current {}",
+        sq("fit_luts"),
+        sq("current_luts")
+    );
+    for (name, c) in j["coefficients"].as_object().unwrap() {
+        assert!(c.as_f64().unwrap() >= 0.0, "{name} = {c}");
+    }
+    assert!(dirs[0].join("stat_ice40.txt").exists());
+}

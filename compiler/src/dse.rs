@@ -13,10 +13,10 @@
 //!   cheapest folding below its current cycles) or one step slower (the cheapest folding at
 //!   its next larger reachable cycle count);
 //! - **split**: from each balanced design, one layer's `PE x SIMD` lanes divided differently
-//!   between PE and SIMD at no loss of speed (the folding pass prefers few PEs; the input
-//!   select's cost grows with SIMD, so more PEs can be cheaper).
+//!   between PE and SIMD at no loss of speed (the folding pass prefers few PEs; per-PE logic
+//!   and popcount trees trade against each other differently on each family).
 //!
-//! Foldings the estimates cannot cost ([`costable`]) are left out. Duplicates are merged; the candidates come out in a fixed order (by folding), so the
+//! Duplicates are merged; the candidates come out in a fixed order (by folding), so the
 //! output files are the same on every run.
 //!
 //! Throughput is the device's typical clock over the cycles per frame: the Fmax of a real
@@ -193,17 +193,6 @@ pub fn layer_foldings(l: &Mvtu) -> Vec<(u64, LayerFold)> {
     v
 }
 
-/// Whether the estimates can cost layer `l` at folding `f`. A layer that accumulates over
-/// several input chunks selects them with `in[xoff +: SIMD]`; for a SIMD that is not a power of
-/// two Yosys builds that select from a 3136-bit register far larger than for the neighbouring
-/// powers of two (measured with `synth_ecp5`: the bare select of 14 bits out of 3136 takes
-/// 34851 LUT4s; whole Fashion-MNIST designs with SIMD 14 and 112 came out 2-3x over their
-/// estimates), in a way the calibrated model does not capture. Such foldings are left out.
-pub fn costable(l: &Mvtu, f: LayerFold) -> bool {
-    let accumulates = (l.inputs / f.simd) * l.planes > 1;
-    !accumulates || f.simd.is_power_of_two()
-}
-
 /// A folding of every layer and how it was derived.
 pub type Folding = (Vec<LayerFold>, Origin);
 
@@ -228,23 +217,8 @@ pub fn enumerate(design: &Design) -> Vec<Folding> {
     targets.retain(|&t| t >= floor);
     targets.sort_unstable();
     targets.dedup();
-    // The folding pass's choice, unless it is a folding the estimates cannot cost: then the
-    // same rule (fewest lanes, then fewest PEs) among the costable ones, or the fastest of
-    // those if none meets the target.
-    let cheapest = |l: &Mvtu, t: u64| {
-        let f = auto_fold(l.outputs, l.inputs, l.planes, t);
-        if costable(l, f) {
-            return f;
-        }
-        let ok = layer_foldings(l)
-            .into_iter()
-            .filter(|&(_, f)| costable(l, f));
-        ok.clone()
-            .filter(|&(c, _)| c <= t)
-            .min_by_key(|&(_, f)| (f.pe * f.simd, f.pe))
-            .or_else(|| ok.min_by_key(|&(c, f)| (c, f.pe * f.simd, f.pe)))
-            .map_or(f, |(_, f)| f)
-    };
+    // The folding pass's choice: fewest lanes, then fewest PEs.
+    let cheapest = |l: &Mvtu, t: u64| auto_fold(l.outputs, l.inputs, l.planes, t);
     let cycles =
         |l: &Mvtu, f: LayerFold| ((l.outputs / f.pe) * l.planes * (l.inputs / f.simd)) as u64;
     let mut out: BTreeMap<Vec<(usize, usize)>, Folding> = BTreeMap::new();
@@ -261,16 +235,16 @@ pub fn enumerate(design: &Design) -> Vec<Folding> {
             if let Some(&up) = per_layer[i].iter().find(|&&x| x > c) {
                 variants.push(cheapest(l, up));
             }
-            for f in variants.into_iter().filter(|&f| costable(l, f)) {
+            for f in variants {
                 let mut v = base.clone();
                 v[i] = f;
                 out.entry(key(&v)).or_insert((v, Origin::Unbalanced));
             }
             // The same lanes split differently between PE and SIMD, still meeting the target:
-            // the folding pass prefers few PEs, but the input select grows with SIMD.
+            // the folding pass prefers few PEs, which is not always the cheapest split.
             let lanes = base[i].pe * base[i].simd;
             for &(fc, f) in &options[i] {
-                if f.pe * f.simd == lanes && f != base[i] && fc <= t.max(c) && costable(l, f) {
+                if f.pe * f.simd == lanes && f != base[i] && fc <= t.max(c) {
                     let mut v = base.clone();
                     v[i] = f;
                     out.entry(key(&v)).or_insert((v, Origin::Split));

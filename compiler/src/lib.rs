@@ -13,6 +13,7 @@
 //!   `pixels + sum over layers of (layer cycles + 1) + classes`.
 
 pub mod blocks;
+pub mod calibrate;
 pub mod check;
 pub mod dse;
 pub mod ir;

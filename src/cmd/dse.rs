@@ -3,8 +3,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
@@ -174,36 +172,49 @@ pub fn synth(
 ) -> anyhow::Result<SynthResult> {
     let design = x.design(model, i)?;
     let family = x.device.family;
+    let c = &x.candidates[i];
+    let (text, seconds, cached) = yosys_stat(&design, dir, family)
+        .with_context(|| format!("synthesising candidate {i} ({})", c.fold_label()))?;
+    // Kept beside the Verilog so that `flipchip calibrate` can rebuild the design.
+    let copy = dir.join("model.fcm");
+    flip::model::format::save(model, &copy)
+        .with_context(|| format!("writing {}", copy.display()))?;
+    let (luts, brams) = count_luts(&text, family);
+    Ok(SynthResult {
+        id: i,
+        folding: c.fold_label(),
+        yosys_luts: luts,
+        yosys_brams: brams,
+        est_luts: c.estimate.luts,
+        est_brams: c.estimate.brams,
+        lut_error: (c.estimate.luts as f64 - luts as f64) / luts.max(1) as f64,
+        seconds,
+        cached,
+        dir: dir.display().to_string(),
+    })
+}
+
+/// Writes `design` into `dir` and synthesises it with Yosys for `family`, leaving the `stat`
+/// report in `dir/stat_<family>.txt`; returns the report, the seconds Yosys took and whether
+/// an earlier report for the same Verilog was reused instead (the estimates may have changed
+/// since, the Verilog and so Yosys's answer have not).
+pub fn yosys_stat(
+    design: &compiler::ir::Design,
+    dir: &Path,
+    family: Family,
+) -> anyhow::Result<(String, f64, bool)> {
     let stat = dir.join(format!("stat_{}.txt", family.name()));
-    // A design whose Verilog is already there, synthesised, is not synthesised again (the
-    // estimates may have changed since, the Verilog and so Yosys's answer have not).
     let unchanged = stat.exists()
-        && compiler::verilog::emit(&design).iter().all(|(name, text)| {
+        && compiler::verilog::emit(design).iter().all(|(name, text)| {
             std::fs::read_to_string(dir.join(name)).ok().as_ref() == Some(text)
         });
-    let c = &x.candidates[i];
-    let result = |text: &str, seconds: f64, cached: bool| {
-        let (luts, brams) = count_luts(text, family);
-        SynthResult {
-            id: i,
-            folding: c.fold_label(),
-            yosys_luts: luts,
-            yosys_brams: brams,
-            est_luts: c.estimate.luts,
-            est_brams: c.estimate.brams,
-            lut_error: (c.estimate.luts as f64 - luts as f64) / luts.max(1) as f64,
-            seconds,
-            cached,
-            dir: dir.display().to_string(),
-        }
-    };
     if unchanged {
         let text = std::fs::read_to_string(&stat)
             .with_context(|| format!("reading {}", stat.display()))?;
-        return Ok(result(&text, 0.0, true));
+        return Ok((text, 0.0, true));
     }
     let _ = std::fs::remove_file(&stat);
-    compiler::write_build(&design, dir)?;
+    compiler::write_build(design, dir)?;
     let files: Vec<String> = design
         .file_names()
         .iter()
@@ -222,16 +233,13 @@ pub fn synth(
         .arg(dir.join("yosys.log"))
         .args(["-p", &script])
         .output()
-        .context("running yosys (is it installed?)")?;
+        .context("running yosys (install it with scripts/setup.sh)")?;
     if !out.status.success() {
-        bail!(
-            "yosys failed on candidate {i}; see {}",
-            dir.join("yosys.log").display()
-        );
+        bail!("yosys failed; see {}", dir.join("yosys.log").display());
     }
     let text =
         std::fs::read_to_string(&stat).with_context(|| format!("reading {}", stat.display()))?;
-    Ok(result(&text, start.elapsed().as_secs_f64(), false))
+    Ok((text, start.elapsed().as_secs_f64(), false))
 }
 
 /// `k` fitting front members spread evenly from the fastest to the cheapest.
@@ -263,53 +271,38 @@ fn synth_all(
     ids: &[usize],
     dir: &Path,
 ) -> Vec<anyhow::Result<SynthResult>> {
-    let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<anyhow::Result<SynthResult>>>> =
-        Mutex::new((0..ids.len()).map(|_| None).collect());
-    let workers = ids.len().min(2);
-    std::thread::scope(|s| {
-        for _ in 0..workers {
-            s.spawn(|| loop {
-                let j = next.fetch_add(1, Ordering::SeqCst);
-                let Some(&i) = ids.get(j) else { break };
-                let c = &x.candidates[i];
-                eprintln!(
-                    "synth [{}/{}] candidate {i} ({}), est {} LUTs ...",
-                    j + 1,
-                    ids.len(),
-                    c.fold_label(),
-                    c.estimate.luts
-                );
-                let r = synth(model, x, i, &dir.join(c.fold_label().replace(' ', "_")));
-                match &r {
-                    Ok(r) => eprintln!(
-                        "synth [{}/{}] candidate {i}: yosys {} LUTs, {} BRAMs ({}); \
-                         estimate {} LUTs, {} BRAMs ({:+.1}%)",
-                        j + 1,
-                        ids.len(),
-                        r.yosys_luts,
-                        r.yosys_brams,
-                        if r.cached {
-                            "earlier run".to_string()
-                        } else {
-                            format!("{:.0} s", r.seconds)
-                        },
-                        r.est_luts,
-                        r.est_brams,
-                        100.0 * r.lut_error
-                    ),
-                    Err(e) => eprintln!("synth [{}/{}] candidate {i}: {e:#}", j + 1, ids.len()),
-                }
-                results.lock().expect("no worker panics holding the lock")[j] = Some(r);
-            });
+    super::parallel(ids.len(), 2, |j| {
+        let i = ids[j];
+        let c = &x.candidates[i];
+        eprintln!(
+            "synth [{}/{}] candidate {i} ({}), est {} LUTs ...",
+            j + 1,
+            ids.len(),
+            c.fold_label(),
+            c.estimate.luts
+        );
+        let r = synth(model, x, i, &dir.join(c.fold_label().replace(' ', "_")));
+        match &r {
+            Ok(r) => eprintln!(
+                "synth [{}/{}] candidate {i}: yosys {} LUTs, {} BRAMs ({}); \
+                 estimate {} LUTs, {} BRAMs ({:+.1}%)",
+                j + 1,
+                ids.len(),
+                r.yosys_luts,
+                r.yosys_brams,
+                if r.cached {
+                    "earlier run".to_string()
+                } else {
+                    format!("{:.0} s", r.seconds)
+                },
+                r.est_luts,
+                r.est_brams,
+                100.0 * r.lut_error
+            ),
+            Err(e) => eprintln!("synth [{}/{}] candidate {i}: {e:#}", j + 1, ids.len()),
         }
-    });
-    results
-        .into_inner()
-        .expect("workers are done")
-        .into_iter()
-        .map(|r| r.expect("every job ran"))
-        .collect()
+        r
+    })
 }
 
 /// Runs `flipchip dse`.

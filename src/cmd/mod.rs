@@ -1,6 +1,7 @@
 //! One module per subcommand; each reads files, does one stage and writes files.
 
 pub mod build;
+pub mod calibrate;
 pub mod compile;
 pub mod demo;
 pub mod dse;
@@ -43,4 +44,30 @@ pub fn peak_memory_mib() -> Option<f64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib / 1024.0)
+}
+
+/// Runs `job(0..jobs)` on `workers` threads (each job is an external tool run, so a few at a
+/// time is the most a small machine takes), returning the results in job order.
+pub fn parallel<T: Send>(jobs: usize, workers: usize, job: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: std::sync::Mutex<Vec<Option<T>>> =
+        std::sync::Mutex::new((0..jobs).map(|_| None).collect());
+    std::thread::scope(|s| {
+        for _ in 0..workers.clamp(1, jobs.max(1)) {
+            s.spawn(|| loop {
+                let j = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                if j >= jobs {
+                    break;
+                }
+                let r = job(j);
+                results.lock().expect("no job panics holding the lock")[j] = Some(r);
+            });
+        }
+    });
+    results
+        .into_inner()
+        .expect("workers are done")
+        .into_iter()
+        .map(|r| r.expect("every job ran"))
+        .collect()
 }

@@ -15,7 +15,7 @@
 //! there is nothing to scan: the block is a plain pipeline register whose `in_ready` is
 //! `!out_valid || out_ready`.
 
-use super::{indent, lit, Beat, Block, CycleModel, Estimate, Family, StageModel};
+use super::{indent, lit, Beat, Block, CycleModel, Estimate, Family, Features, StageModel};
 use crate::ir::{bits_for, Argmax};
 
 impl Argmax {
@@ -42,19 +42,30 @@ impl Block for Argmax {
         self.scan_steps() + 1
     }
 
+    fn features(&self, _family: Family) -> Features {
+        let (n, sw, cw) = (
+            self.classes as f64,
+            f64::from(self.score_width),
+            f64::from(self.class_width()),
+        );
+        // The scan: a load-or-rotate mux per score bit, one signed compare, the muxes of the
+        // best score and index, the step counter.
+        Features {
+            stream: n * sw,
+            activation: 2.0 * sw + 2.0 * cw,
+            blocks: 1.0,
+            ..Features::default()
+        }
+    }
+
     fn estimate_for(&self, family: Family) -> Estimate {
-        let c = family.costs();
         let (n, sw, cw) = (
             self.classes as u64,
             self.score_width as u64,
             u64::from(self.class_width()),
         );
-        // The scan: a load-or-rotate mux per score bit, one signed compare, the muxes of the
-        // best score and index, the step counter.
-        let luts =
-            c.stream_bit * (n * sw) as f64 + c.activation_bit * (2 * sw + 2 * cw) as f64 + c.block;
         Estimate {
-            luts: luts.round() as u64,
+            luts: family.costs().luts(&self.features(family)).round() as u64,
             // Scan and output registers of the scores, best score, counter, best and output
             // index, busy and valid.
             ffs: 2 * n * sw + sw + 3 * cw + 2,

@@ -76,13 +76,8 @@ pub struct Costs {
     pub acc_bit: f64,
     /// LUTs per bit of the threshold compare or score adder (`pe * width`).
     pub activation_bit: f64,
-    /// LUTs per 2:1 mux of the input select `in[xoff +: simd]` (a logarithmic shifter in
-    /// Yosys; folded layers only).
+    /// LUTs per bit of a rotating input register (load or rotate; folded layers only).
     pub select_bit: f64,
-    /// LUTs per `simd x register bits` of the same select (what a flat multiplexer per output
-    /// bit would take; the fit needs both terms: non-power-of-two SIMD widths cost more than
-    /// the logarithmic shifter alone predicts).
-    pub select_flat: f64,
     /// LUTs per bit of the input adapter's frame and per argmax score bit.
     pub stream_bit: f64,
     /// Fixed LUTs per block (control, counters).
@@ -97,8 +92,7 @@ pub const ICE40: Costs = Costs {
     popcount_bit: 0.2232,
     acc_bit: 4.6161,
     activation_bit: 1.2864,
-    select_bit: 0.0067,
-    select_flat: 0.0,
+    select_bit: 1.0,
     stream_bit: 1.1743,
     block: 0.0,
 };
@@ -118,22 +112,105 @@ pub const ECP5: Costs = Costs {
     popcount_bit: 0.0375,
     acc_bit: 13.0294,
     activation_bit: 0.0,
-    select_bit: 0.4021,
-    select_flat: 0.0091,
+    select_bit: 1.0,
     stream_bit: 0.9235,
     block: 129.6179,
 };
 
+/// The sizes a block's LUT count is modelled as proportional to, one per [`Costs`]
+/// coefficient (see [`Costs::luts`]). `flipchip calibrate` fits the coefficients to Yosys
+/// runs from exactly these numbers, so the estimate and its calibration cannot drift apart.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
+pub struct Features {
+    /// ROM bits left in logic.
+    pub rom_bits: f64,
+    /// XNOR lane bits plus popcount adder-tree bits.
+    pub popcount: f64,
+    /// Accumulator bits of folded layers.
+    pub acc: f64,
+    /// Threshold-compare, score-adder and argmax compare/select bits.
+    pub activation: f64,
+    /// Bits of rotating input registers.
+    pub select: f64,
+    /// Input adapter frame bits and argmax score bits.
+    pub stream: f64,
+    /// Blocks.
+    pub blocks: f64,
+}
+
+impl Features {
+    /// Names of the features (and of their coefficients), in [`Features::vector`] order.
+    pub const NAMES: [&'static str; 7] = [
+        "rom_bit",
+        "popcount_bit",
+        "acc_bit",
+        "activation_bit",
+        "select_bit",
+        "stream_bit",
+        "block",
+    ];
+
+    /// The features as a vector, in [`Features::NAMES`] order.
+    pub fn vector(&self) -> [f64; 7] {
+        [
+            self.rom_bits,
+            self.popcount,
+            self.acc,
+            self.activation,
+            self.select,
+            self.stream,
+            self.blocks,
+        ]
+    }
+}
+
+impl std::ops::Add for Features {
+    type Output = Features;
+    fn add(self, o: Features) -> Features {
+        Features {
+            rom_bits: self.rom_bits + o.rom_bits,
+            popcount: self.popcount + o.popcount,
+            acc: self.acc + o.acc,
+            activation: self.activation + o.activation,
+            select: self.select + o.select,
+            stream: self.stream + o.stream,
+            blocks: self.blocks + o.blocks,
+        }
+    }
+}
+
 /// Where one ROM goes and what it costs there.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RomCost {
-    /// LUTs (0 if in block RAM).
-    pub luts: u64,
+    /// Bits left in logic (0 if in block RAM).
+    pub logic_bits: u64,
     /// Block RAMs (0 if in logic).
     pub brams: u64,
 }
 
 impl Costs {
+    /// The LUT coefficients, in [`Features::NAMES`] order.
+    pub fn coefficients(&self) -> [f64; 7] {
+        [
+            self.rom_bit,
+            self.popcount_bit,
+            self.acc_bit,
+            self.activation_bit,
+            self.select_bit,
+            self.stream_bit,
+            self.block,
+        ]
+    }
+
+    /// LUT4s of a structure with features `f`.
+    pub fn luts(&self, f: &Features) -> f64 {
+        self.coefficients()
+            .iter()
+            .zip(f.vector())
+            .map(|(c, x)| c * x)
+            .sum()
+    }
+
     /// Block RAMs for a `depth` x `width` ROM in its best shape. Words narrower than a shape
     /// are packed several to a row (Yosys reads the row and selects with low address bits:
     /// 8192 x 1 takes two 2048 x 2 blocks on iCE40, as observed).
@@ -161,12 +238,12 @@ impl Costs {
         let blocks = self.bram_blocks(depth, width);
         if blocks.saturating_mul(self.bram_cost) * 16 < bits {
             RomCost {
-                luts: 0,
+                logic_bits: 0,
                 brams: blocks,
             }
         } else {
             RomCost {
-                luts: (bits as f64 * self.rom_bit).round() as u64,
+                logic_bits: bits,
                 brams: 0,
             }
         }

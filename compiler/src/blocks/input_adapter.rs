@@ -11,7 +11,7 @@
 use flip::bits::{set_bit, words_for};
 use flip::encoding::Encoding;
 
-use super::{indent, lit, Beat, Block, CycleModel, Estimate, Family, StageModel};
+use super::{indent, lit, Beat, Block, CycleModel, Estimate, Family, Features, StageModel};
 use crate::ir::{bits_for, InputAdapter};
 
 impl InputAdapter {
@@ -60,17 +60,22 @@ impl Block for InputAdapter {
         self.pixels as u64
     }
 
-    fn estimate_for(&self, family: Family) -> Estimate {
-        let c = family.costs();
-        let w = (self.planes() * self.plane_bits()) as u64;
+    fn features(&self, _family: Family) -> Features {
         // Shift registers and the output register load with enables (no LUT per bit on
         // either family); what remains per frame bit is the load/valid fan-out, plus one
         // 8-bit compare per encoded level.
-        let luts = c.stream_bit * w as f64
-            + c.activation_bit * 8.0 * self.bits_per_pixel() as f64
-            + c.block;
+        Features {
+            stream: (self.planes() * self.plane_bits()) as f64,
+            activation: 8.0 * self.bits_per_pixel() as f64,
+            blocks: 1.0,
+            ..Features::default()
+        }
+    }
+
+    fn estimate_for(&self, family: Family) -> Estimate {
+        let w = (self.planes() * self.plane_bits()) as u64;
         Estimate {
-            luts: luts.round() as u64,
+            luts: family.costs().luts(&self.features(family)).round() as u64,
             ffs: 2 * w + u64::from(bits_for(self.pixels as u64)) + 1,
             memory_bits: 0,
             brams: 0,

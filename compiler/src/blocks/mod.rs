@@ -15,7 +15,7 @@ pub mod mvtu;
 
 pub mod cost;
 
-pub use cost::Family;
+pub use cost::{Family, Features};
 
 /// FPGA cost of a block for one [`Family`]: 4-input LUTs, flip-flops, constant-memory bits and
 /// the block RAMs Yosys is expected to put some of those bits in (see [`cost`]).
@@ -52,7 +52,10 @@ pub trait Block {
     /// Cycles from the handshake of a frame's first input beat to its output beat becoming
     /// valid, when never stalled.
     fn latency(&self) -> u64;
-    /// Resource estimate for `family`, calibrated against Yosys (see [`cost`]).
+    /// The sizes the block's LUT count is modelled on, for `family` (ROM placement differs).
+    fn features(&self, family: Family) -> Features;
+    /// Resource estimate for `family`, calibrated against Yosys (see [`cost`]); LUTs are
+    /// `family.costs().luts(&self.features(family))`.
     fn estimate_for(&self, family: Family) -> Estimate;
     /// Resource estimate for the default family (iCE40).
     fn estimate(&self) -> Estimate {

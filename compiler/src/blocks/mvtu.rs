@@ -20,7 +20,9 @@
 use flip::bits::{set_bit, words_for};
 
 use super::cost::adder_tree_bits;
-use super::{get_bits, hex, indent, lit, Beat, Block, CycleModel, Estimate, Family, StageModel};
+use super::{
+    get_bits, hex, indent, lit, Beat, Block, CycleModel, Estimate, Family, Features, StageModel,
+};
 use crate::ir::{bits_for, Mvtu, MvtuActivation};
 
 /// `{{(to-from){1'b0}}, expr}`, or `expr` if no padding is needed.
@@ -70,6 +72,28 @@ impl Mvtu {
     /// Bits of the popcount of one lane.
     fn pc_width(&self) -> u32 {
         bits_for(self.simd as u64)
+    }
+
+    /// Bits per lane of the threshold or score-offset ROM.
+    fn act_width(&self) -> u64 {
+        let m = self.mem();
+        u64::from(if self.is_scores() {
+            m.score_width
+        } else {
+            m.threshold_width
+        })
+    }
+
+    /// `(depth, width)` of the ROMs exactly as emitted: weights (NF * SF words of PE * SIMD
+    /// bits), then per neuron group the thresholds and direction bits, or the score offsets.
+    fn roms(&self) -> Vec<(u64, u64)> {
+        let (pe, nf) = (self.pe as u64, self.neuron_folds() as u64);
+        let words = nf * self.synapse_folds() as u64;
+        let mut roms = vec![(words, pe * self.simd as u64), (nf, pe * self.act_width())];
+        if !self.is_scores() {
+            roms.push((nf, pe));
+        }
+        roms
     }
 
     fn steps(&self) -> usize {
@@ -158,52 +182,51 @@ impl Block for Mvtu {
         self.steps() as u64 + 1
     }
 
-    fn estimate_for(&self, family: Family) -> Estimate {
+    fn features(&self, family: Family) -> Features {
         let c = family.costs();
         let m = self.mem();
         let (pe, simd) = (self.pe as u64, self.simd as u64);
-        let (nf, sf) = (self.neuron_folds() as u64, self.synapse_folds() as u64);
+        let sf = self.synapse_folds() as u64;
+        let accumulate = sf * self.planes as u64 > 1;
+        let act_width = self.act_width();
+        let rom_bits: u64 = self
+            .roms()
+            .iter()
+            .map(|&(d, w)| c.rom(d, w).logic_bits)
+            .sum();
+        Features {
+            rom_bits: rom_bits as f64,
+            popcount: (pe * (simd + adder_tree_bits(simd))) as f64,
+            acc: if accumulate {
+                (pe * u64::from(m.acc_width)) as f64
+            } else {
+                0.0
+            },
+            activation: (pe * act_width) as f64,
+            // The rotating input register: one 2:1 mux (load or rotate) per bit.
+            select: if accumulate {
+                (self.inputs * self.planes) as f64
+            } else {
+                0.0
+            },
+            stream: 0.0,
+            blocks: 1.0,
+        }
+    }
+
+    fn estimate_for(&self, family: Family) -> Estimate {
+        let c = family.costs();
+        let m = self.mem();
+        let (pe, nf, sf) = (
+            self.pe as u64,
+            self.neuron_folds() as u64,
+            self.synapse_folds() as u64,
+        );
         let acc = u64::from(m.acc_width);
         let accumulate = sf * self.planes as u64 > 1;
         let in_bits = (self.inputs * self.planes) as u64;
-        // The ROMs exactly as emitted: weights (NF * SF words of PE * SIMD bits), then per
-        // neuron group the thresholds and direction bits, or the score offsets.
-        let act_width = if self.is_scores() {
-            u64::from(m.score_width)
-        } else {
-            u64::from(m.threshold_width)
-        };
-        let mut roms = vec![(nf * sf, pe * simd), (nf, pe * act_width)];
-        if !self.is_scores() {
-            roms.push((nf, pe));
-        }
-        let (mut rom_luts, mut brams) = (0, 0);
-        for (depth, width) in roms {
-            let r = c.rom(depth, width);
-            rom_luts += r.luts;
-            brams += r.brams;
-        }
-        // The input select `in[xoff +: simd]` becomes Yosys's logarithmic shifter: one 2:1
-        // mux stage per offset bit, of which only the bits that reach the `simd` outputs
-        // survive (`simd * 2^k` of them `k` stages before the output, at most the register).
-        let select = if accumulate {
-            (0..bits_for(in_bits - 1))
-                .map(|k| in_bits.min(simd << k))
-                .sum::<u64>()
-        } else {
-            0
-        };
-        let logic = c.popcount_bit * (pe * (simd + adder_tree_bits(simd))) as f64
-            + c.acc_bit * if accumulate { (pe * acc) as f64 } else { 0.0 }
-            + c.activation_bit * (pe * act_width) as f64
-            + c.select_bit * select as f64
-            + c.select_flat
-                * if accumulate {
-                    (simd * in_bits) as f64
-                } else {
-                    0.0
-                }
-            + c.block;
+        let act_width = self.act_width();
+        let brams: u64 = self.roms().iter().map(|&(d, w)| c.rom(d, w).brams).sum();
         let ew = u64::from(self.element_width());
         let const_bits = nf
             * pe
@@ -213,7 +236,7 @@ impl Block for Mvtu {
                 act_width + 1
             };
         Estimate {
-            luts: rom_luts + logic.round() as u64,
+            luts: c.luts(&self.features(family)).round() as u64,
             ffs: in_bits
                 + if accumulate { pe * acc } else { 0 }
                 + 2 * self.outputs as u64 * ew
@@ -246,8 +269,6 @@ impl Block for Mvtu {
             bits_for(nf_n as u64 - 1),
             bits_for(entries as u64 - 1),
         );
-        // Wide enough to index every bit of the input register (what Verilator expects).
-        let xw = bits_for(self.in_width() as u64 - 1);
         let mut v = String::new();
         v.push_str(header);
         v.push_str(&format!(
@@ -295,7 +316,6 @@ impl Block for Mvtu {
             b.push_str(&format!("reg  [{}:0] {n}_waddr;\n", waw - 1));
         }
         if accumulate {
-            b.push_str(&format!("reg  [{}:0] {n}_xoff;\n", xw - 1));
             b.push_str(&format!("reg  [{}:0] {n}_acc;\n", pe * aw as usize - 1));
         }
         if nf_n > 1 {
@@ -353,8 +373,12 @@ impl Block for Mvtu {
             }
         }
         // Datapath.
+        // The input register rotates by SIMD bits per step, so a step's chunk is always its low
+        // bits: one 2:1 mux per register bit instead of a shifter indexed by the chunk offset
+        // (log2(bits) mux levels on the critical path). A group's P * SF steps rotate it
+        // exactly once around, so every neuron group sees the frame from its first chunk.
         let x = if accumulate {
-            format!("{n}_in[{n}_xoff +: {simd}]")
+            format!("{n}_in[{}:0]", simd - 1)
         } else {
             format!("{n}_in")
         };
@@ -426,7 +450,6 @@ impl Block for Mvtu {
             resets.push(format!("{n}_waddr <= {};", lit(waw, 0)));
         }
         if accumulate {
-            resets.push(format!("{n}_xoff <= {};", lit(xw, 0)));
             resets.push(format!("{n}_acc <= {{{}{{1'b0}}}};", pe * aw as usize));
         }
         for r in &resets {
@@ -438,6 +461,15 @@ impl Block for Mvtu {
         s.push_str(&format!(
             "if ({n}_in_fire) begin\n    {n}_in <= in_data;\n    {n}_busy <= 1'b1;\nend else if ({n}_finish) begin\n    {n}_busy <= 1'b0;\nend\n"
         ));
+        if accumulate {
+            // A frame arriving in the finishing step wins over the last rotation.
+            let w = self.in_width();
+            s.push_str(&format!(
+                "if (!{n}_in_fire && {n}_advance) {n}_in <= {{{n}_in[{}:0], {n}_in[{}:{simd}]}};\n",
+                simd - 1,
+                w - 1
+            ));
+        }
         s.push_str(&format!(
             "if ({n}_finish) begin\n    out_valid <= 1'b1;\n    out_data <= {out_expr};\nend\n"
         ));
@@ -482,11 +514,6 @@ impl Block for Mvtu {
             ));
         }
         if accumulate {
-            a.push_str(&format!(
-                "{n}_xoff <= {n}_group_done ? {} : {n}_xoff + {};\n",
-                lit(xw, 0),
-                lit(xw, simd as u64)
-            ));
             a.push_str(&format!(
                 "{n}_acc <= {n}_group_done ? {{{}{{1'b0}}}} : {n}_sum;\n",
                 pe * aw as usize

@@ -1,0 +1,234 @@
+//! Fitting the LUT coefficients of [`crate::blocks::cost`] to synthesis results.
+//!
+//! A sample is a compiled design's summed [`Features`] and the LUT4s Yosys made of it. The fit
+//! minimises the squared *relative* error (each sample's row divided by its LUT count, so a
+//! 500-LUT design weighs as much as a 50,000-LUT one) under non-negative coefficients: a
+//! negative cost per bit would fit the data by cancelling features against each other and
+//! then extrapolate badly. With seven features the exact non-negative solution is found by
+//! solving the unconstrained problem on every subset of features and keeping the best subset
+//! whose solution is non-negative (127 small solves).
+
+use crate::blocks::{Family, Features};
+use crate::ir::Design;
+
+/// Number of coefficients.
+const N: usize = Features::NAMES.len();
+
+/// One synthesised design.
+#[derive(Clone, Debug)]
+pub struct Sample {
+    /// A label (the build directory).
+    pub name: String,
+    /// The design's features, summed over its blocks.
+    pub features: Features,
+    /// LUT4s Yosys used.
+    pub luts: u64,
+}
+
+impl Sample {
+    /// The sample of `design` for `family`, synthesised to `luts`.
+    pub fn new(name: String, design: &Design, family: Family, luts: u64) -> Sample {
+        Sample {
+            name,
+            features: design_features(design, family),
+            luts,
+        }
+    }
+}
+
+/// A design's features: the sum over its blocks.
+pub fn design_features(design: &Design, family: Family) -> Features {
+    design
+        .stages()
+        .iter()
+        .map(|s| s.block().features(family))
+        .fold(Features::default(), |a, b| a + b)
+}
+
+/// The fitted coefficients, in [`Features::NAMES`] order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Fit {
+    /// Coefficients, all non-negative.
+    pub coefficients: [f64; N],
+}
+
+impl Fit {
+    /// LUTs the fit predicts for features `f`.
+    pub fn luts(&self, f: &Features) -> f64 {
+        self.coefficients
+            .iter()
+            .zip(f.vector())
+            .map(|(c, x)| c * x)
+            .sum()
+    }
+
+    /// `(predicted - measured) / measured` for a sample.
+    pub fn error(&self, s: &Sample) -> f64 {
+        (self.luts(&s.features) - s.luts as f64) / s.luts.max(1) as f64
+    }
+}
+
+/// Why a fit could not be made.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum FitError {
+    /// No samples.
+    #[error("no synthesised designs to fit")]
+    Empty,
+    /// A sample Yosys reports as empty.
+    #[error("{0}: Yosys reports 0 LUTs (was the synthesis complete?)")]
+    ZeroLuts(String),
+    /// Every subset was singular or had a negative solution.
+    #[error("no non-negative fit exists for these samples")]
+    NoFit,
+}
+
+/// The non-negative least-squares fit of relative error (see the module documentation).
+pub fn fit(samples: &[Sample]) -> Result<Fit, FitError> {
+    if samples.is_empty() {
+        return Err(FitError::Empty);
+    }
+    if let Some(s) = samples.iter().find(|s| s.luts == 0) {
+        return Err(FitError::ZeroLuts(s.name.clone()));
+    }
+    let rows: Vec<[f64; N]> = samples
+        .iter()
+        .map(|s| s.features.vector().map(|x| x / s.luts as f64))
+        .collect();
+    let residual = |c: &[f64; N]| -> f64 {
+        rows.iter()
+            .map(|r| {
+                let p: f64 = r.iter().zip(c).map(|(a, b)| a * b).sum();
+                (p - 1.0) * (p - 1.0)
+            })
+            .sum()
+    };
+    let mut best: Option<([f64; N], f64)> = None;
+    for mask in 1u32..(1 << N) {
+        let cols: Vec<usize> = (0..N).filter(|&i| mask >> i & 1 == 1).collect();
+        let Some(x) = least_squares(&rows, &cols) else {
+            continue;
+        };
+        if x.iter().any(|&v| v < 0.0) {
+            continue;
+        }
+        let mut c = [0.0; N];
+        for (&i, &v) in cols.iter().zip(&x) {
+            c[i] = v;
+        }
+        let r = residual(&c);
+        if best.is_none_or(|(_, b)| r < b) {
+            best = Some((c, r));
+        }
+    }
+    best.map(|(coefficients, _)| Fit { coefficients })
+        .ok_or(FitError::NoFit)
+}
+
+/// Least squares of `rows * x = 1` over columns `cols`, by the normal equations with partial
+/// pivoting; `None` if they are singular.
+fn least_squares(rows: &[[f64; N]], cols: &[usize]) -> Option<Vec<f64>> {
+    let n = cols.len();
+    // Augmented normal equations [A^T A | A^T 1].
+    let mut m = vec![vec![0.0; n + 1]; n];
+    for r in rows {
+        for (i, &ci) in cols.iter().enumerate() {
+            for (j, &cj) in cols.iter().enumerate() {
+                m[i][j] += r[ci] * r[cj];
+            }
+            m[i][n] += r[ci];
+        }
+    }
+    let scale = m
+        .iter()
+        .enumerate()
+        .map(|(i, row)| row[i].abs())
+        .fold(0.0, f64::max);
+    for c in 0..n {
+        let p = (c..n).max_by(|&a, &b| m[a][c].abs().total_cmp(&m[b][c].abs()))?;
+        if m[p][c].abs() <= 1e-12 * scale.max(f64::MIN_POSITIVE) {
+            return None;
+        }
+        m.swap(c, p);
+        let pivot = m[c].clone();
+        for (k, row) in m.iter_mut().enumerate() {
+            let t = row[c] / pivot[c];
+            if k != c && t != 0.0 {
+                for (x, y) in row[c..].iter_mut().zip(&pivot[c..]) {
+                    *x -= t * y;
+                }
+            }
+        }
+    }
+    Some((0..n).map(|i| m[i][n] / m[i][i]).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(name: &str, v: [f64; N], luts: u64) -> Sample {
+        Sample {
+            name: name.into(),
+            features: Features {
+                rom_bits: v[0],
+                popcount: v[1],
+                acc: v[2],
+                activation: v[3],
+                select: v[4],
+                stream: v[5],
+                blocks: v[6],
+            },
+            luts,
+        }
+    }
+
+    #[test]
+    fn recovers_exact_coefficients() {
+        let truth = [0.1, 0.25, 3.0, 0.0, 1.0, 0.9, 20.0];
+        let f = |v: [f64; N]| v.iter().zip(&truth).map(|(a, b)| a * b).sum::<f64>();
+        let designs = [
+            [1000.0, 400.0, 20.0, 30.0, 256.0, 256.0, 4.0],
+            [0.0, 4000.0, 80.0, 60.0, 3136.0, 3136.0, 5.0],
+            [5000.0, 100.0, 10.0, 10.0, 64.0, 64.0, 4.0],
+            [200.0, 2000.0, 200.0, 90.0, 1024.0, 512.0, 4.0],
+            [0.0, 800.0, 0.0, 40.0, 0.0, 100.0, 3.0],
+            [3000.0, 50.0, 40.0, 20.0, 512.0, 900.0, 6.0],
+            [700.0, 9000.0, 30.0, 10.0, 128.0, 64.0, 4.0],
+            [100.0, 300.0, 60.0, 5.0, 2048.0, 32.0, 5.0],
+        ];
+        // Exact integer LUT counts need exactly representable products; round and allow the
+        // rounding in the check.
+        let samples: Vec<Sample> = designs
+            .iter()
+            .enumerate()
+            .map(|(i, &d)| sample(&format!("d{i}"), d, f(d).round() as u64))
+            .collect();
+        let fit = fit(&samples).unwrap();
+        for s in &samples {
+            assert!(fit.error(s).abs() < 1e-3, "{}: {}", s.name, fit.error(s));
+        }
+        for (c, t) in fit.coefficients.iter().zip(&truth) {
+            assert!((c - t).abs() < 0.05 * t + 0.01, "{c} vs {t}");
+        }
+    }
+
+    #[test]
+    fn coefficients_stay_non_negative() {
+        // Data an unconstrained fit would explain with a negative popcount cost.
+        let samples = vec![
+            sample("a", [0.0, 100.0, 0.0, 0.0, 100.0, 0.0, 0.0], 50),
+            sample("b", [0.0, 200.0, 0.0, 0.0, 100.0, 0.0, 0.0], 40),
+            sample("c", [0.0, 50.0, 0.0, 0.0, 200.0, 0.0, 0.0], 160),
+        ];
+        let fit = fit(&samples).unwrap();
+        assert!(fit.coefficients.iter().all(|&c| c >= 0.0));
+        assert!(fit.coefficients[4] > 0.0);
+    }
+
+    #[test]
+    fn bad_samples_are_named() {
+        assert_eq!(fit(&[]), Err(FitError::Empty));
+        let s = sample("dir/x", [1.0; N], 0);
+        assert_eq!(fit(&[s]), Err(FitError::ZeroLuts("dir/x".into())));
+    }
+}

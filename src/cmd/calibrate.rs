@@ -1,0 +1,221 @@
+//! `flipchip calibrate`: fit the LUT estimate to Yosys runs on build directories.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use compiler::blocks::{Family, Features};
+use compiler::calibrate::{self, Sample};
+use compiler::passes::folding::FoldSpec;
+use serde_json::json;
+
+/// Fit the LUT cost coefficients to Yosys: each directory is a build directory
+/// (`flipchip compile`, or `synth/*` of `flipchip dse --synth`) holding fold.json, model.fcm
+/// (or give --model) and Yosys's stat_<family>.txt (or give --synth to make it).
+#[derive(clap::Args)]
+pub struct Args {
+    /// Build directories.
+    #[arg(required = true)]
+    pub dirs: Vec<PathBuf>,
+    /// FPGA family whose coefficients to fit (`ice40`, `ecp5`).
+    #[arg(long)]
+    pub family: String,
+    /// Model for directories without model.fcm.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Synthesise directories without a stat report for the Verilog they hold (2 at a time).
+    #[arg(long)]
+    pub synth: bool,
+    /// Also write the per-design table as CSV.
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
+    /// Print one JSON object as the last line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn family(name: &str) -> anyhow::Result<Family> {
+    match name {
+        "ice40" => Ok(Family::Ice40),
+        "ecp5" => Ok(Family::Ecp5),
+        _ => bail!("unknown family {name:?}; known families: ice40, ecp5"),
+    }
+}
+
+/// The design a build directory holds, rebuilt from its model and fold.json.
+fn design_of(dir: &Path, model: Option<&Path>) -> anyhow::Result<compiler::ir::Design> {
+    let own = dir.join("model.fcm");
+    let path = if own.exists() {
+        own
+    } else if let Some(m) = model {
+        m.to_path_buf()
+    } else {
+        bail!(
+            "{} has no model.fcm; give the model with --model",
+            dir.display()
+        );
+    };
+    let m = super::compile::load_model(&path)?;
+    let fold = compiler::read_fold_file(&dir.join("fold.json"))?;
+    compiler::compile(&m, &FoldSpec::Manual(fold)).with_context(|| {
+        format!(
+            "compiling {} with {}/fold.json",
+            path.display(),
+            dir.display()
+        )
+    })
+}
+
+/// One directory's measurement.
+struct Row {
+    dir: PathBuf,
+    sample: Sample,
+    yosys_brams: u64,
+    est_brams: u64,
+    current: f64,
+}
+
+fn measure(
+    dir: &Path,
+    model: Option<&Path>,
+    fam: Family,
+    synth: bool,
+    label: &str,
+) -> anyhow::Result<Row> {
+    let design = design_of(dir, model)?;
+    let stat = dir.join(format!("stat_{}.txt", fam.name()));
+    let text = if synth {
+        eprintln!(
+            "{label} {}: yosys {} ...",
+            dir.display(),
+            fam.synth_command()
+        );
+        let (text, seconds, cached) = super::dse::yosys_stat(&design, dir, fam)?;
+        if !cached {
+            eprintln!("{label} {}: {seconds:.0} s", dir.display());
+        }
+        text
+    } else {
+        std::fs::read_to_string(&stat)
+            .with_context(|| format!("reading {} (synthesise it with --synth)", stat.display()))?
+    };
+    let (luts, yosys_brams) = super::dse::count_luts(&text, fam);
+    let est = design
+        .stages()
+        .iter()
+        .map(|s| s.block().estimate_for(fam))
+        .fold(compiler::blocks::Estimate::default(), |a, b| a + b);
+    let sample = Sample::new(dir.display().to_string(), &design, fam, luts);
+    Ok(Row {
+        dir: dir.to_path_buf(),
+        current: fam.costs().luts(&sample.features),
+        sample,
+        yosys_brams,
+        est_brams: est.brams,
+    })
+}
+
+/// Runs `flipchip calibrate`.
+pub fn run(a: Args) -> anyhow::Result<()> {
+    let fam = family(&a.family)?;
+    let n = a.dirs.len();
+    let rows = super::parallel(n, if a.synth { 2 } else { 1 }, |j| {
+        measure(
+            &a.dirs[j],
+            a.model.as_deref(),
+            fam,
+            a.synth,
+            &format!("[{}/{n}]", j + 1),
+        )
+    });
+    let rows: Vec<Row> = rows.into_iter().collect::<anyhow::Result<_>>()?;
+    let samples: Vec<Sample> = rows.iter().map(|r| r.sample.clone()).collect();
+    let fit = calibrate::fit(&samples)?;
+
+    let err = |p: f64, y: u64| (p - y as f64) / y.max(1) as f64;
+    let mut csv = format!(
+        "design,yosys_luts,current_luts,current_error_pct,fit_luts,fit_error_pct,yosys_brams,est_brams,{}\n",
+        Features::NAMES.join(",")
+    );
+    eprintln!(
+        "{:<40} {:>9} {:>9} {:>8} {:>9} {:>8} {:>11}",
+        "design", "yosys", "current", "error", "fit", "error", "BRAMs y/est"
+    );
+    for r in &rows {
+        let f = fit.luts(&r.sample.features);
+        let y = r.sample.luts;
+        eprintln!(
+            "{:<40} {:>9} {:>9.0} {:>+7.1}% {:>9.0} {:>+7.1}% {:>5}/{:<5}",
+            r.dir.display(),
+            y,
+            r.current,
+            100.0 * err(r.current, y),
+            f,
+            100.0 * err(f, y),
+            r.yosys_brams,
+            r.est_brams
+        );
+        let feats: Vec<String> = r
+            .sample
+            .features
+            .vector()
+            .iter()
+            .map(|x| format!("{x:.0}"))
+            .collect();
+        csv.push_str(&format!(
+            "{},{y},{:.0},{:+.1},{f:.0},{:+.1},{},{},{}\n",
+            r.dir.display(),
+            r.current,
+            100.0 * err(r.current, y),
+            100.0 * err(f, y),
+            r.yosys_brams,
+            r.est_brams,
+            feats.join(",")
+        ));
+    }
+    let worst = |p: &dyn Fn(&Row) -> f64| {
+        rows.iter()
+            .map(|r| err(p(r), r.sample.luts).abs())
+            .fold(0.0, f64::max)
+    };
+    let worst_current = worst(&|r| r.current);
+    let worst_fit = worst(&|r| fit.luts(&r.sample.features));
+    eprintln!(
+        "worst LUT error over {} design(s): current coefficients {:.1}%, fitted {:.1}%",
+        rows.len(),
+        100.0 * worst_current,
+        100.0 * worst_fit
+    );
+    eprintln!(
+        "fitted coefficients for `{}` in compiler/src/blocks/cost.rs:",
+        fam.name()
+    );
+    for (name, c) in Features::NAMES.iter().zip(fit.coefficients) {
+        eprintln!("    {name}: {c:.4},");
+    }
+    if let Some(path) = &a.csv {
+        std::fs::write(path, &csv).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if a.json {
+        let coef: serde_json::Map<String, serde_json::Value> = Features::NAMES
+            .iter()
+            .zip(fit.coefficients)
+            .map(|(n, c)| (n.to_string(), json!(c)))
+            .collect();
+        super::print_json(&json!({
+            "family": fam.name(),
+            "designs": rows.len(),
+            "coefficients": coef,
+            "worst_error_current": worst_current,
+            "worst_error_fit": worst_fit,
+            "rows": rows.iter().map(|r| json!({
+                "dir": r.dir.display().to_string(),
+                "yosys_luts": r.sample.luts,
+                "current_luts": r.current.round(),
+                "fit_luts": fit.luts(&r.sample.features).round(),
+                "yosys_brams": r.yosys_brams,
+                "est_brams": r.est_brams,
+            })).collect::<Vec<_>>(),
+        }));
+    }
+    Ok(())
+}
