@@ -75,8 +75,16 @@ fn board_top_over_uart_matches_the_reference() {
             d.len() >= 4
         })
         .expect("some seed separates the images");
-    let dir = scratch("uart_digits");
-    compile(&model, &dir.join("design"), None);
+    // One pixel per beat, and four (the wrapper packs bytes into beats).
+    for target in [None, Some(16)] {
+        uart_round_trip(&model, &images, &expected, target);
+    }
+}
+
+fn uart_round_trip(model: &Model, images: &[&[u8]], expected: &[u8], target: Option<u64>) {
+    let frames = images.len();
+    let dir = scratch(&format!("uart_digits_{target:?}"));
+    compile(model, &dir.join("design"), target);
     let board = Board::load("icebreaker").unwrap();
 
     // A stray partial frame, silence long enough to drop it, then the frames back to back
@@ -128,7 +136,7 @@ fn board_top_over_uart_matches_the_reference() {
         assert_eq!(leds >> 5 & 1, 0, "error LED lit: {leds:#b}");
     }
     eprintln!(
-        "{frames} frames over the UART in {} cycles: classes {classes:?}",
+        "{frames} frames over the UART ({target:?} cycles target) in {} cycles: classes {classes:?}",
         got.cycles
     );
 }
@@ -141,6 +149,13 @@ fn board_top_is_lint_clean_on_every_board_with_and_without_pll() {
     }
     let dir = scratch("lint");
     compile(&tiny_model(3), &dir.join("design"), None);
+    // 8 pixels per beat.
+    compile(&tiny_model(3), &dir.join("design8"), Some(2));
+    let ports: sim::trace::Ports = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("design8/ports.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(ports.input_width, 64);
     for name in boards::board::names() {
         let board = Board::load(&name).unwrap();
         // Board clock, PLL, fabric divider.
@@ -161,6 +176,14 @@ fn board_top_is_lint_clean_on_every_board_with_and_without_pll() {
             .unwrap();
             assert!(warnings.is_empty(), "{name} {freq:?}: {warnings:#?}");
         }
+        let warnings = uart_sim::lint(
+            &board,
+            &dir.join("design8"),
+            &dir.join(format!("{name}_8px")),
+            &Clocking::new(&board, None).unwrap(),
+        )
+        .unwrap();
+        assert!(warnings.is_empty(), "{name} 8 pixels per beat: {warnings:#?}");
     }
 }
 

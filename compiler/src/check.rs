@@ -2,10 +2,18 @@
 //! (an impossible folding) come back as messages naming the layer instead of broken Verilog.
 
 use crate::ir::Design;
+use crate::passes::folding::MAX_PIXELS_PER_BEAT;
 use crate::CompileError;
 
-/// Every layer's PE divides its outputs and its SIMD its inputs, both non-zero.
+/// The pixels per beat divide the frame (at most [`MAX_PIXELS_PER_BEAT`]); every layer's PE
+/// divides its outputs and its SIMD its inputs, all non-zero.
 pub fn check_folding(design: &Design) -> Result<(), CompileError> {
+    let (k, pixels) = (design.input.pixels_per_beat, design.input.pixels);
+    if k == 0 || k > MAX_PIXELS_PER_BEAT || pixels % k != 0 {
+        return Err(CompileError::Folding(format!(
+            "pixels_per_beat {k} must divide the {pixels} pixels of a frame and be 1..={MAX_PIXELS_PER_BEAT}"
+        )));
+    }
     for l in &design.layers {
         let bad = |what: &str, v: usize, of: &str, n: usize| {
             Err(CompileError::Folding(format!(

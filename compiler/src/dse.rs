@@ -6,9 +6,10 @@
 //!
 //! Candidates:
 //! - **balanced**: for every cycles-per-frame target in the set of cycle counts some layer can
-//!   reach (at or above the input adapter's one-pixel-per-cycle floor, below which nothing gets
-//!   faster), each layer takes the cheapest `PE x SIMD` meeting it ([`auto_fold`], the folding
-//!   pass's own choice);
+//!   reach (at or above the floor of the input at its most pixels per beat, below which nothing
+//!   gets faster), the input takes the fewest pixels per beat and each layer the cheapest
+//!   `PE x SIMD` meeting it ([`auto_pixels_per_beat`], [`auto_fold`]: the folding pass's own
+//!   choice);
 //! - **unbalanced**: from each balanced design, one layer at a time moved one step faster (the
 //!   cheapest folding below its current cycles) or one step slower (the cheapest folding at
 //!   its next larger reachable cycle count);
@@ -31,7 +32,7 @@ use serde_json::json;
 
 use crate::blocks::{Block, Estimate, Family};
 use crate::ir::{Design, Mvtu};
-use crate::passes::folding::{auto_fold, FoldSpec, LayerFold};
+use crate::passes::folding::{auto_fold, auto_pixels_per_beat, FoldFile, FoldSpec, LayerFold};
 use crate::CompileError;
 
 /// A device as the exploration sees it: capacity, family and a typical clock.
@@ -98,6 +99,8 @@ pub enum Origin {
 /// One folding of the model, costed.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Candidate {
+    /// Pixels per input beat.
+    pub pixels_per_beat: usize,
     /// Per-layer folding, input first.
     pub folds: Vec<LayerFold>,
     /// How it was derived (balanced wins if both apply).
@@ -123,19 +126,32 @@ impl Candidate {
         self.frames_per_second / self.estimate.luts.max(1) as f64
     }
 
-    /// The folding as `pe x simd` per layer (`64x16 1x128 1x4`).
+    /// The folding as pixels per beat (if more than one) and `pe x simd` per layer
+    /// (`64x16 1x128 1x4`, `8px 64x64 4x128 1x64`).
     pub fn fold_label(&self) -> String {
-        fold_label(&self.folds)
+        fold_label(&self.fold_file())
+    }
+
+    /// The folding as a fold file.
+    pub fn fold_file(&self) -> FoldFile {
+        FoldFile {
+            pixels_per_beat: self.pixels_per_beat,
+            layers: self.folds.clone(),
+        }
     }
 }
 
-/// `pe x simd` per layer, space separated.
-pub fn fold_label(folds: &[LayerFold]) -> String {
-    folds
+/// Pixels per beat (if more than one) and `pe x simd` per layer, space separated.
+pub fn fold_label(f: &FoldFile) -> String {
+    let mut parts: Vec<String> = f
+        .layers
         .iter()
-        .map(|f| format!("{}x{}", f.pe, f.simd))
-        .collect::<Vec<_>>()
-        .join(" ")
+        .map(|l| format!("{}x{}", l.pe, l.simd))
+        .collect();
+    if f.pixels_per_beat > 1 {
+        parts.insert(0, format!("{}px", f.pixels_per_beat));
+    }
+    parts.join(" ")
 }
 
 /// The result of an exploration.
@@ -175,7 +191,7 @@ impl Exploration {
 
     /// The compiled design of candidate `i`.
     pub fn design(&self, model: &Model, i: usize) -> Result<Design, CompileError> {
-        crate::compile(model, &FoldSpec::Manual(self.candidates[i].folds.clone()))
+        crate::compile(model, &FoldSpec::Manual(self.candidates[i].fold_file()))
     }
 }
 
@@ -193,8 +209,8 @@ pub fn layer_foldings(l: &Mvtu) -> Vec<(u64, LayerFold)> {
     v
 }
 
-/// A folding of every layer and how it was derived.
-pub type Folding = (Vec<LayerFold>, Origin);
+/// A folding of the input and every layer and how it was derived.
+pub type Folding = (FoldFile, Origin);
 
 /// Cycles per frame, latency and estimate of one layer at one folding.
 type LayerCost = (u64, u64, Estimate);
@@ -202,7 +218,8 @@ type LayerCost = (u64, u64, Estimate);
 /// The candidate foldings of a lowered design (see the module documentation), deduplicated,
 /// in a fixed order, each with how it was derived.
 pub fn enumerate(design: &Design) -> Vec<Folding> {
-    let floor = design.input.pixels as u64;
+    let pixels = design.input.pixels;
+    let floor = (pixels / auto_pixels_per_beat(pixels, 1)) as u64;
     let options: Vec<Vec<(u64, LayerFold)>> = design.layers.iter().map(layer_foldings).collect();
     let per_layer: Vec<Vec<u64>> = options
         .iter()
@@ -221,11 +238,16 @@ pub fn enumerate(design: &Design) -> Vec<Folding> {
     let cheapest = |l: &Mvtu, t: u64| auto_fold(l.outputs, l.inputs, l.planes, t);
     let cycles =
         |l: &Mvtu, f: LayerFold| ((l.outputs / f.pe) * l.planes * (l.inputs / f.simd)) as u64;
-    let mut out: BTreeMap<Vec<(usize, usize)>, Folding> = BTreeMap::new();
-    let key = |f: &[LayerFold]| f.iter().map(|x| (x.pe, x.simd)).collect::<Vec<_>>();
+    let mut out: BTreeMap<(usize, Vec<(usize, usize)>), Folding> = BTreeMap::new();
     for &t in &targets {
+        let k = auto_pixels_per_beat(pixels, t);
+        let key = |f: &[LayerFold]| (k, f.iter().map(|x| (x.pe, x.simd)).collect::<Vec<_>>());
+        let file = |layers: Vec<LayerFold>| FoldFile {
+            pixels_per_beat: k,
+            layers,
+        };
         let base: Vec<LayerFold> = design.layers.iter().map(|l| cheapest(l, t)).collect();
-        out.insert(key(&base), (base.clone(), Origin::Balanced));
+        out.insert(key(&base), (file(base.clone()), Origin::Balanced));
         for (i, l) in design.layers.iter().enumerate() {
             let c = cycles(l, base[i]);
             let mut variants = Vec::new();
@@ -238,7 +260,7 @@ pub fn enumerate(design: &Design) -> Vec<Folding> {
             for f in variants {
                 let mut v = base.clone();
                 v[i] = f;
-                out.entry(key(&v)).or_insert((v, Origin::Unbalanced));
+                out.entry(key(&v)).or_insert((file(v), Origin::Unbalanced));
             }
             // The same lanes split differently between PE and SIMD, still meeting the target:
             // the folding pass prefers few PEs, which is not always the cheapest split.
@@ -247,7 +269,7 @@ pub fn enumerate(design: &Design) -> Vec<Folding> {
                 if f.pe * f.simd == lanes && f != base[i] && fc <= t.max(c) {
                     let mut v = base.clone();
                     v[i] = f;
-                    out.entry(key(&v)).or_insert((v, Origin::Split));
+                    out.entry(key(&v)).or_insert((file(v), Origin::Split));
                 }
             }
         }
@@ -288,15 +310,20 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
             target_cycles: None,
         },
     )?;
-    let fixed = base.input.estimate_for(family) + base.argmax.estimate_for(family);
+    let input = |k: usize| {
+        let mut a = base.input.clone();
+        a.pixels_per_beat = k;
+        a
+    };
     let mut layer_cost: Vec<BTreeMap<(usize, usize), LayerCost>> =
         vec![BTreeMap::new(); base.layers.len()];
     let mut candidates = Vec::new();
-    for (folds, origin) in enumerate(&base) {
-        let mut e = fixed;
-        let mut cycles = base.input.cycles().max(base.argmax.cycles());
-        let mut latency = base.input.latency() + base.argmax.latency();
-        for (i, f) in folds.iter().enumerate() {
+    for (file, origin) in enumerate(&base) {
+        let a = input(file.pixels_per_beat);
+        let mut e = a.estimate_for(family) + base.argmax.estimate_for(family);
+        let mut cycles = a.cycles().max(base.argmax.cycles());
+        let mut latency = a.latency() + base.argmax.latency();
+        for (i, f) in file.layers.iter().enumerate() {
             let (c, lat, le) = *layer_cost[i].entry((f.pe, f.simd)).or_insert_with(|| {
                 let mut l = base.layers[i].clone();
                 l.pe = f.pe;
@@ -310,7 +337,8 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
         let fps = device.fmax_mhz * 1e6 / cycles as f64;
         let fits = e.luts <= device.luts && e.ffs <= device.ffs && e.brams <= device.brams;
         candidates.push(Candidate {
-            folds,
+            pixels_per_beat: file.pixels_per_beat,
+            folds: file.layers,
             origin,
             cycles_per_frame: cycles,
             latency_cycles: latency,

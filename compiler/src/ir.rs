@@ -25,11 +25,14 @@ pub struct Design {
     pub argmax: Argmax,
 }
 
-/// The input adapter: one pixel byte per beat, encoded and packed into one first-layer beat.
+/// The input adapter: `pixels_per_beat` pixel bytes per beat, encoded and packed into one
+/// first-layer beat.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InputAdapter {
-    /// Pixel beats per frame.
+    /// Pixels per frame.
     pub pixels: usize,
+    /// Pixels per input beat (set by the folding pass; divides `pixels`).
+    pub pixels_per_beat: usize,
     /// Meaningful bits of a pixel byte.
     pub pixel_bits: u8,
     /// How pixels become bits.
@@ -216,8 +219,8 @@ impl Design {
         Ports {
             top: self.top.clone(),
             files: self.file_names(),
-            input_width: 8,
-            beats_per_frame: self.input.pixels as u32,
+            input_width: 8 * self.input.pixels_per_beat as u32,
+            beats_per_frame: (self.input.pixels / self.input.pixels_per_beat) as u32,
             class_width: self.class_width(),
             classes: self.argmax.classes as u32,
             score_width: self.argmax.score_width,

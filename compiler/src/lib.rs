@@ -104,6 +104,7 @@ pub fn lower(model: &Model) -> Result<Design, CompileError> {
         model: format!("{}, encoding {}", model.arch(), model.input.encoding),
         input: InputAdapter {
             pixels: model.input.pixels(),
+            pixels_per_beat: 1,
             pixel_bits: model.input.pixel_bits,
             encoding: model.input.encoding.clone(),
         },
@@ -127,7 +128,7 @@ pub fn compile(model: &Model, fold: &FoldSpec) -> Result<Design, CompileError> {
 }
 
 /// Reads a fold file (`{"layers":[{"pe":..,"simd":..},..]}`).
-pub fn read_fold_file(path: &Path) -> Result<Vec<LayerFold>, CompileError> {
+pub fn read_fold_file(path: &Path) -> Result<FoldFile, CompileError> {
     let text = std::fs::read_to_string(path).map_err(|source| CompileError::Io {
         path: path.into(),
         source,
@@ -136,12 +137,13 @@ pub fn read_fold_file(path: &Path) -> Result<Vec<LayerFold>, CompileError> {
         path: path.into(),
         message: e.to_string(),
     })?;
-    Ok(f.layers)
+    Ok(f)
 }
 
 /// The folding a design was built with, as a fold file.
 pub fn fold_file(d: &Design) -> FoldFile {
     FoldFile {
+        pixels_per_beat: d.input.pixels_per_beat,
         layers: d
             .layers
             .iter()

@@ -4,7 +4,7 @@ use flip::bits::BitMatrix;
 use flip::encoding::Encoding;
 use flip::model::{Activation, BinaryLayer, InputSpec, Layer, Metadata, Model};
 
-use crate::passes::folding::LayerFold;
+use crate::passes::folding::{FoldFile, LayerFold, MAX_PIXELS_PER_BEAT};
 
 /// A SplitMix64 stream.
 #[derive(Clone, Debug)]
@@ -103,21 +103,24 @@ pub fn random_model(
 }
 
 /// A random legal folding of every layer of `model`.
-pub fn random_folding(rng: &mut Rng, model: &Model) -> Vec<LayerFold> {
-    model
-        .layers
-        .iter()
-        .map(|l| {
-            let div = |rng: &mut Rng, n: usize| {
-                let d: Vec<usize> = (1..=n).filter(|d| n.is_multiple_of(*d)).collect();
-                *rng.pick(&d)
-            };
-            LayerFold {
-                pe: div(rng, l.outputs()),
-                simd: div(rng, l.inputs()),
-            }
-        })
-        .collect()
+pub fn random_folding(rng: &mut Rng, model: &Model) -> FoldFile {
+    let div = |rng: &mut Rng, n: usize, most: usize| {
+        let d: Vec<usize> = (1..=n.min(most))
+            .filter(|d| n.is_multiple_of(*d))
+            .collect();
+        *rng.pick(&d)
+    };
+    FoldFile {
+        pixels_per_beat: div(rng, model.input.pixels(), MAX_PIXELS_PER_BEAT),
+        layers: model
+            .layers
+            .iter()
+            .map(|l| LayerFold {
+                pe: div(rng, l.outputs(), usize::MAX),
+                simd: div(rng, l.inputs(), usize::MAX),
+            })
+            .collect(),
+    }
 }
 
 /// Random pixels of `pixel_bits` bits for `frames` frames.

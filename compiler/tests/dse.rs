@@ -93,9 +93,16 @@ fn fashion_shape_on_ecp5_85k() {
     assert!(x.candidates.len() > 50);
     assert_legal(&model, &x);
     assert_front(&x);
-    // The best fitting design runs at the input's one-pixel-per-cycle rate, and is on the front.
+    // The best fitting design takes several pixels per cycle (no faster than the floor of 8
+    // pixels per beat), and is on the front.
     let best = x.best().expect("something fits an ECP5-85");
-    assert_eq!(x.candidates[best].cycles_per_frame, 784);
+    let c = &x.candidates[best];
+    assert!(
+        (98..784).contains(&c.cycles_per_frame) && c.pixels_per_beat > 1,
+        "{} at {} cycles",
+        c.fold_label(),
+        c.cycles_per_frame
+    );
     assert!(x.front.contains(&best));
     assert_eq!(x.front[0], best);
     // Same input, same output.

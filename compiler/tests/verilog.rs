@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use compiler::passes::folding::{FoldSpec, LayerFold};
+use compiler::passes::folding::{FoldFile, FoldSpec, LayerFold};
 use compiler::random::{random_encoding, random_folding, random_model, Rng};
 use flip::encoding::Encoding;
 
@@ -149,7 +149,7 @@ fn impossible_foldings_name_the_layer() {
     let mut rng = Rng(5);
     let model = random_model(&mut rng, 6, 8, Encoding::Threshold(9), &[10, 3]);
     let bad = |folds: Vec<LayerFold>| {
-        compiler::compile(&model, &FoldSpec::Manual(folds))
+        compiler::compile(&model, &FoldSpec::Manual(folds.into()))
             .expect_err("refused")
             .to_string()
     };
@@ -165,6 +165,17 @@ fn impossible_foldings_name_the_layer() {
     assert!(e.contains("layer 2") && e.contains("larger"), "{e}");
     let e = bad(vec![f(1, 1)]);
     assert!(e.contains("fold file has 1 layers"), "{e}");
+    // 6 pixels cannot be sent 4 to a beat, nor 9.
+    for k in [4, 9, 0] {
+        let file = FoldFile {
+            pixels_per_beat: k,
+            layers: vec![f(1, 1), f(1, 1)],
+        };
+        let e = compiler::compile(&model, &FoldSpec::Manual(file))
+            .expect_err("refused")
+            .to_string();
+        assert!(e.contains(&format!("pixels_per_beat {k}")), "{e}");
+    }
 }
 
 #[test]

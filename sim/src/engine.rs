@@ -100,7 +100,7 @@ pub fn ports(d: &Design) -> Ports {
 
 /// The input side of a quiet stretch.
 struct Stretch<'a, 'b> {
-    beats: &'a [u8],
+    beats: &'a [u64],
     next: &'b mut usize,
     per_frame: usize,
     frame_starts: &'b mut Vec<u64>,
@@ -156,7 +156,7 @@ fn quiet_stretch(models: &mut [StageModel], s: &mut Stretch) -> u64 {
             if s.next.is_multiple_of(s.per_frame) {
                 s.frame_starts.push(s.t + c);
             }
-            models[0].clock(Some(&Beat::Byte(s.beats[*s.next])), false);
+            models[0].clock(Some(&Beat::Pixels(s.beats[*s.next])), false);
             *s.next += 1;
             taken += 1;
         } else if offered && !intake && !bubble {
@@ -172,24 +172,32 @@ fn quiet_stretch(models: &mut [StageModel], s: &mut Stretch) -> u64 {
     c
 }
 
-/// Simulates `design` on `beats` (whole frames of pixel bytes, back to back) under `stim`
-/// until every frame's result has been taken or `max_cycles` have passed. With `vcd`, writes
-/// the top-level streams and every stage's handshake as a VCD.
+/// Simulates `design` on `pixels` (whole frames of pixel bytes, back to back, sent
+/// `pixels_per_beat` to a beat) under `stim` until every frame's result has been taken or
+/// `max_cycles` have passed. With `vcd`, writes the top-level streams and every stage's
+/// handshake as a VCD.
 pub fn run(
     design: &Design,
-    beats: &[u8],
+    pixels: &[u8],
     stim: Stimulus,
     max_cycles: u64,
     vcd: Option<&mut dyn Write>,
 ) -> Result<SimRun, SimError> {
-    let per_frame = design.input.pixels;
-    if !beats.len().is_multiple_of(per_frame) {
+    if !pixels.len().is_multiple_of(design.input.pixels) {
         return Err(SimError::PartialFrame {
-            beats: beats.len(),
-            per_frame,
+            beats: pixels.len(),
+            per_frame: design.input.pixels,
         });
     }
-    let frames = beats.len() / per_frame;
+    let frames = pixels.len() / design.input.pixels;
+    let k = design.input.pixels_per_beat;
+    let per_frame = design.input.pixels / k;
+    // The earliest pixel in the low byte, as the testbenches pack `s_data`.
+    let beats: Vec<u64> = pixels
+        .chunks(k)
+        .map(|c| c.iter().rev().fold(0u64, |a, &b| a << 8 | u64::from(b)))
+        .collect();
+    let beats = &beats[..];
     let mut models: Vec<StageModel> = design.cycle_models();
     let names = design.stage_names();
     let n = models.len();
@@ -268,8 +276,8 @@ pub fn run(
             input_waits += 1;
         }
         if let Some(v) = vcd.as_mut() {
-            let byte = beats.get(next).copied().unwrap_or(0);
-            v.cycle(t, s_valid, in_ready[0], byte, m_ready, &out_ready, &models)?;
+            let data = beats.get(next).copied().unwrap_or(0);
+            v.cycle(t, s_valid, in_ready[0], data, m_ready, &out_ready, &models)?;
         }
         if mask != 0 {
             trace.fires.push((t, mask));
@@ -286,7 +294,7 @@ pub fn run(
         for i in (0..n).rev() {
             let (up, rest) = models.split_at_mut(i);
             let input = if i == 0 {
-                s_fire.then_some(Beat::Byte(beats.get(next).copied().unwrap_or(0)))
+                s_fire.then_some(Beat::Pixels(beats.get(next).copied().unwrap_or(0)))
             } else {
                 None
             };

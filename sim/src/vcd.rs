@@ -40,7 +40,7 @@ impl<'w> Vcd<'w> {
             ("clk".into(), 1),
             ("s_valid".into(), 1),
             ("s_ready".into(), 1),
-            ("s_data".into(), 8),
+            ("s_data".into(), 8 * design.input.pixels_per_beat as u32),
             ("m_valid".into(), 1),
             ("m_ready".into(), 1),
             ("m_class".into(), design.class_width()),
@@ -91,7 +91,7 @@ impl<'w> Vcd<'w> {
         t: u64,
         s_valid: bool,
         s_ready: bool,
-        s_data: u8,
+        s_data: u64,
         m_ready: bool,
         out_ready: &[bool],
         models: &[StageModel],
@@ -105,7 +105,7 @@ impl<'w> Vcd<'w> {
         self.set(0, 0)?;
         self.set(1, s_valid as u64)?;
         self.set(2, s_ready as u64)?;
-        self.set(3, s_data as u64)?;
+        self.set(3, s_data)?;
         self.set(4, last.out_valid() as u64)?;
         self.set(5, m_ready as u64)?;
         self.set(6, class)?;

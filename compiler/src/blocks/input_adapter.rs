@@ -1,8 +1,9 @@
-//! Input adapter: takes one pixel byte per beat, encodes it (threshold, thermometer or bit
-//! planes) and shifts the bits into one shift register per plane; the frame's last pixel moves
+//! Input adapter: takes `K = pixels_per_beat` pixel bytes per beat (pixel `j` of a beat in bits
+//! `8j .. 8j + 8`, the earliest pixel lowest), encodes them (threshold, thermometer or bit
+//! planes) and shifts the bits into one shift register per plane; the frame's last beat moves
 //! the packed frame into the output register.
 //!
-//! Cycles: one pixel per cycle, so `cycles = latency = pixels`. `in_ready` is low only while
+//! Cycles: one beat per cycle, so `cycles = latency = pixels / K`. `in_ready` is low only while
 //! the frame is complete but the previous one still waits in the output register.
 //!
 //! Output layout: plane `k` (bit planes only) occupies bits `k * n .. (k + 1) * n` with
@@ -28,20 +29,26 @@ impl InputAdapter {
         self.pixels * self.bits_per_pixel()
     }
 
-    /// Verilog expression of encoded bit `level` of plane `plane` of `in_data`.
-    fn encoded_bit(&self, plane: usize, level: usize) -> String {
+    /// Beats per frame.
+    fn beats(&self) -> usize {
+        self.pixels / self.pixels_per_beat
+    }
+
+    /// Verilog expression of encoded bit `level` of plane `plane` of the beat's pixel `j`.
+    fn encoded_bit(&self, j: usize, plane: usize, level: usize) -> String {
+        let px = format!("in_data[{}:{}]", 8 * j + 7, 8 * j);
         let ge = |t: u16| {
             if t == 0 {
                 "1'b1".to_string()
             } else {
-                format!("(in_data >= {})", lit(8, t as u64))
+                format!("({px} >= {})", lit(8, t as u64))
             }
         };
         match &self.encoding {
             Encoding::Threshold(t) => ge(*t),
             Encoding::Thermometer(ts) => ge(ts[level]),
             Encoding::BitPlanes(p) => {
-                format!("in_data[{}]", (self.pixel_bits - p) as usize + plane)
+                format!("in_data[{}]", 8 * j + (self.pixel_bits - p) as usize + plane)
             }
         }
     }
@@ -53,11 +60,11 @@ impl Block for InputAdapter {
     }
 
     fn cycles(&self) -> u64 {
-        self.pixels as u64
+        self.beats() as u64
     }
 
     fn latency(&self) -> u64 {
-        self.pixels as u64
+        self.beats() as u64
     }
 
     fn features(&self, _family: Family) -> Features {
@@ -66,7 +73,7 @@ impl Block for InputAdapter {
         // 8-bit compare per encoded level.
         Features {
             stream: (self.planes() * self.plane_bits()) as f64,
-            activation: 8.0 * self.bits_per_pixel() as f64,
+            activation: (8 * self.bits_per_pixel() * self.pixels_per_beat) as f64,
             blocks: 1.0,
             ..Features::default()
         }
@@ -76,14 +83,14 @@ impl Block for InputAdapter {
         let w = (self.planes() * self.plane_bits()) as u64;
         Estimate {
             luts: family.costs().luts(&self.features(family)).round() as u64,
-            ffs: 2 * w + u64::from(bits_for(self.pixels as u64)) + 1,
+            ffs: 2 * w + u64::from(bits_for(self.beats() as u64)) + 1,
             memory_bits: 0,
             brams: 0,
         }
     }
 
     fn in_width(&self) -> usize {
-        8
+        8 * self.pixels_per_beat
     }
 
     fn out_width(&self) -> usize {
@@ -92,21 +99,24 @@ impl Block for InputAdapter {
 
     fn emit_verilog(&self, header: &str) -> String {
         let n = self.name();
-        let (bpp, planes, pixels) = (self.bits_per_pixel(), self.planes(), self.pixels);
-        let cw = bits_for(pixels.saturating_sub(1) as u64);
-        let sw = (pixels - 1) * bpp; // shift register bits per plane
+        let (bpp, planes, k) = (self.bits_per_pixel(), self.planes(), self.pixels_per_beat);
+        let beats = self.beats();
+        let cbits = k * bpp; // bits per plane of one beat
+        let cw = bits_for(beats.saturating_sub(1) as u64);
+        let sw = (beats - 1) * cbits; // shift register bits per plane
         let mut v = String::new();
         v.push_str(header);
         v.push_str(&format!(
-            "// Input adapter: {pixels} pixel beats per frame, encoding {}, {planes} plane(s) \
-             of {} bits.\n",
+            "// Input adapter: {beats} beats of {k} pixel(s) per frame, encoding {}, {planes} \
+             plane(s) of {} bits.\n",
             self.encoding,
             self.plane_bits()
         ));
         v.push_str(&format!(
             "module {n} (\n    input  wire clk,\n    input  wire rst,\n    input  wire in_valid,\n    \
-             output wire in_ready,\n    input  wire [7:0] in_data,\n    output reg  out_valid,\n    \
+             output wire in_ready,\n    input  wire [{}:0] in_data,\n    output reg  out_valid,\n    \
              input  wire out_ready,\n    output reg  [{}:0] out_data\n);\n",
+            self.in_width() - 1,
             self.out_width() - 1
         ));
         let mut b = String::new();
@@ -114,40 +124,49 @@ impl Block for InputAdapter {
         let mut used = [false; 8];
         match &self.encoding {
             Encoding::BitPlanes(p) => {
-                for k in 0..*p as usize {
-                    used[(self.pixel_bits - p) as usize + k] = true;
+                for q in 0..*p as usize {
+                    used[(self.pixel_bits - p) as usize + q] = true;
                 }
             }
             Encoding::Threshold(t) => used.fill(*t != 0),
             Encoding::Thermometer(ts) => used.fill(ts.iter().any(|&t| t != 0)),
         }
         if used.iter().any(|u| !u) {
-            let unused: Vec<String> = (0..8)
+            let unused: Vec<String> = (0..k)
                 .rev()
-                .filter(|&i| !used[i])
-                .map(|i| format!("in_data[{i}]"))
+                .flat_map(|j| {
+                    (0..8)
+                        .rev()
+                        .filter(|&i| !used[i])
+                        .map(move |i| format!("in_data[{}]", 8 * j + i))
+                })
                 .collect();
             b.push_str(&format!(
                 "wire {n}_unused = &{{1'b0, {}}};\n",
                 unused.join(", ")
             ));
         }
-        for k in 0..planes {
-            let bits: Vec<String> = (0..bpp).rev().map(|l| self.encoded_bit(k, l)).collect();
+        for q in 0..planes {
+            // Pixel j of the beat, level l, at bit j * bpp + l.
+            let bits: Vec<String> = (0..k)
+                .rev()
+                .flat_map(|j| (0..bpp).rev().map(move |l| (j, l)))
+                .map(|(j, l)| self.encoded_bit(j, q, l))
+                .collect();
             b.push_str(&format!(
-                "wire [{}:0] {n}_enc{k} = {{{}}};\n",
-                bpp - 1,
+                "wire [{}:0] {n}_enc{q} = {{{}}};\n",
+                cbits - 1,
                 bits.join(", ")
             ));
             if sw > 0 {
-                b.push_str(&format!("reg  [{}:0] {n}_shift{k};\n", sw - 1));
+                b.push_str(&format!("reg  [{}:0] {n}_shift{q};\n", sw - 1));
             }
         }
-        if pixels > 1 {
+        if beats > 1 {
             b.push_str(&format!("reg  [{}:0] {n}_count;\n", cw - 1));
             b.push_str(&format!(
                 "wire {n}_last = ({n}_count == {});\n",
-                lit(cw, pixels as u64 - 1)
+                lit(cw, beats as u64 - 1)
             ));
         } else {
             b.push_str(&format!("wire {n}_last = 1'b1;\n"));
@@ -157,42 +176,42 @@ impl Block for InputAdapter {
         ));
         let frame: Vec<String> = (0..planes)
             .rev()
-            .map(|k| {
+            .map(|q| {
                 if sw > 0 {
-                    format!("{n}_enc{k}, {n}_shift{k}")
+                    format!("{n}_enc{q}, {n}_shift{q}")
                 } else {
-                    format!("{n}_enc{k}")
+                    format!("{n}_enc{q}")
                 }
             })
             .collect();
         b.push_str("always @(posedge clk) begin\n    if (rst) begin\n");
-        if pixels > 1 {
+        if beats > 1 {
             b.push_str(&format!("        {n}_count <= {};\n", lit(cw, 0)));
         }
         b.push_str("        out_valid <= 1'b0;\n    end else begin\n");
         b.push_str("        if (out_valid && out_ready) out_valid <= 1'b0;\n");
         b.push_str(&format!("        if ({n}_in_fire) begin\n"));
         b.push_str(&format!("            if ({n}_last) begin\n"));
-        if pixels > 1 {
+        if beats > 1 {
             b.push_str(&format!("                {n}_count <= {};\n", lit(cw, 0)));
         }
         b.push_str(&format!(
             "                out_valid <= 1'b1;\n                out_data <= {{{}}};\n            end",
             frame.join(", ")
         ));
-        if pixels > 1 {
+        if beats > 1 {
             b.push_str(&format!(
                 " else begin\n                {n}_count <= {n}_count + {};\n",
                 lit(cw, 1)
             ));
-            for k in 0..planes {
-                if sw > bpp {
+            for q in 0..planes {
+                if sw > cbits {
                     b.push_str(&format!(
-                        "                {n}_shift{k} <= {{{n}_enc{k}, {n}_shift{k}[{}:{bpp}]}};\n",
+                        "                {n}_shift{q} <= {{{n}_enc{q}, {n}_shift{q}[{}:{cbits}]}};\n",
                         sw - 1
                     ));
                 } else {
-                    b.push_str(&format!("                {n}_shift{k} <= {n}_enc{k};\n"));
+                    b.push_str(&format!("                {n}_shift{q} <= {n}_enc{q};\n"));
                 }
             }
             b.push_str("            end\n");
@@ -231,11 +250,11 @@ pub struct AdapterModel {
 
 impl AdapterModel {
     fn last(&self) -> bool {
-        self.count == self.spec.pixels - 1
+        self.count == self.spec.beats() - 1
     }
 
-    fn store(&mut self, v: u8) {
-        let p = self.count;
+    /// Encodes pixel `p` of the frame.
+    fn store(&mut self, p: usize, v: u8) {
         let w = self.words;
         match &self.spec.encoding {
             Encoding::Threshold(t) => set_bit(&mut self.frame, p, v as u16 >= *t),
@@ -273,9 +292,9 @@ impl CycleModel for AdapterModel {
     }
 
     fn quiet_inputs(&self) -> u64 {
-        // Pixels before the frame's last one only shift in; with the output register full, the
-        // one that makes the next pixel the last also drops `in_ready`.
-        (self.spec.pixels - 1 - self.count).saturating_sub(self.out_valid as usize) as u64
+        // Beats before the frame's last one only shift in; with the output register full, the
+        // one that makes the next beat the last also drops `in_ready`.
+        (self.spec.beats() - 1 - self.count).saturating_sub(self.out_valid as usize) as u64
     }
 
     fn clock(&mut self, input: Option<&Beat>, out_ready: bool) {
@@ -283,10 +302,13 @@ impl CycleModel for AdapterModel {
             self.out_valid = false;
         }
         if let Some(beat) = input {
-            let Beat::Byte(v) = *beat else {
-                panic!("input adapter fed a non-byte beat")
+            let Beat::Pixels(v) = *beat else {
+                panic!("input adapter fed a non-pixel beat")
             };
-            self.store(v);
+            let k = self.spec.pixels_per_beat;
+            for j in 0..k {
+                self.store(self.count * k + j, (v >> (8 * j)) as u8);
+            }
             if self.last() {
                 self.count = 0;
                 self.out_valid = true;

@@ -74,8 +74,8 @@ pub trait Block {
 /// The data of one stream beat, as the cycle models pass it on.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Beat {
-    /// One pixel byte (the top's input stream).
-    Byte(u8),
+    /// Pixel bytes, the earliest in the low byte (the top's input stream).
+    Pixels(u64),
     /// Packed bits, plane after plane, each plane starting on a fresh u64 word.
     Bits(Vec<u64>),
     /// Signed scores, class 0 first.

@@ -9,13 +9,22 @@
 //! thresholded (hidden layer) or offset into scores (last layer) and shifted into the result
 //! register; the last group moves the result into the output register.
 //!
-//! Cycles: `cycles = NF * P * SF` steps per frame. The block takes a new frame (`in_ready`)
-//! when idle, or in the cycle of its last step if the output register is free then, so frames
-//! follow each other without a gap. Latency: the input handshake, then `cycles` steps, then
-//! the output register: `cycles + 1`.
+//! Two pipeline stages, so that no path runs from the ROM through the popcount into the
+//! accumulator and threshold compare in one cycle. Stage A holds the frame and the step
+//! counters; each step reads the ROM word and the input chunk and registers the lanes'
+//! popcounts together with where the step stood (first and last of its group, last of the
+//! frame, plane, neuron group). Stage B, one cycle behind, adds them (shifted by the plane)
+//! into the accumulators, thresholds finished groups into the result register, and moves a
+//! finished frame into the output register.
 //!
-//! `in_ready` depends on registers only; the finishing step waits for `out_ready` when the
-//! output register is still full, which is the only place back-pressure enters a layer.
+//! Cycles: `cycles = NF * P * SF` steps per frame. Stage A takes a new frame (`in_ready`)
+//! when idle, or in the cycle of its last step unless stage B might have to wait then, so
+//! frames follow each other without a gap. Latency: the input handshake, then `cycles` steps,
+//! one cycle in stage B, then the output register: `cycles + 2`.
+//!
+//! `in_ready` depends on registers only. Back-pressure enters a layer in one place: stage B
+//! waits to move a finished frame into a still-full output register, and stage A waits with
+//! it.
 
 use flip::bits::{set_bit, words_for};
 
@@ -179,7 +188,7 @@ impl Block for Mvtu {
     }
 
     fn latency(&self) -> u64 {
-        self.steps() as u64 + 1
+        self.steps() as u64 + 2
     }
 
     fn features(&self, family: Family) -> Features {
@@ -237,8 +246,11 @@ impl Block for Mvtu {
             };
         Estimate {
             luts: c.luts(&self.features(family)).round() as u64,
+            // Input, accumulators, stage B's popcounts, result and output registers, counters
+            // and their copies in stage B.
             ffs: in_bits
                 + if accumulate { pe * acc } else { 0 }
+                + pe * u64::from(self.pc_width())
                 + 2 * self.outputs as u64 * ew
                 + 4 * u64::from(bits_for(nf * sf)),
             memory_bits: self.outputs as u64 * self.inputs as u64 + const_bits,
@@ -293,7 +305,7 @@ impl Block for Mvtu {
             self.out_width() - 1
         ));
         let mut b = String::new();
-        // Control.
+        // Stage A: step counters, ROM read, input chunk, XNOR-popcount into the `p*` registers.
         b.push_str(&format!(
             "reg  {n}_busy;\nreg  [{}:0] {n}_in;\n",
             self.in_width() - 1
@@ -315,24 +327,53 @@ impl Block for Mvtu {
         if entries > 1 {
             b.push_str(&format!("reg  [{}:0] {n}_waddr;\n", waw - 1));
         }
+        b.push_str(&format!(
+            "wire {n}_group_done = {n}_last_sf && {n}_last_plane;\n\
+             wire {n}_last = {n}_group_done && {n}_last_nf;\n"
+        ));
         if accumulate {
+            let zero = |name: &str, w: u32, count: usize| {
+                if count > 1 {
+                    format!("({n}_{name} == {})", lit(w, 0))
+                } else {
+                    "1'b1".to_string()
+                }
+            };
+            b.push_str(&format!(
+                "wire {n}_first = {} && {};\n",
+                zero("sf", sfw, sf_n),
+                zero("plane", pw, p_n)
+            ));
+        }
+        // Stage B: the step's popcounts and where the step stood in the schedule.
+        b.push_str(&format!(
+            "reg  {n}_pv;\nreg  {n}_plast;\nreg  [{}:0] {n}_pc;\nwire [{}:0] {n}_pcw;\n",
+            pe * cw as usize - 1,
+            pe * cw as usize - 1
+        ));
+        if accumulate {
+            b.push_str(&format!("reg  {n}_pfirst;\n"));
             b.push_str(&format!("reg  [{}:0] {n}_acc;\n", pe * aw as usize - 1));
         }
         if nf_n > 1 {
+            b.push_str(&format!(
+                "reg  {n}_pgroup;\nreg  [{}:0] {n}_pnf;\n",
+                nfw - 1
+            ));
             b.push_str(&format!("reg  [{}:0] {n}_res;\n", (nf_n - 1) * pe * ew - 1));
         }
+        if p_n > 1 {
+            b.push_str(&format!("reg  [{}:0] {n}_pplane;\n", pw - 1));
+        }
+        // Stage B waits only to move a finished frame into a full output register; stage A
+        // waits while B does, and takes a new frame in its last step unless B might wait.
         b.push_str(&format!(
-            "wire {n}_group_done = {n}_last_sf && {n}_last_plane;\n\
-             wire {n}_last = {n}_group_done && {n}_last_nf;\n\
-             wire {n}_finish = {n}_busy && {n}_last && (!out_valid || out_ready);\n\
-             assign in_ready = !{n}_busy || ({n}_last && !out_valid);\n\
+            "wire {n}_bstall = {n}_pv && {n}_plast && out_valid && !out_ready;\n\
+             wire {n}_bgo = {n}_pv && !{n}_bstall;\n\
+             wire {n}_advance = {n}_busy && !{n}_bstall;\n\
+             assign in_ready = !{n}_busy || ({n}_last && !({n}_pv && {n}_plast && out_valid));\n\
              wire {n}_in_fire = in_valid && in_ready;\n"
         ));
-        if self.steps() > 1 {
-            b.push_str(&format!(
-                "wire {n}_advance = {n}_busy && (!{n}_last || {n}_finish);\n"
-            ));
-        }
         b.push('\n');
         // Memories.
         b.push_str("// Weight ROM: word nf*SF+sf, bit p*SIMD+j = weight of neuron nf*PE+p on input sf*SIMD+j.\n");
@@ -341,20 +382,22 @@ impl Block for Mvtu {
             format!("{lanes}'h{}", hex(self.rom_word(a), lanes))
         });
         let tw = m.threshold_width;
+        // Stage B's constants follow B's neuron group.
+        let group_addr = format!("{n}_pnf");
         match &self.activation {
             MvtuActivation::Threshold { invert, .. } => {
                 b.push_str("// Threshold ROM (clamped to 0..max_sum+1) and direction bits per neuron group.\n");
                 Rom::new(
                     format!("{n}_thr"),
                     pe * tw as usize,
-                    format!("{n}_nf"),
+                    group_addr.clone(),
                     nfw,
                     nf_n,
                 )
                 .emit(&mut b, |g| {
                     self.group_literal(g, tw, |i| m.thresholds[i] as u64)
                 });
-                Rom::new(format!("{n}_inv"), pe, format!("{n}_nf"), nfw, nf_n)
+                Rom::new(format!("{n}_inv"), pe, group_addr.clone(), nfw, nf_n)
                     .emit(&mut b, |g| self.group_literal(g, 1, |i| invert[i] as u64));
             }
             MvtuActivation::Scores { bias } => {
@@ -363,7 +406,7 @@ impl Block for Mvtu {
                 Rom::new(
                     format!("{n}_bias"),
                     pe * sw as usize,
-                    format!("{n}_nf"),
+                    group_addr.clone(),
                     nfw,
                     nf_n,
                 )
@@ -394,13 +437,15 @@ impl Block for Mvtu {
         } else {
             lane.push_str(&format!("wire pc = {xn};\n"));
         }
-        let mut pcx = zext("pc", cw, aw);
+        lane.push_str(&format!("assign {n}_pcw[{n}_g*{cw} +: {cw}] = pc;\n"));
+        let mut pcx = zext(&format!("{n}_pc[{n}_g*{cw} +: {cw}]"), cw, aw);
         if p_n > 1 {
-            pcx = format!("({pcx} << {n}_plane)");
+            pcx = format!("({pcx} << {n}_pplane)");
         }
         if accumulate {
             lane.push_str(&format!(
-                "assign {n}_sum[{n}_g*{aw} +: {aw}] = {n}_acc[{n}_g*{aw} +: {aw}] + {pcx};\n"
+                "assign {n}_sum[{n}_g*{aw} +: {aw}] = ({n}_pfirst ? {} : {n}_acc[{n}_g*{aw} +: {aw}]) + {pcx};\n",
+                lit(aw, 0)
             ));
         } else {
             lane.push_str(&format!("assign {n}_sum[{n}_g*{aw} +: {aw}] = {pcx};\n"));
@@ -434,7 +479,7 @@ impl Block for Mvtu {
         };
         b.push_str("always @(posedge clk) begin\n    if (rst) begin\n");
         b.push_str(&format!(
-            "        {n}_busy <= 1'b0;\n        out_valid <= 1'b0;\n"
+            "        {n}_busy <= 1'b0;\n        {n}_pv <= 1'b0;\n        out_valid <= 1'b0;\n"
         ));
         let mut resets = Vec::new();
         if sf_n > 1 {
@@ -449,9 +494,6 @@ impl Block for Mvtu {
         if entries > 1 {
             resets.push(format!("{n}_waddr <= {};", lit(waw, 0)));
         }
-        if accumulate {
-            resets.push(format!("{n}_acc <= {{{}{{1'b0}}}};", pe * aw as usize));
-        }
         for r in &resets {
             b.push_str(&format!("        {r}\n"));
         }
@@ -459,10 +501,10 @@ impl Block for Mvtu {
         let mut s = String::new();
         s.push_str("if (out_valid && out_ready) out_valid <= 1'b0;\n");
         s.push_str(&format!(
-            "if ({n}_in_fire) begin\n    {n}_in <= in_data;\n    {n}_busy <= 1'b1;\nend else if ({n}_finish) begin\n    {n}_busy <= 1'b0;\nend\n"
+            "if ({n}_in_fire) begin\n    {n}_in <= in_data;\n    {n}_busy <= 1'b1;\nend else if ({n}_advance && {n}_last) begin\n    {n}_busy <= 1'b0;\nend\n"
         ));
         if accumulate {
-            // A frame arriving in the finishing step wins over the last rotation.
+            // A frame arriving in the last step wins over the last rotation.
             let w = self.in_width();
             s.push_str(&format!(
                 "if (!{n}_in_fire && {n}_advance) {n}_in <= {{{n}_in[{}:0], {n}_in[{}:{simd}]}};\n",
@@ -470,9 +512,6 @@ impl Block for Mvtu {
                 w - 1
             ));
         }
-        s.push_str(&format!(
-            "if ({n}_finish) begin\n    out_valid <= 1'b1;\n    out_data <= {out_expr};\nend\n"
-        ));
         let mut a = String::new();
         if sf_n > 1 {
             a.push_str(&format!(
@@ -513,11 +552,26 @@ impl Block for Mvtu {
                 lit(waw, 1)
             ));
         }
+        a.push_str(&format!(
+            "{n}_pv <= 1'b1;\n{n}_plast <= {n}_last;\n{n}_pc <= {n}_pcw;\n"
+        ));
         if accumulate {
+            a.push_str(&format!("{n}_pfirst <= {n}_first;\n"));
+        }
+        if nf_n > 1 {
             a.push_str(&format!(
-                "{n}_acc <= {n}_group_done ? {{{}{{1'b0}}}} : {n}_sum;\n",
-                pe * aw as usize
+                "{n}_pgroup <= {n}_group_done;\n{n}_pnf <= {n}_nf;\n"
             ));
+        }
+        if p_n > 1 {
+            a.push_str(&format!("{n}_pplane <= {n}_plane;\n"));
+        }
+        s.push_str(&format!("if ({n}_advance) begin\n"));
+        indent(&mut s, 4, &a);
+        s.push_str(&format!("end else if ({n}_bgo) begin\n    {n}_pv <= 1'b0;\nend\n"));
+        let mut g = String::new();
+        if accumulate {
+            g.push_str(&format!("{n}_acc <= {n}_sum;\n"));
         }
         if nf_n > 1 {
             let shifted = if nf_n > 2 {
@@ -525,13 +579,14 @@ impl Block for Mvtu {
             } else {
                 format!("{n}_group")
             };
-            a.push_str(&format!("if ({n}_group_done) {n}_res <= {shifted};\n"));
+            g.push_str(&format!("if ({n}_pgroup) {n}_res <= {shifted};\n"));
         }
-        if !a.is_empty() {
-            s.push_str(&format!("if ({n}_advance) begin\n"));
-            indent(&mut s, 4, &a);
-            s.push_str("end\n");
-        }
+        g.push_str(&format!(
+            "if ({n}_plast) begin\n    out_valid <= 1'b1;\n    out_data <= {out_expr};\nend\n"
+        ));
+        s.push_str(&format!("if ({n}_bgo) begin\n"));
+        indent(&mut s, 4, &g);
+        s.push_str("end\n");
         indent(&mut b, 8, &s);
         b.push_str("    end\nend\n");
         indent(&mut v, 4, &b);
@@ -584,6 +639,8 @@ impl Block for Mvtu {
             step: 0,
             acc: vec![0; self.pe],
             x: vec![0; wps],
+            pend_last: false,
+            pending: out.clone(),
             out_valid: false,
             out,
         })
@@ -621,6 +678,9 @@ pub struct MvtuModel {
     acc: Vec<u64>,
     /// Scratch: the input chunk of a step.
     x: Vec<u64>,
+    /// Stage B holds the last step of a frame, whose result is `pending`.
+    pend_last: bool,
+    pending: Beat,
     out_valid: bool,
     out: Beat,
 }
@@ -630,9 +690,14 @@ impl MvtuModel {
         self.step == self.steps - 1
     }
 
-    /// The whole frame's datapath, step by step in the Verilog's order: ROM word
-    /// `nf * SF + sf`, input chunk `plane * inputs + sf * simd`, lane popcount shifted by `plane`
-    /// into the accumulator; at each group's end the results go to output neurons
+    /// Stage B waits to move a finished frame into the full output register.
+    fn b_stall(&self, out_ready: bool) -> bool {
+        self.pend_last && self.out_valid && !out_ready
+    }
+
+    /// The whole frame's datapath into `pending`, step by step in the Verilog's order: ROM
+    /// word `nf * SF + sf`, input chunk `plane * inputs + sf * simd`, lane popcount shifted by
+    /// `plane` into the accumulator; at each group's end the results go to output neurons
     /// `nf * pe ..`.
     fn evaluate(&mut self) {
         let simd = self.simd as u64;
@@ -667,7 +732,7 @@ impl MvtuModel {
                 }
             }
             let first = nf * self.pe;
-            match &mut self.out {
+            match &mut self.pending {
                 Beat::Bits(r) => {
                     for (g, &a) in self.acc.iter().enumerate() {
                         let n = first + g;
@@ -688,7 +753,7 @@ impl MvtuModel {
 
 impl CycleModel for MvtuModel {
     fn in_ready(&self, _out_ready: bool) -> bool {
-        !self.busy || (self.last() && !self.out_valid)
+        !self.busy || (self.last() && !(self.pend_last && self.out_valid))
     }
 
     fn out_valid(&self) -> bool {
@@ -700,8 +765,14 @@ impl CycleModel for MvtuModel {
     }
 
     fn quiet_cycles(&self) -> u64 {
-        if !self.busy || (self.last() && self.out_valid) {
-            // Idle, or finished and waiting for the output register: only a handshake moves it.
+        if self.pend_last {
+            // Stage B moves the result next edge, or waits for a handshake (and A with it).
+            if self.out_valid {
+                u64::MAX
+            } else {
+                0
+            }
+        } else if !self.busy {
             u64::MAX
         } else {
             // Steps before the last one change nothing visible.
@@ -710,24 +781,31 @@ impl CycleModel for MvtuModel {
     }
 
     fn skip(&mut self, cycles: u64) {
-        if self.busy && !self.last() {
+        if self.busy && !self.pend_last && !self.last() {
             self.step += cycles as usize;
         }
     }
 
     fn clock(&mut self, input: Option<&Beat>, out_ready: bool) {
+        let b_stall = self.b_stall(out_ready);
         if self.out_valid && out_ready {
             self.out_valid = false;
         }
-        if self.busy {
-            if !self.last() {
-                self.step += 1;
-            } else if !self.out_valid {
-                // The finishing step: the result moves into the (now free) output register.
+        // Stage B: a finished frame moves into the (now free) output register.
+        if self.pend_last && !b_stall {
+            std::mem::swap(&mut self.out, &mut self.pending);
+            self.out_valid = true;
+            self.pend_last = false;
+        }
+        // Stage A: one step, unless stage B waits.
+        if self.busy && !b_stall {
+            if self.last() {
                 self.evaluate();
+                self.pend_last = true;
                 self.step = 0;
-                self.out_valid = true;
                 self.busy = false;
+            } else {
+                self.step += 1;
             }
         }
         if let Some(beat) = input {

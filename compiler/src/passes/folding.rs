@@ -1,11 +1,13 @@
-//! Folding: how many neurons (PE) and input bits per neuron (SIMD) each layer computes per
-//! cycle.
+//! Folding: how many pixels the input takes per beat, and how many neurons (PE) and input
+//! bits per neuron (SIMD) each layer computes per cycle.
 //!
-//! `auto` picks, per layer, the cheapest folding (fewest XNOR lanes `pe * simd`, then fewest
-//! PEs) whose `(outputs / pe) * planes * (inputs / simd)` cycles meet the target. The default
-//! target is the input adapter's rate, one pixel per cycle (`pixels` cycles per frame): no
-//! layer is made faster than the stream that feeds it, which keeps LUTs modest. A layer that
-//! cannot meet the target even fully parallel is made fully parallel.
+//! `auto` takes the fewest pixels per beat (at most [`MAX_PIXELS_PER_BEAT`], dividing the
+//! frame) whose `pixels / pixels_per_beat` cycles meet the target, then picks per layer the
+//! cheapest folding (fewest XNOR lanes `pe * simd`, then fewest PEs) whose
+//! `(outputs / pe) * planes * (inputs / simd)` cycles meet it. The default target is one pixel
+//! per cycle (`pixels` cycles per frame): no layer is made faster than the stream that feeds
+//! it, which keeps LUTs modest. A layer that cannot meet the target even fully parallel is made
+//! fully parallel.
 
 use super::Pass;
 use crate::ir::Design;
@@ -20,11 +22,34 @@ pub struct LayerFold {
     pub simd: usize,
 }
 
-/// The fold file.
+/// Most pixels one input beat carries: beats are at most 64 bits wide, the width the
+/// harnesses and the board top's UART packer carry them in.
+pub const MAX_PIXELS_PER_BEAT: usize = 8;
+
+/// The fold file (`{"pixels_per_beat":..,"layers":[{"pe":..,"simd":..},..]}`; without
+/// `pixels_per_beat`, one pixel per beat).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FoldFile {
+    /// Pixels per input beat (divides the frame's pixels, at most [`MAX_PIXELS_PER_BEAT`]).
+    #[serde(default = "one")]
+    pub pixels_per_beat: usize,
     /// One entry per layer, input first.
     pub layers: Vec<LayerFold>,
+}
+
+fn one() -> usize {
+    1
+}
+
+impl From<Vec<LayerFold>> for FoldFile {
+    /// Layer foldings with one pixel per beat.
+    fn from(layers: Vec<LayerFold>) -> FoldFile {
+        FoldFile {
+            pixels_per_beat: 1,
+            layers,
+        }
+    }
 }
 
 /// How to fold.
@@ -36,7 +61,7 @@ pub enum FoldSpec {
         target_cycles: Option<u64>,
     },
     /// Exactly these foldings.
-    Manual(Vec<LayerFold>),
+    Manual(FoldFile),
 }
 
 /// The folding pass.
@@ -44,6 +69,19 @@ pub struct Folding(pub FoldSpec);
 
 fn divisors(n: usize) -> Vec<usize> {
     (1..=n).filter(|d| n.is_multiple_of(*d)).collect()
+}
+
+/// The fewest pixels per beat (dividing `pixels`, at most [`MAX_PIXELS_PER_BEAT`]) whose
+/// `pixels / pixels_per_beat` cycles meet `target`, or the most if none does.
+pub fn auto_pixels_per_beat(pixels: usize, target: u64) -> usize {
+    let ok: Vec<usize> = divisors(pixels)
+        .into_iter()
+        .filter(|&k| k <= MAX_PIXELS_PER_BEAT)
+        .collect();
+    ok.iter()
+        .copied()
+        .find(|&k| (pixels / k) as u64 <= target)
+        .unwrap_or_else(|| ok.last().copied().unwrap_or(1))
 }
 
 /// The cheapest `(pe, simd)` for an `outputs` x `inputs` layer of `planes` planes meeting
@@ -84,13 +122,16 @@ impl Pass for Folding {
         match &self.0 {
             FoldSpec::Auto { target_cycles } => {
                 let target = target_cycles.unwrap_or(design.input.pixels as u64);
+                design.input.pixels_per_beat = auto_pixels_per_beat(design.input.pixels, target);
                 for l in &mut design.layers {
                     let f = auto_fold(l.outputs, l.inputs, l.planes, target);
                     l.pe = f.pe;
                     l.simd = f.simd;
                 }
             }
-            FoldSpec::Manual(folds) => {
+            FoldSpec::Manual(file) => {
+                let folds = &file.layers;
+                design.input.pixels_per_beat = file.pixels_per_beat;
                 if folds.len() != design.layers.len() {
                     return Err(CompileError::Folding(format!(
                         "the fold file has {} layers but the model has {}",
@@ -121,5 +162,16 @@ mod tests {
         assert_eq!(auto_fold(10, 7, 1, 1000), LayerFold { pe: 1, simd: 1 });
         // Impossible targets fall back to fully parallel.
         assert_eq!(auto_fold(3, 5, 4, 2), LayerFold { pe: 3, simd: 5 });
+    }
+
+    #[test]
+    fn auto_pixels_per_beat_takes_the_fewest_that_meet_the_target() {
+        assert_eq!(auto_pixels_per_beat(784, 784), 1);
+        assert_eq!(auto_pixels_per_beat(784, 400), 2);
+        assert_eq!(auto_pixels_per_beat(784, 112), 7);
+        assert_eq!(auto_pixels_per_beat(784, 98), 8);
+        // Faster than 8 pixels per cycle cannot be had: the most there is.
+        assert_eq!(auto_pixels_per_beat(784, 10), 8);
+        assert_eq!(auto_pixels_per_beat(13, 5), 1);
     }
 }

@@ -38,15 +38,17 @@ pub fn emit_top(d: &Design) -> String {
     let sw = d.argmax.score_width as usize;
     let mut v = header(d);
     v.push_str(&format!(
-        "// Top: pixel bytes in on s_*, class and scores out on m_*; dbg_fire bit i = stage i hands on a beat.\n\
-         // Stages: {}\n",
+        "// Top: pixel bytes in on s_* ({} per beat, the earliest in the low byte), class and scores out on m_*;\n\
+         // dbg_fire bit i = stage i hands on a beat. Stages: {}\n",
+        d.input.pixels_per_beat,
         d.stage_names().join(", ")
     ));
     v.push_str(&format!(
         "module {} (\n    input  wire clk,\n    input  wire rst,\n    input  wire s_valid,\n    output wire s_ready,\n    \
-         input  wire [7:0] s_data,\n    output wire m_valid,\n    input  wire m_ready,\n    \
+         input  wire [{}:0] s_data,\n    output wire m_valid,\n    input  wire m_ready,\n    \
          output wire [{}:0] m_class,\n    output wire [{}:0] m_scores,\n    output wire [{}:0] dbg_fire\n);\n",
         d.top,
+        8 * d.input.pixels_per_beat - 1,
         d.class_width() - 1,
         c * sw - 1,
         stages.len() - 1
