@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Hardware benchmark of the compiler issue: compile time of a 784-1024-1024-1024-10 model, and
 # the cycle-accurate simulator against Verilator on a Fashion-MNIST 784-256-256-10 design over
-# 10,000 test frames (same frames, same stimulus, same run), with every cycle compared.
+# 10,000 test frames (same frames, same stimulus, same run), with every cycle compared, and the
+# same model at 8 pixels per beat (98 cycles per frame) over 1,000 frames.
 #   scripts/bench-hw.sh [FRAMES]     (default 10000; a few minutes on 2 cores)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,11 +30,17 @@ echo "== compile 784-256-256-10 and verify $FRAMES frames: reference, simulator,
 "$FC" verify --build "$OUT/fmnist" --data "$FMNIST" --frames "$FRAMES" --rtl verilator \
   --bubbles 10 --stalls 10 --json | tail -1 > "$OUT/verify.json"
 
+echo "== the same at 8 pixels per beat (--target-cycles 98), 1000 frames"
+"$FC" compile "$OUT/fmnist.fcm" --out "$OUT/fmnist98" --target-cycles 98 >/dev/null
+"$FC" verify --build "$OUT/fmnist98" --data "$FMNIST" --frames 1000 --rtl verilator \
+  --bubbles 10 --stalls 10 --json | tail -1 > "$OUT/verify98.json"
+
 python3 - "$OUT" "$start" "$end" <<'PY'
 import json, sys, os
 out, start, end = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
 c = json.load(open(os.path.join(out, "big-compile.json")))
 v = json.load(open(os.path.join(out, "verify.json")))
+v98 = json.load(open(os.path.join(out, "verify98.json")))
 wall = end - start
 ratio = v["sim_cycles_per_second"] / v["rtl_cycles_per_second"]
 print(f'compile 784-1024-1024-1024-10: {c["seconds"]:.3f} s in the compiler, {wall:.2f} s for the whole command')
@@ -43,6 +50,8 @@ checks = [
     ("compile 784-1024-1024-1024-10 under 2 s", wall < 2.0, f"{wall:.2f} s"),
     ("simulator at least 5x Verilator", ratio >= 5.0, f"{ratio:.1f}x"),
     ("every frame and cycle agrees", v["mismatches"] == 0, f'{v["mismatches"]} mismatches over {v["frames"]} frames'),
+    ("8 pixels per beat: every frame and cycle agrees", v98["mismatches"] == 0,
+     f'{v98["mismatches"]} mismatches over {v98["frames"]} frames'),
 ]
 for name, ok, val in checks:
     print(f'{"PASS" if ok else "FAIL"}  {name}: {val}')

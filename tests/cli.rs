@@ -330,14 +330,7 @@ fn calibrate_fits_at_least_as_well_as_the_shipped_coefficients() {
     let mut dirs = Vec::new();
     for t in ["64", "256", "1024"] {
         let d = dir.join(format!("t{t}"));
-        let out = flipchip(&[
-            "compile",
-            s(&model),
-            "--out",
-            s(&d),
-            "--target-cycles",
-            t,
-        ]);
+        let out = flipchip(&["compile", s(&model), "--out", s(&d), "--target-cycles", t]);
         assert!(out.status.success());
         dirs.push(d);
     }

@@ -151,10 +151,9 @@ fn board_top_is_lint_clean_on_every_board_with_and_without_pll() {
     compile(&tiny_model(3), &dir.join("design"), None);
     // 8 pixels per beat.
     compile(&tiny_model(3), &dir.join("design8"), Some(2));
-    let ports: sim::trace::Ports = serde_json::from_str(
-        &std::fs::read_to_string(dir.join("design8/ports.json")).unwrap(),
-    )
-    .unwrap();
+    let ports: sim::trace::Ports =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("design8/ports.json")).unwrap())
+            .unwrap();
     assert_eq!(ports.input_width, 64);
     for name in boards::board::names() {
         let board = Board::load(&name).unwrap();
@@ -183,7 +182,10 @@ fn board_top_is_lint_clean_on_every_board_with_and_without_pll() {
             &Clocking::new(&board, None).unwrap(),
         )
         .unwrap();
-        assert!(warnings.is_empty(), "{name} 8 pixels per beat: {warnings:#?}");
+        assert!(
+            warnings.is_empty(),
+            "{name} 8 pixels per beat: {warnings:#?}"
+        );
     }
 }
 

@@ -105,9 +105,7 @@ pub fn random_model(
 /// A random legal folding of every layer of `model`.
 pub fn random_folding(rng: &mut Rng, model: &Model) -> FoldFile {
     let div = |rng: &mut Rng, n: usize, most: usize| {
-        let d: Vec<usize> = (1..=n.min(most))
-            .filter(|d| n.is_multiple_of(*d))
-            .collect();
+        let d: Vec<usize> = (1..=n.min(most)).filter(|d| n.is_multiple_of(*d)).collect();
         *rng.pick(&d)
     };
     FoldFile {

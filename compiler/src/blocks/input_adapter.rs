@@ -48,7 +48,10 @@ impl InputAdapter {
             Encoding::Threshold(t) => ge(*t),
             Encoding::Thermometer(ts) => ge(ts[level]),
             Encoding::BitPlanes(p) => {
-                format!("in_data[{}]", 8 * j + (self.pixel_bits - p) as usize + plane)
+                format!(
+                    "in_data[{}]",
+                    8 * j + (self.pixel_bits - p) as usize + plane
+                )
             }
         }
     }

@@ -568,7 +568,9 @@ impl Block for Mvtu {
         }
         s.push_str(&format!("if ({n}_advance) begin\n"));
         indent(&mut s, 4, &a);
-        s.push_str(&format!("end else if ({n}_bgo) begin\n    {n}_pv <= 1'b0;\nend\n"));
+        s.push_str(&format!(
+            "end else if ({n}_bgo) begin\n    {n}_pv <= 1'b0;\nend\n"
+        ));
         let mut g = String::new();
         if accumulate {
             g.push_str(&format!("{n}_acc <= {n}_sum;\n"));
