@@ -146,7 +146,7 @@ impl Packer {
 
 /// The Verilog of `board_top` for a design with `ports` on `board`.
 pub fn board_top(board: &Board, ports: &Ports, clk: &Clocking) -> Result<String, BoardError> {
-    if ports.input_width > 64 || (ports.input_width > 8 && ports.input_width % 8 != 0) {
+    if ports.input_width > 64 || (ports.input_width > 8 && !ports.input_width.is_multiple_of(8)) {
         return Err(BoardError::Unsupported(format!(
             "input beats of {} bits; the UART wrapper packs whole bytes into beats of at most 64 bits",
             ports.input_width
