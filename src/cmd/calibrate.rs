@@ -82,7 +82,6 @@ fn measure(
     label: &str,
 ) -> anyhow::Result<Row> {
     let design = design_of(dir, model)?;
-    let stat = dir.join(format!("stat_{}.txt", fam.name()));
     let text = if synth {
         eprintln!(
             "{label} {}: yosys {} ...",
@@ -95,8 +94,13 @@ fn measure(
         }
         text
     } else {
-        std::fs::read_to_string(&stat)
-            .with_context(|| format!("reading {} (synthesise it with --synth)", stat.display()))?
+        super::dse::current_stat(&design, dir, fam).with_context(|| {
+            format!(
+                "{}: no stat_{}.txt for the Verilog of this design (synthesise it with --synth)",
+                dir.display(),
+                fam.name()
+            )
+        })?
     };
     let (luts, yosys_brams) = super::dse::count_luts(&text, fam);
     let est = design

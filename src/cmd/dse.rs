@@ -194,6 +194,34 @@ pub fn synth(
     })
 }
 
+/// `dir/stat_<family>.txt`, `dir/stat_<family>.key` and the key of `design`'s Verilog: a report
+/// counts only beside the key of the Verilog it was made from (the directory's Verilog may have
+/// been rewritten since, e.g. by a run for another family).
+fn stat_paths(
+    design: &compiler::ir::Design,
+    dir: &Path,
+    family: Family,
+) -> (PathBuf, PathBuf, String) {
+    let mut key = testbenches::Key::new();
+    for (name, text) in compiler::verilog::emit(design) {
+        key.add(name.as_bytes()).add(text.as_bytes());
+    }
+    (
+        dir.join(format!("stat_{}.txt", family.name())),
+        dir.join(format!("stat_{}.key", family.name())),
+        key.hex(),
+    )
+}
+
+/// The Yosys report in `dir` for exactly `design`'s Verilog, if there is one.
+pub fn current_stat(design: &compiler::ir::Design, dir: &Path, family: Family) -> Option<String> {
+    let (stat, key_path, key) = stat_paths(design, dir, family);
+    if std::fs::read_to_string(key_path).ok()? != key {
+        return None;
+    }
+    std::fs::read_to_string(stat).ok()
+}
+
 /// Writes `design` into `dir` and synthesises it with Yosys for `family`, leaving the `stat`
 /// report in `dir/stat_<family>.txt`; returns the report, the seconds Yosys took and whether
 /// an earlier report for the same Verilog was reused instead (the estimates may have changed
@@ -203,17 +231,12 @@ pub fn yosys_stat(
     dir: &Path,
     family: Family,
 ) -> anyhow::Result<(String, f64, bool)> {
-    let stat = dir.join(format!("stat_{}.txt", family.name()));
-    let unchanged = stat.exists()
-        && compiler::verilog::emit(design).iter().all(|(name, text)| {
-            std::fs::read_to_string(dir.join(name)).ok().as_ref() == Some(text)
-        });
-    if unchanged {
-        let text = std::fs::read_to_string(&stat)
-            .with_context(|| format!("reading {}", stat.display()))?;
+    if let Some(text) = current_stat(design, dir, family) {
         return Ok((text, 0.0, true));
     }
+    let (stat, key_path, key) = stat_paths(design, dir, family);
     let _ = std::fs::remove_file(&stat);
+    let _ = std::fs::remove_file(&key_path);
     compiler::write_build(design, dir)?;
     let files: Vec<String> = design
         .file_names()
@@ -239,6 +262,7 @@ pub fn yosys_stat(
     }
     let text =
         std::fs::read_to_string(&stat).with_context(|| format!("reading {}", stat.display()))?;
+    std::fs::write(&key_path, &key).with_context(|| format!("writing {}", key_path.display()))?;
     Ok((text, start.elapsed().as_secs_f64(), false))
 }
 

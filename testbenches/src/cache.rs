@@ -13,13 +13,21 @@ pub(crate) fn tool_dir(build_dir: &Path, rtl: Rtl) -> PathBuf {
 }
 
 /// 64-bit FNV-1a with length-prefixed fields, so the key is stable across Rust versions.
-pub(crate) struct Key(u64);
+pub struct Key(u64);
+
+impl Default for Key {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 impl Key {
+    /// The empty key.
     pub fn new() -> Self {
         Key(0xcbf2_9ce4_8422_2325)
     }
 
+    /// Adds one field.
     pub fn add(&mut self, bytes: &[u8]) -> &mut Self {
         for &b in (bytes.len() as u64).to_le_bytes().iter().chain(bytes) {
             self.0 ^= u64::from(b);
@@ -29,7 +37,7 @@ impl Key {
     }
 
     /// Adds the design's Verilog files (names and contents).
-    pub fn add_files(
+    pub(crate) fn add_files(
         &mut self,
         build_dir: &Path,
         files: &[String],
@@ -42,6 +50,7 @@ impl Key {
         Ok(self)
     }
 
+    /// The key as 16 hex digits.
     pub fn hex(&self) -> String {
         format!("{:016x}", self.0)
     }

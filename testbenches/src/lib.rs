@@ -74,6 +74,7 @@ use std::sync::Mutex;
 use sim::stimulus::Stimulus;
 use sim::trace::{Ports, Trace};
 
+pub use cache::Key;
 pub use sim::stimulus::RESET_CYCLES;
 
 /// An RTL simulator.
