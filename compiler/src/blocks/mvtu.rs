@@ -9,22 +9,23 @@
 //! thresholded (hidden layer) or offset into scores (last layer) and shifted into the result
 //! register; the last group moves the result into the output register.
 //!
-//! Two pipeline stages, so that no path runs from the ROM through the popcount into the
-//! accumulator and threshold compare in one cycle. Stage A holds the frame and the step
-//! counters; each step reads the ROM word and the input chunk and registers the lanes'
-//! popcounts together with where the step stood (first and last of its group, last of the
-//! frame, plane, neuron group). Stage B, one cycle behind, adds them (shifted by the plane)
-//! into the accumulators, thresholds finished groups into the result register, and moves a
-//! finished frame into the output register.
+//! Pipelined so that no cycle runs from the ROM through a whole popcount tree into the
+//! accumulator and threshold compare. Stage A holds the frame and the step counters; each step
+//! reads the ROM word and the input chunk, XNORs them and adds the first half of each lane's
+//! popcount tree, registered in stage M together with where the step stood (first and last of
+//! its group, last of the frame, plane, neuron group). Stage M finishes the popcounts into
+//! stage P. Stage B adds them (shifted by the plane) into the accumulators, thresholds
+//! finished groups into the result register, and moves a finished frame into the output
+//! register.
 //!
 //! Cycles: `cycles = NF * P * SF` steps per frame. Stage A takes a new frame (`in_ready`)
-//! when idle, or in the cycle of its last step unless stage B might have to wait then, so
+//! when idle, or in the cycle of its last step unless the pipeline might have to wait then, so
 //! frames follow each other without a gap. Latency: the input handshake, then `cycles` steps,
-//! one cycle in stage B, then the output register: `cycles + 2`.
+//! stages M and B, then the output register: `cycles + 3`.
 //!
 //! `in_ready` depends on registers only. Back-pressure enters a layer in one place: stage B
-//! waits to move a finished frame into a still-full output register, and stage A waits with
-//! it.
+//! waits to move a finished frame into a still-full output register, and the whole pipeline
+//! waits with it.
 
 use flip::bits::{set_bit, words_for};
 
@@ -43,13 +44,33 @@ fn zext(expr: &str, from: u32, to: u32) -> String {
     }
 }
 
-/// A balanced adder tree counting the ones of `xn` (`simd` bits) into `pc`: each level adds
-/// pairs of the previous one, every node exactly as wide as its largest value needs.
-fn adder_tree(simd: usize) -> String {
-    let mut t = String::from("// Popcount adder tree.\n");
-    let mut nodes: Vec<(String, u64)> = (0..simd).map(|i| (format!("xn[{i}]"), 1)).collect();
-    let mut level = 0;
-    while nodes.len() > 1 {
+/// Levels of the popcount adder tree of `simd` inputs.
+fn tree_levels(simd: usize) -> usize {
+    let (mut n, mut levels) = (simd, 0);
+    while n > 1 {
+        n = n.div_ceil(2);
+        levels += 1;
+    }
+    levels
+}
+
+/// The adder level after which the popcount tree is registered: half way, so that the ROM read
+/// and the first half of the tree take one cycle and the second half another (level 0: the
+/// XNOR bits themselves).
+fn split_level(simd: usize) -> usize {
+    tree_levels(simd) / 2
+}
+
+/// One node of an adder tree: a Verilog expression and the largest value it can hold.
+type Node = (String, u64);
+
+/// Appends adder levels `first..` of a balanced tree (pairs summed level by level, every node
+/// exactly as wide as its largest value needs) to `t`, from `nodes` until `levels` levels are
+/// done or one node is left; node `j` of level `k` is `t{k}_{j}`, the root `pc`. Returns the
+/// last level's nodes.
+fn adder_levels(t: &mut String, mut nodes: Vec<Node>, first: usize, levels: usize) -> Vec<Node> {
+    let mut level = first;
+    while nodes.len() > 1 && level < first.saturating_add(levels) {
         level += 1;
         let mut next = Vec::with_capacity(nodes.len().div_ceil(2));
         for (j, pair) in nodes.chunks(2).enumerate() {
@@ -74,7 +95,7 @@ fn adder_tree(simd: usize) -> String {
         }
         nodes = next;
     }
-    t
+    nodes
 }
 
 impl Mvtu {
@@ -103,6 +124,15 @@ impl Mvtu {
             roms.push((nf, pe));
         }
         roms
+    }
+
+    /// Bits per lane of the half-way popcount register (stage M).
+    fn mid_width(&self) -> usize {
+        let leaves: Vec<Node> = (0..self.simd).map(|i| (i.to_string(), 1)).collect();
+        adder_levels(&mut String::new(), leaves, 0, split_level(self.simd))
+            .iter()
+            .map(|(_, m)| bits_for(*m) as usize)
+            .sum()
     }
 
     fn steps(&self) -> usize {
@@ -188,7 +218,7 @@ impl Block for Mvtu {
     }
 
     fn latency(&self) -> u64 {
-        self.steps() as u64 + 2
+        self.steps() as u64 + 3
     }
 
     fn features(&self, family: Family) -> Features {
@@ -250,7 +280,7 @@ impl Block for Mvtu {
             // and their copies in stage B.
             ffs: in_bits
                 + if accumulate { pe * acc } else { 0 }
-                + pe * u64::from(self.pc_width())
+                + pe * (u64::from(self.pc_width()) + self.mid_width() as u64)
                 + 2 * self.outputs as u64 * ew
                 + 4 * u64::from(bits_for(nf * sf)),
             memory_bits: self.outputs as u64 * self.inputs as u64 + const_bits,
@@ -345,28 +375,45 @@ impl Block for Mvtu {
                 zero("plane", pw, p_n)
             ));
         }
-        // Stage B: the step's popcounts and where the step stood in the schedule.
+        // Stages M (half-way popcounts) and P (popcounts), each with where its step stood in
+        // the schedule.
+        let mw = self.mid_width();
         b.push_str(&format!(
-            "reg  {n}_pv;\nreg  {n}_plast;\nreg  [{}:0] {n}_pc;\nwire [{}:0] {n}_pcw;\n",
+            "reg  [{}:0] {n}_mid;\nwire [{}:0] {n}_midw;\nreg  [{}:0] {n}_pc;\nwire [{}:0] {n}_pcw;\n",
+            pe * mw - 1,
+            pe * mw - 1,
             pe * cw as usize - 1,
             pe * cw as usize - 1
         ));
+        let mut tags = vec![("v", 1), ("last", 1)];
         if accumulate {
-            b.push_str(&format!("reg  {n}_pfirst;\n"));
+            tags.push(("first", 1));
+        }
+        if nf_n > 1 {
+            tags.push(("group", 1));
+            tags.push(("nf", nfw));
+        }
+        if p_n > 1 {
+            tags.push(("plane", pw));
+        }
+        for stage in ["m", "p"] {
+            for (tag, w) in &tags {
+                if *w == 1 {
+                    b.push_str(&format!("reg  {n}_{stage}{tag};\n"));
+                } else {
+                    b.push_str(&format!("reg  [{}:0] {n}_{stage}{tag};\n", w - 1));
+                }
+            }
+        }
+        if accumulate {
             b.push_str(&format!("reg  [{}:0] {n}_acc;\n", pe * aw as usize - 1));
         }
         if nf_n > 1 {
-            b.push_str(&format!(
-                "reg  {n}_pgroup;\nreg  [{}:0] {n}_pnf;\n",
-                nfw - 1
-            ));
             b.push_str(&format!("reg  [{}:0] {n}_res;\n", (nf_n - 1) * pe * ew - 1));
         }
-        if p_n > 1 {
-            b.push_str(&format!("reg  [{}:0] {n}_pplane;\n", pw - 1));
-        }
-        // Stage B waits only to move a finished frame into a full output register; stage A
-        // waits while B does, and takes a new frame in its last step unless B might wait.
+        // The pipeline moves as a whole and waits only while stage B has a finished frame for a
+        // full output register; stage A takes a new frame in its last step unless it might
+        // have to wait then.
         b.push_str(&format!(
             "wire {n}_bstall = {n}_pv && {n}_plast && out_valid && !out_ready;\n\
              wire {n}_bgo = {n}_pv && !{n}_bstall;\n\
@@ -431,11 +478,23 @@ impl Block for Mvtu {
         b.push_str(&format!("genvar {n}_g;\ngenerate\n    for ({n}_g = 0; {n}_g < {pe}; {n}_g = {n}_g + 1) begin : {n}_lane\n"));
         let mut lane = String::new();
         let xn = format!("~({n}_x ^ {n}_w[{n}_g*{simd} +: {simd}])");
-        if simd > 1 {
-            lane.push_str(&format!("wire [{}:0] xn = {xn};\n", simd - 1));
-            lane.push_str(&adder_tree(simd));
-        } else {
-            lane.push_str(&format!("wire pc = {xn};\n"));
+        lane.push_str(&format!("wire [{}:0] xn = {xn};\n", simd - 1));
+        lane.push_str("// Popcount adder tree, registered half way in stage M.\n");
+        let leaves: Vec<Node> = (0..simd).map(|i| (format!("xn[{i}]"), 1)).collect();
+        let mid = adder_levels(&mut lane, leaves, 0, split_level(simd));
+        let mut off = 0;
+        let mut regd = Vec::with_capacity(mid.len());
+        for (e, m) in mid {
+            let w = bits_for(m) as usize;
+            lane.push_str(&format!(
+                "assign {n}_midw[{n}_g*{mw}+{off} +: {w}] = {e};\n"
+            ));
+            regd.push((format!("{n}_mid[{n}_g*{mw}+{off} +: {w}]"), m));
+            off += w;
+        }
+        let root = adder_levels(&mut lane, regd, split_level(simd), usize::MAX);
+        if root[0].0 != "pc" {
+            lane.push_str(&format!("wire [{}:0] pc = {};\n", cw - 1, root[0].0));
         }
         lane.push_str(&format!("assign {n}_pcw[{n}_g*{cw} +: {cw}] = pc;\n"));
         let mut pcx = zext(&format!("{n}_pc[{n}_g*{cw} +: {cw}]"), cw, aw);
@@ -479,7 +538,7 @@ impl Block for Mvtu {
         };
         b.push_str("always @(posedge clk) begin\n    if (rst) begin\n");
         b.push_str(&format!(
-            "        {n}_busy <= 1'b0;\n        {n}_pv <= 1'b0;\n        out_valid <= 1'b0;\n"
+            "        {n}_busy <= 1'b0;\n        {n}_mv <= 1'b0;\n        {n}_pv <= 1'b0;\n        out_valid <= 1'b0;\n"
         ));
         let mut resets = Vec::new();
         if sf_n > 1 {
@@ -552,25 +611,25 @@ impl Block for Mvtu {
                 lit(waw, 1)
             ));
         }
-        a.push_str(&format!(
-            "{n}_pv <= 1'b1;\n{n}_plast <= {n}_last;\n{n}_pc <= {n}_pcw;\n"
-        ));
-        if accumulate {
-            a.push_str(&format!("{n}_pfirst <= {n}_first;\n"));
+        if !a.is_empty() {
+            s.push_str(&format!("if ({n}_advance) begin\n"));
+            indent(&mut s, 4, &a);
+            s.push_str("end\n");
         }
-        if nf_n > 1 {
-            a.push_str(&format!(
-                "{n}_pgroup <= {n}_group_done;\n{n}_pnf <= {n}_nf;\n"
-            ));
+        // Stage A's step (if any) into M, M into P.
+        let a_tag = |tag: &str| match tag {
+            "v" => format!("{n}_busy"),
+            "group" => format!("{n}_group_done"),
+            t => format!("{n}_{t}"),
+        };
+        let mut m = format!("{n}_mid <= {n}_midw;\n{n}_pc <= {n}_pcw;\n");
+        for (tag, _) in &tags {
+            m.push_str(&format!("{n}_m{tag} <= {};\n", a_tag(tag)));
+            m.push_str(&format!("{n}_p{tag} <= {n}_m{tag};\n"));
         }
-        if p_n > 1 {
-            a.push_str(&format!("{n}_pplane <= {n}_plane;\n"));
-        }
-        s.push_str(&format!("if ({n}_advance) begin\n"));
-        indent(&mut s, 4, &a);
-        s.push_str(&format!(
-            "end else if ({n}_bgo) begin\n    {n}_pv <= 1'b0;\nend\n"
-        ));
+        s.push_str(&format!("if (!{n}_bstall) begin\n"));
+        indent(&mut s, 4, &m);
+        s.push_str("end\n");
         let mut g = String::new();
         if accumulate {
             g.push_str(&format!("{n}_acc <= {n}_sum;\n"));
@@ -641,8 +700,10 @@ impl Block for Mvtu {
             step: 0,
             acc: vec![0; self.pe],
             x: vec![0; wps],
-            pend_last: false,
-            pending: out.clone(),
+            m_last: false,
+            slot_m: out.clone(),
+            p_last: false,
+            slot_p: out.clone(),
             out_valid: false,
             out,
         })
@@ -680,9 +741,12 @@ pub struct MvtuModel {
     acc: Vec<u64>,
     /// Scratch: the input chunk of a step.
     x: Vec<u64>,
-    /// Stage B holds the last step of a frame, whose result is `pending`.
-    pend_last: bool,
-    pending: Beat,
+    /// Stage M holds the last step of a frame, whose result is `slot_m`.
+    m_last: bool,
+    slot_m: Beat,
+    /// Stage P (B's input) holds the last step of a frame, whose result is `slot_p`.
+    p_last: bool,
+    slot_p: Beat,
     out_valid: bool,
     out: Beat,
 }
@@ -694,10 +758,10 @@ impl MvtuModel {
 
     /// Stage B waits to move a finished frame into the full output register.
     fn b_stall(&self, out_ready: bool) -> bool {
-        self.pend_last && self.out_valid && !out_ready
+        self.p_last && self.out_valid && !out_ready
     }
 
-    /// The whole frame's datapath into `pending`, step by step in the Verilog's order: ROM
+    /// The whole frame's datapath into `slot_m`, step by step in the Verilog's order: ROM
     /// word `nf * SF + sf`, input chunk `plane * inputs + sf * simd`, lane popcount shifted by
     /// `plane` into the accumulator; at each group's end the results go to output neurons
     /// `nf * pe ..`.
@@ -734,7 +798,7 @@ impl MvtuModel {
                 }
             }
             let first = nf * self.pe;
-            match &mut self.pending {
+            match &mut self.slot_m {
                 Beat::Bits(r) => {
                     for (g, &a) in self.acc.iter().enumerate() {
                         let n = first + g;
@@ -755,7 +819,7 @@ impl MvtuModel {
 
 impl CycleModel for MvtuModel {
     fn in_ready(&self, _out_ready: bool) -> bool {
-        !self.busy || (self.last() && !(self.pend_last && self.out_valid))
+        !self.busy || (self.last() && !(self.p_last && self.out_valid))
     }
 
     fn out_valid(&self) -> bool {
@@ -767,13 +831,12 @@ impl CycleModel for MvtuModel {
     }
 
     fn quiet_cycles(&self) -> u64 {
-        if self.pend_last {
-            // Stage B moves the result next edge, or waits for a handshake (and A with it).
-            if self.out_valid {
-                u64::MAX
-            } else {
-                0
-            }
+        if self.p_last && self.out_valid {
+            // Stage B waits for a handshake, and the pipeline with it.
+            u64::MAX
+        } else if self.p_last || self.m_last {
+            // A finished frame is on its way to the output register.
+            0
         } else if !self.busy {
             u64::MAX
         } else {
@@ -783,31 +846,38 @@ impl CycleModel for MvtuModel {
     }
 
     fn skip(&mut self, cycles: u64) {
-        if self.busy && !self.pend_last && !self.last() {
+        if self.busy && !self.p_last && !self.m_last && !self.last() {
             self.step += cycles as usize;
         }
     }
 
     fn clock(&mut self, input: Option<&Beat>, out_ready: bool) {
-        let b_stall = self.b_stall(out_ready);
+        let stall = self.b_stall(out_ready);
         if self.out_valid && out_ready {
             self.out_valid = false;
         }
-        // Stage B: a finished frame moves into the (now free) output register.
-        if self.pend_last && !b_stall {
-            std::mem::swap(&mut self.out, &mut self.pending);
-            self.out_valid = true;
-            self.pend_last = false;
-        }
-        // Stage A: one step, unless stage B waits.
-        if self.busy && !b_stall {
-            if self.last() {
-                self.evaluate();
-                self.pend_last = true;
-                self.step = 0;
-                self.busy = false;
-            } else {
-                self.step += 1;
+        if !stall {
+            // Stage B: a finished frame moves into the (now free) output register.
+            if self.p_last {
+                std::mem::swap(&mut self.out, &mut self.slot_p);
+                self.out_valid = true;
+            }
+            // M into P.
+            self.p_last = self.m_last;
+            if self.m_last {
+                std::mem::swap(&mut self.slot_p, &mut self.slot_m);
+            }
+            // Stage A's step into M.
+            self.m_last = false;
+            if self.busy {
+                if self.last() {
+                    self.evaluate();
+                    self.m_last = true;
+                    self.step = 0;
+                    self.busy = false;
+                } else {
+                    self.step += 1;
+                }
             }
         }
         if let Some(beat) = input {
