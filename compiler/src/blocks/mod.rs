@@ -91,6 +91,9 @@ pub enum Beat {
 
 /// The cycle model of any block kind. An enum rather than a trait object so that the simulator's
 /// per-cycle calls dispatch statically and inline.
+// A design holds a handful of these for a whole run; boxing the large variant would only put
+// an indirection into every simulated cycle.
+#[allow(clippy::large_enum_variant)]
 pub enum StageModel {
     /// See [`input_adapter`].
     Adapter(input_adapter::AdapterModel),
