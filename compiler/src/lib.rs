@@ -186,6 +186,7 @@ pub fn report(d: &Design) -> serde_json::Value {
     json!({
         "top": d.top,
         "model": d.model,
+        "pixels_per_beat": d.input.pixels_per_beat,
         "layers": stages,
         "total": {
             "cycles_per_frame": d.cycles_per_frame(),

@@ -103,12 +103,17 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             e.memory_bits
         );
     }
+    let beats = design.input.pixels / design.input.pixels_per_beat;
+    eprintln!(
+        "input: {} pixel(s) per beat, {beats} beats per frame",
+        design.input.pixels_per_beat
+    );
     if let Some(target) = a.target_cycles {
-        if target < design.input.pixels as u64 {
+        if target < beats as u64 {
             eprintln!(
-                "note: the input adapter takes one pixel per cycle, so no design for this model \
-                 goes below {} cycles per frame (target {target})",
-                design.input.pixels
+                "note: the input takes at most {} pixels per cycle, so no design for this model \
+                 goes below {beats} cycles per frame (target {target})",
+                compiler::passes::folding::MAX_PIXELS_PER_BEAT
             );
         }
     }
