@@ -88,13 +88,13 @@ pub struct Costs {
 pub const ICE40: Costs = Costs {
     bram_shapes: &[(256, 16), (512, 8), (1024, 4), (2048, 2)],
     bram_cost: 64,
-    rom_bit: 0.1269,
-    popcount_bit: 0.2232,
-    acc_bit: 4.6161,
-    activation_bit: 1.2864,
-    select_bit: 1.0,
-    stream_bit: 1.1743,
-    block: 0.0,
+    rom_bit: 0.1171,
+    popcount_bit: 0.4429,
+    acc_bit: 3.4055,
+    activation_bit: 0.0,
+    select_bit: 1.2635,
+    stream_bit: 0.0,
+    block: 46.8144,
 };
 
 /// ECP5, fitted to `synth_ecp5` (Yosys 0.23).
@@ -108,13 +108,13 @@ pub const ECP5: Costs = Costs {
         (16384, 1),
     ],
     bram_cost: 128,
-    rom_bit: 0.067,
-    popcount_bit: 0.0375,
-    acc_bit: 13.0294,
-    activation_bit: 0.0,
-    select_bit: 1.0,
-    stream_bit: 0.9235,
-    block: 129.6179,
+    rom_bit: 0.0618,
+    popcount_bit: 1.2229,
+    acc_bit: 0.0,
+    activation_bit: 1.5567,
+    select_bit: 0.0,
+    stream_bit: 1.1702,
+    block: 86.4817,
 };
 
 /// The sizes a block's LUT count is modelled as proportional to, one per [`Costs`]
