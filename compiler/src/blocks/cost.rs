@@ -88,13 +88,13 @@ pub struct Costs {
 pub const ICE40: Costs = Costs {
     bram_shapes: &[(256, 16), (512, 8), (1024, 4), (2048, 2)],
     bram_cost: 64,
-    rom_bit: 0.1171,
-    popcount_bit: 0.4429,
-    acc_bit: 3.4055,
-    activation_bit: 0.0,
-    select_bit: 1.2635,
+    rom_bit: 0.1161,
+    popcount_bit: 0.4653,
+    acc_bit: 0.2911,
+    activation_bit: 2.7393,
+    select_bit: 1.2342,
     stream_bit: 0.0,
-    block: 46.8144,
+    block: 26.4727,
 };
 
 /// ECP5, fitted to `synth_ecp5` (Yosys 0.23).
