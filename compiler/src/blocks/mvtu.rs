@@ -536,6 +536,20 @@ impl Block for Mvtu {
         } else {
             format!("{n}_group")
         };
+        // The input register has no reset (its contents matter only while busy), so that it maps
+        // to flip-flops with a clock enable and one 2:1 mux per bit. A frame arriving in the last
+        // step wins over the last rotation.
+        b.push_str(&format!(
+            "always @(posedge clk) begin\n    if ({n}_in_fire) {n}_in <= in_data;\n"
+        ));
+        if accumulate {
+            b.push_str(&format!(
+                "    else if ({n}_advance) {n}_in <= {{{n}_in[{}:0], {n}_in[{}:{simd}]}};\n",
+                simd - 1,
+                self.in_width() - 1
+            ));
+        }
+        b.push_str("end\n\n");
         b.push_str("always @(posedge clk) begin\n    if (rst) begin\n");
         b.push_str(&format!(
             "        {n}_busy <= 1'b0;\n        {n}_mv <= 1'b0;\n        {n}_pv <= 1'b0;\n        out_valid <= 1'b0;\n"
@@ -560,17 +574,8 @@ impl Block for Mvtu {
         let mut s = String::new();
         s.push_str("if (out_valid && out_ready) out_valid <= 1'b0;\n");
         s.push_str(&format!(
-            "if ({n}_in_fire) begin\n    {n}_in <= in_data;\n    {n}_busy <= 1'b1;\nend else if ({n}_advance && {n}_last) begin\n    {n}_busy <= 1'b0;\nend\n"
+            "if ({n}_in_fire) begin\n    {n}_busy <= 1'b1;\nend else if ({n}_advance && {n}_last) begin\n    {n}_busy <= 1'b0;\nend\n"
         ));
-        if accumulate {
-            // A frame arriving in the last step wins over the last rotation.
-            let w = self.in_width();
-            s.push_str(&format!(
-                "if (!{n}_in_fire && {n}_advance) {n}_in <= {{{n}_in[{}:0], {n}_in[{}:{simd}]}};\n",
-                simd - 1,
-                w - 1
-            ));
-        }
         let mut a = String::new();
         if sf_n > 1 {
             a.push_str(&format!(
