@@ -88,13 +88,13 @@ pub struct Costs {
 pub const ICE40: Costs = Costs {
     bram_shapes: &[(256, 16), (512, 8), (1024, 4), (2048, 2)],
     bram_cost: 64,
-    rom_bit: 0.1161,
-    popcount_bit: 0.4653,
-    acc_bit: 0.2911,
-    activation_bit: 2.7393,
-    select_bit: 1.2342,
+    rom_bit: 0.1151,
+    popcount_bit: 0.4767,
+    acc_bit: 0.3321,
+    activation_bit: 2.7129,
+    select_bit: 1.2519,
     stream_bit: 0.0,
-    block: 26.4727,
+    block: 23.8564,
 };
 
 /// ECP5, fitted to `synth_ecp5` (Yosys 0.23).
@@ -108,13 +108,13 @@ pub const ECP5: Costs = Costs {
         (16384, 1),
     ],
     bram_cost: 128,
-    rom_bit: 0.0618,
-    popcount_bit: 1.2229,
+    rom_bit: 0.0754,
+    popcount_bit: 1.0566,
     acc_bit: 0.0,
-    activation_bit: 1.5567,
+    activation_bit: 3.0520,
     select_bit: 0.0,
-    stream_bit: 1.1702,
-    block: 86.4817,
+    stream_bit: 1.1675,
+    block: 70.3976,
 };
 
 /// The sizes a block's LUT count is modelled as proportional to, one per [`Costs`]
