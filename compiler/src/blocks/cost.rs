@@ -72,6 +72,9 @@ pub struct Costs {
     pub rom_bit: f64,
     /// LUTs per XNOR lane bit plus popcount adder-tree bit (`pe * (simd + tree bits)`).
     pub popcount_bit: f64,
+    /// LUTs per popcount adder-tree bit on top of `popcount_bit` (wide trees pack differently
+    /// from narrow ones).
+    pub adder_bit: f64,
     /// LUTs per accumulator bit (`pe * acc_width`, folded layers only).
     pub acc_bit: f64,
     /// LUTs per bit of the threshold compare or score adder (`pe * width`).
@@ -89,12 +92,13 @@ pub const ICE40: Costs = Costs {
     bram_shapes: &[(256, 16), (512, 8), (1024, 4), (2048, 2)],
     bram_cost: 64,
     rom_bit: 0.1151,
-    popcount_bit: 0.4767,
-    acc_bit: 0.3321,
-    activation_bit: 2.7129,
-    select_bit: 1.2519,
+    popcount_bit: 0.0,
+    adder_bit: 0.6396,
+    acc_bit: 0.3539,
+    activation_bit: 2.7706,
+    select_bit: 1.2468,
     stream_bit: 0.0,
-    block: 23.8564,
+    block: 23.8383,
 };
 
 /// ECP5, fitted to `synth_ecp5` (Yosys 0.23).
@@ -109,12 +113,13 @@ pub const ECP5: Costs = Costs {
     ],
     bram_cost: 128,
     rom_bit: 0.0754,
-    popcount_bit: 1.0566,
+    popcount_bit: 0.8264,
+    adder_bit: 0.0,
     acc_bit: 0.0,
-    activation_bit: 3.0520,
+    activation_bit: 4.3459,
     select_bit: 0.0,
-    stream_bit: 1.1675,
-    block: 70.3976,
+    stream_bit: 1.1795,
+    block: 54.1896,
 };
 
 /// The sizes a block's LUT count is modelled as proportional to, one per [`Costs`]
@@ -126,6 +131,8 @@ pub struct Features {
     pub rom_bits: f64,
     /// XNOR lane bits plus popcount adder-tree bits.
     pub popcount: f64,
+    /// Popcount adder-tree bits alone.
+    pub adder: f64,
     /// Accumulator bits of folded layers.
     pub acc: f64,
     /// Threshold-compare, score-adder and argmax compare/select bits.
@@ -140,9 +147,10 @@ pub struct Features {
 
 impl Features {
     /// Names of the features (and of their coefficients), in [`Features::vector`] order.
-    pub const NAMES: [&'static str; 7] = [
+    pub const NAMES: [&'static str; 8] = [
         "rom_bit",
         "popcount_bit",
+        "adder_bit",
         "acc_bit",
         "activation_bit",
         "select_bit",
@@ -151,10 +159,11 @@ impl Features {
     ];
 
     /// The features as a vector, in [`Features::NAMES`] order.
-    pub fn vector(&self) -> [f64; 7] {
+    pub fn vector(&self) -> [f64; 8] {
         [
             self.rom_bits,
             self.popcount,
+            self.adder,
             self.acc,
             self.activation,
             self.select,
@@ -170,6 +179,7 @@ impl std::ops::Add for Features {
         Features {
             rom_bits: self.rom_bits + o.rom_bits,
             popcount: self.popcount + o.popcount,
+            adder: self.adder + o.adder,
             acc: self.acc + o.acc,
             activation: self.activation + o.activation,
             select: self.select + o.select,
@@ -190,10 +200,11 @@ pub struct RomCost {
 
 impl Costs {
     /// The LUT coefficients, in [`Features::NAMES`] order.
-    pub fn coefficients(&self) -> [f64; 7] {
+    pub fn coefficients(&self) -> [f64; 8] {
         [
             self.rom_bit,
             self.popcount_bit,
+            self.adder_bit,
             self.acc_bit,
             self.activation_bit,
             self.select_bit,

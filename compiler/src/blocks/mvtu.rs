@@ -236,6 +236,7 @@ impl Block for Mvtu {
         Features {
             rom_bits: rom_bits as f64,
             popcount: (pe * (simd + adder_tree_bits(simd))) as f64,
+            adder: (pe * adder_tree_bits(simd)) as f64,
             acc: if accumulate {
                 (pe * u64::from(m.acc_width)) as f64
             } else {
