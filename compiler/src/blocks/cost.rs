@@ -112,14 +112,14 @@ pub const ECP5: Costs = Costs {
         (16384, 1),
     ],
     bram_cost: 128,
-    rom_bit: 0.0754,
-    popcount_bit: 0.8264,
+    rom_bit: 0.0773,
+    popcount_bit: 0.8558,
     adder_bit: 0.0,
     acc_bit: 0.0,
-    activation_bit: 4.3459,
+    activation_bit: 4.1393,
     select_bit: 0.0,
-    stream_bit: 1.1795,
-    block: 54.1896,
+    stream_bit: 1.1804,
+    block: 54.0889,
 };
 
 /// The sizes a block's LUT count is modelled as proportional to, one per [`Costs`]
