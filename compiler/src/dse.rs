@@ -113,7 +113,8 @@ pub struct Candidate {
     pub estimate: Estimate,
     /// Device clock / cycles per frame.
     pub frames_per_second: f64,
-    /// LUTs, flip-flops and block RAMs within the device.
+    /// Logic cells (LUTs plus the flip-flops that need a cell of their own), flip-flops and
+    /// block RAMs within the device.
     pub fits: bool,
     /// Not dominated: no other candidate is at least as fast with at most as many LUTs and
     /// better in one of them.
@@ -335,7 +336,8 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
             latency += lat;
         }
         let fps = device.fmax_mhz * 1e6 / cycles as f64;
-        let fits = e.luts <= device.luts && e.ffs <= device.ffs && e.brams <= device.brams;
+        let cells = family.costs().logic_cells(e.luts, e.ffs);
+        let fits = cells <= device.luts && e.ffs <= device.ffs && e.brams <= device.brams;
         candidates.push(Candidate {
             pixels_per_beat: file.pixels_per_beat,
             folds: file.layers,
