@@ -12,7 +12,9 @@
 use flip::bits::{set_bit, words_for};
 use flip::encoding::Encoding;
 
-use super::{indent, lit, Beat, Block, CycleModel, Estimate, Family, Features, StageModel};
+use super::{
+    indent, lit, stream_module, Beat, Block, CycleModel, Estimate, Family, Features, StageModel,
+};
 use crate::ir::{bits_for, InputAdapter};
 
 impl InputAdapter {
@@ -115,13 +117,7 @@ impl Block for InputAdapter {
             self.encoding,
             self.plane_bits()
         ));
-        v.push_str(&format!(
-            "module {n} (\n    input  wire clk,\n    input  wire rst,\n    input  wire in_valid,\n    \
-             output wire in_ready,\n    input  wire [{}:0] in_data,\n    output reg  out_valid,\n    \
-             input  wire out_ready,\n    output reg  [{}:0] out_data\n);\n",
-            self.in_width() - 1,
-            self.out_width() - 1
-        ));
+        v.push_str(&stream_module(&n, self.in_width(), self.out_width()));
         let mut b = String::new();
         // Bits no encoded bit reads are gathered into a wire Verilator knows to be unused.
         let mut used = [false; 8];

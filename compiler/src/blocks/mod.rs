@@ -171,6 +171,18 @@ pub trait CycleModel: Send {
     }
 }
 
+/// The module header of a block with one input and one output stream (`in_*`, `out_*`), the
+/// data `in_width` and `out_width` bits wide.
+pub(crate) fn stream_module(name: &str, in_width: usize, out_width: usize) -> String {
+    format!(
+        "module {name} (\n    input  wire clk,\n    input  wire rst,\n    input  wire in_valid,\n    \
+         output wire in_ready,\n    input  wire [{}:0] in_data,\n    output reg  out_valid,\n    \
+         input  wire out_ready,\n    output reg  [{}:0] out_data\n);\n",
+        in_width - 1,
+        out_width - 1
+    )
+}
+
 /// Appends `text` with every line indented by `n` spaces.
 pub(crate) fn indent(out: &mut String, n: usize, text: &str) {
     for line in text.lines() {

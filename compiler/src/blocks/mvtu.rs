@@ -31,7 +31,8 @@ use flip::bits::{set_bit, words_for};
 
 use super::cost::adder_tree_bits;
 use super::{
-    get_bits, hex, indent, lit, Beat, Block, CycleModel, Estimate, Family, Features, StageModel,
+    get_bits, hex, indent, lit, stream_module, Beat, Block, CycleModel, Estimate, Family, Features,
+    StageModel,
 };
 use crate::ir::{bits_for, Mvtu, MvtuActivation};
 
@@ -328,13 +329,7 @@ impl Block for Mvtu {
             },
             self.steps()
         ));
-        v.push_str(&format!(
-            "module {n} (\n    input  wire clk,\n    input  wire rst,\n    input  wire in_valid,\n    \
-             output wire in_ready,\n    input  wire [{}:0] in_data,\n    output reg  out_valid,\n    \
-             input  wire out_ready,\n    output reg  [{}:0] out_data\n);\n",
-            self.in_width() - 1,
-            self.out_width() - 1
-        ));
+        v.push_str(&stream_module(&n, self.in_width(), self.out_width()));
         let mut b = String::new();
         // Stage A: step counters, ROM read, input chunk, XNOR-popcount into the `p*` registers.
         b.push_str(&format!(
