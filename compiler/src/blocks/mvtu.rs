@@ -331,7 +331,7 @@ impl Block for Mvtu {
         ));
         v.push_str(&stream_module(&n, self.in_width(), self.out_width()));
         let mut b = String::new();
-        // Stage A: step counters, ROM read, input chunk, XNOR-popcount into the `p*` registers.
+        // Stage A: the frame, the step counters and the weight address.
         b.push_str(&format!(
             "reg  {n}_busy;\nreg  [{}:0] {n}_in;\n",
             self.in_width() - 1
