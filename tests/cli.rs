@@ -10,6 +10,17 @@ fn flipchip(args: &[&str]) -> Output {
         .expect("the flipchip binary runs")
 }
 
+/// Runs `flipchip` and checks that it succeeded (showing its stderr if not).
+fn flipchip_ok(args: &[&str]) -> Output {
+    let out = flipchip(args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// The JSON object on the last line of stdout.
 fn last_json(out: &Output) -> serde_json::Value {
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -37,12 +48,7 @@ fn s(p: &Path) -> &str {
 fn default_training_on_digits_reaches_the_accuracy_bar_and_eval_agrees() {
     let dir = scratch("cli-train");
     let model = dir.join("digits.fcm");
-    let out = flipchip(&["train", "--out", s(&model), "--json", "--quiet"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = flipchip_ok(&["train", "--out", s(&model), "--json", "--quiet"]);
     let train = last_json(&out);
     let acc = train["accuracy"].as_f64().unwrap();
     assert!(acc >= 0.93, "digits test accuracy {acc} below 93%");
@@ -55,12 +61,7 @@ fn default_training_on_digits_reaches_the_accuracy_bar_and_eval_agrees() {
         "state {bytes_per_weight} bytes/weight"
     );
 
-    let out = flipchip(&["eval", s(&model), "--json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = flipchip_ok(&["eval", s(&model), "--json"]);
     let eval = last_json(&out);
     assert_eq!(
         eval["accuracy"].as_f64().unwrap(),
@@ -75,7 +76,7 @@ fn same_seed_gives_an_identical_model_file() {
     let dir = scratch("cli-seed");
     let (a, b) = (dir.join("a.fcm"), dir.join("b.fcm"));
     for m in [&a, &b] {
-        let out = flipchip(&[
+        flipchip_ok(&[
             "train",
             "--epochs",
             "3",
@@ -85,11 +86,6 @@ fn same_seed_gives_an_identical_model_file() {
             s(m),
             "--quiet",
         ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
     }
     let text = std::fs::read_to_string(&a).unwrap();
     assert!(text.starts_with("flipchip-model 1"));
@@ -154,7 +150,7 @@ fn compile_sim_and_verify_agree_on_the_trained_digits_model() {
     let dir = scratch("cli-hw");
     let model = dir.join("digits.fcm");
     let build = dir.join("build");
-    let out = flipchip(&[
+    let out = flipchip_ok(&[
         "train",
         "--epochs",
         "3",
@@ -163,29 +159,14 @@ fn compile_sim_and_verify_agree_on_the_trained_digits_model() {
         "--quiet",
         "--json",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let accuracy = last_json(&out)["accuracy"].as_f64().unwrap();
 
-    let out = flipchip(&["compile", s(&model), "--out", s(&build), "--json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    flipchip_ok(&["compile", s(&model), "--out", s(&build), "--json"]);
     for f in ["report.json", "ports.json"] {
         assert!(build.join(f).exists(), "compile wrote no {f}");
     }
 
-    let out = flipchip(&["sim", s(&model), "--build", s(&build), "--json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = flipchip_ok(&["sim", s(&model), "--build", s(&build), "--json"]);
     let sim = last_json(&out);
     assert_eq!(
         sim["accuracy"].as_f64().unwrap(),
@@ -207,7 +188,7 @@ fn compile_sim_and_verify_agree_on_the_trained_digits_model() {
         eprintln!("verilator missing: checking reference against simulator only");
         "none"
     };
-    let out = flipchip(&[
+    let out = flipchip_ok(&[
         "verify",
         "--build",
         s(&build),
@@ -217,11 +198,6 @@ fn compile_sim_and_verify_agree_on_the_trained_digits_model() {
         rtl,
         "--json",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let v = last_json(&out);
     assert_eq!(v["frames"].as_u64().unwrap(), 40);
     assert_eq!(v["mismatches"].as_u64().unwrap(), 0);
@@ -259,7 +235,7 @@ fn a_fashion_mnist_model_runs_identically_in_simulator_and_verilator() {
     let dir = scratch("cli-fmnist");
     let model = dir.join("fmnist.fcm");
     let build = dir.join("build");
-    let out = flipchip(&[
+    flipchip_ok(&[
         "train",
         "--data",
         s(fmnist),
@@ -271,18 +247,8 @@ fn a_fashion_mnist_model_runs_identically_in_simulator_and_verilator() {
         s(&model),
         "--quiet",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = flipchip(&["compile", s(&model), "--out", s(&build)]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = flipchip(&[
+    flipchip_ok(&["compile", s(&model), "--out", s(&build)]);
+    let out = flipchip_ok(&[
         "verify",
         "--build",
         s(&build),
@@ -296,11 +262,6 @@ fn a_fashion_mnist_model_runs_identically_in_simulator_and_verilator() {
         "30",
         "--json",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let v = last_json(&out);
     assert_eq!(
         (v["frames"].as_u64(), v["mismatches"].as_u64()),
@@ -312,7 +273,7 @@ fn a_fashion_mnist_model_runs_identically_in_simulator_and_verilator() {
 fn calibrate_fits_at_least_as_well_as_the_shipped_coefficients() {
     let dir = scratch("cli-calibrate");
     let model = dir.join("small.fcm");
-    let out = flipchip(&[
+    flipchip_ok(&[
         "train",
         "--arch",
         "64-16-10",
@@ -322,11 +283,6 @@ fn calibrate_fits_at_least_as_well_as_the_shipped_coefficients() {
         s(&model),
         "--quiet",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let mut dirs = Vec::new();
     for t in ["64", "256", "1024"] {
         let d = dir.join(format!("t{t}"));

@@ -177,13 +177,7 @@ fn yosys_luts(d: &compiler::ir::Design, family: Family, tag: &str) -> Option<u64
         .map(|f| dir.join(f).display().to_string())
         .collect();
     let stat = dir.join("stat.txt");
-    let script = format!(
-        "read_verilog {}; {} -top {}; tee -q -o {} stat",
-        files.join(" "),
-        family.synth_command(),
-        compiler::TOP,
-        stat.display()
-    );
+    let script = family.synth_script(&files, compiler::TOP, &stat);
     let ok = Command::new("yosys")
         .args(["-q", "-p", &script])
         .status()
@@ -191,21 +185,8 @@ fn yosys_luts(d: &compiler::ir::Design, family: Family, tag: &str) -> Option<u64
         .success();
     assert!(ok, "yosys failed in {}", dir.display());
     let text = std::fs::read_to_string(&stat).unwrap();
-    let mut cells = std::collections::BTreeMap::new();
-    for line in text.lines() {
-        let w: Vec<&str> = line.split_whitespace().collect();
-        if let [name, n] = w[..] {
-            if let Ok(n) = n.parse::<u64>() {
-                cells.insert(name.to_string(), n);
-            }
-        }
-    }
     let _ = std::fs::remove_dir_all(&dir);
-    let get = |k: &str| cells.get(k).copied().unwrap_or(0);
-    Some(match family {
-        Family::Ice40 => get("SB_LUT4"),
-        Family::Ecp5 => get("LUT4") + 2 * get("CCU2C"),
-    })
+    Some(family.count_luts(&text).0)
 }
 
 #[test]

@@ -102,7 +102,7 @@ fn measure(
             )
         })?
     };
-    let (luts, yosys_brams) = super::dse::count_luts(&text, fam);
+    let (luts, yosys_brams) = fam.count_luts(&text);
     let est = design
         .stages()
         .iter()

@@ -103,7 +103,7 @@ pub struct SynthResult {
     pub id: usize,
     /// Folding.
     pub folding: String,
-    /// LUT4s as counted by [`count_luts`].
+    /// LUT4s as counted by [`Family::count_luts`].
     pub yosys_luts: u64,
     /// Block RAM cells.
     pub yosys_brams: u64,
@@ -139,30 +139,6 @@ impl SynthResult {
     }
 }
 
-/// LUT4s in a Yosys `stat` report, as the estimates count them (see
-/// `compiler::blocks::cost`): iCE40 `SB_LUT4`; ECP5 `LUT4` plus two per `CCU2C`. Also returns
-/// the block RAM cells.
-pub fn count_luts(stat: &str, family: Family) -> (u64, u64) {
-    let mut cells = std::collections::BTreeMap::new();
-    for line in stat.lines() {
-        let mut w = line.split_whitespace();
-        if let (Some(name), Some(n), None) = (w.next(), w.next(), w.next()) {
-            if let Ok(n) = n.parse::<u64>() {
-                // The last report (the flattened top) wins.
-                cells.insert(name.to_string(), n);
-            }
-        }
-    }
-    let get = |k: &str| cells.get(k).copied().unwrap_or(0);
-    match family {
-        Family::Ice40 => (get("SB_LUT4"), get("SB_RAM40_4K")),
-        Family::Ecp5 => (
-            get("LUT4") + 2 * get("CCU2C"),
-            get("DP16KD") + get("PDPW16KD"),
-        ),
-    }
-}
-
 /// Compiles candidate `i` into `dir` and synthesises it with Yosys for the device's family.
 pub fn synth(
     model: &flip::model::Model,
@@ -179,7 +155,7 @@ pub fn synth(
     let copy = dir.join("model.fcm");
     flip::model::format::save(model, &copy)
         .with_context(|| format!("writing {}", copy.display()))?;
-    let (luts, brams) = count_luts(&text, family);
+    let (luts, brams) = family.count_luts(&text);
     Ok(SynthResult {
         id: i,
         folding: c.fold_label(),
@@ -243,13 +219,7 @@ pub fn yosys_stat(
         .iter()
         .map(|f| dir.join(f).display().to_string())
         .collect();
-    let script = format!(
-        "read_verilog {}; {} -top {}; tee -q -o {} stat",
-        files.join(" "),
-        family.synth_command(),
-        compiler::TOP,
-        stat.display()
-    );
+    let script = family.synth_script(&files, compiler::TOP, &stat);
     let start = Instant::now();
     let out = Command::new("yosys")
         .args(["-q", "-l"])
@@ -516,14 +486,5 @@ mod tests {
                 );
             }
         }
-    }
-
-    #[test]
-    fn lut_counting() {
-        let ice =
-            "   Number of cells: 9\n     SB_CARRY   150\n     SB_LUT4    771\n     SB_RAM40_4K 6\n";
-        assert_eq!(count_luts(ice, Family::Ice40), (771, 6));
-        let ecp = "     CCU2C 90\n     DP16KD 2\n     LUT4 1746\n     PFUMX 587\n";
-        assert_eq!(count_luts(ecp, Family::Ecp5), (1746 + 180, 2));
     }
 }

@@ -51,6 +51,39 @@ impl Family {
         }
     }
 
+    /// The Yosys script that synthesises `files` (Verilog, top module `top`) for the family
+    /// and writes the `stat` report to `stat`.
+    pub fn synth_script(self, files: &[String], top: &str, stat: &std::path::Path) -> String {
+        format!(
+            "read_verilog {}; {} -top {top}; tee -q -o {} stat",
+            files.join(" "),
+            self.synth_command(),
+            stat.display()
+        )
+    }
+
+    /// LUT4s and block RAM cells in a Yosys `stat` report, counted as the estimates count them
+    /// (see the module documentation); with several reports, the last (the flattened top) wins.
+    pub fn count_luts(self, stat: &str) -> (u64, u64) {
+        let mut cells = std::collections::BTreeMap::new();
+        for line in stat.lines() {
+            let mut w = line.split_whitespace();
+            if let (Some(name), Some(n), None) = (w.next(), w.next(), w.next()) {
+                if let Ok(n) = n.parse::<u64>() {
+                    cells.insert(name, n);
+                }
+            }
+        }
+        let get = |k: &str| cells.get(k).copied().unwrap_or(0);
+        match self {
+            Family::Ice40 => (get("SB_LUT4"), get("SB_RAM40_4K")),
+            Family::Ecp5 => (
+                get("LUT4") + 2 * get("CCU2C"),
+                get("DP16KD") + get("PDPW16KD"),
+            ),
+        }
+    }
+
     /// The calibrated costs.
     pub fn costs(self) -> &'static Costs {
         match self {
@@ -316,6 +349,15 @@ mod tests {
         let e = Family::Ecp5.costs();
         assert_eq!(e.rom(128, 64).brams, 2);
         assert_eq!(e.rom(320, 4).brams, 0);
+    }
+
+    #[test]
+    fn lut_counting() {
+        let ice =
+            "   Number of cells: 9\n     SB_CARRY   150\n     SB_LUT4    771\n     SB_RAM40_4K 6\n";
+        assert_eq!(Family::Ice40.count_luts(ice), (771, 6));
+        let ecp = "     CCU2C 90\n     DP16KD 2\n     LUT4 1746\n     PFUMX 587\n";
+        assert_eq!(Family::Ecp5.count_luts(ecp), (1746 + 180, 2));
     }
 
     #[test]
