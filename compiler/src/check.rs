@@ -57,6 +57,13 @@ pub fn check(design: &Design) -> Result<(), CompileError> {
         if m.acc_width > 40 || m.score_width > 64 {
             return err(format!("layer {}: sums too wide for the datapath", l.index));
         }
+        if m.loaded && l.neuron_folds() * l.synapse_folds() < 2 {
+            return err(format!(
+                "layer {}: its weights are one constant word at this folding (PE {} x SIMD {}), \
+                 nothing to load into RAM; keep it a ROM or fold it further",
+                l.index, l.pe, l.simd
+            ));
+        }
     }
     if design.argmax.classes == 0 {
         return err("the model has no classes".into());

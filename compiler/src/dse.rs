@@ -138,6 +138,7 @@ impl Candidate {
         FoldFile {
             pixels_per_beat: self.pixels_per_beat,
             layers: self.folds.clone(),
+            load_weights: Vec::new(),
         }
     }
 }
@@ -246,6 +247,7 @@ pub fn enumerate(design: &Design) -> Vec<Folding> {
         let file = |layers: Vec<LayerFold>| FoldFile {
             pixels_per_beat: k,
             layers,
+            load_weights: Vec::new(),
         };
         let base: Vec<LayerFold> = design.layers.iter().map(|l| cheapest(l, t)).collect();
         out.insert(key(&base), (file(base.clone()), Origin::Balanced));

@@ -97,7 +97,13 @@ pub struct WeightMemory {
     pub threshold_width: u32,
     /// Bits of a signed score (last layer only; 0 otherwise).
     pub score_width: u32,
+    /// The words live in a RAM written once after power-up through the top's `load_*` port
+    /// (iCE40 SPRAM, which a bitstream cannot initialise) instead of a constant ROM.
+    pub loaded: bool,
 }
+
+/// Bits of one word on the top's weight-load port.
+pub const LOAD_WORD_BITS: usize = 16;
 
 /// The class decision: registered argmax over the scores, lowest index on ties.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -139,6 +145,36 @@ impl Mvtu {
         self.memory
             .as_ref()
             .expect("memory pass runs before the memory is read")
+    }
+
+    /// True if the weights are loaded into RAM after power-up (see [`WeightMemory::loaded`]).
+    pub fn is_loaded(&self) -> bool {
+        self.memory.as_ref().is_some_and(|m| m.loaded)
+    }
+
+    /// Load-port words per weight word: the word's bits in 16-bit parts, lowest first.
+    pub fn load_parts(&self) -> usize {
+        (self.pe * self.simd).div_ceil(LOAD_WORD_BITS)
+    }
+
+    /// The words this layer takes on the load port, in load order: weight word 0's parts
+    /// (lowest 16 bits first), then word 1's, and so on; empty if its weights are a ROM.
+    pub fn load_image(&self) -> Vec<u16> {
+        if !self.is_loaded() {
+            return Vec::new();
+        }
+        let m = self.mem();
+        let lanes = self.pe * self.simd;
+        let mut out =
+            Vec::with_capacity(self.neuron_folds() * self.synapse_folds() * self.load_parts());
+        for word in m.words.chunks_exact(m.words_per_entry) {
+            for part in 0..self.load_parts() {
+                let off = part * LOAD_WORD_BITS;
+                let n = (lanes - off).min(LOAD_WORD_BITS);
+                out.push(crate::blocks::get_bits(word, off, n) as u16);
+            }
+        }
+        out
     }
 
     /// Bits of one output element: 1 for hidden layers, the score width for the last.
@@ -209,6 +245,17 @@ impl Design {
         self.stages().iter().map(|s| s.block().latency()).sum()
     }
 
+    /// Every loaded layer's [`Mvtu::load_image`], layer after layer: what the top's load port
+    /// takes after `load_rst`.
+    pub fn load_image(&self) -> Vec<u16> {
+        self.layers.iter().flat_map(Mvtu::load_image).collect()
+    }
+
+    /// True if some layer's weights are loaded after power-up.
+    pub fn has_loaded_weights(&self) -> bool {
+        self.layers.iter().any(Mvtu::is_loaded)
+    }
+
     /// Bits of `m_class`.
     pub fn class_width(&self) -> u32 {
         bits_for(self.argmax.classes.saturating_sub(1) as u64)
@@ -225,6 +272,7 @@ impl Design {
             classes: self.argmax.classes as u32,
             score_width: self.argmax.score_width,
             stages: self.stage_names(),
+            load_words: self.load_image().len() as u64,
         }
     }
 
@@ -261,4 +309,9 @@ pub struct Ports {
     /// Names of the pipeline stages; bit `i` of the `dbg_fire` output is high in a cycle in which
     /// stage `i` hands a beat to the next stage (its output valid and ready both high).
     pub stages: Vec<String>,
+    /// Words the top takes on its weight-load port (`load_rst`, `load_valid`,
+    /// `load_data[15:0]`, `loaded`) before it accepts frames, from `weights.hex`; 0 (and no
+    /// such port) when every weight memory is a ROM.
+    #[serde(default)]
+    pub load_words: u64,
 }

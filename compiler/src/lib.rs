@@ -29,7 +29,7 @@ use serde_json::json;
 use crate::blocks::Estimate;
 use crate::ir::{Argmax, Design, InputAdapter, Mvtu, MvtuActivation};
 use crate::passes::folding::{FoldFile, FoldSpec, Folding, LayerFold};
-use crate::passes::memory::Memory;
+use crate::passes::memory::{Memory, Placement};
 use crate::passes::Pass;
 
 /// Why a model could not be compiled.
@@ -61,6 +61,10 @@ pub enum CompileError {
         message: String,
     },
 }
+
+/// The words of the top's weight-load port, one 16-bit hex word per line (`$readmemh`), in
+/// the build directory of a design with loaded weights.
+pub const LOAD_HEX: &str = "weights.hex";
 
 /// Name of the top module of every generated design.
 pub const TOP: &str = "flipchip_top";
@@ -116,10 +120,30 @@ pub fn lower(model: &Model) -> Result<Design, CompileError> {
     })
 }
 
-/// Lowers, folds, lays out memories and checks.
+/// Lowers, folds, lays out memories and checks. Weight memories are ROMs except for the
+/// layers a fold file lists in `load_weights`.
 pub fn compile(model: &Model, fold: &FoldSpec) -> Result<Design, CompileError> {
+    compile_with(model, fold, &Placement::Rom)
+}
+
+/// [`compile`] with the weight memories placed as `placement` says, unless the fold file
+/// lists `load_weights` (the file wins: it is how a build directory records its design).
+pub fn compile_with(
+    model: &Model,
+    fold: &FoldSpec,
+    placement: &Placement,
+) -> Result<Design, CompileError> {
+    let placement = match fold {
+        FoldSpec::Manual(f) if !f.load_weights.is_empty() => {
+            &Placement::Loaded(f.load_weights.clone())
+        }
+        _ => placement,
+    };
     let mut d = lower(model)?;
-    let passes: Vec<Box<dyn Pass>> = vec![Box::new(Folding(fold.clone())), Box::new(Memory)];
+    let passes: Vec<Box<dyn Pass>> = vec![
+        Box::new(Folding(fold.clone())),
+        Box::new(Memory(placement.clone())),
+    ];
     for p in &passes {
         p.run(&mut d)?;
     }
@@ -151,6 +175,12 @@ pub fn fold_file(d: &Design) -> FoldFile {
                 pe: l.pe,
                 simd: l.simd,
             })
+            .collect(),
+        load_weights: d
+            .layers
+            .iter()
+            .filter(|l| l.is_loaded())
+            .map(|l| l.index)
             .collect(),
     }
 }
@@ -215,6 +245,11 @@ pub fn write_build(d: &Design, dir: &Path) -> Result<Vec<PathBuf>, CompileError>
     files.push(("ports.json".into(), pretty(&json!(d.ports()))));
     files.push(("report.json".into(), pretty(&report(d))));
     files.push(("fold.json".into(), pretty(&json!(fold_file(d)))));
+    let image = d.load_image();
+    if !image.is_empty() {
+        let hex: String = image.iter().map(|w| format!("{w:04x}\n")).collect();
+        files.push((LOAD_HEX.into(), hex));
+    }
     let mut written = Vec::new();
     for (name, text) in files {
         let p = dir.join(name);

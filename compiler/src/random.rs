@@ -108,16 +108,29 @@ pub fn random_folding(rng: &mut Rng, model: &Model) -> FoldFile {
         let d: Vec<usize> = (1..=n.min(most)).filter(|d| n.is_multiple_of(*d)).collect();
         *rng.pick(&d)
     };
+    let pixels_per_beat = div(rng, model.input.pixels(), MAX_PIXELS_PER_BEAT);
+    let layers: Vec<LayerFold> = model
+        .layers
+        .iter()
+        .map(|l| LayerFold {
+            pe: div(rng, l.outputs(), usize::MAX),
+            simd: div(rng, l.inputs(), usize::MAX),
+        })
+        .collect();
+    // About one layer in three with more than one weight word loads its weights into RAM.
+    let load_weights = model
+        .layers
+        .iter()
+        .zip(&layers)
+        .enumerate()
+        .filter(|(_, (l, f))| (l.outputs() / f.pe) * (l.inputs() / f.simd) > 1)
+        .filter(|_| rng.range(0, 2) == 0)
+        .map(|(i, _)| i + 1)
+        .collect();
     FoldFile {
-        pixels_per_beat: div(rng, model.input.pixels(), MAX_PIXELS_PER_BEAT),
-        layers: model
-            .layers
-            .iter()
-            .map(|l| LayerFold {
-                pe: div(rng, l.outputs(), usize::MAX),
-                simd: div(rng, l.inputs(), usize::MAX),
-            })
-            .collect(),
+        pixels_per_beat,
+        layers,
+        load_weights,
     }
 }
 

@@ -170,6 +170,7 @@ fn impossible_foldings_name_the_layer() {
         let file = FoldFile {
             pixels_per_beat: k,
             layers: vec![f(1, 1), f(1, 1)],
+            load_weights: Vec::new(),
         };
         let e = compiler::compile(&model, &FoldSpec::Manual(file))
             .expect_err("refused")

@@ -2,6 +2,8 @@
 //! Icarus, so two runs compare with `==` and the first difference names a cycle and a stage.
 
 pub use compiler::ir::Ports;
+/// The weight-load words of a build directory (see [`Ports::load_words`]).
+pub use compiler::LOAD_HEX;
 
 /// One output beat of the top.
 #[derive(Clone, Debug, PartialEq, Eq)]

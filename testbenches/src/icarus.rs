@@ -40,8 +40,9 @@ module flipchip_tb;
   wire [SW-1:0] m_scores;
   wire [FW-1:0] dbg_fire;
 
+{load_decl}
   {top} dut (
-    .clk(clk), .rst(rst),
+    .clk(clk), .rst(rst),{load_ports}
     .s_valid(s_valid), .s_ready(s_ready), .s_data(s_data),
     .m_valid(m_valid), .m_ready(m_ready), .m_class(m_class), .m_scores(m_scores),
     .dbg_fire(dbg_fire)
@@ -88,7 +89,7 @@ module flipchip_tb;
       #5 clk = 1'b1;
       #5 clk = 1'b0;
     end
-    rst = 1'b0;
+{load_code}    rst = 1'b0;
     t = 0;
     while (t < max_cycles && outs < expected && !bad) begin
       r = splitmix64(seed ^ (t * 64'h9E3779B97F4A7C15));
@@ -135,6 +136,49 @@ endmodule
         fw = ports.stages.len(),
         top = ports.top,
         reset = RESET_CYCLES,
+        load_decl = if ports.load_words > 0 {
+            format!(
+                "  reg load_rst = 1'b1;\n  reg load_valid = 1'b0;\n  reg [15:0] load_data = 16'd0;\n  \
+                 wire loaded;\n  reg [15:0] load_words [0:{}];\n  reg [8*4096-1:0] load_path;\n",
+                ports.load_words - 1
+            )
+        } else {
+            String::new()
+        },
+        load_ports = if ports.load_words > 0 {
+            "\n    .load_rst(load_rst), .load_valid(load_valid), .load_data(load_data), .loaded(loaded),"
+        } else {
+            ""
+        },
+        load_code = if ports.load_words > 0 {
+            // Still in reset: load_rst, then the words of weights.hex, one per cycle.
+            format!(
+                r#"    if (!$value$plusargs("load=%s", load_path)) begin
+      $display("flipchip_tb: missing +load");
+      $finish;
+    end
+    $readmemh(load_path, load_words);
+    #5 clk = 1'b1;
+    #5 clk = 1'b0;
+    load_rst = 1'b0;
+    for (i = 0; i < {}; i = i + 1) begin
+      load_valid = 1'b1;
+      load_data = load_words[i];
+      #5 clk = 1'b1;
+      #5 clk = 1'b0;
+    end
+    load_valid = 1'b0;
+    #1;
+    if (loaded !== 1'b1) begin
+      $display("flipchip_tb: not loaded after {} words");
+      $finish;
+    end
+"#,
+                ports.load_words, ports.load_words
+            )
+        } else {
+            String::new()
+        },
     );
     s
 }
@@ -202,6 +246,9 @@ pub(crate) fn run(job: &Job) -> Result<Finished, HarnessError> {
         .arg(format!("+stall={:x}", job.stim.stall_pct))
         .arg(format!("+max_cycles={:x}", job.max_cycles))
         .arg(format!("+nbeats={:x}", job.beats.len()));
+    if ports.load_words > 0 {
+        cmd.arg(plus("load", &job.build_dir.join(sim::trace::LOAD_HEX)));
+    }
     let start = Instant::now();
     let out = cmd.output().map_err(io_err("running", Path::new("vvp")))?;
     let wall_seconds = start.elapsed().as_secs_f64();

@@ -421,6 +421,7 @@ mod tests {
             classes: 3,
             score_width: 8,
             stages: vec!["a".into()],
+            load_words: 0,
         }
     }
 

@@ -83,6 +83,7 @@ pub(crate) fn testbench(ports: &Ports) -> String {
 static const uint64_t RESET_CYCLES = {RESET_CYCLES};
 static const size_t BYTES_PER_BEAT = {bytes_per_beat};
 static const size_t LINE_MAX = {line_max};
+static const uint64_t LOAD_WORDS = {load_words};
 
 static inline uint64_t splitmix64(uint64_t z) {{
     z += 0x9E3779B97F4A7C15ULL;
@@ -112,7 +113,7 @@ struct Out {{
 }};
 
 int main(int argc, char** argv) {{
-    if (argc != 9) {{
+    if (argc != 9 + (LOAD_WORDS > 0)) {{
         fprintf(stderr, "usage: %s TRACE BEATS EXPECTED SEED BUBBLE_PCT STALL_PCT MAX_CYCLES NBEATS\n", argv[0]);
         return 2;
     }}
@@ -158,7 +159,7 @@ int main(int argc, char** argv) {{
         top->clk = 1;
         top->eval();
     }}
-    top->rst = 0;
+{load_code}    top->rst = 0;
 
     const auto start = std::chrono::steady_clock::now();
     uint64_t t = 0, sent = 0, outs = 0;
@@ -208,10 +209,47 @@ int main(int argc, char** argv) {{
     return 0;
 }}
 "#,
+        load_code = load_code(ports),
+        load_words = ports.load_words,
         fire_mask = mask(ports.stages.len() as u32),
         class_mask = mask(ports.class_width),
     );
     s
+}
+
+/// The weight load, still in reset: `load_rst`, then every word of `weights.hex` (the last
+/// argument) on the load port, one per cycle; the design must then report `loaded`.
+fn load_code(ports: &Ports) -> String {
+    if ports.load_words == 0 {
+        return String::new();
+    }
+    r#"    {
+        FILE* lf = fopen(argv[9], "r");
+        if (!lf) { perror(argv[9]); return 1; }
+        top->load_rst = 1;
+        top->clk = 0;
+        top->eval();
+        top->clk = 1;
+        top->eval();
+        top->load_rst = 0;
+        for (uint64_t i = 0; i < LOAD_WORDS; ++i) {
+            unsigned w;
+            if (fscanf(lf, "%x", &w) != 1) { fprintf(stderr, "%s: short read\n", argv[9]); return 1; }
+            top->clk = 0;
+            top->load_valid = 1;
+            top->load_data = w;
+            top->eval();
+            top->clk = 1;
+            top->eval();
+        }
+        fclose(lf);
+        top->clk = 0;
+        top->load_valid = 0;
+        top->eval();
+        if (!top->loaded) { fprintf(stderr, "flipchip_tb: not loaded after %llu words\n", (unsigned long long)LOAD_WORDS); return 1; }
+    }
+"#
+    .to_string()
 }
 
 /// Builds (or finds in the cache) the testbench binary and runs `job` with it.
@@ -256,6 +294,9 @@ pub(crate) fn run(job: &Job) -> Result<Finished, HarnessError> {
         .arg(job.stim.stall_pct.to_string())
         .arg(job.max_cycles.to_string())
         .arg(job.beats.len().to_string());
+    if ports.load_words > 0 {
+        cmd.arg(absolute(&job.build_dir.join(sim::trace::LOAD_HEX)));
+    }
     let start = Instant::now();
     let out = cmd.output().map_err(io_err("running", &dir.join(BINARY)))?;
     let wall_seconds = start.elapsed().as_secs_f64();

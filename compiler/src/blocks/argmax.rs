@@ -69,8 +69,7 @@ impl Block for Argmax {
             // Scan and output registers of the scores, best score, counter, best and output
             // index, busy and valid.
             ffs: 2 * n * sw + sw + 3 * cw + 2,
-            memory_bits: 0,
-            brams: 0,
+            ..Estimate::default()
         }
     }
 

@@ -51,6 +51,15 @@ impl Family {
         }
     }
 
+    /// Large RAM blocks (iCE40 UltraPlus `SB_SPRAM256KA`, 16384 x 16) a loaded `depth` x
+    /// `width` weight memory takes, or `None` if the family has none (ECP5 weights stay ROMs).
+    pub fn ram_blocks(self, depth: u64, width: u64) -> Option<u64> {
+        match self {
+            Family::Ice40 => Some(depth.div_ceil(16384) * width.div_ceil(16)),
+            Family::Ecp5 => None,
+        }
+    }
+
     /// The Yosys script that synthesises `files` (Verilog, top module `top`) for the family
     /// and writes the `stat` report to `stat`.
     pub fn synth_script(self, files: &[String], top: &str, stat: &std::path::Path) -> String {

@@ -89,8 +89,7 @@ impl Block for InputAdapter {
         Estimate {
             luts: family.costs().luts(&self.features(family)).round() as u64,
             ffs: 2 * w + u64::from(bits_for(self.beats() as u64)) + 1,
-            memory_bits: 0,
-            brams: 0,
+            ..Estimate::default()
         }
     }
 

@@ -29,6 +29,8 @@ pub struct Estimate {
     pub memory_bits: u64,
     /// Block RAMs of the family holding the ROMs that go to block RAM.
     pub brams: u64,
+    /// Large RAM blocks (iCE40 SPRAM) holding weights loaded after power-up.
+    pub sprams: u64,
 }
 
 impl std::ops::Add for Estimate {
@@ -39,6 +41,7 @@ impl std::ops::Add for Estimate {
             ffs: self.ffs + o.ffs,
             memory_bits: self.memory_bits + o.memory_bits,
             brams: self.brams + o.brams,
+            sprams: self.sprams + o.sprams,
         }
     }
 }

@@ -115,12 +115,22 @@ impl Mvtu {
         })
     }
 
-    /// `(depth, width)` of the ROMs exactly as emitted: weights (NF * SF words of PE * SIMD
-    /// bits), then per neuron group the thresholds and direction bits, or the score offsets.
+    /// `(depth, width)` of the weight memory: NF * SF words of PE * SIMD bits.
+    pub fn weight_shape(&self) -> (u64, u64) {
+        (
+            (self.neuron_folds() * self.synapse_folds()) as u64,
+            (self.pe * self.simd) as u64,
+        )
+    }
+
+    /// `(depth, width)` of the ROMs exactly as emitted: weights (unless loaded into RAM), then
+    /// per neuron group the thresholds and direction bits, or the score offsets.
     fn roms(&self) -> Vec<(u64, u64)> {
         let (pe, nf) = (self.pe as u64, self.neuron_folds() as u64);
-        let words = nf * self.synapse_folds() as u64;
-        let mut roms = vec![(words, pe * self.simd as u64), (nf, pe * self.act_width())];
+        let mut roms = vec![(nf, pe * self.act_width())];
+        if !self.is_loaded() {
+            roms.push(self.weight_shape());
+        }
         if !self.is_scores() {
             roms.push((nf, pe));
         }
@@ -160,6 +170,102 @@ impl Mvtu {
             }
         }
         format!("{total}'h{}", hex(&words, total))
+    }
+}
+
+impl Mvtu {
+    /// The weight memory of a loaded layer: a RAM that `load_*` fills once after `load_rst`
+    /// (`load_parts` 16-bit words per RAM word, lowest first), then read like the ROM. One
+    /// address serves both, so Yosys maps it onto single-port SPRAM.
+    fn emit_weight_ram(&self, b: &mut String) {
+        let n = self.name();
+        let (depth, width) = self.weight_shape();
+        let (depth, width) = (depth as usize, width as usize);
+        let aw = bits_for(depth as u64 - 1);
+        let parts = self.load_parts();
+        b.push_str(&format!(
+            "// Weight RAM: word nf*SF+sf, bit p*SIMD+j = weight of neuron nf*PE+p on input sf*SIMD+j.\n\
+             // Written once after load_rst from load_data ({parts} word(s) of 16 bits per RAM word, lowest\n\
+             // first); frames wait until it is loaded. Not reset by rst.\n\
+             (* ram_style = \"huge\" *)\nreg  [{}:0] {n}_wram [0:{}];\nreg  [{}:0] {n}_w;\n\
+             reg  [{}:0] {n}_waddr_d;\nreg  [{}:0] {n}_laddr;\n",
+            width - 1,
+            depth - 1,
+            width - 1,
+            aw - 1,
+            aw - 1
+        ));
+        let last_part = if parts > 1 {
+            let pw = bits_for(parts as u64 - 1);
+            b.push_str(&format!(
+                "reg  [{}:0] {n}_lpart;\nreg  [{}:0] {n}_lbuf;\n",
+                pw - 1,
+                (parts - 1) * 16 - 1
+            ));
+            format!("({n}_lpart == {})", lit(pw, parts as u64 - 1))
+        } else {
+            "1'b1".to_string()
+        };
+        let full = if parts > 1 {
+            format!("{{load_data, {n}_lbuf}}")
+        } else {
+            "load_data".to_string()
+        };
+        b.push_str(&format!(
+            "wire {n}_lwe = load_valid && !loaded && {last_part};\n"
+        ));
+        if parts * 16 > width {
+            // The last part's high bits pad the word.
+            b.push_str(&format!(
+                "/* verilator lint_off UNUSED */\nwire [{}:0] {n}_lfull = {full};\n\
+                 /* verilator lint_on UNUSED */\nwire [{}:0] {n}_lword = {n}_lfull[{}:0];\n",
+                parts * 16 - 1,
+                width - 1,
+                width - 1
+            ));
+        } else {
+            b.push_str(&format!("wire [{}:0] {n}_lword = {full};\n", width - 1));
+        }
+        b.push_str(&format!(
+            "wire [{}:0] {n}_ra = loaded ? {n}_waddr_d : {n}_laddr;\n\
+             always @(posedge clk) begin\n    if ({n}_lwe) {n}_wram[{n}_ra] <= {n}_lword;\n    \
+             else {n}_w <= {n}_wram[{n}_ra];\nend\n",
+            aw - 1
+        ));
+        let mut l = format!(
+            "if (load_rst) begin\n    loaded <= 1'b0;\n    {n}_laddr <= {};\n",
+            lit(aw, 0)
+        );
+        if parts > 1 {
+            l.push_str(&format!(
+                "    {n}_lpart <= {};\n",
+                lit(bits_for(parts as u64 - 1), 0)
+            ));
+        }
+        l.push_str("end else if (load_valid && !loaded) begin\n");
+        if parts > 1 {
+            let pw = bits_for(parts as u64 - 1);
+            l.push_str(&format!(
+                "    {n}_lpart <= {last_part} ? {} : {n}_lpart + {};\n",
+                lit(pw, 0),
+                lit(pw, 1)
+            ));
+            let shifted = if parts > 2 {
+                format!("{{load_data, {n}_lbuf[{}:16]}}", (parts - 1) * 16 - 1)
+            } else {
+                "load_data".to_string()
+            };
+            l.push_str(&format!("    {n}_lbuf <= {shifted};\n"));
+        }
+        l.push_str(&format!(
+            "    if ({n}_lwe) begin\n        {n}_laddr <= {n}_laddr + {};\n        \
+             if ({n}_laddr == {}) loaded <= 1'b1;\n    end\nend\n",
+            lit(aw, 1),
+            lit(aw, depth as u64 - 1)
+        ));
+        b.push_str("always @(posedge clk) begin\n");
+        indent(b, 4, &l);
+        b.push_str("end\n");
     }
 }
 
@@ -284,9 +390,21 @@ impl Block for Mvtu {
                 + if accumulate { pe * acc } else { 0 }
                 + pe * (u64::from(self.pc_width()) + self.mid_width() as u64)
                 + 2 * self.outputs as u64 * ew
-                + 4 * u64::from(bits_for(nf * sf)),
+                + 4 * u64::from(bits_for(nf * sf))
+                + if self.is_loaded() {
+                    // Load address, part counter and the parts waiting for the word's last.
+                    u64::from(bits_for(nf * sf)) + 16 * (self.load_parts() as u64 - 1) + 5
+                } else {
+                    0
+                },
             memory_bits: self.outputs as u64 * self.inputs as u64 + const_bits,
             brams,
+            sprams: if self.is_loaded() {
+                let (d, w) = self.weight_shape();
+                family.ram_blocks(d, w).unwrap_or(0)
+            } else {
+                0
+            },
         }
     }
 
@@ -329,7 +447,18 @@ impl Block for Mvtu {
             },
             self.steps()
         ));
-        v.push_str(&stream_module(&n, self.in_width(), self.out_width()));
+        let mut module = stream_module(&n, self.in_width(), self.out_width());
+        if self.is_loaded() {
+            let end = module
+                .rfind("\n);")
+                .expect("stream_module ends its port list");
+            module.insert_str(
+                end,
+                ",\n    input  wire load_rst,\n    input  wire load_valid,\n    \
+                 input  wire [15:0] load_data,\n    output reg  loaded",
+            );
+        }
+        v.push_str(&module);
         let mut b = String::new();
         // Stage A: the frame, the step counters and the weight address.
         b.push_str(&format!(
@@ -414,16 +543,22 @@ impl Block for Mvtu {
             "wire {n}_bstall = {n}_pv && {n}_plast && out_valid && !out_ready;\n\
              wire {n}_bgo = {n}_pv && !{n}_bstall;\n\
              wire {n}_advance = {n}_busy && !{n}_bstall;\n\
-             assign in_ready = !{n}_busy || ({n}_last && !({n}_pv && {n}_plast && out_valid));\n\
-             wire {n}_in_fire = in_valid && in_ready;\n"
+             assign in_ready = {}(!{n}_busy || ({n}_last && !({n}_pv && {n}_plast && out_valid)));\n\
+             wire {n}_in_fire = in_valid && in_ready;\n",
+            if self.is_loaded() { "loaded && " } else { "" }
         ));
         b.push('\n');
         // Memories.
-        b.push_str("// Weight ROM: word nf*SF+sf, bit p*SIMD+j = weight of neuron nf*PE+p on input sf*SIMD+j.\n");
         let lanes = pe * simd;
-        Rom::new(format!("{n}_w"), lanes, format!("{n}_waddr"), waw, entries).emit(&mut b, |a| {
-            format!("{lanes}'h{}", hex(self.rom_word(a), lanes))
-        });
+        if self.is_loaded() {
+            self.emit_weight_ram(&mut b);
+        } else {
+            b.push_str("// Weight ROM: word nf*SF+sf, bit p*SIMD+j = weight of neuron nf*PE+p on input sf*SIMD+j.\n");
+            Rom::new(format!("{n}_w"), lanes, format!("{n}_waddr"), waw, entries)
+                .emit(&mut b, |a| {
+                    format!("{lanes}'h{}", hex(self.rom_word(a), lanes))
+                });
+        }
         let tw = m.threshold_width;
         // Stage B's constants follow B's neuron group.
         let group_addr = format!("{n}_pnf");
@@ -573,6 +708,7 @@ impl Block for Mvtu {
             "if ({n}_in_fire) begin\n    {n}_busy <= 1'b1;\nend else if ({n}_advance && {n}_last) begin\n    {n}_busy <= 1'b0;\nend\n"
         ));
         let mut a = String::new();
+        let mut waddr_comb = String::new();
         if sf_n > 1 {
             a.push_str(&format!(
                 "{n}_sf <= {n}_last_sf ? {} : {n}_sf + {};\n",
@@ -596,21 +732,42 @@ impl Block for Mvtu {
         }
         if entries > 1 {
             // The weight address steps through the group's SF words once per plane.
+            let op = if self.is_loaded() { "=" } else { "<=" };
+            let wa = if self.is_loaded() {
+                format!("{n}_waddr_d")
+            } else {
+                format!("{n}_waddr")
+            };
             let back = if p_n > 1 && sf_n > 1 {
                 format!(
-                    "else if ({n}_last_sf && !{n}_last_plane) {n}_waddr <= {n}_waddr - {};\n",
+                    "else if ({n}_last_sf && !{n}_last_plane) {wa} {op} {n}_waddr - {};\n",
                     lit(waw, sf_n as u64 - 1)
                 )
             } else if p_n > 1 {
-                format!("else if (!{n}_last_plane) {n}_waddr <= {n}_waddr;\n")
+                format!("else if (!{n}_last_plane) {wa} {op} {n}_waddr;\n")
             } else {
                 String::new()
             };
-            a.push_str(&format!(
-                "if ({n}_last) {n}_waddr <= {};\n{back}else {n}_waddr <= {n}_waddr + {};\n",
+            let step = format!(
+                "if ({n}_last) {wa} {op} {};\n{back}else {wa} {op} {n}_waddr + {};\n",
                 lit(waw, 0),
                 lit(waw, 1)
-            ));
+            );
+            if self.is_loaded() {
+                // The RAM reads at the address the step after this one uses, so the next
+                // address is a wire here (a ROM instead lets Yosys fold the address register
+                // into the block RAM itself).
+                let mut c = format!("{n}_waddr_d = {n}_waddr;\nif (rst) {n}_waddr_d = {};\nelse if ({n}_advance) begin\n", lit(waw, 0));
+                indent(&mut c, 4, &step);
+                c.push_str("end\n");
+                let mut blk = String::from("always @* begin\n");
+                indent(&mut blk, 4, &c);
+                blk.push_str("end\n");
+                waddr_comb = blk;
+                a.push_str(&format!("{n}_waddr <= {n}_waddr_d;\n"));
+            } else {
+                a.push_str(&step);
+            }
         }
         if !a.is_empty() {
             s.push_str(&format!("if ({n}_advance) begin\n"));
@@ -651,6 +808,7 @@ impl Block for Mvtu {
         s.push_str("end\n");
         indent(&mut b, 8, &s);
         b.push_str("    end\nend\n");
+        b.push_str(&waddr_comb);
         indent(&mut v, 4, &b);
         v.push_str("endmodule\n");
         v

@@ -36,6 +36,10 @@ pub struct FoldFile {
     pub pixels_per_beat: usize,
     /// One entry per layer, input first.
     pub layers: Vec<LayerFold>,
+    /// Layers (1-based) whose weights are loaded into RAM after power-up (iCE40 SPRAM)
+    /// instead of being ROMs; absent or empty: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub load_weights: Vec<usize>,
 }
 
 fn one() -> usize {
@@ -48,6 +52,7 @@ impl From<Vec<LayerFold>> for FoldFile {
         FoldFile {
             pixels_per_beat: 1,
             layers,
+            load_weights: Vec::new(),
         }
     }
 }

@@ -2,18 +2,43 @@
 //! `pe * simd` bits per fold step), clamps thresholds to the accumulator's range and sizes the
 //! accumulator, threshold and score widths.
 //!
+//! Where the weights live is the [`Placement`]: constant ROMs (Yosys puts them in block RAM or
+//! LUTs) or RAMs loaded once after power-up (iCE40 SPRAM, for weights the block RAMs cannot
+//! hold).
+//!
 //! Clamping keeps every comparison unsigned and narrow: `s` lies in `0..=max_sum`, so a
 //! threshold below 0 behaves as 0 and one above `max_sum` as `max_sum + 1`.
 
 use flip::bits::words_for;
 
 use super::Pass;
-use crate::blocks::get_bits;
+use crate::blocks::{get_bits, Family};
 use crate::ir::{bits_for, Design, MvtuActivation, WeightMemory};
 use crate::CompileError;
 
 /// The memory pass.
-pub struct Memory;
+pub struct Memory(pub Placement);
+
+/// Where the weight memories go.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum Placement {
+    /// Every weight memory is a constant ROM.
+    #[default]
+    Rom,
+    /// These layers (1-based) load their weights into RAM after power-up; the rest are ROMs.
+    Loaded(Vec<usize>),
+    /// Fit a device: while the design needs more block RAMs than `brams`, the layer whose
+    /// weight ROM takes the most block RAMs moves to loaded RAM, as long as the `rams` large
+    /// RAM blocks (iCE40 SPRAM) hold it.
+    Fit {
+        /// Family whose block RAM shapes count.
+        family: Family,
+        /// Block RAMs of the device.
+        brams: u64,
+        /// Large RAM blocks (SPRAM) of the device.
+        rams: u64,
+    },
+}
 
 /// Bits of the narrowest two's complement type holding `lo..=hi`.
 pub fn signed_bits(lo: i64, hi: i64) -> u32 {
@@ -84,12 +109,74 @@ impl Pass for Memory {
                 thresholds,
                 threshold_width: bits_for(max_sum + 1),
                 score_width,
+                loaded: false,
             });
         }
+        self.place(design)?;
         if let Some(last) = design.layers.last() {
             design.argmax.score_width = last.mem().score_width;
         }
         Ok(())
+    }
+}
+
+impl Memory {
+    fn place(&self, design: &mut Design) -> Result<(), CompileError> {
+        match &self.0 {
+            Placement::Rom => Ok(()),
+            Placement::Loaded(layers) => {
+                for &i in layers {
+                    let Some(l) = design.layers.iter_mut().find(|l| l.index == i) else {
+                        return Err(CompileError::Invalid(format!(
+                            "layer {i} does not exist (the model has {} layers)",
+                            design.layers.len()
+                        )));
+                    };
+                    load(l);
+                }
+                Ok(())
+            }
+            &Placement::Fit {
+                family,
+                brams,
+                rams,
+            } => {
+                let mut free = rams;
+                loop {
+                    let used: u64 = design
+                        .stages()
+                        .iter()
+                        .map(|s| s.block().estimate_for(family).brams)
+                        .sum();
+                    if used <= brams {
+                        return Ok(());
+                    }
+                    let candidate = design
+                        .layers
+                        .iter_mut()
+                        .filter(|l| !l.is_loaded())
+                        .filter_map(|l| {
+                            let (d, w) = l.weight_shape();
+                            let in_bram = family.costs().rom(d, w).brams;
+                            let need = family.ram_blocks(d, w)?;
+                            (in_bram > 0 && need <= free).then_some((in_bram, need, l))
+                        })
+                        .max_by_key(|(in_bram, _, l)| (*in_bram, std::cmp::Reverse(l.index)));
+                    let Some((_, need, l)) = candidate else {
+                        // Nothing more can move; the build reports what overflowed.
+                        return Ok(());
+                    };
+                    free -= need;
+                    load(l);
+                }
+            }
+        }
+    }
+}
+
+fn load(l: &mut crate::ir::Mvtu) {
+    if let Some(m) = l.memory.as_mut() {
+        m.loaded = true;
     }
 }
 

@@ -53,7 +53,34 @@ pub fn emit_top(d: &Design) -> String {
         c * sw - 1,
         stages.len() - 1
     ));
+    let loaded: Vec<usize> = d
+        .layers
+        .iter()
+        .filter(|l| l.is_loaded())
+        .map(|l| l.index)
+        .collect();
+    if !loaded.is_empty() {
+        // Weight RAMs fill one after the other from one port, before the first frame.
+        let end = v.rfind("\n);").expect("the port list ends");
+        v.insert_str(
+            end,
+            ",\n    input  wire load_rst,\n    input  wire load_valid,\n    \
+             input  wire [15:0] load_data,\n    output wire loaded",
+        );
+    }
     let mut b = String::new();
+    for (k, i) in loaded.iter().enumerate() {
+        b.push_str(&format!("wire l{i}_loaded;\n"));
+        let before = if k == 0 {
+            String::new()
+        } else {
+            format!(" && l{}_loaded", loaded[k - 1])
+        };
+        b.push_str(&format!("wire l{i}_load_valid = load_valid{before};\n"));
+    }
+    if let Some(last) = loaded.last() {
+        b.push_str(&format!("assign loaded = l{last}_loaded;\n\n"));
+    }
     let mut fires = Vec::new();
     for w in stages.windows(2) {
         let s = format!("{}_to_{}", short(&w[0]), short(&w[1]));
@@ -87,8 +114,18 @@ pub fn emit_top(d: &Design) -> String {
             let p = format!("{}_to_{}", short(s), short(&stages[i + 1]));
             format!(".out_valid({p}_valid),\n    .out_ready({p}_ready),\n    .out_data({p}_data)")
         };
+        let load = match s {
+            Stage::Mvtu(l) if l.is_loaded() => {
+                let i = l.index;
+                format!(
+                    ",\n    .load_rst(load_rst),\n    .load_valid(l{i}_load_valid),\n    \
+                     .load_data(load_data),\n    .loaded(l{i}_loaded)"
+                )
+            }
+            _ => String::new(),
+        };
         b.push_str(&format!(
-            "{n} {n} (\n    .clk(clk),\n    .rst(rst),\n    .in_valid({iv}),\n    .in_ready({ir}),\n    .in_data({id}),\n    {outs}\n);\n\n"
+            "{n} {n} (\n    .clk(clk),\n    .rst(rst),\n    .in_valid({iv}),\n    .in_ready({ir}),\n    .in_data({id}),\n    {outs}{load}\n);\n\n"
         ));
     }
     fires.reverse();
