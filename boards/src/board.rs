@@ -118,6 +118,25 @@ pub struct Cells {
     pub dsp: BTreeMap<String, u64>,
 }
 
+/// The configuration SPI flash, from which the wrapper reads weights that live in RAM (iCE40
+/// SPRAM) once after power-up.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Flash {
+    /// Clock pin (`flash_sck`).
+    pub sck: String,
+    /// Chip select pin, active low (`flash_cs_n`).
+    pub cs_n: String,
+    /// FPGA -> flash data pin (`flash_mosi`).
+    pub mosi: String,
+    /// Flash -> FPGA data pin (`flash_miso`).
+    pub miso: String,
+    /// Byte address of the weight image, past the bitstream.
+    pub offset: u32,
+    /// Command that writes the image there: `{image}` and `{offset}` are filled in.
+    pub program: String,
+}
+
 /// One board, as read from its folder.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -144,6 +163,10 @@ pub struct Board {
     /// Button that resets the accelerator.
     #[serde(default)]
     pub reset: Option<Io>,
+    /// SPI flash for weights loaded after power-up; boards without it build only designs
+    /// whose weights are all ROMs.
+    #[serde(default)]
+    pub flash: Option<Flash>,
     /// The tool chain.
     pub tools: Tools,
     /// Yosys cell names per resource.
@@ -249,6 +272,16 @@ impl Board {
         }
         for (i, l) in self.leds.iter().enumerate() {
             v.push((format!("led[{i}]"), l.pin.clone()));
+        }
+        if let Some(f) = &self.flash {
+            for (port, pin) in [
+                ("flash_sck", &f.sck),
+                ("flash_cs_n", &f.cs_n),
+                ("flash_mosi", &f.mosi),
+                ("flash_miso", &f.miso),
+            ] {
+                v.push((port.to_string(), pin.clone()));
+            }
         }
         v
     }

@@ -31,6 +31,9 @@ pub mod files {
     pub const PNR_REPORT: &str = "nextpnr_report.json";
     /// The summary.
     pub const BUILD_JSON: &str = "build.json";
+    /// The weight image for the board's SPI flash (designs with loaded weights): the load
+    /// port's 16-bit words, big-endian.
+    pub const FLASH_IMAGE: &str = "weights.bin";
 }
 
 /// What `flipchip build` can vary.
@@ -78,6 +81,18 @@ pub enum FlowError {
         /// The first error line of its log, if any.
         error: Option<String>,
         /// Its log.
+        log: PathBuf,
+    },
+    /// Yosys did not put the loaded weight memories into the large RAMs meant for them.
+    #[error("synth: the weights to load at power-up should take {expected} {cell} cells, Yosys used {got}; see {}", log.display())]
+    MemoryMapping {
+        /// The cell (`SB_SPRAM256KA`).
+        cell: String,
+        /// Cells the compiler placed weights in.
+        expected: u64,
+        /// Cells in the synthesis report.
+        got: u64,
+        /// Yosys's log.
         log: PathBuf,
     },
     /// The design needs more of some resource than the device has.
@@ -249,6 +264,7 @@ pub fn build(
     let ports = read_ports(dir)?;
     let clocking = Clocking::new(board, opts.freq_mhz)?;
     let verilog = write_wrapper(board, dir, &ports, &clocking)?;
+    let flash = write_flash_image(board, dir, &ports, &clocking)?;
     steps.insert("wrapper", t.elapsed().as_secs_f64());
     progress(&format!(
         "wrapper: {} for {}, core clock {:.3} MHz{}, {} clocks per UART bit",
@@ -291,6 +307,20 @@ pub fn build(
     let yosys_log = std::fs::read_to_string(dir.join("yosys.log")).unwrap_or_default();
     let memories = report::yosys_memories(&yosys_log);
     let in_ram = memories.iter().filter(|m| m.mapped_to != "logic").count();
+    let compile_report = read_json(&dir.join("report.json")).ok();
+    let want_spram = compile_report
+        .as_ref()
+        .and_then(|r| r["total"]["est_sprams"].as_u64())
+        .unwrap_or(0);
+    let got_spram = res["spram"];
+    if want_spram > 0 && got_spram != want_spram {
+        return Err(FlowError::MemoryMapping {
+            cell: board.cells.spram.keys().next().cloned().unwrap_or_default(),
+            expected: want_spram,
+            got: got_spram,
+            log: dir.join("yosys.log"),
+        });
+    }
     progress(&format!(
         "synth: {} LUTs, {} FFs, {} BRAM, {} SPRAM, {} DSP; {} of {} memories in RAM blocks \
          ({:.1} s)",
@@ -405,7 +435,6 @@ pub fn build(
             );
         }
     }
-    let compile_report = read_json(&dir.join("report.json")).ok();
     let cycles = compile_report
         .as_ref()
         .and_then(|r| r["total"]["cycles_per_frame"].as_u64());
@@ -459,12 +488,59 @@ pub fn build(
         "clks_per_bit": clocking.clks_per_bit,
         "uart_frames_per_second": uart_fps,
         "bitstream": bitstream.display().to_string(),
+        "flash": flash,
         "tool_versions": versions,
         "step_seconds": steps,
     });
     let p = dir.join(files::BUILD_JSON);
     std::fs::write(&p, pretty(&v)).map_err(io_err(&p))?;
     Ok(v)
+}
+
+/// For a design with loaded weights: writes [`files::FLASH_IMAGE`] from the compiled
+/// `weights.hex` and returns what `build.json` says about it (`null` otherwise).
+fn write_flash_image(
+    board: &Board,
+    dir: &Path,
+    ports: &Ports,
+    clocking: &Clocking,
+) -> Result<Value, FlowError> {
+    let Some(flash) = board.flash.as_ref().filter(|_| ports.load_words > 0) else {
+        return Ok(Value::Null);
+    };
+    let hex_path = dir.join(sim::trace::LOAD_HEX);
+    let text = std::fs::read_to_string(&hex_path).map_err(io_err(&hex_path))?;
+    let mut image = Vec::with_capacity(2 * ports.load_words as usize);
+    for (i, line) in text.lines().enumerate() {
+        let w = u16::from_str_radix(line.trim(), 16).map_err(|e| FlowError::Io {
+            path: hex_path.clone(),
+            message: format!("line {}: {e}", i + 1),
+        })?;
+        image.extend(w.to_be_bytes());
+    }
+    if image.len() as u64 != 2 * ports.load_words {
+        return Err(FlowError::Io {
+            path: hex_path,
+            message: format!(
+                "{} words, ports.json says {}",
+                image.len() / 2,
+                ports.load_words
+            ),
+        });
+    }
+    let p = dir.join(files::FLASH_IMAGE);
+    std::fs::write(&p, &image).map_err(io_err(&p))?;
+    let cycles = wrapper::load_cycles(clocking.core_mhz, ports.load_words);
+    Ok(json!({
+        "image": p.display().to_string(),
+        "offset": flash.offset,
+        "words": ports.load_words,
+        "bytes": image.len(),
+        "program": flash.program
+            .replace("{offset}", &format!("0x{:x}", flash.offset))
+            .replace("{image}", &p.display().to_string()),
+        "load_ms": cycles as f64 / (clocking.core_mhz * 1e3),
+    }))
 }
 
 fn pretty(v: &Value) -> String {

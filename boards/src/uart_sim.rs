@@ -93,7 +93,7 @@ fn testbench(board: &Board) -> String {
 #include <vector>
 
 int main(int argc, char** argv) {{
-    if (argc != 5) {{ fprintf(stderr, "usage: %s SCHEDULE EXPECTED CLKS_PER_BIT MAX_CYCLES\n", argv[0]); return 2; }}
+    if (argc != 6) {{ fprintf(stderr, "usage: %s SCHEDULE EXPECTED CLKS_PER_BIT MAX_CYCLES STARTUP\n", argv[0]); return 2; }}
     std::vector<unsigned> bytes, gaps;
     FILE* f = fopen(argv[1], "r");
     if (!f) {{ perror(argv[1]); return 1; }}
@@ -103,15 +103,16 @@ int main(int argc, char** argv) {{
     const uint64_t expected = strtoull(argv[2], nullptr, 10);
     const uint64_t cpb = strtoull(argv[3], nullptr, 10);
     const uint64_t max_cycles = strtoull(argv[4], nullptr, 10);
+    const uint64_t startup = strtoull(argv[5], nullptr, 10);
 
     VerilatedContext* ctx = new VerilatedContext;
     Vboard_top* top = new Vboard_top{{ctx}};
     top->clk = 0;
     top->uart_rx = 1;
     {btn}
-    // Host transmitter: 64 idle cycles for the power-on reset, then the schedule.
+    // Host transmitter: idle through the power-on reset (and the weight load), then the schedule.
     size_t idx = 0;
-    uint64_t gap = 64 + (bytes.empty() ? 0 : gaps[0] * cpb);
+    uint64_t gap = startup + (bytes.empty() ? 0 : gaps[0] * cpb);
     bool sending = false;
     unsigned frame = 0, bit_no = 0;
     uint64_t bit_timer = 0;
@@ -174,6 +175,38 @@ int main(int argc, char** argv) {{
     s
 }
 
+/// The SPI flash simulation model.
+const SPI_FLASH_MODEL: (&str, &str) = (
+    "spi_flash_model.v",
+    include_str!("../../testbenches/rtl/spi_flash_model.v"),
+);
+
+/// `board_sim`: the board top with a flash model on its flash pins, holding `bytes` bytes of
+/// `flash.hex` at `offset`, powered down as the FPGA leaves it after configuration.
+fn flash_board(board: &Board, offset: u32, bytes: u64) -> String {
+    let btn = if board.reset.is_some() {
+        ("    input  wire btn_rst,\n", "        .btn_rst(btn_rst),\n")
+    } else {
+        ("", "")
+    };
+    format!(
+        "module board_sim #(\n    parameter integer CLKS_PER_BIT = 4,\n    \
+         parameter integer IDLE_RESET_CLKS = 64\n) (\n    input  wire clk,\n    input  wire uart_rx,\n    \
+         output wire uart_tx,\n{}    output wire [{}:0] led\n);\n    \
+         wire flash_sck, flash_cs_n, flash_mosi, flash_miso;\n    \
+         board_top #(.CLKS_PER_BIT(CLKS_PER_BIT), .IDLE_RESET_CLKS(IDLE_RESET_CLKS)) board (\n        \
+         .clk(clk),\n        .uart_rx(uart_rx),\n        .uart_tx(uart_tx),\n{}        .led(led),\n        \
+         .flash_sck(flash_sck),\n        .flash_cs_n(flash_cs_n),\n        .flash_mosi(flash_mosi),\n        \
+         .flash_miso(flash_miso)\n    );\n    \
+         spi_flash_model #(.IMAGE(\"flash.hex\"), .BASE(24'h{offset:06x}), .BYTES({bytes}), .POWERED_DOWN(1)) flash (\n        \
+         .spi_cs_n(flash_cs_n),\n        .spi_sck(flash_sck),\n        .spi_mosi(flash_mosi),\n        \
+         .spi_miso(flash_miso)\n    );\nendmodule\n",
+        btn.0,
+        board.leds.len() - 1,
+        btn.1,
+    )
+}
+
 /// Builds the board top for the compiled design in `design_dir` in `work_dir` and sends
 /// `schedule`, until `expected` bytes came back or `opts.max_cycles` passed.
 pub fn simulate(
@@ -212,6 +245,33 @@ pub fn simulate(
     )?;
     files.push(PathBuf::from("board_top.v"));
     write("tb.cpp", &testbench(board))?;
+    // A design with loaded weights reads them from a flash model holding weights.bin.
+    let mut top = wrapper::TOP.to_string();
+    let mut startup = 64;
+    if ports.load_words > 0 {
+        let flash = board.flash.as_ref().ok_or_else(|| {
+            FlowError::from(crate::BoardError::Unsupported(format!(
+                "board {} has no [flash] for the design's loaded weights",
+                board.name
+            )))
+        })?;
+        let hex_path = design_dir.join(sim::trace::LOAD_HEX);
+        let text = std::fs::read_to_string(&hex_path).map_err(io(&hex_path))?;
+        let bytes: String = text
+            .lines()
+            .map(|l| format!("{}\n{}\n", &l[..2], &l[2..]))
+            .collect();
+        write("flash.hex", &bytes)?;
+        write(SPI_FLASH_MODEL.0, SPI_FLASH_MODEL.1)?;
+        files.push(PathBuf::from(SPI_FLASH_MODEL.0));
+        write(
+            "board_sim.v",
+            &flash_board(board, flash.offset, 2 * ports.load_words),
+        )?;
+        files.push(PathBuf::from("board_sim.v"));
+        top = "board_sim".into();
+        startup += wrapper::load_cycles(clocking.core_mhz, ports.load_words);
+    }
 
     let log = work_dir.join("verilator.log");
     let out = std::fs::File::create(&log).map_err(io(&log))?;
@@ -229,7 +289,9 @@ pub fn simulate(
         ])
         .args([
             "--top-module",
-            wrapper::TOP,
+            &top,
+            "--prefix",
+            "Vboard_top",
             "--Mdir",
             "obj",
             "-o",
@@ -261,6 +323,7 @@ pub fn simulate(
         .args(["schedule.txt".to_string(), expected.to_string()])
         .arg(opts.clks_per_bit.to_string())
         .arg(opts.max_cycles.to_string())
+        .arg(startup.to_string())
         .current_dir(work_dir)
         .stdin(Stdio::null())
         .output()

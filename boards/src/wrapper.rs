@@ -25,7 +25,26 @@ pub const IDLE_RESET_BITS: u64 = 11_520;
 pub const RTL: &[(&str, &str)] = &[
     ("uart_rx.v", include_str!("../../rtl/uart_rx.v")),
     ("uart_tx.v", include_str!("../../rtl/uart_tx.v")),
+    (
+        "spi_flash_reader.v",
+        include_str!("../../rtl/spi_flash_reader.v"),
+    ),
 ];
+
+/// Clocks the flash gets to wake from deep power-down before the read (10 us; it needs 3).
+pub fn wake_cycles(core_mhz: f64) -> u64 {
+    (core_mhz * 10.0).ceil() as u64 + 1
+}
+
+/// Clocks from the end of the power-on reset until the last weight word is loaded (the
+/// reader's schedule: 113 + wake cycles to the first word, 32 per word).
+pub fn load_cycles(core_mhz: f64, words: u64) -> u64 {
+    if words == 0 {
+        0
+    } else {
+        113 + wake_cycles(core_mhz) + 32 * words + 2
+    }
+}
 
 /// How the core is clocked.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -158,6 +177,17 @@ pub fn board_top(board: &Board, ports: &Ports, clk: &Clocking) -> Result<String,
             ports.classes
         )));
     }
+    let flash = match (&board.flash, ports.load_words) {
+        (_, 0) => None,
+        (Some(f), _) => Some(f),
+        (None, n) => {
+            return Err(BoardError::Unsupported(format!(
+                "the design loads {n} weight words into RAM at power-up, but board {} has no \
+                 [flash] to read them from; keep every layer's weights in ROM for this board",
+                board.name
+            )))
+        }
+    };
     let iw = ports.input_width;
     let cw = ports.class_width;
     let per_beat = u64::from(iw.div_ceil(8));
@@ -214,6 +244,19 @@ pub fn board_top(board: &Board, ports: &Ports, clk: &Clocking) -> Result<String,
         w,
         "// Reset: power-on and PLL lock; button {reset_comment}."
     );
+    if let Some(f) = flash {
+        let _ = writeln!(
+            w,
+            "// Weights: {} words of 16 bits read from the SPI flash at 0x{:x} after power-on (write them\n\
+             // with `{}`); frames wait until they are loaded, and led[{}] lights then.",
+            ports.load_words,
+            f.offset,
+            f.program
+                .replace("{offset}", &format!("0x{:x}", f.offset))
+                .replace("{image}", crate::flow::files::FLASH_IMAGE),
+            cw + 2
+        );
+    }
     let _ = writeln!(w, "module {TOP} #(");
     let _ = writeln!(
         w,
@@ -226,6 +269,13 @@ pub fn board_top(board: &Board, ports: &Ports, clk: &Clocking) -> Result<String,
     let _ = writeln!(w, "    output wire uart_tx,");
     if board.reset.is_some() {
         let _ = writeln!(w, "    input  wire btn_rst,");
+    }
+    if flash.is_some() {
+        let _ = writeln!(
+            w,
+            "    output wire flash_sck,\n    output wire flash_cs_n,\n    output wire flash_mosi,\n    \
+             input  wire flash_miso,"
+        );
     }
     let _ = writeln!(w, "    output wire [{}:0] led", n_leds - 1);
     let _ = writeln!(w, ");");
@@ -287,6 +337,25 @@ pub fn board_top(board: &Board, ports: &Ports, clk: &Clocking) -> Result<String,
          else if (!por_done) por_count <= por_count + 4'd1;\n        \
          sys_rst <= !por_done || {pressed};\n    end"
     );
+
+    if let Some(f) = flash {
+        let _ = writeln!(
+            w,
+            "\n    // Weights from the flash, once after power-on (not on the button or idle reset).\n    \
+             reg load_rst = 1'b1;\n    always @(posedge core_clk) load_rst <= !por_done;\n    \
+             wire load_valid;\n    wire [15:0] load_data;\n    wire loaded;\n    \
+             /* verilator lint_off UNUSEDSIGNAL */\n    wire load_done;\n    \
+             /* verilator lint_on UNUSEDSIGNAL */\n    \
+             spi_flash_reader #(\n        .ADDR(24'h{:06x}),\n        .WORDS({}),\n        \
+             .WAKE_CYCLES({})\n    ) flash_reader (\n        .clk(core_clk),\n        .rst(load_rst),\n        \
+             .spi_cs_n(flash_cs_n),\n        .spi_sck(flash_sck),\n        .spi_mosi(flash_mosi),\n        \
+             .spi_miso(flash_miso),\n        .w_valid(load_valid),\n        .w_data(load_data),\n        \
+             .done(load_done)\n    );",
+            f.offset,
+            ports.load_words,
+            wake_cycles(clk.core_mhz)
+        );
+    }
 
     // Receive.
     let _ = write!(
@@ -385,7 +454,7 @@ pub fn board_top(board: &Board, ports: &Ports, clk: &Clocking) -> Result<String,
         .m_ready(m_ready),
         .m_class(m_class),
         .m_scores(m_scores),
-        .dbg_fire(dbg_fire)
+        .dbg_fire(dbg_fire){load_ports}
     );
 
     // Class -> UART, one byte per frame.
@@ -408,6 +477,12 @@ pub fn board_top(board: &Board, ports: &Ports, clk: &Clocking) -> Result<String,
         scm1 = scores.max(1) - 1,
         stm1 = stages - 1,
         top = ports.top,
+        load_ports = if flash.is_some() {
+            ",\n        .load_rst(load_rst),\n        .load_valid(load_valid),\n        \
+             .load_data(load_data),\n        .loaded(loaded)"
+        } else {
+            ""
+        },
         class_byte = if cw == 8 {
             "m_class".to_string()
         } else {
@@ -422,6 +497,7 @@ pub fn board_top(board: &Board, ports: &Ports, clk: &Clocking) -> Result<String,
             i if i < cw => format!("shown_class[{i}]"),
             i if i == cw => format!("(frame_bytes != {fw}'d0)"),
             i if i == cw + 1 => "rx_error".to_string(),
+            i if i == cw + 2 && flash.is_some() => "loaded".to_string(),
             _ => "1'b0".to_string(),
         };
         let lit = if board.leds[i].active_low {

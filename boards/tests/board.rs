@@ -75,16 +75,38 @@ fn board_top_over_uart_matches_the_reference() {
             d.len() >= 4
         })
         .expect("some seed separates the images");
-    // One pixel per beat, and four (the wrapper packs bytes into beats).
-    for target in [None, Some(16)] {
-        uart_round_trip(&model, &images, &expected, target);
+    // One pixel per beat, and four (the wrapper packs bytes into beats); and the first
+    // layer's weights in RAM, read from the (modelled) SPI flash after power-up.
+    for (target, loaded) in [(None, false), (Some(16), false), (None, true)] {
+        uart_round_trip(&model, &images, &expected, target, loaded);
     }
 }
 
-fn uart_round_trip(model: &Model, images: &[&[u8]], expected: &[u8], target: Option<u64>) {
+fn uart_round_trip(
+    model: &Model,
+    images: &[&[u8]],
+    expected: &[u8],
+    target: Option<u64>,
+    loaded: bool,
+) {
     let frames = images.len();
-    let dir = scratch(&format!("uart_digits_{target:?}"));
-    compile(model, &dir.join("design"), target);
+    let dir = scratch(&format!("uart_digits_{target:?}_{loaded}"));
+    if loaded {
+        let auto = compiler::compile(
+            model,
+            &FoldSpec::Auto {
+                target_cycles: target,
+            },
+        )
+        .unwrap();
+        let mut fold = compiler::fold_file(&auto);
+        fold.load_weights = vec![1];
+        let design = compiler::compile(model, &FoldSpec::Manual(fold)).unwrap();
+        assert!(design.has_loaded_weights());
+        compiler::write_build(&design, &dir.join("design")).unwrap();
+    } else {
+        compile(model, &dir.join("design"), target);
+    }
     let board = Board::load("icebreaker").unwrap();
 
     // A stray partial frame, silence long enough to drop it, then the frames back to back
@@ -134,6 +156,10 @@ fn uart_round_trip(model: &Model, images: &[&[u8]], expected: &[u8], target: Opt
         assert_eq!(shown, u64::from(class), "LEDs {leds:#b} for class {class}");
         // led[5]: no overrun or framing error.
         assert_eq!(leds >> 5 & 1, 0, "error LED lit: {leds:#b}");
+        // led[6]: weights loaded.
+        if loaded {
+            assert_eq!(leds >> 6 & 1, 1, "loaded LED dark: {leds:#b}");
+        }
     }
     eprintln!(
         "{frames} frames over the UART ({target:?} cycles target) in {} cycles: classes {classes:?}",
@@ -262,6 +288,45 @@ fn tiny_model_builds_for_icebreaker_and_meets_12_mhz() {
         .unwrap()
         .contains("Yosys"));
     assert!(lines.iter().any(|l| l.starts_with("pnr:")), "{lines:?}");
+}
+
+#[test]
+fn weights_in_spram_build_for_icebreaker_with_a_flash_image() {
+    let board = Board::load("icebreaker").unwrap();
+    for tools in [&board.tools.yosys, &board.tools.nextpnr, &board.tools.pack] {
+        if flow::find_tool(tools).is_none() {
+            eprintln!("SKIP: none of {tools:?} installed (scripts/setup.sh)");
+            return;
+        }
+    }
+    let dir = scratch("ice40_spram");
+    let model = tiny_model(5);
+    let fold = compiler::passes::folding::FoldFile {
+        pixels_per_beat: 1,
+        layers: vec![
+            compiler::passes::folding::LayerFold { pe: 1, simd: 4 },
+            compiler::passes::folding::LayerFold { pe: 1, simd: 8 },
+        ],
+        load_weights: vec![1],
+    };
+    let design = compiler::compile(&model, &FoldSpec::Manual(fold)).unwrap();
+    compiler::write_build(&design, &dir).unwrap();
+    let v = flow::build(&board, &dir, &flow::Options::default(), &mut |_| {}).unwrap();
+    assert_eq!(v["spram"], 1, "{v}");
+    assert_eq!(v["timing_met"], true, "{v}");
+    // 8 neurons x 4 chunks of 4 weights: 32 words, one 16-bit load word each.
+    assert_eq!(v["flash"]["words"], 32, "{v}");
+    let image = std::fs::read(v["flash"]["image"].as_str().unwrap()).unwrap();
+    let want: Vec<u8> = design
+        .load_image()
+        .iter()
+        .flat_map(|w| w.to_be_bytes())
+        .collect();
+    assert_eq!(image, want);
+    assert!(v["flash"]["program"]
+        .as_str()
+        .unwrap()
+        .starts_with("iceprog -o 0x100000 "));
 }
 
 #[test]

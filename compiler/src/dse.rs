@@ -53,6 +53,9 @@ pub struct Device {
     pub brams: u64,
     /// Bits of one block RAM.
     pub bram_bits: u64,
+    /// Large RAM blocks for weights loaded at power-up (iCE40 SPRAM); 0 if none.
+    #[serde(default)]
+    pub sprams: u64,
     /// Typical achievable clock of a streaming design on this device, MHz.
     pub fmax_mhz: f64,
 }
@@ -82,6 +85,21 @@ pub fn devices() -> Vec<Device> {
 /// The device called `name`.
 pub fn device(name: &str) -> Option<Device> {
     devices().into_iter().find(|d| d.name == name)
+}
+
+impl Device {
+    /// The weight placement that fits this device: ROMs, with the largest moved into loaded
+    /// RAM while the block RAMs overflow (only where the device has such RAM).
+    pub fn placement(&self) -> crate::passes::memory::Placement {
+        if self.sprams == 0 {
+            return crate::passes::memory::Placement::Rom;
+        }
+        crate::passes::memory::Placement::Fit {
+            family: self.family,
+            brams: self.brams,
+            rams: self.sprams,
+        }
+    }
 }
 
 /// How a candidate was derived.

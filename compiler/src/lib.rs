@@ -202,6 +202,7 @@ pub fn report(d: &Design) -> serde_json::Value {
                 "est_luts": e.luts,
                 "est_ffs": e.ffs,
                 "memory_bits": e.memory_bits,
+                "est_sprams": e.sprams,
             });
             if let ir::Stage::Mvtu(l) = s {
                 v["inputs"] = json!(l.inputs);
@@ -224,6 +225,7 @@ pub fn report(d: &Design) -> serde_json::Value {
             "est_luts": total.luts,
             "est_ffs": total.ffs,
             "memory_bits": total.memory_bits,
+            "est_sprams": total.sprams,
         },
     })
 }

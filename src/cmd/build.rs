@@ -50,7 +50,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let model = super::compile::load_model(&a.model)?;
     let spec = super::compile::fold_spec(&a.fold, a.target_cycles)?;
     let t = Instant::now();
-    let design = super::compile::compile_into(&a.model, &model, &spec, &a.out)?;
+    // Weights that overflow the block RAMs go to SPRAM where the board can load them.
+    let placement = match (&board.flash, compiler::dse::device(&board.device)) {
+        (Some(_), Some(d)) => d.placement(),
+        _ => compiler::passes::memory::Placement::Rom,
+    };
+    let design = super::compile::compile_into(&a.model, &model, &spec, &placement, &a.out)?;
     let compile_seconds = t.elapsed().as_secs_f64();
     eprintln!(
         "compile: {} -> {} ({} cycles per frame, {:.2} s)",

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use compiler::passes::folding::FoldSpec;
+use compiler::passes::memory::Placement;
 
 /// Lower a binary model into a streaming accelerator: Verilog, ports.json, report.json.
 #[derive(clap::Args)]
@@ -22,9 +23,29 @@ pub struct Args {
     /// rate at which the one-pixel-per-cycle input can feed the design).
     #[arg(long)]
     pub target_cycles: Option<u64>,
+    /// Place weight memories for this device (`up5k`, ...): where the ROMs would need more
+    /// block RAMs than it has, the largest go into SPRAM, loaded from flash at power-up. A fold
+    /// file's `load_weights` list wins over this.
+    #[arg(long)]
+    pub device: Option<String>,
     /// Print one JSON object as the last line.
     #[arg(long)]
     pub json: bool,
+}
+
+/// The placement for `--device` (ROMs only without one).
+pub fn placement(device: Option<&str>) -> anyhow::Result<Placement> {
+    let Some(name) = device else {
+        return Ok(Placement::Rom);
+    };
+    let Some(d) = compiler::dse::device(name) else {
+        let known: Vec<String> = compiler::dse::devices()
+            .into_iter()
+            .map(|d| d.name)
+            .collect();
+        bail!("unknown device {name}; known: {}", known.join(", "));
+    };
+    Ok(d.placement())
 }
 
 /// Loads a model file, naming it on failure.
@@ -49,10 +70,11 @@ pub fn compile_into(
     path: &Path,
     model: &flip::model::Model,
     spec: &FoldSpec,
+    placement: &Placement,
     out: &Path,
 ) -> anyhow::Result<compiler::ir::Design> {
-    let design =
-        compiler::compile(model, spec).with_context(|| format!("compiling {}", path.display()))?;
+    let design = compiler::compile_with(model, spec, placement)
+        .with_context(|| format!("compiling {}", path.display()))?;
     compiler::write_build(&design, out).with_context(|| format!("writing {}", out.display()))?;
     let copy = out.join("model.fcm");
     // Copying a file onto itself would truncate it.
@@ -72,7 +94,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let model = load_model(&a.model)?;
     let spec = fold_spec(&a.fold, a.target_cycles)?;
     let start = Instant::now();
-    let design = compile_into(&a.model, &model, &spec, &a.out)?;
+    let placement = placement(a.device.as_deref())?;
+    let design = compile_into(&a.model, &model, &spec, &placement, &a.out)?;
     let seconds = start.elapsed().as_secs_f64();
     let report = compiler::report(&design);
     eprintln!(
@@ -108,6 +131,16 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         "input: {} pixel(s) per beat, {beats} beats per frame",
         design.input.pixels_per_beat
     );
+    for l in design.layers.iter().filter(|l| l.is_loaded()) {
+        eprintln!(
+            "l{}: weights in RAM ({} x {} bits), loaded after power-up from {} ({} words)",
+            l.index,
+            l.neuron_folds() * l.synapse_folds(),
+            l.pe * l.simd,
+            compiler::LOAD_HEX,
+            l.load_image().len()
+        );
+    }
     if let Some(target) = a.target_cycles {
         if target < beats as u64 {
             eprintln!(

@@ -47,6 +47,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         out: build.clone(),
         fold: "auto".into(),
         target_cycles: None,
+        device: None,
         json: false,
     })?;
     eprintln!("== 4. run the test set through the cycle-accurate simulator");
