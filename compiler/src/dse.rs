@@ -121,6 +121,8 @@ pub struct Candidate {
     pub pixels_per_beat: usize,
     /// Per-layer folding, input first.
     pub folds: Vec<LayerFold>,
+    /// Layers (1-based) whose weights go into the device's large RAMs (loaded at power-up).
+    pub load_weights: Vec<usize>,
     /// How it was derived (balanced wins if both apply).
     pub origin: Origin,
     /// Steady-state cycles between frames (the slowest stage's cycles).
@@ -156,12 +158,13 @@ impl Candidate {
         FoldFile {
             pixels_per_beat: self.pixels_per_beat,
             layers: self.folds.clone(),
-            load_weights: Vec::new(),
+            load_weights: self.load_weights.clone(),
         }
     }
 }
 
-/// Pixels per beat (if more than one) and `pe x simd` per layer, space separated.
+/// Pixels per beat (if more than one), `pe x simd` per layer and the layers whose weights are
+/// loaded into RAM (if any), space separated (`8px 16x784 4x256 1x32`, `4x16 1x32 1x1 ram:1`).
 pub fn fold_label(f: &FoldFile) -> String {
     let mut parts: Vec<String> = f
         .layers
@@ -170,6 +173,10 @@ pub fn fold_label(f: &FoldFile) -> String {
         .collect();
     if f.pixels_per_beat > 1 {
         parts.insert(0, format!("{}px", f.pixels_per_beat));
+    }
+    if !f.load_weights.is_empty() {
+        let l: Vec<String> = f.load_weights.iter().map(|i| i.to_string()).collect();
+        parts.push(format!("ram:{}", l.join("+")));
     }
     parts.join(" ")
 }
@@ -233,7 +240,18 @@ pub fn layer_foldings(l: &Mvtu) -> Vec<(u64, LayerFold)> {
 pub type Folding = (FoldFile, Origin);
 
 /// Cycles per frame, latency and estimate of one layer at one folding.
-type LayerCost = (u64, u64, Estimate);
+/// What one layer at one folding costs, with its weights as ROMs and loaded into RAM.
+#[derive(Clone, Copy)]
+struct LayerCost {
+    cycles: u64,
+    latency: u64,
+    rom: Estimate,
+    loaded: Estimate,
+    /// Block RAMs of the weight ROM alone.
+    weight_brams: u64,
+    /// Large RAM blocks the weights take loaded (`None`: the family has none).
+    rams: Option<u64>,
+}
 
 /// The candidate foldings of a lowered design (see the module documentation), deduplicated,
 /// in a fixed order, each with how it was derived.
@@ -341,25 +359,64 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
     let mut candidates = Vec::new();
     for (file, origin) in enumerate(&base) {
         let a = input(file.pixels_per_beat);
-        let mut e = a.estimate_for(family) + base.argmax.estimate_for(family);
+        let fixed = a.estimate_for(family) + base.argmax.estimate_for(family);
         let mut cycles = a.cycles().max(base.argmax.cycles());
         let mut latency = a.latency() + base.argmax.latency();
+        let mut costs = Vec::with_capacity(file.layers.len());
         for (i, f) in file.layers.iter().enumerate() {
-            let (c, lat, le) = *layer_cost[i].entry((f.pe, f.simd)).or_insert_with(|| {
+            let cost = *layer_cost[i].entry((f.pe, f.simd)).or_insert_with(|| {
                 let mut l = base.layers[i].clone();
                 l.pe = f.pe;
                 l.simd = f.simd;
-                (l.cycles(), l.latency(), l.estimate_for(family))
+                let rom = l.estimate_for(family);
+                let (d, w) = l.weight_shape();
+                let weight_brams = family.costs().rom(d, w).brams;
+                let rams = family.ram_blocks(d, w).filter(|_| d > 1);
+                if let Some(m) = l.memory.as_mut() {
+                    m.loaded = true;
+                }
+                LayerCost {
+                    cycles: l.cycles(),
+                    latency: l.latency(),
+                    rom,
+                    loaded: l.estimate_for(family),
+                    weight_brams,
+                    rams,
+                }
             });
-            e = e + le;
-            cycles = cycles.max(c);
-            latency += lat;
+            cycles = cycles.max(cost.cycles);
+            latency += cost.latency;
+            costs.push(cost);
         }
+        // Weights that overflow the block RAMs go to the device's large RAMs, as the memory
+        // pass would place them for this device.
+        let rom_total = costs.iter().fold(fixed, |e, c| e + c.rom);
+        let weights: Vec<(u64, Option<u64>)> =
+            costs.iter().map(|c| (c.weight_brams, c.rams)).collect();
+        let other = rom_total.brams - weights.iter().map(|w| w.0).sum::<u64>();
+        let load = if device.sprams > 0 {
+            crate::passes::memory::fit_loaded(&weights, other, device.brams, device.sprams)
+        } else {
+            None
+        }
+        .unwrap_or_else(|| vec![false; costs.len()]);
+        let e = costs
+            .iter()
+            .zip(&load)
+            .fold(fixed, |e, (c, &l)| e + if l { c.loaded } else { c.rom });
+        let load_weights: Vec<usize> = (0..load.len())
+            .filter(|&i| load[i])
+            .map(|i| i + 1)
+            .collect();
         let fps = device.fmax_mhz * 1e6 / cycles as f64;
         let cells = family.costs().logic_cells(e.luts, e.ffs);
-        let fits = cells <= device.luts && e.ffs <= device.ffs && e.brams <= device.brams;
+        let fits = cells <= device.luts
+            && e.ffs <= device.ffs
+            && e.brams <= device.brams
+            && e.sprams <= device.sprams;
         candidates.push(Candidate {
             pixels_per_beat: file.pixels_per_beat,
+            load_weights,
             folds: file.layers,
             origin,
             cycles_per_frame: cycles,
@@ -394,7 +451,7 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
 }
 
 /// Per-candidate columns of `dse.csv`.
-pub const CSV_HEADER: &str = "id,folding,origin,cycles_per_frame,latency_cycles,frames_per_second,est_luts,est_ffs,memory_bits,brams,frames_per_second_per_lut,fits,pareto";
+pub const CSV_HEADER: &str = "id,folding,origin,cycles_per_frame,latency_cycles,frames_per_second,est_luts,est_ffs,memory_bits,brams,sprams,frames_per_second_per_lut,fits,pareto";
 
 /// `dse.csv`: one row per candidate.
 pub fn csv(x: &Exploration) -> String {
@@ -403,7 +460,7 @@ pub fn csv(x: &Exploration) -> String {
     for (i, c) in x.candidates.iter().enumerate() {
         let _ = writeln!(
             s,
-            "{i},{},{},{},{},{:.1},{},{},{},{},{:.3},{},{}",
+            "{i},{},{},{},{},{:.1},{},{},{},{},{},{:.3},{},{}",
             c.fold_label(),
             match c.origin {
                 Origin::Balanced => "balanced",
@@ -417,6 +474,7 @@ pub fn csv(x: &Exploration) -> String {
             c.estimate.ffs,
             c.estimate.memory_bits,
             c.estimate.brams,
+            c.estimate.sprams,
             c.frames_per_second_per_lut(),
             c.fits,
             c.pareto
@@ -440,6 +498,8 @@ pub fn candidate_json(x: &Exploration, i: usize) -> serde_json::Value {
         "est_ffs": c.estimate.ffs,
         "memory_bits": c.estimate.memory_bits,
         "brams": c.estimate.brams,
+        "sprams": c.estimate.sprams,
+        "load_weights": c.load_weights,
         "frames_per_second_per_lut": c.frames_per_second_per_lut(),
         "fits": c.fits,
         "pareto": c.pareto,

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use compiler::blocks::Family;
 use compiler::dse::{self, Exploration};
+use compiler::passes::folding::FoldSpec;
 use compiler::random::{random_model, Rng};
 use flip::encoding::Encoding;
 use flip::model::Model;
@@ -107,6 +108,45 @@ fn fashion_shape_on_ecp5_85k() {
     assert_eq!(x.front[0], best);
     // Same input, same output.
     assert_eq!(dse::explore(&model, &device).unwrap(), x);
+}
+
+#[test]
+fn weights_beyond_the_up5k_block_rams_go_to_spram() {
+    // 784-128-128-10: 120 kbit of weights, more than the UP5K's EBR hold once laid out.
+    let model = random_model(
+        &mut Rng(12),
+        784,
+        8,
+        Encoding::Threshold(128),
+        &[128, 128, 10],
+    );
+    let device = dse::device("up5k").unwrap();
+    let x = dse::explore(&model, &device).unwrap();
+    let best = x.best().expect("something fits an UP5K with its SPRAMs");
+    let c = &x.candidates[best];
+    assert!(!c.load_weights.is_empty(), "{}", c.fold_label());
+    assert!(c.estimate.sprams >= 1 && c.estimate.sprams <= device.sprams);
+    assert!(c.estimate.brams <= device.brams);
+    // Without its SPRAMs the same folding would not fit.
+    let mut roms = c.fold_file();
+    roms.load_weights.clear();
+    let plain = compiler::compile(&model, &FoldSpec::Manual(roms.clone())).unwrap();
+    let plain_brams: u64 = plain
+        .stages()
+        .iter()
+        .map(|s| s.block().estimate_for(device.family).brams)
+        .sum();
+    assert!(plain_brams > device.brams, "{plain_brams} block RAMs");
+    // The memory pass, placing for the device, makes the choice the exploration costed.
+    let placed =
+        compiler::compile_with(&model, &FoldSpec::Manual(roms), &device.placement()).unwrap();
+    assert_eq!(compiler::fold_file(&placed).load_weights, c.load_weights);
+    let e = placed
+        .stages()
+        .iter()
+        .map(|s| s.block().estimate_for(device.family))
+        .fold(compiler::blocks::Estimate::default(), |a, b| a + b);
+    assert_eq!(e, c.estimate);
 }
 
 #[test]

@@ -13,7 +13,7 @@ use flip::bits::words_for;
 
 use super::Pass;
 use crate::blocks::{get_bits, Family};
-use crate::ir::{bits_for, Design, MvtuActivation, WeightMemory};
+use crate::ir::{bits_for, Design, MvtuActivation, Stage, WeightMemory};
 use crate::CompileError;
 
 /// The memory pass.
@@ -141,37 +141,60 @@ impl Memory {
                 brams,
                 rams,
             } => {
-                let mut free = rams;
-                loop {
-                    let used: u64 = design
-                        .stages()
-                        .iter()
-                        .map(|s| s.block().estimate_for(family).brams)
-                        .sum();
-                    if used <= brams {
-                        return Ok(());
-                    }
-                    let candidate = design
-                        .layers
-                        .iter_mut()
-                        .filter(|l| !l.is_loaded())
-                        .filter_map(|l| {
+                let mut weights = Vec::new();
+                let mut other = 0;
+                for s in design.stages() {
+                    let total = s.block().estimate_for(family).brams;
+                    let (rom, ram) = match s {
+                        Stage::Mvtu(l) => {
                             let (d, w) = l.weight_shape();
-                            let in_bram = family.costs().rom(d, w).brams;
-                            let need = family.ram_blocks(d, w)?;
-                            (in_bram > 0 && need <= free).then_some((in_bram, need, l))
-                        })
-                        .max_by_key(|(in_bram, _, l)| (*in_bram, std::cmp::Reverse(l.index)));
-                    let Some((_, need, l)) = candidate else {
-                        // Nothing more can move; the build reports what overflowed.
-                        return Ok(());
+                            (family.costs().rom(d, w).brams, family.ram_blocks(d, w))
+                        }
+                        _ => (0, None),
                     };
-                    free -= need;
-                    load(l);
+                    if let Stage::Mvtu(_) = s {
+                        weights.push((rom, ram));
+                    }
+                    other += total - rom;
                 }
+                // Left as it is if it cannot be made to fit: the build then reports the
+                // overflow of the plain design instead of loading weights for nothing.
+                if let Some(load_layers) = fit_loaded(&weights, other, brams, rams) {
+                    for (l, load_it) in design.layers.iter_mut().zip(load_layers) {
+                        if load_it {
+                            load(l);
+                        }
+                    }
+                }
+                Ok(())
             }
         }
     }
+}
+
+/// Which layers load their weights into large RAM blocks so that the block RAMs suffice:
+/// `layers[i]` is the block RAMs of layer `i`'s weight ROM and the large RAM blocks it would
+/// take loaded (`None`: it cannot be); `other` the block RAMs of everything else. While the
+/// design needs more than `brams`, the layer whose ROM takes the most block RAMs (the first
+/// among equals) moves, if the `rams` left hold it. `None` if it cannot be made to fit.
+pub fn fit_loaded(
+    layers: &[(u64, Option<u64>)],
+    other: u64,
+    brams: u64,
+    rams: u64,
+) -> Option<Vec<bool>> {
+    let mut load = vec![false; layers.len()];
+    let mut used = other + layers.iter().map(|l| l.0).sum::<u64>();
+    let mut free = rams;
+    while used > brams {
+        let i = (0..layers.len())
+            .filter(|&i| !load[i] && layers[i].0 > 0 && layers[i].1.is_some_and(|n| n <= free))
+            .max_by_key(|&i| (layers[i].0, std::cmp::Reverse(i)))?;
+        load[i] = true;
+        used -= layers[i].0;
+        free -= layers[i].1.unwrap_or(0);
+    }
+    Some(load)
 }
 
 fn load(l: &mut crate::ir::Mvtu) {
@@ -191,6 +214,25 @@ mod tests {
         assert_eq!(signed_bits(0, 1), 2);
         assert_eq!(signed_bits(-128, 127), 8);
         assert_eq!(signed_bits(-129, 127), 9);
+    }
+
+    #[test]
+    fn the_largest_rom_moves_until_the_block_rams_suffice() {
+        // 10 other block RAMs; layers of 24, 8 and 2 ROM blocks, needing 4, 1 and 1 SPRAMs.
+        let layers = [(24, Some(4)), (8, Some(1)), (2, Some(1))];
+        assert_eq!(fit_loaded(&layers, 10, 44, 4), Some(vec![false; 3]));
+        assert_eq!(
+            fit_loaded(&layers, 10, 30, 4),
+            Some(vec![true, false, false])
+        );
+        // The big one does not fit in 3 SPRAMs, and the rest are not enough.
+        assert_eq!(fit_loaded(&layers, 10, 30, 3), None);
+        assert_eq!(
+            fit_loaded(&layers, 10, 12, 5),
+            Some(vec![true, true, false])
+        );
+        // A layer that cannot be loaded (no large RAMs in the family) never moves.
+        assert_eq!(fit_loaded(&[(24, None)], 0, 10, 4), None);
     }
 
     #[test]
