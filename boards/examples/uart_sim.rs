@@ -2,7 +2,10 @@
 //! pins, and compares every class byte with the software reference.
 //!
 //! `cargo run --release -p boards --example uart_sim -- MODEL.fcm [--data DIR] [--frames N]
-//!  [--board NAME] [--out DIR]`
+//!  [--board NAME] [--target-cycles N] [--out DIR]`
+//!
+//! The design is compiled as `flipchip build` compiles it for the board: `--fold auto` with the
+//! target, weights that overflow the device's block RAMs in SPRAM, read from the modelled flash.
 
 use std::path::PathBuf;
 
@@ -13,8 +16,8 @@ use compiler::passes::folding::FoldSpec;
 fn main() {
     let mut args = std::env::args().skip(1);
     let mut model_path = None;
-    let (mut data, mut frames, mut board, mut out) =
-        (None, 20usize, "icebreaker".to_string(), None);
+    let (mut data, mut frames, mut board, mut out, mut target_cycles) =
+        (None, 20usize, "icebreaker".to_string(), None, None);
     while let Some(a) = args.next() {
         let mut value = || args.next().expect("option needs a value");
         match a.as_str() {
@@ -22,6 +25,9 @@ fn main() {
             "--frames" => frames = value().parse().expect("--frames N"),
             "--board" => board = value(),
             "--out" => out = Some(PathBuf::from(value())),
+            "--target-cycles" => {
+                target_cycles = Some(value().parse().expect("--target-cycles N"));
+            }
             _ => model_path = Some(PathBuf::from(a)),
         }
     }
@@ -31,13 +37,12 @@ fn main() {
     let board = Board::load(&board).expect("loading the board");
     let out = out.unwrap_or_else(|| std::env::temp_dir().join("flipchip_uart_sim"));
     let design_dir = out.join("design");
-    let design = compiler::compile(
-        &model,
-        &FoldSpec::Auto {
-            target_cycles: None,
-        },
-    )
-    .expect("compiling");
+    let placement = match (&board.flash, compiler::dse::device(&board.device)) {
+        (Some(_), Some(d)) => d.placement(),
+        _ => compiler::passes::memory::Placement::Rom,
+    };
+    let design = compiler::compile_with(&model, &FoldSpec::Auto { target_cycles }, &placement)
+        .expect("compiling");
     compiler::write_build(&design, &design_dir).expect("writing the design");
 
     let frames = frames.min(data.test.len());
@@ -53,7 +58,9 @@ fn main() {
     let opts = uart_sim::Options {
         clks_per_bit: cpb,
         idle_reset_clks: cpb * 10 * 40,
-        max_cycles: (frames * pixels + 100) as u64 * cpb * 12 + 1_000_000,
+        max_cycles: (frames * pixels + 100) as u64 * cpb * 12
+            + 1_000_000
+            + boards::wrapper::load_cycles(board.clock.mhz, design.load_image().len() as u64),
     };
     let t = std::time::Instant::now();
     let got = uart_sim::simulate(
