@@ -58,6 +58,11 @@ pub struct Device {
     pub sprams: u64,
     /// Typical achievable clock of a streaming design on this device, MHz.
     pub fmax_mhz: f64,
+    /// Measured clocks by the deepest popcount half tree (adder levels between two registers),
+    /// ascending; a design runs at the first entry whose depth covers its own (the last
+    /// entry beyond). Empty: `fmax_mhz` for every design.
+    #[serde(default)]
+    pub clock: Vec<ClockPoint>,
 }
 
 /// The device files, embedded (`compiler/devices/*.toml`).
@@ -87,7 +92,26 @@ pub fn device(name: &str) -> Option<Device> {
     devices().into_iter().find(|d| d.name == name)
 }
 
+/// A measured clock for designs whose popcount half trees are at most `tree_levels` deep.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ClockPoint {
+    /// Adder levels of the deepest popcount half tree.
+    pub tree_levels: usize,
+    /// Clock reached (nextpnr Fmax), MHz.
+    pub mhz: f64,
+}
+
 impl Device {
+    /// The clock a design whose deepest popcount half tree has `tree_levels` adder levels is
+    /// expected to reach (see [`Device::clock`]).
+    pub fn clock_mhz(&self, tree_levels: usize) -> f64 {
+        self.clock
+            .iter()
+            .find(|p| p.tree_levels >= tree_levels)
+            .or(self.clock.last())
+            .map_or(self.fmax_mhz, |p| p.mhz.min(self.fmax_mhz))
+    }
+
     /// The weight placement that fits this device: ROMs, with the largest moved into loaded
     /// RAM while the block RAMs overflow (only where the device has such RAM).
     pub fn placement(&self) -> crate::passes::memory::Placement {
@@ -131,7 +155,9 @@ pub struct Candidate {
     pub latency_cycles: u64,
     /// Summed block estimates for the device's family.
     pub estimate: Estimate,
-    /// Device clock / cycles per frame.
+    /// The clock expected for it on the device ([`Device::clock_mhz`]).
+    pub clock_mhz: f64,
+    /// Clock / cycles per frame.
     pub frames_per_second: f64,
     /// Logic cells (LUTs plus the flip-flops that need a cell of their own), flip-flops and
     /// block RAMs within the device.
@@ -408,7 +434,14 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
             .filter(|&i| load[i])
             .map(|i| i + 1)
             .collect();
-        let fps = device.fmax_mhz * 1e6 / cycles as f64;
+        let depth = file
+            .layers
+            .iter()
+            .map(|f| crate::blocks::mvtu::half_tree_levels(f.simd))
+            .max()
+            .unwrap_or(0);
+        let clock_mhz = device.clock_mhz(depth);
+        let fps = clock_mhz * 1e6 / cycles as f64;
         let cells = family.costs().logic_cells(e.luts, e.ffs);
         let fits = cells <= device.luts
             && e.ffs <= device.ffs
@@ -422,6 +455,7 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
             cycles_per_frame: cycles,
             latency_cycles: latency,
             estimate: e,
+            clock_mhz,
             frames_per_second: fps,
             fits,
             pareto: false,
@@ -451,7 +485,7 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
 }
 
 /// Per-candidate columns of `dse.csv`.
-pub const CSV_HEADER: &str = "id,folding,origin,cycles_per_frame,latency_cycles,frames_per_second,est_luts,est_ffs,memory_bits,brams,sprams,frames_per_second_per_lut,fits,pareto";
+pub const CSV_HEADER: &str = "id,folding,origin,cycles_per_frame,latency_cycles,clock_mhz,frames_per_second,est_luts,est_ffs,memory_bits,brams,sprams,frames_per_second_per_lut,fits,pareto";
 
 /// `dse.csv`: one row per candidate.
 pub fn csv(x: &Exploration) -> String {
@@ -460,7 +494,7 @@ pub fn csv(x: &Exploration) -> String {
     for (i, c) in x.candidates.iter().enumerate() {
         let _ = writeln!(
             s,
-            "{i},{},{},{},{},{:.1},{},{},{},{},{},{:.3},{},{}",
+            "{i},{},{},{},{},{},{:.1},{},{},{},{},{},{:.3},{},{}",
             c.fold_label(),
             match c.origin {
                 Origin::Balanced => "balanced",
@@ -469,6 +503,7 @@ pub fn csv(x: &Exploration) -> String {
             },
             c.cycles_per_frame,
             c.latency_cycles,
+            c.clock_mhz,
             c.frames_per_second,
             c.estimate.luts,
             c.estimate.ffs,
@@ -493,6 +528,7 @@ pub fn candidate_json(x: &Exploration, i: usize) -> serde_json::Value {
         "origin": c.origin,
         "cycles_per_frame": c.cycles_per_frame,
         "latency_cycles": c.latency_cycles,
+        "clock_mhz": c.clock_mhz,
         "frames_per_second": c.frames_per_second,
         "est_luts": c.estimate.luts,
         "est_ffs": c.estimate.ffs,
@@ -562,7 +598,7 @@ pub fn svg(x: &Exploration) -> String {
     let _ = writeln!(s, "<rect width=\"{w}\" height=\"{h}\" fill=\"white\"/>");
     let _ = writeln!(
         s,
-        "<text x=\"{}\" y=\"22\" text-anchor=\"middle\" font-size=\"14\">{} on {} ({} MHz): {} candidates, {} on the front</text>",
+        "<text x=\"{}\" y=\"22\" text-anchor=\"middle\" font-size=\"14\">{} on {} (up to {} MHz): {} candidates, {} on the front</text>",
         w / 2.0,
         xml(&x.model),
         xml(&x.device.name),
@@ -613,10 +649,9 @@ pub fn svg(x: &Exploration) -> String {
     );
     let _ = writeln!(
         s,
-        "<text x=\"18\" y=\"{}\" text-anchor=\"middle\" transform=\"rotate(-90 18 {})\">frames/s at {} MHz (log)</text>",
+        "<text x=\"18\" y=\"{}\" text-anchor=\"middle\" transform=\"rotate(-90 18 {})\">frames/s at each design's expected clock (log)</text>",
         (pt + pb) / 2.0,
-        (pt + pb) / 2.0,
-        x.device.fmax_mhz
+        (pt + pb) / 2.0
     );
     // Device capacity.
     let cap = px(x.device.luts as f64);
@@ -749,6 +784,22 @@ pub fn write(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deeper_popcount_trees_get_the_slower_measured_clock() {
+        let d = device("ecp5-85k").unwrap();
+        assert_eq!(d.clock_mhz(0), 75.0);
+        assert_eq!(d.clock_mhz(4), 75.0);
+        assert_eq!(d.clock_mhz(5), 52.9);
+        // Beyond the measurements: the deepest one measured.
+        assert_eq!(d.clock_mhz(7), 52.9);
+        // Without measurements: the device's clock.
+        assert_eq!(device("up5k").unwrap().clock_mhz(9), 24.0);
+        // SIMD 128: 7 levels, registered after 3; SIMD 784: 10 levels, after 5.
+        use crate::blocks::mvtu::half_tree_levels;
+        assert_eq!((half_tree_levels(128), half_tree_levels(784)), (4, 5));
+        assert_eq!((half_tree_levels(1), half_tree_levels(2)), (0, 1));
+    }
 
     #[test]
     fn devices_parse() {

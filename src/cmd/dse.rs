@@ -319,7 +319,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         .with_context(|| format!("exploring {}", a.model.display()))?;
     let explore_seconds = start.elapsed().as_secs_f64();
     eprintln!(
-        "{}: {} on {} ({}, {} LUT4, {} BRAMs, {} MHz): {} candidates, front of {} ({:.2} s)",
+        "{}: {} on {} ({}, {} LUT4, {} BRAMs, up to {} MHz): {} candidates, front of {} ({:.2} s)",
         a.model.display(),
         x.model,
         device.name,

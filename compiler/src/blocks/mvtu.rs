@@ -62,6 +62,13 @@ fn split_level(simd: usize) -> usize {
     tree_levels(simd) / 2
 }
 
+/// Adder levels of the deeper half of a `simd`-input popcount tree: the most between two
+/// registers (stage M's; stage A adds the ROM read and XNOR to its shallower half).
+pub fn half_tree_levels(simd: usize) -> usize {
+    let levels = tree_levels(simd);
+    levels - split_level(simd)
+}
+
 /// One node of an adder tree: a Verilog expression and the largest value it can hold.
 type Node = (String, u64);
 
