@@ -355,7 +355,8 @@ pub fn simulate(
     Ok(r)
 }
 
-/// Verilator `-Wall` warnings about the board-level files (`board_top.v`, `uart_*.v`) when the
+/// Verilator `-Wall` warnings about the board-level files (`board_top.v`, `uart_*.v`,
+/// `spi_flash_reader.v`) when the
 /// board top for the design in `design_dir` is linted, with the PLL if `clocking` has one
 /// (the vendor primitive is stubbed). Empty means lint clean.
 pub fn lint(
@@ -412,7 +413,9 @@ pub fn lint(
     Ok(text
         .lines()
         .filter(|l| l.starts_with("%Warning") || l.starts_with("%Error"))
-        .filter(|l| l.contains("board_top.v") || l.contains("uart_"))
+        .filter(|l| {
+            l.contains("board_top.v") || l.contains("uart_") || l.contains("spi_flash_reader")
+        })
         .map(str::to_string)
         .collect())
 }

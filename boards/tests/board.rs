@@ -212,6 +212,37 @@ fn board_top_is_lint_clean_on_every_board_with_and_without_pll() {
             warnings.is_empty(),
             "{name} 8 pixels per beat: {warnings:#?}"
         );
+        // Weights loaded from flash: lint clean where the board has one, refused otherwise.
+        let loaded_dir = dir.join("design_loaded");
+        if !loaded_dir.exists() {
+            let mut fold = compiler::fold_file(
+                &compiler::compile(
+                    &tiny_model(3),
+                    &FoldSpec::Auto {
+                        target_cycles: None,
+                    },
+                )
+                .unwrap(),
+            );
+            fold.layers[0] = compiler::passes::folding::LayerFold { pe: 1, simd: 4 };
+            fold.load_weights = vec![1];
+            let d = compiler::compile(&tiny_model(3), &FoldSpec::Manual(fold)).unwrap();
+            compiler::write_build(&d, &loaded_dir).unwrap();
+        }
+        let clocking = Clocking::new(&board, None).unwrap();
+        let lint = uart_sim::lint(
+            &board,
+            &loaded_dir,
+            &dir.join(format!("{name}_loaded")),
+            &clocking,
+        );
+        if board.flash.is_some() {
+            let warnings = lint.unwrap();
+            assert!(warnings.is_empty(), "{name} loaded weights: {warnings:#?}");
+        } else {
+            let e = lint.unwrap_err().to_string();
+            assert!(e.contains("[flash]"), "{name}: {e}");
+        }
     }
 }
 
