@@ -356,9 +356,8 @@ pub fn simulate(
 }
 
 /// Verilator `-Wall` warnings about the board-level files (`board_top.v`, `uart_*.v`,
-/// `spi_flash_reader.v`) when the
-/// board top for the design in `design_dir` is linted, with the PLL if `clocking` has one
-/// (the vendor primitive is stubbed). Empty means lint clean.
+/// `spi_flash_reader.v`) when the board top for the design in `design_dir` is linted, with the
+/// PLL if `clocking` has one (the vendor primitive is stubbed). Empty means lint clean.
 pub fn lint(
     board: &Board,
     design_dir: &Path,
