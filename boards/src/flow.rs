@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use sim::trace::Ports;
@@ -43,6 +43,8 @@ pub struct Options {
     pub freq_mhz: Option<f64>,
     /// nextpnr placer seed.
     pub seed: Option<u64>,
+    /// Stop place and route when its log has not grown for this long (`None`: never).
+    pub pnr_stall: Option<Duration>,
 }
 
 /// Why a build failed.
@@ -93,6 +95,18 @@ pub enum FlowError {
         /// Cells in the synthesis report.
         got: u64,
         /// Yosys's log.
+        log: PathBuf,
+    },
+    /// A tool stopped making progress (its log did not grow) and was stopped.
+    #[error("{step}: no progress for {minutes} min (last: \"{last}\"); place and route that stalls in placement could not legalise it, which usually means the design does not fit the device's logic tiles (flip-flops with different clock enables or resets cannot share a tile): fold it further, or allow longer with --pnr-stall-minutes; see {}", log.display())]
+    Stalled {
+        /// The step.
+        step: String,
+        /// The limit.
+        minutes: f64,
+        /// The log's last line.
+        last: String,
+        /// The log.
         log: PathBuf,
     },
     /// The design needs more of some resource than the device has.
@@ -171,17 +185,73 @@ pub fn tool_version(tool: &Path, flag: &str) -> String {
 
 /// Runs `tool args` in `dir` with all output in `dir/log`.
 fn run(step: &str, tool: &Path, args: &[String], dir: &Path, log: &str) -> Result<(), FlowError> {
+    run_watched(step, tool, args, dir, log, None, &mut |_| {})
+}
+
+/// [`run`], telling `progress` the log's last line every minute, and giving up (with
+/// [`FlowError::Stalled`]) when the log has not grown for `stall`.
+fn run_watched(
+    step: &str,
+    tool: &Path,
+    args: &[String],
+    dir: &Path,
+    log: &str,
+    stall: Option<Duration>,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(), FlowError> {
     let log_path = dir.join(log);
     let f = File::create(&log_path).map_err(io_err(&log_path))?;
     let f2 = f.try_clone().map_err(io_err(&log_path))?;
-    let status = Command::new(tool)
+    let mut child = Command::new(tool)
         .args(args)
         .current_dir(dir)
         .stdin(Stdio::null())
         .stdout(f)
         .stderr(f2)
-        .status()
+        .spawn()
         .map_err(io_err(tool))?;
+    let start = Instant::now();
+    let (mut size, mut grew, mut told) = (0, start, start);
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(io_err(tool))? {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        let now = Instant::now();
+        let len = std::fs::metadata(&log_path).map_or(0, |m| m.len());
+        if len != size {
+            (size, grew) = (len, now);
+        }
+        let last = || {
+            let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+            text.lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("")
+                .trim()
+                .to_string()
+        };
+        if now.duration_since(told) >= Duration::from_secs(60) {
+            told = now;
+            progress(&format!(
+                "{step}: running for {:.0} min: {}",
+                now.duration_since(start).as_secs_f64() / 60.0,
+                last()
+            ));
+        }
+        if let Some(limit) = stall {
+            if now.duration_since(grew) >= limit {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(FlowError::Stalled {
+                    step: step.to_string(),
+                    minutes: limit.as_secs_f64() / 60.0,
+                    last: last(),
+                    log: log_path,
+                });
+            }
+        }
+    };
     if status.success() {
         return Ok(());
     }
@@ -362,7 +432,15 @@ pub fn build(
     if let Some(s) = opts.seed {
         args.extend(["--seed".to_string(), s.to_string()]);
     }
-    let pnr = run("pnr", &nextpnr, &args, dir, "nextpnr.log");
+    let pnr = run_watched(
+        "pnr",
+        &nextpnr,
+        &args,
+        dir,
+        "nextpnr.log",
+        opts.pnr_stall,
+        progress,
+    );
     let log_path = dir.join("nextpnr.log");
     if let Err(e) = pnr {
         let log = std::fs::read_to_string(&log_path).unwrap_or_default();
@@ -547,4 +625,45 @@ fn pretty(v: &Value) -> String {
     let mut s = serde_json::to_string_pretty(v).expect("JSON values serialise");
     s.push('\n');
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tool_that_stops_writing_is_stopped_and_named() {
+        let dir = std::env::temp_dir().join(format!("flipchip-stall-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let sh = PathBuf::from("/bin/sh");
+        let args = ["-c".to_string(), "echo placing; sleep 30".to_string()];
+        let start = Instant::now();
+        let e = run_watched(
+            "pnr",
+            &sh,
+            &args,
+            &dir,
+            "t.log",
+            Some(Duration::from_millis(800)),
+            &mut |_| {},
+        )
+        .unwrap_err();
+        assert!(start.elapsed() < Duration::from_secs(10));
+        let text = e.to_string();
+        assert!(matches!(e, FlowError::Stalled { .. }), "{text}");
+        assert!(text.contains("placing") && text.contains("t.log"), "{text}");
+        // A tool that keeps finishing normally is not stopped.
+        let ok = ["-c".to_string(), "echo a; sleep 0.3; echo b".to_string()];
+        run_watched(
+            "x",
+            &sh,
+            &ok,
+            &dir,
+            "u.log",
+            Some(Duration::from_secs(5)),
+            &mut |_| {},
+        )
+        .unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -33,6 +33,10 @@ pub struct Args {
     /// nextpnr placer seed.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Stop place and route when it has made no progress (its log has not grown) for this many
+    /// minutes; 0: never. A placer that cannot legalise a design loops without output.
+    #[arg(long, default_value_t = 15.0)]
+    pub pnr_stall_minutes: f64,
     /// Print build.json as one JSON object on the last line.
     #[arg(long)]
     pub json: bool,
@@ -46,6 +50,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         if !f.is_finite() || f <= 0.0 {
             bail!("--freq must be a positive number of MHz");
         }
+    }
+    if !a.pnr_stall_minutes.is_finite() || a.pnr_stall_minutes < 0.0 {
+        bail!("--pnr-stall-minutes must be a number of minutes, 0 or more");
     }
     let model = super::compile::load_model(&a.model)?;
     let spec = super::compile::fold_spec(&a.fold, a.target_cycles)?;
@@ -67,6 +74,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let opts = boards::flow::Options {
         freq_mhz: a.freq,
         seed: a.seed,
+        pnr_stall: (a.pnr_stall_minutes > 0.0)
+            .then(|| std::time::Duration::from_secs_f64(a.pnr_stall_minutes * 60.0)),
     };
     let mut v = boards::flow::build(&board, &a.out, &opts, &mut |line| eprintln!("{line}"))
         .with_context(|| format!("building for {} in {}", board.name, a.out.display()))?;
