@@ -373,7 +373,7 @@ fn tiny_model_builds_for_ulx3s_with_a_pll_when_the_ecp5_tools_are_installed() {
     compile(&tiny_model(5), &dir, None);
     let opts = flow::Options {
         freq_mhz: Some(20.0),
-        seed: None,
+        ..Default::default()
     };
     let v = flow::build(&board, &dir, &opts, &mut |_| {}).unwrap();
     assert!(v["luts"].as_u64().unwrap() > 0, "{v}");
