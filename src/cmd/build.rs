@@ -87,11 +87,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     text.push('\n');
     std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
     eprintln!(
-        "build: {} LUTs, {} FFs, {} BRAM; Fmax {} MHz, timing {} at {} MHz; {} frames/s \
+        "build: {} LUTs, {} FFs, {} BRAM, {} SPRAM; Fmax {} MHz, timing {} at {} MHz; {} frames/s \
          (accelerator), {:.0} frames/s over the UART; {:.1} s; {}",
         v["luts"],
         v["ffs"],
         v["bram"],
+        v["spram"],
         v["fmax_mhz"]
             .as_f64()
             .map_or("?".into(), |f| format!("{f:.2}")),
@@ -108,6 +109,13 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         start.elapsed().as_secs_f64(),
         path.display()
     );
+    if let Some(cmd) = v["flash"]["program"].as_str() {
+        eprintln!(
+            "weights: {} words in SPRAM, loaded from flash in {:.1} ms after power-up; write them with: {cmd}",
+            v["flash"]["words"],
+            v["flash"]["load_ms"].as_f64().unwrap_or(0.0)
+        );
+    }
     if a.json {
         super::print_json(&v);
     }
