@@ -550,9 +550,17 @@ impl Block for Mvtu {
             "wire {n}_bstall = {n}_pv && {n}_plast && out_valid && !out_ready;\n\
              wire {n}_bgo = {n}_pv && !{n}_bstall;\n\
              wire {n}_advance = {n}_busy && !{n}_bstall;\n\
-             assign in_ready = {}(!{n}_busy || ({n}_last && !({n}_pv && {n}_plast && out_valid)));\n\
+             assign in_ready = {};\n\
              wire {n}_in_fire = in_valid && in_ready;\n",
-            if self.is_loaded() { "loaded && " } else { "" }
+            {
+                let ready =
+                    format!("!{n}_busy || ({n}_last && !({n}_pv && {n}_plast && out_valid))");
+                if self.is_loaded() {
+                    format!("loaded && ({ready})")
+                } else {
+                    ready
+                }
+            }
         ));
         b.push('\n');
         // Memories.
