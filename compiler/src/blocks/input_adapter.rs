@@ -1,10 +1,17 @@
 //! Input adapter: takes `K = pixels_per_beat` pixel bytes per beat (pixel `j` of a beat in bits
 //! `8j .. 8j + 8`, the earliest pixel lowest), encodes them (threshold, thermometer or bit
-//! planes) and shifts the bits into one shift register per plane; the frame's last beat moves
-//! the packed frame into the output register.
+//! planes) and shifts the bits into the output register, one shift register per plane; the
+//! frame's last beat makes it valid.
 //!
-//! Cycles: one beat per cycle, so `cycles = latency = pixels / K`. `in_ready` is low only while
-//! the frame is complete but the previous one still waits in the output register.
+//! Cycles: one beat per cycle, so `cycles = latency = pixels / K`. The frame is held once, in
+//! the output register (the first layer keeps its own copy while it works on it): a complete
+//! frame blocks the input until the next stage takes it, and `in_ready = !out_valid ||
+//! out_ready`, so the beat of the next frame can arrive in the very cycle the frame leaves.
+//! `out_ready` is the first layer's `in_ready`, a function of its registers, so the ready path
+//! still crosses one block only. A second frame buffer would let the input run ahead by up to
+//! a frame, which no throughput needs (the next stage takes a frame at most every `pixels / K`
+//! cycles anyway) and which costs a frame of flip-flops: on an iCE40 these are cells of their
+//! own (no LUT feeds them), the resource that runs out first for 784-pixel frames.
 //!
 //! Output layout: plane `k` (bit planes only) occupies bits `k * n .. (k + 1) * n` with
 //! `n = pixels * bits_per_pixel`; pixel `p`, level `l` (thermometer) is bit `p * L + l`.
@@ -73,9 +80,9 @@ impl Block for InputAdapter {
     }
 
     fn features(&self, _family: Family) -> Features {
-        // Shift registers and the output register load with enables (no LUT per bit on
-        // either family); what remains per frame bit is the load/valid fan-out, plus one
-        // 8-bit compare per encoded level.
+        // The shift registers load with an enable (no LUT per bit on either family); what
+        // remains per frame bit is the enable fan-out, plus one 8-bit compare per encoded
+        // level.
         Features {
             stream: (self.planes() * self.plane_bits()) as f64,
             activation: (8 * self.bits_per_pixel() * self.pixels_per_beat) as f64,
@@ -88,7 +95,7 @@ impl Block for InputAdapter {
         let w = (self.planes() * self.plane_bits()) as u64;
         Estimate {
             luts: family.costs().luts(&self.features(family)).round() as u64,
-            ffs: 2 * w + u64::from(bits_for(self.beats() as u64)) + 1,
+            ffs: w + u64::from(bits_for(self.beats() as u64)) + 1,
             ..Estimate::default()
         }
     }
@@ -107,7 +114,6 @@ impl Block for InputAdapter {
         let beats = self.beats();
         let cbits = k * bpp; // bits per plane of one beat
         let cw = bits_for(beats.saturating_sub(1) as u64);
-        let sw = (beats - 1) * cbits; // shift register bits per plane
         let mut v = String::new();
         v.push_str(header);
         v.push_str(&format!(
@@ -156,9 +162,6 @@ impl Block for InputAdapter {
                 cbits - 1,
                 bits.join(", ")
             ));
-            if sw > 0 {
-                b.push_str(&format!("reg  [{}:0] {n}_shift{q};\n", sw - 1));
-            }
         }
         if beats > 1 {
             b.push_str(&format!("reg  [{}:0] {n}_count;\n", cw - 1));
@@ -170,13 +173,19 @@ impl Block for InputAdapter {
             b.push_str(&format!("wire {n}_last = 1'b1;\n"));
         }
         b.push_str(&format!(
-            "assign in_ready = !({n}_last && out_valid);\nwire {n}_in_fire = in_valid && in_ready;\n\n"
+            "assign in_ready = !out_valid || out_ready;\nwire {n}_in_fire = in_valid && in_ready;\n\n"
         ));
+        // Each plane of out_data shifts right by a beat: the earliest beat ends lowest.
+        let pb = self.plane_bits();
         let frame: Vec<String> = (0..planes)
             .rev()
             .map(|q| {
-                if sw > 0 {
-                    format!("{n}_enc{q}, {n}_shift{q}")
+                if beats > 1 {
+                    format!(
+                        "{n}_enc{q}, out_data[{}:{}]",
+                        (q + 1) * pb - 1,
+                        q * pb + cbits
+                    )
                 } else {
                     format!("{n}_enc{q}")
                 }
@@ -189,30 +198,20 @@ impl Block for InputAdapter {
         b.push_str("        out_valid <= 1'b0;\n    end else begin\n");
         b.push_str("        if (out_valid && out_ready) out_valid <= 1'b0;\n");
         b.push_str(&format!("        if ({n}_in_fire) begin\n"));
+        b.push_str(&format!(
+            "            out_data <= {{{}}};\n",
+            frame.join(", ")
+        ));
         b.push_str(&format!("            if ({n}_last) begin\n"));
         if beats > 1 {
             b.push_str(&format!("                {n}_count <= {};\n", lit(cw, 0)));
         }
-        b.push_str(&format!(
-            "                out_valid <= 1'b1;\n                out_data <= {{{}}};\n            end",
-            frame.join(", ")
-        ));
+        b.push_str("                out_valid <= 1'b1;\n            end");
         if beats > 1 {
             b.push_str(&format!(
-                " else begin\n                {n}_count <= {n}_count + {};\n",
+                " else begin\n                {n}_count <= {n}_count + {};\n            end\n",
                 lit(cw, 1)
             ));
-            for q in 0..planes {
-                if sw > cbits {
-                    b.push_str(&format!(
-                        "                {n}_shift{q} <= {{{n}_enc{q}, {n}_shift{q}[{}:{cbits}]}};\n",
-                        sw - 1
-                    ));
-                } else {
-                    b.push_str(&format!("                {n}_shift{q} <= {n}_enc{q};\n"));
-                }
-            }
-            b.push_str("            end\n");
         } else {
             b.push('\n');
         }
@@ -236,7 +235,8 @@ impl Block for InputAdapter {
 }
 
 /// Cycle model of the input adapter. The shift registers are kept as the frame they will hold
-/// once full (pixel `p` written at its final position instead of shifted there).
+/// once full (pixel `p` written at its final position instead of shifted there), copied into
+/// the output beat on the last beat: what the Verilog's output register holds while valid.
 pub struct AdapterModel {
     spec: InputAdapter,
     words: usize,
@@ -273,8 +273,8 @@ impl AdapterModel {
 }
 
 impl CycleModel for AdapterModel {
-    fn in_ready(&self, _out_ready: bool) -> bool {
-        !(self.last() && self.out_valid)
+    fn in_ready(&self, out_ready: bool) -> bool {
+        !self.out_valid || out_ready
     }
 
     fn out_valid(&self) -> bool {
@@ -290,9 +290,12 @@ impl CycleModel for AdapterModel {
     }
 
     fn quiet_inputs(&self) -> u64 {
-        // Beats before the frame's last one only shift in; with the output register full, the
-        // one that makes the next beat the last also drops `in_ready`.
-        (self.spec.beats() - 1 - self.count).saturating_sub(self.out_valid as usize) as u64
+        // Beats before the frame's last one only shift in; a full output register takes none.
+        if self.out_valid {
+            0
+        } else {
+            (self.spec.beats() - 1 - self.count) as u64
+        }
     }
 
     fn clock(&mut self, input: Option<&Beat>, out_ready: bool) {

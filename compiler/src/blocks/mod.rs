@@ -4,8 +4,10 @@
 //!
 //! Stream convention shared by every block (and checked against the RTL by `flipchip verify`):
 //! - `out_valid` and `out_data` are registers;
-//! - `in_ready` is a function of the block's registers and, for a single-class argmax only, of
-//!   its own `out_ready` (so the ready path never crosses more than one block);
+//! - `in_ready` is a function of the block's registers and, for the input adapter and a
+//!   single-class argmax, of its own `out_ready`, which is then the next block's
+//!   registers-only `in_ready` or the top's `m_ready` (so the ready path never crosses more
+//!   than one block);
 //! - a beat moves when valid and ready are both high in a cycle; the receiver captures it on
 //!   the rising edge that ends the cycle.
 
