@@ -130,7 +130,7 @@ pub struct Costs {
     /// Logic cells a flip-flop takes on its own, on average (iCE40: a cell is one LUT and one
     /// FF, and a FF whose input does not come from a LUT of its own cell, e.g. a pipeline or
     /// shift register, needs a cell of its own: measured 0.49 and 0.59 per FF on two digits
-    /// builds for the iCEBreaker and 0.66 to 0.67 on three Fashion-MNIST ones, whose frame
+    /// builds for the iCEBreaker and 0.58 to 0.67 on Fashion-MNIST ones, whose frame
     /// registers dominate; the upper end, so that a design called fitting does fit. ECP5
     /// slices count LUTs and FFs separately).
     pub ff_cells: f64,
