@@ -251,7 +251,7 @@ pub fn simulate(
     if ports.load_words > 0 {
         let flash = board.flash.as_ref().ok_or_else(|| {
             FlowError::from(crate::BoardError::Unsupported(format!(
-                "board {} has no [flash] for the design's loaded weights",
+                "a design with loaded weights: board {} has no [flash] to read them from",
                 board.name
             )))
         })?;

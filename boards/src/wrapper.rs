@@ -182,7 +182,7 @@ pub fn board_top(board: &Board, ports: &Ports, clk: &Clocking) -> Result<String,
         (Some(f), _) => Some(f),
         (None, n) => {
             return Err(BoardError::Unsupported(format!(
-                "the design loads {n} weight words into RAM at power-up, but board {} has no \
+                "a design that loads {n} weight words into RAM at power-up: board {} has no \
                  [flash] to read them from; keep every layer's weights in ROM for this board",
                 board.name
             )))
