@@ -28,6 +28,18 @@ fn compile(model: &Model, dir: &Path, target_cycles: Option<u64>) {
     compiler::write_build(&design, dir).unwrap();
 }
 
+/// True if the board's yosys, nextpnr and packer are installed; else says which are missing and
+/// that `setup` installs them (the test then skips).
+fn tools_installed(board: &Board, setup: &str) -> bool {
+    for tools in [&board.tools.yosys, &board.tools.nextpnr, &board.tools.pack] {
+        if flow::find_tool(tools).is_none() {
+            eprintln!("SKIP: none of {tools:?} installed ({setup})");
+            return false;
+        }
+    }
+    true
+}
+
 fn tiny_model(seed: u64) -> Model {
     // 16 one-bit pixels -> 8 -> 4 classes.
     random_model(&mut Rng(seed), 16, 1, Encoding::Threshold(1), &[8, 4])
@@ -279,11 +291,8 @@ fn a_missing_tool_is_named_with_how_to_install_it() {
 #[test]
 fn tiny_model_builds_for_icebreaker_and_meets_12_mhz() {
     let board = Board::load("icebreaker").unwrap();
-    for tools in [&board.tools.yosys, &board.tools.nextpnr, &board.tools.pack] {
-        if flow::find_tool(tools).is_none() {
-            eprintln!("SKIP: none of {tools:?} installed (scripts/setup.sh)");
-            return;
-        }
+    if !tools_installed(&board, "scripts/setup.sh") {
+        return;
     }
     let dir = scratch("ice40_tiny");
     compile(&tiny_model(5), &dir, None);
@@ -324,11 +333,8 @@ fn tiny_model_builds_for_icebreaker_and_meets_12_mhz() {
 #[test]
 fn weights_in_spram_build_for_icebreaker_with_a_flash_image() {
     let board = Board::load("icebreaker").unwrap();
-    for tools in [&board.tools.yosys, &board.tools.nextpnr, &board.tools.pack] {
-        if flow::find_tool(tools).is_none() {
-            eprintln!("SKIP: none of {tools:?} installed (scripts/setup.sh)");
-            return;
-        }
+    if !tools_installed(&board, "scripts/setup.sh") {
+        return;
     }
     let dir = scratch("ice40_spram");
     let model = tiny_model(5);
@@ -363,11 +369,8 @@ fn weights_in_spram_build_for_icebreaker_with_a_flash_image() {
 #[test]
 fn tiny_model_builds_for_ulx3s_with_a_pll_when_the_ecp5_tools_are_installed() {
     let board = Board::load("ulx3s").unwrap();
-    for tools in [&board.tools.yosys, &board.tools.nextpnr, &board.tools.pack] {
-        if flow::find_tool(tools).is_none() {
-            eprintln!("SKIP: none of {tools:?} installed (scripts/setup.sh --ecp5)");
-            return;
-        }
+    if !tools_installed(&board, "scripts/setup.sh --ecp5") {
+        return;
     }
     let dir = scratch("ecp5_tiny");
     compile(&tiny_model(5), &dir, None);

@@ -395,9 +395,7 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
                 l.pe = f.pe;
                 l.simd = f.simd;
                 let rom = l.estimate_for(family);
-                let (d, w) = l.weight_shape();
-                let weight_brams = family.costs().rom(d, w).brams;
-                let rams = family.ram_blocks(d, w).filter(|_| d > 1);
+                let (weight_brams, rams) = l.weight_blocks(family);
                 if let Some(m) = l.memory.as_mut() {
                     m.loaded = true;
                 }

@@ -245,6 +245,14 @@ impl Design {
         self.stages().iter().map(|s| s.block().latency()).sum()
     }
 
+    /// The summed resource estimates of every stage for `family`.
+    pub fn estimate_for(&self, family: crate::blocks::Family) -> crate::blocks::Estimate {
+        self.stages()
+            .iter()
+            .map(|s| s.block().estimate_for(family))
+            .fold(crate::blocks::Estimate::default(), |a, b| a + b)
+    }
+
     /// Every loaded layer's [`Mvtu::load_image`], layer after layer: what the top's load port
     /// takes after `load_rst`.
     pub fn load_image(&self) -> Vec<u16> {

@@ -103,11 +103,7 @@ fn measure(
         })?
     };
     let (luts, yosys_brams) = fam.count_luts(&text);
-    let est = design
-        .stages()
-        .iter()
-        .map(|s| s.block().estimate_for(fam))
-        .fold(compiler::blocks::Estimate::default(), |a, b| a + b);
+    let est = design.estimate_for(fam);
     let sample = Sample::new(dir.display().to_string(), &design, fam, luts);
     Ok(Row {
         dir: dir.to_path_buf(),

@@ -130,6 +130,13 @@ impl Mvtu {
         )
     }
 
+    /// Where the weights could go on `family`: the block RAMs their ROM takes (0 if it stays
+    /// in logic) and the large RAM blocks they would take loaded (`None`: the family has none).
+    pub fn weight_blocks(&self, family: Family) -> (u64, Option<u64>) {
+        let (d, w) = self.weight_shape();
+        (family.costs().rom(d, w).brams, family.ram_blocks(d, w))
+    }
+
     /// `(depth, width)` of the ROMs exactly as emitted: weights (unless loaded into RAM), then
     /// per neuron group the thresholds and direction bits, or the score offsets.
     fn roms(&self) -> Vec<(u64, u64)> {

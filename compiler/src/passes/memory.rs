@@ -13,7 +13,7 @@ use flip::bits::words_for;
 
 use super::Pass;
 use crate::blocks::{get_bits, Family};
-use crate::ir::{bits_for, Design, MvtuActivation, Stage, WeightMemory};
+use crate::ir::{bits_for, Design, MvtuActivation, WeightMemory};
 use crate::CompileError;
 
 /// The memory pass.
@@ -141,22 +141,13 @@ impl Memory {
                 brams,
                 rams,
             } => {
-                let mut weights = Vec::new();
-                let mut other = 0;
-                for s in design.stages() {
-                    let total = s.block().estimate_for(family).brams;
-                    let (rom, ram) = match s {
-                        Stage::Mvtu(l) => {
-                            let (d, w) = l.weight_shape();
-                            (family.costs().rom(d, w).brams, family.ram_blocks(d, w))
-                        }
-                        _ => (0, None),
-                    };
-                    if let Stage::Mvtu(_) = s {
-                        weights.push((rom, ram));
-                    }
-                    other += total - rom;
-                }
+                let weights: Vec<(u64, Option<u64>)> = design
+                    .layers
+                    .iter()
+                    .map(|l| l.weight_blocks(family))
+                    .collect();
+                let other =
+                    design.estimate_for(family).brams - weights.iter().map(|w| w.0).sum::<u64>();
                 // Left as it is if it cannot be made to fit: the build then reports the
                 // overflow of the plain design instead of loading weights for nothing.
                 if let Some(load_layers) = fit_loaded(&weights, other, brams, rams) {
