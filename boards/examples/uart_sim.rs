@@ -60,7 +60,7 @@ fn main() {
         idle_reset_clks: cpb * 10 * 40,
         max_cycles: (frames * pixels + 100) as u64 * cpb * 12
             + 1_000_000
-            + boards::wrapper::load_cycles(board.clock.mhz, design.load_image().len() as u64),
+            + boards::wrapper::load_cycles(board.clock.mhz, design.load_words() as u64),
     };
     let t = std::time::Instant::now();
     let got = uart_sim::simulate(

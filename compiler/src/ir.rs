@@ -157,6 +157,15 @@ impl Mvtu {
         (self.pe * self.simd).div_ceil(LOAD_WORD_BITS)
     }
 
+    /// Words this layer takes on the load port (0 if its weights are a ROM).
+    pub fn load_words(&self) -> usize {
+        if self.is_loaded() {
+            self.neuron_folds() * self.synapse_folds() * self.load_parts()
+        } else {
+            0
+        }
+    }
+
     /// The words this layer takes on the load port, in load order: weight word 0's parts
     /// (lowest 16 bits first), then word 1's, and so on; empty if its weights are a ROM.
     pub fn load_image(&self) -> Vec<u16> {
@@ -165,8 +174,7 @@ impl Mvtu {
         }
         let m = self.mem();
         let lanes = self.pe * self.simd;
-        let mut out =
-            Vec::with_capacity(self.neuron_folds() * self.synapse_folds() * self.load_parts());
+        let mut out = Vec::with_capacity(self.load_words());
         for word in m.words.chunks_exact(m.words_per_entry) {
             for part in 0..self.load_parts() {
                 let off = part * LOAD_WORD_BITS;
@@ -259,6 +267,11 @@ impl Design {
         self.layers.iter().flat_map(Mvtu::load_image).collect()
     }
 
+    /// Words the top's load port takes (see [`Design::load_image`]).
+    pub fn load_words(&self) -> usize {
+        self.layers.iter().map(Mvtu::load_words).sum()
+    }
+
     /// True if some layer's weights are loaded after power-up.
     pub fn has_loaded_weights(&self) -> bool {
         self.layers.iter().any(Mvtu::is_loaded)
@@ -280,7 +293,7 @@ impl Design {
             classes: self.argmax.classes as u32,
             score_width: self.argmax.score_width,
             stages: self.stage_names(),
-            load_words: self.load_image().len() as u64,
+            load_words: self.load_words() as u64,
         }
     }
 

@@ -138,7 +138,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             l.neuron_folds() * l.synapse_folds(),
             l.pe * l.simd,
             compiler::LOAD_HEX,
-            l.load_image().len()
+            l.load_words()
         );
     }
     if let Some(target) = a.target_cycles {
