@@ -137,6 +137,15 @@ pub struct Flash {
     pub program: String,
 }
 
+impl Flash {
+    /// The command that writes `image` to the flash at the offset.
+    pub fn program_command(&self, image: &str) -> String {
+        self.program
+            .replace("{offset}", &format!("0x{:x}", self.offset))
+            .replace("{image}", image)
+    }
+}
+
 /// One board, as read from its folder.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

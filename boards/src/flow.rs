@@ -614,9 +614,7 @@ fn write_flash_image(
         "offset": flash.offset,
         "words": ports.load_words,
         "bytes": image.len(),
-        "program": flash.program
-            .replace("{offset}", &format!("0x{:x}", flash.offset))
-            .replace("{image}", &p.display().to_string()),
+        "program": flash.program_command(&p.display().to_string()),
         "load_ms": cycles as f64 / (clocking.core_mhz * 1e3),
     }))
 }

@@ -251,9 +251,7 @@ pub fn board_top(board: &Board, ports: &Ports, clk: &Clocking) -> Result<String,
              // with `{}`); frames wait until they are loaded, and led[{}] lights then.",
             ports.load_words,
             f.offset,
-            f.program
-                .replace("{offset}", &format!("0x{:x}", f.offset))
-                .replace("{image}", crate::flow::files::FLASH_IMAGE),
+            f.program_command(crate::flow::files::FLASH_IMAGE),
             cw + 2
         );
     }
