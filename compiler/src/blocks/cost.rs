@@ -134,10 +134,16 @@ pub struct Costs {
     pub bram_cost: u64,
     /// LUTs per bit of a ROM left in logic.
     pub rom_bit: f64,
-    /// LUTs per XNOR lane bit plus popcount adder-tree bit (`pe * (simd + tree bits)`).
+    /// If not 0, a ROM left in logic counts as whole columns of this depth (a LUT4 and its
+    /// wide-function muxes hold a 16-deep column together with what the column feeds, e.g. the
+    /// XNOR with an input bit), and ROMs at most 2 deep count nothing (they fold into the
+    /// adder or compare LUTs they feed). See [`Costs::rom_feature`].
+    pub rom_column_depth: u64,
+    /// LUTs per popcount adder-tree bit on top of `adder_bit` where the weights come from a
+    /// memory more than 2 words deep: each XNOR lane then takes address bits of its own, so
+    /// the XNORs no longer fold into the first adder levels' LUTs.
     pub popcount_bit: f64,
-    /// LUTs per popcount adder-tree bit on top of `popcount_bit` (wide trees pack differently
-    /// from narrow ones).
+    /// LUTs per popcount adder-tree bit.
     pub adder_bit: f64,
     /// LUTs per accumulator bit (`pe * acc_width`, folded layers only).
     pub acc_bit: f64,
@@ -171,6 +177,7 @@ pub const ICE40: Costs = Costs {
     bram_shapes: &[(256, 16), (512, 8), (1024, 4), (2048, 2)],
     bram_cost: 64,
     rom_bit: 0.1151,
+    rom_column_depth: 0,
     popcount_bit: 0.0,
     adder_bit: 0.6396,
     acc_bit: 0.3539,
@@ -181,7 +188,7 @@ pub const ICE40: Costs = Costs {
     ff_cells: 0.67,
 };
 
-/// ECP5, fitted to `synth_ecp5` (Yosys 0.23).
+/// ECP5, fitted to `synth_ecp5` (YoWASP Yosys 0.70).
 pub const ECP5: Costs = Costs {
     bram_shapes: &[
         (512, 36),
@@ -192,14 +199,15 @@ pub const ECP5: Costs = Costs {
         (16384, 1),
     ],
     bram_cost: 128,
-    rom_bit: 0.0773,
-    popcount_bit: 0.8558,
-    adder_bit: 0.0,
-    acc_bit: 0.0,
-    activation_bit: 4.1393,
-    select_bit: 0.0,
-    stream_bit: 1.1804,
-    block: 54.0889,
+    rom_bit: 0.0663,
+    rom_column_depth: 16,
+    popcount_bit: 0.3127,
+    adder_bit: 0.6229,
+    acc_bit: 3.4153,
+    activation_bit: 1.1852,
+    select_bit: 1.1215,
+    stream_bit: 0.0,
+    block: 53.1629,
     ff_cells: 0.0,
 };
 
@@ -210,7 +218,7 @@ pub const ECP5: Costs = Costs {
 pub struct Features {
     /// ROM bits left in logic.
     pub rom_bits: f64,
-    /// XNOR lane bits plus popcount adder-tree bits.
+    /// Popcount adder-tree bits of layers whose weight memory is more than 2 words deep.
     pub popcount: f64,
     /// Popcount adder-tree bits alone.
     pub adder: f64,
@@ -292,6 +300,17 @@ impl Costs {
             self.stream_bit,
             self.block,
         ]
+    }
+
+    /// The `rom_bits` feature of a `depth` x `width` ROM: the bits it leaves in logic, or with
+    /// [`Costs::rom_column_depth`] its columns in bits of full-depth columns.
+    pub fn rom_feature(&self, depth: u64, width: u64) -> f64 {
+        let bits = self.rom(depth, width).logic_bits;
+        match self.rom_column_depth {
+            0 => bits as f64,
+            _ if bits == 0 || depth <= 4 => 0.0,
+            q => (width * depth.div_ceil(q) * q) as f64,
+        }
     }
 
     /// LUT4s of a structure with features `f`.

@@ -349,14 +349,14 @@ impl Block for Mvtu {
         let sf = self.synapse_folds() as u64;
         let accumulate = sf * self.planes as u64 > 1;
         let act_width = self.act_width();
-        let rom_bits: u64 = self
-            .roms()
-            .iter()
-            .map(|&(d, w)| c.rom(d, w).logic_bits)
-            .sum();
+        let rom_bits: f64 = self.roms().iter().map(|&(d, w)| c.rom_feature(d, w)).sum();
         Features {
-            rom_bits: rom_bits as f64,
-            popcount: (pe * (simd + adder_tree_bits(simd))) as f64,
+            rom_bits,
+            popcount: if self.weight_shape().0 > 2 || self.is_loaded() {
+                (pe * adder_tree_bits(simd)) as f64
+            } else {
+                0.0
+            },
             adder: (pe * adder_tree_bits(simd)) as f64,
             acc: if accumulate {
                 (pe * u64::from(m.acc_width)) as f64
