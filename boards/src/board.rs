@@ -15,16 +15,10 @@ mod embedded {
     include!(concat!(env!("OUT_DIR"), "/embedded.rs"));
 }
 
-/// An FPGA family; decides which PLL arithmetic applies. Everything else about a family (tool
-/// names, arguments, cell names) is data in the board file.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Family {
-    /// Lattice iCE40 (icestorm: nextpnr-ice40, icepack).
-    Ice40,
-    /// Lattice ECP5 (Project Trellis: nextpnr-ecp5, ecppack).
-    Ecp5,
-}
+/// The board's FPGA family decides which PLL arithmetic applies and whose LUT costs the
+/// compiler's estimates use. Everything else about a family (tool names, arguments, cell names)
+/// is data in the board file.
+pub use compiler::blocks::Family;
 
 /// The PLL primitive that can derive the core clock from the board clock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

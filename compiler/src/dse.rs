@@ -244,7 +244,9 @@ impl Exploration {
 
     /// The compiled design of candidate `i`.
     pub fn design(&self, model: &Model, i: usize) -> Result<Design, CompileError> {
-        crate::compile(model, &FoldSpec::Manual(self.candidates[i].fold_file()))
+        let mut d = crate::compile(model, &FoldSpec::Manual(self.candidates[i].fold_file()))?;
+        d.family = self.device.family;
+        Ok(d)
     }
 }
 

@@ -23,6 +23,9 @@ pub struct Design {
     pub layers: Vec<Mvtu>,
     /// Scores in, class and scores out.
     pub argmax: Argmax,
+    /// The FPGA family whose costs `report.json`'s estimates use (the target device's when
+    /// compiled for one).
+    pub family: crate::blocks::Family,
 }
 
 /// The input adapter: `pixels_per_beat` pixel bytes per beat, encoded and packed into one

@@ -117,6 +117,7 @@ pub fn lower(model: &Model) -> Result<Design, CompileError> {
             classes: model.classes(),
             score_width: 0,
         },
+        family: Default::default(),
     })
 }
 
@@ -193,7 +194,7 @@ pub fn report(d: &Design) -> serde_json::Value {
         .iter()
         .map(|s| {
             let b = s.block();
-            let e = b.estimate();
+            let e = b.estimate_for(d.family);
             total = total + e;
             let mut v = json!({
                 "name": b.name(),

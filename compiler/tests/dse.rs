@@ -111,6 +111,20 @@ fn fashion_shape_on_ecp5_85k() {
 }
 
 #[test]
+fn explored_designs_report_the_device_family_estimates() {
+    let model = random_model(&mut Rng(5), 64, 8, Encoding::Threshold(128), &[64, 10]);
+    let device = dse::device("ecp5-85k").unwrap();
+    let x = dse::explore(&model, &device).unwrap();
+    let i = x.fitting_front()[0];
+    let d = x.design(&model, i).unwrap();
+    assert_eq!(d.family, Family::Ecp5);
+    let ecp5 = d.estimate_for(Family::Ecp5).luts;
+    assert_ne!(ecp5, d.estimate_for(Family::Ice40).luts);
+    assert_eq!(compiler::report(&d)["total"]["est_luts"], ecp5);
+    assert_eq!(x.candidates[i].estimate.luts, ecp5);
+}
+
+#[test]
 fn weights_beyond_the_up5k_block_rams_go_to_spram() {
     // 784-128-128-10: 120 kbit of weights, more than the UP5K's EBR hold once laid out.
     let mut model = random_model(

@@ -42,7 +42,11 @@ fn family(name: &str) -> anyhow::Result<Family> {
 }
 
 /// The design a build directory holds, rebuilt from its model and fold.json.
-fn design_of(dir: &Path, model: Option<&Path>) -> anyhow::Result<compiler::ir::Design> {
+fn design_of(
+    dir: &Path,
+    model: Option<&Path>,
+    family: Family,
+) -> anyhow::Result<compiler::ir::Design> {
     let own = dir.join("model.fcm");
     let path = if own.exists() {
         own
@@ -56,13 +60,15 @@ fn design_of(dir: &Path, model: Option<&Path>) -> anyhow::Result<compiler::ir::D
     };
     let m = super::compile::load_model(&path)?;
     let fold = compiler::read_fold_file(&dir.join("fold.json"))?;
-    compiler::compile(&m, &FoldSpec::Manual(fold)).with_context(|| {
+    let mut d = compiler::compile(&m, &FoldSpec::Manual(fold)).with_context(|| {
         format!(
             "compiling {} with {}/fold.json",
             path.display(),
             dir.display()
         )
-    })
+    })?;
+    d.family = family;
+    Ok(d)
 }
 
 /// One directory's measurement.
@@ -81,7 +87,7 @@ fn measure(
     synth: bool,
     label: &str,
 ) -> anyhow::Result<Row> {
-    let design = design_of(dir, model)?;
+    let design = design_of(dir, model, fam)?;
     let text = if synth {
         eprintln!(
             "{label} {}: yosys {} ...",

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context};
+use compiler::blocks::Family;
 use compiler::passes::folding::FoldSpec;
 use compiler::passes::memory::Placement;
 
@@ -71,10 +72,12 @@ pub fn compile_into(
     model: &flip::model::Model,
     spec: &FoldSpec,
     placement: &Placement,
+    family: Family,
     out: &Path,
 ) -> anyhow::Result<compiler::ir::Design> {
-    let design = compiler::compile_with(model, spec, placement)
+    let mut design = compiler::compile_with(model, spec, placement)
         .with_context(|| format!("compiling {}", path.display()))?;
+    design.family = family;
     compiler::write_build(&design, out).with_context(|| format!("writing {}", out.display()))?;
     let copy = out.join("model.fcm");
     // Copying a file onto itself would truncate it.
@@ -95,7 +98,13 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let spec = fold_spec(&a.fold, a.target_cycles)?;
     let start = Instant::now();
     let placement = placement(a.device.as_deref())?;
-    let design = compile_into(&a.model, &model, &spec, &placement, &a.out)?;
+    let family = a
+        .device
+        .as_deref()
+        .and_then(compiler::dse::device)
+        .map(|d| d.family)
+        .unwrap_or_default();
+    let design = compile_into(&a.model, &model, &spec, &placement, family, &a.out)?;
     let seconds = start.elapsed().as_secs_f64();
     let report = compiler::report(&design);
     eprintln!(
@@ -111,7 +120,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     );
     for s in design.stages() {
         let b = s.block();
-        let e = b.estimate();
+        let e = b.estimate_for(design.family);
         let (pe, simd) = match s {
             compiler::ir::Stage::Mvtu(l) => (l.pe.to_string(), l.simd.to_string()),
             _ => ("-".into(), "-".into()),

@@ -1,5 +1,6 @@
 //! What the blocks' logic costs on each FPGA family: the coefficients behind
-//! [`super::Block::estimate_for`], fitted to Yosys 0.23.
+//! [`super::Block::estimate_for`], fitted to the Yosys each family's board flow uses
+//! ([`Family::yosys`]).
 //!
 //! Two kinds of knowledge live here:
 //! - **Where a ROM goes** is Yosys's own rule, reproduced: `memory_libmap` puts a ROM with a
