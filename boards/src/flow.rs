@@ -43,6 +43,8 @@ pub struct Options {
     pub freq_mhz: Option<f64>,
     /// nextpnr placer seed.
     pub seed: Option<u64>,
+    /// Extra nextpnr arguments after the board's (e.g. `--router router2`).
+    pub nextpnr_args: Vec<String>,
     /// Stop place and route when its log has not grown for this long (`None`: never).
     pub pnr_stall: Option<Duration>,
 }
@@ -410,14 +412,14 @@ pub fn build(
         nextpnr.display(),
         clocking.core_mhz
     ));
-    let mut args = fill(
+    let mut pnr_args = fill(
         &board.tools.nextpnr_args,
         &[
             ("constraints", &board.constraints),
             ("config", &board.tools.config),
         ],
     );
-    args.extend(
+    pnr_args.extend(
         [
             "--json",
             files::NETLIST,
@@ -430,12 +432,13 @@ pub fn build(
         .map(String::from),
     );
     if let Some(s) = opts.seed {
-        args.extend(["--seed".to_string(), s.to_string()]);
+        pnr_args.extend(["--seed".to_string(), s.to_string()]);
     }
+    pnr_args.extend(opts.nextpnr_args.iter().cloned());
     let pnr = run_watched(
         "pnr",
         &nextpnr,
-        &args,
+        &pnr_args,
         dir,
         "nextpnr.log",
         opts.pnr_stall,
@@ -568,6 +571,7 @@ pub fn build(
         "bitstream": bitstream.display().to_string(),
         "flash": flash,
         "tool_versions": versions,
+        "nextpnr_args": pnr_args,
         "step_seconds": steps,
     });
     let p = dir.join(files::BUILD_JSON);

@@ -297,10 +297,12 @@ fn tiny_model_builds_for_icebreaker_and_meets_12_mhz() {
     let dir = scratch("ice40_tiny");
     compile(&tiny_model(5), &dir, None);
     let mut lines = Vec::new();
-    let v = flow::build(&board, &dir, &flow::Options::default(), &mut |l| {
-        lines.push(l.to_string())
-    })
-    .unwrap();
+    // The placer nextpnr-ice40 uses anyway, named to see extra arguments reach it.
+    let opts = flow::Options {
+        nextpnr_args: vec!["--placer".into(), "heap".into()],
+        ..Default::default()
+    };
+    let v = flow::build(&board, &dir, &opts, &mut |l| lines.push(l.to_string())).unwrap();
     let on_disk: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("build.json")).unwrap()).unwrap();
     assert_eq!(v, on_disk);
@@ -314,6 +316,16 @@ fn tiny_model_builds_for_icebreaker_and_meets_12_mhz() {
     assert_eq!(v["requested_mhz"], 12.0);
     assert_eq!(v["timing_met"], true, "{v}");
     assert!(v["frames_per_second"].as_f64().unwrap() > 0.0);
+    let pnr_args: Vec<&str> = v["nextpnr_args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert_eq!(pnr_args[..2], ["--up5k", "--package"], "{v}");
+    assert_eq!(pnr_args[pnr_args.len() - 2..], ["--placer", "heap"], "{v}");
+    let log = std::fs::read_to_string(dir.join("nextpnr.log")).unwrap();
+    assert!(log.contains("HeAP"), "the heap placer ran");
     let bit = PathBuf::from(v["bitstream"].as_str().unwrap());
     assert!(
         std::fs::metadata(&bit).unwrap().len() > 1000,

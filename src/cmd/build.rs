@@ -33,6 +33,10 @@ pub struct Args {
     /// nextpnr placer seed.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// One more argument for nextpnr, after the board's (repeat for several; e.g.
+    /// `--nextpnr-arg=--router --nextpnr-arg=router2`: faster on large ECP5 designs, lower Fmax).
+    #[arg(long = "nextpnr-arg", allow_hyphen_values = true)]
+    pub nextpnr_args: Vec<String>,
     /// Stop place and route when it has made no progress (its log has not grown) for this many
     /// minutes; 0: never. A placer that cannot legalise a design loops without output.
     #[arg(long, default_value_t = 15.0)]
@@ -75,6 +79,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let opts = boards::flow::Options {
         freq_mhz: a.freq,
         seed: a.seed,
+        nextpnr_args: a.nextpnr_args.clone(),
         pnr_stall: (a.pnr_stall_minutes > 0.0)
             .then(|| std::time::Duration::from_secs_f64(a.pnr_stall_minutes * 60.0)),
     };
