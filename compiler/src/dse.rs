@@ -58,8 +58,7 @@ pub struct Device {
     pub sprams: u64,
     /// Typical achievable clock of a streaming design on this device, MHz.
     pub fmax_mhz: f64,
-    /// Measured clocks by the deepest popcount half tree (adder levels between two registers),
-    /// ascending; a design runs at the first entry whose depth covers its own (the last
+    /// Measured clocks by the logic levels of the slowest popcount stage, ascending; a design runs at the first entry whose depth covers its own (the last
     /// entry beyond). Empty: `fmax_mhz` for every design.
     #[serde(default)]
     pub clock: Vec<ClockPoint>,
@@ -92,22 +91,22 @@ pub fn device(name: &str) -> Option<Device> {
     devices().into_iter().find(|d| d.name == name)
 }
 
-/// A measured clock for designs whose popcount half trees are at most `tree_levels` deep.
+/// A measured clock for designs whose popcount stages are at most `stage_levels` deep.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ClockPoint {
-    /// Adder levels of the deepest popcount half tree.
-    pub tree_levels: usize,
+    /// Logic levels of the slowest popcount stage ([`crate::blocks::mvtu::stage_levels`]).
+    pub stage_levels: usize,
     /// Clock reached (nextpnr Fmax), MHz.
     pub mhz: f64,
 }
 
 impl Device {
-    /// The clock a design whose deepest popcount half tree has `tree_levels` adder levels is
+    /// The clock a design whose slowest popcount stage has `stage_levels` logic levels is
     /// expected to reach (see [`Device::clock`]).
-    pub fn clock_mhz(&self, tree_levels: usize) -> f64 {
+    pub fn clock_mhz(&self, stage_levels: usize) -> f64 {
         self.clock
             .iter()
-            .find(|p| p.tree_levels >= tree_levels)
+            .find(|p| p.stage_levels >= stage_levels)
             .or(self.clock.last())
             .map_or(self.fmax_mhz, |p| p.mhz.min(self.fmax_mhz))
     }
@@ -437,7 +436,7 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
         let depth = file
             .layers
             .iter()
-            .map(|f| crate::blocks::mvtu::half_tree_levels(f.simd))
+            .map(|f| crate::blocks::mvtu::stage_levels(f.simd))
             .max()
             .unwrap_or(0);
         let clock_mhz = device.clock_mhz(depth);
@@ -790,15 +789,20 @@ mod tests {
         let d = device("ecp5-85k").unwrap();
         assert_eq!(d.clock_mhz(0), 75.0);
         assert_eq!(d.clock_mhz(4), 75.0);
-        assert_eq!(d.clock_mhz(5), 52.9);
+        assert_eq!(d.clock_mhz(5), 68.4);
+        assert_eq!(d.clock_mhz(6), 52.9);
         // Beyond the measurements: the deepest one measured.
-        assert_eq!(d.clock_mhz(7), 52.9);
+        assert_eq!(d.clock_mhz(8), 52.9);
         // Without measurements: the device's clock.
         assert_eq!(device("up5k").unwrap().clock_mhz(9), 24.0);
-        // SIMD 128: 7 levels, registered after 3; SIMD 784: 10 levels, after 5.
-        use crate::blocks::mvtu::half_tree_levels;
-        assert_eq!((half_tree_levels(128), half_tree_levels(784)), (4, 5));
-        assert_eq!((half_tree_levels(1), half_tree_levels(2)), (0, 1));
+        // SIMD 128: 7 levels, registered after 3 (stage A 3 + read, stage M 4); SIMD 196: 8
+        // levels after 4 (stage A 4 + read); SIMD 784: 10 after 5 (stage A 5 + read).
+        use crate::blocks::mvtu::stage_levels;
+        assert_eq!(
+            (stage_levels(128), stage_levels(196), stage_levels(784)),
+            (4, 5, 6)
+        );
+        assert_eq!((stage_levels(1), stage_levels(2), stage_levels(16)), (1, 1, 3));
     }
 
     #[test]

@@ -62,11 +62,13 @@ fn split_level(simd: usize) -> usize {
     tree_levels(simd) / 2
 }
 
-/// Adder levels of the deeper half of a `simd`-input popcount tree: the most between two
-/// registers (stage M's; stage A adds the ROM read and XNOR to its shallower half).
-pub fn half_tree_levels(simd: usize) -> usize {
+/// Logic levels of the slower of a `simd`-input popcount's two pipeline stages: stage A reads
+/// the weights, XNORs and adds the first half of the tree (the read and XNOR counted as one
+/// level), stage M adds the rest. Stage A is the one that limits the clock when the weights
+/// come out of block RAM (the ECP5 builds' critical paths start at a DP16KD output).
+pub fn stage_levels(simd: usize) -> usize {
     let levels = tree_levels(simd);
-    levels - split_level(simd)
+    (split_level(simd) + 1).max(levels - split_level(simd))
 }
 
 /// One node of an adder tree: a Verilog expression and the largest value it can hold.
