@@ -802,7 +802,10 @@ mod tests {
             (stage_levels(128), stage_levels(196), stage_levels(784)),
             (4, 5, 6)
         );
-        assert_eq!((stage_levels(1), stage_levels(2), stage_levels(16)), (1, 1, 3));
+        assert_eq!(
+            (stage_levels(1), stage_levels(2), stage_levels(16)),
+            (1, 1, 3)
+        );
     }
 
     #[test]
