@@ -789,7 +789,7 @@ mod tests {
         let d = device("ecp5-85k").unwrap();
         assert_eq!(d.clock_mhz(0), 75.0);
         assert_eq!(d.clock_mhz(4), 75.0);
-        assert_eq!(d.clock_mhz(5), 68.4);
+        assert_eq!(d.clock_mhz(5), 57.4);
         assert_eq!(d.clock_mhz(6), 52.5);
         // Beyond the measurements: the deepest one measured.
         assert_eq!(d.clock_mhz(8), 52.5);
