@@ -25,36 +25,9 @@ pub fn yosys_cells(stat: &Value) -> BTreeMap<String, u64> {
     cells
 }
 
-/// Cell counts by type from yosys's text `stat` output (`     SB_LUT4    123` lines), for yosys
-/// builds without `stat -json`. The last block (the design total, when hierarchical) wins.
-pub fn yosys_cells_text(text: &str) -> BTreeMap<String, u64> {
-    let mut cells = BTreeMap::new();
-    for line in text.lines() {
-        let total = line.contains("Number of cells:")
-            || matches!(line.split_whitespace().collect::<Vec<_>>()[..], [n, "cells"] if n.parse::<u64>().is_ok());
-        if total {
-            cells.clear();
-            continue;
-        }
-        let words: Vec<&str> = line.split_whitespace().collect();
-        // Yosys 0.23 prints `NAME COUNT`, later versions `COUNT NAME`.
-        let cell = |name: &str| {
-            name.starts_with('$') || name.chars().next().is_some_and(|c| c.is_uppercase())
-        };
-        if let [a, b] = words[..] {
-            match (a.parse::<u64>(), b.parse::<u64>()) {
-                (_, Ok(n)) if cell(a) => {
-                    cells.insert(a.to_string(), n);
-                }
-                (Ok(n), _) if cell(b) => {
-                    cells.insert(b.to_string(), n);
-                }
-                _ => {}
-            }
-        }
-    }
-    cells
-}
+/// Cell counts by type from yosys's text `stat` output, for yosys builds without `stat -json`
+/// (the parser the compiler's LUT calibration uses).
+pub use compiler::blocks::cost::stat_cells as yosys_cells_text;
 
 /// The weighted count of `cells` matching `pattern` (names ending in `*` match by prefix).
 pub fn count(cells: &BTreeMap<String, u64>, patterns: &BTreeMap<String, u64>) -> u64 {

@@ -58,8 +58,9 @@ pub struct Device {
     pub sprams: u64,
     /// Typical achievable clock of a streaming design on this device, MHz.
     pub fmax_mhz: f64,
-    /// Measured clocks by the logic levels of the slowest popcount stage, ascending; a design runs at the first entry whose depth covers its own (the last
-    /// entry beyond). Empty: `fmax_mhz` for every design.
+    /// Measured clocks by the logic levels of the slowest popcount stage, ascending; a design
+    /// runs at the first entry whose depth covers its own (the last entry beyond). Empty:
+    /// `fmax_mhz` for every design.
     #[serde(default)]
     pub clock: Vec<ClockPoint>,
 }

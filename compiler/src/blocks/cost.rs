@@ -94,18 +94,7 @@ impl Family {
     /// LUT4s and block RAM cells in a Yosys `stat` report, counted as the estimates count them
     /// (see the module documentation); with several reports, the last (the flattened top) wins.
     pub fn count_luts(self, stat: &str) -> (u64, u64) {
-        let mut cells = std::collections::BTreeMap::new();
-        for line in stat.lines() {
-            let mut w = line.split_whitespace();
-            // Yosys 0.23 prints `NAME COUNT`, later versions `COUNT NAME`.
-            if let (Some(a), Some(b), None) = (w.next(), w.next(), w.next()) {
-                if let Ok(n) = b.parse::<u64>() {
-                    cells.insert(a, n);
-                } else if let Ok(n) = a.parse::<u64>() {
-                    cells.insert(b, n);
-                }
-            }
-        }
+        let cells = stat_cells(stat);
         let get = |k: &str| cells.get(k).copied().unwrap_or(0);
         match self {
             Family::Ice40 => (get("SB_LUT4"), get("SB_RAM40_4K")),
@@ -125,6 +114,37 @@ impl Family {
     }
 }
 
+/// Cell counts by type from Yosys's text `stat` report; of several blocks (a hierarchical
+/// report), the last one, the design total, wins.
+pub fn stat_cells(text: &str) -> std::collections::BTreeMap<String, u64> {
+    let mut cells = std::collections::BTreeMap::new();
+    // A cell type is a primitive (`SB_LUT4`, `LUT4`) or an internal cell (`$mem_v2`).
+    let cell = |name: &str| name.starts_with('$') || name.starts_with(|c: char| c.is_uppercase());
+    for line in text.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        // Yosys 0.23 prints `NAME COUNT` and heads a block with `Number of cells: N`; later
+        // versions print `COUNT NAME` and `N cells`.
+        if line.contains("Number of cells:")
+            || matches!(words[..], [n, "cells"] if n.parse::<u64>().is_ok())
+        {
+            cells.clear();
+            continue;
+        }
+        if let [a, b] = words[..] {
+            match (a.parse::<u64>(), b.parse::<u64>()) {
+                (_, Ok(n)) if cell(a) => {
+                    cells.insert(a.to_string(), n);
+                }
+                (Ok(n), _) if cell(b) => {
+                    cells.insert(b.to_string(), n);
+                }
+                _ => {}
+            }
+        }
+    }
+    cells
+}
+
 /// LUT4 cost coefficients of one family. Each block's LUTs are the sum of these coefficients
 /// times the sizes of the structures it emits.
 #[derive(Clone, Debug, PartialEq)]
@@ -137,7 +157,7 @@ pub struct Costs {
     pub rom_bit: f64,
     /// If not 0, a ROM left in logic counts as whole columns of this depth (a LUT4 and its
     /// wide-function muxes hold a 16-deep column together with what the column feeds, e.g. the
-    /// XNOR with an input bit), and ROMs at most 2 deep count nothing (they fold into the
+    /// XNOR with an input bit), and ROMs at most 4 deep count nothing (they fold into the
     /// adder or compare LUTs they feed). See [`Costs::rom_feature`].
     pub rom_column_depth: u64,
     /// LUTs per popcount adder-tree bit on top of `adder_bit` where the weights come from a
