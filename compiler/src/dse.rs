@@ -524,6 +524,7 @@ pub fn candidate_json(x: &Exploration, i: usize) -> serde_json::Value {
     json!({
         "id": i,
         "folding": c.fold_label(),
+        "pixels_per_beat": c.pixels_per_beat,
         "layers": c.folds,
         "origin": c.origin,
         "cycles_per_frame": c.cycles_per_frame,
