@@ -63,6 +63,12 @@ pub struct Device {
     /// `fmax_mhz` for every design.
     #[serde(default)]
     pub clock: Vec<ClockPoint>,
+    /// Measured clocks of large designs, by estimated LUTs, ascending: a design of at least
+    /// `min_luts` runs at most at `mhz` (the last entry it reaches), whatever its popcount depth.
+    /// A design spread over much of the device has long nets to every pipeline register (the
+    /// wait, the reset), which no stage depth shows. Empty: no such limit.
+    #[serde(default)]
+    pub size_clock: Vec<SizeClockPoint>,
 }
 
 /// The device files, embedded (`compiler/devices/*.toml`).
@@ -101,15 +107,34 @@ pub struct ClockPoint {
     pub mhz: f64,
 }
 
+/// A measured clock for designs of at least `min_luts` estimated LUTs.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SizeClockPoint {
+    /// Estimated LUTs from which the point applies.
+    pub min_luts: u64,
+    /// Clock reached (nextpnr Fmax), MHz.
+    pub mhz: f64,
+}
+
 impl Device {
-    /// The clock a design whose slowest popcount stage has `stage_levels` logic levels is
-    /// expected to reach (see [`Device::clock`]).
-    pub fn clock_mhz(&self, stage_levels: usize) -> f64 {
-        self.clock
+    /// The clock a design whose slowest popcount stage has `stage_levels` logic levels and
+    /// which is estimated at `luts` LUTs is expected to reach: the slower of the measured
+    /// clock for its depth ([`Device::clock`]) and for its size ([`Device::size_clock`]).
+    pub fn clock_mhz(&self, stage_levels: usize, luts: u64) -> f64 {
+        let by_depth = self
+            .clock
             .iter()
             .find(|p| p.stage_levels >= stage_levels)
             .or(self.clock.last())
-            .map_or(self.fmax_mhz, |p| p.mhz.min(self.fmax_mhz))
+            .map_or(self.fmax_mhz, |p| p.mhz.min(self.fmax_mhz));
+        let by_size = self
+            .size_clock
+            .iter()
+            .rev()
+            .find(|p| p.min_luts <= luts)
+            .map_or(f64::INFINITY, |p| p.mhz);
+        by_depth.min(by_size)
     }
 
     /// The weight placement that fits this device: ROMs, with the largest moved into loaded
@@ -440,7 +465,7 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
             .map(|f| crate::blocks::mvtu::stage_levels(f.simd))
             .max()
             .unwrap_or(0);
-        let clock_mhz = device.clock_mhz(depth);
+        let clock_mhz = device.clock_mhz(depth, e.luts);
         let fps = clock_mhz * 1e6 / cycles as f64;
         let cells = family.costs().logic_cells(e.luts, e.ffs);
         let fits = cells <= device.luts
@@ -789,14 +814,14 @@ mod tests {
     #[test]
     fn deeper_popcount_trees_get_the_slower_measured_clock() {
         let d = device("ecp5-85k").unwrap();
-        assert_eq!(d.clock_mhz(0), 75.0);
-        assert_eq!(d.clock_mhz(4), 75.0);
-        assert_eq!(d.clock_mhz(5), 57.4);
-        assert_eq!(d.clock_mhz(6), 52.5);
+        assert_eq!(d.clock_mhz(0, 0), 75.0);
+        assert_eq!(d.clock_mhz(4, 0), 75.0);
+        assert_eq!(d.clock_mhz(5, 0), 57.4);
+        assert_eq!(d.clock_mhz(6, 0), 52.5);
         // Beyond the measurements: the deepest one measured.
-        assert_eq!(d.clock_mhz(8), 52.5);
+        assert_eq!(d.clock_mhz(8, 0), 52.5);
         // Without measurements: the device's clock.
-        assert_eq!(device("up5k").unwrap().clock_mhz(9), 24.0);
+        assert_eq!(device("up5k").unwrap().clock_mhz(9, 0), 24.0);
         // SIMD 128: 7 levels, registered after 3 (stage A 3 + read, stage M 4); SIMD 196: 8
         // levels after 4 (stage A 4 + read); SIMD 784: 10 after 5 (stage A 5 + read).
         use crate::blocks::mvtu::stage_levels;
@@ -811,12 +836,43 @@ mod tests {
     }
 
     #[test]
+    fn large_designs_get_the_clock_measured_at_their_size() {
+        let mut d = device("ecp5-85k").unwrap();
+        d.size_clock = vec![
+            SizeClockPoint {
+                min_luts: 30_000,
+                mhz: 60.0,
+            },
+            SizeClockPoint {
+                min_luts: 45_000,
+                mhz: 50.0,
+            },
+        ];
+        let shallow = d.clock_mhz(4, 0);
+        assert_eq!(d.clock_mhz(4, 29_999), shallow);
+        assert_eq!(d.clock_mhz(4, 30_000), 60.0_f64.min(shallow));
+        assert_eq!(d.clock_mhz(4, 80_000), 50.0);
+        // A deep tree that is slower than its size allows keeps its own clock.
+        let deep = d.clock_mhz(6, 0);
+        assert!(deep < 60.0);
+        assert_eq!(d.clock_mhz(6, 30_000), deep);
+    }
+
+    #[test]
     fn devices_parse() {
         let d = devices();
         assert!(d.len() >= 4);
         assert_eq!(device("up5k").unwrap().luts, 5280);
         assert_eq!(device("ecp5-85k").unwrap().family, Family::Ecp5);
         assert!(device("nope").is_none());
+        for dev in &d {
+            let luts: Vec<u64> = dev.size_clock.iter().map(|p| p.min_luts).collect();
+            assert!(
+                luts.windows(2).all(|w| w[0] < w[1]),
+                "{}: size_clock ascending",
+                dev.name
+            );
+        }
     }
 
     #[test]
