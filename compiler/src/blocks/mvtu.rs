@@ -25,11 +25,7 @@
 //!
 //! `in_ready` depends on registers only. Back-pressure enters a layer in one place: stage B
 //! waits to move a finished frame into a still-full output register, and the whole pipeline
-//! waits with it. It waits while the output register is full even in the cycle that empties
-//! it, so the wait is itself a register (`bstall`, computed a cycle ahead): `out_ready` drives
-//! nothing but `out_valid`, and the wait's large fan-out (every pipeline register's enable)
-//! starts at a flip-flop instead of at the next layer's step counters. That cycle costs no
-//! throughput: the pipeline only waits when it is ahead of the next layer.
+//! waits with it.
 
 use flip::bits::{set_bit, words_for};
 
@@ -557,16 +553,17 @@ impl Block for Mvtu {
             b.push_str(&format!("reg  [{}:0] {n}_res;\n", (nf_n - 1) * pe * ew - 1));
         }
         // The pipeline moves as a whole and waits only while stage B has a finished frame for a
-        // full output register (`bstall` is that condition, held in a register); stage A takes
-        // a new frame in its last step unless the pipeline waits then.
+        // full output register; stage A takes a new frame in its last step unless it might
+        // have to wait then.
         b.push_str(&format!(
-            "reg  {n}_bstall;\n\
+            "wire {n}_bstall = {n}_pv && {n}_plast && out_valid && !out_ready;\n\
              wire {n}_bgo = {n}_pv && !{n}_bstall;\n\
              wire {n}_advance = {n}_busy && !{n}_bstall;\n\
              assign in_ready = {};\n\
              wire {n}_in_fire = in_valid && in_ready;\n",
             {
-                let ready = format!("!{n}_busy || ({n}_last && !{n}_bstall)");
+                let ready =
+                    format!("!{n}_busy || ({n}_last && !({n}_pv && {n}_plast && out_valid))");
                 if self.is_loaded() {
                     format!("loaded && ({ready})")
                 } else {
@@ -710,7 +707,7 @@ impl Block for Mvtu {
         b.push_str("end\n\n");
         b.push_str("always @(posedge clk) begin\n    if (rst) begin\n");
         b.push_str(&format!(
-            "        {n}_busy <= 1'b0;\n        {n}_mv <= 1'b0;\n        {n}_pv <= 1'b0;\n        {n}_bstall <= 1'b0;\n        out_valid <= 1'b0;\n"
+            "        {n}_busy <= 1'b0;\n        {n}_mv <= 1'b0;\n        {n}_pv <= 1'b0;\n        out_valid <= 1'b0;\n"
         ));
         let mut resets = Vec::new();
         if sf_n > 1 {
@@ -731,12 +728,6 @@ impl Block for Mvtu {
         b.push_str("    end else begin\n");
         let mut s = String::new();
         s.push_str("if (out_valid && out_ready) out_valid <= 1'b0;\n");
-        // Next cycle's `pv && plast && out_valid`: held, B waits on until the output register
-        // empties; else M moves into P, and B waits if the frame arriving there finds the output
-        // register full (with the frame B moves in now, or one not taken this cycle).
-        s.push_str(&format!(
-            "{n}_bstall <= {n}_bstall ? !out_ready : ({n}_mv && {n}_mlast && (({n}_pv && {n}_plast) || (out_valid && !out_ready)));\n"
-        ));
         s.push_str(&format!(
             "if ({n}_in_fire) begin\n    {n}_busy <= 1'b1;\nend else if ({n}_advance && {n}_last) begin\n    {n}_busy <= 1'b0;\nend\n"
         ));
@@ -948,10 +939,9 @@ impl MvtuModel {
         self.step == self.steps - 1
     }
 
-    /// Stage B waits to move a finished frame into the full output register (even in the
-    /// cycle the register empties: the Verilog's `bstall` register).
-    fn b_stall(&self) -> bool {
-        self.p_last && self.out_valid
+    /// Stage B waits to move a finished frame into the full output register.
+    fn b_stall(&self, out_ready: bool) -> bool {
+        self.p_last && self.out_valid && !out_ready
     }
 
     /// The whole frame's datapath into `slot_m`, step by step in the Verilog's order: ROM
@@ -1012,7 +1002,7 @@ impl MvtuModel {
 
 impl CycleModel for MvtuModel {
     fn in_ready(&self, _out_ready: bool) -> bool {
-        !self.busy || (self.last() && !self.b_stall())
+        !self.busy || (self.last() && !(self.p_last && self.out_valid))
     }
 
     fn out_valid(&self) -> bool {
@@ -1024,7 +1014,7 @@ impl CycleModel for MvtuModel {
     }
 
     fn quiet_cycles(&self) -> u64 {
-        if self.b_stall() {
+        if self.p_last && self.out_valid {
             // Stage B waits for a handshake, and the pipeline with it.
             u64::MAX
         } else if self.p_last || self.m_last {
@@ -1045,7 +1035,7 @@ impl CycleModel for MvtuModel {
     }
 
     fn clock(&mut self, input: Option<&Beat>, out_ready: bool) {
-        let stall = self.b_stall();
+        let stall = self.b_stall(out_ready);
         if self.out_valid && out_ready {
             self.out_valid = false;
         }
