@@ -6,7 +6,8 @@
 //! - **Where a ROM goes** is Yosys's own rule, reproduced: `memory_libmap` puts a ROM with a
 //!   registered address into block RAM when the blocks it needs, times the block's cost from the
 //!   family's `brams.txt` (iCE40 `SB_RAM40_4K`: 64; ECP5 `DP16KD`/`PDPW16KD`: 128), is less than
-//!   the cost of the ROM in logic (`-logic-cost-rom`, 1/16 per bit); otherwise it is left to LUTs.
+//!   the cost of the ROM in logic (`-logic-cost-rom`, 1/16 per bit of its whole address space:
+//!   a case on an N-bit counter is a 2^N-word memory); otherwise it is left to LUTs.
 //!   Every ROM a block emits (weights, thresholds, directions, offsets) is indexed by a counter
 //!   register, so all of them qualify.
 //! - **How many LUT4s the rest takes** is a linear model of the emitted structures, fitted by
@@ -366,7 +367,10 @@ impl Costs {
         if depth <= 1 || width == 0 {
             return RomCost::default();
         }
-        let bits = depth * width;
+        // Yosys prices the ROM over its whole address space: a case statement on an N-bit
+        // counter becomes a 2^N-word memory (observed with synth_ecp5 and synth_ice40: 33 x 36
+        // and 56 x 36 go to one DP16KD, 32 x 36 stays in logic; 65 x 14 goes to an SB_RAM40_4K).
+        let bits = depth.next_power_of_two() * width;
         let blocks = self.bram_blocks(depth, width);
         if blocks.saturating_mul(self.bram_cost) * 16 < bits {
             RomCost {
@@ -422,6 +426,13 @@ mod tests {
         let e = Family::Ecp5.costs();
         assert_eq!(e.rom(128, 64).brams, 2);
         assert_eq!(e.rom(320, 4).brams, 0);
+        // Priced over the counter's whole address space (synth_ecp5 0.70, synth_ice40 0.23).
+        assert_eq!(e.rom(32, 36).brams, 0);
+        assert_eq!(e.rom(33, 36).brams, 1);
+        assert_eq!(e.rom(56, 36).brams, 1);
+        assert_eq!(c.rom(65, 14).brams, 1);
+        // The Fashion-MNIST layer 1 of `4px 32x112 4x128 1x16`: 100 PDPW16KD in the build.
+        assert_eq!(e.rom(56, 32 * 112).brams, 100);
     }
 
     #[test]
