@@ -63,10 +63,11 @@ pub struct Device {
     /// `fmax_mhz` for every design.
     #[serde(default)]
     pub clock: Vec<ClockPoint>,
-    /// Measured clocks of large designs, by estimated LUTs, ascending: a design of at least
-    /// `min_luts` runs at most at `mhz` (the last entry it reaches), whatever its popcount depth.
-    /// A design spread over much of the device has long nets to every pipeline register (the
-    /// wait, the reset), which no stage depth shows. Empty: no such limit.
+    /// Measured clocks of large designs: a design with at least `min_luts` estimated LUTs and
+    /// at least `min_brams` block RAMs runs at most at `mhz`, whatever its popcount depth. A
+    /// design spread over much of the device has long nets that no stage depth shows (weight
+    /// words gathered from many block RAMs, the wait that reaches every pipeline register).
+    /// Empty: no such limit.
     #[serde(default)]
     pub size_clock: Vec<SizeClockPoint>,
 }
@@ -107,21 +108,27 @@ pub struct ClockPoint {
     pub mhz: f64,
 }
 
-/// A measured clock for designs of at least `min_luts` estimated LUTs.
+/// A measured clock for designs of at least `min_luts` estimated LUTs and `min_brams` block
+/// RAMs.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SizeClockPoint {
     /// Estimated LUTs from which the point applies.
+    #[serde(default)]
     pub min_luts: u64,
+    /// Block RAMs from which the point applies.
+    #[serde(default)]
+    pub min_brams: u64,
     /// Clock reached (nextpnr Fmax), MHz.
     pub mhz: f64,
 }
 
 impl Device {
-    /// The clock a design whose slowest popcount stage has `stage_levels` logic levels and
-    /// which is estimated at `luts` LUTs is expected to reach: the slower of the measured
-    /// clock for its depth ([`Device::clock`]) and for its size ([`Device::size_clock`]).
-    pub fn clock_mhz(&self, stage_levels: usize, luts: u64) -> f64 {
+    /// The clock a design whose slowest popcount stage has `stage_levels` logic levels, with
+    /// `luts` estimated LUTs and `brams` block RAMs, is expected to reach: the slowest of the
+    /// measured clock for its depth ([`Device::clock`]) and of those for its size
+    /// ([`Device::size_clock`]).
+    pub fn clock_mhz(&self, stage_levels: usize, luts: u64, brams: u64) -> f64 {
         let by_depth = self
             .clock
             .iter()
@@ -131,9 +138,9 @@ impl Device {
         let by_size = self
             .size_clock
             .iter()
-            .rev()
-            .find(|p| p.min_luts <= luts)
-            .map_or(f64::INFINITY, |p| p.mhz);
+            .filter(|p| luts >= p.min_luts && brams >= p.min_brams)
+            .map(|p| p.mhz)
+            .fold(f64::INFINITY, f64::min);
         by_depth.min(by_size)
     }
 
@@ -465,7 +472,7 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
             .map(|f| crate::blocks::mvtu::stage_levels(f.simd))
             .max()
             .unwrap_or(0);
-        let clock_mhz = device.clock_mhz(depth, e.luts);
+        let clock_mhz = device.clock_mhz(depth, e.luts, e.brams);
         let fps = clock_mhz * 1e6 / cycles as f64;
         let cells = family.costs().logic_cells(e.luts, e.ffs);
         let fits = cells <= device.luts
@@ -814,14 +821,17 @@ mod tests {
     #[test]
     fn deeper_popcount_trees_get_the_slower_measured_clock() {
         let d = device("ecp5-85k").unwrap();
-        assert_eq!(d.clock_mhz(0, 0), 75.0);
-        assert_eq!(d.clock_mhz(4, 0), 75.0);
-        assert_eq!(d.clock_mhz(5, 0), 57.4);
-        assert_eq!(d.clock_mhz(6, 0), 52.5);
+        assert_eq!(d.clock_mhz(0, 0, 0), 75.0);
+        assert_eq!(d.clock_mhz(4, 0, 0), 75.0);
+        assert_eq!(d.clock_mhz(5, 0, 0), 68.4);
+        assert_eq!(d.clock_mhz(6, 0, 0), 52.5);
+        // Many block RAMs, or many LUTs: the measured large designs' clocks.
+        assert_eq!(d.clock_mhz(4, 15_000, 97), 57.4);
+        assert_eq!(d.clock_mhz(4, 46_683, 30), 49.6);
         // Beyond the measurements: the deepest one measured.
-        assert_eq!(d.clock_mhz(8, 0), 52.5);
+        assert_eq!(d.clock_mhz(8, 0, 0), 52.5);
         // Without measurements: the device's clock.
-        assert_eq!(device("up5k").unwrap().clock_mhz(9, 0), 24.0);
+        assert_eq!(device("up5k").unwrap().clock_mhz(9, 0, 0), 24.0);
         // SIMD 128: 7 levels, registered after 3 (stage A 3 + read, stage M 4); SIMD 196: 8
         // levels after 4 (stage A 4 + read); SIMD 784: 10 after 5 (stage A 5 + read).
         use crate::blocks::mvtu::stage_levels;
@@ -840,22 +850,28 @@ mod tests {
         let mut d = device("ecp5-85k").unwrap();
         d.size_clock = vec![
             SizeClockPoint {
-                min_luts: 30_000,
+                min_luts: 0,
+                min_brams: 40,
                 mhz: 60.0,
             },
             SizeClockPoint {
-                min_luts: 45_000,
+                min_luts: 30_000,
+                min_brams: 0,
                 mhz: 50.0,
             },
         ];
-        let shallow = d.clock_mhz(4, 0);
-        assert_eq!(d.clock_mhz(4, 29_999), shallow);
-        assert_eq!(d.clock_mhz(4, 30_000), 60.0_f64.min(shallow));
-        assert_eq!(d.clock_mhz(4, 80_000), 50.0);
-        // A deep tree that is slower than its size allows keeps its own clock.
-        let deep = d.clock_mhz(6, 0);
-        assert!(deep < 60.0);
-        assert_eq!(d.clock_mhz(6, 30_000), deep);
+        d.clock = vec![ClockPoint {
+            stage_levels: 9,
+            mhz: 70.0,
+        }];
+        assert_eq!(d.clock_mhz(4, 29_999, 39), 70.0);
+        assert_eq!(d.clock_mhz(4, 29_999, 40), 60.0);
+        assert_eq!(d.clock_mhz(4, 30_000, 0), 50.0);
+        // Both apply: the slower.
+        assert_eq!(d.clock_mhz(4, 80_000, 100), 50.0);
+        // A deep tree slower than its size allows keeps its own clock.
+        d.clock[0].mhz = 45.0;
+        assert_eq!(d.clock_mhz(4, 30_000, 40), 45.0);
     }
 
     #[test]
@@ -866,10 +882,11 @@ mod tests {
         assert_eq!(device("ecp5-85k").unwrap().family, Family::Ecp5);
         assert!(device("nope").is_none());
         for dev in &d {
-            let luts: Vec<u64> = dev.size_clock.iter().map(|p| p.min_luts).collect();
             assert!(
-                luts.windows(2).all(|w| w[0] < w[1]),
-                "{}: size_clock ascending",
+                dev.size_clock
+                    .iter()
+                    .all(|p| p.mhz > 0.0 && (p.min_luts > 0 || p.min_brams > 0)),
+                "{}: a size_clock point names a size",
                 dev.name
             );
         }
