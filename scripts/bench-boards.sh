@@ -6,9 +6,9 @@
 #   - `dse --device ecp5-85k --synth 6` on that model: the best fitting design, the estimator's
 #     error against Yosys on the synthesised front designs (target: within 15%)
 #   - with --best: that design built for the ULX3S at the clock the exploration expects, its
-#     frames/s, LUTs and frames/s per LUT against the exploration's prediction (about 50 minutes)
+#     frames/s, LUTs and frames/s per LUT against the exploration's prediction (about an hour)
 #
-#   scripts/bench-boards.sh [--best]     (about 15 minutes on 2 cores without --best)
+#   scripts/bench-boards.sh [--best]     (about 18 minutes on 2 cores without --best, measured)
 #
 # A build whose build.json is already in build/bench-boards/ is reused; delete the folder to
 # rebuild it.
