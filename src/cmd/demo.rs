@@ -18,21 +18,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let model = a.out.join("digits.fcm");
     eprintln!("== 1. train: flip optimizer on the embedded 8x8 digits");
     super::train::run(super::train::Args {
-        data: None,
-        arch: None,
-        optimizer: "flip".into(),
-        epochs: None,
-        seed: 1,
         out: model.clone(),
-        resume: None,
-        encoding: None,
-        batch: None,
-        patience: 0,
-        min_delta: 0.001,
-        set: Vec::new(),
-        threads: None,
-        json: false,
-        quiet: false,
+        ..Default::default()
     })?;
     eprintln!("== 2. evaluate with the software reference");
     super::eval::run(super::eval::Args {

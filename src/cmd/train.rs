@@ -1,16 +1,21 @@
 //! `flipchip train`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context};
+use flip::data::Dataset;
 use flip::encoding::Encoding;
-use flip::train::{OptimizerKind, Progress, TrainConfig};
+use flip::train::{Holdout, Keep, OptimizerKind, PatienceOn, Progress, TrainConfig};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 /// Train a binary network (or a float baseline) and write a model file.
-#[derive(clap::Args, Clone)]
+///
+/// A validation split (default 10% of the training images, stratified by class and seeded by
+/// --seed) is held out of training; --patience and --keep decide on it. Test accuracy is
+/// measured and reported but never used for a decision.
+#[derive(clap::Args, Clone, Debug)]
 pub struct Args {
     /// Directory with the four IDX files (MNIST layout); the embedded 8x8 digits without it.
     #[arg(long)]
@@ -21,31 +26,49 @@ pub struct Args {
     /// flip (default), binaryconnect, bop or float.
     #[arg(long, default_value = "flip")]
     pub optimizer: String,
-    /// Epoch budget.
+    /// Epoch budget (at least 1).
     #[arg(long)]
     pub epochs: Option<usize>,
-    /// Seed for initialisation, shuffling and rounding.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
+    /// Seed for initialisation, shuffling, rounding and the validation split [default: 1].
+    #[arg(long)]
+    pub seed: Option<u64>,
     /// Output model file.
     #[arg(long, default_value = "model.fcm")]
     pub out: PathBuf,
-    /// Resume from a checkpoint written by an earlier run with the same settings.
+    /// Resume from a checkpoint written by an earlier run with the same data and settings.
     #[arg(long)]
     pub resume: Option<PathBuf>,
     /// Input encoding: threshold:T, thermometer:T1,T2,.. or bitplanes:P (default: bitplanes of
     /// up to 4 bits).
     #[arg(long)]
     pub encoding: Option<String>,
-    /// Mini-batch size.
+    /// Mini-batch size (at least 1; 2 for the batch-norm baselines).
     #[arg(long)]
     pub batch: Option<usize>,
-    /// Stop when the loss has not improved for this many epochs (0: run the whole budget).
+    /// Training images held out for validation (0: none) [default: 10% of the training images].
+    #[arg(long, value_name = "N", conflicts_with = "val_fraction")]
+    pub val: Option<usize>,
+    /// Fraction of the training images held out for validation, 0 <= F < 1.
+    #[arg(long, value_name = "F")]
+    pub val_fraction: Option<f64>,
+    /// Stop when the watched measure (--patience-on) has not improved for this many epochs (0:
+    /// run the whole budget).
     #[arg(long, default_value_t = 0)]
     pub patience: usize,
-    /// Relative improvement of the loss that counts as progress for --patience.
+    /// What --patience watches: loss or accuracy, on the validation split (on the training
+    /// batches with --val 0). Validation loss is the cross-entropy of the model's class scores;
+    /// for binary models the integer scores are divided by a fixed temperature sqrt(n)/2, n the
+    /// last layer's fan-in [default: loss].
+    #[arg(long, value_name = "loss|accuracy")]
+    pub patience_on: Option<PatienceOn>,
+    /// Improvement that counts as progress for --patience: relative for a loss (0.001 =
+    /// 0.1%), absolute for an accuracy (0.001 = 0.1 points); at least 0.
     #[arg(long, default_value_t = 0.001)]
     pub min_delta: f64,
+    /// Which model to write: last (after the last epoch) or best (the epoch of the best
+    /// validation accuracy; needs a validation split).
+    #[arg(long, value_name = "last|best", default_value = "last")]
+    pub keep: Keep,
     /// Optimizer setting key=value (repeatable); see the crate docs of each optimizer.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
@@ -58,6 +81,18 @@ pub struct Args {
     /// No progress bars.
     #[arg(long)]
     pub quiet: bool,
+}
+
+impl Default for Args {
+    /// The command-line defaults, as `flipchip train` with no options.
+    fn default() -> Self {
+        #[derive(clap::Parser)]
+        struct Bare {
+            #[command(flatten)]
+            args: Args,
+        }
+        <Bare as clap::Parser>::parse_from(["train"]).args
+    }
 }
 
 /// Parses `784-256-256-10` into the hidden and output widths, checking the input width.
@@ -114,11 +149,22 @@ fn defaults(
     }
 }
 
-/// Runs `flipchip train`.
-pub fn run(a: Args) -> anyhow::Result<()> {
-    super::set_threads(a.threads);
-    let started = Instant::now();
-    let data = super::load_data(a.data.as_deref())?;
+/// What one training run reports, for `train` and `seeds`.
+pub struct Report {
+    /// Test accuracy of the written model, 0..1.
+    pub accuracy: f64,
+    /// Validation accuracy of the written model; `None` with `--val 0`.
+    pub val_accuracy: Option<f64>,
+    /// Mean wall time of an epoch's training steps.
+    pub epoch_seconds: f64,
+    /// Bytes of training state per weight.
+    pub state_bytes_per_weight: f64,
+    /// The object `train --json` prints.
+    pub json: serde_json::Value,
+}
+
+/// The run `a` describes on `data`, with its seed.
+pub fn config(a: &Args, data: &Dataset, seed: u64) -> anyhow::Result<TrainConfig> {
     let (arch, epochs, batch, tuned) = defaults(data.pixels(), data.classes);
     let arch = a.arch.clone().unwrap_or(arch);
     let layers = parse_arch(&arch, data.pixels(), data.classes)?;
@@ -137,24 +183,88 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 .with_context(|| format!("--set {kv}: expected KEY=VALUE"))
         }))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let cfg = TrainConfig {
+    let validation = match (a.val, a.val_fraction) {
+        (Some(_), Some(_)) => bail!("--val and --val-fraction: give one or the other"),
+        (Some(0), None) => Holdout::Off,
+        (Some(n), None) => Holdout::Images(n),
+        (None, Some(f)) if !(0.0..1.0).contains(&f) => {
+            bail!("--val-fraction {f}: expected 0 <= F < 1 (a fraction of the training images)")
+        }
+        (None, Some(0.0)) => Holdout::Off,
+        (None, Some(f)) => Holdout::Fraction(f),
+        (None, None) => Holdout::DEFAULT,
+    };
+    if let Holdout::Images(n) = validation {
+        if n >= data.train.len() {
+            bail!(
+                "--val {n}: {} has {} training images; the validation split must leave some to \
+                 train on",
+                data.name,
+                data.train.len()
+            );
+        }
+    }
+    if a.epochs == Some(0) {
+        bail!("--epochs 0: the epoch budget must be at least 1");
+    }
+    if a.batch == Some(0) {
+        bail!("--batch 0: a mini-batch holds at least 1 image");
+    }
+    if !(a.min_delta >= 0.0 && a.min_delta.is_finite()) {
+        bail!("--min-delta {}: expected a finite number >= 0", a.min_delta);
+    }
+    if a.keep == Keep::Best && validation == Holdout::Off {
+        bail!("--keep best picks the epoch of the best validation accuracy, but --val 0 turns the validation split off");
+    }
+    Ok(TrainConfig {
         optimizer,
         layers,
         encoding,
         epochs: a.epochs.unwrap_or(epochs),
         batch: a.batch.unwrap_or(batch),
-        seed: a.seed,
+        seed,
         patience: a.patience,
         min_delta: a.min_delta,
+        patience_on: a.patience_on.unwrap_or(PatienceOn::Loss),
+        validation,
+        keep: a.keep,
         params,
-    };
-    let ckpt = checkpoint_path(&a.out);
+    })
+}
+
+/// Trains the configuration `a` describes with `seed` on `data` and writes the model to `out`
+/// (and its checkpoint beside it); `resume` continues from a checkpoint. Progress goes to
+/// stderr unless `--quiet`.
+pub fn train_one(
+    a: &Args,
+    data: &Dataset,
+    seed: u64,
+    out: &Path,
+    resume: Option<&Path>,
+) -> anyhow::Result<Report> {
+    let started = Instant::now();
+    let cfg = config(a, data, seed)?;
+    let ckpt = checkpoint_path(out);
     let show = !a.quiet;
+    if cfg.validation == Holdout::Off {
+        eprintln!(
+            "validation split off (--val 0): test accuracy is reported, nothing is decided on it"
+        );
+        if cfg.patience > 0 {
+            eprintln!(
+                "--patience watches the training {} (no validation split)",
+                match cfg.patience_on {
+                    PatienceOn::Loss => "loss",
+                    PatienceOn::Accuracy => "accuracy",
+                }
+            );
+        }
+    }
     let bar_style = ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg}")
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> ");
     let mut bar: Option<ProgressBar> = None;
-    let result = flip::train::train(&cfg, &data, Some(&ckpt), a.resume.as_deref(), |p| match p {
+    let result = flip::train::train(&cfg, data, Some(&ckpt), resume, |p| match p {
         Progress::Batch {
             epoch,
             done,
@@ -177,8 +287,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 b.finish_and_clear();
             }
             if show {
+                let val = r
+                    .val_accuracy
+                    .map(|v| format!("val {:.2}%, ", v * 100.0))
+                    .unwrap_or_default();
                 eprintln!(
-                    "epoch {}/{}: loss {:.4}, train {:.2}%, test {:.2}%, {:.2} s",
+                    "epoch {}/{}: loss {:.4}, train {:.2}%, {val}test {:.2}%, {:.2} s",
                     r.epoch + 1,
                     cfg.epochs,
                     r.loss,
@@ -191,7 +305,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         _ => {}
     })
     .with_context(|| format!("training on {}", data.name))?;
-    flip::model::format::save(&result.model, &a.out)?;
+    flip::model::format::save(&result.model, out)?;
     let accuracy = result.model.meta.test_accuracy.unwrap_or(0.0);
     let epoch_seconds = if result.history.is_empty() {
         0.0
@@ -199,38 +313,81 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         result.history.iter().map(|h| h.seconds).sum::<f64>() / result.history.len() as f64
     };
     let weights: usize = cfg_weights(&result.model);
+    let per_weight = result.state_bytes as f64 / weights.max(1) as f64;
+    let val = result
+        .val_accuracy
+        .map(|v| {
+            format!(
+                "validation {:.2}% ({} images), ",
+                v * 100.0,
+                result.val_samples
+            )
+        })
+        .unwrap_or_default();
+    let kept = match cfg.keep {
+        Keep::Best => format!(
+            "; kept epoch {} (best validation accuracy)",
+            result.kept_epoch + 1
+        ),
+        Keep::Last => String::new(),
+    };
     eprintln!(
-        "{}: {} {} on {}: test accuracy {:.2}% ({}); {:.2} s per epoch; state {:.3} bytes/weight",
-        a.out.display(),
+        "{}: {} {} on {}: {val}test accuracy {:.2}% ({}{kept}); {:.2} s per epoch; state {:.3} bytes/weight",
+        out.display(),
         cfg.optimizer.name(),
         result.model.arch(),
         data.name,
         accuracy * 100.0,
         result.stopped,
         epoch_seconds,
-        result.state_bytes as f64 / weights.max(1) as f64
+        per_weight
     );
+    let json = json!({
+        "model": out.display().to_string(),
+        "optimizer": cfg.optimizer.name(),
+        "arch": result.model.arch(),
+        "dataset": data.name,
+        "seed": seed,
+        "accuracy": accuracy,
+        "samples": data.test.labels.len(),
+        "val_accuracy": result.val_accuracy,
+        "val_samples": result.val_samples,
+        "train_samples": result.train_samples,
+        "epochs": result.history.len(),
+        "keep": cfg.keep.name(),
+        "kept_epoch": result.kept_epoch + 1,
+        "patience_on": result.watched.name(),
+        "seconds": started.elapsed().as_secs_f64(),
+        "epoch_seconds": epoch_seconds,
+        "state_bytes": result.state_bytes,
+        "weights": weights,
+        "state_bytes_per_weight": per_weight,
+        "stopped": result.stopped,
+        "peak_memory_mib": super::peak_memory_mib(),
+        "history": result.history.iter().map(|h| json!({
+            "epoch": h.epoch + 1, "loss": h.loss, "train_accuracy": h.train_accuracy,
+            "val_accuracy": h.val_accuracy, "val_loss": h.val_loss,
+            "test_accuracy": h.test_accuracy, "seconds": h.seconds})).collect::<Vec<_>>(),
+    });
+    Ok(Report {
+        accuracy,
+        val_accuracy: result.val_accuracy,
+        epoch_seconds,
+        state_bytes_per_weight: per_weight,
+        json,
+    })
+}
+
+/// Runs `flipchip train`.
+pub fn run(a: Args) -> anyhow::Result<()> {
+    super::set_threads(a.threads);
+    let started = Instant::now();
+    let data = super::load_data(a.data.as_deref())?;
+    let mut report = train_one(&a, &data, a.seed.unwrap_or(1), &a.out, a.resume.as_deref())?;
     if a.json {
-        super::print_json(&json!({
-            "model": a.out.display().to_string(),
-            "optimizer": cfg.optimizer.name(),
-            "arch": result.model.arch(),
-            "dataset": data.name,
-            "accuracy": accuracy,
-            "samples": data.test.labels.len(),
-            "train_samples": data.train.labels.len(),
-            "epochs": result.history.len(),
-            "seconds": started.elapsed().as_secs_f64(),
-            "epoch_seconds": epoch_seconds,
-            "state_bytes": result.state_bytes,
-            "weights": weights,
-            "state_bytes_per_weight": result.state_bytes as f64 / weights.max(1) as f64,
-            "stopped": result.stopped,
-            "peak_memory_mib": super::peak_memory_mib(),
-            "history": result.history.iter().map(|h| json!({
-                "epoch": h.epoch + 1, "loss": h.loss, "train_accuracy": h.train_accuracy,
-                "test_accuracy": h.test_accuracy, "seconds": h.seconds})).collect::<Vec<_>>(),
-        }));
+        // The whole command, data loading included.
+        report.json["seconds"] = json!(started.elapsed().as_secs_f64());
+        super::print_json(&report.json);
     }
     Ok(())
 }

@@ -85,6 +85,77 @@ impl Dataset {
     pub fn pixels(&self) -> usize {
         self.width * self.height * self.channels
     }
+
+    /// Carves `count` images out of the training split for validation and returns
+    /// `(train, validation)`: the training split without them, and them.
+    ///
+    /// The split is stratified: each class gives a share of `count` proportional to its number
+    /// of training images (largest remainders round, lower class first on ties), and which
+    /// images of a class go is a seeded shuffle ([`crate::train::rng::permutation`]), so the
+    /// same `count` and `seed` always give the same split. Both parts keep the original order;
+    /// they are disjoint and together hold every training image once.
+    pub fn split_validation(&self, count: usize, seed: u64) -> Result<(Split, Split), DataError> {
+        let n = self.train.len();
+        if count >= n {
+            return Err(DataError::ValidationTooLarge {
+                dataset: self.name.clone(),
+                count,
+                train: n,
+            });
+        }
+        let mut members: Vec<Vec<usize>> = vec![Vec::new(); self.classes];
+        for (i, &l) in self.train.labels.iter().enumerate() {
+            members[l as usize].push(i);
+        }
+        let quota = proportional_shares(&members.iter().map(Vec::len).collect::<Vec<_>>(), count);
+        let mut held = vec![false; n];
+        for (c, (idx, &k)) in members.iter().zip(&quota).enumerate() {
+            let order = crate::train::rng::permutation(
+                idx.len(),
+                crate::train::rng::mix(seed, 0x7A11_D000 + c as u64),
+            );
+            for &j in &order[..k] {
+                held[idx[j as usize]] = true;
+            }
+        }
+        let p = self.pixels();
+        let (mut train, mut val) = (Split::default(), Split::default());
+        for (i, &h) in held.iter().enumerate() {
+            let to = if h { &mut val } else { &mut train };
+            to.images.extend_from_slice(self.train.image(i, p));
+            to.labels.push(self.train.labels[i]);
+        }
+        Ok((train, val))
+    }
+}
+
+/// Splits `total` into shares proportional to `sizes` (largest remainder method; ties go to
+/// the lower index). Needs `total <= sizes.sum()`; no share exceeds its size.
+fn proportional_shares(sizes: &[usize], total: usize) -> Vec<usize> {
+    let sum: usize = sizes.iter().sum();
+    let total = total.min(sum);
+    if sum == 0 {
+        return vec![0; sizes.len()];
+    }
+    // Exact integer arithmetic: share_c = total * size_c / sum, remainder kept for rounding.
+    let mut shares: Vec<usize> = sizes.iter().map(|&s| total * s / sum).collect();
+    let mut rest: Vec<(usize, usize)> = sizes
+        .iter()
+        .enumerate()
+        .map(|(c, &s)| (total * s % sum, c))
+        .collect();
+    rest.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    let mut left = total - shares.iter().sum::<usize>();
+    for &(_, c) in rest.iter().cycle() {
+        if left == 0 {
+            break;
+        }
+        if shares[c] < sizes[c] {
+            shares[c] += 1;
+            left -= 1;
+        }
+    }
+    shares
 }
 
 /// Why a dataset could not be loaded. Every message names the file it is about.
@@ -224,6 +295,19 @@ pub enum DataError {
         /// Its image size as (height, width).
         test: (usize, usize),
     },
+    /// A validation split would leave no image to train on.
+    #[error(
+        "{dataset}: a validation split of {count} images leaves none to train on (the training \
+         split holds {train}; use fewer, or a fraction below 1)"
+    )]
+    ValidationTooLarge {
+        /// The dataset's name.
+        dataset: String,
+        /// Images asked for.
+        count: usize,
+        /// Images in the training split.
+        train: usize,
+    },
     /// A line of a CSV dataset is malformed.
     #[error("{}, line {line}: {problem}", path.display())]
     Csv {
@@ -268,6 +352,90 @@ mod tests {
         assert_eq!(s.image(1, 2), &[3, 4]);
         assert_eq!(s.image(2, 2), &[5, 6]);
         assert!(Split::default().is_empty());
+    }
+
+    fn toy(labels: &[u8]) -> Dataset {
+        Dataset {
+            name: "toy".into(),
+            width: 2,
+            height: 1,
+            channels: 1,
+            pixel_bits: 8,
+            classes: 3,
+            train: Split {
+                images: (0..labels.len() * 2).map(|i| (i / 2) as u8).collect(),
+                labels: labels.to_vec(),
+            },
+            test: Split::default(),
+        }
+    }
+
+    #[test]
+    fn validation_split_is_stratified_disjoint_and_complete() {
+        // 60 of class 0, 30 of class 1, 10 of class 2; images numbered so each is unique.
+        let labels: Vec<u8> = (0..100u8)
+            .map(|i| match i % 10 {
+                0..=5 => 0,
+                6..=8 => 1,
+                _ => 2,
+            })
+            .collect();
+        let d = toy(&labels);
+        let (train, val) = d.split_validation(20, 7).unwrap();
+        assert_eq!((train.len(), val.len()), (80, 20));
+        let count = |s: &Split, c: u8| s.labels.iter().filter(|&&l| l == c).count();
+        assert_eq!([count(&val, 0), count(&val, 1), count(&val, 2)], [12, 6, 2]);
+        // Every image once, in one part or the other, with its own label.
+        let mut seen: Vec<u8> = train
+            .images
+            .chunks(2)
+            .chain(val.images.chunks(2))
+            .map(|p| p[0])
+            .collect();
+        seen.sort();
+        assert_eq!(seen, (0..100u8).collect::<Vec<_>>());
+        for s in [&train, &val] {
+            for (img, &l) in s.images.chunks(2).zip(&s.labels) {
+                assert_eq!(labels[img[0] as usize], l);
+            }
+            let ids: Vec<u8> = s.images.chunks(2).map(|p| p[0]).collect();
+            assert!(ids.windows(2).all(|w| w[0] < w[1]), "order kept");
+        }
+        // Deterministic in the seed, and the seed matters.
+        assert_eq!(
+            d.split_validation(20, 7).unwrap(),
+            (train.clone(), val.clone())
+        );
+        assert_ne!(d.split_validation(20, 8).unwrap().1, val);
+    }
+
+    #[test]
+    fn validation_split_sizes() {
+        let d = toy(&[0, 0, 0, 1, 1, 2, 2]);
+        let (train, val) = d.split_validation(0, 1).unwrap();
+        assert_eq!((train, val.len()), (d.train.clone(), 0));
+        assert_eq!(d.split_validation(6, 1).unwrap().0.len(), 1);
+        let err = d.split_validation(7, 1).unwrap_err();
+        assert!(err.to_string().contains("7 images"), "{err}");
+        // Rounding by largest remainders: 2 of 7 is 0.86, 0.57, 0.57 -> 1, 1, 0.
+        let (_, val) = d.split_validation(2, 1).unwrap();
+        let mut l = val.labels.clone();
+        l.sort();
+        assert_eq!(l, vec![0, 1]);
+        assert_eq!(proportional_shares(&[3, 2, 2], 7), vec![3, 2, 2]);
+        assert_eq!(proportional_shares(&[0, 5], 3), vec![0, 3]);
+    }
+
+    #[test]
+    fn digits_validation_split_keeps_class_proportions() {
+        let d = optdigits().unwrap();
+        let (train, val) = d.split_validation(144, 1).unwrap();
+        assert_eq!(train.len() + val.len(), d.train.len());
+        for c in 0..d.classes as u8 {
+            let all = d.train.labels.iter().filter(|&&l| l == c).count() as f64;
+            let held = val.labels.iter().filter(|&&l| l == c).count() as f64;
+            assert!((held - all * 144.0 / d.train.len() as f64).abs() <= 1.0);
+        }
     }
 
     #[test]

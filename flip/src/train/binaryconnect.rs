@@ -27,7 +27,9 @@
 //! 0.01), `lr_norm` (Adam rate of the batch norms and the head, default 0.005, same schedule),
 //! `init` (latent weights start uniform in `[-init, init]`, default 0.1, or 1 with
 //! `stochastic=1`: draws from weights near 0 are coin flips), `stochastic` (0 or 1, default 0),
-//! `momentum` (weight of a new batch in the running statistics, default 0.1).
+//! `momentum` (weight of a new batch in the running statistics, default 0.1). Valid ranges:
+//! `lr`, `lr_norm` > 0; `0 <= lr_end <= 1`; `0 < init <= 1`; `0 < momentum <= 1`; anything
+//! else (NaN and infinities included) is an error that gives the range.
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -36,7 +38,7 @@ use super::latent::{
     cosine, export_binary, pass, signs_above_first, Adam, Norms, PassMode, Weights,
 };
 use super::rng::{mix, Stream};
-use super::{check_params, param, BatchStats, Optimizer, TrainData};
+use super::{check_params, param_in, BatchStats, Optimizer, Range, TrainData};
 use crate::bits::{BitMatrix, WORD_BITS};
 use crate::model::{InputSpec, Model};
 
@@ -128,25 +130,13 @@ impl BinaryConnect {
             (0.005, 0.1)
         };
         let settings = Settings {
-            lr: param(params, "lr", lr)?,
-            lr_end: param(params, "lr_end", 0.01)?,
-            lr_norm: param(params, "lr_norm", 0.005)?,
-            init: param(params, "init", init)?,
+            lr: param_in(params, "lr", lr, Range::Positive)?,
+            lr_end: param_in(params, "lr_end", 0.01, Range::Unit)?,
+            lr_norm: param_in(params, "lr_norm", 0.005, Range::Positive)?,
+            init: param_in(params, "init", init, Range::UnitPositive)?,
             stochastic,
-            momentum: param(params, "momentum", 0.1)?,
+            momentum: param_in(params, "momentum", 0.1, Range::UnitPositive)?,
         };
-        if !(settings.init > 0.0 && settings.init <= 1.0) {
-            return Err(format!(
-                "setting init={}: expected 0 < init <= 1",
-                settings.init
-            ));
-        }
-        if !(settings.momentum > 0.0 && settings.momentum <= 1.0) {
-            return Err(format!(
-                "setting momentum={}: expected 0 < momentum <= 1",
-                settings.momentum
-            ));
-        }
         let mut latent = Vec::new();
         let mut adam = Vec::new();
         for (l, pair) in widths.windows(2).enumerate() {

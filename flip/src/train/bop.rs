@@ -21,14 +21,16 @@
 //! Settings (`--set key=value`): `gamma` (adaptivity rate, default 1e-3, decayed by a cosine
 //! to `gamma_end * gamma`), `gamma_end` (default 0.1), `tau` (flip threshold, default 1e-6),
 //! `lr` (Adam rate of batch norms and head, default 0.005), `lr_end` (default 0.01),
-//! `momentum` (running statistics, default 0.1).
+//! `momentum` (running statistics, default 0.1). Valid ranges: `0 < gamma <= 1`;
+//! `0 <= gamma_end <= 1`; `tau >= 0`; `lr > 0`; `0 <= lr_end <= 1`; `0 < momentum <= 1`;
+//! anything else (NaN and infinities included) is an error that gives the range.
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::latent::{cosine, export_binary, pass, signs_above_first, Norms, PassMode, Weights};
 use super::rng::random_bits;
-use super::{check_params, param, BatchStats, Optimizer, TrainData};
+use super::{check_params, param_in, BatchStats, Optimizer, Range, TrainData};
 use crate::bits::{BitMatrix, WORD_BITS};
 use crate::model::{InputSpec, Model};
 
@@ -87,28 +89,13 @@ impl Bop {
     ) -> Result<Self, String> {
         check_params(params, KNOWN, "bop")?;
         let settings = Settings {
-            gamma: param(params, "gamma", 1e-3)?,
-            gamma_end: param(params, "gamma_end", 0.1)?,
-            tau: param(params, "tau", 1e-6)?,
-            lr: param(params, "lr", 0.005)?,
-            lr_end: param(params, "lr_end", 0.01)?,
-            momentum: param(params, "momentum", 0.1)?,
+            gamma: param_in(params, "gamma", 1e-3, Range::UnitPositive)?,
+            gamma_end: param_in(params, "gamma_end", 0.1, Range::Unit)?,
+            tau: param_in(params, "tau", 1e-6, Range::NonNegative)?,
+            lr: param_in(params, "lr", 0.005, Range::Positive)?,
+            lr_end: param_in(params, "lr_end", 0.01, Range::Unit)?,
+            momentum: param_in(params, "momentum", 0.1, Range::UnitPositive)?,
         };
-        if !(settings.gamma > 0.0 && settings.gamma <= 1.0) {
-            return Err(format!(
-                "setting gamma={}: expected 0 < gamma <= 1",
-                settings.gamma
-            ));
-        }
-        if settings.tau.is_nan() || settings.tau < 0.0 {
-            return Err(format!("setting tau={}: expected tau >= 0", settings.tau));
-        }
-        if !(settings.momentum > 0.0 && settings.momentum <= 1.0) {
-            return Err(format!(
-                "setting momentum={}: expected 0 < momentum <= 1",
-                settings.momentum
-            ));
-        }
         let mut bits = Vec::new();
         let mut m = Vec::new();
         for (l, pair) in widths.windows(2).enumerate() {

@@ -9,14 +9,16 @@
 //! trained network's inference function.
 //!
 //! Settings (`--set key=value`): `lr` (Adam, default 0.002), `lr_end` (cosine decay to
-//! `lr_end * lr`, default 0.01), `momentum` (running statistics, default 0.1).
+//! `lr_end * lr`, default 0.01), `momentum` (running statistics, default 0.1). Valid ranges:
+//! `lr > 0`, `0 <= lr_end <= 1`, `0 < momentum <= 1`; anything else (NaN and infinities
+//! included) is an error that gives the range.
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::latent::{cosine, export_float, pass, Adam, Norms, PassMode, Weights};
 use super::rng::{mix, Stream};
-use super::{check_params, param, BatchStats, Optimizer, TrainData};
+use super::{check_params, param_in, BatchStats, Optimizer, Range, TrainData};
 use crate::model::{InputSpec, Model};
 
 const KNOWN: &[&str] = &["lr", "lr_end", "momentum"];
@@ -54,16 +56,10 @@ impl FloatOptimizer {
     ) -> Result<Self, String> {
         check_params(params, KNOWN, "float")?;
         let settings = Settings {
-            lr: param(params, "lr", 0.002)?,
-            lr_end: param(params, "lr_end", 0.01)?,
-            momentum: param(params, "momentum", 0.1)?,
+            lr: param_in(params, "lr", 0.002, Range::Positive)?,
+            lr_end: param_in(params, "lr_end", 0.01, Range::Unit)?,
+            momentum: param_in(params, "momentum", 0.1, Range::UnitPositive)?,
         };
-        if !(settings.momentum > 0.0 && settings.momentum <= 1.0) {
-            return Err(format!(
-                "setting momentum={}: expected 0 < momentum <= 1",
-                settings.momentum
-            ));
-        }
         let mut weights = Vec::new();
         let mut adam = Vec::new();
         for (l, pair) in widths.windows(2).enumerate() {
