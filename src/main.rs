@@ -16,6 +16,8 @@ struct Cli {
 enum Command {
     /// Train a model and write it as a .fcm file.
     Train(cmd::train::Args),
+    /// Train one configuration once per seed and report the spread of the results.
+    Seeds(cmd::seeds::Args),
     /// Measure a model's test accuracy with the software reference.
     Eval(cmd::eval::Args),
     /// Truncate a float model f32 -> f16 -> int8 -> binary and report each precision.
@@ -40,6 +42,7 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train(a) => cmd::train::run(a),
+        Command::Seeds(a) => cmd::seeds::run(a),
         Command::Eval(a) => cmd::eval::run(a),
         Command::Quantize(a) => cmd::quantize::run(a),
         Command::Compile(a) => cmd::compile::run(a),

@@ -7,6 +7,7 @@ pub mod demo;
 pub mod dse;
 pub mod eval;
 pub mod quantize;
+pub mod seeds;
 pub mod sim;
 pub mod train;
 pub mod verify;
