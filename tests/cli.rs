@@ -332,3 +332,265 @@ fn calibrate_fits_at_least_as_well_as_the_shipped_coefficients() {
     }
     assert!(dirs[0].join("stat_ice40.txt").exists());
 }
+
+#[test]
+fn quantize_reports_every_precision_and_writes_a_loadable_binary_model() {
+    let dir = scratch("cli-quantize");
+    let float = dir.join("float.fcm");
+    flipchip_ok(&[
+        "train",
+        "--optimizer",
+        "float",
+        "--epochs",
+        "3",
+        "--out",
+        s(&float),
+        "--quiet",
+    ]);
+    let out = flipchip_ok(&["quantize", s(&float), "--json"]);
+    let q = last_json(&out);
+    let precisions: Vec<&str> = q["precisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["precision"].as_str().unwrap())
+        .collect();
+    assert_eq!(precisions, ["f32", "f16", "int8", "binary"]);
+    let f32_acc = q["precisions"][0]["accuracy"].as_f64().unwrap();
+    assert!(f32_acc >= 0.8, "float model at {f32_acc} after 3 epochs");
+    let binary = dir.join("float-binary.fcm");
+    assert_eq!(q["binary_model"].as_str(), Some(s(&binary)));
+    // The binary model is an ordinary model file: eval reads it and agrees with quantize.
+    let eval = last_json(&flipchip_ok(&["eval", s(&binary), "--json"]));
+    assert_eq!(eval["accuracy"], q["precisions"][3]["accuracy"]);
+
+    // A binary model is not a quantize input.
+    let out = flipchip(&["quantize", s(&binary)]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a float model"));
+}
+
+#[test]
+fn validation_split_is_reported_and_can_be_turned_off() {
+    let dir = scratch("cli-val");
+    let model = dir.join("m.fcm");
+    let base = [
+        "train",
+        "--epochs",
+        "2",
+        "--out",
+        s(&model),
+        "--json",
+        "--quiet",
+    ];
+    let j = last_json(&flipchip_ok(&base));
+    assert_eq!(j["val_samples"], 144, "10% of 1438 by default");
+    assert_eq!(j["train_samples"], 1438 - 144);
+    assert!(j["val_accuracy"].as_f64().unwrap() > 0.5);
+    for h in j["history"].as_array().unwrap() {
+        assert!(h["val_accuracy"].is_f64() && h["val_loss"].is_f64(), "{h}");
+    }
+
+    let out = flipchip_ok(&[&base[..], &["--val", "300"]].concat());
+    assert_eq!(last_json(&out)["val_samples"], 300);
+    let out = flipchip_ok(&[&base[..], &["--val-fraction", "0.25"]].concat());
+    assert_eq!(last_json(&out)["val_samples"], 360);
+
+    let out = flipchip_ok(&[&base[..], &["--val", "0", "--patience", "2"]].concat());
+    let j = last_json(&out);
+    assert!(j["val_accuracy"].is_null());
+    assert_eq!(j["val_samples"], 0);
+    assert_eq!(j["patience_on"], "training loss");
+    assert!(j["history"][0]["val_accuracy"].is_null());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("validation split off"), "{err}");
+    assert!(err.contains("training loss"), "{err}");
+
+    // Bad values are errors that say what is wrong (all found before the first epoch).
+    let base = ["train", "--out", s(&model), "--quiet"];
+    for (extra, says) in [
+        (&["--val-fraction", "1"][..], "0 <= F < 1"),
+        (&["--val-fraction", "-0.1"], "0 <= F < 1"),
+        (&["--val", "1438"], "1438 training images"),
+        (
+            &["--val", "10", "--val-fraction", "0.2"],
+            "cannot be used with",
+        ),
+        (&["--val", "0", "--keep", "best"], "--val 0"),
+        (&["--epochs", "0"], "--epochs 0"),
+        (&["--batch", "0"], "--batch 0"),
+        (&["--min-delta", "-0.1"], "--min-delta"),
+        (&["--keep", "first"], "expected last or best"),
+        (
+            &["--optimizer", "bop", "--set", "gamma=2"],
+            "0 < gamma <= 1",
+        ),
+        (&["--optimizer", "float", "--set", "lr=-1"], "lr > 0"),
+    ] {
+        let out = flipchip(&[&base[..], extra].concat());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{extra:?} accepted");
+        assert!(
+            err.contains(says) && !err.contains("panicked"),
+            "{extra:?}: {err}"
+        );
+    }
+}
+
+#[test]
+fn keep_best_writes_the_epoch_of_the_best_validation_accuracy() {
+    let dir = scratch("cli-keep");
+    let model = dir.join("best.fcm");
+    let out = flipchip_ok(&[
+        "train",
+        "--epochs",
+        "8",
+        "--keep",
+        "best",
+        "--out",
+        s(&model),
+        "--json",
+        "--quiet",
+    ]);
+    let j = last_json(&out);
+    let history = j["history"].as_array().unwrap();
+    let accs: Vec<f64> = history
+        .iter()
+        .map(|h| h["val_accuracy"].as_f64().unwrap())
+        .collect();
+    let best = accs.iter().cloned().fold(0.0, f64::max);
+    let first_best = accs.iter().position(|&a| a == best).unwrap() + 1;
+    assert_eq!(j["keep"], "best");
+    assert_eq!(j["kept_epoch"].as_u64().unwrap() as usize, first_best);
+    assert_eq!(j["val_accuracy"].as_f64().unwrap(), best);
+    // The file holds that epoch's model: its test accuracy is the one recorded for the epoch.
+    let kept_test = history[first_best - 1]["test_accuracy"].as_f64().unwrap();
+    assert_eq!(j["accuracy"].as_f64().unwrap(), kept_test);
+    let eval = last_json(&flipchip_ok(&["eval", s(&model), "--json"]));
+    assert_eq!(eval["accuracy"].as_f64().unwrap(), kept_test);
+}
+
+#[test]
+fn seeds_reports_the_spread_over_runs() {
+    let dir = scratch("cli-seeds");
+    let out = flipchip_ok(&[
+        "seeds",
+        "--seeds",
+        "1,2,3",
+        "--epochs",
+        "2",
+        "--out",
+        s(&dir.join("m.fcm")),
+        "--json",
+        "--quiet",
+    ]);
+    let j = last_json(&out);
+    for m in [
+        "accuracy",
+        "val_accuracy",
+        "epoch_seconds",
+        "state_bytes_per_weight",
+    ] {
+        let (mean, std, min, max) = (
+            j[format!("{m}_mean")].as_f64().unwrap(),
+            j[format!("{m}_std")].as_f64().unwrap(),
+            j[format!("{m}_min")].as_f64().unwrap(),
+            j[format!("{m}_max")].as_f64().unwrap(),
+        );
+        assert!(min <= mean && mean <= max && std >= 0.0, "{m}: {j}");
+    }
+    assert_eq!(j["seeds"], serde_json::json!([1, 2, 3]));
+    let runs = j["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 3);
+    let accs: Vec<f64> = runs
+        .iter()
+        .map(|r| r["accuracy"].as_f64().unwrap())
+        .collect();
+    let mean = accs.iter().sum::<f64>() / 3.0;
+    let std = (accs.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / 2.0).sqrt();
+    assert!((j["accuracy_mean"].as_f64().unwrap() - mean).abs() < 1e-12);
+    assert!(
+        (j["accuracy_std"].as_f64().unwrap() - std).abs() < 1e-12,
+        "sample std"
+    );
+    for (r, seed) in runs.iter().zip(1..) {
+        assert_eq!(r["seed"], seed);
+        let file = dir.join(format!("m-seed{seed}.fcm"));
+        assert_eq!(r["model"].as_str(), Some(s(&file)));
+        assert!(file.exists());
+    }
+    // The same seed through train gives the same file as through seeds.
+    let single = dir.join("single.fcm");
+    flipchip_ok(&[
+        "train",
+        "--seed",
+        "2",
+        "--epochs",
+        "2",
+        "--out",
+        s(&single),
+        "--quiet",
+    ]);
+    let text = |p: &Path| std::fs::read_to_string(p).unwrap();
+    assert_eq!(text(&single), text(&dir.join("m-seed2.fcm")));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("seed 2 (2 of 3)"));
+
+    let out = flipchip(&["seeds", "--seeds", "1,1", "--out", s(&dir.join("x.fcm"))]);
+    assert!(!out.status.success());
+    let out = flipchip(&["seeds", "--seeds", "1", "--seed", "3"]);
+    assert!(!out.status.success());
+}
+
+#[test]
+fn resuming_a_digits_checkpoint_on_other_data_names_both() {
+    let dir = scratch("cli-resume-other");
+    let model = dir.join("digits.fcm");
+    flipchip_ok(&["train", "--epochs", "1", "--out", s(&model), "--quiet"]);
+    let ckpt = dir.join("digits.fcm.ckpt");
+    // Another encoding on the same digits.
+    let out = flipchip(&[
+        "train",
+        "--epochs",
+        "1",
+        "--encoding",
+        "threshold:8",
+        "--out",
+        s(&model),
+        "--resume",
+        s(&ckpt),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("digits.fcm.ckpt")
+            && err.contains("encoding: saved bitplanes")
+            && err.contains("wanted threshold"),
+        "{err}"
+    );
+    let fmnist = Path::new("/usr/share/datasets/fashion-mnist");
+    if !fmnist.exists() {
+        eprintln!("Fashion-MNIST missing: skipped resuming against it");
+        return;
+    }
+    let out = flipchip(&[
+        "train",
+        "--data",
+        s(fmnist),
+        "--arch",
+        "784-128-10",
+        "--epochs",
+        "1",
+        "--out",
+        s(&dir.join("f.fcm")),
+        "--resume",
+        s(&ckpt),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("dataset: saved optdigits, wanted fashion-mnist")
+            && err
+                .contains("image shape: saved 8x8x1 (5-bit pixels), wanted 28x28x1 (8-bit pixels)"),
+        "{err}"
+    );
+}

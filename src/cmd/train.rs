@@ -49,7 +49,7 @@ pub struct Args {
     #[arg(long, value_name = "N", conflicts_with = "val_fraction")]
     pub val: Option<usize>,
     /// Fraction of the training images held out for validation, 0 <= F < 1.
-    #[arg(long, value_name = "F")]
+    #[arg(long, value_name = "F", allow_negative_numbers = true)]
     pub val_fraction: Option<f64>,
     /// Stop when the watched measure (--patience-on) has not improved for this many epochs (0:
     /// run the whole budget).
@@ -63,7 +63,7 @@ pub struct Args {
     pub patience_on: Option<PatienceOn>,
     /// Improvement that counts as progress for --patience: relative for a loss (0.001 =
     /// 0.1%), absolute for an accuracy (0.001 = 0.1 points); at least 0.
-    #[arg(long, default_value_t = 0.001)]
+    #[arg(long, default_value_t = 0.001, allow_negative_numbers = true)]
     pub min_delta: f64,
     /// Which model to write: last (after the last epoch) or best (the epoch of the best
     /// validation accuracy; needs a validation split).
