@@ -450,7 +450,7 @@ pub struct EpochRecord {
     pub test_accuracy: f64,
     /// Validation accuracy of the exported model after the epoch; `None` without a split.
     pub val_accuracy: Option<f64>,
-    /// Validation loss of the exported model ([`validation_loss`]); `None` without a split.
+    /// Validation loss of the exported model ([`accuracy_and_loss`]); `None` without a split.
     pub val_loss: Option<f64>,
     /// Wall time of the epoch's training steps (evaluation excluded).
     pub seconds: f64,
@@ -485,7 +485,7 @@ pub struct TrainResult {
 /// scale the latent-weight baselines start their score head at (`z = 2s - n` times
 /// `1 / sqrt(n)`). The temperature is fixed, so the loss compares epochs of one run, not runs
 /// of different shapes. A float model's scores are its logits.
-pub fn validation_loss(model: &Model, split: &Split) -> (f64, f64) {
+pub fn accuracy_and_loss(model: &Model, split: &Split) -> (f64, f64) {
     use rayon::prelude::*;
     if split.is_empty() {
         return (0.0, 0.0);
@@ -691,7 +691,7 @@ pub fn train(
         }
         let seconds = start.elapsed().as_secs_f64();
         let model = opt.export();
-        let val = val_split.map(|v| validation_loss(&model, v));
+        let val = val_split.map(|v| accuracy_and_loss(&model, v));
         let rec = EpochRecord {
             epoch,
             loss: loss / seen.max(1) as f64,
