@@ -164,3 +164,25 @@ fn a_checkpoint_for_other_data_or_encoding_is_refused_naming_both() {
     assert!(msg.contains("validation split: saved"), "{msg}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn thread_count_does_not_change_the_decisions() {
+    let data = flip::data::optdigits().unwrap();
+    let mut cfg = config();
+    cfg.epochs = 6;
+    cfg.keep = Keep::Best;
+    cfg.patience = 2;
+    let run = |threads: usize| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| train(&cfg, &data, None, None, |_| {}).unwrap())
+    };
+    let (a, b) = (run(1), run(3));
+    assert_eq!(a.model, b.model);
+    assert_eq!((a.kept_epoch, &a.stopped), (b.kept_epoch, &b.stopped));
+    for (x, y) in a.history.iter().zip(&b.history) {
+        assert_eq!((x.val_loss, x.val_accuracy), (y.val_loss, y.val_accuracy));
+    }
+}

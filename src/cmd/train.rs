@@ -214,7 +214,10 @@ pub fn config(a: &Args, data: &Dataset, seed: u64) -> anyhow::Result<TrainConfig
         bail!("--min-delta {}: expected a finite number >= 0", a.min_delta);
     }
     if a.keep == Keep::Best && validation == Holdout::Off {
-        bail!("--keep best picks the epoch of the best validation accuracy, but --val 0 turns the validation split off");
+        bail!(
+            "--keep best picks the epoch of the best validation accuracy, but the validation \
+             split is off (--val 0 or --val-fraction 0)"
+        );
     }
     Ok(TrainConfig {
         optimizer,
@@ -247,9 +250,7 @@ pub fn train_one(
     let ckpt = checkpoint_path(out);
     let show = !a.quiet;
     if cfg.validation == Holdout::Off {
-        eprintln!(
-            "validation split off (--val 0): test accuracy is reported, nothing is decided on it"
-        );
+        eprintln!("validation split off: test accuracy is reported, nothing is decided on it");
         if cfg.patience > 0 {
             eprintln!(
                 "--patience watches the training {} (no validation split)",
