@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Re-derives the flip optimizer's defaults on validation data: a coordinate sweep, one setting
+# at a time around the current defaults, each configuration trained under several seeds with
+# `flipchip seeds`. Only validation accuracy is printed and used to rank; the test split is
+# never looked at here.
+#   scripts/sweep-flip.sh fmnist [SEEDS]   Fashion-MNIST 784-256-256-10, 10 epochs (default)
+#   scripts/sweep-flip.sh digits [SEEDS]   the embedded digits with `flipchip train`'s defaults
+# SEEDS defaults to 1,2. Results: build/sweep-flip-<set>/results.csv and a table on stdout.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+which=${1:-fmnist}
+seeds=${2:-1,2}
+scripts/setup.sh >/dev/null
+cargo build --release --quiet
+FC=target/release/flipchip
+OUT=build/sweep-flip-$which
+mkdir -p "$OUT"
+case "$which" in
+  fmnist)
+    base=(--data /usr/share/datasets/fashion-mnist --arch 784-256-256-10 --epochs 10 --batch 100)
+    grid=(
+      "lr=0.5 lr=0.7 lr=1 lr=1.4 lr=2"
+      "lr_end=0.02 lr_end=0.05 lr_end=0.1"
+      "lr_threshold=0.02 lr_threshold=0.05 lr_threshold=0.1"
+      "window=0.5 window=0.7 window=1"
+      "temperature=0.25 temperature=0.35 temperature=0.5"
+      "threshold=8 threshold=16 threshold=32"
+    )
+    ;;
+  digits)
+    base=()
+    grid=(
+      "lr=0.25 lr=0.5 lr=1"
+      "temperature=0.5 temperature=1 temperature=2"
+      "window=0.5 window=0.7 window=1"
+      "threshold=8 threshold=16 threshold=32"
+    )
+    ;;
+  *) echo "usage: $0 fmnist|digits [SEEDS]" >&2; exit 2 ;;
+esac
+
+csv="$OUT/results.csv"
+echo "setting,val_accuracy_mean,val_accuracy_std,val_accuracy_min,epoch_seconds_mean" >"$csv"
+total=0; for line in "${grid[@]}"; do for _ in $line; do total=$((total + 1)); done; done
+done_n=0
+for line in "${grid[@]}"; do
+  for kv in $line; do
+    done_n=$((done_n + 1))
+    echo "sweep: [$done_n/$total] $kv (seeds $seeds)" >&2
+    json=$("$FC" seeds "${base[@]}" --set "$kv" --seeds "$seeds" --quiet --json \
+      --out "$OUT/${kv//=/_}.fcm" | tail -1)
+    echo "$json" >"$OUT/${kv//=/_}.json"
+    python3 - "$kv" "$json" >>"$csv" <<'PY'
+import json, sys
+kv, d = sys.argv[1], json.loads(sys.argv[2])
+print(f'{kv},{d["val_accuracy_mean"]:.5f},{d["val_accuracy_std"]:.5f},'
+      f'{d["val_accuracy_min"]:.5f},{d["epoch_seconds_mean"]:.3f}')
+PY
+  done
+done
+python3 - "$csv" <<'PY'
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+print(f'{"setting":<22} {"val mean":>9} {"val std":>8} {"val min":>8} {"s/epoch":>8}')
+key = None
+for r in rows:
+    k = r["setting"].split("=")[0]
+    best = max((x for x in rows if x["setting"].split("=")[0] == k),
+               key=lambda x: float(x["val_accuracy_mean"]))
+    mark = "  <- best" if r is best else ""
+    print(f'{r["setting"]:<22} {float(r["val_accuracy_mean"])*100:8.2f}% '
+          f'{float(r["val_accuracy_std"])*100:7.2f}% {float(r["val_accuracy_min"])*100:7.2f}% '
+          f'{float(r["epoch_seconds_mean"]):8.2f}{mark}')
+PY
