@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# Training benchmark of the training issue: the flip optimizer against the BinaryConnect and
-# Bop baselines on Fashion-MNIST 784-256-256-10 (10 epochs, batch 100), the 8- versus 16-bit
-# accumulator, and the default run on the embedded digits. Prints one row per run and checks
-# the targets. PyTorch reference on this class of machine: 88.3% after 10 epochs, 9.3 s/epoch,
-# 650 MiB peak.
-#   scripts/bench-train.sh            all runs (about 10 minutes on 2 cores)
-#   scripts/bench-train.sh flip       only the flip runs
+# Training benchmark (issue "training you can trust"): every figure is the mean +- sample std
+# over seeds 1, 2, 3 (`flipchip seeds`), trained with a 10% validation split carved from the
+# training set; test accuracy is reported, never used.
+#   Fashion-MNIST 784-256-256-10, 10 epochs, batch 100, 4 bit planes: flip (8- and 16-bit
+#   accumulators), BinaryConnect and Bop, run back to back so that epoch times compare;
+#   the embedded digits with the defaults of `flipchip train`.
+#   scripts/bench-train.sh            all runs (about 15 minutes on 2 cores)
+#   scripts/bench-train.sh flip       digits, flip and BinaryConnect only (the speed target)
+#   SEEDS=1,2,3,4,5 scripts/bench-train.sh    other seeds
+# Targets checked at the end: flip's mean test accuracy >= 88.3% (the PyTorch STE/Adam/batch-norm
+# peer after 10 epochs), flip's epoch time <= 0.5x BinaryConnect's in this run, <= 1.5 bytes of
+# training state per weight, peak memory; digits default run < 30 s and >= 93%.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh >/dev/null
@@ -13,55 +18,60 @@ cargo build --release --quiet
 FC=target/release/flipchip
 FMNIST=/usr/share/datasets/fashion-mnist
 OUT=build/bench-train
+SEEDS=${SEEDS:-1,2,3}
 mkdir -p "$OUT"
 only=${1:-all}
 
-row() { # name, json
-  python3 - "$1" "$2" <<'PY'
-import json, sys
-name, d = sys.argv[1], json.loads(sys.argv[2])
-peak = d.get("peak_memory_mib") or 0
-print(f"{name:<24} {d['accuracy']*100:7.2f}% {d['epoch_seconds']:8.2f} s {d['seconds']:8.1f} s "
-      f"{d['state_bytes_per_weight']:7.3f} B/w {peak:8.1f} MiB")
-PY
-}
 run() { # name, args...
   local name=$1; shift
-  local json
-  json=$("$FC" train --quiet --json --out "$OUT/$name.fcm" "$@" 2>/dev/null | tail -1)
-  echo "$json" > "$OUT/$name.json"
-  row "$name" "$json"
+  echo "bench-train: $name (seeds $SEEDS)" >&2
+  "$FC" seeds --seeds "$SEEDS" --quiet --json --out "$OUT/$name.fcm" "$@" \
+    2>"$OUT/$name.log" | tail -1 >"$OUT/$name.json"
 }
-
-echo "run                      accuracy    epoch    total     state      peak"
+# The digits default is timed as a user runs it: one `flipchip train`, wall clock included.
+"$FC" train --quiet --json --out "$OUT/digits-default.fcm" 2>/dev/null | tail -1 >"$OUT/digits-default.json"
 run digits-flip
-if [ "$only" = all ] || [ "$only" = flip ]; then
-  run fmnist-flip --data "$FMNIST" --arch 784-256-256-10 --epochs 10 --batch 100
-  run fmnist-flip-acc16 --data "$FMNIST" --arch 784-256-256-10 --epochs 10 --batch 100 --set acc_bits=16
-fi
+F=(--data "$FMNIST" --arch 784-256-256-10 --epochs 10 --batch 100)
+run fmnist-flip "${F[@]}"
+run fmnist-binaryconnect "${F[@]}" --optimizer binaryconnect
 if [ "$only" = all ]; then
-  run fmnist-binaryconnect --data "$FMNIST" --arch 784-256-256-10 --epochs 10 --batch 100 --optimizer binaryconnect
-  run fmnist-bop --data "$FMNIST" --arch 784-256-256-10 --epochs 10 --batch 100 --optimizer bop
+  run fmnist-flip-acc16 "${F[@]}" --set acc_bits=16
+  run fmnist-bop "${F[@]}" --optimizer bop
 fi
 
 python3 - "$OUT" <<'PY'
-import json, sys, os
+import json, os, sys
 out = sys.argv[1]
 def get(n):
     p = os.path.join(out, n + ".json")
     return json.load(open(p)) if os.path.exists(p) else None
+def pm(d, k, scale=1.0, digits=2):
+    s = d.get(k + "_std")
+    s = "-" if s is None else f"{s*scale:.{digits}f}"
+    return f'{d[k + "_mean"]*scale:.{digits}f} +- {s}'
+print(f'{"run":<22} {"test accuracy %":>17} {"val accuracy %":>17} {"s/epoch":>15} '
+      f'{"state B/w":>9} {"peak MiB":>9}')
+for n in ["digits-flip", "fmnist-flip", "fmnist-flip-acc16", "fmnist-binaryconnect", "fmnist-bop"]:
+    d = get(n)
+    if not d:
+        continue
+    peak = max((r.get("peak_memory_mib") or 0) for r in d["runs"])
+    print(f'{n:<22} {pm(d, "accuracy", 100):>17} {pm(d, "val_accuracy", 100):>17} '
+          f'{pm(d, "epoch_seconds", 1, 3):>15} {d["state_bytes_per_weight_mean"]:9.3f} {peak:9.1f}')
 checks = []
-d = get("digits-flip")
-checks.append(("digits: accuracy >= 93%", d["accuracy"] >= 0.93, f'{d["accuracy"]*100:.2f}%'))
-checks.append(("digits: under 30 s", d["seconds"] < 30, f'{d["seconds"]:.1f} s'))
-f = get("fmnist-flip")
-if f:
-    checks += [
-        ("fmnist flip: accuracy >= 88% in 10 epochs", f["accuracy"] >= 0.88, f'{f["accuracy"]*100:.2f}%'),
-        ("fmnist flip: epoch <= 9.3/2 s", f["epoch_seconds"] <= 4.65, f'{f["epoch_seconds"]:.2f} s'),
-        ("fmnist flip: state <= 1.5 B/weight", f["state_bytes_per_weight"] <= 1.5, f'{f["state_bytes_per_weight"]:.3f}'),
-        ("fmnist flip: peak <= 650/4 MiB", (f.get("peak_memory_mib") or 1e9) <= 162.5, f'{f.get("peak_memory_mib") or 0:.1f} MiB'),
-    ]
+d = get("digits-default")
+checks.append(("digits default train: test accuracy >= 93%", d["accuracy"] >= 0.93, f'{d["accuracy"]*100:.2f}%'))
+checks.append(("digits default train: under 30 s", d["seconds"] < 30, f'{d["seconds"]:.1f} s'))
+f, bc = get("fmnist-flip"), get("fmnist-binaryconnect")
+peak = max((r.get("peak_memory_mib") or 1e9) for r in f["runs"])
+ratio = f["epoch_seconds_mean"] / bc["epoch_seconds_mean"]
+checks += [
+    ("fmnist flip: mean test accuracy >= 88.3%", f["accuracy_mean"] >= 0.883, f'{f["accuracy_mean"]*100:.2f}%'),
+    ("fmnist flip: epoch <= 0.5x BinaryConnect's", ratio <= 0.5,
+     f'{f["epoch_seconds_mean"]:.3f} s / {bc["epoch_seconds_mean"]:.3f} s = {ratio:.2f}x'),
+    ("fmnist flip: state <= 1.5 B/weight", f["state_bytes_per_weight_mean"] <= 1.5, f'{f["state_bytes_per_weight_mean"]:.3f}'),
+    ("fmnist flip: peak <= 650/4 MiB", peak <= 162.5, f'{peak:.1f} MiB'),
+]
 for name, ok, val in checks:
     print(f'{"PASS" if ok else "FAIL"}  {name}: {val}')
 PY

@@ -48,7 +48,7 @@ for line in "${grid[@]}"; do
     done_n=$((done_n + 1))
     echo "sweep: [$done_n/$total] $kv (seeds $seeds)" >&2
     json=$("$FC" seeds "${base[@]}" --set "$kv" --seeds "$seeds" --quiet --json \
-      --out "$OUT/${kv//=/_}.fcm" | tail -1)
+      --out "$OUT/${kv//=/_}.fcm" 2>"$OUT/${kv//=/_}.log" | tail -1)
     echo "$json" >"$OUT/${kv//=/_}.json"
     python3 - "$kv" "$json" >>"$csv" <<'PY'
 import json, sys
