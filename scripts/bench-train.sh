@@ -7,6 +7,8 @@
 #   the embedded digits with the defaults of `flipchip train`.
 #   scripts/bench-train.sh            all runs (about 15 minutes on 2 cores)
 #   scripts/bench-train.sh flip       digits, flip and BinaryConnect only (the speed target)
+#   scripts/bench-train.sh peers      also the PyTorch peer (scripts/peers/torch_bnn_mlp.py:
+#                                     latent f32, STE, batch norm, Adam) over the same seeds
 #   SEEDS=1,2,3,4,5 scripts/bench-train.sh    other seeds
 # Targets checked at the end: flip's mean test accuracy >= 88.3% (the PyTorch STE/Adam/batch-norm
 # peer after 10 epochs), flip's epoch time <= 0.5x BinaryConnect's in this run, <= 1.5 bytes of
@@ -34,7 +36,12 @@ run digits-flip
 F=(--data "$FMNIST" --arch 784-256-256-10 --epochs 10 --batch 100)
 run fmnist-flip "${F[@]}"
 run fmnist-binaryconnect "${F[@]}" --optimizer binaryconnect
-if [ "$only" = all ]; then
+if [ "$only" = peers ]; then
+  scripts/setup.sh --peers >/dev/null
+  echo "bench-train: PyTorch peer (seeds $SEEDS)" >&2
+  /usr/bin/python3 scripts/peers/torch_bnn_mlp.py "$FMNIST" --seeds "$SEEDS" >"$OUT/torch.jsonl"
+fi
+if [ "$only" = all ] || [ "$only" = peers ]; then
   run fmnist-flip-acc16 "${F[@]}" --set acc_bits=16
   run fmnist-bop "${F[@]}" --optimizer bop
 fi
@@ -58,6 +65,15 @@ for n in ["digits-flip", "fmnist-flip", "fmnist-flip-acc16", "fmnist-binaryconne
     peak = max((r.get("peak_memory_mib") or 0) for r in d["runs"])
     print(f'{n:<22} {pm(d, "accuracy", 100):>17} {pm(d, "val_accuracy", 100):>17} '
           f'{pm(d, "epoch_seconds", 1, 3):>15} {d["state_bytes_per_weight_mean"]:9.3f} {peak:9.1f}')
+torch = os.path.join(out, "torch.jsonl")
+if os.path.exists(torch):
+    rs = [json.loads(l) for l in open(torch) if l.strip()]
+    import statistics as st
+    def ms(k, scale=1.0, digits=2):
+        v = [r[k] * scale for r in rs]
+        return f'{st.mean(v):.{digits}f} +- {st.stdev(v):.{digits}f}' if len(v) > 1 else f'{v[0]:.{digits}f} +- -'
+    print(f'{"pytorch peer":<22} {ms("accuracy", 100):>17} {ms("val_accuracy", 100):>17} '
+          f'{ms("epoch_seconds", 1, 3):>15} {"":>9} {max(r["peak_memory_mib"] for r in rs):9.1f}')
 checks = []
 d = get("digits-default")
 checks.append(("digits default train: test accuracy >= 93%", d["accuracy"] >= 0.93, f'{d["accuracy"]*100:.2f}%'))

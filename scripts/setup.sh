@@ -23,6 +23,27 @@ else
   echo "setup: Debian packages present"
 fi
 
+# Benchmark peers (scripts/bench-*.sh only; flipchip never uses them): Debian's PyTorch with
+# the pthread OpenBLAS (without it torch runs about 3x slower, an unfair comparison).
+# Run `scripts/setup.sh --peers` or set FLIPCHIP_PEERS=1.
+want_peers="${FLIPCHIP_PEERS:-0}"
+for arg in "$@"; do [ "$arg" = "--peers" ] && want_peers=1; done
+if [ "$want_peers" = "1" ]; then
+  peers=()
+  dpkg -s python3-torch >/dev/null 2>&1 || peers+=(python3-torch)
+  dpkg -s libopenblas0-pthread >/dev/null 2>&1 || peers+=(libopenblas0-pthread)
+  if [ ${#peers[@]} -gt 0 ]; then
+    echo "setup: installing benchmark peers: ${peers[*]}"
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${peers[@]}" \
+      || { DEBIAN_FRONTEND=noninteractive $SUDO apt-get update -qq &&
+           DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${peers[@]}"; }
+  else
+    echo "setup: benchmark peers present (python3-torch, libopenblas0-pthread)"
+  fi
+fi
+
 # ECP5 (ULX3S) toolchain, optional because it is a large download (~200 MB): YoWASP's
 # WebAssembly builds of yosys, nextpnr-ecp5 and ecppack from PyPI, in a project-local venv
 # .venv-fpga/ (gitignored) that `flipchip build --board ulx3s` looks in.
