@@ -88,6 +88,10 @@ checks += [
     ("fmnist flip: state <= 1.5 B/weight", f["state_bytes_per_weight_mean"] <= 1.5, f'{f["state_bytes_per_weight_mean"]:.3f}'),
     ("fmnist flip: peak <= 650/4 MiB", peak <= 162.5, f'{peak:.1f} MiB'),
 ]
+if os.path.exists(torch):
+    te = sum(r["epoch_seconds"] for r in rs) / len(rs)
+    checks.append(("fmnist flip: epoch <= 0.5x the PyTorch peer's", f["epoch_seconds_mean"] <= 0.5 * te,
+                   f'{f["epoch_seconds_mean"]:.3f} s / {te:.3f} s = {f["epoch_seconds_mean"] / te:.2f}x'))
 for name, ok, val in checks:
     print(f'{"PASS" if ok else "FAIL"}  {name}: {val}')
 PY
