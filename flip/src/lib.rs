@@ -7,7 +7,9 @@
 pub mod bits;
 pub mod data;
 pub mod encoding;
+pub mod gemm;
 pub mod model;
+pub mod popcount;
 pub mod quantize;
 pub mod reference;
 pub mod train;

@@ -124,17 +124,27 @@ pub fn classify(model: &Model, pixels: &[u8]) -> usize {
 }
 
 /// Fraction of `images` (concatenated, `model.input.pixels()` each) classified as `labels`,
-/// on all threads.
+/// on all threads. Binary models run through the batched [`crate::gemm::forward`], which
+/// computes the same classes as [`classify`] image by image.
 pub fn accuracy(model: &Model, images: &[u8], labels: &[u8]) -> f64 {
     let p = model.input.pixels();
     if labels.is_empty() {
         return 0.0;
     }
-    let correct: usize = images
-        .par_chunks(p)
-        .zip(labels.par_iter())
-        .filter(|(img, &lab)| classify(model, img) == lab as usize)
-        .count();
+    let images = &images[..labels.len().min(images.len() / p) * p];
+    let correct: usize = if model.is_binary() {
+        crate::gemm::classify(model, images)
+            .iter()
+            .zip(labels)
+            .filter(|(&c, &lab)| c == lab as usize)
+            .count()
+    } else {
+        images
+            .par_chunks(p)
+            .zip(labels.par_iter())
+            .filter(|(img, &lab)| classify(model, img) == lab as usize)
+            .count()
+    };
     correct as f64 / labels.len() as f64
 }
 

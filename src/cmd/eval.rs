@@ -32,17 +32,21 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             data.pixels()
         );
     }
+    // Only the inference is timed (encoding, forward pass, comparison with the labels); the
+    // dataset and the model are already in memory.
     let start = Instant::now();
     let accuracy = flip::reference::accuracy(&model, &data.test.images, &data.test.labels);
     let seconds = start.elapsed().as_secs_f64();
     let samples = data.test.labels.len();
+    let images_per_second = samples as f64 / seconds.max(1e-9);
+    let kernel = flip::popcount::selected();
     eprintln!(
-        "{}: {} on {}: test accuracy {:.2}% over {samples} images ({:.0} images/s)",
+        "{}: {} on {}: test accuracy {:.2}% over {samples} images ({images_per_second:.0} images/s, {} threads, {kernel} popcount)",
         a.model.display(),
         model.arch(),
         data.name,
         accuracy * 100.0,
-        samples as f64 / seconds.max(1e-9)
+        rayon::current_num_threads(),
     );
     if a.json {
         super::print_json(&json!({
@@ -52,6 +56,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             "accuracy": accuracy,
             "samples": samples,
             "seconds": seconds,
+            "images_per_second": images_per_second,
+            "threads": rayon::current_num_threads(),
+            "popcount_kernel": kernel.name(),
+            "popcount_words_per_image": model.is_binary().then(|| flip::gemm::popcount_words(&model)),
         }));
     }
     Ok(())
