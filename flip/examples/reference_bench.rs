@@ -4,7 +4,7 @@
 //! prints, for every popcount kernel this CPU runs, the best of `REPEATS` timings of
 //! [`flip::gemm::forward`] over the test split (all threads), the kernel's measured peak
 //! ([`flip::popcount::peak_words_per_second`]) and the fraction of it reached; then the per-image
-//! reference for comparison. The last line is JSON for scripts.
+//! reference for comparison. With `FLIPCHIP_POPCOUNT` set, only that kernel runs. The last line is JSON for scripts.
 
 use std::time::{Duration, Instant};
 
@@ -30,7 +30,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         model.input.encoding
     );
     let mut kernels = Vec::new();
-    for k in Kernel::available() {
+    // With FLIPCHIP_POPCOUNT set, only that kernel (handy under a profiler).
+    let chosen = match std::env::var(flip::popcount::ENV) {
+        Ok(_) => vec![flip::popcount::selected()],
+        Err(_) => Kernel::available(),
+    };
+    for k in chosen {
         let best = (0..repeats)
             .map(|_| {
                 let t = Instant::now();
