@@ -166,6 +166,8 @@ struct Buffers {
     next: Vec<u64>,
     sums: Vec<i32>,
     scratch: Vec<u32>,
+    #[cfg(target_arch = "x86_64")]
+    sliced: crate::sliced::Buffers,
 }
 
 fn chunk_forward(
@@ -180,6 +182,14 @@ fn chunk_forward(
     let mut words = model.input.encoding.encoded_words(model.input.pixels());
     buf.x.resize(samples * words, 0);
     encode_batch(&model.input, images, &mut buf.x);
+    #[cfg(target_arch = "x86_64")]
+    if kernel == Kernel::Avx512 {
+        // Safety: `forward_with` runs only supported kernels (popcount::disagreements asserts
+        // the same for the others), and Avx512 means F, BW, VL and VPOPCNTDQ.
+        assert!(kernel.supported(), "{kernel} kernel on a CPU without it");
+        unsafe { crate::sliced::chunk_forward(model, &buf.x, &mut buf.sliced, scores, classes) };
+        return;
+    }
     let mut planes = model.input.encoding.planes();
     for layer in &model.layers {
         let Layer::Binary(l) = layer else {

@@ -12,4 +12,6 @@ pub mod model;
 pub mod popcount;
 pub mod quantize;
 pub mod reference;
+#[cfg(target_arch = "x86_64")]
+pub mod sliced;
 pub mod train;

@@ -21,7 +21,8 @@ pub enum Kernel {
     Portable,
     /// 256-bit nibble lookup (`vpshufb`) summed with `vpsadbw`.
     Avx2,
-    /// 512-bit `vpopcntq` (AVX-512 VPOPCNTDQ), masked loads for the last words of a row.
+    /// 512-bit `vpopcntq` (AVX-512 VPOPCNTDQ, with BW and VL), masked loads for the last words
+    /// of a row; the batched forward pass uses the sample-sliced layout of [`crate::sliced`].
     Avx512,
 }
 
@@ -57,7 +58,10 @@ impl Kernel {
             Kernel::Avx2 => is_x86_feature_detected!("avx2"),
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx512 => {
-                is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vpopcntdq")
+                is_x86_feature_detected!("avx512f")
+                    && is_x86_feature_detected!("avx512bw")
+                    && is_x86_feature_detected!("avx512vl")
+                    && is_x86_feature_detected!("avx512vpopcntdq")
             }
             #[cfg(not(target_arch = "x86_64"))]
             _ => false,
