@@ -178,18 +178,17 @@ fn chunk_forward(
     scores: &mut [i32],
     classes: &mut [usize],
 ) {
+    #[cfg(target_arch = "x86_64")]
+    if kernel == Kernel::Avx512 {
+        assert!(kernel.supported(), "{kernel} kernel on a CPU without it");
+        // Safety: the CPU has what the kernel needs (asserted above: F, BW, VL, VPOPCNTDQ).
+        unsafe { crate::sliced::chunk_forward(model, images, &mut buf.sliced, scores, classes) };
+        return;
+    }
     let samples = classes.len();
     let mut words = model.input.encoding.encoded_words(model.input.pixels());
     buf.x.resize(samples * words, 0);
     encode_batch(&model.input, images, &mut buf.x);
-    #[cfg(target_arch = "x86_64")]
-    if kernel == Kernel::Avx512 {
-        // Safety: `forward_with` runs only supported kernels (popcount::disagreements asserts
-        // the same for the others), and Avx512 means F, BW, VL and VPOPCNTDQ.
-        assert!(kernel.supported(), "{kernel} kernel on a CPU without it");
-        unsafe { crate::sliced::chunk_forward(model, &buf.x, &mut buf.sliced, scores, classes) };
-        return;
-    }
     let mut planes = model.input.encoding.planes();
     for layer in &model.layers {
         let Layer::Binary(l) = layer else {

@@ -15,7 +15,8 @@
 use std::arch::x86_64::*;
 
 use crate::bits::words_for;
-use crate::model::{Activation, Layer, Model};
+use crate::encoding::Encoding;
+use crate::model::{Activation, InputSpec, Layer, Model};
 use crate::reference::argmax;
 
 /// Samples per group: one 64-bit lane each in a 512-bit vector.
@@ -30,15 +31,15 @@ pub struct Buffers {
     bytes: Vec<u8>,
 }
 
-/// Forward pass of a chunk of samples already encoded sample-major (`words` words each, as
-/// [`crate::gemm::encode_batch`] writes them) into `scores` and `classes`.
+/// Forward pass of a chunk of raw images (`model.input.pixels()` bytes each) into `scores`
+/// and `classes`.
 ///
 /// # Safety
 /// The CPU must have AVX-512 F, BW, VL and VPOPCNTDQ ([`crate::popcount::Kernel::Avx512`]).
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vpopcntdq")]
 pub unsafe fn chunk_forward(
     model: &Model,
-    encoded: &[u64],
+    images: &[u8],
     buf: &mut Buffers,
     scores: &mut [i32],
     classes: &mut [usize],
@@ -47,15 +48,9 @@ pub unsafe fn chunk_forward(
     let groups = samples.div_ceil(LANES);
     let mut planes = model.input.encoding.planes();
     let mut words = words_for(model.input.encoded_inputs());
-    let per = planes * words;
     buf.x.clear();
-    buf.x.resize(groups * per * LANES, 0);
-    for (i, s) in encoded.chunks_exact(per).enumerate() {
-        let g = &mut buf.x[i / LANES * per * LANES..][..per * LANES];
-        for (q, &v) in s.iter().enumerate() {
-            g[q * LANES + i % LANES] = v;
-        }
-    }
+    buf.x.resize(groups * planes * words * LANES, 0);
+    encode(&model.input, images, &mut buf.x, &mut buf.next);
     for layer in &model.layers {
         let Layer::Binary(l) = layer else {
             unreachable!("gemm::forward checks for a binary model")
@@ -111,6 +106,65 @@ pub unsafe fn chunk_forward(
         }
     }
     unreachable!("a checked model ends in a scores layer")
+}
+
+/// Encodes images straight into the sliced layout, exactly as [`Encoding::encode`] does one
+/// at a time. Threshold and bit-plane encodings take one compare or test per 64 pixels and
+/// plane; a thermometer goes through `Encoding::encode` and `scratch`.
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn encode(input: &InputSpec, images: &[u8], out: &mut [u64], scratch: &mut Vec<u64>) {
+    let p = input.pixels();
+    let planes = input.encoding.planes();
+    let words = words_for(input.encoded_inputs());
+    let group = planes * words * LANES;
+    for (i, img) in images.chunks_exact(p).enumerate() {
+        let g = &mut out[i / LANES * group..][..group];
+        let lane = i % LANES;
+        match input.encoding {
+            Encoding::Threshold(t) => {
+                // `Encoding::check` keeps t within the pixel range, so it fits a byte.
+                let tv = _mm512_set1_epi8(t as u8 as i8);
+                for (c, px) in img.chunks(64).enumerate() {
+                    let (v, real) = load_bytes(px);
+                    // Past the image the zeros would pass a threshold of 0; padding stays 0.
+                    g[c * LANES + lane] = _mm512_mask_cmpge_epu8_mask(real, v, tv);
+                }
+            }
+            Encoding::BitPlanes(n) => {
+                let shift = input.pixel_bits - n;
+                for (c, px) in img.chunks(64).enumerate() {
+                    let (v, _) = load_bytes(px);
+                    for k in 0..n as usize {
+                        let bit = _mm512_set1_epi8((1u8 << (shift as usize + k)) as i8);
+                        g[(k * words + c) * LANES + lane] = _mm512_test_epi8_mask(v, bit);
+                    }
+                }
+            }
+            Encoding::Thermometer(_) => {
+                scratch.clear();
+                scratch.resize(planes * words, 0);
+                input.encoding.encode(input.pixel_bits, img, scratch);
+                for (q, &v) in scratch.iter().enumerate() {
+                    g[q * LANES + lane] = v;
+                }
+            }
+        }
+    }
+}
+
+/// Up to 64 bytes into a vector, zeros past the end, and the mask of the real bytes.
+#[target_feature(enable = "avx512f,avx512bw")]
+#[inline]
+unsafe fn load_bytes(px: &[u8]) -> (__m512i, u64) {
+    let mask = if px.len() >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << px.len()) - 1
+    };
+    (
+        _mm512_maskz_loadu_epi8(mask, px.as_ptr() as *const i8),
+        mask,
+    )
 }
 
 /// Hidden-layer bits of one group: lane `j` of row `n` gives bit `n` of sample `j`. The
