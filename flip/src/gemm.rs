@@ -4,8 +4,13 @@
 //! module computes the same integers for a batch: the batch is cut into chunks of
 //! [`CHUNK`] samples, one rayon task each; a task encodes its chunk once and runs every layer on
 //! it, so a chunk's activations (a few KiB) and the layer's weights (at most a few hundred KiB
-//! for the models flipchip builds) stay in L1/L2 between layers. Within a layer the popcounts run
-//! in register tiles of 4 samples x 4 neurons ([`crate::popcount`]).
+//! for the models flipchip builds) stay in L1/L2 between layers.
+//!
+//! Within a layer the popcounts run in register tiles of 4 samples x 4 neurons
+//! ([`crate::popcount`]). With the AVX-512 kernel the forward pass instead keeps a chunk in the
+//! sample-sliced layout of [`crate::sliced`] (eight samples per vector), which needs no
+//! horizontal sums and runs close to the kernel's peak; [`batch_layer_sums`], whose callers
+//! want sample-major sums, always uses the tiles.
 
 use rayon::prelude::*;
 

@@ -6,6 +6,9 @@
 //! for a bit-plane encoded first layer), which is `(dot + (2^P - 1) n) / 2` for the +-1 dot
 //! product `dot`. Hidden neurons emit `(s_i >= T_i) XOR invert_i`; the last layer emits scores
 //! `s_i + bias_i` and the class is the first index of the largest score.
+//!
+//! The functions here are the specification, written for reading. [`accuracy`] runs binary
+//! models through the batched [`crate::gemm`], whose tests hold it to [`binary_scores`].
 
 use rayon::prelude::*;
 
