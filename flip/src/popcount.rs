@@ -697,6 +697,18 @@ mod tests {
         assert!(Kernel::best().supported());
     }
 
+    #[test]
+    fn forcing_a_kernel_takes_effect_or_fails_cleanly() {
+        // Other tests only read the choice, and every kernel gives the same results anyway.
+        for k in Kernel::ALL {
+            assert_eq!(force(k).is_ok(), k.supported(), "{k}");
+            if k.supported() {
+                assert_eq!(selected(), k);
+            }
+        }
+        force(Kernel::best()).unwrap();
+    }
+
     /// The tight in-cache loop whose rate is the ceiling for the batch evaluation: 4 x 4 tiles on
     /// a block that fits L1, all threads. Run with `cargo test --release -p flip popcount_peak
     /// -- --ignored --nocapture`.
