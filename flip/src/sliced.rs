@@ -182,13 +182,15 @@ unsafe fn threshold_group(
 ) {
     let fullv = _mm256_set1_epi32(full);
     for (n, ((b, &t), &inv)) in bytes.iter_mut().zip(thresholds).zip(invert).enumerate() {
-        let d = _mm256_loadu_si256(disagreements.as_ptr().add(n * LANES) as *const __m256i);
+        // Slicing keeps a model with more thresholds than rows (never checked) in bounds.
+        let d = &disagreements[n * LANES..][..LANES];
+        let d = _mm256_loadu_si256(d.as_ptr() as *const __m256i);
         let s = _mm256_sub_epi32(fullv, d);
         let ge = _mm256_cmpge_epi32_mask(s, _mm256_set1_epi32(t));
         *b = ge ^ if inv { 0xff } else { 0 };
     }
     for (c, o) in out.chunks_exact_mut(LANES).enumerate() {
-        let v = _mm512_loadu_si512(bytes.as_ptr().add(c * 64) as *const _);
+        let v = _mm512_loadu_si512(bytes[c * 64..][..64].as_ptr() as *const _);
         for (j, o) in o.iter_mut().enumerate() {
             *o = _mm512_test_epi8_mask(v, _mm512_set1_epi8(1 << j));
         }
