@@ -59,6 +59,11 @@ impl BitMatrix {
         self.words_per_row
     }
 
+    /// All rows' words back to back, `words_per_row` each.
+    pub fn words(&self) -> &[u64] {
+        &self.data
+    }
+
     /// The packed words of row `r`.
     #[inline]
     pub fn row(&self, r: usize) -> &[u64] {

@@ -7,7 +7,11 @@
 pub mod bits;
 pub mod data;
 pub mod encoding;
+pub mod gemm;
 pub mod model;
+pub mod popcount;
 pub mod quantize;
 pub mod reference;
+#[cfg(target_arch = "x86_64")]
+pub mod sliced;
 pub mod train;

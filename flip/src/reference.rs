@@ -6,6 +6,9 @@
 //! for a bit-plane encoded first layer), which is `(dot + (2^P - 1) n) / 2` for the +-1 dot
 //! product `dot`. Hidden neurons emit `(s_i >= T_i) XOR invert_i`; the last layer emits scores
 //! `s_i + bias_i` and the class is the first index of the largest score.
+//!
+//! The functions here are the specification, written for reading. [`accuracy`] runs binary
+//! models through the batched [`crate::gemm`], whose tests hold it to [`binary_scores`].
 
 use rayon::prelude::*;
 
@@ -124,17 +127,27 @@ pub fn classify(model: &Model, pixels: &[u8]) -> usize {
 }
 
 /// Fraction of `images` (concatenated, `model.input.pixels()` each) classified as `labels`,
-/// on all threads.
+/// on all threads. Binary models run through the batched [`crate::gemm::forward`], which
+/// computes the same classes as [`classify`] image by image.
 pub fn accuracy(model: &Model, images: &[u8], labels: &[u8]) -> f64 {
     let p = model.input.pixels();
     if labels.is_empty() {
         return 0.0;
     }
-    let correct: usize = images
-        .par_chunks(p)
-        .zip(labels.par_iter())
-        .filter(|(img, &lab)| classify(model, img) == lab as usize)
-        .count();
+    let images = &images[..labels.len().min(images.len() / p) * p];
+    let correct: usize = if model.is_binary() {
+        crate::gemm::classify(model, images)
+            .iter()
+            .zip(labels)
+            .filter(|(&c, &lab)| c == lab as usize)
+            .count()
+    } else {
+        images
+            .par_chunks(p)
+            .zip(labels.par_iter())
+            .filter(|(img, &lab)| classify(model, img) == lab as usize)
+            .count()
+    };
     correct as f64 / labels.len() as f64
 }
 

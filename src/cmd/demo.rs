@@ -26,6 +26,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         model: model.clone(),
         data: None,
         json: false,
+        repeat: 1,
     })?;
     let build = a.out.join("accelerator");
     eprintln!("== 3. compile to a streaming XNOR-popcount accelerator");

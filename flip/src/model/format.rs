@@ -1461,6 +1461,56 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    #[test]
+    fn score_offsets_that_could_overflow_are_refused_at_the_edge() {
+        // small(): last layer has 6 one-plane inputs, so its sums reach 6.
+        let mut m = small();
+        let Some(Layer::Binary(l)) = m.layers.last_mut() else {
+            panic!("binary")
+        };
+        let Activation::Scores { bias } = &mut l.activation else {
+            panic!("scores")
+        };
+        bias[1] = i32::MAX - 6;
+        bias[2] = i32::MIN;
+        let text = to_string(&m);
+        assert_eq!(parse(&text).unwrap(), m);
+        // one more and the largest sum of class 1 no longer fits
+        let text = text.replace(&format!(" {}", i32::MAX - 6), &format!(" {}", i32::MAX - 5));
+        let e = err(&text);
+        assert_eq!(e.line, line_of(&text, "layer 2"));
+        assert_eq!(
+            e.found,
+            format!(
+                "layer 2: score offset {} of class 1 plus the largest sum 6 overflows a 32-bit score",
+                i32::MAX - 5
+            )
+        );
+        let dir = std::env::temp_dir().join(format!("flip-overflow-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("big-bias.fcm");
+        std::fs::write(&path, &text).unwrap();
+        let msg = load(&path).unwrap_err().to_string();
+        assert!(msg.starts_with(&path.display().to_string()), "{msg}");
+        assert!(msg.contains("layer 2: score offset"), "{msg}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn sums_that_cannot_fit_32_bits_are_refused() {
+        let mut m = random_binary(Encoding::BitPlanes(8), 8, &[3, 2], 1);
+        // 255 * inputs must stay below 2^31: fake a first layer wide enough to break it.
+        let wide = (i32::MAX as usize) / 255 + 1;
+        m.input.width = wide;
+        let Layer::Binary(l) = &mut m.layers[0] else {
+            panic!("binary")
+        };
+        l.inputs = wide;
+        l.weights = BitMatrix::zeros(2, wide);
+        let e = m.check().unwrap_err();
+        assert!(e.0.starts_with("layer 1: popcount sums up to"), "{e}");
+    }
+
     /// The example of `docs/model-format.md`, with its worked sum.
     const DOC_EXAMPLE: &str = r#"flipchip-model 1
 # 2x2 grey image, top two bits of each pixel as two bit planes

@@ -205,6 +205,20 @@ impl Model {
                             l.outputs, l.inputs
                         ));
                     }
+                    // Sums and scores are i32 in the reference and the hardware; a model whose
+                    // arithmetic could leave that range is refused here rather than wrapping
+                    // silently in a release build.
+                    let planes = if i == 0 {
+                        self.input.encoding.planes()
+                    } else {
+                        1
+                    };
+                    let max_sum = ((1i64 << planes) - 1) * l.inputs as i64;
+                    if max_sum > i32::MAX as i64 {
+                        return err(format!(
+                            "layer {n}: popcount sums up to {max_sum} do not fit 32 bits"
+                        ));
+                    }
                     match (&l.activation, i == last) {
                         (Activation::Threshold { thresholds, invert }, false) => {
                             if thresholds.len() != l.outputs || invert.len() != l.outputs {
@@ -217,6 +231,18 @@ impl Model {
                         (Activation::Scores { bias }, true) => {
                             if bias.len() != l.outputs {
                                 return err(format!("layer {n} needs {} score offsets", l.outputs));
+                            }
+                            // Sums are never negative, so only a large positive offset can
+                            // overflow `sum + bias`.
+                            if let Some((c, b)) = bias
+                                .iter()
+                                .enumerate()
+                                .find(|(_, &b)| b as i64 + max_sum > i32::MAX as i64)
+                            {
+                                return err(format!(
+                                    "layer {n}: score offset {b} of class {c} plus the largest sum \
+                                     {max_sum} overflows a 32-bit score"
+                                ));
                             }
                         }
                         (Activation::Threshold { .. }, true) => {
