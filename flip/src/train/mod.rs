@@ -495,28 +495,30 @@ pub fn accuracy_and_loss(model: &Model, split: &Split) -> (f64, f64) {
         Some(l) if model.is_binary() => 2.0 / (l.inputs().max(1) as f64).sqrt(),
         _ => 1.0,
     };
-    // Per-image terms collected in order and summed on one thread, so the result does not
-    // depend on the thread count.
-    let per: Vec<(bool, f64)> = split
-        .images
-        .par_chunks(p)
+    // Binary scores come from the batched forward pass; the per-image terms are collected in
+    // order and summed on one thread, so the result does not depend on the thread count.
+    let logits: Vec<f64> = if model.is_binary() {
+        crate::gemm::forward(model, &split.images)
+            .scores
+            .iter()
+            .map(|&s| s as f64 * scale)
+            .collect()
+    } else {
+        split
+            .images
+            .par_chunks(p)
+            .flat_map_iter(|img| reference::float_scores(model, img).into_iter().map(f64::from))
+            .collect()
+    };
+    let classes = logits.len() / split.len();
+    let per: Vec<(bool, f64)> = logits
+        .par_chunks(classes.max(1))
         .zip(split.labels.par_iter())
-        .map(|(img, &label)| {
-            let logits: Vec<f64> = if model.is_binary() {
-                reference::binary_scores(model, img)
-                    .iter()
-                    .map(|&s| s as f64 * scale)
-                    .collect()
-            } else {
-                reference::float_scores(model, img)
-                    .iter()
-                    .map(|&s| s as f64)
-                    .collect()
-            };
-            let top = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-            let lse = top + logits.iter().map(|z| (z - top).exp()).sum::<f64>().ln();
-            let hit = reference::argmax(&logits) == label as usize;
-            (hit, lse - logits[label as usize])
+        .map(|(z, &label)| {
+            let top = z.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let lse = top + z.iter().map(|v| (v - top).exp()).sum::<f64>().ln();
+            let hit = reference::argmax(z) == label as usize;
+            (hit, lse - z[label as usize])
         })
         .collect();
     let n = per.len() as f64;
