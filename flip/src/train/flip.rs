@@ -52,9 +52,11 @@
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::rng::{mix, random_bits, Stream};
+use super::intgemm::{self, Kernel, Pairs};
+use super::rng::{mix, random_bits};
 use super::{check_params, param, BatchStats, Optimizer, TrainData};
-use crate::bits::{get_bit, set_bit, words_for, BitMatrix, WORD_BITS};
+use crate::bits::{set_bit, words_for, BitMatrix, WORD_BITS};
+use crate::encoding::Encoding;
 use crate::model::{Activation, BinaryLayer, InputSpec, Layer, Model};
 use crate::reference::{argmax, layer_sums};
 
@@ -73,6 +75,22 @@ const KNOWN: &[&str] = &[
 /// Fractional bits of thresholds and score offsets.
 const FRAC: u32 = 8;
 
+/// Widest layer: the backward sum over a layer's outputs, each signal below `2^15` in size,
+/// must fit an `i32`.
+pub const MAX_WIDTH: usize = 65535;
+
+/// Samples whose weight signal is summed exactly in one `i32` product; larger batches add
+/// such partial sums with saturation.
+const SIGNAL_CHUNK: usize = 1 << 16;
+
+/// Largest step per unit of weight signal in 32.32 fixed point (`2^16` accumulator units):
+/// beyond it every nonzero signal already saturates a 16-bit accumulator.
+const MAX_GAIN: i64 = 1 << 48;
+
+/// Upper end of the real-valued settings' ranges: far outside anything useful, low enough
+/// that every product of them stays finite and every fixed-point conversion saturates.
+const MAX_REAL: f64 = 1000.0;
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct Settings {
     threshold: i32,
@@ -86,6 +104,88 @@ struct Settings {
     acc_bits: u32,
     /// Weight the backward signal by closeness to the threshold (triangle) instead of a box.
     triangle: bool,
+}
+
+/// A real-valued setting, checked against its range.
+fn real(
+    params: &[(String, String)],
+    key: &str,
+    default: f64,
+    lo: f64,
+    lo_open: bool,
+    hi: f64,
+) -> Result<f64, String> {
+    let v: f64 = param(params, key, default)?;
+    let below = if lo_open { v <= lo } else { v < lo };
+    if !v.is_finite() || below || v > hi {
+        let open = if lo_open { "(" } else { "[" };
+        return Err(format!(
+            "setting {key}={v}: expected a number in {open}{lo}, {hi}]"
+        ));
+    }
+    Ok(v)
+}
+
+impl Settings {
+    fn parse(params: &[(String, String)]) -> Result<Settings, String> {
+        check_params(params, KNOWN, "flip")?;
+        let decay = match params
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "decay")
+            .map(|(_, v)| v.as_str())
+        {
+            None | Some("auto") => None,
+            Some(v) => match v.parse::<f64>() {
+                Ok(b) if (0.0..=1.0).contains(&b) => Some(b),
+                _ => {
+                    return Err(format!(
+                        "setting decay={v}: expected auto or a number in [0, 1]"
+                    ))
+                }
+            },
+        };
+        let settings = Settings {
+            threshold: param(params, "threshold", 16)?,
+            lr: real(params, "lr", 1.0, 0.0, true, MAX_REAL)?,
+            lr_end: real(params, "lr_end", 0.05, 0.0, false, 1.0)?,
+            lr_threshold: real(params, "lr_threshold", 0.05, 0.0, false, MAX_REAL)?,
+            window: real(params, "window", 0.7, 0.0, true, MAX_REAL)?,
+            temperature: real(params, "temperature", 0.35, 0.0, true, MAX_REAL)?,
+            decay,
+            acc_bits: param(params, "acc_bits", 8)?,
+            triangle: match param(params, "ste", "triangle".to_string())?.as_str() {
+                "box" => false,
+                "triangle" => true,
+                v => return Err(format!("setting ste={v}: expected box or triangle")),
+            },
+        };
+        if settings.acc_bits != 8 && settings.acc_bits != 16 {
+            return Err(format!(
+                "setting acc_bits={}: expected 8 or 16",
+                settings.acc_bits
+            ));
+        }
+        // In units of an 8-bit accumulator; at 16 bits it is scaled by 256 (at most 32512).
+        let limit = i8::MAX as i32;
+        if settings.threshold < 1 || settings.threshold > limit {
+            return Err(format!(
+                "setting threshold={}: expected 1..={limit} (the 8-bit accumulator's range; \
+                 scaled by 256 at acc_bits=16)",
+                settings.threshold
+            ));
+        }
+        Ok(settings)
+    }
+
+    /// Accumulator units per unit of threshold and step.
+    fn unit(&self) -> i32 {
+        if self.acc_bits == 16 {
+            256
+        } else {
+            1
+        }
+    }
 }
 
 /// Per-weight accumulators at the chosen width.
@@ -102,7 +202,8 @@ struct FlipLayer {
     planes: usize,
     weights: BitMatrix,
     acc: Acc,
-    /// Thresholds (hidden) or score offsets (last), fixed point with [`FRAC`] fraction bits.
+    /// Thresholds (hidden) or score offsets (last), fixed point with [`FRAC`] fraction bits,
+    /// kept within `+-(max_sum + 1)`.
     bias: Vec<i64>,
     /// Running mean square of this layer's weight signal.
     q_ms: f64,
@@ -117,6 +218,11 @@ struct FlipLayer {
 impl FlipLayer {
     fn int_bias(&self, i: usize) -> i32 {
         (self.bias[i] >> FRAC) as i32
+    }
+
+    /// Largest popcount sum of a neuron: `(2^P - 1) n`.
+    fn max_sum(&self) -> i64 {
+        ((1i64 << self.planes) - 1) * self.inputs as i64
     }
 }
 
@@ -134,8 +240,60 @@ pub struct FlipOptimizer {
 struct LayerPass {
     /// Popcount sums, `batch x outputs`.
     sums: Vec<i32>,
-    /// Integer input values (+-1 or grey levels), `batch x inputs`.
-    x: Vec<i16>,
+    /// Integer input values (+-1 or grey levels), `batch x inputs`, as pairs of samples in
+    /// chunks of at most [`SIGNAL_CHUNK`] samples, ready for the weight signal's product.
+    x: Vec<Pairs>,
+}
+
+/// A layer's inputs for the whole batch as [`Pairs`] of samples, chunked; `fill(b, row)`
+/// writes sample `b`'s values.
+fn sample_pairs(bsz: usize, n: usize, mut fill: impl FnMut(usize, &mut [i16])) -> Vec<Pairs> {
+    (0..bsz)
+        .step_by(SIGNAL_CHUNK)
+        .map(|b0| Pairs::from_rows(SIGNAL_CHUNK.min(bsz - b0), n, |b, row| fill(b0 + b, row)))
+        .collect()
+}
+
+/// Largest size of a layer's input value: `2^P - 1` on a bit-plane first layer, else 1.
+fn input_top(encoding: &Encoding, layer: usize) -> i64 {
+    match encoding {
+        Encoding::BitPlanes(p) if layer == 0 => (1i64 << p) - 1,
+        _ => 1,
+    }
+}
+
+/// Bits a layer's signal `delta` may use (`|delta| <= 2^bits`) so that its weight signal over
+/// a chunk of `samples` inputs of size at most `top` fits an `i32`: the largest `bits <= 15`
+/// with `samples * top * 2^bits < 2^31`. At least 7 (the output error's range) for every
+/// chunk of at most [`SIGNAL_CHUNK`] samples of 8-bit grey levels.
+fn signal_bits(samples: usize, top: i64) -> u32 {
+    let room = i32::MAX as u64 / (samples.max(1) as u64 * top.max(1) as u64);
+    (63 - room.max(1).leading_zeros()).min(15)
+}
+
+/// Shifts `g` right until every value lies within `+-2^bits`.
+fn fit_bits(g: &mut [i32], bits: u32) {
+    let maxabs = g.iter().map(|v| v.unsigned_abs()).max().unwrap_or(0);
+    let shift = (32 - maxabs.leading_zeros()).saturating_sub(bits);
+    if shift > 0 {
+        g.iter_mut().for_each(|v| *v >>= shift);
+    }
+}
+
+/// Popcount sums of one layer for a whole batch, sample-major (`x` holds `words` per sample).
+/// The batch forward of the flip optimizer goes through here and only here.
+fn batch_sums(
+    weights: &BitMatrix,
+    inputs: usize,
+    x: &[u64],
+    words: usize,
+    planes: usize,
+    sums: &mut [i32],
+) {
+    let m = weights.rows();
+    sums.par_chunks_mut(m)
+        .zip(x.par_chunks(words))
+        .for_each(|(s, xs)| layer_sums(weights, inputs, xs, planes, s));
 }
 
 impl FlipOptimizer {
@@ -146,43 +304,11 @@ impl FlipOptimizer {
         seed: u64,
         params: &[(String, String)],
     ) -> Result<Self, String> {
-        check_params(params, KNOWN, "flip")?;
-        let decay = match params
-            .iter()
-            .rev()
-            .find(|(k, _)| k == "decay")
-            .map(|(_, v)| v.as_str())
-        {
-            None | Some("auto") => None,
-            Some(v) => Some(
-                v.parse::<f64>()
-                    .map_err(|_| format!("setting decay={v}: expected auto or a number"))?,
-            ),
-        };
-        let settings = Settings {
-            threshold: param(params, "threshold", 16)?,
-            lr: param(params, "lr", 1.0)?,
-            lr_end: param(params, "lr_end", 0.05)?,
-            lr_threshold: param(params, "lr_threshold", 0.05)?,
-            window: param(params, "window", 0.7)?,
-            temperature: param(params, "temperature", 0.35)?,
-            decay,
-            acc_bits: param(params, "acc_bits", 8)?,
-            triangle: match param(params, "ste", "triangle".to_string())?.as_str() {
-                "box" => false,
-                "triangle" => true,
-                v => return Err(format!("setting ste={v}: expected box or triangle")),
-            },
-        };
-        let limit = match settings.acc_bits {
-            8 => i8::MAX as i32,
-            16 => i8::MAX as i32, // compared before scaling by 256
-            b => return Err(format!("setting acc_bits={b}: expected 8 or 16")),
-        };
-        if settings.threshold < 1 || settings.threshold > limit {
+        let settings = Settings::parse(params)?;
+        if let Some(&w) = widths.iter().skip(1).find(|&&w| w > MAX_WIDTH) {
             return Err(format!(
-                "setting threshold={}: expected 1..={limit}",
-                settings.threshold
+                "optimizer flip: a layer of {w} neurons is wider than {MAX_WIDTH}, the most its \
+                 16-bit backward signals can sum in 32 bits"
             ));
         }
         let mut layers = Vec::new();
@@ -221,39 +347,28 @@ impl FlipOptimizer {
         let mut passes = Vec::with_capacity(nl);
         // Input of the current layer: packed planes per sample.
         let mut words = data.words;
-        let mut packed: Vec<u64> = batch
-            .iter()
-            .flat_map(|&i| data.encoded(i as usize).iter().copied())
-            .collect();
+        let mut packed: Vec<u64> = Vec::with_capacity(batch.len() * words);
+        for &i in batch {
+            packed.extend_from_slice(data.encoded(i as usize));
+        }
         for l in 0..nl {
             let layer = &self.layers[l];
             let (n, m, planes) = (layer.inputs, layer.outputs, layer.planes);
             let mut sums = vec![0i32; batch.len() * m];
-            sums.par_chunks_mut(m)
-                .zip(packed.par_chunks(words))
-                .for_each(|(s, x)| {
-                    layer_sums(&layer.weights, n, x, planes, s);
-                });
-            let mut x = vec![0i16; batch.len() * n];
-            if l == 0 {
-                x.par_chunks_mut(n)
-                    .zip(batch.par_iter())
-                    .for_each(|(xv, &i)| {
-                        self.input.encoding.input_values(
-                            self.input.pixel_bits,
-                            data.image(i as usize),
-                            xv,
-                        );
-                    });
+            batch_sums(&layer.weights, n, &packed, words, planes, &mut sums);
+            let x = if l == 0 {
+                let (enc, bits) = (&self.input.encoding, self.input.pixel_bits);
+                sample_pairs(batch.len(), n, |b, row| {
+                    enc.input_values(bits, data.image(batch[b] as usize), row)
+                })
             } else {
-                x.par_chunks_mut(n)
-                    .zip(packed.par_chunks(words))
-                    .for_each(|(xv, p)| {
-                        for (j, v) in xv.iter_mut().enumerate() {
-                            *v = if get_bit(p, j) { 1 } else { -1 };
-                        }
-                    });
-            }
+                sample_pairs(batch.len(), n, |b, row| {
+                    let p = &packed[b * words..(b + 1) * words];
+                    for (j, v) in row.iter_mut().enumerate() {
+                        *v = ((p[j / WORD_BITS] >> (j % WORD_BITS)) & 1) as i16 * 2 - 1;
+                    }
+                })
+            };
             if !self.initialised {
                 // Start every threshold at the batch's mean sum, as batch norm would centre it.
                 let layer = &mut self.layers[l];
@@ -270,15 +385,13 @@ impl FlipOptimizer {
                 let t: Vec<i32> = (0..m).map(|i| layer.int_bias(i)).collect();
                 let ow = words_for(m);
                 let mut next = vec![0u64; batch.len() * ow];
-                next.par_chunks_mut(ow)
-                    .zip(sums.par_chunks(m))
-                    .for_each(|(o, s)| {
-                        for i in 0..m {
-                            if s[i] >= t[i] {
-                                set_bit(o, i, true);
-                            }
+                for (o, s) in next.chunks_exact_mut(ow).zip(sums.chunks_exact(m)) {
+                    for i in 0..m {
+                        if s[i] >= t[i] {
+                            set_bit(o, i, true);
                         }
-                    });
+                    }
+                }
                 packed = next;
                 words = ow;
             }
@@ -289,31 +402,93 @@ impl FlipOptimizer {
     }
 }
 
-/// `out[j] += d` where `mask[j] == 0` and `out[j] -= d` where `mask[j] == -1`.
-#[inline(never)]
-fn signed_add(out: &mut [i32], mask: &[i32], d: i32) {
-    for (o, &s) in out.iter_mut().zip(mask) {
-        *o += (d ^ s) - s;
+/// The backward signal into a layer of `m` neurons: `g_bj = sum_i delta_bi * w_ij` over the
+/// `ma` neurons of the layer above (`above`, weights as +-1), for `bsz` samples. Exact: every
+/// `|delta| <= 2^15` and `ma <= MAX_WIDTH`.
+fn backward_signal(delta: &[i32], above: &BitMatrix, bsz: usize, ma: usize, m: usize) -> Vec<i32> {
+    let a = intgemm::pack_a(bsz, ma, |b, i| delta[b * ma + i] as i16);
+    let w = Pairs::from_rows(ma, m, |i, row| {
+        let bits = above.row(i);
+        for (j, v) in row.iter_mut().enumerate() {
+            *v = ((bits[j / WORD_BITS] >> (j % WORD_BITS)) & 1) as i16 * 2 - 1;
+        }
+    });
+    let mut c = vec![0i32; bsz * w.ld];
+    intgemm::gemm(&a, bsz, &w, &mut c);
+    if w.ld == m {
+        c
+    } else {
+        c.chunks_exact(w.ld)
+            .flat_map(|r| r[..m].iter().copied())
+            .collect()
     }
 }
 
-/// Fills `q` with neuron `i`'s weight signal `q_j = sum_b delta_bi * x_bj` and returns
-/// `sum_b delta_bi` (its threshold signal).
-#[inline(never)]
-fn weight_signal(q: &mut [i32], delta: &[i32], x: &[i16], i: usize, m: usize, n: usize) -> i64 {
-    q.fill(0);
-    let mut dsum = 0i64;
-    for (b, xb) in x.chunks_exact(n).enumerate() {
-        let d = delta[b * m + i];
-        if d == 0 {
-            continue;
-        }
-        dsum += d as i64;
-        for (qj, &xj) in q.iter_mut().zip(xb) {
-            *qj += d * xj as i32;
+/// The weight signal `q_ij = sum_b delta_bi * x_bj` of one layer, prepared as products over
+/// chunks of at most [`SIGNAL_CHUNK`] samples: `delta` packed per neuron, `x` per sample pair.
+struct WeightSignal<'a> {
+    chunks: Vec<(Vec<u32>, &'a Pairs)>,
+    ld: usize,
+    kernel: Kernel,
+}
+
+impl<'a> WeightSignal<'a> {
+    fn new(delta: &[i32], x: &'a [Pairs], m: usize, n: usize) -> WeightSignal<'a> {
+        let chunks: Vec<(Vec<u32>, &Pairs)> = x
+            .iter()
+            .enumerate()
+            .map(|(c, xp)| {
+                let (b0, k) = (c * SIGNAL_CHUNK, 2 * xp.kp);
+                let bsz = delta.len() / m;
+                let a = intgemm::pack_a(m, k, |i, b| {
+                    if b0 + b < bsz {
+                        delta[(b0 + b) * m + i] as i16
+                    } else {
+                        0
+                    }
+                });
+                (a, xp)
+            })
+            .collect();
+        WeightSignal {
+            chunks,
+            ld: n.div_ceil(intgemm::LANES) * intgemm::LANES,
+            kernel: Kernel::detect(),
         }
     }
-    dsum
+
+    /// Rows `i0..i0 + rows` of `q` (stride `self.ld`) into `q`, on the calling thread.
+    fn rows(&self, i0: usize, rows: usize, q: &mut [i32], scratch: &mut Vec<i32>) {
+        for (c, (a, xp)) in self.chunks.iter().enumerate() {
+            let at = &a[i0 * xp.kp..(i0 + rows) * xp.kp];
+            if c == 0 {
+                intgemm::gemm_block(at, rows, xp, q, self.kernel);
+            } else {
+                scratch.resize(q.len(), 0);
+                intgemm::gemm_block(at, rows, xp, scratch, self.kernel);
+                for (o, &v) in q.iter_mut().zip(scratch.iter()) {
+                    *o = o.saturating_add(v);
+                }
+            }
+        }
+        if self.chunks.is_empty() {
+            q.fill(0);
+        }
+    }
+}
+
+/// `g * num / den` rounded toward zero, for `|g| < 2^31` and `0 < num <= den + 1`, `den >= 1`.
+/// Below `2^53` the quotient is computed in `f64`, which truncates to the same integer (the
+/// rounding error of the division is smaller than the distance `1 / den` from any integer
+/// the true quotient is not equal to) and costs a fraction of an `i64` division.
+#[inline]
+fn triangle(g: i32, num: i64, den: i64) -> i32 {
+    let p = g as i64 * num;
+    if p.unsigned_abs() < 1 << 53 && den < 1 << 53 {
+        (p as f64 / den as f64) as i32
+    } else {
+        (p / den) as i32
+    }
 }
 
 /// Cosine decay from 1 to `end` over `progress` 0..1.
@@ -330,9 +505,46 @@ fn ema(old: f64, new: f64) -> f64 {
     }
 }
 
+/// Sum of squares of a row in eight fixed lanes (vectorises; the order is fixed, so the result
+/// does not depend on threads).
+fn sum_squares(q: &[i32]) -> f64 {
+    let mut lanes = [0f64; 8];
+    let mut chunks = q.chunks_exact(8);
+    for c in &mut chunks {
+        for (l, &v) in lanes.iter_mut().zip(c) {
+            *l += v as f64 * v as f64;
+        }
+    }
+    let tail: f64 = chunks
+        .remainder()
+        .iter()
+        .map(|&v| v as f64 * v as f64)
+        .sum();
+    lanes.iter().sum::<f64>() + tail
+}
+
+/// 32 bits of rounding noise for weight `j` of the row keyed by `key`: a counter-based hash
+/// (two xorshift-multiply rounds), so every weight's draw is independent of the others and
+/// the loop over a row vectorises.
+#[inline(always)]
+fn noise(key: u64, j: u32) -> u32 {
+    let mut x = j.wrapping_add(key as u32);
+    x ^= x >> 16;
+    x = x.wrapping_mul(0x21F0_AAAD);
+    x ^= (key >> 32) as u32;
+    x ^= x >> 15;
+    x = x.wrapping_mul(0x735A_2D97);
+    x ^ (x >> 15)
+}
+
 /// Applies one step of accumulate / flip / reset to one weight row. Returns flips done.
+///
+/// `m' = floor(beta * m + gain * q + u)` in 32.32 fixed point with `u` uniform in `[0, 1)`
+/// (stochastic rounding), saturated to the accumulator's range. With `beta <= 2^32`,
+/// `gain <= MAX_GAIN` and `q` clamped to `+-2^49 / gain` every term stays below `2^50`, so the
+/// `i64` sum cannot overflow; the clamp changes nothing, as the sum saturates the accumulator
+/// either way.
 #[inline(never)]
-#[allow(clippy::too_many_arguments)]
 fn update_row<A: AccInt>(
     acc: &mut [A],
     row: &mut [u64],
@@ -340,23 +552,35 @@ fn update_row<A: AccInt>(
     gain: i64,
     beta: i64,
     threshold: i32,
-    rng: &mut Stream,
+    key: u64,
 ) -> usize {
+    debug_assert!((0..=MAX_GAIN).contains(&gain) && (0..=1i64 << 32).contains(&beta));
+    let qlim = if gain > 0 {
+        ((1i64 << 49) / gain).min(i32::MAX as i64)
+    } else {
+        i32::MAX as i64
+    };
     let mut flips = 0;
-    for (j, (a, &qj)) in acc.iter_mut().zip(q).enumerate() {
-        // m' = floor(beta * m + gain * q + u), all in 32.32 fixed point: stochastic rounding.
-        let u = (rng.next_u64() >> 32) as i64;
-        let v = (beta * a.get() as i64 + gain * qj as i64 + u) >> 32;
-        let mut m = v.clamp(A::MIN as i64, A::MAX as i64) as i32;
-        let word = &mut row[j / WORD_BITS];
-        let bit = 1u64 << (j % WORD_BITS);
-        let w = if *word & bit != 0 { 1 } else { -1 };
-        if m * w >= threshold {
-            *word ^= bit;
-            m = 0;
-            flips += 1;
+    for (wi, word) in row.iter_mut().enumerate() {
+        let j0 = wi * WORD_BITS;
+        if j0 >= acc.len() {
+            break;
         }
-        a.set(m);
+        let end = acc.len().min(j0 + WORD_BITS);
+        let w = *word;
+        let mut flip = 0u64;
+        for (k, (a, &qj)) in acc[j0..end].iter_mut().zip(&q[j0..end]).enumerate() {
+            let u = noise(key, (j0 + k) as u32) as i64;
+            let qc = (qj as i64).clamp(-qlim, qlim);
+            let v = (beta * a.get() as i64 + gain * qc + u) >> 32;
+            let m = v.clamp(A::MIN as i64, A::MAX as i64) as i32;
+            let mw = if (w >> k) & 1 == 1 { m } else { -m };
+            let f = mw >= threshold;
+            flip |= (f as u64) << k;
+            a.set(if f { 0 } else { m });
+        }
+        *word = w ^ flip;
+        flips += flip.count_ones() as usize;
     }
     flips
 }
@@ -372,9 +596,11 @@ trait AccInt: Copy + Send + Sync {
 impl AccInt for i8 {
     const MIN: i32 = i8::MIN as i32;
     const MAX: i32 = i8::MAX as i32;
+    #[inline(always)]
     fn get(self) -> i32 {
         self as i32
     }
+    #[inline(always)]
     fn set(&mut self, v: i32) {
         *self = v as i8;
     }
@@ -383,30 +609,37 @@ impl AccInt for i8 {
 impl AccInt for i16 {
     const MIN: i32 = i16::MIN as i32;
     const MAX: i32 = i16::MAX as i32;
+    #[inline(always)]
     fn get(self) -> i32 {
         self as i32
     }
+    #[inline(always)]
     fn set(&mut self, v: i32) {
         *self = v as i16;
     }
 }
 
-impl Optimizer for FlipOptimizer {
-    fn step(&mut self, data: &TrainData, batch: &[u32], step: u64, progress: f64) -> BatchStats {
-        let passes = self.forward(data, batch);
-        let nl = self.layers.len();
-        let bsz = batch.len();
-        let s = self.settings.clone();
+/// Neurons one task of the update handles (their weight signal is computed and consumed
+/// while it is in cache).
+const UPDATE_BLOCK: usize = 8;
 
-        // Output error: softmax of temperature-scaled scores against the label.
-        let last = &self.layers[nl - 1];
+impl FlipOptimizer {
+    /// The output error `softmax - onehot` of every sample, rounded to -127..127, and the
+    /// batch's loss and hits.
+    fn output_error(
+        &self,
+        data: &TrainData,
+        batch: &[u32],
+        sums: &[i32],
+    ) -> (Vec<i32>, BatchStats) {
+        let last = &self.layers[self.layers.len() - 1];
         let c = last.outputs;
-        let scale = s.temperature / ((last.inputs as f64).sqrt() / 2.0);
-        let mut delta = vec![0i32; bsz * c];
+        let scale = self.settings.temperature / ((last.inputs as f64).sqrt() / 2.0);
+        let mut delta = vec![0i32; batch.len() * c];
         let mut stats = BatchStats::default();
         for (b, &i) in batch.iter().enumerate() {
             let scores: Vec<i32> = (0..c)
-                .map(|k| passes[nl - 1].sums[b * c + k] + last.int_bias(k))
+                .map(|k| sums[b * c + k].saturating_add(last.int_bias(k)))
                 .collect();
             let label = data.labels[i as usize] as usize;
             if argmax(&scores) == label {
@@ -424,106 +657,106 @@ impl Optimizer for FlipOptimizer {
                 delta[b * c + k] = (err * 127.0).round() as i32;
             }
         }
+        (delta, stats)
+    }
+}
+
+impl Optimizer for FlipOptimizer {
+    fn step(&mut self, data: &TrainData, batch: &[u32], step: u64, progress: f64) -> BatchStats {
+        let passes = self.forward(data, batch);
+        let nl = self.layers.len();
+        let bsz = batch.len();
+        let s = self.settings.clone();
+        let chunk = bsz.min(SIGNAL_CHUNK);
+        let bits: Vec<u32> = (0..nl)
+            .map(|l| signal_bits(chunk, input_top(&self.input.encoding, l)))
+            .collect();
+
+        let (mut delta, stats) = self.output_error(data, batch, &passes[nl - 1].sums);
+        fit_bits(&mut delta, bits[nl - 1]);
 
         let lr = s.lr * cosine(progress, s.lr_end);
-        let unit = if s.acc_bits == 16 { 256 } else { 1 };
+        let unit = s.unit();
         let threshold = s.threshold * unit;
         let mut deltas: Vec<Vec<i32>> = vec![Vec::new(); nl];
         deltas[nl - 1] = delta;
         // Backward through hidden layers, top to bottom.
         for l in (0..nl - 1).rev() {
             let above = &self.layers[l + 1];
-            let (m, ma) = (self.layers[l].outputs, above.outputs);
-            let da = &deltas[l + 1];
-            // The layer above's weights as sign masks (0 for +1, -1 for -1), so the signal
-            // sum is a branch-free conditional negate that vectorises.
-            let masks: Vec<i32> = (0..ma)
-                .flat_map(|i| (0..m).map(move |j| if above.weights.get(i, j) { 0 } else { -1 }))
-                .collect();
-            let mut g = vec![0i32; bsz * m];
-            g.par_chunks_mut(m).enumerate().for_each(|(b, gb)| {
-                for i in 0..ma {
-                    let d = da[b * ma + i];
-                    if d != 0 {
-                        signed_add(gb, &masks[i * m..(i + 1) * m], d);
-                    }
-                }
-            });
+            let m = self.layers[l].outputs;
+            let mut g = backward_signal(&deltas[l + 1], &above.weights, bsz, above.outputs, m);
             // Keep neurons inside the undecided band; measure the band's spread as we go.
             let layer = &mut self.layers[l];
             let sums = &passes[l].sums;
+            let t: Vec<i32> = (0..m).map(|i| layer.int_bias(i)).collect();
             let mut sq = 0f64;
-            for b in 0..bsz {
-                for i in 0..m {
-                    let d = (sums[b * m + i] - layer.int_bias(i)) as f64;
+            for (sb, _) in sums.chunks_exact(m).zip(0..bsz) {
+                for (&v, &ti) in sb.iter().zip(&t) {
+                    let d = (v - ti) as f64;
                     sq += d * d;
                 }
             }
             layer.spread = ema(layer.spread, (sq / (bsz * m) as f64).sqrt());
-            let radius = (s.window * layer.spread).max(1.0) as i32;
-            let mut maxabs = 0i32;
-            for b in 0..bsz {
-                for i in 0..m {
-                    let k = b * m + i;
-                    let dist = (sums[k] - layer.int_bias(i)).abs();
+            let radius = (s.window * layer.spread).clamp(1.0, i32::MAX as f64) as i64;
+            for (gb, sb) in g.chunks_exact_mut(m).zip(sums.chunks_exact(m)) {
+                for ((gk, &v), &ti) in gb.iter_mut().zip(sb).zip(&t) {
+                    let dist = (v as i64 - ti as i64).abs();
                     if dist > radius {
-                        g[k] = 0;
+                        *gk = 0;
                     } else if s.triangle {
-                        g[k] = (g[k] as i64 * (radius - dist + 1) as i64 / radius as i64) as i32;
+                        *gk = triangle(*gk, radius - dist + 1, radius);
                     }
-                    maxabs = maxabs.max(g[k].abs());
                 }
             }
-            let shift = (32 - (maxabs as u32).leading_zeros()).saturating_sub(15);
-            if shift > 0 {
-                g.iter_mut().for_each(|v| *v >>= shift);
-            }
+            fit_bits(&mut g, bits[l]);
             deltas[l] = g;
         }
 
-        // Weight and threshold updates, one row (neuron) at a time on all threads.
+        // Weight and threshold updates, blocks of rows (neurons) on all threads.
         for (l, (layer, pass)) in self.layers.iter_mut().zip(&passes).enumerate() {
             let (n, m) = (layer.inputs, layer.outputs);
             let d = &deltas[l];
-            let x = &pass.x;
+            let signal = WeightSignal::new(d, &pass.x, m, n);
+            let ld = signal.ld;
             let beta = match s.decay {
                 Some(b) => b,
                 None => 1.0 - layer.flipped_share,
             };
-            let beta_fx = (beta * 4294967296.0) as i64;
+            let beta_fx = (beta.clamp(0.0, 1.0) * 4294967296.0) as i64;
             let rms = layer.q_ms.sqrt();
             let gain = if rms > 0.0 {
-                (lr * unit as f64 / rms * 4294967296.0) as i64
+                ((lr * unit as f64 / rms * 4294967296.0) as i64).min(MAX_GAIN)
             } else {
                 0
             };
             let seed = mix(self.seed, mix(step, 0xF11F + l as u64));
-            let acc_rows: Vec<AccRow> = match &mut layer.acc {
+            let mut acc_rows: Vec<AccRow> = match &mut layer.acc {
                 Acc::I8(v) => v.chunks_mut(n).map(AccRow::I8).collect(),
                 Acc::I16(v) => v.chunks_mut(n).map(AccRow::I16).collect(),
             };
-            let wrows: Vec<&mut [u64]> = layer.weights.rows_mut().take(m).collect();
+            let mut wrows: Vec<&mut [u64]> = layer.weights.rows_mut().take(m).collect();
             let results: Vec<(f64, usize, i64)> = acc_rows
-                .into_par_iter()
-                .zip(wrows.into_par_iter())
+                .par_chunks_mut(UPDATE_BLOCK)
+                .zip(wrows.par_chunks_mut(UPDATE_BLOCK))
                 .enumerate()
-                .map_init(
-                    || vec![0i32; n],
-                    |q, (i, (acc, row))| {
-                        let dsum = weight_signal(q, d, x, i, m, n);
-                        let sq: f64 = q.iter().map(|&v| (v as f64) * (v as f64)).sum();
-                        let mut rng = Stream::new(seed, i as u64);
+                .flat_map_iter(|(blk, (accs, rows))| {
+                    let i0 = blk * UPDATE_BLOCK;
+                    let mut q = vec![0i32; accs.len() * ld];
+                    signal.rows(i0, accs.len(), &mut q, &mut Vec::new());
+                    let mut out = Vec::with_capacity(accs.len());
+                    for (r, (acc, row)) in accs.iter_mut().zip(rows.iter_mut()).enumerate() {
+                        let i = i0 + r;
+                        let qi = &q[r * ld..r * ld + n];
+                        let dsum: i64 = (0..bsz).map(|b| d[b * m + i] as i64).sum();
+                        let key = mix(seed, i as u64);
                         let flips = match acc {
-                            AccRow::I8(a) => {
-                                update_row(a, row, q, gain, beta_fx, threshold, &mut rng)
-                            }
-                            AccRow::I16(a) => {
-                                update_row(a, row, q, gain, beta_fx, threshold, &mut rng)
-                            }
+                            AccRow::I8(a) => update_row(a, row, qi, gain, beta_fx, threshold, key),
+                            AccRow::I16(a) => update_row(a, row, qi, gain, beta_fx, threshold, key),
                         };
-                        (sq, flips, dsum)
-                    },
-                )
+                        out.push((sum_squares(qi), flips, dsum));
+                    }
+                    out
+                })
                 .collect();
             let sq: f64 = results.iter().map(|r| r.0).sum();
             let flips: usize = results.iter().map(|r| r.1).sum();
@@ -544,9 +777,13 @@ impl Optimizer for FlipOptimizer {
                 let step_scale =
                     s.lr_threshold * cosine(progress, s.lr_end) * range * (1u64 << FRAC) as f64
                         / trms;
+                // Kept within one past the popcount's range: beyond it a threshold or offset
+                // means the same as at the edge, and the fixed point cannot overflow.
+                let lim = (layer.max_sum() + 1) << FRAC;
                 for (i, r) in results.iter().enumerate() {
                     let dt = (r.2 as f64 * step_scale).round() as i64;
-                    layer.bias[i] += if hidden { dt } else { -dt };
+                    let dt = if hidden { dt } else { dt.saturating_neg() };
+                    layer.bias[i] = layer.bias[i].saturating_add(dt).clamp(-lim, lim);
                 }
             }
         }
@@ -623,15 +860,15 @@ mod tests {
         // gain 1.0 in 32.32; q = [+8, +8]: m0 = 18 -> 18 * (+1) >= 16 -> flip w0, reset m0;
         // m1 = 18 -> 18 * (-1) < 16 -> keep w1, m1 = 18.
         let one = 1i64 << 32;
-        let mut rng = Stream::new(1, 1);
+        let key = 1;
         // The random term is below one unit, so with integer products floor() is exact.
-        let flips = update_row(&mut acc, &mut row, &[8, 8], one, one, 16, &mut rng);
+        let flips = update_row(&mut acc, &mut row, &[8, 8], one, one, 16, key);
         assert_eq!(flips, 1);
         assert_eq!(row[0], 0b00, "w0 flipped to -1, w1 kept at -1");
         assert_eq!(acc, vec![0, 18]);
         // Now q = [-20, -40]: m0 = -20, w0 = -1 -> 20 >= 16 flips back; m1 = 18 - 40 = -22,
         // w1 = -1 -> 22 >= 16 flips to +1; both reset.
-        let flips = update_row(&mut acc, &mut row, &[-20, -40], one, one, 16, &mut rng);
+        let flips = update_row(&mut acc, &mut row, &[-20, -40], one, one, 16, key);
         assert_eq!(flips, 2);
         assert_eq!(row[0], 0b11);
         assert_eq!(acc, vec![0, 0]);
@@ -642,10 +879,10 @@ mod tests {
         let mut acc: Vec<i8> = vec![120];
         let mut row = vec![0b1u64];
         let one = 1i64 << 32;
-        let mut rng = Stream::new(3, 3);
+        let key = 3;
         // w = +1 and a negative signal: m goes down, no flip. Large positive would flip,
         // so test the other way: m = 120, q = -300 -> saturates at -128, w=+1 -> keep.
-        update_row(&mut acc, &mut row, &[-300], one, one, 200, &mut rng);
+        update_row(&mut acc, &mut row, &[-300], one, one, 200, key);
         assert_eq!(acc[0], -128);
         assert_eq!(row[0], 1);
     }
@@ -655,8 +892,8 @@ mod tests {
         let mut acc: Vec<i8> = vec![100];
         let mut row = vec![0u64];
         let half = 1i64 << 31;
-        let mut rng = Stream::new(5, 5);
-        update_row(&mut acc, &mut row, &[0], 0, half, 127, &mut rng);
+        let key = 5;
+        update_row(&mut acc, &mut row, &[0], 0, half, 127, key);
         assert_eq!(acc[0], 50);
     }
 }

@@ -11,6 +11,7 @@ pub mod bop;
 pub mod checkpoint;
 pub mod flip;
 pub mod float;
+pub mod intgemm;
 pub mod latent;
 pub mod rng;
 
