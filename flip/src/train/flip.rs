@@ -55,7 +55,7 @@ use serde::{Deserialize, Serialize};
 use super::intgemm::{self, Kernel, Pairs};
 use super::rng::{mix, random_bits};
 use super::{check_params, param, BatchStats, Optimizer, TrainData};
-use crate::bits::{set_bit, words_for, BitMatrix, WORD_BITS};
+use crate::bits::{words_for, BitMatrix, WORD_BITS};
 use crate::encoding::Encoding;
 use crate::model::{Activation, BinaryLayer, InputSpec, Layer, Model};
 use crate::reference::{argmax, layer_sums};
@@ -280,6 +280,29 @@ fn fit_bits(g: &mut [i32], bits: u32) {
     }
 }
 
+/// Packed bits as +-1 values, one per entry of `out`.
+fn signs(bits: &[u64], out: &mut [i16]) {
+    for (chunk, &w) in out.chunks_mut(WORD_BITS).zip(bits) {
+        for (k, v) in chunk.iter_mut().enumerate() {
+            *v = ((w >> k) & 1) as i16 * 2 - 1;
+        }
+    }
+}
+
+/// Sum of `f(v)` over `values` in eight fixed lanes: vectorises, and the order of additions
+/// is fixed, so the result does not depend on threads.
+fn lane_sum<T: Copy>(values: &[T], f: impl Fn(T) -> f64) -> f64 {
+    let mut lanes = [0f64; 8];
+    let mut chunks = values.chunks_exact(8);
+    for c in &mut chunks {
+        for (l, &v) in lanes.iter_mut().zip(c) {
+            *l += f(v);
+        }
+    }
+    let tail: f64 = chunks.remainder().iter().map(|&v| f(v)).sum();
+    lanes.iter().sum::<f64>() + tail
+}
+
 /// Popcount sums of one layer for a whole batch, sample-major (`x` holds `words` per sample).
 /// The batch forward of the flip optimizer goes through here and only here.
 fn batch_sums(
@@ -363,10 +386,7 @@ impl FlipOptimizer {
                 })
             } else {
                 sample_pairs(batch.len(), n, |b, row| {
-                    let p = &packed[b * words..(b + 1) * words];
-                    for (j, v) in row.iter_mut().enumerate() {
-                        *v = ((p[j / WORD_BITS] >> (j % WORD_BITS)) & 1) as i16 * 2 - 1;
-                    }
+                    signs(&packed[b * words..(b + 1) * words], row)
                 })
             };
             if !self.initialised {
@@ -386,10 +406,16 @@ impl FlipOptimizer {
                 let ow = words_for(m);
                 let mut next = vec![0u64; batch.len() * ow];
                 for (o, s) in next.chunks_exact_mut(ow).zip(sums.chunks_exact(m)) {
-                    for i in 0..m {
-                        if s[i] >= t[i] {
-                            set_bit(o, i, true);
-                        }
+                    for ((word, sw), tw) in o
+                        .iter_mut()
+                        .zip(s.chunks(WORD_BITS))
+                        .zip(t.chunks(WORD_BITS))
+                    {
+                        *word = sw
+                            .iter()
+                            .zip(tw)
+                            .enumerate()
+                            .fold(0, |w, (k, (&v, &ti))| w | ((v >= ti) as u64) << k);
                     }
                 }
                 packed = next;
@@ -407,12 +433,7 @@ impl FlipOptimizer {
 /// `|delta| <= 2^15` and `ma <= MAX_WIDTH`.
 fn backward_signal(delta: &[i32], above: &BitMatrix, bsz: usize, ma: usize, m: usize) -> Vec<i32> {
     let a = intgemm::pack_a(bsz, ma, |b, i| delta[b * ma + i] as i16);
-    let w = Pairs::from_rows(ma, m, |i, row| {
-        let bits = above.row(i);
-        for (j, v) in row.iter_mut().enumerate() {
-            *v = ((bits[j / WORD_BITS] >> (j % WORD_BITS)) & 1) as i16 * 2 - 1;
-        }
-    });
+    let w = Pairs::from_rows(ma, m, |i, row| signs(above.row(i), row));
     let mut c = vec![0i32; bsz * w.ld];
     intgemm::gemm(&a, bsz, &w, &mut c);
     if w.ld == m {
@@ -477,18 +498,15 @@ impl<'a> WeightSignal<'a> {
     }
 }
 
-/// `g * num / den` rounded toward zero, for `|g| < 2^31` and `0 < num <= den + 1`, `den >= 1`.
-/// Below `2^53` the quotient is computed in `f64`, which truncates to the same integer (the
-/// rounding error of the division is smaller than the distance `1 / den` from any integer
-/// the true quotient is not equal to) and costs a fraction of an `i64` division.
+/// `g * num / den` rounded toward zero, for `|g| < 2^31`, `0 <= num <= den + 1` and
+/// `1 <= den <= 2^21`. The product is below `2^53`, so the quotient is computed in `f64`,
+/// which truncates to the same integer (the division's rounding error is smaller than the
+/// distance `1 / den` from any integer the true quotient is not equal to) and vectorises where
+/// an `i64` division does not.
 #[inline]
 fn triangle(g: i32, num: i64, den: i64) -> i32 {
-    let p = g as i64 * num;
-    if p.unsigned_abs() < 1 << 53 && den < 1 << 53 {
-        (p as f64 / den as f64) as i32
-    } else {
-        (p / den) as i32
-    }
+    debug_assert!((1..=1 << 21).contains(&den) && (0..=den + 1).contains(&num));
+    ((g as i64 * num) as f64 / den as f64) as i32
 }
 
 /// Cosine decay from 1 to `end` over `progress` 0..1.
@@ -503,24 +521,6 @@ fn ema(old: f64, new: f64) -> f64 {
     } else {
         0.9 * old + 0.1 * new
     }
-}
-
-/// Sum of squares of a row in eight fixed lanes (vectorises; the order is fixed, so the result
-/// does not depend on threads).
-fn sum_squares(q: &[i32]) -> f64 {
-    let mut lanes = [0f64; 8];
-    let mut chunks = q.chunks_exact(8);
-    for c in &mut chunks {
-        for (l, &v) in lanes.iter_mut().zip(c) {
-            *l += v as f64 * v as f64;
-        }
-    }
-    let tail: f64 = chunks
-        .remainder()
-        .iter()
-        .map(|&v| v as f64 * v as f64)
-        .sum();
-    lanes.iter().sum::<f64>() + tail
 }
 
 /// 32 bits of rounding noise for weight `j` of the row keyed by `key`: a counter-based hash
@@ -689,23 +689,29 @@ impl Optimizer for FlipOptimizer {
             let layer = &mut self.layers[l];
             let sums = &passes[l].sums;
             let t: Vec<i32> = (0..m).map(|i| layer.int_bias(i)).collect();
-            let mut sq = 0f64;
-            for (sb, _) in sums.chunks_exact(m).zip(0..bsz) {
-                for (&v, &ti) in sb.iter().zip(&t) {
-                    let d = (v - ti) as f64;
-                    sq += d * d;
-                }
-            }
+            let sq: f64 = sums
+                .chunks_exact(m)
+                .map(|sb| {
+                    let d: Vec<i32> = sb.iter().zip(&t).map(|(&v, &ti)| v - ti).collect();
+                    lane_sum(&d, |v| v as f64 * v as f64)
+                })
+                .sum();
             layer.spread = ema(layer.spread, (sq / (bsz * m) as f64).sqrt());
-            let radius = (s.window * layer.spread).clamp(1.0, i32::MAX as f64) as i64;
+            // Hidden sums lie in 0..=2^18 (a 784-pixel 8-plane layer) or 0..=65535; beyond
+            // 2^21 the radius covers every distance with nearly the same weight, and below it
+            // the triangle's products stay under 2^53, exact in f64.
+            let radius = (s.window * layer.spread).clamp(1.0, (1 << 21) as f64) as i64;
             for (gb, sb) in g.chunks_exact_mut(m).zip(sums.chunks_exact(m)) {
                 for ((gk, &v), &ti) in gb.iter_mut().zip(sb).zip(&t) {
-                    let dist = (v as i64 - ti as i64).abs();
-                    if dist > radius {
-                        *gk = 0;
-                    } else if s.triangle {
-                        *gk = triangle(*gk, radius - dist + 1, radius);
-                    }
+                    // Zero outside the band (`dist > radius`).
+                    let num = (radius - (v as i64 - ti as i64).abs() + 1).max(0);
+                    *gk = if s.triangle {
+                        triangle(*gk, num, radius)
+                    } else if num > 0 {
+                        *gk
+                    } else {
+                        0
+                    };
                 }
             }
             fit_bits(&mut g, bits[l]);
@@ -753,7 +759,7 @@ impl Optimizer for FlipOptimizer {
                             AccRow::I8(a) => update_row(a, row, qi, gain, beta_fx, threshold, key),
                             AccRow::I16(a) => update_row(a, row, qi, gain, beta_fx, threshold, key),
                         };
-                        out.push((sum_squares(qi), flips, dsum));
+                        out.push((lane_sum(qi, |v| v as f64 * v as f64), flips, dsum));
                     }
                     out
                 })
