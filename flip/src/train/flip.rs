@@ -280,6 +280,13 @@ fn fit_bits(g: &mut [i32], bits: u32) {
     }
 }
 
+/// `g` shifted right until every value lies within `+-2^bits` (`bits <= 15`), as `i32`.
+fn fit_bits_wide(g: &[i64], bits: u32) -> Vec<i32> {
+    let maxabs = g.iter().map(|v| v.unsigned_abs()).max().unwrap_or(0);
+    let shift = (64 - maxabs.leading_zeros()).saturating_sub(bits);
+    g.iter().map(|&v| (v >> shift) as i32).collect()
+}
+
 /// Packed bits as +-1 values, one per entry of `out`.
 fn signs(bits: &[u64], out: &mut [i16]) {
     for (chunk, &w) in out.chunks_mut(WORD_BITS).zip(bits) {
@@ -504,9 +511,11 @@ impl<'a> WeightSignal<'a> {
 /// distance `1 / den` from any integer the true quotient is not equal to) and vectorises where
 /// an `i64` division does not.
 #[inline]
-fn triangle(g: i32, num: i64, den: i64) -> i32 {
+fn triangle(g: i32, num: i64, den: i64) -> i64 {
     debug_assert!((1..=1 << 21).contains(&den) && (0..=den + 1).contains(&num));
-    ((g as i64 * num) as f64 / den as f64) as i32
+    let q = (g as i64 * num) as f64 / den as f64;
+    // SAFETY: |q| <= 2^31 * (2^21 + 1) is finite and far inside i64.
+    unsafe { q.to_int_unchecked::<i64>() }
 }
 
 /// Cosine decay from 1 to `end` over `progress` 0..1.
@@ -554,39 +563,169 @@ fn update_row<A: AccInt>(
     threshold: i32,
     key: u64,
 ) -> usize {
-    debug_assert!((0..=MAX_GAIN).contains(&gain) && (0..=1i64 << 32).contains(&beta));
+    update_row_with(acc, row, q, gain, beta, threshold, key, RowKernel::detect())
+}
+
+/// Which code runs [`update_row`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RowKernel {
+    Portable,
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+}
+
+impl RowKernel {
+    fn detect() -> RowKernel {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::is_x86_feature_detected as has;
+            if has!("avx512f") && has!("avx512bw") && has!("avx512dq") && has!("avx512vl") {
+                return RowKernel::Avx512;
+            }
+        }
+        RowKernel::Portable
+    }
+}
+
+/// [`update_row`] with a chosen kernel (tests compare them).
+#[allow(clippy::too_many_arguments)]
+fn update_row_with<A: AccInt>(
+    acc: &mut [A],
+    row: &mut [u64],
+    q: &[i32],
+    gain: i64,
+    beta: i64,
+    threshold: i32,
+    key: u64,
+    kernel: RowKernel,
+) -> usize {
+    assert!(q.len() >= acc.len() && row.len() * WORD_BITS >= acc.len());
+    assert!((0..=MAX_GAIN).contains(&gain) && (0..=1i64 << 32).contains(&beta));
     let qlim = if gain > 0 {
         ((1i64 << 49) / gain).min(i32::MAX as i64)
     } else {
         i32::MAX as i64
     };
     let mut flips = 0;
-    for (wi, word) in row.iter_mut().enumerate() {
-        let j0 = wi * WORD_BITS;
-        if j0 >= acc.len() {
-            break;
+    let mut done = 0;
+    #[cfg(target_arch = "x86_64")]
+    if kernel == RowKernel::Avx512 {
+        done = acc.len() / 8 * 8;
+        // SAFETY: the CPU has the features (detected), and the pointers cover `done` weights:
+        // `acc` and `q` hold at least that many, `row` at least `done` bits (asserted above).
+        flips = unsafe {
+            avx512_rows::update(
+                acc.as_mut_ptr() as *mut u8,
+                A::BYTES == 2,
+                row.as_mut_ptr(),
+                q.as_ptr(),
+                done / 8,
+                [gain, beta, qlim, A::MIN as i64, A::MAX as i64],
+                threshold,
+                key,
+            )
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = kernel;
+    for (j, (a, &qj)) in acc.iter_mut().zip(q).enumerate().skip(done) {
+        let u = noise(key, j as u32) as i64;
+        let qc = (qj as i64).clamp(-qlim, qlim);
+        let v = (beta * a.get() as i64 + gain * qc + u) >> 32;
+        let m = v.clamp(A::MIN as i64, A::MAX as i64) as i32;
+        let word = &mut row[j / WORD_BITS];
+        let bit = 1u64 << (j % WORD_BITS);
+        let mw = if *word & bit != 0 { m } else { -m };
+        if mw >= threshold {
+            *word ^= bit;
+            flips += 1;
+            a.set(0);
+        } else {
+            a.set(m);
         }
-        let end = acc.len().min(j0 + WORD_BITS);
-        let w = *word;
-        let mut flip = 0u64;
-        for (k, (a, &qj)) in acc[j0..end].iter_mut().zip(&q[j0..end]).enumerate() {
-            let u = noise(key, (j0 + k) as u32) as i64;
-            let qc = (qj as i64).clamp(-qlim, qlim);
-            let v = (beta * a.get() as i64 + gain * qc + u) >> 32;
-            let m = v.clamp(A::MIN as i64, A::MAX as i64) as i32;
-            let mw = if (w >> k) & 1 == 1 { m } else { -m };
-            let f = mw >= threshold;
-            flip |= (f as u64) << k;
-            a.set(if f { 0 } else { m });
-        }
-        *word = w ^ flip;
-        flips += flip.count_ones() as usize;
     }
     flips
 }
 
+#[cfg(target_arch = "x86_64")]
+mod avx512_rows {
+    use std::arch::x86_64::*;
+
+    /// [`super::update_row`] on `groups` groups of eight weights from the row's start, eight
+    /// 64-bit lanes at a time; the same integers as the portable loop.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512 F, BW, DQ and VL; `acc` (bytes of `i8`, or of `i16` when
+    /// `wide`), `q` and the bits of `row` must cover `8 * groups` weights.
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2")]
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn update(
+        acc: *mut u8,
+        wide: bool,
+        row: *mut u64,
+        q: *const i32,
+        groups: usize,
+        [gain, beta, qlim, min, max]: [i64; 5],
+        threshold: i32,
+        key: u64,
+    ) -> usize {
+        let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        let k0 = _mm256_set1_epi32(key as u32 as i32);
+        let k1 = _mm256_set1_epi32((key >> 32) as u32 as i32);
+        let m1 = _mm256_set1_epi32(0x21F0_AAADu32 as i32);
+        let m2 = _mm256_set1_epi32(0x735A_2D97u32 as i32);
+        let (gv, bv) = (_mm512_set1_epi64(gain), _mm512_set1_epi64(beta));
+        let (qlo, qhi) = (_mm512_set1_epi64(-qlim), _mm512_set1_epi64(qlim));
+        let (lo, hi) = (_mm512_set1_epi64(min), _mm512_set1_epi64(max));
+        let (pt, nt) = (
+            _mm512_set1_epi64(threshold as i64),
+            _mm512_set1_epi64(-(threshold as i64)),
+        );
+        let mut flips = 0usize;
+        for g in 0..groups {
+            let j = 8 * g;
+            let mut x = _mm256_add_epi32(_mm256_add_epi32(_mm256_set1_epi32(j as i32), lanes), k0);
+            x = _mm256_xor_si256(x, _mm256_srli_epi32(x, 16));
+            x = _mm256_mullo_epi32(x, m1);
+            x = _mm256_xor_si256(x, k1);
+            x = _mm256_xor_si256(x, _mm256_srli_epi32(x, 15));
+            x = _mm256_mullo_epi32(x, m2);
+            x = _mm256_xor_si256(x, _mm256_srli_epi32(x, 15));
+            let u = _mm512_cvtepu32_epi64(x);
+            let m = if wide {
+                _mm512_cvtepi16_epi64(_mm_loadu_si128(acc.add(2 * j) as *const __m128i))
+            } else {
+                _mm512_cvtepi8_epi64(_mm_loadl_epi64(acc.add(j) as *const __m128i))
+            };
+            let qv = _mm512_cvtepi32_epi64(_mm256_loadu_si256(q.add(j) as *const __m256i));
+            let qc = _mm512_max_epi64(_mm512_min_epi64(qv, qhi), qlo);
+            let v = _mm512_add_epi64(
+                _mm512_add_epi64(_mm512_mullo_epi64(bv, m), _mm512_mullo_epi64(gv, qc)),
+                u,
+            );
+            let mv = _mm512_max_epi64(_mm512_min_epi64(_mm512_srai_epi64(v, 32), hi), lo);
+            let word = row.add(j / 64);
+            let shift = j % 64;
+            let w = ((*word >> shift) & 0xFF) as __mmask8;
+            let f =
+                _mm512_mask_cmpge_epi64_mask(w, mv, pt) | _mm512_mask_cmple_epi64_mask(!w, mv, nt);
+            let kept = _mm512_maskz_mov_epi64(!f, mv);
+            if wide {
+                _mm_storeu_si128(acc.add(2 * j) as *mut __m128i, _mm512_cvtepi64_epi16(kept));
+            } else {
+                _mm_storel_epi64(acc.add(j) as *mut __m128i, _mm512_cvtepi64_epi8(kept));
+            }
+            *word ^= (f as u64) << shift;
+            flips += f.count_ones() as usize;
+        }
+        flips
+    }
+}
+
 /// The accumulator integer types.
 trait AccInt: Copy + Send + Sync {
+    /// Bytes per accumulator.
+    const BYTES: usize;
     const MIN: i32;
     const MAX: i32;
     fn get(self) -> i32;
@@ -594,6 +733,7 @@ trait AccInt: Copy + Send + Sync {
 }
 
 impl AccInt for i8 {
+    const BYTES: usize = 1;
     const MIN: i32 = i8::MIN as i32;
     const MAX: i32 = i8::MAX as i32;
     #[inline(always)]
@@ -607,6 +747,7 @@ impl AccInt for i8 {
 }
 
 impl AccInt for i16 {
+    const BYTES: usize = 2;
     const MIN: i32 = i16::MIN as i32;
     const MAX: i32 = i16::MAX as i32;
     #[inline(always)]
@@ -684,7 +825,7 @@ impl Optimizer for FlipOptimizer {
         for l in (0..nl - 1).rev() {
             let above = &self.layers[l + 1];
             let m = self.layers[l].outputs;
-            let mut g = backward_signal(&deltas[l + 1], &above.weights, bsz, above.outputs, m);
+            let g = backward_signal(&deltas[l + 1], &above.weights, bsz, above.outputs, m);
             // Keep neurons inside the undecided band; measure the band's spread as we go.
             let layer = &mut self.layers[l];
             let sums = &passes[l].sums;
@@ -701,20 +842,27 @@ impl Optimizer for FlipOptimizer {
             // 2^21 the radius covers every distance with nearly the same weight, and below it
             // the triangle's products stay under 2^53, exact in f64.
             let radius = (s.window * layer.spread).clamp(1.0, (1 << 21) as f64) as i64;
-            for (gb, sb) in g.chunks_exact_mut(m).zip(sums.chunks_exact(m)) {
-                for ((gk, &v), &ti) in gb.iter_mut().zip(sb).zip(&t) {
+            // The triangle's weight reaches (r + 1) / r at the threshold, so the windowed
+            // signal can exceed an i32 before it is shifted back into range.
+            let mut wide = vec![0i64; g.len()];
+            for ((wb, gb), sb) in wide
+                .chunks_exact_mut(m)
+                .zip(g.chunks_exact(m))
+                .zip(sums.chunks_exact(m))
+            {
+                for (((w, &gk), &v), &ti) in wb.iter_mut().zip(gb).zip(sb).zip(&t) {
                     // Zero outside the band (`dist > radius`).
                     let num = (radius - (v as i64 - ti as i64).abs() + 1).max(0);
-                    *gk = if s.triangle {
-                        triangle(*gk, num, radius)
+                    *w = if s.triangle {
+                        triangle(gk, num, radius)
                     } else if num > 0 {
-                        *gk
+                        gk as i64
                     } else {
                         0
                     };
                 }
             }
-            fit_bits(&mut g, bits[l]);
+            let g = fit_bits_wide(&wide, bits[l]);
             deltas[l] = g;
         }
 
