@@ -762,7 +762,7 @@ impl AccInt for i16 {
 
 /// Neurons one task of the update handles (their weight signal is computed and consumed
 /// while it is in cache).
-const UPDATE_BLOCK: usize = 8;
+const UPDATE_BLOCK: usize = 32;
 
 impl FlipOptimizer {
     /// The output error `softmax - onehot` of every sample, rounded to -127..127, and the
@@ -866,51 +866,96 @@ impl Optimizer for FlipOptimizer {
             deltas[l] = g;
         }
 
-        // Weight and threshold updates, blocks of rows (neurons) on all threads.
-        for (l, (layer, pass)) in self.layers.iter_mut().zip(&passes).enumerate() {
+        // Weight and threshold updates: blocks of rows (neurons) of every layer, as one set of
+        // tasks on all threads.
+        struct Plan<'a> {
+            signal: WeightSignal<'a>,
+            delta: &'a [i32],
+            n: usize,
+            m: usize,
+            gain: i64,
+            beta: i64,
+            seed: u64,
+        }
+        let plans: Vec<Plan> = self
+            .layers
+            .iter()
+            .zip(&passes)
+            .zip(&deltas)
+            .enumerate()
+            .map(|(l, ((layer, pass), d))| {
+                let (n, m) = (layer.inputs, layer.outputs);
+                let beta = match s.decay {
+                    Some(b) => b,
+                    None => 1.0 - layer.flipped_share,
+                };
+                let rms = layer.q_ms.sqrt();
+                Plan {
+                    signal: WeightSignal::new(d, &pass.x, m, n),
+                    delta: d,
+                    n,
+                    m,
+                    gain: if rms > 0.0 {
+                        ((lr * unit as f64 / rms * 4294967296.0) as i64).min(MAX_GAIN)
+                    } else {
+                        0
+                    },
+                    beta: (beta.clamp(0.0, 1.0) * 4294967296.0) as i64,
+                    seed: mix(self.seed, mix(step, 0xF11F + l as u64)),
+                }
+            })
+            .collect();
+        let mut acc_rows: Vec<Vec<AccRow>> = Vec::with_capacity(nl);
+        let mut wrows: Vec<Vec<&mut [u64]>> = Vec::with_capacity(nl);
+        for layer in self.layers.iter_mut() {
             let (n, m) = (layer.inputs, layer.outputs);
-            let d = &deltas[l];
-            let signal = WeightSignal::new(d, &pass.x, m, n);
-            let ld = signal.ld;
-            let beta = match s.decay {
-                Some(b) => b,
-                None => 1.0 - layer.flipped_share,
-            };
-            let beta_fx = (beta.clamp(0.0, 1.0) * 4294967296.0) as i64;
-            let rms = layer.q_ms.sqrt();
-            let gain = if rms > 0.0 {
-                ((lr * unit as f64 / rms * 4294967296.0) as i64).min(MAX_GAIN)
-            } else {
-                0
-            };
-            let seed = mix(self.seed, mix(step, 0xF11F + l as u64));
-            let mut acc_rows: Vec<AccRow> = match &mut layer.acc {
+            acc_rows.push(match &mut layer.acc {
                 Acc::I8(v) => v.chunks_mut(n).map(AccRow::I8).collect(),
                 Acc::I16(v) => v.chunks_mut(n).map(AccRow::I16).collect(),
-            };
-            let mut wrows: Vec<&mut [u64]> = layer.weights.rows_mut().take(m).collect();
-            let results: Vec<(f64, usize, i64)> = acc_rows
-                .par_chunks_mut(UPDATE_BLOCK)
-                .zip(wrows.par_chunks_mut(UPDATE_BLOCK))
+            });
+            wrows.push(layer.weights.rows_mut().take(m).collect());
+        }
+        let mut tasks = Vec::new();
+        for (l, (accs, rows)) in acc_rows.iter_mut().zip(wrows.iter_mut()).enumerate() {
+            for (blk, (a, w)) in accs
+                .chunks_mut(UPDATE_BLOCK)
+                .zip(rows.chunks_mut(UPDATE_BLOCK))
                 .enumerate()
-                .flat_map_iter(|(blk, (accs, rows))| {
-                    let i0 = blk * UPDATE_BLOCK;
-                    let mut q = vec![0i32; accs.len() * ld];
-                    signal.rows(i0, accs.len(), &mut q, &mut Vec::new());
-                    let mut out = Vec::with_capacity(accs.len());
-                    for (r, (acc, row)) in accs.iter_mut().zip(rows.iter_mut()).enumerate() {
-                        let i = i0 + r;
-                        let qi = &q[r * ld..r * ld + n];
-                        let dsum: i64 = (0..bsz).map(|b| d[b * m + i] as i64).sum();
-                        let key = mix(seed, i as u64);
-                        let flips = match acc {
-                            AccRow::I8(a) => update_row(a, row, qi, gain, beta_fx, threshold, key),
-                            AccRow::I16(a) => update_row(a, row, qi, gain, beta_fx, threshold, key),
-                        };
-                        out.push((lane_sum(qi, |v| v as f64 * v as f64), flips, dsum));
-                    }
-                    out
-                })
+            {
+                tasks.push((l, blk * UPDATE_BLOCK, a, w));
+            }
+        }
+        // Per row, in layer and row order: sum of q^2, flips, threshold signal.
+        let all: Vec<(usize, f64, usize, i64)> = tasks
+            .into_par_iter()
+            .flat_map_iter(|(l, i0, accs, rows)| {
+                let p = &plans[l];
+                let ld = p.signal.ld;
+                let mut q = vec![0i32; accs.len() * ld];
+                p.signal.rows(i0, accs.len(), &mut q, &mut Vec::new());
+                let mut out = Vec::with_capacity(accs.len());
+                for (r, (acc, row)) in accs.iter_mut().zip(rows.iter_mut()).enumerate() {
+                    let i = i0 + r;
+                    let qi = &q[r * ld..r * ld + p.n];
+                    let dsum: i64 = (0..bsz).map(|b| p.delta[b * p.m + i] as i64).sum();
+                    let key = mix(p.seed, i as u64);
+                    let (g, b) = (p.gain, p.beta);
+                    let flips = match acc {
+                        AccRow::I8(a) => update_row(a, row, qi, g, b, threshold, key),
+                        AccRow::I16(a) => update_row(a, row, qi, g, b, threshold, key),
+                    };
+                    out.push((l, lane_sum(qi, |v| v as f64 * v as f64), flips, dsum));
+                }
+                out
+            })
+            .collect();
+        drop((acc_rows, wrows, plans));
+        for (l, layer) in self.layers.iter_mut().enumerate() {
+            let (n, m) = (layer.inputs, layer.outputs);
+            let results: Vec<(f64, usize, i64)> = all
+                .iter()
+                .filter(|r| r.0 == l)
+                .map(|&(_, sq, f, d)| (sq, f, d))
                 .collect();
             let sq: f64 = results.iter().map(|r| r.0).sum();
             let flips: usize = results.iter().map(|r| r.1).sum();
