@@ -126,6 +126,21 @@ fn real(
     Ok(v)
 }
 
+/// An integer setting; `range` describes the valid values for the error message.
+fn int(params: &[(String, String)], key: &str, default: i32, range: &str) -> Result<i32, String> {
+    param(params, key, default).map_err(|_| {
+        let v = params
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str());
+        format!(
+            "setting {key}={}: expected an integer in {range}",
+            v.unwrap_or("")
+        )
+    })
+}
+
 impl Settings {
     fn parse(params: &[(String, String)]) -> Result<Settings, String> {
         check_params(params, KNOWN, "flip")?;
@@ -146,14 +161,14 @@ impl Settings {
             },
         };
         let settings = Settings {
-            threshold: param(params, "threshold", 16)?,
+            threshold: int(params, "threshold", 16, "1..=127")?,
             lr: real(params, "lr", 1.0, 0.0, true, MAX_REAL)?,
             lr_end: real(params, "lr_end", 0.05, 0.0, false, 1.0)?,
             lr_threshold: real(params, "lr_threshold", 0.05, 0.0, false, MAX_REAL)?,
             window: real(params, "window", 0.7, 0.0, true, MAX_REAL)?,
             temperature: real(params, "temperature", 0.35, 0.0, true, MAX_REAL)?,
             decay,
-            acc_bits: param(params, "acc_bits", 8)?,
+            acc_bits: int(params, "acc_bits", 8, "8 or 16")? as u32,
             triangle: match param(params, "ste", "triangle".to_string())?.as_str() {
                 "box" => false,
                 "triangle" => true,
@@ -335,6 +350,16 @@ impl FlipOptimizer {
         params: &[(String, String)],
     ) -> Result<Self, String> {
         let settings = Settings::parse(params)?;
+        // Popcount sums, thresholds and scores are i32; keep the first layer's largest sum
+        // (and one past it, where thresholds saturate) well inside.
+        let top = (1u64 << input.encoding.planes()) - 1;
+        let first = widths.first().copied().unwrap_or(0) as u64;
+        if first.saturating_mul(top) >= 1 << 30 {
+            return Err(format!(
+                "optimizer flip: {first} inputs of {top} levels can sum past 2^30, the range of \
+                 its integer thresholds"
+            ));
+        }
         if let Some(&w) = widths.iter().skip(1).find(|&&w| w > MAX_WIDTH) {
             return Err(format!(
                 "optimizer flip: a layer of {w} neurons is wider than {MAX_WIDTH}, the most its \
@@ -760,6 +785,27 @@ impl AccInt for i16 {
     }
 }
 
+/// Moves thresholds (`hidden`) or score offsets by `round(dsum_i * step_scale)` in fixed
+/// point. A positive threshold signal says the neuron's output should fall: its threshold
+/// rises, a score offset falls. Values are kept within one past the popcount's range
+/// `0..=max_sum` (beyond it a threshold or offset means the same as at the edge), so the fixed
+/// point never overflows and its integer part always fits an `i32`.
+fn move_biases(
+    bias: &mut [i64],
+    dsum: impl Iterator<Item = i64>,
+    step_scale: f64,
+    hidden: bool,
+    max_sum: i64,
+) {
+    let lim = (max_sum + 1) << FRAC;
+    for (b, d) in bias.iter_mut().zip(dsum) {
+        // `as` saturates a huge or infinite product.
+        let dt = (d as f64 * step_scale).round() as i64;
+        let dt = if hidden { dt } else { dt.saturating_neg() };
+        *b = b.saturating_add(dt).clamp(-lim, lim);
+    }
+}
+
 /// Neurons one task of the update handles (their weight signal is computed and consumed
 /// while it is in cache).
 const UPDATE_BLOCK: usize = 32;
@@ -870,9 +916,9 @@ impl Optimizer for FlipOptimizer {
         // tasks on all threads.
         struct Plan<'a> {
             signal: WeightSignal<'a>,
-            delta: &'a [i32],
+            /// `sum_b delta_bi` per neuron: the threshold signal.
+            dsum: Vec<i64>,
             n: usize,
-            m: usize,
             gain: i64,
             beta: i64,
             seed: u64,
@@ -892,9 +938,11 @@ impl Optimizer for FlipOptimizer {
                 let rms = layer.q_ms.sqrt();
                 Plan {
                     signal: WeightSignal::new(d, &pass.x, m, n),
-                    delta: d,
+                    dsum: d.chunks_exact(m).fold(vec![0i64; m], |mut acc, db| {
+                        acc.iter_mut().zip(db).for_each(|(a, &v)| *a += v as i64);
+                        acc
+                    }),
                     n,
-                    m,
                     gain: if rms > 0.0 {
                         ((lr * unit as f64 / rms * 4294967296.0) as i64).min(MAX_GAIN)
                     } else {
@@ -937,7 +985,7 @@ impl Optimizer for FlipOptimizer {
                 for (r, (acc, row)) in accs.iter_mut().zip(rows.iter_mut()).enumerate() {
                     let i = i0 + r;
                     let qi = &q[r * ld..r * ld + p.n];
-                    let dsum: i64 = (0..bsz).map(|b| p.delta[b * p.m + i] as i64).sum();
+                    let dsum = p.dsum[i];
                     let key = mix(p.seed, i as u64);
                     let (g, b) = (p.gain, p.beta);
                     let flips = match acc {
@@ -976,14 +1024,9 @@ impl Optimizer for FlipOptimizer {
                 let step_scale =
                     s.lr_threshold * cosine(progress, s.lr_end) * range * (1u64 << FRAC) as f64
                         / trms;
-                // Kept within one past the popcount's range: beyond it a threshold or offset
-                // means the same as at the edge, and the fixed point cannot overflow.
-                let lim = (layer.max_sum() + 1) << FRAC;
-                for (i, r) in results.iter().enumerate() {
-                    let dt = (r.2 as f64 * step_scale).round() as i64;
-                    let dt = if hidden { dt } else { dt.saturating_neg() };
-                    layer.bias[i] = layer.bias[i].saturating_add(dt).clamp(-lim, lim);
-                }
+                let lim = layer.max_sum();
+                let dsum = results.iter().map(|r| r.2);
+                move_biases(&mut layer.bias, dsum, step_scale, hidden, lim);
             }
         }
         stats
@@ -1050,6 +1093,457 @@ enum AccRow<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::train::rng::Stream;
+
+    fn sets(kv: &[(&str, &str)]) -> Vec<(String, String)> {
+        kv.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    /// A 4x4 three-class task: class `c` lights up quarter `c` of the image, with noise.
+    fn toy(samples: usize, encoding: Encoding, seed: u64) -> (InputSpec, Vec<u8>, Vec<u8>) {
+        let input = InputSpec {
+            width: 4,
+            height: 4,
+            channels: 1,
+            pixel_bits: 8,
+            encoding,
+        };
+        let mut s = Stream::new(seed, 77);
+        let labels: Vec<u8> = (0..samples).map(|_| (s.next_u64() % 3) as u8).collect();
+        let images = labels
+            .iter()
+            .flat_map(|&c| {
+                let noise: Vec<u64> = (0..16).map(|_| s.next_u64() % 90).collect();
+                (0..16).map(move |p| {
+                    let lit = (p / 4) == c as usize;
+                    (if lit { 160 + noise[p] } else { noise[p] }) as u8
+                })
+            })
+            .collect();
+        (input, images, labels)
+    }
+
+    /// The loss of `batch` under the optimizer's current weights, with the training softmax.
+    fn loss(opt: &mut FlipOptimizer, data: &TrainData, batch: &[u32]) -> f64 {
+        let passes = opt.forward(data, batch);
+        let sums = &passes[passes.len() - 1].sums;
+        opt.output_error(data, batch, sums).1.loss
+    }
+
+    #[test]
+    fn out_of_range_settings_are_rejected_with_their_range() {
+        let input = toy(1, Encoding::BitPlanes(2), 1).0;
+        let make =
+            |kv: &[(&str, &str)]| FlipOptimizer::new(input.clone(), &[16, 8, 3], 1, &sets(kv));
+        for (k, v, want) in [
+            ("lr", "-1", "(0, 1000]"),
+            ("lr", "0", "(0, 1000]"),
+            ("lr", "NaN", "(0, 1000]"),
+            ("lr", "inf", "(0, 1000]"),
+            ("lr_end", "1.5", "[0, 1]"),
+            ("lr_end", "-0.1", "[0, 1]"),
+            ("lr_threshold", "-1", "[0, 1000]"),
+            ("window", "0", "(0, 1000]"),
+            ("window", "-2", "(0, 1000]"),
+            ("temperature", "0", "(0, 1000]"),
+            ("temperature", "nan", "(0, 1000]"),
+            ("decay", "2", "[0, 1]"),
+            ("decay", "-0.5", "[0, 1]"),
+            ("decay", "NaN", "[0, 1]"),
+            ("threshold", "0", "1..=127"),
+            ("threshold", "128", "1..=127"),
+            ("threshold", "99999999999", "1..=127"),
+            ("acc_bits", "12", "8 or 16"),
+            ("acc_bits", "x", "8 or 16"),
+            ("ste", "sign", "box or triangle"),
+        ] {
+            let e = make(&[(k, v)]).expect_err(&format!("{k}={v} accepted"));
+            assert!(e.contains(k) && e.contains(want), "{k}={v}: {e}");
+        }
+        for (k, v) in [
+            ("lr", "1000"),
+            ("lr_end", "0"),
+            ("lr_end", "1"),
+            ("decay", "0"),
+        ] {
+            make(&[(k, v)]).unwrap_or_else(|e| panic!("{k}={v} rejected: {e}"));
+        }
+        make(&[("threshold", "127"), ("acc_bits", "16"), ("decay", "1")]).unwrap();
+        let e = FlipOptimizer::new(input.clone(), &[16, 70000, 3], 1, &[]).unwrap_err();
+        assert!(e.contains("65535"), "{e}");
+    }
+
+    #[test]
+    fn signal_bits_keep_every_weight_signal_inside_i32() {
+        for top in [1i64, 3, 15, 255] {
+            for samples in [1usize, 2, 99, 100, 1000, 3000, 60000, SIGNAL_CHUNK] {
+                let bits = signal_bits(samples, top);
+                assert!((7..=15).contains(&bits), "{samples} x {top}: {bits}");
+                assert!(samples as i64 * top * (1 << bits) <= i32::MAX as i64);
+                if bits < 15 {
+                    assert!(samples as i64 * top * (1 << (bits + 1)) > i32::MAX as i64);
+                }
+            }
+        }
+        assert_eq!(signal_bits(100, 15), 15, "the default run keeps 15 bits");
+    }
+
+    /// `q` of a whole batch in i64, for comparison.
+    fn naive_q(delta: &[i32], x: &[i16], bsz: usize, m: usize, n: usize) -> Vec<i64> {
+        let mut q = vec![0i64; m * n];
+        for b in 0..bsz {
+            for i in 0..m {
+                for j in 0..n {
+                    q[i * n + j] += delta[b * m + i] as i64 * x[b * n + j] as i64;
+                }
+            }
+        }
+        q
+    }
+
+    fn signal_of(delta: &[i32], x: &[i16], bsz: usize, m: usize, n: usize) -> Vec<i32> {
+        let pairs = sample_pairs(bsz, n, |b, row| row.copy_from_slice(&x[b * n..(b + 1) * n]));
+        let signal = WeightSignal::new(delta, &pairs, m, n);
+        let mut q = vec![0i32; m * signal.ld];
+        signal.rows(0, m, &mut q, &mut Vec::new());
+        q.chunks_exact(signal.ld)
+            .flat_map(|r| r[..n].to_vec())
+            .collect()
+    }
+
+    #[test]
+    fn weight_signal_is_exact_at_eight_planes_and_a_batch_of_thousands() {
+        // bitplanes:8, batch 3000: every input at +-255 and every signal at its largest
+        // allowed size, all agreeing in sign where they can: the sum that overflowed an i32
+        // before (3000 * 32767 * 255) now lands exactly under it.
+        let (bsz, m, n, top) = (3000usize, 3usize, 20usize, 255i64);
+        let bits = signal_bits(bsz, top);
+        let mut s = Stream::new(8, 8);
+        let x: Vec<i16> = (0..bsz * n)
+            .map(|k| {
+                if k % n == 0 || s.next_u64() & 1 == 0 {
+                    255
+                } else {
+                    -255
+                }
+            })
+            .collect();
+        let mut delta: Vec<i32> = (0..bsz * m)
+            .map(|_| (s.next_u64() % 4000) as i32 - 2000)
+            .collect();
+        // After the shift that fits them into `bits`, these are -2^bits and 2^bits - 1, the
+        // extremes `fit_bits` can produce.
+        let big = (1i32 << (bits + 1)) - 1;
+        for b in 0..bsz {
+            delta[b * m] = -big;
+            delta[b * m + 1] = big;
+        }
+        fit_bits(&mut delta, bits);
+        assert_eq!((delta[0], delta[1]), (-(1 << bits), (1 << bits) - 1));
+        let want = naive_q(&delta, &x, bsz, m, n);
+        // Neuron 0 against input 0: every product is -2^bits * 255.
+        assert_eq!(want[0], -(bsz as i64) * (1 << bits) * 255);
+        assert!(want[0] < i32::MIN as i64 / 2, "the edge is tested");
+        let got = signal_of(&delta, &x, bsz, m, n);
+        for (k, (&g, &w)) in got.iter().zip(&want).enumerate() {
+            assert_eq!(g as i64, w, "q[{k}]");
+        }
+    }
+
+    #[test]
+    fn weight_signal_saturates_past_one_chunk() {
+        // Three chunks of 65536 samples of 8-bit grey levels, all adding up: each chunk is
+        // exact, their sum saturates instead of wrapping.
+        let (bsz, m, n) = (3 * SIGNAL_CHUNK + 5, 1usize, 2usize);
+        let bits = signal_bits(bsz.min(SIGNAL_CHUNK), 255);
+        assert_eq!(bits, 7);
+        let delta = vec![1i32 << bits; bsz];
+        let x: Vec<i16> = (0..bsz * n)
+            .map(|k| if k % 2 == 0 { 255 } else { -255 })
+            .collect();
+        let got = signal_of(&delta, &x, bsz, m, n);
+        assert_eq!(got, vec![i32::MAX, i32::MIN]);
+    }
+
+    #[test]
+    fn backward_signal_is_exact_at_the_widest_layer() {
+        let (ma, m, bsz) = (MAX_WIDTH, 17usize, 3usize);
+        let mut w = BitMatrix::zeros(ma, m);
+        for i in 0..ma {
+            w.set(i, 1, true);
+            w.set(i, 2, i % 2 == 0);
+        }
+        // Sample 0: every signal -32768 (the most negative after a shift); 1: +32767; 2: mixed.
+        let delta: Vec<i32> = (0..bsz * ma)
+            .map(|k| match k / ma {
+                0 => -32768,
+                1 => 32767,
+                _ => {
+                    if k % 3 == 0 {
+                        32767
+                    } else {
+                        -32768
+                    }
+                }
+            })
+            .collect();
+        let g = backward_signal(&delta, &w, bsz, ma, m);
+        for b in 0..bsz {
+            for j in 0..m {
+                let want: i64 = (0..ma)
+                    .map(|i| delta[b * ma + i] as i64 * if w.get(i, j) { 1 } else { -1 })
+                    .sum();
+                assert_eq!(g[b * m + j] as i64, want, "sample {b}, neuron {j}");
+            }
+        }
+        assert_eq!(g[0] as i64, 32768 * MAX_WIDTH as i64, "the edge is tested");
+    }
+
+    #[test]
+    fn triangle_truncates_like_integer_division() {
+        let mut s = Stream::new(6, 6);
+        for _ in 0..100_000 {
+            let den = 1 + (s.next_u64() % (1 << 21)) as i64;
+            let den = if s.next_u64() & 1 == 0 {
+                den
+            } else {
+                1 + den % 40
+            };
+            let num = (s.next_u64() % (den as u64 + 2)) as i64;
+            let g = match s.next_u64() % 4 {
+                0 => i32::MAX,
+                1 => i32::MIN + 1,
+                _ => s.next_u64() as i32,
+            };
+            assert_eq!(
+                triangle(g, num, den),
+                g as i64 * num / den,
+                "{g} * {num} / {den}"
+            );
+        }
+    }
+
+    #[test]
+    fn row_update_kernels_agree_and_saturate_without_wrapping() {
+        let mut s = Stream::new(2, 2);
+        for case in 0..400 {
+            let n = 1 + (s.next_u64() % 200) as usize;
+            let gain = match case % 4 {
+                0 => MAX_GAIN,
+                1 => 0,
+                _ => (s.next_u64() % (1 << 40)) as i64,
+            };
+            let beta = if case % 3 == 0 {
+                1 << 32
+            } else {
+                (s.next_u64() % (1 << 32)) as i64
+            };
+            let q: Vec<i32> = (0..n)
+                .map(|_| match s.next_u64() % 5 {
+                    0 => i32::MAX,
+                    1 => i32::MIN,
+                    _ => (s.next_u64() % 2001) as i32 - 1000,
+                })
+                .collect();
+            let row: Vec<u64> = (0..n.div_ceil(64)).map(|_| s.next_u64()).collect();
+            let key = s.next_u64();
+            let thr = 1 + (s.next_u64() % 127) as i32;
+            let a8: Vec<i8> = (0..n).map(|_| s.next_u64() as i8).collect();
+            let a16: Vec<i16> = (0..n).map(|_| s.next_u64() as i16).collect();
+            let run8 = |k| {
+                let (mut a, mut r) = (a8.clone(), row.clone());
+                let f = update_row_with(&mut a, &mut r, &q, gain, beta, thr, key, k);
+                (a, r, f)
+            };
+            let run16 = |k| {
+                let (mut a, mut r) = (a16.clone(), row.clone());
+                let f = update_row_with(&mut a, &mut r, &q, gain, beta, thr * 256, key, k);
+                (a, r, f)
+            };
+            let (p8, p16) = (run8(RowKernel::Portable), run16(RowKernel::Portable));
+            assert_eq!(p8, run8(RowKernel::detect()), "case {case}");
+            assert_eq!(p16, run16(RowKernel::detect()), "case {case}");
+            // Against the rule in i128: saturated, never wrapped.
+            for (j, &qj) in q.iter().enumerate() {
+                let u = noise(key, j as u32) as i128;
+                let exact = (beta as i128 * a16[j] as i128 + gain as i128 * qj as i128 + u) >> 32;
+                let m = exact.clamp(i16::MIN as i128, i16::MAX as i128) as i32;
+                let w = if (row[j / 64] >> (j % 64)) & 1 == 1 {
+                    1
+                } else {
+                    -1
+                };
+                let flipped = m * w >= thr * 256;
+                assert_eq!(
+                    p16.0[j] as i32,
+                    if flipped { 0 } else { m },
+                    "case {case}, {j}"
+                );
+                assert_eq!((p16.1[j / 64] ^ row[j / 64]) >> (j % 64) & 1 == 1, flipped);
+            }
+        }
+    }
+
+    #[test]
+    fn sixteen_bit_rule_is_the_eight_bit_rule_scaled_by_256() {
+        // beta = 1 and whole-unit steps, so rounding plays no part: the 16-bit accumulator holds
+        // 256 times the 8-bit one and flips the same weights.
+        let one = 1i64 << 32;
+        let mut s = Stream::new(16, 16);
+        for _ in 0..50 {
+            let n = 100;
+            // Small enough that three steps never reach either accumulator's limit (127 and
+            // 32767 are not in the ratio 1 : 256).
+            let q: Vec<i32> = (0..n).map(|_| (s.next_u64() % 21) as i32 - 10).collect();
+            let row = vec![s.next_u64(), s.next_u64()];
+            let start: Vec<i8> = (0..n).map(|_| (s.next_u64() % 61) as i8 - 30).collect();
+            let (mut a8, mut r8) = (start.clone(), row.clone());
+            let mut a16: Vec<i16> = start.iter().map(|&v| v as i16 * 256).collect();
+            let mut r16 = row.clone();
+            let key = s.next_u64();
+            for _ in 0..3 {
+                let f8 = update_row(&mut a8, &mut r8, &q, one, one, 40, key);
+                let f16 = update_row(&mut a16, &mut r16, &q, 256 * one, one, 40 * 256, key);
+                assert_eq!((f8, &r8), (f16, &r16));
+                let scaled: Vec<i16> = a8.iter().map(|&v| v as i16 * 256).collect();
+                assert_eq!(scaled, a16);
+            }
+        }
+    }
+
+    fn train_toy(params: &[(&str, &str)], steps: u64) -> (FlipOptimizer, Vec<u8>, Vec<u8>) {
+        let (input, images, labels) = toy(600, Encoding::BitPlanes(2), 3);
+        let data = TrainData::new(&input, &images, &labels, 3);
+        let mut opt = FlipOptimizer::new(input.clone(), &[16, 32, 3], 5, &sets(params)).unwrap();
+        for t in 0..steps {
+            let batch: Vec<u32> = (0..50).map(|i| ((t * 50 + i) % 600) as u32).collect();
+            opt.step(&data, &batch, t, t as f64 / steps as f64);
+        }
+        (opt, images, labels)
+    }
+
+    #[test]
+    fn both_accumulator_widths_learn_the_toy_task() {
+        for acc in ["8", "16"] {
+            let (opt, images, labels) = train_toy(&[("acc_bits", acc)], 120);
+            let model = opt.export();
+            model.check().unwrap();
+            let acc_test = crate::reference::accuracy(&model, &images, &labels);
+            assert!(acc_test > 0.9, "acc_bits={acc}: accuracy {acc_test}");
+        }
+    }
+
+    #[test]
+    fn one_step_on_one_sample_lowers_its_loss() {
+        let (input, images, labels) = toy(40, Encoding::BitPlanes(2), 9);
+        let data = TrainData::new(&input, &images, &labels, 3);
+        // Thresholds fixed; a flip where lr * |q| / rms(q) reaches the threshold, i.e. on the
+        // few weights whose signal is over twice the typical size and agrees with their sign.
+        let params = sets(&[
+            ("lr_threshold", "0"),
+            ("decay", "1"),
+            ("threshold", "60"),
+            ("lr", "30"),
+        ]);
+        let mut cases = 0;
+        for i in 0..40u32 {
+            let mut opt =
+                FlipOptimizer::new(input.clone(), &[16, 32, 3], i as u64, &params).unwrap();
+            // The first step sets thresholds and the signal's scale; it cannot flip.
+            let weights = |o: &FlipOptimizer| -> Vec<BitMatrix> {
+                o.layers.iter().map(|l| l.weights.clone()).collect()
+            };
+            let before = weights(&opt);
+            opt.step(&data, &[i], 0, 0.0);
+            assert_eq!(before, weights(&opt));
+            let l0 = loss(&mut opt, &data, &[i]);
+            let w0 = weights(&opt);
+            opt.step(&data, &[i], 1, 0.0);
+            if weights(&opt) == w0 {
+                continue;
+            }
+            cases += 1;
+            let l1 = loss(&mut opt, &data, &[i]);
+            assert!(l1 < l0, "sample {i}: loss {l0} -> {l1}");
+        }
+        assert!(cases >= 10, "only {cases} samples flipped a weight");
+    }
+
+    #[test]
+    fn thresholds_and_score_offsets_move_against_their_signal() {
+        // A positive signal says "output too high": a threshold rises, a score offset falls.
+        let mut t = vec![10 << FRAC, 10 << FRAC, 10 << FRAC];
+        move_biases(&mut t, [5i64, -5, 0].into_iter(), 2.0, true, 100);
+        assert_eq!(t, vec![(10 << FRAC) + 10, (10 << FRAC) - 10, 10 << FRAC]);
+        let mut b = vec![0i64; 2];
+        move_biases(&mut b, [5i64, -5].into_iter(), 2.0, false, 100);
+        assert_eq!(b, vec![-10, 10]);
+        // Huge steps stop one past the popcount's range instead of overflowing.
+        let mut e = vec![i64::MAX - 3, i64::MIN + 3];
+        move_biases(
+            &mut e,
+            [i64::MAX, i64::MIN].into_iter(),
+            f64::MAX,
+            true,
+            100,
+        );
+        assert_eq!(e, vec![101 << FRAC, -(101 << FRAC)]);
+
+        // End to end on the output layer: samples of class 0 only, no weight flips; the true
+        // class's offset rises and the others fall.
+        let (input, images, labels) = toy(60, Encoding::BitPlanes(2), 4);
+        let data = TrainData::new(&input, &images, &labels, 3);
+        let batch: Vec<u32> = (0..60).filter(|&i| labels[i as usize] == 0).collect();
+        let params = sets(&[("lr", "0.000001"), ("lr_threshold", "0.5")]);
+        let mut opt = FlipOptimizer::new(input.clone(), &[16, 32, 3], 2, &params).unwrap();
+        opt.step(&data, &batch, 0, 0.0);
+        let last = &opt.layers[1].bias;
+        assert!(last[0] > 0 && last[1] < 0 && last[2] < 0, "{last:?}");
+    }
+
+    #[test]
+    fn threads_and_resume_do_not_change_the_model() {
+        let (input, images, labels) = toy(64, Encoding::BitPlanes(2), 11);
+        let data = TrainData::new(&input, &images, &labels, 3);
+        let batches: Vec<Vec<u32>> = (0..6)
+            .map(|b| (0..17).map(|i| ((b * 17 + i) % 64) as u32).collect())
+            .collect();
+        for params in [
+            sets(&[]),
+            sets(&[("acc_bits", "16"), ("ste", "box"), ("decay", "0.9")]),
+        ] {
+            let make = |seed| FlipOptimizer::new(input.clone(), &[16, 40, 24, 3], seed, &params);
+            let run = |threads: usize, split: Option<usize>| {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                pool.install(|| {
+                    let mut opt = make(9).unwrap();
+                    for (t, b) in batches.iter().enumerate() {
+                        if Some(t) == split {
+                            let state = opt.save_state();
+                            opt = make(1234).unwrap();
+                            opt.load_state(&state).unwrap();
+                        }
+                        opt.step(&data, b, t as u64, t as f64 / 6.0);
+                    }
+                    (opt.save_state(), opt.export())
+                })
+            };
+            let (a, ma) = run(1, None);
+            let (b, mb) = run(2, None);
+            let (c, mc) = run(3, Some(3));
+            assert!(
+                a == b && ma == mb,
+                "{params:?}: thread count changed the result"
+            );
+            assert!(a == c && ma == mc, "{params:?}: resume changed the result");
+            assert_ne!(make(9).unwrap().export(), ma, "training changed nothing");
+        }
+    }
 
     #[test]
     fn flip_rule_and_reset_on_a_hand_worked_row() {
