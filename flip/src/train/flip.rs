@@ -7,28 +7,61 @@
 //!    `s`, hidden bits `s >= T`, class scores `s + b`.
 //! 2. **Output error.** The scores, scaled by `temperature / (sqrt(n) / 2)` (the spread of a
 //!    popcount over `n` inputs), go through a softmax; the error `softmax - onehot` is rounded
-//!    to an integer in -127..127. This is the only place real numbers appear: ten values per
-//!    sample, never a weight.
+//!    to an integer in -127..127.
 //! 3. **Backward, in integers.** A neuron's signal is `delta_i = sum_c E_c * w_ci` over the
 //!    layer above (weights as +-1), kept only where the neuron is undecided: `|s - T|` within
 //!    `r = window` times the layer's running spread of `s - T`, and weighted by
-//!    `(r - |s - T| + 1) / r` there. Far from its threshold a flip upstream cannot change the
-//!    neuron's output, so the neuron passes no signal; the triangle is the Boolean counterpart
-//!    of the derivative of a piecewise-quadratic sign approximation (Bi-Real Net's ApproxSign),
-//!    which trusts a neuron's signal more the closer it is to switching. On Fashion-MNIST it
-//!    gave +0.5 points over a box window of the same support. Signals are shifted right as
-//!    needed to stay in 16 bits.
+//!    `(r - |s - T| + 1) / r` there (rounded toward zero). Far from its threshold a flip
+//!    upstream cannot change the neuron's output, so the neuron passes no signal; the triangle
+//!    is the Boolean counterpart of the derivative of a piecewise-quadratic sign approximation
+//!    (Bi-Real Net's ApproxSign), which trusts a neuron's signal more the closer it is to
+//!    switching. On Fashion-MNIST it gave +0.5 points over a box window of the same support.
+//!    Signals are shifted right as needed to stay within `+-2^k`, `k <= 15` (see *Integer
+//!    ranges*).
 //! 4. **Weight signal** `q_ij = sum_b delta_bi * x_bj` (integer; `x` is +-1, or the centred
 //!    grey level `2v - (2^P - 1)` on a bit-plane first layer). `q_ij` has the sign of
 //!    `dLoss/dw_ij`, so a weight whose accumulated `q` agrees with its own sign wants to flip.
-//! 5. **Accumulate, flip, reset.** `m <- round(beta * m + eta * q / rms_l)`, with stochastic
-//!    rounding in fixed point and saturation to the accumulator's range; `rms_l` is a running
-//!    root-mean-square of the layer's `q`, which plays the role Adam's second moment plays for
-//!    latent weights but per layer, so one learning rate fits every layer. Then flip `w` where
-//!    `m * w >= threshold`, and set `m = 0` there.
+//!    Steps 3 and 4 are 16-bit integer matrix products ([`super::intgemm`]).
+//! 5. **Accumulate, flip, reset.** `m <- floor(beta * m + eta * q / rms_l + u)`, in 32.32
+//!    fixed point with `u` uniform in `[0, 1)` (stochastic rounding), saturated to the
+//!    accumulator's range; `u` is a hash of (seed, step, layer, neuron, weight), so every draw
+//!    is independent of thread scheduling. `rms_l` is a running root-mean-square of the
+//!    layer's `q`, which plays the role Adam's second moment plays for latent weights but per
+//!    layer, so one learning rate fits every layer. Then flip `w` where `m * w >= threshold`,
+//!    and set `m = 0` there.
 //! 6. **Thresholds and score offsets** move the same way with a running-RMS-normalised step
-//!    (`T += eta_t * sum_b delta_b / rms`), kept as fixed point with 8 fractional bits; the
-//!    forward pass and the exported model use the integer part.
+//!    (`T += eta_t * sum_b delta_b / rms`), kept as fixed point with 8 fractional bits within
+//!    one past the popcount's range; the forward pass and the exported model use the integer
+//!    part.
+//!
+//! # Where real numbers appear
+//! Every per-weight and per-neuron quantity is an integer: bits, accumulators, popcount sums,
+//! signals, weight signals, thresholds. Real numbers (`f64`) appear only where a handful of
+//! values per sample or per layer and step set a scale, never per weight:
+//! - per sample, the output softmax (step 2: ten values per sample, rounded to integers);
+//! - per layer, running statistics kept between steps: `q_ms` and `t_ms` (mean squares of the
+//!   weight and threshold signals), `spread` (root mean square of `s - T`), `flipped_share`
+//!   (for `decay=auto`);
+//! - per layer and step, the scalars derived from them and the settings: the `eta` schedule,
+//!   `gain = eta * unit / rms_l` and `beta`, both turned into 32.32 fixed point before they
+//!   touch an accumulator, the window radius (an integer), and the threshold step scale.
+//!
+//! These are normalisers and schedules: in hardware they would be a few operations of a
+//! host or a small fixed-point unit per layer and step, and keeping them real keeps the
+//! schedules exact across layer sizes. Sums of squares are added in a fixed order, so they do
+//! not depend on the thread count. (The triangle weight of step 3 is an integer division that
+//! is computed through `f64` because it is exact there and vectorises.)
+//!
+//! # Integer ranges
+//! Nothing wraps. Settings are range-checked when the optimizer is built. Layers are at most
+//! [`MAX_WIDTH`] neurons wide, so a backward sum of signals below `2^15` fits an `i32`. A
+//! layer's signals get `k` bits, the most (up to 15) with `samples * top * 2^k < 2^31` for
+//! inputs of size at most `top` (`2^P - 1` on a bit-plane first layer, else 1), so its weight
+//! signal over a batch is exact; at least 7 bits (the output error's range) for batches of up
+//! to 65,536 samples, and the weight signals of larger batches are summed per 65,536 samples
+//! with saturation. The default run (batch 100, 4 planes) keeps all 15 bits. In step 5 the
+//! gain is capped where every nonzero signal already saturates the accumulator, and `q` is
+//! clamped where it would saturate anyway, so the `i64` sum stays below `2^50`.
 //!
 //! Relation to BOLD (Boolean Logic Deep Learning, NeurIPS 2024): steps 4-5 are its
 //! `m <- beta m + eta q`, flip where `m w >= 1`, reset. The changes, and why:
@@ -42,12 +75,17 @@
 //! - Thresholds start from the first batch's mean popcount, so every neuron begins undecided
 //!   on about half the data, as batch norm would arrange.
 //!
-//! Settings (`--set key=value`): `threshold` (default 16), `lr` (1.0), `lr_end` (0.05),
-//! `lr_threshold` (0.05), `window` (0.7), `temperature` (0.35), `ste` (`triangle` or `box`),
-//! `decay` (`auto` or a number),
-//! `acc_bits` (8 or 16; at 16 the threshold and steps scale by 256, so the two differ only in
-//! resolution). The defaults come from sweeps on Fashion-MNIST 784-256-256-10; a low softmax
-//! temperature keeps an error signal on samples that are right but close to the margin.
+//! Settings (`--set key=value`, with their ranges): `threshold` (default 16, 1..=127), `lr`
+//! (1.0, (0, 1000]), `lr_end` (0.05, [0, 1]), `lr_threshold` (0.05, [0, 1000]), `window`
+//! (0.7, (0, 1000]), `temperature` (0.35, (0, 1000]), `ste` (`triangle` or `box`), `decay`
+//! (`auto` or a number in [0, 1]), `acc_bits` (8 or 16; at 16 the threshold and steps scale by
+//! 256, so the two differ only in resolution). The defaults come from sweeps on Fashion-MNIST
+//! 784-256-256-10; a low softmax temperature keeps an error signal on samples that are right
+//! but close to the margin.
+//!
+//! The result depends only on the seed and the data: every sum is exact or added in a fixed
+//! order, and every random draw is a function of its position, so the thread count does not
+//! change a bit.
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
