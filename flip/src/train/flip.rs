@@ -745,41 +745,49 @@ mod avx512_rows {
             _mm512_set1_epi64(-(threshold as i64)),
         );
         let mut flips = 0usize;
-        for g in 0..groups {
-            let j = 8 * g;
-            let mut x = _mm256_add_epi32(_mm256_add_epi32(_mm256_set1_epi32(j as i32), lanes), k0);
-            x = _mm256_xor_si256(x, _mm256_srli_epi32(x, 16));
-            x = _mm256_mullo_epi32(x, m1);
-            x = _mm256_xor_si256(x, k1);
-            x = _mm256_xor_si256(x, _mm256_srli_epi32(x, 15));
-            x = _mm256_mullo_epi32(x, m2);
-            x = _mm256_xor_si256(x, _mm256_srli_epi32(x, 15));
-            let u = _mm512_cvtepu32_epi64(x);
-            let m = if wide {
-                _mm512_cvtepi16_epi64(_mm_loadu_si128(acc.add(2 * j) as *const __m128i))
-            } else {
-                _mm512_cvtepi8_epi64(_mm_loadl_epi64(acc.add(j) as *const __m128i))
-            };
-            let qv = _mm512_cvtepi32_epi64(_mm256_loadu_si256(q.add(j) as *const __m256i));
-            let qc = _mm512_max_epi64(_mm512_min_epi64(qv, qhi), qlo);
-            let v = _mm512_add_epi64(
-                _mm512_add_epi64(_mm512_mullo_epi64(bv, m), _mm512_mullo_epi64(gv, qc)),
-                u,
-            );
-            let mv = _mm512_max_epi64(_mm512_min_epi64(_mm512_srai_epi64(v, 32), hi), lo);
-            let word = row.add(j / 64);
-            let shift = j % 64;
-            let w = ((*word >> shift) & 0xFF) as __mmask8;
-            let f =
-                _mm512_mask_cmpge_epi64_mask(w, mv, pt) | _mm512_mask_cmple_epi64_mask(!w, mv, nt);
-            let kept = _mm512_maskz_mov_epi64(!f, mv);
-            if wide {
-                _mm_storeu_si128(acc.add(2 * j) as *mut __m128i, _mm512_cvtepi64_epi16(kept));
-            } else {
-                _mm_storel_epi64(acc.add(j) as *mut __m128i, _mm512_cvtepi64_epi8(kept));
+        // One row word (eight groups) at a time, its flips gathered in a register and written
+        // once: updating the word per group would chain every group through memory.
+        for wi in 0..groups.div_ceil(8) {
+            let word = row.add(wi);
+            let bits = *word;
+            let mut flip = 0u64;
+            for g in 8 * wi..groups.min(8 * wi + 8) {
+                let j = 8 * g;
+                let mut x =
+                    _mm256_add_epi32(_mm256_add_epi32(_mm256_set1_epi32(j as i32), lanes), k0);
+                x = _mm256_xor_si256(x, _mm256_srli_epi32(x, 16));
+                x = _mm256_mullo_epi32(x, m1);
+                x = _mm256_xor_si256(x, k1);
+                x = _mm256_xor_si256(x, _mm256_srli_epi32(x, 15));
+                x = _mm256_mullo_epi32(x, m2);
+                x = _mm256_xor_si256(x, _mm256_srli_epi32(x, 15));
+                let u = _mm512_cvtepu32_epi64(x);
+                let m = if wide {
+                    _mm512_cvtepi16_epi64(_mm_loadu_si128(acc.add(2 * j) as *const __m128i))
+                } else {
+                    _mm512_cvtepi8_epi64(_mm_loadl_epi64(acc.add(j) as *const __m128i))
+                };
+                let qv = _mm512_cvtepi32_epi64(_mm256_loadu_si256(q.add(j) as *const __m256i));
+                let qc = _mm512_max_epi64(_mm512_min_epi64(qv, qhi), qlo);
+                let v = _mm512_add_epi64(
+                    _mm512_add_epi64(_mm512_mullo_epi64(bv, m), _mm512_mullo_epi64(gv, qc)),
+                    u,
+                );
+                let mv = _mm512_max_epi64(_mm512_min_epi64(_mm512_srai_epi64(v, 32), hi), lo);
+                let shift = j % 64;
+                let w = ((bits >> shift) & 0xFF) as __mmask8;
+                let f = _mm512_mask_cmpge_epi64_mask(w, mv, pt)
+                    | _mm512_mask_cmple_epi64_mask(!w, mv, nt);
+                let kept = _mm512_maskz_mov_epi64(!f, mv);
+                if wide {
+                    _mm_storeu_si128(acc.add(2 * j) as *mut __m128i, _mm512_cvtepi64_epi16(kept));
+                } else {
+                    _mm_storel_epi64(acc.add(j) as *mut __m128i, _mm512_cvtepi64_epi8(kept));
+                }
+                flip |= (f as u64) << shift;
             }
-            *word ^= (f as u64) << shift;
-            flips += f.count_ones() as usize;
+            *word = bits ^ flip;
+            flips += flip.count_ones() as usize;
         }
         flips
     }
