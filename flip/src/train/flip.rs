@@ -144,7 +144,7 @@ struct Settings {
     triangle: bool,
 }
 
-/// A real-valued setting, checked against its range.
+/// A real-valued setting, checked against its range `lo..=hi` (`lo` excluded if `lo_open`).
 fn real(
     params: &[(String, String)],
     key: &str,
@@ -153,30 +153,43 @@ fn real(
     lo_open: bool,
     hi: f64,
 ) -> Result<f64, String> {
-    let v: f64 = param(params, key, default)?;
+    let range = format!("{}{lo}, {hi}]", if lo_open { "(" } else { "[" });
+    let v = param(params, key, default).map_err(|_| {
+        format!(
+            "setting {key}={}: expected a number in {range}",
+            given(params, key)
+        )
+    })?;
     let below = if lo_open { v <= lo } else { v < lo };
     if !v.is_finite() || below || v > hi {
-        let open = if lo_open { "(" } else { "[" };
-        return Err(format!(
-            "setting {key}={v}: expected a number in {open}{lo}, {hi}]"
-        ));
+        return Err(format!("setting {key}={v}: expected a number in {range}"));
     }
     Ok(v)
 }
 
-/// An integer setting; `range` describes the valid values for the error message.
-fn int(params: &[(String, String)], key: &str, default: i32, range: &str) -> Result<i32, String> {
-    param(params, key, default).map_err(|_| {
-        let v = params
-            .iter()
-            .rev()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str());
-        format!(
-            "setting {key}={}: expected an integer in {range}",
-            v.unwrap_or("")
-        )
-    })
+/// An integer setting, checked against `lo..=hi` (or `allowed`, if given).
+fn int(
+    params: &[(String, String)],
+    key: &str,
+    default: i64,
+    (lo, hi): (i64, i64),
+    allowed: Option<&str>,
+) -> Result<i64, String> {
+    let range = allowed.map_or_else(|| format!("an integer in {lo}..={hi}"), str::to_string);
+    let v = param(params, key, default)
+        .ok()
+        .filter(|v| (lo..=hi).contains(v))
+        .ok_or_else(|| format!("setting {key}={}: expected {range}", given(params, key)))?;
+    Ok(v)
+}
+
+/// The value given for `key`, as written.
+fn given<'a>(params: &'a [(String, String)], key: &str) -> &'a str {
+    params
+        .iter()
+        .rev()
+        .find(|(k, _)| k == key)
+        .map_or("", |(_, v)| v.as_str())
 }
 
 impl Settings {
@@ -199,14 +212,15 @@ impl Settings {
             },
         };
         let settings = Settings {
-            threshold: int(params, "threshold", 16, "1..=127")?,
+            // In units of an 8-bit accumulator; scaled by 256 at 16 bits (at most 32512).
+            threshold: int(params, "threshold", 16, (1, i8::MAX as i64), None)? as i32,
             lr: real(params, "lr", 1.0, 0.0, true, MAX_REAL)?,
             lr_end: real(params, "lr_end", 0.05, 0.0, false, 1.0)?,
             lr_threshold: real(params, "lr_threshold", 0.05, 0.0, false, MAX_REAL)?,
             window: real(params, "window", 0.7, 0.0, true, MAX_REAL)?,
             temperature: real(params, "temperature", 0.35, 0.0, true, MAX_REAL)?,
             decay,
-            acc_bits: int(params, "acc_bits", 8, "8 or 16")? as u32,
+            acc_bits: int(params, "acc_bits", 8, (8, 16), Some("8 or 16"))? as u32,
             triangle: match param(params, "ste", "triangle".to_string())?.as_str() {
                 "box" => false,
                 "triangle" => true,
@@ -217,15 +231,6 @@ impl Settings {
             return Err(format!(
                 "setting acc_bits={}: expected 8 or 16",
                 settings.acc_bits
-            ));
-        }
-        // In units of an 8-bit accumulator; at 16 bits it is scaled by 256 (at most 32512).
-        let limit = i8::MAX as i32;
-        if settings.threshold < 1 || settings.threshold > limit {
-            return Err(format!(
-                "setting threshold={}: expected 1..={limit} (the 8-bit accumulator's range; \
-                 scaled by 256 at acc_bits=16)",
-                settings.threshold
             ));
         }
         Ok(settings)
@@ -1188,6 +1193,8 @@ mod tests {
             ("lr", "0", "(0, 1000]"),
             ("lr", "NaN", "(0, 1000]"),
             ("lr", "inf", "(0, 1000]"),
+            ("lr", "fast", "(0, 1000]"),
+            ("acc_bits", "-8", "8 or 16"),
             ("lr_end", "1.5", "[0, 1]"),
             ("lr_end", "-0.1", "[0, 1]"),
             ("lr_threshold", "-1", "[0, 1000]"),
