@@ -440,9 +440,12 @@ impl FlipOptimizer {
         })
     }
 
-    fn forward(&mut self, data: &TrainData, batch: &[u32]) -> Vec<LayerPass> {
+    /// The forward pass, and the +-1 weights of every layer above the first as [`Pairs`] for
+    /// the backward pass (built while the first layer's sums run).
+    fn forward(&mut self, data: &TrainData, batch: &[u32]) -> (Vec<LayerPass>, Vec<Pairs>) {
         let nl = self.layers.len();
         let mut passes = Vec::with_capacity(nl);
+        let mut above = Vec::new();
         // Input of the current layer: packed planes per sample.
         let mut words = data.words;
         let mut packed: Vec<u64> = Vec::with_capacity(batch.len() * words);
@@ -452,16 +455,33 @@ impl FlipOptimizer {
         for l in 0..nl {
             let layer = &self.layers[l];
             let (n, m, planes) = (layer.inputs, layer.outputs, layer.planes);
-            let mut sums = vec![0i32; batch.len() * m];
-            batch_sums(&layer.weights, n, &packed, words, planes, &mut sums);
-            let x = if l == 0 {
+            let forward = || {
+                let mut sums = vec![0i32; batch.len() * m];
+                batch_sums(&layer.weights, n, &packed, words, planes, &mut sums);
+                sums
+            };
+            // The inputs as pairs of samples (and on the first layer the weights above) are
+            // built on one thread while the sums take the others.
+            let (sums, x) = if l == 0 {
                 let (enc, bits) = (&self.input.encoding, self.input.pixel_bits);
-                sample_pairs(batch.len(), n, |b, row| {
-                    enc.input_values(bits, data.image(batch[b] as usize), row)
-                })
+                let layers = &self.layers;
+                let (sums, (x, w)) = rayon::join(forward, || {
+                    rayon::join(
+                        || {
+                            sample_pairs(batch.len(), n, |b, row| {
+                                enc.input_values(bits, data.image(batch[b] as usize), row)
+                            })
+                        },
+                        || layers[1..].iter().map(|a| sign_pairs(&a.weights)).collect(),
+                    )
+                });
+                above = w;
+                (sums, x)
             } else {
-                sample_pairs(batch.len(), n, |b, row| {
-                    signs(&packed[b * words..(b + 1) * words], row)
+                rayon::join(forward, || {
+                    sample_pairs(batch.len(), n, |b, row| {
+                        signs(&packed[b * words..(b + 1) * words], row)
+                    })
                 })
             };
             if !self.initialised {
@@ -499,18 +519,24 @@ impl FlipOptimizer {
             passes.push(LayerPass { sums, x });
         }
         self.initialised = true;
-        passes
+        (passes, above)
     }
 }
 
-/// The backward signal into a layer of `m` neurons: `g_bj = sum_i delta_bi * w_ij` over the
-/// `ma` neurons of the layer above (`above`, weights as +-1), for `bsz` samples. Exact: every
-/// `|delta| <= 2^15` and `ma <= MAX_WIDTH`.
-fn backward_signal(delta: &[i32], above: &BitMatrix, bsz: usize, ma: usize, m: usize) -> Vec<i32> {
+/// A layer's weights as +-1 [`Pairs`] of rows (neurons), the right-hand factor of the backward
+/// signal into the layer below.
+fn sign_pairs(w: &BitMatrix) -> Pairs {
+    Pairs::from_rows(w.rows(), w.cols(), |i, row| signs(w.row(i), row))
+}
+
+/// The backward signal into a layer of `w.cols` neurons: `g_bj = sum_i delta_bi * w_ij` over
+/// the `ma` neurons of the layer above (`w`, from [`sign_pairs`]), for `bsz` samples. Exact:
+/// every `|delta| <= 2^15` and `ma <= MAX_WIDTH`.
+fn backward_signal(delta: &[i32], w: &Pairs, bsz: usize, ma: usize) -> Vec<i32> {
+    let m = w.cols;
     let a = intgemm::pack_a(bsz, ma, |b, i| delta[b * ma + i] as i16);
-    let w = Pairs::from_rows(ma, m, |i, row| signs(above.row(i), row));
     let mut c = vec![0i32; bsz * w.ld];
-    intgemm::gemm(&a, bsz, &w, &mut c);
+    intgemm::gemm(&a, bsz, w, &mut c);
     if w.ld == m {
         c
     } else {
@@ -520,34 +546,23 @@ fn backward_signal(delta: &[i32], above: &BitMatrix, bsz: usize, ma: usize, m: u
     }
 }
 
-/// The weight signal `q_ij = sum_b delta_bi * x_bj` of one layer, prepared as products over
-/// chunks of at most [`SIGNAL_CHUNK`] samples: `delta` packed per neuron, `x` per sample pair.
+/// The weight signal `q_ij = sum_b delta_bi * x_bj` of one layer (`delta` is `batch x m`),
+/// computed a block of neurons at a time as products over chunks of at most [`SIGNAL_CHUNK`]
+/// samples.
 struct WeightSignal<'a> {
-    chunks: Vec<(Vec<u32>, &'a Pairs)>,
+    delta: &'a [i32],
+    x: &'a [Pairs],
+    m: usize,
     ld: usize,
     kernel: Kernel,
 }
 
 impl<'a> WeightSignal<'a> {
-    fn new(delta: &[i32], x: &'a [Pairs], m: usize, n: usize) -> WeightSignal<'a> {
-        let chunks: Vec<(Vec<u32>, &Pairs)> = x
-            .iter()
-            .enumerate()
-            .map(|(c, xp)| {
-                let (b0, k) = (c * SIGNAL_CHUNK, 2 * xp.kp);
-                let bsz = delta.len() / m;
-                let a = intgemm::pack_a(m, k, |i, b| {
-                    if b0 + b < bsz {
-                        delta[(b0 + b) * m + i] as i16
-                    } else {
-                        0
-                    }
-                });
-                (a, xp)
-            })
-            .collect();
+    fn new(delta: &'a [i32], x: &'a [Pairs], m: usize, n: usize) -> WeightSignal<'a> {
         WeightSignal {
-            chunks,
+            delta,
+            x,
+            m,
             ld: n.div_ceil(intgemm::LANES) * intgemm::LANES,
             kernel: Kernel::detect(),
         }
@@ -555,19 +570,27 @@ impl<'a> WeightSignal<'a> {
 
     /// Rows `i0..i0 + rows` of `q` (stride `self.ld`) into `q`, on the calling thread.
     fn rows(&self, i0: usize, rows: usize, q: &mut [i32], scratch: &mut Vec<i32>) {
-        for (c, (a, xp)) in self.chunks.iter().enumerate() {
-            let at = &a[i0 * xp.kp..(i0 + rows) * xp.kp];
+        let (m, bsz) = (self.m, self.delta.len() / self.m.max(1));
+        for (c, xp) in self.x.iter().enumerate() {
+            let b0 = c * SIGNAL_CHUNK;
+            let a = intgemm::pack_a(rows, 2 * xp.kp, |r, b| {
+                if b0 + b < bsz {
+                    self.delta[(b0 + b) * m + i0 + r] as i16
+                } else {
+                    0
+                }
+            });
             if c == 0 {
-                intgemm::gemm_block(at, rows, xp, q, self.kernel);
+                intgemm::gemm_block(&a, rows, xp, q, self.kernel);
             } else {
                 scratch.resize(q.len(), 0);
-                intgemm::gemm_block(at, rows, xp, scratch, self.kernel);
+                intgemm::gemm_block(&a, rows, xp, scratch, self.kernel);
                 for (o, &v) in q.iter_mut().zip(scratch.iter()) {
                     *o = o.saturating_add(v);
                 }
             }
         }
-        if self.chunks.is_empty() {
+        if self.x.is_empty() {
             q.fill(0);
         }
     }
@@ -901,7 +924,7 @@ impl FlipOptimizer {
 
 impl Optimizer for FlipOptimizer {
     fn step(&mut self, data: &TrainData, batch: &[u32], step: u64, progress: f64) -> BatchStats {
-        let passes = self.forward(data, batch);
+        let (passes, above) = self.forward(data, batch);
         let nl = self.layers.len();
         let bsz = batch.len();
         let s = self.settings.clone();
@@ -920,9 +943,9 @@ impl Optimizer for FlipOptimizer {
         deltas[nl - 1] = delta;
         // Backward through hidden layers, top to bottom.
         for l in (0..nl - 1).rev() {
-            let above = &self.layers[l + 1];
             let m = self.layers[l].outputs;
-            let g = backward_signal(&deltas[l + 1], &above.weights, bsz, above.outputs, m);
+            let ma = self.layers[l + 1].outputs;
+            let g = backward_signal(&deltas[l + 1], &above[l], bsz, ma);
             // Keep neurons inside the undecided band; measure the band's spread as we go.
             let layer = &mut self.layers[l];
             let sums = &passes[l].sums;
@@ -1178,7 +1201,7 @@ mod tests {
 
     /// The loss of `batch` under the optimizer's current weights, with the training softmax.
     fn loss(opt: &mut FlipOptimizer, data: &TrainData, batch: &[u32]) -> f64 {
-        let passes = opt.forward(data, batch);
+        let (passes, _) = opt.forward(data, batch);
         let sums = &passes[passes.len() - 1].sums;
         opt.output_error(data, batch, sums).1.loss
     }
@@ -1342,7 +1365,7 @@ mod tests {
                 }
             })
             .collect();
-        let g = backward_signal(&delta, &w, bsz, ma, m);
+        let g = backward_signal(&delta, &sign_pairs(&w), bsz, ma);
         for b in 0..bsz {
             for j in 0..m {
                 let want: i64 = (0..ma)
