@@ -1050,26 +1050,33 @@ impl Optimizer for FlipOptimizer {
         // Per row, in layer and row order: sum of q^2, flips, threshold signal.
         let all: Vec<(usize, f64, usize, i64)> = tasks
             .into_par_iter()
-            .flat_map_iter(|(l, i0, accs, rows)| {
-                let p = &plans[l];
-                let ld = p.signal.ld;
-                let mut q = vec![0i32; accs.len() * ld];
-                p.signal.rows(i0, accs.len(), &mut q, &mut Vec::new());
-                let mut out = Vec::with_capacity(accs.len());
-                for (r, (acc, row)) in accs.iter_mut().zip(rows.iter_mut()).enumerate() {
-                    let i = i0 + r;
-                    let qi = &q[r * ld..r * ld + p.n];
-                    let dsum = p.dsum[i];
-                    let key = mix(p.seed, i as u64);
-                    let (g, b) = (p.gain, p.beta);
-                    let flips = match acc {
-                        AccRow::I8(a) => update_row(a, row, qi, g, b, threshold, key),
-                        AccRow::I16(a) => update_row(a, row, qi, g, b, threshold, key),
-                    };
-                    out.push((l, lane_sum(qi, |v| v as f64 * v as f64), flips, dsum));
-                }
-                out
-            })
+            .map_init(
+                || (Vec::new(), Vec::new()),
+                |(q, scratch), (l, i0, accs, rows)| {
+                    let p = &plans[l];
+                    let ld = p.signal.ld;
+                    // Every entry is written by the product; the buffer is reused across tasks.
+                    q.resize(accs.len() * ld, 0);
+                    p.signal.rows(i0, accs.len(), q, scratch);
+                    let mut out = Vec::with_capacity(accs.len());
+                    for (r, (acc, row)) in accs.iter_mut().zip(rows.iter_mut()).enumerate() {
+                        let i = i0 + r;
+                        let qi = &q[r * ld..r * ld + p.n];
+                        let dsum = p.dsum[i];
+                        let key = mix(p.seed, i as u64);
+                        let (g, b) = (p.gain, p.beta);
+                        let flips = match acc {
+                            AccRow::I8(a) => update_row(a, row, qi, g, b, threshold, key),
+                            AccRow::I16(a) => update_row(a, row, qi, g, b, threshold, key),
+                        };
+                        out.push((l, lane_sum(qi, |v| v as f64 * v as f64), flips, dsum));
+                    }
+                    out
+                },
+            )
+            .collect::<Vec<_>>()
+            .into_iter()
+            .flatten()
             .collect();
         drop((acc_rows, wrows, plans));
         for (l, layer) in self.layers.iter_mut().enumerate() {
