@@ -379,10 +379,21 @@ fn batch_sums(
     sums: &mut [i32],
 ) {
     let m = weights.rows();
+    if m * words < SMALL_WORK {
+        // Too little work to be worth waking other threads for (the last layer).
+        for (s, xs) in sums.chunks_mut(m).zip(x.chunks(words)) {
+            layer_sums(weights, inputs, xs, planes, s);
+        }
+        return;
+    }
     sums.par_chunks_mut(m)
         .zip(x.par_chunks(words))
         .for_each(|(s, xs)| layer_sums(weights, inputs, xs, planes, s));
 }
+
+/// Per-sample work (popcount words, multiply-adds) below which a product of the step runs on
+/// the calling thread: waking the pool for it costs more than it saves.
+const SMALL_WORK: usize = 1 << 12;
 
 impl FlipOptimizer {
     /// A randomly initialised network with layer widths `widths` (encoded input first).
@@ -536,7 +547,11 @@ fn backward_signal(delta: &[i32], w: &Pairs, bsz: usize, ma: usize) -> Vec<i32> 
     let m = w.cols;
     let a = intgemm::pack_a(bsz, ma, |b, i| delta[b * ma + i] as i16);
     let mut c = vec![0i32; bsz * w.ld];
-    intgemm::gemm(&a, bsz, w, &mut c);
+    if ma * m < SMALL_WORK {
+        intgemm::gemm_block(&a, bsz, w, &mut c, Kernel::detect());
+    } else {
+        intgemm::gemm(&a, bsz, w, &mut c);
+    }
     if w.ld == m {
         c
     } else {
