@@ -937,6 +937,206 @@ impl FlipOptimizer {
     }
 }
 
+/// The signal of hidden `layer` from its backward sum `g`: kept inside the undecided band
+/// around each threshold (weighted by the triangle, or a box), the layer's running spread of
+/// `s - T` updated as it goes, and shifted into `bits` bits.
+fn hidden_delta(
+    layer: &mut FlipLayer,
+    sums: &[i32],
+    g: Vec<i32>,
+    bsz: usize,
+    bits: u32,
+    s: &Settings,
+) -> Vec<i32> {
+    let m = layer.outputs;
+    // Keep neurons inside the undecided band; measure the band's spread as we go.
+    let t: Vec<i32> = (0..m).map(|i| layer.int_bias(i)).collect();
+    let sq: f64 = sums
+        .chunks_exact(m)
+        .map(|sb| {
+            let d: Vec<i32> = sb.iter().zip(&t).map(|(&v, &ti)| v - ti).collect();
+            lane_sum(&d, |v| v as f64 * v as f64)
+        })
+        .sum();
+    layer.spread = ema(layer.spread, (sq / (bsz * m) as f64).sqrt());
+    // Hidden sums lie in 0..=2^18 (a 784-pixel 8-plane layer) or 0..=65535; beyond
+    // 2^21 the radius covers every distance with nearly the same weight, and below it
+    // the triangle's products stay under 2^53, exact in f64.
+    let radius = (s.window * layer.spread).clamp(1.0, (1 << 21) as f64) as i64;
+    // The triangle's weight reaches (r + 1) / r at the threshold, so the windowed
+    // signal can exceed an i32 before it is shifted back into range.
+    let mut wide = vec![0i64; g.len()];
+    for ((wb, gb), sb) in wide
+        .chunks_exact_mut(m)
+        .zip(g.chunks_exact(m))
+        .zip(sums.chunks_exact(m))
+    {
+        for (((w, &gk), &v), &ti) in wb.iter_mut().zip(gb).zip(sb).zip(&t) {
+            // Zero outside the band (`dist > radius`).
+            let num = (radius - (v as i64 - ti as i64).abs() + 1).max(0);
+            *w = if s.triangle {
+                triangle(gk, num, radius)
+            } else if num > 0 {
+                gk as i64
+            } else {
+                0
+            };
+        }
+    }
+    fit_bits_wide(&wide, bits)
+}
+
+/// What every layer's update shares in one step.
+struct StepCtx {
+    settings: Settings,
+    /// `eta` after the schedule.
+    lr: f64,
+    /// Accumulator units per unit of threshold and step.
+    unit: i32,
+    progress: f64,
+    step: u64,
+    seed: u64,
+    /// Layers in the network.
+    nl: usize,
+}
+
+/// Accumulate / flip / reset and the threshold or offset step for `layers`, which are layers
+/// `first..` of the network, with their passes and signals: blocks of rows (neurons) of every
+/// given layer as one set of tasks on all threads.
+fn update_layers(
+    layers: &mut [FlipLayer],
+    first: usize,
+    passes: &[LayerPass],
+    deltas: &[&[i32]],
+    ctx: &StepCtx,
+) {
+    let s = &ctx.settings;
+    let threshold = s.threshold * ctx.unit;
+    struct Plan<'a> {
+        signal: WeightSignal<'a>,
+        /// `sum_b delta_bi` per neuron: the threshold signal.
+        dsum: Vec<i64>,
+        n: usize,
+        gain: i64,
+        beta: i64,
+        seed: u64,
+    }
+    let plans: Vec<Plan> = layers
+        .iter()
+        .zip(passes)
+        .zip(deltas)
+        .enumerate()
+        .map(|(k, ((layer, pass), d))| {
+            let l = first + k;
+            let (n, m) = (layer.inputs, layer.outputs);
+            let beta = match s.decay {
+                Some(b) => b,
+                None => 1.0 - layer.flipped_share,
+            };
+            let rms = layer.q_ms.sqrt();
+            Plan {
+                signal: WeightSignal::new(d, &pass.x, m, n),
+                dsum: d.chunks_exact(m).fold(vec![0i64; m], |mut acc, db| {
+                    acc.iter_mut().zip(db).for_each(|(a, &v)| *a += v as i64);
+                    acc
+                }),
+                n,
+                gain: if rms > 0.0 {
+                    ((ctx.lr * ctx.unit as f64 / rms * 4294967296.0) as i64).min(MAX_GAIN)
+                } else {
+                    0
+                },
+                beta: (beta.clamp(0.0, 1.0) * 4294967296.0) as i64,
+                seed: mix(ctx.seed, mix(ctx.step, 0xF11F + l as u64)),
+            }
+        })
+        .collect();
+    let mut acc_rows: Vec<Vec<AccRow>> = Vec::with_capacity(layers.len());
+    let mut wrows: Vec<Vec<&mut [u64]>> = Vec::with_capacity(layers.len());
+    for layer in layers.iter_mut() {
+        let (n, m) = (layer.inputs, layer.outputs);
+        acc_rows.push(match &mut layer.acc {
+            Acc::I8(v) => v.chunks_mut(n).map(AccRow::I8).collect(),
+            Acc::I16(v) => v.chunks_mut(n).map(AccRow::I16).collect(),
+        });
+        wrows.push(layer.weights.rows_mut().take(m).collect());
+    }
+    let mut tasks = Vec::new();
+    for (l, (accs, rows)) in acc_rows.iter_mut().zip(wrows.iter_mut()).enumerate() {
+        for (blk, (a, w)) in accs
+            .chunks_mut(UPDATE_BLOCK)
+            .zip(rows.chunks_mut(UPDATE_BLOCK))
+            .enumerate()
+        {
+            tasks.push((l, blk * UPDATE_BLOCK, a, w));
+        }
+    }
+    // Per row, in layer and row order: sum of q^2, flips, threshold signal.
+    let all: Vec<(usize, f64, usize, i64)> = tasks
+        .into_par_iter()
+        .map_init(
+            || (Vec::new(), Vec::new()),
+            |(q, scratch), (l, i0, accs, rows)| {
+                let p = &plans[l];
+                let ld = p.signal.ld;
+                // Every entry is written by the product; the buffer is reused across tasks.
+                q.resize(accs.len() * ld, 0);
+                p.signal.rows(i0, accs.len(), q, scratch);
+                let mut out = Vec::with_capacity(accs.len());
+                for (r, (acc, row)) in accs.iter_mut().zip(rows.iter_mut()).enumerate() {
+                    let i = i0 + r;
+                    let qi = &q[r * ld..r * ld + p.n];
+                    let dsum = p.dsum[i];
+                    let key = mix(p.seed, i as u64);
+                    let (g, b) = (p.gain, p.beta);
+                    let flips = match acc {
+                        AccRow::I8(a) => update_row(a, row, qi, g, b, threshold, key),
+                        AccRow::I16(a) => update_row(a, row, qi, g, b, threshold, key),
+                    };
+                    out.push((l, lane_sum(qi, |v| v as f64 * v as f64), flips, dsum));
+                }
+                out
+            },
+        )
+        .collect::<Vec<_>>()
+        .into_iter()
+        .flatten()
+        .collect();
+    drop((acc_rows, wrows, plans));
+    for (k, layer) in layers.iter_mut().enumerate() {
+        let l = first + k;
+        let (n, m) = (layer.inputs, layer.outputs);
+        let results: Vec<(f64, usize, i64)> = all
+            .iter()
+            .filter(|r| r.0 == k)
+            .map(|&(_, sq, f, d)| (sq, f, d))
+            .collect();
+        let sq: f64 = results.iter().map(|r| r.0).sum();
+        let flips: usize = results.iter().map(|r| r.1).sum();
+        layer.q_ms = ema(layer.q_ms, sq / (n * m) as f64);
+        layer.flipped_share = flips as f64 / (n * m) as f64;
+        // Thresholds rise with the signal (a positive delta says the output should fall);
+        // score offsets fall with it.
+        let tsq: f64 = results.iter().map(|r| (r.2 as f64).powi(2)).sum::<f64>() / m as f64;
+        layer.t_ms = ema(layer.t_ms, tsq);
+        let trms = layer.t_ms.sqrt();
+        if trms > 0.0 {
+            let hidden = l + 1 < ctx.nl;
+            let range = if hidden {
+                layer.spread.max(1.0)
+            } else {
+                (layer.inputs as f64).sqrt() / 2.0
+            };
+            let step_scale =
+                s.lr_threshold * cosine(ctx.progress, s.lr_end) * range * (1u64 << FRAC) as f64
+                    / trms;
+            let lim = layer.max_sum();
+            let dsum = results.iter().map(|r| r.2);
+            move_biases(&mut layer.bias, dsum, step_scale, hidden, lim);
+        }
+    }
+}
+
 impl Optimizer for FlipOptimizer {
     fn step(&mut self, data: &TrainData, batch: &[u32], step: u64, progress: f64) -> BatchStats {
         let (passes, above) = self.forward(data, batch);
@@ -951,180 +1151,54 @@ impl Optimizer for FlipOptimizer {
         let (mut delta, stats) = self.output_error(data, batch, &passes[nl - 1].sums);
         fit_bits(&mut delta, bits[nl - 1]);
 
-        let lr = s.lr * cosine(progress, s.lr_end);
-        let unit = s.unit();
-        let threshold = s.threshold * unit;
+        let ctx = StepCtx {
+            lr: s.lr * cosine(progress, s.lr_end),
+            unit: s.unit(),
+            progress,
+            step,
+            seed: self.seed,
+            nl,
+            settings: s,
+        };
         let mut deltas: Vec<Vec<i32>> = vec![Vec::new(); nl];
         deltas[nl - 1] = delta;
-        // Backward through hidden layers, top to bottom.
-        for l in (0..nl - 1).rev() {
-            let m = self.layers[l].outputs;
+        // Backward through the hidden layers above the first, top to bottom.
+        for l in (1..nl - 1).rev() {
             let ma = self.layers[l + 1].outputs;
             let g = backward_signal(&deltas[l + 1], &above[l], bsz, ma);
-            // Keep neurons inside the undecided band; measure the band's spread as we go.
-            let layer = &mut self.layers[l];
-            let sums = &passes[l].sums;
-            let t: Vec<i32> = (0..m).map(|i| layer.int_bias(i)).collect();
-            let sq: f64 = sums
-                .chunks_exact(m)
-                .map(|sb| {
-                    let d: Vec<i32> = sb.iter().zip(&t).map(|(&v, &ti)| v - ti).collect();
-                    lane_sum(&d, |v| v as f64 * v as f64)
-                })
-                .sum();
-            layer.spread = ema(layer.spread, (sq / (bsz * m) as f64).sqrt());
-            // Hidden sums lie in 0..=2^18 (a 784-pixel 8-plane layer) or 0..=65535; beyond
-            // 2^21 the radius covers every distance with nearly the same weight, and below it
-            // the triangle's products stay under 2^53, exact in f64.
-            let radius = (s.window * layer.spread).clamp(1.0, (1 << 21) as f64) as i64;
-            // The triangle's weight reaches (r + 1) / r at the threshold, so the windowed
-            // signal can exceed an i32 before it is shifted back into range.
-            let mut wide = vec![0i64; g.len()];
-            for ((wb, gb), sb) in wide
-                .chunks_exact_mut(m)
-                .zip(g.chunks_exact(m))
-                .zip(sums.chunks_exact(m))
-            {
-                for (((w, &gk), &v), &ti) in wb.iter_mut().zip(gb).zip(sb).zip(&t) {
-                    // Zero outside the band (`dist > radius`).
-                    let num = (radius - (v as i64 - ti as i64).abs() + 1).max(0);
-                    *w = if s.triangle {
-                        triangle(gk, num, radius)
-                    } else if num > 0 {
-                        gk as i64
-                    } else {
-                        0
-                    };
-                }
-            }
-            let g = fit_bits_wide(&wide, bits[l]);
-            deltas[l] = g;
+            deltas[l] = hidden_delta(
+                &mut self.layers[l],
+                &passes[l].sums,
+                g,
+                bsz,
+                bits[l],
+                &ctx.settings,
+            );
         }
-
-        // Weight and threshold updates: blocks of rows (neurons) of every layer, as one set of
-        // tasks on all threads.
-        struct Plan<'a> {
-            signal: WeightSignal<'a>,
-            /// `sum_b delta_bi` per neuron: the threshold signal.
-            dsum: Vec<i64>,
-            n: usize,
-            gain: i64,
-            beta: i64,
-            seed: u64,
+        if nl == 1 {
+            update_layers(&mut self.layers, 0, &passes, &[&deltas[0]], &ctx);
+            return stats;
         }
-        let plans: Vec<Plan> = self
-            .layers
-            .iter()
-            .zip(&passes)
-            .zip(&deltas)
-            .enumerate()
-            .map(|(l, ((layer, pass), d))| {
-                let (n, m) = (layer.inputs, layer.outputs);
-                let beta = match s.decay {
-                    Some(b) => b,
-                    None => 1.0 - layer.flipped_share,
-                };
-                let rms = layer.q_ms.sqrt();
-                Plan {
-                    signal: WeightSignal::new(d, &pass.x, m, n),
-                    dsum: d.chunks_exact(m).fold(vec![0i64; m], |mut acc, db| {
-                        acc.iter_mut().zip(db).for_each(|(a, &v)| *a += v as i64);
-                        acc
-                    }),
-                    n,
-                    gain: if rms > 0.0 {
-                        ((lr * unit as f64 / rms * 4294967296.0) as i64).min(MAX_GAIN)
-                    } else {
-                        0
-                    },
-                    beta: (beta.clamp(0.0, 1.0) * 4294967296.0) as i64,
-                    seed: mix(self.seed, mix(step, 0xF11F + l as u64)),
-                }
-            })
-            .collect();
-        let mut acc_rows: Vec<Vec<AccRow>> = Vec::with_capacity(nl);
-        let mut wrows: Vec<Vec<&mut [u64]>> = Vec::with_capacity(nl);
-        for layer in self.layers.iter_mut() {
-            let (n, m) = (layer.inputs, layer.outputs);
-            acc_rows.push(match &mut layer.acc {
-                Acc::I8(v) => v.chunks_mut(n).map(AccRow::I8).collect(),
-                Acc::I16(v) => v.chunks_mut(n).map(AccRow::I16).collect(),
-            });
-            wrows.push(layer.weights.rows_mut().take(m).collect());
-        }
-        let mut tasks = Vec::new();
-        for (l, (accs, rows)) in acc_rows.iter_mut().zip(wrows.iter_mut()).enumerate() {
-            for (blk, (a, w)) in accs
-                .chunks_mut(UPDATE_BLOCK)
-                .zip(rows.chunks_mut(UPDATE_BLOCK))
-                .enumerate()
-            {
-                tasks.push((l, blk * UPDATE_BLOCK, a, w));
-            }
-        }
-        // Per row, in layer and row order: sum of q^2, flips, threshold signal.
-        let all: Vec<(usize, f64, usize, i64)> = tasks
-            .into_par_iter()
-            .map_init(
-                || (Vec::new(), Vec::new()),
-                |(q, scratch), (l, i0, accs, rows)| {
-                    let p = &plans[l];
-                    let ld = p.signal.ld;
-                    // Every entry is written by the product; the buffer is reused across tasks.
-                    q.resize(accs.len() * ld, 0);
-                    p.signal.rows(i0, accs.len(), q, scratch);
-                    let mut out = Vec::with_capacity(accs.len());
-                    for (r, (acc, row)) in accs.iter_mut().zip(rows.iter_mut()).enumerate() {
-                        let i = i0 + r;
-                        let qi = &q[r * ld..r * ld + p.n];
-                        let dsum = p.dsum[i];
-                        let key = mix(p.seed, i as u64);
-                        let (g, b) = (p.gain, p.beta);
-                        let flips = match acc {
-                            AccRow::I8(a) => update_row(a, row, qi, g, b, threshold, key),
-                            AccRow::I16(a) => update_row(a, row, qi, g, b, threshold, key),
-                        };
-                        out.push((l, lane_sum(qi, |v| v as f64 * v as f64), flips, dsum));
-                    }
-                    out
-                },
-            )
-            .collect::<Vec<_>>()
-            .into_iter()
-            .flatten()
-            .collect();
-        drop((acc_rows, wrows, plans));
-        for (l, layer) in self.layers.iter_mut().enumerate() {
-            let (n, m) = (layer.inputs, layer.outputs);
-            let results: Vec<(f64, usize, i64)> = all
-                .iter()
-                .filter(|r| r.0 == l)
-                .map(|&(_, sq, f, d)| (sq, f, d))
-                .collect();
-            let sq: f64 = results.iter().map(|r| r.0).sum();
-            let flips: usize = results.iter().map(|r| r.1).sum();
-            layer.q_ms = ema(layer.q_ms, sq / (n * m) as f64);
-            layer.flipped_share = flips as f64 / (n * m) as f64;
-            // Thresholds rise with the signal (a positive delta says the output should fall);
-            // score offsets fall with it.
-            let tsq: f64 = results.iter().map(|r| (r.2 as f64).powi(2)).sum::<f64>() / m as f64;
-            layer.t_ms = ema(layer.t_ms, tsq);
-            let trms = layer.t_ms.sqrt();
-            if trms > 0.0 {
-                let hidden = l + 1 < nl;
-                let range = if hidden {
-                    layer.spread.max(1.0)
-                } else {
-                    (layer.inputs as f64).sqrt() / 2.0
-                };
-                let step_scale =
-                    s.lr_threshold * cosine(progress, s.lr_end) * range * (1u64 << FRAC) as f64
-                        / trms;
-                let lim = layer.max_sum();
-                let dsum = results.iter().map(|r| r.2);
-                move_biases(&mut layer.bias, dsum, step_scale, hidden, lim);
-            }
-        }
+        // The first layer's signal and update run beside the update of the layers above,
+        // which no longer depend on it.
+        let ma = self.layers[1].outputs;
+        let (first, rest) = self.layers.split_at_mut(1);
+        let upper: Vec<&[i32]> = deltas[1..].iter().map(|d| d.as_slice()).collect();
+        rayon::join(
+            || {
+                let g = backward_signal(&deltas[1], &above[0], bsz, ma);
+                let d0 = hidden_delta(
+                    &mut first[0],
+                    &passes[0].sums,
+                    g,
+                    bsz,
+                    bits[0],
+                    &ctx.settings,
+                );
+                update_layers(first, 0, &passes[..1], &[&d0], &ctx);
+            },
+            || update_layers(rest, 1, &passes[1..], &upper, &ctx),
+        );
         stats
     }
 
