@@ -7,28 +7,61 @@
 //!    `s`, hidden bits `s >= T`, class scores `s + b`.
 //! 2. **Output error.** The scores, scaled by `temperature / (sqrt(n) / 2)` (the spread of a
 //!    popcount over `n` inputs), go through a softmax; the error `softmax - onehot` is rounded
-//!    to an integer in -127..127. This is the only place real numbers appear: ten values per
-//!    sample, never a weight.
+//!    to an integer in -127..127.
 //! 3. **Backward, in integers.** A neuron's signal is `delta_i = sum_c E_c * w_ci` over the
 //!    layer above (weights as +-1), kept only where the neuron is undecided: `|s - T|` within
 //!    `r = window` times the layer's running spread of `s - T`, and weighted by
-//!    `(r - |s - T| + 1) / r` there. Far from its threshold a flip upstream cannot change the
-//!    neuron's output, so the neuron passes no signal; the triangle is the Boolean counterpart
-//!    of the derivative of a piecewise-quadratic sign approximation (Bi-Real Net's ApproxSign),
-//!    which trusts a neuron's signal more the closer it is to switching. On Fashion-MNIST it
-//!    gave +0.5 points over a box window of the same support. Signals are shifted right as
-//!    needed to stay in 16 bits.
+//!    `(r - |s - T| + 1) / r` there (rounded toward zero). Far from its threshold a flip
+//!    upstream cannot change the neuron's output, so the neuron passes no signal; the triangle
+//!    is the Boolean counterpart of the derivative of a piecewise-quadratic sign approximation
+//!    (Bi-Real Net's ApproxSign), which trusts a neuron's signal more the closer it is to
+//!    switching. On Fashion-MNIST it gave +0.5 points over a box window of the same support.
+//!    Signals are shifted right as needed to stay within `+-2^k`, `k <= 15` (see *Integer
+//!    ranges*).
 //! 4. **Weight signal** `q_ij = sum_b delta_bi * x_bj` (integer; `x` is +-1, or the centred
 //!    grey level `2v - (2^P - 1)` on a bit-plane first layer). `q_ij` has the sign of
 //!    `dLoss/dw_ij`, so a weight whose accumulated `q` agrees with its own sign wants to flip.
-//! 5. **Accumulate, flip, reset.** `m <- round(beta * m + eta * q / rms_l)`, with stochastic
-//!    rounding in fixed point and saturation to the accumulator's range; `rms_l` is a running
-//!    root-mean-square of the layer's `q`, which plays the role Adam's second moment plays for
-//!    latent weights but per layer, so one learning rate fits every layer. Then flip `w` where
-//!    `m * w >= threshold`, and set `m = 0` there.
+//!    Steps 3 and 4 are 16-bit integer matrix products ([`super::intgemm`]).
+//! 5. **Accumulate, flip, reset.** `m <- floor(beta * m + eta * q / rms_l + u)`, in 32.32
+//!    fixed point with `u` uniform in `[0, 1)` (stochastic rounding), saturated to the
+//!    accumulator's range; `u` is a hash of (seed, step, layer, neuron, weight), so every draw
+//!    is independent of thread scheduling. `rms_l` is a running root-mean-square of the
+//!    layer's `q`, which plays the role Adam's second moment plays for latent weights but per
+//!    layer, so one learning rate fits every layer. Then flip `w` where `m * w >= threshold`,
+//!    and set `m = 0` there.
 //! 6. **Thresholds and score offsets** move the same way with a running-RMS-normalised step
-//!    (`T += eta_t * sum_b delta_b / rms`), kept as fixed point with 8 fractional bits; the
-//!    forward pass and the exported model use the integer part.
+//!    (`T += eta_t * sum_b delta_b / rms`), kept as fixed point with 8 fractional bits within
+//!    one past the popcount's range; the forward pass and the exported model use the integer
+//!    part.
+//!
+//! # Where real numbers appear
+//! Every per-weight and per-neuron quantity is an integer: bits, accumulators, popcount sums,
+//! signals, weight signals, thresholds. Real numbers (`f64`) appear only where a handful of
+//! values per sample or per layer and step set a scale, never per weight:
+//! - per sample, the output softmax (step 2: ten values per sample, rounded to integers);
+//! - per layer, running statistics kept between steps: `q_ms` and `t_ms` (mean squares of the
+//!   weight and threshold signals), `spread` (root mean square of `s - T`), `flipped_share`
+//!   (for `decay=auto`);
+//! - per layer and step, the scalars derived from them and the settings: the `eta` schedule,
+//!   `gain = eta * unit / rms_l` and `beta`, both turned into 32.32 fixed point before they
+//!   touch an accumulator, the window radius (an integer), and the threshold step scale.
+//!
+//! These are normalisers and schedules: in hardware they would be a few operations of a
+//! host or a small fixed-point unit per layer and step, and keeping them real keeps the
+//! schedules exact across layer sizes. Sums of squares are added in a fixed order, so they do
+//! not depend on the thread count. (The triangle weight of step 3 is an integer division that
+//! is computed through `f64` because it is exact there and vectorises.)
+//!
+//! # Integer ranges
+//! Nothing wraps. Settings are range-checked when the optimizer is built. Layers are at most
+//! [`MAX_WIDTH`] neurons wide, so a backward sum of signals below `2^15` fits an `i32`. A
+//! layer's signals get `k` bits, the most (up to 15) with `samples * top * 2^k < 2^31` for
+//! inputs of size at most `top` (`2^P - 1` on a bit-plane first layer, else 1), so its weight
+//! signal over a batch is exact; at least 7 bits (the output error's range) for batches of up
+//! to 65,536 samples, and the weight signals of larger batches are summed per 65,536 samples
+//! with saturation. The default run (batch 100, 4 planes) keeps all 15 bits. In step 5 the
+//! gain is capped where every nonzero signal already saturates the accumulator, and `q` is
+//! clamped where it would saturate anyway, so the `i64` sum stays below `2^50`.
 //!
 //! Relation to BOLD (Boolean Logic Deep Learning, NeurIPS 2024): steps 4-5 are its
 //! `m <- beta m + eta q`, flip where `m w >= 1`, reset. The changes, and why:
@@ -42,19 +75,26 @@
 //! - Thresholds start from the first batch's mean popcount, so every neuron begins undecided
 //!   on about half the data, as batch norm would arrange.
 //!
-//! Settings (`--set key=value`): `threshold` (default 16), `lr` (1.0), `lr_end` (0.05),
-//! `lr_threshold` (0.05), `window` (0.7), `temperature` (0.35), `ste` (`triangle` or `box`),
-//! `decay` (`auto` or a number),
-//! `acc_bits` (8 or 16; at 16 the threshold and steps scale by 256, so the two differ only in
-//! resolution). The defaults come from sweeps on Fashion-MNIST 784-256-256-10; a low softmax
-//! temperature keeps an error signal on samples that are right but close to the margin.
+//! Settings (`--set key=value`, with their ranges): `threshold` (default 16, 1..=127), `lr`
+//! (1.0, (0, 1000]), `lr_end` (0.05, [0, 1]), `lr_threshold` (0.05, [0, 1000]), `window`
+//! (0.7, (0, 1000]), `temperature` (0.35, (0, 1000]), `ste` (`triangle` or `box`), `decay`
+//! (`auto` or a number in [0, 1]), `acc_bits` (8 or 16; at 16 the threshold and steps scale by
+//! 256, so the two differ only in resolution). The defaults come from sweeps on Fashion-MNIST
+//! 784-256-256-10; a low softmax temperature keeps an error signal on samples that are right
+//! but close to the margin.
+//!
+//! The result depends only on the seed and the data: every sum is exact or added in a fixed
+//! order, and every random draw is a function of its position, so the thread count does not
+//! change a bit.
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::rng::{mix, random_bits, Stream};
+use super::intgemm::{self, Kernel, Pairs};
+use super::rng::{mix, random_bits};
 use super::{check_params, param, BatchStats, Optimizer, TrainData};
-use crate::bits::{get_bit, set_bit, words_for, BitMatrix, WORD_BITS};
+use crate::bits::{words_for, BitMatrix, WORD_BITS};
+use crate::encoding::Encoding;
 use crate::model::{Activation, BinaryLayer, InputSpec, Layer, Model};
 use crate::reference::{argmax, layer_sums};
 
@@ -73,6 +113,22 @@ const KNOWN: &[&str] = &[
 /// Fractional bits of thresholds and score offsets.
 const FRAC: u32 = 8;
 
+/// Widest layer: the backward sum over a layer's outputs, each signal below `2^15` in size,
+/// must fit an `i32`.
+pub const MAX_WIDTH: usize = 65535;
+
+/// Samples whose weight signal is summed exactly in one `i32` product; larger batches add
+/// such partial sums with saturation.
+const SIGNAL_CHUNK: usize = 1 << 16;
+
+/// Largest step per unit of weight signal in 32.32 fixed point (`2^16` accumulator units):
+/// beyond it every nonzero signal already saturates a 16-bit accumulator.
+const MAX_GAIN: i64 = 1 << 48;
+
+/// Upper end of the real-valued settings' ranges: far outside anything useful, low enough
+/// that every product of them stays finite and every fixed-point conversion saturates.
+const MAX_REAL: f64 = 1000.0;
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct Settings {
     threshold: i32,
@@ -86,6 +142,108 @@ struct Settings {
     acc_bits: u32,
     /// Weight the backward signal by closeness to the threshold (triangle) instead of a box.
     triangle: bool,
+}
+
+/// A real-valued setting, checked against its range `lo..=hi` (`lo` excluded if `lo_open`).
+fn real(
+    params: &[(String, String)],
+    key: &str,
+    default: f64,
+    lo: f64,
+    lo_open: bool,
+    hi: f64,
+) -> Result<f64, String> {
+    let range = format!("{}{lo}, {hi}]", if lo_open { "(" } else { "[" });
+    let v = param(params, key, default).map_err(|_| {
+        format!(
+            "setting {key}={}: expected a number in {range}",
+            given(params, key)
+        )
+    })?;
+    let below = if lo_open { v <= lo } else { v < lo };
+    if !v.is_finite() || below || v > hi {
+        return Err(format!("setting {key}={v}: expected a number in {range}"));
+    }
+    Ok(v)
+}
+
+/// An integer setting, checked against `lo..=hi` (or `allowed`, if given).
+fn int(
+    params: &[(String, String)],
+    key: &str,
+    default: i64,
+    (lo, hi): (i64, i64),
+    allowed: Option<&str>,
+) -> Result<i64, String> {
+    let range = allowed.map_or_else(|| format!("an integer in {lo}..={hi}"), str::to_string);
+    let v = param(params, key, default)
+        .ok()
+        .filter(|v| (lo..=hi).contains(v))
+        .ok_or_else(|| format!("setting {key}={}: expected {range}", given(params, key)))?;
+    Ok(v)
+}
+
+/// The value given for `key`, as written.
+fn given<'a>(params: &'a [(String, String)], key: &str) -> &'a str {
+    params
+        .iter()
+        .rev()
+        .find(|(k, _)| k == key)
+        .map_or("", |(_, v)| v.as_str())
+}
+
+impl Settings {
+    fn parse(params: &[(String, String)]) -> Result<Settings, String> {
+        check_params(params, KNOWN, "flip")?;
+        let decay = match params
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "decay")
+            .map(|(_, v)| v.as_str())
+        {
+            None | Some("auto") => None,
+            Some(v) => match v.parse::<f64>() {
+                Ok(b) if (0.0..=1.0).contains(&b) => Some(b),
+                _ => {
+                    return Err(format!(
+                        "setting decay={v}: expected auto or a number in [0, 1]"
+                    ))
+                }
+            },
+        };
+        let settings = Settings {
+            // In units of an 8-bit accumulator; scaled by 256 at 16 bits (at most 32512).
+            threshold: int(params, "threshold", 16, (1, i8::MAX as i64), None)? as i32,
+            lr: real(params, "lr", 1.0, 0.0, true, MAX_REAL)?,
+            lr_end: real(params, "lr_end", 0.05, 0.0, false, 1.0)?,
+            lr_threshold: real(params, "lr_threshold", 0.05, 0.0, false, MAX_REAL)?,
+            window: real(params, "window", 0.7, 0.0, true, MAX_REAL)?,
+            temperature: real(params, "temperature", 0.35, 0.0, true, MAX_REAL)?,
+            decay,
+            acc_bits: int(params, "acc_bits", 8, (8, 16), Some("8 or 16"))? as u32,
+            triangle: match param(params, "ste", "triangle".to_string())?.as_str() {
+                "box" => false,
+                "triangle" => true,
+                v => return Err(format!("setting ste={v}: expected box or triangle")),
+            },
+        };
+        if settings.acc_bits != 8 && settings.acc_bits != 16 {
+            return Err(format!(
+                "setting acc_bits={}: expected 8 or 16",
+                settings.acc_bits
+            ));
+        }
+        Ok(settings)
+    }
+
+    /// Accumulator units per unit of threshold and step.
+    fn unit(&self) -> i32 {
+        if self.acc_bits == 16 {
+            256
+        } else {
+            1
+        }
+    }
 }
 
 /// Per-weight accumulators at the chosen width.
@@ -102,7 +260,8 @@ struct FlipLayer {
     planes: usize,
     weights: BitMatrix,
     acc: Acc,
-    /// Thresholds (hidden) or score offsets (last), fixed point with [`FRAC`] fraction bits.
+    /// Thresholds (hidden) or score offsets (last), fixed point with [`FRAC`] fraction bits,
+    /// kept within `+-(max_sum + 1)`.
     bias: Vec<i64>,
     /// Running mean square of this layer's weight signal.
     q_ms: f64,
@@ -117,6 +276,11 @@ struct FlipLayer {
 impl FlipLayer {
     fn int_bias(&self, i: usize) -> i32 {
         (self.bias[i] >> FRAC) as i32
+    }
+
+    /// Largest popcount sum of a neuron: `(2^P - 1) n`.
+    fn max_sum(&self) -> i64 {
+        ((1i64 << self.planes) - 1) * self.inputs as i64
     }
 }
 
@@ -134,9 +298,102 @@ pub struct FlipOptimizer {
 struct LayerPass {
     /// Popcount sums, `batch x outputs`.
     sums: Vec<i32>,
-    /// Integer input values (+-1 or grey levels), `batch x inputs`.
-    x: Vec<i16>,
+    /// Integer input values (+-1 or grey levels), `batch x inputs`, as pairs of samples in
+    /// chunks of at most [`SIGNAL_CHUNK`] samples, ready for the weight signal's product.
+    x: Vec<Pairs>,
 }
+
+/// A layer's inputs for the whole batch as [`Pairs`] of samples, chunked; `fill(b, row)`
+/// writes sample `b`'s values.
+fn sample_pairs(bsz: usize, n: usize, mut fill: impl FnMut(usize, &mut [i16])) -> Vec<Pairs> {
+    (0..bsz)
+        .step_by(SIGNAL_CHUNK)
+        .map(|b0| Pairs::from_rows(SIGNAL_CHUNK.min(bsz - b0), n, |b, row| fill(b0 + b, row)))
+        .collect()
+}
+
+/// Largest size of a layer's input value: `2^P - 1` on a bit-plane first layer, else 1.
+fn input_top(encoding: &Encoding, layer: usize) -> i64 {
+    match encoding {
+        Encoding::BitPlanes(p) if layer == 0 => (1i64 << p) - 1,
+        _ => 1,
+    }
+}
+
+/// Bits a layer's signal `delta` may use (`|delta| <= 2^bits`) so that its weight signal over
+/// a chunk of `samples` inputs of size at most `top` fits an `i32`: the largest `bits <= 15`
+/// with `samples * top * 2^bits < 2^31`. At least 7 (the output error's range) for every
+/// chunk of at most [`SIGNAL_CHUNK`] samples of 8-bit grey levels.
+fn signal_bits(samples: usize, top: i64) -> u32 {
+    let room = i32::MAX as u64 / (samples.max(1) as u64 * top.max(1) as u64);
+    (63 - room.max(1).leading_zeros()).min(15)
+}
+
+/// Shifts `g` right until every value lies within `+-2^bits`.
+fn fit_bits(g: &mut [i32], bits: u32) {
+    let maxabs = g.iter().map(|v| v.unsigned_abs()).max().unwrap_or(0);
+    let shift = (32 - maxabs.leading_zeros()).saturating_sub(bits);
+    if shift > 0 {
+        g.iter_mut().for_each(|v| *v >>= shift);
+    }
+}
+
+/// `g` shifted right until every value lies within `+-2^bits` (`bits <= 15`), as `i32`.
+fn fit_bits_wide(g: &[i64], bits: u32) -> Vec<i32> {
+    let maxabs = g.iter().map(|v| v.unsigned_abs()).max().unwrap_or(0);
+    let shift = (64 - maxabs.leading_zeros()).saturating_sub(bits);
+    g.iter().map(|&v| (v >> shift) as i32).collect()
+}
+
+/// Packed bits as +-1 values, one per entry of `out`.
+fn signs(bits: &[u64], out: &mut [i16]) {
+    for (chunk, &w) in out.chunks_mut(WORD_BITS).zip(bits) {
+        for (k, v) in chunk.iter_mut().enumerate() {
+            *v = ((w >> k) & 1) as i16 * 2 - 1;
+        }
+    }
+}
+
+/// Sum of `f(v)` over `values` in eight fixed lanes: vectorises, and the order of additions
+/// is fixed, so the result does not depend on threads.
+fn lane_sum<T: Copy>(values: &[T], f: impl Fn(T) -> f64) -> f64 {
+    let mut lanes = [0f64; 8];
+    let mut chunks = values.chunks_exact(8);
+    for c in &mut chunks {
+        for (l, &v) in lanes.iter_mut().zip(c) {
+            *l += f(v);
+        }
+    }
+    let tail: f64 = chunks.remainder().iter().map(|&v| f(v)).sum();
+    lanes.iter().sum::<f64>() + tail
+}
+
+/// Popcount sums of one layer for a whole batch, sample-major (`x` holds `words` per sample).
+/// The batch forward of the flip optimizer goes through here and only here.
+fn batch_sums(
+    weights: &BitMatrix,
+    inputs: usize,
+    x: &[u64],
+    words: usize,
+    planes: usize,
+    sums: &mut [i32],
+) {
+    let m = weights.rows();
+    if m * words < SMALL_WORK {
+        // Too little work to be worth waking other threads for (the last layer).
+        for (s, xs) in sums.chunks_mut(m).zip(x.chunks(words)) {
+            layer_sums(weights, inputs, xs, planes, s);
+        }
+        return;
+    }
+    sums.par_chunks_mut(m)
+        .zip(x.par_chunks(words))
+        .for_each(|(s, xs)| layer_sums(weights, inputs, xs, planes, s));
+}
+
+/// Per-sample work (popcount words, multiply-adds) below which a product of the step runs on
+/// the calling thread: waking the pool for it costs more than it saves.
+const SMALL_WORK: usize = 1 << 12;
 
 impl FlipOptimizer {
     /// A randomly initialised network with layer widths `widths` (encoded input first).
@@ -146,43 +403,21 @@ impl FlipOptimizer {
         seed: u64,
         params: &[(String, String)],
     ) -> Result<Self, String> {
-        check_params(params, KNOWN, "flip")?;
-        let decay = match params
-            .iter()
-            .rev()
-            .find(|(k, _)| k == "decay")
-            .map(|(_, v)| v.as_str())
-        {
-            None | Some("auto") => None,
-            Some(v) => Some(
-                v.parse::<f64>()
-                    .map_err(|_| format!("setting decay={v}: expected auto or a number"))?,
-            ),
-        };
-        let settings = Settings {
-            threshold: param(params, "threshold", 16)?,
-            lr: param(params, "lr", 1.0)?,
-            lr_end: param(params, "lr_end", 0.05)?,
-            lr_threshold: param(params, "lr_threshold", 0.05)?,
-            window: param(params, "window", 0.7)?,
-            temperature: param(params, "temperature", 0.35)?,
-            decay,
-            acc_bits: param(params, "acc_bits", 8)?,
-            triangle: match param(params, "ste", "triangle".to_string())?.as_str() {
-                "box" => false,
-                "triangle" => true,
-                v => return Err(format!("setting ste={v}: expected box or triangle")),
-            },
-        };
-        let limit = match settings.acc_bits {
-            8 => i8::MAX as i32,
-            16 => i8::MAX as i32, // compared before scaling by 256
-            b => return Err(format!("setting acc_bits={b}: expected 8 or 16")),
-        };
-        if settings.threshold < 1 || settings.threshold > limit {
+        let settings = Settings::parse(params)?;
+        // Popcount sums, thresholds and scores are i32; keep the first layer's largest sum
+        // (and one past it, where thresholds saturate) well inside.
+        let top = (1u64 << input.encoding.planes()) - 1;
+        let first = widths.first().copied().unwrap_or(0) as u64;
+        if first.saturating_mul(top) >= 1 << 30 {
             return Err(format!(
-                "setting threshold={}: expected 1..={limit}",
-                settings.threshold
+                "optimizer flip: {first} inputs of {top} levels can sum past 2^30, the range of \
+                 its integer thresholds"
+            ));
+        }
+        if let Some(&w) = widths.iter().skip(1).find(|&&w| w > MAX_WIDTH) {
+            return Err(format!(
+                "optimizer flip: a layer of {w} neurons is wider than {MAX_WIDTH}, the most its \
+                 16-bit backward signals can sum in 32 bits"
             ));
         }
         let mut layers = Vec::new();
@@ -216,44 +451,50 @@ impl FlipOptimizer {
         })
     }
 
-    fn forward(&mut self, data: &TrainData, batch: &[u32]) -> Vec<LayerPass> {
+    /// The forward pass, and the +-1 weights of every layer above the first as [`Pairs`] for
+    /// the backward pass (built while the first layer's sums run).
+    fn forward(&mut self, data: &TrainData, batch: &[u32]) -> (Vec<LayerPass>, Vec<Pairs>) {
         let nl = self.layers.len();
         let mut passes = Vec::with_capacity(nl);
+        let mut above = Vec::new();
         // Input of the current layer: packed planes per sample.
         let mut words = data.words;
-        let mut packed: Vec<u64> = batch
-            .iter()
-            .flat_map(|&i| data.encoded(i as usize).iter().copied())
-            .collect();
+        let mut packed: Vec<u64> = Vec::with_capacity(batch.len() * words);
+        for &i in batch {
+            packed.extend_from_slice(data.encoded(i as usize));
+        }
         for l in 0..nl {
             let layer = &self.layers[l];
             let (n, m, planes) = (layer.inputs, layer.outputs, layer.planes);
-            let mut sums = vec![0i32; batch.len() * m];
-            sums.par_chunks_mut(m)
-                .zip(packed.par_chunks(words))
-                .for_each(|(s, x)| {
-                    layer_sums(&layer.weights, n, x, planes, s);
+            let forward = || {
+                let mut sums = vec![0i32; batch.len() * m];
+                batch_sums(&layer.weights, n, &packed, words, planes, &mut sums);
+                sums
+            };
+            // The inputs as pairs of samples (and on the first layer the weights above) are
+            // built on one thread while the sums take the others.
+            let (sums, x) = if l == 0 {
+                let (enc, bits) = (&self.input.encoding, self.input.pixel_bits);
+                let layers = &self.layers;
+                let (sums, (x, w)) = rayon::join(forward, || {
+                    rayon::join(
+                        || {
+                            sample_pairs(batch.len(), n, |b, row| {
+                                enc.input_values(bits, data.image(batch[b] as usize), row)
+                            })
+                        },
+                        || layers[1..].iter().map(|a| sign_pairs(&a.weights)).collect(),
+                    )
                 });
-            let mut x = vec![0i16; batch.len() * n];
-            if l == 0 {
-                x.par_chunks_mut(n)
-                    .zip(batch.par_iter())
-                    .for_each(|(xv, &i)| {
-                        self.input.encoding.input_values(
-                            self.input.pixel_bits,
-                            data.image(i as usize),
-                            xv,
-                        );
-                    });
+                above = w;
+                (sums, x)
             } else {
-                x.par_chunks_mut(n)
-                    .zip(packed.par_chunks(words))
-                    .for_each(|(xv, p)| {
-                        for (j, v) in xv.iter_mut().enumerate() {
-                            *v = if get_bit(p, j) { 1 } else { -1 };
-                        }
-                    });
-            }
+                rayon::join(forward, || {
+                    sample_pairs(batch.len(), n, |b, row| {
+                        signs(&packed[b * words..(b + 1) * words], row)
+                    })
+                })
+            };
             if !self.initialised {
                 // Start every threshold at the batch's mean sum, as batch norm would centre it.
                 let layer = &mut self.layers[l];
@@ -270,50 +511,117 @@ impl FlipOptimizer {
                 let t: Vec<i32> = (0..m).map(|i| layer.int_bias(i)).collect();
                 let ow = words_for(m);
                 let mut next = vec![0u64; batch.len() * ow];
-                next.par_chunks_mut(ow)
-                    .zip(sums.par_chunks(m))
-                    .for_each(|(o, s)| {
-                        for i in 0..m {
-                            if s[i] >= t[i] {
-                                set_bit(o, i, true);
-                            }
-                        }
-                    });
+                for (o, s) in next.chunks_exact_mut(ow).zip(sums.chunks_exact(m)) {
+                    for ((word, sw), tw) in o
+                        .iter_mut()
+                        .zip(s.chunks(WORD_BITS))
+                        .zip(t.chunks(WORD_BITS))
+                    {
+                        *word = sw
+                            .iter()
+                            .zip(tw)
+                            .enumerate()
+                            .fold(0, |w, (k, (&v, &ti))| w | ((v >= ti) as u64) << k);
+                    }
+                }
                 packed = next;
                 words = ow;
             }
             passes.push(LayerPass { sums, x });
         }
         self.initialised = true;
-        passes
+        (passes, above)
     }
 }
 
-/// `out[j] += d` where `mask[j] == 0` and `out[j] -= d` where `mask[j] == -1`.
-#[inline(never)]
-fn signed_add(out: &mut [i32], mask: &[i32], d: i32) {
-    for (o, &s) in out.iter_mut().zip(mask) {
-        *o += (d ^ s) - s;
+/// A layer's weights as +-1 [`Pairs`] of rows (neurons), the right-hand factor of the backward
+/// signal into the layer below.
+fn sign_pairs(w: &BitMatrix) -> Pairs {
+    Pairs::from_rows(w.rows(), w.cols(), |i, row| signs(w.row(i), row))
+}
+
+/// The backward signal into a layer of `w.cols` neurons: `g_bj = sum_i delta_bi * w_ij` over
+/// the `ma` neurons of the layer above (`w`, from [`sign_pairs`]), for `bsz` samples. Exact:
+/// every `|delta| <= 2^15` and `ma <= MAX_WIDTH`.
+fn backward_signal(delta: &[i32], w: &Pairs, bsz: usize, ma: usize) -> Vec<i32> {
+    let m = w.cols;
+    let a = intgemm::pack_a(bsz, ma, |b, i| delta[b * ma + i] as i16);
+    let mut c = vec![0i32; bsz * w.ld];
+    if ma * m < SMALL_WORK {
+        intgemm::gemm_block(&a, bsz, w, &mut c, Kernel::detect());
+    } else {
+        intgemm::gemm(&a, bsz, w, &mut c);
+    }
+    if w.ld == m {
+        c
+    } else {
+        c.chunks_exact(w.ld)
+            .flat_map(|r| r[..m].iter().copied())
+            .collect()
     }
 }
 
-/// Fills `q` with neuron `i`'s weight signal `q_j = sum_b delta_bi * x_bj` and returns
-/// `sum_b delta_bi` (its threshold signal).
-#[inline(never)]
-fn weight_signal(q: &mut [i32], delta: &[i32], x: &[i16], i: usize, m: usize, n: usize) -> i64 {
-    q.fill(0);
-    let mut dsum = 0i64;
-    for (b, xb) in x.chunks_exact(n).enumerate() {
-        let d = delta[b * m + i];
-        if d == 0 {
-            continue;
-        }
-        dsum += d as i64;
-        for (qj, &xj) in q.iter_mut().zip(xb) {
-            *qj += d * xj as i32;
+/// The weight signal `q_ij = sum_b delta_bi * x_bj` of one layer (`delta` is `batch x m`),
+/// computed a block of neurons at a time as products over chunks of at most [`SIGNAL_CHUNK`]
+/// samples.
+struct WeightSignal<'a> {
+    delta: &'a [i32],
+    x: &'a [Pairs],
+    m: usize,
+    ld: usize,
+    kernel: Kernel,
+}
+
+impl<'a> WeightSignal<'a> {
+    fn new(delta: &'a [i32], x: &'a [Pairs], m: usize, n: usize) -> WeightSignal<'a> {
+        WeightSignal {
+            delta,
+            x,
+            m,
+            ld: n.div_ceil(intgemm::LANES) * intgemm::LANES,
+            kernel: Kernel::detect(),
         }
     }
-    dsum
+
+    /// Rows `i0..i0 + rows` of `q` (stride `self.ld`) into `q`, on the calling thread.
+    fn rows(&self, i0: usize, rows: usize, q: &mut [i32], scratch: &mut Vec<i32>) {
+        let (m, bsz) = (self.m, self.delta.len() / self.m.max(1));
+        for (c, xp) in self.x.iter().enumerate() {
+            let b0 = c * SIGNAL_CHUNK;
+            let a = intgemm::pack_a(rows, 2 * xp.kp, |r, b| {
+                if b0 + b < bsz {
+                    self.delta[(b0 + b) * m + i0 + r] as i16
+                } else {
+                    0
+                }
+            });
+            if c == 0 {
+                intgemm::gemm_block(&a, rows, xp, q, self.kernel);
+            } else {
+                scratch.resize(q.len(), 0);
+                intgemm::gemm_block(&a, rows, xp, scratch, self.kernel);
+                for (o, &v) in q.iter_mut().zip(scratch.iter()) {
+                    *o = o.saturating_add(v);
+                }
+            }
+        }
+        if self.x.is_empty() {
+            q.fill(0);
+        }
+    }
+}
+
+/// `g * num / den` rounded toward zero, for `|g| < 2^31`, `0 <= num <= den + 1` and
+/// `1 <= den <= 2^21`. The product is below `2^53`, so the quotient is computed in `f64`,
+/// which truncates to the same integer (the division's rounding error is smaller than the
+/// distance `1 / den` from any integer the true quotient is not equal to) and vectorises where
+/// an `i64` division does not.
+#[inline]
+fn triangle(g: i32, num: i64, den: i64) -> i64 {
+    debug_assert!((1..=1 << 21).contains(&den) && (0..=den + 1).contains(&num));
+    let q = (g as i64 * num) as f64 / den as f64;
+    // SAFETY: |q| <= 2^31 * (2^21 + 1) is finite and far inside i64.
+    unsafe { q.to_int_unchecked::<i64>() }
 }
 
 /// Cosine decay from 1 to `end` over `progress` 0..1.
@@ -330,9 +638,28 @@ fn ema(old: f64, new: f64) -> f64 {
     }
 }
 
+/// 32 bits of rounding noise for weight `j` of the row keyed by `key`: a counter-based hash
+/// (two xorshift-multiply rounds), so every weight's draw is independent of the others and
+/// the loop over a row vectorises.
+#[inline(always)]
+fn noise(key: u64, j: u32) -> u32 {
+    let mut x = j.wrapping_add(key as u32);
+    x ^= x >> 16;
+    x = x.wrapping_mul(0x21F0_AAAD);
+    x ^= (key >> 32) as u32;
+    x ^= x >> 15;
+    x = x.wrapping_mul(0x735A_2D97);
+    x ^ (x >> 15)
+}
+
 /// Applies one step of accumulate / flip / reset to one weight row. Returns flips done.
+///
+/// `m' = floor(beta * m + gain * q + u)` in 32.32 fixed point with `u` uniform in `[0, 1)`
+/// (stochastic rounding), saturated to the accumulator's range. With `beta <= 2^32`,
+/// `gain <= MAX_GAIN` and `q` clamped to `+-2^49 / gain` every term stays below `2^50`, so the
+/// `i64` sum cannot overflow; the clamp changes nothing, as the sum saturates the accumulator
+/// either way.
 #[inline(never)]
-#[allow(clippy::too_many_arguments)]
 fn update_row<A: AccInt>(
     acc: &mut [A],
     row: &mut [u64],
@@ -340,29 +667,179 @@ fn update_row<A: AccInt>(
     gain: i64,
     beta: i64,
     threshold: i32,
-    rng: &mut Stream,
+    key: u64,
 ) -> usize {
+    update_row_with(acc, row, q, gain, beta, threshold, key, RowKernel::detect())
+}
+
+/// Which code runs [`update_row`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RowKernel {
+    Portable,
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+}
+
+impl RowKernel {
+    fn detect() -> RowKernel {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::is_x86_feature_detected as has;
+            if has!("avx512f") && has!("avx512bw") && has!("avx512dq") && has!("avx512vl") {
+                return RowKernel::Avx512;
+            }
+        }
+        RowKernel::Portable
+    }
+}
+
+/// [`update_row`] with a chosen kernel (tests compare them).
+#[allow(clippy::too_many_arguments)]
+fn update_row_with<A: AccInt>(
+    acc: &mut [A],
+    row: &mut [u64],
+    q: &[i32],
+    gain: i64,
+    beta: i64,
+    threshold: i32,
+    key: u64,
+    kernel: RowKernel,
+) -> usize {
+    assert!(q.len() >= acc.len() && row.len() * WORD_BITS >= acc.len());
+    assert!((0..=MAX_GAIN).contains(&gain) && (0..=1i64 << 32).contains(&beta));
+    let qlim = if gain > 0 {
+        ((1i64 << 49) / gain).min(i32::MAX as i64)
+    } else {
+        i32::MAX as i64
+    };
     let mut flips = 0;
-    for (j, (a, &qj)) in acc.iter_mut().zip(q).enumerate() {
-        // m' = floor(beta * m + gain * q + u), all in 32.32 fixed point: stochastic rounding.
-        let u = (rng.next_u64() >> 32) as i64;
-        let v = (beta * a.get() as i64 + gain * qj as i64 + u) >> 32;
-        let mut m = v.clamp(A::MIN as i64, A::MAX as i64) as i32;
+    let mut done = 0;
+    #[cfg(target_arch = "x86_64")]
+    if kernel == RowKernel::Avx512 {
+        done = acc.len() / 8 * 8;
+        // SAFETY: the CPU has the features (detected), and the pointers cover `done` weights:
+        // `acc` and `q` hold at least that many, `row` at least `done` bits (asserted above).
+        flips = unsafe {
+            avx512_rows::update(
+                acc.as_mut_ptr() as *mut u8,
+                A::BYTES == 2,
+                row.as_mut_ptr(),
+                q.as_ptr(),
+                done / 8,
+                [gain, beta, qlim, A::MIN as i64, A::MAX as i64],
+                threshold,
+                key,
+            )
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = kernel;
+    for (j, (a, &qj)) in acc.iter_mut().zip(q).enumerate().skip(done) {
+        let u = noise(key, j as u32) as i64;
+        let qc = (qj as i64).clamp(-qlim, qlim);
+        let v = (beta * a.get() as i64 + gain * qc + u) >> 32;
+        let m = v.clamp(A::MIN as i64, A::MAX as i64) as i32;
         let word = &mut row[j / WORD_BITS];
         let bit = 1u64 << (j % WORD_BITS);
-        let w = if *word & bit != 0 { 1 } else { -1 };
-        if m * w >= threshold {
+        let mw = if *word & bit != 0 { m } else { -m };
+        if mw >= threshold {
             *word ^= bit;
-            m = 0;
             flips += 1;
+            a.set(0);
+        } else {
+            a.set(m);
         }
-        a.set(m);
     }
     flips
 }
 
+#[cfg(target_arch = "x86_64")]
+mod avx512_rows {
+    use std::arch::x86_64::*;
+
+    /// [`super::update_row`] on `groups` groups of eight weights from the row's start, eight
+    /// 64-bit lanes at a time; the same integers as the portable loop.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512 F, BW, DQ and VL; `acc` (bytes of `i8`, or of `i16` when
+    /// `wide`), `q` and the bits of `row` must cover `8 * groups` weights.
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2")]
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn update(
+        acc: *mut u8,
+        wide: bool,
+        row: *mut u64,
+        q: *const i32,
+        groups: usize,
+        [gain, beta, qlim, min, max]: [i64; 5],
+        threshold: i32,
+        key: u64,
+    ) -> usize {
+        let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        let k0 = _mm256_set1_epi32(key as u32 as i32);
+        let k1 = _mm256_set1_epi32((key >> 32) as u32 as i32);
+        let m1 = _mm256_set1_epi32(0x21F0_AAADu32 as i32);
+        let m2 = _mm256_set1_epi32(0x735A_2D97u32 as i32);
+        let (gv, bv) = (_mm512_set1_epi64(gain), _mm512_set1_epi64(beta));
+        let (qlo, qhi) = (_mm512_set1_epi64(-qlim), _mm512_set1_epi64(qlim));
+        let (lo, hi) = (_mm512_set1_epi64(min), _mm512_set1_epi64(max));
+        let (pt, nt) = (
+            _mm512_set1_epi64(threshold as i64),
+            _mm512_set1_epi64(-(threshold as i64)),
+        );
+        let mut flips = 0usize;
+        // One row word (eight groups) at a time, its flips gathered in a register and written
+        // once: updating the word per group would chain every group through memory.
+        for wi in 0..groups.div_ceil(8) {
+            let word = row.add(wi);
+            let bits = *word;
+            let mut flip = 0u64;
+            for g in 8 * wi..groups.min(8 * wi + 8) {
+                let j = 8 * g;
+                let mut x =
+                    _mm256_add_epi32(_mm256_add_epi32(_mm256_set1_epi32(j as i32), lanes), k0);
+                x = _mm256_xor_si256(x, _mm256_srli_epi32(x, 16));
+                x = _mm256_mullo_epi32(x, m1);
+                x = _mm256_xor_si256(x, k1);
+                x = _mm256_xor_si256(x, _mm256_srli_epi32(x, 15));
+                x = _mm256_mullo_epi32(x, m2);
+                x = _mm256_xor_si256(x, _mm256_srli_epi32(x, 15));
+                let u = _mm512_cvtepu32_epi64(x);
+                let m = if wide {
+                    _mm512_cvtepi16_epi64(_mm_loadu_si128(acc.add(2 * j) as *const __m128i))
+                } else {
+                    _mm512_cvtepi8_epi64(_mm_loadl_epi64(acc.add(j) as *const __m128i))
+                };
+                let qv = _mm512_cvtepi32_epi64(_mm256_loadu_si256(q.add(j) as *const __m256i));
+                let qc = _mm512_max_epi64(_mm512_min_epi64(qv, qhi), qlo);
+                let v = _mm512_add_epi64(
+                    _mm512_add_epi64(_mm512_mullo_epi64(bv, m), _mm512_mullo_epi64(gv, qc)),
+                    u,
+                );
+                let mv = _mm512_max_epi64(_mm512_min_epi64(_mm512_srai_epi64(v, 32), hi), lo);
+                let shift = j % 64;
+                let w = ((bits >> shift) & 0xFF) as __mmask8;
+                let f = _mm512_mask_cmpge_epi64_mask(w, mv, pt)
+                    | _mm512_mask_cmple_epi64_mask(!w, mv, nt);
+                let kept = _mm512_maskz_mov_epi64(!f, mv);
+                if wide {
+                    _mm_storeu_si128(acc.add(2 * j) as *mut __m128i, _mm512_cvtepi64_epi16(kept));
+                } else {
+                    _mm_storel_epi64(acc.add(j) as *mut __m128i, _mm512_cvtepi64_epi8(kept));
+                }
+                flip |= (f as u64) << shift;
+            }
+            *word = bits ^ flip;
+            flips += flip.count_ones() as usize;
+        }
+        flips
+    }
+}
+
 /// The accumulator integer types.
 trait AccInt: Copy + Send + Sync {
+    /// Bytes per accumulator.
+    const BYTES: usize;
     const MIN: i32;
     const MAX: i32;
     fn get(self) -> i32;
@@ -370,43 +847,75 @@ trait AccInt: Copy + Send + Sync {
 }
 
 impl AccInt for i8 {
+    const BYTES: usize = 1;
     const MIN: i32 = i8::MIN as i32;
     const MAX: i32 = i8::MAX as i32;
+    #[inline(always)]
     fn get(self) -> i32 {
         self as i32
     }
+    #[inline(always)]
     fn set(&mut self, v: i32) {
         *self = v as i8;
     }
 }
 
 impl AccInt for i16 {
+    const BYTES: usize = 2;
     const MIN: i32 = i16::MIN as i32;
     const MAX: i32 = i16::MAX as i32;
+    #[inline(always)]
     fn get(self) -> i32 {
         self as i32
     }
+    #[inline(always)]
     fn set(&mut self, v: i32) {
         *self = v as i16;
     }
 }
 
-impl Optimizer for FlipOptimizer {
-    fn step(&mut self, data: &TrainData, batch: &[u32], step: u64, progress: f64) -> BatchStats {
-        let passes = self.forward(data, batch);
-        let nl = self.layers.len();
-        let bsz = batch.len();
-        let s = self.settings.clone();
+/// Moves thresholds (`hidden`) or score offsets by `round(dsum_i * step_scale)` in fixed
+/// point. A positive threshold signal says the neuron's output should fall: its threshold
+/// rises, a score offset falls. Values are kept within one past the popcount's range
+/// `0..=max_sum` (beyond it a threshold or offset means the same as at the edge), so the fixed
+/// point never overflows and its integer part always fits an `i32`.
+fn move_biases(
+    bias: &mut [i64],
+    dsum: impl Iterator<Item = i64>,
+    step_scale: f64,
+    hidden: bool,
+    max_sum: i64,
+) {
+    let lim = (max_sum + 1) << FRAC;
+    for (b, d) in bias.iter_mut().zip(dsum) {
+        // `as` saturates a huge or infinite product.
+        let dt = (d as f64 * step_scale).round() as i64;
+        let dt = if hidden { dt } else { dt.saturating_neg() };
+        *b = b.saturating_add(dt).clamp(-lim, lim);
+    }
+}
 
-        // Output error: softmax of temperature-scaled scores against the label.
-        let last = &self.layers[nl - 1];
+/// Neurons one task of the update handles (their weight signal is computed and consumed
+/// while it is in cache).
+const UPDATE_BLOCK: usize = 32;
+
+impl FlipOptimizer {
+    /// The output error `softmax - onehot` of every sample, rounded to -127..127, and the
+    /// batch's loss and hits.
+    fn output_error(
+        &self,
+        data: &TrainData,
+        batch: &[u32],
+        sums: &[i32],
+    ) -> (Vec<i32>, BatchStats) {
+        let last = &self.layers[self.layers.len() - 1];
         let c = last.outputs;
-        let scale = s.temperature / ((last.inputs as f64).sqrt() / 2.0);
-        let mut delta = vec![0i32; bsz * c];
+        let scale = self.settings.temperature / ((last.inputs as f64).sqrt() / 2.0);
+        let mut delta = vec![0i32; batch.len() * c];
         let mut stats = BatchStats::default();
         for (b, &i) in batch.iter().enumerate() {
             let scores: Vec<i32> = (0..c)
-                .map(|k| passes[nl - 1].sums[b * c + k] + last.int_bias(k))
+                .map(|k| sums[b * c + k].saturating_add(last.int_bias(k)))
                 .collect();
             let label = data.labels[i as usize] as usize;
             if argmax(&scores) == label {
@@ -424,132 +933,272 @@ impl Optimizer for FlipOptimizer {
                 delta[b * c + k] = (err * 127.0).round() as i32;
             }
         }
+        (delta, stats)
+    }
+}
 
-        let lr = s.lr * cosine(progress, s.lr_end);
-        let unit = if s.acc_bits == 16 { 256 } else { 1 };
-        let threshold = s.threshold * unit;
-        let mut deltas: Vec<Vec<i32>> = vec![Vec::new(); nl];
-        deltas[nl - 1] = delta;
-        // Backward through hidden layers, top to bottom.
-        for l in (0..nl - 1).rev() {
-            let above = &self.layers[l + 1];
-            let (m, ma) = (self.layers[l].outputs, above.outputs);
-            let da = &deltas[l + 1];
-            // The layer above's weights as sign masks (0 for +1, -1 for -1), so the signal
-            // sum is a branch-free conditional negate that vectorises.
-            let masks: Vec<i32> = (0..ma)
-                .flat_map(|i| (0..m).map(move |j| if above.weights.get(i, j) { 0 } else { -1 }))
-                .collect();
-            let mut g = vec![0i32; bsz * m];
-            g.par_chunks_mut(m).enumerate().for_each(|(b, gb)| {
-                for i in 0..ma {
-                    let d = da[b * ma + i];
-                    if d != 0 {
-                        signed_add(gb, &masks[i * m..(i + 1) * m], d);
-                    }
-                }
-            });
-            // Keep neurons inside the undecided band; measure the band's spread as we go.
-            let layer = &mut self.layers[l];
-            let sums = &passes[l].sums;
-            let mut sq = 0f64;
-            for b in 0..bsz {
-                for i in 0..m {
-                    let d = (sums[b * m + i] - layer.int_bias(i)) as f64;
-                    sq += d * d;
-                }
-            }
-            layer.spread = ema(layer.spread, (sq / (bsz * m) as f64).sqrt());
-            let radius = (s.window * layer.spread).max(1.0) as i32;
-            let mut maxabs = 0i32;
-            for b in 0..bsz {
-                for i in 0..m {
-                    let k = b * m + i;
-                    let dist = (sums[k] - layer.int_bias(i)).abs();
-                    if dist > radius {
-                        g[k] = 0;
-                    } else if s.triangle {
-                        g[k] = (g[k] as i64 * (radius - dist + 1) as i64 / radius as i64) as i32;
-                    }
-                    maxabs = maxabs.max(g[k].abs());
-                }
-            }
-            let shift = (32 - (maxabs as u32).leading_zeros()).saturating_sub(15);
-            if shift > 0 {
-                g.iter_mut().for_each(|v| *v >>= shift);
-            }
-            deltas[l] = g;
+/// The signal of hidden `layer` from its backward sum `g`: kept inside the undecided band
+/// around each threshold (weighted by the triangle, or a box), the layer's running spread of
+/// `s - T` updated as it goes, and shifted into `bits` bits.
+fn hidden_delta(
+    layer: &mut FlipLayer,
+    sums: &[i32],
+    g: Vec<i32>,
+    bsz: usize,
+    bits: u32,
+    s: &Settings,
+) -> Vec<i32> {
+    let m = layer.outputs;
+    // Keep neurons inside the undecided band; measure the band's spread as we go.
+    let t: Vec<i32> = (0..m).map(|i| layer.int_bias(i)).collect();
+    let sq: f64 = sums
+        .chunks_exact(m)
+        .map(|sb| {
+            let d: Vec<i32> = sb.iter().zip(&t).map(|(&v, &ti)| v - ti).collect();
+            lane_sum(&d, |v| v as f64 * v as f64)
+        })
+        .sum();
+    layer.spread = ema(layer.spread, (sq / (bsz * m) as f64).sqrt());
+    // Hidden sums lie in 0..=2^18 (a 784-pixel 8-plane layer) or 0..=65535; beyond
+    // 2^21 the radius covers every distance with nearly the same weight, and below it
+    // the triangle's products stay under 2^53, exact in f64.
+    let radius = (s.window * layer.spread).clamp(1.0, (1 << 21) as f64) as i64;
+    // The triangle's weight reaches (r + 1) / r at the threshold, so the windowed
+    // signal can exceed an i32 before it is shifted back into range.
+    let mut wide = vec![0i64; g.len()];
+    for ((wb, gb), sb) in wide
+        .chunks_exact_mut(m)
+        .zip(g.chunks_exact(m))
+        .zip(sums.chunks_exact(m))
+    {
+        for (((w, &gk), &v), &ti) in wb.iter_mut().zip(gb).zip(sb).zip(&t) {
+            // Zero outside the band (`dist > radius`).
+            let num = (radius - (v as i64 - ti as i64).abs() + 1).max(0);
+            *w = if s.triangle {
+                triangle(gk, num, radius)
+            } else if num > 0 {
+                gk as i64
+            } else {
+                0
+            };
         }
+    }
+    fit_bits_wide(&wide, bits)
+}
 
-        // Weight and threshold updates, one row (neuron) at a time on all threads.
-        for (l, (layer, pass)) in self.layers.iter_mut().zip(&passes).enumerate() {
+/// What every layer's update shares in one step.
+struct StepCtx {
+    settings: Settings,
+    /// `eta` after the schedule.
+    lr: f64,
+    /// Accumulator units per unit of threshold and step.
+    unit: i32,
+    progress: f64,
+    step: u64,
+    seed: u64,
+    /// Layers in the network.
+    nl: usize,
+}
+
+/// Accumulate / flip / reset and the threshold or offset step for `layers`, which are layers
+/// `first..` of the network, with their passes and signals: blocks of rows (neurons) of every
+/// given layer as one set of tasks on all threads.
+fn update_layers(
+    layers: &mut [FlipLayer],
+    first: usize,
+    passes: &[LayerPass],
+    deltas: &[&[i32]],
+    ctx: &StepCtx,
+) {
+    let s = &ctx.settings;
+    let threshold = s.threshold * ctx.unit;
+    struct Plan<'a> {
+        signal: WeightSignal<'a>,
+        /// `sum_b delta_bi` per neuron: the threshold signal.
+        dsum: Vec<i64>,
+        n: usize,
+        gain: i64,
+        beta: i64,
+        seed: u64,
+    }
+    let plans: Vec<Plan> = layers
+        .iter()
+        .zip(passes)
+        .zip(deltas)
+        .enumerate()
+        .map(|(k, ((layer, pass), d))| {
+            let l = first + k;
             let (n, m) = (layer.inputs, layer.outputs);
-            let d = &deltas[l];
-            let x = &pass.x;
             let beta = match s.decay {
                 Some(b) => b,
                 None => 1.0 - layer.flipped_share,
             };
-            let beta_fx = (beta * 4294967296.0) as i64;
             let rms = layer.q_ms.sqrt();
-            let gain = if rms > 0.0 {
-                (lr * unit as f64 / rms * 4294967296.0) as i64
-            } else {
-                0
-            };
-            let seed = mix(self.seed, mix(step, 0xF11F + l as u64));
-            let acc_rows: Vec<AccRow> = match &mut layer.acc {
-                Acc::I8(v) => v.chunks_mut(n).map(AccRow::I8).collect(),
-                Acc::I16(v) => v.chunks_mut(n).map(AccRow::I16).collect(),
-            };
-            let wrows: Vec<&mut [u64]> = layer.weights.rows_mut().take(m).collect();
-            let results: Vec<(f64, usize, i64)> = acc_rows
-                .into_par_iter()
-                .zip(wrows.into_par_iter())
-                .enumerate()
-                .map_init(
-                    || vec![0i32; n],
-                    |q, (i, (acc, row))| {
-                        let dsum = weight_signal(q, d, x, i, m, n);
-                        let sq: f64 = q.iter().map(|&v| (v as f64) * (v as f64)).sum();
-                        let mut rng = Stream::new(seed, i as u64);
-                        let flips = match acc {
-                            AccRow::I8(a) => {
-                                update_row(a, row, q, gain, beta_fx, threshold, &mut rng)
-                            }
-                            AccRow::I16(a) => {
-                                update_row(a, row, q, gain, beta_fx, threshold, &mut rng)
-                            }
-                        };
-                        (sq, flips, dsum)
-                    },
-                )
-                .collect();
-            let sq: f64 = results.iter().map(|r| r.0).sum();
-            let flips: usize = results.iter().map(|r| r.1).sum();
-            layer.q_ms = ema(layer.q_ms, sq / (n * m) as f64);
-            layer.flipped_share = flips as f64 / (n * m) as f64;
-            // Thresholds rise with the signal (a positive delta says the output should fall);
-            // score offsets fall with it.
-            let tsq: f64 = results.iter().map(|r| (r.2 as f64).powi(2)).sum::<f64>() / m as f64;
-            layer.t_ms = ema(layer.t_ms, tsq);
-            let trms = layer.t_ms.sqrt();
-            if trms > 0.0 {
-                let hidden = l + 1 < nl;
-                let range = if hidden {
-                    layer.spread.max(1.0)
+            Plan {
+                signal: WeightSignal::new(d, &pass.x, m, n),
+                dsum: d.chunks_exact(m).fold(vec![0i64; m], |mut acc, db| {
+                    acc.iter_mut().zip(db).for_each(|(a, &v)| *a += v as i64);
+                    acc
+                }),
+                n,
+                gain: if rms > 0.0 {
+                    ((ctx.lr * ctx.unit as f64 / rms * 4294967296.0) as i64).min(MAX_GAIN)
                 } else {
-                    (layer.inputs as f64).sqrt() / 2.0
-                };
-                let step_scale =
-                    s.lr_threshold * cosine(progress, s.lr_end) * range * (1u64 << FRAC) as f64
-                        / trms;
-                for (i, r) in results.iter().enumerate() {
-                    let dt = (r.2 as f64 * step_scale).round() as i64;
-                    layer.bias[i] += if hidden { dt } else { -dt };
-                }
+                    0
+                },
+                beta: (beta.clamp(0.0, 1.0) * 4294967296.0) as i64,
+                seed: mix(ctx.seed, mix(ctx.step, 0xF11F + l as u64)),
             }
+        })
+        .collect();
+    let mut acc_rows: Vec<Vec<AccRow>> = Vec::with_capacity(layers.len());
+    let mut wrows: Vec<Vec<&mut [u64]>> = Vec::with_capacity(layers.len());
+    for layer in layers.iter_mut() {
+        let (n, m) = (layer.inputs, layer.outputs);
+        acc_rows.push(match &mut layer.acc {
+            Acc::I8(v) => v.chunks_mut(n).map(AccRow::I8).collect(),
+            Acc::I16(v) => v.chunks_mut(n).map(AccRow::I16).collect(),
+        });
+        wrows.push(layer.weights.rows_mut().take(m).collect());
+    }
+    let mut tasks = Vec::new();
+    for (l, (accs, rows)) in acc_rows.iter_mut().zip(wrows.iter_mut()).enumerate() {
+        for (blk, (a, w)) in accs
+            .chunks_mut(UPDATE_BLOCK)
+            .zip(rows.chunks_mut(UPDATE_BLOCK))
+            .enumerate()
+        {
+            tasks.push((l, blk * UPDATE_BLOCK, a, w));
         }
+    }
+    // Per row, in layer and row order: sum of q^2, flips, threshold signal.
+    let all: Vec<(usize, f64, usize, i64)> = tasks
+        .into_par_iter()
+        .map_init(
+            || (Vec::new(), Vec::new()),
+            |(q, scratch), (l, i0, accs, rows)| {
+                let p = &plans[l];
+                let ld = p.signal.ld;
+                // Every entry is written by the product; the buffer is reused across tasks.
+                q.resize(accs.len() * ld, 0);
+                p.signal.rows(i0, accs.len(), q, scratch);
+                let mut out = Vec::with_capacity(accs.len());
+                for (r, (acc, row)) in accs.iter_mut().zip(rows.iter_mut()).enumerate() {
+                    let i = i0 + r;
+                    let qi = &q[r * ld..r * ld + p.n];
+                    let dsum = p.dsum[i];
+                    let key = mix(p.seed, i as u64);
+                    let (g, b) = (p.gain, p.beta);
+                    let flips = match acc {
+                        AccRow::I8(a) => update_row(a, row, qi, g, b, threshold, key),
+                        AccRow::I16(a) => update_row(a, row, qi, g, b, threshold, key),
+                    };
+                    out.push((l, lane_sum(qi, |v| v as f64 * v as f64), flips, dsum));
+                }
+                out
+            },
+        )
+        .collect::<Vec<_>>()
+        .into_iter()
+        .flatten()
+        .collect();
+    drop((acc_rows, wrows, plans));
+    for (k, layer) in layers.iter_mut().enumerate() {
+        let l = first + k;
+        let (n, m) = (layer.inputs, layer.outputs);
+        let results: Vec<(f64, usize, i64)> = all
+            .iter()
+            .filter(|r| r.0 == k)
+            .map(|&(_, sq, f, d)| (sq, f, d))
+            .collect();
+        let sq: f64 = results.iter().map(|r| r.0).sum();
+        let flips: usize = results.iter().map(|r| r.1).sum();
+        layer.q_ms = ema(layer.q_ms, sq / (n * m) as f64);
+        layer.flipped_share = flips as f64 / (n * m) as f64;
+        // Thresholds rise with the signal (a positive delta says the output should fall);
+        // score offsets fall with it.
+        let tsq: f64 = results.iter().map(|r| (r.2 as f64).powi(2)).sum::<f64>() / m as f64;
+        layer.t_ms = ema(layer.t_ms, tsq);
+        let trms = layer.t_ms.sqrt();
+        if trms > 0.0 {
+            let hidden = l + 1 < ctx.nl;
+            let range = if hidden {
+                layer.spread.max(1.0)
+            } else {
+                (layer.inputs as f64).sqrt() / 2.0
+            };
+            let step_scale =
+                s.lr_threshold * cosine(ctx.progress, s.lr_end) * range * (1u64 << FRAC) as f64
+                    / trms;
+            let lim = layer.max_sum();
+            let dsum = results.iter().map(|r| r.2);
+            move_biases(&mut layer.bias, dsum, step_scale, hidden, lim);
+        }
+    }
+}
+
+impl Optimizer for FlipOptimizer {
+    fn step(&mut self, data: &TrainData, batch: &[u32], step: u64, progress: f64) -> BatchStats {
+        let (passes, above) = self.forward(data, batch);
+        let nl = self.layers.len();
+        let bsz = batch.len();
+        let s = self.settings.clone();
+        let chunk = bsz.min(SIGNAL_CHUNK);
+        let bits: Vec<u32> = (0..nl)
+            .map(|l| signal_bits(chunk, input_top(&self.input.encoding, l)))
+            .collect();
+
+        let (mut delta, stats) = self.output_error(data, batch, &passes[nl - 1].sums);
+        fit_bits(&mut delta, bits[nl - 1]);
+
+        let ctx = StepCtx {
+            lr: s.lr * cosine(progress, s.lr_end),
+            unit: s.unit(),
+            progress,
+            step,
+            seed: self.seed,
+            nl,
+            settings: s,
+        };
+        let mut deltas: Vec<Vec<i32>> = vec![Vec::new(); nl];
+        deltas[nl - 1] = delta;
+        // Backward through the hidden layers above the first, top to bottom.
+        for l in (1..nl - 1).rev() {
+            let ma = self.layers[l + 1].outputs;
+            let g = backward_signal(&deltas[l + 1], &above[l], bsz, ma);
+            deltas[l] = hidden_delta(
+                &mut self.layers[l],
+                &passes[l].sums,
+                g,
+                bsz,
+                bits[l],
+                &ctx.settings,
+            );
+        }
+        if nl == 1 {
+            update_layers(&mut self.layers, 0, &passes, &[&deltas[0]], &ctx);
+            return stats;
+        }
+        // The first layer's signal and update run beside the update of the layers above,
+        // which no longer depend on it.
+        let ma = self.layers[1].outputs;
+        let (first, rest) = self.layers.split_at_mut(1);
+        let upper: Vec<&[i32]> = deltas[1..].iter().map(|d| d.as_slice()).collect();
+        rayon::join(
+            || {
+                let g = backward_signal(&deltas[1], &above[0], bsz, ma);
+                let d0 = hidden_delta(
+                    &mut first[0],
+                    &passes[0].sums,
+                    g,
+                    bsz,
+                    bits[0],
+                    &ctx.settings,
+                );
+                update_layers(first, 0, &passes[..1], &[&d0], &ctx);
+            },
+            || update_layers(rest, 1, &passes[1..], &upper, &ctx),
+        );
         stats
     }
 
@@ -614,6 +1263,459 @@ enum AccRow<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::train::rng::Stream;
+
+    fn sets(kv: &[(&str, &str)]) -> Vec<(String, String)> {
+        kv.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    /// A 4x4 three-class task: class `c` lights up quarter `c` of the image, with noise.
+    fn toy(samples: usize, encoding: Encoding, seed: u64) -> (InputSpec, Vec<u8>, Vec<u8>) {
+        let input = InputSpec {
+            width: 4,
+            height: 4,
+            channels: 1,
+            pixel_bits: 8,
+            encoding,
+        };
+        let mut s = Stream::new(seed, 77);
+        let labels: Vec<u8> = (0..samples).map(|_| (s.next_u64() % 3) as u8).collect();
+        let images = labels
+            .iter()
+            .flat_map(|&c| {
+                let noise: Vec<u64> = (0..16).map(|_| s.next_u64() % 90).collect();
+                (0..16).map(move |p| {
+                    let lit = (p / 4) == c as usize;
+                    (if lit { 160 + noise[p] } else { noise[p] }) as u8
+                })
+            })
+            .collect();
+        (input, images, labels)
+    }
+
+    /// The loss of `batch` under the optimizer's current weights, with the training softmax.
+    fn loss(opt: &mut FlipOptimizer, data: &TrainData, batch: &[u32]) -> f64 {
+        let (passes, _) = opt.forward(data, batch);
+        let sums = &passes[passes.len() - 1].sums;
+        opt.output_error(data, batch, sums).1.loss
+    }
+
+    #[test]
+    fn out_of_range_settings_are_rejected_with_their_range() {
+        let input = toy(1, Encoding::BitPlanes(2), 1).0;
+        let make =
+            |kv: &[(&str, &str)]| FlipOptimizer::new(input.clone(), &[16, 8, 3], 1, &sets(kv));
+        for (k, v, want) in [
+            ("lr", "-1", "(0, 1000]"),
+            ("lr", "0", "(0, 1000]"),
+            ("lr", "NaN", "(0, 1000]"),
+            ("lr", "inf", "(0, 1000]"),
+            ("lr", "fast", "(0, 1000]"),
+            ("acc_bits", "-8", "8 or 16"),
+            ("lr_end", "1.5", "[0, 1]"),
+            ("lr_end", "-0.1", "[0, 1]"),
+            ("lr_threshold", "-1", "[0, 1000]"),
+            ("window", "0", "(0, 1000]"),
+            ("window", "-2", "(0, 1000]"),
+            ("temperature", "0", "(0, 1000]"),
+            ("temperature", "nan", "(0, 1000]"),
+            ("decay", "2", "[0, 1]"),
+            ("decay", "-0.5", "[0, 1]"),
+            ("decay", "NaN", "[0, 1]"),
+            ("threshold", "0", "1..=127"),
+            ("threshold", "128", "1..=127"),
+            ("threshold", "99999999999", "1..=127"),
+            ("acc_bits", "12", "8 or 16"),
+            ("acc_bits", "x", "8 or 16"),
+            ("ste", "sign", "box or triangle"),
+        ] {
+            let e = make(&[(k, v)]).expect_err(&format!("{k}={v} accepted"));
+            assert!(e.contains(k) && e.contains(want), "{k}={v}: {e}");
+        }
+        for (k, v) in [
+            ("lr", "1000"),
+            ("lr_end", "0"),
+            ("lr_end", "1"),
+            ("decay", "0"),
+        ] {
+            make(&[(k, v)]).unwrap_or_else(|e| panic!("{k}={v} rejected: {e}"));
+        }
+        make(&[("threshold", "127"), ("acc_bits", "16"), ("decay", "1")]).unwrap();
+        let e = FlipOptimizer::new(input.clone(), &[16, 70000, 3], 1, &[]).unwrap_err();
+        assert!(e.contains("65535"), "{e}");
+    }
+
+    #[test]
+    fn signal_bits_keep_every_weight_signal_inside_i32() {
+        for top in [1i64, 3, 15, 255] {
+            for samples in [1usize, 2, 99, 100, 1000, 3000, 60000, SIGNAL_CHUNK] {
+                let bits = signal_bits(samples, top);
+                assert!((7..=15).contains(&bits), "{samples} x {top}: {bits}");
+                assert!(samples as i64 * top * (1 << bits) <= i32::MAX as i64);
+                if bits < 15 {
+                    assert!(samples as i64 * top * (1 << (bits + 1)) > i32::MAX as i64);
+                }
+            }
+        }
+        assert_eq!(signal_bits(100, 15), 15, "the default run keeps 15 bits");
+    }
+
+    /// `q` of a whole batch in i64, for comparison.
+    fn naive_q(delta: &[i32], x: &[i16], bsz: usize, m: usize, n: usize) -> Vec<i64> {
+        let mut q = vec![0i64; m * n];
+        for b in 0..bsz {
+            for i in 0..m {
+                for j in 0..n {
+                    q[i * n + j] += delta[b * m + i] as i64 * x[b * n + j] as i64;
+                }
+            }
+        }
+        q
+    }
+
+    fn signal_of(delta: &[i32], x: &[i16], bsz: usize, m: usize, n: usize) -> Vec<i32> {
+        let pairs = sample_pairs(bsz, n, |b, row| row.copy_from_slice(&x[b * n..(b + 1) * n]));
+        let signal = WeightSignal::new(delta, &pairs, m, n);
+        let mut q = vec![0i32; m * signal.ld];
+        signal.rows(0, m, &mut q, &mut Vec::new());
+        q.chunks_exact(signal.ld)
+            .flat_map(|r| r[..n].to_vec())
+            .collect()
+    }
+
+    #[test]
+    fn weight_signal_is_exact_at_eight_planes_and_a_batch_of_thousands() {
+        // bitplanes:8, batch 3000: every input at +-255 and every signal at its largest
+        // allowed size, all agreeing in sign where they can: the sum that overflowed an i32
+        // before (3000 * 32767 * 255) now lands exactly under it.
+        let (bsz, m, n, top) = (3000usize, 3usize, 20usize, 255i64);
+        let bits = signal_bits(bsz, top);
+        let mut s = Stream::new(8, 8);
+        let x: Vec<i16> = (0..bsz * n)
+            .map(|k| {
+                if k % n == 0 || s.next_u64() & 1 == 0 {
+                    255
+                } else {
+                    -255
+                }
+            })
+            .collect();
+        let mut delta: Vec<i32> = (0..bsz * m)
+            .map(|_| (s.next_u64() % 4000) as i32 - 2000)
+            .collect();
+        // After the shift that fits them into `bits`, these are -2^bits and 2^bits - 1, the
+        // extremes `fit_bits` can produce.
+        let big = (1i32 << (bits + 1)) - 1;
+        for b in 0..bsz {
+            delta[b * m] = -big;
+            delta[b * m + 1] = big;
+        }
+        fit_bits(&mut delta, bits);
+        assert_eq!((delta[0], delta[1]), (-(1 << bits), (1 << bits) - 1));
+        let want = naive_q(&delta, &x, bsz, m, n);
+        // Neuron 0 against input 0: every product is -2^bits * 255.
+        assert_eq!(want[0], -(bsz as i64) * (1 << bits) * 255);
+        assert!(want[0] < i32::MIN as i64 / 2, "the edge is tested");
+        let got = signal_of(&delta, &x, bsz, m, n);
+        for (k, (&g, &w)) in got.iter().zip(&want).enumerate() {
+            assert_eq!(g as i64, w, "q[{k}]");
+        }
+    }
+
+    #[test]
+    fn weight_signal_saturates_past_one_chunk() {
+        // Three chunks of 65536 samples of 8-bit grey levels, all adding up: each chunk is
+        // exact, their sum saturates instead of wrapping.
+        let (bsz, m, n) = (3 * SIGNAL_CHUNK + 5, 1usize, 2usize);
+        let bits = signal_bits(bsz.min(SIGNAL_CHUNK), 255);
+        assert_eq!(bits, 7);
+        let delta = vec![1i32 << bits; bsz];
+        let x: Vec<i16> = (0..bsz * n)
+            .map(|k| if k % 2 == 0 { 255 } else { -255 })
+            .collect();
+        let got = signal_of(&delta, &x, bsz, m, n);
+        assert_eq!(got, vec![i32::MAX, i32::MIN]);
+    }
+
+    #[test]
+    fn backward_signal_is_exact_at_the_widest_layer() {
+        let (ma, m, bsz) = (MAX_WIDTH, 17usize, 3usize);
+        let mut w = BitMatrix::zeros(ma, m);
+        for i in 0..ma {
+            w.set(i, 1, true);
+            w.set(i, 2, i % 2 == 0);
+        }
+        // Sample 0: every signal -32768 (the most negative after a shift); 1: +32767; 2: mixed.
+        let delta: Vec<i32> = (0..bsz * ma)
+            .map(|k| match k / ma {
+                0 => -32768,
+                1 => 32767,
+                _ => {
+                    if k % 3 == 0 {
+                        32767
+                    } else {
+                        -32768
+                    }
+                }
+            })
+            .collect();
+        let g = backward_signal(&delta, &sign_pairs(&w), bsz, ma);
+        for b in 0..bsz {
+            for j in 0..m {
+                let want: i64 = (0..ma)
+                    .map(|i| delta[b * ma + i] as i64 * if w.get(i, j) { 1 } else { -1 })
+                    .sum();
+                assert_eq!(g[b * m + j] as i64, want, "sample {b}, neuron {j}");
+            }
+        }
+        assert_eq!(g[0] as i64, 32768 * MAX_WIDTH as i64, "the edge is tested");
+    }
+
+    #[test]
+    fn triangle_truncates_like_integer_division() {
+        let mut s = Stream::new(6, 6);
+        for _ in 0..100_000 {
+            let den = 1 + (s.next_u64() % (1 << 21)) as i64;
+            let den = if s.next_u64() & 1 == 0 {
+                den
+            } else {
+                1 + den % 40
+            };
+            let num = (s.next_u64() % (den as u64 + 2)) as i64;
+            let g = match s.next_u64() % 4 {
+                0 => i32::MAX,
+                1 => i32::MIN + 1,
+                _ => s.next_u64() as i32,
+            };
+            assert_eq!(
+                triangle(g, num, den),
+                g as i64 * num / den,
+                "{g} * {num} / {den}"
+            );
+        }
+    }
+
+    #[test]
+    fn row_update_kernels_agree_and_saturate_without_wrapping() {
+        let mut s = Stream::new(2, 2);
+        for case in 0..400 {
+            let n = 1 + (s.next_u64() % 200) as usize;
+            let gain = match case % 4 {
+                0 => MAX_GAIN,
+                1 => 0,
+                _ => (s.next_u64() % (1 << 40)) as i64,
+            };
+            let beta = if case % 3 == 0 {
+                1 << 32
+            } else {
+                (s.next_u64() % (1 << 32)) as i64
+            };
+            let q: Vec<i32> = (0..n)
+                .map(|_| match s.next_u64() % 5 {
+                    0 => i32::MAX,
+                    1 => i32::MIN,
+                    _ => (s.next_u64() % 2001) as i32 - 1000,
+                })
+                .collect();
+            let row: Vec<u64> = (0..n.div_ceil(64)).map(|_| s.next_u64()).collect();
+            let key = s.next_u64();
+            let thr = 1 + (s.next_u64() % 127) as i32;
+            let a8: Vec<i8> = (0..n).map(|_| s.next_u64() as i8).collect();
+            let a16: Vec<i16> = (0..n).map(|_| s.next_u64() as i16).collect();
+            let run8 = |k| {
+                let (mut a, mut r) = (a8.clone(), row.clone());
+                let f = update_row_with(&mut a, &mut r, &q, gain, beta, thr, key, k);
+                (a, r, f)
+            };
+            let run16 = |k| {
+                let (mut a, mut r) = (a16.clone(), row.clone());
+                let f = update_row_with(&mut a, &mut r, &q, gain, beta, thr * 256, key, k);
+                (a, r, f)
+            };
+            let (p8, p16) = (run8(RowKernel::Portable), run16(RowKernel::Portable));
+            assert_eq!(p8, run8(RowKernel::detect()), "case {case}");
+            assert_eq!(p16, run16(RowKernel::detect()), "case {case}");
+            // Against the rule in i128: saturated, never wrapped.
+            for (j, &qj) in q.iter().enumerate() {
+                let u = noise(key, j as u32) as i128;
+                let exact = (beta as i128 * a16[j] as i128 + gain as i128 * qj as i128 + u) >> 32;
+                let m = exact.clamp(i16::MIN as i128, i16::MAX as i128) as i32;
+                let w = if (row[j / 64] >> (j % 64)) & 1 == 1 {
+                    1
+                } else {
+                    -1
+                };
+                let flipped = m * w >= thr * 256;
+                assert_eq!(
+                    p16.0[j] as i32,
+                    if flipped { 0 } else { m },
+                    "case {case}, {j}"
+                );
+                assert_eq!((p16.1[j / 64] ^ row[j / 64]) >> (j % 64) & 1 == 1, flipped);
+            }
+        }
+    }
+
+    #[test]
+    fn sixteen_bit_rule_is_the_eight_bit_rule_scaled_by_256() {
+        // beta = 1 and whole-unit steps, so rounding plays no part: the 16-bit accumulator holds
+        // 256 times the 8-bit one and flips the same weights.
+        let one = 1i64 << 32;
+        let mut s = Stream::new(16, 16);
+        for _ in 0..50 {
+            let n = 100;
+            // Small enough that three steps never reach either accumulator's limit (127 and
+            // 32767 are not in the ratio 1 : 256).
+            let q: Vec<i32> = (0..n).map(|_| (s.next_u64() % 21) as i32 - 10).collect();
+            let row = vec![s.next_u64(), s.next_u64()];
+            let start: Vec<i8> = (0..n).map(|_| (s.next_u64() % 61) as i8 - 30).collect();
+            let (mut a8, mut r8) = (start.clone(), row.clone());
+            let mut a16: Vec<i16> = start.iter().map(|&v| v as i16 * 256).collect();
+            let mut r16 = row.clone();
+            let key = s.next_u64();
+            for _ in 0..3 {
+                let f8 = update_row(&mut a8, &mut r8, &q, one, one, 40, key);
+                let f16 = update_row(&mut a16, &mut r16, &q, 256 * one, one, 40 * 256, key);
+                assert_eq!((f8, &r8), (f16, &r16));
+                let scaled: Vec<i16> = a8.iter().map(|&v| v as i16 * 256).collect();
+                assert_eq!(scaled, a16);
+            }
+        }
+    }
+
+    fn train_toy(params: &[(&str, &str)], steps: u64) -> (FlipOptimizer, Vec<u8>, Vec<u8>) {
+        let (input, images, labels) = toy(600, Encoding::BitPlanes(2), 3);
+        let data = TrainData::new(&input, &images, &labels, 3);
+        let mut opt = FlipOptimizer::new(input.clone(), &[16, 32, 3], 5, &sets(params)).unwrap();
+        for t in 0..steps {
+            let batch: Vec<u32> = (0..50).map(|i| ((t * 50 + i) % 600) as u32).collect();
+            opt.step(&data, &batch, t, t as f64 / steps as f64);
+        }
+        (opt, images, labels)
+    }
+
+    #[test]
+    fn both_accumulator_widths_learn_the_toy_task() {
+        for acc in ["8", "16"] {
+            let (opt, images, labels) = train_toy(&[("acc_bits", acc)], 120);
+            let model = opt.export();
+            model.check().unwrap();
+            let acc_test = crate::reference::accuracy(&model, &images, &labels);
+            assert!(acc_test > 0.9, "acc_bits={acc}: accuracy {acc_test}");
+        }
+    }
+
+    #[test]
+    fn one_step_on_one_sample_lowers_its_loss() {
+        let (input, images, labels) = toy(40, Encoding::BitPlanes(2), 9);
+        let data = TrainData::new(&input, &images, &labels, 3);
+        // Thresholds fixed; a flip where lr * |q| / rms(q) reaches the threshold, i.e. on the
+        // few weights whose signal is over twice the typical size and agrees with their sign.
+        let params = sets(&[
+            ("lr_threshold", "0"),
+            ("decay", "1"),
+            ("threshold", "60"),
+            ("lr", "30"),
+        ]);
+        let mut cases = 0;
+        for i in 0..40u32 {
+            let mut opt =
+                FlipOptimizer::new(input.clone(), &[16, 32, 3], i as u64, &params).unwrap();
+            // The first step sets thresholds and the signal's scale; it cannot flip.
+            let weights = |o: &FlipOptimizer| -> Vec<BitMatrix> {
+                o.layers.iter().map(|l| l.weights.clone()).collect()
+            };
+            let before = weights(&opt);
+            opt.step(&data, &[i], 0, 0.0);
+            assert_eq!(before, weights(&opt));
+            let l0 = loss(&mut opt, &data, &[i]);
+            let w0 = weights(&opt);
+            opt.step(&data, &[i], 1, 0.0);
+            if weights(&opt) == w0 {
+                continue;
+            }
+            cases += 1;
+            let l1 = loss(&mut opt, &data, &[i]);
+            assert!(l1 < l0, "sample {i}: loss {l0} -> {l1}");
+        }
+        assert!(cases >= 10, "only {cases} samples flipped a weight");
+    }
+
+    #[test]
+    fn thresholds_and_score_offsets_move_against_their_signal() {
+        // A positive signal says "output too high": a threshold rises, a score offset falls.
+        let mut t = vec![10 << FRAC, 10 << FRAC, 10 << FRAC];
+        move_biases(&mut t, [5i64, -5, 0].into_iter(), 2.0, true, 100);
+        assert_eq!(t, vec![(10 << FRAC) + 10, (10 << FRAC) - 10, 10 << FRAC]);
+        let mut b = vec![0i64; 2];
+        move_biases(&mut b, [5i64, -5].into_iter(), 2.0, false, 100);
+        assert_eq!(b, vec![-10, 10]);
+        // Huge steps stop one past the popcount's range instead of overflowing.
+        let mut e = vec![i64::MAX - 3, i64::MIN + 3];
+        move_biases(
+            &mut e,
+            [i64::MAX, i64::MIN].into_iter(),
+            f64::MAX,
+            true,
+            100,
+        );
+        assert_eq!(e, vec![101 << FRAC, -(101 << FRAC)]);
+
+        // End to end on the output layer: samples of class 0 only, no weight flips; the true
+        // class's offset rises and the others fall.
+        let (input, images, labels) = toy(60, Encoding::BitPlanes(2), 4);
+        let data = TrainData::new(&input, &images, &labels, 3);
+        let batch: Vec<u32> = (0..60).filter(|&i| labels[i as usize] == 0).collect();
+        let params = sets(&[("lr", "0.000001"), ("lr_threshold", "0.5")]);
+        let mut opt = FlipOptimizer::new(input.clone(), &[16, 32, 3], 2, &params).unwrap();
+        opt.step(&data, &batch, 0, 0.0);
+        let last = &opt.layers[1].bias;
+        assert!(last[0] > 0 && last[1] < 0 && last[2] < 0, "{last:?}");
+    }
+
+    #[test]
+    fn threads_and_resume_do_not_change_the_model() {
+        let (input, images, labels) = toy(64, Encoding::BitPlanes(2), 11);
+        let data = TrainData::new(&input, &images, &labels, 3);
+        let batches: Vec<Vec<u32>> = (0..6)
+            .map(|b| (0..17).map(|i| ((b * 17 + i) % 64) as u32).collect())
+            .collect();
+        for params in [
+            sets(&[]),
+            sets(&[("acc_bits", "16"), ("ste", "box"), ("decay", "0.9")]),
+        ] {
+            let make = |seed| FlipOptimizer::new(input.clone(), &[16, 40, 24, 3], seed, &params);
+            let run = |threads: usize, split: Option<usize>| {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                pool.install(|| {
+                    let mut opt = make(9).unwrap();
+                    for (t, b) in batches.iter().enumerate() {
+                        if Some(t) == split {
+                            let state = opt.save_state();
+                            opt = make(1234).unwrap();
+                            opt.load_state(&state).unwrap();
+                        }
+                        opt.step(&data, b, t as u64, t as f64 / 6.0);
+                    }
+                    (opt.save_state(), opt.export())
+                })
+            };
+            let (a, ma) = run(1, None);
+            let (b, mb) = run(2, None);
+            let (c, mc) = run(3, Some(3));
+            assert!(
+                a == b && ma == mb,
+                "{params:?}: thread count changed the result"
+            );
+            assert!(a == c && ma == mc, "{params:?}: resume changed the result");
+            assert_ne!(make(9).unwrap().export(), ma, "training changed nothing");
+        }
+    }
 
     #[test]
     fn flip_rule_and_reset_on_a_hand_worked_row() {
@@ -623,15 +1725,15 @@ mod tests {
         // gain 1.0 in 32.32; q = [+8, +8]: m0 = 18 -> 18 * (+1) >= 16 -> flip w0, reset m0;
         // m1 = 18 -> 18 * (-1) < 16 -> keep w1, m1 = 18.
         let one = 1i64 << 32;
-        let mut rng = Stream::new(1, 1);
+        let key = 1;
         // The random term is below one unit, so with integer products floor() is exact.
-        let flips = update_row(&mut acc, &mut row, &[8, 8], one, one, 16, &mut rng);
+        let flips = update_row(&mut acc, &mut row, &[8, 8], one, one, 16, key);
         assert_eq!(flips, 1);
         assert_eq!(row[0], 0b00, "w0 flipped to -1, w1 kept at -1");
         assert_eq!(acc, vec![0, 18]);
         // Now q = [-20, -40]: m0 = -20, w0 = -1 -> 20 >= 16 flips back; m1 = 18 - 40 = -22,
         // w1 = -1 -> 22 >= 16 flips to +1; both reset.
-        let flips = update_row(&mut acc, &mut row, &[-20, -40], one, one, 16, &mut rng);
+        let flips = update_row(&mut acc, &mut row, &[-20, -40], one, one, 16, key);
         assert_eq!(flips, 2);
         assert_eq!(row[0], 0b11);
         assert_eq!(acc, vec![0, 0]);
@@ -642,10 +1744,10 @@ mod tests {
         let mut acc: Vec<i8> = vec![120];
         let mut row = vec![0b1u64];
         let one = 1i64 << 32;
-        let mut rng = Stream::new(3, 3);
+        let key = 3;
         // w = +1 and a negative signal: m goes down, no flip. Large positive would flip,
         // so test the other way: m = 120, q = -300 -> saturates at -128, w=+1 -> keep.
-        update_row(&mut acc, &mut row, &[-300], one, one, 200, &mut rng);
+        update_row(&mut acc, &mut row, &[-300], one, one, 200, key);
         assert_eq!(acc[0], -128);
         assert_eq!(row[0], 1);
     }
@@ -655,8 +1757,8 @@ mod tests {
         let mut acc: Vec<i8> = vec![100];
         let mut row = vec![0u64];
         let half = 1i64 << 31;
-        let mut rng = Stream::new(5, 5);
-        update_row(&mut acc, &mut row, &[0], 0, half, 127, &mut rng);
+        let key = 5;
+        update_row(&mut acc, &mut row, &[0], 0, half, 127, key);
         assert_eq!(acc[0], 50);
     }
 }

@@ -15,6 +15,7 @@ pub mod bop;
 pub mod checkpoint;
 pub mod flip;
 pub mod float;
+pub mod intgemm;
 pub mod latent;
 pub mod rng;
 
