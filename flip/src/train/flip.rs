@@ -386,9 +386,7 @@ fn batch_sums(
         }
         return;
     }
-    sums.par_chunks_mut(m)
-        .zip(x.par_chunks(words))
-        .for_each(|(s, xs)| layer_sums(weights, inputs, xs, planes, s));
+    crate::gemm::batch_layer_sums(weights, inputs, x, words, planes, sums);
 }
 
 /// Per-sample work (popcount words, multiply-adds) below which a product of the step runs on
