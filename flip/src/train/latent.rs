@@ -27,7 +27,7 @@ use crate::bits::{set_bit, words_for, BitMatrix, WORD_BITS};
 use crate::encoding::Encoding;
 use crate::model::{Activation, BinaryLayer, FloatLayer, InputSpec, Layer, Model};
 use crate::quantize::{fold_scores, fold_threshold};
-use crate::reference::{argmax, layer_sums};
+use crate::reference::argmax;
 
 /// Rows of the product's register tile.
 const MR: usize = 4;
@@ -495,17 +495,11 @@ pub fn pass(
                 let (planes, t) = if l == 0 { (planes0, top) } else { (1, 1) };
                 let u = 1.0 / t as f32;
                 let off = t * n as i32;
-                z.par_chunks_mut(m)
-                    .zip(packed.par_chunks(pwords))
-                    .for_each_init(
-                        || vec![0i32; m],
-                        |s, (zr, x)| {
-                            layer_sums(bits, n, x, planes, s);
-                            for (o, &v) in zr.iter_mut().zip(s.iter()) {
-                                *o = (2 * v - off) as f32 * u;
-                            }
-                        },
-                    );
+                let mut sums = vec![0i32; bsz * m];
+                crate::gemm::batch_layer_sums(bits, n, &packed, pwords, planes, &mut sums);
+                for (o, &v) in z.iter_mut().zip(&sums) {
+                    *o = (2 * v - off) as f32 * u;
+                }
             }
             Weights::Float(f) => {
                 // z^T = W x^T: the inputs (a few hundred KB) stay in cache while the weight
