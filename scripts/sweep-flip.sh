@@ -17,8 +17,9 @@ OUT=build/sweep-flip-$which
 mkdir -p "$OUT"
 case "$which" in
   fmnist)
-    base=(--data /usr/share/datasets/fashion-mnist --arch 784-256-256-10 --epochs 10 --batch 100)
+    base=(--data /usr/share/datasets/fashion-mnist --arch 784-256-256-10 --epochs 10)
     grid=(
+      "batch=50 batch=100 batch=200"
       "lr=0.5 lr=0.7 lr=1 lr=1.4 lr=2"
       "lr_end=0.02 lr_end=0.05 lr_end=0.1"
       "lr_threshold=0.02 lr_threshold=0.05 lr_threshold=0.1"
@@ -47,7 +48,9 @@ for line in "${grid[@]}"; do
   for kv in $line; do
     done_n=$((done_n + 1))
     echo "sweep: [$done_n/$total] $kv (seeds $seeds)" >&2
-    json=$("$FC" seeds "${base[@]}" --set "$kv" --seeds "$seeds" --quiet --json \
+    # batch is a training option, the rest are optimizer settings.
+    case "$kv" in batch=*) opt=(--batch "${kv#batch=}") ;; *) opt=(--set "$kv") ;; esac
+    json=$("$FC" seeds "${base[@]}" "${opt[@]}" --seeds "$seeds" --quiet --json \
       --out "$OUT/${kv//=/_}.fcm" 2>"$OUT/${kv//=/_}.log" | tail -1)
     echo "$json" >"$OUT/${kv//=/_}.json"
     python3 - "$kv" "$json" >>"$csv" <<'PY'
