@@ -10,7 +10,7 @@
 # Also prints flipchip's images/s as a fraction of the popcount kernel's measured peak.
 #   scripts/bench-reference.sh                 (about 3 minutes the first time, with training)
 #   ROUNDS=5 REPEATS=9 scripts/bench-reference.sh
-# Installs Debian's python3-torch and libopenblas0-pthread (apt) and a throwaway venv with LCE
+# Installs Debian's python3-torch and libopenblas0-pthread (scripts/setup.sh --peers) and a throwaway venv with LCE
 # under build/ (pip); flipchip itself depends on none of them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,14 +28,9 @@ FC=target/release/flipchip
 # ---- PyTorch (Debian) ------------------------------------------------------------------------
 TORCH_PY=/usr/bin/python3
 torch_ok=1
-if ! dpkg -s python3-torch libopenblas0-pthread >/dev/null 2>&1; then
-  echo "installing python3-torch and libopenblas0-pthread with apt-get" >&2
-  if ! (apt-get install -y --no-install-recommends python3-torch libopenblas0-pthread \
-      >"$OUT/apt.log" 2>&1); then
-    echo "apt-get install python3-torch libopenblas0-pthread FAILED (see $OUT/apt.log);" \
-      "no PyTorch comparison" >&2
-    torch_ok=0
-  fi
+if ! scripts/setup.sh --peers >"$OUT/setup.log" 2>&1; then
+  echo "scripts/setup.sh --peers FAILED (see $OUT/setup.log); no PyTorch comparison" >&2
+  torch_ok=0
 fi
 if [ $torch_ok = 1 ] && ! "$TORCH_PY" -c "import torch" 2>/dev/null; then
   echo "python3-torch is installed but 'import torch' fails; no PyTorch comparison" >&2
