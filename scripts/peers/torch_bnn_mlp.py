@@ -2,13 +2,13 @@
 """PyTorch peer of `flipchip train`: a binary MLP with latent f32 weights, the straight-through
 estimator, batch norm and Adam, as BNN users train one today (BinaryNet / Larq style).
 
-Same data handling as flipchip: 10% of the training images held out (seeded), 4-bit input
+Same data handling as flipchip: 10% of the training images held out (seeded; --val-fraction), 4-bit input
 levels centred to -15..15 (flipchip's bitplanes:4 values), binary weights in every layer,
 sign activations with the hardtanh straight-through gradient. Prints one JSON line per seed with
 test and validation accuracy, seconds per epoch (training steps only) and peak memory.
 
     python3 scripts/peers/torch_bnn_mlp.py DIR [--arch 784-256-256-10] [--epochs 10]
-        [--batch 100] [--seeds 1,2,3] [--threads N]
+        [--batch 100] [--seeds 1,2,3] [--threads N] [--val-fraction 0.1]
 """
 import argparse, gzip, json, os, resource, struct, time
 
@@ -78,6 +78,7 @@ def main():
     ap.add_argument("--batch", type=int, default=100)
     ap.add_argument("--seeds", default="1,2,3")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--val-fraction", type=float, default=0.1)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     xtr = idx(find(a.data, "train-images-idx3-ubyte")).reshape(-1, 784)
@@ -90,7 +91,7 @@ def main():
     for seed in [int(s) for s in a.seeds.split(",")]:
         torch.manual_seed(seed)
         perm = np.random.default_rng(seed).permutation(len(ytr))
-        nval = len(ytr) // 10
+        nval = int(round(a.val_fraction * len(ytr)))
         val, tr = perm[:nval], perm[nval:]
         x, y = prep(xtr[tr]), torch.tensor(ytr[tr].astype(np.int64))
         xv, yv = prep(xtr[val]), torch.tensor(ytr[val].astype(np.int64))
@@ -119,7 +120,7 @@ def main():
         print(json.dumps({
             "peer": "pytorch-ste-adam-bn", "torch": torch.__version__, "seed": seed,
             "threads": a.threads, "accuracy": accuracy(net, xt, yt),
-            "val_accuracy": accuracy(net, xv, yv), "epoch_seconds": sum(times) / len(times),
+            "val_accuracy": accuracy(net, xv, yv) if nval else None, "epoch_seconds": sum(times) / len(times),
             "peak_memory_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         }), flush=True)
 
