@@ -508,7 +508,11 @@ pub fn accuracy_and_loss(model: &Model, split: &Split) -> (f64, f64) {
         split
             .images
             .par_chunks(p)
-            .flat_map_iter(|img| reference::float_scores(model, img).into_iter().map(f64::from))
+            .flat_map_iter(|img| {
+                reference::float_scores(model, img)
+                    .into_iter()
+                    .map(f64::from)
+            })
             .collect()
     };
     let classes = logits.len() / split.len();
