@@ -9,6 +9,7 @@
 #   scripts/bench-train.sh flip       digits, flip and BinaryConnect only (the speed target)
 #   scripts/bench-train.sh peers      also the PyTorch peer (scripts/peers/torch_bnn_mlp.py:
 #                                     latent f32, STE, batch norm, Adam) over the same seeds
+#   scripts/bench-train.sh summary    print the table and checks of the last run again
 #   SEEDS=1,2,3,4,5 scripts/bench-train.sh    other seeds
 # Targets checked at the end: flip's mean test accuracy >= 88.3% (the PyTorch STE/Adam/batch-norm
 # peer after 10 epochs), flip's epoch time <= 0.5x BinaryConnect's in this run, <= 1.5 bytes of
@@ -30,6 +31,7 @@ run() { # name, args...
   "$FC" seeds --seeds "$SEEDS" --quiet --json --out "$OUT/$name.fcm" "$@" \
     2>"$OUT/$name.log" | tail -1 >"$OUT/$name.json"
 }
+if [ "$only" != summary ]; then
 # The digits default is timed as a user runs it: one `flipchip train`, wall clock included.
 "$FC" train --quiet --json --out "$OUT/digits-default.fcm" 2>/dev/null | tail -1 >"$OUT/digits-default.json"
 run digits-flip
@@ -49,6 +51,7 @@ if [ "$only" = all ] || [ "$only" = peers ]; then
   run fmnist-flip-acc16 "${F[@]}" --set acc_bits=16
   run fmnist-bop "${F[@]}" --optimizer bop
 fi
+fi
 
 python3 - "$OUT" <<'PY'
 import json, os, sys
@@ -57,6 +60,8 @@ def get(n):
     p = os.path.join(out, n + ".json")
     return json.load(open(p)) if os.path.exists(p) else None
 def pm(d, k, scale=1.0, digits=2):
+    if d.get(k + "_mean") is None:
+        return "-"
     s = d.get(k + "_std")
     s = "-" if s is None else f"{s*scale:.{digits}f}"
     return f'{d[k + "_mean"]*scale:.{digits}f} +- {s}'

@@ -5,6 +5,7 @@
 # never looked at here.
 #   scripts/sweep-flip.sh fmnist [SEEDS]   Fashion-MNIST 784-256-256-10, 10 epochs (default)
 #   scripts/sweep-flip.sh fmnist-round2    the same around the first round's winners
+#   scripts/sweep-flip.sh fmnist-binaryconnect|fmnist-bop   the baselines' defaults
 #   scripts/sweep-flip.sh digits [SEEDS]   the embedded digits with `flipchip train`'s defaults
 # SEEDS defaults to 1,2. Results: build/sweep-flip-<set>/results.csv and a table on stdout.
 set -euo pipefail
@@ -39,6 +40,17 @@ case "$which" in
       "$w,threshold=32 $w,temperature=0.5 $w,lr_threshold=0.02"
     )
     ;;
+  fmnist-binaryconnect)
+    # The baselines' defaults, the same way (their learning rates and the batch).
+    base=(--data /usr/share/datasets/fashion-mnist --arch 784-256-256-10 --epochs 10)
+    o=optimizer=binaryconnect
+    grid=("$o,lr=0.0025 $o,lr=0.005 $o,lr=0.01" "$o,batch=200")
+    ;;
+  fmnist-bop)
+    base=(--data /usr/share/datasets/fashion-mnist --arch 784-256-256-10 --epochs 10)
+    o=optimizer=bop
+    grid=("$o,gamma=0.0005 $o,gamma=0.001 $o,gamma=0.002" "$o,tau=0.0000001 $o,tau=0.00001" "$o,batch=200")
+    ;;
   digits)
     base=()
     grid=(
@@ -48,7 +60,7 @@ case "$which" in
       "threshold=8 threshold=16 threshold=32"
     )
     ;;
-  *) echo "usage: $0 fmnist|fmnist-round2|digits [SEEDS]" >&2; exit 2 ;;
+  *) echo "usage: $0 fmnist|fmnist-round2|fmnist-binaryconnect|fmnist-bop|digits [SEEDS]" >&2; exit 2 ;;
 esac
 
 csv="$OUT/results.csv"
@@ -61,15 +73,21 @@ for line in "${grid[@]}"; do
     tag=${kv//=/_}
     tag=${tag//,/+}
     echo "sweep: [$done_n/$total] $kv (seeds $seeds)" >&2
-    # A grid entry is one or more KEY=VALUE joined by commas; batch is a training option, the
-    # rest are optimizer settings (a later KEY overrides an earlier one).
+    # A grid entry is one or more KEY=VALUE joined by commas; batch and optimizer are training
+    # options, the rest optimizer settings (a later KEY overrides an earlier one).
     opt=()
-    batch_opt=()
+    batch=""
+    optimizer=""
     IFS=, read -r -a kvs <<<"$kv"
     for one in "${kvs[@]}"; do
-      case "$one" in batch=*) batch_opt=(--batch "${one#batch=}") ;; *) opt+=(--set "$one") ;; esac
+      case "$one" in
+        batch=*) batch=${one#batch=} ;;
+        optimizer=*) optimizer=${one#optimizer=} ;;
+        *) opt+=(--set "$one") ;;
+      esac
     done
-    opt+=("${batch_opt[@]}")
+    [ -z "$batch" ] || opt+=(--batch "$batch")
+    [ -z "$optimizer" ] || opt+=(--optimizer "$optimizer")
     json=$("$FC" seeds "${base[@]}" "${opt[@]}" --seeds "$seeds" --quiet --json \
       --out "$OUT/$tag.fcm" 2>"$OUT/$tag.log" | tail -1)
     echo "$json" >"$OUT/$tag.json"
