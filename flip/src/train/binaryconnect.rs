@@ -30,6 +30,11 @@
 //! `momentum` (weight of a new batch in the running statistics, default 0.1). Valid ranges:
 //! `lr`, `lr_norm` > 0; `0 <= lr_end <= 1`; `0 < init <= 1`; `0 < momentum <= 1`; anything
 //! else (NaN and infinities included) is an error that gives the range.
+//!
+//! The defaults were checked on validation data (`scripts/sweep-flip.sh fmnist-binaryconnect`,
+//! Fashion-MNIST 784-256-256-10, 10 epochs, mean validation accuracy over seeds 1-3): `lr`
+//! 0.0025: 88.48%, **0.005: 88.53%**, 0.01: 88.39%; batch 200: 88.35% against 88.53% at 100.
+//! They stand.
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};

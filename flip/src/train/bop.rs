@@ -19,11 +19,17 @@
 //! larger gradients and needs about `tau=1e-3`, or weights keep flipping back and forth.
 //!
 //! Settings (`--set key=value`): `gamma` (adaptivity rate, default 1e-3, decayed by a cosine
-//! to `gamma_end * gamma`), `gamma_end` (default 0.1), `tau` (flip threshold, default 1e-6),
+//! to `gamma_end * gamma`), `gamma_end` (default 0.1), `tau` (flip threshold, default 1e-7),
 //! `lr` (Adam rate of batch norms and head, default 0.005), `lr_end` (default 0.01),
 //! `momentum` (running statistics, default 0.1). Valid ranges: `0 < gamma <= 1`;
 //! `0 <= gamma_end <= 1`; `tau >= 0`; `lr > 0`; `0 <= lr_end <= 1`; `0 < momentum <= 1`;
 //! anything else (NaN and infinities included) is an error that gives the range.
+//!
+//! The defaults were checked on validation data (`scripts/sweep-flip.sh fmnist-bop`,
+//! Fashion-MNIST 784-256-256-10, 10 epochs, mean validation accuracy over seeds 1-3): `tau`
+//! 0: 87.25%, 1e-8: 87.74%, **1e-7: 88.21%**, 1e-6: 87.48%, 1e-5: 85.26%; `gamma` (at tau
+//! 1e-6) 5e-4: 88.06%, **1e-3: 87.48%**, 2e-3: 87.62%, and 5e-4 with tau 1e-7: 88.05%; batch
+//! 200: 87.52% against 87.48% at 100. So `tau` moved from 1e-6 to 1e-7 and the rest stayed.
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -91,7 +97,7 @@ impl Bop {
         let settings = Settings {
             gamma: param_in(params, "gamma", 1e-3, Range::UnitPositive)?,
             gamma_end: param_in(params, "gamma_end", 0.1, Range::Unit)?,
-            tau: param_in(params, "tau", 1e-6, Range::NonNegative)?,
+            tau: param_in(params, "tau", 1e-7, Range::NonNegative)?,
             lr: param_in(params, "lr", 0.005, Range::Positive)?,
             lr_end: param_in(params, "lr_end", 0.01, Range::Unit)?,
             momentum: param_in(params, "momentum", 0.1, Range::UnitPositive)?,
