@@ -12,6 +12,10 @@
 //! `lr_end * lr`, default 0.01), `momentum` (running statistics, default 0.1). Valid ranges:
 //! `lr > 0`, `0 <= lr_end <= 1`, `0 < momentum <= 1`; anything else (NaN and infinities
 //! included) is an error that gives the range.
+//!
+//! The default `lr` was checked on validation data (Fashion-MNIST 784-256-256-10, 10 epochs,
+//! `flipchip seeds --optimizer float --set lr=X --seeds 1,2,3`, mean validation accuracy):
+//! 0.001: 89.79%, **0.002: 89.99%**, 0.004: 89.97%. It stands.
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
