@@ -28,6 +28,7 @@ case "$which" in
       "window=0.5 window=0.7 window=1"
       "temperature=0.25 temperature=0.35 temperature=0.5"
       "threshold=8 threshold=16 threshold=32"
+      "center=off,lr=1 center=on,lr=1 center=on,lr=1.4"
     )
     ;;
   fmnist-round2)
