@@ -22,7 +22,8 @@
 //! 4. **Weight signal** `q_ij = sum_b c_bi * x_bj` (integer; `x` is +-1, or the centred
 //!    grey level `2v - (2^P - 1)` on a bit-plane first layer), where `c_bi = delta_bi -
 //!    mu_i` is the signal less its batch mean `mu_i` (an integer, rounded to nearest;
-//!    `center=on`, the default) or `delta_bi` itself (`center=off`); `c` is shifted right
+//!    `center=on`, the default; a batch of one sample is not centred) or `delta_bi` itself
+//!    (`center=off`); `c` is shifted right
 //!    like `delta` if it leaves `+-2^k`. `q_ij` has the sign of `dLoss/dw_ij` (of its
 //!    part that varies across the batch, when centred), so a weight whose accumulated `q`
 //!    agrees with its own sign wants to flip. The mean is what the neuron's threshold (or
@@ -950,9 +951,13 @@ fn move_biases(
 
 /// `delta` (`batch x m`) less each neuron's batch mean (rounded to the nearest integer, halves
 /// up), shifted right as needed to stay within `+-2^bits` (the difference can reach twice
-/// that).
+/// that). A batch of one sample is left as it is: centred, its signal would be zero and
+/// `--batch 1` would train no weight.
 fn centre(delta: &[i32], m: usize, bits: u32) -> Vec<i32> {
     let bsz = (delta.len() / m.max(1)).max(1) as i64;
+    if bsz == 1 {
+        return delta.to_vec();
+    }
     let mean: Vec<i32> = delta
         .chunks_exact(m)
         .fold(vec![0i64; m], |mut acc, db| {
@@ -1589,6 +1594,8 @@ mod tests {
         assert_eq!(centre(&[1, -4, 4, 1], 2, 15), vec![-2, -3, 1, 2]);
         // Differences past 2^bits are shifted back into range.
         assert_eq!(centre(&[-128, 0, 128, 0], 2, 7), vec![-64, 0, 64, 0]);
+        // One sample: left as it is, so that a batch of one still trains its weights.
+        assert_eq!(centre(&[5, -3], 2, 15), vec![5, -3]);
     }
 
     #[test]
