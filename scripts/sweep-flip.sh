@@ -5,6 +5,7 @@
 # never looked at here.
 #   scripts/sweep-flip.sh fmnist [SEEDS]   Fashion-MNIST 784-256-256-10, 10 epochs (default)
 #   scripts/sweep-flip.sh fmnist-round2    the same around the first round's winners
+#   scripts/sweep-flip.sh fmnist-round3    around the defaults with the centred signal
 #   scripts/sweep-flip.sh fmnist-binaryconnect|fmnist-bop   the baselines' defaults
 #   scripts/sweep-flip.sh digits [SEEDS]   the embedded digits with `flipchip train`'s defaults
 # SEEDS defaults to 1,2. Results: build/sweep-flip-<set>/results.csv and a table on stdout.
@@ -41,6 +42,14 @@ case "$which" in
       "$w,threshold=32 $w,temperature=0.5 $w,lr_threshold=0.02"
     )
     ;;
+  fmnist-round3)
+    # Around the defaults with the centred signal (center=on, lr 1.4, batch 200).
+    base=(--data /usr/share/datasets/fashion-mnist --arch 784-256-256-10 --epochs 10)
+    grid=(
+      "lr_threshold=0.1 lr_threshold=0.2 threshold=12 threshold=24"
+      "batch=150 batch=300 lr_end=0.1 acc_bits=16"
+    )
+    ;;
   fmnist-binaryconnect)
     # The baselines' defaults, the same way (their learning rates and the batch).
     base=(--data /usr/share/datasets/fashion-mnist --arch 784-256-256-10 --epochs 10)
@@ -61,7 +70,7 @@ case "$which" in
       "threshold=8 threshold=16 threshold=32"
     )
     ;;
-  *) echo "usage: $0 fmnist|fmnist-round2|fmnist-binaryconnect|fmnist-bop|digits [SEEDS]" >&2; exit 2 ;;
+  *) echo "usage: $0 fmnist|fmnist-round2|fmnist-round3|fmnist-binaryconnect|fmnist-bop|digits [SEEDS]" >&2; exit 2 ;;
 esac
 
 csv="$OUT/results.csv"
