@@ -136,14 +136,7 @@ pub fn clear_padding(words: &mut [u64], bits: usize) {
 mod tests {
     use super::*;
 
-    /// Small deterministic generator so the test needs no dependency.
-    fn next(s: &mut u64) -> u64 {
-        *s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = *s;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
+    use crate::train::rng::splitmix as next;
 
     #[test]
     fn xnor_popcount_matches_signed_dot_product() {

@@ -598,13 +598,7 @@ pub fn peak_words_per_second(kernel: Kernel, time: std::time::Duration) -> f64 {
 mod tests {
     use super::*;
 
-    fn next(s: &mut u64) -> u64 {
-        *s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = *s;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
+    use crate::train::rng::splitmix as next;
 
     /// Straight from the definition, one sample and row at a time.
     fn naive(shape: Shape, x: &[u64], w: &[u64]) -> Vec<u32> {

@@ -1024,14 +1024,7 @@ mod tests {
     use super::*;
     use std::collections::BTreeMap;
 
-    /// Small deterministic generator so the tests need no dependency.
-    fn next(s: &mut u64) -> u64 {
-        *s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = *s;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
+    use crate::train::rng::splitmix as next;
 
     fn random_binary(encoding: Encoding, pixel_bits: u8, widths: &[usize], seed: u64) -> Model {
         let mut s = seed;
