@@ -24,6 +24,9 @@ use crate::reference::argmax;
 /// small enough that 10,000 images still make over a hundred tasks for the work stealing.
 pub const CHUNK: usize = 64;
 
+/// Popcount words per sample (`rows x words`) below which a layer runs on the calling thread.
+const SMALL_WORK: usize = 1 << 12;
+
 /// Popcount sums of one layer for a batch: `x` holds the batch's inputs back to back, `words`
 /// u64 words each (`planes` planes of `words_for(inputs)` words); `sums` gets
 /// `batch x weights.rows()` sums, sample-major, equal to [`crate::reference::layer_sums`] per
@@ -71,6 +74,24 @@ pub fn batch_layer_sums_with(
     assert_eq!(x.len() % words, 0, "x is not whole samples");
     let batch = x.len() / words;
     assert_eq!(sums.len(), batch * rows, "sums is not batch x rows");
+    if rows * words < SMALL_WORK {
+        // Too little work per sample to be worth waking other threads for (a last layer of
+        // ten classes, say): the calling thread does it.
+        let mut scratch = Vec::new();
+        for (x, sums) in x.chunks(CHUNK * words).zip(sums.chunks_mut(CHUNK * rows)) {
+            chunk_sums(
+                kernel,
+                weights,
+                inputs,
+                x,
+                words,
+                planes,
+                sums,
+                &mut scratch,
+            );
+        }
+        return;
+    }
     x.par_chunks(CHUNK * words)
         .zip(sums.par_chunks_mut(CHUNK * rows))
         .for_each(|(x, sums)| {

@@ -145,7 +145,7 @@ use super::{check_params, param, BatchStats, Optimizer, TrainData};
 use crate::bits::{words_for, BitMatrix, WORD_BITS};
 use crate::encoding::Encoding;
 use crate::model::{Activation, BinaryLayer, InputSpec, Layer, Model};
-use crate::reference::{argmax, layer_sums};
+use crate::reference::argmax;
 
 const KNOWN: &[&str] = &[
     "threshold",
@@ -425,27 +425,6 @@ fn lane_sum<T: Copy>(values: &[T], f: impl Fn(T) -> f64) -> f64 {
     lanes.iter().sum::<f64>() + tail
 }
 
-/// Popcount sums of one layer for a whole batch, sample-major (`x` holds `words` per sample).
-/// The batch forward of the flip optimizer goes through here and only here.
-fn batch_sums(
-    weights: &BitMatrix,
-    inputs: usize,
-    x: &[u64],
-    words: usize,
-    planes: usize,
-    sums: &mut [i32],
-) {
-    let m = weights.rows();
-    if m * words < SMALL_WORK {
-        // Too little work to be worth waking other threads for (the last layer).
-        for (s, xs) in sums.chunks_mut(m).zip(x.chunks(words)) {
-            layer_sums(weights, inputs, xs, planes, s);
-        }
-        return;
-    }
-    crate::gemm::batch_layer_sums(weights, inputs, x, words, planes, sums);
-}
-
 /// Per-sample work (popcount words, multiply-adds) below which a product of the step runs on
 /// the calling thread: waking the pool for it costs more than it saves.
 const SMALL_WORK: usize = 1 << 12;
@@ -523,7 +502,7 @@ impl FlipOptimizer {
             let (n, m, planes) = (layer.inputs, layer.outputs, layer.planes);
             let forward = || {
                 let mut sums = vec![0i32; batch.len() * m];
-                batch_sums(&layer.weights, n, &packed, words, planes, &mut sums);
+                crate::gemm::batch_layer_sums(&layer.weights, n, &packed, words, planes, &mut sums);
                 sums
             };
             // The inputs as pairs of samples (and on the first layer the weights above) are
