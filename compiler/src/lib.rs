@@ -72,6 +72,11 @@ pub const TOP: &str = "flipchip_top";
 /// The model as an unfolded design (every layer `pe = simd = 1`, memories not laid out).
 pub fn lower(model: &Model) -> Result<Design, CompileError> {
     model.check().map_err(|e| CompileError::Model(e.0))?;
+    if model.is_convolutional() {
+        return Err(CompileError::Model(
+            "convolutional models (conv and pool layers) cannot be compiled yet".into(),
+        ));
+    }
     if !model.is_binary() {
         return Err(CompileError::Model(
             "only binary models can be compiled (this one has float layers)".into(),

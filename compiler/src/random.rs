@@ -85,6 +85,7 @@ pub fn random_model(
             outputs,
             weights,
             activation,
+            conv: None,
         }));
         inputs = outputs;
         planes = 1;

@@ -16,6 +16,7 @@ use rayon::prelude::*;
 
 use crate::bits::{words_for, BitMatrix, WORD_BITS};
 use crate::encoding::Encoding;
+use crate::featuremap;
 use crate::model::{Activation, InputSpec, Layer, Model};
 use crate::popcount::{self, Kernel, Shape};
 use crate::reference::argmax;
@@ -23,6 +24,9 @@ use crate::reference::argmax;
 /// Samples per rayon task: large enough that a task's weight loads are shared by many samples,
 /// small enough that 10,000 images still make over a hundred tasks for the work stealing.
 pub const CHUNK: usize = 64;
+
+/// Samples per rayon task in a convolutional model.
+const CONV_CHUNK: usize = 4;
 
 /// Popcount words per sample (`rows x words`) below which a layer runs on the calling thread.
 const SMALL_WORK: usize = 1 << 12;
@@ -170,6 +174,17 @@ pub fn forward_with(kernel: Kernel, model: &Model, images: &[u8]) -> Outputs {
         scores: vec![0; n * classes_n],
         classes: vec![0; n],
     };
+    if model.is_convolutional() {
+        // A sample's windows are hundreds of rows, so a few samples already make a large GEMM.
+        images
+            .par_chunks(CONV_CHUNK * p)
+            .zip(out.scores.par_chunks_mut(CONV_CHUNK * classes_n))
+            .zip(out.classes.par_chunks_mut(CONV_CHUNK))
+            .for_each_init(Buffers::default, |buf, ((img, scores), classes)| {
+                conv_chunk_forward(kernel, model, img, buf, scores, classes)
+            });
+        return out;
+    }
     images
         .par_chunks(CHUNK * p)
         .zip(out.scores.par_chunks_mut(CHUNK * classes_n))
@@ -192,6 +207,7 @@ struct Buffers {
     next: Vec<u64>,
     sums: Vec<i32>,
     scratch: Vec<u32>,
+    windows: Vec<u64>,
     #[cfg(target_arch = "x86_64")]
     sliced: crate::sliced::Buffers,
 }
@@ -268,6 +284,132 @@ fn chunk_forward(
     unreachable!("a checked model ends in a scores layer")
 }
 
+/// [`chunk_forward`] for a model with convolutions and pools: each convolution is one bit-GEMM
+/// over the windows of every output pixel of every sample in the chunk
+/// ([`featuremap::windows`]), whose sums come out pixel-major, channel-minor: the order of the
+/// output feature map.
+fn conv_chunk_forward(
+    kernel: Kernel,
+    model: &Model,
+    images: &[u8],
+    buf: &mut Buffers,
+    scores: &mut [i32],
+    classes: &mut [usize],
+) {
+    let samples = classes.len();
+    let mut words = model.input.encoding.encoded_words(model.input.pixels());
+    buf.x.resize(samples * words, 0);
+    encode_batch(&model.input, images, &mut buf.x);
+    let mut planes = model.input.encoding.planes();
+    for layer in &model.layers {
+        let l = match layer {
+            Layer::Binary(l) => l,
+            Layer::MaxPool(p) => {
+                let out_words = words_for(p.output_size());
+                buf.next.resize(samples * out_words, 0);
+                for (x, o) in buf
+                    .x
+                    .chunks_exact(words)
+                    .zip(buf.next.chunks_exact_mut(out_words))
+                {
+                    featuremap::max_pool(p, x, o);
+                }
+                std::mem::swap(&mut buf.x, &mut buf.next);
+                words = out_words;
+                continue;
+            }
+            Layer::Float(_) => unreachable!("checked binary above"),
+        };
+        let Some(conv) = &l.conv else {
+            // Dense layers read the flattened map as it is.
+            buf.sums.resize(samples * l.outputs, 0);
+            chunk_sums(
+                kernel,
+                &l.weights,
+                l.inputs,
+                &buf.x,
+                words,
+                planes,
+                &mut buf.sums,
+                &mut buf.scratch,
+            );
+            match &l.activation {
+                Activation::Threshold { thresholds, invert } => {
+                    words = words_for(l.outputs);
+                    buf.next.resize(samples * words, 0);
+                    for (s, o) in buf
+                        .sums
+                        .chunks_exact(l.outputs)
+                        .zip(buf.next.chunks_exact_mut(words))
+                    {
+                        threshold_words(thresholds, invert, s, o);
+                    }
+                    std::mem::swap(&mut buf.x, &mut buf.next);
+                    planes = 1;
+                    continue;
+                }
+                Activation::Scores { bias } => {
+                    for ((s, sc), c) in buf
+                        .sums
+                        .chunks_exact(l.outputs)
+                        .zip(scores.chunks_exact_mut(l.outputs))
+                        .zip(classes.iter_mut())
+                    {
+                        for ((o, &v), &b) in sc.iter_mut().zip(s).zip(bias) {
+                            *o = v + b;
+                        }
+                        *c = argmax(sc);
+                    }
+                    return;
+                }
+            }
+        };
+        let Activation::Threshold { thresholds, invert } = &l.activation else {
+            unreachable!("a checked model's convolutions have thresholds")
+        };
+        let pixels = conv.output_pixels();
+        let win_words = planes * words_for(conv.window());
+        buf.windows.resize(samples * pixels * win_words, 0);
+        for (x, w) in buf
+            .x
+            .chunks_exact(words)
+            .zip(buf.windows.chunks_exact_mut(pixels * win_words))
+        {
+            featuremap::windows(conv, x, planes, w);
+        }
+        buf.sums.resize(samples * pixels * l.outputs, 0);
+        chunk_sums(
+            kernel,
+            &l.weights,
+            l.inputs,
+            &buf.windows,
+            win_words,
+            planes,
+            &mut buf.sums,
+            &mut buf.scratch,
+        );
+        let out_words = words_for(pixels * l.outputs);
+        let pixel_words = words_for(l.outputs);
+        buf.next.resize(samples * out_words, 0);
+        let mut pixel = vec![0u64; pixel_words];
+        for (s, o) in buf
+            .sums
+            .chunks_exact(pixels * l.outputs)
+            .zip(buf.next.chunks_exact_mut(out_words))
+        {
+            o.fill(0);
+            for (px, s) in s.chunks_exact(l.outputs).enumerate() {
+                threshold_words(thresholds, invert, s, &mut pixel);
+                featuremap::copy_bits(&pixel, 0, o, px * l.outputs, l.outputs);
+            }
+        }
+        std::mem::swap(&mut buf.x, &mut buf.next);
+        words = out_words;
+        planes = 1;
+    }
+    unreachable!("a checked model ends in a scores layer")
+}
+
 /// [`crate::reference::threshold_bits`] a word at a time, so the comparisons vectorise.
 fn threshold_words(thresholds: &[i32], invert: &[bool], sums: &[i32], out: &mut [u64]) {
     for (((o, s), t), inv) in out
@@ -328,7 +470,9 @@ pub fn popcount_words(model: &Model) -> usize {
     let mut planes = model.input.encoding.planes();
     let mut total = 0;
     for l in &model.layers {
-        total += l.outputs() * planes * words_for(l.inputs());
+        let Layer::Binary(b) = l else { continue };
+        let pixels = b.conv.map_or(1, |c| c.output_pixels());
+        total += pixels * b.outputs * planes * words_for(b.inputs);
         planes = 1;
     }
     total
@@ -383,6 +527,7 @@ mod tests {
                 }
             };
             layers.push(Layer::Binary(BinaryLayer {
+                conv: None,
                 inputs: n,
                 outputs,
                 weights: random_bits(s, outputs, n),
@@ -435,6 +580,47 @@ mod tests {
                     assert_eq!(out.scores, want, "{k}, {} {}", m.input.encoding, m.arch());
                     let classes: Vec<usize> = want.chunks(m.classes()).map(argmax).collect();
                     assert_eq!(out.classes, classes);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn batched_conv_forward_matches_the_per_image_reference() {
+        use crate::model::arch::{parse, LayerSpec};
+        let mut s = 17;
+        let cases: [(&str, usize, usize, usize); 5] = [
+            ("c5-p-7-3", 8, 8, 1),
+            ("c3k1-c70k3-p-c9k2-12-4", 10, 12, 2),
+            ("c4k5-p-5", 12, 10, 1),
+            ("c66-c2-10", 5, 6, 1),
+            ("c8-p-c8-p-6", 14, 14, 1),
+        ];
+        for (round, (arch, w, h, ch)) in cases.iter().enumerate() {
+            for (enc, bits) in encodings(&mut s).into_iter().step_by(3) {
+                let input = InputSpec {
+                    width: *w,
+                    height: *h,
+                    channels: *ch,
+                    pixel_bits: bits,
+                    encoding: enc,
+                };
+                let specs: Vec<LayerSpec> = parse(arch, input.pixels()).unwrap();
+                let classes = match specs.last() {
+                    Some(LayerSpec::Dense(c)) => *c,
+                    _ => unreachable!(),
+                };
+                let m = crate::model::random::binary(next(&mut s), input, &specs, classes);
+                let p = m.input.pixels();
+                let images = [1, 3, CONV_CHUNK + 1, 2 * CONV_CHUNK + 3, 5][round];
+                let max = 1u64 << bits;
+                let px: Vec<u8> = (0..images * p)
+                    .map(|_| (next(&mut s) % max) as u8)
+                    .collect();
+                let want: Vec<i32> = px.chunks(p).flat_map(|im| binary_scores(&m, im)).collect();
+                for k in Kernel::available() {
+                    let out = forward_with(k, &m, &px);
+                    assert_eq!(out.scores, want, "{k}, {} {}", m.input.encoding, m.arch());
                 }
             }
         }

@@ -7,6 +7,7 @@
 pub mod bits;
 pub mod data;
 pub mod encoding;
+pub mod featuremap;
 pub mod gemm;
 pub mod model;
 pub mod popcount;

@@ -90,6 +90,9 @@ fn float_layers(m: &Model) -> Result<Vec<&FloatLayer>, QuantizeError> {
         .map(|l| match l {
             Layer::Float(f) => Ok(f),
             Layer::Binary(_) => Err(QuantizeError::NotFloat),
+            Layer::MaxPool(_) => Err(QuantizeError::Invalid(
+                "pooling layers cannot be quantized yet".into(),
+            )),
         })
         .collect()
 }
@@ -216,6 +219,7 @@ pub fn to_binary(m: &Model) -> Result<Model, QuantizeError> {
             outputs: rows,
             weights: bits,
             activation,
+            conv: f.conv,
         }));
     }
     Ok(with_layers(m, layers, "binary"))
@@ -268,6 +272,7 @@ mod tests {
         for (i, &m) in [12usize, 5].iter().enumerate() {
             let _ = i;
             layers.push(Layer::Float(FloatLayer {
+                conv: None,
                 inputs: n,
                 outputs: m,
                 weights: (0..n * m).map(|_| s.normal() * 0.3).collect(),

@@ -7,13 +7,20 @@
 //! product `dot`. Hidden neurons emit `(s_i >= T_i) XOR invert_i`; the last layer emits scores
 //! `s_i + bias_i` and the class is the first index of the largest score.
 //!
+//! A convolution (see [`crate::model::Conv`] for its bit orders) computes the same sum for
+//! every output pixel and output channel over that pixel's window, and applies its channel's
+//! threshold; its output bits form the next feature map, output pixel after output pixel,
+//! channel within pixel. A max-pool ORs each window of bits. A dense layer after them reads
+//! the last feature map as it is stored (flattened row-major, channels innermost).
+//!
 //! The functions here are the specification, written for reading. [`accuracy`] runs binary
 //! models through the batched [`crate::gemm`], whose tests hold it to [`binary_scores`].
 
 use rayon::prelude::*;
 
 use crate::bits::{agreements, set_bit, words_for, BitMatrix};
-use crate::model::{Activation, FloatLayer, Layer, Model};
+use crate::featuremap;
+use crate::model::{Activation, Conv, FloatLayer, Layer, MaxPool, Model};
 
 /// Popcount sums of one layer (`weights`, `inputs` wide) for one encoded input of `planes`
 /// planes; one sum per entry of `sums`.
@@ -64,9 +71,42 @@ pub fn binary_scores(model: &Model, pixels: &[u8]) -> Vec<i32> {
     let mut planes = enc.planes();
     let mut sums = Vec::new();
     for layer in &model.layers {
-        let Layer::Binary(l) = layer else {
-            panic!("binary_scores called on a float model")
+        let l = match layer {
+            Layer::Binary(l) => l,
+            Layer::MaxPool(p) => {
+                let mut out = vec![0u64; words_for(p.output_size())];
+                featuremap::max_pool(p, &x, &mut out);
+                x = out;
+                continue;
+            }
+            Layer::Float(_) => panic!("binary_scores called on a float model"),
         };
+        if let Some(conv) = &l.conv {
+            let Activation::Threshold { thresholds, invert } = &l.activation else {
+                panic!("a checked model's convolutions have thresholds")
+            };
+            let in_words = words_for(conv.input_size());
+            let mut win = vec![0u64; planes * words_for(conv.window())];
+            let mut out = vec![0u64; words_for(conv.output_pixels() * l.outputs)];
+            let mut pixel = vec![0u64; words_for(l.outputs)];
+            sums.resize(l.outputs, 0);
+            for y in 0..conv.out_height() {
+                for xo in 0..conv.out_width() {
+                    let w = words_for(conv.window());
+                    for k in 0..planes {
+                        let plane = &x[k * in_words..(k + 1) * in_words];
+                        featuremap::window(conv, plane, y, xo, &mut win[k * w..(k + 1) * w]);
+                    }
+                    layer_sums(&l.weights, l.inputs, &win, planes, &mut sums);
+                    threshold_bits(thresholds, invert, &sums, &mut pixel);
+                    let at = (y * conv.out_width() + xo) * l.outputs;
+                    featuremap::copy_bits(&pixel, 0, &mut out, at, l.outputs);
+                }
+            }
+            x = out;
+            planes = 1;
+            continue;
+        }
         sums.resize(l.outputs, 0);
         layer_sums(&l.weights, l.inputs, &x, planes, &mut sums);
         match &l.activation {
@@ -99,6 +139,45 @@ pub fn float_layer(l: &FloatLayer, x: &[f32], last: bool) -> Vec<f32> {
         .collect()
 }
 
+/// Forward pass of one float convolution over a row-major, channel-innermost map (hardtanh
+/// after, as a convolution is never last).
+pub fn float_conv(l: &FloatLayer, conv: &Conv, x: &[f32]) -> Vec<f32> {
+    let mut out = Vec::with_capacity(conv.output_pixels() * l.outputs);
+    let mut win = Vec::with_capacity(conv.window());
+    let run = conv.kernel * conv.channels;
+    for y in 0..conv.out_height() {
+        for xo in 0..conv.out_width() {
+            win.clear();
+            for ky in 0..conv.kernel {
+                let from = ((y + ky) * conv.width + xo) * conv.channels;
+                win.extend_from_slice(&x[from..from + run]);
+            }
+            out.extend(float_layer(l, &win, false));
+        }
+    }
+    out
+}
+
+/// Max-pool of a float map.
+pub fn float_pool(p: &MaxPool, x: &[f32]) -> Vec<f32> {
+    let mut out = Vec::with_capacity(p.output_size());
+    for oy in 0..p.out_height() {
+        for ox in 0..p.out_width() {
+            for c in 0..p.channels {
+                let mut m = f32::NEG_INFINITY;
+                for dy in 0..p.size {
+                    for dx in 0..p.size {
+                        let px = (oy * p.size + dy) * p.width + ox * p.size + dx;
+                        m = m.max(x[px * p.channels + c]);
+                    }
+                }
+                out.push(m);
+            }
+        }
+    }
+    out
+}
+
 /// Class scores of a float model for one image.
 pub fn float_scores(model: &Model, pixels: &[u8]) -> Vec<f32> {
     let mut v = vec![0i16; model.input.encoded_inputs()];
@@ -109,10 +188,14 @@ pub fn float_scores(model: &Model, pixels: &[u8]) -> Vec<f32> {
     let mut x: Vec<f32> = v.iter().map(|&q| q as f32).collect();
     let last = model.layers.len() - 1;
     for (i, layer) in model.layers.iter().enumerate() {
-        let Layer::Float(l) = layer else {
-            panic!("float_scores called on a binary model")
+        x = match layer {
+            Layer::Float(l) => match &l.conv {
+                Some(conv) => float_conv(l, conv, &x),
+                None => float_layer(l, &x, i == last),
+            },
+            Layer::MaxPool(p) => float_pool(p, &x),
+            Layer::Binary(_) => panic!("float_scores called on a binary model"),
         };
-        x = float_layer(l, &x, i == last);
     }
     x
 }
@@ -179,6 +262,7 @@ mod tests {
             },
             layers: vec![
                 Layer::Binary(BinaryLayer {
+                    conv: None,
                     inputs: 4,
                     outputs: 2,
                     weights: w1,
@@ -188,6 +272,7 @@ mod tests {
                     },
                 }),
                 Layer::Binary(BinaryLayer {
+                    conv: None,
                     inputs: 2,
                     outputs: 2,
                     weights: w2,
@@ -220,6 +305,7 @@ mod tests {
         let mut w = BitMatrix::zeros(1, 2);
         w.set(0, 0, true); // weights [+1, -1]
         let l = BinaryLayer {
+            conv: None,
             inputs: 2,
             outputs: 1,
             weights: w,
@@ -233,5 +319,89 @@ mod tests {
         layer_sums(&l.weights, l.inputs, &x, 2, &mut s);
         // s = (dot + (2^P - 1) n) / 2 = (4 + 3*2) / 2 = 5
         assert_eq!(s[0], 5);
+    }
+
+    /// The conv/pool semantics written out with coordinates, independently of the packed
+    /// windows: the +-1 dot product of each window, the threshold, the OR of each pool window.
+    #[test]
+    fn conv_and_pool_follow_their_coordinates() {
+        use crate::bits::get_bit;
+        use crate::model::arch::parse;
+        let input = InputSpec {
+            width: 7,
+            height: 7,
+            channels: 2,
+            pixel_bits: 8,
+            encoding: Encoding::Thermometer(vec![60, 180]),
+        };
+        let specs = parse("c5k2-p-c3k2-4", input.pixels()).unwrap();
+        let m = crate::model::random::binary(21, input.clone(), &specs, 4);
+        let mut s = 8u64;
+        for _ in 0..20 {
+            let px: Vec<u8> = (0..input.pixels())
+                .map(|_| (crate::train::rng::splitmix(&mut s) % 256) as u8)
+                .collect();
+            // Encoded input: 7x7 pixels, 2 image channels x 2 levels = 4 channels.
+            let mut x = vec![0u64; input.encoding.encoded_words(input.pixels())];
+            input.encoding.encode(8, &px, &mut x);
+            let mut map: Vec<bool> = (0..7 * 7 * 4).map(|i| get_bit(&x, i)).collect();
+            let (mut h, mut w, mut c) = (7usize, 7usize, 4usize);
+            let mut scores = Vec::new();
+            for layer in &m.layers {
+                match layer {
+                    Layer::MaxPool(_) => {
+                        let mut out = Vec::new();
+                        for y in 0..h / 2 {
+                            for xx in 0..w / 2 {
+                                for ch in 0..c {
+                                    let at = |dy: usize, dx: usize| {
+                                        map[((2 * y + dy) * w + 2 * xx + dx) * c + ch]
+                                    };
+                                    out.push(at(0, 0) || at(0, 1) || at(1, 0) || at(1, 1));
+                                }
+                            }
+                        }
+                        map = out;
+                        h /= 2;
+                        w /= 2;
+                    }
+                    Layer::Binary(l) => {
+                        let k = l.conv.map_or(0, |cv| cv.kernel);
+                        let dot = |o: usize, bits: &dyn Fn(usize) -> bool| -> i32 {
+                            (0..l.inputs)
+                                .map(|j| if bits(j) == l.weights.get(o, j) { 1 } else { 0 })
+                                .sum()
+                        };
+                        match &l.activation {
+                            Activation::Threshold { thresholds, invert } => {
+                                let mut out = Vec::new();
+                                for y in 0..h + 1 - k {
+                                    for xx in 0..w + 1 - k {
+                                        for o in 0..l.outputs {
+                                            let bit = |j: usize| {
+                                                let (ky, kx, ch) = (j / (k * c), j / c % k, j % c);
+                                                map[((y + ky) * w + xx + kx) * c + ch]
+                                            };
+                                            out.push((dot(o, &bit) >= thresholds[o]) ^ invert[o]);
+                                        }
+                                    }
+                                }
+                                map = out;
+                                h = h + 1 - k;
+                                w = w + 1 - k;
+                                c = l.outputs;
+                            }
+                            Activation::Scores { bias } => {
+                                scores = (0..l.outputs)
+                                    .map(|o| dot(o, &|j: usize| map[j]) + bias[o])
+                                    .collect();
+                            }
+                        }
+                    }
+                    Layer::Float(_) => unreachable!(),
+                }
+            }
+            assert_eq!(binary_scores(&m, &px), scores);
+        }
     }
 }

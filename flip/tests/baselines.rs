@@ -12,7 +12,14 @@ fn each_baseline_learns_the_digits() {
         OptimizerKind::Bop,
         OptimizerKind::Float,
     ] {
-        let cfg = TrainConfig::new(kind, vec![64, 10], Encoding::BitPlanes(4), 3, 20, 1);
+        let cfg = TrainConfig::new(
+            kind,
+            flip::model::arch::dense(&[64, 10]),
+            Encoding::BitPlanes(4),
+            3,
+            20,
+            1,
+        );
         let r = train(&cfg, &data, None, None, |_| {}).unwrap();
         let test = r.model.meta.test_accuracy.unwrap();
         let val = r.val_accuracy.unwrap();

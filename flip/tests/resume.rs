@@ -11,7 +11,7 @@ use flip::train::{train, Keep, OptimizerKind, PatienceOn, Progress, TrainConfig,
 fn config() -> TrainConfig {
     TrainConfig::new(
         OptimizerKind::Flip,
-        vec![48, 10],
+        flip::model::arch::dense(&[48, 10]),
         Encoding::BitPlanes(2),
         4,
         25,

@@ -6,6 +6,7 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use flip::data::Dataset;
 use flip::encoding::Encoding;
+use flip::model::arch::LayerSpec;
 use flip::train::{Holdout, Keep, OptimizerKind, PatienceOn, Progress, TrainConfig};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
@@ -96,35 +97,19 @@ impl Default for Args {
     }
 }
 
-/// Parses `784-256-256-10` into the hidden and output widths, checking the input width.
-fn parse_arch(arch: &str, pixels: usize, classes: usize) -> anyhow::Result<Vec<usize>> {
-    let widths: Vec<usize> = arch
-        .split('-')
-        .map(|w| {
-            w.trim()
-                .parse::<usize>()
-                .with_context(|| format!("--arch {arch}: '{w}' is not a width"))
-        })
-        .collect::<anyhow::Result<_>>()?;
-    if widths.len() < 2 {
-        bail!("--arch {arch}: need at least an input and an output width");
-    }
-    if widths[0] != pixels {
-        bail!(
-            "--arch {arch}: the data has {pixels} pixels per image, not {}",
-            widths[0]
-        );
-    }
-    if widths[widths.len() - 1] != classes {
-        bail!(
-            "--arch {arch}: the data has {classes} classes, not {}",
-            widths[widths.len() - 1]
-        );
-    }
-    if widths.contains(&0) {
-        bail!("--arch {arch}: a layer of width 0");
-    }
-    Ok(widths[1..].to_vec())
+/// Parses `--arch` (see [`flip::model::arch`]) and checks every layer's shape against the
+/// data, so that a bad shape is reported with its token before any work starts.
+fn parse_arch(arch: &str, data: &Dataset, encoding: &Encoding) -> anyhow::Result<Vec<LayerSpec>> {
+    let specs = flip::model::arch::parse(arch, data.pixels()).map_err(anyhow::Error::msg)?;
+    let input = flip::model::InputSpec {
+        width: data.width,
+        height: data.height,
+        channels: data.channels,
+        pixel_bits: data.pixel_bits,
+        encoding: encoding.clone(),
+    };
+    flip::model::arch::shapes(&specs, &input, data.classes).map_err(anyhow::Error::msg)?;
+    Ok(specs)
 }
 
 /// Defaults that depend on the data and the optimizer, each chosen on validation data
@@ -184,11 +169,11 @@ pub fn config(a: &Args, data: &Dataset, seed: u64) -> anyhow::Result<TrainConfig
     let optimizer: OptimizerKind = a.optimizer.parse().map_err(anyhow::Error::msg)?;
     let (arch, epochs, batch, tuned) = defaults(data.pixels(), data.classes, optimizer);
     let arch = a.arch.clone().unwrap_or(arch);
-    let layers = parse_arch(&arch, data.pixels(), data.classes)?;
     let encoding: Encoding = match &a.encoding {
         Some(e) => e.parse().map_err(anyhow::Error::msg)?,
         None => Encoding::default_for(data.pixel_bits),
     };
+    let layers = parse_arch(&arch, data, &encoding)?;
     let params = tuned
         .iter()
         .map(|(k, v)| Ok((k.to_string(), v.to_string())))

@@ -20,15 +20,19 @@ use nom::error::{ErrorKind, ParseError};
 use nom::multi::fold_many0;
 use nom::sequence::preceded;
 
-use super::{Activation, BinaryLayer, FloatLayer, InputSpec, Layer, Metadata, Model};
+use super::{
+    Activation, BinaryLayer, Conv, FloatLayer, InputSpec, Layer, MaxPool, Metadata, Model,
+};
 use crate::bits::{words_for, BitMatrix, WORD_BITS};
 use crate::encoding::Encoding;
 
 /// First word of every model file.
 pub const MAGIC: &str = "flipchip-model";
 
-/// The only format version this crate reads and writes.
-pub const VERSION: u32 = 1;
+/// The newest format version this crate reads and writes: version 2 adds convolution and
+/// max-pool layers. Version 1 files still load, and a model without such layers is written as
+/// version 1, so older readers keep reading dense models.
+pub const VERSION: u32 = 2;
 
 /// Meta keys that map to [`Metadata`] fields when written bare (unquoted).
 const RESERVED_KEYS: [&str; 4] = ["dataset", "optimizer", "seed", "test_accuracy"];
@@ -98,7 +102,8 @@ impl std::error::Error for FileError {}
 pub fn to_string(model: &Model) -> String {
     let mut s = String::new();
     // Writing into a String cannot fail, so the fmt::Results below are ignored.
-    let _ = writeln!(s, "{MAGIC} {VERSION}");
+    let version = if model.is_convolutional() { 2 } else { 1 };
+    let _ = writeln!(s, "{MAGIC} {version}");
     let i = &model.input;
     let _ = writeln!(
         s,
@@ -132,8 +137,9 @@ pub fn to_string(model: &Model) -> String {
                 };
                 let _ = writeln!(
                     s,
-                    "layer {n} binary inputs {} outputs {} {kind}",
-                    l.inputs, l.outputs
+                    "layer {n} binary {} outputs {} {kind}",
+                    shape_words(l.inputs, l.conv),
+                    l.outputs
                 );
                 s.push_str("weights\n");
                 for r in 0..l.weights.rows() {
@@ -162,8 +168,9 @@ pub fn to_string(model: &Model) -> String {
             Layer::Float(l) => {
                 let _ = writeln!(
                     s,
-                    "layer {n} float inputs {} outputs {}",
-                    l.inputs, l.outputs
+                    "layer {n} float {} outputs {}",
+                    shape_words(l.inputs, l.conv),
+                    l.outputs
                 );
                 s.push_str("weights\n");
                 for row in l.weights.chunks(l.inputs.max(1)) {
@@ -176,10 +183,28 @@ pub fn to_string(model: &Model) -> String {
                 push_floats_spaced(&mut s, &l.shift);
                 s.push('\n');
             }
+            Layer::MaxPool(p) => {
+                let _ = writeln!(
+                    s,
+                    "layer {n} maxpool size {} height {} width {} channels {}",
+                    p.size, p.height, p.width, p.channels
+                );
+            }
         }
         s.push_str("end\n");
     }
     s
+}
+
+/// `inputs I` for a dense layer, `conv kernel K height H width W channels C` for a convolution.
+fn shape_words(inputs: usize, conv: Option<Conv>) -> String {
+    match conv {
+        None => format!("inputs {inputs}"),
+        Some(c) => format!(
+            "conv kernel {} height {} width {} channels {}",
+            c.kernel, c.height, c.width, c.channels
+        ),
+    }
 }
 
 /// Appends one weight row as `ceil(inputs / 4)` hex digits, most significant first: the last
@@ -429,16 +454,17 @@ fn quoted<'a>(i: &'a str, what: &str) -> PResult<'a, String> {
     }
 }
 
-/// `flipchip-model 1`
-fn header_line(i: &str) -> PResult<'_, ()> {
+/// `flipchip-model 1` or `flipchip-model 2`; returns the version.
+fn header_line(i: &str) -> PResult<'_, u32> {
     let (i, _) = keyword_or(i, MAGIC, || format!("{MAGIC:?} (a flipchip model file)"))?;
     let i = ws(i);
-    let version_what = || format!("{MAGIC} version {VERSION}");
+    let version_what = || format!("{MAGIC} version 1 or {VERSION}");
     let (rest, v) = number::<u32>(i, version_what)?;
-    if v != VERSION {
+    if !(1..=VERSION).contains(&v) {
         return fail(i, version_what());
     }
-    eol(rest, end_of_line)
+    let (rest, _) = eol(rest, end_of_line)?;
+    Ok((rest, v))
 }
 
 /// `input width W height H channels C pixel_bits B`
@@ -585,16 +611,34 @@ enum Kind {
     Threshold,
     Scores,
     Float,
+    Pool(MaxPool),
 }
 
 struct Header {
     kind: Kind,
     inputs: usize,
     outputs: usize,
+    conv: Option<Conv>,
 }
 
-/// `layer N binary inputs I outputs O threshold|scores` | `layer N float inputs I outputs O`
-fn layer_header<'a>(i: &'a str, n: usize, what: &str) -> PResult<'a, Header> {
+/// `height H width W channels C` (of a convolution's or pool's input feature map).
+fn map_words(i: &str) -> PResult<'_, (usize, usize, usize)> {
+    let (i, _) = keyword(i, "height")?;
+    let (i, h) = positive(i, "rows")?;
+    let (i, _) = keyword(i, "width")?;
+    let (i, w) = positive(i, "pixels per row")?;
+    let (i, _) = keyword(i, "channels")?;
+    let (i, c) = positive(i, "channels")?;
+    if h.checked_mul(w).and_then(|p| p.checked_mul(c)).is_none() {
+        return fail(i, "a feature map whose size fits in memory".into());
+    }
+    Ok((i, (h, w, c)))
+}
+
+/// `layer N binary inputs I outputs O threshold|scores` | `layer N float inputs I outputs O`,
+/// with `conv kernel K height H width W channels C` in place of `inputs I` for a convolution
+/// (version 2), or `layer N maxpool size S height H width W channels C` (version 2).
+fn layer_header<'a>(i: &'a str, n: usize, what: &str, version: u32) -> PResult<'a, Header> {
     let (i, _) = keyword_or(i, "layer", || what.to_string())?;
     let num_at = ws(i);
     let num_what = || format!("layer number {n}");
@@ -603,15 +647,70 @@ fn layer_header<'a>(i: &'a str, n: usize, what: &str) -> PResult<'a, Header> {
         return fail(num_at, num_what());
     }
     let kind_at = ws(i);
-    let kinds = || r#""binary" or "float""#.to_string();
+    let kinds = || {
+        if version >= 2 {
+            r#""binary", "float" or "maxpool""#.to_string()
+        } else {
+            r#""binary" or "float""#.to_string()
+        }
+    };
     let (i, kind) = token(kind_at, kinds)?;
     let float = match kind {
         "binary" => false,
         "float" => true,
+        "maxpool" if version >= 2 => {
+            let (i, _) = keyword(i, "size")?;
+            let (i, size) = positive(i, "a pool size")?;
+            let (i, (height, width, channels)) = map_words(i)?;
+            let (i, _) = eol(i, end_of_line)?;
+            let p = MaxPool {
+                height,
+                width,
+                channels,
+                size,
+            };
+            return Ok((
+                i,
+                Header {
+                    kind: Kind::Pool(p),
+                    inputs: 0,
+                    outputs: 0,
+                    conv: None,
+                },
+            ));
+        }
         _ => return fail(kind_at, kinds()),
     };
-    let (i, _) = keyword(i, "inputs")?;
-    let (i, inputs) = positive(i, "inputs")?;
+    let shape_at = ws(i);
+    let (i, inputs, conv) = if version >= 2 && shape_at.starts_with("conv") {
+        let (i, _) = keyword(i, "conv")?;
+        let (i, _) = keyword(i, "kernel")?;
+        let (i, kernel) = positive(i, "a kernel size")?;
+        let (i, (height, width, channels)) = map_words(i)?;
+        let c = Conv {
+            height,
+            width,
+            channels,
+            kernel,
+        };
+        let Some(window) = kernel
+            .checked_mul(kernel)
+            .and_then(|k| k.checked_mul(channels))
+        else {
+            return fail(shape_at, "a window whose size fits in memory".into());
+        };
+        (i, window, Some(c))
+    } else {
+        let (i, _) = keyword_or(i, "inputs", || {
+            if version >= 2 {
+                r#""inputs" or "conv""#.to_string()
+            } else {
+                r#""inputs""#.to_string()
+            }
+        })?;
+        let (i, inputs) = positive(i, "inputs")?;
+        (i, inputs, None)
+    };
     let (i, _) = keyword(i, "outputs")?;
     let (i, outputs) = positive(i, "outputs")?;
     let (i, kind) = if float {
@@ -633,6 +732,7 @@ fn layer_header<'a>(i: &'a str, n: usize, what: &str) -> PResult<'a, Header> {
             kind,
             inputs,
             outputs,
+            conv,
         },
     ))
 }
@@ -824,7 +924,8 @@ fn layer_in_message(msg: &str) -> Option<usize> {
 /// the header line of the offending layer (line 1 when no layer is named).
 pub fn parse(text: &str) -> Result<Model, FormatError> {
     let mut src = Src::new(text);
-    src.next(|| format!("the header \"{MAGIC} {VERSION}\""))?
+    let version = src
+        .next(|| format!("the header \"{MAGIC} {VERSION}\""))?
         .run(header_line)?;
     let (width, height, channels, pixel_bits) =
         src.next(|| r#"the "input" line"#.into())?.run(input_line)?;
@@ -857,8 +958,14 @@ pub fn parse(text: &str) -> Result<Model, FormatError> {
             r#""layer" or end of file"#
         };
         let line = src.next(|| what.to_string())?;
-        let h = line.run(|i| layer_header(i, n, what))?;
+        let h = line.run(|i| layer_header(i, n, what, version))?;
         layer_lines.push(line.no);
+        if let Kind::Pool(p) = h.kind {
+            src.next(|| r#""end""#.into())?
+                .run(|i| word_line(i, "end"))?;
+            layers.push(Layer::MaxPool(p));
+            continue;
+        }
         src.next(|| r#""weights""#.into())?
             .run(|i| word_line(i, "weights"))?;
         let (inputs, outputs) = (h.inputs, h.outputs);
@@ -884,6 +991,7 @@ pub fn parse(text: &str) -> Result<Model, FormatError> {
                 weights,
                 scale,
                 shift,
+                conv: h.conv,
             })
         } else {
             let mut words = Vec::new();
@@ -925,6 +1033,7 @@ pub fn parse(text: &str) -> Result<Model, FormatError> {
                 outputs,
                 weights,
                 activation,
+                conv: h.conv,
             })
         };
         src.next(|| r#""end""#.into())?
@@ -1056,6 +1165,7 @@ mod tests {
                 }
             };
             layers.push(Layer::Binary(BinaryLayer {
+                conv: None,
                 inputs: n_in,
                 outputs: n_out,
                 weights,
@@ -1138,6 +1248,7 @@ mod tests {
         w.set(0, 5, true);
         m.input.width = 6;
         m.layers = vec![Layer::Binary(BinaryLayer {
+            conv: None,
             inputs: 6,
             outputs: 1,
             weights: w,
@@ -1187,6 +1298,7 @@ mod tests {
         let mut layers = Vec::new();
         for (i, o) in [(10, 7), (7, 2)] {
             layers.push(Layer::Float(FloatLayer {
+                conv: None,
                 inputs: i,
                 outputs: o,
                 weights: (0..i * o).map(|_| pick()).collect(),
@@ -1219,7 +1331,7 @@ mod tests {
                 .iter()
                 .flat_map(|l| match l {
                     Layer::Float(f) => f.weights.iter().chain(&f.scale).chain(&f.shift),
-                    Layer::Binary(_) => unreachable!(),
+                    Layer::Binary(_) | Layer::MaxPool(_) => unreachable!(),
                 })
                 .map(|x| if x.is_nan() { u32::MAX } else { x.to_bits() })
                 .collect()
@@ -1236,12 +1348,12 @@ mod tests {
         assert!(e.expected.contains("flipchip-model"), "{e}");
         assert_eq!(e.found, "\"flipchip-modle\"");
 
-        let e = err("# a comment\n\nflipchip-model 2\n");
+        let e = err("# a comment\n\nflipchip-model 3\n");
         assert_eq!((e.line, e.column), (3, 16));
-        assert_eq!(e.expected, "flipchip-model version 1");
+        assert_eq!(e.expected, "flipchip-model version 1 or 2");
         assert_eq!(
             e.to_string(),
-            "line 3, column 16: expected flipchip-model version 1, found \"2\""
+            "line 3, column 16: expected flipchip-model version 1 or 2, found \"3\""
         );
 
         let e = err("");
@@ -1545,5 +1657,37 @@ end
         crate::reference::layer_sums(&l.weights, 4, &x, 2, &mut sums);
         assert_eq!(sums[0], 12);
         assert_eq!(parse(&to_string(&m)).unwrap(), m);
+    }
+
+    #[test]
+    fn conv_models_round_trip_as_version_2() {
+        use crate::model::arch::parse as arch;
+        let input = InputSpec {
+            width: 9,
+            height: 9,
+            channels: 2,
+            pixel_bits: 8,
+            encoding: Encoding::BitPlanes(3),
+        };
+        let specs = arch("c5k2-p-c6-13-3", input.pixels()).unwrap();
+        let m = crate::model::random::binary(4, input, &specs, 3);
+        let text = to_string(&m);
+        assert!(text.starts_with("flipchip-model 2\n"), "{text}");
+        assert!(text.contains(
+            "layer 1 binary conv kernel 2 height 9 width 9 channels 2 outputs 5 threshold\n"
+        ));
+        assert!(text.contains("layer 2 maxpool size 2 height 8 width 8 channels 5\nend\n"));
+        assert_eq!(parse(&text).unwrap(), m);
+        assert_eq!(m.arch(), "c5k2-p-c6-13-3");
+        // Dense models stay version 1, which older readers read.
+        assert!(to_string(&small()).starts_with("flipchip-model 1\n"));
+        // A version-1 file cannot hold a convolution.
+        let v1 = text.replacen("flipchip-model 2", "flipchip-model 1", 1);
+        let e = parse(&v1).unwrap_err();
+        assert_eq!(e.expected, r#""inputs""#, "{e}");
+        // Shapes that do not chain are refused at the layer that breaks them.
+        let bad = text.replace("height 8 width 8 channels 5", "height 8 width 8 channels 4");
+        let e = parse(&bad).unwrap_err();
+        assert_eq!(e.found, "layer 2 pools 8x8x4 but receives 8x8x5", "{e}");
     }
 }

@@ -4,7 +4,9 @@
 //! Float layers exist only for the full-precision baseline and its post-training truncation; the
 //! compiler accepts binary models only.
 
+pub mod arch;
 pub mod format;
+pub mod random;
 
 use std::collections::BTreeMap;
 
@@ -49,45 +51,163 @@ impl InputSpec {
     }
 }
 
-/// One dense layer.
+/// One layer: dense or convolutional (binary or float), or a max-pool.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Layer {
     /// Weights in {-1,+1} and integer thresholds or scores.
     Binary(BinaryLayer),
     /// Full-precision weights (baseline models only).
     Float(FloatLayer),
+    /// Max-pool over a feature map (on bits: an OR over each window).
+    MaxPool(MaxPool),
 }
 
 impl Layer {
-    /// Input width.
+    /// Flattened input size: the previous layer's [`Layer::outputs`] (for a convolution the
+    /// whole feature map it slides over, not its window).
     pub fn inputs(&self) -> usize {
         match self {
-            Layer::Binary(l) => l.inputs,
-            Layer::Float(l) => l.inputs,
+            Layer::Binary(l) => l.conv.map_or(l.inputs, |c| c.input_size()),
+            Layer::Float(l) => l.conv.map_or(l.inputs, |c| c.input_size()),
+            Layer::MaxPool(p) => p.input_size(),
         }
     }
 
-    /// Output width (neurons).
+    /// Flattened output size: neurons of a dense layer, the whole output feature map
+    /// (`out_height * out_width * channels`) of a convolution or pool.
     pub fn outputs(&self) -> usize {
         match self {
-            Layer::Binary(l) => l.outputs,
-            Layer::Float(l) => l.outputs,
+            Layer::Binary(l) => l.conv.map_or(l.outputs, |c| c.output_pixels() * l.outputs),
+            Layer::Float(l) => l.conv.map_or(l.outputs, |c| c.output_pixels() * l.outputs),
+            Layer::MaxPool(p) => p.output_size(),
+        }
+    }
+
+    /// The convolution geometry, if this is a convolution.
+    pub fn conv(&self) -> Option<Conv> {
+        match self {
+            Layer::Binary(l) => l.conv,
+            Layer::Float(l) => l.conv,
+            Layer::MaxPool(_) => None,
+        }
+    }
+
+    /// The architecture token of this layer (`c32`, `c16k5`, `p`, `256`).
+    pub fn token(&self) -> String {
+        let (conv, outputs) = match self {
+            Layer::Binary(l) => (l.conv, l.outputs),
+            Layer::Float(l) => (l.conv, l.outputs),
+            Layer::MaxPool(_) => return "p".into(),
+        };
+        match conv {
+            Some(c) if c.kernel == 3 => format!("c{outputs}"),
+            Some(c) => format!("c{outputs}k{}", c.kernel),
+            None => outputs.to_string(),
         }
     }
 }
 
-/// A dense layer with binary weights. Row `r` of `weights` holds neuron `r`'s weights, bit set
-/// meaning +1.
+/// Where a convolution slides: its input feature map (`height` x `width` pixels of `channels`
+/// bits, stored row-major with the channels of a pixel adjacent: bit `(y * width + x) *
+/// channels + c`) and its square kernel. Stride 1, no padding; the output map is
+/// `(height - kernel + 1) x (width - kernel + 1)` pixels of one channel per output channel,
+/// stored the same way.
+///
+/// Weight column `(ky * kernel + kx) * channels + c` of output channel `o` multiplies input
+/// bit `((y + ky) * width + x + kx) * channels + c` for output pixel `(y, x)`: a window is read
+/// row by row, and within a pixel channel by channel, the order in which a pixel stream fills
+/// it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv {
+    /// Input rows.
+    pub height: usize,
+    /// Input pixels per row.
+    pub width: usize,
+    /// Input channels (bits per input pixel and plane).
+    pub channels: usize,
+    /// Kernel side.
+    pub kernel: usize,
+}
+
+impl Conv {
+    /// Output rows.
+    pub fn out_height(&self) -> usize {
+        self.height + 1 - self.kernel
+    }
+
+    /// Output pixels per row.
+    pub fn out_width(&self) -> usize {
+        self.width + 1 - self.kernel
+    }
+
+    /// Output pixels.
+    pub fn output_pixels(&self) -> usize {
+        self.out_height() * self.out_width()
+    }
+
+    /// Bits of one window: the weights of one output channel.
+    pub fn window(&self) -> usize {
+        self.kernel * self.kernel * self.channels
+    }
+
+    /// Bits of the input feature map (per plane).
+    pub fn input_size(&self) -> usize {
+        self.height * self.width * self.channels
+    }
+}
+
+/// A `size` x `size` max-pool with stride `size` over a feature map laid out as for [`Conv`].
+/// On the bits of a threshold layer it is an OR over each window; on float activations the
+/// largest value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MaxPool {
+    /// Input rows (a multiple of `size`).
+    pub height: usize,
+    /// Input pixels per row (a multiple of `size`).
+    pub width: usize,
+    /// Channels (kept).
+    pub channels: usize,
+    /// Window side and stride.
+    pub size: usize,
+}
+
+impl MaxPool {
+    /// Output rows.
+    pub fn out_height(&self) -> usize {
+        self.height / self.size
+    }
+
+    /// Output pixels per row.
+    pub fn out_width(&self) -> usize {
+        self.width / self.size
+    }
+
+    /// Bits of the input feature map.
+    pub fn input_size(&self) -> usize {
+        self.height * self.width * self.channels
+    }
+
+    /// Bits of the output feature map.
+    pub fn output_size(&self) -> usize {
+        self.out_height() * self.out_width() * self.channels
+    }
+}
+
+/// A binary layer, dense or convolutional. Row `r` of `weights` holds neuron (output channel)
+/// `r`'s weights, bit set meaning +1.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BinaryLayer {
-    /// Input width (bits per input plane).
+    /// Weights per neuron: the input width (bits per input plane) of a dense layer, the window
+    /// of a convolution.
     pub inputs: usize,
-    /// Neurons.
+    /// Neurons, or output channels of a convolution.
     pub outputs: usize,
     /// `outputs` x `inputs` weight bits.
     pub weights: BitMatrix,
     /// What the neuron does with its popcount.
     pub activation: Activation,
+    /// `Some` for a convolution: where its window slides.
+    pub conv: Option<Conv>,
 }
 
 /// What a binary neuron does with its popcount sum `s`.
@@ -108,12 +228,13 @@ pub enum Activation {
     },
 }
 
-/// A dense layer with f32 weights: `y = scale * (W x) + shift`, then `hardtanh` unless last.
+/// A layer with f32 weights: `y = scale * (W x) + shift`, then `hardtanh` unless last; for a
+/// convolution `W x` is taken over each window as for [`BinaryLayer`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct FloatLayer {
-    /// Input width.
+    /// Weights per neuron (input width, or window of a convolution).
     pub inputs: usize,
-    /// Neurons.
+    /// Neurons, or output channels.
     pub outputs: usize,
     /// Row-major `outputs` x `inputs`.
     pub weights: Vec<f32>,
@@ -121,6 +242,8 @@ pub struct FloatLayer {
     pub scale: Vec<f32>,
     /// Per-neuron shift (folded batch norm and bias).
     pub shift: Vec<f32>,
+    /// `Some` for a convolution: where its window slides.
+    pub conv: Option<Conv>,
 }
 
 /// Provenance of a model.
@@ -144,9 +267,16 @@ pub struct Metadata {
 pub struct ModelError(pub String);
 
 impl Model {
-    /// True when every layer is binary (what the reference and the compiler take).
+    /// True when no layer is float (what the reference and the compiler take).
     pub fn is_binary(&self) -> bool {
-        self.layers.iter().all(|l| matches!(l, Layer::Binary(_)))
+        !self.layers.iter().any(|l| matches!(l, Layer::Float(_)))
+    }
+
+    /// True when some layer is a convolution or a pool.
+    pub fn is_convolutional(&self) -> bool {
+        self.layers
+            .iter()
+            .any(|l| l.conv().is_some() || matches!(l, Layer::MaxPool(_)))
     }
 
     /// Number of classes (outputs of the last layer).
@@ -154,10 +284,14 @@ impl Model {
         self.layers.last().map_or(0, Layer::outputs)
     }
 
-    /// Layer widths, input first: `784-256-256-10`.
+    /// The architecture: layer widths, input first, for dense models (`784-256-256-10`); the
+    /// layer tokens of `--arch` for convolutional ones (`c32-c32-p-c64-c64-p-256-10`).
     pub fn arch(&self) -> String {
-        let mut parts = vec![self.input.pixels().to_string()];
-        parts.extend(self.layers.iter().map(|l| l.outputs().to_string()));
+        let mut parts = Vec::new();
+        if !self.is_convolutional() {
+            parts.push(self.input.pixels().to_string());
+        }
+        parts.extend(self.layers.iter().map(Layer::token));
         parts.join("-")
     }
 
@@ -180,11 +314,71 @@ impl Model {
         if self.layers.is_empty() {
             return err("model has no layers".into());
         }
-        let float = matches!(self.layers[0], Layer::Float(_));
+        let float = self.layers.iter().any(|l| matches!(l, Layer::Float(_)));
+        // The encoded input is a feature map whose channels are a pixel's encoded bits; it stays
+        // a map through convolutions and pools and becomes flat at the first dense layer.
+        let mut map = Some((
+            self.input.height,
+            self.input.width,
+            self.input.channels * self.input.encoding.bits_per_pixel(),
+        ));
         let mut width = self.input.encoded_inputs();
         let last = self.layers.len() - 1;
         for (i, layer) in self.layers.iter().enumerate() {
             let n = i + 1;
+            if let Some(c) = layer.conv() {
+                let Some((h, w, ch)) = map else {
+                    return err(format!(
+                        "layer {n} is a convolution after a dense layer (convolutions and pools \
+                         come before the dense layers)"
+                    ));
+                };
+                if (c.height, c.width, c.channels) != (h, w, ch) {
+                    return err(format!(
+                        "layer {n} slides over {}x{}x{} but receives {h}x{w}x{ch}",
+                        c.height, c.width, c.channels
+                    ));
+                }
+                if c.kernel == 0 || c.kernel > h || c.kernel > w {
+                    return err(format!(
+                        "layer {n}: a {k}x{k} kernel does not fit a {h}x{w} feature map",
+                        k = c.kernel
+                    ));
+                }
+                if i == last {
+                    return err(format!(
+                        "last layer {n} is a convolution; the class scores come from a dense layer"
+                    ));
+                }
+            }
+            if let Layer::MaxPool(p) = layer {
+                let Some((h, w, ch)) = map else {
+                    return err(format!("layer {n} is a pool after a dense layer"));
+                };
+                if i == 0 {
+                    return err(format!(
+                        "layer {n} pools the input; a pool follows a convolution"
+                    ));
+                }
+                if i == last {
+                    return err(format!("last layer {n} is a pool, not a dense layer"));
+                }
+                if (p.height, p.width, p.channels) != (h, w, ch) {
+                    return err(format!(
+                        "layer {n} pools {}x{}x{} but receives {h}x{w}x{ch}",
+                        p.height, p.width, p.channels
+                    ));
+                }
+                if p.size == 0 || h % p.size != 0 || w % p.size != 0 {
+                    return err(format!(
+                        "layer {n}: a {s}x{s} pool does not tile a {h}x{w} feature map",
+                        s = p.size
+                    ));
+                }
+                map = Some((p.out_height(), p.out_width(), ch));
+                width = p.output_size();
+                continue;
+            }
             if layer.inputs() != width {
                 return err(format!(
                     "layer {n} has {} inputs but receives {width}",
@@ -195,9 +389,20 @@ impl Model {
                 return err(format!("layer {n} has no outputs"));
             }
             match layer {
+                Layer::MaxPool(_) => unreachable!("handled above"),
                 Layer::Binary(l) => {
                     if float {
                         return err(format!("layer {n} is binary in a float model"));
+                    }
+                    if let Some(c) = l.conv {
+                        if l.inputs != c.window() {
+                            return err(format!(
+                                "layer {n} has {} weights per channel but a {k}x{k}x{} window",
+                                l.inputs,
+                                c.channels,
+                                k = c.kernel
+                            ));
+                        }
                     }
                     if l.weights.rows() != l.outputs || l.weights.cols() != l.inputs {
                         return err(format!(
@@ -258,8 +463,15 @@ impl Model {
                     }
                 }
                 Layer::Float(l) => {
-                    if !float {
-                        return err(format!("layer {n} is float in a binary model"));
+                    if let Some(c) = l.conv {
+                        if l.inputs != c.window() {
+                            return err(format!(
+                                "layer {n} has {} weights per channel but a {k}x{k}x{} window",
+                                l.inputs,
+                                c.channels,
+                                k = c.kernel
+                            ));
+                        }
                     }
                     if l.weights.len() != l.inputs * l.outputs
                         || l.scale.len() != l.outputs
@@ -272,8 +484,20 @@ impl Model {
                     }
                 }
             }
+            map = layer
+                .conv()
+                .map(|c| (c.out_height(), c.out_width(), layer_channels(layer)));
             width = layer.outputs();
         }
         Ok(())
+    }
+}
+
+/// Neurons (output channels) of a weight layer.
+fn layer_channels(layer: &Layer) -> usize {
+    match layer {
+        Layer::Binary(l) => l.outputs,
+        Layer::Float(l) => l.outputs,
+        Layer::MaxPool(p) => p.channels,
     }
 }

@@ -1308,6 +1308,7 @@ impl Optimizer for FlipOptimizer {
                     inputs: fl.inputs,
                     outputs: fl.outputs,
                     weights: fl.weights.clone(),
+                    conv: None,
                     activation: if l + 1 < nl {
                         Activation::Threshold {
                             thresholds: ints,

@@ -673,6 +673,7 @@ pub fn export_binary(input: &InputSpec, bits: &[BitMatrix], norms: &Norms) -> Mo
                 outputs: m,
                 weights: w.clone(),
                 activation,
+                conv: None,
             })
         })
         .collect();
@@ -710,6 +711,7 @@ pub fn export_float(input: &InputSpec, w: &[Vec<f32>], norms: &Norms) -> Model {
             weights: wl.clone(),
             scale,
             shift,
+            conv: None,
         }));
         n = m;
     }

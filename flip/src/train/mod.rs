@@ -24,6 +24,7 @@ use std::time::Instant;
 
 use crate::data::{Dataset, Split};
 use crate::encoding::Encoding;
+use crate::model::arch::{self, LayerShape, LayerSpec};
 use crate::model::{InputSpec, Metadata, Model};
 use crate::reference;
 
@@ -332,8 +333,9 @@ impl Watched {
 pub struct TrainConfig {
     /// Optimizer.
     pub optimizer: OptimizerKind,
-    /// Neurons per layer after the input, last = classes (`[256, 256, 10]`).
-    pub layers: Vec<usize>,
+    /// Layers after the input, the last a dense layer of `classes` neurons
+    /// (`[Dense(256), Dense(256), Dense(10)]`; see [`crate::model::arch`]).
+    pub layers: Vec<LayerSpec>,
     /// Input encoding.
     pub encoding: Encoding,
     /// Epoch budget.
@@ -362,7 +364,7 @@ impl TrainConfig {
     /// 0.001, on validation loss), keep the last epoch's model, no settings.
     pub fn new(
         optimizer: OptimizerKind,
-        layers: Vec<usize>,
+        layers: Vec<LayerSpec>,
         encoding: Encoding,
         epochs: usize,
         batch: usize,
@@ -538,13 +540,18 @@ pub fn make_optimizer(
     input: &InputSpec,
     classes: usize,
 ) -> Result<Box<dyn Optimizer>, String> {
+    let shapes = arch::shapes(&cfg.layers, input, classes)?;
     let mut widths = vec![input.encoded_inputs()];
-    widths.extend(&cfg.layers);
-    if *widths.last().unwrap_or(&0) != classes {
-        return Err(format!(
-            "the last layer has {} outputs but the dataset has {classes} classes",
-            widths.last().unwrap_or(&0)
-        ));
+    for s in &shapes {
+        match s {
+            LayerShape::Dense { outputs, .. } => widths.push(*outputs),
+            _ => {
+                return Err(format!(
+                    "optimizer {} does not train convolutions or pools yet",
+                    cfg.optimizer.name()
+                ))
+            }
+        }
     }
     if widths.contains(&0) {
         return Err("a layer has zero width".into());
@@ -921,7 +928,14 @@ mod tests {
             (OptimizerKind::Float, "momentum", "2", "0 < momentum <= 1"),
         ];
         for &(kind, key, value, range) in cases {
-            let mut cfg = TrainConfig::new(kind, vec![16, 10], Encoding::BitPlanes(2), 1, 10, 1);
+            let mut cfg = TrainConfig::new(
+                kind,
+                arch::dense(&[16, 10]),
+                Encoding::BitPlanes(2),
+                1,
+                10,
+                1,
+            );
             cfg.params = set(key, value);
             let err = make_optimizer(&cfg, &input, 10)
                 .err()
@@ -937,7 +951,14 @@ mod tests {
             OptimizerKind::Bop,
             OptimizerKind::Float,
         ] {
-            let cfg = TrainConfig::new(kind, vec![16, 10], Encoding::BitPlanes(2), 1, 10, 1);
+            let cfg = TrainConfig::new(
+                kind,
+                arch::dense(&[16, 10]),
+                Encoding::BitPlanes(2),
+                1,
+                10,
+                1,
+            );
             assert!(
                 make_optimizer(&cfg, &input, 10).is_ok(),
                 "{} defaults",
@@ -950,7 +971,7 @@ mod tests {
     fn loop_settings_are_checked() {
         let ok = TrainConfig::new(
             OptimizerKind::Flip,
-            vec![10],
+            arch::dense(&[10]),
             Encoding::BitPlanes(2),
             3,
             10,

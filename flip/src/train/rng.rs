@@ -12,9 +12,8 @@ pub fn mix(seed: u64, counter: u64) -> u64 {
 }
 
 /// The next value of the splitmix64 sequence whose state is `s`: random test inputs without
-/// a dependency, one generator for every test module.
-#[cfg(test)]
-pub(crate) fn splitmix(s: &mut u64) -> u64 {
+/// a dependency, one generator for every test module and for [`crate::model::random`].
+pub fn splitmix(s: &mut u64) -> u64 {
     let v = mix(*s, 0);
     *s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
     v
