@@ -594,3 +594,23 @@ fn resuming_a_digits_checkpoint_on_other_data_names_both() {
         "{err}"
     );
 }
+
+#[test]
+fn bad_architectures_are_errors_that_name_the_token() {
+    for (arch, want) in [
+        (
+            "c16k9-10",
+            "layer 1 'c16k9' has a 9x9 kernel, larger than its 8x8 input",
+        ),
+        ("c8k4-p-10", "layer 2 'p' pools a 5x5 feature map"),
+        ("c0-10", "'c0' has zero channels"),
+        ("c8-32-c8-10", "layer 3 'c8' follows a dense layer"),
+        ("c8-p-12", "10 classes, not 12"),
+        ("64-x-10", "'x' is not a layer"),
+    ] {
+        let out = flipchip(&["train", "--arch", arch, "--epochs", "1", "--quiet"]);
+        assert!(!out.status.success(), "{arch} was accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(want), "{arch}: {err}");
+    }
+}

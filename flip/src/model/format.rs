@@ -1659,6 +1659,44 @@ end
         assert_eq!(parse(&to_string(&m)).unwrap(), m);
     }
 
+    /// The convolutional example of `docs/model-format.md`, with the sums it describes.
+    #[test]
+    fn documented_conv_example_computes_as_described() {
+        let text = "flipchip-model 2
+input width 6 height 6 channels 1 pixel_bits 8
+encoding threshold 128
+
+layer 1 binary conv kernel 3 height 6 width 6 channels 1 outputs 2 threshold
+weights
+1ff
+010
+thresholds 5 1
+invert 00
+end
+
+layer 2 maxpool size 2 height 4 width 4 channels 2
+end
+
+layer 3 binary inputs 8 outputs 2 scores
+weights
+0f
+f0
+bias 0 0
+end
+";
+        let doc = include_str!("../../../docs/model-format.md");
+        assert!(doc.contains(text), "the documented example is this text");
+        let m = parse(text).unwrap();
+        let mut img = [0u8; 36];
+        for y in 0..3 {
+            for x in 0..3 {
+                img[y * 6 + x] = 200;
+            }
+        }
+        assert_eq!(crate::reference::binary_scores(&m, &img), vec![5, 3]);
+        assert_eq!(parse(&to_string(&m)).unwrap(), m);
+    }
+
     #[test]
     fn conv_models_round_trip_as_version_2() {
         use crate::model::arch::parse as arch;
