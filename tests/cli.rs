@@ -182,11 +182,12 @@ fn compile_sim_and_verify_agree_on_the_trained_digits_model() {
         assert!(sim[key].as_f64().unwrap() > 0.0, "sim JSON lacks {key}");
     }
 
-    let rtl = if testbenches::available(testbenches::Rtl::Verilator).is_ok() {
-        "verilator"
-    } else {
-        eprintln!("verilator missing: checking reference against simulator only");
-        "none"
+    let rtl = match testbenches::available(testbenches::Rtl::Verilator) {
+        Ok(()) => "verilator",
+        Err(e) => {
+            testbenches::tool_missing(&format!("{e}: checking reference against simulator only"));
+            "none"
+        }
     };
     let out = flipchip_ok(&[
         "verify",
@@ -229,7 +230,9 @@ fn compile_sim_and_verify_agree_on_the_trained_digits_model() {
 fn a_fashion_mnist_model_runs_identically_in_simulator_and_verilator() {
     let fmnist = Path::new("/usr/share/datasets/fashion-mnist");
     if !fmnist.exists() || testbenches::available(testbenches::Rtl::Verilator).is_err() {
-        eprintln!("skipped: Fashion-MNIST or Verilator missing (scripts/setup.sh installs both)");
+        testbenches::tool_missing(
+            "Fashion-MNIST or Verilator missing (scripts/setup.sh installs both)",
+        );
         return;
     }
     let dir = scratch("cli-fmnist");

@@ -1,6 +1,7 @@
 //! End to end: a compiled design behind the board wrapper, simulated over its UART pins under
 //! Verilator against the software reference, linted, and built into a real iCE40 bitstream.
-//! Each test skips (with a message) when its tool is not installed.
+//! Each test skips (with a message) when its tool is not installed, and fails instead under
+//! `FLIPCHIP_REQUIRE_TOOLS=1` (as `scripts/test.sh` runs them).
 
 use std::path::{Path, PathBuf};
 
@@ -29,11 +30,11 @@ fn compile(model: &Model, dir: &Path, target_cycles: Option<u64>) {
 }
 
 /// True if the board's yosys, nextpnr and packer are installed; else says which are missing and
-/// that `setup` installs them (the test then skips).
+/// that `setup` installs them (the test then skips, or fails under `FLIPCHIP_REQUIRE_TOOLS=1`).
 fn tools_installed(board: &Board, setup: &str) -> bool {
     for tools in [&board.tools.yosys, &board.tools.nextpnr, &board.tools.pack] {
         if flow::find_tool(tools).is_none() {
-            eprintln!("SKIP: none of {tools:?} installed ({setup})");
+            testbenches::tool_missing(&format!("none of {tools:?} installed ({setup})"));
             return false;
         }
     }
@@ -48,7 +49,7 @@ fn tiny_model(seed: u64) -> Model {
 #[test]
 fn board_top_over_uart_matches_the_reference() {
     if !uart_sim::have_verilator() {
-        eprintln!("SKIP: verilator not installed (scripts/setup.sh)");
+        testbenches::tool_missing("verilator not installed (scripts/setup.sh)");
         return;
     }
     // The embedded digits' first test images through a random 64-24-10 model with the digits'
@@ -182,7 +183,7 @@ fn uart_round_trip(
 #[test]
 fn board_top_is_lint_clean_on_every_board_with_and_without_pll() {
     if !uart_sim::have_verilator() {
-        eprintln!("SKIP: verilator not installed (scripts/setup.sh)");
+        testbenches::tool_missing("verilator not installed (scripts/setup.sh)");
         return;
     }
     let dir = scratch("lint");

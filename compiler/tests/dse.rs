@@ -216,7 +216,7 @@ fn files_are_written() {
 /// LUT4s Yosys reports for a compiled design (the counting of `flipchip dse --synth`).
 fn yosys_luts(d: &compiler::ir::Design, family: Family, tag: &str) -> Option<u64> {
     if Command::new("yosys").arg("-V").output().is_err() {
-        println!("skipping: yosys is not installed");
+        testbenches::tool_missing("yosys is not installed (scripts/setup.sh)");
         return None;
     }
     let dir = std::env::temp_dir().join(format!("flipchip-dse-synth-{}-{tag}", std::process::id()));

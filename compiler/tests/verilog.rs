@@ -11,7 +11,7 @@ use flip::encoding::Encoding;
 fn tool(name: &str) -> bool {
     let ok = Command::new(name).arg("-V").output().is_ok();
     if !ok {
-        println!("skipping: {name} is not installed");
+        testbenches::tool_missing(&format!("{name} is not installed (scripts/setup.sh)"));
     }
     ok
 }

@@ -1,7 +1,7 @@
 //! End to end: the Rust cycle model and the generated Verilog under Verilator (and Icarus)
 //! produce identical traces, output beats and stage handshakes on the same cycles, on small
 //! random networks under random bubbles and stalls. Skips with a message when a simulator is
-//! missing.
+//! missing, and fails instead under `FLIPCHIP_REQUIRE_TOOLS=1` (as `scripts/test.sh` runs it).
 
 use compiler::passes::folding::FoldSpec;
 use compiler::random::{random_encoding, random_folding, random_model, random_pixels, Rng};
@@ -10,7 +10,7 @@ use testbenches::Rtl;
 
 fn check(rtl: Rtl, cases: usize, seed: u64) {
     if let Err(e) = testbenches::available(rtl) {
-        println!("skipping: {e}");
+        testbenches::tool_missing(&e.to_string());
         return;
     }
     let mut rng = Rng(seed);
@@ -73,7 +73,7 @@ fn sim_matches_icarus_under_bubbles_and_stalls() {
 fn a_layer_that_ignores_back_pressure_is_caught() {
     let rtl = Rtl::Verilator;
     if let Err(e) = testbenches::available(rtl) {
-        println!("skipping: {e}");
+        testbenches::tool_missing(&e.to_string());
         return;
     }
     let mut rng = Rng(21);
@@ -133,7 +133,7 @@ fn argmax_scan_matches_rtl_with_ties_and_stalls() {
     use flip::model::{Activation, Layer};
     for rtl in [Rtl::Verilator, Rtl::Icarus] {
         if let Err(e) = testbenches::available(rtl) {
-            println!("skipping: {e}");
+            testbenches::tool_missing(&e.to_string());
             continue;
         }
         let mut rng = Rng(0xA59);

@@ -188,6 +188,26 @@ pub(crate) fn io_err(
     }
 }
 
+/// The environment variable under which a test whose tool is missing fails instead of skipping.
+/// `scripts/test.sh` (the README's test command, which CI runs) sets it to `1`, so a machine
+/// without a tool can never show green.
+pub const REQUIRE_TOOLS: &str = "FLIPCHIP_REQUIRE_TOOLS";
+
+/// True when [`REQUIRE_TOOLS`] is set to `1`.
+pub fn tools_required() -> bool {
+    std::env::var(REQUIRE_TOOLS).is_ok_and(|v| v == "1")
+}
+
+/// What a test calls when a tool it needs is missing (`why` names the tool and how to install
+/// it): a panic under [`REQUIRE_TOOLS`], else a message saying the test is skipped. The caller
+/// returns when this does.
+pub fn tool_missing(why: &str) {
+    if tools_required() {
+        panic!("{why} ({REQUIRE_TOOLS}=1: tests must not skip)");
+    }
+    eprintln!("SKIP: {why}");
+}
+
 /// Checks that `rtl`'s programs are installed and runnable.
 pub fn available(rtl: Rtl) -> Result<(), HarnessError> {
     let progs: &[(&'static str, &str, &'static str)] = match rtl {

@@ -1,5 +1,6 @@
 //! Verilator and Icarus against each other and against the golden model of the hand-written
-//! fixtures. Tests pass with a message when a simulator is not installed.
+//! fixtures. Tests pass with a message when a simulator is not installed, and fail instead
+//! under `FLIPCHIP_REQUIRE_TOOLS=1` (as `scripts/test.sh` runs them).
 
 mod common;
 
@@ -20,7 +21,7 @@ fn installed(rtls: &[Rtl]) -> Vec<Rtl> {
         .filter(|&r| match available(r) {
             Ok(()) => true,
             Err(e) => {
-                eprintln!("skipping {r}: {e}");
+                testbenches::tool_missing(&format!("{r}: {e}"));
                 false
             }
         })
