@@ -27,7 +27,7 @@ use flip::model::{Activation, Layer, Model};
 use serde_json::json;
 
 use crate::blocks::Estimate;
-use crate::ir::{Argmax, Design, InputAdapter, Mvtu, MvtuActivation};
+use crate::ir::{Argmax, Design, InputAdapter, Mvtu, MvtuActivation, Stage};
 use crate::passes::folding::{FoldFile, FoldSpec, Folding, LayerFold};
 use crate::passes::memory::{Memory, Placement};
 use crate::passes::Pass;
@@ -108,20 +108,21 @@ pub fn lower(model: &Model) -> Result<Design, CompileError> {
         });
         planes = 1;
     }
+    let mut stages = vec![Stage::Input(InputAdapter {
+        pixels: model.input.pixels(),
+        pixels_per_beat: 1,
+        pixel_bits: model.input.pixel_bits,
+        encoding: model.input.encoding.clone(),
+    })];
+    stages.extend(layers.into_iter().map(Stage::Mvtu));
+    stages.push(Stage::Argmax(Argmax {
+        classes: model.classes(),
+        score_width: 0,
+    }));
     Ok(Design {
         top: TOP.into(),
         model: format!("{}, encoding {}", model.arch(), model.input.encoding),
-        input: InputAdapter {
-            pixels: model.input.pixels(),
-            pixels_per_beat: 1,
-            pixel_bits: model.input.pixel_bits,
-            encoding: model.input.encoding.clone(),
-        },
-        layers,
-        argmax: Argmax {
-            classes: model.classes(),
-            score_width: 0,
-        },
+        stages,
         family: Default::default(),
     })
 }
@@ -173,18 +174,16 @@ pub fn read_fold_file(path: &Path) -> Result<FoldFile, CompileError> {
 /// The folding a design was built with, as a fold file.
 pub fn fold_file(d: &Design) -> FoldFile {
     FoldFile {
-        pixels_per_beat: d.input.pixels_per_beat,
+        pixels_per_beat: d.input().pixels_per_beat,
         layers: d
-            .layers
-            .iter()
+            .mvtus()
             .map(|l| LayerFold {
                 pe: l.pe,
                 simd: l.simd,
             })
             .collect(),
         load_weights: d
-            .layers
-            .iter()
+            .mvtus()
             .filter(|l| l.is_loaded())
             .map(|l| l.index)
             .collect(),
@@ -195,10 +194,8 @@ pub fn fold_file(d: &Design) -> FoldFile {
 pub fn report(d: &Design) -> serde_json::Value {
     let mut total = Estimate::default();
     let stages: Vec<serde_json::Value> = d
-        .stages()
-        .iter()
-        .map(|s| {
-            let b = s.block();
+        .blocks()
+        .map(|b| {
             let e = b.estimate_for(d.family);
             total = total + e;
             let mut v = json!({
@@ -210,12 +207,8 @@ pub fn report(d: &Design) -> serde_json::Value {
                 "memory_bits": e.memory_bits,
                 "est_sprams": e.sprams,
             });
-            if let ir::Stage::Mvtu(l) = s {
-                v["inputs"] = json!(l.inputs);
-                v["outputs"] = json!(l.outputs);
-                v["planes"] = json!(l.planes);
-                v["pe"] = json!(l.pe);
-                v["simd"] = json!(l.simd);
+            for (k, x) in b.report_fields() {
+                v[k] = x;
             }
             v
         })
@@ -223,7 +216,7 @@ pub fn report(d: &Design) -> serde_json::Value {
     json!({
         "top": d.top,
         "model": d.model,
-        "pixels_per_beat": d.input.pixels_per_beat,
+        "pixels_per_beat": d.input().pixels_per_beat,
         "layers": stages,
         "total": {
             "cycles_per_frame": d.cycles_per_frame(),

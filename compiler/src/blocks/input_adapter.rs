@@ -221,6 +221,10 @@ impl Block for InputAdapter {
         v
     }
 
+    fn wire_name(&self) -> String {
+        "input".into()
+    }
+
     fn cycle_model(&self) -> StageModel {
         let words = words_for(self.plane_bits());
         StageModel::Adapter(AdapterModel {

@@ -838,6 +838,32 @@ impl Block for Mvtu {
         v
     }
 
+    fn wire_name(&self) -> String {
+        format!("l{}", self.index)
+    }
+
+    fn folding(&self) -> Option<(usize, usize)> {
+        Some((self.pe, self.simd))
+    }
+
+    fn report_fields(&self) -> Vec<(&'static str, serde_json::Value)> {
+        vec![
+            ("inputs", self.inputs.into()),
+            ("outputs", self.outputs.into()),
+            ("planes", self.planes.into()),
+            ("pe", self.pe.into()),
+            ("simd", self.simd.into()),
+        ]
+    }
+
+    fn load_words(&self) -> usize {
+        Mvtu::load_words(self)
+    }
+
+    fn load_image(&self) -> Vec<u16> {
+        Mvtu::load_image(self)
+    }
+
     fn cycle_model(&self) -> StageModel {
         let m = self.mem();
         let wps = words_for(self.simd);

@@ -126,9 +126,10 @@ impl Pass for Folding {
     fn run(&self, design: &mut Design) -> Result<(), CompileError> {
         match &self.0 {
             FoldSpec::Auto { target_cycles } => {
-                let target = target_cycles.unwrap_or(design.input.pixels as u64);
-                design.input.pixels_per_beat = auto_pixels_per_beat(design.input.pixels, target);
-                for l in &mut design.layers {
+                let pixels = design.input().pixels;
+                let target = target_cycles.unwrap_or(pixels as u64);
+                design.input_mut().pixels_per_beat = auto_pixels_per_beat(pixels, target);
+                for l in design.mvtus_mut() {
                     let f = auto_fold(l.outputs, l.inputs, l.planes, target);
                     l.pe = f.pe;
                     l.simd = f.simd;
@@ -136,15 +137,15 @@ impl Pass for Folding {
             }
             FoldSpec::Manual(file) => {
                 let folds = &file.layers;
-                design.input.pixels_per_beat = file.pixels_per_beat;
-                if folds.len() != design.layers.len() {
+                design.input_mut().pixels_per_beat = file.pixels_per_beat;
+                let layers = design.mvtus().count();
+                if folds.len() != layers {
                     return Err(CompileError::Folding(format!(
-                        "the fold file has {} layers but the model has {}",
+                        "the fold file has {} layers but the model has {layers}",
                         folds.len(),
-                        design.layers.len()
                     )));
                 }
-                for (l, f) in design.layers.iter_mut().zip(folds) {
+                for (l, f) in design.mvtus_mut().zip(folds) {
                     l.pe = f.pe;
                     l.simd = f.simd;
                 }
