@@ -14,6 +14,10 @@
 pub mod argmax;
 pub mod input_adapter;
 pub mod mvtu;
+#[cfg(test)]
+mod rtl_check;
+mod skid;
+pub mod swu;
 
 pub mod cost;
 
@@ -106,6 +110,8 @@ pub enum StageModel {
     Mvtu(mvtu::MvtuModel),
     /// See [`argmax`].
     Argmax(argmax::ArgmaxModel),
+    /// See [`swu`].
+    Swu(swu::SwuModel),
 }
 
 macro_rules! each {
@@ -114,6 +120,7 @@ macro_rules! each {
             StageModel::Adapter($m) => $e,
             StageModel::Mvtu($m) => $e,
             StageModel::Argmax($m) => $e,
+            StageModel::Swu($m) => $e,
         }
     };
 }
