@@ -14,6 +14,7 @@
 pub mod argmax;
 pub mod input_adapter;
 pub mod mvtu;
+pub mod pool;
 #[cfg(test)]
 mod rtl_check;
 mod skid;
@@ -112,6 +113,8 @@ pub enum StageModel {
     Argmax(argmax::ArgmaxModel),
     /// See [`swu`].
     Swu(swu::SwuModel),
+    /// See [`pool`].
+    Pool(pool::PoolModel),
 }
 
 macro_rules! each {
@@ -121,6 +124,7 @@ macro_rules! each {
             StageModel::Mvtu($m) => $e,
             StageModel::Argmax($m) => $e,
             StageModel::Swu($m) => $e,
+            StageModel::Pool($m) => $e,
         }
     };
 }
