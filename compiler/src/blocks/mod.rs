@@ -14,6 +14,11 @@
 pub mod argmax;
 pub mod input_adapter;
 pub mod mvtu;
+pub mod pool;
+#[cfg(test)]
+mod rtl_check;
+mod skid;
+pub mod swu;
 
 pub mod cost;
 
@@ -163,6 +168,10 @@ pub enum StageModel {
     Mvtu(mvtu::MvtuModel),
     /// See [`argmax`].
     Argmax(argmax::ArgmaxModel),
+    /// See [`swu`].
+    Swu(swu::SwuModel),
+    /// See [`pool`].
+    Pool(pool::PoolModel),
 }
 
 macro_rules! each {
@@ -171,6 +180,8 @@ macro_rules! each {
             StageModel::Adapter($m) => $e,
             StageModel::Mvtu($m) => $e,
             StageModel::Argmax($m) => $e,
+            StageModel::Swu($m) => $e,
+            StageModel::Pool($m) => $e,
         }
     };
 }
