@@ -12,6 +12,7 @@
 //!   the rising edge that ends the cycle.
 
 pub mod argmax;
+pub mod collect;
 pub mod input_adapter;
 pub mod mvtu;
 pub mod pool;
@@ -172,6 +173,8 @@ pub enum StageModel {
     Swu(swu::SwuModel),
     /// See [`pool`].
     Pool(pool::PoolModel),
+    /// See [`collect`].
+    Collect(collect::CollectModel),
 }
 
 macro_rules! each {
@@ -182,6 +185,7 @@ macro_rules! each {
             StageModel::Argmax($m) => $e,
             StageModel::Swu($m) => $e,
             StageModel::Pool($m) => $e,
+            StageModel::Collect($m) => $e,
         }
     };
 }
