@@ -38,6 +38,9 @@ pub struct InputAdapter {
     pub pixel_bits: u8,
     /// How pixels become bits.
     pub encoding: Encoding,
+    /// `Some(channels)`: one output beat per image pixel of `channels` values (the stream a
+    /// sliding window unit reads); `None`: one output beat per frame.
+    pub stream: Option<usize>,
 }
 
 /// A dense binary layer folded onto `pe` x `simd` XNOR-popcount lanes.

@@ -113,6 +113,7 @@ pub fn lower(model: &Model) -> Result<Design, CompileError> {
         pixels_per_beat: 1,
         pixel_bits: model.input.pixel_bits,
         encoding: model.input.encoding.clone(),
+        stream: None,
     })];
     stages.extend(layers.into_iter().map(Stage::Mvtu));
     stages.push(Stage::Argmax(Argmax {
