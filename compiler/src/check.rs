@@ -15,13 +15,27 @@ pub fn check_folding(design: &Design) -> Result<(), CompileError> {
             "pixels_per_beat {k} must divide the {pixels} pixels of a frame and be 1..={MAX_PIXELS_PER_BEAT}"
         )));
     }
+    if let Some(channels) = design.input().stream {
+        if channels % k != 0 {
+            return Err(CompileError::Folding(format!(
+                "pixels_per_beat {k} must divide the {channels} value(s) of an image pixel: the \
+                 input streams one image pixel per beat to the first convolution or pool"
+            )));
+        }
+    }
     for l in design.mvtus() {
+        let kind = if l.is_conv() {
+            format!(
+                "convolution, {}-bit windows -> {} channels",
+                l.inputs, l.outputs
+            )
+        } else {
+            format!("{} inputs -> {} outputs", l.inputs, l.outputs)
+        };
         let bad = |what: &str, v: usize, of: &str, n: usize| {
             Err(CompileError::Folding(format!(
-                "layer {} ({} inputs -> {} outputs): {what} {v} {} the {n} {of}",
+                "layer {} ({kind}): {what} {v} {} the {n} {of}",
                 l.index,
-                l.inputs,
-                l.outputs,
                 if v == 0 {
                     "must be at least 1, not 0, and divide"
                 } else if v > n {

@@ -288,7 +288,7 @@ pub fn layer_foldings(l: &Mvtu) -> Vec<(u64, LayerFold)> {
     let mut v: Vec<(u64, LayerFold)> = div(l.outputs)
         .flat_map(|pe| div(l.inputs).map(move |simd| LayerFold { pe, simd }))
         .map(|f| {
-            let c = ((l.outputs / f.pe) * l.planes * (l.inputs / f.simd)) as u64;
+            let c = (l.vectors * (l.outputs / f.pe) * l.planes * (l.inputs / f.simd)) as u64;
             (c, f)
         })
         .collect();
@@ -333,9 +333,11 @@ pub fn enumerate(design: &Design) -> Vec<Folding> {
     targets.sort_unstable();
     targets.dedup();
     // The folding pass's choice: fewest lanes, then fewest PEs.
-    let cheapest = |l: &Mvtu, t: u64| auto_fold(l.outputs, l.inputs, l.planes, t);
-    let cycles =
-        |l: &Mvtu, f: LayerFold| ((l.outputs / f.pe) * l.planes * (l.inputs / f.simd)) as u64;
+    let cheapest =
+        |l: &Mvtu, t: u64| auto_fold(l.outputs, l.inputs, l.planes, t / l.vectors as u64);
+    let cycles = |l: &Mvtu, f: LayerFold| {
+        (l.vectors * (l.outputs / f.pe) * l.planes * (l.inputs / f.simd)) as u64
+    };
     let mut out: BTreeMap<(usize, Vec<(usize, usize)>), Folding> = BTreeMap::new();
     for &t in &targets {
         let k = auto_pixels_per_beat(pixels, t);

@@ -43,15 +43,20 @@ pub struct InputAdapter {
     pub stream: Option<usize>,
 }
 
-/// A dense binary layer folded onto `pe` x `simd` XNOR-popcount lanes.
+/// A binary layer folded onto `pe` x `simd` XNOR-popcount lanes. A dense layer takes one input
+/// vector per frame; a convolution takes one window per output pixel (`vectors` of them) and
+/// computes that pixel's output channels from each.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Mvtu {
     /// Layer number, 1-based (names: `l{index}_mvtu`).
     pub index: usize,
-    /// Input bits per plane.
+    /// Input bits per plane (of a convolution: the window, `kernel * kernel * channels`).
     pub inputs: usize,
-    /// Neurons.
+    /// Neurons (of a convolution: output channels).
     pub outputs: usize,
+    /// Input beats per frame, each computed independently: 1 for a dense layer, the output
+    /// pixels of a convolution.
+    pub vectors: usize,
     /// Input planes (bit planes of the first layer, else 1); plane `k` weighs `2^k`.
     pub planes: usize,
     /// Processing elements: neurons computed in parallel (divides `outputs`).
@@ -132,6 +137,16 @@ impl Mvtu {
     /// Synapse folds: how many SIMD chunks the inputs are cut into.
     pub fn synapse_folds(&self) -> usize {
         self.inputs / self.simd
+    }
+
+    /// Cycles of one input vector: `(outputs / pe) * planes * (inputs / simd)` fold steps.
+    pub fn vector_cycles(&self) -> u64 {
+        (self.neuron_folds() * self.planes * self.synapse_folds()) as u64
+    }
+
+    /// True for a convolution (more than one input vector per frame).
+    pub fn is_conv(&self) -> bool {
+        self.vectors > 1
     }
 
     /// Largest popcount sum of one neuron.

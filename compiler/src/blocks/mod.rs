@@ -119,6 +119,12 @@ pub enum Stage {
     Mvtu(Mvtu),
     /// Scores in, class and scores out (see [`argmax`]).
     Argmax(Argmax),
+    /// Pixels in, a convolution's windows out (see [`swu`]).
+    Window(swu::SlidingWindow),
+    /// Pixels in, max-pooled pixels out (see [`pool`]).
+    Pool(pool::MaxPoolUnit),
+    /// Pixels in, the flattened feature map out (see [`collect`]).
+    Collect(collect::Collect),
 }
 
 /// `$e` evaluated with `$b` bound to the block inside any [`Stage`].
@@ -128,6 +134,9 @@ macro_rules! each_stage {
             Stage::Input($b) => $e,
             Stage::Mvtu($b) => $e,
             Stage::Argmax($b) => $e,
+            Stage::Window($b) => $e,
+            Stage::Pool($b) => $e,
+            Stage::Collect($b) => $e,
         }
     };
 }
