@@ -39,9 +39,8 @@ impl Sample {
 /// A design's features: the sum over its blocks.
 pub fn design_features(design: &Design, family: Family) -> Features {
     design
-        .stages()
-        .iter()
-        .map(|s| s.block().features(family))
+        .blocks()
+        .map(|b| b.features(family))
         .fold(Features::default(), |a, b| a + b)
 }
 

@@ -1,26 +1,41 @@
 //! Well-formedness of a [`Design`], checked before any backend reads it, so that user mistakes
 //! (an impossible folding) come back as messages naming the layer instead of broken Verilog.
 
-use crate::ir::Design;
+use crate::ir::{Design, Stage};
 use crate::passes::folding::MAX_PIXELS_PER_BEAT;
 use crate::CompileError;
 
 /// The pixels per beat divide the frame (at most [`MAX_PIXELS_PER_BEAT`]); every layer's PE
 /// divides its outputs and its SIMD its inputs, all non-zero.
 pub fn check_folding(design: &Design) -> Result<(), CompileError> {
-    let (k, pixels) = (design.input.pixels_per_beat, design.input.pixels);
+    check_shape(design)?;
+    let (k, pixels) = (design.input().pixels_per_beat, design.input().pixels);
     if k == 0 || k > MAX_PIXELS_PER_BEAT || pixels % k != 0 {
         return Err(CompileError::Folding(format!(
             "pixels_per_beat {k} must divide the {pixels} pixels of a frame and be 1..={MAX_PIXELS_PER_BEAT}"
         )));
     }
-    for l in &design.layers {
+    if let Some(channels) = design.input().stream {
+        if channels % k != 0 {
+            return Err(CompileError::Folding(format!(
+                "pixels_per_beat {k} must divide the {channels} value(s) of an image pixel: the \
+                 input streams one image pixel per beat to the first convolution or pool"
+            )));
+        }
+    }
+    for l in design.mvtus() {
+        let kind = if l.is_conv() {
+            format!(
+                "convolution, {}-bit windows -> {} channels",
+                l.inputs, l.outputs
+            )
+        } else {
+            format!("{} inputs -> {} outputs", l.inputs, l.outputs)
+        };
         let bad = |what: &str, v: usize, of: &str, n: usize| {
             Err(CompileError::Folding(format!(
-                "layer {} ({} inputs -> {} outputs): {what} {v} {} the {n} {of}",
+                "layer {} ({kind}): {what} {v} {} the {n} {of}",
                 l.index,
-                l.inputs,
-                l.outputs,
                 if v == 0 {
                     "must be at least 1, not 0, and divide"
                 } else if v > n {
@@ -40,17 +55,46 @@ pub fn check_folding(design: &Design) -> Result<(), CompileError> {
     Ok(())
 }
 
-/// The whole design: folding, memories present, widths the backends support.
+/// The pipeline starts with an input adapter and ends with an argmax, the two ends the top's
+/// ports are made for.
+fn check_shape(design: &Design) -> Result<(), CompileError> {
+    let err = |m: &str| Err(CompileError::Invalid(m.into()));
+    match (design.stages.first(), design.stages.last()) {
+        (Some(Stage::Input(_)), Some(Stage::Argmax(_))) if design.stages.len() >= 2 => Ok(()),
+        (Some(Stage::Input(_)), _) => err("the pipeline does not end with an argmax"),
+        _ => err("the pipeline does not start with an input adapter"),
+    }
+}
+
+/// Each stage's output stream is as wide as the next stage's input stream.
+fn check_chain(design: &Design) -> Result<(), CompileError> {
+    for w in design.stages.windows(2) {
+        let (a, b) = (w[0].block(), w[1].block());
+        if a.out_width() != b.in_width() {
+            return Err(CompileError::Invalid(format!(
+                "stage {} hands on {}-bit beats but stage {} takes {}-bit beats",
+                a.name(),
+                a.out_width(),
+                b.name(),
+                b.in_width()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The whole design: folding, memories present, widths the backends support, stream widths
+/// that agree from stage to stage.
 pub fn check(design: &Design) -> Result<(), CompileError> {
     check_folding(design)?;
     let err = |m: String| Err(CompileError::Invalid(m));
-    if design.input.pixels == 0 {
+    if design.input().pixels == 0 {
         return err("the input has no pixels".into());
     }
-    if design.layers.is_empty() {
+    if design.mvtus().next().is_none() {
         return err("the model has no layers".into());
     }
-    for l in &design.layers {
+    for l in design.mvtus() {
         let Some(m) = &l.memory else {
             return err(format!("layer {}: weight memory not laid out", l.index));
         };
@@ -65,8 +109,8 @@ pub fn check(design: &Design) -> Result<(), CompileError> {
             ));
         }
     }
-    if design.argmax.classes == 0 {
+    if design.argmax().classes == 0 {
         return err("the model has no classes".into());
     }
-    Ok(())
+    check_chain(design)
 }

@@ -31,7 +31,7 @@ use flip::model::Model;
 use serde_json::json;
 
 use crate::blocks::{Block, Estimate, Family};
-use crate::ir::{Design, Mvtu};
+use crate::ir::{Design, Mvtu, Stage};
 use crate::passes::folding::{auto_fold, auto_pixels_per_beat, FoldFile, FoldSpec, LayerFold};
 use crate::CompileError;
 
@@ -288,7 +288,7 @@ pub fn layer_foldings(l: &Mvtu) -> Vec<(u64, LayerFold)> {
     let mut v: Vec<(u64, LayerFold)> = div(l.outputs)
         .flat_map(|pe| div(l.inputs).map(move |simd| LayerFold { pe, simd }))
         .map(|f| {
-            let c = ((l.outputs / f.pe) * l.planes * (l.inputs / f.simd)) as u64;
+            let c = (l.vectors * (l.outputs / f.pe) * l.planes * (l.inputs / f.simd)) as u64;
             (c, f)
         })
         .collect();
@@ -316,9 +316,9 @@ struct LayerCost {
 /// The candidate foldings of a lowered design (see the module documentation), deduplicated,
 /// in a fixed order, each with how it was derived.
 pub fn enumerate(design: &Design) -> Vec<Folding> {
-    let pixels = design.input.pixels;
+    let pixels = design.input().pixels;
     let floor = (pixels / auto_pixels_per_beat(pixels, 1)) as u64;
-    let options: Vec<Vec<(u64, LayerFold)>> = design.layers.iter().map(layer_foldings).collect();
+    let options: Vec<Vec<(u64, LayerFold)>> = design.mvtus().map(layer_foldings).collect();
     let per_layer: Vec<Vec<u64>> = options
         .iter()
         .map(|o| {
@@ -333,9 +333,11 @@ pub fn enumerate(design: &Design) -> Vec<Folding> {
     targets.sort_unstable();
     targets.dedup();
     // The folding pass's choice: fewest lanes, then fewest PEs.
-    let cheapest = |l: &Mvtu, t: u64| auto_fold(l.outputs, l.inputs, l.planes, t);
-    let cycles =
-        |l: &Mvtu, f: LayerFold| ((l.outputs / f.pe) * l.planes * (l.inputs / f.simd)) as u64;
+    let cheapest =
+        |l: &Mvtu, t: u64| auto_fold(l.outputs, l.inputs, l.planes, t / l.vectors as u64);
+    let cycles = |l: &Mvtu, f: LayerFold| {
+        (l.vectors * (l.outputs / f.pe) * l.planes * (l.inputs / f.simd)) as u64
+    };
     let mut out: BTreeMap<(usize, Vec<(usize, usize)>), Folding> = BTreeMap::new();
     for &t in &targets {
         let k = auto_pixels_per_beat(pixels, t);
@@ -345,9 +347,9 @@ pub fn enumerate(design: &Design) -> Vec<Folding> {
             layers,
             load_weights: Vec::new(),
         };
-        let base: Vec<LayerFold> = design.layers.iter().map(|l| cheapest(l, t)).collect();
+        let base: Vec<LayerFold> = design.mvtus().map(|l| cheapest(l, t)).collect();
         out.insert(key(&base), (file(base.clone()), Origin::Balanced));
-        for (i, l) in design.layers.iter().enumerate() {
+        for (i, l) in design.mvtus().enumerate() {
             let c = cycles(l, base[i]);
             let mut variants = Vec::new();
             if c > 1 {
@@ -410,22 +412,32 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
         },
     )?;
     let input = |k: usize| {
-        let mut a = base.input.clone();
+        let mut a = base.input().clone();
         a.pixels_per_beat = k;
         a
     };
+    // Every stage but the input and the MVTUs keeps its cost whatever the folding.
+    let others: Vec<&dyn Block> = base
+        .stages
+        .iter()
+        .filter(|s| !matches!(s, Stage::Input(_) | Stage::Mvtu(_)))
+        .map(Stage::block)
+        .collect();
+    let layers: Vec<&Mvtu> = base.mvtus().collect();
     let mut layer_cost: Vec<BTreeMap<(usize, usize), LayerCost>> =
-        vec![BTreeMap::new(); base.layers.len()];
+        vec![BTreeMap::new(); layers.len()];
     let mut candidates = Vec::new();
     for (file, origin) in enumerate(&base) {
         let a = input(file.pixels_per_beat);
-        let fixed = a.estimate_for(family) + base.argmax.estimate_for(family);
-        let mut cycles = a.cycles().max(base.argmax.cycles());
-        let mut latency = a.latency() + base.argmax.latency();
+        let fixed = others
+            .iter()
+            .fold(a.estimate_for(family), |e, b| e + b.estimate_for(family));
+        let mut cycles = others.iter().map(|b| b.cycles()).fold(a.cycles(), u64::max);
+        let mut latency = a.latency() + others.iter().map(|b| b.latency()).sum::<u64>();
         let mut costs = Vec::with_capacity(file.layers.len());
         for (i, f) in file.layers.iter().enumerate() {
             let cost = *layer_cost[i].entry((f.pe, f.simd)).or_insert_with(|| {
-                let mut l = base.layers[i].clone();
+                let mut l = layers[i].clone();
                 l.pe = f.pe;
                 l.simd = f.simd;
                 let rom = l.estimate_for(family);

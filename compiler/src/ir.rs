@@ -8,6 +8,7 @@
 use flip::bits::BitMatrix;
 use flip::encoding::Encoding;
 
+pub use crate::blocks::Stage;
 use crate::blocks::{Block, StageModel};
 
 /// One compiled accelerator.
@@ -17,12 +18,9 @@ pub struct Design {
     pub top: String,
     /// One line describing the model (architecture and encoding) for headers and reports.
     pub model: String,
-    /// Pixels in, bits out.
-    pub input: InputAdapter,
-    /// One matrix-vector-threshold unit per layer, input first.
-    pub layers: Vec<Mvtu>,
-    /// Scores in, class and scores out.
-    pub argmax: Argmax,
+    /// The pipeline in stream order: an input adapter first, an argmax last (see
+    /// [`crate::check::check`]).
+    pub stages: Vec<Stage>,
     /// The FPGA family whose costs `report.json`'s estimates use (the target device's when
     /// compiled for one).
     pub family: crate::blocks::Family,
@@ -40,17 +38,25 @@ pub struct InputAdapter {
     pub pixel_bits: u8,
     /// How pixels become bits.
     pub encoding: Encoding,
+    /// `Some(channels)`: one output beat per image pixel of `channels` values (the stream a
+    /// sliding window unit reads); `None`: one output beat per frame.
+    pub stream: Option<usize>,
 }
 
-/// A dense binary layer folded onto `pe` x `simd` XNOR-popcount lanes.
+/// A binary layer folded onto `pe` x `simd` XNOR-popcount lanes. A dense layer takes one input
+/// vector per frame; a convolution takes one window per output pixel (`vectors` of them) and
+/// computes that pixel's output channels from each.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Mvtu {
     /// Layer number, 1-based (names: `l{index}_mvtu`).
     pub index: usize,
-    /// Input bits per plane.
+    /// Input bits per plane (of a convolution: the window, `kernel * kernel * channels`).
     pub inputs: usize,
-    /// Neurons.
+    /// Neurons (of a convolution: output channels).
     pub outputs: usize,
+    /// Input beats per frame, each computed independently: 1 for a dense layer, the output
+    /// pixels of a convolution.
+    pub vectors: usize,
     /// Input planes (bit planes of the first layer, else 1); plane `k` weighs `2^k`.
     pub planes: usize,
     /// Processing elements: neurons computed in parallel (divides `outputs`).
@@ -133,6 +139,16 @@ impl Mvtu {
         self.inputs / self.simd
     }
 
+    /// Cycles of one input vector: `(outputs / pe) * planes * (inputs / simd)` fold steps.
+    pub fn vector_cycles(&self) -> u64 {
+        (self.neuron_folds() * self.planes * self.synapse_folds()) as u64
+    }
+
+    /// True for a convolution (more than one input vector per frame).
+    pub fn is_conv(&self) -> bool {
+        self.vectors > 1
+    }
+
     /// Largest popcount sum of one neuron.
     pub fn max_sum(&self) -> u64 {
         self.inputs as u64 * ((1u64 << self.planes) - 1)
@@ -198,91 +214,108 @@ impl Mvtu {
     }
 }
 
-/// A node of the pipeline, borrowed as its block kind.
-pub enum Stage<'a> {
-    /// The input adapter.
-    Input(&'a InputAdapter),
-    /// A layer.
-    Mvtu(&'a Mvtu),
-    /// The argmax.
-    Argmax(&'a Argmax),
-}
-
-impl<'a> Stage<'a> {
-    /// The block behind this stage.
-    pub fn block(&self) -> &'a dyn Block {
-        match *self {
-            Stage::Input(b) => b,
-            Stage::Mvtu(b) => b,
-            Stage::Argmax(b) => b,
+impl Design {
+    /// The input adapter (the first stage).
+    pub fn input(&self) -> &InputAdapter {
+        match self.stages.first() {
+            Some(Stage::Input(a)) => a,
+            _ => panic!("a design starts with its input adapter"),
         }
     }
-}
 
-impl Design {
-    /// The stages in stream order.
-    pub fn stages(&self) -> Vec<Stage<'_>> {
-        let mut s = vec![Stage::Input(&self.input)];
-        s.extend(self.layers.iter().map(Stage::Mvtu));
-        s.push(Stage::Argmax(&self.argmax));
-        s
+    /// The input adapter, to change (the folding pass sets its pixels per beat).
+    pub fn input_mut(&mut self) -> &mut InputAdapter {
+        match self.stages.first_mut() {
+            Some(Stage::Input(a)) => a,
+            _ => panic!("a design starts with its input adapter"),
+        }
+    }
+
+    /// The argmax (the last stage).
+    pub fn argmax(&self) -> &Argmax {
+        match self.stages.last() {
+            Some(Stage::Argmax(a)) => a,
+            _ => panic!("a design ends with its argmax"),
+        }
+    }
+
+    /// The argmax, to change (the memory pass sets its score width).
+    pub fn argmax_mut(&mut self) -> &mut Argmax {
+        match self.stages.last_mut() {
+            Some(Stage::Argmax(a)) => a,
+            _ => panic!("a design ends with its argmax"),
+        }
+    }
+
+    /// The matrix-vector-threshold units, input first: what the folding and memory passes and
+    /// fold files are about.
+    pub fn mvtus(&self) -> impl Iterator<Item = &Mvtu> + '_ {
+        self.stages.iter().filter_map(|s| match s {
+            Stage::Mvtu(l) => Some(l),
+            _ => None,
+        })
+    }
+
+    /// [`Design::mvtus`], to change.
+    pub fn mvtus_mut(&mut self) -> impl Iterator<Item = &mut Mvtu> + '_ {
+        self.stages.iter_mut().filter_map(|s| match s {
+            Stage::Mvtu(l) => Some(l),
+            _ => None,
+        })
+    }
+
+    /// The blocks of every stage, in stream order.
+    pub fn blocks(&self) -> impl Iterator<Item = &dyn Block> + '_ {
+        self.stages.iter().map(Stage::block)
     }
 
     /// Stage names in stream order (the `dbg_fire` bit order).
     pub fn stage_names(&self) -> Vec<String> {
-        self.stages().iter().map(|s| s.block().name()).collect()
+        self.blocks().map(|b| b.name()).collect()
     }
 
     /// Fresh (just reset) cycle models of every stage, in stream order.
     pub fn cycle_models(&self) -> Vec<StageModel> {
-        self.stages()
-            .iter()
-            .map(|s| s.block().cycle_model())
-            .collect()
+        self.blocks().map(|b| b.cycle_model()).collect()
     }
 
     /// Steady-state cycles between frames when nothing stalls: the slowest stage's.
     pub fn cycles_per_frame(&self) -> u64 {
-        self.stages()
-            .iter()
-            .map(|s| s.block().cycles())
-            .max()
-            .unwrap_or(1)
+        self.blocks().map(|b| b.cycles()).max().unwrap_or(1)
     }
 
     /// Cycles from the first input beat's handshake to the output handshake of the same
     /// frame when nothing stalls and the pipeline is empty: the sum of stage latencies.
     pub fn latency_cycles(&self) -> u64 {
-        self.stages().iter().map(|s| s.block().latency()).sum()
+        self.blocks().map(|b| b.latency()).sum()
     }
 
     /// The summed resource estimates of every stage for `family`.
     pub fn estimate_for(&self, family: crate::blocks::Family) -> crate::blocks::Estimate {
-        self.stages()
-            .iter()
-            .map(|s| s.block().estimate_for(family))
+        self.blocks()
+            .map(|b| b.estimate_for(family))
             .fold(crate::blocks::Estimate::default(), |a, b| a + b)
     }
 
-    /// Every loaded layer's [`Mvtu::load_image`], layer after layer: what the top's load port
-    /// takes after `load_rst`.
+    /// Every loading stage's [`Block::load_image`], stage after stage: what the top's load
+    /// port takes after `load_rst`.
     pub fn load_image(&self) -> Vec<u16> {
-        self.layers.iter().flat_map(Mvtu::load_image).collect()
+        self.blocks().flat_map(|b| b.load_image()).collect()
     }
 
     /// Words the top's load port takes (see [`Design::load_image`]).
     pub fn load_words(&self) -> usize {
-        self.layers.iter().map(Mvtu::load_words).sum()
+        self.blocks().map(|b| b.load_words()).sum()
     }
 
-    /// True if some layer's weights are loaded after power-up.
+    /// True if some stage's weights are loaded after power-up.
     pub fn has_loaded_weights(&self) -> bool {
-        self.layers.iter().any(Mvtu::is_loaded)
+        self.blocks().any(|b| b.load_words() > 0)
     }
 
     /// Bits of `m_class`.
     pub fn class_width(&self) -> u32 {
-        bits_for(self.argmax.classes.saturating_sub(1) as u64)
+        bits_for(self.argmax().classes.saturating_sub(1) as u64)
     }
 
     /// The interface description harnesses read (`ports.json`).
@@ -290,11 +323,11 @@ impl Design {
         Ports {
             top: self.top.clone(),
             files: self.file_names(),
-            input_width: 8 * self.input.pixels_per_beat as u32,
-            beats_per_frame: (self.input.pixels / self.input.pixels_per_beat) as u32,
+            input_width: 8 * self.input().pixels_per_beat as u32,
+            beats_per_frame: (self.input().pixels / self.input().pixels_per_beat) as u32,
             class_width: self.class_width(),
-            classes: self.argmax.classes as u32,
-            score_width: self.argmax.score_width,
+            classes: self.argmax().classes as u32,
+            score_width: self.argmax().score_width,
             stages: self.stage_names(),
             load_words: self.load_words() as u64,
         }

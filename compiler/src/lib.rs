@@ -26,8 +26,11 @@ use std::path::{Path, PathBuf};
 use flip::model::{Activation, Layer, Model};
 use serde_json::json;
 
+use crate::blocks::collect::Collect;
+use crate::blocks::pool::MaxPoolUnit;
+use crate::blocks::swu::SlidingWindow;
 use crate::blocks::Estimate;
-use crate::ir::{Argmax, Design, InputAdapter, Mvtu, MvtuActivation};
+use crate::ir::{Argmax, Design, InputAdapter, Mvtu, MvtuActivation, Stage};
 use crate::passes::folding::{FoldFile, FoldSpec, Folding, LayerFold};
 use crate::passes::memory::{Memory, Placement};
 use crate::passes::Pass;
@@ -69,24 +72,103 @@ pub const LOAD_HEX: &str = "weights.hex";
 /// Name of the top module of every generated design.
 pub const TOP: &str = "flipchip_top";
 
+/// What flows between two stages while lowering: a feature map (one pixel per beat, as the
+/// sliding window, pool and collect units take it) or one vector per frame (as the input
+/// adapter makes it for a dense first layer, and every dense layer passes it on).
+#[derive(Clone, Copy)]
+enum Flow {
+    Map {
+        height: usize,
+        width: usize,
+        channels: usize,
+        planes: usize,
+    },
+    Vector {
+        bits: usize,
+        planes: usize,
+    },
+}
+
 /// The model as an unfolded design (every layer `pe = simd = 1`, memories not laid out).
+///
+/// A dense layer becomes an MVTU. A convolution becomes a sliding window unit and an MVTU that
+/// computes one output pixel (every output channel) per window. A max-pool becomes a max-pool
+/// unit. The first dense layer after a feature map gets a collect unit in front that flattens
+/// the map into one beat. The input adapter of a model that starts with a convolution or pool
+/// streams one encoded pixel per beat; otherwise it packs the whole frame into one beat.
 pub fn lower(model: &Model) -> Result<Design, CompileError> {
     model.check().map_err(|e| CompileError::Model(e.0))?;
-    if model.is_convolutional() {
-        return Err(CompileError::Model(
-            "convolutional models (conv and pool layers) cannot be compiled yet".into(),
-        ));
-    }
     if !model.is_binary() {
         return Err(CompileError::Model(
             "only binary models can be compiled (this one has float layers)".into(),
         ));
     }
-    let mut layers = Vec::new();
-    let mut planes = model.input.encoding.planes();
+    let enc = &model.input.encoding;
+    // Channels of an image pixel, when the first layer reads pixels one at a time.
+    let stream = model.is_convolutional().then_some(model.input.channels);
+    let mut flow = if stream.is_some() {
+        Flow::Map {
+            height: model.input.height,
+            width: model.input.width,
+            channels: model.input.channels * enc.bits_per_pixel(),
+            planes: enc.planes(),
+        }
+    } else {
+        Flow::Vector {
+            bits: model.input.encoded_inputs(),
+            planes: enc.planes(),
+        }
+    };
+    let mut stages = vec![Stage::Input(InputAdapter {
+        pixels: model.input.pixels(),
+        pixels_per_beat: 1,
+        pixel_bits: model.input.pixel_bits,
+        encoding: enc.clone(),
+        stream,
+    })];
     for (i, layer) in model.layers.iter().enumerate() {
-        let Layer::Binary(l) = layer else {
-            unreachable!("checked binary above")
+        let index = i + 1;
+        let shape = |m: String| CompileError::Model(format!("layer {index}: {m}"));
+        let l = match layer {
+            Layer::Binary(l) => l,
+            Layer::Float(_) => unreachable!("checked binary above"),
+            Layer::MaxPool(p) => {
+                let Flow::Map {
+                    height,
+                    width,
+                    channels,
+                    planes,
+                } = flow
+                else {
+                    return Err(shape("a max-pool after a dense layer".into()));
+                };
+                if planes != 1 {
+                    return Err(shape(format!(
+                        "a max-pool of a {planes}-plane input cannot be compiled (pool after a \
+                         convolution, or encode the input in one plane)"
+                    )));
+                }
+                if (p.height, p.width, p.channels) != (height, width, channels) {
+                    return Err(shape(format!(
+                        "the max-pool expects a {}x{}x{} map but gets {height}x{width}x{channels}",
+                        p.height, p.width, p.channels
+                    )));
+                }
+                stages.push(Stage::Pool(MaxPoolUnit {
+                    index,
+                    height,
+                    width,
+                    channels,
+                    size: p.size,
+                }));
+                flow = Flow::Map {
+                    height: p.out_height(),
+                    width: p.out_width(),
+                    channels,
+                    planes: 1,
+                };
+                continue;
+            }
         };
         let activation = match &l.activation {
             Activation::Threshold { thresholds, invert } => MvtuActivation::Threshold {
@@ -95,33 +177,107 @@ pub fn lower(model: &Model) -> Result<Design, CompileError> {
             },
             Activation::Scores { bias } => MvtuActivation::Scores { bias: bias.clone() },
         };
-        layers.push(Mvtu {
-            index: i + 1,
+        let (vectors, planes) = match (l.conv, flow) {
+            (
+                Some(c),
+                Flow::Map {
+                    height,
+                    width,
+                    channels,
+                    planes,
+                },
+            ) => {
+                if (c.height, c.width, c.channels) != (height, width, channels)
+                    || l.inputs != c.window()
+                {
+                    return Err(shape(format!(
+                        "the convolution expects a {}x{}x{} map ({} window bits) but gets \
+                         {height}x{width}x{channels}",
+                        c.height, c.width, c.channels, l.inputs
+                    )));
+                }
+                stages.push(Stage::Window(SlidingWindow {
+                    index,
+                    height,
+                    width,
+                    channels,
+                    planes,
+                    kernel: c.kernel,
+                }));
+                flow = Flow::Map {
+                    height: c.out_height(),
+                    width: c.out_width(),
+                    channels: l.outputs,
+                    planes: 1,
+                };
+                (c.output_pixels(), planes)
+            }
+            (Some(_), Flow::Vector { .. }) => {
+                return Err(shape("a convolution after a dense layer".into()));
+            }
+            (
+                None,
+                Flow::Map {
+                    height,
+                    width,
+                    channels,
+                    planes,
+                },
+            ) => {
+                if planes != 1 || l.inputs != height * width * channels {
+                    return Err(shape(format!(
+                        "the dense layer expects {} inputs but the {height}x{width}x{channels} \
+                         map before it has {} bits in {planes} plane(s)",
+                        l.inputs,
+                        height * width * channels
+                    )));
+                }
+                stages.push(Stage::Collect(Collect {
+                    index,
+                    pixels: height * width,
+                    channels,
+                }));
+                flow = Flow::Vector {
+                    bits: l.outputs,
+                    planes: 1,
+                };
+                (1, 1)
+            }
+            (None, Flow::Vector { bits, planes }) => {
+                if l.inputs != bits {
+                    return Err(shape(format!(
+                        "the dense layer expects {} inputs but gets {bits}",
+                        l.inputs
+                    )));
+                }
+                flow = Flow::Vector {
+                    bits: l.outputs,
+                    planes: 1,
+                };
+                (1, planes)
+            }
+        };
+        stages.push(Stage::Mvtu(Mvtu {
+            index,
             inputs: l.inputs,
             outputs: l.outputs,
+            vectors,
             planes,
             pe: 1,
             simd: 1,
             weights: l.weights.clone(),
             activation,
             memory: None,
-        });
-        planes = 1;
+        }));
     }
+    stages.push(Stage::Argmax(Argmax {
+        classes: model.classes(),
+        score_width: 0,
+    }));
     Ok(Design {
         top: TOP.into(),
         model: format!("{}, encoding {}", model.arch(), model.input.encoding),
-        input: InputAdapter {
-            pixels: model.input.pixels(),
-            pixels_per_beat: 1,
-            pixel_bits: model.input.pixel_bits,
-            encoding: model.input.encoding.clone(),
-        },
-        layers,
-        argmax: Argmax {
-            classes: model.classes(),
-            score_width: 0,
-        },
+        stages,
         family: Default::default(),
     })
 }
@@ -173,18 +329,16 @@ pub fn read_fold_file(path: &Path) -> Result<FoldFile, CompileError> {
 /// The folding a design was built with, as a fold file.
 pub fn fold_file(d: &Design) -> FoldFile {
     FoldFile {
-        pixels_per_beat: d.input.pixels_per_beat,
+        pixels_per_beat: d.input().pixels_per_beat,
         layers: d
-            .layers
-            .iter()
+            .mvtus()
             .map(|l| LayerFold {
                 pe: l.pe,
                 simd: l.simd,
             })
             .collect(),
         load_weights: d
-            .layers
-            .iter()
+            .mvtus()
             .filter(|l| l.is_loaded())
             .map(|l| l.index)
             .collect(),
@@ -195,10 +349,8 @@ pub fn fold_file(d: &Design) -> FoldFile {
 pub fn report(d: &Design) -> serde_json::Value {
     let mut total = Estimate::default();
     let stages: Vec<serde_json::Value> = d
-        .stages()
-        .iter()
-        .map(|s| {
-            let b = s.block();
+        .blocks()
+        .map(|b| {
             let e = b.estimate_for(d.family);
             total = total + e;
             let mut v = json!({
@@ -210,12 +362,8 @@ pub fn report(d: &Design) -> serde_json::Value {
                 "memory_bits": e.memory_bits,
                 "est_sprams": e.sprams,
             });
-            if let ir::Stage::Mvtu(l) = s {
-                v["inputs"] = json!(l.inputs);
-                v["outputs"] = json!(l.outputs);
-                v["planes"] = json!(l.planes);
-                v["pe"] = json!(l.pe);
-                v["simd"] = json!(l.simd);
+            for (k, x) in b.report_fields() {
+                v[k] = x;
             }
             v
         })
@@ -223,7 +371,7 @@ pub fn report(d: &Design) -> serde_json::Value {
     json!({
         "top": d.top,
         "model": d.model,
-        "pixels_per_beat": d.input.pixels_per_beat,
+        "pixels_per_beat": d.input().pixels_per_beat,
         "layers": stages,
         "total": {
             "cycles_per_frame": d.cycles_per_frame(),

@@ -2,6 +2,7 @@
 
 use flip::bits::BitMatrix;
 use flip::encoding::Encoding;
+use flip::model::arch::LayerSpec;
 use flip::model::{Activation, BinaryLayer, InputSpec, Layer, Metadata, Model};
 
 use crate::passes::folding::{FoldFile, LayerFold, MAX_PIXELS_PER_BEAT};
@@ -103,36 +104,97 @@ pub fn random_model(
     }
 }
 
-/// A random legal folding of every layer of `model`.
+/// A random legal folding of every binary layer of `model` (dense or convolution).
 pub fn random_folding(rng: &mut Rng, model: &Model) -> FoldFile {
     let div = |rng: &mut Rng, n: usize, most: usize| {
         let d: Vec<usize> = (1..=n.min(most)).filter(|d| n.is_multiple_of(*d)).collect();
         *rng.pick(&d)
     };
-    let pixels_per_beat = div(rng, model.input.pixels(), MAX_PIXELS_PER_BEAT);
-    let layers: Vec<LayerFold> = model
+    // A model that starts with a convolution streams one image pixel per beat, whose values
+    // an input beat must divide.
+    let values = if model.is_convolutional() {
+        model.input.channels
+    } else {
+        model.input.pixels()
+    };
+    let pixels_per_beat = div(rng, values, MAX_PIXELS_PER_BEAT);
+    // The binary layers (dense and convolutions, not pools) with their layer numbers: of a
+    // convolution, outputs are its channels and inputs its window.
+    let binary: Vec<(usize, &BinaryLayer)> = model
         .layers
         .iter()
-        .map(|l| LayerFold {
-            pe: div(rng, l.outputs(), usize::MAX),
-            simd: div(rng, l.inputs(), usize::MAX),
+        .enumerate()
+        .filter_map(|(i, l)| match l {
+            Layer::Binary(b) => Some((i + 1, b)),
+            _ => None,
+        })
+        .collect();
+    let layers: Vec<LayerFold> = binary
+        .iter()
+        .map(|(_, l)| LayerFold {
+            pe: div(rng, l.outputs, usize::MAX),
+            simd: div(rng, l.inputs, usize::MAX),
         })
         .collect();
     // About one layer in three with more than one weight word loads its weights into RAM.
-    let load_weights = model
-        .layers
+    let load_weights = binary
         .iter()
         .zip(&layers)
-        .enumerate()
-        .filter(|(_, (l, f))| (l.outputs() / f.pe) * (l.inputs() / f.simd) > 1)
+        .filter(|((_, l), f)| (l.outputs / f.pe) * (l.inputs / f.simd) > 1)
         .filter(|_| rng.range(0, 2) == 0)
-        .map(|(i, _)| i + 1)
+        .map(|((i, _), _)| *i)
         .collect();
     FoldFile {
         pixels_per_beat,
         layers,
         load_weights,
     }
+}
+
+/// A random convolutional binary model: an image of 3 to 11 rows and columns (odd sizes
+/// included) of one channel, one or two convolutions with kernels 1, 3 or 5 (where they fit)
+/// and 1 to 12 output channels or, one time in four, 60 to 70 (more than a u64 word per pixel,
+/// not a multiple of 64), a 2x2 max-pool after a convolution half the times its map is even,
+/// then no or one hidden dense layer and 1 to 12 classes. Feature maps are kept to at most
+/// 1500 bits so that designs stay small enough for quick RTL runs.
+pub fn random_conv_model(rng: &mut Rng) -> Model {
+    let pixel_bits = rng.range(4, 8) as u8;
+    let encoding = random_encoding(rng, pixel_bits);
+    let (mut h, mut w) = (rng.range(3, 11) as usize, rng.range(3, 11) as usize);
+    let input = InputSpec {
+        width: w,
+        height: h,
+        channels: 1,
+        pixel_bits,
+        encoding,
+    };
+    let mut specs = Vec::new();
+    for _ in 0..rng.range(1, 2) {
+        let kernels: Vec<usize> = [1, 3, 5].into_iter().filter(|&k| k <= h.min(w)).collect();
+        let kernel = *rng.pick(&kernels);
+        h = h + 1 - kernel;
+        w = w + 1 - kernel;
+        let wide = rng.range(0, 3) == 0;
+        let channels = if wide {
+            rng.range(60, 70) as usize
+        } else {
+            rng.range(1, 12) as usize
+        }
+        .min(1500 / (h * w))
+        .max(1);
+        specs.push(LayerSpec::Conv { channels, kernel });
+        if h % 2 == 0 && w % 2 == 0 && rng.range(0, 1) == 0 {
+            specs.push(LayerSpec::Pool);
+            h /= 2;
+            w /= 2;
+        }
+    }
+    if rng.range(0, 1) == 0 {
+        specs.push(LayerSpec::Dense(rng.range(1, 16) as usize));
+    }
+    let classes = rng.range(1, 12) as usize;
+    specs.push(LayerSpec::Dense(classes));
+    flip::model::random::binary(rng.next_u64(), input, &specs, classes)
 }
 
 /// Random pixels of `pixel_bits` bits for `frames` frames.

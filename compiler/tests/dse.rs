@@ -24,8 +24,8 @@ fn fashion_shape() -> Model {
 fn assert_legal(model: &Model, x: &Exploration) {
     let d = compiler::lower(model).unwrap();
     for c in &x.candidates {
-        assert_eq!(c.folds.len(), d.layers.len());
-        for (f, l) in c.folds.iter().zip(&d.layers) {
+        assert_eq!(c.folds.len(), d.mvtus().count());
+        for (f, l) in c.folds.iter().zip(d.mvtus()) {
             assert!(
                 f.pe >= 1 && l.outputs % f.pe == 0,
                 "PE {} of {}",

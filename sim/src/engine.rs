@@ -183,15 +183,16 @@ pub fn run(
     max_cycles: u64,
     vcd: Option<&mut dyn Write>,
 ) -> Result<SimRun, SimError> {
-    if !pixels.len().is_multiple_of(design.input.pixels) {
+    let input = design.input();
+    if !pixels.len().is_multiple_of(input.pixels) {
         return Err(SimError::PartialFrame {
             beats: pixels.len(),
-            per_frame: design.input.pixels,
+            per_frame: input.pixels,
         });
     }
-    let frames = pixels.len() / design.input.pixels;
-    let k = design.input.pixels_per_beat;
-    let per_frame = design.input.pixels / k;
+    let frames = pixels.len() / input.pixels;
+    let k = input.pixels_per_beat;
+    let per_frame = input.pixels / k;
     // The earliest pixel in the low byte, as the testbenches pack `s_data`.
     let beats: Vec<u64> = pixels
         .chunks(k)

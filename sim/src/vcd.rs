@@ -40,14 +40,14 @@ impl<'w> Vcd<'w> {
             ("clk".into(), 1),
             ("s_valid".into(), 1),
             ("s_ready".into(), 1),
-            ("s_data".into(), 8 * design.input.pixels_per_beat as u32),
+            ("s_data".into(), 8 * design.input().pixels_per_beat as u32),
             ("m_valid".into(), 1),
             ("m_ready".into(), 1),
             ("m_class".into(), design.class_width()),
         ];
-        let classes = design.argmax.classes;
+        let classes = design.argmax().classes;
         for c in 0..classes {
-            sig.push((format!("m_score{c}"), design.argmax.score_width));
+            sig.push((format!("m_score{c}"), design.argmax().score_width));
         }
         for n in names {
             sig.push((format!("{n}_out_valid"), 1));

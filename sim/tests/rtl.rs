@@ -5,23 +5,34 @@
 
 use compiler::passes::folding::FoldSpec;
 use compiler::random::{random_encoding, random_folding, random_model, random_pixels, Rng};
+use flip::model::Model;
 use sim::stimulus::Stimulus;
 use testbenches::Rtl;
 
+/// A small random dense network.
+fn dense_model(rng: &mut Rng) -> Model {
+    let pixel_bits = rng.range(4, 8) as u8;
+    let enc = random_encoding(rng, pixel_bits);
+    let pixels = rng.range(2, 16) as usize;
+    let widths: Vec<usize> = (0..rng.range(1, 3))
+        .map(|_| rng.range(1, 13) as usize)
+        .collect();
+    random_model(rng, pixels, pixel_bits, enc, &widths)
+}
+
 fn check(rtl: Rtl, cases: usize, seed: u64) {
+    check_models(rtl, cases, seed, dense_model)
+}
+
+/// `cases` random networks from `make` at random foldings, the simulator against `rtl`.
+fn check_models(rtl: Rtl, cases: usize, seed: u64, make: fn(&mut Rng) -> Model) {
     if let Err(e) = testbenches::available(rtl) {
         testbenches::tool_missing(&e.to_string());
         return;
     }
     let mut rng = Rng(seed);
     for case in 0..cases {
-        let pixel_bits = rng.range(4, 8) as u8;
-        let enc = random_encoding(&mut rng, pixel_bits);
-        let pixels = rng.range(2, 16) as usize;
-        let widths: Vec<usize> = (0..rng.range(1, 3))
-            .map(|_| rng.range(1, 13) as usize)
-            .collect();
-        let model = random_model(&mut rng, pixels, pixel_bits, enc, &widths);
+        let model = make(&mut rng);
         let fold = random_folding(&mut rng, &model);
         let design = compiler::compile(&model, &FoldSpec::Manual(fold)).unwrap();
         let dir = std::env::temp_dir().join(format!(
@@ -65,6 +76,23 @@ fn sim_matches_verilator_under_bubbles_and_stalls() {
 #[test]
 fn sim_matches_icarus_under_bubbles_and_stalls() {
     check(Rtl::Icarus, 3, 0xCAFE);
+}
+
+/// Convolutional networks (see [`compiler::random::random_conv_model`]): sliding windows,
+/// convolution MVTUs, pools and collect units in Verilog against their cycle models.
+#[test]
+fn conv_sim_matches_verilator_under_bubbles_and_stalls() {
+    check_models(
+        Rtl::Verilator,
+        3,
+        0xC0A7,
+        compiler::random::random_conv_model,
+    );
+}
+
+#[test]
+fn conv_sim_matches_icarus_under_bubbles_and_stalls() {
+    check_models(Rtl::Icarus, 3, 0x1CA7, compiler::random::random_conv_model);
 }
 
 /// The comparison has teeth: a layer that ignores back-pressure (and so overwrites a result

@@ -118,12 +118,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         "{:<14} {:>6} {:>6} {:>10} {:>10} {:>10} {:>10} {:>12}",
         "stage", "PE", "SIMD", "cycles", "latency", "est LUTs", "est FFs", "memory bits"
     );
-    for s in design.stages() {
-        let b = s.block();
+    for b in design.blocks() {
         let e = b.estimate_for(design.family);
-        let (pe, simd) = match s {
-            compiler::ir::Stage::Mvtu(l) => (l.pe.to_string(), l.simd.to_string()),
-            _ => ("-".into(), "-".into()),
+        let (pe, simd) = match b.folding() {
+            Some((pe, simd)) => (pe.to_string(), simd.to_string()),
+            None => ("-".into(), "-".into()),
         };
         eprintln!(
             "{:<14} {pe:>6} {simd:>6} {:>10} {:>10} {:>10} {:>10} {:>12}",
@@ -135,12 +134,13 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             e.memory_bits
         );
     }
-    let beats = design.input.pixels / design.input.pixels_per_beat;
+    let input = design.input();
+    let beats = input.pixels / input.pixels_per_beat;
     eprintln!(
         "input: {} pixel(s) per beat, {beats} beats per frame",
-        design.input.pixels_per_beat
+        input.pixels_per_beat
     );
-    for l in design.layers.iter().filter(|l| l.is_loaded()) {
+    for l in design.mvtus().filter(|l| l.is_loaded()) {
         eprintln!(
             "l{}: weights in RAM ({} x {} bits), loaded after power-up from {} ({} words)",
             l.index,

@@ -69,7 +69,7 @@ pub fn sim_check(
     let design = x.design(model, i)?;
     let frames = frames.max(2);
     let mut z = i as u64;
-    let beats: Vec<u8> = (0..frames * design.input.pixels)
+    let beats: Vec<u8> = (0..frames * design.input().pixels)
         .map(|_| {
             z = sim::stimulus::splitmix64(z);
             z as u8

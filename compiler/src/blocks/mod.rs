@@ -12,12 +12,20 @@
 //!   the rising edge that ends the cycle.
 
 pub mod argmax;
+pub mod collect;
 pub mod input_adapter;
 pub mod mvtu;
+pub mod pool;
+#[cfg(test)]
+mod rtl_check;
+mod skid;
+pub mod swu;
 
 pub mod cost;
 
 pub use cost::{Family, Features};
+
+use crate::ir::{Argmax, InputAdapter, Mvtu};
 
 /// FPGA cost of a block for one [`Family`]: 4-input LUTs, flip-flops, constant-memory bits and
 /// the block RAMs Yosys is expected to put some of those bits in (see [`cost`]).
@@ -74,6 +82,70 @@ pub trait Block {
     fn emit_verilog(&self, header: &str) -> String;
     /// A cycle-accurate model of that module, just out of reset.
     fn cycle_model(&self) -> StageModel;
+    /// Short name for the stream wires around the block in the top (`input`, `l2`, `argmax`:
+    /// `input_to_l1_valid`); the instance name unless the kind says otherwise.
+    fn wire_name(&self) -> String {
+        self.name()
+    }
+    /// `(pe, simd)` of a block folded onto XNOR-popcount lanes, for tables and headers.
+    fn folding(&self) -> Option<(usize, usize)> {
+        None
+    }
+    /// Kind-specific entries of the block's `report.json` record (sizes, folding).
+    fn report_fields(&self) -> Vec<(&'static str, serde_json::Value)> {
+        Vec::new()
+    }
+    /// Words the block takes on the top's weight-load port (0: it has no such port; see
+    /// [`crate::ir::Mvtu::load_words`]).
+    fn load_words(&self) -> usize {
+        0
+    }
+    /// The words of the weight-load port, in load order (empty without such a port).
+    fn load_image(&self) -> Vec<u16> {
+        Vec::new()
+    }
+}
+
+/// The registry of block kinds: one variant per kind, each owning its block's parameters. A
+/// design is a list of these ([`crate::ir::Design::stages`]); backends, passes and the DSE
+/// reach a stage through [`Stage::block`] and never need to name its kind. A new kind is a
+/// module implementing [`Block`] (with a [`StageModel`] variant for its cycle model) plus one
+/// variant here and one arm in `each_stage!`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Stage {
+    /// Pixels in, bits out (see [`input_adapter`]).
+    Input(InputAdapter),
+    /// A binary layer folded onto XNOR-popcount lanes (see [`mvtu`]).
+    Mvtu(Mvtu),
+    /// Scores in, class and scores out (see [`argmax`]).
+    Argmax(Argmax),
+    /// Pixels in, a convolution's windows out (see [`swu`]).
+    Window(swu::SlidingWindow),
+    /// Pixels in, max-pooled pixels out (see [`pool`]).
+    Pool(pool::MaxPoolUnit),
+    /// Pixels in, the flattened feature map out (see [`collect`]).
+    Collect(collect::Collect),
+}
+
+/// `$e` evaluated with `$b` bound to the block inside any [`Stage`].
+macro_rules! each_stage {
+    ($self:expr, $b:ident => $e:expr) => {
+        match $self {
+            Stage::Input($b) => $e,
+            Stage::Mvtu($b) => $e,
+            Stage::Argmax($b) => $e,
+            Stage::Window($b) => $e,
+            Stage::Pool($b) => $e,
+            Stage::Collect($b) => $e,
+        }
+    };
+}
+
+impl Stage {
+    /// The block behind this stage.
+    pub fn block(&self) -> &dyn Block {
+        each_stage!(self, b => b)
+    }
 }
 
 /// The data of one stream beat, as the cycle models pass it on.
@@ -106,6 +178,12 @@ pub enum StageModel {
     Mvtu(mvtu::MvtuModel),
     /// See [`argmax`].
     Argmax(argmax::ArgmaxModel),
+    /// See [`swu`].
+    Swu(swu::SwuModel),
+    /// See [`pool`].
+    Pool(pool::PoolModel),
+    /// See [`collect`].
+    Collect(collect::CollectModel),
 }
 
 macro_rules! each {
@@ -114,6 +192,9 @@ macro_rules! each {
             StageModel::Adapter($m) => $e,
             StageModel::Mvtu($m) => $e,
             StageModel::Argmax($m) => $e,
+            StageModel::Swu($m) => $e,
+            StageModel::Pool($m) => $e,
+            StageModel::Collect($m) => $e,
         }
     };
 }

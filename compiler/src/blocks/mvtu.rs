@@ -1,5 +1,11 @@
-//! Matrix-vector-threshold unit: one dense binary layer folded onto `pe` lanes of `simd`
+//! Matrix-vector-threshold unit: one binary layer folded onto `pe` lanes of `simd`
 //! XNOR-popcount bits each.
+//!
+//! The unit computes one input vector at a time and knows nothing of frames: a dense layer
+//! takes one vector per frame, a convolution one window per output pixel (`vectors` per
+//! frame, from a sliding window unit), each handled exactly like a dense layer's frame and
+//! back to back. Below, "frame" means one input vector; a convolution's cycles and latency per
+//! frame are `vectors` times a vector's.
 //!
 //! Schedule, for each frame: `for nf in 0..NF { for plane in 0..P { for sf in 0..SF { step } } }`
 //! with `NF = outputs / pe`, `SF = inputs / simd`, `P` the input planes (bit-plane encoded first
@@ -337,11 +343,12 @@ impl Block for Mvtu {
     }
 
     fn cycles(&self) -> u64 {
-        self.steps() as u64
+        self.vectors as u64 * self.steps() as u64
     }
 
     fn latency(&self) -> u64 {
-        self.steps() as u64 + 3
+        // A frame's vectors follow each other without a gap when they arrive in time.
+        self.vectors as u64 * self.steps() as u64 + 3
     }
 
     fn features(&self, family: Family) -> Features {
@@ -449,9 +456,14 @@ impl Block for Mvtu {
         );
         let mut v = String::new();
         v.push_str(header);
+        let per = if self.is_conv() {
+            format!("window, {} windows per frame", self.vectors)
+        } else {
+            "frame".into()
+        };
         v.push_str(&format!(
             "// Layer {}: {} inputs x {} plane(s) -> {} {}; PE {pe}, SIMD {simd}; \
-             NF {nf_n} x P {p_n} x SF {sf_n} = {} cycles per frame.\n",
+             NF {nf_n} x P {p_n} x SF {sf_n} = {} cycles per {per}.\n",
             self.index,
             self.inputs,
             p_n,
@@ -836,6 +848,33 @@ impl Block for Mvtu {
         indent(&mut v, 4, &b);
         v.push_str("endmodule\n");
         v
+    }
+
+    fn wire_name(&self) -> String {
+        format!("l{}", self.index)
+    }
+
+    fn folding(&self) -> Option<(usize, usize)> {
+        Some((self.pe, self.simd))
+    }
+
+    fn report_fields(&self) -> Vec<(&'static str, serde_json::Value)> {
+        vec![
+            ("inputs", self.inputs.into()),
+            ("outputs", self.outputs.into()),
+            ("planes", self.planes.into()),
+            ("vectors", self.vectors.into()),
+            ("pe", self.pe.into()),
+            ("simd", self.simd.into()),
+        ]
+    }
+
+    fn load_words(&self) -> usize {
+        Mvtu::load_words(self)
+    }
+
+    fn load_image(&self) -> Vec<u16> {
+        Mvtu::load_image(self)
     }
 
     fn cycle_model(&self) -> StageModel {

@@ -4,7 +4,8 @@
 //! `auto` takes the fewest pixels per beat (at most [`MAX_PIXELS_PER_BEAT`], dividing the
 //! frame) whose `pixels / pixels_per_beat` cycles meet the target, then picks per layer the
 //! cheapest folding (fewest XNOR lanes `pe * simd`, then fewest PEs) whose
-//! `(outputs / pe) * planes * (inputs / simd)` cycles meet it. The default target is one pixel
+//! `vectors * (outputs / pe) * planes * (inputs / simd)` cycles meet it (`vectors`: the
+//! windows of a convolution per frame, 1 for a dense layer). The default target is one pixel
 //! per cycle (`pixels` cycles per frame): no layer is made faster than the stream that feeds
 //! it, which keeps LUTs modest. A layer that cannot meet the target even fully parallel is made
 //! fully parallel.
@@ -89,6 +90,20 @@ pub fn auto_pixels_per_beat(pixels: usize, target: u64) -> usize {
         .unwrap_or_else(|| ok.last().copied().unwrap_or(1))
 }
 
+/// For an adapter streaming image pixels of `channels` values: the fewest values per input
+/// beat (dividing `channels`, at most [`MAX_PIXELS_PER_BEAT`]) whose `values / k` cycles meet
+/// `target`, or the most if none does.
+pub fn auto_values_per_beat(values: usize, channels: usize, target: u64) -> usize {
+    let ok: Vec<usize> = divisors(channels)
+        .into_iter()
+        .filter(|&k| k <= MAX_PIXELS_PER_BEAT)
+        .collect();
+    ok.iter()
+        .copied()
+        .find(|&k| (values / k) as u64 <= target)
+        .unwrap_or_else(|| ok.last().copied().unwrap_or(1))
+}
+
 /// The cheapest `(pe, simd)` for an `outputs` x `inputs` layer of `planes` planes meeting
 /// `target` cycles per frame.
 pub fn auto_fold(outputs: usize, inputs: usize, planes: usize, target: u64) -> LayerFold {
@@ -126,25 +141,33 @@ impl Pass for Folding {
     fn run(&self, design: &mut Design) -> Result<(), CompileError> {
         match &self.0 {
             FoldSpec::Auto { target_cycles } => {
-                let target = target_cycles.unwrap_or(design.input.pixels as u64);
-                design.input.pixels_per_beat = auto_pixels_per_beat(design.input.pixels, target);
-                for l in &mut design.layers {
-                    let f = auto_fold(l.outputs, l.inputs, l.planes, target);
+                let pixels = design.input().pixels;
+                let target = target_cycles.unwrap_or(pixels as u64);
+                // A streaming adapter hands on one image pixel per beat and takes at most
+                // that pixel's values per input beat: the fewest of those meeting the target.
+                design.input_mut().pixels_per_beat = match design.input().stream {
+                    Some(channels) => auto_values_per_beat(pixels, channels, target),
+                    None => auto_pixels_per_beat(pixels, target),
+                };
+                for l in design.mvtus_mut() {
+                    // A convolution computes `vectors` windows per frame, each in the same
+                    // fold steps: each window gets its share of the target.
+                    let f = auto_fold(l.outputs, l.inputs, l.planes, target / l.vectors as u64);
                     l.pe = f.pe;
                     l.simd = f.simd;
                 }
             }
             FoldSpec::Manual(file) => {
                 let folds = &file.layers;
-                design.input.pixels_per_beat = file.pixels_per_beat;
-                if folds.len() != design.layers.len() {
+                design.input_mut().pixels_per_beat = file.pixels_per_beat;
+                let layers = design.mvtus().count();
+                if folds.len() != layers {
                     return Err(CompileError::Folding(format!(
-                        "the fold file has {} layers but the model has {}",
+                        "the fold file has {} layers but the model has {layers}",
                         folds.len(),
-                        design.layers.len()
                     )));
                 }
-                for (l, f) in design.layers.iter_mut().zip(folds) {
+                for (l, f) in design.mvtus_mut().zip(folds) {
                     l.pe = f.pe;
                     l.simd = f.simd;
                 }

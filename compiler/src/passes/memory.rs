@@ -72,7 +72,7 @@ impl Pass for Memory {
     }
 
     fn run(&self, design: &mut Design) -> Result<(), CompileError> {
-        for l in &mut design.layers {
+        for l in design.mvtus_mut() {
             let (nf_n, sf_n) = (l.neuron_folds(), l.synapse_folds());
             let lanes = l.pe * l.simd;
             let wpe = words_for(lanes);
@@ -113,8 +113,8 @@ impl Pass for Memory {
             });
         }
         self.place(design)?;
-        if let Some(last) = design.layers.last() {
-            design.argmax.score_width = last.mem().score_width;
+        if let Some(w) = design.mvtus().last().map(|l| l.mem().score_width) {
+            design.argmax_mut().score_width = w;
         }
         Ok(())
     }
@@ -126,10 +126,10 @@ impl Memory {
             Placement::Rom => Ok(()),
             Placement::Loaded(layers) => {
                 for &i in layers {
-                    let Some(l) = design.layers.iter_mut().find(|l| l.index == i) else {
+                    let layers = design.mvtus().count();
+                    let Some(l) = design.mvtus_mut().find(|l| l.index == i) else {
                         return Err(CompileError::Invalid(format!(
-                            "layer {i} does not exist (the model has {} layers)",
-                            design.layers.len()
+                            "layer {i} does not exist (the model has {layers} layers)"
                         )));
                     };
                     load(l);
@@ -141,17 +141,14 @@ impl Memory {
                 brams,
                 rams,
             } => {
-                let weights: Vec<(u64, Option<u64>)> = design
-                    .layers
-                    .iter()
-                    .map(|l| l.weight_blocks(family))
-                    .collect();
+                let weights: Vec<(u64, Option<u64>)> =
+                    design.mvtus().map(|l| l.weight_blocks(family)).collect();
                 let other =
                     design.estimate_for(family).brams - weights.iter().map(|w| w.0).sum::<u64>();
                 // Left as it is if it cannot be made to fit: the build then reports the
                 // overflow of the plain design instead of loading weights for nothing.
                 if let Some(load_layers) = fit_loaded(&weights, other, brams, rams) {
-                    for (l, load_it) in design.layers.iter_mut().zip(load_layers) {
+                    for (l, load_it) in design.mvtus_mut().zip(load_layers) {
                         if load_it {
                             load(l);
                         }

@@ -1,0 +1,576 @@
+//! Sliding window unit: turns a stream of feature-map pixels into the stream of a
+//! convolution's windows (stride 1, no padding), one window per output beat.
+//!
+//! Input: one pixel per beat in raster order, `planes` planes of `channels` bits (Verilog:
+//! plane `k` at bits `k * channels ..`). Output: one window per beat in raster order of the
+//! output pixels, `planes` planes of `kernel * kernel * channels` bits, window bit
+//! `(ky * kernel + kx) * channels + c` = input pixel `(y + ky, x + kx)` channel `c`
+//! (Verilog: plane `k` at bits `k * window ..`), as [`flip::featuremap::window`] cuts them.
+//!
+//! Structure (FINN's idea of line buffers, reorganised for one window per pixel): the line
+//! buffer is a memory of `width` words, word `x` holding the last `kernel - 1` pixels of
+//! column `x`, oldest row lowest. Each processed pixel at column `x` forms the newest window
+//! column from the line buffer word (read one pixel earlier, into a read register) and the
+//! pixel itself; writes that column minus its oldest pixel back to word `x`; reads word
+//! `x + 1` for the next pixel; and shifts the column into a window register of the
+//! `kernel - 1` previous columns. A pixel at `(y, x)` with `y, x >= kernel - 1` completes the
+//! window of output pixel `(y - kernel + 1, x - kernel + 1)`, which goes straight into the
+//! output register. Nothing is emptied between frames: stale rows leave the line buffer before
+//! they would be read, so the next frame's pixels follow back to back.
+//!
+//! Block RAM: the line buffer is written in the style Yosys infers block RAM from (one write
+//! port and one registered read port with enable, read and write on different addresses, no
+//! reset). Yosys's `memory_libmap` then puts it in block RAM when that is cheaper than logic
+//! by its costs (a RAM bit in logic costs 1, a block the family's `brams.txt` cost: iCE40 64,
+//! ECP5 128); small buffers stay in flip-flops. The estimate reproduces that rule
+//! ([`line_buffer_brams`]).
+//!
+//! Handshake: see [`super::skid`]. Cycles per frame: one pixel per cycle, `height * width`.
+//! Latency (first input handshake to the first window valid): the window of output pixel
+//! `(0, 0)` completes with input pixel `(kernel - 1, kernel - 1)`, then the output register:
+//! `(kernel - 1) * width + kernel`.
+
+use flip::bits::words_for;
+use flip::featuremap::copy_bits;
+
+use super::skid::{self, Skid, Source};
+use super::{
+    indent, lit, stream_module, Beat, Block, CycleModel, Estimate, Family, Features, StageModel,
+};
+use crate::ir::bits_for;
+
+/// A sliding window unit in front of convolution layer `index`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SlidingWindow {
+    /// Layer number of the convolution it feeds (names: `l{index}_swu`).
+    pub index: usize,
+    /// Input rows.
+    pub height: usize,
+    /// Input pixels per row.
+    pub width: usize,
+    /// Bits per pixel and plane.
+    pub channels: usize,
+    /// Planes (bit planes of the first layer, else 1).
+    pub planes: usize,
+    /// Kernel side (at most `height` and `width`).
+    pub kernel: usize,
+}
+
+/// Block RAMs a `depth` x `width` RAM takes on `family`, or 0 if Yosys leaves it in logic:
+/// its `memory_libmap` maps a RAM to blocks when their cost is below one per bit in logic.
+pub fn line_buffer_brams(family: Family, depth: u64, width: u64) -> u64 {
+    let c = family.costs();
+    if depth <= 1 || width == 0 {
+        return 0;
+    }
+    let blocks = c.bram_blocks(depth, width);
+    if blocks.saturating_mul(c.bram_cost) < depth * width {
+        blocks
+    } else {
+        0
+    }
+}
+
+impl SlidingWindow {
+    /// Bits of one pixel beat (all planes).
+    fn pixel_bits(&self) -> usize {
+        self.planes * self.channels
+    }
+
+    /// Bits of one window per plane.
+    pub fn window(&self) -> usize {
+        self.kernel * self.kernel * self.channels
+    }
+
+    /// Bits of one line buffer word: the last `kernel - 1` pixels of a column.
+    fn line_bits(&self) -> usize {
+        (self.kernel - 1) * self.pixel_bits()
+    }
+
+    /// Windows per frame.
+    pub fn windows(&self) -> usize {
+        (self.height + 1 - self.kernel) * (self.width + 1 - self.kernel)
+    }
+
+    fn x_width(&self) -> u32 {
+        bits_for(self.width.saturating_sub(1) as u64)
+    }
+
+    fn y_width(&self) -> u32 {
+        bits_for(self.height.saturating_sub(1) as u64)
+    }
+}
+
+impl Block for SlidingWindow {
+    fn name(&self) -> String {
+        format!("l{}_swu", self.index)
+    }
+
+    fn cycles(&self) -> u64 {
+        (self.height * self.width) as u64
+    }
+
+    fn latency(&self) -> u64 {
+        ((self.kernel - 1) * self.width + self.kernel) as u64
+    }
+
+    fn features(&self, family: Family) -> Features {
+        let lb = (self.width * self.line_bits()) as u64;
+        let in_logic = line_buffer_brams(family, self.width as u64, self.line_bits() as u64) == 0;
+        // The skid register's mux, and for a line buffer left in flip-flops its read mux:
+        // `width - 1` two-input muxes per bit, about two to a LUT4, counted against the
+        // two-input-mux cost of a select bit. Not yet calibrated against Yosys.
+        let read_mux = if in_logic && lb > 0 {
+            (self.width - 1) as f64 * self.line_bits() as f64 / 2.0
+        } else {
+            0.0
+        };
+        Features {
+            select: self.pixel_bits() as f64 + read_mux,
+            blocks: 1.0,
+            ..Features::default()
+        }
+    }
+
+    fn estimate_for(&self, family: Family) -> Estimate {
+        let (w, lbits) = (self.width as u64, self.line_bits() as u64);
+        let brams = line_buffer_brams(family, w, lbits);
+        let pb = self.pixel_bits() as u64;
+        let k = self.kernel as u64;
+        Estimate {
+            luts: family.costs().luts(&self.features(family)).round() as u64,
+            // Skid, window and output registers, read register, the line buffer if in logic,
+            // counters, valid bits.
+            ffs: pb
+                + (k - 1) * k * pb
+                + k * k * pb
+                + lbits
+                + if brams == 0 { w * lbits } else { 0 }
+                + u64::from(self.x_width() + self.y_width())
+                + 2,
+            memory_bits: 0,
+            brams,
+            sprams: 0,
+        }
+    }
+
+    fn in_width(&self) -> usize {
+        self.pixel_bits()
+    }
+
+    fn out_width(&self) -> usize {
+        self.planes * self.window()
+    }
+
+    fn emit_verilog(&self, header: &str) -> String {
+        let n = self.name();
+        let (h, w, c, p, k) = (
+            self.height,
+            self.width,
+            self.channels,
+            self.planes,
+            self.kernel,
+        );
+        let pb = self.pixel_bits();
+        let (xw, yw) = (self.x_width(), self.y_width());
+        let mut v = String::new();
+        v.push_str(header);
+        v.push_str(&format!(
+            "// Sliding window unit: {h}x{w} pixels of {c} bit(s) x {p} plane(s) in, one {k}x{k} \
+             window per beat out\n// ({} windows per frame of {} cycles).\n",
+            self.windows(),
+            self.cycles()
+        ));
+        v.push_str(&stream_module(&n, self.in_width(), self.out_width()));
+        let mut b = String::new();
+        let emit = if k == 1 {
+            "1'b1".to_string()
+        } else {
+            format!(
+                "({n}_y >= {}) && ({n}_x >= {})",
+                lit(yw, k as u64 - 1),
+                lit(xw, k as u64 - 1)
+            )
+        };
+        b.push_str(&format!(
+            "reg  [{}:0] {n}_x;\nreg  [{}:0] {n}_y;\n\
+             // The pixel at (y, x) completes a window.\nwire {n}_emit = {emit};\n",
+            xw - 1,
+            yw - 1
+        ));
+        b.push_str(&skid::declarations(&n, pb, &format!("{n}_emit")));
+        b.push_str(&format!(
+            "wire {n}_x_last = ({n}_x == {});\nwire {n}_y_last = ({n}_y == {});\n",
+            lit(xw, w as u64 - 1),
+            lit(yw, h as u64 - 1)
+        ));
+        b.push_str(&format!(
+            "wire [{}:0] {n}_x_next = {n}_x_last ? {} : {n}_x + {};\n",
+            xw - 1,
+            lit(xw, 0),
+            lit(xw, 1)
+        ));
+        // The window as K columns of K pixels: pixel (ky, kx) at bits (kx * K + ky) * pb.
+        if k == 1 {
+            b.push_str(&format!("wire [{}:0] {n}_full = {n}_px;\n", pb - 1));
+        } else {
+            let lb = self.line_bits();
+            b.push_str(&format!(
+                "\n// Line buffer: word x holds the last {} pixel(s) of column x, oldest lowest; \
+                 `{n}_rd` is\n// the word of the pixel processed next. The window register \
+                 holds the {} columns before it.\n\
+                 reg  [{lm}:0] {n}_line [0:{}];\nreg  [{lm}:0] {n}_rd;\n\
+                 reg  [{}:0] {n}_win;\n\
+                 wire [{}:0] {n}_col = {{{n}_px, {n}_rd}};\n\
+                 wire [{}:0] {n}_full = {{{n}_col, {n}_win}};\n",
+                k - 1,
+                k - 1,
+                w - 1,
+                (k - 1) * k * pb - 1,
+                k * pb - 1,
+                k * k * pb - 1,
+                lm = lb - 1,
+            ));
+        }
+        let mut window = Vec::with_capacity(p * k * k);
+        for plane in (0..p).rev() {
+            for ky in (0..k).rev() {
+                for kx in (0..k).rev() {
+                    let lo = (kx * k + ky) * pb + plane * c;
+                    window.push(format!("{n}_full[{}:{lo}]", lo + c - 1));
+                }
+            }
+        }
+        b.push_str(&format!(
+            "// Plane k of the output at bits k * {}, window bit (ky * {k} + kx) * {c} + c.\n\
+             wire [{}:0] {n}_window = {{{}}};\n\n",
+            self.window(),
+            self.out_width() - 1,
+            window.join(", ")
+        ));
+        // Control registers.
+        b.push_str(&format!(
+            "always @(posedge clk) begin\n    if (rst) begin\n        {n}_x <= {};\n        \
+             {n}_y <= {};\n        out_valid <= 1'b0;\n",
+            lit(xw, 0),
+            lit(yw, 0)
+        ));
+        indent(&mut b, 8, &skid::reset(&n));
+        b.push_str("    end else begin\n        if (out_valid && out_ready) out_valid <= 1'b0;\n");
+        b.push_str(&format!(
+            "        if ({n}_go && {n}_emit) out_valid <= 1'b1;\n"
+        ));
+        indent(&mut b, 8, &skid::control(&n));
+        b.push_str(&format!(
+            "        if ({n}_go) begin\n            {n}_x <= {n}_x_next;\n            \
+             if ({n}_x_last) {n}_y <= {n}_y_last ? {} : {n}_y + {};\n        end\n    end\nend\n\n",
+            lit(yw, 0),
+            lit(yw, 1)
+        ));
+        // Datapath registers.
+        b.push_str("always @(posedge clk) begin\n");
+        indent(&mut b, 4, &skid::datapath(&n));
+        b.push_str(&format!("    if ({n}_go) begin\n"));
+        if k > 1 {
+            let shifted = if k == 2 {
+                format!("{n}_col")
+            } else {
+                format!("{n}_full[{}:{}]", k * k * pb - 1, k * pb)
+            };
+            b.push_str(&format!("        {n}_win <= {shifted};\n"));
+        }
+        b.push_str(&format!(
+            "        if ({n}_emit) out_data <= {n}_window;\n    end\nend\n"
+        ));
+        if k > 1 {
+            b.push_str(&format!(
+                "\n// The line buffer alone, in the form block RAM is inferred from.\n\
+                 always @(posedge clk) begin\n    if ({n}_go) begin\n        \
+                 {n}_line[{n}_x] <= {n}_col[{}:{pb}];\n        \
+                 {n}_rd <= {n}_line[{n}_x_next];\n    end\nend\n",
+                k * pb - 1
+            ));
+        }
+        indent(&mut v, 4, &b);
+        v.push_str("endmodule\n");
+        v
+    }
+
+    fn cycle_model(&self) -> StageModel {
+        let pw = self.planes * words_for(self.channels);
+        StageModel::Swu(SwuModel {
+            spec: self.clone(),
+            pixel_words: pw,
+            x: 0,
+            y: 0,
+            skid: Skid::new(pw),
+            rows: vec![0; self.kernel * self.width * pw],
+            out_valid: false,
+            out: Beat::Bits(vec![0; self.planes * words_for(self.window())]),
+        })
+    }
+}
+
+/// Cycle model of the sliding window unit: the Verilog's counters and handshakes; the line
+/// buffer, read register and window register together are kept as the last `kernel` rows of
+/// pixels (row `r` at `r % kernel`), from which a completed window is cut.
+pub struct SwuModel {
+    spec: SlidingWindow,
+    pixel_words: usize,
+    x: usize,
+    y: usize,
+    skid: Skid,
+    rows: Vec<u64>,
+    out_valid: bool,
+    out: Beat,
+}
+
+impl SwuModel {
+    fn emits(&self) -> bool {
+        let k = self.spec.kernel;
+        self.y + 1 >= k && self.x + 1 >= k
+    }
+
+    /// Takes the pixel at `(y, x)`.
+    fn process(&mut self, px: &[u64]) {
+        let (k, w, c, pw) = (
+            self.spec.kernel,
+            self.spec.width,
+            self.spec.channels,
+            self.pixel_words,
+        );
+        let at = ((self.y % k) * w + self.x) * pw;
+        self.rows[at..at + pw].copy_from_slice(&px[..pw]);
+        if self.emits() {
+            let (cw, ww) = (words_for(c), words_for(self.spec.window()));
+            let Beat::Bits(out) = &mut self.out else {
+                unreachable!("windows are bit beats")
+            };
+            for ky in 0..k {
+                let row = (self.y + 1 - k + ky) % k;
+                for kx in 0..k {
+                    let src = (row * w + self.x + 1 - k + kx) * pw;
+                    for plane in 0..self.spec.planes {
+                        copy_bits(
+                            &self.rows[src + plane * cw..],
+                            0,
+                            &mut out[plane * ww..(plane + 1) * ww],
+                            (ky * k + kx) * c,
+                            c,
+                        );
+                    }
+                }
+            }
+            self.out_valid = true;
+        }
+        self.x += 1;
+        if self.x == w {
+            self.x = 0;
+            self.y = if self.y + 1 == self.spec.height {
+                0
+            } else {
+                self.y + 1
+            };
+        }
+    }
+}
+
+impl CycleModel for SwuModel {
+    fn in_ready(&self, _out_ready: bool) -> bool {
+        !self.skid.valid
+    }
+
+    fn out_valid(&self) -> bool {
+        self.out_valid
+    }
+
+    fn out_data(&self) -> &Beat {
+        &self.out
+    }
+
+    fn quiet_cycles(&self) -> u64 {
+        // Only a held pixel facing a free output register moves without a handshake.
+        if self.skid.valid && !self.out_valid {
+            0
+        } else {
+            u64::MAX
+        }
+    }
+
+    fn clock(&mut self, input: Option<&Beat>, out_ready: bool) {
+        let free = !self.out_valid || out_ready;
+        if self.out_valid && out_ready {
+            self.out_valid = false;
+        }
+        let can = !self.emits() || free;
+        match self.skid.edge(input, can) {
+            Some(Source::Held) => {
+                let px = std::mem::take(&mut self.skid.data);
+                self.process(&px);
+                self.skid.data = px;
+            }
+            Some(Source::Input(px)) => self.process(px),
+            None => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::blocks::rtl_check::{self, bits_hex, pattern, Run};
+    use flip::bits::set_bit;
+    use flip::model::Conv;
+    use flip::train::rng::splitmix;
+
+    /// `frames` random maps of `planes` planes, each plane `words_for(h * w * c)` words.
+    fn maps(s: &SlidingWindow, frames: usize, seed: u64) -> Vec<Vec<u64>> {
+        let n = s.height * s.width * s.channels;
+        let mut r = seed;
+        (0..frames)
+            .map(|_| {
+                let mut m = vec![0u64; s.planes * words_for(n)];
+                for k in 0..s.planes {
+                    for i in 0..n {
+                        set_bit(&mut m[k * words_for(n)..], i, splitmix(&mut r) & 1 == 1);
+                    }
+                }
+                m
+            })
+            .collect()
+    }
+
+    /// The pixel beats of a map, raster order.
+    fn pixel_beats(s: &SlidingWindow, map: &[u64]) -> Vec<Beat> {
+        let (n, c, cw) = (
+            s.height * s.width * s.channels,
+            s.channels,
+            words_for(s.channels),
+        );
+        (0..s.height * s.width)
+            .map(|px| {
+                let mut b = vec![0u64; s.planes * cw];
+                for k in 0..s.planes {
+                    copy_bits(&map[k * words_for(n)..], px * c, &mut b[k * cw..], 0, c);
+                }
+                Beat::Bits(b)
+            })
+            .collect()
+    }
+
+    /// The reference windows of a map, as beats.
+    fn reference(s: &SlidingWindow, map: &[u64]) -> Vec<Beat> {
+        let conv = Conv {
+            height: s.height,
+            width: s.width,
+            channels: s.channels,
+            kernel: s.kernel,
+        };
+        let (n, ww) = (words_for(conv.input_size()), words_for(conv.window()));
+        let mut out = Vec::new();
+        for y in 0..conv.out_height() {
+            for x in 0..conv.out_width() {
+                let mut b = vec![0u64; s.planes * ww];
+                for k in 0..s.planes {
+                    flip::featuremap::window(
+                        &conv,
+                        &map[k * n..(k + 1) * n],
+                        y,
+                        x,
+                        &mut b[k * ww..(k + 1) * ww],
+                    );
+                }
+                out.push(Beat::Bits(b));
+            }
+        }
+        out
+    }
+
+    /// Simulates `s` on three back-to-back frames with bubbles and back-pressure, against
+    /// the cycle model each cycle and against the reference windows.
+    fn check(s: &SlidingWindow, seed: u64, offer: u64, ready: u64) {
+        rtl_check::lint(s);
+        let frames = maps(s, 3, seed);
+        let beats: Vec<Beat> = frames.iter().flat_map(|m| pixel_beats(s, m)).collect();
+        let want: Vec<Beat> = frames.iter().flat_map(|m| reference(s, m)).collect();
+        let (pb, ob) = (s.channels, s.window());
+        let cycles = beats.len() * 100 / offer.min(ready) as usize + 200;
+        let run = Run {
+            tag: format!("k{}c{}p{}s{seed}", s.kernel, s.channels, s.planes),
+            beats_hex: beats.iter().map(|b| bits_hex(b, s.planes, pb)).collect(),
+            beats: &beats,
+            offer: pattern(seed ^ 0x0ff, cycles, offer),
+            ready: pattern(seed ^ 0x4ead, cycles, ready),
+        };
+        let outs = rtl_check::check(s, &run, &|b| bits_hex(b, s.planes, ob));
+        assert_eq!(outs.len(), want.len(), "every window delivered");
+        for (i, (got, want)) in outs.iter().zip(&want).enumerate() {
+            assert_eq!(got, want, "window {i} of {:?}", s);
+        }
+    }
+
+    fn swu(h: usize, w: usize, c: usize, p: usize, k: usize) -> SlidingWindow {
+        SlidingWindow {
+            index: 2,
+            height: h,
+            width: w,
+            channels: c,
+            planes: p,
+            kernel: k,
+        }
+    }
+
+    #[test]
+    fn swu_rtl_matches_model_and_reference() {
+        // Odd sizes, one and several planes, every kernel from 1 to the map's side.
+        check(&swu(7, 5, 3, 1, 3), 1, 70, 60);
+        check(&swu(5, 7, 3, 2, 1), 2, 80, 50);
+        check(&swu(7, 5, 70, 1, 5), 3, 60, 70);
+        check(&swu(5, 7, 70, 3, 3), 4, 90, 40);
+        check(&swu(6, 6, 3, 4, 2), 5, 100, 100);
+    }
+
+    /// Runs the model alone, never stalled, on `frames` frames; returns the cycles at which
+    /// windows became valid.
+    fn valid_cycles(s: &SlidingWindow, frames: usize) -> Vec<u64> {
+        let mut m = s.cycle_model();
+        let beat = Beat::Bits(vec![0; s.planes * words_for(s.channels)]);
+        let mut at = Vec::new();
+        let total = frames as u64 * s.cycles();
+        for t in 0..total + s.latency() + 2 {
+            assert!(m.in_ready(true), "never stalled: always ready");
+            if m.out_valid() {
+                at.push(t);
+            }
+            m.clock((t < total).then_some(&beat), true);
+        }
+        at
+    }
+
+    #[test]
+    fn swu_cycles_and_latency() {
+        for s in [swu(7, 5, 3, 1, 3), swu(5, 7, 2, 2, 1), swu(6, 6, 1, 1, 5)] {
+            let at = valid_cycles(&s, 3);
+            assert_eq!(at.len(), 3 * s.windows());
+            // The first window of each frame `latency` cycles after its first pixel; frames
+            // `cycles` apart.
+            for f in 0..3u64 {
+                assert_eq!(at[f as usize * s.windows()], f * s.cycles() + s.latency());
+            }
+        }
+        assert_eq!(swu(7, 5, 3, 1, 3).latency(), 2 * 5 + 3);
+        assert_eq!(swu(7, 5, 3, 1, 3).cycles(), 35);
+    }
+
+    #[test]
+    fn swu_line_buffer_placement() {
+        // 28 columns of 2 x 32 bits: 1792 bits in logic or 4 iCE40 blocks (256 x 16).
+        let big = swu(28, 28, 32, 1, 3);
+        assert_eq!(big.estimate_for(Family::Ice40).brams, 4);
+        assert_eq!(big.estimate_for(Family::Ecp5).brams, 2);
+        // 5 columns of 2 x 3 bits: 30 bits stay in flip-flops.
+        let small = swu(7, 5, 3, 1, 3);
+        assert_eq!(small.estimate_for(Family::Ice40).brams, 0);
+        assert!(small.estimate_for(Family::Ice40).ffs > 5 * 6);
+    }
+}
