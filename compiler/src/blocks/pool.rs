@@ -10,8 +10,8 @@
 //! (not yet the window's last row) or, on the window's last row, put in the output register.
 //! The buffer word of a window is read at the window row's first pixel, into a read register,
 //! and written at its last, so the buffer has the form Yosys infers block RAM from; it goes to
-//! block RAM by the same rule as the sliding window unit's line buffer
-//! ([`super::swu::line_buffer_brams`]). With `size` 1 the unit is a register stage.
+//! block RAM (or distributed RAM) by the same rule as the sliding window unit's line buffer
+//! ([`super::swu::line_buffer_placement`]). With `size` 1 the unit is a register stage.
 //!
 //! Handshake: see [`super::skid`]. Cycles per frame: one pixel per cycle, `height * width`.
 //! Latency (first input handshake to the first pooled pixel valid): it completes with input
@@ -20,7 +20,7 @@
 use flip::bits::words_for;
 
 use super::skid::{self, Skid, Source};
-use super::swu::line_buffer_brams;
+use super::swu::{line_buffer_placement, RamPlacement};
 use super::{
     indent, lit, stream_module, Beat, Block, CycleModel, Estimate, Family, Features, StageModel,
 };
@@ -60,11 +60,12 @@ impl MaxPoolUnit {
         bits_for(self.out_width() as u64 - 1)
     }
 
-    fn buffer_brams(&self, family: Family) -> u64 {
+    /// Where the row buffer goes on `family` (nowhere with `size` 1).
+    fn buffer(&self, family: Family) -> RamPlacement {
         if self.size == 1 {
-            0
+            RamPlacement::Logic
         } else {
-            line_buffer_brams(family, self.out_width() as u64, self.channels as u64)
+            line_buffer_placement(family, self.out_width() as u64, self.channels as u64)
         }
     }
 }
@@ -94,7 +95,7 @@ impl Block for MaxPoolUnit {
         // The skid mux, the two ORs with their masks (one LUT4 per bit takes both), and for
         // a buffer left in flip-flops its read mux, counted as for the sliding window unit's
         // line buffer. Not yet calibrated against Yosys.
-        let read_mux = if self.buffer_brams(family) == 0 {
+        let read_mux = if self.buffer(family) == RamPlacement::Logic {
             (self.out_width() - 1) as f64 * c / 2.0
         } else {
             0.0
@@ -108,7 +109,7 @@ impl Block for MaxPoolUnit {
 
     fn estimate_for(&self, family: Family) -> Estimate {
         let c = self.channels as u64;
-        let brams = self.buffer_brams(family);
+        let place = self.buffer(family);
         let ffs = if self.size == 1 {
             // Skid and output registers, valid bits.
             2 * c + 2
@@ -116,7 +117,7 @@ impl Block for MaxPoolUnit {
             // Skid, accumulator, read and output registers, the buffer if in logic,
             // counters, valid bits.
             4 * c
-                + if brams == 0 {
+                + if place == RamPlacement::Logic {
                     self.out_width() as u64 * c
                 } else {
                     0
@@ -128,7 +129,10 @@ impl Block for MaxPoolUnit {
             luts: family.costs().luts(&self.features(family)).round() as u64,
             ffs,
             memory_bits: 0,
-            brams,
+            brams: match place {
+                RamPlacement::Block(n) => n,
+                _ => 0,
+            },
             sprams: 0,
         }
     }
@@ -160,9 +164,9 @@ impl Block for MaxPoolUnit {
         if s == 1 {
             // Every pixel is its own window.
             b.push_str(&skid::declarations(&n, c, "1'b1"));
-            b.push_str(&format!(
-                "\nalways @(posedge clk) begin\n    if (rst) begin\n        out_valid <= 1'b0;\n"
-            ));
+            b.push_str(
+                "\nalways @(posedge clk) begin\n    if (rst) begin\n        out_valid <= 1'b0;\n",
+            );
             indent(&mut b, 8, &skid::reset(&n));
             b.push_str(
                 "    end else begin\n        if (out_valid && out_ready) out_valid <= 1'b0;\n",
@@ -396,7 +400,7 @@ mod tests {
             // Sparse ones, so that a missing OR term shows.
             let mut map = vec![0u64; words_for(spec.input_size())];
             for i in 0..spec.input_size() {
-                set_bit(&mut map, i, splitmix(&mut r) % 5 == 0);
+                set_bit(&mut map, i, splitmix(&mut r).is_multiple_of(5));
             }
             let mut out = vec![0u64; words_for(spec.output_size())];
             flip::featuremap::max_pool(&spec, &map, &mut out);
