@@ -114,13 +114,14 @@ impl Block for MaxPoolUnit {
             // Skid and output registers, valid bits.
             2 * c + 2
         } else {
-            // Skid, accumulator, read and output registers, the buffer if in logic,
-            // counters, valid bits.
-            4 * c
-                + if place == RamPlacement::Logic {
-                    self.out_width() as u64 * c
-                } else {
-                    0
+            // Skid, accumulator and output registers, counters, valid bits, and the row
+            // buffer: in logic its words and the read register, in distributed RAM the read
+            // register, in block RAM nothing (the read register is the block's own).
+            3 * c
+                + match place {
+                    RamPlacement::Logic => (self.out_width() as u64 + 1) * c,
+                    RamPlacement::Distributed(_) => c,
+                    RamPlacement::Block(_) => 0,
                 }
                 + u64::from(2 * self.s_width() + self.ox_width())
                 + 2
@@ -451,5 +452,15 @@ mod tests {
             }
         }
         assert_eq!(pool(6, 10, 3, 2).latency(), 10 + 2);
+    }
+
+    #[test]
+    fn pool_estimate() {
+        // synth_ice40 (Yosys 0.23) on 26x26 pixels of 16 channels: 1 SB_RAM40_4K, 56 FFs.
+        let e = pool(26, 26, 16, 2).estimate_for(Family::Ice40);
+        assert_eq!((e.brams, e.ffs), (1, 56));
+        // A 3-word buffer of 3 bits stays in flip-flops on iCE40.
+        let small = pool(6, 6, 3, 2).estimate_for(Family::Ice40);
+        assert_eq!((small.brams, small.ffs), (0, 3 * 3 + 4 * 3 + 2 + 2 + 2));
     }
 }
