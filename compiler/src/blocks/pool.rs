@@ -337,6 +337,21 @@ impl CycleModel for PoolModel {
         }
     }
 
+    fn quiet_inputs(&self) -> u64 {
+        // Pixels before the next one that completes a window are processed whatever the
+        // output does, changing neither handshake. Counted within the band of `size` rows:
+        // the window-completing pixels of the last row of the band are at `dx = size - 1`.
+        let (s, w) = (self.spec.size, self.spec.width);
+        if self.skid.valid {
+            0
+        } else if self.dy + 1 < s {
+            let at = self.dy * w + self.ox * s + self.dx;
+            ((s - 1) * w + s - 1 - at) as u64
+        } else {
+            (s - 1 - self.dx) as u64
+        }
+    }
+
     fn clock(&mut self, input: Option<&Beat>, out_ready: bool) {
         let free = !self.out_valid || out_ready;
         if self.out_valid && out_ready {
@@ -427,6 +442,17 @@ mod tests {
         check(&pool(9, 6, 70, 3), 2, 60, 60);
         check(&pool(7, 5, 3, 1), 3, 80, 50);
         check(&pool(4, 2, 70, 2), 4, 100, 100);
+    }
+
+    #[test]
+    fn pool_quiet_inputs() {
+        for p in [pool(6, 10, 3, 2), pool(9, 6, 2, 3), pool(7, 5, 1, 1)] {
+            let beat = Beat::Bits(vec![1; words_for(p.channels)]);
+            let beats = vec![beat; 3 * p.height * p.width];
+            let promised =
+                rtl_check::check_quiet_inputs(&p, &beats, &pattern(7, 100 * beats.len(), 50));
+            assert_eq!(promised > 0, p.size > 1, "{p:?}");
+        }
     }
 
     #[test]

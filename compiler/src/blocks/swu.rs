@@ -436,6 +436,19 @@ impl CycleModel for SwuModel {
         }
     }
 
+    fn quiet_inputs(&self) -> u64 {
+        // Pixels before the next one that completes a window are processed whatever the
+        // output does, changing neither handshake.
+        let (k, w) = (self.spec.kernel, self.spec.width);
+        if self.skid.valid {
+            0
+        } else if self.y + 1 < k {
+            ((k - 1 - self.y) * w + k - 1 - self.x) as u64
+        } else {
+            (k - 1).saturating_sub(self.x) as u64
+        }
+    }
+
     fn clock(&mut self, input: Option<&Beat>, out_ready: bool) {
         let free = !self.out_valid || out_ready;
         if self.out_valid && out_ready {
@@ -584,6 +597,19 @@ mod tests {
             m.clock((t < total).then_some(&beat), true);
         }
         at
+    }
+
+    #[test]
+    fn swu_quiet_inputs() {
+        for s in [swu(7, 5, 3, 1, 3), swu(5, 7, 2, 2, 1), swu(6, 6, 1, 1, 5)] {
+            let beats: Vec<Beat> = maps(&s, 3, 9)
+                .iter()
+                .flat_map(|m| pixel_beats(&s, m))
+                .collect();
+            let promised =
+                rtl_check::check_quiet_inputs(&s, &beats, &pattern(7, 100 * beats.len(), 50));
+            assert_eq!(promised > 0, s.kernel > 1, "{s:?}");
+        }
     }
 
     #[test]
