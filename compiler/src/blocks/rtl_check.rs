@@ -38,11 +38,11 @@ pub(crate) fn pattern(seed: u64, n: usize, percent: u64) -> Vec<bool> {
     (0..n).map(|_| splitmix(&mut s) % 100 < percent).collect()
 }
 
-/// What one run of a block drives and what it expects.
+/// What one run of a block drives.
 pub(crate) struct Run<'a> {
     /// Short tag for the run's directory and messages.
     pub tag: String,
-    /// The input beats, in order, and their Verilog values as hex.
+    /// The input beats, in order.
     pub beats: &'a [Beat],
     /// Hex of each input beat (the same length as `beats`).
     pub beats_hex: Vec<String>,
