@@ -6,9 +6,12 @@
 //!
 //! Cycle conventions (the same in the Verilog and the cycle models):
 //! - cycle 0 is the first cycle after reset; registers change on the edge that ends a cycle;
-//! - a layer needs `(outputs / pe) * planes * (inputs / simd)` cycles per frame, the input
-//!   adapter `pixels`, the argmax `max(classes - 1, 1)` (a scan, one compare per cycle); the
-//!   design's cycles per frame is the slowest stage's;
+//! - a layer needs `vectors * (outputs / pe) * planes * (inputs / simd)` cycles per frame
+//!   (`vectors`: a convolution's windows, 1 for a dense layer), the input adapter `pixels`,
+//!   the argmax `max(classes - 1, 1)` (a scan, one compare per cycle), the pixel-stream units
+//!   (sliding window, pool, collect) one cycle per pixel; the design's cycles per frame is the
+//!   slowest stage's (for a dense model exactly; a conv model's bursty streams can stretch
+//!   it, see [`passes`]);
 //! - latency from the first pixel's handshake to the result's handshake, never stalled:
 //!   `pixels + sum over layers of (layer cycles + 1) + classes`.
 

@@ -35,8 +35,9 @@ fn check_models(rtl: Rtl, cases: usize, seed: u64, make: fn(&mut Rng) -> Model) 
         let model = make(&mut rng);
         let fold = random_folding(&mut rng, &model);
         let design = compiler::compile(&model, &FoldSpec::Manual(fold)).unwrap();
+        // The seed tells apart the directories of tests running side by side.
         let dir = std::env::temp_dir().join(format!(
-            "flipchip-sim-rtl-{}-{}-{case}",
+            "flipchip-sim-rtl-{}-{}-{seed:x}-{case}",
             rtl.name(),
             std::process::id()
         ));

@@ -282,6 +282,16 @@ mod tests {
     }
 
     #[test]
+    fn collect_quiet_inputs() {
+        for u in [collect(35, 3), collect(1, 4), collect(9, 70)] {
+            let beats = vec![Beat::Bits(vec![3; words_for(u.channels)]); 3 * u.pixels];
+            let promised =
+                rtl_check::check_quiet_inputs(&u, &beats, &pattern(7, 100 * beats.len(), 50));
+            assert_eq!(promised > 0, u.pixels > 1, "{u:?}");
+        }
+    }
+
+    #[test]
     fn collect_cycles_and_latency() {
         for u in [collect(35, 3), collect(1, 4), collect(9, 70)] {
             let mut m = u.cycle_model();

@@ -18,7 +18,7 @@ pub mod mvtu;
 pub mod pool;
 #[cfg(test)]
 mod rtl_check;
-mod skid;
+pub mod skid;
 pub mod swu;
 
 pub mod cost;

@@ -10,8 +10,8 @@
 //! (not yet the window's last row) or, on the window's last row, put in the output register.
 //! The buffer word of a window is read at the window row's first pixel, into a read register,
 //! and written at its last, so the buffer has the form Yosys infers block RAM from; it goes to
-//! block RAM by the same rule as the sliding window unit's line buffer
-//! ([`super::swu::line_buffer_brams`]). With `size` 1 the unit is a register stage.
+//! block RAM (or distributed RAM) by the same rule as the sliding window unit's line buffer
+//! ([`super::swu::line_buffer_placement`]). With `size` 1 the unit is a register stage.
 //!
 //! Handshake: see [`super::skid`]. Cycles per frame: one pixel per cycle, `height * width`.
 //! Latency (first input handshake to the first pooled pixel valid): it completes with input
@@ -20,7 +20,7 @@
 use flip::bits::words_for;
 
 use super::skid::{self, Skid, Source};
-use super::swu::line_buffer_brams;
+use super::swu::{line_buffer_placement, RamPlacement};
 use super::{
     indent, lit, stream_module, Beat, Block, CycleModel, Estimate, Family, Features, StageModel,
 };
@@ -60,11 +60,12 @@ impl MaxPoolUnit {
         bits_for(self.out_width() as u64 - 1)
     }
 
-    fn buffer_brams(&self, family: Family) -> u64 {
+    /// Where the row buffer goes on `family` (nowhere with `size` 1).
+    fn buffer(&self, family: Family) -> RamPlacement {
         if self.size == 1 {
-            0
+            RamPlacement::Logic
         } else {
-            line_buffer_brams(family, self.out_width() as u64, self.channels as u64)
+            line_buffer_placement(family, self.out_width() as u64, self.channels as u64)
         }
     }
 }
@@ -94,7 +95,7 @@ impl Block for MaxPoolUnit {
         // The skid mux, the two ORs with their masks (one LUT4 per bit takes both), and for
         // a buffer left in flip-flops its read mux, counted as for the sliding window unit's
         // line buffer. Not yet calibrated against Yosys.
-        let read_mux = if self.buffer_brams(family) == 0 {
+        let read_mux = if self.buffer(family) == RamPlacement::Logic {
             (self.out_width() - 1) as f64 * c / 2.0
         } else {
             0.0
@@ -108,18 +109,19 @@ impl Block for MaxPoolUnit {
 
     fn estimate_for(&self, family: Family) -> Estimate {
         let c = self.channels as u64;
-        let brams = self.buffer_brams(family);
+        let place = self.buffer(family);
         let ffs = if self.size == 1 {
             // Skid and output registers, valid bits.
             2 * c + 2
         } else {
-            // Skid, accumulator, read and output registers, the buffer if in logic,
-            // counters, valid bits.
-            4 * c
-                + if brams == 0 {
-                    self.out_width() as u64 * c
-                } else {
-                    0
+            // Skid, accumulator and output registers, counters, valid bits, and the row
+            // buffer: in logic its words and the read register, in distributed RAM the read
+            // register, in block RAM nothing (the read register is the block's own).
+            3 * c
+                + match place {
+                    RamPlacement::Logic => (self.out_width() as u64 + 1) * c,
+                    RamPlacement::Distributed(_) => c,
+                    RamPlacement::Block(_) => 0,
                 }
                 + u64::from(2 * self.s_width() + self.ox_width())
                 + 2
@@ -128,7 +130,10 @@ impl Block for MaxPoolUnit {
             luts: family.costs().luts(&self.features(family)).round() as u64,
             ffs,
             memory_bits: 0,
-            brams,
+            brams: match place {
+                RamPlacement::Block(n) => n,
+                _ => 0,
+            },
             sprams: 0,
         }
     }
@@ -160,9 +165,9 @@ impl Block for MaxPoolUnit {
         if s == 1 {
             // Every pixel is its own window.
             b.push_str(&skid::declarations(&n, c, "1'b1"));
-            b.push_str(&format!(
-                "\nalways @(posedge clk) begin\n    if (rst) begin\n        out_valid <= 1'b0;\n"
-            ));
+            b.push_str(
+                "\nalways @(posedge clk) begin\n    if (rst) begin\n        out_valid <= 1'b0;\n",
+            );
             indent(&mut b, 8, &skid::reset(&n));
             b.push_str(
                 "    end else begin\n        if (out_valid && out_ready) out_valid <= 1'b0;\n",
@@ -332,6 +337,21 @@ impl CycleModel for PoolModel {
         }
     }
 
+    fn quiet_inputs(&self) -> u64 {
+        // Pixels before the next one that completes a window are processed whatever the
+        // output does, changing neither handshake. Counted within the band of `size` rows:
+        // the window-completing pixels of the last row of the band are at `dx = size - 1`.
+        let (s, w) = (self.spec.size, self.spec.width);
+        if self.skid.valid {
+            0
+        } else if self.dy + 1 < s {
+            let at = self.dy * w + self.ox * s + self.dx;
+            ((s - 1) * w + s - 1 - at) as u64
+        } else {
+            (s - 1 - self.dx) as u64
+        }
+    }
+
     fn clock(&mut self, input: Option<&Beat>, out_ready: bool) {
         let free = !self.out_valid || out_ready;
         if self.out_valid && out_ready {
@@ -396,7 +416,7 @@ mod tests {
             // Sparse ones, so that a missing OR term shows.
             let mut map = vec![0u64; words_for(spec.input_size())];
             for i in 0..spec.input_size() {
-                set_bit(&mut map, i, splitmix(&mut r) % 5 == 0);
+                set_bit(&mut map, i, splitmix(&mut r).is_multiple_of(5));
             }
             let mut out = vec![0u64; words_for(spec.output_size())];
             flip::featuremap::max_pool(&spec, &map, &mut out);
@@ -425,6 +445,17 @@ mod tests {
     }
 
     #[test]
+    fn pool_quiet_inputs() {
+        for p in [pool(6, 10, 3, 2), pool(9, 6, 2, 3), pool(7, 5, 1, 1)] {
+            let beat = Beat::Bits(vec![1; words_for(p.channels)]);
+            let beats = vec![beat; 3 * p.height * p.width];
+            let promised =
+                rtl_check::check_quiet_inputs(&p, &beats, &pattern(7, 100 * beats.len(), 50));
+            assert_eq!(promised > 0, p.size > 1, "{p:?}");
+        }
+    }
+
+    #[test]
     fn pool_cycles_and_latency() {
         for p in [pool(6, 10, 3, 2), pool(9, 6, 2, 3), pool(7, 5, 1, 1)] {
             let mut m = p.cycle_model();
@@ -447,5 +478,15 @@ mod tests {
             }
         }
         assert_eq!(pool(6, 10, 3, 2).latency(), 10 + 2);
+    }
+
+    #[test]
+    fn pool_estimate() {
+        // synth_ice40 (Yosys 0.23) on 26x26 pixels of 16 channels: 1 SB_RAM40_4K, 56 FFs.
+        let e = pool(26, 26, 16, 2).estimate_for(Family::Ice40);
+        assert_eq!((e.brams, e.ffs), (1, 56));
+        // A 3-word buffer of 3 bits stays in flip-flops on iCE40.
+        let small = pool(6, 6, 3, 2).estimate_for(Family::Ice40);
+        assert_eq!((small.brams, small.ffs), (0, 3 * 3 + 4 * 3 + 2 + 2 + 2));
     }
 }

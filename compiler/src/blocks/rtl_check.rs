@@ -38,11 +38,11 @@ pub(crate) fn pattern(seed: u64, n: usize, percent: u64) -> Vec<bool> {
     (0..n).map(|_| splitmix(&mut s) % 100 < percent).collect()
 }
 
-/// What one run of a block drives and what it expects.
+/// What one run of a block drives.
 pub(crate) struct Run<'a> {
     /// Short tag for the run's directory and messages.
     pub tag: String,
-    /// The input beats, in order, and their Verilog values as hex.
+    /// The input beats, in order.
     pub beats: &'a [Beat],
     /// Hex of each input beat (the same length as `beats`).
     pub beats_hex: Vec<String>,
@@ -112,6 +112,45 @@ fn run_tool(dir: &Path, prog: &str, args: &[&str]) -> String {
         dir.display()
     );
     text
+}
+
+/// Checks a cycle model's [`CycleModel::quiet_inputs`]: whenever it promises `q > 0` beats,
+/// one is fed with the output held back and `in_ready` and `out_valid` must not change and the
+/// promise must drop to `q - 1`; otherwise the model steps with `out_ready = ready[t]`.
+/// Returns how many beats were fed under a promise (so a caller can see the check bit).
+pub(crate) fn check_quiet_inputs(block: &dyn Block, beats: &[Beat], ready: &[bool]) -> usize {
+    let mut m = block.cycle_model();
+    let (mut idx, mut promised) = (0, 0);
+    for (t, &r) in ready.iter().enumerate() {
+        if idx == beats.len() {
+            break;
+        }
+        let q = m.quiet_inputs();
+        if q > 0 {
+            let before = (m.in_ready(false), m.out_valid());
+            assert!(
+                before.0,
+                "{}: cycle {t}: {q} quiet inputs but not ready",
+                block.name()
+            );
+            m.clock(Some(&beats[idx]), false);
+            idx += 1;
+            promised += 1;
+            assert_eq!(
+                (m.in_ready(false), m.out_valid()),
+                before,
+                "{}: cycle {t}: a quiet input changed the handshake",
+                block.name()
+            );
+            assert_eq!(m.quiet_inputs(), q - 1, "{}: cycle {t}", block.name());
+        } else {
+            let fire = m.in_ready(r);
+            m.clock(fire.then(|| &beats[idx]), r);
+            idx += usize::from(fire);
+        }
+    }
+    assert_eq!(idx, beats.len(), "{}: every beat fed", block.name());
+    promised
 }
 
 /// `verilator --lint-only -Wall` on the block's module alone.

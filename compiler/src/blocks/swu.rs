@@ -18,12 +18,14 @@
 //! output register. Nothing is emptied between frames: stale rows leave the line buffer before
 //! they would be read, so the next frame's pixels follow back to back.
 //!
-//! Block RAM: the line buffer is written in the style Yosys infers block RAM from (one write
-//! port and one registered read port with enable, read and write on different addresses, no
-//! reset). Yosys's `memory_libmap` then puts it in block RAM when that is cheaper than logic
-//! by its costs (a RAM bit in logic costs 1, a block the family's `brams.txt` cost: iCE40 64,
-//! ECP5 128); small buffers stay in flip-flops. The estimate reproduces that rule
-//! ([`line_buffer_brams`]).
+//! Block RAM: the line buffer is written in the style Yosys infers RAM from (one write port
+//! and one registered read port with enable, read and write on different addresses, no reset),
+//! and the choice is left to Yosys's `memory_libmap`, which takes the cheapest by its costs:
+//! a bit in logic 1, a block RAM the family's `brams.txt` cost (iCE40 64, ECP5 128), an ECP5
+//! distributed RAM `TRELLIS_DPR16X4` (16 x 4) 4. So on iCE40 a buffer of a few hundred bits or
+//! more goes to block RAM and smaller ones stay in flip-flops; on ECP5 shallow buffers go to
+//! distributed RAM (64-bit words: up to 48 deep), deeper ones to block RAM. [`line_buffer_placement`] reproduces
+//! the rule for the estimate (checked with Yosys 0.23 `synth_ice40` / `synth_ecp5`).
 //!
 //! Handshake: see [`super::skid`]. Cycles per frame: one pixel per cycle, `height * width`.
 //! Latency (first input handshake to the first window valid): the window of output pixel
@@ -56,19 +58,42 @@ pub struct SlidingWindow {
     pub kernel: usize,
 }
 
-/// Block RAMs a `depth` x `width` RAM takes on `family`, or 0 if Yosys leaves it in logic:
-/// its `memory_libmap` maps a RAM to blocks when their cost is below one per bit in logic.
-pub fn line_buffer_brams(family: Family, depth: u64, width: u64) -> u64 {
-    let c = family.costs();
+/// Where Yosys puts a RAM with one write port and one registered read port (a line buffer).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RamPlacement {
+    /// Flip-flops and read multiplexers.
+    Logic,
+    /// This many block RAMs of the family.
+    Block(u64),
+    /// This many ECP5 `TRELLIS_DPR16X4` distributed RAMs (in slices; not LUT4 cells, so not
+    /// in the LUT count of [`super::cost`]'s convention either).
+    Distributed(u64),
+}
+
+/// Cost `memory_libmap` gives one ECP5 `TRELLIS_DPR16X4` (16 x 4 bits, `lutrams.txt`).
+const ECP5_DPR16X4_COST: u64 = 4;
+
+/// Where Yosys's `memory_libmap` puts a `depth` x `width` RAM on `family`: the cheapest of
+/// logic (1 per bit), block RAM and (ECP5) distributed RAM, block RAM on a tie. Observed with
+/// Yosys 0.23: iCE40 28 x 64 -> 4 `SB_RAM40_4K`, 5 x 6 -> flip-flops; ECP5 5 x 6 -> 2, 28 x 64
+/// and 32 x 64 -> 32, 48 x 64 -> 48 `TRELLIS_DPR16X4`, 64 x 64 -> 2 `DP16KD`.
+pub fn line_buffer_placement(family: Family, depth: u64, width: u64) -> RamPlacement {
     if depth <= 1 || width == 0 {
-        return 0;
+        return RamPlacement::Logic;
     }
+    let c = family.costs();
     let blocks = c.bram_blocks(depth, width);
-    if blocks.saturating_mul(c.bram_cost) < depth * width {
-        blocks
-    } else {
-        0
+    let mut best = (depth * width, RamPlacement::Logic);
+    if family == Family::Ecp5 {
+        let units = depth.div_ceil(16) * width.div_ceil(4);
+        if units * ECP5_DPR16X4_COST < best.0 {
+            best = (units * ECP5_DPR16X4_COST, RamPlacement::Distributed(units));
+        }
     }
+    if blocks.saturating_mul(c.bram_cost) <= best.0 {
+        best = (blocks * c.bram_cost, RamPlacement::Block(blocks));
+    }
+    best.1
 }
 
 impl SlidingWindow {
@@ -90,6 +115,14 @@ impl SlidingWindow {
     /// Windows per frame.
     pub fn windows(&self) -> usize {
         (self.height + 1 - self.kernel) * (self.width + 1 - self.kernel)
+    }
+
+    /// Where the line buffer goes on `family` (nowhere with a 1 x 1 kernel).
+    fn line_buffer(&self, family: Family) -> RamPlacement {
+        if self.kernel == 1 {
+            return RamPlacement::Logic;
+        }
+        line_buffer_placement(family, self.width as u64, self.line_bits() as u64)
     }
 
     fn x_width(&self) -> u32 {
@@ -115,12 +148,10 @@ impl Block for SlidingWindow {
     }
 
     fn features(&self, family: Family) -> Features {
-        let lb = (self.width * self.line_bits()) as u64;
-        let in_logic = line_buffer_brams(family, self.width as u64, self.line_bits() as u64) == 0;
         // The skid register's mux, and for a line buffer left in flip-flops its read mux:
         // `width - 1` two-input muxes per bit, about two to a LUT4, counted against the
         // two-input-mux cost of a select bit. Not yet calibrated against Yosys.
-        let read_mux = if in_logic && lb > 0 {
+        let read_mux = if self.kernel > 1 && self.line_buffer(family) == RamPlacement::Logic {
             (self.width - 1) as f64 * self.line_bits() as f64 / 2.0
         } else {
             0.0
@@ -134,22 +165,30 @@ impl Block for SlidingWindow {
 
     fn estimate_for(&self, family: Family) -> Estimate {
         let (w, lbits) = (self.width as u64, self.line_bits() as u64);
-        let brams = line_buffer_brams(family, w, lbits);
+        let place = self.line_buffer(family);
         let pb = self.pixel_bits() as u64;
         let k = self.kernel as u64;
         Estimate {
             luts: family.costs().luts(&self.features(family)).round() as u64,
-            // Skid, window and output registers, read register, the line buffer if in logic,
-            // counters, valid bits.
+            // Skid, window and output registers, counters, valid bits, and the line buffer:
+            // in logic its words and the read register, in distributed RAM the read register,
+            // in block RAM nothing (the read register is the block's own). Checked with
+            // `synth_ice40` (Yosys 0.23) on the sizes of `swu_line_buffer_placement`.
             ffs: pb
                 + (k - 1) * k * pb
                 + k * k * pb
-                + lbits
-                + if brams == 0 { w * lbits } else { 0 }
+                + match place {
+                    RamPlacement::Logic => (w + 1) * lbits,
+                    RamPlacement::Distributed(_) => lbits,
+                    RamPlacement::Block(_) => 0,
+                }
                 + u64::from(self.x_width() + self.y_width())
                 + 2,
             memory_bits: 0,
-            brams,
+            brams: match place {
+                RamPlacement::Block(n) => n,
+                _ => 0,
+            },
             sprams: 0,
         }
     }
@@ -397,6 +436,19 @@ impl CycleModel for SwuModel {
         }
     }
 
+    fn quiet_inputs(&self) -> u64 {
+        // Pixels before the next one that completes a window are processed whatever the
+        // output does, changing neither handshake.
+        let (k, w) = (self.spec.kernel, self.spec.width);
+        if self.skid.valid {
+            0
+        } else if self.y + 1 < k {
+            ((k - 1 - self.y) * w + k - 1 - self.x) as u64
+        } else {
+            (k - 1).saturating_sub(self.x) as u64
+        }
+    }
+
     fn clock(&mut self, input: Option<&Beat>, out_ready: bool) {
         let free = !self.out_valid || out_ready;
         if self.out_valid && out_ready {
@@ -548,6 +600,19 @@ mod tests {
     }
 
     #[test]
+    fn swu_quiet_inputs() {
+        for s in [swu(7, 5, 3, 1, 3), swu(5, 7, 2, 2, 1), swu(6, 6, 1, 1, 5)] {
+            let beats: Vec<Beat> = maps(&s, 3, 9)
+                .iter()
+                .flat_map(|m| pixel_beats(&s, m))
+                .collect();
+            let promised =
+                rtl_check::check_quiet_inputs(&s, &beats, &pattern(7, 100 * beats.len(), 50));
+            assert_eq!(promised > 0, s.kernel > 1, "{s:?}");
+        }
+    }
+
+    #[test]
     fn swu_cycles_and_latency() {
         for s in [swu(7, 5, 3, 1, 3), swu(5, 7, 2, 2, 1), swu(6, 6, 1, 1, 5)] {
             let at = valid_cycles(&s, 3);
@@ -567,10 +632,31 @@ mod tests {
         // 28 columns of 2 x 32 bits: 1792 bits in logic or 4 iCE40 blocks (256 x 16).
         let big = swu(28, 28, 32, 1, 3);
         assert_eq!(big.estimate_for(Family::Ice40).brams, 4);
-        assert_eq!(big.estimate_for(Family::Ecp5).brams, 2);
-        // 5 columns of 2 x 3 bits: 30 bits stay in flip-flops.
+        assert_eq!(big.line_buffer(Family::Ice40), RamPlacement::Block(4));
+        // ECP5: 28 x 64 in 32 TRELLIS_DPR16X4, 64 x 64 in 2 DP16KD.
+        assert_eq!(big.line_buffer(Family::Ecp5), RamPlacement::Distributed(32));
+        assert_eq!(big.estimate_for(Family::Ecp5).brams, 0);
+        let wide = swu(28, 64, 32, 1, 3);
+        assert_eq!(wide.estimate_for(Family::Ecp5).brams, 2);
+        // 5 columns of 2 x 3 bits: 30 bits stay in flip-flops on iCE40.
         let small = swu(7, 5, 3, 1, 3);
-        assert_eq!(small.estimate_for(Family::Ice40).brams, 0);
-        assert!(small.estimate_for(Family::Ice40).ffs > 5 * 6);
+        assert_eq!(small.line_buffer(Family::Ice40), RamPlacement::Logic);
+        assert_eq!(
+            small.line_buffer(Family::Ecp5),
+            RamPlacement::Distributed(2)
+        );
+        // Flip-flops as Yosys 0.23 counts them: synth_ice40 92 with the line buffer in
+        // flip-flops, 524 with the read register in block RAM; synth_ecp5 62 beside 2
+        // TRELLIS_DPR16X4 (and 588 beside 32 for `big`).
+        assert_eq!(small.estimate_for(Family::Ice40).ffs, 92);
+        assert_eq!(small.estimate_for(Family::Ecp5).ffs, 92 - 5 * 6);
+        assert_eq!(big.estimate_for(Family::Ice40).ffs, 524);
+        assert_eq!(big.estimate_for(Family::Ecp5).ffs, 588);
+        // A 1 x 1 kernel has no line buffer.
+        assert_eq!(
+            swu(7, 5, 3, 1, 1).line_buffer(Family::Ice40),
+            RamPlacement::Logic
+        );
+        assert_eq!(swu(7, 5, 3, 1, 1).features(Family::Ice40).select, 3.0);
     }
 }
