@@ -237,6 +237,73 @@ fn threshold_maps(sums: &[i32], t: &[i32], per_image: usize, words: usize, out: 
         });
 }
 
+/// Popcount sums of a first-layer convolution (`batch x pixels x outputs`) and the batch's
+/// input values (`batch x conv.input_size()`).
+///
+/// A popcount sum over `P` bit planes is `(dot + (2^P - 1) n) / 2` for the dot product of the
+/// +-1 weights with the centred grey levels `2v - (2^P - 1)` (with `P = 1`, the +-1 bits), so
+/// the sums come from one 16-bit integer product of the windows' values with the weights:
+/// exact (`n (2^P - 1) < 2^30`, checked by [`FlipOptimizer::new`]), and a few multiply-adds
+/// per window where the bit-plane popcount takes a word per plane.
+fn first_sums(
+    opt: &FlipOptimizer,
+    data: &TrainData,
+    batch: &[u32],
+    conv: &Conv,
+) -> (Vec<i32>, Vec<i16>) {
+    let layer = &opt.layers[0];
+    let (n, m) = (layer.inputs, layer.outputs);
+    let (enc, bits) = (&opt.input.encoding, opt.input.pixel_bits);
+    let size = conv.input_size();
+    let px = conv.output_pixels();
+    let bsz = batch.len();
+    let mut maps = vec![0i16; bsz * size];
+    maps.par_chunks_mut(size.max(1))
+        .zip(batch.par_iter())
+        .for_each(|(o, &i)| enc.input_values(bits, data.image(i as usize), o));
+    let w = Pairs::from_rows(n, m, |j, row| {
+        for (o, v) in row.iter_mut().enumerate() {
+            *v = if layer.weights.get(o, j) { 1 } else { -1 };
+        }
+    });
+    let full = (((1i64 << layer.planes) - 1) * n as i64) as i32;
+    let pass = ConvPass::Values { maps };
+    let mut sums = vec![0i32; bsz * px * m];
+    if m == 0 || px == 0 {
+        let ConvPass::Values { maps } = pass else {
+            unreachable!()
+        };
+        return (sums, maps);
+    }
+    let kernel = Kernel::detect();
+    sums.par_chunks_mut(px * m).enumerate().for_each_init(
+        || (Vec::new(), Vec::new(), vec![0i16; n]),
+        |(a, c, row), (b, out)| {
+            pack_into(a, px, n, |_, _| 0);
+            let kp = n.div_ceil(2);
+            for p in 0..px {
+                window_values(conv, &pass, b * px + p, row);
+                for (q, v) in a[p * kp..(p + 1) * kp].iter_mut().enumerate() {
+                    let lo = row[2 * q] as u16 as u32;
+                    let hi = row.get(2 * q + 1).map_or(0, |&h| h as u16 as u32);
+                    *v = lo | hi << 16;
+                }
+            }
+            c.resize(px * w.ld, 0);
+            intgemm::gemm_block(a, px, &w, c, kernel);
+            for (o, cr) in out.chunks_exact_mut(m).zip(c.chunks_exact(w.ld)) {
+                for (s, &d) in o.iter_mut().zip(cr) {
+                    *s = (d + full) / 2;
+                }
+            }
+        },
+    );
+    let ConvPass::Values { maps } = pass else {
+        unreachable!()
+    };
+    (sums, maps)
+}
+
 /// The forward pass of a network with convolutions, keeping what the backward pass needs.
 pub(super) fn forward(opt: &mut FlipOptimizer, data: &TrainData, batch: &[u32]) -> Vec<LayerPass> {
     let bsz = batch.len();
@@ -261,6 +328,10 @@ pub(super) fn forward(opt: &mut FlipOptimizer, data: &TrainData, batch: &[u32]) 
                 });
                 (sums, x, None)
             }
+            Some(g) if l == 0 => {
+                let (sums, maps) = first_sums(opt, data, batch, &g.conv());
+                (sums, Vec::new(), Some(ConvPass::Values { maps }))
+            }
             Some(g) => {
                 let conv = g.conv();
                 let px = conv.output_pixels();
@@ -272,18 +343,11 @@ pub(super) fn forward(opt: &mut FlipOptimizer, data: &TrainData, batch: &[u32]) 
                     .for_each(|(w, x)| featuremap::windows(&conv, x, planes, w));
                 let mut sums = vec![0i32; bsz * px * m];
                 batch_layer_sums(&layer.weights, n, &windows, ww, planes, &mut sums);
-                let pass = if l == 0 {
-                    let (enc, bits) = (&opt.input.encoding, opt.input.pixel_bits);
-                    let size = conv.input_size();
-                    let mut maps = vec![0i16; bsz * size];
-                    maps.par_chunks_mut(size.max(1))
-                        .zip(batch.par_iter())
-                        .for_each(|(o, &i)| enc.input_values(bits, data.image(i as usize), o));
-                    ConvPass::Values { maps }
-                } else {
-                    ConvPass::Bits { windows, words: ww }
-                };
-                (sums, Vec::new(), Some(pass))
+                (
+                    sums,
+                    Vec::new(),
+                    Some(ConvPass::Bits { windows, words: ww }),
+                )
             }
         };
         if !opt.initialised {
