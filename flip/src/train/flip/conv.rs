@@ -112,17 +112,20 @@ pub(super) struct Ready {
 fn window_values(conv: &Conv, pass: &ConvPass, r: usize, row: &mut [i16]) {
     match pass {
         ConvPass::Bits { windows, words } => signs(&windows[r * words..(r + 1) * words], row),
-        ConvPass::Values { maps } => {
-            let px = conv.output_pixels();
-            let (b, p) = (r / px, r % px);
-            let (y, x) = (p / conv.out_width(), p % conv.out_width());
-            let map = &maps[b * conv.input_size()..(b + 1) * conv.input_size()];
-            let run = conv.kernel * conv.channels;
-            for (ky, dst) in row.chunks_exact_mut(run).enumerate() {
-                let from = ((y + ky) * conv.width + x) * conv.channels;
-                dst.copy_from_slice(&map[from..from + run]);
-            }
-        }
+        ConvPass::Values { maps } => gather(conv, maps, r, row),
+    }
+}
+
+/// Window `r` of the input values `maps` (`batch x conv.input_size()`) into `row`.
+fn gather(conv: &Conv, maps: &[i16], r: usize, row: &mut [i16]) {
+    let px = conv.output_pixels();
+    let (b, p) = (r / px, r % px);
+    let (y, x) = (p / conv.out_width(), p % conv.out_width());
+    let map = &maps[b * conv.input_size()..(b + 1) * conv.input_size()];
+    let run = conv.kernel * conv.channels;
+    for (ky, dst) in row.chunks_exact_mut(run).enumerate() {
+        let from = ((y + ky) * conv.width + x) * conv.channels;
+        dst.copy_from_slice(&map[from..from + run]);
     }
 }
 
@@ -267,12 +270,8 @@ fn first_sums(
         }
     });
     let full = (((1i64 << layer.planes) - 1) * n as i64) as i32;
-    let pass = ConvPass::Values { maps };
     let mut sums = vec![0i32; bsz * px * m];
     if m == 0 || px == 0 {
-        let ConvPass::Values { maps } = pass else {
-            unreachable!()
-        };
         return (sums, maps);
     }
     let kernel = Kernel::detect();
@@ -282,7 +281,7 @@ fn first_sums(
             pack_into(a, px, n, |_, _| 0);
             let kp = n.div_ceil(2);
             for p in 0..px {
-                window_values(conv, &pass, b * px + p, row);
+                gather(conv, &maps, b * px + p, row);
                 for (q, v) in a[p * kp..(p + 1) * kp].iter_mut().enumerate() {
                     let lo = row[2 * q] as u16 as u32;
                     let hi = row.get(2 * q + 1).map_or(0, |&h| h as u16 as u32);
@@ -298,9 +297,6 @@ fn first_sums(
             }
         },
     );
-    let ConvPass::Values { maps } = pass else {
-        unreachable!()
-    };
     (sums, maps)
 }
 
@@ -733,7 +729,8 @@ mod tests {
             assert_eq!(got, want);
         }
         let edge = -(windows as i64) * (1 << bits) * top;
-        assert!(edge >= i32::MIN as i64 && edge < i32::MIN as i64 / 2 * 1 - (1 << 29));
+        // Within an i32, and past three quarters of its negative range.
+        assert!(edge >= i32::MIN as i64 && edge < -(3i64 << 29));
         let pass = ConvPass::Values {
             maps: vec![15; bsz * 784],
         };
