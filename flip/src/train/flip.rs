@@ -137,17 +137,18 @@
 //! change a bit.
 //!
 //! # Convolutions and max-pools
-//! A convolution trains as a dense layer whose samples are the windows of every output pixel
-//! of every image of the batch ([`conv`]): the same forward semantics, triangle window, centred
-//! signal (its mean now over batch x output pixels per channel, as batch norm takes it for a
-//! convolution), accumulators, flips and per-channel thresholds, and the same keys for the
-//! stochastic rounding (neuron = output channel, weight = window position). The signal passed
-//! below is col2im of `sum_o c_o * w_o`; a max-pool passes each output bit's signal to the
-//! position of its window with the largest popcount sum, the first on ties ([`pool`]: the bit
-//! that produced the max, or where all are off the one closest to switching on). The last
-//! layer is dense; a pool must follow a convolution. [`conv`]'s doc gives the integer ranges
-//! of the windows' sums (a weight signal over batch x pixels, 135,200 terms at batch 200 on
-//! 28x28 images, stays exact in `i32`; its signal keeps the bits that allows). Exported
+//! A convolution trains as a dense layer whose samples are the windows of every output
+//! pixel of every image of the batch (module `conv`, `flip/src/train/flip/conv.rs`): the same
+//! forward semantics, triangle window, centred signal (its mean now over batch x output pixels
+//! per channel, as batch norm takes it for a convolution), accumulators, flips and per-channel
+//! thresholds, and the same keys for the stochastic rounding (neuron = output channel, weight
+//! = window position). The signal passed below is col2im of `sum_o c_o * w_o`; a max-pool
+//! passes each output bit's signal to the position of its window with the largest popcount
+//! sum, the first on ties (module `pool`: the bit that produced the max, or where all are off
+//! the one closest to switching on). The last layer is dense; a pool must follow a
+//! convolution. Module `conv`'s doc gives the integer ranges of the windows' sums (a weight
+//! signal over batch x pixels, 135,200 terms at batch 200 on 28x28 images, stays exact in
+//! `i32`; its signal keeps the bits that allows). Exported
 //! thresholds are per output channel with the direction bit clear, as for dense layers.
 //!
 //! Settings for convolutional nets, `flipchip train --arch c16-p-c32-64-10` on the embedded
