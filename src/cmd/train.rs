@@ -174,8 +174,19 @@ pub fn config(a: &Args, data: &Dataset, seed: u64) -> anyhow::Result<TrainConfig
         None => Encoding::default_for(data.pixel_bits),
     };
     let layers = parse_arch(&arch, data, &encoding)?;
+    // Convolutional nets on the small digits: the flip optimizer's backward window of 1
+    // (validation 94.21% over seeds 1-3 for c16-p-c32-64-10, against 91.20% at 0.7; see the
+    // flip module doc).
+    let conv = layers.iter().any(|l| matches!(l, LayerSpec::Conv { .. }));
+    let conv_tuned: &[(&str, &str)] =
+        if conv && optimizer == OptimizerKind::Flip && data.pixels() <= 64 {
+            &[("window", "1")]
+        } else {
+            &[]
+        };
     let params = tuned
         .iter()
+        .chain(conv_tuned)
         .map(|(k, v)| Ok((k.to_string(), v.to_string())))
         .chain(a.set.iter().map(|kv| {
             kv.split_once('=')
@@ -395,7 +406,17 @@ pub fn run(a: Args) -> anyhow::Result<()> {
 
 /// Number of weights in a model.
 fn cfg_weights(m: &flip::model::Model) -> usize {
-    m.layers.iter().map(|l| l.inputs() * l.outputs()).sum()
+    use flip::model::Layer;
+    // A convolution's weights are its window times its channels, not its maps' sizes; a pool
+    // has none.
+    m.layers
+        .iter()
+        .map(|l| match l {
+            Layer::Binary(b) => b.inputs * b.outputs,
+            Layer::Float(f) => f.inputs * f.outputs,
+            Layer::MaxPool(_) => 0,
+        })
+        .sum()
 }
 
 /// Where the checkpoint of a run writing `out` goes: `out` with `.ckpt` appended.

@@ -11,8 +11,9 @@ use crate::model::{format, Model};
 
 const MAGIC: &str = "flipchip-checkpoint";
 /// Version 2 added the dataset, shape and validation split to the identity, the validation
-/// measures to the history and the best model so far.
-const VERSION: u32 = 2;
+/// measures to the history and the best model so far; version 3 the flip optimizer's
+/// convolution and pool shapes to its state.
+const VERSION: u32 = 3;
 
 /// A checkpoint file's contents.
 #[derive(Serialize, Deserialize)]

@@ -12,7 +12,8 @@
 //! taken in pairs `(2p, 2p + 1)`. `A` stores each pair as one `u32` (low half the even
 //! element), `B` stores for each pair `p` a row of `ld` columns, each column the two `i16`
 //! values of rows `2p` and `2p + 1`. A pair of products and their sum is then one instruction
-//! lane. An AVX-512 VNNI kernel is chosen at run time where the CPU has it; the portable
+//! lane. An AVX-512 VNNI kernel (`vpdpwssd`) is chosen at run time where the CPU has it, else
+//! an AVX2 kernel (`vpmaddwd` and an add, the same pair products in eight lanes); the portable
 //! kernel computes the same integers.
 
 use rayon::prelude::*;
@@ -113,6 +114,9 @@ pub enum Kernel {
     /// AVX-512 BW + VNNI (`vpdpwssd`).
     #[cfg(target_arch = "x86_64")]
     Avx512Vnni,
+    /// AVX2 (`vpmaddwd`, `vpaddd`).
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
 }
 
 impl Kernel {
@@ -125,6 +129,9 @@ impl Kernel {
                 && std::arch::is_x86_feature_detected!("avx512vnni")
             {
                 return Kernel::Avx512Vnni;
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                return Kernel::Avx2;
             }
         }
         Kernel::Portable
@@ -180,6 +187,19 @@ pub fn gemm_block(a: &[u32], rows: usize, b: &Pairs, c: &mut [i32], kernel: Kern
                 (Kernel::Avx512Vnni, _, _) => unsafe {
                     avx512::tile::<1, 1>(at, kp, &b.data, ld, j, ct)
                 },
+                // SAFETY: as above; AVX2 tiles are 16 columns wide, four per widest tile.
+                #[cfg(target_arch = "x86_64")]
+                (Kernel::Avx2, MR, _) => unsafe {
+                    for t in (0..width).step_by(LANES) {
+                        avx2::tile::<MR>(at, kp, &b.data, ld, j + t, ct)
+                    }
+                },
+                #[cfg(target_arch = "x86_64")]
+                (Kernel::Avx2, _, _) => unsafe {
+                    for t in (0..width).step_by(LANES) {
+                        avx2::tile::<1>(at, kp, &b.data, ld, j + t, ct)
+                    }
+                },
                 (Kernel::Portable, _, _) => portable_tile(at, mr, kp, b, j, width, ct),
             }
             r += mr;
@@ -212,6 +232,48 @@ fn portable_tile(
             }
         }
         c[r * ld + j0..r * ld + j0 + width].copy_from_slice(acc);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    /// An `R x 16` tile: for each pair `p`, two registers of `B` are loaded once and each of
+    /// the `R` rows' pair of `A` is broadcast against them (`vpmaddwd` multiplies the pairs
+    /// and adds each pair's two products), `2R` accumulators in registers.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2; `a` holds `R * kp` pairs, `b` covers columns `j0..j0 + 16`
+    /// of every pair row (stride `ld`), `c` holds `R` rows of `ld`.
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn tile<const R: usize>(
+        a: &[u32],
+        kp: usize,
+        b: &[i16],
+        ld: usize,
+        j0: usize,
+        c: &mut [i32],
+    ) {
+        debug_assert!(a.len() >= R * kp && c.len() >= (R - 1) * ld + j0 + 16);
+        debug_assert!(kp == 0 || b.len() >= 2 * ((kp - 1) * ld + j0 + 16));
+        let mut acc = [[_mm256_setzero_si256(); 2]; R];
+        let bp = b.as_ptr();
+        for p in 0..kp {
+            let base = bp.add(2 * (p * ld + j0));
+            let b0 = _mm256_loadu_si256(base as *const __m256i);
+            let b1 = _mm256_loadu_si256(base.add(16) as *const __m256i);
+            for (r, row) in acc.iter_mut().enumerate() {
+                let av = _mm256_set1_epi32(*a.get_unchecked(r * kp + p) as i32);
+                row[0] = _mm256_add_epi32(row[0], _mm256_madd_epi16(av, b0));
+                row[1] = _mm256_add_epi32(row[1], _mm256_madd_epi16(av, b1));
+            }
+        }
+        for (r, row) in acc.iter().enumerate() {
+            let out = c.as_mut_ptr().add(r * ld + j0);
+            _mm256_storeu_si256(out as *mut __m256i, row[0]);
+            _mm256_storeu_si256(out.add(8) as *mut __m256i, row[1]);
+        }
     }
 }
 
@@ -276,6 +338,19 @@ mod tests {
         c
     }
 
+    /// Every kernel this CPU runs.
+    fn kernels() -> Vec<Kernel> {
+        let mut k = vec![Kernel::Portable];
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            k.push(Kernel::Avx2);
+        }
+        if !k.contains(&Kernel::detect()) {
+            k.push(Kernel::detect());
+        }
+        k
+    }
+
     #[test]
     fn kernels_agree_with_the_naive_product_at_the_edges() {
         let mut s = Stream::new(12, 12);
@@ -300,9 +375,7 @@ mod tests {
             let want = naive(&av, &bv, rows, k, cols);
             let a = pack_a(rows, k, |r, p| av[r * k + p]);
             let b = Pairs::from_fn(k, cols, |p, j| bv[p * cols + j]);
-            let mut kernels = vec![Kernel::Portable, Kernel::detect()];
-            kernels.dedup();
-            for kernel in kernels {
+            for kernel in kernels() {
                 let mut c = vec![-1i32; rows * b.ld];
                 gemm_with(&a, rows, &b, &mut c, kernel);
                 for r in 0..rows {
@@ -318,9 +391,7 @@ mod tests {
         let (rows, k, cols) = (4, 256, 16);
         let a = pack_a(rows, k, |_, _| 32767);
         let b = Pairs::from_fn(k, cols, |_, _| 255);
-        let mut kernels = vec![Kernel::Portable, Kernel::detect()];
-        kernels.dedup();
-        for kernel in kernels {
+        for kernel in kernels() {
             let mut c = vec![0i32; rows * b.ld];
             gemm_with(&a, rows, &b, &mut c, kernel);
             assert!(c.iter().all(|&v| v == 2_139_029_760), "{kernel:?}");

@@ -545,6 +545,8 @@ pub fn make_optimizer(
     for s in &shapes {
         match s {
             LayerShape::Dense { outputs, .. } => widths.push(*outputs),
+            // The flip optimizer takes the shapes themselves.
+            _ if cfg.optimizer == OptimizerKind::Flip => {}
             _ => {
                 return Err(format!(
                     "optimizer {} does not train convolutions or pools yet",
@@ -566,7 +568,7 @@ pub fn make_optimizer(
     Ok(match cfg.optimizer {
         OptimizerKind::Flip => Box::new(flip::FlipOptimizer::new(
             input.clone(),
-            &widths,
+            &shapes,
             cfg.seed,
             &cfg.params,
         )?),
