@@ -545,6 +545,7 @@ pub fn make_optimizer(
     for s in &shapes {
         match s {
             LayerShape::Dense { outputs, .. } => widths.push(*outputs),
+            _ if cfg.optimizer != OptimizerKind::Flip => {}
             _ => {
                 return Err(format!(
                     "optimizer {} does not train convolutions or pools yet",
@@ -572,19 +573,19 @@ pub fn make_optimizer(
         )?),
         OptimizerKind::BinaryConnect => Box::new(binaryconnect::BinaryConnect::new(
             input.clone(),
-            &widths,
+            &shapes,
             cfg.seed,
             &cfg.params,
         )?),
         OptimizerKind::Bop => Box::new(bop::Bop::new(
             input.clone(),
-            &widths,
+            &shapes,
             cfg.seed,
             &cfg.params,
         )?),
         OptimizerKind::Float => Box::new(float::FloatOptimizer::new(
             input.clone(),
-            &widths,
+            &shapes,
             cfg.seed,
             &cfg.params,
         )?),
