@@ -382,7 +382,7 @@ fn quantize_takes_a_convolutional_float_model() {
         "--optimizer",
         "float",
         "--arch",
-        "c16-p-c32-64-10",
+        "c32-p-c64-128-10",
         "--epochs",
         "3",
         "--out",
@@ -402,7 +402,8 @@ fn quantize_takes_a_convolutional_float_model() {
     for (name, a) in [("f16", acc[1]), ("int8", acc[2])] {
         assert!((a - acc[0]).abs() <= 0.02, "{name} {a} against f32 {}", acc[0]);
     }
-    // Post-training binarisation loses accuracy but keeps some: far above chance (10%).
+    // Post-training binarisation loses much more on a conv net than on a dense one (about
+    // 34% here, against 62% for 64-128-10), but stays above chance (10%).
     assert!(acc[3] >= 0.2, "binary {}", acc[3]);
     let binary = dir.join("conv-binary.fcm");
     let eval = last_json(&flipchip_ok(&["eval", s(&binary), "--json"]));

@@ -394,8 +394,20 @@ pub fn run(a: Args) -> anyhow::Result<()> {
 }
 
 /// Number of weights in a model.
+/// Weights of a model: fan-in times neurons (output channels) per layer. A convolution's
+/// weights are its kernels, shared by every output pixel, and a pool has none; counting
+/// feature maps instead (`Layer::inputs() * Layer::outputs()`) would make the state of a
+/// conv net look thousands of times smaller per weight than it is.
 fn cfg_weights(m: &flip::model::Model) -> usize {
-    m.layers.iter().map(|l| l.inputs() * l.outputs()).sum()
+    use flip::model::Layer;
+    m.layers
+        .iter()
+        .map(|l| match l {
+            Layer::Binary(b) => b.inputs * b.outputs,
+            Layer::Float(f) => f.inputs * f.outputs,
+            Layer::MaxPool(_) => 0,
+        })
+        .sum()
 }
 
 /// Where the checkpoint of a run writing `out` goes: `out` with `.ckpt` appended.
