@@ -398,9 +398,17 @@ fn quantize_takes_a_convolutional_float_model() {
         .map(|p| p["accuracy"].as_f64().unwrap())
         .collect();
     assert_eq!(acc.len(), 4, "{q}");
-    assert!(acc[0] >= 0.8, "float conv model at {} after 3 epochs", acc[0]);
+    assert!(
+        acc[0] >= 0.8,
+        "float conv model at {} after 3 epochs",
+        acc[0]
+    );
     for (name, a) in [("f16", acc[1]), ("int8", acc[2])] {
-        assert!((a - acc[0]).abs() <= 0.02, "{name} {a} against f32 {}", acc[0]);
+        assert!(
+            (a - acc[0]).abs() <= 0.02,
+            "{name} {a} against f32 {}",
+            acc[0]
+        );
     }
     // Post-training binarisation loses much more on a conv net than on a dense one (about
     // 34% here, against 62% for 64-128-10), but stays above chance (10%).

@@ -494,7 +494,10 @@ mod tests {
             }
         }
         // Scores differ only by rounding the offsets.
-        assert!(agree >= 240 && classes.len() >= 2, "{agree}/300, {classes:?}");
+        assert!(
+            agree >= 240 && classes.len() >= 2,
+            "{agree}/300, {classes:?}"
+        );
     }
 
     #[test]

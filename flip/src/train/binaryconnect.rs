@@ -40,8 +40,8 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::latent::{
-    check_shapes, cosine, export_binary, pass, shapes_of, signs_above_first, weighted, Adam,
-    Norms, PassMode, Stage, Weights,
+    check_shapes, cosine, export_binary, pass, shapes_of, signs_above_first, weighted, Adam, Norms,
+    PassMode, Stage, Weights,
 };
 use super::rng::{mix, Stream};
 use super::{check_params, param_in, BatchStats, Optimizer, Range, TrainData};
@@ -292,8 +292,9 @@ mod tests {
     fn folded_export_gives_the_float_forward_bits() {
         let input = spec();
         let widths = [20, 70, 33, 4];
-        let shapes = crate::model::arch::shapes(&crate::model::arch::dense(&widths[1..]), &input, 4)
-            .unwrap();
+        let shapes =
+            crate::model::arch::shapes(&crate::model::arch::dense(&widths[1..]), &input, 4)
+                .unwrap();
         let mut bc = BinaryConnect::new(input.clone(), &shapes, 7, &[]).unwrap();
         // Random batch-norm parameters and statistics, a third of the scales negative.
         let mut s = Stream::new(8, 8);

@@ -436,7 +436,10 @@ pub fn check_shapes(input: &InputSpec, shapes: &[LayerShape]) -> Result<(), Stri
     let bpp = input.encoding.bits_per_pixel();
     let mut size = input.encoded_inputs();
     let mut map = Some((input.height, input.width, input.channels * bpp));
-    let last = shapes.len().checked_sub(1).ok_or("the network has no layers")?;
+    let last = shapes
+        .len()
+        .checked_sub(1)
+        .ok_or("the network has no layers")?;
     for (i, s) in shapes.iter().enumerate() {
         let at = |why: String| format!("layer {}: {why}", i + 1);
         if s.in_size() != size {
@@ -485,7 +488,9 @@ pub fn check_shapes(input: &InputSpec, shapes: &[LayerShape]) -> Result<(), Stri
         }
         size = s.out_size();
         if i == last && !matches!(s, LayerShape::Dense { .. }) {
-            return Err(at("the last layer must be dense (it gives the scores)".into()));
+            return Err(at(
+                "the last layer must be dense (it gives the scores)".into()
+            ));
         }
     }
     Ok(())
@@ -797,9 +802,9 @@ pub fn pass(
                 };
                 let mut sums = vec![0i32; rows * m];
                 match conv {
-                    None => crate::gemm::batch_layer_sums(
-                        bits, n, &packed, pwords, planes, &mut sums,
-                    ),
+                    None => {
+                        crate::gemm::batch_layer_sums(bits, n, &packed, pwords, planes, &mut sums)
+                    }
                     Some(c) => {
                         // One sample's windows at a time: the rows of a bit-GEMM.
                         let ww = planes * words_for(n);
@@ -1298,7 +1303,11 @@ mod tests {
             let n = n as f32;
             for i in 0..m {
                 let g = s.normal();
-                bn.params[i] = if s.next_f32() < 0.33 { -g.abs() } else { g.abs() };
+                bn.params[i] = if s.next_f32() < 0.33 {
+                    -g.abs()
+                } else {
+                    g.abs()
+                };
                 bn.params[m + i] = s.normal() * 0.3;
                 bn.run_mean[i] = s.normal() * n.sqrt() * 0.3;
                 bn.run_var[i] = n * (0.2 + s.next_f32());
@@ -1371,7 +1380,10 @@ mod tests {
         }
         assert!(checked > 100, "{checked}");
         // Not a constant network.
-        assert!(classes.iter().filter(|&&c| c > 10).count() >= 2, "{classes:?}");
+        assert!(
+            classes.iter().filter(|&&c| c > 10).count() >= 2,
+            "{classes:?}"
+        );
     }
 
     #[test]
