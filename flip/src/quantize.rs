@@ -10,12 +10,15 @@
 //!   integer score offsets (last layer), giving an ordinary binary model that
 //!   [`crate::reference::binary_scores`] runs and the compiler accepts ([`to_binary`]).
 //!
+//! Convolutions are quantised as dense layers are, one weight row per output channel; max-pools
+//! are kept (a binary max-pool is the OR of its window's bits).
+//!
 //! f16 and int8 results are float models holding the rounded values. The binary conversion
 //! needs no data; it is the post-training baseline that binary-aware training is measured
 //! against, and usually loses a lot.
 
 use crate::bits::BitMatrix;
-use crate::model::{Activation, BinaryLayer, FloatLayer, Layer, Model};
+use crate::model::{Activation, BinaryLayer, FloatLayer, Layer, MaxPool, Model};
 use crate::reference;
 use crate::train::latent::input_top;
 
@@ -83,18 +86,39 @@ pub fn fold_scores(a: f64, shifts: &[f64]) -> Vec<i32> {
         .collect()
 }
 
-fn float_layers(m: &Model) -> Result<Vec<&FloatLayer>, QuantizeError> {
+/// A float model's layers, each a float layer (dense or convolution) or a max-pool.
+enum Part<'a> {
+    Float(&'a FloatLayer),
+    Pool(&'a MaxPool),
+}
+
+fn float_layers(m: &Model) -> Result<Vec<Part<'_>>, QuantizeError> {
     m.check().map_err(|e| QuantizeError::Invalid(e.0))?;
+    if !m.layers.iter().any(|l| matches!(l, Layer::Float(_))) {
+        return Err(QuantizeError::NotFloat);
+    }
     m.layers
         .iter()
         .map(|l| match l {
-            Layer::Float(f) => Ok(f),
+            Layer::Float(f) => Ok(Part::Float(f)),
             Layer::Binary(_) => Err(QuantizeError::NotFloat),
-            Layer::MaxPool(_) => Err(QuantizeError::Invalid(
-                "pooling layers cannot be quantized yet".into(),
-            )),
+            Layer::MaxPool(p) => Ok(Part::Pool(p)),
         })
         .collect()
+}
+
+/// `f` applied to every float layer; pools are kept as they are.
+fn map_float(
+    m: &Model,
+    f: impl Fn(&FloatLayer) -> FloatLayer,
+) -> Result<Vec<Layer>, QuantizeError> {
+    Ok(float_layers(m)?
+        .into_iter()
+        .map(|p| match p {
+            Part::Float(l) => Layer::Float(f(l)),
+            Part::Pool(p) => Layer::MaxPool(*p),
+        })
+        .collect())
 }
 
 fn with_layers(m: &Model, layers: Vec<Layer>, precision: &str) -> Model {
@@ -118,18 +142,15 @@ pub fn round_f16(v: f32) -> f32 {
 
 /// Weights, scales and shifts rounded through f16.
 pub fn to_f16(m: &Model) -> Result<Model, QuantizeError> {
-    let layers = float_layers(m)?
-        .into_iter()
-        .map(|l| {
-            let r = |v: &Vec<f32>| v.iter().map(|&x| round_f16(x)).collect();
-            Layer::Float(FloatLayer {
-                weights: r(&l.weights),
-                scale: r(&l.scale),
-                shift: r(&l.shift),
-                ..l.clone()
-            })
-        })
-        .collect();
+    let layers = map_float(m, |l| {
+        let r = |v: &Vec<f32>| v.iter().map(|&x| round_f16(x)).collect();
+        FloatLayer {
+            weights: r(&l.weights),
+            scale: r(&l.scale),
+            shift: r(&l.shift),
+            ..l.clone()
+        }
+    })?;
     Ok(with_layers(m, layers, "f16"))
 }
 
@@ -148,20 +169,17 @@ pub fn int8_row(row: &[f32]) -> Vec<f32> {
 /// Weights rounded to 8-bit integers with a symmetric per-row scale (held as the rounded f32
 /// values); scales and shifts stay f32.
 pub fn to_int8(m: &Model) -> Result<Model, QuantizeError> {
-    let layers = float_layers(m)?
-        .into_iter()
-        .map(|l| {
-            let weights = l
-                .weights
-                .chunks(l.inputs.max(1))
-                .flat_map(int8_row)
-                .collect();
-            Layer::Float(FloatLayer {
-                weights,
-                ..l.clone()
-            })
-        })
-        .collect();
+    let layers = map_float(m, |l| {
+        let weights = l
+            .weights
+            .chunks(l.inputs.max(1))
+            .flat_map(int8_row)
+            .collect();
+        FloatLayer {
+            weights,
+            ..l.clone()
+        }
+    })?;
     Ok(with_layers(m, layers, "int8"))
 }
 
@@ -173,12 +191,23 @@ pub fn to_int8(m: &Model) -> Result<Model, QuantizeError> {
 /// product `d = 2s - top n` (`top` = largest input value, `2^P - 1` on bit planes). A last-layer
 /// row whose `k` is negative has its signs inverted so every `k` is positive; the classes then
 /// share the mean `k`, which is what integer scores `s + bias` can express.
+///
+/// A convolution folds the same way per output channel (its `n` is the window); a float
+/// max-pool becomes a binary one, which is exact: hardtanh and `sign` keep order, so the OR of
+/// a window's sign bits is the sign of its largest value.
 pub fn to_binary(m: &Model) -> Result<Model, QuantizeError> {
-    let fl = float_layers(m)?;
-    let nl = fl.len();
+    let parts = float_layers(m)?;
+    let nl = parts.len();
     let top = input_top(&m.input.encoding) as f64;
     let mut layers = Vec::with_capacity(nl);
-    for (l, f) in fl.iter().enumerate() {
+    for (l, part) in parts.iter().enumerate() {
+        let f = match part {
+            Part::Float(f) => f,
+            Part::Pool(p) => {
+                layers.push(Layer::MaxPool(**p));
+                continue;
+            }
+        };
         let (n, rows) = (f.inputs, f.outputs);
         let t = if l == 0 { top } else { 1.0 };
         let mut bits = BitMatrix::zeros(rows, n);
@@ -386,6 +415,89 @@ mod tests {
         }
         // Scores differ only by rounding the offsets and the shared scale.
         assert!(agree >= 240, "{agree}/300");
+    }
+
+    /// A float conv net with sign-like weights `+-0.25`: its binarisation classifies as the
+    /// float net does with `sign` activations, and f16/int8 keep the conv and pool layers.
+    #[test]
+    fn conv_models_quantize_and_binarise_like_dense_ones() {
+        use crate::model::arch::{parse, shapes, LayerShape};
+        let input = InputSpec {
+            width: 7,
+            height: 7,
+            channels: 1,
+            pixel_bits: 8,
+            encoding: Encoding::BitPlanes(3),
+        };
+        let arch = shapes(&parse("c6k2-p-c5k2-7-4", 49).unwrap(), &input, 4).unwrap();
+        let mut s = Stream::new(12, 0);
+        let nl = arch.len();
+        let layers: Vec<Layer> = arch
+            .iter()
+            .enumerate()
+            .map(|(i, shape)| {
+                let (n, m) = (shape.fan_in(), shape.neurons());
+                let conv = match shape {
+                    LayerShape::Pool(p) => return Layer::MaxPool(*p),
+                    LayerShape::Conv { conv, .. } => Some(*conv),
+                    LayerShape::Dense { .. } => None,
+                };
+                Layer::Float(FloatLayer {
+                    inputs: n,
+                    outputs: m,
+                    weights: (0..n * m)
+                        .map(|_| if s.normal() >= 0.0 { 0.25 } else { -0.25 })
+                        .collect(),
+                    // Integer scores can only share one scale across classes.
+                    scale: (0..m)
+                        .map(|_| if i + 1 == nl { 0.7 } else { s.normal() })
+                        .collect(),
+                    shift: (0..m).map(|_| s.normal()).collect(),
+                    conv,
+                })
+            })
+            .collect();
+        let m = Model {
+            input: input.clone(),
+            layers,
+            meta: Metadata::default(),
+        };
+        m.check().unwrap();
+        // The same net with `sign` for `hardtanh`: hidden scales and shifts blown up so that
+        // hardtanh saturates to +-1 except within 1e-5 of zero.
+        let mut sign_net = m.clone();
+        for l in sign_net.layers[..nl - 1].iter_mut() {
+            if let Layer::Float(f) = l {
+                f.scale.iter_mut().for_each(|v| *v *= 1e5);
+                f.shift.iter_mut().for_each(|v| *v *= 1e5);
+            }
+        }
+        let b = to_binary(&m).unwrap();
+        b.check().unwrap();
+        assert_eq!(b.arch(), "c6k2-p-c5k2-7-4");
+        let (h, q) = (to_f16(&m).unwrap(), to_int8(&m).unwrap());
+        assert_eq!((h.arch(), q.arch()), (m.arch(), m.arch()));
+        let (mut agree, mut classes) = (0, std::collections::BTreeSet::new());
+        for _ in 0..300 {
+            let px: Vec<u8> = (0..49).map(|_| (s.next_u64() & 255) as u8).collect();
+            let want = reference::argmax(&reference::float_scores(&sign_net, &px));
+            classes.insert(want);
+            if want == reference::argmax(&reference::binary_scores(&b, &px)) {
+                agree += 1;
+            }
+            let (f, g) = (
+                reference::float_scores(&m, &px),
+                reference::float_scores(&h, &px),
+            );
+            for (x, y) in f.iter().zip(&g) {
+                assert!((x - y).abs() < 0.05 * (1.0 + x.abs()), "f16 {y} vs f32 {x}");
+            }
+        }
+        // Scores differ only by rounding the offsets.
+        assert!(
+            agree >= 240 && classes.len() >= 2,
+            "{agree}/300, {classes:?}"
+        );
     }
 
     #[test]

@@ -404,11 +404,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Number of weights in a model.
+/// Weights of a model: fan-in times neurons (output channels) per layer. A convolution's
+/// weights are its kernels, shared by every output pixel, and a pool has none; counting
+/// feature maps instead (`Layer::inputs() * Layer::outputs()`) would make the state of a
+/// conv net look thousands of times smaller per weight than it is.
 fn cfg_weights(m: &flip::model::Model) -> usize {
     use flip::model::Layer;
-    // A convolution's weights are its window times its channels, not its maps' sizes; a pool
-    // has none.
     m.layers
         .iter()
         .map(|l| match l {

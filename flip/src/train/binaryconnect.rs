@@ -40,11 +40,13 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::latent::{
-    cosine, export_binary, pass, signs_above_first, Adam, Norms, PassMode, Weights,
+    check_shapes, cosine, export_binary, pass, shapes_of, signs_above_first, weighted, Adam, Norms,
+    PassMode, Stage, Weights,
 };
 use super::rng::{mix, Stream};
 use super::{check_params, param_in, BatchStats, Optimizer, Range, TrainData};
 use crate::bits::{BitMatrix, WORD_BITS};
+use crate::model::arch::LayerShape;
 use crate::model::{InputSpec, Model};
 
 const KNOWN: &[&str] = &["lr", "lr_end", "lr_norm", "init", "stochastic", "momentum"];
@@ -77,9 +79,10 @@ pub struct BinaryConnect {
     input: InputSpec,
     settings: Settings,
     seed: u64,
-    /// Layer widths, encoded input first.
-    widths: Vec<usize>,
-    /// Latent weights per layer, row-major `outputs x inputs`, in `[-1, 1]`.
+    /// The layers.
+    stages: Vec<Stage>,
+    /// Latent weights per convolution or dense layer, row-major `outputs x fan_in`, in
+    /// `[-1, 1]`.
     latent: Vec<Vec<f32>>,
     adam: Vec<Adam>,
     norms: Norms,
@@ -117,15 +120,16 @@ pub(crate) fn binarise(w: &[f32], m: usize, n: usize, stochastic: Option<u64>) -
 }
 
 impl BinaryConnect {
-    /// A network with layer widths `widths` (encoded input first), latent weights uniform in
-    /// `[-init, init]`.
+    /// A network of layers `shapes` (which must chain from `input`, see [`check_shapes`]),
+    /// latent weights uniform in `[-init, init]`.
     pub fn new(
         input: InputSpec,
-        widths: &[usize],
+        shapes: &[LayerShape],
         seed: u64,
         params: &[(String, String)],
     ) -> Result<Self, String> {
         check_params(params, KNOWN, "binaryconnect")?;
+        check_shapes(&input, shapes)?;
         let stochastic = flag(params, "stochastic")?;
         // Draws from latent weights near 0 are coin flips: stochastic runs start the latent
         // weights spread over [-1, 1] and move them faster.
@@ -144,8 +148,8 @@ impl BinaryConnect {
         };
         let mut latent = Vec::new();
         let mut adam = Vec::new();
-        for (l, pair) in widths.windows(2).enumerate() {
-            let (n, m) = (pair[0], pair[1]);
+        let layers = weighted(shapes);
+        for (l, &(n, m)) in layers.iter().enumerate() {
             let mut w = vec![0f32; n * m];
             w.par_chunks_mut(n).enumerate().for_each(|(r, row)| {
                 let mut s = Stream::new(seed, mix(0xBC00 + l as u64, r as u64));
@@ -156,14 +160,13 @@ impl BinaryConnect {
             latent.push(w);
             adam.push(Adam::new(n * m));
         }
-        let nl = widths.len() - 1;
-        let log_scale = -0.5 * (widths[nl - 1] as f32).ln();
-        let norms = Norms::new(widths, log_scale, settings.momentum);
+        let log_scale = -0.5 * (layers[layers.len() - 1].0 as f32).ln();
+        let norms = Norms::new(shapes, log_scale, settings.momentum);
         Ok(BinaryConnect {
             input,
             settings,
             seed,
-            widths: widths.to_vec(),
+            stages: shapes.iter().map(Stage::of).collect(),
             latent,
             adam,
             norms,
@@ -172,11 +175,12 @@ impl BinaryConnect {
     }
 
     fn bits(&self, stochastic: Option<u64>) -> Vec<BitMatrix> {
+        let layers = weighted(&shapes_of(&self.stages));
         self.latent
             .iter()
             .enumerate()
             .map(|(l, w)| {
-                let (n, m) = (self.widths[l], self.widths[l + 1]);
+                let (n, m) = layers[l];
                 binarise(w, m, n, stochastic.map(|s| mix(s, l as u64)))
             })
             .collect()
@@ -199,8 +203,10 @@ impl Optimizer for BinaryConnect {
         } else {
             PassMode::Train
         };
+        let shapes = shapes_of(&self.stages);
         let p = pass(
             &mut self.norms,
+            &shapes,
             &weights,
             data,
             batch,
@@ -220,6 +226,7 @@ impl Optimizer for BinaryConnect {
                 .collect();
             pass(
                 &mut self.norms,
+                &shapes,
                 &w,
                 data,
                 batch,
@@ -238,7 +245,12 @@ impl Optimizer for BinaryConnect {
     }
 
     fn export(&self) -> Model {
-        export_binary(&self.input, &self.bits(None), &self.norms)
+        export_binary(
+            &self.input,
+            &shapes_of(&self.stages),
+            &self.bits(None),
+            &self.norms,
+        )
     }
 
     fn state_bytes(&self) -> usize {
@@ -280,7 +292,10 @@ mod tests {
     fn folded_export_gives_the_float_forward_bits() {
         let input = spec();
         let widths = [20, 70, 33, 4];
-        let mut bc = BinaryConnect::new(input.clone(), &widths, 7, &[]).unwrap();
+        let shapes =
+            crate::model::arch::shapes(&crate::model::arch::dense(&widths[1..]), &input, 4)
+                .unwrap();
+        let mut bc = BinaryConnect::new(input.clone(), &shapes, 7, &[]).unwrap();
         // Random batch-norm parameters and statistics, a third of the scales negative.
         let mut s = Stream::new(8, 8);
         for (l, bn) in bc.norms.hidden.iter_mut().enumerate() {

@@ -34,10 +34,14 @@
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::latent::{cosine, export_binary, pass, signs_above_first, Norms, PassMode, Weights};
+use super::latent::{
+    check_shapes, cosine, export_binary, pass, shapes_of, signs_above_first, weighted, Norms,
+    PassMode, Stage, Weights,
+};
 use super::rng::random_bits;
 use super::{check_params, param_in, BatchStats, Optimizer, Range, TrainData};
 use crate::bits::{BitMatrix, WORD_BITS};
+use crate::model::arch::LayerShape;
 use crate::model::{InputSpec, Model};
 
 const KNOWN: &[&str] = &["gamma", "gamma_end", "tau", "lr", "lr_end", "momentum"];
@@ -57,8 +61,9 @@ struct Settings {
 pub struct Bop {
     input: InputSpec,
     settings: Settings,
-    widths: Vec<usize>,
-    /// Binary weights per layer.
+    /// The layers.
+    stages: Vec<Stage>,
+    /// Binary weights per convolution or dense layer.
     bits: Vec<BitMatrix>,
     /// Gradient moving averages, row-major like the weights.
     m: Vec<Vec<f32>>,
@@ -86,14 +91,16 @@ pub(crate) fn bop_row(row: &mut [u64], m: &mut [f32], g: &[f32], gamma: f32, tau
 }
 
 impl Bop {
-    /// A network with random binary weights and layer widths `widths` (encoded input first).
+    /// A network of layers `shapes` (which must chain from `input`, see [`check_shapes`]) with
+    /// random binary weights.
     pub fn new(
         input: InputSpec,
-        widths: &[usize],
+        shapes: &[LayerShape],
         seed: u64,
         params: &[(String, String)],
     ) -> Result<Self, String> {
         check_params(params, KNOWN, "bop")?;
+        check_shapes(&input, shapes)?;
         let settings = Settings {
             gamma: param_in(params, "gamma", 1e-3, Range::UnitPositive)?,
             gamma_end: param_in(params, "gamma_end", 0.1, Range::Unit)?,
@@ -104,18 +111,17 @@ impl Bop {
         };
         let mut bits = Vec::new();
         let mut m = Vec::new();
-        for (l, pair) in widths.windows(2).enumerate() {
-            let (n, rows) = (pair[0], pair[1]);
+        let layers = weighted(shapes);
+        for (l, &(n, rows)) in layers.iter().enumerate() {
             bits.push(random_bits(rows, n, seed, 0xB0B0 + l as u64));
             m.push(vec![0f32; n * rows]);
         }
-        let nl = widths.len() - 1;
-        let log_scale = -0.5 * (widths[nl - 1] as f32).ln();
-        let norms = Norms::new(widths, log_scale, settings.momentum);
+        let log_scale = -0.5 * (layers[layers.len() - 1].0 as f32).ln();
+        let norms = Norms::new(shapes, log_scale, settings.momentum);
         Ok(Bop {
             input,
             settings,
-            widths: widths.to_vec(),
+            stages: shapes.iter().map(Stage::of).collect(),
             bits,
             m,
             norms,
@@ -134,8 +140,11 @@ impl Optimizer for Bop {
             .zip(&signs)
             .map(|(b, s)| Weights::Binary { bits: b, signs: s })
             .collect();
+        let shapes = shapes_of(&self.stages);
+        let layers = weighted(&shapes);
         let p = pass(
             &mut self.norms,
+            &shapes,
             &weights,
             data,
             batch,
@@ -146,7 +155,7 @@ impl Optimizer for Bop {
         let gamma = (s.gamma * cosine(progress, s.gamma_end)) as f32;
         let lr = (s.lr * cosine(progress, s.lr_end)) as f32;
         for (l, (w, m)) in self.bits.iter_mut().zip(&mut self.m).enumerate() {
-            let n = self.widths[l];
+            let n = layers[l].0;
             let g = &self.grads[l];
             let rows: Vec<&mut [u64]> = w.rows_mut().collect();
             rows.into_par_iter()
@@ -161,7 +170,12 @@ impl Optimizer for Bop {
     }
 
     fn export(&self) -> Model {
-        export_binary(&self.input, &self.bits, &self.norms)
+        export_binary(
+            &self.input,
+            &shapes_of(&self.stages),
+            &self.bits,
+            &self.norms,
+        )
     }
 
     fn state_bytes(&self) -> usize {

@@ -1,4 +1,5 @@
-//! The full-precision baseline: an f32 MLP trained with Adam.
+//! The full-precision baseline: an f32 network (dense layers, optionally after convolutions and
+//! max-pools) trained with Adam.
 //!
 //! Same layout as the binary baselines (see [`super::latent`]): the first layer reads the
 //! encoding's input values scaled to `[-1, 1]`, hidden layers are batch norm then `hardtanh`,
@@ -20,9 +21,13 @@
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::latent::{cosine, export_float, pass, Adam, Norms, PassMode, Weights};
+use super::latent::{
+    check_shapes, cosine, export_float, pass, shapes_of, weighted, Adam, Norms, PassMode, Stage,
+    Weights,
+};
 use super::rng::{mix, Stream};
 use super::{check_params, param_in, BatchStats, Optimizer, Range, TrainData};
+use crate::model::arch::LayerShape;
 use crate::model::{InputSpec, Model};
 
 const KNOWN: &[&str] = &["lr", "lr_end", "momentum"];
@@ -39,8 +44,9 @@ struct Settings {
 pub struct FloatOptimizer {
     input: InputSpec,
     settings: Settings,
-    widths: Vec<usize>,
-    /// Weights per layer, row-major `outputs x inputs`.
+    /// The layers.
+    stages: Vec<Stage>,
+    /// Weights per convolution or dense layer, row-major `outputs x fan_in`.
     weights: Vec<Vec<f32>>,
     adam: Vec<Adam>,
     norms: Norms,
@@ -50,15 +56,16 @@ pub struct FloatOptimizer {
 }
 
 impl FloatOptimizer {
-    /// A network with layer widths `widths` (encoded input first), weights normal with
-    /// variance `1 / inputs`.
+    /// A network of layers `shapes` (which must chain from `input`, see [`check_shapes`]),
+    /// weights normal with variance `1 / fan_in`.
     pub fn new(
         input: InputSpec,
-        widths: &[usize],
+        shapes: &[LayerShape],
         seed: u64,
         params: &[(String, String)],
     ) -> Result<Self, String> {
         check_params(params, KNOWN, "float")?;
+        check_shapes(&input, shapes)?;
         let settings = Settings {
             lr: param_in(params, "lr", 0.002, Range::Positive)?,
             lr_end: param_in(params, "lr_end", 0.01, Range::Unit)?,
@@ -66,8 +73,7 @@ impl FloatOptimizer {
         };
         let mut weights = Vec::new();
         let mut adam = Vec::new();
-        for (l, pair) in widths.windows(2).enumerate() {
-            let (n, m) = (pair[0], pair[1]);
+        for (l, (n, m)) in weighted(shapes).into_iter().enumerate() {
             let sd = 1.0 / (n as f32).sqrt();
             let mut w = vec![0f32; n * m];
             w.par_chunks_mut(n).enumerate().for_each(|(r, row)| {
@@ -79,11 +85,11 @@ impl FloatOptimizer {
             weights.push(w);
             adam.push(Adam::new(n * m));
         }
-        let norms = Norms::new(widths, 0.0, settings.momentum);
+        let norms = Norms::new(shapes, 0.0, settings.momentum);
         Ok(FloatOptimizer {
             input,
             settings,
-            widths: widths.to_vec(),
+            stages: shapes.iter().map(Stage::of).collect(),
             weights,
             adam,
             norms,
@@ -97,6 +103,7 @@ impl Optimizer for FloatOptimizer {
         let w: Vec<Weights> = self.weights.iter().map(|w| Weights::Float(w)).collect();
         let p = pass(
             &mut self.norms,
+            &shapes_of(&self.stages),
             &w,
             data,
             batch,
@@ -113,7 +120,12 @@ impl Optimizer for FloatOptimizer {
     }
 
     fn export(&self) -> Model {
-        export_float(&self.input, &self.weights, &self.norms)
+        export_float(
+            &self.input,
+            &shapes_of(&self.stages),
+            &self.weights,
+            &self.norms,
+        )
     }
 
     fn state_bytes(&self) -> usize {

@@ -1,7 +1,7 @@
-//! Dense float machinery shared by the latent-weight baselines (`binaryconnect`, `bop`,
-//! `float`): a register-blocked matrix product, Adam, batch norm, the score head, and one
-//! forward/backward pass over a mini-batch for nets whose weights are either bits (forward by
-//! popcount, exactly the reference's integer sums) or f32.
+//! Float machinery shared by the latent-weight baselines (`binaryconnect`, `bop`, `float`): a
+//! register-blocked matrix product, Adam, batch norm, the score head, and one forward/backward
+//! pass over a mini-batch for nets of convolutions, max-pools and dense layers whose weights
+//! are either bits (forward by popcount, exactly the reference's integer sums) or f32.
 //!
 //! Conventions, identical for the three optimizers:
 //! - The first layer reads the encoding's input values (`+-1`, or the centred level
@@ -11,6 +11,12 @@
 //! - Hidden layers: batch norm (batch statistics in training, running statistics at export),
 //!   then `sign` (binary nets, straight-through with the hard-tanh window `|y| <= 1`) or
 //!   `hardtanh` (float net, same window as its derivative).
+//! - Convolutions are hidden layers whose rows are windows (the order of [`Conv`]): the
+//!   forward and backward passes are matrix products over all windows of the batch ("im2col"),
+//!   and batch norm takes one mean and variance per output channel over the batch and all
+//!   output pixels, so it folds into one threshold per channel as the reference needs.
+//! - Max-pools take the largest value of each window (on `+-1` activations the OR of the
+//!   bits, as in the reference) and pass its gradient to the input that won.
 //! - Last layer: no batch norm but one learned positive scalar scale `alpha = exp(a)` shared by
 //!   all classes and a per-class bias, `logit = alpha * z + b`. A per-class scale would not
 //!   survive export to integer scores `s + bias` (the argmax would change); a shared one does,
@@ -25,7 +31,9 @@ use serde::{Deserialize, Serialize};
 use super::{BatchStats, TrainData};
 use crate::bits::{set_bit, words_for, BitMatrix, WORD_BITS};
 use crate::encoding::Encoding;
-use crate::model::{Activation, BinaryLayer, FloatLayer, InputSpec, Layer, Model};
+use crate::featuremap;
+use crate::model::arch::LayerShape;
+use crate::model::{Activation, BinaryLayer, Conv, FloatLayer, InputSpec, Layer, MaxPool, Model};
 use crate::quantize::{fold_scores, fold_threshold};
 use crate::reference::argmax;
 
@@ -278,13 +286,15 @@ pub struct NormGrads {
 }
 
 impl Norms {
-    /// Fresh norms for layer widths `widths` (encoded input first); `log_scale` initialises the
-    /// head's scale.
-    pub fn new(widths: &[usize], log_scale: f32, momentum: f32) -> Self {
-        let nl = widths.len() - 1;
+    /// Fresh norms for a net of `shapes`: one batch norm per convolution (per output channel)
+    /// and hidden dense layer, and the head over the last layer's classes; `log_scale`
+    /// initialises the head's scale.
+    pub fn new(shapes: &[LayerShape], log_scale: f32, momentum: f32) -> Self {
+        let w = weighted(shapes);
+        let (hidden, last) = w.split_at(w.len().saturating_sub(1));
         Norms {
-            hidden: widths[1..nl].iter().map(|&m| BatchNorm::new(m)).collect(),
-            head: Head::new(widths[nl], log_scale),
+            hidden: hidden.iter().map(|&(_, m)| BatchNorm::new(m)).collect(),
+            head: Head::new(last.first().map_or(0, |&(_, m)| m), log_scale),
             momentum,
         }
     }
@@ -311,6 +321,179 @@ pub fn input_top(enc: &Encoding) -> i32 {
         Encoding::BitPlanes(p) => (1i32 << p) - 1,
         _ => 1,
     }
+}
+
+/// A layer's geometry as the optimizers keep it in their state: [`LayerShape`] in a form that
+/// serialises with the rest of the state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Stage {
+    /// A dense layer.
+    Dense {
+        /// Input width.
+        inputs: usize,
+        /// Neurons.
+        outputs: usize,
+    },
+    /// A convolution (see [`Conv`]).
+    Conv {
+        /// Input rows.
+        height: usize,
+        /// Input pixels per row.
+        width: usize,
+        /// Input channels.
+        channels: usize,
+        /// Kernel side.
+        kernel: usize,
+        /// Output channels.
+        outputs: usize,
+    },
+    /// A max-pool (see [`MaxPool`]).
+    Pool {
+        /// Input rows.
+        height: usize,
+        /// Input pixels per row.
+        width: usize,
+        /// Channels.
+        channels: usize,
+        /// Window side and stride.
+        size: usize,
+    },
+}
+
+impl Stage {
+    /// The stage of a layer shape.
+    pub fn of(s: &LayerShape) -> Stage {
+        match *s {
+            LayerShape::Dense { inputs, outputs } => Stage::Dense { inputs, outputs },
+            LayerShape::Conv { conv, outputs } => Stage::Conv {
+                height: conv.height,
+                width: conv.width,
+                channels: conv.channels,
+                kernel: conv.kernel,
+                outputs,
+            },
+            LayerShape::Pool(p) => Stage::Pool {
+                height: p.height,
+                width: p.width,
+                channels: p.channels,
+                size: p.size,
+            },
+        }
+    }
+
+    /// The layer shape of this stage.
+    pub fn shape(&self) -> LayerShape {
+        match *self {
+            Stage::Dense { inputs, outputs } => LayerShape::Dense { inputs, outputs },
+            Stage::Conv {
+                height,
+                width,
+                channels,
+                kernel,
+                outputs,
+            } => LayerShape::Conv {
+                conv: Conv {
+                    height,
+                    width,
+                    channels,
+                    kernel,
+                },
+                outputs,
+            },
+            Stage::Pool {
+                height,
+                width,
+                channels,
+                size,
+            } => LayerShape::Pool(MaxPool {
+                height,
+                width,
+                channels,
+                size,
+            }),
+        }
+    }
+}
+
+/// Shapes of all layers of a list of stages.
+pub fn shapes_of(stages: &[Stage]) -> Vec<LayerShape> {
+    stages.iter().map(Stage::shape).collect()
+}
+
+/// `(fan_in, outputs)` of every layer with weights (convolutions and dense layers), in order.
+pub fn weighted(shapes: &[LayerShape]) -> Vec<(usize, usize)> {
+    shapes
+        .iter()
+        .filter(|s| !matches!(s, LayerShape::Pool(_)))
+        .map(|s| (s.fan_in(), s.neurons()))
+        .collect()
+}
+
+/// Checks that `shapes` chain from `input` to a dense score layer: every layer reads what the
+/// one before it writes, convolutions and pools come before the dense layers, the first
+/// convolution slides over the encoded image, no layer is empty. The error names the layer.
+pub fn check_shapes(input: &InputSpec, shapes: &[LayerShape]) -> Result<(), String> {
+    let bpp = input.encoding.bits_per_pixel();
+    let mut size = input.encoded_inputs();
+    let mut map = Some((input.height, input.width, input.channels * bpp));
+    let last = shapes
+        .len()
+        .checked_sub(1)
+        .ok_or("the network has no layers")?;
+    for (i, s) in shapes.iter().enumerate() {
+        let at = |why: String| format!("layer {}: {why}", i + 1);
+        if s.in_size() != size {
+            return Err(at(format!(
+                "reads {} values but the layer before it gives {size}",
+                s.in_size()
+            )));
+        }
+        if s.out_size() == 0 || (!matches!(s, LayerShape::Pool(_)) && s.fan_in() == 0) {
+            return Err(at("is empty (zero width, channels or inputs)".into()));
+        }
+        match s {
+            LayerShape::Dense { .. } => map = None,
+            LayerShape::Conv { conv, outputs } => {
+                if map != Some((conv.height, conv.width, conv.channels)) {
+                    return Err(at(format!(
+                        "a convolution over a {}x{}x{} map does not fit the {}",
+                        conv.height,
+                        conv.width,
+                        conv.channels,
+                        map.map_or("dense layer before it".into(), |(h, w, c)| format!(
+                            "{h}x{w}x{c} map before it"
+                        ))
+                    )));
+                }
+                if conv.kernel == 0 || conv.kernel > conv.height || conv.kernel > conv.width {
+                    return Err(at(format!(
+                        "a {}x{} kernel does not fit a {}x{} map",
+                        conv.kernel, conv.kernel, conv.height, conv.width
+                    )));
+                }
+                map = Some((conv.out_height(), conv.out_width(), *outputs));
+            }
+            LayerShape::Pool(p) => {
+                if i == 0 || map != Some((p.height, p.width, p.channels)) {
+                    return Err(at("a pool must follow a convolution or a pool".into()));
+                }
+                if p.size == 0 || p.height % p.size != 0 || p.width % p.size != 0 {
+                    return Err(at(format!(
+                        "a {}x{} pool does not tile a {}x{} map",
+                        p.size, p.size, p.height, p.width
+                    )));
+                }
+                map = Some((p.out_height(), p.out_width(), p.channels));
+            }
+        }
+        size = s.out_size();
+        if i == last && !matches!(s, LayerShape::Dense { .. }) {
+            return Err(at(
+                "the last layer must be dense (it gives the scores)".into()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// One layer's weights as a pass sees them.
@@ -362,6 +545,111 @@ fn transpose(w: &[f32], m: usize, n: usize) -> Vec<f32> {
         }
     }
     t
+}
+
+/// The windows of a batch of float maps (`bsz` maps of `conv.input_size()` values): one row of
+/// `conv.window()` values per sample and output pixel, in the weight order of [`Conv`].
+fn im2col(conv: &Conv, x: &[f32], bsz: usize) -> Vec<f32> {
+    let (p, n, ins) = (conv.output_pixels(), conv.window(), conv.input_size());
+    let run = conv.kernel * conv.channels;
+    let mut cols = vec![0f32; bsz * p * n];
+    cols.par_chunks_mut(p * n)
+        .zip(x.par_chunks(ins))
+        .for_each(|(c, xs)| {
+            for (r, row) in c.chunks_exact_mut(n).enumerate() {
+                let (y, xo) = (r / conv.out_width(), r % conv.out_width());
+                for (ky, part) in row.chunks_exact_mut(run).enumerate() {
+                    let from = ((y + ky) * conv.width + xo) * conv.channels;
+                    part.copy_from_slice(&xs[from..from + run]);
+                }
+            }
+        });
+    cols
+}
+
+/// The adjoint of [`im2col`]: window gradients summed back onto the maps they were read from.
+/// Each sample is summed on one thread in a fixed order.
+fn col2im(conv: &Conv, dcols: &[f32], bsz: usize) -> Vec<f32> {
+    let (p, n, ins) = (conv.output_pixels(), conv.window(), conv.input_size());
+    let run = conv.kernel * conv.channels;
+    let mut dx = vec![0f32; bsz * ins];
+    dx.par_chunks_mut(ins)
+        .zip(dcols.par_chunks(p * n))
+        .for_each(|(d, c)| {
+            for (r, row) in c.chunks_exact(n).enumerate() {
+                let (y, xo) = (r / conv.out_width(), r % conv.out_width());
+                for (ky, part) in row.chunks_exact(run).enumerate() {
+                    let from = ((y + ky) * conv.width + xo) * conv.channels;
+                    for (o, &g) in d[from..from + run].iter_mut().zip(part) {
+                        *o += g;
+                    }
+                }
+            }
+        });
+    dx
+}
+
+/// Max-pool of a batch of float maps; also returns, per output value, the position in its
+/// sample's input map that won (the first one on ties), where the gradient goes back to.
+fn pool_forward(p: &MaxPool, x: &[f32], bsz: usize) -> (Vec<f32>, Vec<u32>) {
+    let (ins, outs, c) = (p.input_size(), p.output_size(), p.channels);
+    let mut out = vec![0f32; bsz * outs];
+    let mut arg = vec![0u32; bsz * outs];
+    out.par_chunks_mut(outs)
+        .zip(arg.par_chunks_mut(outs))
+        .zip(x.par_chunks(ins))
+        .for_each(|((o, a), xs)| {
+            for oy in 0..p.out_height() {
+                for ox in 0..p.out_width() {
+                    for ch in 0..c {
+                        let j = (oy * p.out_width() + ox) * c + ch;
+                        let (mut best, mut at) = (f32::NEG_INFINITY, 0);
+                        for dy in 0..p.size {
+                            for dx in 0..p.size {
+                                let px = (oy * p.size + dy) * p.width + ox * p.size + dx;
+                                let i = px * c + ch;
+                                if xs[i] > best {
+                                    (best, at) = (xs[i], i);
+                                }
+                            }
+                        }
+                        o[j] = best;
+                        a[j] = at as u32;
+                    }
+                }
+            }
+        });
+    (out, arg)
+}
+
+/// Gradient of [`pool_forward`]: each output's gradient to its winning input.
+fn pool_backward(p: &MaxPool, arg: &[u32], d: &[f32], bsz: usize) -> Vec<f32> {
+    let (ins, outs) = (p.input_size(), p.output_size());
+    let mut dx = vec![0f32; bsz * ins];
+    dx.par_chunks_mut(ins)
+        .zip(arg.par_chunks(outs).zip(d.par_chunks(outs)))
+        .for_each(|(dxs, (a, ds))| {
+            for (&i, &g) in a.iter().zip(ds) {
+                dxs[i as usize] += g;
+            }
+        });
+    dx
+}
+
+/// Bits `x >= 0` of a batch of `n`-value rows, each row packed into `words_for(n)` words.
+fn pack_signs(x: &[f32], n: usize) -> Vec<u64> {
+    let ow = words_for(n);
+    let mut out = vec![0u64; x.len() / n.max(1) * ow];
+    out.par_chunks_mut(ow.max(1))
+        .zip(x.par_chunks(n.max(1)))
+        .for_each(|(o, xr)| {
+            for (i, &v) in xr.iter().enumerate() {
+                if v >= 0.0 {
+                    set_bit(o, i, true);
+                }
+            }
+        });
+    out
 }
 
 /// Batch-norm forward in training mode on `z` (`bsz x m`): returns `(xhat, y, inv_std)` and
@@ -452,96 +740,123 @@ pub enum PassMode {
     Statistics,
 }
 
-/// One forward and backward pass of the net on `batch`: binary layers forward by popcount
-/// (exactly the reference's sums), float layers by [`gemm`]. Fills `grads` with `dLoss/dW` per
-/// layer, row-major like the weights (mean loss over the batch; the buffers are reused from
-/// step to step). Updates the batch norms' running statistics as `mode` says; leaves every
-/// parameter as it was.
+/// One forward and backward pass of the net `shapes` on `batch`: binary layers forward by
+/// popcount (exactly the reference's sums; a convolution over its packed windows), float
+/// layers by [`gemm`] (a convolution over its windows as rows, "im2col"). `weights` holds one
+/// entry per convolution or dense layer. Convolutions are batch-normed per output channel over
+/// the batch and all output pixels; a pool passes each gradient to the input that won its
+/// window. Fills `grads` with `dLoss/dW` per weighted layer, row-major like the weights (mean
+/// loss over the batch; the buffers are reused from step to step). Updates the batch norms'
+/// running statistics as `mode` says; leaves every parameter as it was.
 pub fn pass(
     norms: &mut Norms,
+    shapes: &[LayerShape],
     weights: &[Weights],
     data: &TrainData,
     batch: &[u32],
     grads: &mut Vec<Vec<f32>>,
     mode: PassMode,
 ) -> Pass {
-    let nl = weights.len();
+    let nl = shapes.len();
+    let nw = weights.len();
     let bsz = batch.len();
     let top = input_top(&data.input.encoding);
     let planes0 = data.input.encoding.planes();
     let mom = (mode != PassMode::TrainOnly).then_some(norms.momentum);
-    // Layer inputs as f32 (for weight gradients), and packed for binary forwards.
-    let n0 = data.input.encoded_inputs();
-    let mut xs: Vec<Vec<f32>> = vec![first_inputs(data, batch, n0)];
-    let mut packed: Vec<u64> = batch
-        .iter()
-        .flat_map(|&i| data.encoded(i as usize).iter().copied())
-        .collect();
-    let mut pwords = data.words;
-    // Per hidden layer: xhat, y, inv_std.
-    let mut saved: Vec<(Vec<f32>, Vec<f32>, Vec<f32>)> = Vec::with_capacity(nl);
-    let mut widths = vec![n0];
+    // Each layer's input as f32 (for weight gradients), and per hidden weighted layer its
+    // (xhat, y, inv_std); per pool the winners.
+    let mut xs: Vec<Vec<f32>> = Vec::with_capacity(nl);
+    let mut saved: Vec<(Vec<f32>, Vec<f32>, Vec<f32>)> = Vec::with_capacity(nw);
+    let mut winners: Vec<Vec<u32>> = Vec::new();
+    let mut x = first_inputs(data, batch, data.input.encoded_inputs());
     let mut z_last = Vec::new();
-    for (l, w) in weights.iter().enumerate() {
-        let n = widths[l];
-        let m = match w {
-            Weights::Binary { bits, .. } => bits.rows(),
-            Weights::Float(f) => f.len() / n,
+    let mut wi = 0;
+    for (li, shape) in shapes.iter().enumerate() {
+        if let LayerShape::Pool(p) = shape {
+            let (out, arg) = pool_forward(p, &x, bsz);
+            xs.push(std::mem::replace(&mut x, out));
+            winners.push(arg);
+            continue;
+        }
+        let w = &weights[wi];
+        let (n, m) = (shape.fan_in(), shape.neurons());
+        let conv = match shape {
+            LayerShape::Conv { conv, .. } => Some(*conv),
+            _ => None,
         };
-        widths.push(m);
-        let mut z = vec![0f32; bsz * m];
+        let rows = bsz * conv.map_or(1, |c| c.output_pixels());
+        let mut z = vec![0f32; rows * m];
         match w {
             Weights::Binary { bits, .. } => {
-                let (planes, t) = if l == 0 { (planes0, top) } else { (1, 1) };
+                let (planes, t) = if wi == 0 { (planes0, top) } else { (1, 1) };
                 let u = 1.0 / t as f32;
                 let off = t * n as i32;
-                let mut sums = vec![0i32; bsz * m];
-                crate::gemm::batch_layer_sums(bits, n, &packed, pwords, planes, &mut sums);
+                let (packed, pwords) = if wi == 0 {
+                    let p: Vec<u64> = batch
+                        .iter()
+                        .flat_map(|&i| data.encoded(i as usize).iter().copied())
+                        .collect();
+                    (p, data.words)
+                } else {
+                    (pack_signs(&x, shape.in_size()), words_for(shape.in_size()))
+                };
+                let mut sums = vec![0i32; rows * m];
+                match conv {
+                    None => {
+                        crate::gemm::batch_layer_sums(bits, n, &packed, pwords, planes, &mut sums)
+                    }
+                    Some(c) => {
+                        // One sample's windows at a time: the rows of a bit-GEMM.
+                        let ww = planes * words_for(n);
+                        let per = c.output_pixels() * m;
+                        sums.par_chunks_mut(per)
+                            .zip(packed.par_chunks(pwords))
+                            .for_each_init(
+                                || vec![0u64; c.output_pixels() * ww],
+                                |win, (s, map)| {
+                                    featuremap::windows(&c, map, planes, win);
+                                    crate::gemm::batch_layer_sums(bits, n, win, ww, planes, s);
+                                },
+                            );
+                    }
+                }
                 for (o, &v) in z.iter_mut().zip(&sums) {
                     *o = (2 * v - off) as f32 * u;
                 }
             }
-            Weights::Float(f) => {
-                // z^T = W x^T: the inputs (a few hundred KB) stay in cache while the weight
-                // rows stream past once, instead of streaming all weights per sample block.
-                let xt = transpose(&xs[l], bsz, n);
-                let mut zt = vec![0f32; m * bsz];
-                gemm(m, bsz, n, f, n, 1, &xt, &mut zt, false);
-                z = transpose(&zt, m, bsz);
-            }
+            Weights::Float(f) => match conv {
+                None => {
+                    // z^T = W x^T: the inputs (a few hundred KB) stay in cache while the
+                    // weight rows stream past once, instead of streaming all weights per
+                    // sample block.
+                    let xt = transpose(&x, bsz, n);
+                    let mut zt = vec![0f32; m * bsz];
+                    gemm(m, bsz, n, f, n, 1, &xt, &mut zt, false);
+                    z = transpose(&zt, m, bsz);
+                }
+                Some(c) => {
+                    let cols = im2col(&c, &x, bsz);
+                    let wt = transpose(f, m, n);
+                    gemm(rows, m, n, &cols, n, 1, &wt, &mut z, false);
+                }
+            },
         }
-        if l + 1 == nl {
+        xs.push(std::mem::take(&mut x));
+        if li + 1 == nl {
             z_last = z;
             break;
         }
-        let (xhat, y, inv) = bn_forward(&mut norms.hidden[l], &z, bsz, mom);
+        let (xhat, y, inv) = bn_forward(&mut norms.hidden[wi], &z, rows, mom);
         // Next layer's input.
-        let binary_next = matches!(weights[l + 1], Weights::Binary { .. });
-        let binary_act = matches!(w, Weights::Binary { .. });
-        let x: Vec<f32> = if binary_act {
+        x = if matches!(w, Weights::Binary { .. }) {
             y.iter()
                 .map(|&v| if v >= 0.0 { 1.0 } else { -1.0 })
                 .collect()
         } else {
             y.iter().map(|&v| v.clamp(-1.0, 1.0)).collect()
         };
-        if binary_next {
-            let ow = words_for(m);
-            let mut next = vec![0u64; bsz * ow];
-            next.par_chunks_mut(ow)
-                .zip(y.par_chunks(m))
-                .for_each(|(o, yr)| {
-                    for (i, &v) in yr.iter().enumerate() {
-                        if v >= 0.0 {
-                            set_bit(o, i, true);
-                        }
-                    }
-                });
-            packed = next;
-            pwords = ow;
-        }
-        xs.push(x);
         saved.push((xhat, y, inv));
+        wi += 1;
     }
     if mode == PassMode::Statistics {
         return Pass {
@@ -554,7 +869,7 @@ pub fn pass(
     }
 
     // Loss and the head.
-    let c = widths[nl];
+    let c = shapes[nl - 1].neurons();
     let alpha = norms.head.scale();
     let mut stats = BatchStats::default();
     let mut dz = vec![0f32; bsz * c];
@@ -582,30 +897,56 @@ pub fn pass(
         }
     }
 
-    // Backward.
-    grads.resize(nl, Vec::new());
-    let mut hidden_g: Vec<Vec<f32>> = vec![Vec::new(); nl - 1];
-    for l in (0..nl).rev() {
-        let (n, m) = (widths[l], widths[l + 1]);
-        grads[l].resize(m * n, 0.0);
-        gemm(m, n, bsz, &dz, 1, m, &xs[l], &mut grads[l], false);
-        if l == 0 {
-            break;
+    // Backward: `d` is the gradient of the current layer's output (for the last layer, of z).
+    grads.resize(nw, Vec::new());
+    let mut hidden_g: Vec<Vec<f32>> = vec![Vec::new(); nw - 1];
+    let mut d = dz;
+    let mut wi = nw;
+    for (li, shape) in shapes.iter().enumerate().rev() {
+        if let LayerShape::Pool(p) = shape {
+            let arg = winners.pop().expect("one winner list per pool");
+            d = pool_backward(p, &arg, &d, bsz);
+            continue;
         }
-        let wf: &[f32] = match &weights[l] {
+        wi -= 1;
+        let (n, m) = (shape.fan_in(), shape.neurons());
+        if li + 1 < nl {
+            let (xhat, y, inv) = &saved[wi];
+            for (g, &v) in d.iter_mut().zip(y) {
+                if v.abs() > 1.0 {
+                    *g = 0.0;
+                }
+            }
+            let rows = y.len() / m;
+            hidden_g[wi] = bn_backward(&norms.hidden[wi], xhat, inv, &mut d, rows);
+        }
+        let wf: &[f32] = match &weights[wi] {
             Weights::Binary { signs, .. } => signs,
             Weights::Float(f) => f,
         };
-        let mut dx = vec![0f32; bsz * n];
-        gemm(bsz, n, m, &dz, m, 1, wf, &mut dx, false);
-        let (xhat, y, inv) = &saved[l - 1];
-        for (d, &v) in dx.iter_mut().zip(y) {
-            if v.abs() > 1.0 {
-                *d = 0.0;
+        grads[wi].resize(m * n, 0.0);
+        match shape {
+            LayerShape::Conv { conv, .. } => {
+                let cols = im2col(conv, &xs[li], bsz);
+                let rows = cols.len() / n;
+                gemm(m, n, rows, &d, 1, m, &cols, &mut grads[wi], false);
+                if wi == 0 {
+                    break;
+                }
+                let mut dcols = cols;
+                gemm(rows, n, m, &d, m, 1, wf, &mut dcols, false);
+                d = col2im(conv, &dcols, bsz);
+            }
+            _ => {
+                gemm(m, n, bsz, &d, 1, m, &xs[li], &mut grads[wi], false);
+                if wi == 0 {
+                    break;
+                }
+                let mut dx = vec![0f32; bsz * n];
+                gemm(bsz, n, m, &d, m, 1, wf, &mut dx, false);
+                d = dx;
             }
         }
-        hidden_g[l - 1] = bn_backward(&norms.hidden[l - 1], xhat, inv, &mut dx, bsz);
-        dz = dx;
     }
     Pass {
         stats,
@@ -638,20 +979,34 @@ pub fn signs_above_first(bits: &[BitMatrix]) -> Vec<Vec<f32>> {
         .collect()
 }
 
-/// The binary model a net with weights `bits` and norms `norms` stands for: batch norms fold
-/// into thresholds and direction bits, the head into integer score offsets.
-pub fn export_binary(input: &InputSpec, bits: &[BitMatrix], norms: &Norms) -> Model {
-    let nl = bits.len();
+/// The binary model a net of `shapes` with weights `bits` (one per convolution or dense
+/// layer) and norms `norms` stands for: batch norms fold into thresholds and direction bits
+/// (per output channel for a convolution, as per neuron for a dense layer), the head into
+/// integer score offsets, pools into binary max-pools (the OR of the sign bits is their max).
+pub fn export_binary(
+    input: &InputSpec,
+    shapes: &[LayerShape],
+    bits: &[BitMatrix],
+    norms: &Norms,
+) -> Model {
+    let nw = bits.len();
     let top = input_top(&input.encoding) as f64;
-    let layers = bits
+    let mut wi = 0;
+    let layers = shapes
         .iter()
-        .enumerate()
-        .map(|(l, w)| {
+        .map(|shape| {
+            let conv = match shape {
+                LayerShape::Pool(p) => return Layer::MaxPool(*p),
+                LayerShape::Conv { conv, .. } => Some(*conv),
+                LayerShape::Dense { .. } => None,
+            };
+            let (l, w) = (wi, &bits[wi]);
+            wi += 1;
             let (n, m) = (w.cols(), w.rows());
             let t = if l == 0 { top } else { 1.0 };
             // z = u (2s - t n) with u = 1 / t.
             let u = 1.0 / t;
-            let activation = if l + 1 < nl {
+            let activation = if l + 1 < nw {
                 let bn = &norms.hidden[l];
                 let (thresholds, invert) = (0..m)
                     .map(|i| {
@@ -673,7 +1028,7 @@ pub fn export_binary(input: &InputSpec, bits: &[BitMatrix], norms: &Norms) -> Mo
                 outputs: m,
                 weights: w.clone(),
                 activation,
-                conv: None,
+                conv,
             })
         })
         .collect();
@@ -684,37 +1039,51 @@ pub fn export_binary(input: &InputSpec, bits: &[BitMatrix], norms: &Norms) -> Mo
     }
 }
 
-/// The float model of a net with f32 weights `w` (row-major per layer): batch norms fold into
-/// each layer's scale and shift, the first layer's scale absorbs the input scaling.
-pub fn export_float(input: &InputSpec, w: &[Vec<f32>], norms: &Norms) -> Model {
-    let nl = w.len();
+/// The float model of a net of `shapes` with f32 weights `w` (row-major, one per convolution
+/// or dense layer): batch norms fold into each layer's scale and shift (per output channel for
+/// a convolution), the first layer's scale absorbs the input scaling, pools stay pools.
+pub fn export_float(
+    input: &InputSpec,
+    shapes: &[LayerShape],
+    w: &[Vec<f32>],
+    norms: &Norms,
+) -> Model {
+    let nw = w.len();
     let inv_top = 1.0 / input_top(&input.encoding) as f64;
-    let mut n = input.encoded_inputs();
-    let mut layers = Vec::with_capacity(nl);
-    for (l, wl) in w.iter().enumerate() {
-        let m = wl.len() / n;
-        let u = if l == 0 { inv_top } else { 1.0 };
-        let (scale, shift): (Vec<f32>, Vec<f32>) = if l + 1 < nl {
-            (0..m)
-                .map(|i| {
-                    let (k, c) = norms.hidden[l].affine(i);
-                    ((k * u) as f32, c as f32)
-                })
-                .unzip()
-        } else {
-            let alpha = norms.head.scale() as f64;
-            (vec![(alpha * u) as f32; m], norms.head.params[1..].to_vec())
-        };
-        layers.push(Layer::Float(FloatLayer {
-            inputs: n,
-            outputs: m,
-            weights: wl.clone(),
-            scale,
-            shift,
-            conv: None,
-        }));
-        n = m;
-    }
+    let mut wi = 0;
+    let layers = shapes
+        .iter()
+        .map(|shape| {
+            let conv = match shape {
+                LayerShape::Pool(p) => return Layer::MaxPool(*p),
+                LayerShape::Conv { conv, .. } => Some(*conv),
+                LayerShape::Dense { .. } => None,
+            };
+            let (l, wl) = (wi, &w[wi]);
+            wi += 1;
+            let (n, m) = (shape.fan_in(), shape.neurons());
+            let u = if l == 0 { inv_top } else { 1.0 };
+            let (scale, shift): (Vec<f32>, Vec<f32>) = if l + 1 < nw {
+                (0..m)
+                    .map(|i| {
+                        let (k, c) = norms.hidden[l].affine(i);
+                        ((k * u) as f32, c as f32)
+                    })
+                    .unzip()
+            } else {
+                let alpha = norms.head.scale() as f64;
+                (vec![(alpha * u) as f32; m], norms.head.params[1..].to_vec())
+            };
+            Layer::Float(FloatLayer {
+                inputs: n,
+                outputs: m,
+                weights: wl.clone(),
+                scale,
+                shift,
+                conv,
+            })
+        })
+        .collect();
     Model {
         input: input.clone(),
         layers,
@@ -726,6 +1095,7 @@ pub fn export_float(input: &InputSpec, w: &[Vec<f32>], norms: &Norms) -> Model {
 mod tests {
     use super::*;
     use crate::train::rng::Stream;
+    use crate::train::TrainData;
 
     #[test]
     fn gemm_matches_naive_product_for_all_layouts() {
@@ -779,6 +1149,243 @@ mod tests {
         }
     }
 
+    /// A float conv net with random weights: the pass's weight gradients (im2col, col2im,
+    /// pool, per-channel batch norm) agree with central differences of its loss.
+    #[test]
+    fn conv_and_pool_gradients_match_finite_differences() {
+        use crate::model::arch::{parse, shapes};
+        let input = InputSpec {
+            width: 6,
+            height: 6,
+            channels: 1,
+            pixel_bits: 8,
+            encoding: Encoding::BitPlanes(3),
+        };
+        let arch = shapes(&parse("c3-p-c4k2-5-3", 36).unwrap(), &input, 3).unwrap();
+        let mut s = Stream::new(3, 1);
+        let images: Vec<u8> = (0..36 * 12).map(|_| (s.next_u64() & 255) as u8).collect();
+        let labels: Vec<u8> = (0..12).map(|_| (s.next_u64() % 3) as u8).collect();
+        let data = TrainData::new(&input, &images, &labels, 3);
+        let batch: Vec<u32> = (0..12).collect();
+        let mut w: Vec<Vec<f32>> = weighted(&arch)
+            .iter()
+            .map(|&(n, m)| (0..n * m).map(|_| s.normal()).collect())
+            .collect();
+        let mut norms = Norms::new(&arch, 0.0, 0.1);
+        // Small gammas keep hardtanh in its linear range, so the loss is smooth around the
+        // weights (pool winners can still switch, rarely).
+        for bn in &mut norms.hidden {
+            let m = bn.run_mean.len();
+            for i in 0..m {
+                bn.params[i] = 0.3 + 0.1 * s.next_f32();
+                bn.params[m + i] = 0.2 * s.normal();
+            }
+        }
+        let mut grads = Vec::new();
+        let mut loss = |w: &[Vec<f32>], grads: &mut Vec<Vec<f32>>| {
+            let ws: Vec<Weights> = w.iter().map(|v| Weights::Float(v)).collect();
+            let p = pass(
+                &mut norms,
+                &arch,
+                &ws,
+                &data,
+                &batch,
+                grads,
+                PassMode::TrainOnly,
+            );
+            p.stats.loss / batch.len() as f64
+        };
+        loss(&w, &mut grads);
+        let analytic = grads.clone();
+        let (mut checked, mut bad) = (0, 0);
+        for l in 0..w.len() {
+            for _ in 0..15 {
+                let j = (s.next_u64() % w[l].len() as u64) as usize;
+                let eps = 1e-2f32;
+                let v = w[l][j];
+                w[l][j] = v + eps;
+                let up = loss(&w, &mut grads);
+                w[l][j] = v - eps;
+                let down = loss(&w, &mut grads);
+                w[l][j] = v;
+                let num = (up - down) / (2.0 * eps as f64);
+                let ana = analytic[l][j] as f64;
+                checked += 1;
+                if (num - ana).abs() > 0.05 * num.abs().max(ana.abs()) + 2e-4 {
+                    bad += 1;
+                    eprintln!("layer {l} weight {j}: numeric {num:.5}, pass {ana:.5}");
+                }
+            }
+        }
+        assert!(bad <= 2, "{bad} of {checked} gradients disagree");
+        assert!(analytic.iter().all(|g| g.iter().any(|&v| v.abs() > 1e-3)));
+    }
+
+    /// The network's eval-mode function in f64 (running statistics, `sign` or `hardtanh`):
+    /// the logits of image `i` for weights `w` (row-major, f32).
+    fn eval_logits(
+        arch: &[LayerShape],
+        w: &[Vec<f32>],
+        norms: &Norms,
+        data: &TrainData,
+        i: usize,
+        binary: bool,
+    ) -> Vec<f64> {
+        let mut x: Vec<f64> = first_inputs(data, &[i as u32], data.input.encoded_inputs())
+            .iter()
+            .map(|&v| v as f64)
+            .collect();
+        let mut wi = 0;
+        for shape in arch {
+            let (n, m) = (shape.fan_in(), shape.neurons());
+            let rows: Vec<Vec<f64>> = match shape {
+                LayerShape::Pool(p) => {
+                    let xf: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+                    x = crate::reference::float_pool(p, &xf)
+                        .iter()
+                        .map(|&v| v as f64)
+                        .collect();
+                    continue;
+                }
+                LayerShape::Conv { conv, .. } => {
+                    // Windows gathered by coordinates, independently of `im2col`.
+                    let (k, c) = (conv.kernel, conv.channels);
+                    let mut rows = Vec::new();
+                    for y in 0..conv.out_height() {
+                        for xo in 0..conv.out_width() {
+                            rows.push(
+                                (0..n)
+                                    .map(|j| {
+                                        let (ky, kx, ch) = (j / (k * c), j / c % k, j % c);
+                                        x[((y + ky) * conv.width + xo + kx) * c + ch]
+                                    })
+                                    .collect(),
+                            );
+                        }
+                    }
+                    rows
+                }
+                LayerShape::Dense { .. } => vec![x.clone()],
+            };
+            let last = wi + 1 == w.len();
+            let mut out = Vec::new();
+            for row in &rows {
+                for o in 0..m {
+                    let z: f64 = (0..n).map(|j| w[wi][o * n + j] as f64 * row[j]).sum();
+                    if last {
+                        out.push(norms.head.scale() as f64 * z + norms.head.params[1 + o] as f64);
+                        continue;
+                    }
+                    let (a, b) = norms.hidden[wi].affine(o);
+                    let y = a * z + b;
+                    out.push(if binary {
+                        if y >= 0.0 {
+                            1.0
+                        } else {
+                            -1.0
+                        }
+                    } else {
+                        y.clamp(-1.0, 1.0)
+                    });
+                }
+            }
+            x = out;
+            wi += 1;
+        }
+        x
+    }
+
+    /// Random norms with running statistics on the scale of each layer's sums.
+    fn randomise(norms: &mut Norms, arch: &[LayerShape], s: &mut Stream) {
+        let w = weighted(arch);
+        for (bn, &(n, _)) in norms.hidden.iter_mut().zip(&w) {
+            let m = bn.run_mean.len();
+            let n = n as f32;
+            for i in 0..m {
+                let g = s.normal();
+                bn.params[i] = if s.next_f32() < 0.33 {
+                    -g.abs()
+                } else {
+                    g.abs()
+                };
+                bn.params[m + i] = s.normal() * 0.3;
+                bn.run_mean[i] = s.normal() * n.sqrt() * 0.3;
+                bn.run_var[i] = n * (0.2 + s.next_f32());
+            }
+        }
+        norms.head.params[0] = -2.0;
+        for b in norms.head.params[1..].iter_mut() {
+            *b = s.normal();
+        }
+    }
+
+    /// Exported conv nets compute what the trained network computes in eval mode: the binary
+    /// model's class wherever the float logits are not within one rounding step of a tie,
+    /// the float model's scores to rounding.
+    #[test]
+    fn exported_conv_models_reproduce_the_eval_forward() {
+        use crate::bits::BitMatrix;
+        use crate::model::arch::{parse, shapes};
+        use crate::reference::{binary_scores, float_scores};
+        let input = InputSpec {
+            width: 7,
+            height: 7,
+            channels: 1,
+            pixel_bits: 8,
+            encoding: Encoding::BitPlanes(3),
+        };
+        let arch = shapes(&parse("c8k2-p-c6k2-9-4", 49).unwrap(), &input, 4).unwrap();
+        let mut s = Stream::new(5, 5);
+        let images: Vec<u8> = (0..49 * 300).map(|_| (s.next_u64() & 255) as u8).collect();
+        let labels = vec![0u8; 300];
+        let data = TrainData::new(&input, &images, &labels, 4);
+        let w: Vec<Vec<f32>> = weighted(&arch)
+            .iter()
+            .map(|&(n, m)| (0..n * m).map(|_| s.normal()).collect())
+            .collect();
+        let mut norms = Norms::new(&arch, 0.0, 0.1);
+        randomise(&mut norms, &arch, &mut s);
+        let bits: Vec<BitMatrix> = w
+            .iter()
+            .zip(weighted(&arch))
+            .map(|(v, (n, m))| crate::train::binaryconnect::binarise(v, m, n, None))
+            .collect();
+        let signs: Vec<Vec<f32>> = bits.iter().map(signs_of).collect();
+        let bm = export_binary(&input, &arch, &bits, &norms);
+        let fm = export_float(&input, &arch, &w, &norms);
+        bm.check().unwrap();
+        fm.check().unwrap();
+        assert_eq!(bm.arch(), "c8k2-p-c6k2-9-4");
+        let alpha = norms.head.scale() as f64;
+        let (mut checked, mut classes) = (0, [0; 4]);
+        for i in 0..300 {
+            let px = data.image(i);
+            let logits = eval_logits(&arch, &signs, &norms, &data, i, true);
+            let best = argmax(&logits);
+            classes[best] += 1;
+            let margin = (0..4)
+                .filter(|&c| c != best)
+                .map(|c| logits[best] - logits[c])
+                .fold(f64::INFINITY, f64::min);
+            // One unit of a last-layer sum moves a logit by 2 alpha; rounding the offsets moves
+            // a score difference by at most one unit.
+            if margin > 2.0 * alpha * 1.0001 {
+                assert_eq!(argmax(&binary_scores(&bm, px)), best, "image {i}");
+                checked += 1;
+            }
+            let want = eval_logits(&arch, &w, &norms, &data, i, false);
+            for (g, v) in float_scores(&fm, px).iter().zip(&want) {
+                assert!((*g as f64 - v).abs() < 1e-3 * (1.0 + v.abs()), "{g} vs {v}");
+            }
+        }
+        assert!(checked > 100, "{checked}");
+        // Not a constant network.
+        assert!(
+            classes.iter().filter(|&&c| c > 10).count() >= 2,
+            "{classes:?}"
+        );
+    }
+
     #[test]
     fn adam_moves_against_the_gradient_and_clips() {
         let mut a = Adam::new(2);
@@ -796,75 +1403,84 @@ mod tests {
 #[cfg(test)]
 mod optimizer_tests {
     use crate::encoding::Encoding;
+    use crate::model::arch::{parse, shapes, LayerShape};
     use crate::model::InputSpec;
     use crate::train::rng::Stream;
     use crate::train::{
         binaryconnect::BinaryConnect, bop::Bop, float::FloatOptimizer, Optimizer, TrainData,
     };
 
-    fn make(kind: usize, input: &InputSpec, seed: u64) -> Box<dyn Optimizer> {
-        let widths = [16, 24, 12, 3];
+    fn make(kind: usize, input: &InputSpec, arch: &[LayerShape], seed: u64) -> Box<dyn Optimizer> {
         let p: Vec<(String, String)> = if kind == 1 {
             vec![("stochastic".into(), "1".into())]
         } else {
             Vec::new()
         };
         match kind {
-            0 | 1 => Box::new(BinaryConnect::new(input.clone(), &widths, seed, &p).unwrap()),
-            2 => Box::new(Bop::new(input.clone(), &widths, seed, &p).unwrap()),
-            _ => Box::new(FloatOptimizer::new(input.clone(), &widths, seed, &p).unwrap()),
+            0 | 1 => Box::new(BinaryConnect::new(input.clone(), arch, seed, &p).unwrap()),
+            2 => Box::new(Bop::new(input.clone(), arch, seed, &p).unwrap()),
+            _ => Box::new(FloatOptimizer::new(input.clone(), arch, seed, &p).unwrap()),
         }
     }
 
+    /// Dense and convolutional nets: threads, and a resume halfway, change no bit of the state
+    /// or the exported model.
     #[test]
     fn state_round_trips_and_threads_do_not_matter() {
-        let input = InputSpec {
-            width: 4,
-            height: 4,
-            channels: 1,
-            pixel_bits: 8,
-            encoding: Encoding::BitPlanes(2),
-        };
-        let mut s = Stream::new(4, 4);
-        let images: Vec<u8> = (0..16 * 64).map(|_| (s.next_u64() & 255) as u8).collect();
-        let labels: Vec<u8> = (0..64).map(|_| (s.next_u64() % 3) as u8).collect();
-        let data = TrainData::new(&input, &images, &labels, 3);
-        let batches: Vec<Vec<u32>> = (0..6)
-            .map(|b| (0..16).map(|i| ((b * 16 + i) % 64) as u32).collect())
-            .collect();
-        for kind in 0..4 {
-            let run = |threads: usize, split: Option<usize>| {
-                let pool = rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads)
-                    .build()
-                    .unwrap();
-                pool.install(|| {
-                    let mut opt = make(kind, &input, 9);
-                    for (t, b) in batches.iter().enumerate() {
-                        if Some(t) == split {
-                            // Resume into a differently initialised optimizer.
-                            let state = opt.save_state();
-                            opt = make(kind, &input, 1234);
-                            opt.load_state(&state).unwrap();
-                        }
-                        opt.step(&data, b, t as u64, t as f64 / 6.0);
-                    }
-                    (opt.save_state(), opt.export())
-                })
+        for (side, arch) in [(4, "16-24-12-3"), (6, "c6-p-c4k2-8-3")] {
+            let input = InputSpec {
+                width: side,
+                height: side,
+                channels: 1,
+                pixel_bits: 8,
+                encoding: Encoding::BitPlanes(2),
             };
-            let (a, ma) = run(1, None);
-            let (b, mb) = run(3, None);
-            let (c, mc) = run(2, Some(3));
-            assert!(
-                a == b && ma == mb,
-                "optimizer {kind}: thread count changed the result"
-            );
-            assert!(
-                a == c && ma == mc,
-                "optimizer {kind}: resume changed the result"
-            );
-            ma.check().unwrap();
-            assert!(make(kind, &input, 9).load_state(&a[..a.len() / 2]).is_err());
+            let px = side * side;
+            let arch = shapes(&parse(arch, px).unwrap(), &input, 3).unwrap();
+            let mut s = Stream::new(4, 4);
+            let images: Vec<u8> = (0..px * 64).map(|_| (s.next_u64() & 255) as u8).collect();
+            let labels: Vec<u8> = (0..64).map(|_| (s.next_u64() % 3) as u8).collect();
+            let data = TrainData::new(&input, &images, &labels, 3);
+            let batches: Vec<Vec<u32>> = (0..6)
+                .map(|b| (0..16).map(|i| ((b * 16 + i) % 64) as u32).collect())
+                .collect();
+            for kind in 0..4 {
+                let run = |threads: usize, split: Option<usize>| {
+                    let pool = rayon::ThreadPoolBuilder::new()
+                        .num_threads(threads)
+                        .build()
+                        .unwrap();
+                    pool.install(|| {
+                        let mut opt = make(kind, &input, &arch, 9);
+                        for (t, b) in batches.iter().enumerate() {
+                            if Some(t) == split {
+                                // Resume into a differently initialised optimizer.
+                                let state = opt.save_state();
+                                opt = make(kind, &input, &arch, 1234);
+                                opt.load_state(&state).unwrap();
+                            }
+                            opt.step(&data, b, t as u64, t as f64 / 6.0);
+                        }
+                        (opt.save_state(), opt.export())
+                    })
+                };
+                let (a, ma) = run(1, None);
+                let (b, mb) = run(3, None);
+                let (c, mc) = run(2, Some(3));
+                assert!(
+                    a == b && ma == mb,
+                    "optimizer {kind}: thread count changed the result"
+                );
+                assert!(
+                    a == c && ma == mc,
+                    "optimizer {kind}: resume changed the result"
+                );
+                ma.check().unwrap();
+                assert_eq!(ma.layers.len(), arch.len());
+                assert!(make(kind, &input, &arch, 9)
+                    .load_state(&a[..a.len() / 2])
+                    .is_err());
+            }
         }
     }
 }

@@ -24,7 +24,7 @@ use std::time::Instant;
 
 use crate::data::{Dataset, Split};
 use crate::encoding::Encoding;
-use crate::model::arch::{self, LayerShape, LayerSpec};
+use crate::model::arch::{self, LayerSpec};
 use crate::model::{InputSpec, Metadata, Model};
 use crate::reference;
 
@@ -540,24 +540,8 @@ pub fn make_optimizer(
     input: &InputSpec,
     classes: usize,
 ) -> Result<Box<dyn Optimizer>, String> {
+    // Every optimizer trains dense, convolution and pool layers; the shapes are checked here.
     let shapes = arch::shapes(&cfg.layers, input, classes)?;
-    let mut widths = vec![input.encoded_inputs()];
-    for s in &shapes {
-        match s {
-            LayerShape::Dense { outputs, .. } => widths.push(*outputs),
-            // The flip optimizer takes the shapes themselves.
-            _ if cfg.optimizer == OptimizerKind::Flip => {}
-            _ => {
-                return Err(format!(
-                    "optimizer {} does not train convolutions or pools yet",
-                    cfg.optimizer.name()
-                ))
-            }
-        }
-    }
-    if widths.contains(&0) {
-        return Err("a layer has zero width".into());
-    }
     if cfg.optimizer != OptimizerKind::Flip && cfg.batch < 2 {
         return Err(format!(
             "optimizer {} uses batch norm and needs a batch of at least 2 samples, not {}",
@@ -574,19 +558,19 @@ pub fn make_optimizer(
         )?),
         OptimizerKind::BinaryConnect => Box::new(binaryconnect::BinaryConnect::new(
             input.clone(),
-            &widths,
+            &shapes,
             cfg.seed,
             &cfg.params,
         )?),
         OptimizerKind::Bop => Box::new(bop::Bop::new(
             input.clone(),
-            &widths,
+            &shapes,
             cfg.seed,
             &cfg.params,
         )?),
         OptimizerKind::Float => Box::new(float::FloatOptimizer::new(
             input.clone(),
-            &widths,
+            &shapes,
             cfg.seed,
             &cfg.params,
         )?),
