@@ -18,6 +18,10 @@
 //!   The head folds into score offsets `round(b / (2 u exp(a)))`, which keeps the argmax
 //!   except where two classes' float scores are within one rounding step.
 //!
+//! Convolutions and max-pools before the dense layers train as [`super::latent`] describes
+//! (windows as GEMM rows, batch norm per output channel); a convolution's batch norm folds
+//! into one threshold and direction bit per output channel, exactly as a dense neuron's.
+//!
 //! With `stochastic=1` the running statistics of the batch norms (used at export) are fed by
 //! an extra forward pass on `sign(w)` each step rather than by the random draws, whose sums
 //! spread differently: without it the exported model loses several points.

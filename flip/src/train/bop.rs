@@ -14,6 +14,8 @@
 //! `m` is not reset by a flip (as in the paper). Batch norms and the score head are trained by
 //! Adam, and export folds them as for BinaryConnect.
 //!
+//! Convolutions and max-pools train and export as for BinaryConnect (see [`super::latent`]).
+//!
 //! `tau` is compared with a gradient, so it depends on the gradient's scale: the default suits
 //! nets with hidden (batch-normed) layers; a net without hidden layers (`--arch 64-10`) sees
 //! larger gradients and needs about `tau=1e-3`, or weights keep flipping back and forth.
