@@ -91,11 +91,50 @@ fn board_top_over_uart_matches_the_reference() {
     // One pixel per beat, and four (the wrapper packs bytes into beats); and the first
     // layer's weights in RAM, read from the (modelled) SPI flash after power-up.
     for (target, loaded) in [(None, false), (Some(16), false), (None, true)] {
-        uart_round_trip(&model, &images, &expected, target, loaded);
+        uart_round_trip("digits", &model, &images, &expected, target, loaded);
     }
 }
 
+/// A convolutional model behind the same board top: the digits through a random
+/// `c8-p-16-10` (sliding window, MVTU, pool, collect, dense), frames over the UART.
+#[test]
+fn conv_board_top_over_uart_matches_the_reference() {
+    if !uart_sim::have_verilator() {
+        testbenches::tool_missing("verilator not installed (scripts/setup.sh)");
+        return;
+    }
+    let data = flip::data::load(None).unwrap();
+    let images: Vec<&[u8]> = (0..4).map(|i| data.test.image(i, data.pixels())).collect();
+    let input = flip::model::InputSpec {
+        width: data.width,
+        height: data.height,
+        channels: data.channels,
+        pixel_bits: data.pixel_bits,
+        encoding: Encoding::BitPlanes(2),
+    };
+    let specs = flip::model::arch::parse("c8-p-16-10", data.pixels()).unwrap();
+    // The first seed whose model tells the images apart, so a wrong byte cannot pass by luck.
+    let (model, expected) = (1..1000)
+        .map(|seed| {
+            let m = flip::model::random::binary(seed, input.clone(), &specs, 10);
+            let classes: Vec<u8> = images
+                .iter()
+                .map(|im| flip::reference::classify(&m, im) as u8)
+                .collect();
+            (m, classes)
+        })
+        .find(|(_, c)| {
+            let mut d = c.clone();
+            d.sort();
+            d.dedup();
+            d.len() >= 3
+        })
+        .expect("some seed separates the images");
+    uart_round_trip("conv", &model, &images, &expected, None, false);
+}
+
 fn uart_round_trip(
+    tag: &str,
     model: &Model,
     images: &[&[u8]],
     expected: &[u8],
@@ -103,7 +142,7 @@ fn uart_round_trip(
     loaded: bool,
 ) {
     let frames = images.len();
-    let dir = scratch(&format!("uart_digits_{target:?}_{loaded}"));
+    let dir = scratch(&format!("uart_{tag}_{target:?}_{loaded}"));
     if loaded {
         let auto = compiler::compile(
             model,
