@@ -17,7 +17,7 @@ use rayon::prelude::*;
 use crate::bits::{words_for, BitMatrix, WORD_BITS};
 use crate::encoding::Encoding;
 use crate::featuremap;
-use crate::model::{Activation, InputSpec, Layer, Model};
+use crate::model::{Activation, BinaryLayer, InputSpec, Layer, Model};
 use crate::popcount::{self, Kernel, Shape};
 use crate::reference::argmax;
 
@@ -236,52 +236,71 @@ fn chunk_forward(
         let Layer::Binary(l) = layer else {
             unreachable!("checked binary above")
         };
-        buf.sums.resize(samples * l.outputs, 0);
-        if words == 0 {
-            buf.sums.fill(0);
-        } else {
-            chunk_sums(
-                kernel,
-                &l.weights,
-                l.inputs,
-                &buf.x,
-                words,
-                planes,
-                &mut buf.sums,
-                &mut buf.scratch,
-            );
-        }
-        match &l.activation {
-            Activation::Threshold { thresholds, invert } => {
-                words = words_for(l.outputs);
-                buf.next.resize(samples * words, 0);
-                for (s, o) in buf
-                    .sums
-                    .chunks_exact(l.outputs)
-                    .zip(buf.next.chunks_exact_mut(words))
-                {
-                    threshold_words(thresholds, invert, s, o);
-                }
-                std::mem::swap(&mut buf.x, &mut buf.next);
-                planes = 1;
-            }
-            Activation::Scores { bias } => {
-                for ((s, sc), c) in buf
-                    .sums
-                    .chunks_exact(l.outputs)
-                    .zip(scores.chunks_exact_mut(l.outputs))
-                    .zip(classes.iter_mut())
-                {
-                    for ((o, &v), &b) in sc.iter_mut().zip(s).zip(bias) {
-                        *o = v + b;
-                    }
-                    *c = argmax(sc);
-                }
-                return;
-            }
+        match dense_layer(kernel, l, buf, words, planes, scores, classes) {
+            Some(w) => (words, planes) = (w, 1),
+            None => return,
         }
     }
     unreachable!("a checked model ends in a scores layer")
+}
+
+/// One dense layer of a chunk: sums of `buf.x` (`words` per sample, `planes` planes), then
+/// either the hidden bits into `buf.x` (returning their words per sample) or, for the scores
+/// layer, `scores` and `classes` (returning `None`: the chunk is done).
+fn dense_layer(
+    kernel: Kernel,
+    l: &BinaryLayer,
+    buf: &mut Buffers,
+    words: usize,
+    planes: usize,
+    scores: &mut [i32],
+    classes: &mut [usize],
+) -> Option<usize> {
+    let samples = classes.len();
+    buf.sums.resize(samples * l.outputs, 0);
+    if words == 0 {
+        buf.sums.fill(0);
+    } else {
+        chunk_sums(
+            kernel,
+            &l.weights,
+            l.inputs,
+            &buf.x,
+            words,
+            planes,
+            &mut buf.sums,
+            &mut buf.scratch,
+        );
+    }
+    match &l.activation {
+        Activation::Threshold { thresholds, invert } => {
+            let words = words_for(l.outputs);
+            buf.next.resize(samples * words, 0);
+            for (s, o) in buf
+                .sums
+                .chunks_exact(l.outputs)
+                .zip(buf.next.chunks_exact_mut(words))
+            {
+                threshold_words(thresholds, invert, s, o);
+            }
+            std::mem::swap(&mut buf.x, &mut buf.next);
+            Some(words)
+        }
+        Activation::Scores { bias } => {
+            for ((s, sc), c) in buf
+                .sums
+                .chunks_exact(l.outputs)
+                .zip(scores.chunks_exact_mut(l.outputs))
+                .zip(classes.iter_mut())
+            {
+                for ((o, &v), &b) in sc.iter_mut().zip(s).zip(bias) {
+                    *o = v + b;
+                }
+                *c = argmax(sc);
+            }
+            None
+        }
+    }
 }
 
 /// [`chunk_forward`] for a model with convolutions and pools: each convolution is one bit-GEMM
@@ -322,47 +341,11 @@ fn conv_chunk_forward(
         };
         let Some(conv) = &l.conv else {
             // Dense layers read the flattened map as it is.
-            buf.sums.resize(samples * l.outputs, 0);
-            chunk_sums(
-                kernel,
-                &l.weights,
-                l.inputs,
-                &buf.x,
-                words,
-                planes,
-                &mut buf.sums,
-                &mut buf.scratch,
-            );
-            match &l.activation {
-                Activation::Threshold { thresholds, invert } => {
-                    words = words_for(l.outputs);
-                    buf.next.resize(samples * words, 0);
-                    for (s, o) in buf
-                        .sums
-                        .chunks_exact(l.outputs)
-                        .zip(buf.next.chunks_exact_mut(words))
-                    {
-                        threshold_words(thresholds, invert, s, o);
-                    }
-                    std::mem::swap(&mut buf.x, &mut buf.next);
-                    planes = 1;
-                    continue;
-                }
-                Activation::Scores { bias } => {
-                    for ((s, sc), c) in buf
-                        .sums
-                        .chunks_exact(l.outputs)
-                        .zip(scores.chunks_exact_mut(l.outputs))
-                        .zip(classes.iter_mut())
-                    {
-                        for ((o, &v), &b) in sc.iter_mut().zip(s).zip(bias) {
-                            *o = v + b;
-                        }
-                        *c = argmax(sc);
-                    }
-                    return;
-                }
+            match dense_layer(kernel, l, buf, words, planes, scores, classes) {
+                Some(w) => (words, planes) = (w, 1),
+                None => return,
             }
+            continue;
         };
         let Activation::Threshold { thresholds, invert } = &l.activation else {
             unreachable!("a checked model's convolutions have thresholds")
