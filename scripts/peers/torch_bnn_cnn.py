@@ -15,49 +15,16 @@ peak memory (the process's peak resident set).
     python3 scripts/peers/torch_bnn_cnn.py DIR [--arch c32-c32-p-c64-c64-p-256-10]
         [--epochs 10] [--batch 100] [--seeds 1,2,3] [--threads N] [--val-fraction 0.1]
 """
-import argparse, gzip, json, os, resource, struct, sys, time
+import argparse, json, os, resource, sys, time
 
 import numpy as np
 import torch
 import torch.nn as nn
 
 
-def idx(path):
-    op = gzip.open if path.endswith(".gz") else open
-    with op(path, "rb") as f:
-        data = f.read()
-    _, _, dt, nd = struct.unpack(">BBBB", data[:4])
-    dims = struct.unpack(">" + "I" * nd, data[4:4 + 4 * nd])
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * nd).reshape(dims)
-
-
-def find(d, stem):
-    for name in (stem, stem + ".gz"):
-        if os.path.exists(os.path.join(d, name)):
-            return os.path.join(d, name)
-    raise SystemExit(f"{d}: no {stem} file")
-
-
-class SignSTE(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return torch.where(x >= 0, torch.ones_like(x), -torch.ones_like(x))
-
-    @staticmethod
-    def backward(ctx, g):
-        (x,) = ctx.saved_tensors
-        return g * (x.abs() <= 1).to(g.dtype)
-
-
-class Sign(nn.Module):
-    def forward(self, x):
-        return SignSTE.apply(x)
-
-
-class BinaryLinear(nn.Linear):
-    def forward(self, x):
-        return nn.functional.linear(x, SignSTE.apply(self.weight))
+# The IDX reader, the straight-through sign and the binary linear layer are the MLP peer's, so
+# both peers binarise exactly alike (this script's directory is on sys.path when it runs).
+from torch_bnn_mlp import BinaryLinear, Sign, SignSTE, find, idx  # noqa: E402
 
 
 class BinaryConv2d(nn.Conv2d):
