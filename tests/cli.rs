@@ -673,3 +673,87 @@ fn bad_architectures_are_errors_that_name_the_token() {
         assert!(err.contains(want), "{arch}: {err}");
     }
 }
+
+/// A conv model's FIFOs: `compile` sizes them by simulation, records them in fold.json and
+/// report.json, and `sim` rebuilds the same design from the build directory and runs at the
+/// measured interval; listing no FIFOs there is slower, and a FIFO after a stage the design
+/// lacks is an error naming it.
+#[test]
+fn compile_sizes_the_fifos_of_a_conv_design_and_sim_reads_them_back() {
+    let dir = scratch("cli-fifos");
+    let model = dir.join("conv.fcm");
+    let build = dir.join("build");
+    flipchip_ok(&[
+        "train",
+        "--arch",
+        "c16-p-c32-64-10",
+        "--epochs",
+        "2",
+        "--out",
+        s(&model),
+        "--quiet",
+    ]);
+    let report = last_json(&flipchip_ok(&[
+        "compile",
+        s(&model),
+        "--out",
+        s(&build),
+        "--json",
+    ]));
+    let measured = &report["measured"];
+    let slowest = report["total"]["cycles_per_frame"].as_u64().unwrap();
+    assert_eq!(measured["cycles_per_frame"].as_u64(), Some(slowest));
+    assert!(measured["unbuffered_cycles_per_frame"].as_u64().unwrap() > slowest);
+    let fifos = measured["fifos"].as_array().unwrap();
+    assert!(!fifos.is_empty(), "{report}");
+    let fold_path = build.join("fold.json");
+    let fold: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&fold_path).unwrap()).unwrap();
+    assert_eq!(&fold["fifos"], &measured["fifos"]);
+    let sim = |frames: &str| {
+        last_json(&flipchip_ok(&[
+            "sim",
+            s(&model),
+            "--build",
+            s(&build),
+            "--frames",
+            frames,
+            "--json",
+        ]))
+    };
+    let run = sim("40");
+    assert!(run["accuracy"].as_f64().is_some());
+    assert_eq!(run["cycles_per_frame"].as_f64(), Some(slowest as f64));
+    assert_eq!(run["latency_cycles"], measured["latency_cycles"]);
+
+    let mut none = fold.clone();
+    none["fifos"] = serde_json::json!([]);
+    std::fs::write(&fold_path, none.to_string()).unwrap();
+    flipchip_ok(&[
+        "compile",
+        s(&model),
+        "--out",
+        s(&build),
+        "--fold",
+        s(&fold_path),
+    ]);
+    let slower = sim("40")["cycles_per_frame"].as_f64().unwrap();
+    assert!(slower > slowest as f64, "{slower} without FIFOs");
+
+    let mut bad = fold;
+    bad["fifos"] = serde_json::json!([{"after": "l9_swu", "depth": 4}]);
+    std::fs::write(&fold_path, bad.to_string()).unwrap();
+    let out = flipchip(&[
+        "compile",
+        s(&model),
+        "--out",
+        s(&build),
+        "--fold",
+        s(&fold_path),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("FIFO after 'l9_swu'"),
+        "{err}"
+    );
+}

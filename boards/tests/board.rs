@@ -393,6 +393,7 @@ fn weights_in_spram_build_for_icebreaker_with_a_flash_image() {
             compiler::passes::folding::LayerFold { pe: 1, simd: 8 },
         ],
         load_weights: vec![1],
+        fifos: None,
     };
     let design = compiler::compile(&model, &FoldSpec::Manual(fold)).unwrap();
     compiler::write_build(&design, &dir).unwrap();

@@ -217,6 +217,7 @@ impl Candidate {
             pixels_per_beat: self.pixels_per_beat,
             layers: self.folds.clone(),
             load_weights: self.load_weights.clone(),
+            fifos: None,
         }
     }
 }
@@ -346,6 +347,7 @@ pub fn enumerate(design: &Design) -> Vec<Folding> {
             pixels_per_beat: k,
             layers,
             load_weights: Vec::new(),
+            fifos: None,
         };
         let base: Vec<LayerFold> = design.mvtus().map(|l| cheapest(l, t)).collect();
         out.insert(key(&base), (file(base.clone()), Origin::Balanced));

@@ -10,10 +10,11 @@
 //!   (`vectors`: a convolution's windows, 1 for a dense layer), the input adapter `pixels`,
 //!   the argmax `max(classes - 1, 1)` (a scan, one compare per cycle), the pixel-stream units
 //!   (sliding window, pool, collect) one cycle per pixel; the design's cycles per frame is the
-//!   slowest stage's (for a dense model exactly; a conv model's bursty streams can stretch
-//!   it, see [`passes`]);
+//!   slowest stage's (for a dense model exactly; a conv model's bursty streams stretch it
+//!   unless FIFOs sized by simulation absorb the bursts, see [`passes`]);
 //! - latency from the first pixel's handshake to the result's handshake, never stalled:
-//!   `pixels + sum over layers of (layer cycles + 1) + classes`.
+//!   `pixels + sum over layers of (layer cycles + 1) + classes` for a dense model; a conv
+//!   model's stages overlap, the sum is a bound, and the simulator measures it.
 
 pub mod blocks;
 pub mod calibrate;
@@ -34,6 +35,7 @@ use crate::blocks::pool::MaxPoolUnit;
 use crate::blocks::swu::SlidingWindow;
 use crate::blocks::Estimate;
 use crate::ir::{Argmax, Design, InputAdapter, Mvtu, MvtuActivation, Stage};
+use crate::passes::fifos::Fifos;
 use crate::passes::folding::{FoldFile, FoldSpec, Folding, LayerFold};
 use crate::passes::memory::{Memory, Placement};
 use crate::passes::Pass;
@@ -305,10 +307,16 @@ pub fn compile_with(
         _ => placement,
     };
     let mut d = lower(model)?;
-    let passes: Vec<Box<dyn Pass>> = vec![
+    let mut passes: Vec<Box<dyn Pass>> = vec![
         Box::new(Folding(fold.clone())),
         Box::new(Memory(placement.clone())),
     ];
+    if let FoldSpec::Manual(FoldFile {
+        fifos: Some(fifos), ..
+    }) = fold
+    {
+        passes.push(Box::new(Fifos(fifos.clone())));
+    }
     for p in &passes {
         p.run(&mut d)?;
     }
@@ -345,6 +353,9 @@ pub fn fold_file(d: &Design) -> FoldFile {
             .filter(|l| l.is_loaded())
             .map(|l| l.index)
             .collect(),
+        // A design with pixel streams records its FIFOs, none included, so that rebuilding
+        // it from the file gives the same design; a dense design has none to record.
+        fifos: d.input().stream.map(|_| passes::fifos::listed(d)),
     }
 }
 

@@ -5,6 +5,7 @@ use flip::encoding::Encoding;
 use flip::model::arch::LayerSpec;
 use flip::model::{Activation, BinaryLayer, InputSpec, Layer, Metadata, Model};
 
+use crate::passes::fifos::FifoDepth;
 use crate::passes::folding::{FoldFile, LayerFold, MAX_PIXELS_PER_BEAT};
 
 /// A SplitMix64 stream.
@@ -148,6 +149,7 @@ pub fn random_folding(rng: &mut Rng, model: &Model) -> FoldFile {
         pixels_per_beat,
         layers,
         load_weights,
+        fifos: None,
     }
 }
 
@@ -216,4 +218,20 @@ pub fn random_encoding(rng: &mut Rng, pixel_bits: u8) -> Encoding {
         }
         _ => Encoding::BitPlanes(rng.range(1, pixel_bits.min(4) as u64) as u8),
     }
+}
+
+/// Random FIFOs for a design: after each stage but the last two, with probability 1/3, a
+/// FIFO of 1 to 6 entries (shallow, so that they also fill up and push back).
+pub fn random_fifos(rng: &mut Rng, design: &crate::ir::Design) -> Vec<FifoDepth> {
+    let names = design.stage_names();
+    let mut fifos = Vec::new();
+    for n in &names[..names.len().saturating_sub(2)] {
+        if rng.range(0, 2) == 0 {
+            fifos.push(FifoDepth {
+                after: n.clone(),
+                depth: rng.range(1, 6) as usize,
+            });
+        }
+    }
+    fifos
 }

@@ -171,6 +171,7 @@ fn impossible_foldings_name_the_layer() {
             pixels_per_beat: k,
             layers: vec![f(1, 1), f(1, 1)],
             load_weights: Vec::new(),
+            fifos: None,
         };
         let e = compiler::compile(&model, &FoldSpec::Manual(file))
             .expect_err("refused")

@@ -8,6 +8,7 @@
 //! Verilog (`compiler::blocks`), so this crate never parses Verilog.
 
 pub mod engine;
+pub mod fifo_sizing;
 pub mod stimulus;
 pub mod trace;
 pub mod vcd;

@@ -1,7 +1,9 @@
 //! The cycle models of compiled designs reproduce the software reference bit for bit, on random
 //! networks, foldings, encodings and inputs, under random bubbles and stalls.
 
+use compiler::passes::fifos::Fifos;
 use compiler::passes::folding::FoldSpec;
+use compiler::passes::Pass;
 use compiler::random::{random_encoding, random_folding, random_model, random_pixels, Rng};
 use sim::stimulus::Stimulus;
 
@@ -145,8 +147,12 @@ fn sim_matches_reference_on_random_conv_networks() {
         } else {
             FoldSpec::Manual(random_folding(&mut rng, &model))
         };
-        let design = compiler::compile(&model, &spec)
+        let mut design = compiler::compile(&model, &spec)
             .unwrap_or_else(|e| panic!("case {case} {}: {e}", model.arch()));
+        if rng.range(0, 1) == 0 {
+            let fifos = compiler::random::random_fifos(&mut rng, &design);
+            Fifos(fifos).run(&mut design).unwrap();
+        }
         let frames = rng.range(1, 4) as usize;
         let pixels_in = random_pixels(&mut rng, &model, frames);
         let stim = Stimulus {

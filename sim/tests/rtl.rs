@@ -3,7 +3,9 @@
 //! random networks under random bubbles and stalls. Skips with a message when a simulator is
 //! missing, and fails instead under `FLIPCHIP_REQUIRE_TOOLS=1` (as `scripts/test.sh` runs it).
 
+use compiler::passes::fifos::Fifos;
 use compiler::passes::folding::FoldSpec;
+use compiler::passes::Pass;
 use compiler::random::{random_encoding, random_folding, random_model, random_pixels, Rng};
 use flip::model::Model;
 use sim::stimulus::Stimulus;
@@ -34,7 +36,12 @@ fn check_models(rtl: Rtl, cases: usize, seed: u64, make: fn(&mut Rng) -> Model) 
     for case in 0..cases {
         let model = make(&mut rng);
         let fold = random_folding(&mut rng, &model);
-        let design = compiler::compile(&model, &FoldSpec::Manual(fold)).unwrap();
+        let mut design = compiler::compile(&model, &FoldSpec::Manual(fold)).unwrap();
+        // FIFOs, anywhere and shallow, in half the cases.
+        if rng.range(0, 1) == 0 {
+            let fifos = compiler::random::random_fifos(&mut rng, &design);
+            Fifos(fifos).run(&mut design).unwrap();
+        }
         // The seed tells apart the directories of tests running side by side.
         let dir = std::env::temp_dir().join(format!(
             "flipchip-sim-rtl-{}-{}-{seed:x}-{case}",

@@ -67,7 +67,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         _ => compiler::passes::memory::Placement::Rom,
     };
     let design =
-        super::compile::compile_into(&a.model, &model, &spec, &placement, board.family, &a.out)?;
+        super::compile::compile_into(&a.model, &model, &spec, &placement, board.family, &a.out)?.0;
     let compile_seconds = t.elapsed().as_secs_f64();
     eprintln!(
         "compile: {} -> {} ({} cycles per frame, {:.2} s)",

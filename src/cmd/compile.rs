@@ -74,11 +74,15 @@ pub fn compile_into(
     placement: &Placement,
     family: Family,
     out: &Path,
-) -> anyhow::Result<compiler::ir::Design> {
+) -> anyhow::Result<(compiler::ir::Design, Option<sim::fifo_sizing::Sizing>)> {
     let mut design = compiler::compile_with(model, spec, placement)
         .with_context(|| format!("compiling {}", path.display()))?;
     design.family = family;
+    let sizing = size_fifos(&mut design, spec)?;
     compiler::write_build(&design, out).with_context(|| format!("writing {}", out.display()))?;
+    if let Some(s) = &sizing {
+        write_report(&design, s, out)?;
+    }
     let copy = out.join("model.fcm");
     // Copying a file onto itself would truncate it.
     let same = match (path.canonicalize(), copy.canonicalize()) {
@@ -89,7 +93,50 @@ pub fn compile_into(
         std::fs::copy(path, &copy)
             .with_context(|| format!("copying {} to {}", path.display(), copy.display()))?;
     }
-    Ok(design)
+    Ok((design, sizing))
+}
+
+/// Sizes and inserts the FIFOs of a design with pixel streams by simulation, unless the fold
+/// file lists them (then they are already in place); `None` when nothing was sized.
+pub fn size_fifos(
+    design: &mut compiler::ir::Design,
+    spec: &FoldSpec,
+) -> anyhow::Result<Option<sim::fifo_sizing::Sizing>> {
+    let listed = matches!(spec, FoldSpec::Manual(f) if f.fifos.is_some());
+    if design.input().stream.is_none() || listed {
+        return Ok(None);
+    }
+    let s = sim::fifo_sizing::size(design).context("sizing the FIFOs by simulation")?;
+    sim::fifo_sizing::apply(design, &s);
+    compiler::check::check(design).context("the design with its FIFOs")?;
+    Ok(Some(s))
+}
+
+/// `report.json` with what FIFO sizing measured: the frame interval and latency of the
+/// design as built (a convolutional pipeline's stages overlap, so its latency is not the sum
+/// of theirs).
+fn write_report(
+    design: &compiler::ir::Design,
+    s: &sim::fifo_sizing::Sizing,
+    out: &Path,
+) -> anyhow::Result<()> {
+    let mut r = compiler::report(design);
+    r["measured"] = measured_json(s);
+    let path = out.join("report.json");
+    let mut text = serde_json::to_string_pretty(&r)?;
+    text.push('\n');
+    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+/// The `measured` entry of `report.json`.
+fn measured_json(s: &sim::fifo_sizing::Sizing) -> serde_json::Value {
+    serde_json::json!({
+        "cycles_per_frame": s.cycles_per_frame,
+        "latency_cycles": s.latency_cycles,
+        "unbuffered_cycles_per_frame": s.unbuffered,
+        "fifos": s.fifos,
+        "sizing_runs": s.runs,
+    })
 }
 
 /// Runs `flipchip compile`.
@@ -104,9 +151,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         .and_then(compiler::dse::device)
         .map(|d| d.family)
         .unwrap_or_default();
-    let design = compile_into(&a.model, &model, &spec, &placement, family, &a.out)?;
+    let (design, sizing) = compile_into(&a.model, &model, &spec, &placement, family, &a.out)?;
     let seconds = start.elapsed().as_secs_f64();
-    let report = compiler::report(&design);
+    let mut report = compiler::report(&design);
     eprintln!(
         "{}: {} -> {} ({:.2} s)",
         a.model.display(),
@@ -164,6 +211,27 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         "total: {} cycles per frame, latency {} cycles, ~{} LUTs, ~{} FFs, {} memory bits",
         t["cycles_per_frame"], t["latency_cycles"], t["est_luts"], t["est_ffs"], t["memory_bits"]
     );
+    if let Some(s) = &sizing {
+        let fifos: Vec<String> = s
+            .fifos
+            .iter()
+            .map(|f| format!("{} after {}", f.depth, f.after))
+            .collect();
+        eprintln!(
+            "simulated: {} cycles per frame ({} without FIFOs), latency {} cycles; FIFOs sized \
+             in {} runs: {}",
+            s.cycles_per_frame,
+            s.unbuffered,
+            s.latency_cycles,
+            s.runs,
+            if fifos.is_empty() {
+                "none needed".to_string()
+            } else {
+                fifos.join(", ")
+            }
+        );
+        report["measured"] = measured_json(s);
+    }
     if a.json {
         let mut v = report;
         v["out"] = serde_json::json!(a.out.display().to_string());

@@ -8,6 +8,7 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use compiler::blocks::Family;
 use compiler::dse::{self, Exploration};
+use rayon::prelude::*;
 use serde_json::json;
 
 /// Explore foldings for a device: Pareto front of frames/s against LUTs, as CSV, JSON and SVG.
@@ -66,7 +67,19 @@ pub fn sim_check(
     i: usize,
     frames: usize,
 ) -> anyhow::Result<SimCheck> {
-    let design = x.design(model, i)?;
+    let (design, sizing) = sized_design(model, x, i)?;
+    let c = &x.candidates[i];
+    if let Some(s) = sizing {
+        // Sizing ran the design (FIFOs included) long enough to reach its steady state.
+        return Ok(SimCheck {
+            id: i,
+            cycles_per_frame: s.cycles_per_frame,
+            latency_cycles: s.latency_cycles,
+            // A convolutional pipeline's stages overlap: its latency is what the simulator
+            // measures, there is no prediction to agree with.
+            agrees: s.cycles_per_frame == c.cycles_per_frame,
+        });
+    }
     let frames = frames.max(2);
     let mut z = i as u64;
     let beats: Vec<u8> = (0..frames * design.input().pixels)
@@ -75,7 +88,6 @@ pub fn sim_check(
             z as u8
         })
         .collect();
-    let c = &x.candidates[i];
     let limit = (frames as u64 + 2) * (c.cycles_per_frame + c.latency_cycles) + 1000;
     let run = sim::run(
         &design,
@@ -139,6 +151,20 @@ impl SynthResult {
     }
 }
 
+/// Candidate `i`'s design with its FIFOs sized by simulation (a design with pixel streams;
+/// then also what sizing measured).
+fn sized_design(
+    model: &flip::model::Model,
+    x: &Exploration,
+    i: usize,
+) -> anyhow::Result<(compiler::ir::Design, Option<sim::fifo_sizing::Sizing>)> {
+    let mut design = x.design(model, i)?;
+    let spec = compiler::passes::folding::FoldSpec::Manual(x.candidates[i].fold_file());
+    let sizing = super::compile::size_fifos(&mut design, &spec)
+        .with_context(|| format!("candidate {i} ({})", x.candidates[i].fold_label()))?;
+    Ok((design, sizing))
+}
+
 /// Compiles candidate `i` into `dir` and synthesises it with Yosys for the device's family.
 pub fn synth(
     model: &flip::model::Model,
@@ -146,7 +172,7 @@ pub fn synth(
     i: usize,
     dir: &Path,
 ) -> anyhow::Result<SynthResult> {
-    let design = x.design(model, i)?;
+    let (design, _) = sized_design(model, x, i)?;
     let family = x.device.family;
     let c = &x.candidates[i];
     let (text, seconds, cached) = yosys_stat(&design, dir, family)
@@ -344,7 +370,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("dse-{}", device.name)));
     let start = Instant::now();
-    let x = dse::explore(&model, &device)
+    let mut x = dse::explore(&model, &device)
         .with_context(|| format!("exploring {}", a.model.display()))?;
     let explore_seconds = start.elapsed().as_secs_f64();
     eprintln!(
@@ -363,11 +389,30 @@ pub fn run(a: Args) -> anyhow::Result<()> {
 
     // The front's cycles per frame and latency, measured in the simulator.
     let start = Instant::now();
-    let mut sims = Vec::new();
-    for &i in &x.front {
-        sims.push(sim_check(&model, &x, i, a.sim_frames)?);
-    }
+    // Sizing a conv design's FIFOs takes a few dozen simulations per design: all cores, and
+    // a bar to watch.
+    let bar = indicatif::ProgressBar::new(x.front.len() as u64).with_style(
+        indicatif::ProgressStyle::with_template(
+            "simulating the front {bar:30} {pos}/{len} {elapsed}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let sims: Vec<SimCheck> = x
+        .front
+        .par_iter()
+        .map(|&i| {
+            let s = sim_check(&model, &x, i, a.sim_frames);
+            bar.inc(1);
+            s
+        })
+        .collect::<anyhow::Result<_>>()?;
+    bar.finish_and_clear();
     let disagree: Vec<usize> = sims.iter().filter(|s| !s.agrees).map(|s| s.id).collect();
+    // A convolutional front design's latency is the simulator's (its stages overlap, so the
+    // prediction, their sum, is only a bound); a dense one's agrees with it.
+    for s in &sims {
+        x.candidates[s.id].latency_cycles = s.latency_cycles;
+    }
     eprintln!(
         "simulator: {} front designs x {} random frames, cycles per frame and latency {} ({:.2} s)",
         sims.len(),

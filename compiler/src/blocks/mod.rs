@@ -13,6 +13,7 @@
 
 pub mod argmax;
 pub mod collect;
+pub mod fifo;
 pub mod input_adapter;
 pub mod mvtu;
 pub mod pool;
@@ -125,6 +126,8 @@ pub enum Stage {
     Pool(pool::MaxPoolUnit),
     /// Pixels in, the flattened feature map out (see [`collect`]).
     Collect(collect::Collect),
+    /// Beats in, the same beats out, buffered (see [`fifo`]).
+    Fifo(fifo::Fifo),
 }
 
 /// `$e` evaluated with `$b` bound to the block inside any [`Stage`].
@@ -137,6 +140,7 @@ macro_rules! each_stage {
             Stage::Window($b) => $e,
             Stage::Pool($b) => $e,
             Stage::Collect($b) => $e,
+            Stage::Fifo($b) => $e,
         }
     };
 }
@@ -184,6 +188,8 @@ pub enum StageModel {
     Pool(pool::PoolModel),
     /// See [`collect`].
     Collect(collect::CollectModel),
+    /// See [`fifo`].
+    Fifo(fifo::FifoModel),
 }
 
 macro_rules! each {
@@ -195,6 +201,7 @@ macro_rules! each {
             StageModel::Swu($m) => $e,
             StageModel::Pool($m) => $e,
             StageModel::Collect($m) => $e,
+            StageModel::Fifo($m) => $e,
         }
     };
 }

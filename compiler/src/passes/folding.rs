@@ -10,6 +10,7 @@
 //! it, which keeps LUTs modest. A layer that cannot meet the target even fully parallel is made
 //! fully parallel.
 
+use super::fifos::FifoDepth;
 use super::Pass;
 use crate::ir::Design;
 use crate::CompileError;
@@ -41,6 +42,10 @@ pub struct FoldFile {
     /// instead of being ROMs; absent or empty: none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub load_weights: Vec<usize>,
+    /// The FIFOs between stages (see [`super::fifos`]); absent: the compiler sizes them for a
+    /// design with pixel streams (by simulation) and a dense design needs none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fifos: Option<Vec<FifoDepth>>,
 }
 
 fn one() -> usize {
@@ -54,6 +59,7 @@ impl From<Vec<LayerFold>> for FoldFile {
             pixels_per_beat: 1,
             layers,
             load_weights: Vec::new(),
+            fifos: None,
         }
     }
 }
