@@ -202,6 +202,8 @@ fn compile_sim_and_verify_agree_on_the_trained_digits_model() {
     let v = last_json(&out);
     assert_eq!(v["frames"].as_u64().unwrap(), 40);
     assert_eq!(v["mismatches"].as_u64().unwrap(), 0);
+    assert_eq!(v["rtl_mismatches"].as_u64(), Some(0), "{v}");
+    assert!(v["divergence"].is_null(), "{v}");
 
     // An impossible folding is refused with the layer named.
     let fold = dir.join("fold.json");

@@ -83,6 +83,9 @@ fn check_chain(design: &Design) -> Result<(), CompileError> {
     Ok(())
 }
 
+/// Most stages a design may have.
+pub const MAX_STAGES: usize = 63;
+
 /// The whole design: folding, memories present, widths the backends support, stream widths
 /// that agree from stage to stage.
 pub fn check(design: &Design) -> Result<(), CompileError> {
@@ -111,6 +114,14 @@ pub fn check(design: &Design) -> Result<(), CompileError> {
     }
     if design.argmax().classes == 0 {
         return err("the model has no classes".into());
+    }
+    // Simulator and harnesses record a cycle's handshakes in one 64-bit word: a bit per stage
+    // and one for the input.
+    if design.stages.len() > MAX_STAGES {
+        return err(format!(
+            "{} stages (FIFOs included); at most {MAX_STAGES} can be simulated and traced",
+            design.stages.len()
+        ));
     }
     check_chain(design)
 }

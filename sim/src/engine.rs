@@ -101,6 +101,8 @@ pub fn ports(d: &Design) -> Ports {
 /// The input side of a quiet stretch.
 struct Stretch<'a, 'b> {
     beats: &'a [u64],
+    fires: &'b mut Vec<(u64, u64)>,
+    input_bit: u64,
     next: &'b mut usize,
     per_frame: usize,
     frame_starts: &'b mut Vec<u64>,
@@ -156,6 +158,7 @@ fn quiet_stretch(models: &mut [StageModel], s: &mut Stretch) -> u64 {
             if s.next.is_multiple_of(s.per_frame) {
                 s.frame_starts.push(s.t + c);
             }
+            s.fires.push((s.t + c, s.input_bit));
             models[0].clock(Some(&Beat::Pixels(s.beats[*s.next])), false);
             *s.next += 1;
             taken += 1;
@@ -235,6 +238,8 @@ pub fn run(
                 &mut models,
                 &mut Stretch {
                     beats,
+                    fires: &mut trace.fires,
+                    input_bit: 1 << n,
                     next: &mut next,
                     per_frame,
                     frame_starts: &mut frame_starts,
@@ -275,6 +280,9 @@ pub fn run(
         let s_fire = s_valid && in_ready[0];
         if s_valid && !in_ready[0] {
             input_waits += 1;
+        }
+        if s_fire {
+            mask |= 1 << n;
         }
         if let Some(v) = vcd.as_mut() {
             let data = beats.get(next).copied().unwrap_or(0);

@@ -21,7 +21,9 @@ pub struct OutputBeat {
 pub struct Trace {
     /// Output beats in order.
     pub outputs: Vec<OutputBeat>,
-    /// `(cycle, dbg_fire)` for every cycle in which `dbg_fire` is not zero, in order.
+    /// `(cycle, fire)` for every cycle with a handshake, in order: bit `i < n` is stage `i`
+    /// handing on a beat (`dbg_fire`), bit `n` (`n` stages) the input handshake
+    /// (`s_valid && s_ready`).
     pub fires: Vec<(u64, u64)>,
     /// Cycles simulated (0 up to the cycle of the last output beat, inclusive).
     pub cycles: u64,
@@ -32,7 +34,8 @@ pub struct Trace {
 pub struct Divergence {
     /// First cycle that differs.
     pub cycle: u64,
-    /// Stage names whose `dbg_fire` bit differs in that cycle, or `output` for the output beat.
+    /// Stage names whose `dbg_fire` bit differs in that cycle, `input handshake` if that
+    /// differs, or `output` for the output beat.
     pub stages: Vec<String>,
     /// Human-readable account of both sides.
     pub detail: String,
@@ -53,12 +56,16 @@ impl Trace {
                 };
                 let bits = |f: Option<(u64, u64)>| f.filter(|f| f.0 == cycle).map_or(0, |f| f.1);
                 let diff = bits(a) ^ bits(b);
-                let stages = (0..ports.stages.len())
+                let n = ports.stages.len();
+                let stages = (0..=n)
                     .filter(|s| diff >> s & 1 == 1)
-                    .map(|s| ports.stages[s].clone())
+                    .map(|s| match ports.stages.get(s) {
+                        Some(name) => name.clone(),
+                        None => "input handshake".into(),
+                    })
                     .collect();
                 let detail = format!(
-                    "cycle {cycle}: stage fire bits {:#x} vs {:#x}",
+                    "cycle {cycle}: fire bits (stages, then the input) {:#x} vs {:#x}",
                     bits(a),
                     bits(b)
                 );
@@ -75,6 +82,15 @@ impl Trace {
             i += 1;
         }
         self.output_divergence(other)
+    }
+
+    /// Output beats that differ between the two traces (in cycle, class or scores), a beat
+    /// only one of them has included.
+    pub fn output_mismatches(&self, other: &Trace) -> usize {
+        let n = self.outputs.len().max(other.outputs.len());
+        (0..n)
+            .filter(|&i| self.outputs.get(i) != other.outputs.get(i))
+            .count()
     }
 
     fn output_divergence(&self, other: &Trace) -> Option<Divergence> {

@@ -95,6 +95,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     );
     let mut rtl_cps = None;
     let mut divergence = None;
+    let mut rtl_mismatches = None;
     let rtl = match a.rtl {
         RtlChoice::Verilator => Some(testbenches::Rtl::Verilator),
         RtlChoice::Icarus => Some(testbenches::Rtl::Icarus),
@@ -122,6 +123,14 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                     .with_context(|| format!("running {} on {}", rtl.name(), a.build.display()))
             }
         };
+        let wrong = ours.trace.output_mismatches(&trace);
+        rtl_mismatches = Some(wrong);
+        if wrong > 0 {
+            eprintln!(
+                "simulator vs {rtl}: {wrong} of {} output beats differ",
+                ours.trace.outputs.len().max(trace.outputs.len())
+            );
+        }
         match ours.trace.first_divergence(&trace, &ports) {
             Some(d) => {
                 eprintln!(
@@ -146,6 +155,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             "frames": frames,
             "mismatches": mismatches,
             "rtl": rtl.map(|r| r.name()),
+            "rtl_mismatches": rtl_mismatches,
             "divergence": divergence,
             "cycles": ours.trace.cycles,
             "rtl_cycles_per_second": rtl_cps,

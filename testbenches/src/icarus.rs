@@ -106,7 +106,8 @@ module flipchip_tb;
         $fwrite(fo, "X %h m_valid\n", t);
         bad = 1'b1;
       end else begin
-        if (dbg_fire !== {{FW{{1'b0}}}}) $fwrite(fo, "F %h %h\n", t, dbg_fire);
+        // Above the stages' bits: the input handshake.
+        if (dbg_fire !== {{FW{{1'b0}}}} || (s_valid && s_ready)) $fwrite(fo, "F %h %h\n", t, {{s_valid && s_ready, dbg_fire}});
         if (m_valid && m_ready) begin
           $fwrite(fo, "O %h %h %h\n", t, m_class, m_scores);
           outs = outs + 1;

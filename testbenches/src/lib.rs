@@ -33,7 +33,8 @@
 //! without `0x` (any number of digits; Icarus pads to the signal width):
 //!
 //! ```text
-//! F <cycle> <dbg_fire>            every cycle with dbg_fire != 0
+//! F <cycle> <fire>                every cycle with a handshake: dbg_fire, and above its
+//!                                 stages.len() bits the input handshake s_valid && s_ready
 //! O <cycle> <m_class> <m_scores>  every cycle with m_valid && m_ready; m_scores is the raw port
 //! X <cycle> <signal>              Icarus only: s_ready or m_valid was X/Z (the run stops)
 //! E <cycles> <outputs> [<ns>]     end: cycles simulated, output beats seen, and (Verilator)
@@ -374,9 +375,10 @@ pub fn check_ports(p: &Ports) -> Result<(), HarnessError> {
     if !(1..=64).contains(&p.score_width) {
         return bad(format!("score_width {} not in 1..=64", p.score_width));
     }
-    if !(1..=64).contains(&p.stages.len()) {
+    // The trace's fire word holds every stage's bit and the input handshake's.
+    if !(1..=63).contains(&p.stages.len()) {
         return bad(format!(
-            "{} stages, dbg_fire must be 1..=64 bits",
+            "{} stages, the trace records at most 63 (and the input handshake)",
             p.stages.len()
         ));
     }

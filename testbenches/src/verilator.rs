@@ -177,7 +177,8 @@ int main(int argc, char** argv) {{
         top->s_data = have ? beats[sent] : 0;
         top->m_ready = m_ready;
         top->eval();
-        const uint64_t fire = uint64_t(top->dbg_fire) & {fire_mask};
+        // Bit n (after the n stages' bits): the input handshake.
+        const uint64_t fire = (uint64_t(top->dbg_fire) & {fire_mask}) | (uint64_t(s_valid && top->s_ready) << {input_bit});
         if (fire) {{
             out.room();
             out.ch('F'); out.ch(' '); out.hex(t); out.ch(' '); out.hex(fire); out.ch('\n');
@@ -212,6 +213,7 @@ int main(int argc, char** argv) {{
         load_code = load_code(ports),
         load_words = ports.load_words,
         fire_mask = mask(ports.stages.len() as u32),
+        input_bit = ports.stages.len(),
         class_mask = mask(ports.class_width),
     );
     s

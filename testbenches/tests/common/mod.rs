@@ -74,7 +74,8 @@ pub fn golden(ports: &Ports, bytes: &[u8], stim: Stimulus, max_cycles: u64) -> T
         let s_ready = !last || !v0 || rdy1;
         let in_fire = s_valid && s_ready;
         let out_fire = ov && m_ready;
-        let fire = u64::from(fire0) | u64::from(out_fire) << 1;
+        // Two stages, then the input handshake (bit 2).
+        let fire = u64::from(fire0) | u64::from(out_fire) << 1 | u64::from(in_fire) << 2;
         if fire != 0 {
             trace.fires.push((t, fire));
         }
