@@ -4,7 +4,7 @@
 //! missing, and fails instead under `FLIPCHIP_REQUIRE_TOOLS=1` (as `scripts/test.sh` runs it).
 
 use compiler::passes::fifos::Fifos;
-use compiler::passes::folding::FoldSpec;
+use compiler::passes::folding::{FoldFile, FoldSpec};
 use compiler::passes::Pass;
 use compiler::random::{random_encoding, random_folding, random_model, random_pixels, Rng};
 use flip::model::Model;
@@ -26,8 +26,49 @@ fn check(rtl: Rtl, cases: usize, seed: u64) {
     check_models(rtl, cases, seed, dense_model)
 }
 
+/// A dense network with a wide first layer (65 to 400 input bits).
+fn wide_model(rng: &mut Rng) -> Model {
+    let (enc, pixel_bits) = match rng.range(0, 2) {
+        0 => (flip::encoding::Encoding::Threshold(100), 8),
+        1 => (flip::encoding::Encoding::BitPlanes(2), 2),
+        _ => (flip::encoding::Encoding::Thermometer(vec![60, 120, 180]), 8),
+    };
+    let bits = enc.bits_per_pixel();
+    let pixels = (rng.range(65, 400) as usize).div_ceil(bits) / 8 * 8;
+    let widths = [rng.range(4, 24) as usize, rng.range(2, 10) as usize];
+    random_model(rng, pixels.max(72), pixel_bits, enc, &widths)
+}
+
+/// A random folding of `model` whose first layer takes more than 64 bits per neuron and
+/// cycle (a lane wider than a word, a deep popcount tree) on several PEs where it can.
+fn wide_folding(rng: &mut Rng, model: &Model) -> FoldFile {
+    let mut fold = random_folding(rng, model);
+    let Some(flip::model::Layer::Binary(l)) = model.layers.first() else {
+        unreachable!("wide models start with a dense layer")
+    };
+    let divs = |n: usize| (1..=n).filter(move |d| n.is_multiple_of(*d));
+    let wide: Vec<usize> = divs(l.inputs).filter(|&d| d > 64).collect();
+    fold.layers[0].simd = *rng.pick(&wide);
+    let pes: Vec<usize> = divs(l.outputs).filter(|&d| d > 1).collect();
+    if !pes.is_empty() {
+        fold.layers[0].pe = *rng.pick(&pes);
+    }
+    fold
+}
+
 /// `cases` random networks from `make` at random foldings, the simulator against `rtl`.
 fn check_models(rtl: Rtl, cases: usize, seed: u64, make: fn(&mut Rng) -> Model) {
+    check_folded(rtl, cases, seed, make, random_folding)
+}
+
+/// `cases` random networks from `make` folded by `fold`, the simulator against `rtl`.
+fn check_folded(
+    rtl: Rtl,
+    cases: usize,
+    seed: u64,
+    make: fn(&mut Rng) -> Model,
+    fold: fn(&mut Rng, &Model) -> FoldFile,
+) {
     if let Err(e) = testbenches::available(rtl) {
         testbenches::tool_missing(&e.to_string());
         return;
@@ -35,7 +76,7 @@ fn check_models(rtl: Rtl, cases: usize, seed: u64, make: fn(&mut Rng) -> Model) 
     let mut rng = Rng(seed);
     for case in 0..cases {
         let model = make(&mut rng);
-        let fold = random_folding(&mut rng, &model);
+        let fold = fold(&mut rng, &model);
         let mut design = compiler::compile(&model, &FoldSpec::Manual(fold)).unwrap();
         // FIFOs, anywhere and shallow, in half the cases.
         if rng.range(0, 1) == 0 {
@@ -84,6 +125,18 @@ fn sim_matches_verilator_under_bubbles_and_stalls() {
 #[test]
 fn sim_matches_icarus_under_bubbles_and_stalls() {
     check(Rtl::Icarus, 3, 0xCAFE);
+}
+
+/// Lanes wider than a u64 word with deep popcount trees, several PEs, wide input beats and
+/// (in about a third of the layers) weights loaded into RAM after reset.
+#[test]
+fn wide_lanes_match_verilator_under_bubbles_and_stalls() {
+    check_folded(Rtl::Verilator, 3, 0x51DE, wide_model, wide_folding);
+}
+
+#[test]
+fn wide_lanes_match_icarus_under_bubbles_and_stalls() {
+    check_folded(Rtl::Icarus, 2, 0x1DE5, wide_model, wide_folding);
 }
 
 /// Convolutional networks (see [`compiler::random::random_conv_model`]): sliding windows,
