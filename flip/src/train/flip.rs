@@ -1231,13 +1231,22 @@ fn update_layers(
     }
     // With `center=on` the weight signal takes each neuron's signal less its batch mean, so
     // flips follow how samples differ and the threshold (or score offset) alone, whose signal
-    // is that mean, moves the neuron's level.
+    // is that mean, moves the neuron's level. A dense layer's products read the centred
+    // signal while the tasks run, so it is kept; a convolution's is consumed whole when its
+    // plan is made, so each is centred only then and dropped at once.
     let centred: Vec<Vec<i32>> = if s.center {
         layers
             .iter()
+            .zip(passes)
             .zip(deltas)
             .enumerate()
-            .map(|(k, (layer, d))| centre(d, layer.outputs, ctx.bits[first + k]))
+            .map(|(k, ((layer, pass), d))| {
+                if layer.geometry.is_some() && pass.conv.is_some() {
+                    Vec::new()
+                } else {
+                    centre(d, layer.outputs, ctx.bits[first + k])
+                }
+            })
             .collect()
     } else {
         Vec::new()
@@ -1255,13 +1264,17 @@ fn update_layers(
                 None => 1.0 - layer.flipped_share,
             };
             let rms = layer.q_ms.sqrt();
-            let d_used: &[i32] = if s.center { &centred[k] } else { d };
             Plan {
                 signal: match (&layer.geometry, &pass.conv) {
                     (Some(g), Some(cp)) => {
-                        Signal::Ready(conv::weight_signal(&g.conv(), cp, d_used, m))
+                        // Centred as `centred` would hold it (borrowed with `center=off`).
+                        let c = passed_down(d, m, ctx.bits[l], s);
+                        Signal::Ready(conv::weight_signal(&g.conv(), cp, &c, m))
                     }
-                    _ => Signal::Dense(WeightSignal::new(d_used, &pass.x, m, n)),
+                    _ => {
+                        let d_used: &[i32] = if s.center { &centred[k] } else { d };
+                        Signal::Dense(WeightSignal::new(d_used, &pass.x, m, n))
+                    }
                 },
                 dsum: d.chunks_exact(m).fold(vec![0i64; m], |mut acc, db| {
                     acc.iter_mut().zip(db).for_each(|(a, &v)| *a += v as i64);
