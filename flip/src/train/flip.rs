@@ -389,7 +389,8 @@ pub struct FlipOptimizer {
 /// Per-layer data of one batch kept for the backward pass.
 struct LayerPass {
     /// Popcount sums, `batch x outputs` (a convolution's: `batch x pixels x outputs`, the
-    /// order of its output feature map).
+    /// order of its output feature map). A network with convolutions empties them during the
+    /// backward pass, once the layer's signal is known.
     sums: Vec<i32>,
     /// Integer input values (+-1 or grey levels), `batch x inputs`, as pairs of samples in
     /// chunks of at most [`SIGNAL_CHUNK`] samples, ready for the weight signal's product.
