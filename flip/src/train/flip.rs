@@ -389,7 +389,8 @@ pub struct FlipOptimizer {
 /// Per-layer data of one batch kept for the backward pass.
 struct LayerPass {
     /// Popcount sums, `batch x outputs` (a convolution's: `batch x pixels x outputs`, the
-    /// order of its output feature map).
+    /// order of its output feature map). A network with convolutions empties them during the
+    /// backward pass, once the layer's signal is known.
     sums: Vec<i32>,
     /// Integer input values (+-1 or grey levels), `batch x inputs`, as pairs of samples in
     /// chunks of at most [`SIGNAL_CHUNK`] samples, ready for the weight signal's product.
@@ -432,13 +433,6 @@ fn fit_bits(g: &mut [i32], bits: u32) {
     if shift > 0 {
         g.iter_mut().for_each(|v| *v >>= shift);
     }
-}
-
-/// `g` shifted right until every value lies within `+-2^bits` (`bits <= 15`), as `i32`.
-fn fit_bits_wide(g: &[i64], bits: u32) -> Vec<i32> {
-    let maxabs = g.par_iter().map(|v| v.unsigned_abs()).max().unwrap_or(0);
-    let shift = (64 - maxabs.leading_zeros()).saturating_sub(bits);
-    g.par_iter().map(|&v| (v >> shift) as i32).collect()
 }
 
 /// Packed bits as +-1 values, one per entry of `out`.
@@ -1134,7 +1128,7 @@ impl FlipOptimizer {
 fn hidden_delta(
     layer: &mut FlipLayer,
     sums: &[i32],
-    g: Vec<i32>,
+    mut g: Vec<i32>,
     rows: usize,
     bits: u32,
     s: &Settings,
@@ -1156,32 +1150,47 @@ fn hidden_delta(
     // 2^21 the radius covers every distance with nearly the same weight, and below it
     // the triangle's products stay under 2^53, exact in f64.
     let radius = (s.window * layer.spread).clamp(1.0, (1 << 21) as f64) as i64;
-    // The triangle's weight reaches (r + 1) / r at the threshold, so the windowed
-    // signal can exceed an i32 before it is shifted back into range.
-    let mut wide = vec![0i64; g.len()];
-    wide.par_chunks_mut(m * 64)
-        .zip(g.par_chunks(m * 64))
-        .zip(sums.par_chunks(m * 64))
-        .for_each(|((wc, gc), sc)| {
-            for ((wb, gb), sb) in wc
-                .chunks_exact_mut(m)
-                .zip(gc.chunks_exact(m))
-                .zip(sc.chunks_exact(m))
-            {
-                for (((w, &gk), &v), &ti) in wb.iter_mut().zip(gb).zip(sb).zip(&t) {
-                    // Zero outside the band (`dist > radius`).
-                    let num = (radius - (v as i64 - ti as i64).abs() + 1).max(0);
-                    *w = if s.triangle {
-                        triangle(gk, num, radius)
-                    } else if num > 0 {
-                        gk as i64
-                    } else {
-                        0
-                    };
+    // The triangle's weight reaches (r + 1) / r at the threshold, so the windowed signal can
+    // exceed an i32 before it is shifted back into range: one pass finds its largest size, a
+    // second recomputes it and writes it shifted over `g`, so no `i64` copy of the layer's
+    // signal is ever held (for a first convolution that copy was the step's largest buffer).
+    let window = |gk: i32, v: i32, ti: i32| -> i64 {
+        // Zero outside the band (`dist > radius`).
+        let num = (radius - (v as i64 - ti as i64).abs() + 1).max(0);
+        if s.triangle {
+            triangle(gk, num, radius)
+        } else if num > 0 {
+            gk as i64
+        } else {
+            0
+        }
+    };
+    let block = m * 64;
+    let maxabs = g
+        .par_chunks(block)
+        .zip(sums.par_chunks(block))
+        .map(|(gc, sc)| {
+            let mut top = 0u64;
+            for (gb, sb) in gc.chunks_exact(m).zip(sc.chunks_exact(m)) {
+                for ((&gk, &v), &ti) in gb.iter().zip(sb).zip(&t) {
+                    top = top.max(window(gk, v, ti).unsigned_abs());
+                }
+            }
+            top
+        })
+        .max()
+        .unwrap_or(0);
+    let shift = (64 - maxabs.leading_zeros()).saturating_sub(bits);
+    g.par_chunks_mut(block)
+        .zip(sums.par_chunks(block))
+        .for_each(|(gc, sc)| {
+            for (gb, sb) in gc.chunks_exact_mut(m).zip(sc.chunks_exact(m)) {
+                for ((gk, &v), &ti) in gb.iter_mut().zip(sb).zip(&t) {
+                    *gk = (window(*gk, v, ti) >> shift) as i32;
                 }
             }
         });
-    fit_bits_wide(&wide, bits)
+    g
 }
 
 /// What every layer's update shares in one step.
@@ -1223,13 +1232,22 @@ fn update_layers(
     }
     // With `center=on` the weight signal takes each neuron's signal less its batch mean, so
     // flips follow how samples differ and the threshold (or score offset) alone, whose signal
-    // is that mean, moves the neuron's level.
+    // is that mean, moves the neuron's level. A dense layer's products read the centred
+    // signal while the tasks run, so it is kept; a convolution's is consumed whole when its
+    // plan is made, so each is centred only then and dropped at once.
     let centred: Vec<Vec<i32>> = if s.center {
         layers
             .iter()
+            .zip(passes)
             .zip(deltas)
             .enumerate()
-            .map(|(k, (layer, d))| centre(d, layer.outputs, ctx.bits[first + k]))
+            .map(|(k, ((layer, pass), d))| {
+                if layer.geometry.is_some() && pass.conv.is_some() {
+                    Vec::new()
+                } else {
+                    centre(d, layer.outputs, ctx.bits[first + k])
+                }
+            })
             .collect()
     } else {
         Vec::new()
@@ -1247,13 +1265,17 @@ fn update_layers(
                 None => 1.0 - layer.flipped_share,
             };
             let rms = layer.q_ms.sqrt();
-            let d_used: &[i32] = if s.center { &centred[k] } else { d };
             Plan {
                 signal: match (&layer.geometry, &pass.conv) {
                     (Some(g), Some(cp)) => {
-                        Signal::Ready(conv::weight_signal(&g.conv(), cp, d_used, m))
+                        // Centred as `centred` would hold it (borrowed with `center=off`).
+                        let c = passed_down(d, m, ctx.bits[l], s);
+                        Signal::Ready(conv::weight_signal(&g.conv(), cp, &c, m))
                     }
-                    _ => Signal::Dense(WeightSignal::new(d_used, &pass.x, m, n)),
+                    _ => {
+                        let d_used: &[i32] = if s.center { &centred[k] } else { d };
+                        Signal::Dense(WeightSignal::new(d_used, &pass.x, m, n))
+                    }
                 },
                 dsum: d.chunks_exact(m).fold(vec![0i64; m], |mut acc, db| {
                     acc.iter_mut().zip(db).for_each(|(a, &v)| *a += v as i64);

@@ -398,7 +398,7 @@ pub(super) fn step(
     step: u64,
     progress: f64,
 ) -> BatchStats {
-    let passes = forward(opt, data, batch);
+    let mut passes = forward(opt, data, batch);
     let nl = opt.layers.len();
     let bsz = batch.len();
     let s = opt.settings.clone();
@@ -419,6 +419,9 @@ pub(super) fn step(
         .collect();
     let (mut delta, stats) = opt.output_error(data, batch, &passes[nl - 1].sums);
     fit_bits(&mut delta, bits[nl - 1]);
+    // A layer's sums are done with once its signal is known (the update reads only the
+    // inputs), so each is freed on the way down, before the signals below it are built.
+    passes[nl - 1].sums = Vec::new();
     let ctx = StepCtx {
         lr: s.lr * super::cosine(progress, s.lr_end),
         unit: s.unit(),
@@ -434,17 +437,21 @@ pub(super) fn step(
     for l in (0..nl - 1).rev() {
         let above = &opt.layers[l + 1];
         let ma = above.outputs;
-        let down = passed_down(&deltas[l + 1], ma, bits[l + 1], &ctx.settings);
-        let mut g = match &above.geometry {
-            None => backward_signal(&down, &sign_pairs(&above.weights), bsz, ma),
-            Some(geo) => backward(&geo.conv(), &down, &above.weights, bsz),
+        // The centred copy passed down goes as soon as its product is taken.
+        let mut g = {
+            let down = passed_down(&deltas[l + 1], ma, bits[l + 1], &ctx.settings);
+            match &above.geometry {
+                None => backward_signal(&down, &sign_pairs(&above.weights), bsz, ma),
+                Some(geo) => backward(&geo.conv(), &down, &above.weights, bsz),
+            }
         };
+        let sums = std::mem::take(&mut passes[l].sums);
         if let Some(p) = opt.layers[l].geometry.as_ref().and_then(Geometry::pool) {
-            g = super::pool::route(&p, &passes[l].sums, &g, bsz);
+            g = super::pool::route(&p, &sums, &g, bsz);
         }
         deltas[l] = hidden_delta(
             &mut opt.layers[l],
-            &passes[l].sums,
+            &sums,
             g,
             rows[l],
             bits[l],
