@@ -193,12 +193,7 @@ impl CycleModel for CollectModel {
     }
 
     fn quiet_cycles(&self) -> u64 {
-        // Only a held pixel facing a free output register moves without a handshake.
-        if self.skid.valid && !self.out_valid {
-            0
-        } else {
-            u64::MAX
-        }
+        self.skid.quiet_cycles(self.out_valid)
     }
 
     fn quiet_inputs(&self) -> u64 {

@@ -69,6 +69,16 @@ impl Skid {
         }
     }
 
+    /// [`super::CycleModel::quiet_cycles`] of a block whose only move without a handshake is
+    /// a held pixel going into its free output register.
+    pub fn quiet_cycles(&self, out_valid: bool) -> u64 {
+        if self.valid && !out_valid {
+            0
+        } else {
+            u64::MAX
+        }
+    }
+
     /// The clock edge: `input` is the beat taken this cycle, `can` says whether the pixel
     /// would be processed (it does not write the output register, or that register is free).
     /// Returns the pixel to process, if any; an input that cannot be processed is held.
