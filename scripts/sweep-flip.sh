@@ -8,6 +8,10 @@
 #   scripts/sweep-flip.sh fmnist-round3    around the defaults with the centred signal
 #   scripts/sweep-flip.sh fmnist-binaryconnect|fmnist-bop   the baselines' defaults
 #   scripts/sweep-flip.sh digits [SEEDS]   the embedded digits with `flipchip train`'s defaults
+#   scripts/sweep-flip.sh fmnist-conv-subset [SEEDS]   the CNN c32-c32-p-c64-c64-p-256-10 on
+#                                          the first 12,000 Fashion-MNIST training images
+#                                          (1,200 of them validation), 2 epochs: a screen that
+#                                          fits in minutes per configuration
 # SEEDS defaults to 1,2. Results: build/sweep-flip-<set>/results.csv and a table on stdout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -61,6 +65,36 @@ case "$which" in
     o=optimizer=bop
     grid=("$o,gamma=0.0005 $o,gamma=0.001 $o,gamma=0.002" "$o,tau=0.0000001 $o,tau=0.00001" "$o,batch=200")
     ;;
+  fmnist-conv-subset)
+    # A full epoch of this CNN takes minutes on 2 cores; the screen trains on a subset, written
+    # once as IDX files under build/ (the test files are copied unchanged and not looked at).
+    sub=build/fmnist-12k
+    if [ ! -f "$sub/train-labels-idx1-ubyte" ]; then
+      mkdir -p "$sub"
+      python3 - /usr/share/datasets/fashion-mnist "$sub" 12000 <<'PY'
+import gzip, struct, sys
+src, dst, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+def read(name):
+    with gzip.open(f"{src}/{name}.gz") as f:
+        return f.read()
+d = read("train-images-idx3-ubyte")
+_, _, h, w = struct.unpack(">IIII", d[:16])
+open(f"{dst}/train-images-idx3-ubyte", "wb").write(struct.pack(">IIII", 2051, n, h, w) + d[16:16 + n * h * w])
+d = read("train-labels-idx1-ubyte")
+open(f"{dst}/train-labels-idx1-ubyte", "wb").write(struct.pack(">II", 2049, n) + d[8:8 + n])
+for name in ["t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]:
+    open(f"{dst}/{name}", "wb").write(read(name))
+PY
+    fi
+    base=(--data "$sub" --arch c32-c32-p-c64-c64-p-256-10 --encoding bitplanes:4 --epochs 2)
+    grid=(
+      "batch=200 batch=50 batch=20"
+      "lr=0.2 lr=0.5"
+      "window=0.3 window=1.5"
+      "temperature=1 center=off threshold=32"
+      "batch=50,window=0.3 batch=50,lr=0.7 batch=50,lr=2"
+    )
+    ;;
   digits)
     base=()
     grid=(
@@ -70,7 +104,7 @@ case "$which" in
       "threshold=8 threshold=16 threshold=32"
     )
     ;;
-  *) echo "usage: $0 fmnist|fmnist-round2|fmnist-round3|fmnist-binaryconnect|fmnist-bop|digits [SEEDS]" >&2; exit 2 ;;
+  *) echo "usage: $0 fmnist|fmnist-round2|fmnist-round3|fmnist-binaryconnect|fmnist-bop|fmnist-conv-subset|digits [SEEDS]" >&2; exit 2 ;;
 esac
 
 csv="$OUT/results.csv"
