@@ -161,7 +161,22 @@
 //! (batch 200) are kept, not swept: `c32-c32-p-c64-c64-p-256-10` with `bitplanes:4` reached
 //! 75.73% validation accuracy after a single epoch (seed 1, the cosine schedule run to its end
 //! in that epoch); an epoch is 3.8 billion 16-bit multiply-adds of steps 3-4, which on an
-//! AVX2-only host without AVX-512 VNNI dominate its time.
+//! AVX2-only host without AVX-512 VNNI dominate its time. Over 10 epochs at batch 200 (seed
+//! 1) validation swung from epoch to epoch (70.1, 42.4, 72.6, 64.1, 66.5% after epochs 1-5)
+//! with training accuracy at 66-72%: the net underfits and the dense defaults do not carry
+//! over.
+//!
+//! A screen on a subset (`scripts/sweep-flip.sh fmnist-conv-subset 1`: the first 12,000
+//! training images, 1,200 of them for validation, 2 epochs, seed 1; validation accuracy after
+//! epoch 2, and after epoch 1 where the two differ much): batch 200 (the dense default):
+//! 72.58; **batch 50: 81.17, batch 20: 83.17**; `lr` 0.2: 64.67, 0.5: 72.33; `window` 0.3:
+//! 74.25, 1.5: 37.75 (74.1 after epoch 1); `temperature=1`: 70.08; `center=off`: 73.17;
+//! `threshold=32`: 64.08 (69.0); at batch 50, `window=0.3`: 69.42 (75.0), `lr` 0.7: 81.00, 2:
+//! 80.25. Small batches, many more steps per epoch, are what the conv net needs (the steps
+//! cost no more: 23 s per subset epoch at batch 50, 27.6 s at 20, 26.6 s at 200). Some
+//! settings end training worse than their first epoch (window 1.5, threshold 32): the model
+//! after the last step is far below the running accuracy of that epoch's batches, which the
+//! dense net never showed; not understood yet.
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
