@@ -161,8 +161,8 @@
 //! (batch 200) are kept, not swept: `c32-c32-p-c64-c64-p-256-10` with `bitplanes:4` reached
 //! 75.73% validation accuracy after a single epoch (seed 1, the cosine schedule run to its end
 //! in that epoch); an epoch is 3.8 billion 16-bit multiply-adds of steps 3-4, which on an
-//! AVX2-only host without AVX-512 VNNI dominate its time. Over 10 epochs at batch 200 (seed
-//! 1) validation swung from epoch to epoch (70.1, 42.4, 72.6, 64.1, 66.5% after epochs 1-5)
+//! AVX2-only host without AVX-512 VNNI dominate its time. Over 10 epochs at batch 200, seed
+//! 1, validation swung from epoch to epoch (70.1, 42.4, 72.6, 64.1, 66.5% after epochs 1-5)
 //! with training accuracy at 66-72%: the net underfits and the dense defaults do not carry
 //! over.
 //!
