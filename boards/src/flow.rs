@@ -55,6 +55,14 @@ pub enum FlowError {
     /// The board or its wrapper.
     #[error(transparent)]
     Board(#[from] BoardError),
+    /// A tool's report could not be understood.
+    #[error("{}: {problem}", path.display())]
+    Report {
+        /// The report.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: String,
+    },
     /// A tool is not installed.
     #[error(
         "{tool} not found (tried {tried} on PATH and in .venv-fpga/bin); install it with {install}"
@@ -375,7 +383,11 @@ pub fn build(
             report::yosys_cells_text(&std::fs::read_to_string(&p).map_err(io_err(&p))?)
         }
     };
-    let res = report::resources(&cells, &board.cells);
+    let res =
+        report::resources_checked(&cells, &board.cells).map_err(|problem| FlowError::Report {
+            path: dir.join(files::STAT_JSON),
+            problem,
+        })?;
     let yosys_log = std::fs::read_to_string(dir.join("yosys.log")).unwrap_or_default();
     let memories = report::yosys_memories(&yosys_log);
     let in_ram = memories.iter().filter(|m| m.mapped_to != "logic").count();

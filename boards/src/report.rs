@@ -58,6 +58,24 @@ pub fn resources(cells: &BTreeMap<String, u64>, names: &Cells) -> BTreeMap<&'sta
     ])
 }
 
+/// [`resources`], refusing a report in which no LUT cell was found: every design has LUTs, so
+/// none counted means the report was not understood (a changed format), not an empty design.
+pub fn resources_checked(
+    cells: &BTreeMap<String, u64>,
+    names: &Cells,
+) -> Result<BTreeMap<&'static str, u64>, String> {
+    let res = resources(cells, names);
+    if res["luts"] == 0 {
+        return Err(format!(
+            "no LUT cells ({}) among the {} cell types read; Yosys's report format may have \
+             changed",
+            names.luts.keys().cloned().collect::<Vec<_>>().join(", "),
+            cells.len()
+        ));
+    }
+    Ok(res)
+}
+
 /// One resource's use on the device.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Use {
@@ -243,6 +261,25 @@ pub fn first_error(log: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_report_without_lut_cells_is_refused() {
+        let names = Cells {
+            luts: BTreeMap::from([("SB_LUT4".to_string(), 1)]),
+            ffs: BTreeMap::new(),
+            bram: BTreeMap::new(),
+            spram: BTreeMap::new(),
+            dsp: BTreeMap::new(),
+        };
+        let cells = BTreeMap::from([("SB_LUT4".to_string(), 12), ("SB_DFF".to_string(), 3)]);
+        assert_eq!(resources_checked(&cells, &names).unwrap()["luts"], 12);
+        let renamed = BTreeMap::from([("$lut".to_string(), 12), ("SB_DFF".to_string(), 3)]);
+        let e = resources_checked(&renamed, &names).unwrap_err();
+        assert!(
+            e.contains("no LUT cells (SB_LUT4) among the 2 cell types"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn nextpnr_reports_parse() {

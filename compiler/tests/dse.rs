@@ -237,7 +237,12 @@ fn yosys_luts(d: &compiler::ir::Design, family: Family, tag: &str) -> Option<u64
     assert!(ok, "yosys failed in {}", dir.display());
     let text = std::fs::read_to_string(&stat).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
-    Some(family.count_luts(&text).0)
+    Some(
+        family
+            .count_luts(&text)
+            .unwrap_or_else(|e| panic!("{}: {e}", stat.display()))
+            .0,
+    )
 }
 
 #[test]

@@ -108,7 +108,10 @@ fn measure(
             )
         })?
     };
-    let (luts, yosys_brams) = fam.count_luts(&text);
+    let (luts, yosys_brams) = fam
+        .count_luts(&text)
+        .map_err(anyhow::Error::msg)
+        .with_context(|| format!("reading the stat report in {}", dir.display()))?;
     let est = design.estimate_for(fam);
     let sample = Sample::new(dir.display().to_string(), &design, fam, luts);
     Ok(Row {

@@ -181,7 +181,10 @@ pub fn synth(
     let copy = dir.join("model.fcm");
     flip::model::format::save(model, &copy)
         .with_context(|| format!("writing {}", copy.display()))?;
-    let (luts, brams) = family.count_luts(&text);
+    let (luts, brams) = family
+        .count_luts(&text)
+        .map_err(anyhow::Error::msg)
+        .with_context(|| format!("reading {}", dir.display()))?;
     Ok(SynthResult {
         id: i,
         folding: c.fold_label(),

@@ -94,16 +94,27 @@ impl Family {
 
     /// LUT4s and block RAM cells in a Yosys `stat` report, counted as the estimates count them
     /// (see the module documentation); with several reports, the last (the flattened top) wins.
-    pub fn count_luts(self, stat: &str) -> (u64, u64) {
+    /// A report without the family's LUT cells is an error: every design has some, so a
+    /// Yosys whose report format changed must not read as a design of 0 LUTs.
+    pub fn count_luts(self, stat: &str) -> Result<(u64, u64), String> {
         let cells = stat_cells(stat);
         let get = |k: &str| cells.get(k).copied().unwrap_or(0);
-        match self {
-            Family::Ice40 => (get("SB_LUT4"), get("SB_RAM40_4K")),
+        let (luts, brams, cell) = match self {
+            Family::Ice40 => (get("SB_LUT4"), get("SB_RAM40_4K"), "SB_LUT4"),
             Family::Ecp5 => (
                 get("LUT4") + 2 * get("CCU2C"),
                 get("DP16KD") + get("PDPW16KD"),
+                "LUT4",
             ),
+        };
+        if luts == 0 {
+            return Err(format!(
+                "the Yosys stat report lists no {cell} cells ({} cell types read); its format may \
+                 have changed",
+                cells.len()
+            ));
         }
+        Ok((luts, brams))
     }
 
     /// The calibrated costs.
@@ -439,11 +450,17 @@ mod tests {
     fn lut_counting() {
         let ice =
             "   Number of cells: 9\n     SB_CARRY   150\n     SB_LUT4    771\n     SB_RAM40_4K 6\n";
-        assert_eq!(Family::Ice40.count_luts(ice), (771, 6));
+        assert_eq!(Family::Ice40.count_luts(ice), Ok((771, 6)));
         let ecp = "     CCU2C 90\n     DP16KD 2\n     LUT4 1746\n     PFUMX 587\n";
-        assert_eq!(Family::Ecp5.count_luts(ecp), (1746 + 180, 2));
+        assert_eq!(Family::Ecp5.count_luts(ecp), Ok((1746 + 180, 2)));
         let newer = "     2439 cells\n       90   CCU2C\n        2   DP16KD\n     1746   LUT4\n";
-        assert_eq!(Family::Ecp5.count_luts(newer), (1746 + 180, 2));
+        assert_eq!(Family::Ecp5.count_luts(newer), Ok((1746 + 180, 2)));
+        // A report in a format the parser does not know is an error, not 0 LUTs.
+        let e = Family::Ice40
+            .count_luts("Cells: {SB_LUT4: 771}\n")
+            .unwrap_err();
+        assert!(e.contains("no SB_LUT4 cells"), "{e}");
+        assert!(Family::Ecp5.count_luts(ice).is_err());
     }
 
     #[test]
