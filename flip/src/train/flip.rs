@@ -1986,24 +1986,9 @@ mod tests {
         ] {
             let make =
                 |seed| FlipOptimizer::new(input.clone(), &dense(&[16, 40, 24, 3]), seed, &params);
-            let run = |threads: usize, split: Option<usize>| {
-                let pool = rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads)
-                    .build()
-                    .unwrap();
-                pool.install(|| {
-                    let mut opt = make(9).unwrap();
-                    for (t, b) in batches.iter().enumerate() {
-                        if Some(t) == split {
-                            let state = opt.save_state();
-                            opt = make(1234).unwrap();
-                            opt.load_state(&state).unwrap();
-                        }
-                        opt.step(&data, b, t as u64, t as f64 / 6.0);
-                    }
-                    (opt.save_state(), opt.export())
-                })
-            };
+            let boxed = |seed| Box::new(make(seed).unwrap()) as Box<dyn Optimizer>;
+            let run =
+                |threads, split| crate::train::run_steps(&boxed, &data, &batches, threads, split);
             let (a, ma) = run(1, None);
             let (b, mb) = run(2, None);
             let (c, mc) = run(3, Some(3));

@@ -1445,24 +1445,9 @@ mod optimizer_tests {
                 .map(|b| (0..16).map(|i| ((b * 16 + i) % 64) as u32).collect())
                 .collect();
             for kind in 0..4 {
-                let run = |threads: usize, split: Option<usize>| {
-                    let pool = rayon::ThreadPoolBuilder::new()
-                        .num_threads(threads)
-                        .build()
-                        .unwrap();
-                    pool.install(|| {
-                        let mut opt = make(kind, &input, &arch, 9);
-                        for (t, b) in batches.iter().enumerate() {
-                            if Some(t) == split {
-                                // Resume into a differently initialised optimizer.
-                                let state = opt.save_state();
-                                opt = make(kind, &input, &arch, 1234);
-                                opt.load_state(&state).unwrap();
-                            }
-                            opt.step(&data, b, t as u64, t as f64 / 6.0);
-                        }
-                        (opt.save_state(), opt.export())
-                    })
+                let boxed = |seed| make(kind, &input, &arch, seed);
+                let run = |threads, split| {
+                    crate::train::run_steps(&boxed, &data, &batches, threads, split)
                 };
                 let (a, ma) = run(1, None);
                 let (b, mb) = run(3, None);

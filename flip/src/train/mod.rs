@@ -848,6 +848,36 @@ pub fn check_params(
     Ok(())
 }
 
+/// Trains `make(9)` over `batches` on `threads` threads, at step `split` (if any) saving its
+/// state and resuming in a differently initialised `make(1234)`; the final state and model.
+/// Tests compare runs to show that neither the thread count nor a resume changes a bit.
+#[cfg(test)]
+pub(crate) fn run_steps(
+    make: &(dyn Fn(u64) -> Box<dyn Optimizer> + Sync),
+    data: &TrainData,
+    batches: &[Vec<u32>],
+    threads: usize,
+    split: Option<usize>,
+) -> (Vec<u8>, Model) {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("a thread pool");
+    pool.install(|| {
+        let mut opt = make(9);
+        let steps = batches.len() as f64;
+        for (t, b) in batches.iter().enumerate() {
+            if Some(t) == split {
+                let state = opt.save_state();
+                opt = make(1234);
+                opt.load_state(&state).expect("a state just saved loads");
+            }
+            opt.step(data, b, t as u64, t as f64 / steps);
+        }
+        (opt.save_state(), opt.export())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

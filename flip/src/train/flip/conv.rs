@@ -472,6 +472,7 @@ mod tests {
     use crate::model::arch::{self, LayerShape};
     use crate::model::{InputSpec, Layer};
     use crate::train::rng::Stream;
+    use crate::train::run_steps;
 
     /// An 8x8 three-class task: a bright horizontal bar (class 0), vertical bar (1) or 2x2
     /// block (2) at a random place, on noise.
@@ -612,24 +613,8 @@ mod tests {
             sets(&[("acc_bits", "16"), ("ste", "box"), ("center", "off")]),
         ] {
             let make = |seed| FlipOptimizer::new(input.clone(), &shapes, seed, &params);
-            let run = |threads: usize, split: Option<usize>| {
-                let pool = rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads)
-                    .build()
-                    .unwrap();
-                pool.install(|| {
-                    let mut opt = make(9).unwrap();
-                    for (t, b) in batches.iter().enumerate() {
-                        if Some(t) == split {
-                            let state = opt.save_state();
-                            opt = make(1234).unwrap();
-                            opt.load_state(&state).unwrap();
-                        }
-                        opt.step(&data, b, t as u64, t as f64 / 6.0);
-                    }
-                    (opt.save_state(), opt.export())
-                })
-            };
+            let boxed = |seed| Box::new(make(seed).unwrap()) as Box<dyn Optimizer>;
+            let run = |threads, split| run_steps(&boxed, &data, &batches, threads, split);
             let (a, ma) = run(1, None);
             let (b, mb) = run(2, None);
             let (c, mc) = run(3, Some(3));
