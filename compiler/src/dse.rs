@@ -33,6 +33,8 @@ use serde_json::json;
 use crate::blocks::{Block, Estimate, Family};
 use crate::ir::{Design, Mvtu, Stage};
 use crate::passes::folding::{auto_fold, auto_pixels_per_beat, FoldFile, FoldSpec, LayerFold};
+use crate::passes::pipelining::{default_clock_mhz, levels_for, Pipelining};
+use crate::passes::Pass;
 use crate::CompileError;
 
 /// A device as the exploration sees it: capacity, family and a typical clock.
@@ -179,6 +181,8 @@ pub struct Candidate {
     pub folds: Vec<LayerFold>,
     /// Layers (1-based) whose weights go into the device's large RAMs (loaded at power-up).
     pub load_weights: Vec<usize>,
+    /// Adder levels per popcount pipeline stage.
+    pub stage_levels: usize,
     /// How it was derived (balanced wins if both apply).
     pub origin: Origin,
     /// Steady-state cycles between frames (the slowest stage's cycles).
@@ -218,6 +222,7 @@ impl Candidate {
             layers: self.folds.clone(),
             load_weights: self.load_weights.clone(),
             fifos: None,
+            stage_levels: Some(self.stage_levels),
         }
     }
 }
@@ -318,6 +323,11 @@ struct LayerCost {
 /// in a fixed order, each with how it was derived.
 pub fn enumerate(design: &Design) -> Vec<Folding> {
     let pixels = design.input().pixels;
+    let levels = design
+        .mvtus()
+        .map(|l| l.stage_levels)
+        .next()
+        .unwrap_or(crate::passes::pipelining::DEFAULT_STAGE_LEVELS);
     let floor = (pixels / auto_pixels_per_beat(pixels, 1)) as u64;
     let options: Vec<Vec<(u64, LayerFold)>> = design.mvtus().map(layer_foldings).collect();
     let per_layer: Vec<Vec<u64>> = options
@@ -348,6 +358,7 @@ pub fn enumerate(design: &Design) -> Vec<Folding> {
             layers,
             load_weights: Vec::new(),
             fifos: None,
+            stage_levels: Some(levels),
         };
         let base: Vec<LayerFold> = design.mvtus().map(|l| cheapest(l, t)).collect();
         out.insert(key(&base), (file(base.clone()), Origin::Balanced));
@@ -407,12 +418,15 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
     let family = device.family;
     // One compiled design supplies the widths the estimates need (accumulator, threshold and
     // score widths do not depend on the folding); each layer is then costed per folding.
-    let base = crate::compile(
+    let mut base = crate::compile(
         model,
         &FoldSpec::Auto {
             target_cycles: None,
         },
     )?;
+    // Every candidate is pipelined for the clock the family's builds reach.
+    let levels = levels_for(family, default_clock_mhz(family));
+    Pipelining(levels).run(&mut base)?;
     let input = |k: usize| {
         let mut a = base.input().clone();
         a.pixels_per_beat = k;
@@ -483,7 +497,12 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
         let depth = file
             .layers
             .iter()
-            .map(|f| crate::blocks::mvtu::stage_levels(f.simd))
+            .zip(&layers)
+            .map(|(f, l)| {
+                let mut l = (*l).clone();
+                l.simd = f.simd;
+                l.logic_levels()
+            })
             .max()
             .unwrap_or(0);
         let clock_mhz = device.clock_mhz(depth, e.luts, e.brams);
@@ -496,6 +515,7 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
         candidates.push(Candidate {
             pixels_per_beat: file.pixels_per_beat,
             load_weights,
+            stage_levels: levels,
             folds: file.layers,
             origin,
             cycles_per_frame: cycles,
@@ -846,17 +866,6 @@ mod tests {
         assert_eq!(d.clock_mhz(8, 0, 0), 52.5);
         // Without measurements: the device's clock.
         assert_eq!(device("up5k").unwrap().clock_mhz(9, 0, 0), 24.0);
-        // SIMD 128: 7 levels, registered after 3 (stage A 3 + read, stage M 4); SIMD 196: 8
-        // levels after 4 (stage A 4 + read); SIMD 784: 10 after 5 (stage A 5 + read).
-        use crate::blocks::mvtu::stage_levels;
-        assert_eq!(
-            (stage_levels(128), stage_levels(196), stage_levels(784)),
-            (4, 5, 6)
-        );
-        assert_eq!(
-            (stage_levels(1), stage_levels(2), stage_levels(16)),
-            (1, 1, 3)
-        );
     }
 
     #[test]

@@ -67,6 +67,9 @@ pub struct Mvtu {
     pub weights: BitMatrix,
     /// What the neurons emit.
     pub activation: MvtuActivation,
+    /// Adder levels of the popcount tree per pipeline stage (set by the pipelining pass from
+    /// the target family and clock; at least 1).
+    pub stage_levels: usize,
     /// The folded weight memory, filled by the memory pass.
     pub memory: Option<WeightMemory>,
 }

@@ -38,6 +38,7 @@ use crate::ir::{Argmax, Design, InputAdapter, Mvtu, MvtuActivation, Stage};
 use crate::passes::fifos::Fifos;
 use crate::passes::folding::{FoldFile, FoldSpec, Folding, LayerFold};
 use crate::passes::memory::{Memory, Placement};
+use crate::passes::pipelining::Pipelining;
 use crate::passes::Pass;
 
 /// Why a model could not be compiled.
@@ -272,6 +273,7 @@ pub fn lower(model: &Model) -> Result<Design, CompileError> {
             simd: 1,
             weights: l.weights.clone(),
             activation,
+            stage_levels: passes::pipelining::DEFAULT_STAGE_LEVELS,
             memory: None,
         }));
     }
@@ -317,6 +319,13 @@ pub fn compile_with(
     {
         passes.push(Box::new(Fifos(fifos.clone())));
     }
+    if let FoldSpec::Manual(FoldFile {
+        stage_levels: Some(levels),
+        ..
+    }) = fold
+    {
+        passes.push(Box::new(Pipelining(*levels)));
+    }
     for p in &passes {
         p.run(&mut d)?;
     }
@@ -356,6 +365,7 @@ pub fn fold_file(d: &Design) -> FoldFile {
         // A design with pixel streams records its FIFOs, none included, so that rebuilding
         // it from the file gives the same design; a dense design has none to record.
         fifos: d.input().stream.map(|_| passes::fifos::listed(d)),
+        stage_levels: d.mvtus().map(|l| l.stage_levels).next(),
     }
 }
 

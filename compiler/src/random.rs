@@ -150,6 +150,8 @@ pub fn random_folding(rng: &mut Rng, model: &Model) -> FoldFile {
         layers,
         load_weights,
         fifos: None,
+        // Every pipeline depth, from a register after each adder level to one tree stage.
+        stage_levels: Some(rng.range(1, 6) as usize),
     }
 }
 

@@ -172,6 +172,7 @@ fn impossible_foldings_name_the_layer() {
             layers: vec![f(1, 1), f(1, 1)],
             load_weights: Vec::new(),
             fifos: None,
+            stage_levels: None,
         };
         let e = compiler::compile(&model, &FoldSpec::Manual(file))
             .expect_err("refused")

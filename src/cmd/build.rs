@@ -66,8 +66,16 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         (Some(_), Some(d)) => d.placement(),
         _ => compiler::passes::memory::Placement::Rom,
     };
-    let design =
-        super::compile::compile_into(&a.model, &model, &spec, &placement, board.family, &a.out)?.0;
+    let design = super::compile::compile_into(
+        &a.model,
+        &model,
+        &spec,
+        &placement,
+        board.family,
+        a.freq,
+        &a.out,
+    )?
+    .0;
     let compile_seconds = t.elapsed().as_secs_f64();
     eprintln!(
         "compile: {} -> {} ({} cycles per frame, {:.2} s)",

@@ -50,6 +50,7 @@ fn pipeline(out: &Path, name: &str, arch: Option<&str>) -> anyhow::Result<()> {
         fold: "auto".into(),
         target_cycles: None,
         device: None,
+        clock: None,
         json: false,
     })?;
     eprintln!("== 4. run the test set through the cycle-accurate simulator");

@@ -15,23 +15,31 @@
 //! thresholded (hidden layer) or offset into scores (last layer) and shifted into the result
 //! register; the last group moves the result into the output register.
 //!
-//! Pipelined so that no cycle runs from the ROM through a whole popcount tree into the
-//! accumulator and threshold compare. Stage A holds the frame and the step counters; each step
-//! reads the ROM word and the input chunk, XNORs them and adds the first half of each lane's
-//! popcount tree, registered in stage M together with where the step stood (first and last of
-//! its group, last of the frame, plane, neuron group). Stage M finishes the popcounts into
-//! stage P. Stage B adds them (shifted by the plane) into the accumulators, thresholds
-//! finished groups into the result register, and moves a finished frame into the output
-//! register.
+//! Pipeline. Stage A holds the frame and the step counters and issues one step per cycle
+//! (the weight address and the input chunk). Stage R registers the weight word as read and the
+//! chunk, so that block RAM and LUT ROM come with their output registers. The XNORs and the
+//! popcount trees follow, registered every `stage_levels` adder levels (chosen from the target
+//! family and clock by the pipelining pass; the XNOR folds into the first level), the last
+//! register holding each lane's popcount; each register carries where its step stood (valid,
+//! first and last of its group, last of the frame, plane, neuron group). Stage B adds the
+//! popcounts (shifted by the plane) into the accumulators, thresholds finished groups into the
+//! result register and hands a finished frame to the output register. `D = 1 + tree stages`
+//! registers lie between A and B.
 //!
-//! Cycles: `cycles = NF * P * SF` steps per frame. Stage A takes a new frame (`in_ready`)
-//! when idle, or in the cycle of its last step unless the pipeline might have to wait then, so
-//! frames follow each other without a gap. Latency: the input handshake, then `cycles` steps,
-//! stages M and B, then the output register: `cycles + 3`.
+//! Cycles: `S = NF * P * SF` steps per frame. Stage A takes a new frame (`in_ready`) when idle,
+//! or in the cycle of its last step if it can issue that step, so frames follow each other
+//! without a gap. Latency: the input handshake, `S` steps, `D` registers, then stage B writes
+//! the output register: `S + D + 1`.
 //!
-//! `in_ready` depends on registers only. Back-pressure enters a layer in one place: stage B
-//! waits to move a finished frame into a still-full output register, and the whole pipeline
-//! waits with it.
+//! Back-pressure is local: nothing after stage A ever waits, so no enable fans out over the
+//! datapath registers. Instead stage A issues a frame's last step only while fewer than `C`
+//! frames are issued and not yet handed on (`pending`, a counter), and the output register has
+//! a queue of `C - 1` results behind it, so a finished frame always finds room.
+//! `C = floor((D + 1) / S) + 1` keeps one frame per `S` cycles when the output is always
+//! ready (a frame counts for `D + 1` cycles from its last step to its handshake): one
+//! (no queue) whenever `S >= D + 2`. `in_ready` depends on registers only.
+
+use std::collections::VecDeque;
 
 use flip::bits::{set_bit, words_for};
 
@@ -51,6 +59,11 @@ fn zext(expr: &str, from: u32, to: u32) -> String {
     }
 }
 
+/// A one-bit expression zero-extended to `w` bits.
+fn widen(bit: &str, w: u32) -> String {
+    zext(bit, 1, w)
+}
+
 /// Levels of the popcount adder tree of `simd` inputs.
 fn tree_levels(simd: usize) -> usize {
     let (mut n, mut levels) = (simd, 0);
@@ -59,22 +72,6 @@ fn tree_levels(simd: usize) -> usize {
         levels += 1;
     }
     levels
-}
-
-/// The adder level after which the popcount tree is registered: half way, so that the ROM read
-/// and the first half of the tree take one cycle and the second half another (level 0: the
-/// XNOR bits themselves).
-fn split_level(simd: usize) -> usize {
-    tree_levels(simd) / 2
-}
-
-/// Logic levels of the slower of a `simd`-input popcount's two pipeline stages: stage A reads
-/// the weights, XNORs and adds the first half of the tree (the read and XNOR counted as one
-/// level), stage M adds the rest. Stage A is the one that limits the clock when the weights
-/// come out of block RAM (the ECP5 builds' critical paths start at a DP16KD output).
-pub fn stage_levels(simd: usize) -> usize {
-    let levels = tree_levels(simd);
-    (split_level(simd) + 1).max(levels - split_level(simd))
 }
 
 /// One node of an adder tree: a Verilog expression and the largest value it can hold.
@@ -159,13 +156,40 @@ impl Mvtu {
         roms
     }
 
-    /// Bits per lane of the half-way popcount register (stage M).
-    fn mid_width(&self) -> usize {
-        let leaves: Vec<Node> = (0..self.simd).map(|i| (i.to_string(), 1)).collect();
-        adder_levels(&mut String::new(), leaves, 0, split_level(self.simd))
-            .iter()
-            .map(|(_, m)| bits_for(*m) as usize)
-            .sum()
+    /// Registers of the popcount trees: `max(1, ceil(levels / stage_levels))`.
+    pub fn tree_stages(&self) -> usize {
+        tree_levels(self.simd)
+            .div_ceil(self.stage_levels.max(1))
+            .max(1)
+    }
+
+    /// Registers between stage A and stage B (`D`): the weight read, then the trees'.
+    pub fn depth(&self) -> usize {
+        1 + self.tree_stages()
+    }
+
+    /// Frames issued and not yet handed on that the output side holds (`C`): the output
+    /// register and a queue of `C - 1` behind it.
+    pub fn capacity(&self) -> usize {
+        (self.depth() + 1) / self.steps() + 1
+    }
+
+    /// Logic levels of the deepest popcount stage (the XNOR counted with the first adder
+    /// level), the figure the DSE's clock model is keyed on.
+    pub fn logic_levels(&self) -> usize {
+        tree_levels(self.simd).min(self.stage_levels.max(1)).max(1)
+    }
+
+    /// Bits per lane of each tree register, the popcount's last.
+    fn stage_widths(&self) -> Vec<usize> {
+        let mut nodes: Vec<Node> = (0..self.simd).map(|i| (i.to_string(), 1)).collect();
+        let l = self.stage_levels.max(1);
+        (0..self.tree_stages())
+            .map(|k| {
+                nodes = adder_levels(&mut String::new(), nodes.clone(), k * l, l);
+                nodes.iter().map(|(_, m)| bits_for(*m) as usize).sum()
+            })
+            .collect()
     }
 
     fn steps(&self) -> usize {
@@ -348,7 +372,7 @@ impl Block for Mvtu {
 
     fn latency(&self) -> u64 {
         // A frame's vectors follow each other without a gap when they arrive in time.
-        self.vectors as u64 * self.steps() as u64 + 3
+        self.vectors as u64 * self.steps() as u64 + self.depth() as u64 + 1
     }
 
     fn features(&self, family: Family) -> Features {
@@ -407,13 +431,15 @@ impl Block for Mvtu {
             };
         Estimate {
             luts: c.luts(&self.features(family)).round() as u64,
-            // Input, accumulators, stage B's popcounts, result and output registers, counters
-            // and their copies in stage B.
+            // Input, the registered weight word and chunk, the tree registers, accumulators,
+            // result, output register and queue, counters and the tags along the pipeline.
             ffs: in_bits
+                + (pe + 1) * self.simd as u64
+                + pe * self.stage_widths().iter().sum::<usize>() as u64
                 + if accumulate { pe * acc } else { 0 }
-                + pe * (u64::from(self.pc_width()) + self.mid_width() as u64)
-                + 2 * self.outputs as u64 * ew
-                + 4 * u64::from(bits_for(nf * sf))
+                + (1 + self.capacity() as u64) * self.outputs as u64 * ew
+                + 2 * u64::from(bits_for(nf * sf))
+                + self.depth() as u64 * (2 + u64::from(bits_for(nf * sf)))
                 + if self.is_loaded() {
                     // Load address, part counter and the parts waiting for the word's last.
                     u64::from(bits_for(nf * sf)) + 16 * (self.load_parts() as u64 - 1) + 5
@@ -528,54 +554,26 @@ impl Block for Mvtu {
                 zero("plane", pw, p_n)
             ));
         }
-        // Stages M (half-way popcounts) and P (popcounts), each with where its step stood in
-        // the schedule.
-        let mw = self.mid_width();
+        // Credits: stage A issues a frame's last step only while the output side has room for
+        // its result, so that nothing after stage A ever waits.
+        let (depth, cap) = (self.depth(), self.capacity());
+        let qn = cap - 1;
+        let cpw = bits_for(cap as u64);
+        let room = if cap == 1 {
+            format!("({n}_pending == {})", lit(cpw, 0))
+        } else {
+            format!("({n}_pending < {})", lit(cpw, cap as u64))
+        };
         b.push_str(&format!(
-            "reg  [{}:0] {n}_mid;\nwire [{}:0] {n}_midw;\nreg  [{}:0] {n}_pc;\nwire [{}:0] {n}_pcw;\n",
-            pe * mw - 1,
-            pe * mw - 1,
-            pe * cw as usize - 1,
-            pe * cw as usize - 1
-        ));
-        let mut tags = vec![("v", 1), ("last", 1)];
-        if accumulate {
-            tags.push(("first", 1));
-        }
-        if nf_n > 1 {
-            tags.push(("group", 1));
-            tags.push(("nf", nfw));
-        }
-        if p_n > 1 {
-            tags.push(("plane", pw));
-        }
-        for stage in ["m", "p"] {
-            for (tag, w) in &tags {
-                if *w == 1 {
-                    b.push_str(&format!("reg  {n}_{stage}{tag};\n"));
-                } else {
-                    b.push_str(&format!("reg  [{}:0] {n}_{stage}{tag};\n", w - 1));
-                }
-            }
-        }
-        if accumulate {
-            b.push_str(&format!("reg  [{}:0] {n}_acc;\n", pe * aw as usize - 1));
-        }
-        if nf_n > 1 {
-            b.push_str(&format!("reg  [{}:0] {n}_res;\n", (nf_n - 1) * pe * ew - 1));
-        }
-        // The pipeline moves as a whole and waits only while stage B has a finished frame for a
-        // full output register; stage A takes a new frame in its last step unless it might
-        // have to wait then.
-        b.push_str(&format!(
-            "wire {n}_bstall = {n}_pv && {n}_plast && out_valid && !out_ready;\n\
-             wire {n}_bgo = {n}_pv && !{n}_bstall;\n\
-             wire {n}_advance = {n}_busy && !{n}_bstall;\n\
+            "// Frames whose last step is issued and that are not yet handed on (at most {cap}).\n\
+             reg  [{}:0] {n}_pending;\n\
+             wire {n}_room = {room};\n\
+             wire {n}_advance = {n}_busy && (!{n}_last || {n}_room);\n\
              assign in_ready = {};\n\
              wire {n}_in_fire = in_valid && in_ready;\n",
+            cpw - 1,
             {
-                let ready =
-                    format!("!{n}_busy || ({n}_last && !({n}_pv && {n}_plast && out_valid))");
+                let ready = format!("!{n}_busy || ({n}_last && {n}_room)");
                 if self.is_loaded() {
                     format!("loaded && ({ready})")
                 } else {
@@ -597,7 +595,7 @@ impl Block for Mvtu {
         }
         let tw = m.threshold_width;
         // Stage B's constants follow B's neuron group.
-        let group_addr = format!("{n}_pnf");
+        let group_addr = format!("{n}_bnf");
         match &self.activation {
             MvtuActivation::Threshold { invert, .. } => {
                 b.push_str("// Threshold ROM (clamped to 0..max_sum+1) and direction bits per neuron group.\n");
@@ -629,6 +627,71 @@ impl Block for Mvtu {
                 });
             }
         }
+        // Where each step stood, carried along the pipeline: valid bits (reset) and the rest
+        // packed into one tag register per stage (no reset).
+        let mut tags: Vec<(&str, u32)> = vec![("last", 1)];
+        if accumulate {
+            tags.push(("first", 1));
+        }
+        if nf_n > 1 {
+            tags.push(("group", 1));
+            tags.push(("nf", nfw));
+        }
+        if p_n > 1 {
+            tags.push(("plane", pw));
+        }
+        let tag_w: u32 = tags.iter().map(|t| t.1).sum();
+        let a_tag = |tag: &str| match tag {
+            "group" => format!("{n}_group_done"),
+            t => format!("{n}_{t}"),
+        };
+        let a_tags: Vec<String> = tags.iter().rev().map(|(t, _)| a_tag(t)).collect();
+        b.push_str(&format!(
+            "\n// Pipeline: stage 1 registers the weight read and the input chunk, stages 2..{depth}\n\
+             // the popcount trees every {} adder level(s); stage B reads stage {depth}.\n",
+            self.stage_levels
+        ));
+        for k in 1..=depth {
+            b.push_str(&format!(
+                "reg  {n}_v{k};\nreg  [{}:0] {n}_t{k};\n",
+                tag_w - 1
+            ));
+        }
+        let mut off = 0;
+        for (tag, w) in &tags {
+            let range = if *w == 1 {
+                format!("[{off}]")
+            } else {
+                format!("[{}:{off}]", off + w - 1)
+            };
+            let decl = if *w == 1 {
+                "wire ".to_string()
+            } else {
+                format!("wire [{}:0] ", w - 1)
+            };
+            b.push_str(&format!("{decl}{n}_b{tag} = {n}_t{depth}{range};\n"));
+            off += w;
+        }
+        b.push_str(&format!(
+            "reg  [{}:0] {n}_wr;\nreg  [{}:0] {n}_xr;\n",
+            lanes - 1,
+            simd - 1
+        ));
+        let widths = self.stage_widths();
+        for (j, w) in widths.iter().enumerate() {
+            let k = j + 2;
+            b.push_str(&format!(
+                "reg  [{}:0] {n}_r{k};\nwire [{}:0] {n}_r{k}w;\n",
+                pe * w - 1,
+                pe * w - 1
+            ));
+        }
+        if accumulate {
+            b.push_str(&format!("reg  [{}:0] {n}_acc;\n", pe * aw as usize - 1));
+        }
+        if nf_n > 1 {
+            b.push_str(&format!("reg  [{}:0] {n}_res;\n", (nf_n - 1) * pe * ew - 1));
+        }
         // Datapath.
         // The input register rotates by SIMD bits per step, so a step's chunk is always its low
         // bits: one 2:1 mux per register bit instead of a shifter indexed by the chunk offset
@@ -644,33 +707,37 @@ impl Block for Mvtu {
         b.push_str(&format!("wire [{}:0] {n}_group;\n", pe * ew - 1));
         b.push_str(&format!("genvar {n}_g;\ngenerate\n    for ({n}_g = 0; {n}_g < {pe}; {n}_g = {n}_g + 1) begin : {n}_lane\n"));
         let mut lane = String::new();
-        let xn = format!("~({n}_x ^ {n}_w[{n}_g*{simd} +: {simd}])");
-        lane.push_str(&format!("wire [{}:0] xn = {xn};\n", simd - 1));
-        lane.push_str("// Popcount adder tree, registered half way in stage M.\n");
-        let leaves: Vec<Node> = (0..simd).map(|i| (format!("xn[{i}]"), 1)).collect();
-        let mid = adder_levels(&mut lane, leaves, 0, split_level(simd));
-        let mut off = 0;
-        let mut regd = Vec::with_capacity(mid.len());
-        for (e, m) in mid {
-            let w = bits_for(m) as usize;
-            lane.push_str(&format!(
-                "assign {n}_midw[{n}_g*{mw}+{off} +: {w}] = {e};\n"
-            ));
-            regd.push((format!("{n}_mid[{n}_g*{mw}+{off} +: {w}]"), m));
-            off += w;
+        lane.push_str(&format!(
+            "wire [{}:0] xn = ~({n}_xr ^ {n}_wr[{n}_g*{simd} +: {simd}]);\n",
+            simd - 1
+        ));
+        lane.push_str("// Popcount adder tree, registered every few levels.\n");
+        let mut nodes: Vec<Node> = (0..simd).map(|i| (format!("xn[{i}]"), 1)).collect();
+        let l = self.stage_levels.max(1);
+        for (j, w) in widths.iter().enumerate() {
+            let k = j + 2;
+            nodes = adder_levels(&mut lane, nodes, j * l, l);
+            let mut off = 0;
+            let mut regd = Vec::with_capacity(nodes.len());
+            for (e, mx) in &nodes {
+                let bw = bits_for(*mx) as usize;
+                lane.push_str(&format!(
+                    "assign {n}_r{k}w[{n}_g*{w}+{off} +: {bw}] = {e};\n"
+                ));
+                regd.push((format!("{n}_r{k}[{n}_g*{w}+{off} +: {bw}]"), *mx));
+                off += bw;
+            }
+            nodes = regd;
         }
-        let root = adder_levels(&mut lane, regd, split_level(simd), usize::MAX);
-        if root[0].0 != "pc" {
-            lane.push_str(&format!("wire [{}:0] pc = {};\n", cw - 1, root[0].0));
-        }
-        lane.push_str(&format!("assign {n}_pcw[{n}_g*{cw} +: {cw}] = pc;\n"));
-        let mut pcx = zext(&format!("{n}_pc[{n}_g*{cw} +: {cw}]"), cw, aw);
+        debug_assert_eq!(nodes.len(), 1, "the last tree register holds the popcount");
+        let pc = format!("{n}_r{depth}[{n}_g*{cw} +: {cw}]");
+        let mut pcx = zext(&pc, cw, aw);
         if p_n > 1 {
-            pcx = format!("({pcx} << {n}_pplane)");
+            pcx = format!("({pcx} << {n}_bplane)");
         }
         if accumulate {
             lane.push_str(&format!(
-                "assign {n}_sum[{n}_g*{aw} +: {aw}] = ({n}_pfirst ? {} : {n}_acc[{n}_g*{aw} +: {aw}]) + {pcx};\n",
+                "assign {n}_sum[{n}_g*{aw} +: {aw}] = ({n}_bfirst ? {} : {n}_acc[{n}_g*{aw} +: {aw}]) + {pcx};\n",
                 lit(aw, 0)
             ));
         } else {
@@ -698,11 +765,18 @@ impl Block for Mvtu {
         b.push_str("    end\nendgenerate\n\n");
         // Sequential logic.
         let res_w = (nf_n - 1) * pe * ew;
-        let out_expr = if nf_n > 1 {
+        let out_w = self.out_width();
+        let result = if nf_n > 1 {
             format!("{{{n}_group, {n}_res}}")
         } else {
             format!("{n}_group")
         };
+        b.push_str(&format!(
+            "wire [{}:0] {n}_result = {result};\n\
+             wire {n}_push = {n}_v{depth} && {n}_blast;\n\
+             wire {n}_pop = out_valid && out_ready;\n",
+            out_w - 1
+        ));
         // The input register has no reset (its contents matter only while busy), so that it maps
         // to flip-flops with a clock enable and one 2:1 mux per bit. A frame arriving in the last
         // step wins over the last rotation.
@@ -717,11 +791,83 @@ impl Block for Mvtu {
             ));
         }
         b.push_str("end\n\n");
+        // The datapath registers load every cycle: no enable, no reset.
+        let mut dp = format!(
+            "{n}_wr <= {n}_w;\n{n}_xr <= {n}_x;\n{n}_t1 <= {{{}}};\n",
+            a_tags.join(", ")
+        );
+        for k in 2..=depth {
+            dp.push_str(&format!(
+                "{n}_t{k} <= {n}_t{};\n{n}_r{k} <= {n}_r{k}w;\n",
+                k - 1
+            ));
+        }
+        let mut bstep = String::new();
+        if accumulate {
+            bstep.push_str(&format!("{n}_acc <= {n}_sum;\n"));
+        }
+        if nf_n > 1 {
+            let shifted = if nf_n > 2 {
+                format!("{{{n}_group, {n}_res[{}:{}]}}", res_w - 1, pe * ew)
+            } else {
+                format!("{n}_group")
+            };
+            bstep.push_str(&format!("if ({n}_bgroup) {n}_res <= {shifted};\n"));
+        }
+        if !bstep.is_empty() {
+            dp.push_str(&format!("if ({n}_v{depth}) begin\n"));
+            indent(&mut dp, 4, &bstep);
+            dp.push_str("end\n");
+        }
+        // The output register and the queue behind it.
+        if qn == 0 {
+            dp.push_str(&format!("if ({n}_push) out_data <= {n}_result;\n"));
+        } else {
+            let qaw = bits_for(qn as u64 - 1);
+            let qcw = bits_for(qn as u64);
+            if qn == 1 {
+                b.push_str(&format!("reg  [{}:0] {n}_q;\n", out_w - 1));
+            } else {
+                b.push_str(&format!(
+                    "reg  [{}:0] {n}_q [0:{}];\nreg  [{}:0] {n}_qhead;\nreg  [{}:0] {n}_qtail;\n",
+                    out_w - 1,
+                    qn - 1,
+                    qaw - 1,
+                    qaw - 1
+                ));
+            }
+            b.push_str(&format!(
+                "reg  [{}:0] {n}_qn;\n\
+                 wire {n}_out_free = !out_valid || out_ready;\n\
+                 wire {n}_take = {n}_out_free && ({n}_qn != {});\n\
+                 wire {n}_direct = {n}_push && {n}_out_free && ({n}_qn == {});\n\
+                 wire {n}_enq = {n}_push && !{n}_direct;\n",
+                qcw - 1,
+                lit(qcw, 0),
+                lit(qcw, 0)
+            ));
+            let (head, tail) = if qn == 1 {
+                (format!("{n}_q"), format!("{n}_q"))
+            } else {
+                (format!("{n}_q[{n}_qhead]"), format!("{n}_q[{n}_qtail]"))
+            };
+            dp.push_str(&format!(
+                "if ({n}_take) out_data <= {head};\nelse if ({n}_direct) out_data <= {n}_result;\n\
+                 if ({n}_enq) {tail} <= {n}_result;\n"
+            ));
+        }
+        b.push_str("always @(posedge clk) begin\n");
+        indent(&mut b, 4, &dp);
+        b.push_str("end\n\n");
         b.push_str("always @(posedge clk) begin\n    if (rst) begin\n");
-        b.push_str(&format!(
-            "        {n}_busy <= 1'b0;\n        {n}_mv <= 1'b0;\n        {n}_pv <= 1'b0;\n        out_valid <= 1'b0;\n"
-        ));
-        let mut resets = Vec::new();
+        let mut resets = vec![
+            format!("{n}_busy <= 1'b0;"),
+            "out_valid <= 1'b0;".to_string(),
+            format!("{n}_pending <= {};", lit(cpw, 0)),
+        ];
+        for k in 1..=depth {
+            resets.push(format!("{n}_v{k} <= 1'b0;"));
+        }
         if sf_n > 1 {
             resets.push(format!("{n}_sf <= {};", lit(sfw, 0)));
         }
@@ -734,15 +880,57 @@ impl Block for Mvtu {
         if entries > 1 {
             resets.push(format!("{n}_waddr <= {};", lit(waw, 0)));
         }
+        if qn > 0 {
+            resets.push(format!("{n}_qn <= {};", lit(bits_for(qn as u64), 0)));
+            if qn > 1 {
+                let qaw = bits_for(qn as u64 - 1);
+                resets.push(format!("{n}_qhead <= {};", lit(qaw, 0)));
+                resets.push(format!("{n}_qtail <= {};", lit(qaw, 0)));
+            }
+        }
         for r in &resets {
             b.push_str(&format!("        {r}\n"));
         }
         b.push_str("    end else begin\n");
         let mut s = String::new();
-        s.push_str("if (out_valid && out_ready) out_valid <= 1'b0;\n");
         s.push_str(&format!(
             "if ({n}_in_fire) begin\n    {n}_busy <= 1'b1;\nend else if ({n}_advance && {n}_last) begin\n    {n}_busy <= 1'b0;\nend\n"
         ));
+        s.push_str(&format!(
+            "{n}_pending <= {n}_pending + {} - {};\n",
+            widen(&format!("({n}_advance && {n}_last)"), cpw),
+            widen(&format!("{n}_pop"), cpw)
+        ));
+        s.push_str(&format!("{n}_v1 <= {n}_advance;\n"));
+        for k in 2..=depth {
+            s.push_str(&format!("{n}_v{k} <= {n}_v{};\n", k - 1));
+        }
+        if qn == 0 {
+            s.push_str(&format!(
+                "if ({n}_push) out_valid <= 1'b1;\nelse if ({n}_pop) out_valid <= 1'b0;\n"
+            ));
+        } else {
+            let qcw = bits_for(qn as u64);
+            s.push_str(&format!(
+                "if ({n}_take || {n}_direct) out_valid <= 1'b1;\nelse if ({n}_pop) out_valid <= 1'b0;\n\
+                 {n}_qn <= {n}_qn + {} - {};\n",
+                widen(&format!("{n}_enq"), qcw),
+                widen(&format!("{n}_take"), qcw)
+            ));
+            if qn > 1 {
+                let qaw = bits_for(qn as u64 - 1);
+                let inc = |r: &str| {
+                    format!(
+                        "{n}_{r} <= ({n}_{r} == {}) ? {} : {n}_{r} + {};\n",
+                        lit(qaw, qn as u64 - 1),
+                        lit(qaw, 0),
+                        lit(qaw, 1)
+                    )
+                };
+                s.push_str(&format!("if ({n}_take) {}", inc("qhead")));
+                s.push_str(&format!("if ({n}_enq) {}", inc("qtail")));
+            }
+        }
         let mut a = String::new();
         let mut waddr_comb = String::new();
         if sf_n > 1 {
@@ -810,38 +998,6 @@ impl Block for Mvtu {
             indent(&mut s, 4, &a);
             s.push_str("end\n");
         }
-        // Stage A's step (if any) into M, M into P.
-        let a_tag = |tag: &str| match tag {
-            "v" => format!("{n}_busy"),
-            "group" => format!("{n}_group_done"),
-            t => format!("{n}_{t}"),
-        };
-        let mut m = format!("{n}_mid <= {n}_midw;\n{n}_pc <= {n}_pcw;\n");
-        for (tag, _) in &tags {
-            m.push_str(&format!("{n}_m{tag} <= {};\n", a_tag(tag)));
-            m.push_str(&format!("{n}_p{tag} <= {n}_m{tag};\n"));
-        }
-        s.push_str(&format!("if (!{n}_bstall) begin\n"));
-        indent(&mut s, 4, &m);
-        s.push_str("end\n");
-        let mut g = String::new();
-        if accumulate {
-            g.push_str(&format!("{n}_acc <= {n}_sum;\n"));
-        }
-        if nf_n > 1 {
-            let shifted = if nf_n > 2 {
-                format!("{{{n}_group, {n}_res[{}:{}]}}", res_w - 1, pe * ew)
-            } else {
-                format!("{n}_group")
-            };
-            g.push_str(&format!("if ({n}_pgroup) {n}_res <= {shifted};\n"));
-        }
-        g.push_str(&format!(
-            "if ({n}_plast) begin\n    out_valid <= 1'b1;\n    out_data <= {out_expr};\nend\n"
-        ));
-        s.push_str(&format!("if ({n}_bgo) begin\n"));
-        indent(&mut s, 4, &g);
-        s.push_str("end\n");
         indent(&mut b, 8, &s);
         b.push_str("    end\nend\n");
         b.push_str(&waddr_comb);
@@ -917,17 +1073,20 @@ impl Block for Mvtu {
             threshold,
             invert,
             bias,
+            depth: self.depth(),
+            cap: self.capacity(),
             busy: false,
             input: vec![0; plane_words * self.planes],
             step: 0,
             acc: vec![0; self.pe],
             x: vec![0; wps],
-            m_last: false,
-            slot_m: out.clone(),
-            p_last: false,
-            slot_p: out.clone(),
+            lasts: 0,
+            inflight: VecDeque::new(),
+            pending: 0,
             out_valid: false,
             out,
+            queue: VecDeque::new(),
+            spare: Vec::new(),
         })
     }
 }
@@ -938,7 +1097,7 @@ impl Block for Mvtu {
 /// step number, so the model keeps only `step`. The datapath result depends on nothing but the
 /// input register, which cannot change while the block is busy, so the model evaluates the whole
 /// schedule (same ROM words, same fold order, same accumulate-and-shift) in one go in the cycle
-/// of the finishing step, when the Verilog moves its result into the output register.
+/// that issues the last step, and carries the result down the pipeline to stage B.
 pub struct MvtuModel {
     pe: usize,
     simd: usize,
@@ -947,6 +1106,10 @@ pub struct MvtuModel {
     p_n: usize,
     /// Steps per frame (`nf_n * p_n * sf_n`).
     steps: usize,
+    /// Registers between stage A and stage B.
+    depth: usize,
+    /// Frames issued and not yet handed on that the output side holds.
+    cap: usize,
     plane_words: usize,
     /// u64s per lane of a ROM word.
     wps: usize,
@@ -963,14 +1126,18 @@ pub struct MvtuModel {
     acc: Vec<u64>,
     /// Scratch: the input chunk of a step.
     x: Vec<u64>,
-    /// Stage M holds the last step of a frame, whose result is `slot_m`.
-    m_last: bool,
-    slot_m: Beat,
-    /// Stage P (B's input) holds the last step of a frame, whose result is `slot_p`.
-    p_last: bool,
-    slot_p: Beat,
+    /// Bit `k`: pipeline register `k + 1` holds a frame's last step.
+    lasts: u64,
+    /// The results of those frames, oldest first.
+    inflight: VecDeque<Beat>,
+    /// The Verilog's `pending`.
+    pending: usize,
     out_valid: bool,
     out: Beat,
+    /// The queue behind the output register, oldest first.
+    queue: VecDeque<Beat>,
+    /// Result buffers to reuse.
+    spare: Vec<Beat>,
 }
 
 impl MvtuModel {
@@ -978,16 +1145,23 @@ impl MvtuModel {
         self.step == self.steps - 1
     }
 
-    /// Stage B waits to move a finished frame into the full output register.
-    fn b_stall(&self, out_ready: bool) -> bool {
-        self.p_last && self.out_valid && !out_ready
+    fn room(&self) -> bool {
+        self.pending < self.cap
     }
 
-    /// The whole frame's datapath into `slot_m`, step by step in the Verilog's order: ROM
-    /// word `nf * SF + sf`, input chunk `plane * inputs + sf * simd`, lane popcount shifted by
+    fn mask(&self) -> u64 {
+        if self.depth >= 64 {
+            u64::MAX
+        } else {
+            (1u64 << self.depth) - 1
+        }
+    }
+
+    /// The whole frame's datapath into `r`, step by step in the Verilog's order: ROM word
+    /// `nf * SF + sf`, input chunk `plane * inputs + sf * simd`, lane popcount shifted by
     /// `plane` into the accumulator; at each group's end the results go to output neurons
     /// `nf * pe ..`.
-    fn evaluate(&mut self) {
+    fn evaluate(&mut self, r: &mut Beat) {
         let simd = self.simd as u64;
         for nf in 0..self.nf_n {
             self.acc.fill(0);
@@ -1020,7 +1194,7 @@ impl MvtuModel {
                 }
             }
             let first = nf * self.pe;
-            match &mut self.slot_m {
+            match r {
                 Beat::Bits(r) => {
                     for (g, &a) in self.acc.iter().enumerate() {
                         let n = first + g;
@@ -1037,11 +1211,16 @@ impl MvtuModel {
             }
         }
     }
+
+    /// A result buffer: a used one if there is one.
+    fn buffer(&mut self) -> Beat {
+        self.spare.pop().unwrap_or_else(|| self.out.clone())
+    }
 }
 
 impl CycleModel for MvtuModel {
     fn in_ready(&self, _out_ready: bool) -> bool {
-        !self.busy || (self.last() && !(self.p_last && self.out_valid))
+        !self.busy || (self.last() && self.room())
     }
 
     fn out_valid(&self) -> bool {
@@ -1053,54 +1232,85 @@ impl CycleModel for MvtuModel {
     }
 
     fn quiet_cycles(&self) -> u64 {
-        if self.p_last && self.out_valid {
-            // Stage B waits for a handshake, and the pipeline with it.
-            u64::MAX
-        } else if self.p_last || self.m_last {
-            // A finished frame is on its way to the output register.
-            0
-        } else if !self.busy {
-            u64::MAX
-        } else {
-            // Steps before the last one change nothing visible.
-            (self.steps - 1 - self.step) as u64
+        let mut quiet = u64::MAX;
+        if self.lasts != 0 {
+            // Edges before the oldest finished frame reaches stage B.
+            let k = 63 - self.lasts.leading_zeros() as usize;
+            quiet = (self.depth - 1 - k) as u64;
         }
+        if self.busy {
+            // Steps before the last one change nothing visible; the last one, once issued,
+            // is on its way to the output.
+            if !self.last() {
+                quiet = quiet.min((self.steps - 1 - self.step) as u64);
+            } else if self.room() {
+                quiet = 0;
+            }
+        }
+        quiet
     }
 
     fn skip(&mut self, cycles: u64) {
-        if self.busy && !self.p_last && !self.m_last && !self.last() {
+        self.lasts = if cycles >= 64 {
+            0
+        } else {
+            (self.lasts << cycles) & self.mask()
+        };
+        if self.busy && !self.last() {
             self.step += cycles as usize;
         }
     }
 
     fn clock(&mut self, input: Option<&Beat>, out_ready: bool) {
-        let stall = self.b_stall(out_ready);
-        if self.out_valid && out_ready {
+        // Stage B and the output side.
+        let pop = self.out_valid && out_ready;
+        let out_free = !self.out_valid || out_ready;
+        let push = (self.lasts >> (self.depth - 1)) & 1 == 1;
+        let take = out_free && !self.queue.is_empty();
+        let direct = push && out_free && self.queue.is_empty();
+        let result = if push {
+            self.inflight.pop_front()
+        } else {
+            None
+        };
+        if take {
+            let head = self.queue.pop_front().expect("the queue is not empty");
+            let old = std::mem::replace(&mut self.out, head);
+            self.spare.push(old);
+        }
+        if let Some(r) = result {
+            if direct {
+                let old = std::mem::replace(&mut self.out, r);
+                self.spare.push(old);
+            } else {
+                debug_assert!(self.queue.len() < self.cap - 1, "credits keep a place");
+                self.queue.push_back(r);
+            }
+        }
+        if take || direct {
+            self.out_valid = true;
+        } else if pop {
             self.out_valid = false;
         }
-        if !stall {
-            // Stage B: a finished frame moves into the (now free) output register.
-            if self.p_last {
-                std::mem::swap(&mut self.out, &mut self.slot_p);
-                self.out_valid = true;
+        // Stage A issues a step; the registers between move on.
+        let last = self.last();
+        let advance = self.busy && (!last || self.room());
+        self.lasts = (self.lasts << 1) & self.mask();
+        if advance {
+            if last {
+                let mut r = self.buffer();
+                self.evaluate(&mut r);
+                self.inflight.push_back(r);
+                self.lasts |= 1;
+                self.step = 0;
+                self.busy = false;
+                self.pending += 1;
+            } else {
+                self.step += 1;
             }
-            // M into P.
-            self.p_last = self.m_last;
-            if self.m_last {
-                std::mem::swap(&mut self.slot_p, &mut self.slot_m);
-            }
-            // Stage A's step into M.
-            self.m_last = false;
-            if self.busy {
-                if self.last() {
-                    self.evaluate();
-                    self.m_last = true;
-                    self.step = 0;
-                    self.busy = false;
-                } else {
-                    self.step += 1;
-                }
-            }
+        }
+        if pop {
+            self.pending -= 1;
         }
         if let Some(beat) = input {
             let Beat::Bits(b) = beat else {

@@ -46,6 +46,10 @@ pub struct FoldFile {
     /// design with pixel streams (by simulation) and a dense design needs none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fifos: Option<Vec<FifoDepth>>,
+    /// Adder levels of the popcount trees per pipeline stage (see [`super::pipelining`]);
+    /// absent: chosen from the target family and clock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage_levels: Option<usize>,
 }
 
 fn one() -> usize {
@@ -60,6 +64,7 @@ impl From<Vec<LayerFold>> for FoldFile {
             layers,
             load_weights: Vec::new(),
             fifos: None,
+            stage_levels: None,
         }
     }
 }

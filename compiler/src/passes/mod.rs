@@ -14,6 +14,7 @@
 pub mod fifos;
 pub mod folding;
 pub mod memory;
+pub mod pipelining;
 
 use crate::ir::Design;
 use crate::CompileError;

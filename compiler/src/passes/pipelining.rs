@@ -1,0 +1,115 @@
+//! Pipelining: how many adder levels of each popcount tree go between two pipeline
+//! registers, chosen from the target family and clock.
+//!
+//! An MVTU registers its weight read, then its popcount trees every `stage_levels` adder
+//! levels (the XNOR folds into the first level: two XNORs and their sum are one LUT4). A
+//! deeper stage saves flip-flops and a cycle of latency; a shallower one clocks faster. The
+//! pass takes the deepest stage whose delay, by the family's [`LevelTiming`], fits the clock
+//! period.
+
+use super::Pass;
+use crate::blocks::Family;
+use crate::ir::Design;
+use crate::CompileError;
+
+/// Adder levels per stage of a design compiled without a target clock (iCE40 at
+/// [`default_clock_mhz`]).
+pub const DEFAULT_STAGE_LEVELS: usize = 4;
+
+/// Deepest stage the pass chooses: beyond this the slowest path of an MVTU is elsewhere (its
+/// counters, the accumulate and threshold compare) whatever the clock.
+pub const MAX_STAGE_LEVELS: usize = 8;
+
+/// Delay model of one popcount pipeline stage on a family: `fixed_ns` (clock to out, setup,
+/// the first net) plus `level_ns` per adder level (a LUT, its carry chain and the net to the
+/// next level).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LevelTiming {
+    /// Delay of a stage without logic, ns.
+    pub fixed_ns: f64,
+    /// Delay each adder level adds, ns.
+    pub level_ns: f64,
+}
+
+/// The family's stage delay model, from nextpnr's timing reports of built designs (see the
+/// README's table of builds).
+pub fn level_timing(family: Family) -> LevelTiming {
+    match family {
+        Family::Ice40 => LevelTiming {
+            fixed_ns: 5.0,
+            level_ns: 3.3,
+        },
+        Family::Ecp5 => LevelTiming {
+            fixed_ns: 2.6,
+            level_ns: 1.4,
+        },
+    }
+}
+
+/// The clock a design is pipelined for when no clock is given: about what the family's
+/// routing reaches with shallow stages.
+pub fn default_clock_mhz(family: Family) -> f64 {
+    match family {
+        Family::Ice40 => 40.0,
+        Family::Ecp5 => 125.0,
+    }
+}
+
+/// The deepest stage (in adder levels, 1..=[`MAX_STAGE_LEVELS`]) that fits `clock_mhz` on
+/// `family`; 1 if even one level does not.
+pub fn levels_for(family: Family, clock_mhz: f64) -> usize {
+    let t = level_timing(family);
+    let period = 1e3 / clock_mhz;
+    let fit = ((period - t.fixed_ns) / t.level_ns).floor();
+    if fit.is_finite() && fit >= 1.0 {
+        (fit as usize).min(MAX_STAGE_LEVELS)
+    } else {
+        1
+    }
+}
+
+/// The pipelining pass: every MVTU gets `stage_levels` adder levels per stage.
+pub struct Pipelining(pub usize);
+
+impl Pass for Pipelining {
+    fn name(&self) -> &'static str {
+        "pipelining"
+    }
+
+    fn description(&self) -> &'static str {
+        "registers each popcount tree every few adder levels, as the target clock needs"
+    }
+
+    fn run(&self, design: &mut Design) -> Result<(), CompileError> {
+        if self.0 == 0 {
+            return Err(CompileError::Folding(
+                "stage_levels must be at least 1 (adder levels per pipeline stage)".into(),
+            ));
+        }
+        for l in design.mvtus_mut() {
+            l.stage_levels = self.0;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn faster_clocks_get_shallower_stages() {
+        for family in [Family::Ice40, Family::Ecp5] {
+            let mut last = usize::MAX;
+            for mhz in [6.0, 12.0, 24.0, 40.0, 60.0, 100.0, 125.0, 200.0, 400.0] {
+                let l = levels_for(family, mhz);
+                assert!((1..=MAX_STAGE_LEVELS).contains(&l));
+                assert!(l <= last, "{family:?} {mhz} MHz: {l} > {last}");
+                last = l;
+            }
+            assert_eq!(levels_for(family, 1e6), 1);
+        }
+        assert_eq!(levels_for(Family::Ice40, 12.0), MAX_STAGE_LEVELS);
+        assert!(levels_for(Family::Ecp5, 125.0) < levels_for(Family::Ecp5, 50.0));
+    }
+}
