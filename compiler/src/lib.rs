@@ -392,18 +392,26 @@ pub fn report(d: &Design) -> serde_json::Value {
             v
         })
         .collect();
+    let lanes: usize = d.mvtus().map(|l| l.pe * l.simd).sum();
+    let cycles = d.cycles_per_frame();
     json!({
         "top": d.top,
         "model": d.model,
         "pixels_per_beat": d.input().pixels_per_beat,
         "layers": stages,
         "total": {
-            "cycles_per_frame": d.cycles_per_frame(),
+            "cycles_per_frame": cycles,
             "latency_cycles": d.latency_cycles(),
             "est_luts": total.luts,
             "est_ffs": total.ffs,
             "memory_bits": total.memory_bits,
             "est_sprams": total.sprams,
+            // XNOR-popcount lanes and what the whole design spends per lane.
+            "lanes": lanes,
+            "est_luts_per_lane": total.luts as f64 / lanes.max(1) as f64,
+            // A streaming design cannot beat one frame per cycle: how far from that it is.
+            "limit_cycles_per_frame": 1,
+            "fraction_of_limit": 1.0 / cycles.max(1) as f64,
         },
     })
 }

@@ -22,9 +22,10 @@
 //! family and clock by the pipelining pass; the XNOR folds into the first level), the last
 //! register holding each lane's popcount; each register carries where its step stood (valid,
 //! first and last of its group, last of the frame, plane, neuron group). Stage B adds the
-//! popcounts (shifted by the plane) into the accumulators, thresholds finished groups into the
-//! result register and hands a finished frame to the output register. `D = 1 + tree stages`
-//! registers lie between A and B.
+//! popcounts (shifted by the plane) into the accumulators; stage C thresholds a finished
+//! group's accumulators (or offsets them into scores) into the result register and hands a
+//! finished frame to the output register. `D = tree stages + 2` registers lie between A and
+//! the output (the read, the trees', the accumulators).
 //!
 //! Cycles: `S = NF * P * SF` steps per frame. Stage A takes a new frame (`in_ready`) when idle,
 //! or in the cycle of its last step if it can issue that step, so frames follow each other
@@ -163,9 +164,10 @@ impl Mvtu {
             .max(1)
     }
 
-    /// Registers between stage A and stage B (`D`): the weight read, then the trees'.
+    /// Registers between stage A and the output (`D`): the weight read, the trees', the
+    /// accumulators.
     pub fn depth(&self) -> usize {
-        1 + self.tree_stages()
+        2 + self.tree_stages()
     }
 
     /// Frames issued and not yet handed on that the output side holds (`C`): the output
@@ -434,7 +436,12 @@ impl Block for Mvtu {
             // Input, the registered weight word and chunk, the tree registers, accumulators,
             // result, output register and queue, counters and the tags along the pipeline.
             ffs: in_bits
-                + (pe + 1) * self.simd as u64
+                + if nf * sf == 1 && !self.is_loaded() {
+                    // Constant weights need no register.
+                    self.simd as u64
+                } else {
+                    (pe + 1) * self.simd as u64
+                }
                 + pe * self.stage_widths().iter().sum::<usize>() as u64
                 + if accumulate { pe * acc } else { 0 }
                 + (1 + self.capacity() as u64) * self.outputs as u64 * ew
@@ -595,7 +602,7 @@ impl Block for Mvtu {
         }
         let tw = m.threshold_width;
         // Stage B's constants follow B's neuron group.
-        let group_addr = format!("{n}_bnf");
+        let group_addr = format!("{n}_cnf");
         match &self.activation {
             MvtuActivation::Threshold { invert, .. } => {
                 b.push_str("// Threshold ROM (clamped to 0..max_sum+1) and direction bits per neuron group.\n");
@@ -646,17 +653,27 @@ impl Block for Mvtu {
             t => format!("{n}_{t}"),
         };
         let a_tags: Vec<String> = tags.iter().rev().map(|(t, _)| a_tag(t)).collect();
+        let tree_last = depth - 1;
         b.push_str(&format!(
-            "\n// Pipeline: stage 1 registers the weight read and the input chunk, stages 2..{depth}\n\
-             // the popcount trees every {} adder level(s); stage B reads stage {depth}.\n",
+            "\n// Pipeline: stage 1 registers the weight read and the input chunk, stages 2..{tree_last}\n\
+             // the popcount trees every {} adder level(s), stage {depth} the accumulators; the\n\
+             // threshold compare (or score offset) reads the accumulators into the result.\n",
             self.stage_levels
         ));
         for k in 1..=depth {
+            if k == depth {
+                // The accumulate stage uses only some of the tags.
+                b.push_str("/* verilator lint_off UNUSED */\n");
+            }
             b.push_str(&format!(
                 "reg  {n}_v{k};\nreg  [{}:0] {n}_t{k};\n",
                 tag_w - 1
             ));
+            if k == depth {
+                b.push_str("/* verilator lint_on UNUSED */\n");
+            }
         }
+        // Accumulation (stage B) reads the tree's tags, activation (stage C) the accumulators'.
         let mut off = 0;
         for (tag, w) in &tags {
             let range = if *w == 1 {
@@ -669,15 +686,29 @@ impl Block for Mvtu {
             } else {
                 format!("wire [{}:0] ", w - 1)
             };
-            b.push_str(&format!("{decl}{n}_b{tag} = {n}_t{depth}{range};\n"));
+            let (side, k) = match *tag {
+                "first" | "plane" => ("b", tree_last),
+                _ => ("c", depth),
+            };
+            b.push_str(&format!("{decl}{n}_{side}{tag} = {n}_t{k}{range};\n"));
             off += w;
         }
+        // A fully unrolled layer's weights are one constant word: no register, so that each
+        // XNOR becomes a wire or an inverter inside the tree.
+        let constant = entries == 1 && !self.is_loaded();
         b.push_str(&format!(
-            "reg  [{}:0] {n}_wr;\nreg  [{}:0] {n}_xr;\n",
+            "{} [{}:0] {n}_wr{};\nreg  [{}:0] {n}_xr;\n",
+            if constant { "wire" } else { "reg " },
             lanes - 1,
+            if constant {
+                format!(" = {n}_w")
+            } else {
+                String::new()
+            },
             simd - 1
         ));
         let widths = self.stage_widths();
+        debug_assert_eq!(widths.len() + 1, tree_last);
         for (j, w) in widths.iter().enumerate() {
             let k = j + 2;
             b.push_str(&format!(
@@ -686,9 +717,7 @@ impl Block for Mvtu {
                 pe * w - 1
             ));
         }
-        if accumulate {
-            b.push_str(&format!("reg  [{}:0] {n}_acc;\n", pe * aw as usize - 1));
-        }
+        b.push_str(&format!("reg  [{}:0] {n}_acc;\n", pe * aw as usize - 1));
         if nf_n > 1 {
             b.push_str(&format!("reg  [{}:0] {n}_res;\n", (nf_n - 1) * pe * ew - 1));
         }
@@ -730,7 +759,7 @@ impl Block for Mvtu {
             nodes = regd;
         }
         debug_assert_eq!(nodes.len(), 1, "the last tree register holds the popcount");
-        let pc = format!("{n}_r{depth}[{n}_g*{cw} +: {cw}]");
+        let pc = format!("{n}_r{tree_last}[{n}_g*{cw} +: {cw}]");
         let mut pcx = zext(&pc, cw, aw);
         if p_n > 1 {
             pcx = format!("({pcx} << {n}_bplane)");
@@ -743,7 +772,7 @@ impl Block for Mvtu {
         } else {
             lane.push_str(&format!("assign {n}_sum[{n}_g*{aw} +: {aw}] = {pcx};\n"));
         }
-        let sum = format!("{n}_sum[{n}_g*{aw} +: {aw}]");
+        let sum = format!("{n}_acc[{n}_g*{aw} +: {aw}]");
         match &self.activation {
             // A clamped threshold of 0 makes the compare constant on purpose (an always-on
             // neuron); Verilator would flag that.
@@ -773,7 +802,7 @@ impl Block for Mvtu {
         };
         b.push_str(&format!(
             "wire [{}:0] {n}_result = {result};\n\
-             wire {n}_push = {n}_v{depth} && {n}_blast;\n\
+             wire {n}_push = {n}_v{depth} && {n}_clast;\n\
              wire {n}_pop = out_valid && out_ready;\n",
             out_w - 1
         ));
@@ -793,31 +822,30 @@ impl Block for Mvtu {
         b.push_str("end\n\n");
         // The datapath registers load every cycle: no enable, no reset.
         let mut dp = format!(
-            "{n}_wr <= {n}_w;\n{n}_xr <= {n}_x;\n{n}_t1 <= {{{}}};\n",
+            "{}{n}_xr <= {n}_x;\n{n}_t1 <= {{{}}};\n",
+            if constant {
+                String::new()
+            } else {
+                format!("{n}_wr <= {n}_w;\n")
+            },
             a_tags.join(", ")
         );
         for k in 2..=depth {
-            dp.push_str(&format!(
-                "{n}_t{k} <= {n}_t{};\n{n}_r{k} <= {n}_r{k}w;\n",
-                k - 1
-            ));
+            dp.push_str(&format!("{n}_t{k} <= {n}_t{};\n", k - 1));
+            if k < depth {
+                dp.push_str(&format!("{n}_r{k} <= {n}_r{k}w;\n"));
+            }
         }
-        let mut bstep = String::new();
-        if accumulate {
-            bstep.push_str(&format!("{n}_acc <= {n}_sum;\n"));
-        }
+        dp.push_str(&format!("if ({n}_v{tree_last}) {n}_acc <= {n}_sum;\n"));
         if nf_n > 1 {
             let shifted = if nf_n > 2 {
                 format!("{{{n}_group, {n}_res[{}:{}]}}", res_w - 1, pe * ew)
             } else {
                 format!("{n}_group")
             };
-            bstep.push_str(&format!("if ({n}_bgroup) {n}_res <= {shifted};\n"));
-        }
-        if !bstep.is_empty() {
-            dp.push_str(&format!("if ({n}_v{depth}) begin\n"));
-            indent(&mut dp, 4, &bstep);
-            dp.push_str("end\n");
+            dp.push_str(&format!(
+                "if ({n}_v{depth} && {n}_cgroup) {n}_res <= {shifted};\n"
+            ));
         }
         // The output register and the queue behind it.
         if qn == 0 {
@@ -1022,6 +1050,10 @@ impl Block for Mvtu {
             ("vectors", self.vectors.into()),
             ("pe", self.pe.into()),
             ("simd", self.simd.into()),
+            ("lanes", (self.pe * self.simd).into()),
+            ("stage_levels", self.stage_levels.into()),
+            ("pipeline_registers", self.depth().into()),
+            ("output_queue", (self.capacity() - 1).into()),
         ]
     }
 

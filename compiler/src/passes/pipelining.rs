@@ -36,12 +36,12 @@ pub struct LevelTiming {
 pub fn level_timing(family: Family) -> LevelTiming {
     match family {
         Family::Ice40 => LevelTiming {
-            fixed_ns: 5.0,
-            level_ns: 3.3,
+            fixed_ns: 4.0,
+            level_ns: 6.0,
         },
         Family::Ecp5 => LevelTiming {
-            fixed_ns: 2.6,
-            level_ns: 1.4,
+            fixed_ns: 2.5,
+            level_ns: 2.0,
         },
     }
 }
