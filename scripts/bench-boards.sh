@@ -55,7 +55,7 @@ import json, sys
 d = json.load(open(sys.argv[1]))
 c = d["candidates"][d["best"]]
 fold = {"pixels_per_beat": c.get("pixels_per_beat", 1), "layers": c["layers"],
-        "load_weights": c["load_weights"]}
+        "load_weights": c["load_weights"], "stage_levels": c["stage_levels"]}
 json.dump(fold, open(sys.argv[2], "w"))
 print(c["clock_mhz"])
 PY

@@ -395,6 +395,7 @@ fn weights_in_spram_build_for_icebreaker_with_a_flash_image() {
         load_weights: vec![1],
         fifos: None,
         stage_levels: None,
+        read_registers: None,
     };
     let design = compiler::compile(&model, &FoldSpec::Manual(fold)).unwrap();
     compiler::write_build(&design, &dir).unwrap();

@@ -33,7 +33,7 @@ use serde_json::json;
 use crate::blocks::{Block, Estimate, Family};
 use crate::ir::{Design, Mvtu, Stage};
 use crate::passes::folding::{auto_fold, auto_pixels_per_beat, FoldFile, FoldSpec, LayerFold};
-use crate::passes::pipelining::{default_clock_mhz, levels_for, Pipelining};
+use crate::passes::pipelining::{default_clock_mhz, Pipelining};
 use crate::passes::Pass;
 use crate::CompileError;
 
@@ -183,6 +183,8 @@ pub struct Candidate {
     pub load_weights: Vec<usize>,
     /// Adder levels per popcount pipeline stage.
     pub stage_levels: usize,
+    /// Registers after each weight read.
+    pub read_registers: usize,
     /// How it was derived (balanced wins if both apply).
     pub origin: Origin,
     /// Steady-state cycles between frames (the slowest stage's cycles).
@@ -223,6 +225,7 @@ impl Candidate {
             load_weights: self.load_weights.clone(),
             fifos: None,
             stage_levels: Some(self.stage_levels),
+            read_registers: Some(self.read_registers),
         }
     }
 }
@@ -328,6 +331,7 @@ pub fn enumerate(design: &Design) -> Vec<Folding> {
         .map(|l| l.stage_levels)
         .next()
         .unwrap_or(crate::passes::pipelining::DEFAULT_STAGE_LEVELS);
+    let read_registers = design.mvtus().map(|l| l.read_registers).next().unwrap_or(1);
     let floor = (pixels / auto_pixels_per_beat(pixels, 1)) as u64;
     let options: Vec<Vec<(u64, LayerFold)>> = design.mvtus().map(layer_foldings).collect();
     let per_layer: Vec<Vec<u64>> = options
@@ -359,6 +363,7 @@ pub fn enumerate(design: &Design) -> Vec<Folding> {
             load_weights: Vec::new(),
             fifos: None,
             stage_levels: Some(levels),
+            read_registers: Some(read_registers),
         };
         let base: Vec<LayerFold> = design.mvtus().map(|l| cheapest(l, t)).collect();
         out.insert(key(&base), (file(base.clone()), Origin::Balanced));
@@ -425,8 +430,9 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
         },
     )?;
     // Every candidate is pipelined for the clock the family's builds reach.
-    let levels = levels_for(family, default_clock_mhz(family));
-    Pipelining(levels).run(&mut base)?;
+    let pipelining = Pipelining::for_clock(family, default_clock_mhz(family));
+    let (levels, read_registers) = (pipelining.stage_levels, pipelining.read_registers);
+    pipelining.run(&mut base)?;
     let input = |k: usize| {
         let mut a = base.input().clone();
         a.pixels_per_beat = k;
@@ -516,6 +522,7 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
             pixels_per_beat: file.pixels_per_beat,
             load_weights,
             stage_levels: levels,
+            read_registers,
             folds: file.layers,
             origin,
             cycles_per_frame: cycles,
@@ -603,6 +610,8 @@ pub fn candidate_json(x: &Exploration, i: usize) -> serde_json::Value {
         "brams": c.estimate.brams,
         "sprams": c.estimate.sprams,
         "load_weights": c.load_weights,
+        "stage_levels": c.stage_levels,
+        "read_registers": c.read_registers,
         "frames_per_second_per_lut": c.frames_per_second_per_lut(),
         "fits": c.fits,
         "pareto": c.pareto,

@@ -70,6 +70,8 @@ pub struct Mvtu {
     /// Adder levels of the popcount tree per pipeline stage (set by the pipelining pass from
     /// the target family and clock; at least 1).
     pub stage_levels: usize,
+    /// Registers after the weight read (1, or 2 where a block RAM read is slow for the clock).
+    pub read_registers: usize,
     /// The folded weight memory, filled by the memory pass.
     pub memory: Option<WeightMemory>,
 }

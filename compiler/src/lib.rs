@@ -274,6 +274,7 @@ pub fn lower(model: &Model) -> Result<Design, CompileError> {
             weights: l.weights.clone(),
             activation,
             stage_levels: passes::pipelining::DEFAULT_STAGE_LEVELS,
+            read_registers: 1,
             memory: None,
         }));
     }
@@ -321,10 +322,14 @@ pub fn compile_with(
     }
     if let FoldSpec::Manual(FoldFile {
         stage_levels: Some(levels),
+        read_registers,
         ..
     }) = fold
     {
-        passes.push(Box::new(Pipelining(*levels)));
+        passes.push(Box::new(Pipelining {
+            stage_levels: *levels,
+            read_registers: read_registers.unwrap_or(1),
+        }));
     }
     for p in &passes {
         p.run(&mut d)?;
@@ -366,6 +371,7 @@ pub fn fold_file(d: &Design) -> FoldFile {
         // it from the file gives the same design; a dense design has none to record.
         fifos: d.input().stream.map(|_| passes::fifos::listed(d)),
         stage_levels: d.mvtus().map(|l| l.stage_levels).next(),
+        read_registers: d.mvtus().map(|l| l.read_registers).next(),
     }
 }
 

@@ -152,6 +152,7 @@ pub fn random_folding(rng: &mut Rng, model: &Model) -> FoldFile {
         fifos: None,
         // Every pipeline depth, from a register after each adder level to one tree stage.
         stage_levels: Some(rng.range(1, 6) as usize),
+        read_registers: Some(rng.range(1, 2) as usize),
     }
 }
 

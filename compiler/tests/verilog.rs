@@ -173,6 +173,7 @@ fn impossible_foldings_name_the_layer() {
             load_weights: Vec::new(),
             fifos: None,
             stage_levels: None,
+            read_registers: None,
         };
         let e = compiler::compile(&model, &FoldSpec::Manual(file))
             .expect_err("refused")

@@ -111,7 +111,7 @@ fn pipeline(
     family: Family,
     clock_mhz: Option<f64>,
 ) -> anyhow::Result<()> {
-    use compiler::passes::pipelining::{default_clock_mhz, levels_for, Pipelining};
+    use compiler::passes::pipelining::{default_clock_mhz, Pipelining};
     use compiler::passes::Pass;
     if let Some(c) = clock_mhz {
         if !(c.is_finite() && c > 0.0) {
@@ -122,7 +122,7 @@ fn pipeline(
         return Ok(());
     }
     let mhz = clock_mhz.unwrap_or_else(|| default_clock_mhz(family));
-    Pipelining(levels_for(family, mhz)).run(design)?;
+    Pipelining::for_clock(family, mhz).run(design)?;
     Ok(())
 }
 

@@ -17,15 +17,18 @@
 //!
 //! Pipeline. Stage A holds the frame and the step counters and issues one step per cycle
 //! (the weight address and the input chunk). Stage R registers the weight word as read and the
-//! chunk, so that block RAM and LUT ROM come with their output registers. The XNORs and the
+//! chunk, so that block RAM and LUT ROM come with their output registers; with
+//! `read_registers = 2` (chosen where a block RAM read is slow for the clock, as on the ECP5
+//! above 59 MHz) a second register follows, because Yosys makes the first the block RAM's own
+//! read register, whose clock-to-out then starts the next stage. The XNORs and the
 //! popcount trees follow, registered every `stage_levels` adder levels (chosen from the target
 //! family and clock by the pipelining pass; the XNOR folds into the first level), the last
 //! register holding each lane's popcount; each register carries where its step stood (valid,
 //! first and last of its group, last of the frame, plane, neuron group). Stage B adds the
 //! popcounts (shifted by the plane) into the accumulators; stage C thresholds a finished
 //! group's accumulators (or offsets them into scores) into the result register and hands a
-//! finished frame to the output register. `D = tree stages + 2` registers lie between A and
-//! the output (the read, the trees', the accumulators).
+//! finished frame to the output register. `D = read_registers + tree stages + 1` registers lie
+//! between A and the output (the read's, the trees', the accumulators).
 //!
 //! Cycles: `S = NF * P * SF` steps per frame. Stage A takes a new frame (`in_ready`) when idle,
 //! or in the cycle of its last step if it can issue that step, so frames follow each other
@@ -167,7 +170,7 @@ impl Mvtu {
     /// Registers between stage A and the output (`D`): the weight read, the trees', the
     /// accumulators.
     pub fn depth(&self) -> usize {
-        2 + self.tree_stages()
+        self.read_registers.max(1) + self.tree_stages() + 1
     }
 
     /// Frames issued and not yet handed on that the output side holds (`C`): the output
@@ -436,12 +439,13 @@ impl Block for Mvtu {
             // Input, the registered weight word and chunk, the tree registers, accumulators,
             // result, output register and queue, counters and the tags along the pipeline.
             ffs: in_bits
-                + if nf * sf == 1 && !self.is_loaded() {
-                    // Constant weights need no register.
-                    self.simd as u64
-                } else {
-                    (pe + 1) * self.simd as u64
-                }
+                + self.read_registers.max(1) as u64
+                    * if nf * sf == 1 && !self.is_loaded() {
+                        // Constant weights need no register.
+                        self.simd as u64
+                    } else {
+                        (pe + 1) * self.simd as u64
+                    }
                 + pe * self.stage_widths().iter().sum::<usize>() as u64
                 + if accumulate { pe * acc } else { 0 }
                 + (1 + self.capacity() as u64) * self.outputs as u64 * ew
@@ -655,7 +659,7 @@ impl Block for Mvtu {
         let a_tags: Vec<String> = tags.iter().rev().map(|(t, _)| a_tag(t)).collect();
         let tree_last = depth - 1;
         b.push_str(&format!(
-            "\n// Pipeline: stage 1 registers the weight read and the input chunk, stages 2..{tree_last}\n\
+            "\n// Pipeline: stage 1 (and 2 if listed) registers the weight read and the input chunk, stages ..{tree_last}\n\
              // the popcount trees every {} adder level(s), stage {depth} the accumulators; the\n\
              // threshold compare (or score offset) reads the accumulators into the result.\n",
             self.stage_levels
@@ -707,10 +711,19 @@ impl Block for Mvtu {
             },
             simd - 1
         ));
+        // A second register after the read: the first becomes the block RAM's own read
+        // register, the second starts the tree off a fabric flip-flop.
+        let rr = self.read_registers.max(1);
+        if rr == 2 {
+            if !constant {
+                b.push_str(&format!("reg  [{}:0] {n}_wq;\n", lanes - 1));
+            }
+            b.push_str(&format!("reg  [{}:0] {n}_xq;\n", simd - 1));
+        }
         let widths = self.stage_widths();
-        debug_assert_eq!(widths.len() + 1, tree_last);
+        debug_assert_eq!(widths.len() + rr, tree_last);
         for (j, w) in widths.iter().enumerate() {
-            let k = j + 2;
+            let k = j + rr + 1;
             b.push_str(&format!(
                 "reg  [{}:0] {n}_r{k};\nwire [{}:0] {n}_r{k}w;\n",
                 pe * w - 1,
@@ -744,7 +757,7 @@ impl Block for Mvtu {
         let mut nodes: Vec<Node> = (0..simd).map(|i| (format!("xn[{i}]"), 1)).collect();
         let l = self.stage_levels.max(1);
         for (j, w) in widths.iter().enumerate() {
-            let k = j + 2;
+            let k = j + rr + 1;
             nodes = adder_levels(&mut lane, nodes, j * l, l);
             let mut off = 0;
             let mut regd = Vec::with_capacity(nodes.len());
@@ -821,18 +834,29 @@ impl Block for Mvtu {
         }
         b.push_str("end\n\n");
         // The datapath registers load every cycle: no enable, no reset.
+        let (w_in, x_in) = if rr == 2 {
+            (format!("{n}_wq"), format!("{n}_xq"))
+        } else {
+            (format!("{n}_wr"), format!("{n}_xr"))
+        };
         let mut dp = format!(
-            "{}{n}_xr <= {n}_x;\n{n}_t1 <= {{{}}};\n",
+            "{}{x_in} <= {n}_x;\n{n}_t1 <= {{{}}};\n",
             if constant {
                 String::new()
             } else {
-                format!("{n}_wr <= {n}_w;\n")
+                format!("{w_in} <= {n}_w;\n")
             },
             a_tags.join(", ")
         );
+        if rr == 2 {
+            if !constant {
+                dp.push_str(&format!("{n}_wr <= {n}_wq;\n"));
+            }
+            dp.push_str(&format!("{n}_xr <= {n}_xq;\n"));
+        }
         for k in 2..=depth {
             dp.push_str(&format!("{n}_t{k} <= {n}_t{};\n", k - 1));
-            if k < depth {
+            if k > rr && k < depth {
                 dp.push_str(&format!("{n}_r{k} <= {n}_r{k}w;\n"));
             }
         }
@@ -1052,6 +1076,7 @@ impl Block for Mvtu {
             ("simd", self.simd.into()),
             ("lanes", (self.pe * self.simd).into()),
             ("stage_levels", self.stage_levels.into()),
+            ("read_registers", self.read_registers.into()),
             ("pipeline_registers", self.depth().into()),
             ("output_queue", (self.capacity() - 1).into()),
         ]

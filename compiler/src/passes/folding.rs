@@ -50,6 +50,9 @@ pub struct FoldFile {
     /// absent: chosen from the target family and clock.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stage_levels: Option<usize>,
+    /// Registers after each weight read (1 or 2; absent: 1, or chosen with `stage_levels`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_registers: Option<usize>,
 }
 
 fn one() -> usize {
@@ -65,6 +68,7 @@ impl From<Vec<LayerFold>> for FoldFile {
             load_weights: Vec::new(),
             fifos: None,
             stage_levels: None,
+            read_registers: None,
         }
     }
 }

@@ -22,13 +22,17 @@ pub const MAX_STAGE_LEVELS: usize = 8;
 
 /// Delay model of one popcount pipeline stage on a family: `fixed_ns` (clock to out, setup,
 /// the first net) plus `level_ns` per adder level (a LUT, its carry chain and the net to the
-/// next level).
+/// next level); and of a block RAM read into a register.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LevelTiming {
     /// Delay of a stage without logic, ns.
     pub fixed_ns: f64,
     /// Delay each adder level adds, ns.
     pub level_ns: f64,
+    /// A block RAM's clock to data out plus the net to a register, ns. Yosys maps block RAMs
+    /// without their output registers and makes the register after a ROM the RAM's own read
+    /// register, so whatever follows that register starts with this delay.
+    pub ram_read_ns: f64,
 }
 
 /// The family's stage delay model, from nextpnr's timing reports of built designs (see the
@@ -36,12 +40,14 @@ pub struct LevelTiming {
 pub fn level_timing(family: Family) -> LevelTiming {
     match family {
         Family::Ice40 => LevelTiming {
-            fixed_ns: 4.0,
-            level_ns: 6.0,
+            fixed_ns: 5.0,
+            level_ns: 6.8,
+            ram_read_ns: 6.0,
         },
         Family::Ecp5 => LevelTiming {
             fixed_ns: 2.5,
             level_ns: 2.0,
+            ram_read_ns: 8.5,
         },
     }
 }
@@ -68,8 +74,35 @@ pub fn levels_for(family: Family, clock_mhz: f64) -> usize {
     }
 }
 
-/// The pipelining pass: every MVTU gets `stage_levels` adder levels per stage.
-pub struct Pipelining(pub usize);
+/// Registers after the weight read for `clock_mhz` on `family`: two where a block RAM read
+/// takes more than half the period, so that the RAM's own read register is followed by one in
+/// the fabric before any logic; else one.
+pub fn read_registers_for(family: Family, clock_mhz: f64) -> usize {
+    if level_timing(family).ram_read_ns > 500.0 / clock_mhz {
+        2
+    } else {
+        1
+    }
+}
+
+/// The pipelining pass: every MVTU gets `stage_levels` adder levels per stage and
+/// `read_registers` registers after its weight read.
+pub struct Pipelining {
+    /// Adder levels per popcount stage.
+    pub stage_levels: usize,
+    /// Registers after the weight read (1 or 2).
+    pub read_registers: usize,
+}
+
+impl Pipelining {
+    /// The pipelining for `clock_mhz` on `family`.
+    pub fn for_clock(family: Family, clock_mhz: f64) -> Pipelining {
+        Pipelining {
+            stage_levels: levels_for(family, clock_mhz),
+            read_registers: read_registers_for(family, clock_mhz),
+        }
+    }
+}
 
 impl Pass for Pipelining {
     fn name(&self) -> &'static str {
@@ -81,13 +114,20 @@ impl Pass for Pipelining {
     }
 
     fn run(&self, design: &mut Design) -> Result<(), CompileError> {
-        if self.0 == 0 {
+        if self.stage_levels == 0 {
             return Err(CompileError::Folding(
                 "stage_levels must be at least 1 (adder levels per pipeline stage)".into(),
             ));
         }
+        if !(1..=2).contains(&self.read_registers) {
+            return Err(CompileError::Folding(format!(
+                "read_registers must be 1 or 2 (registers after the weight read), not {}",
+                self.read_registers
+            )));
+        }
         for l in design.mvtus_mut() {
-            l.stage_levels = self.0;
+            l.stage_levels = self.stage_levels;
+            l.read_registers = self.read_registers;
         }
         Ok(())
     }
@@ -111,5 +151,9 @@ mod tests {
         }
         assert_eq!(levels_for(Family::Ice40, 12.0), MAX_STAGE_LEVELS);
         assert!(levels_for(Family::Ecp5, 125.0) < levels_for(Family::Ecp5, 50.0));
+        // An ECP5 block RAM read (8.5 ns to a register) leaves too little of an 8 ns period.
+        assert_eq!(read_registers_for(Family::Ecp5, 125.0), 2);
+        assert_eq!(read_registers_for(Family::Ecp5, 25.0), 1);
+        assert_eq!(read_registers_for(Family::Ice40, 40.0), 1);
     }
 }
