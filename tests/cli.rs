@@ -759,3 +759,119 @@ fn compile_sizes_the_fifos_of_a_conv_design_and_sim_reads_them_back() {
         "{err}"
     );
 }
+
+/// Packed input: a one-bit digits model compiled with `--packed-input` takes 16 binarised
+/// pixels per 16-bit beat; `sim` classifies the test set as the reference does and `verify`
+/// finds the RTL identical. A model with bit planes cannot take packed input, and fold files
+/// with impossible beats are refused, naming the file and the numbers.
+#[test]
+fn a_packed_input_design_compiles_and_verifies() {
+    let dir = scratch("cli-packed");
+    let model = dir.join("digits-threshold.fcm");
+    let build = dir.join("build");
+    let out = flipchip_ok(&[
+        "train",
+        "--epochs",
+        "2",
+        "--encoding",
+        "threshold:8",
+        "--out",
+        s(&model),
+        "--quiet",
+        "--json",
+    ]);
+    let accuracy = last_json(&out)["accuracy"].as_f64().unwrap();
+    let out = flipchip_ok(&[
+        "compile",
+        s(&model),
+        "--out",
+        s(&build),
+        "--packed-input",
+        "--target-cycles",
+        "4",
+        "--json",
+    ]);
+    let report = last_json(&out);
+    assert_eq!(report["pixels_per_beat"], 16, "{report}");
+    assert_eq!(report["input_format"], "packed", "{report}");
+    // The input adapter takes 4 cycles a frame (the argmax's scan of 10 classes, 9).
+    assert_eq!(report["layers"][0]["cycles_per_frame"], 4, "{report}");
+    let ports: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(build.join("ports.json")).unwrap()).unwrap();
+    assert_eq!(ports["input_format"], "packed");
+    assert_eq!(ports["input_width"], 16);
+    let fold = std::fs::read_to_string(build.join("fold.json")).unwrap();
+    assert!(fold.contains(r#""input": "packed""#), "{fold}");
+
+    let out = flipchip_ok(&["sim", s(&model), "--build", s(&build), "--json"]);
+    assert_eq!(last_json(&out)["accuracy"].as_f64().unwrap(), accuracy);
+    let rtl = match testbenches::available(testbenches::Rtl::Verilator) {
+        Ok(()) => "verilator",
+        Err(e) => {
+            testbenches::tool_missing(&format!("{e}: checking reference against simulator only"));
+            "none"
+        }
+    };
+    let out = flipchip_ok(&[
+        "verify",
+        "--build",
+        s(&build),
+        "--frames",
+        "30",
+        "--rtl",
+        rtl,
+        "--json",
+    ]);
+    let v = last_json(&out);
+    assert_eq!(v["mismatches"].as_u64(), Some(0), "{v}");
+    assert_eq!(v["rtl_mismatches"].as_u64(), Some(0), "{v}");
+    assert!(v["divergence"].is_null(), "{v}");
+
+    let refused = |args: &[&str]| {
+        let out = flipchip(args);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!err.contains("panicked"), "{err}");
+        err
+    };
+    // Bit planes are not one bit per pixel.
+    let planes = dir.join("digits-planes.fcm");
+    flipchip_ok(&["train", "--epochs", "1", "--out", s(&planes), "--quiet"]);
+    let err = refused(&[
+        "compile",
+        s(&planes),
+        "--out",
+        s(&dir.join("bad")),
+        "--packed-input",
+    ]);
+    assert!(
+        err.contains("--packed-input") && err.contains("one-bit encoding"),
+        "{err}"
+    );
+    // 64 pixels cannot come 3 or 128 to a beat; the message gives the most a beat takes (64
+    // pixel bytes, or 512 packed pixels).
+    for (file, k, most) in [
+        (r#"{"pixels_per_beat":3,"input":"packed","#, 3, 512),
+        (r#"{"pixels_per_beat":128,"#, 128, 64),
+        (r#"{"pixels_per_beat":128,"input":"packed","#, 128, 512),
+    ] {
+        let path = dir.join("fold-bad.json");
+        let text = format!(r#"{file}"layers":[{{"pe":1,"simd":1}},{{"pe":1,"simd":1}}]}}"#);
+        std::fs::write(&path, text).unwrap();
+        let err = refused(&[
+            "compile",
+            s(&model),
+            "--out",
+            s(&dir.join("bad")),
+            "--fold",
+            s(&path),
+        ]);
+        assert!(
+            err.contains(s(&path))
+                && err.contains(&format!("pixels_per_beat {k}"))
+                && err.contains("64 pixels")
+                && err.contains(&format!("1..={most}")),
+            "{err}"
+        );
+    }
+}

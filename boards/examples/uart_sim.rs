@@ -2,7 +2,7 @@
 //! pins, and compares every class byte with the software reference.
 //!
 //! `cargo run --release -p boards --example uart_sim -- MODEL.fcm [--data DIR] [--frames N]
-//!  [--board NAME] [--target-cycles N] [--out DIR]`
+//!  [--board NAME] [--target-cycles N] [--packed-input] [--out DIR]`
 //!
 //! The design is compiled as `flipchip build` compiles it for the board: `--fold auto` with the
 //! target, weights that overflow the device's block RAMs in SPRAM, read from the modelled flash.
@@ -18,6 +18,7 @@ fn main() {
     let mut model_path = None;
     let (mut data, mut frames, mut board, mut out, mut target_cycles) =
         (None, 20usize, "icebreaker".to_string(), None, None);
+    let mut input = compiler::ir::InputFormat::Pixels;
     while let Some(a) = args.next() {
         let mut value = || args.next().expect("option needs a value");
         match a.as_str() {
@@ -25,6 +26,7 @@ fn main() {
             "--frames" => frames = value().parse().expect("--frames N"),
             "--board" => board = value(),
             "--out" => out = Some(PathBuf::from(value())),
+            "--packed-input" => input = compiler::ir::InputFormat::Packed,
             "--target-cycles" => {
                 target_cycles = Some(value().parse().expect("--target-cycles N"));
             }
@@ -41,8 +43,15 @@ fn main() {
         (Some(_), Some(d)) => d.placement(),
         _ => compiler::passes::memory::Placement::Rom,
     };
-    let design = compiler::compile_with(&model, &FoldSpec::Auto { target_cycles }, &placement)
-        .expect("compiling");
+    let design = compiler::compile_with(
+        &model,
+        &FoldSpec::Auto {
+            target_cycles,
+            input,
+        },
+        &placement,
+    )
+    .expect("compiling");
     compiler::write_build(&design, &design_dir).expect("writing the design");
 
     let frames = frames.min(data.test.len());
@@ -52,7 +61,9 @@ fn main() {
     for i in 0..frames {
         let im = data.test.image(i, pixels);
         expected.push(flip::reference::classify(&model, im) as u8);
-        schedule.extend(im.iter().map(|&byte| Send { byte, gap_bits: 0 }));
+        // The pixel bytes, or with packed input the pixels binarised, 8 to a byte.
+        let bytes = design.input().stream_bytes(im);
+        schedule.extend(bytes.iter().map(|&byte| Send { byte, gap_bits: 0 }));
     }
     let cpb = 8;
     let opts = uart_sim::Options {

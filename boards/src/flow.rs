@@ -539,7 +539,7 @@ pub fn build(
         fmax.unwrap_or(0.0)
     };
     let fps = cycles.map(|c| clock_mhz * 1e6 / c as f64);
-    // One UART byte per pixel, whatever the beat width.
+    // The bytes of a frame's beats: one per pixel, or 8 packed pixels per byte.
     let frame_bytes = ports.beats_per_frame * ports.input_width.div_ceil(8);
     let uart_fps = f64::from(clocking.baud) / (10.0 * f64::from(frame_bytes));
     let versions = json!({

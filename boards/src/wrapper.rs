@@ -1,15 +1,19 @@
 //! `board_top.v`: the accelerator behind a UART.
 //!
-//! Protocol: the host sends a frame as its pixel bytes, in the order the accelerator reads them
-//! (the wrapper packs them into beats of `input_width / 8` pixels, the earliest in the low
-//! byte); for every frame the board sends back one byte, the class. Frames may
-//! follow each other back to back. A frame left incomplete for [`IDLE_RESET_BITS`] bit times
+//! Protocol: the host sends a frame as the bytes of its input beats, in the order the
+//! accelerator reads them, each beat as `ceil(input_width / 8)` bytes, the lowest first: for a
+//! design taking pixel bytes (`input_format` `pixels`) that is one byte per pixel (the wrapper
+//! packs `input_width / 8` of them into a beat, the earliest in the low byte); for packed input
+//! (`packed`) the pixels binarised with the model's threshold, 8 to a byte, the earliest in
+//! bit 0 (a 784-pixel frame is 98 bytes when a beat is a multiple of 8 pixels; otherwise each
+//! beat's last byte is padded with zeros above its pixels). For every frame the board sends back
+//! one byte, the class. Frames may follow each other back to back. A frame left incomplete for [`IDLE_RESET_BITS`] bit times
 //! (about 0.1 s at 115200 baud) resets the accelerator, so the next byte starts a new frame.
 
 use std::fmt::Write as _;
 
 use serde::Serialize;
-use sim::trace::Ports;
+use sim::trace::{InputFormat, Ports, MAX_INPUT_BITS};
 
 use crate::board::Board;
 use crate::pll::{self, Pll};
@@ -125,7 +129,11 @@ struct Packer {
 }
 
 impl Packer {
-    fn new(iw: u32, per_beat: u64) -> Packer {
+    fn new(iw: u32, per_beat: u64, format: InputFormat) -> Packer {
+        let what = match format {
+            InputFormat::Pixels => "pixel bytes",
+            InputFormat::Packed => "bytes of 8 packed pixels",
+        };
         if per_beat == 1 {
             return Packer {
                 decl: "    wire beat_done = 1'b1;\n".into(),
@@ -136,18 +144,34 @@ impl Packer {
                 ),
             };
         }
-        // The beat's earlier bytes, the earliest lowest; the last byte goes on top.
-        let held = iw - 8;
+        // The beat's earlier bytes, the earliest lowest; the last byte goes on top, and bits
+        // above the beat's width (the padding of a packed beat) are dropped.
+        let held = 8 * (per_beat as u32 - 1);
         let bw = bits_for(per_beat - 1);
         let shift = if held > 8 {
             format!("{{rx_data, rx_pack[{}:8]}}", held - 1)
         } else {
             "rx_data".to_string()
         };
+        let (beat, pad) = if iw == held + 8 {
+            ("{rx_data, rx_pack}".to_string(), String::new())
+        } else {
+            (
+                format!("rx_beat[{}:0]", iw - 1),
+                format!(
+                    "    wire [{}:0] rx_beat = {{rx_data, rx_pack}};\n    \
+                     /* verilator lint_off UNUSEDSIGNAL */\n    wire [{}:0] rx_pad = rx_beat[{}:{iw}];\n    \
+                     /* verilator lint_on UNUSEDSIGNAL */\n",
+                    held + 7,
+                    held + 7 - iw,
+                    held + 7
+                ),
+            )
+        };
         Packer {
             decl: format!(
-                "    // {per_beat} pixel bytes per beat.\n    reg [{}:0] rx_pack;\n    \
-                 reg [{}:0] beat_bytes;\n    wire beat_done = (beat_bytes == {bw}'d{});\n",
+                "    // {per_beat} {what} per beat.\n    reg [{}:0] rx_pack;\n    \
+                 reg [{}:0] beat_bytes;\n    wire beat_done = (beat_bytes == {bw}'d{});\n{pad}",
                 held - 1,
                 bw - 1,
                 per_beat - 1
@@ -155,7 +179,7 @@ impl Packer {
             reset: format!("            beat_bytes <= {bw}'d0;\n"),
             step: format!(
                 "                if (beat_done) begin\n                    beat_bytes <= {bw}'d0;\n                    \
-                 s_valid <= 1'b1;\n                    s_data <= {{rx_data, rx_pack}};\n                \
+                 s_valid <= 1'b1;\n                    s_data <= {beat};\n                \
                  end else begin\n                    beat_bytes <= beat_bytes + {bw}'d1;\n                    \
                  rx_pack <= {shift};\n                end\n"
             ),
@@ -165,9 +189,10 @@ impl Packer {
 
 /// The Verilog of `board_top` for a design with `ports` on `board`.
 pub fn board_top(board: &Board, ports: &Ports, clk: &Clocking) -> Result<String, BoardError> {
-    if ports.input_width > 64 || (ports.input_width > 8 && !ports.input_width.is_multiple_of(8)) {
+    if ports.input_width as usize > MAX_INPUT_BITS {
         return Err(BoardError::Unsupported(format!(
-            "input beats of {} bits; the UART wrapper packs whole bytes into beats of at most 64 bits",
+            "input beats of {} bits; the UART wrapper packs bytes into beats of at most \
+             {MAX_INPUT_BITS} bits",
             ports.input_width
         )));
     }
@@ -196,7 +221,7 @@ pub fn board_top(board: &Board, ports: &Ports, clk: &Clocking) -> Result<String,
     let n_leds = board.leds.len();
     let idle_clks = IDLE_RESET_BITS * clk.clks_per_bit;
 
-    let pack = Packer::new(iw, per_beat);
+    let pack = Packer::new(iw, per_beat, ports.input_format);
     let mut s = String::new();
     let w = &mut s;
     let _ = writeln!(w, "// Generated by flipchip build; do not edit.");
@@ -218,9 +243,15 @@ pub fn board_top(board: &Board, ports: &Ports, clk: &Clocking) -> Result<String,
         "// UART {} 8N1 on rx pin {} / tx pin {}, CLKS_PER_BIT core clocks per bit.",
         clk.baud, board.uart.rx, board.uart.tx
     );
+    let sent = match ports.input_format {
+        InputFormat::Pixels => "one per pixel".to_string(),
+        InputFormat::Packed => {
+            format!("{iw} binarised pixels per beat, 8 to a byte, the earliest in bit 0")
+        }
+    };
     let _ = writeln!(
         w,
-        "// Protocol: send {frame} bytes per frame (one per pixel, {per_beat} per beat); receive one byte per frame, the class."
+        "// Protocol: send {frame} bytes per frame ({sent}, {per_beat} per beat); receive one byte per frame, the class."
     );
     let _ = writeln!(
         w,

@@ -9,6 +9,7 @@ use boards::flow::{self, FlowError};
 use boards::uart_sim::{self, Send};
 use boards::wrapper::Clocking;
 use boards::Board;
+use compiler::ir::InputFormat;
 use compiler::passes::folding::FoldSpec;
 use compiler::random::{random_model, Rng};
 use flip::encoding::Encoding;
@@ -25,7 +26,19 @@ fn scratch(name: &str) -> PathBuf {
 
 /// Compiles `model` into `dir` as `flipchip compile` does.
 fn compile(model: &Model, dir: &Path, target_cycles: Option<u64>) {
-    let design = compiler::compile(model, &FoldSpec::Auto { target_cycles }).unwrap();
+    compile_as(model, dir, target_cycles, InputFormat::Pixels);
+}
+
+/// [`compile`] with the input arriving as `input`.
+fn compile_as(model: &Model, dir: &Path, target_cycles: Option<u64>, input: InputFormat) {
+    let design = compiler::compile(
+        model,
+        &FoldSpec::Auto {
+            target_cycles,
+            input,
+        },
+    )
+    .unwrap();
     compiler::write_build(&design, dir).unwrap();
 }
 
@@ -76,11 +89,55 @@ fn board_top_over_uart_matches_the_reference() {
         }
         m
     });
-    // One pixel per beat, and four (the wrapper packs bytes into beats); and the first
+    // One pixel per beat, and 16 (the wrapper packs bytes into 128-bit beats); and the first
     // layer's weights in RAM, read from the (modelled) SPI flash after power-up.
-    for (target, loaded) in [(None, false), (Some(16), false), (None, true)] {
-        uart_round_trip("digits", &model, &images, &expected, target, loaded);
+    for (target, loaded) in [(None, false), (Some(4), false), (None, true)] {
+        uart_round_trip(
+            "digits",
+            &model,
+            &images,
+            &expected,
+            target,
+            loaded,
+            InputFormat::Pixels,
+        );
     }
+}
+
+/// Packed input over the UART: the digits binarised at 8 (of 16), 16 pixels per beat, sent
+/// as two bytes of 8 pixels each (the earliest in bit 0), 8 bytes per frame.
+#[test]
+fn packed_board_top_over_uart_matches_the_reference() {
+    if !uart_sim::have_verilator() {
+        testbenches::tool_missing("verilator not installed (scripts/setup.sh)");
+        return;
+    }
+    let data = flip::data::load(None).unwrap();
+    let images: Vec<&[u8]> = (0..6).map(|i| data.test.image(i, data.pixels())).collect();
+    let (model, expected) = separating(&images, 4, |seed| {
+        let mut m = random_model(
+            &mut Rng(seed),
+            data.pixels(),
+            data.pixel_bits,
+            Encoding::Threshold(8),
+            &[24, 10],
+        );
+        if let Some(Layer::Binary(l)) = m.layers.last_mut() {
+            if let Activation::Scores { bias } = &mut l.activation {
+                bias.iter_mut().for_each(|b| *b = 0);
+            }
+        }
+        m
+    });
+    uart_round_trip(
+        "packed",
+        &model,
+        &images,
+        &expected,
+        Some(4),
+        false,
+        InputFormat::Packed,
+    );
 }
 
 /// A convolutional model behind the same board top: the digits through a random
@@ -105,7 +162,15 @@ fn conv_board_top_over_uart_matches_the_reference() {
     let (model, expected) = separating(&images, 3, |seed| {
         flip::model::random::binary(seed, input.clone(), &specs, 10)
     });
-    uart_round_trip("conv", &model, &images, &expected, None, false);
+    uart_round_trip(
+        "conv",
+        &model,
+        &images,
+        &expected,
+        None,
+        false,
+        InputFormat::Pixels,
+    );
 }
 
 /// The model of the first seed (from 1) whose classes of `images` take at least `distinct`
@@ -136,26 +201,37 @@ fn uart_round_trip(
     expected: &[u8],
     target: Option<u64>,
     loaded: bool,
+    input: InputFormat,
 ) {
     let frames = images.len();
     let dir = scratch(&format!("uart_{tag}_{target:?}_{loaded}"));
+    let auto = compiler::compile(
+        model,
+        &FoldSpec::Auto {
+            target_cycles: target,
+            input,
+        },
+    )
+    .unwrap();
     if loaded {
-        let auto = compiler::compile(
-            model,
-            &FoldSpec::Auto {
-                target_cycles: target,
-            },
-        )
-        .unwrap();
         let mut fold = compiler::fold_file(&auto);
         fold.load_weights = vec![1];
         let design = compiler::compile(model, &FoldSpec::Manual(fold)).unwrap();
         assert!(design.has_loaded_weights());
         compiler::write_build(&design, &dir.join("design")).unwrap();
     } else {
-        compile(model, &dir.join("design"), target);
+        compile_as(model, &dir.join("design"), target, input);
     }
     let board = Board::load("icebreaker").unwrap();
+    // What the host sends: the pixel bytes, or the pixels binarised and packed.
+    let stream: Vec<Vec<u8>> = images
+        .iter()
+        .map(|im| auto.input().stream_bytes(im))
+        .collect();
+    if input == InputFormat::Packed {
+        let bytes = images[0].len() / 8;
+        assert_eq!(stream[0].len(), bytes, "8 packed pixels per byte");
+    }
 
     // A stray partial frame, silence long enough to drop it, then the frames back to back
     // with the odd idle gap, as a USB-serial bridge delivers them.
@@ -168,7 +244,7 @@ fn uart_round_trip(
         })
         .collect();
     let mut first = true;
-    for (f, im) in images.iter().enumerate() {
+    for (f, im) in stream.iter().enumerate() {
         for (i, &p) in im.iter().enumerate() {
             let gap_bits = if first {
                 first = false;
@@ -229,6 +305,21 @@ fn board_top_is_lint_clean_on_every_board_with_and_without_pll() {
         serde_json::from_str(&std::fs::read_to_string(dir.join("design8/ports.json")).unwrap())
             .unwrap();
     assert_eq!(ports.input_width, 64);
+    // Beats wider than 64 bits (36 pixel bytes), and packed beats of 12 pixels: two bytes,
+    // the second padded above its 4 pixels.
+    let odd = random_model(&mut Rng(4), 36, 8, Encoding::Threshold(9), &[4, 3]);
+    compile(&odd, &dir.join("design_wide"), Some(1));
+    compile_as(
+        &odd,
+        &dir.join("design_packed"),
+        Some(3),
+        InputFormat::Packed,
+    );
+    for (sub, width) in [("design_wide", 288), ("design_packed", 12)] {
+        let text = std::fs::read_to_string(dir.join(sub).join("ports.json")).unwrap();
+        let p: sim::trace::Ports = serde_json::from_str(&text).unwrap();
+        assert_eq!(p.input_width, width, "{sub}");
+    }
     for name in boards::board::names() {
         let board = Board::load(&name).unwrap();
         // Board clock, PLL, fabric divider.
@@ -249,17 +340,16 @@ fn board_top_is_lint_clean_on_every_board_with_and_without_pll() {
             .unwrap();
             assert!(warnings.is_empty(), "{name} {freq:?}: {warnings:#?}");
         }
-        let warnings = uart_sim::lint(
-            &board,
-            &dir.join("design8"),
-            &dir.join(format!("{name}_8px")),
-            &Clocking::new(&board, None).unwrap(),
-        )
-        .unwrap();
-        assert!(
-            warnings.is_empty(),
-            "{name} 8 pixels per beat: {warnings:#?}"
-        );
+        for sub in ["design8", "design_wide", "design_packed"] {
+            let warnings = uart_sim::lint(
+                &board,
+                &dir.join(sub),
+                &dir.join(format!("{name}_{sub}")),
+                &Clocking::new(&board, None).unwrap(),
+            )
+            .unwrap();
+            assert!(warnings.is_empty(), "{name} {sub}: {warnings:#?}");
+        }
         // Weights loaded from flash: lint clean where the board has one, refused otherwise.
         let loaded_dir = dir.join("design_loaded");
         if !loaded_dir.exists() {
@@ -268,6 +358,7 @@ fn board_top_is_lint_clean_on_every_board_with_and_without_pll() {
                     &tiny_model(3),
                     &FoldSpec::Auto {
                         target_cycles: None,
+                        input: Default::default(),
                     },
                 )
                 .unwrap(),
@@ -388,6 +479,7 @@ fn weights_in_spram_build_for_icebreaker_with_a_flash_image() {
     let model = tiny_model(5);
     let fold = compiler::passes::folding::FoldFile {
         pixels_per_beat: 1,
+        input: Default::default(),
         layers: vec![
             compiler::passes::folding::LayerFold { pe: 1, simd: 4 },
             compiler::passes::folding::LayerFold { pe: 1, simd: 8 },

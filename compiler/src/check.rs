@@ -1,18 +1,35 @@
 //! Well-formedness of a [`Design`], checked before any backend reads it, so that user mistakes
 //! (an impossible folding) come back as messages naming the layer instead of broken Verilog.
 
-use crate::ir::{Design, Stage};
-use crate::passes::folding::MAX_PIXELS_PER_BEAT;
+use crate::ir::{Design, InputFormat, Stage, MAX_INPUT_BITS};
 use crate::CompileError;
 
-/// The pixels per beat divide the frame (at most [`MAX_PIXELS_PER_BEAT`]); every layer's PE
-/// divides its outputs and its SIMD its inputs, all non-zero.
+/// The pixels per beat divide the frame (at most [`InputFormat::max_pixels_per_beat`]: a beat
+/// is at most [`MAX_INPUT_BITS`] wide); packed input comes with a one-bit encoding; every
+/// layer's PE divides its outputs and its SIMD its inputs, all non-zero.
 pub fn check_folding(design: &Design) -> Result<(), CompileError> {
     check_shape(design)?;
-    let (k, pixels) = (design.input().pixels_per_beat, design.input().pixels);
-    if k == 0 || k > MAX_PIXELS_PER_BEAT || pixels % k != 0 {
+    let input = design.input();
+    let (k, pixels, format) = (input.pixels_per_beat, input.pixels, input.format);
+    if format == InputFormat::Packed && !input.one_bit() {
         return Err(CompileError::Folding(format!(
-            "pixels_per_beat {k} must divide the {pixels} pixels of a frame and be 1..={MAX_PIXELS_PER_BEAT}"
+            "packed input (\"input\": \"packed\" in the fold file, --packed-input) needs a \
+             one-bit encoding such as threshold:T, but the model's encoding {} has {} bit(s) per \
+             pixel in {} plane(s)",
+            input.encoding,
+            input.encoding.bits_per_pixel(),
+            input.encoding.planes()
+        )));
+    }
+    let most = format.max_pixels_per_beat();
+    if k == 0 || k > most || pixels % k != 0 {
+        return Err(CompileError::Folding(format!(
+            "pixels_per_beat {k} must divide the {pixels} pixels of a frame and be 1..={most} \
+             (input beats of at most {MAX_INPUT_BITS} bits, {})",
+            match format {
+                InputFormat::Pixels => "a pixel byte takes 8",
+                InputFormat::Packed => "a packed pixel takes 1",
+            }
         )));
     }
     if let Some(channels) = design.input().stream {

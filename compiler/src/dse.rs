@@ -221,6 +221,7 @@ impl Candidate {
     pub fn fold_file(&self) -> FoldFile {
         FoldFile {
             pixels_per_beat: self.pixels_per_beat,
+            input: Default::default(),
             layers: self.folds.clone(),
             load_weights: self.load_weights.clone(),
             fifos: None,
@@ -359,6 +360,7 @@ pub fn enumerate(design: &Design) -> Vec<Folding> {
         let key = |f: &[LayerFold]| (k, f.iter().map(|x| (x.pe, x.simd)).collect::<Vec<_>>());
         let file = |layers: Vec<LayerFold>| FoldFile {
             pixels_per_beat: k,
+            input: Default::default(),
             layers,
             load_weights: Vec::new(),
             fifos: None,
@@ -427,6 +429,7 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
         model,
         &FoldSpec::Auto {
             target_cycles: None,
+            input: crate::ir::InputFormat::Pixels,
         },
     )?;
     // Every candidate is pipelined for the clock the family's builds reach.

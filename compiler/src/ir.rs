@@ -26,14 +26,63 @@ pub struct Design {
     pub family: crate::blocks::Family,
 }
 
-/// The input adapter: `pixels_per_beat` pixel bytes per beat, encoded and packed into one
-/// first-layer beat.
+/// Widest input beat (`s_data`) a design may have: 64 pixel bytes, or 512 packed pixels.
+pub const MAX_INPUT_BITS: usize = 512;
+
+/// How pixels arrive on the top's input stream (`s_data`).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum InputFormat {
+    /// One byte per pixel, pixel `j` of a beat in bits `8j .. 8j + 8`; the adapter applies the
+    /// model's encoding.
+    #[default]
+    Pixels,
+    /// One bit per pixel, already binarised by the sender (pixel `j` of a beat in bit `j`):
+    /// only for a one-bit encoding (`threshold:T`), whose compare the adapter then skips.
+    Packed,
+}
+
+impl InputFormat {
+    /// Bits of `s_data` per pixel.
+    pub fn bits_per_pixel(self) -> usize {
+        match self {
+            InputFormat::Pixels => 8,
+            InputFormat::Packed => 1,
+        }
+    }
+
+    /// Most pixels one beat can carry: as many as fit [`MAX_INPUT_BITS`].
+    pub fn max_pixels_per_beat(self) -> usize {
+        MAX_INPUT_BITS / self.bits_per_pixel()
+    }
+
+    /// The name used in fold files and `ports.json` (`pixels`, `packed`).
+    pub fn name(self) -> &'static str {
+        match self {
+            InputFormat::Pixels => "pixels",
+            InputFormat::Packed => "packed",
+        }
+    }
+}
+
+impl std::fmt::Display for InputFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The input adapter: `pixels_per_beat` pixels per beat (bytes, or bits when packed), encoded
+/// and packed into one first-layer beat.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InputAdapter {
     /// Pixels per frame.
     pub pixels: usize,
     /// Pixels per input beat (set by the folding pass; divides `pixels`).
     pub pixels_per_beat: usize,
+    /// How the pixels of a beat arrive (set by the folding pass).
+    pub format: InputFormat,
     /// Meaningful bits of a pixel byte.
     pub pixel_bits: u8,
     /// How pixels become bits.
@@ -328,7 +377,8 @@ impl Design {
         Ports {
             top: self.top.clone(),
             files: self.file_names(),
-            input_width: 8 * self.input().pixels_per_beat as u32,
+            input_width: self.input().input_width() as u32,
+            input_format: self.input().format,
             beats_per_frame: (self.input().pixels / self.input().pixels_per_beat) as u32,
             class_width: self.class_width(),
             classes: self.argmax().classes as u32,
@@ -360,6 +410,10 @@ pub struct Ports {
     pub files: Vec<String>,
     /// Width of `s_data` (bits of one input beat).
     pub input_width: u32,
+    /// What `s_data` carries: `pixels` (one byte per pixel, the earliest pixel in the low
+    /// byte) or `packed` (one already binarised bit per pixel, the earliest in bit 0).
+    #[serde(default)]
+    pub input_format: InputFormat,
     /// Input beats per frame.
     pub beats_per_frame: u32,
     /// Width of `m_class`.

@@ -128,6 +128,7 @@ pub fn lower(model: &Model) -> Result<Design, CompileError> {
     let mut stages = vec![Stage::Input(InputAdapter {
         pixels: model.input.pixels(),
         pixels_per_beat: 1,
+        format: Default::default(),
         pixel_bits: model.input.pixel_bits,
         encoding: enc.clone(),
         stream,
@@ -355,6 +356,7 @@ pub fn read_fold_file(path: &Path) -> Result<FoldFile, CompileError> {
 pub fn fold_file(d: &Design) -> FoldFile {
     FoldFile {
         pixels_per_beat: d.input().pixels_per_beat,
+        input: d.input().format,
         layers: d
             .mvtus()
             .map(|l| LayerFold {
@@ -404,6 +406,7 @@ pub fn report(d: &Design) -> serde_json::Value {
         "top": d.top,
         "model": d.model,
         "pixels_per_beat": d.input().pixels_per_beat,
+        "input_format": d.input().format,
         "layers": stages,
         "total": {
             "cycles_per_frame": cycles,

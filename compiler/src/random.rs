@@ -5,8 +5,9 @@ use flip::encoding::Encoding;
 use flip::model::arch::LayerSpec;
 use flip::model::{Activation, BinaryLayer, InputSpec, Layer, Metadata, Model};
 
+use crate::ir::InputFormat;
 use crate::passes::fifos::FifoDepth;
-use crate::passes::folding::{FoldFile, LayerFold, MAX_PIXELS_PER_BEAT};
+use crate::passes::folding::{FoldFile, LayerFold};
 
 /// A SplitMix64 stream.
 #[derive(Clone, Debug)]
@@ -105,7 +106,8 @@ pub fn random_model(
     }
 }
 
-/// A random legal folding of every binary layer of `model` (dense or convolution).
+/// A random legal folding of every binary layer of `model` (dense or convolution); a model with
+/// a one-bit encoding takes packed input one time in three.
 pub fn random_folding(rng: &mut Rng, model: &Model) -> FoldFile {
     let div = |rng: &mut Rng, n: usize, most: usize| {
         let d: Vec<usize> = (1..=n.min(most)).filter(|d| n.is_multiple_of(*d)).collect();
@@ -118,7 +120,14 @@ pub fn random_folding(rng: &mut Rng, model: &Model) -> FoldFile {
     } else {
         model.input.pixels()
     };
-    let pixels_per_beat = div(rng, values, MAX_PIXELS_PER_BEAT);
+    let enc = &model.input.encoding;
+    let one_bit = enc.bits_per_pixel() == 1 && enc.planes() == 1;
+    let input = if one_bit && rng.range(0, 2) == 0 {
+        InputFormat::Packed
+    } else {
+        InputFormat::Pixels
+    };
+    let pixels_per_beat = div(rng, values, input.max_pixels_per_beat());
     // The binary layers (dense and convolutions, not pools) with their layer numbers: of a
     // convolution, outputs are its channels and inputs its window.
     let binary: Vec<(usize, &BinaryLayer)> = model
@@ -147,6 +156,7 @@ pub fn random_folding(rng: &mut Rng, model: &Model) -> FoldFile {
         .collect();
     FoldFile {
         pixels_per_beat,
+        input,
         layers,
         load_weights,
         fifos: None,
@@ -154,6 +164,42 @@ pub fn random_folding(rng: &mut Rng, model: &Model) -> FoldFile {
         stage_levels: Some(rng.range(1, 6) as usize),
         read_registers: Some(rng.range(1, 2) as usize),
     }
+}
+
+/// Pixels per beat of [`random_wide_input`]: pixel bytes up to 64 (a 512-bit beat), and packed
+/// pixels up to 512.
+const WIDE_PIXELS: [usize; 3] = [16, 49, 64];
+const WIDE_PACKED: [usize; 6] = [8, 49, 64, 98, 392, 512];
+
+/// A small dense binary model whose input arrives in beats wider than a word, and its folding:
+/// 16, 49 or 64 pixel bytes per beat (any encoding), or with a threshold encoding one time in
+/// two packed, 8 to 512 pixels per beat; one to three beats per frame, a hidden layer of 2 to 12
+/// neurons and 2 to 10 classes, the layers folded at random.
+pub fn random_wide_input(rng: &mut Rng) -> (Model, FoldFile) {
+    let packed = rng.range(0, 1) == 0;
+    let (k, enc) = if packed {
+        (
+            *rng.pick(&WIDE_PACKED),
+            Encoding::Threshold(rng.range(0, 255) as u16),
+        )
+    } else {
+        (*rng.pick(&WIDE_PIXELS), random_encoding(rng, 8))
+    };
+    let beats = if k > 64 {
+        rng.range(1, 2)
+    } else {
+        rng.range(1, 3)
+    };
+    let widths = [rng.range(2, 12) as usize, rng.range(2, 10) as usize];
+    let model = random_model(rng, k * beats as usize, 8, enc, &widths);
+    let mut fold = random_folding(rng, &model);
+    fold.pixels_per_beat = k;
+    fold.input = if packed {
+        InputFormat::Packed
+    } else {
+        InputFormat::Pixels
+    };
+    (model, fold)
 }
 
 /// A random convolutional binary model: an image of 3 to 11 rows and columns (odd sizes

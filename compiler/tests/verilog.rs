@@ -45,9 +45,11 @@ fn designs() -> Vec<(String, compiler::ir::Design)> {
             let fold = match j {
                 0 => FoldSpec::Auto {
                     target_cycles: None,
+                    input: Default::default(),
                 },
                 1 => FoldSpec::Auto {
                     target_cycles: Some(1),
+                    input: Default::default(),
                 },
                 _ => FoldSpec::Manual(random_folding(&mut rng, &model)),
             };
@@ -63,6 +65,7 @@ fn designs() -> Vec<(String, compiler::ir::Design)> {
             &model,
             &FoldSpec::Auto {
                 target_cycles: None,
+                input: Default::default(),
             },
         )
         .unwrap(),
@@ -75,6 +78,7 @@ fn designs() -> Vec<(String, compiler::ir::Design)> {
             &model,
             &FoldSpec::Auto {
                 target_cycles: Some(1),
+                input: Default::default(),
             },
         )
         .unwrap(),
@@ -169,6 +173,7 @@ fn impossible_foldings_name_the_layer() {
     for k in [4, 9, 0] {
         let file = FoldFile {
             pixels_per_beat: k,
+            input: Default::default(),
             layers: vec![f(1, 1), f(1, 1)],
             load_weights: Vec::new(),
             fifos: None,
@@ -197,6 +202,7 @@ fn mnist_sized_model_compiles_quickly() {
         &model,
         &FoldSpec::Auto {
             target_cycles: None,
+            input: Default::default(),
         },
     )
     .unwrap();

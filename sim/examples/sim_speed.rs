@@ -26,6 +26,7 @@ fn main() {
         &model,
         &FoldSpec::Auto {
             target_cycles: None,
+            input: Default::default(),
         },
     )
     .unwrap();

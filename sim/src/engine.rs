@@ -100,7 +100,7 @@ pub fn ports(d: &Design) -> Ports {
 
 /// The input side of a quiet stretch.
 struct Stretch<'a, 'b> {
-    beats: &'a [u64],
+    beats: &'a Beats,
     fires: &'b mut Vec<(u64, u64)>,
     input_bit: u64,
     next: &'b mut usize,
@@ -159,7 +159,7 @@ fn quiet_stretch(models: &mut [StageModel], s: &mut Stretch) -> u64 {
                 s.frame_starts.push(s.t + c);
             }
             s.fires.push((s.t + c, s.input_bit));
-            models[0].clock(Some(&Beat::Pixels(s.beats[*s.next])), false);
+            models[0].clock(Some(&s.beats.beat(*s.next)), false);
             *s.next += 1;
             taken += 1;
         } else if offered && !intake && !bubble {
@@ -175,8 +175,34 @@ fn quiet_stretch(models: &mut [StageModel], s: &mut Stretch) -> u64 {
     c
 }
 
-/// Simulates `design` on `pixels` (whole frames of pixel bytes, back to back, sent
-/// `pixels_per_beat` to a beat) under `stim` until every frame's result has been taken or
+/// The input beats of a run, `words` u64s each, flat.
+struct Beats {
+    data: Vec<u64>,
+    words: usize,
+}
+
+impl Beats {
+    fn len(&self) -> usize {
+        self.data.len() / self.words
+    }
+
+    fn words(&self, i: usize) -> &[u64] {
+        &self.data[i * self.words..][..self.words]
+    }
+
+    /// Beat `i`, or an all-zero beat past the end (what the harnesses drive then).
+    fn beat(&self, i: usize) -> Beat {
+        if i < self.len() {
+            Beat::pixels(self.words(i))
+        } else {
+            Beat::pixels(&[])
+        }
+    }
+}
+
+/// Simulates `design` on `pixels` (whole frames of pixel values, back to back, sent
+/// `pixels_per_beat` to a beat as bytes, or binarised and packed as bits when the design takes
+/// packed input: see `InputAdapter::stream_bytes`) under `stim` until every frame's result has been taken or
 /// `max_cycles` have passed. With `vcd`, writes the top-level streams and every stage's
 /// handshake as a VCD.
 pub fn run(
@@ -194,14 +220,12 @@ pub fn run(
         });
     }
     let frames = pixels.len() / input.pixels;
-    let k = input.pixels_per_beat;
-    let per_frame = input.pixels / k;
-    // The earliest pixel in the low byte, as the testbenches pack `s_data`.
-    let beats: Vec<u64> = pixels
-        .chunks(k)
-        .map(|c| c.iter().rev().fold(0u64, |a, &b| a << 8 | u64::from(b)))
-        .collect();
-    let beats = &beats[..];
+    let per_frame = input.pixels / input.pixels_per_beat;
+    // `s_data` as the testbenches drive it: the earliest pixel lowest.
+    let beats = &Beats {
+        data: input.beat_words(pixels),
+        words: input.input_width().div_ceil(64),
+    };
     let mut models: Vec<StageModel> = design.cycle_models();
     let names = design.stage_names();
     let n = models.len();
@@ -285,7 +309,11 @@ pub fn run(
             mask |= 1 << n;
         }
         if let Some(v) = vcd.as_mut() {
-            let data = beats.get(next).copied().unwrap_or(0);
+            let data = if next < beats.len() {
+                beats.words(next)
+            } else {
+                &[]
+            };
             v.cycle(t, s_valid, in_ready[0], data, m_ready, &out_ready, &models)?;
         }
         if mask != 0 {
@@ -303,7 +331,7 @@ pub fn run(
         for i in (0..n).rev() {
             let (up, rest) = models.split_at_mut(i);
             let input = if i == 0 {
-                s_fire.then_some(Beat::Pixels(beats.get(next).copied().unwrap_or(0)))
+                s_fire.then(|| beats.beat(next))
             } else {
                 None
             };

@@ -1,7 +1,7 @@
 //! What a simulation run observed, in the same shape for the Rust simulator, Verilator and
 //! Icarus, so two runs compare with `==` and the first difference names a cycle and a stage.
 
-pub use compiler::ir::Ports;
+pub use compiler::ir::{InputFormat, Ports, MAX_INPUT_BITS};
 /// The weight-load words of a build directory (see [`Ports::load_words`]).
 pub use compiler::LOAD_HEX;
 

@@ -11,6 +11,8 @@ use compiler::ir::Design;
 pub struct Vcd<'w> {
     w: &'w mut dyn Write,
     prev: Vec<u64>,
+    /// The previous `s_data` (wider than a word when the beat is).
+    prev_data: Option<Vec<u64>>,
     widths: Vec<u32>,
     stages: usize,
     classes: usize,
@@ -40,7 +42,7 @@ impl<'w> Vcd<'w> {
             ("clk".into(), 1),
             ("s_valid".into(), 1),
             ("s_ready".into(), 1),
-            ("s_data".into(), 8 * design.input().pixels_per_beat as u32),
+            ("s_data".into(), design.input().input_width() as u32),
             ("m_valid".into(), 1),
             ("m_ready".into(), 1),
             ("m_class".into(), design.class_width()),
@@ -66,6 +68,7 @@ impl<'w> Vcd<'w> {
         Ok(Vcd {
             w,
             prev: vec![u64::MAX; sig.len()],
+            prev_data: None,
             widths: sig.iter().map(|s| s.1).collect(),
             stages: names.len(),
             classes,
@@ -84,6 +87,31 @@ impl<'w> Vcd<'w> {
         Ok(())
     }
 
+    /// Sets `s_data` (signal 3) to the words `v`, the lowest first (missing words are 0).
+    fn set_data(&mut self, v: &[u64]) -> std::io::Result<()> {
+        let mut v = v.to_vec();
+        while v.last() == Some(&0) {
+            v.pop();
+        }
+        if self.prev_data.as_ref() == Some(&v) {
+            return Ok(());
+        }
+        let mut bits = String::new();
+        for (i, w) in v.iter().enumerate().rev() {
+            if i + 1 == v.len() {
+                bits.push_str(&format!("{w:b}"));
+            } else {
+                bits.push_str(&format!("{w:064b}"));
+            }
+        }
+        if bits.is_empty() {
+            bits.push('0');
+        }
+        writeln!(self.w, "b{bits} {}", id(3))?;
+        self.prev_data = Some(v);
+        Ok(())
+    }
+
     /// Records cycle `t`.
     #[allow(clippy::too_many_arguments)]
     pub fn cycle(
@@ -91,7 +119,7 @@ impl<'w> Vcd<'w> {
         t: u64,
         s_valid: bool,
         s_ready: bool,
-        s_data: u64,
+        s_data: &[u64],
         m_ready: bool,
         out_ready: &[bool],
         models: &[StageModel],
@@ -105,7 +133,7 @@ impl<'w> Vcd<'w> {
         self.set(0, 0)?;
         self.set(1, s_valid as u64)?;
         self.set(2, s_ready as u64)?;
-        self.set(3, s_data)?;
+        self.set_data(s_data)?;
         self.set(4, last.out_valid() as u64)?;
         self.set(5, m_ready as u64)?;
         self.set(6, class)?;

@@ -68,6 +68,42 @@ fn sim_matches_reference_on_random_networks() {
     }
 }
 
+/// Wide input beats (16 to 64 pixel bytes) and packed one-bit input (8 to 512 pixels per beat):
+/// the designs compute the reference's classes and scores on the pixel values (packed input is
+/// binarised with the model's threshold before it is sent), with and without skipping.
+#[test]
+fn sim_matches_reference_with_wide_and_packed_input() {
+    let mut rng = Rng(0x3DE);
+    let mut packed = 0;
+    for case in 0..120 {
+        let (model, fold) = compiler::random::random_wide_input(&mut rng);
+        packed += usize::from(fold.input == compiler::ir::InputFormat::Packed);
+        let design = compiler::compile(&model, &FoldSpec::Manual(fold.clone()))
+            .unwrap_or_else(|e| panic!("case {case}: {e}"));
+        assert_eq!(design.input().pixels_per_beat, fold.pixels_per_beat);
+        let frames = rng.range(1, 4) as usize;
+        let px = random_pixels(&mut rng, &model, frames);
+        let stim = Stimulus {
+            seed: rng.next_u64(),
+            bubble_pct: rng.range(0, 50) as u32,
+            stall_pct: rng.range(0, 50) as u32,
+        };
+        let run = sim::run(&design, &px, stim, 1_000_000, None).unwrap();
+        let slow = sim::run(&design, &px, stim, 1_000_000, Some(&mut std::io::sink())).unwrap();
+        assert_eq!(run.trace, slow.trace, "case {case}");
+        assert_eq!(run.trace.outputs.len(), frames);
+        let n = model.input.pixels();
+        for (f, out) in run.trace.outputs.iter().enumerate() {
+            let want: Vec<i64> = flip::reference::binary_scores(&model, &px[f * n..][..n])
+                .into_iter()
+                .map(i64::from)
+                .collect();
+            assert_eq!(out.scores, want, "case {case} frame {f}: {fold:?}");
+        }
+    }
+    assert!((30..90).contains(&packed), "{packed} packed cases");
+}
+
 #[test]
 fn free_running_latency_and_interval_match_the_formulas() {
     let mut rng = Rng(77);
@@ -109,6 +145,7 @@ fn vcd_holds_every_stage_handshake() {
         &model,
         &FoldSpec::Auto {
             target_cycles: None,
+            input: Default::default(),
         },
     )
     .unwrap();
@@ -143,6 +180,7 @@ fn sim_matches_reference_on_random_conv_networks() {
         let spec = if rng.range(0, 3) == 0 {
             FoldSpec::Auto {
                 target_cycles: Some(rng.range(1, 400)),
+                input: Default::default(),
             }
         } else {
             FoldSpec::Manual(random_folding(&mut rng, &model))

@@ -27,6 +27,10 @@ pub struct Args {
     /// UART delivers a pixel every 10 bit times, so far slower foldings keep up with it.
     #[arg(long)]
     pub target_cycles: Option<u64>,
+    /// Take the input packed, one bit per pixel (see `flipchip compile --packed-input`): the
+    /// host then sends binarised pixels, 8 to a byte.
+    #[arg(long)]
+    pub packed_input: bool,
     /// Core clock in MHz, made by the board's PLL (default: the board clock, no PLL).
     #[arg(long)]
     pub freq: Option<f64>,
@@ -59,21 +63,24 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         bail!("--pnr-stall-minutes must be a number of minutes, 0 or more");
     }
     let model = super::compile::load_model(&a.model)?;
-    let spec = super::compile::fold_spec(&a.fold, a.target_cycles)?;
+    let spec = super::compile::fold_spec(&a.fold, a.target_cycles, a.packed_input)?;
     let t = Instant::now();
     // Weights that overflow the block RAMs go to SPRAM where the board can load them.
     let placement = match (&board.flash, compiler::dse::device(&board.device)) {
         (Some(_), Some(d)) => d.placement(),
         _ => compiler::passes::memory::Placement::Rom,
     };
-    let design = super::compile::compile_into(
-        &a.model,
-        &model,
-        &spec,
-        &placement,
-        board.family,
-        a.freq,
-        &a.out,
+    let design = super::compile::in_fold_file(
+        super::compile::compile_into(
+            &a.model,
+            &model,
+            &spec,
+            &placement,
+            board.family,
+            a.freq,
+            &a.out,
+        ),
+        &a.fold,
     )?
     .0;
     let compile_seconds = t.elapsed().as_secs_f64();

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use compiler::blocks::Family;
+use compiler::ir::InputFormat;
 use compiler::passes::folding::FoldSpec;
 use compiler::passes::memory::Placement;
 
@@ -24,6 +25,11 @@ pub struct Args {
     /// rate at which the one-pixel-per-cycle input can feed the design).
     #[arg(long)]
     pub target_cycles: Option<u64>,
+    /// Take the input packed: one already binarised bit per pixel (pixel j of a beat in bit
+    /// j, 8 pixels per byte), up to 512 per beat, for models with a one-bit encoding
+    /// (`threshold:T`); the same as `"input": "packed"` in a fold file.
+    #[arg(long)]
+    pub packed_input: bool,
     /// Place weight memories for this device (`up5k`, ...): where the ROMs would need more
     /// block RAMs than it has, the largest go into SPRAM, loaded from flash at power-up. A fold
     /// file's `load_weights` list wins over this.
@@ -59,15 +65,41 @@ pub fn load_model(path: &Path) -> anyhow::Result<flip::model::Model> {
     flip::model::format::load(path).with_context(|| format!("loading model {}", path.display()))
 }
 
-/// The folding asked for by `--fold auto|FILE` and `--target-cycles`.
-pub fn fold_spec(fold: &str, target_cycles: Option<u64>) -> anyhow::Result<FoldSpec> {
+/// The folding asked for by `--fold auto|FILE`, `--target-cycles` and `--packed-input` (which
+/// makes a fold file's input packed too).
+pub fn fold_spec(
+    fold: &str,
+    target_cycles: Option<u64>,
+    packed_input: bool,
+) -> anyhow::Result<FoldSpec> {
+    let input = if packed_input {
+        InputFormat::Packed
+    } else {
+        InputFormat::Pixels
+    };
     if fold == "auto" {
-        return Ok(FoldSpec::Auto { target_cycles });
+        return Ok(FoldSpec::Auto {
+            target_cycles,
+            input,
+        });
     }
     if target_cycles.is_some() {
         bail!("--target-cycles only applies to --fold auto");
     }
-    Ok(FoldSpec::Manual(compiler::read_fold_file(Path::new(fold))?))
+    let mut file = compiler::read_fold_file(Path::new(fold))?;
+    if packed_input {
+        file.input = input;
+    }
+    Ok(FoldSpec::Manual(file))
+}
+
+/// A compile result whose error, if any, names the fold file `--fold` gave (not `auto`).
+pub fn in_fold_file<T>(r: anyhow::Result<T>, fold: &str) -> anyhow::Result<T> {
+    if fold == "auto" {
+        r
+    } else {
+        r.with_context(|| format!("fold file {fold}"))
+    }
 }
 
 /// Compiles `model` (read from `path`) into `out`: the Verilog, reports, and a copy of the
@@ -172,7 +204,7 @@ fn measured_json(s: &sim::fifo_sizing::Sizing) -> serde_json::Value {
 /// Runs `flipchip compile`.
 pub fn run(a: Args) -> anyhow::Result<()> {
     let model = load_model(&a.model)?;
-    let spec = fold_spec(&a.fold, a.target_cycles)?;
+    let spec = fold_spec(&a.fold, a.target_cycles, a.packed_input)?;
     let start = Instant::now();
     let placement = placement(a.device.as_deref())?;
     let family = a
@@ -181,8 +213,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         .and_then(compiler::dse::device)
         .map(|d| d.family)
         .unwrap_or_default();
-    let (design, sizing) =
-        compile_into(&a.model, &model, &spec, &placement, family, a.clock, &a.out)?;
+    let (design, sizing) = in_fold_file(
+        compile_into(&a.model, &model, &spec, &placement, family, a.clock, &a.out),
+        &a.fold,
+    )?;
     let seconds = start.elapsed().as_secs_f64();
     let mut report = compiler::report(&design);
     eprintln!(
@@ -215,8 +249,13 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let input = design.input();
     let beats = input.pixels / input.pixels_per_beat;
     eprintln!(
-        "input: {} pixel(s) per beat, {beats} beats per frame",
-        input.pixels_per_beat
+        "input: {} pixel(s) per beat ({}, {}-bit s_data), {beats} beats per frame",
+        input.pixels_per_beat,
+        match input.format {
+            InputFormat::Pixels => "a byte each",
+            InputFormat::Packed => "packed, a bit each",
+        },
+        input.input_width()
     );
     for l in design.mvtus().filter(|l| l.is_loaded()) {
         eprintln!(
@@ -231,9 +270,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     if let Some(target) = a.target_cycles {
         if target < beats as u64 {
             eprintln!(
-                "note: the input takes at most {} pixels per cycle, so no design for this model \
-                 goes below {beats} cycles per frame (target {target})",
-                compiler::passes::folding::MAX_PIXELS_PER_BEAT
+                "note: the input takes at most {} {} pixels per cycle, so no design for this \
+                 model goes below {beats} cycles per frame (target {target})",
+                input.format.max_pixels_per_beat(),
+                input.format
             );
         }
     }

@@ -49,6 +49,7 @@ fn pipeline(out: &Path, name: &str, arch: Option<&str>) -> anyhow::Result<()> {
         out: build.clone(),
         fold: "auto".into(),
         target_cycles: None,
+        packed_input: false,
         device: None,
         clock: None,
         json: false,

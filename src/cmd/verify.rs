@@ -103,8 +103,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     };
     if let Some(rtl) = rtl {
         let ports = sim::ports(&design);
+        // The bytes `s_data` takes: the pixels, or with packed input their bits.
+        let stream = design.input().stream_bytes(&images);
         // A design that loses frames never finishes: compare what it did until it gave up.
-        let trace = match testbenches::run(&a.build, &ports, rtl, &images, stim, max_cycles) {
+        let trace = match testbenches::run(&a.build, &ports, rtl, &stream, stim, max_cycles) {
             Ok(run) => {
                 rtl_cps = Some(run.cycles_per_second);
                 run.trace

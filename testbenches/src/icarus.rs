@@ -61,7 +61,8 @@ module flipchip_tb;
   reg [8*4096-1:0] trace_path;
   reg [8*4096-1:0] beats_path;
   reg [63:0] expected, seed, bubble_pct, stall_pct, max_cycles, nbeats;
-  reg [63:0] t, r, sent, outs, beat;
+  reg [63:0] t, r, sent, outs;
+  reg [IW-1:0] beat;
   reg have, bubble, stall, bad;
   integer fo, fi, rc, i;
 
@@ -96,7 +97,7 @@ module flipchip_tb;
       bubble = ({{48'd0, r[15:0]}} * 64'd100) < (bubble_pct * 64'd65536);
       stall = ({{48'd0, r[31:16]}} * 64'd100) < (stall_pct * 64'd65536);
       s_valid = have & ~bubble;
-      s_data = have ? beat[IW-1:0] : {{IW{{1'b0}}}};
+      s_data = have ? beat : {{IW{{1'b0}}}};
       m_ready = ~stall;
       #1;
       if (s_ready !== 1'b0 && s_ready !== 1'b1) begin
@@ -225,9 +226,10 @@ pub(crate) fn run(job: &Job) -> Result<Finished, HarnessError> {
     })?;
 
     let beats_path = job.run_dir.join("beats.hex");
+    let words = crate::words_per_beat(ports);
     let mut text = String::with_capacity(job.beats.len() * 3);
-    for b in &job.beats {
-        let _ = writeln!(text, "{b:x}");
+    for b in job.beats.chunks(words) {
+        let _ = writeln!(text, "{}", crate::hex_words(b));
     }
     std::fs::write(&beats_path, text).map_err(io_err("writing", &beats_path))?;
     let trace_path = job.run_dir.join("trace.txt");
@@ -246,7 +248,7 @@ pub(crate) fn run(job: &Job) -> Result<Finished, HarnessError> {
         .arg(format!("+bubble={:x}", job.stim.bubble_pct))
         .arg(format!("+stall={:x}", job.stim.stall_pct))
         .arg(format!("+max_cycles={:x}", job.max_cycles))
-        .arg(format!("+nbeats={:x}", job.beats.len()));
+        .arg(format!("+nbeats={:x}", job.beats.len() / words));
     if ports.load_words > 0 {
         cmd.arg(plus("load", &job.build_dir.join(sim::trace::LOAD_HEX)));
     }

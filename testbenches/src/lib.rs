@@ -25,7 +25,10 @@
 //! # Beats
 //!
 //! One beat is `ceil(input_width / 8)` bytes of `beats`, little-endian (one byte per beat for
-//! `input_width <= 8`); `input_width` may be 1..=64. Bits above `input_width` must be zero.
+//! `input_width <= 8`); `input_width` may be 1..=512 (Verilator drives ports wider than 64
+//! bits as arrays of 32-bit words). Bits above `input_width` must be zero. The bytes are the
+//! same whatever `input_format` says: the stream a design takes (see
+//! `compiler::ir::InputAdapter::stream_bytes`).
 //!
 //! # Trace file
 //!
@@ -73,7 +76,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use sim::stimulus::Stimulus;
-use sim::trace::{Ports, Trace};
+use sim::trace::{Ports, Trace, MAX_INPUT_BITS};
 
 pub use cache::Key;
 pub use sim::stimulus::RESET_CYCLES;
@@ -272,11 +275,16 @@ pub fn bytes_per_beat(ports: &Ports) -> usize {
     (ports.input_width as usize).div_ceil(8).max(1)
 }
 
+/// u64 words per decoded input beat (see [`decode_beats`]).
+pub fn words_per_beat(ports: &Ports) -> usize {
+    (ports.input_width as usize).div_ceil(64).max(1)
+}
+
 /// The run parameters shared by both testbenches.
 pub(crate) struct Job<'a> {
     pub build_dir: &'a Path,
     pub ports: &'a Ports,
-    /// Beats as integers.
+    /// Beats as [`words_per_beat`] words each, the lowest first, flat.
     pub beats: Vec<u64>,
     /// Output beats to wait for.
     pub expected: usize,
@@ -307,7 +315,7 @@ pub fn run(
     available(rtl)?;
     check_ports(ports)?;
     let beats = decode_beats(ports, beats)?;
-    let expected = beats.len() / ports.beats_per_frame as usize;
+    let expected = beats.len() / words_per_beat(ports) / ports.beats_per_frame as usize;
     let run_dir = fresh_run_dir(build_dir, rtl)?;
     let job = Job {
         build_dir,
@@ -360,8 +368,11 @@ pub fn check_ports(p: &Ports) -> Result<(), HarnessError> {
     if p.files.is_empty() {
         return bad("no Verilog files".into());
     }
-    if !(1..=64).contains(&p.input_width) {
-        return bad(format!("input_width {} not in 1..=64", p.input_width));
+    if !(1..=MAX_INPUT_BITS as u32).contains(&p.input_width) {
+        return bad(format!(
+            "input_width {} not in 1..={MAX_INPUT_BITS}",
+            p.input_width
+        ));
     }
     if p.beats_per_frame == 0 {
         return bad("beats_per_frame is 0".into());
@@ -385,7 +396,8 @@ pub fn check_ports(p: &Ports) -> Result<(), HarnessError> {
     Ok(())
 }
 
-/// Splits `bytes` into beats of [`bytes_per_beat`] little-endian bytes.
+/// Splits `bytes` into beats of [`bytes_per_beat`] little-endian bytes, each as
+/// [`words_per_beat`] u64 words (the lowest first), flat.
 pub fn decode_beats(ports: &Ports, bytes: &[u8]) -> Result<Vec<u64>, HarnessError> {
     let n = bytes_per_beat(ports);
     if !bytes.len().is_multiple_of(n) {
@@ -395,20 +407,37 @@ pub fn decode_beats(ports: &Ports, bytes: &[u8]) -> Result<Vec<u64>, HarnessErro
             ports.input_width
         )));
     }
-    let w = ports.input_width;
-    bytes
-        .chunks(n)
-        .enumerate()
-        .map(|(i, c)| {
-            let v = c.iter().rev().fold(0u64, |a, &b| a << 8 | u64::from(b));
-            if w < 64 && v >> w != 0 {
-                return Err(HarnessError::Beats(format!(
-                    "beat {i} = {v:#x} does not fit input_width {w}"
-                )));
+    let w = ports.input_width as usize;
+    let words = words_per_beat(ports);
+    let mut out = vec![0u64; bytes.len() / n * words];
+    for (i, (c, beat)) in bytes.chunks(n).zip(out.chunks_mut(words)).enumerate() {
+        for (b, &v) in c.iter().enumerate() {
+            beat[b / 8] |= u64::from(v) << (8 * (b % 8));
+        }
+        let top = beat[words - 1];
+        if !w.is_multiple_of(64) && top >> (w % 64) != 0 {
+            return Err(HarnessError::Beats(format!(
+                "beat {i} = {} does not fit input_width {w}",
+                hex_words(beat)
+            )));
+        }
+    }
+    Ok(out)
+}
+
+/// Lower-case hex of a beat's words (the lowest first), without leading zeros.
+pub(crate) fn hex_words(words: &[u64]) -> String {
+    let mut s = String::new();
+    for (i, w) in words.iter().enumerate().rev() {
+        if s.is_empty() {
+            if *w != 0 || i == 0 {
+                s = format!("{w:x}");
             }
-            Ok(v)
-        })
-        .collect()
+        } else {
+            s.push_str(&format!("{w:016x}"));
+        }
+    }
+    s
 }
 
 fn fresh_run_dir(build_dir: &Path, rtl: Rtl) -> Result<PathBuf, HarnessError> {
@@ -438,6 +467,7 @@ mod tests {
             top: "t".into(),
             files: vec!["t.v".into()],
             input_width,
+            input_format: Default::default(),
             beats_per_frame: 1,
             class_width: 2,
             classes: 3,
@@ -462,6 +492,19 @@ mod tests {
             decode_beats(&ports(64), &b).unwrap(),
             vec![0x0123_4567_89ab_cdef]
         );
+        // Wider than a word: 9 bytes of a 65-bit beat, two words; bit 65 does not fit.
+        let mut b = vec![0u8; 9];
+        b[0] = 0x21;
+        b[8] = 0x01;
+        assert_eq!(decode_beats(&ports(65), &b).unwrap(), vec![0x21, 1]);
+        b[8] = 0x02;
+        assert!(decode_beats(&ports(65), &b).is_err());
+        let b: Vec<u8> = (0..64).collect();
+        let w = decode_beats(&ports(512), &b).unwrap();
+        assert_eq!(w.len(), 8);
+        assert_eq!(w[7], 0x3f3e_3d3c_3b3a_3938);
+        assert_eq!(hex_words(&[0x5, 0x1, 0]), "10000000000000005");
+        assert_eq!(hex_words(&[0, 0]), "0");
     }
 
     #[test]
@@ -482,7 +525,8 @@ mod tests {
     #[test]
     fn port_checks() {
         assert!(check_ports(&ports(8)).is_ok());
-        assert!(check_ports(&ports(65)).is_err());
+        assert!(check_ports(&ports(512)).is_ok());
+        assert!(check_ports(&ports(513)).is_err());
         let mut p = ports(8);
         p.top = "a b".into();
         assert!(check_ports(&p).is_err());

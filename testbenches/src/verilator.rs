@@ -47,6 +47,33 @@ pub(crate) fn testbench(ports: &Ports) -> String {
         }
     };
     let bytes_per_beat = (ports.input_width as usize).div_ceil(8);
+    // Up to 64 bits `s_data` is an integer; wider, Verilator makes it an array of 32-bit words
+    // (VlWide), driven word by word.
+    let wide = ports.input_width > 64;
+    let beat_words = if wide {
+        (ports.input_width as usize).div_ceil(32)
+    } else {
+        1
+    };
+    let (beat_type, unpack, drive, zero) = if wide {
+        (
+            "uint32_t",
+            "for (size_t w = 0; w < BEAT_WORDS; ++w) {\n                uint32_t v = 0;\n                \
+             for (size_t b = 4; b-- > 0;) {\n                    const size_t at = 4 * w + b;\n                    \
+             v = (v << 8) | (at < BYTES_PER_BEAT ? raw[i * BYTES_PER_BEAT + at] : 0);\n                }\n                \
+             beats[i * BEAT_WORDS + w] = v;\n            }",
+            "for (size_t w = 0; w < BEAT_WORDS; ++w) top->s_data[w] = have ? beats[sent * BEAT_WORDS + w] : 0;",
+            "for (size_t w = 0; w < BEAT_WORDS; ++w) top->s_data[w] = 0;",
+        )
+    } else {
+        (
+            "uint64_t",
+            "uint64_t v = 0;\n            for (size_t b = BYTES_PER_BEAT; b-- > 0;) v = (v << 8) | raw[i * BYTES_PER_BEAT + b];\n            \
+             beats[i] = v;",
+            "top->s_data = have ? beats[sent] : 0;",
+            "top->s_data = 0;",
+        )
+    };
     let scores_code = if score_bits <= 64 {
         format!(
             "out.hex(uint64_t(top->m_scores) & {});",
@@ -82,6 +109,7 @@ pub(crate) fn testbench(ports: &Ports) -> String {
 
 static const uint64_t RESET_CYCLES = {RESET_CYCLES};
 static const size_t BYTES_PER_BEAT = {bytes_per_beat};
+static const size_t BEAT_WORDS = {beat_words};
 static const size_t LINE_MAX = {line_max};
 static const uint64_t LOAD_WORDS = {load_words};
 
@@ -126,7 +154,7 @@ int main(int argc, char** argv) {{
     const uint64_t max_cycles = strtoull(argv[7], nullptr, 10);
     const uint64_t nbeats = strtoull(argv[8], nullptr, 10);
 
-    std::vector<uint64_t> beats(nbeats);
+    std::vector<{beat_type}> beats(nbeats * BEAT_WORDS);
     FILE* bf = fopen(beats_path, "rb");
     if (!bf) {{ perror(beats_path); return 1; }}
     {{
@@ -136,9 +164,7 @@ int main(int argc, char** argv) {{
             return 1;
         }}
         for (uint64_t i = 0; i < nbeats; ++i) {{
-            uint64_t v = 0;
-            for (size_t b = BYTES_PER_BEAT; b-- > 0;) v = (v << 8) | raw[i * BYTES_PER_BEAT + b];
-            beats[i] = v;
+            {unpack}
         }}
     }}
     fclose(bf);
@@ -151,7 +177,7 @@ int main(int argc, char** argv) {{
     top->clk = 0;
     top->rst = 1;
     top->s_valid = 0;
-    top->s_data = 0;
+    {zero}
     top->m_ready = 0;
     for (uint64_t i = 0; i < RESET_CYCLES; ++i) {{
         top->clk = 0;
@@ -174,7 +200,7 @@ int main(int argc, char** argv) {{
         // falling edge needs no eval of its own.
         top->clk = 0;
         top->s_valid = s_valid;
-        top->s_data = have ? beats[sent] : 0;
+        {drive}
         top->m_ready = m_ready;
         top->eval();
         // Bit n (after the n stages' bits): the input handshake.
@@ -282,8 +308,8 @@ pub(crate) fn run(job: &Job) -> Result<Finished, HarnessError> {
     let bpb = crate::bytes_per_beat(ports);
     let bytes: Vec<u8> = job
         .beats
-        .iter()
-        .flat_map(|b| b.to_le_bytes().into_iter().take(bpb))
+        .chunks(crate::words_per_beat(ports))
+        .flat_map(|b| b.iter().flat_map(|w| w.to_le_bytes()).take(bpb))
         .collect();
     std::fs::write(&beats_path, bytes).map_err(io_err("writing", &beats_path))?;
     let trace_path = job.run_dir.join("trace.txt");
@@ -295,7 +321,7 @@ pub(crate) fn run(job: &Job) -> Result<Finished, HarnessError> {
         .arg(job.stim.bubble_pct.to_string())
         .arg(job.stim.stall_pct.to_string())
         .arg(job.max_cycles.to_string())
-        .arg(job.beats.len().to_string());
+        .arg((job.beats.len() / crate::words_per_beat(ports)).to_string());
     if ports.load_words > 0 {
         cmd.arg(absolute(&job.build_dir.join(sim::trace::LOAD_HEX)));
     }

@@ -188,7 +188,7 @@ fn bad_inputs_are_errors() {
             Err(HarnessError::Beats(_))
         ));
         let wide = Ports {
-            input_width: 65,
+            input_width: 513,
             ..ports.clone()
         };
         assert!(matches!(

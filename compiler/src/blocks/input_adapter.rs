@@ -1,7 +1,12 @@
 //! Input adapter: takes `K = pixels_per_beat` pixel bytes per beat (pixel `j` of a beat in bits
-//! `8j .. 8j + 8`, the earliest pixel lowest), encodes them (threshold, thermometer or bit
-//! planes) and shifts the bits into the output register, one shift register per plane; the
-//! frame's last beat makes it valid.
+//! `8j .. 8j + 8`, the earliest pixel lowest; `K` up to 64, a 512-bit beat), encodes them
+//! (threshold, thermometer or bit planes) and shifts the bits into the output register, one
+//! shift register per plane; the frame's last beat makes it valid.
+//!
+//! Packed input ([`InputFormat::Packed`], one-bit encodings only): a beat carries `K` pixels
+//! (up to 512) already binarised by the sender, pixel `j` in bit `j`; the adapter shifts them
+//! in as they are, without a compare. The sender binarises with the model's encoding
+//! ([`InputAdapter::stream_bytes`]), so the design computes what it computes on pixel bytes.
 //!
 //! Cycles: one beat per cycle, so `cycles = latency = pixels / K`. The frame is held once, in
 //! the output register (the first layer keeps its own copy while it works on it): a complete
@@ -25,13 +30,76 @@
 
 use flip::bits::{set_bit, words_for};
 use flip::encoding::Encoding;
+use flip::featuremap::copy_bits;
 
 use super::{
     indent, lit, stream_module, Beat, Block, CycleModel, Estimate, Family, Features, StageModel,
 };
-use crate::ir::{bits_for, InputAdapter};
+use crate::ir::{bits_for, InputAdapter, InputFormat};
 
 impl InputAdapter {
+    /// Width of the top's `s_data`: `pixels_per_beat` bytes, or bits when packed.
+    pub fn input_width(&self) -> usize {
+        self.pixels_per_beat * self.format.bits_per_pixel()
+    }
+
+    /// Bytes of one input beat on a byte stream (the harnesses' beat files, the board's UART):
+    /// `ceil(input_width / 8)`, the lowest byte first.
+    pub fn beat_bytes(&self) -> usize {
+        self.input_width().div_ceil(8)
+    }
+
+    /// True if the encoding gives one bit per pixel in one plane, the encodings packed input
+    /// can carry.
+    pub fn one_bit(&self) -> bool {
+        self.encoding.bits_per_pixel() == 1 && self.encoding.planes() == 1
+    }
+
+    /// The one bit a one-bit encoding makes of pixel value `v` (see [`InputAdapter::one_bit`]).
+    pub fn binarise(&self, v: u8) -> bool {
+        match &self.encoding {
+            Encoding::Threshold(t) => u16::from(v) >= *t,
+            Encoding::Thermometer(ts) => u16::from(v) >= ts[0],
+            Encoding::BitPlanes(p) => (v >> (self.pixel_bits - p)) & 1 == 1,
+        }
+    }
+
+    /// The byte stream of `pixels` (pixel values, frame after frame) as the top takes it: each
+    /// beat in [`InputAdapter::beat_bytes`] bytes, the lowest first. Pixel bytes stay as they
+    /// are; packed input binarises each pixel ([`InputAdapter::binarise`]) and packs `K` of
+    /// them per beat, pixel `j` in bit `j` (8 pixels per byte, the earliest in bit 0).
+    /// `pixels` must be a whole number of beats.
+    pub fn stream_bytes(&self, pixels: &[u8]) -> Vec<u8> {
+        match self.format {
+            InputFormat::Pixels => pixels.to_vec(),
+            InputFormat::Packed => {
+                let (k, n) = (self.pixels_per_beat, self.beat_bytes());
+                let mut out = vec![0u8; pixels.len() / k * n];
+                for (beat, px) in out.chunks_exact_mut(n).zip(pixels.chunks_exact(k)) {
+                    for (j, &v) in px.iter().enumerate() {
+                        beat[j / 8] |= u8::from(self.binarise(v)) << (j % 8);
+                    }
+                }
+                out
+            }
+        }
+    }
+
+    /// The beats of `pixels` as `ceil(input_width / 64)` words each (the lowest first), flat:
+    /// [`InputAdapter::stream_bytes`] cut into beats.
+    pub fn beat_words(&self, pixels: &[u8]) -> Vec<u64> {
+        let bytes = self.stream_bytes(pixels);
+        let n = self.beat_bytes();
+        let words = n.div_ceil(8);
+        let mut out = vec![0u64; bytes.len() / n * words];
+        for (beat, b) in out.chunks_exact_mut(words).zip(bytes.chunks_exact(n)) {
+            for (i, &v) in b.iter().enumerate() {
+                beat[i / 8] |= u64::from(v) << (8 * (i % 8));
+            }
+        }
+        out
+    }
+
     fn bits_per_pixel(&self) -> usize {
         self.encoding.bits_per_pixel()
     }
@@ -62,6 +130,9 @@ impl InputAdapter {
 
     /// Verilog expression of encoded bit `level` of plane `plane` of the beat's pixel `j`.
     fn encoded_bit(&self, j: usize, plane: usize, level: usize) -> String {
+        if self.format == InputFormat::Packed {
+            return format!("in_data[{j}]");
+        }
         let px = format!("in_data[{}:{}]", 8 * j + 7, 8 * j);
         let ge = |t: u16| {
             if t == 0 {
@@ -102,7 +173,10 @@ impl Block for InputAdapter {
         // level.
         Features {
             stream: (self.planes() * self.plane_bits()) as f64,
-            activation: (8 * self.bits_per_pixel() * self.pixels_per_beat) as f64,
+            activation: match self.format {
+                InputFormat::Pixels => (8 * self.bits_per_pixel() * self.pixels_per_beat) as f64,
+                InputFormat::Packed => 0.0,
+            },
             blocks: 1.0,
             ..Features::default()
         }
@@ -118,7 +192,7 @@ impl Block for InputAdapter {
     }
 
     fn in_width(&self) -> usize {
-        8 * self.pixels_per_beat
+        self.input_width()
     }
 
     fn out_width(&self) -> usize {
@@ -133,6 +207,12 @@ impl Block for InputAdapter {
         let cw = bits_for(beats.saturating_sub(1) as u64);
         let mut v = String::new();
         v.push_str(header);
+        if self.format == InputFormat::Packed {
+            v.push_str(&format!(
+                "// Packed input: {k} pixel(s) per beat, one bit each, binarised by the sender \
+                 (pixel j in bit j).\n"
+            ));
+        }
         match self.stream {
             None => v.push_str(&format!(
                 "// Input adapter: {beats} beats of {k} pixel(s) per frame, encoding {}, {planes} \
@@ -154,6 +234,7 @@ impl Block for InputAdapter {
         // Bits no encoded bit reads are gathered into a wire Verilator knows to be unused.
         let mut used = [false; 8];
         match &self.encoding {
+            _ if self.format == InputFormat::Packed => used.fill(true),
             Encoding::BitPlanes(p) => {
                 for q in 0..*p as usize {
                     used[(self.pixel_bits - p) as usize + q] = true;
@@ -282,7 +363,7 @@ impl AdapterModel {
         self.count == self.spec.beats() - 1
     }
 
-    /// Encodes pixel `p` of the frame.
+    /// Encodes pixel `p` of the frame from its byte.
     fn store(&mut self, p: usize, v: u8) {
         let w = self.words;
         match &self.spec.encoding {
@@ -334,12 +415,18 @@ impl CycleModel for AdapterModel {
             self.out_valid = false;
         }
         if let Some(beat) = input {
-            let Beat::Pixels(v) = *beat else {
+            let Beat::Pixels(v) = beat else {
                 panic!("input adapter fed a non-pixel beat")
             };
             let k = self.spec.pixels_per_beat;
-            for j in 0..k {
-                self.store(self.count * k + j, (v >> (8 * j)) as u8);
+            match self.spec.format {
+                InputFormat::Pixels => {
+                    for j in 0..k {
+                        self.store(self.count * k + j, (v[j / 8] >> (8 * (j % 8))) as u8);
+                    }
+                }
+                // Already the encoded bits, in frame order.
+                InputFormat::Packed => copy_bits(v, 0, &mut self.frame, self.count * k, k),
             }
             if self.last() {
                 self.count = 0;
@@ -372,6 +459,7 @@ mod tests {
         InputAdapter {
             pixels,
             pixels_per_beat,
+            format: InputFormat::Pixels,
             pixel_bits,
             encoding,
             stream: Some(channels),
@@ -392,12 +480,9 @@ mod tests {
             let image: Vec<u8> = (0..a.pixels)
                 .map(|_| (splitmix(&mut r) % max) as u8)
                 .collect();
-            for chunk in image.chunks(k) {
-                let v = chunk
-                    .iter()
-                    .rev()
-                    .fold(0u64, |v, &p| (v << 8) | u64::from(p));
-                beats.push(Beat::Pixels(v));
+            let words = a.input_width().div_ceil(64);
+            for w in a.beat_words(&image).chunks(words) {
+                beats.push(Beat::pixels(w));
             }
             let mut enc = vec![0u64; a.encoding.encoded_words(a.pixels)];
             a.encoding.encode(a.pixel_bits, &image, &mut enc);
@@ -422,7 +507,7 @@ mod tests {
             beats_hex: beats
                 .iter()
                 .map(|b| match b {
-                    Beat::Pixels(v) => hex(&[*v], 8 * k),
+                    Beat::Pixels(v) => hex(v, a.input_width()),
                     _ => unreachable!(),
                 })
                 .collect(),
@@ -459,6 +544,80 @@ mod tests {
         check(&frame, 5, 70, 50);
     }
 
+    fn frame(
+        pixels: usize,
+        pixels_per_beat: usize,
+        format: InputFormat,
+        encoding: Encoding,
+    ) -> InputAdapter {
+        InputAdapter {
+            pixels,
+            pixels_per_beat,
+            format,
+            pixel_bits: 8,
+            encoding,
+            stream: None,
+        }
+    }
+
+    /// Beats wider than a word: 16, 49 and 64 pixel bytes (up to the 512-bit `s_data`), and
+    /// packed pixels up to 512 per beat, in frame and pixel-stream mode.
+    #[test]
+    fn adapter_wide_and_packed_beats_match_model_and_encoding() {
+        use InputFormat::{Packed, Pixels};
+        check(&frame(98, 49, Pixels, Encoding::Threshold(90)), 6, 70, 60);
+        check(&frame(128, 64, Pixels, Encoding::BitPlanes(3)), 7, 80, 50);
+        check(
+            &frame(48, 16, Pixels, Encoding::Thermometer(vec![30, 200])),
+            8,
+            60,
+            80,
+        );
+        check(
+            &frame(784, 392, Packed, Encoding::Threshold(128)),
+            9,
+            70,
+            50,
+        );
+        check(
+            &frame(1024, 512, Packed, Encoding::Threshold(3)),
+            10,
+            90,
+            90,
+        );
+        check(&frame(98, 49, Packed, Encoding::Threshold(0)), 11, 60, 60);
+        check(&frame(24, 3, Packed, Encoding::BitPlanes(1)), 12, 60, 60);
+        let mut s = streaming(105, 3, 8, Encoding::Thermometer(vec![77]), 3);
+        s.format = Packed;
+        check(&s, 13, 70, 70);
+    }
+
+    #[test]
+    fn packed_stream_bytes_hold_eight_pixels_per_byte_earliest_in_bit_0() {
+        let a = frame(16, 16, InputFormat::Packed, Encoding::Threshold(100));
+        let mut px = vec![0u8; 16];
+        px[0] = 100;
+        px[9] = 255;
+        px[15] = 101;
+        px[3] = 99;
+        assert_eq!(a.stream_bytes(&px), vec![0b0000_0001, 0b1000_0010]);
+        assert_eq!(a.beat_words(&px), vec![0x8201]);
+        assert_eq!(a.input_width(), 16);
+        // A 784-pixel frame in beats of 8 is 98 bytes; of 49, 98 beats of 7 bytes.
+        let a = frame(784, 8, InputFormat::Packed, Encoding::Threshold(1));
+        assert_eq!(a.stream_bytes(&[7; 784]).len(), 98);
+        let a = frame(784, 49, InputFormat::Packed, Encoding::Threshold(1));
+        assert_eq!(a.stream_bytes(&[7; 784]).len(), 16 * 7);
+        // Pixel bytes pass through; wide beats take several words.
+        let a = frame(128, 64, InputFormat::Pixels, Encoding::Threshold(1));
+        let px: Vec<u8> = (0..128).map(|i| i as u8).collect();
+        assert_eq!(a.stream_bytes(&px), px);
+        let b = a.beat_words(&px);
+        assert_eq!(b.len(), 16);
+        assert_eq!(b[1], 0x0f0e_0d0c_0b0a_0908);
+        assert_eq!(b[8], 0x4746_4544_4342_4140);
+    }
+
     #[test]
     fn adapter_stream_cycles_and_latency() {
         for a in [
@@ -469,7 +628,7 @@ mod tests {
             assert_eq!(a.cycles(), (a.pixels / a.pixels_per_beat) as u64);
             assert_eq!(a.latency(), (ch / a.pixels_per_beat) as u64);
             let mut m = a.cycle_model();
-            let beat = Beat::Pixels(0);
+            let beat = Beat::pixels(&[0]);
             let mut at = Vec::new();
             let total = 3 * a.cycles();
             for t in 0..total + 2 {
@@ -497,6 +656,7 @@ mod tests {
         let a = |pixels, pixels_per_beat, pixel_bits, encoding| InputAdapter {
             pixels,
             pixels_per_beat,
+            format: InputFormat::Pixels,
             pixel_bits,
             encoding,
             stream: None,

@@ -28,6 +28,15 @@ pub use cost::{Family, Features};
 
 use crate::ir::{Argmax, InputAdapter, Mvtu};
 
+impl Beat {
+    /// An input beat of the words `words` (at most [`BEAT_WORDS`], the lowest first).
+    pub fn pixels(words: &[u64]) -> Beat {
+        let mut w = [0u64; BEAT_WORDS];
+        w[..words.len()].copy_from_slice(words);
+        Beat::Pixels(w)
+    }
+}
+
 /// FPGA cost of a block for one [`Family`]: 4-input LUTs, flip-flops, constant-memory bits and
 /// the block RAMs Yosys is expected to put some of those bits in (see [`cost`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -152,11 +161,16 @@ impl Stage {
     }
 }
 
+/// Words of a [`Beat::Pixels`]: enough for the widest input beat ([`crate::ir::MAX_INPUT_BITS`]).
+pub const BEAT_WORDS: usize = crate::ir::MAX_INPUT_BITS / 64;
+
 /// The data of one stream beat, as the cycle models pass it on.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Beat {
-    /// Pixel bytes, the earliest in the low byte (the top's input stream).
-    Pixels(u64),
+    /// The top's input stream: `s_data` as words, the lowest first (pixel bytes with the
+    /// earliest pixel in the low byte, or packed pixel bits with the earliest in bit 0); a
+    /// fixed array, so that handing a beat to the adapter allocates nothing.
+    Pixels([u64; BEAT_WORDS]),
     /// Packed bits, plane after plane, each plane starting on a fresh u64 word.
     Bits(Vec<u64>),
     /// Signed scores, class 0 first.

@@ -88,8 +88,15 @@ pub(crate) fn model_trace(
     (lines, outs)
 }
 
+/// A fresh directory for one run; the counter keeps apart the runs of tests side by side in
+/// one process (two tests may lint the same module at once).
 fn dir_for(name: &str, tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("flipchip-rtl-{name}-{tag}-{}", std::process::id()));
+    static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let d = std::env::temp_dir().join(format!(
+        "flipchip-rtl-{name}-{tag}-{}-{n}",
+        std::process::id()
+    ));
     std::fs::create_dir_all(&d).expect("create the test directory");
     d
 }

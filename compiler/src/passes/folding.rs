@@ -1,8 +1,8 @@
 //! Folding: how many pixels the input takes per beat, and how many neurons (PE) and input
 //! bits per neuron (SIMD) each layer computes per cycle.
 //!
-//! `auto` takes the fewest pixels per beat (at most [`MAX_PIXELS_PER_BEAT`], dividing the
-//! frame) whose `pixels / pixels_per_beat` cycles meet the target, then picks per layer the
+//! `auto` takes the fewest pixels per beat (at most [`MAX_PIXELS_PER_BEAT`] pixel bytes, or
+//! [`MAX_INPUT_BITS`] packed pixels, dividing the frame) whose `pixels / pixels_per_beat` cycles meet the target, then picks per layer the
 //! cheapest folding (fewest XNOR lanes `pe * simd`, then fewest PEs) whose
 //! `vectors * (outputs / pe) * planes * (inputs / simd)` cycles meet it (`vectors`: the
 //! windows of a convolution per frame, 1 for a dense layer). The default target is one pixel
@@ -12,7 +12,7 @@
 
 use super::fifos::FifoDepth;
 use super::Pass;
-use crate::ir::Design;
+use crate::ir::{Design, InputFormat, MAX_INPUT_BITS};
 use crate::CompileError;
 
 /// Folding of one layer, as written in a fold file (`{"layers":[{"pe":..,"simd":..},..]}`).
@@ -24,18 +24,23 @@ pub struct LayerFold {
     pub simd: usize,
 }
 
-/// Most pixels one input beat carries: beats are at most 64 bits wide, the width the
-/// harnesses and the board top's UART packer carry them in.
-pub const MAX_PIXELS_PER_BEAT: usize = 8;
+/// Most pixel bytes one input beat carries: 64, a 512-bit `s_data` ([`MAX_INPUT_BITS`]). Packed
+/// input ([`InputFormat::Packed`]) carries up to 512 pixels in a beat of the same width.
+pub const MAX_PIXELS_PER_BEAT: usize = MAX_INPUT_BITS / 8;
 
-/// The fold file (`{"pixels_per_beat":..,"layers":[{"pe":..,"simd":..},..]}`; without
-/// `pixels_per_beat`, one pixel per beat).
+/// The fold file (`{"pixels_per_beat":..,"input":"pixels"|"packed","layers":[{"pe":..,"simd":..},..]}`;
+/// without `pixels_per_beat`, one pixel per beat; without `input`, pixel bytes).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FoldFile {
-    /// Pixels per input beat (divides the frame's pixels, at most [`MAX_PIXELS_PER_BEAT`]).
+    /// Pixels per input beat (divides the frame's pixels, at most [`MAX_PIXELS_PER_BEAT`], or
+    /// [`MAX_INPUT_BITS`] when packed).
     #[serde(default = "one")]
     pub pixels_per_beat: usize,
+    /// How the pixels arrive: `pixels` (one byte each, default) or `packed` (one bit each,
+    /// binarised by the sender; one-bit encodings only).
+    #[serde(default, skip_serializing_if = "is_pixels")]
+    pub input: InputFormat,
     /// One entry per layer, input first.
     pub layers: Vec<LayerFold>,
     /// Layers (1-based) whose weights are loaded into RAM after power-up (iCE40 SPRAM)
@@ -59,11 +64,16 @@ fn one() -> usize {
     1
 }
 
+fn is_pixels(f: &InputFormat) -> bool {
+    *f == InputFormat::Pixels
+}
+
 impl From<Vec<LayerFold>> for FoldFile {
     /// Layer foldings with one pixel per beat.
     fn from(layers: Vec<LayerFold>) -> FoldFile {
         FoldFile {
             pixels_per_beat: 1,
+            input: InputFormat::Pixels,
             layers,
             load_weights: Vec::new(),
             fifos: None,
@@ -80,6 +90,8 @@ pub enum FoldSpec {
     Auto {
         /// Cycles per frame to meet.
         target_cycles: Option<u64>,
+        /// How the pixels arrive (packed input allows more pixels per beat).
+        input: InputFormat,
     },
     /// Exactly these foldings.
     Manual(FoldFile),
@@ -92,12 +104,18 @@ fn divisors(n: usize) -> Vec<usize> {
     (1..=n).filter(|d| n.is_multiple_of(*d)).collect()
 }
 
-/// The fewest pixels per beat (dividing `pixels`, at most [`MAX_PIXELS_PER_BEAT`]) whose
+/// The fewest pixel bytes per beat (dividing `pixels`, at most [`MAX_PIXELS_PER_BEAT`]) whose
 /// `pixels / pixels_per_beat` cycles meet `target`, or the most if none does.
 pub fn auto_pixels_per_beat(pixels: usize, target: u64) -> usize {
+    auto_pixels_per_beat_in(InputFormat::Pixels, pixels, target)
+}
+
+/// [`auto_pixels_per_beat`] for pixels arriving as `format` (at most
+/// [`InputFormat::max_pixels_per_beat`] per beat).
+pub fn auto_pixels_per_beat_in(format: InputFormat, pixels: usize, target: u64) -> usize {
     let ok: Vec<usize> = divisors(pixels)
         .into_iter()
-        .filter(|&k| k <= MAX_PIXELS_PER_BEAT)
+        .filter(|&k| k <= format.max_pixels_per_beat())
         .collect();
     ok.iter()
         .copied()
@@ -105,13 +123,18 @@ pub fn auto_pixels_per_beat(pixels: usize, target: u64) -> usize {
         .unwrap_or_else(|| ok.last().copied().unwrap_or(1))
 }
 
-/// For an adapter streaming image pixels of `channels` values: the fewest values per input
-/// beat (dividing `channels`, at most [`MAX_PIXELS_PER_BEAT`]) whose `values / k` cycles meet
-/// `target`, or the most if none does.
-pub fn auto_values_per_beat(values: usize, channels: usize, target: u64) -> usize {
+/// For an adapter streaming image pixels of `channels` values arriving as `format`: the fewest
+/// values per input beat (dividing `channels`, at most [`InputFormat::max_pixels_per_beat`])
+/// whose `values / k` cycles meet `target`, or the most if none does.
+pub fn auto_values_per_beat(
+    format: InputFormat,
+    values: usize,
+    channels: usize,
+    target: u64,
+) -> usize {
     let ok: Vec<usize> = divisors(channels)
         .into_iter()
-        .filter(|&k| k <= MAX_PIXELS_PER_BEAT)
+        .filter(|&k| k <= format.max_pixels_per_beat())
         .collect();
     ok.iter()
         .copied()
@@ -155,14 +178,18 @@ impl Pass for Folding {
 
     fn run(&self, design: &mut Design) -> Result<(), CompileError> {
         match &self.0 {
-            FoldSpec::Auto { target_cycles } => {
+            FoldSpec::Auto {
+                target_cycles,
+                input,
+            } => {
                 let pixels = design.input().pixels;
                 let target = target_cycles.unwrap_or(pixels as u64);
+                design.input_mut().format = *input;
                 // A streaming adapter hands on one image pixel per beat and takes at most
                 // that pixel's values per input beat: the fewest of those meeting the target.
                 design.input_mut().pixels_per_beat = match design.input().stream {
-                    Some(channels) => auto_values_per_beat(pixels, channels, target),
-                    None => auto_pixels_per_beat(pixels, target),
+                    Some(channels) => auto_values_per_beat(*input, pixels, channels, target),
+                    None => auto_pixels_per_beat_in(*input, pixels, target),
                 };
                 for l in design.mvtus_mut() {
                     // A convolution computes `vectors` windows per frame, each in the same
@@ -175,6 +202,7 @@ impl Pass for Folding {
             FoldSpec::Manual(file) => {
                 let folds = &file.layers;
                 design.input_mut().pixels_per_beat = file.pixels_per_beat;
+                design.input_mut().format = file.input;
                 let layers = design.mvtus().count();
                 if folds.len() != layers {
                     return Err(CompileError::Folding(format!(
@@ -213,8 +241,18 @@ mod tests {
         assert_eq!(auto_pixels_per_beat(784, 400), 2);
         assert_eq!(auto_pixels_per_beat(784, 112), 7);
         assert_eq!(auto_pixels_per_beat(784, 98), 8);
-        // Faster than 8 pixels per cycle cannot be had: the most there is.
-        assert_eq!(auto_pixels_per_beat(784, 10), 8);
-        assert_eq!(auto_pixels_per_beat(13, 5), 1);
+        assert_eq!(auto_pixels_per_beat(784, 60), 14);
+        assert_eq!(auto_pixels_per_beat(784, 16), 49);
+        // Faster than 64 pixels per cycle cannot be had: the most there is (56 of 784).
+        assert_eq!(auto_pixels_per_beat(784, 10), 56);
+        assert_eq!(auto_pixels_per_beat(4096, 1), 64);
+        assert_eq!(auto_pixels_per_beat(13, 5), 13);
+        assert_eq!(auto_pixels_per_beat(67, 5), 1);
+        // Packed, up to 512 pixels (bits) per beat.
+        let packed = |p, t| auto_pixels_per_beat_in(InputFormat::Packed, p, t);
+        assert_eq!(packed(784, 784), 1);
+        assert_eq!(packed(784, 10), 98);
+        assert_eq!(packed(784, 1), 392);
+        assert_eq!(packed(4096, 1), 512);
     }
 }

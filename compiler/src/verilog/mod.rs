@@ -31,10 +31,19 @@ pub fn emit_top(d: &Design) -> String {
     let c = d.argmax().classes;
     let sw = d.argmax().score_width as usize;
     let mut v = header(d);
+    let input = match d.input().format {
+        crate::ir::InputFormat::Pixels => format!(
+            "pixel bytes in on s_* ({} per beat, the earliest in the low byte)",
+            d.input().pixels_per_beat
+        ),
+        crate::ir::InputFormat::Packed => format!(
+            "packed pixels in on s_* ({} binarised pixels per beat, the earliest in bit 0)",
+            d.input().pixels_per_beat
+        ),
+    };
     v.push_str(&format!(
-        "// Top: pixel bytes in on s_* ({} per beat, the earliest in the low byte), class and scores out on m_*;\n\
+        "// Top: {input}, class and scores out on m_*;\n\
          // dbg_fire bit i = stage i hands on a beat. Stages: {}\n",
-        d.input().pixels_per_beat,
         d.stage_names().join(", ")
     ));
     v.push_str(&format!(
@@ -42,7 +51,7 @@ pub fn emit_top(d: &Design) -> String {
          input  wire [{}:0] s_data,\n    output wire m_valid,\n    input  wire m_ready,\n    \
          output wire [{}:0] m_class,\n    output wire [{}:0] m_scores,\n    output wire [{}:0] dbg_fire\n);\n",
         d.top,
-        8 * d.input().pixels_per_beat - 1,
+        d.input().input_width() - 1,
         d.class_width() - 1,
         c * sw - 1,
         stages.len() - 1
