@@ -317,7 +317,10 @@ fn a_missing_tool_is_named_with_how_to_install_it() {
         assert!(msg.contains("yosys"), "{msg}");
         return;
     }
-    assert!(matches!(e, FlowError::ToolMissing { .. }), "{msg}");
+    assert!(
+        matches!(e, FlowError::Tool(tools::ToolError::NotFound { .. })),
+        "{msg}"
+    );
     assert!(
         msg.contains("no-such-nextpnr") && msg.contains("scripts/setup.sh"),
         "{msg}"
