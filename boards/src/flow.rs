@@ -487,6 +487,12 @@ pub fn build(
         "nextpnr": tool_version(&nextpnr, "--version"),
         "pack": tool_version(&pack, "--version"),
     });
+    // Which of the board's candidates ran (the first found of its `[tools]` lists).
+    let paths = json!({
+        "yosys": yosys.display().to_string(),
+        "nextpnr": nextpnr.display().to_string(),
+        "pack": pack.display().to_string(),
+    });
     let v = json!({
         "board": board.name,
         "family": board.family,
@@ -524,6 +530,7 @@ pub fn build(
         "bitstream": bitstream.display().to_string(),
         "flash": flash,
         "tool_versions": versions,
+        "tool_paths": paths,
         "nextpnr_args": pnr_args,
         "step_seconds": steps,
     });

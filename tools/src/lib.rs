@@ -233,7 +233,8 @@ pub fn require<S: AsRef<str>>(candidates: &[S], install: &str) -> Result<PathBuf
     })
 }
 
-/// The first non-empty line `tool flag` prints (some tools, like `iverilog -V` without input
+/// The first non-empty line `tool flag` prints, but for YoWASP's "Preparing to run" notice
+/// (some tools, like `iverilog -V` without input
 /// files, exit non-zero but still print their version). Remembered for the life of the
 /// process (`verilator --version` is a Perl script that takes a while).
 pub fn version(tool: &Path, flag: &str) -> Result<String, ToolError> {
@@ -265,7 +266,8 @@ pub fn version(tool: &Path, flag: &str) -> Result<String, ToolError> {
     let line = text
         .lines()
         .map(str::trim)
-        .find(|l| !l.is_empty())
+        // YoWASP's tools announce compiling their WebAssembly on a first run.
+        .find(|l| !l.is_empty() && !l.starts_with("Preparing to run "))
         .ok_or_else(|| ToolError::Spawn {
             step: "version".into(),
             tool: tool.display().to_string(),
@@ -733,6 +735,8 @@ mod tests {
         assert_eq!(find(&["/bin/sh"]), Some(PathBuf::from("/bin/sh")));
         let v = version(Path::new("/bin/echo"), "flipchip 1.0").unwrap();
         assert_eq!(v, "flipchip 1.0");
+        let notice = "Preparing to run yowasp-x. This might take a while...\nx 0.11";
+        assert_eq!(version(Path::new("/bin/echo"), notice).unwrap(), "x 0.11");
         assert!(version(Path::new("/no/such/tool"), "-V").is_err());
         let r = Run::new("x", "/bin/echo", "l.log")
             .args(["a b", "c"])
