@@ -134,7 +134,8 @@ fn require(candidates: &[String], board: &Board) -> Result<PathBuf, FlowError> {
 
 /// The first line a tool prints for `flag`, or its file name when it has no version flag.
 pub fn tool_version(tool: &Path, flag: &str) -> String {
-    tools::version(tool, flag).unwrap_or_else(|_| format!("{} (no version flag)", tool.display()))
+    tools::version_strict(tool, flag)
+        .unwrap_or_else(|_| format!("{} (no version flag)", tool.display()))
 }
 
 /// Runs `tool args` in `dir` with all output in `dir/log`, within `limit` (or the step's

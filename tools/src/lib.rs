@@ -93,7 +93,7 @@ pub enum ToolError {
         log: PathBuf,
     },
     /// The tool ran longer than its wall-clock limit and was stopped.
-    #[error("{step}: {tool} stopped after {seconds:.0} s, its limit (set {TIMEOUT_ENV}=SECONDS to allow longer; last line: \"{last}\"); see {}", log.display())]
+    #[error("{step}: {tool} stopped after {seconds:.0} s, its limit (allow longer with {TIMEOUT_ENV}=SECONDS or the command's timeout option; last line: \"{last}\"); see {}", log.display())]
     TimedOut {
         /// The step.
         step: String,
@@ -238,15 +238,34 @@ pub fn require<S: AsRef<str>>(candidates: &[S], install: &str) -> Result<PathBuf
 /// files, exit non-zero but still print their version). Remembered for the life of the
 /// process (`verilator --version` is a Perl script that takes a while).
 pub fn version(tool: &Path, flag: &str) -> Result<String, ToolError> {
-    static SEEN: Mutex<Vec<(PathBuf, String, String)>> = Mutex::new(Vec::new());
-    let seen = |s: &(PathBuf, String, String)| s.0 == tool && s.1 == flag;
+    version_line(tool, flag).map(|(line, _)| line)
+}
+
+/// [`version`] for tools whose version flag must succeed: a tool that exits non-zero (one
+/// without a version flag, printing its usage) is an error.
+pub fn version_strict(tool: &Path, flag: &str) -> Result<String, ToolError> {
+    match version_line(tool, flag)? {
+        (line, true) => Ok(line),
+        (line, false) => Err(ToolError::Spawn {
+            step: "version".into(),
+            tool: tool.display().to_string(),
+            message: format!("`{flag}` failed: {line}"),
+        }),
+    }
+}
+
+/// The version line and whether the tool exited successfully, remembered per tool and flag.
+fn version_line(tool: &Path, flag: &str) -> Result<(String, bool), ToolError> {
+    type Seen = (PathBuf, String, String, bool);
+    static SEEN: Mutex<Vec<Seen>> = Mutex::new(Vec::new());
+    let seen = |s: &Seen| s.0 == tool && s.1 == flag;
     if let Some(s) = SEEN
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .iter()
         .find(|s| seen(s))
     {
-        return Ok(s.2.clone());
+        return Ok((s.2.clone(), s.3));
     }
     static N: Mutex<u64> = Mutex::new(0);
     let n = {
@@ -262,7 +281,7 @@ pub fn version(tool: &Path, flag: &str) -> Result<String, ToolError> {
         .run();
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     let _ = std::fs::remove_file(&log);
-    ran?;
+    let success = ran?.success;
     let line = text
         .lines()
         .map(str::trim)
@@ -278,8 +297,9 @@ pub fn version(tool: &Path, flag: &str) -> Result<String, ToolError> {
         tool.to_path_buf(),
         flag.to_string(),
         line.clone(),
+        success,
     ));
-    Ok(line)
+    Ok((line, success))
 }
 
 /// The wall-clock limit from [`TIMEOUT_ENV`], if set.
@@ -738,6 +758,18 @@ mod tests {
         let notice = "Preparing to run yowasp-x. This might take a while...\nx 0.11";
         assert_eq!(version(Path::new("/bin/echo"), notice).unwrap(), "x 0.11");
         assert!(version(Path::new("/no/such/tool"), "-V").is_err());
+        // A tool without a version flag prints its usage and fails.
+        assert_eq!(version(Path::new("/bin/false"), "-V").ok(), None);
+        let d = dir("version");
+        let (usage, good) = (d.join("usage.sh"), d.join("good.sh"));
+        std::fs::write(&usage, "echo usage; exit 1\n").unwrap();
+        std::fs::write(&good, "echo sh 1.0\n").unwrap();
+        let sh = Path::new("/bin/sh");
+        let arg = |p: &Path| p.display().to_string();
+        assert_eq!(version(sh, &arg(&usage)).unwrap(), "usage");
+        assert!(version_strict(sh, &arg(&usage)).is_err());
+        assert_eq!(version_strict(sh, &arg(&good)).unwrap(), "sh 1.0");
+        let _ = std::fs::remove_dir_all(&d);
         let r = Run::new("x", "/bin/echo", "l.log")
             .args(["a b", "c"])
             .current_dir("/tmp");
