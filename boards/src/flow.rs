@@ -4,9 +4,7 @@
 //! the directory they run in) and writes its whole output to `<step>.log` there.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -47,6 +45,9 @@ pub struct Options {
     pub nextpnr_args: Vec<String>,
     /// Stop place and route when its log has not grown for this long (`None`: never).
     pub pnr_stall: Option<Duration>,
+    /// Wall-clock limit for each tool (`None`: the step's default from [`tools::limits`], or
+    /// `FLIPCHIP_TOOL_TIMEOUT` seconds).
+    pub timeout: Option<Duration>,
 }
 
 /// Why a build failed.
@@ -63,18 +64,9 @@ pub enum FlowError {
         /// What is wrong with it.
         problem: String,
     },
-    /// A tool is not installed.
-    #[error(
-        "{tool} not found (tried {tried} on PATH and in .venv-fpga/bin); install it with {install}"
-    )]
-    ToolMissing {
-        /// The role (`yosys`, `nextpnr`, `pack`).
-        tool: String,
-        /// Executable names tried.
-        tried: String,
-        /// How to install it (from the board file).
-        install: String,
-    },
+    /// A tool is missing, failed, ran past its limit or could not be started.
+    #[error(transparent)]
+    Tool(#[from] tools::ToolError),
     /// A file could not be read or written.
     #[error("{}: {message}", path.display())]
     Io {
@@ -82,18 +74,6 @@ pub enum FlowError {
         path: PathBuf,
         /// What went wrong.
         message: String,
-    },
-    /// A tool ran and failed.
-    #[error("{step}: {tool} failed{}; see {}", error.as_ref().map(|e| format!(": {e}")).unwrap_or_default(), log.display())]
-    ToolFailed {
-        /// The step.
-        step: String,
-        /// The executable.
-        tool: String,
-        /// The first error line of its log, if any.
-        error: Option<String>,
-        /// Its log.
-        log: PathBuf,
     },
     /// Yosys did not put the loaded weight memories into the large RAMs meant for them.
     #[error("synth: the weights to load at power-up should take {expected} {cell} cells, Yosys used {got}; see {}", log.display())]
@@ -138,140 +118,63 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> FlowError + '_ {
     }
 }
 
-/// Folders searched for tools after PATH: `$FLIPCHIP_FPGA_VENV/bin`, `.venv-fpga/bin` in the
-/// current directory or any parent, and in the checkout flipchip was built from.
+/// Folders searched for tools after PATH (see [`tools::search_dirs`]).
 pub fn tool_dirs() -> Vec<PathBuf> {
-    let mut dirs = Vec::new();
-    if let Some(v) = std::env::var_os("FLIPCHIP_FPGA_VENV") {
-        dirs.push(PathBuf::from(v).join("bin"));
-    }
-    if let Ok(cwd) = std::env::current_dir() {
-        for a in cwd.ancestors() {
-            dirs.push(a.join(".venv-fpga/bin"));
-        }
-    }
-    dirs.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv-fpga/bin"));
-    dirs
+    tools::search_dirs()
 }
 
 /// The first of `candidates` found on PATH or in [`tool_dirs`].
 pub fn find_tool(candidates: &[String]) -> Option<PathBuf> {
-    let path_dirs: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect())
-        .unwrap_or_default();
-    let extra = tool_dirs();
-    for name in candidates {
-        for d in path_dirs.iter().chain(extra.iter()) {
-            let p = d.join(name);
-            if p.is_file() {
-                // Tidy `..` away, but keep the file name: symlinked tools may look at argv[0].
-                return Some(d.canonicalize().map_or(p, |d| d.join(name)));
-            }
-        }
-    }
-    None
+    tools::find(candidates)
 }
 
-fn require(role: &str, candidates: &[String], board: &Board) -> Result<PathBuf, FlowError> {
-    find_tool(candidates).ok_or_else(|| FlowError::ToolMissing {
-        tool: role.to_string(),
-        tried: candidates.join(", "),
-        install: board.tools.install.clone(),
-    })
+fn require(candidates: &[String], board: &Board) -> Result<PathBuf, FlowError> {
+    Ok(tools::require(candidates, &board.tools.install)?)
 }
 
 /// The first line a tool prints for `flag`, or its file name when it has no version flag.
 pub fn tool_version(tool: &Path, flag: &str) -> String {
-    let out = Command::new(tool).arg(flag).stdin(Stdio::null()).output();
-    let first = out.ok().filter(|o| o.status.success()).and_then(|o| {
-        let text =
-            String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
-        text.lines()
-            .find(|l| !l.trim().is_empty())
-            .map(|l| l.trim().to_string())
-    });
-    first.unwrap_or_else(|| format!("{} (no version flag)", tool.display()))
+    tools::version_strict(tool, flag)
+        .unwrap_or_else(|_| format!("{} (no version flag)", tool.display()))
 }
 
-/// Runs `tool args` in `dir` with all output in `dir/log`.
-fn run(step: &str, tool: &Path, args: &[String], dir: &Path, log: &str) -> Result<(), FlowError> {
-    run_watched(step, tool, args, dir, log, None, &mut |_| {})
-}
-
-/// [`run`], telling `progress` the log's last line every minute, and giving up (with
-/// [`FlowError::Stalled`]) when the log has not grown for `stall`.
-fn run_watched(
+/// Runs `tool args` in `dir` with all output in `dir/log`, within `limit` (or the step's
+/// default) and, when `stall` is set, stopping it once the log has not grown for that long.
+#[allow(clippy::too_many_arguments)]
+fn run(
     step: &str,
     tool: &Path,
     args: &[String],
     dir: &Path,
     log: &str,
+    default: Duration,
+    opts: &Options,
     stall: Option<Duration>,
     progress: &mut dyn FnMut(&str),
 ) -> Result<(), FlowError> {
-    let log_path = dir.join(log);
-    let f = File::create(&log_path).map_err(io_err(&log_path))?;
-    let f2 = f.try_clone().map_err(io_err(&log_path))?;
-    let mut child = Command::new(tool)
+    tools::Run::new(step, tool, log)
         .args(args)
         .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(f)
-        .stderr(f2)
-        .spawn()
-        .map_err(io_err(tool))?;
-    let start = Instant::now();
-    let (mut size, mut grew, mut told) = (0, start, start);
-    let status = loop {
-        if let Some(status) = child.try_wait().map_err(io_err(tool))? {
-            break status;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-        let now = Instant::now();
-        let len = std::fs::metadata(&log_path).map_or(0, |m| m.len());
-        if len != size {
-            (size, grew) = (len, now);
-        }
-        let last = || {
-            let text = std::fs::read_to_string(&log_path).unwrap_or_default();
-            text.lines()
-                .rev()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("")
-                .trim()
-                .to_string()
-        };
-        if now.duration_since(told) >= Duration::from_secs(60) {
-            told = now;
-            progress(&format!(
-                "{step}: running for {:.0} min: {}",
-                now.duration_since(start).as_secs_f64() / 60.0,
-                last()
-            ));
-        }
-        if let Some(limit) = stall {
-            if now.duration_since(grew) >= limit {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(FlowError::Stalled {
-                    step: step.to_string(),
-                    minutes: limit.as_secs_f64() / 60.0,
-                    last: last(),
-                    log: log_path,
-                });
-            }
-        }
-    };
-    if status.success() {
-        return Ok(());
-    }
-    let text = std::fs::read_to_string(&log_path).unwrap_or_default();
-    Err(FlowError::ToolFailed {
-        step: step.to_string(),
-        tool: tool.display().to_string(),
-        error: report::first_error(&text),
-        log: log_path,
-    })
+        .default_timeout(default)
+        .timeout_opt(opts.timeout)
+        .stall(stall)
+        .run_with_progress(progress)
+        .map(drop)
+        .map_err(|e| match e {
+            tools::ToolError::Stalled {
+                step,
+                minutes,
+                last,
+                log,
+                ..
+            } => FlowError::Stalled {
+                step,
+                minutes,
+                last,
+                log,
+            },
+            e => FlowError::Tool(e),
+        })
 }
 
 fn fill(args: &[String], vars: &[(&str, &str)]) -> Vec<String> {
@@ -335,9 +238,9 @@ pub fn build(
     progress: &mut dyn FnMut(&str),
 ) -> Result<Value, FlowError> {
     // Every tool first, so a missing one fails before minutes of synthesis.
-    let yosys = require("yosys", &board.tools.yosys, board)?;
-    let nextpnr = require("nextpnr", &board.tools.nextpnr, board)?;
-    let pack = require("bitstream packer", &board.tools.pack, board)?;
+    let yosys = require(&board.tools.yosys, board)?;
+    let nextpnr = require(&board.tools.nextpnr, board)?;
+    let pack = require(&board.tools.pack, board)?;
     let mut steps = BTreeMap::new();
 
     let t = Instant::now();
@@ -374,7 +277,17 @@ pub fn build(
         files::STAT_TXT,
         files::STAT_JSON
     );
-    run("synth", &yosys, &["-p".into(), script], dir, "yosys.log")?;
+    run(
+        "synth",
+        &yosys,
+        &["-p".into(), script],
+        dir,
+        "yosys.log",
+        tools::limits::SYNTH,
+        opts,
+        None,
+        progress,
+    )?;
     steps.insert("synth", t.elapsed().as_secs_f64());
     let cells = match read_json(&dir.join(files::STAT_JSON)) {
         Ok(v) => report::yosys_cells(&v),
@@ -447,12 +360,14 @@ pub fn build(
         pnr_args.extend(["--seed".to_string(), s.to_string()]);
     }
     pnr_args.extend(opts.nextpnr_args.iter().cloned());
-    let pnr = run_watched(
+    let pnr = run(
         "pnr",
         &nextpnr,
         &pnr_args,
         dir,
         "nextpnr.log",
+        tools::limits::PNR,
+        opts,
         opts.pnr_stall,
         progress,
     );
@@ -485,14 +400,30 @@ pub fn build(
     steps.insert("pnr", t.elapsed().as_secs_f64());
     let pnr_report = read_json(&dir.join(files::PNR_REPORT))?;
     let util = report::nextpnr_utilisation(&pnr_report);
-    let fmax = report::nextpnr_fmax(&pnr_report);
-    let timing_met = fmax.is_some_and(|f| f >= clocking.core_mhz);
+    let pnr_log = std::fs::read_to_string(&log_path).map_err(io_err(&log_path))?;
+    let clocks =
+        report::pnr_clocks(&pnr_report, &pnr_log).map_err(|problem| FlowError::Report {
+            path: dir.join(files::PNR_REPORT),
+            problem,
+        })?;
+    // Every clock against its own constraint; Fmax is the slowest clock's.
+    let timing_met = clocks.iter().all(|c| c.met);
+    let fmax = clocks.iter().map(|c| c.fmax_mhz).reduce(f64::min);
     let critical = report::nextpnr_critical_path(&pnr_report);
     progress(&format!(
-        "pnr: Fmax {} MHz, timing {} at {:.3} MHz{} ({:.1} s)",
-        fmax.map_or("?".into(), |f| format!("{f:.2}")),
+        "pnr: Fmax {}; timing {}{} ({:.1} s)",
+        clocks
+            .iter()
+            .map(|c| format!(
+                "{} {:.2} MHz ({} at {:.3} MHz)",
+                c.name,
+                c.fmax_mhz,
+                if c.met { "met" } else { "NOT met" },
+                c.constraint_mhz
+            ))
+            .collect::<Vec<_>>()
+            .join(", "),
         if timing_met { "met" } else { "NOT met" },
-        clocking.core_mhz,
         critical.as_ref().map_or(String::new(), |c| format!(
             "; critical path {:.1} ns through {}",
             c.delay_ns,
@@ -509,7 +440,17 @@ pub fn build(
             ("bitstream", &board.tools.bitstream),
         ],
     );
-    run("pack", &pack, &args, dir, "pack.log")?;
+    run(
+        "pack",
+        &pack,
+        &args,
+        dir,
+        "pack.log",
+        tools::limits::PACK,
+        opts,
+        None,
+        progress,
+    )?;
     steps.insert("pack", t.elapsed().as_secs_f64());
     let bitstream = dir.join(&board.tools.bitstream);
     progress(&format!(
@@ -547,6 +488,12 @@ pub fn build(
         "nextpnr": tool_version(&nextpnr, "--version"),
         "pack": tool_version(&pack, "--version"),
     });
+    // Which of the board's candidates ran (the first found of its `[tools]` lists).
+    let paths = json!({
+        "yosys": yosys.display().to_string(),
+        "nextpnr": nextpnr.display().to_string(),
+        "pack": pack.display().to_string(),
+    });
     let v = json!({
         "board": board.name,
         "family": board.family,
@@ -574,6 +521,7 @@ pub fn build(
         "pll": clocking.pll,
         "clock_divider": clocking.divider,
         "timing_met": timing_met,
+        "clocks": clocks,
         "clock_mhz": clock_mhz,
         "cycles_per_frame": cycles,
         "frames_per_second": fps,
@@ -583,6 +531,7 @@ pub fn build(
         "bitstream": bitstream.display().to_string(),
         "flash": flash,
         "tool_versions": versions,
+        "tool_paths": paths,
         "nextpnr_args": pnr_args,
         "step_seconds": steps,
     });
@@ -646,18 +595,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_tool_that_stops_writing_is_stopped_and_named() {
+    fn a_placer_that_stops_writing_is_stopped_with_the_fitting_hint() {
         let dir = std::env::temp_dir().join(format!("flipchip-stall-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let sh = PathBuf::from("/bin/sh");
         let args = ["-c".to_string(), "echo placing; sleep 30".to_string()];
         let start = Instant::now();
-        let e = run_watched(
+        let opts = Options::default();
+        let e = run(
             "pnr",
             &sh,
             &args,
             &dir,
             "t.log",
+            tools::limits::PNR,
+            &opts,
             Some(Duration::from_millis(800)),
             &mut |_| {},
         )
@@ -666,18 +618,28 @@ mod tests {
         let text = e.to_string();
         assert!(matches!(e, FlowError::Stalled { .. }), "{text}");
         assert!(text.contains("placing") && text.contains("t.log"), "{text}");
-        // A tool that keeps finishing normally is not stopped.
-        let ok = ["-c".to_string(), "echo a; sleep 0.3; echo b".to_string()];
-        run_watched(
-            "x",
+        assert!(text.contains("--pnr-stall-minutes"), "{text}");
+        // The build's own limit applies to every step.
+        let opts = Options {
+            timeout: Some(Duration::from_millis(500)),
+            ..Options::default()
+        };
+        let e = run(
+            "synth",
             &sh,
-            &ok,
+            &args,
             &dir,
             "u.log",
-            Some(Duration::from_secs(5)),
+            tools::limits::SYNTH,
+            &opts,
+            None,
             &mut |_| {},
         )
-        .unwrap();
+        .unwrap_err();
+        assert!(
+            matches!(e, FlowError::Tool(tools::ToolError::TimedOut { .. })),
+            "{e}"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -117,13 +117,128 @@ pub fn nextpnr_utilisation(report: &Value) -> BTreeMap<String, Use> {
     out
 }
 
+/// One clock domain's timing after place and route.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct ClockTiming {
+    /// nextpnr's name for the clock net (`core_clk`, `clk$SB_IO_IN_$glb_clk`).
+    pub name: String,
+    /// The highest frequency its paths allow.
+    pub fmax_mhz: f64,
+    /// The frequency it was constrained to.
+    pub constraint_mhz: f64,
+    /// `fmax_mhz >= constraint_mhz`.
+    pub met: bool,
+}
+
+impl ClockTiming {
+    fn new(name: &str, fmax_mhz: f64, constraint_mhz: f64) -> ClockTiming {
+        ClockTiming {
+            name: name.to_string(),
+            fmax_mhz,
+            constraint_mhz,
+            met: fmax_mhz >= constraint_mhz,
+        }
+    }
+}
+
+/// Every clock in nextpnr's `fmax` section of `--report` (`{"clk": {"achieved": MHz,
+/// "constraint": MHz}}`, the same in nextpnr 0.4 and 0.11), by name; an error naming what is
+/// missing when the section is absent, empty or not numbers.
+pub fn nextpnr_clocks(report: &Value) -> Result<Vec<ClockTiming>, String> {
+    let map = report
+        .get("fmax")
+        .and_then(Value::as_object)
+        .ok_or("no \"fmax\" section (an unknown nextpnr report format)")?;
+    if map.is_empty() {
+        return Err("an empty \"fmax\" section: nextpnr timed no clock".into());
+    }
+    map.iter()
+        .map(|(name, v)| {
+            let f = |k: &str| {
+                v.get(k)
+                    .and_then(Value::as_f64)
+                    .filter(|x| x.is_finite() && *x > 0.0)
+                    .ok_or_else(|| format!("fmax.{name}: no positive \"{k}\""))
+            };
+            Ok(ClockTiming::new(name, f("achieved")?, f("constraint")?))
+        })
+        .collect()
+}
+
+/// The clocks of the last timing report in nextpnr's log, from lines like
+/// `Info: Max frequency for clock 'core_clk': 28.12 MHz (PASS at 12.00 MHz)` (nextpnr 0.4 and
+/// 0.11 print the same line; the last block, after routing, is the final one). Empty when the
+/// log has none.
+pub fn log_clocks(log: &str) -> Vec<ClockTiming> {
+    let mut blocks: Vec<Vec<ClockTiming>> = Vec::new();
+    let mut in_block = false;
+    for line in log.lines() {
+        let parsed = line
+            .trim()
+            .strip_prefix("Info: Max frequency for clock")
+            // Several clocks' names are right-aligned with spaces before the quote.
+            .and_then(|rest| rest.trim_start().strip_prefix('\''))
+            .and_then(|rest| {
+                let (name, rest) = rest.split_once("': ")?;
+                let (fmax, rest) = rest.split_once(" MHz (")?;
+                let (_verdict, rest) = rest.split_once(" at ")?;
+                let constraint = rest.strip_suffix(" MHz)")?;
+                Some(ClockTiming::new(
+                    name,
+                    fmax.trim().parse().ok()?,
+                    constraint.trim().parse().ok()?,
+                ))
+            });
+        match parsed {
+            Some(c) => {
+                if !in_block {
+                    blocks.push(Vec::new());
+                    in_block = true;
+                }
+                blocks.last_mut().expect("pushed above").push(c);
+            }
+            // Blank lines separate the clocks of one report; anything else ends it.
+            None if line.trim().is_empty() => {}
+            None => in_block = false,
+        }
+    }
+    blocks.pop().unwrap_or_default()
+}
+
+/// The clocks after place and route: from the report, checked against the log where the log
+/// has them (both must name the same clocks). An error when neither can be read, never a
+/// silent 0 MHz or "met".
+pub fn pnr_clocks(report: &Value, log: &str) -> Result<Vec<ClockTiming>, String> {
+    let from_log = log_clocks(log);
+    match nextpnr_clocks(report) {
+        Ok(clocks) => {
+            let names = |c: &[ClockTiming]| {
+                let mut n: Vec<String> = c.iter().map(|c| c.name.clone()).collect();
+                n.sort();
+                n
+            };
+            if !from_log.is_empty() && names(&from_log) != names(&clocks) {
+                return Err(format!(
+                    "the report times clocks {:?}, the log {:?}",
+                    names(&clocks),
+                    names(&from_log)
+                ));
+            }
+            Ok(clocks)
+        }
+        Err(e) if from_log.is_empty() => Err(format!(
+            "{e}, and the log has no \"Max frequency for clock\" line"
+        )),
+        Err(_) => Ok(from_log),
+    }
+}
+
 /// The lowest achieved clock frequency over the clocks in nextpnr's `fmax` section.
 pub fn nextpnr_fmax(report: &Value) -> Option<f64> {
-    report
-        .get("fmax")?
-        .as_object()?
-        .values()
-        .filter_map(|c| c.get("achieved").and_then(Value::as_f64))
+    nextpnr_clocks(report)
+        .ok()?
+        .iter()
+        .map(|c| c.fmax_mhz)
         .reduce(f64::min)
 }
 
@@ -279,6 +394,71 @@ mod tests {
             e.contains("no LUT cells (SB_LUT4) among the 2 cell types"),
             "{e}"
         );
+    }
+
+    /// The end of the timing report of nextpnr-ice40 0.4 (Debian) on the digits design.
+    const LOG_0_4: &str = "\
+Info: Max frequency for clock 'clk$SB_IO_IN_$glb_clk': 25.64 MHz (PASS at 12.00 MHz)
+
+Info: Max delay <async>                       -> posedge clk$SB_IO_IN_$glb_clk: 3.97 ns
+Info: Routing..
+Info:  4.0 16.1    Net idle_abort_SB_DFFSR_Q_D[1] budget 26.594999 ns (9,29) -> (19,31)
+Info: 3.5 ns logic, 12.5 ns routing
+
+Info: Max frequency for clock 'clk$SB_IO_IN_$glb_clk': 28.12 MHz (PASS at 12.00 MHz)
+
+Info: Max delay <async>                       -> posedge clk$SB_IO_IN_$glb_clk: 3.97 ns
+Info: Max delay posedge clk$SB_IO_IN_$glb_clk -> <async>                      : 16.08 ns
+";
+
+    /// The same from YoWASP's nextpnr-ice40 0.11, with a second clock that misses its
+    /// constraint.
+    const LOG_0_11: &str = "\
+Info:    routing  4.90  11.51 Net led[0]$SB_IO_OUT (12,16) -> (17,0)
+Info:                               board_top.v:17.23-17.26
+Info: 2.26 ns logic, 9.25 ns routing
+
+Info: Max frequency for clock         'core_clk': 23.41 MHz (FAIL at 24.00 MHz)
+Info: Max frequency for clock 'clk$SB_IO_IN_$glb_clk': 129.14 MHz (PASS at 12.00 MHz)
+
+Info: Max delay <async>                       -> posedge clk$SB_IO_IN_$glb_clk: 3.97 ns
+";
+
+    #[test]
+    fn every_clock_is_checked_against_its_own_constraint() {
+        let c = log_clocks(LOG_0_4);
+        assert_eq!(
+            c,
+            vec![ClockTiming::new("clk$SB_IO_IN_$glb_clk", 28.12, 12.0)]
+        );
+        assert!(c[0].met);
+        let c = log_clocks(LOG_0_11);
+        assert_eq!(c.len(), 2);
+        assert_eq!((c[0].name.as_str(), c[0].met), ("core_clk", false));
+        assert_eq!(
+            (c[1].fmax_mhz, c[1].constraint_mhz, c[1].met),
+            (129.14, 12.0, true)
+        );
+        // The report's section, the same in both versions.
+        let r = serde_json::json!({"fmax": {
+            "core_clk": {"achieved": 23.41, "constraint": 24.0},
+            "clk$SB_IO_IN_$glb_clk": {"achieved": 129.14, "constraint": 12.0}}});
+        let c = pnr_clocks(&r, LOG_0_11).unwrap();
+        assert_eq!(c.iter().filter(|c| c.met).count(), 1);
+        // A report without its section falls back to the log ...
+        let c = pnr_clocks(&serde_json::json!({}), LOG_0_4).unwrap();
+        assert_eq!(c[0].fmax_mhz, 28.12);
+        // ... and with neither, the format is unknown: an error, not 0 MHz.
+        let e = pnr_clocks(&serde_json::json!({"timing": {}}), "Info: Fmax 28 MHz\n").unwrap_err();
+        assert!(e.contains("fmax") && e.contains("Max frequency"), "{e}");
+        let e = nextpnr_clocks(&serde_json::json!({"fmax": {}})).unwrap_err();
+        assert!(e.contains("empty"), "{e}");
+        let e =
+            nextpnr_clocks(&serde_json::json!({"fmax": {"c": {"achieved": 20.0}}})).unwrap_err();
+        assert!(e.contains("fmax.c") && e.contains("constraint"), "{e}");
+        // Report and log that disagree on the clocks are not trusted.
+        let r = serde_json::json!({"fmax": {"other": {"achieved": 20.0, "constraint": 12.0}}});
+        assert!(pnr_clocks(&r, LOG_0_4).is_err());
     }
 
     #[test]

@@ -5,7 +5,6 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use crate::board::Board;
 use crate::flow::{self, FlowError};
@@ -45,20 +44,12 @@ pub struct Received {
 /// Why a simulation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
-    /// Verilator is not installed.
-    #[error("verilator not found; install it with scripts/setup.sh (Debian package verilator)")]
-    NoVerilator,
-    /// Building or running failed.
+    /// Building the board top failed.
     #[error("{0}")]
     Flow(#[from] FlowError),
-    /// Verilator or the testbench failed.
-    #[error("{what} failed; see {}", log.display())]
-    Failed {
-        /// The command.
-        what: String,
-        /// Its output.
-        log: PathBuf,
-    },
+    /// Verilator or the testbench is missing, failed or ran past its limit.
+    #[error(transparent)]
+    Tool(#[from] tools::ToolError),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SimError + '_ {
@@ -217,7 +208,7 @@ pub fn simulate(
     expected: usize,
     opts: &Options,
 ) -> Result<Received, SimError> {
-    let verilator = flow::find_tool(&["verilator".to_string()]).ok_or(SimError::NoVerilator)?;
+    let verilator = tools::require(&["verilator"], tools::INSTALL)?;
     std::fs::create_dir_all(work_dir).map_err(io(work_dir))?;
     let ports = flow::read_ports(design_dir)?;
     let clocking = Clocking::simulation(board);
@@ -273,10 +264,7 @@ pub fn simulate(
         startup += wrapper::load_cycles(clocking.core_mhz, ports.load_words);
     }
 
-    let log = work_dir.join("verilator.log");
-    let out = std::fs::File::create(&log).map_err(io(&log))?;
-    let err = out.try_clone().map_err(io(&log))?;
-    let status = Command::new(&verilator)
+    tools::Run::new("uart-sim build", &verilator, "verilator.log")
         .args([
             "--cc",
             "--exe",
@@ -302,42 +290,23 @@ pub fn simulate(
         .args(&files)
         .arg("tb.cpp")
         .current_dir(work_dir)
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .status()
-        .map_err(io(&verilator))?;
-    if !status.success() {
-        return Err(SimError::Failed {
-            what: "verilator".into(),
-            log,
-        });
-    }
+        .default_timeout(tools::limits::COMPILE)
+        .run()?;
     let sched: String = schedule
         .iter()
         .map(|s| format!("{} {}\n", s.byte, s.gap_bits))
         .collect();
     write("schedule.txt", &sched)?;
-    let bin = work_dir.join("obj/Vboard_top");
-    let output = Command::new(&bin)
+    let ran = tools::Run::new("uart-sim run", work_dir.join("obj/Vboard_top"), "run.log")
         .args(["schedule.txt".to_string(), expected.to_string()])
         .arg(opts.clks_per_bit.to_string())
         .arg(opts.max_cycles.to_string())
         .arg(startup.to_string())
         .current_dir(work_dir)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(io(&bin))?;
-    let run_log = work_dir.join("run.log");
-    std::fs::write(&run_log, &output.stdout).map_err(io(&run_log))?;
-    if !output.status.success() {
-        return Err(SimError::Failed {
-            what: "the testbench".into(),
-            log: run_log,
-        });
-    }
+        .default_timeout(tools::limits::SIMULATE)
+        .run()?;
     let mut r = Received::default();
-    for line in String::from_utf8_lossy(&output.stdout).lines() {
+    for line in ran.text().lines() {
         let w: Vec<u64> = line
             .split_whitespace()
             .skip(1)
@@ -364,7 +333,7 @@ pub fn lint(
     work_dir: &Path,
     clocking: &Clocking,
 ) -> Result<Vec<String>, SimError> {
-    let verilator = flow::find_tool(&["verilator".to_string()]).ok_or(SimError::NoVerilator)?;
+    let verilator = tools::require(&["verilator"], tools::INSTALL)?;
     std::fs::create_dir_all(work_dir).map_err(io(work_dir))?;
     let ports = flow::read_ports(design_dir)?;
     let mut files: Vec<PathBuf> = ports.files.iter().map(|f| design_dir.join(f)).collect();
@@ -402,13 +371,13 @@ pub fn lint(
         std::fs::write(&stub, text).map_err(io(&stub))?;
         files.push(stub);
     }
-    let output = Command::new(&verilator)
+    let ran = tools::Run::new("lint", &verilator, work_dir.join("lint.log"))
         .args(["--lint-only", "-Wall", "--top-module", wrapper::TOP])
         .args(&files)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(io(&verilator))?;
-    let text = String::from_utf8_lossy(&output.stderr);
+        .default_timeout(tools::limits::LINT)
+        .allow_failure()
+        .run()?;
+    let text = ran.text();
     Ok(text
         .lines()
         .filter(|l| l.starts_with("%Warning") || l.starts_with("%Error"))

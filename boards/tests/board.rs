@@ -408,7 +408,10 @@ fn a_missing_tool_is_named_with_how_to_install_it() {
         assert!(msg.contains("yosys"), "{msg}");
         return;
     }
-    assert!(matches!(e, FlowError::ToolMissing { .. }), "{msg}");
+    assert!(
+        matches!(e, FlowError::Tool(tools::ToolError::NotFound { .. })),
+        "{msg}"
+    );
     assert!(
         msg.contains("no-such-nextpnr") && msg.contains("scripts/setup.sh"),
         "{msg}"
@@ -442,6 +445,21 @@ fn tiny_model_builds_for_icebreaker_and_meets_12_mhz() {
     assert!(v["fmax_mhz"].as_f64().unwrap() >= 12.0, "{v}");
     assert_eq!(v["requested_mhz"], 12.0);
     assert_eq!(v["timing_met"], true, "{v}");
+    // One clock (the board's, no PLL), constrained to 12 MHz and meeting it.
+    let clocks = v["clocks"].as_array().unwrap();
+    assert_eq!(clocks.len(), 1, "{v}");
+    assert_eq!(clocks[0]["constraint_mhz"], 12.0, "{v}");
+    assert_eq!(clocks[0]["met"], true, "{v}");
+    assert_eq!(clocks[0]["fmax_mhz"], v["fmax_mhz"], "{v}");
+    let nextpnr = v["tool_paths"]["nextpnr"].as_str().unwrap();
+    assert!(
+        board
+            .tools
+            .nextpnr
+            .iter()
+            .any(|n| nextpnr.ends_with(n.as_str())),
+        "{v}"
+    );
     assert!(v["frames_per_second"].as_f64().unwrap() > 0.0);
     let pnr_args: Vec<&str> = v["nextpnr_args"]
         .as_array()

@@ -1,7 +1,6 @@
 //! Design-space exploration: only legal foldings, a non-dominated front that holds the fastest
 //! fitting design, the files, and (with Yosys installed) estimates within 15% of synthesis.
 
-use std::process::Command;
 use std::time::Instant;
 
 use compiler::blocks::Family;
@@ -224,10 +223,7 @@ fn files_are_written() {
 
 /// LUT4s Yosys reports for a compiled design (the counting of `flipchip dse --synth`).
 fn yosys_luts(d: &compiler::ir::Design, family: Family, tag: &str) -> Option<u64> {
-    if Command::new("yosys").arg("-V").output().is_err() {
-        testbenches::tool_missing("yosys is not installed (scripts/setup.sh)");
-        return None;
-    }
+    let yosys = tools::for_test(&["yosys"], tools::INSTALL)?;
     let dir = std::env::temp_dir().join(format!("flipchip-dse-synth-{}-{tag}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     compiler::write_build(d, &dir).unwrap();
@@ -238,12 +234,12 @@ fn yosys_luts(d: &compiler::ir::Design, family: Family, tag: &str) -> Option<u64
         .collect();
     let stat = dir.join("stat.txt");
     let script = family.synth_script(&files, compiler::TOP, &stat);
-    let ok = Command::new("yosys")
+    tools::Run::new("synth", yosys, "yosys.log")
         .args(["-q", "-p", &script])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "yosys failed in {}", dir.display());
+        .current_dir(&dir)
+        .default_timeout(tools::limits::SYNTH)
+        .run()
+        .unwrap_or_else(|e| panic!("{e}"));
     let text = std::fs::read_to_string(&stat).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
     Some(

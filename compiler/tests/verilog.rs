@@ -2,18 +2,13 @@
 //! Yosys, is deterministic, and impossible foldings are refused with a message naming the layer.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use compiler::passes::folding::{FoldFile, FoldSpec, LayerFold};
 use compiler::random::{random_encoding, random_folding, random_model, Rng};
 use flip::encoding::Encoding;
 
-fn tool(name: &str) -> bool {
-    let ok = Command::new(name).arg("-V").output().is_ok();
-    if !ok {
-        testbenches::tool_missing(&format!("{name} is not installed (scripts/setup.sh)"));
-    }
-    ok
+fn tool(name: &str) -> Option<PathBuf> {
+    tools::for_test(&[name], tools::INSTALL)
 }
 
 fn build_dir(tag: &str) -> PathBuf {
@@ -92,29 +87,24 @@ fn write(tag: &str, d: &compiler::ir::Design) -> (PathBuf, Vec<String>) {
     (dir, d.file_names())
 }
 
-fn run(cmd: &mut Command, dir: &Path) {
-    let out = cmd.current_dir(dir).output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && !text.contains("%Warning"),
-        "{}:\n{text}",
-        dir.display()
-    );
+fn run(run: tools::Run, dir: &Path) {
+    let text = run
+        .current_dir(dir)
+        .run()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .text();
+    assert!(!text.contains("%Warning"), "{}:\n{text}", dir.display());
 }
 
 #[test]
 fn verilator_lint_is_clean() {
-    if !tool("verilator") {
+    let Some(verilator) = tool("verilator") else {
         return;
-    }
+    };
     for (tag, d) in designs() {
         let (dir, files) = write(&format!("lint-{tag}"), &d);
         run(
-            Command::new("verilator")
+            tools::Run::new("lint", &verilator, "lint.log")
                 .args(["--lint-only", "-Wall", "--top-module", &d.top])
                 .args(&files),
             &dir,
@@ -125,9 +115,9 @@ fn verilator_lint_is_clean() {
 
 #[test]
 fn yosys_synthesises() {
-    if !tool("yosys") {
+    let Some(yosys) = tool("yosys") else {
         return;
-    }
+    };
     for (tag, d) in designs().into_iter().step_by(4) {
         let (dir, files) = write(&format!("yosys-{tag}"), &d);
         let script = format!(
@@ -135,7 +125,10 @@ fn yosys_synthesises() {
             files.join(" "),
             d.top
         );
-        run(Command::new("yosys").args(["-q", "-p", &script]), &dir);
+        run(
+            tools::Run::new("synth", &yosys, "yosys.log").args(["-q", "-p", &script]),
+            &dir,
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

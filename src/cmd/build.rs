@@ -45,6 +45,11 @@ pub struct Args {
     /// minutes; 0: never. A placer that cannot legalise a design loops without output.
     #[arg(long, default_value_t = 15.0)]
     pub pnr_stall_minutes: f64,
+    /// Stop any tool (Yosys, nextpnr, the packer) that runs longer than this many minutes
+    /// (default: FLIPCHIP_TOOL_TIMEOUT seconds if set, else 2 h for synthesis, 4 h for place
+    /// and route, 15 min for packing).
+    #[arg(long)]
+    pub tool_timeout_minutes: Option<f64>,
     /// Print build.json as one JSON object on the last line.
     #[arg(long)]
     pub json: bool,
@@ -61,6 +66,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     }
     if !a.pnr_stall_minutes.is_finite() || a.pnr_stall_minutes < 0.0 {
         bail!("--pnr-stall-minutes must be a number of minutes, 0 or more");
+    }
+    if let Some(m) = a.tool_timeout_minutes {
+        if !m.is_finite() || m <= 0.0 {
+            bail!("--tool-timeout-minutes must be a positive number of minutes");
+        }
     }
     let model = super::compile::load_model(&a.model)?;
     let spec = super::compile::fold_spec(&a.fold, a.target_cycles, a.packed_input)?;
@@ -97,6 +107,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         nextpnr_args: a.nextpnr_args.clone(),
         pnr_stall: (a.pnr_stall_minutes > 0.0)
             .then(|| std::time::Duration::from_secs_f64(a.pnr_stall_minutes * 60.0)),
+        timeout: a
+            .tool_timeout_minutes
+            .map(|m| std::time::Duration::from_secs_f64(m * 60.0)),
     };
     let mut v = boards::flow::build(&board, &a.out, &opts, &mut |line| eprintln!("{line}"))
         .with_context(|| format!("building for {} in {}", board.name, a.out.display()))?;

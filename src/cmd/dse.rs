@@ -2,7 +2,6 @@
 //! the simulator, optionally synthesise some of it with Yosys to check the estimates.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
@@ -202,12 +201,11 @@ pub fn synth(
 /// The Yosys the family's estimates are calibrated against ([`Family::yosys`]), on PATH or in
 /// the project's `.venv-fpga`.
 pub fn yosys_for(family: Family) -> anyhow::Result<PathBuf> {
-    boards::flow::find_tool(&[family.yosys().to_string()]).with_context(|| {
+    tools::require(&[family.yosys()], family.yosys_install()).with_context(|| {
         format!(
-            "{} not found: the {} estimates are calibrated against it; install it with {}",
-            family.yosys(),
+            "the {} estimates are calibrated against {}",
             family.name(),
-            family.yosys_install()
+            family.yosys()
         )
     })
 }
@@ -219,7 +217,7 @@ fn yosys_version(family: Family) -> anyhow::Result<String> {
     if let Some((_, v)) = seen.iter().find(|(f, _)| *f == family) {
         return Ok(v.clone());
     }
-    let v = boards::flow::tool_version(&yosys_for(family)?, "-V");
+    let v = tools::version(&yosys_for(family)?, "-V")?;
     seen.push((family, v.clone()));
     Ok(v)
 }
@@ -276,18 +274,12 @@ pub fn yosys_stat(
     let stat_name = stat.file_name().map(PathBuf::from).unwrap_or_default();
     let script = family.synth_script(&files, compiler::TOP, &stat_name);
     let start = Instant::now();
-    let out = Command::new(&yosys)
+    // `-q` keeps the terminal quiet; `-l` still logs everything Yosys says.
+    tools::Run::new("synth", &yosys, "yosys-run.log")
         .current_dir(dir)
         .args(["-q", "-l", "yosys.log", "-p", &script])
-        .output()
-        .with_context(|| format!("running {}", yosys.display()))?;
-    if !out.status.success() {
-        bail!(
-            "{} failed; see {}",
-            yosys.display(),
-            dir.join("yosys.log").display()
-        );
-    }
+        .default_timeout(tools::limits::SYNTH)
+        .run()?;
     let text =
         std::fs::read_to_string(&stat).with_context(|| format!("reading {}", stat.display()))?;
     std::fs::write(&key_path, &key).with_context(|| format!("writing {}", key_path.display()))?;

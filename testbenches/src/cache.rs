@@ -91,8 +91,7 @@ pub(crate) fn cached(
     if !staging.join(artifact).is_file() {
         return Err(HarnessError::Compile {
             tool: rtl,
-            command: "(build)".into(),
-            log: format!("{} was not produced", staging.join(artifact).display()),
+            detail: format!("{} was not produced", staging.join(artifact).display()),
         });
     }
     let _ = fs::remove_dir_all(&done);

@@ -3,14 +3,12 @@
 
 use std::fmt::Write as _;
 use std::path::Path;
-use std::process::Command;
-use std::time::Instant;
 
 use sim::trace::Ports;
 
 use crate::cache::{self, Key};
-use crate::verilator::{absolute, tail};
-use crate::{io_err, show_command, tool_version, Finished, HarnessError, Job, Rtl, RESET_CYCLES};
+use crate::verilator::absolute;
+use crate::{io_err, run_tool, version, Finished, HarnessError, Job, Rtl, RESET_CYCLES};
 
 const IMAGE: &str = "tb.vvp";
 const TB: &str = "flipchip_tb.v";
@@ -188,11 +186,9 @@ endmodule
 /// Compiles (or finds in the cache) the testbench image and runs `job` with `vvp`.
 pub(crate) fn run(job: &Job) -> Result<Finished, HarnessError> {
     let ports = job.ports;
-    let version = tool_version("iverilog", "-V").map_err(|detail| HarnessError::ToolMissing {
-        tool: "iverilog",
-        package: "iverilog",
-        detail,
-    })?;
+    let version = version(Rtl::Icarus, "iverilog", "-V")?;
+    let iverilog = crate::program(Rtl::Icarus, "iverilog")?;
+    let vvp = crate::program(Rtl::Icarus, "vvp")?;
     let source = testbench(ports);
     let mut key = Key::new();
     key.add(b"icarus-tb-1")
@@ -204,24 +200,15 @@ pub(crate) fn run(job: &Job) -> Result<Finished, HarnessError> {
     let (dir, compile_seconds) = cache::cached(job.build_dir, Rtl::Icarus, &key, IMAGE, |stage| {
         let tb = stage.join(TB);
         std::fs::write(&tb, &source).map_err(io_err("writing", &tb))?;
-        let mut cmd = Command::new("iverilog");
-        cmd.args(FLAGS)
+        let mut run = tools::Run::new("compile", &iverilog, stage.join("iverilog.log"))
+            .args(FLAGS)
             .args(["-s", "flipchip_tb", "-o"])
-            .arg(absolute(&stage.join(IMAGE)));
+            .arg(absolute(&stage.join(IMAGE)))
+            .default_timeout(tools::limits::COMPILE);
         for f in &ports.files {
-            cmd.arg(absolute(&job.build_dir.join(f)));
+            run = run.arg(absolute(&job.build_dir.join(f)));
         }
-        cmd.arg(absolute(&tb));
-        let out = cmd
-            .output()
-            .map_err(io_err("running", Path::new("iverilog")))?;
-        if !out.status.success() {
-            return Err(HarnessError::Compile {
-                tool: Rtl::Icarus,
-                command: show_command(&cmd),
-                log: tail(&out.stdout, &out.stderr),
-            });
-        }
+        run_tool(Rtl::Icarus, &run.arg(absolute(&tb)))?;
         Ok(())
     })?;
 
@@ -238,8 +225,8 @@ pub(crate) fn run(job: &Job) -> Result<Finished, HarnessError> {
         a.push(absolute(path));
         a
     };
-    let mut cmd = Command::new("vvp");
-    cmd.arg("-n")
+    let mut run = tools::Run::new("simulate", &vvp, job.run_dir.join("vvp.log"))
+        .arg("-n")
         .arg(dir.join(IMAGE))
         .arg(plus("trace", &trace_path))
         .arg(plus("beats", &beats_path))
@@ -248,20 +235,19 @@ pub(crate) fn run(job: &Job) -> Result<Finished, HarnessError> {
         .arg(format!("+bubble={:x}", job.stim.bubble_pct))
         .arg(format!("+stall={:x}", job.stim.stall_pct))
         .arg(format!("+max_cycles={:x}", job.max_cycles))
-        .arg(format!("+nbeats={:x}", job.beats.len() / words));
+        .arg(format!("+nbeats={:x}", job.beats.len() / words))
+        .default_timeout(tools::limits::SIMULATE);
     if ports.load_words > 0 {
-        cmd.arg(plus("load", &job.build_dir.join(sim::trace::LOAD_HEX)));
+        run = run.arg(plus("load", &job.build_dir.join(sim::trace::LOAD_HEX)));
     }
-    let start = Instant::now();
-    let out = cmd.output().map_err(io_err("running", Path::new("vvp")))?;
-    let wall_seconds = start.elapsed().as_secs_f64();
-    let log = tail(&out.stdout, &out.stderr);
-    if !out.status.success() || log.contains("flipchip_tb:") {
+    let ran = run_tool(Rtl::Icarus, &run)?;
+    let wall_seconds = ran.seconds;
+    let text = ran.text();
+    if text.contains("flipchip_tb:") {
         return Err(HarnessError::Simulation {
             tool: Rtl::Icarus,
-            status: out.status.to_string(),
-            command: show_command(&cmd),
-            log,
+            log: ran.log,
+            tail: tools::tail(&text, 60),
         });
     }
     Ok(Finished {

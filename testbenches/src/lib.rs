@@ -71,9 +71,7 @@ mod tracefile;
 mod verilator;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 
 use sim::stimulus::Stimulus;
 use sim::trace::{Ports, Trace, MAX_INPUT_BITS};
@@ -123,12 +121,12 @@ pub struct RtlRun {
 /// Everything that can go wrong in a harness run.
 #[derive(Debug, thiserror::Error)]
 pub enum HarnessError {
-    /// The simulator is not installed.
-    #[error("{tool} not found ({detail}); install it with `scripts/setup.sh` or `sudo apt-get install {package}`")]
-    ToolMissing {
-        tool: &'static str,
-        package: &'static str,
-        detail: String,
+    /// A program the simulator needs is missing, failed, or ran past its limit.
+    #[error("{rtl}: {source}")]
+    Tool {
+        rtl: Rtl,
+        #[source]
+        source: tools::ToolError,
     },
     /// `ports.json` describes something the harness cannot drive.
     #[error("unsupported ports: {0}")]
@@ -143,20 +141,15 @@ pub enum HarnessError {
         path: PathBuf,
         source: std::io::Error,
     },
-    /// The testbench or design did not compile.
-    #[error("{tool} compilation failed (command: {command})\n{log}")]
-    Compile {
-        tool: Rtl,
-        command: String,
-        log: String,
-    },
-    /// The simulation process failed.
-    #[error("{tool} simulation failed ({status}; command: {command})\n{log}")]
+    /// The testbench or design compiled without producing its binary.
+    #[error("{tool} compilation failed: {detail}")]
+    Compile { tool: Rtl, detail: String },
+    /// The simulation reported an error of its own (a testbench check).
+    #[error("{tool} simulation failed; see {}:\n{tail}", log.display())]
     Simulation {
         tool: Rtl,
-        status: String,
-        command: String,
-        log: String,
+        log: PathBuf,
+        tail: String,
     },
     /// `max_cycles` passed before every output beat arrived. `trace` holds what was observed.
     #[error("{tool}: only {outputs} of {expected} output beats after {cycles} cycles (max_cycles reached)")]
@@ -192,75 +185,47 @@ pub(crate) fn io_err(
     }
 }
 
-/// The environment variable under which a test whose tool is missing fails instead of skipping.
-/// `scripts/test.sh` (the README's test command, which CI runs) sets it to `1`, so a machine
-/// without a tool can never show green.
-pub const REQUIRE_TOOLS: &str = "FLIPCHIP_REQUIRE_TOOLS";
-
-/// True when [`REQUIRE_TOOLS`] is set to `1`.
-pub fn tools_required() -> bool {
-    std::env::var(REQUIRE_TOOLS).is_ok_and(|v| v == "1")
+impl HarnessError {
+    /// True when a program the simulator needs is not installed.
+    pub fn is_tool_missing(&self) -> bool {
+        matches!(self, HarnessError::Tool { source, .. } if source.is_missing())
+    }
 }
 
-/// What a test calls when a tool it needs is missing (`why` names the tool and how to install
-/// it): a panic under [`REQUIRE_TOOLS`], else a message saying the test is skipped. The caller
-/// returns when this does.
-pub fn tool_missing(why: &str) {
-    if tools_required() {
-        panic!("{why} ({REQUIRE_TOOLS}=1: tests must not skip)");
-    }
-    eprintln!("SKIP: {why}");
+pub use tools::{tool_missing, tools_required, REQUIRE_TOOLS};
+
+/// `name` on PATH (or in the project's venv), for `rtl`.
+pub(crate) fn program(rtl: Rtl, name: &str) -> Result<PathBuf, HarnessError> {
+    tools::require(&[name], tools::INSTALL).map_err(|source| HarnessError::Tool { rtl, source })
+}
+
+/// The version line of `name` (see [`tools::version`]).
+pub(crate) fn version(rtl: Rtl, name: &str, flag: &str) -> Result<String, HarnessError> {
+    let path = program(rtl, name)?;
+    tools::version(&path, flag).map_err(|source| HarnessError::Tool { rtl, source })
+}
+
+/// Runs `run`, turning failure into [`HarnessError::Tool`].
+pub(crate) fn run_tool(rtl: Rtl, run: &tools::Run) -> Result<tools::Ran, HarnessError> {
+    run.run()
+        .map_err(|source| HarnessError::Tool { rtl, source })
 }
 
 /// Checks that `rtl`'s programs are installed and runnable.
 pub fn available(rtl: Rtl) -> Result<(), HarnessError> {
-    let progs: &[(&'static str, &str, &'static str)] = match rtl {
+    let progs: &[(&str, &str)] = match rtl {
         // The verilated model is built with make and the C++ compiler verilated.mk uses.
         Rtl::Verilator => &[
-            ("verilator", "--version", "verilator"),
-            ("make", "--version", "make"),
-            ("g++", "--version", "g++"),
+            ("verilator", "--version"),
+            ("make", "--version"),
+            ("g++", "--version"),
         ],
-        Rtl::Icarus => &[("iverilog", "-V", "iverilog"), ("vvp", "-V", "iverilog")],
+        Rtl::Icarus => &[("iverilog", "-V"), ("vvp", "-V")],
     };
-    for &(prog, flag, package) in progs {
-        tool_version(prog, flag).map_err(|detail| HarnessError::ToolMissing {
-            tool: prog,
-            package,
-            detail,
-        })?;
+    for &(prog, flag) in progs {
+        version(rtl, prog, flag)?;
     }
     Ok(())
-}
-
-/// First line of `prog flag`'s output, or why it could not run. Successes are remembered for
-/// the life of the process (`verilator --version` is a Perl script that takes a while).
-pub(crate) fn tool_version(prog: &str, flag: &str) -> Result<String, String> {
-    static SEEN: Mutex<Vec<(String, String, String)>> = Mutex::new(Vec::new());
-    let seen = |p: &(String, String, String)| p.0 == prog && p.1 == flag;
-    if let Some(v) = SEEN.lock().unwrap().iter().find(|p| seen(p)) {
-        return Ok(v.2.clone());
-    }
-    let version = run_version(prog, flag)?;
-    SEEN.lock()
-        .unwrap()
-        .push((prog.into(), flag.into(), version.clone()));
-    Ok(version)
-}
-
-fn run_version(prog: &str, flag: &str) -> Result<String, String> {
-    match Command::new(prog).arg(flag).output() {
-        Ok(out) => {
-            let text = String::from_utf8_lossy(&out.stdout).to_string()
-                + &String::from_utf8_lossy(&out.stderr);
-            // `iverilog -V` exits non-zero without input files but still prints its version.
-            match text.lines().next() {
-                Some(line) if !line.trim().is_empty() => Ok(line.trim().to_string()),
-                _ => Err(format!("`{prog} {flag}` printed nothing ({})", out.status)),
-            }
-        }
-        Err(e) => Err(format!("cannot run `{prog}`: {e}")),
-    }
 }
 
 /// Reads `<build_dir>/ports.json`.
@@ -349,7 +314,13 @@ pub fn run(
             compile_seconds: fin.compile_seconds,
         })
     })();
-    let _ = std::fs::remove_dir_all(&run_dir);
+    // A failed tool's log stays for its error message to point at.
+    if !matches!(
+        result,
+        Err(HarnessError::Tool { .. } | HarnessError::Simulation { .. })
+    ) {
+        let _ = std::fs::remove_dir_all(&run_dir);
+    }
     result
 }
 
@@ -449,15 +420,6 @@ fn fresh_run_dir(build_dir: &Path, rtl: Rtl) -> Result<PathBuf, HarnessError> {
     Ok(dir)
 }
 
-/// Shell-like rendering of a command for error messages.
-pub(crate) fn show_command(cmd: &Command) -> String {
-    std::iter::once(cmd.get_program())
-        .chain(cmd.get_args())
-        .map(|s| s.to_string_lossy().into_owned())
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -509,17 +471,14 @@ mod tests {
 
     #[test]
     fn missing_tool_message_says_how_to_install() {
-        let e = HarnessError::ToolMissing {
-            tool: "verilator",
-            package: "verilator",
-            detail: "cannot run `verilator`: No such file or directory".into(),
-        };
+        let e = program(Rtl::Verilator, "flipchip-no-such-tool").unwrap_err();
         let m = e.to_string();
+        assert!(e.is_tool_missing(), "{m}");
         assert!(
-            m.contains("scripts/setup.sh") && m.contains("apt-get install verilator"),
+            m.starts_with("verilator: flipchip-no-such-tool not found")
+                && m.contains("scripts/setup.sh"),
             "{m}"
         );
-        assert!(tool_version("flipchip-no-such-tool", "-V").is_err());
     }
 
     #[test]

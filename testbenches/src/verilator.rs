@@ -3,13 +3,11 @@
 
 use std::fmt::Write as _;
 use std::path::Path;
-use std::process::Command;
-use std::time::Instant;
 
 use sim::trace::Ports;
 
 use crate::cache::{self, Key};
-use crate::{io_err, show_command, tool_version, Finished, HarnessError, Job, Rtl, RESET_CYCLES};
+use crate::{io_err, program, run_tool, version, Finished, HarnessError, Job, Rtl, RESET_CYCLES};
 
 const BINARY: &str = "Vtb";
 const MAIN: &str = "flipchip_tb.cpp";
@@ -283,12 +281,7 @@ fn load_code(ports: &Ports) -> String {
 /// Builds (or finds in the cache) the testbench binary and runs `job` with it.
 pub(crate) fn run(job: &Job) -> Result<Finished, HarnessError> {
     let ports = job.ports;
-    let version =
-        tool_version("verilator", "--version").map_err(|detail| HarnessError::ToolMissing {
-            tool: "verilator",
-            package: "verilator",
-            detail,
-        })?;
+    let version = version(Rtl::Verilator, "verilator", "--version")?;
     let source = testbench(ports);
     let mut key = Key::new();
     key.add(b"verilator-tb-2")
@@ -313,29 +306,20 @@ pub(crate) fn run(job: &Job) -> Result<Finished, HarnessError> {
         .collect();
     std::fs::write(&beats_path, bytes).map_err(io_err("writing", &beats_path))?;
     let trace_path = job.run_dir.join("trace.txt");
-    let mut cmd = Command::new(dir.join(BINARY));
-    cmd.arg(&trace_path)
+    let mut run = tools::Run::new("simulate", dir.join(BINARY), job.run_dir.join("run.log"))
+        .arg(&trace_path)
         .arg(&beats_path)
         .arg(job.expected.to_string())
         .arg(job.stim.seed.to_string())
         .arg(job.stim.bubble_pct.to_string())
         .arg(job.stim.stall_pct.to_string())
         .arg(job.max_cycles.to_string())
-        .arg((job.beats.len() / crate::words_per_beat(ports)).to_string());
+        .arg((job.beats.len() / crate::words_per_beat(ports)).to_string())
+        .default_timeout(tools::limits::SIMULATE);
     if ports.load_words > 0 {
-        cmd.arg(absolute(&job.build_dir.join(sim::trace::LOAD_HEX)));
+        run = run.arg(absolute(&job.build_dir.join(sim::trace::LOAD_HEX)));
     }
-    let start = Instant::now();
-    let out = cmd.output().map_err(io_err("running", &dir.join(BINARY)))?;
-    let wall_seconds = start.elapsed().as_secs_f64();
-    if !out.status.success() {
-        return Err(HarnessError::Simulation {
-            tool: Rtl::Verilator,
-            status: out.status.to_string(),
-            command: show_command(&cmd),
-            log: tail(&out.stdout, &out.stderr),
-        });
-    }
+    let wall_seconds = run_tool(Rtl::Verilator, &run)?.seconds;
     Ok(Finished {
         trace_path,
         wall_seconds,
@@ -350,20 +334,24 @@ fn build(job: &Job, source: &str, version: &str, stage: &Path) -> Result<(), Har
     let ports = job.ports;
     let main = stage.join(MAIN);
     std::fs::write(&main, source).map_err(io_err("writing", &main))?;
-    let mut cmd = Command::new("verilator");
-    cmd.args(["--cc", "--exe"])
-        .args(VERILATOR_FLAGS)
-        .arg("--top-module")
-        .arg(&ports.top)
-        .arg("--Mdir")
-        .arg(stage)
-        .arg("-o")
-        .arg(BINARY);
+    let mut run = tools::Run::new(
+        "verilate",
+        program(Rtl::Verilator, "verilator")?,
+        stage.join("verilator.log"),
+    )
+    .args(["--cc", "--exe"])
+    .args(VERILATOR_FLAGS)
+    .arg("--top-module")
+    .arg(&ports.top)
+    .arg("--Mdir")
+    .arg(stage)
+    .arg("-o")
+    .arg(BINARY)
+    .default_timeout(tools::limits::COMPILE);
     for f in &ports.files {
-        cmd.arg(absolute(&job.build_dir.join(f)));
+        run = run.arg(absolute(&job.build_dir.join(f)));
     }
-    cmd.arg(absolute(&main));
-    checked(&mut cmd)?;
+    run_tool(Rtl::Verilator, &run.arg(absolute(&main)))?;
 
     let runtime = runtime_objects(stage, version);
     let mut reused = false;
@@ -377,18 +365,19 @@ fn build(job: &Job, source: &str, version: &str, stage: &Path) -> Result<(), Har
                 .for_each(|o| drop(std::fs::remove_file(stage.join(o))));
         }
     }
+    let make_path = program(Rtl::Verilator, "make")?;
     let make = || {
         let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let mut cmd = Command::new("make");
-        cmd.arg("-C")
+        tools::Run::new("make", &make_path, stage.join("make.log"))
+            .arg("-C")
             .arg(stage)
             .args(["-f", "Vdut.mk", "-j"])
             .arg(jobs.to_string())
-            .args(MAKE_VARS);
-        cmd
+            .args(MAKE_VARS)
+            .default_timeout(tools::limits::COMPILE)
     };
-    match checked(&mut make()) {
-        Ok(()) => {}
+    match run_tool(Rtl::Verilator, &make()) {
+        Ok(_) => {}
         Err(_) if reused => {
             // A shared object that does not link after all (damaged?): build everything here
             // and replace the shared copy.
@@ -398,7 +387,7 @@ fn build(job: &Job, source: &str, version: &str, stage: &Path) -> Result<(), Har
             }
             let _ = std::fs::remove_dir_all(dir);
             reused = false;
-            checked(&mut make())?;
+            run_tool(Rtl::Verilator, &make())?;
         }
         Err(e) => return Err(e),
     }
@@ -406,22 +395,6 @@ fn build(job: &Job, source: &str, version: &str, stage: &Path) -> Result<(), Har
         share_runtime(stage, objs, dir);
     }
     Ok(())
-}
-
-/// Runs `cmd`, turning failure into [`HarnessError::Compile`].
-fn checked(cmd: &mut Command) -> Result<(), HarnessError> {
-    let out = cmd
-        .output()
-        .map_err(io_err("running", Path::new(cmd.get_program())))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(HarnessError::Compile {
-            tool: Rtl::Verilator,
-            command: show_command(cmd),
-            log: tail(&out.stdout, &out.stderr),
-        })
-    }
 }
 
 /// The global runtime objects the makefile in `stage` links (`VM_GLOBAL_FAST` and
@@ -447,20 +420,19 @@ fn runtime_objects(stage: &Path, version: &str) -> Option<(Vec<String>, std::pat
     if objs.is_empty() {
         return None;
     }
-    let out = Command::new("make")
+    let make = tools::find(&["make"])?;
+    let ran = tools::Run::new("make -n", make, stage.join("make-n.log"))
         .arg("-C")
         .arg(stage)
         .args(["-s", "-n", "-B", "-f", "Vdut.mk"])
         .args(MAKE_VARS)
         .args(&objs)
-        .output()
+        .default_timeout(tools::limits::VERSION)
+        .run()
         .ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    let commands = String::from_utf8_lossy(&out.stdout).into_owned();
-    let cxx = commands.split_whitespace().next()?;
-    let cxx_version = tool_version(cxx, "--version").ok()?;
+    let commands = ran.text();
+    let cxx = tools::find(&[commands.split_whitespace().next()?])?;
+    let cxx_version = tools::version(&cxx, "--version").ok()?;
     let mut key = Key::new();
     key.add(b"verilator-runtime-1")
         .add(version.as_bytes())
@@ -493,12 +465,4 @@ fn share_runtime(stage: &Path, objs: &[String], dir: &Path) {
 
 pub(crate) fn absolute(p: &Path) -> std::path::PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
-}
-
-/// The last lines of a process's output, for error messages.
-pub(crate) fn tail(stdout: &[u8], stderr: &[u8]) -> String {
-    let text = String::from_utf8_lossy(stdout).into_owned() + &String::from_utf8_lossy(stderr);
-    let lines: Vec<&str> = text.lines().collect();
-    let from = lines.len().saturating_sub(60);
-    lines[from..].join("\n")
 }

@@ -4,10 +4,10 @@
 //! Unlike the other RTL tests these fail when a tool is missing: nothing else checks the reader.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use sim::stimulus::splitmix64;
-use testbenches::{available, HarnessError, Rtl};
+use testbenches::{available, Rtl};
 
 /// Where the image sits in flash, as `iceprog -o 1M` would put it.
 const BASE: u32 = 0x10_0000;
@@ -112,32 +112,31 @@ fn simulate(case: &Case) -> Run {
         ("WAKE_CYCLES", case.wake_cycles),
         ("HIDE_WAKE", u64::from(case.hide_wake)),
     ];
-    let mut cmd = Command::new("iverilog");
-    cmd.args(["-g2012", "-s", "spi_flash_tb", "-o"])
+    let iverilog = tools::require(&["iverilog"], tools::INSTALL).unwrap();
+    let vvp = tools::require(&["vvp"], tools::INSTALL).unwrap();
+    let mut run = tools::Run::new("compile", iverilog, dir.join("iverilog.log"))
+        .args(["-g2012", "-s", "spi_flash_tb", "-o"])
         .arg(dir.join("tb.vvp"));
     for (name, value) in params {
-        cmd.arg(format!("-Pspi_flash_tb.{name}={value}"));
+        run = run.arg(format!("-Pspi_flash_tb.{name}={value}"));
     }
-    cmd.arg(reader_v()).arg(model_v()).arg(tb);
-    let out = cmd.output().expect("running iverilog");
-    assert!(
-        out.status.success() && out.stderr.is_empty(),
-        "{}: iverilog failed ({}):\n{}{}",
-        case.name,
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let ran = run
+        .arg(reader_v())
+        .arg(model_v())
+        .arg(tb)
+        .run()
+        .unwrap_or_else(|e| panic!("{}: {e}", case.name));
+    let text = ran.text();
+    assert!(text.is_empty(), "{}: iverilog warned:\n{text}", case.name);
 
     // The model's IMAGE is a relative name, so vvp runs next to it.
-    let out = Command::new("vvp")
+    let text = tools::Run::new("simulate", vvp, "vvp.log")
         .args(["-n", "tb.vvp"])
         .current_dir(&dir)
-        .output()
-        .expect("running vvp");
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{}: vvp failed:\n{text}", case.name);
+        .run()
+        .unwrap_or_else(|e| panic!("{}: {e}", case.name))
+        .text();
+
     parse(&text).unwrap_or_else(|e| panic!("{}: {e}\n{text}", case.name))
 }
 
@@ -267,27 +266,27 @@ fn reads_from_its_own_address() {
 }
 
 fn lint(file: &Path, params: &[&str]) {
-    let out = Command::new("verilator")
+    let verilator =
+        tools::require(&["verilator"], tools::INSTALL).unwrap_or_else(|e| panic!("{e}"));
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let log = std::env::temp_dir().join(format!(
+        "flipchip-spi-lint-{}-{}.log",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let text = tools::Run::new("lint", verilator, &log)
         .args(["--lint-only", "-Wall"])
         .args(params)
         .arg(file)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!(
-                "{}",
-                HarnessError::ToolMissing {
-                    tool: "verilator",
-                    package: "verilator",
-                    detail: format!("cannot run `verilator`: {e}"),
-                }
-            )
-        });
+        .default_timeout(tools::limits::LINT)
+        .run()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .text();
+    let _ = std::fs::remove_file(&log);
     assert!(
-        out.status.success() && out.stderr.is_empty(),
-        "verilator --lint-only -Wall {params:?} {}:\n{}{}",
+        text.is_empty(),
+        "verilator --lint-only -Wall {params:?} {}:\n{text}",
         file.display(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
     );
 }
 

@@ -11,7 +11,6 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use flip::featuremap::copy_bits;
 use flip::train::rng::splitmix;
@@ -102,23 +101,13 @@ fn dir_for(name: &str, tag: &str) -> PathBuf {
 }
 
 fn run_tool(dir: &Path, prog: &str, args: &[&str]) -> String {
-    let out = Command::new(prog)
+    let path = tools::require(&[prog], tools::INSTALL).unwrap_or_else(|e| panic!("{e}"));
+    tools::Run::new(prog, path, format!("{prog}.log"))
         .args(args)
         .current_dir(dir)
-        .output()
-        .unwrap_or_else(|e| panic!("{prog} could not run (is it installed?): {e}"));
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success(),
-        "{prog} {} failed in {}:\n{text}",
-        args.join(" "),
-        dir.display()
-    );
-    text
+        .run()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .text()
 }
 
 /// Checks a cycle model's [`CycleModel::quiet_inputs`]: whenever it promises `q > 0` beats,
