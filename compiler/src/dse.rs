@@ -185,6 +185,8 @@ pub struct Candidate {
     pub stage_levels: usize,
     /// Registers after each weight read.
     pub read_registers: usize,
+    /// The threshold compare in a stage of its own.
+    pub activation_stage: bool,
     /// How it was derived (balanced wins if both apply).
     pub origin: Origin,
     /// Steady-state cycles between frames (the slowest stage's cycles).
@@ -227,6 +229,7 @@ impl Candidate {
             fifos: None,
             stage_levels: Some(self.stage_levels),
             read_registers: Some(self.read_registers),
+            activation_stage: Some(self.activation_stage),
         }
     }
 }
@@ -333,6 +336,11 @@ pub fn enumerate(design: &Design) -> Vec<Folding> {
         .next()
         .unwrap_or(crate::passes::pipelining::DEFAULT_STAGE_LEVELS);
     let read_registers = design.mvtus().map(|l| l.read_registers).next().unwrap_or(1);
+    let activation_stage = design
+        .mvtus()
+        .map(|l| l.activation_stage)
+        .next()
+        .unwrap_or(true);
     let floor = (pixels / auto_pixels_per_beat(pixels, 1)) as u64;
     let options: Vec<Vec<(u64, LayerFold)>> = design.mvtus().map(layer_foldings).collect();
     let per_layer: Vec<Vec<u64>> = options
@@ -366,6 +374,7 @@ pub fn enumerate(design: &Design) -> Vec<Folding> {
             fifos: None,
             stage_levels: Some(levels),
             read_registers: Some(read_registers),
+            activation_stage: Some(activation_stage),
         };
         let base: Vec<LayerFold> = design.mvtus().map(|l| cheapest(l, t)).collect();
         out.insert(key(&base), (file(base.clone()), Origin::Balanced));
@@ -434,7 +443,11 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
     )?;
     // Every candidate is pipelined for the clock the family's builds reach.
     let pipelining = Pipelining::for_clock(family, default_clock_mhz(family));
-    let (levels, read_registers) = (pipelining.stage_levels, pipelining.read_registers);
+    let (levels, read_registers, activation_stage) = (
+        pipelining.stage_levels,
+        pipelining.read_registers,
+        pipelining.activation_stage,
+    );
     pipelining.run(&mut base)?;
     let input = |k: usize| {
         let mut a = base.input().clone();
@@ -526,6 +539,7 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
             load_weights,
             stage_levels: levels,
             read_registers,
+            activation_stage,
             folds: file.layers,
             origin,
             cycles_per_frame: cycles,
@@ -615,6 +629,7 @@ pub fn candidate_json(x: &Exploration, i: usize) -> serde_json::Value {
         "load_weights": c.load_weights,
         "stage_levels": c.stage_levels,
         "read_registers": c.read_registers,
+        "activation_stage": c.activation_stage,
         "frames_per_second_per_lut": c.frames_per_second_per_lut(),
         "fits": c.fits,
         "pareto": c.pareto,

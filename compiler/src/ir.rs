@@ -121,6 +121,9 @@ pub struct Mvtu {
     pub stage_levels: usize,
     /// Registers after the weight read (1, or 2 where a block RAM read is slow for the clock).
     pub read_registers: usize,
+    /// The threshold compare (or score offset) in a stage of its own after the accumulators,
+    /// rather than in the accumulators' stage.
+    pub activation_stage: bool,
     /// The folded weight memory, filled by the memory pass.
     pub memory: Option<WeightMemory>,
 }

@@ -276,6 +276,7 @@ pub fn lower(model: &Model) -> Result<Design, CompileError> {
             activation,
             stage_levels: passes::pipelining::DEFAULT_STAGE_LEVELS,
             read_registers: 1,
+            activation_stage: true,
             memory: None,
         }));
     }
@@ -324,12 +325,14 @@ pub fn compile_with(
     if let FoldSpec::Manual(FoldFile {
         stage_levels: Some(levels),
         read_registers,
+        activation_stage,
         ..
     }) = fold
     {
         passes.push(Box::new(Pipelining {
             stage_levels: *levels,
             read_registers: read_registers.unwrap_or(1),
+            activation_stage: activation_stage.unwrap_or(true),
         }));
     }
     for p in &passes {
@@ -374,6 +377,7 @@ pub fn fold_file(d: &Design) -> FoldFile {
         fifos: d.input().stream.map(|_| passes::fifos::listed(d)),
         stage_levels: d.mvtus().map(|l| l.stage_levels).next(),
         read_registers: d.mvtus().map(|l| l.read_registers).next(),
+        activation_stage: d.mvtus().map(|l| l.activation_stage).next(),
     }
 }
 

@@ -163,6 +163,7 @@ pub fn random_folding(rng: &mut Rng, model: &Model) -> FoldFile {
         // Every pipeline depth, from a register after each adder level to one tree stage.
         stage_levels: Some(rng.range(1, 6) as usize),
         read_registers: Some(rng.range(1, 2) as usize),
+        activation_stage: Some(rng.range(0, 1) == 1),
     }
 }
 

@@ -172,6 +172,7 @@ fn impossible_foldings_name_the_layer() {
             fifos: None,
             stage_levels: None,
             read_registers: None,
+            activation_stage: None,
         };
         let e = compiler::compile(&model, &FoldSpec::Manual(file))
             .expect_err("refused")

@@ -27,8 +27,10 @@
 //! first and last of its group, last of the frame, plane, neuron group). Stage B adds the
 //! popcounts (shifted by the plane) into the accumulators; stage C thresholds a finished
 //! group's accumulators (or offsets them into scores) into the result register and hands a
-//! finished frame to the output register. `D = read_registers + tree stages + 1` registers lie
-//! between A and the output (the read's, the trees', the accumulators).
+//! finished frame to the output register. With `activation_stage` off (the ECP5 default, see
+//! the pipelining pass) stage B's sum goes through the compare into the result in the same
+//! cycle. `D = read_registers + tree stages (+ 1 with an activation stage)` registers lie
+//! between A and the output.
 //!
 //! Cycles: `S = NF * P * SF` steps per frame. Stage A takes a new frame (`in_ready`) when idle,
 //! or in the cycle of its last step if it can issue that step, so frames follow each other
@@ -170,7 +172,7 @@ impl Mvtu {
     /// Registers between stage A and the output (`D`): the weight read, the trees', the
     /// accumulators.
     pub fn depth(&self) -> usize {
-        self.read_registers.max(1) + self.tree_stages() + 1
+        self.read_registers.max(1) + self.tree_stages() + usize::from(self.activation_stage)
     }
 
     /// Frames issued and not yet handed on that the output side holds (`C`): the output
@@ -657,15 +659,20 @@ impl Block for Mvtu {
             t => format!("{n}_{t}"),
         };
         let a_tags: Vec<String> = tags.iter().rev().map(|(t, _)| a_tag(t)).collect();
-        let tree_last = depth - 1;
+        let split = self.activation_stage;
+        let tree_last = depth - usize::from(split);
         b.push_str(&format!(
             "\n// Pipeline: stage 1 (and 2 if listed) registers the weight read and the input chunk, stages ..{tree_last}\n\
-             // the popcount trees every {} adder level(s), stage {depth} the accumulators; the\n\
-             // threshold compare (or score offset) reads the accumulators into the result.\n",
-            self.stage_levels
+             // the popcount trees every {} adder level(s); {}.\n",
+            self.stage_levels,
+            if split {
+                format!("stage {depth} the accumulators, whose threshold compare (or score offset)\n// goes into the result")
+            } else {
+                "the accumulate and threshold compare (or score offset) follow in one stage".to_string()
+            }
         ));
         for k in 1..=depth {
-            if k == depth {
+            if split && k == depth {
                 // The accumulate stage uses only some of the tags.
                 b.push_str("/* verilator lint_off UNUSED */\n");
             }
@@ -673,7 +680,7 @@ impl Block for Mvtu {
                 "reg  {n}_v{k};\nreg  [{}:0] {n}_t{k};\n",
                 tag_w - 1
             ));
-            if k == depth {
+            if split && k == depth {
                 b.push_str("/* verilator lint_on UNUSED */\n");
             }
         }
@@ -730,7 +737,11 @@ impl Block for Mvtu {
                 pe * w - 1
             ));
         }
-        b.push_str(&format!("reg  [{}:0] {n}_acc;\n", pe * aw as usize - 1));
+        // The accumulators exist to add up a group's steps or to feed the activation stage.
+        let has_acc = accumulate || split;
+        if has_acc {
+            b.push_str(&format!("reg  [{}:0] {n}_acc;\n", pe * aw as usize - 1));
+        }
         if nf_n > 1 {
             b.push_str(&format!("reg  [{}:0] {n}_res;\n", (nf_n - 1) * pe * ew - 1));
         }
@@ -785,7 +796,12 @@ impl Block for Mvtu {
         } else {
             lane.push_str(&format!("assign {n}_sum[{n}_g*{aw} +: {aw}] = {pcx};\n"));
         }
-        let sum = format!("{n}_acc[{n}_g*{aw} +: {aw}]");
+        // With an activation stage the compare reads the accumulators, else the sum into them.
+        let sum = if split {
+            format!("{n}_acc[{n}_g*{aw} +: {aw}]")
+        } else {
+            format!("{n}_sum[{n}_g*{aw} +: {aw}]")
+        };
         match &self.activation {
             // A clamped threshold of 0 makes the compare constant on purpose (an always-on
             // neuron); Verilator would flag that.
@@ -856,11 +872,13 @@ impl Block for Mvtu {
         }
         for k in 2..=depth {
             dp.push_str(&format!("{n}_t{k} <= {n}_t{};\n", k - 1));
-            if k > rr && k < depth {
+            if k > rr && k <= tree_last {
                 dp.push_str(&format!("{n}_r{k} <= {n}_r{k}w;\n"));
             }
         }
-        dp.push_str(&format!("if ({n}_v{tree_last}) {n}_acc <= {n}_sum;\n"));
+        if has_acc {
+            dp.push_str(&format!("if ({n}_v{tree_last}) {n}_acc <= {n}_sum;\n"));
+        }
         if nf_n > 1 {
             let shifted = if nf_n > 2 {
                 format!("{{{n}_group, {n}_res[{}:{}]}}", res_w - 1, pe * ew)

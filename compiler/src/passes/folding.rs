@@ -58,6 +58,9 @@ pub struct FoldFile {
     /// Registers after each weight read (1 or 2; absent: 1, or chosen with `stage_levels`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub read_registers: Option<usize>,
+    /// The threshold compare in a stage of its own after the accumulators (absent: yes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activation_stage: Option<bool>,
 }
 
 fn one() -> usize {
@@ -79,6 +82,7 @@ impl From<Vec<LayerFold>> for FoldFile {
             fifos: None,
             stage_levels: None,
             read_registers: None,
+            activation_stage: None,
         }
     }
 }

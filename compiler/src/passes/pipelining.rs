@@ -85,6 +85,16 @@ pub fn read_registers_for(family: Family, clock_mhz: f64) -> usize {
     }
 }
 
+/// Whether the threshold compare gets a stage of its own on `family`. On iCE40 it does: plane
+/// shift, accumulator add and compare in one stage were the critical path of the iCEBreaker
+/// digits design at 40 MHz (31.6 ns). On ECP5 it does not: with YoWASP's Yosys 0.70 a compare
+/// that reads the accumulator registers maps into wide mux trees (the Fashion-MNIST auto
+/// design's first layer: 30,279 LUT4 against 7,893 with the compare on the adder's output), and
+/// the ECP5 builds' critical paths lie elsewhere.
+pub fn activation_stage_for(family: Family) -> bool {
+    family == Family::Ice40
+}
+
 /// The pipelining pass: every MVTU gets `stage_levels` adder levels per stage and
 /// `read_registers` registers after its weight read.
 pub struct Pipelining {
@@ -92,6 +102,8 @@ pub struct Pipelining {
     pub stage_levels: usize,
     /// Registers after the weight read (1 or 2).
     pub read_registers: usize,
+    /// The threshold compare in a stage of its own after the accumulators.
+    pub activation_stage: bool,
 }
 
 impl Pipelining {
@@ -100,6 +112,7 @@ impl Pipelining {
         Pipelining {
             stage_levels: levels_for(family, clock_mhz),
             read_registers: read_registers_for(family, clock_mhz),
+            activation_stage: activation_stage_for(family),
         }
     }
 }
@@ -128,6 +141,7 @@ impl Pass for Pipelining {
         for l in design.mvtus_mut() {
             l.stage_levels = self.stage_levels;
             l.read_registers = self.read_registers;
+            l.activation_stage = self.activation_stage;
         }
         Ok(())
     }
