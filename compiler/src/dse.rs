@@ -330,17 +330,7 @@ struct LayerCost {
 /// in a fixed order, each with how it was derived.
 pub fn enumerate(design: &Design) -> Vec<Folding> {
     let pixels = design.input().pixels;
-    let levels = design
-        .mvtus()
-        .map(|l| l.stage_levels)
-        .next()
-        .unwrap_or(crate::passes::pipelining::DEFAULT_STAGE_LEVELS);
-    let read_registers = design.mvtus().map(|l| l.read_registers).next().unwrap_or(1);
-    let activation_stage = design
-        .mvtus()
-        .map(|l| l.activation_stage)
-        .next()
-        .unwrap_or(true);
+    let pipelining = Pipelining::of(design);
     let floor = (pixels / auto_pixels_per_beat(pixels, 1)) as u64;
     let options: Vec<Vec<(u64, LayerFold)>> = design.mvtus().map(layer_foldings).collect();
     let per_layer: Vec<Vec<u64>> = options
@@ -372,9 +362,9 @@ pub fn enumerate(design: &Design) -> Vec<Folding> {
             layers,
             load_weights: Vec::new(),
             fifos: None,
-            stage_levels: Some(levels),
-            read_registers: Some(read_registers),
-            activation_stage: Some(activation_stage),
+            stage_levels: pipelining.as_ref().map(|p| p.stage_levels),
+            read_registers: pipelining.as_ref().map(|p| p.read_registers),
+            activation_stage: pipelining.as_ref().map(|p| p.activation_stage),
         };
         let base: Vec<LayerFold> = design.mvtus().map(|l| cheapest(l, t)).collect();
         out.insert(key(&base), (file(base.clone()), Origin::Balanced));

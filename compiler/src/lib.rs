@@ -357,6 +357,7 @@ pub fn read_fold_file(path: &Path) -> Result<FoldFile, CompileError> {
 
 /// The folding a design was built with, as a fold file.
 pub fn fold_file(d: &Design) -> FoldFile {
+    let pipelining = Pipelining::of(d);
     FoldFile {
         pixels_per_beat: d.input().pixels_per_beat,
         input: d.input().format,
@@ -375,9 +376,9 @@ pub fn fold_file(d: &Design) -> FoldFile {
         // A design with pixel streams records its FIFOs, none included, so that rebuilding
         // it from the file gives the same design; a dense design has none to record.
         fifos: d.input().stream.map(|_| passes::fifos::listed(d)),
-        stage_levels: d.mvtus().map(|l| l.stage_levels).next(),
-        read_registers: d.mvtus().map(|l| l.read_registers).next(),
-        activation_stage: d.mvtus().map(|l| l.activation_stage).next(),
+        stage_levels: pipelining.as_ref().map(|p| p.stage_levels),
+        read_registers: pipelining.as_ref().map(|p| p.read_registers),
+        activation_stage: pipelining.as_ref().map(|p| p.activation_stage),
     }
 }
 

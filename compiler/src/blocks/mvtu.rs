@@ -193,7 +193,7 @@ impl Mvtu {
         let l = self.stage_levels.max(1);
         (0..self.tree_stages())
             .map(|k| {
-                nodes = adder_levels(&mut String::new(), nodes.clone(), k * l, l);
+                nodes = adder_levels(&mut String::new(), std::mem::take(&mut nodes), k * l, l);
                 nodes.iter().map(|(_, m)| bits_for(*m) as usize).sum()
             })
             .collect()

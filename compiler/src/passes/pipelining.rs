@@ -115,6 +115,15 @@ impl Pipelining {
             activation_stage: activation_stage_for(family),
         }
     }
+
+    /// The pipelining of `design` (the pass gives every MVTU the same), if it has an MVTU.
+    pub fn of(design: &Design) -> Option<Pipelining> {
+        design.mvtus().next().map(|l| Pipelining {
+            stage_levels: l.stage_levels,
+            read_registers: l.read_registers,
+            activation_stage: l.activation_stage,
+        })
+    }
 }
 
 impl Pass for Pipelining {
