@@ -55,7 +55,8 @@ import json, sys
 d = json.load(open(sys.argv[1]))
 c = d["candidates"][d["best"]]
 fold = {"pixels_per_beat": c.get("pixels_per_beat", 1), "layers": c["layers"],
-        "load_weights": c["load_weights"], "stage_levels": c["stage_levels"]}
+        "load_weights": c["load_weights"], "stage_levels": c["stage_levels"],
+        "read_registers": c["read_registers"], "activation_stage": c["activation_stage"]}
 json.dump(fold, open(sys.argv[2], "w"))
 print(c["clock_mhz"])
 PY
