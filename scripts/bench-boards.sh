@@ -21,25 +21,9 @@ for arg in "$@"; do
     *) echo "usage: scripts/bench-boards.sh [--best]" >&2; exit 2 ;;
   esac
 done
-scripts/setup.sh --ecp5 >/dev/null
-cargo build --release --quiet
-FC=target/release/flipchip
-FMNIST=/usr/share/datasets/fashion-mnist
 OUT=build/bench-boards
-mkdir -p "$OUT"
-
-echo "== training the models"
-[ -f "$OUT/digits.fcm" ] || "$FC" train --out "$OUT/digits.fcm" --quiet
-[ -f "$OUT/fmnist.fcm" ] || "$FC" train --data "$FMNIST" --arch 784-256-256-10 --epochs 10 \
-  --batch 100 --out "$OUT/fmnist.fcm" --quiet
-
-build() { # name, args...
-  local name=$1; shift
-  if [ ! -f "$OUT/$name/build.json" ]; then
-    echo "== build $name: $*"
-    "$FC" build "$@" --out "$OUT/$name" >/dev/null
-  fi
-}
+# shellcheck source=board-bench-common.sh
+source scripts/board-bench-common.sh
 
 build digits-icebreaker "$OUT/digits.fcm" --board icebreaker --freq 12
 build fmnist-ulx3s "$OUT/fmnist.fcm" --board ulx3s --freq 50

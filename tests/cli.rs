@@ -182,13 +182,7 @@ fn compile_sim_and_verify_agree_on_the_trained_digits_model() {
         assert!(sim[key].as_f64().unwrap() > 0.0, "sim JSON lacks {key}");
     }
 
-    let rtl = match testbenches::available(testbenches::Rtl::Verilator) {
-        Ok(()) => "verilator",
-        Err(e) => {
-            testbenches::tool_missing(&format!("{e}: checking reference against simulator only"));
-            "none"
-        }
-    };
+    let rtl = verilator_or_none();
     let out = flipchip_ok(&[
         "verify",
         "--build",
@@ -805,13 +799,7 @@ fn a_packed_input_design_compiles_and_verifies() {
 
     let out = flipchip_ok(&["sim", s(&model), "--build", s(&build), "--json"]);
     assert_eq!(last_json(&out)["accuracy"].as_f64().unwrap(), accuracy);
-    let rtl = match testbenches::available(testbenches::Rtl::Verilator) {
-        Ok(()) => "verilator",
-        Err(e) => {
-            testbenches::tool_missing(&format!("{e}: checking reference against simulator only"));
-            "none"
-        }
-    };
+    let rtl = verilator_or_none();
     let out = flipchip_ok(&[
         "verify",
         "--build",
@@ -873,5 +861,17 @@ fn a_packed_input_design_compiles_and_verifies() {
                 && err.contains(&format!("1..={most}")),
             "{err}"
         );
+    }
+}
+
+/// `--rtl` for `verify`: Verilator, or without it (unless tools are required) the reference
+/// against the simulator only.
+fn verilator_or_none() -> &'static str {
+    match testbenches::available(testbenches::Rtl::Verilator) {
+        Ok(()) => "verilator",
+        Err(e) => {
+            testbenches::tool_missing(&format!("{e}: checking reference against simulator only"));
+            "none"
+        }
     }
 }
