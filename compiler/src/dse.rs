@@ -452,40 +452,42 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
         .map(Stage::block)
         .collect();
     let layers: Vec<&Mvtu> = base.mvtus().collect();
-    let mut layer_cost: Vec<BTreeMap<(usize, usize), LayerCost>> =
+    // Costs per layer, folding and registers after the weight read.
+    let mut layer_cost: Vec<BTreeMap<(usize, usize, usize), LayerCost>> =
         vec![BTreeMap::new(); layers.len()];
+    let mut cost_of = |i: usize, f: &LayerFold, rr: usize| -> LayerCost {
+        *layer_cost[i].entry((f.pe, f.simd, rr)).or_insert_with(|| {
+            let mut l = layers[i].clone();
+            l.pe = f.pe;
+            l.simd = f.simd;
+            l.read_registers = rr;
+            let rom = l.estimate_for(family);
+            let (weight_brams, rams) = l.weight_blocks(family);
+            if let Some(m) = l.memory.as_mut() {
+                m.loaded = true;
+            }
+            LayerCost {
+                cycles: l.cycles(),
+                latency: l.latency(),
+                rom,
+                loaded: l.estimate_for(family),
+                weight_brams,
+                rams,
+            }
+        })
+    };
     let mut candidates = Vec::new();
     for (file, origin) in enumerate(&base) {
         let a = input(file.pixels_per_beat);
         let fixed = others
             .iter()
             .fold(a.estimate_for(family), |e, b| e + b.estimate_for(family));
-        let mut cycles = others.iter().map(|b| b.cycles()).fold(a.cycles(), u64::max);
-        let mut latency = a.latency() + others.iter().map(|b| b.latency()).sum::<u64>();
-        let mut costs = Vec::with_capacity(file.layers.len());
-        for (i, f) in file.layers.iter().enumerate() {
-            let cost = *layer_cost[i].entry((f.pe, f.simd)).or_insert_with(|| {
-                let mut l = layers[i].clone();
-                l.pe = f.pe;
-                l.simd = f.simd;
-                let rom = l.estimate_for(family);
-                let (weight_brams, rams) = l.weight_blocks(family);
-                if let Some(m) = l.memory.as_mut() {
-                    m.loaded = true;
-                }
-                LayerCost {
-                    cycles: l.cycles(),
-                    latency: l.latency(),
-                    rom,
-                    loaded: l.estimate_for(family),
-                    weight_brams,
-                    rams,
-                }
-            });
-            cycles = cycles.max(cost.cycles);
-            latency += cost.latency;
-            costs.push(cost);
-        }
+        let mut costs: Vec<LayerCost> = file
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(i, f)| cost_of(i, f, read_registers))
+            .collect();
         // Weights that overflow the block RAMs go to the device's large RAMs, as the memory
         // pass would place them for this device.
         let rom_total = costs.iter().fold(fixed, |e, c| e + c.rom);
@@ -498,6 +500,28 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
             None
         }
         .unwrap_or_else(|| vec![false; costs.len()]);
+        // As [`Pipelining::for_design`]: no second read register without a block RAM read.
+        let slow = costs
+            .iter()
+            .zip(&load)
+            .any(|(c, &l)| l || c.weight_brams > 0);
+        let rr = if slow { read_registers } else { 1 };
+        if rr != read_registers {
+            costs = file
+                .layers
+                .iter()
+                .enumerate()
+                .map(|(i, f)| cost_of(i, f, rr))
+                .collect();
+        }
+        let cycles = costs
+            .iter()
+            .map(|c| c.cycles)
+            .chain(others.iter().map(|b| b.cycles()))
+            .fold(a.cycles(), u64::max);
+        let latency = a.latency()
+            + others.iter().map(|b| b.latency()).sum::<u64>()
+            + costs.iter().map(|c| c.latency).sum::<u64>();
         let e = costs
             .iter()
             .zip(&load)
@@ -528,7 +552,7 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
             pixels_per_beat: file.pixels_per_beat,
             load_weights,
             stage_levels: levels,
-            read_registers,
+            read_registers: rr,
             activation_stage,
             folds: file.layers,
             origin,

@@ -116,7 +116,7 @@ pub fn compile_into(
     let mut design = compiler::compile_with(model, spec, placement)
         .with_context(|| format!("compiling {}", path.display()))?;
     design.family = family;
-    pipeline(&mut design, spec, family, clock_mhz)?;
+    pipeline(&mut design, spec, clock_mhz)?;
     let sizing = size_fifos(&mut design, spec)?;
     compiler::write_build(&design, out).with_context(|| format!("writing {}", out.display()))?;
     if let Some(s) = &sizing {
@@ -140,7 +140,6 @@ pub fn compile_into(
 fn pipeline(
     design: &mut compiler::ir::Design,
     spec: &FoldSpec,
-    family: Family,
     clock_mhz: Option<f64>,
 ) -> anyhow::Result<()> {
     use compiler::passes::pipelining::{default_clock_mhz, Pipelining};
@@ -153,8 +152,8 @@ fn pipeline(
     if matches!(spec, FoldSpec::Manual(f) if f.stage_levels.is_some()) {
         return Ok(());
     }
-    let mhz = clock_mhz.unwrap_or_else(|| default_clock_mhz(family));
-    Pipelining::for_clock(family, mhz).run(design)?;
+    let mhz = clock_mhz.unwrap_or_else(|| default_clock_mhz(design.family));
+    Pipelining::for_design(design, mhz).run(design)?;
     Ok(())
 }
 

@@ -9,7 +9,7 @@
 
 use super::Pass;
 use crate::blocks::Family;
-use crate::ir::Design;
+use crate::ir::{Design, Mvtu};
 use crate::CompileError;
 
 /// Adder levels per stage of a design compiled without a target clock (iCE40 at
@@ -85,14 +85,22 @@ pub fn read_registers_for(family: Family, clock_mhz: f64) -> usize {
     }
 }
 
-/// Whether the threshold compare gets a stage of its own on `family`. On iCE40 it does: plane
-/// shift, accumulator add and compare in one stage were the critical path of the iCEBreaker
-/// digits design at 40 MHz (31.6 ns). On ECP5 it does not: with YoWASP's Yosys 0.70 a compare
-/// that reads the accumulator registers maps into wide mux trees (the Fashion-MNIST auto
-/// design's first layer: 30,279 LUT4 against 7,893 with the compare on the adder's output), and
-/// the ECP5 builds' critical paths lie elsewhere.
-pub fn activation_stage_for(family: Family) -> bool {
-    family == Family::Ice40
+/// Whether the threshold compare gets a stage of its own on `family`: on both. Plane shift,
+/// accumulator add and compare in one stage were the critical path of the iCEBreaker digits
+/// design at 40 MHz (31.6 ns) and of the ULX3S Fashion-MNIST design at 125 MHz (9.7 ns). On
+/// ECP5 this needs `synth_ecp5 -nowidelut` (see [`crate::blocks::Family::synth_command`]):
+/// with wide LUTs Yosys 0.70 maps a compare that reads the accumulator registers into wide mux
+/// trees (the Fashion-MNIST auto design's first layer: 30,279 LUT4, 7,666 without them).
+pub fn activation_stage_for(_family: Family) -> bool {
+    true
+}
+
+/// Whether `layer`'s weight read is a block RAM's (or a RAM's loaded at power-up) on
+/// `family`: only such a read is slow enough to need a second register. A ROM in LUTs is one
+/// LUT level before its register, so a second one would only double the weight word's
+/// flip-flops (12,544 of them in the SFC design's first layer).
+pub fn slow_weight_read(layer: &Mvtu, family: Family) -> bool {
+    layer.is_loaded() || layer.weight_blocks(family).0 > 0
 }
 
 /// The pipelining pass: every MVTU gets `stage_levels` adder levels per stage and
@@ -114,6 +122,16 @@ impl Pipelining {
             read_registers: read_registers_for(family, clock_mhz),
             activation_stage: activation_stage_for(family),
         }
+    }
+
+    /// The pipelining for `clock_mhz` of `design` on its family: as [`Pipelining::for_clock`],
+    /// but one register after the weight read where no weight memory is a block RAM.
+    pub fn for_design(design: &Design, clock_mhz: f64) -> Pipelining {
+        let mut p = Pipelining::for_clock(design.family, clock_mhz);
+        if !design.mvtus().any(|l| slow_weight_read(l, design.family)) {
+            p.read_registers = 1;
+        }
+        p
     }
 
     /// The pipelining of `design` (the pass gives every MVTU the same), if it has an MVTU.

@@ -1,0 +1,56 @@
+//! The pipelining a design gets for a clock depends on where its weights live: a second
+//! register after the weight read only where a block RAM is read.
+
+use compiler::blocks::Family;
+use compiler::passes::folding::{FoldFile, FoldSpec, LayerFold};
+use compiler::passes::pipelining::{slow_weight_read, Pipelining};
+use compiler::passes::Pass;
+use compiler::random::{random_model, Rng};
+use flip::encoding::Encoding;
+
+fn design(inputs: usize, widths: &[usize], folds: &[(usize, usize)]) -> compiler::ir::Design {
+    let mut rng = Rng(7);
+    let model = random_model(&mut rng, inputs, 8, Encoding::Threshold(100), widths);
+    let layers: Vec<LayerFold> = folds
+        .iter()
+        .map(|&(pe, simd)| LayerFold { pe, simd })
+        .collect();
+    let mut d = compiler::compile(&model, &FoldSpec::Manual(FoldFile::from(layers))).unwrap();
+    d.family = Family::Ecp5;
+    d
+}
+
+#[test]
+fn a_second_read_register_only_behind_block_ram() {
+    // 1024 x 16 weight words: a block RAM on ECP5.
+    let mut deep = design(1024, &[16, 4], &[(1, 16), (1, 16)]);
+    assert!(slow_weight_read(deep.mvtus().next().unwrap(), Family::Ecp5));
+    let p = Pipelining::for_design(&deep, 125.0);
+    assert_eq!(p.read_registers, 2);
+    assert!(p.activation_stage);
+    p.run(&mut deep).unwrap();
+    assert!(deep.mvtus().all(|l| l.read_registers == 2));
+
+    // Four words per layer: LUTs.
+    let mut shallow = design(64, &[16, 4], &[(4, 64), (4, 16)]);
+    assert!(shallow.mvtus().all(|l| !slow_weight_read(l, Family::Ecp5)));
+    let p = Pipelining::for_design(&shallow, 125.0);
+    assert_eq!(p.read_registers, 1);
+    p.run(&mut shallow).unwrap();
+    // The recorded pipelining replays the same design, and its Verilog has no second
+    // weight register.
+    let rec = Pipelining::of(&shallow).unwrap();
+    assert_eq!(rec.read_registers, 1);
+    let dir = std::env::temp_dir().join(format!("flipchip-pipelining-{}", std::process::id()));
+    compiler::write_build(&shallow, &dir).unwrap();
+    let v = std::fs::read_to_string(dir.join("l1_mvtu.v")).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        v.contains("l1_mvtu_wr <= l1_mvtu_w;"),
+        "one register after the ROM"
+    );
+    assert!(
+        !v.contains("l1_mvtu_wq"),
+        "no second register after a LUT ROM"
+    );
+}
