@@ -93,13 +93,14 @@ pub fn unit_of(name: String, dir: PathBuf, spec: String, limit: Duration) -> any
     })
 }
 
-/// Runs `units` with `executor` behind a progress bar (`what` names the step), printing a line
-/// per finished or failed unit; an error listing every unit that failed on all its attempts.
+/// Runs `units` with `executor` behind a progress bar (`what` names the step), calling
+/// `on_done(i, skipped)` as unit `i` finishes (it may return a line to print) and printing every
+/// failure; an error listing every unit that failed on all its attempts.
 pub fn run_units(
     executor: &dyn Executor,
     units: &[Unit],
     what: &str,
-    mut on_done: impl FnMut(usize, bool),
+    mut on_done: impl FnMut(usize, bool) -> Option<String>,
 ) -> anyhow::Result<()> {
     let bar = indicatif::ProgressBar::new(units.len() as u64).with_style(
         indicatif::ProgressStyle::with_template(&format!(
@@ -111,13 +112,15 @@ pub fn run_units(
     let mut running = 0usize;
     let outcomes = executor.run(units, &mut |e| match e {
         Event::Skipped(i) => {
-            bar.println(format!(
-                "{what}: {} already done in {}, skipped",
-                units[i].name,
-                units[i].dir.display()
-            ));
             bar.inc(1);
-            on_done(i, true);
+            let line = on_done(i, true).unwrap_or_else(|| {
+                format!(
+                    "{what}: {} already done in {}, skipped",
+                    units[i].name,
+                    units[i].dir.display()
+                )
+            });
+            say(&bar, &line);
         }
         Event::Started(_) => {
             running += 1;
@@ -127,11 +130,13 @@ pub fn run_units(
             running = running.saturating_sub(1);
             bar.set_message(format!("{running} running"));
             bar.inc(1);
-            on_done(i, false);
+            if let Some(line) = on_done(i, false) {
+                say(&bar, &line);
+            }
         }
         Event::Failed(_, f, retry) => {
             running = running.saturating_sub(1);
-            bar.println(format!(
+            say(&bar, &format!(
                 "{what}: {f}{}",
                 if retry { "\n  retrying" } else { "" }
             ));
@@ -139,7 +144,7 @@ pub fn run_units(
                 bar.inc(1);
             }
         }
-        Event::Note(n) => bar.println(n),
+        Event::Note(n) => say(&bar, &n),
     });
     bar.finish_and_clear();
     let outcomes = outcomes?;
@@ -165,4 +170,10 @@ pub fn run_units(
         );
     }
     Ok(())
+}
+
+/// A line above the bar (`ProgressBar::println` prints nothing when stderr is not a terminal,
+/// and these lines matter most in logs).
+fn say(bar: &indicatif::ProgressBar, line: &str) {
+    bar.suspend(|| eprintln!("{line}"));
 }

@@ -115,7 +115,7 @@ impl Slurm {
             // `.started` dates the start, for the submission overhead; the unit's own log
             // takes everything its command prints.
             s.push_str(&format!(
-                "{i}) cd {dir} || exit 97\n   date +%s.%N > .started\n   exec {} > {} 2>&1 ;;\n",
+                "{i}) cd {dir} || exit 97\n   date +%s.%N > .started 2>/dev/null\n   exec {} > {} 2>&1 ;;\n",
                 u.command_line(),
                 Unit::LOG
             ));
