@@ -149,6 +149,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     if a.exec.workdir.is_some() {
         super::build_unit::copy_dir(&unit_dir, &a.out)?;
     }
+    // build.json names its files under --out, as given.
+    super::build_unit::rebase_paths(&mut v, &unit_dir, &a.out);
     v["model"] = serde_json::json!(design.model);
     v["step_seconds"]["compile"] = serde_json::json!(compile_seconds);
     v["seconds"] = serde_json::json!(start.elapsed().as_secs_f64());

@@ -127,3 +127,18 @@ pub fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Points the paths in `v` (the bitstream, the logs) that lie under `from` at the same files
+/// under `to`, where [`copy_dir`] put them.
+pub fn rebase_paths(v: &mut serde_json::Value, from: &Path, to: &Path) {
+    match v {
+        serde_json::Value::String(s) => {
+            if let Ok(rest) = Path::new(s.as_str()).strip_prefix(from) {
+                *s = to.join(rest).display().to_string();
+            }
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(|x| rebase_paths(x, from, to)),
+        serde_json::Value::Object(o) => o.values_mut().for_each(|x| rebase_paths(x, from, to)),
+        _ => {}
+    }
+}
