@@ -430,8 +430,11 @@ impl Executor for Slurm {
         if !overheads.is_empty() {
             let mean = overheads.iter().sum::<f64>() / overheads.len() as f64;
             let max = overheads.iter().copied().fold(f64::MIN, f64::max);
+            let min = overheads.iter().copied().fold(f64::MAX, f64::min);
+            // The minimum is the scheduler's own overhead; the rest is waiting for a free CPU.
             events(Event::Note(format!(
-                "slurm: {} job(s); submission to start: mean {mean:.2} s, max {max:.2} s",
+                "slurm: {} job(s); submission to start: min {min:.2} s, mean {mean:.2} s, \
+                 max {max:.2} s",
                 overheads.len()
             )));
         }
