@@ -86,7 +86,14 @@ fn dse_synth_on_slurm_matches_local_reports_failures_and_resumes() {
     // Jobs without the tools (no yosys on their PATH) fail, are retried once, and are
     // reported with their Slurm state, their log and the install command.
     let slurm = dir.join("slurm");
-    let broken = ["--executor", "slurm", "--partition", "local", "--retries", "1"];
+    let broken = [
+        "--executor",
+        "slurm",
+        "--partition",
+        "local",
+        "--retries",
+        "1",
+    ];
     let out = dse(&slurm, &broken)
         .arg("--slurm-arg=--export=ALL,PATH=/nonexistent")
         .output()

@@ -113,8 +113,7 @@ pub fn run_unit(dir: &Path, spec: &serde_json::Value) -> anyhow::Result<serde_js
 /// directory is elsewhere).
 pub fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
-    let entries =
-        std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))?;
+    let entries = std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))?;
     for e in entries {
         let e = e.with_context(|| format!("reading {}", from.display()))?;
         let (src, dst): (PathBuf, PathBuf) = (e.path(), to.join(e.file_name()));

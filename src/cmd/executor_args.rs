@@ -136,10 +136,10 @@ pub fn run_units(
         }
         Event::Failed(_, f, retry) => {
             running = running.saturating_sub(1);
-            say(&bar, &format!(
-                "{what}: {f}{}",
-                if retry { "\n  retrying" } else { "" }
-            ));
+            say(
+                &bar,
+                &format!("{what}: {f}{}", if retry { "\n  retrying" } else { "" }),
+            );
             if !retry {
                 bar.inc(1);
             }
@@ -151,12 +151,9 @@ pub fn run_units(
     let failed: Vec<String> = outcomes
         .iter()
         .filter_map(|o| match o {
-            Outcome::Failed(f) => Some(format!(
-                "{} ({}, log {})",
-                f.unit,
-                f.state,
-                f.log.display()
-            )),
+            Outcome::Failed(f) => {
+                Some(format!("{} ({}, log {})", f.unit, f.state, f.log.display()))
+            }
             Outcome::Done { .. } => None,
         })
         .collect();

@@ -15,8 +15,8 @@ pub struct Local {
 }
 
 impl Local {
-    /// One attempt of `unit`: `Ok` when it left its result.
-    fn attempt(unit: &Unit, attempts: usize) -> Result<(), Failure> {
+    /// One attempt of `unit`: how it failed, or `None` when it left its result.
+    fn attempt(unit: &Unit, attempts: usize) -> Option<Failure> {
         let ran = Run::new("unit", &unit.program, unit.log_path())
             .args(&unit.args)
             .current_dir(&unit.dir)
@@ -24,7 +24,7 @@ impl Local {
             .allow_failure()
             .run();
         let state = match ran {
-            Ok(r) if r.success && unit.finished() => return Ok(()),
+            Ok(r) if r.success && unit.finished() => return None,
             Ok(r) if r.success => format!("exited successfully without writing {}", Unit::RESULT),
             Ok(_) => "FAILED (non-zero exit status)".to_string(),
             Err(ToolError::TimedOut { seconds, .. }) => {
@@ -32,7 +32,7 @@ impl Local {
             }
             Err(e) => format!("FAILED ({e})"),
         };
-        Err(Failure::new(unit, state, attempts))
+        Some(Failure::new(unit, state, attempts))
     }
 }
 
@@ -72,11 +72,11 @@ impl Executor for Local {
                         attempts += 1;
                         let _ = tx.send(Msg::Started(i));
                         match Local::attempt(unit, attempts) {
-                            Ok(()) => {
+                            None => {
                                 let _ = tx.send(Msg::Done(i));
                                 break Outcome::Done { skipped: false };
                             }
-                            Err(f) => {
+                            Some(f) => {
                                 let retry = attempts <= self.retries;
                                 let _ = tx.send(Msg::Failed(i, f.clone(), retry));
                                 if !retry {

@@ -236,7 +236,9 @@ pub enum ExecError {
         message: String,
     },
     /// Ctrl-C (or SIGTERM): what had been submitted was cancelled.
-    #[error("interrupted; {cancelled}; finished results are kept, run the same command again to resume")]
+    #[error(
+        "interrupted; {cancelled}; finished results are kept, run the same command again to resume"
+    )]
     Interrupted {
         /// What was cancelled.
         cancelled: String,
@@ -250,11 +252,8 @@ pub trait Executor {
 
     /// Runs every unit that is not finished yet (after [`Unit::prepare`]), `retries` more times
     /// when it fails, and returns one outcome per unit, in order.
-    fn run(
-        &self,
-        units: &[Unit],
-        events: &mut dyn FnMut(Event),
-    ) -> Result<Vec<Outcome>, ExecError>;
+    fn run(&self, units: &[Unit], events: &mut dyn FnMut(Event))
+        -> Result<Vec<Outcome>, ExecError>;
 }
 
 /// Prepares every unit: `Some(Done{skipped})` for those already finished.

@@ -123,9 +123,7 @@ impl Slurm {
         s.push_str(
             "*) echo \"no unit for array task $SLURM_ARRAY_TASK_ID\" >&2; exit 98 ;;\nesac\n",
         );
-        let path = self
-            .slurm_dir()
-            .join(format!("{}.sh", self.opts.job_name));
+        let path = self.slurm_dir().join(format!("{}.sh", self.opts.job_name));
         super::write_atomic(&path, s.as_bytes()).map_err(|e| ExecError::Io {
             path: path.clone(),
             message: e.to_string(),
@@ -184,9 +182,7 @@ impl Slurm {
         let (text, ok) = self.client(&self.squeue, &args)?;
         if !ok {
             // A job that has left the controller's memory altogether is not an outage.
-            return Ok(text
-                .contains("Invalid job id")
-                .then(BTreeMap::new));
+            return Ok(text.contains("Invalid job id").then(BTreeMap::new));
         }
         Ok(Some(
             text.lines()
@@ -202,8 +198,10 @@ impl Slurm {
     /// cluster's MinJobAge) or else `sacct`.
     fn final_state(&self, job: u64, task: usize) -> Result<String, ExecError> {
         let id = format!("{job}_{task}");
-        let (text, ok) =
-            self.client(&self.scontrol, &["-o".into(), "show".into(), "job".into(), id.clone()])?;
+        let (text, ok) = self.client(
+            &self.scontrol,
+            &["-o".into(), "show".into(), "job".into(), id.clone()],
+        )?;
         if ok {
             let field = |k: &str| {
                 text.split_whitespace()
@@ -223,10 +221,7 @@ impl Slurm {
             }
         }
         if let Some(sacct) = &self.sacct {
-            let args = [
-                "-n", "-X", "-P", "-j", &id, "-o", "State,ExitCode",
-            ]
-            .map(str::to_string);
+            let args = ["-n", "-X", "-P", "-j", &id, "-o", "State,ExitCode"].map(str::to_string);
             let (text, ok) = self.client(sacct, &args)?;
             if let Some((state, code)) = text.lines().next().and_then(|l| l.split_once('|')) {
                 if ok && !state.trim().is_empty() {
@@ -234,9 +229,11 @@ impl Slurm {
                 }
             }
         }
-        Ok("UNKNOWN (the job left the queue without a result, and neither scontrol nor sacct \
+        Ok(
+            "UNKNOWN (the job left the queue without a result, and neither scontrol nor sacct \
             knows it any more)"
-            .to_string())
+                .to_string(),
+        )
     }
 
     fn cancel(&self, jobs: &[u64]) -> String {
@@ -251,13 +248,17 @@ impl Slurm {
                 ids.join(" "),
                 text.trim()
             ),
-            Err(e) => format!("scancel {} failed ({e}); cancel them by hand", ids.join(" ")),
+            Err(e) => format!(
+                "scancel {} failed ({e}); cancel them by hand",
+                ids.join(" ")
+            ),
         }
     }
 }
 
 fn epoch_seconds(t: SystemTime) -> f64 {
-    t.duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// One submitted array and its tasks not concluded yet.
@@ -296,9 +297,9 @@ impl Executor for Slurm {
         let mut overheads = Vec::new();
         let mut jobs: Vec<Submitted> = Vec::new();
         let submit = |tasks: BTreeSet<usize>,
-                          jobs: &mut Vec<Submitted>,
-                          attempts: &mut Vec<usize>,
-                          events: &mut dyn FnMut(Event)|
+                      jobs: &mut Vec<Submitted>,
+                      attempts: &mut Vec<usize>,
+                      events: &mut dyn FnMut(Event)|
          -> Result<(), ExecError> {
             for &i in &tasks {
                 attempts[i] += 1;
@@ -374,8 +375,7 @@ impl Executor for Slurm {
                                 Some(st) => st,
                                 None => state.insert(self.final_state(s.job, i)?),
                             };
-                            if !st.starts_with("COMPLETED") || waited.elapsed() > RESULT_PATIENCE
-                            {
+                            if !st.starts_with("COMPLETED") || waited.elapsed() > RESULT_PATIENCE {
                                 break;
                             }
                             std::thread::sleep(Duration::from_millis(500));
@@ -534,7 +534,9 @@ mod tests {
             .unwrap()
             .0;
         assert!(
-            queue.lines().all(|l| !l.contains("RUNNING") && !l.contains("PENDING")),
+            queue
+                .lines()
+                .all(|l| !l.contains("RUNNING") && !l.contains("PENDING")),
             "still queued after the interrupt: {queue}"
         );
         let quick: Vec<Unit> = units
