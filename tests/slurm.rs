@@ -182,3 +182,75 @@ fn dse_synth_on_slurm_matches_local_reports_failures_and_resumes() {
     drop(cluster);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// build.json without what may differ between runs: wall times and file locations.
+fn build_result(out: &Path) -> serde_json::Value {
+    let path = out.join("build.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let o = v.as_object_mut().unwrap();
+    assert!(o["luts"].as_u64().unwrap() > 0, "{}", path.display());
+    assert!(
+        Path::new(o["bitstream"].as_str().unwrap()).starts_with(out),
+        "{}",
+        path.display()
+    );
+    for k in ["seconds", "step_seconds", "bitstream"] {
+        o.remove(k);
+    }
+    v
+}
+
+#[test]
+fn build_on_slurm_matches_local_in_a_separate_workdir() {
+    for tool in ["yosys", "nextpnr-ice40", "icepack"] {
+        let Some(_) = tools::for_test(&[tool], tools::INSTALL) else {
+            return;
+        };
+    }
+    let dir = scratch("slurm-build");
+    let Some(cluster) = LocalCluster::start(&dir.join("cluster")) else {
+        return;
+    };
+    let conf = cluster.conf().to_path_buf();
+    let model = dir.join("tiny.fcm");
+    ok(flipchip(&conf)
+        .args(["train", "--arch", "64-4-10", "--epochs", "1", "--seed", "1"])
+        .arg("--out")
+        .arg(&model)
+        .arg("--quiet")
+        .output()
+        .unwrap());
+    let build = |out: &Path, extra: &[&str]| {
+        let mut c = flipchip(&conf);
+        c.arg("build")
+            .arg(&model)
+            .args(["--board", "icebreaker", "--seed", "1", "--out"])
+            .arg(out)
+            .args(extra);
+        ok(c.output().unwrap())
+    };
+    let local = dir.join("local");
+    build(&local, &[]);
+    let (slurm, work) = (dir.join("slurm"), dir.join("work"));
+    let out = build(
+        &slurm,
+        &["--executor", "slurm", "--workdir", work.to_str().unwrap()],
+    );
+    let err = stderr(&out);
+    assert_eq!(count(&err, "submitted job array"), 1, "{err}");
+    assert!(work.join("build/result.json").is_file());
+    assert!(slurm.join("board.bin").is_file());
+    assert_eq!(build_result(&slurm), build_result(&local));
+    // Again: the flow's result comes from the work directory.
+    let out = build(
+        &slurm,
+        &["--executor", "slurm", "--workdir", work.to_str().unwrap()],
+    );
+    let err = stderr(&out);
+    assert!(err.contains("taken from the earlier run"), "{err}");
+    assert_eq!(count(&err, "submitted job array"), 0, "{err}");
+    assert_eq!(build_result(&slurm), build_result(&local));
+    drop(cluster);
+    let _ = std::fs::remove_dir_all(&dir);
+}
