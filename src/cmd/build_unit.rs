@@ -56,7 +56,8 @@ pub fn build(
         "inputs_key": job.inputs_key,
     });
     // Every tool at its limit, and a margin: the unit's own limits stop a hung tool first.
-    let per_tool = |d: Duration| o.timeout.unwrap_or(d);
+    let env = tools::timeout_from_env()?;
+    let per_tool = |d: Duration| o.timeout.unwrap_or(env.map_or(d, |e| e.max(d)));
     let limit = per_tool(tools::limits::SYNTH)
         + per_tool(tools::limits::PNR)
         + per_tool(tools::limits::PACK)

@@ -51,7 +51,12 @@ pub fn synth_all(
             format!("candidate {i} ({})", c.fold_label()),
             dir,
             serde_json::to_string_pretty(&spec)?,
-            tools::limits::SYNTH + Duration::from_secs(600),
+            // Past the Yosys run's own limit (FLIPCHIP_TOOL_TIMEOUT may raise it): that one
+            // stops a hung Yosys with a better message.
+            tools::timeout_from_env()?
+                .unwrap_or(tools::limits::SYNTH)
+                .max(tools::limits::SYNTH)
+                + Duration::from_secs(600),
         )?);
     }
     let executor = exec.executor(workdir, "flipchip-dse-synth", 2)?;

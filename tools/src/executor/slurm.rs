@@ -163,7 +163,14 @@ impl Slurm {
             Some(id) if ok => Ok(id),
             _ => Err(ExecError::Scheduler {
                 command: Self::command_line(&self.sbatch, &args),
-                message: format!("submission failed: {}", text.trim()),
+                // The usual cause off a cluster's login nodes: no slurm.conf to find the
+                // controller with.
+                message: format!(
+                    "submission failed (is this machine a client of the cluster? SLURM_CONF \
+                     names its slurm.conf; for scripts/slurm-local.sh, export what its start \
+                     printed): {}",
+                    text.trim()
+                ),
             }),
         }
     }
