@@ -88,8 +88,8 @@ if [ "$want_ecp5" = "1" ]; then
 fi
 
 # Slurm (the `--executor slurm` tests): Debian's slurm-wlm (slurmctld, slurmd, the client
-# commands) and munge, for the single-node cluster of scripts/slurm-local.sh. Services are not
-# started here: that script runs them itself, without systemd.
+# commands) and munge, for the single-node cluster of scripts/slurm-local.sh, which runs its own
+# daemons with its own configuration (no systemd needed; the packages' services are not used).
 # Run `scripts/setup.sh --slurm` or set FLIPCHIP_SLURM=1.
 want_slurm="${FLIPCHIP_SLURM:-0}"
 for arg in "$@"; do [ "$arg" = "--slurm" ] && want_slurm=1; done

@@ -490,6 +490,13 @@ mod tests {
                 "if [ -f tried ]; then echo ok > result.json; else touch tried; exit 3; fi",
             ),
             sh_unit(&work, "bad", "3", "echo yosys not found; exit 1"),
+            // Cancelled from outside while it runs (here by itself): another state than FAILED.
+            sh_unit(
+                &work,
+                "cancelled",
+                "3c",
+                "scancel ${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}; sleep 60",
+            ),
         ];
         let ex = executor(&cluster, &work, 1);
         let mut notes = Vec::new();
@@ -506,6 +513,11 @@ mod tests {
         assert!(f.job.as_deref().is_some_and(|j| j.ends_with("_2")), "{f}");
         assert!(f.scheduler_log.as_ref().is_some_and(|p| p.is_file()), "{f}");
         assert!(f.to_string().contains("yosys not found"), "{f}");
+        let Outcome::Failed(f) = &out[3] else {
+            panic!("{out:?}")
+        };
+        assert!(f.state.starts_with("CANCELLED"), "{f}");
+        assert_eq!(f.attempts, 2);
         assert!(
             notes.iter().any(|n| n.contains("submission to start")),
             "{notes:?}"
