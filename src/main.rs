@@ -36,6 +36,9 @@ enum Command {
     Verify(cmd::verify::Args),
     /// Run the whole flow on the embedded 8x8 digits.
     Demo(cmd::demo::Args),
+    /// Run one unit of work of a heavy step (what --executor runs on a node).
+    #[command(hide = true)]
+    Unit(cmd::unit::Args),
 }
 
 fn main() {
@@ -52,6 +55,7 @@ fn main() {
         Command::Sim(a) => cmd::sim::run(a),
         Command::Verify(a) => cmd::verify::run(a),
         Command::Demo(a) => cmd::demo::run(a),
+        Command::Unit(a) => cmd::unit::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -53,6 +53,27 @@ pub struct Args {
     /// Print build.json as one JSON object on the last line.
     #[arg(long)]
     pub json: bool,
+    /// Where the bitstream flow runs.
+    #[command(flatten)]
+    pub exec: super::executor_args::ExecutorArgs,
+}
+
+/// What the build directory was compiled from: the model file, the folding and its options,
+/// and the Verilog they gave.
+fn inputs_key(a: &Args, design: &compiler::ir::Design) -> anyhow::Result<String> {
+    let mut key = testbenches::Key::new();
+    let model =
+        std::fs::read(&a.model).with_context(|| format!("reading {}", a.model.display()))?;
+    key.add(&model).add(a.fold.as_bytes());
+    if a.fold != "auto" {
+        key.add(&std::fs::read(&a.fold).with_context(|| format!("reading {}", a.fold))?);
+    }
+    let options = format!("{:?} {} {:?}", a.target_cycles, a.packed_input, a.freq);
+    key.add(options.as_bytes());
+    for (name, text) in compiler::verilog::emit(design) {
+        key.add(name.as_bytes()).add(text.as_bytes());
+    }
+    Ok(key.hex())
 }
 
 /// Runs `flipchip build`.
@@ -74,6 +95,13 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     }
     let model = super::compile::load_model(&a.model)?;
     let spec = super::compile::fold_spec(&a.fold, a.target_cycles, a.packed_input)?;
+    // The flow runs in the work directory (`--out` unless --workdir says otherwise), as one
+    // unit of work.
+    let workdir = a.exec.workdir(&a.out)?;
+    let unit_dir = match &a.exec.workdir {
+        Some(_) => workdir.join("build"),
+        None => workdir.clone(),
+    };
     let t = Instant::now();
     // Weights that overflow the block RAMs go to SPRAM where the board can load them.
     let placement = match (&board.flash, compiler::dse::device(&board.device)) {
@@ -88,7 +116,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             &placement,
             board.family,
             a.freq,
-            &a.out,
+            &unit_dir,
         ),
         &a.fold,
     )?
@@ -111,8 +139,18 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             .tool_timeout_minutes
             .map(|m| std::time::Duration::from_secs_f64(m * 60.0)),
     };
-    let mut v = boards::flow::build(&board, &a.out, &opts, &mut |line| eprintln!("{line}"))
-        .with_context(|| format!("building for {} in {}", board.name, a.out.display()))?;
+    let job = super::build_unit::Job {
+        board: &a.board,
+        opts: &opts,
+        inputs_key: inputs_key(&a, &design)?,
+    };
+    let mut v = super::build_unit::build(&job, &unit_dir, &workdir, &a.exec)
+        .with_context(|| format!("building for {} in {}", board.name, unit_dir.display()))?;
+    if a.exec.workdir.is_some() {
+        super::build_unit::copy_dir(&unit_dir, &a.out)?;
+    }
+    // build.json names its files under --out, as given.
+    super::build_unit::rebase_paths(&mut v, &unit_dir, &a.out);
     v["model"] = serde_json::json!(design.model);
     v["step_seconds"]["compile"] = serde_json::json!(compile_seconds);
     v["seconds"] = serde_json::json!(start.elapsed().as_secs_f64());

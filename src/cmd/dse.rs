@@ -31,6 +31,9 @@ pub struct Args {
     /// Print one JSON summary object as the last line.
     #[arg(long)]
     pub json: bool,
+    /// Where the --synth runs happen (their work directory defaults to --out).
+    #[command(flatten)]
+    pub exec: super::executor_args::ExecutorArgs,
 }
 
 /// What the simulator measured for one candidate.
@@ -308,47 +311,6 @@ pub fn pick_for_synth(x: &Exploration, k: usize) -> Vec<usize> {
     v
 }
 
-/// Synthesises `ids`, two Yosys runs at a time, reporting progress on stderr.
-fn synth_all(
-    model: &flip::model::Model,
-    x: &Exploration,
-    ids: &[usize],
-    dir: &Path,
-) -> Vec<anyhow::Result<SynthResult>> {
-    super::parallel(ids.len(), 2, |j| {
-        let i = ids[j];
-        let c = &x.candidates[i];
-        eprintln!(
-            "synth [{}/{}] candidate {i} ({}), est {} LUTs ...",
-            j + 1,
-            ids.len(),
-            c.fold_label(),
-            c.estimate.luts
-        );
-        let r = synth(model, x, i, &dir.join(c.fold_label().replace(' ', "_")));
-        match &r {
-            Ok(r) => eprintln!(
-                "synth [{}/{}] candidate {i}: yosys {} LUTs, {} BRAMs ({}); \
-                 estimate {} LUTs, {} BRAMs ({:+.1}%)",
-                j + 1,
-                ids.len(),
-                r.yosys_luts,
-                r.yosys_brams,
-                if r.cached {
-                    "earlier run".to_string()
-                } else {
-                    format!("{:.0} s", r.seconds)
-                },
-                r.est_luts,
-                r.est_brams,
-                100.0 * r.lut_error
-            ),
-            Err(e) => eprintln!("synth [{}/{}] candidate {i}: {e:#}", j + 1, ids.len()),
-        }
-        r
-    })
-}
-
 /// Runs `flipchip dse`.
 pub fn run(a: Args) -> anyhow::Result<()> {
     let model = super::compile::load_model(&a.model)?;
@@ -450,14 +412,18 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let mut synths = Vec::new();
     if a.synth > 0 {
         let ids = pick_for_synth(&x, a.synth);
+        let workdir = a.exec.workdir(&out)?;
         eprintln!(
-            "synthesising {} design(s) with yosys {} (2 at a time)",
+            "synthesising {} design(s) with yosys {} ({}) in {}",
             ids.len(),
-            device.family.synth_command()
+            device.family.synth_command(),
+            match a.exec.executor {
+                super::executor_args::Kind::Local => "here, 2 at a time",
+                super::executor_args::Kind::Slurm => "as Slurm jobs",
+            },
+            workdir.join("synth").display()
         );
-        for r in synth_all(&model, &x, &ids, &out.join("synth")) {
-            synths.push(r?);
-        }
+        synths = super::dse_synth::synth_all(&model, &x, &ids, &workdir, &a.exec)?;
         if let Some(worst) = synths
             .iter()
             .map(|r| r.lut_error.abs())

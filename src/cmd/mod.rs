@@ -1,15 +1,19 @@
 //! One module per subcommand; each reads files, does one stage and writes files.
 
 pub mod build;
+pub mod build_unit;
 pub mod calibrate;
 pub mod compile;
 pub mod demo;
 pub mod dse;
+pub mod dse_synth;
 pub mod eval;
+pub mod executor_args;
 pub mod quantize;
 pub mod seeds;
 pub mod sim;
 pub mod train;
+pub mod unit;
 pub mod verify;
 
 use std::path::Path;

@@ -9,6 +9,8 @@
 //! Tools are looked up on `PATH` and then in the project's `.venv-fpga/bin` ([`search_dirs`]),
 //! where `scripts/setup.sh` puts the YoWASP builds from PyPI.
 
+pub mod executor;
+
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -572,7 +574,7 @@ fn last_line(log: &Path) -> String {
         .to_string()
 }
 
-fn quote(s: &OsStr) -> String {
+pub(crate) fn quote(s: &OsStr) -> String {
     let s = s.to_string_lossy();
     if !s.is_empty()
         && s.chars()
