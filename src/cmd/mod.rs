@@ -6,6 +6,8 @@ pub mod compile;
 pub mod demo;
 pub mod dse;
 pub mod eval;
+pub mod export;
+pub mod import;
 pub mod quantize;
 pub mod seeds;
 pub mod sim;
