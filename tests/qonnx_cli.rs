@@ -65,15 +65,14 @@ fn an_imported_brevitas_model_compiles_and_verifies() {
         &fixture("digits.onnx"),
         "--out",
         s(&model),
-        "--input-range",
-        "-1,1",
         "--pixel-bits",
         "5",
         "--json",
     ]);
     let j = last_json(&out);
     assert_eq!(j["arch"], "64-64-10", "{j}");
-    assert_eq!(j["encoding"], "threshold:16", "{j}");
+    // The sign of v / 31 - 0.25: the Add on the input moves the encoding's threshold.
+    assert_eq!(j["encoding"], "threshold:8", "{j}");
     let layers = j["layers"].as_array().unwrap();
     assert_eq!(layers.len(), 2);
     assert_eq!(layers[0]["activation"], "threshold");
@@ -89,7 +88,7 @@ fn an_imported_brevitas_model_compiles_and_verifies() {
         "{folded:?}"
     );
 
-    // The model reads the embedded digits as trained (5-bit pixels, x * 2 - 1 of v / 31).
+    // The model reads the embedded digits as trained (5-bit pixels, v / 31).
     let eval = last_json(&flipchip_ok(&["eval", s(&model), "--json"]));
     let accuracy = eval["accuracy"].as_f64().unwrap();
     eprintln!("imported digits model: test accuracy {accuracy}");

@@ -203,9 +203,10 @@ struct Pending {
     conv: Option<Conv>,
     /// The largest popcount sum.
     smax: i64,
-    /// Per neuron: the ONNX value before the steps is `start[j].0 * s + start[j].1`... kept as
-    /// steps from `s` so evaluation follows the graph's order.
+    /// Per neuron: the steps from its popcount sum `s` to its ONNX value, kept as steps rather
+    /// than one affine map so that evaluation follows the graph's order of operations.
     steps: Vec<Vec<Step>>,
+    /// The ONNX nodes folded into the layer so far.
     nodes: Vec<String>,
     /// Layout of the output.
     layout: Layout,

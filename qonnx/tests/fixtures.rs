@@ -85,7 +85,7 @@ fn cnv_matches_qonnx() {
 
 #[test]
 fn trained_digits_matches_qonnx() {
-    check("digits", "64-64-10", "threshold:16");
+    check("digits", "64-64-10", "threshold:8");
 }
 
 #[test]
@@ -116,4 +116,54 @@ fn unsupported_models_name_their_node() {
             }
         }
     }
+}
+
+#[test]
+fn brevitas_fashion_mnist_mlp_matches_qonnx_on_10000_test_images() {
+    let meta = read_json(&fixtures().join("fashion.json"));
+    let dir = Path::new("/usr/share/datasets/fashion-mnist");
+    if !dir.exists() {
+        tools::tool_missing(
+            "Fashion-MNIST missing (scripts/setup.sh installs dataset-fashion-mnist)",
+        );
+        return;
+    }
+    let opts = qonnx::Options {
+        input_range: (-1.0, 1.0),
+        pixel_bits: 8,
+    };
+    let model = qonnx::import_file(&fixtures().join("fashion.onnx"), opts)
+        .expect("imports")
+        .model;
+    assert_eq!(model.arch(), "784-64-10");
+    let data = flip::data::load(Some(dir)).expect("Fashion-MNIST loads");
+    let classes = meta["classes"].as_array().expect("classes");
+    let p = data.pixels();
+    assert_eq!(classes.len(), data.test.labels.len());
+    let (mut differ, mut right) = (0, 0);
+    for ((img, want), &label) in data
+        .test
+        .images
+        .chunks(p)
+        .zip(classes)
+        .zip(&data.test.labels)
+    {
+        let got = flip::reference::argmax(&flip::reference::binary_scores(&model, img));
+        differ += usize::from(got != want.as_u64().unwrap() as usize);
+        right += usize::from(got == label as usize);
+    }
+    let accuracy = right as f64 / classes.len() as f64;
+    let brevitas = meta["brevitas_accuracy"].as_f64().unwrap();
+    eprintln!(
+        "fashion: flipchip accuracy {accuracy:.4}, Brevitas {brevitas:.4}, {differ} of {} classes differ from qonnx",
+        classes.len()
+    );
+    assert_eq!(differ, 0, "{differ} classes differ from qonnx's");
+    assert!(
+        (accuracy - brevitas).abs() <= 0.001,
+        "flipchip {accuracy} vs Brevitas {brevitas}"
+    );
+    // The batched reference that `flipchip eval` uses agrees.
+    let batched = flip::reference::accuracy(&model, &data.test.images, &data.test.labels);
+    assert_eq!(batched, accuracy);
 }
