@@ -27,6 +27,7 @@ from brevitas.quant import (
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.core.onnx_exec import execute_onnx
 from qonnx.transformation.infer_shapes import InferShapes
+from qonnx.util.cleanup import cleanup
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "qonnx", "fixtures")
@@ -338,6 +339,10 @@ def main():
     randomise_bn(cnv)
     save("cnv", cnv, (1, 3, 10, 10), random_pixels(64, 300), 8, -1.0, 1.0,
          "CNV-like c8-c8-p-16-10 on 3x10x10, W1A1, random batch-norm statistics")
+
+    # The same network after qonnx's cleanup (constant folding, shape inference), the form FINN
+    # flows usually hand over: it must import to the same model.
+    cleanup(os.path.join(OUT, "cnv.onnx"), out_file=os.path.join(OUT, "cnv-clean.onnx"))
 
     net, test_x, acc = train_digits()
     save("digits", net, (1, 64), test_x, 5, 0.0, 1.0,

@@ -662,14 +662,15 @@ impl Importer<'_> {
             let m = w(o, 0).abs();
             let mut row = Vec::with_capacity(fan_in);
             for i in 0..fan_in {
-                let v = w(o, i);
+                // + 0.0 turns a -0 into 0 for the message.
+                let v = w(o, i) + 0.0;
                 if v == 0.0 || v.abs() != m || !v.is_finite() {
                     return Err(node_err(
                         n,
                         format!(
                             "output {o} has weights {} and {v}; only binary weights (+-m, m the \
                              same for a whole output) import",
-                            w(o, 0)
+                            w(o, 0) + 0.0
                         ),
                     ));
                 }

@@ -20,7 +20,7 @@ pub use import::{Imported, Options, Report};
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
     /// The file could not be read.
-    #[error("{0}")]
+    #[error("cannot read the file")]
     Io(#[from] std::io::Error),
     /// The bytes are not an ONNX protobuf.
     #[error("not an ONNX model file: {0}")]

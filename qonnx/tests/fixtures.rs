@@ -167,3 +167,17 @@ fn brevitas_fashion_mnist_mlp_matches_qonnx_on_10000_test_images() {
     let batched = flip::reference::accuracy(&model, &data.test.images, &data.test.labels);
     assert_eq!(batched, accuracy);
 }
+
+#[test]
+fn a_cleaned_up_graph_imports_to_the_same_model() {
+    let opts = qonnx::Options {
+        input_range: (-1.0, 1.0),
+        pixel_bits: 8,
+    };
+    let raw = qonnx::import_file(&fixtures().join("cnv.onnx"), opts).unwrap();
+    let clean = qonnx::import_file(&fixtures().join("cnv-clean.onnx"), opts).unwrap();
+    assert_eq!(clean.model.layers, raw.model.layers);
+    assert_eq!(clean.model.input, raw.model.input);
+    // Folded by qonnx already: fewer constants left to evaluate here.
+    assert!(clean.report.constants_folded.len() < raw.report.constants_folded.len());
+}
