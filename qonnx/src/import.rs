@@ -92,8 +92,14 @@ pub struct Imported {
 /// element is.
 #[derive(Clone, Debug)]
 enum Layout {
-    /// NCHW `[1, c, h, w]`; element `(ch, y, x)` is unit `(y * w + x) * c + ch`.
-    Spatial { c: usize, h: usize, w: usize },
+    /// NCHW `[1, c, h, w]`; element `(ch, y, x)` is unit `(y * w + x) * c + chperm[ch]`
+    /// (`chperm` is the identity but after the concatenated levels of a thermometer).
+    Spatial {
+        c: usize,
+        h: usize,
+        w: usize,
+        chperm: Vec<usize>,
+    },
     /// `[1, n]`; element `i` is unit `perm[i]`.
     Flat { perm: Vec<usize> },
 }
@@ -101,7 +107,7 @@ enum Layout {
 impl Layout {
     fn len(&self) -> usize {
         match self {
-            Layout::Spatial { c, h, w } => c * h * w,
+            Layout::Spatial { c, h, w, .. } => c * h * w,
             Layout::Flat { perm } => perm.len(),
         }
     }
@@ -124,12 +130,13 @@ impl Layout {
     fn flatten(&self) -> Layout {
         match self {
             Layout::Flat { .. } => self.clone(),
-            &Layout::Spatial { c, h, w } => {
+            Layout::Spatial { c, h, w, chperm } => {
+                let (c, h, w) = (*c, *h, *w);
                 let mut perm = vec![0; c * h * w];
-                for ch in 0..c {
+                for (ch, &cf) in chperm.iter().enumerate() {
                     for y in 0..h {
                         for x in 0..w {
-                            perm[ch * h * w + y * w + x] = (y * w + x) * c + ch;
+                            perm[ch * h * w + y * w + x] = (y * w + x) * c + cf;
                         }
                     }
                 }
@@ -254,6 +261,10 @@ struct Importer<'g> {
     layers: Vec<Layer>,
     reports: Vec<LayerReport>,
     folded: Vec<String>,
+    /// Input quantisers with two codes, by output name: their pixel threshold, the layout of
+    /// the pixels they read, and their node name (a thermometer exported one node per level is
+    /// their concatenation).
+    input_bits: HashMap<String, (u16, Layout, String)>,
 }
 
 /// Imports a decoded ONNX model.
@@ -279,6 +290,7 @@ pub fn import(model: &crate::proto::ModelProto, opts: Options) -> Result<Importe
         layers: Vec::new(),
         reports: Vec::new(),
         folded: Vec::new(),
+        input_bits: HashMap::new(),
     };
     im.start()?;
     for n in &graph.nodes {
@@ -360,7 +372,12 @@ impl Importer<'_> {
     fn start(&mut self) -> Result<(), ImportError> {
         let (name, dims) = &self.graph.input;
         let layout = match dims[..] {
-            [1, c, h, w] => Layout::Spatial { c, h, w },
+            [1, c, h, w] => Layout::Spatial {
+                c,
+                h,
+                w,
+                chperm: (0..c).collect(),
+            },
             [1, n] => Layout::Flat {
                 perm: (0..n).collect(),
             },
@@ -459,6 +476,7 @@ impl Importer<'_> {
             "BipolarQuant" | "Quant" | "MultiThreshold" => self.quantise(n),
             "MaxPool" => self.max_pool(n),
             "Flatten" | "Reshape" => self.flatten(n),
+            "Concat" => self.thermometer_levels(n),
             "Softmax" | "LogSoftmax" => {
                 let v = self.get(n, 0)?;
                 if !matches!(v, Val::Sums(_))
@@ -789,7 +807,7 @@ impl Importer<'_> {
 
     fn conv(&mut self, n: &NodeProto) -> Result<(), ImportError> {
         let (layout, levels, expand, mul, off) = self.codes(n)?;
-        let Layout::Spatial { c, h, w } = layout else {
+        let Layout::Spatial { c, h, w, chperm } = layout else {
             return Err(node_err(
                 n,
                 "reads a flat tensor; a convolution needs an NCHW feature map",
@@ -847,7 +865,8 @@ impl Importer<'_> {
                     for kx in 0..k {
                         let pos = row[(ch * k + ky) * k + kx];
                         for e in 0..expand {
-                            weights.set(o, (ky * k + kx) * channels + ch * expand + e, pos);
+                            let col = (ky * k + kx) * channels + chperm[ch] * expand + e;
+                            weights.set(o, col, pos);
                         }
                     }
                 }
@@ -880,6 +899,7 @@ impl Importer<'_> {
                 c: o_n,
                 h: conv.out_height(),
                 w: conv.out_width(),
+                chperm: (0..o_n).collect(),
             },
         };
         self.set(n, Val::Sums(Box::new(p)))
@@ -1037,7 +1057,7 @@ impl Importer<'_> {
         };
         let expand = encoding.bits_per_pixel();
         let (width, height, channels) = match layout {
-            Layout::Spatial { c, h, w } => (w, h, c),
+            Layout::Spatial { c, h, w, .. } => (w, h, c),
             Layout::Flat { ref perm } => {
                 let side = (perm.len() as f64).sqrt().round() as usize;
                 if side * side == perm.len() {
@@ -1062,6 +1082,17 @@ impl Importer<'_> {
         });
         // Code c counts levels above the darkest pixel's code.
         let (mul, off) = (q.mul, q.off + q.mul * cmin);
+        if let (
+            Some(InputSpec {
+                encoding: Encoding::Threshold(t),
+                ..
+            }),
+            Some(out),
+        ) = (&self.input, n.output.first())
+        {
+            self.input_bits
+                .insert(out.clone(), (*t, layout.clone(), node_name(n)));
+        }
         self.set(
             n,
             Val::Codes {
@@ -1155,7 +1186,7 @@ impl Importer<'_> {
 
     fn max_pool(&mut self, n: &NodeProto) -> Result<(), ImportError> {
         let Val::Codes {
-            layout: Layout::Spatial { c, h, w },
+            layout: Layout::Spatial { c, h, w, chperm },
             levels: 1,
             expand,
             mul,
@@ -1212,9 +1243,92 @@ impl Importer<'_> {
                     c,
                     h: h / s,
                     w: w / s,
+                    chperm,
                 },
                 levels: 1,
                 expand,
+                mul,
+                off,
+            },
+        )
+    }
+
+    /// `Concat` on the channel axis of one-threshold input quantisers on the same pixels: the
+    /// levels of a thermometer, level `k` of pixel channel `ch` at ONNX channel `k * C + ch`
+    /// (flipchip's channel `ch * L + k`), each with its own weights.
+    fn thermometer_levels(&mut self, n: &NodeProto) -> Result<(), ImportError> {
+        let mut levels = Vec::new();
+        let mut mul_off = None;
+        for (i, name) in n.input.iter().enumerate() {
+            let (Some((t, layout, _)), Val::Codes { mul, off, .. }) =
+                (self.input_bits.get(name).cloned(), self.get(n, i)?)
+            else {
+                return Err(node_err(
+                    n,
+                    "joins tensors other than one-threshold quantisers of the input; only the \
+                     levels of a thermometer encoding concatenate",
+                ));
+            };
+            if mul_off.is_some_and(|m| m != (mul, off)) {
+                return Err(node_err(n, "joins input levels of different values"));
+            }
+            mul_off = Some((mul, off));
+            levels.push((t, layout));
+        }
+        let Some((mul, off)) = mul_off else {
+            return Err(node_err(n, "has no inputs"));
+        };
+        let l = levels.len();
+        let layout = levels[0].1.clone();
+        let axis = attr_i(n, "axis", 0);
+        let layout = match layout {
+            Layout::Spatial { c, h, w, .. } if axis == 1 || axis == -3 => {
+                let mut chperm = vec![0; c * l];
+                for k in 0..l {
+                    for ch in 0..c {
+                        chperm[k * c + ch] = ch * l + k;
+                    }
+                }
+                Layout::Spatial {
+                    c: c * l,
+                    h,
+                    w,
+                    chperm,
+                }
+            }
+            Layout::Flat { perm } if axis == 1 || axis == -1 => {
+                let n_px = perm.len();
+                let mut cols = vec![0; n_px * l];
+                for k in 0..l {
+                    for (i, &p) in perm.iter().enumerate() {
+                        cols[k * n_px + i] = p * l + k;
+                    }
+                }
+                Layout::Flat { perm: cols }
+            }
+            _ => {
+                return Err(node_err(
+                    n,
+                    format!("concatenates on axis {axis}; the channel axis (1) imports"),
+                ))
+            }
+        };
+        let ts: Vec<u16> = levels.iter().map(|(t, _)| *t).collect();
+        let encoding = Encoding::Thermometer(ts);
+        self.folded.push(format!(
+            "{} (Concat) of {l} input thresholds into the input encoding {}",
+            node_name(n),
+            encoding_name(&encoding)
+        ));
+        if let Some(input) = &mut self.input {
+            input.encoding = encoding;
+        }
+        self.set(
+            n,
+            Val::Codes {
+                layout,
+                levels: 1,
+                expand: 1,
                 mul,
                 off,
             },

@@ -96,3 +96,11 @@ fn conv_model_roundtrips() {
         Encoding::BitPlanes(2),
     ));
 }
+
+#[test]
+fn thermometer_models_roundtrip() {
+    // Exported as one MultiThreshold per level, concatenated on the channel axis.
+    let levels = || Encoding::Thermometer(vec![40, 90, 200]);
+    roundtrip(&random_model(5, "48-20-10", 4, 4, 3, levels()));
+    roundtrip(&random_model(6, "c5-p-12-10", 6, 6, 2, levels()));
+}
