@@ -110,3 +110,39 @@ if [ "$want_slurm" = "1" ]; then
     echo "setup: Slurm present (sbatch, slurmctld, slurmd, munged)"
   fi
 fi
+
+# QONNX fixture generator (scripts/qonnx-fixtures.sh only; flipchip and its tests never need
+# Python): Debian's PyTorch, then a throwaway venv target/qonnx-venv on the system python with
+# its site packages, holding Brevitas, qonnx, onnx, onnxruntime and onnxoptimizer from PyPI.
+# Brevitas and unfoldNd are installed without their dependencies, because Debian's torch calls
+# itself 1.13.0a0, which pip does not take as >=1.13, and would replace it by a multi-GB CUDA
+# build; numpy stays Debian's, which that torch is built against.
+# Run `scripts/setup.sh --qonnx` or set FLIPCHIP_QONNX=1.
+want_qonnx="${FLIPCHIP_QONNX:-0}"
+for arg in "$@"; do [ "$arg" = "--qonnx" ] && want_qonnx=1; done
+if [ "$want_qonnx" = "1" ]; then
+  root="$(cd "$(dirname "$0")/.." && pwd)"
+  venv="$root/target/qonnx-venv"
+  qpkgs=()
+  dpkg -s python3-torch >/dev/null 2>&1 || qpkgs+=(python3-torch)
+  dpkg -s python3-venv >/dev/null 2>&1 || qpkgs+=(python3-venv)
+  if [ ${#qpkgs[@]} -gt 0 ]; then
+    echo "setup: installing ${qpkgs[*]}"
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${qpkgs[@]}"
+  fi
+  if "$venv/bin/python" -c "import brevitas, qonnx, onnx, onnxruntime, onnxoptimizer" 2>/dev/null; then
+    echo "setup: QONNX fixture tools present in $venv"
+  else
+    echo "setup: installing Brevitas, qonnx, onnx, onnxruntime, onnxoptimizer into $venv"
+    [ -x "$venv/bin/pip" ] || /usr/bin/python3 -m venv --system-site-packages "$venv"
+    numpy_version="$(/usr/bin/python3 -c 'import numpy; print(numpy.__version__)')"
+    printf 'numpy==%s\n' "$numpy_version" >"$venv/constraints.txt"
+    # Pinned: the committed fixtures were made with these versions (qonnx/fixtures/summary.json).
+    "$venv/bin/pip" install -q -c "$venv/constraints.txt" --no-deps brevitas==0.13.4 unfoldNd==0.2.3 dependencies==2.0.1
+    "$venv/bin/pip" install -q -c "$venv/constraints.txt" packaging onnx==1.17.0 onnxoptimizer==0.4.2 \
+      onnxruntime==1.32.0 onnxscript==0.7.2 qonnx==1.0.0
+  fi
+fi

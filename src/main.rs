@@ -34,6 +34,10 @@ enum Command {
     Sim(cmd::sim::Args),
     /// Check reference, simulator and RTL against each other.
     Verify(cmd::verify::Args),
+    /// Import a binary QONNX model (Brevitas, FINN) into a .fcm model file.
+    Import(cmd::import::Args),
+    /// Write a model as a QONNX graph.
+    Export(cmd::export::Args),
     /// Run the whole flow on the embedded 8x8 digits.
     Demo(cmd::demo::Args),
     /// Run one unit of work of a heavy step (what --executor runs on a node).
@@ -56,6 +60,8 @@ fn main() {
         Command::Verify(a) => cmd::verify::run(a),
         Command::Demo(a) => cmd::demo::run(a),
         Command::Unit(a) => cmd::unit::run(a),
+        Command::Import(a) => cmd::import::run(a),
+        Command::Export(a) => cmd::export::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -9,6 +9,8 @@ pub mod dse;
 pub mod dse_synth;
 pub mod eval;
 pub mod executor_args;
+pub mod export;
+pub mod import;
 pub mod quantize;
 pub mod seeds;
 pub mod sim;

@@ -1,0 +1,183 @@
+//! `flipchip import` and `flipchip export` end to end: a Brevitas-exported model imported from
+//! the committed fixtures goes through `compile` and `verify` unchanged.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn flipchip(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_flipchip"))
+        .args(args)
+        .output()
+        .expect("the flipchip binary runs")
+}
+
+fn flipchip_ok(args: &[&str]) -> Output {
+    let out = flipchip(args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn last_json(out: &Output) -> serde_json::Value {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("last line is not JSON ({e}): {line:?}"))
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn fixture(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("qonnx/fixtures")
+        .join(name)
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn verilator_or_none() -> &'static str {
+    match testbenches::available(testbenches::Rtl::Verilator) {
+        Ok(()) => "verilator",
+        Err(e) => {
+            testbenches::tool_missing(&format!("{e}: checking reference against simulator only"));
+            "none"
+        }
+    }
+}
+
+#[test]
+fn an_imported_brevitas_model_compiles_and_verifies() {
+    let dir = scratch("qonnx-import-hw");
+    let model = dir.join("digits.fcm");
+    let out = flipchip_ok(&[
+        "import",
+        &fixture("digits.onnx"),
+        "--out",
+        s(&model),
+        "--pixel-bits",
+        "5",
+        "--json",
+    ]);
+    let j = last_json(&out);
+    assert_eq!(j["arch"], "64-64-10", "{j}");
+    // The sign of v / 31 - 0.25: the Add on the input moves the encoding's threshold.
+    assert_eq!(j["encoding"], "threshold:8", "{j}");
+    let layers = j["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 2);
+    assert_eq!(layers[0]["activation"], "threshold");
+    assert_eq!(layers[1]["activation"], "scores");
+    let folded: Vec<&str> = j["folded"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(
+        folded.iter().any(|f| f.contains("BatchNormalization")),
+        "{folded:?}"
+    );
+
+    // The model reads the embedded digits as trained (5-bit pixels, v / 31).
+    let eval = last_json(&flipchip_ok(&["eval", s(&model), "--json"]));
+    let accuracy = eval["accuracy"].as_f64().unwrap();
+    eprintln!("imported digits model: test accuracy {accuracy}");
+    assert!(
+        accuracy > 0.3,
+        "an imported trained model at chance: {accuracy}"
+    );
+
+    let build = dir.join("build");
+    flipchip_ok(&["compile", s(&model), "--out", s(&build), "--json"]);
+    let v = last_json(&flipchip_ok(&[
+        "verify",
+        "--build",
+        s(&build),
+        "--frames",
+        "40",
+        "--rtl",
+        verilator_or_none(),
+        "--json",
+    ]));
+    assert_eq!(v["frames"].as_u64().unwrap(), 40);
+    assert_eq!(v["mismatches"].as_u64().unwrap(), 0, "{v}");
+    assert_eq!(v["rtl_mismatches"].as_u64(), Some(0), "{v}");
+}
+
+#[test]
+fn an_imported_conv_net_compiles() {
+    let dir = scratch("qonnx-import-conv");
+    let model = dir.join("cnv.fcm");
+    flipchip_ok(&[
+        "import",
+        &fixture("cnv.onnx"),
+        "--out",
+        s(&model),
+        "--input-range",
+        "-1,1",
+    ]);
+    let r = last_json(&flipchip_ok(&[
+        "compile",
+        s(&model),
+        "--out",
+        s(&dir.join("build")),
+        "--json",
+    ]));
+    assert!(r["total"]["cycles_per_frame"].as_u64().unwrap() > 0, "{r}");
+}
+
+#[test]
+fn an_unsupported_operator_is_an_error_naming_file_and_node() {
+    let dir = scratch("qonnx-import-bad");
+    let out = flipchip(&[
+        "import",
+        &fixture("unsupported/relu.onnx"),
+        "--out",
+        s(&dir.join("m.fcm")),
+        "--input-range",
+        "-1,1",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("relu.onnx") && err.contains("node /3/Relu: Relu has no binary form"),
+        "{err}"
+    );
+    assert!(!dir.join("m.fcm").exists());
+
+    let out = flipchip(&[
+        "import",
+        &fixture("tfc.json"),
+        "--out",
+        s(&dir.join("m.fcm")),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("tfc.json") && err.contains("not an ONNX model"),
+        "{err}"
+    );
+
+    let out = flipchip(&[
+        "import",
+        &fixture("tfc.onnx"),
+        "--out",
+        s(&dir.join("m.fcm")),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--input-range"),
+        "a constant input quantiser hints at the range: {err}"
+    );
+}
