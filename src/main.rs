@@ -34,6 +34,8 @@ enum Command {
     Sim(cmd::sim::Args),
     /// Check reference, simulator and RTL against each other.
     Verify(cmd::verify::Args),
+    /// Prove a compiled design's stream properties with SymbiYosys.
+    Prove(cmd::prove::Args),
     /// Run the whole flow on the embedded 8x8 digits.
     Demo(cmd::demo::Args),
 }
@@ -52,6 +54,7 @@ fn main() {
         Command::Sim(a) => cmd::sim::run(a),
         Command::Verify(a) => cmd::verify::run(a),
         Command::Demo(a) => cmd::demo::run(a),
+        Command::Prove(a) => cmd::prove::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

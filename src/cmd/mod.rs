@@ -6,6 +6,7 @@ pub mod compile;
 pub mod demo;
 pub mod dse;
 pub mod eval;
+pub mod prove;
 pub mod quantize;
 pub mod seeds;
 pub mod sim;
