@@ -25,6 +25,9 @@ pub struct Args {
     /// Seconds each property group may take before it is reported as not finished.
     #[arg(long, default_value_t = 300)]
     pub timeout: u64,
+    /// Only these property groups (handshake, frames, latency); all of them without it.
+    #[arg(long = "group")]
+    pub groups: Vec<String>,
     /// Print one JSON object as the last line.
     #[arg(long)]
     pub json: bool,
@@ -71,6 +74,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     if a.depth == 0 || a.timeout == 0 {
         bail!("--depth and --timeout must be at least 1");
     }
+    let known: Vec<&str> = compiler::formal::GROUPS.iter().map(|g| g.name).collect();
+    if let Some(bad) = a.groups.iter().find(|g| !known.contains(&g.as_str())) {
+        bail!("--group {bad}: no such property group (known: {})", known.join(", "));
+    }
     let dir = &a.build;
     if !dir.join("ports.json").is_file() || !dir.join("model.fcm").is_file() {
         bail!(
@@ -115,11 +122,14 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     );
     let mut rows = Vec::new();
     let mut failed = false;
-    for g in compiler::formal::GROUPS {
+    for g in compiler::formal::GROUPS
+        .into_iter()
+        .filter(|g| a.groups.is_empty() || a.groups.iter().any(|n| n == g.name))
+    {
         let sby_file = work.join(format!("{}.sby", g.name));
         std::fs::write(
             &sby_file,
-            sby_text(&design, g.define, &files, &props, a.depth, a.timeout),
+            sby_text(&design, g.define, &files, &props, a.depth),
         )
         .with_context(|| format!("writing {}", sby_file.display()))?;
         eprintln!("{}: {} ...", g.name, g.description);
@@ -138,14 +148,21 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         .arg("--witness")
         .arg(&tools.witness)
         .current_dir(&work)
-        // SymbiYosys stops itself at --timeout; this limit only catches a hung run.
-        .timeout(Duration::from_secs(a.timeout + 120))
+        // The limit is ours, not SymbiYosys' own `timeout` option: after that one it reports
+        // TIMEOUT but may wait on its engines for long after.
+        .timeout(Duration::from_secs(a.timeout))
         .allow_failure()
-        .run_with_progress(&mut |line| eprintln!("  {line}"))?;
+        .run_with_progress(&mut |line| eprintln!("  {line}"));
+        let (seconds, timed_out) = match ran {
+            Ok(r) => (r.seconds, false),
+            Err(tools::ToolError::TimedOut { seconds, .. }) => (seconds, true),
+            Err(e) => return Err(e.into()),
+        };
         let task = work.join(g.name);
         let log = std::fs::read_to_string(task.join("logfile.txt")).unwrap_or_default();
         let status = std::fs::read_to_string(task.join("status")).unwrap_or_default();
         let outcome = match status.split_whitespace().next() {
+            _ if timed_out => Outcome::NotFinished,
             Some("PASS") => Outcome::Proven,
             Some("FAIL") => Outcome::Failed {
                 vcd: counterexample(&log).map(|p| work.join(p)),
@@ -155,7 +172,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 "prove {}: SymbiYosys ended without a result ({}); see {} and {}",
                 g.name,
                 status.trim(),
-                ran.log.display(),
+                work.join(format!("{}.log", g.name)).display(),
                 task.join("logfile.txt").display()
             ),
         };
@@ -189,7 +206,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 },
             ),
         };
-        eprintln!("{}: {word} in {:.1} s ({detail})", g.name, ran.seconds);
+        eprintln!("{}: {word} in {:.1} s ({detail})", g.name, seconds);
         failed |= matches!(outcome, Outcome::Failed { .. });
         rows.push(json!({
             "group": g.name,
@@ -200,7 +217,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 Outcome::NotFinished => "timeout",
             },
             "engine": engine,
-            "seconds": ran.seconds,
+            "seconds": seconds,
             "depth": depth,
             "vcd": match &outcome {
                 Outcome::Failed { vcd } => vcd.as_ref().map(|p| p.display().to_string()),
@@ -234,7 +251,6 @@ fn sby_text(
     files: &[PathBuf],
     props: &Path,
     depth: u64,
-    timeout: u64,
 ) -> String {
     let name = |p: &Path| {
         p.file_name()
@@ -244,7 +260,7 @@ fn sby_text(
     let design: Vec<String> = files.iter().map(|p| name(p)).collect();
     let mut s = format!(
         "# Written by flipchip prove; rerun with the same command.\n\
-         [options]\nmode prove\ndepth {depth}\ntimeout {timeout}\n\
+         [options]\nmode prove\ndepth {depth}\n\
          # Traces of the ABC engine are turned into VCD by replaying them with Z3.\naigsmt z3\n\n\
          [engines]\nabc pdr\nsmtbmc z3\n\n\
          [script]\nread_verilog -defer {}\nread_verilog -sv -formal -D{define} {}\nprep -top {}\n\n\
