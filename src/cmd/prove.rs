@@ -104,6 +104,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let tools = Tools::find()?;
     let work = dir.join("prove");
     std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
+    // SymbiYosys runs the engines from its task directory: every path it gets is absolute.
+    let work = work
+        .canonicalize()
+        .with_context(|| format!("reading {}", work.display()))?;
     let abc = write_abc_shim(&work, &tools.abc)?;
     let abs = |p: &Path| p.canonicalize().with_context(|| format!("reading {}", p.display()));
     let mut files: Vec<PathBuf> = Vec::new();
