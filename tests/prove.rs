@@ -88,7 +88,15 @@ fn the_checker_sits_beside_the_design_and_a_dropped_handshake_fails_its_proof() 
     }
 
     let out = flipchip(&[
-        "prove", "--build", s(&build), "--depth", "4", "--timeout", "40", "--group", "handshake",
+        "prove",
+        "--build",
+        s(&build),
+        "--depth",
+        "4",
+        "--timeout",
+        "40",
+        "--group",
+        "handshake",
         "--json",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -97,7 +105,15 @@ fn the_checker_sits_beside_the_design_and_a_dropped_handshake_fails_its_proof() 
     // The frame counting group is not proven in seconds (see the README's "Formal proofs"):
     // it ends as not finished, saying how deep the bounded check from reset got.
     let out = flipchip(&[
-        "prove", "--build", s(&build), "--depth", "8", "--timeout", "8", "--group", "frames",
+        "prove",
+        "--build",
+        s(&build),
+        "--depth",
+        "8",
+        "--timeout",
+        "8",
+        "--group",
+        "frames",
         "--json",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -113,14 +129,29 @@ fn the_checker_sits_beside_the_design_and_a_dropped_handshake_fails_its_proof() 
     let text = std::fs::read_to_string(&argmax).unwrap();
     let keep = "if (out_valid && out_ready) out_valid <= 1'b0;";
     assert!(text.contains(keep), "{text}");
-    std::fs::write(&argmax, text.replace(keep, "if (out_valid) out_valid <= 1'b0;")).unwrap();
+    std::fs::write(
+        &argmax,
+        text.replace(keep, "if (out_valid) out_valid <= 1'b0;"),
+    )
+    .unwrap();
     let out = flipchip(&[
-        "prove", "--build", s(&build), "--depth", "20", "--timeout", "40", "--group", "handshake",
+        "prove",
+        "--build",
+        s(&build),
+        "--depth",
+        "20",
+        "--timeout",
+        "40",
+        "--group",
+        "handshake",
         "--json",
     ]);
     assert!(!out.status.success(), "the broken design was proven");
     let err = stderr(&out);
-    assert!(err.contains("handshake: failed") && !err.contains("panicked"), "{err}");
+    assert!(
+        err.contains("handshake: failed") && !err.contains("panicked"),
+        "{err}"
+    );
     let report = last_json(&out);
     let handshake = group(&report, "handshake");
     assert_eq!(handshake["status"], "failed", "{report}");
@@ -144,7 +175,9 @@ fn prove_names_a_directory_without_a_design_and_a_missing_prover() {
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(
-        err.contains(s(&dir)) && err.contains("is not a compiled design") && !err.contains("panicked"),
+        err.contains(s(&dir))
+            && err.contains("is not a compiled design")
+            && !err.contains("panicked"),
         "{err}"
     );
     let build = small_design(&dir);

@@ -267,7 +267,10 @@ mod tests {
     fn the_checker_names_the_design_and_holds_every_group() {
         let d = design();
         let text = checker(&d).unwrap();
-        assert!(text.contains(&format!("module {}_props (", d.top)), "{text}");
+        assert!(
+            text.contains(&format!("module {}_props (", d.top)),
+            "{text}"
+        );
         assert!(text.contains(&format!("module {} (", wrapper_name(&d))));
         assert!(text.contains(&format!("    {} dut (", d.top)));
         for g in GROUPS {
@@ -275,7 +278,10 @@ mod tests {
         }
         let beats = beats_per_frame(&d);
         assert!(text.contains(&format!("'d{}", beats - 1)), "{text}");
-        assert!(text.contains(&format!("'d{})", latency_bound(&d))), "{text}");
+        assert!(
+            text.contains(&format!("'d{})", latency_bound(&d))),
+            "{text}"
+        );
         // The same design gives the same file.
         assert_eq!(checker(&d), checker(&design()));
     }

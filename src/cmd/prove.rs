@@ -76,7 +76,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     }
     let known: Vec<&str> = compiler::formal::GROUPS.iter().map(|g| g.name).collect();
     if let Some(bad) = a.groups.iter().find(|g| !known.contains(&g.as_str())) {
-        bail!("--group {bad}: no such property group (known: {})", known.join(", "));
+        bail!(
+            "--group {bad}: no such property group (known: {})",
+            known.join(", ")
+        );
     }
     let dir = &a.build;
     if !dir.join("ports.json").is_file() || !dir.join("model.fcm").is_file() {
@@ -109,7 +112,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         .canonicalize()
         .with_context(|| format!("reading {}", work.display()))?;
     let abc = write_abc_shim(&work, &tools.abc)?;
-    let abs = |p: &Path| p.canonicalize().with_context(|| format!("reading {}", p.display()));
+    let abs = |p: &Path| {
+        p.canonicalize()
+            .with_context(|| format!("reading {}", p.display()))
+    };
     let mut files: Vec<PathBuf> = Vec::new();
     for f in design.file_names() {
         files.push(abs(&dir.join(f))?);
