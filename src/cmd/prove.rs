@@ -346,7 +346,53 @@ fn winning_engine(log: &str) -> Option<String> {
         let (_, rest) = l.split_once("summary: engine_")?;
         let (_, rest) = rest.split_once(" (")?;
         let (engine, verdict) = rest.split_once(") returned ")?;
-        (verdict.starts_with("pass") || verdict.starts_with("PASS") || verdict.contains("FAIL"))
-            .then(|| engine.to_string())
+        // A passed base case is only a bounded check, not the verdict.
+        let decisive = verdict.starts_with("PASS")
+            || verdict.starts_with("pass for induction")
+            || verdict.starts_with("FAIL")
+            || verdict.starts_with("fail");
+        decisive.then(|| engine.to_string())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Lines as SymbiYosys 0.70 writes them to a task's logfile.txt.
+    const FAILED: &str = "\
+SBY 22:59:40 [handshake] engine_1.basecase: ##   0:00:41  Checking assertions in step 44..
+SBY 22:59:53 [handshake] summary: engine_1 (smtbmc z3) returned pass for basecase
+SBY 22:59:53 [handshake] summary: engine_0 (abc pdr) returned FAIL
+SBY 22:59:53 [handshake] summary: counterexample trace: handshake/engine_0/trace.vcd
+SBY 22:59:53 [handshake] summary:   failed assertion flipchip_top_formal.props._witness_.check at props.sv:2.23-2.90 step 63
+";
+
+    #[test]
+    fn the_log_gives_verdict_engine_trace_assertion_and_depth() {
+        assert_eq!(winning_engine(FAILED).as_deref(), Some("abc pdr"));
+        assert_eq!(
+            counterexample(FAILED),
+            Some(PathBuf::from("handshake/engine_0/trace.vcd"))
+        );
+        assert_eq!(depth_reached(FAILED), Some(44));
+        let dir = std::env::temp_dir().join(format!("flipchip-prove-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let props = dir.join("props.sv");
+        std::fs::write(&props, "module m;\n    if (held) assert(m_valid);\n").unwrap();
+        assert_eq!(
+            failed_assertion(FAILED, &props).as_deref(),
+            Some("props.sv:2: if (held) assert(m_valid);")
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+        // A base case that passed decides nothing; a k-induction that passed proves.
+        let log = "summary: engine_1 (smtbmc z3) returned pass for basecase\n\
+                   summary: engine_1 (smtbmc z3) returned pass for induction\n";
+        assert_eq!(winning_engine(log).as_deref(), Some("smtbmc z3"));
+        assert_eq!(
+            winning_engine("summary: engine_1 (smtbmc z3) returned pass for basecase\n"),
+            None
+        );
+        assert_eq!(counterexample("summary: engine_0 did not produce any traces"), None);
+    }
 }
