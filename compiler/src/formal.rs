@@ -189,7 +189,7 @@ pub fn checker(d: &Design) -> Option<String> {
 `endif
 `ifdef FLIPCHIP_LATENCY
             if (tagged && !answered) assert(age <= {ab}'d{bound});
-            // Helper: the tagged frame is among those waiting, behind `ahead` of them.
+            // Strengthening: the tagged frame is among those waiting, behind `ahead` of them.
             if (tagged && !answered) assert(ahead < waiting);
 `endif
         end

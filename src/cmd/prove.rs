@@ -3,7 +3,7 @@
 //! group.
 //!
 //! Each group runs two engines side by side: ABC's PDR (an unbounded proof that needs no
-//! helper invariants) and yosys-smtbmc with Z3 (k-induction to `--depth`, whose base case is a
+//! strengthening invariants) and yosys-smtbmc with Z3 (k-induction to `--depth`, whose base case is a
 //! bounded check from reset: the depth it reached is what a group that does not finish
 //! reports). The first engine to prove or refute the group ends its run.
 
@@ -393,6 +393,9 @@ SBY 22:59:53 [handshake] summary:   failed assertion flipchip_top_formal.props._
             winning_engine("summary: engine_1 (smtbmc z3) returned pass for basecase\n"),
             None
         );
-        assert_eq!(counterexample("summary: engine_0 did not produce any traces"), None);
+        assert_eq!(
+            counterexample("summary: engine_0 did not produce any traces"),
+            None
+        );
     }
 }
