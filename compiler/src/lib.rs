@@ -20,6 +20,7 @@ pub mod blocks;
 pub mod calibrate;
 pub mod check;
 pub mod dse;
+pub mod formal;
 pub mod ir;
 pub mod passes;
 pub mod random;
@@ -439,6 +440,10 @@ pub fn write_build(d: &Design, dir: &Path) -> Result<Vec<PathBuf>, CompileError>
     };
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let mut files = verilog::emit(d);
+    // Formal properties beside the design, never read by synthesis or simulation.
+    if let Some(props) = formal::checker(d) {
+        files.push((formal::file_name(d), props));
+    }
     let pretty = |v: &serde_json::Value| {
         let mut s = serde_json::to_string_pretty(v).expect("JSON values serialise");
         s.push('\n');

@@ -11,6 +11,7 @@ pub mod eval;
 pub mod executor_args;
 pub mod export;
 pub mod import;
+pub mod prove;
 pub mod quantize;
 pub mod seeds;
 pub mod sim;
