@@ -549,33 +549,10 @@ impl Block for Mvtu {
         if entries > 1 {
             b.push_str(&format!("reg  [{}:0] {n}_waddr;\n", waw - 1));
         }
-        // The group's last step: the neuron counter's step and the group tag use it.
-        let steps = entries * p_n;
-        if nf_n > 1 || steps == 1 {
-            b.push_str(&format!(
-                "wire {n}_group_done = {n}_last_sf && {n}_last_plane;\n"
-            ));
-        }
-        // `last` is a register, set in the step before the last: `in_ready` depends on it and
-        // fans out to the load enable of the whole input register, so it must not wait on
-        // the counters' compares (the ULX3S Fashion-MNIST design's critical path).
-        if steps > 1 {
-            let at = |name: &str, w: u32, v: usize| format!("({n}_{name} == {})", lit(w, v as u64));
-            let penult = if sf_n > 1 {
-                format!(
-                    "{} && {n}_last_plane && {n}_last_nf",
-                    at("sf", sfw, sf_n - 2)
-                )
-            } else if p_n > 1 {
-                format!("{} && {n}_last_nf", at("plane", pw, p_n - 2))
-            } else {
-                at("nf", nfw, nf_n - 2)
-            };
-            b.push_str(&format!("reg  {n}_last;\nwire {n}_penult = {penult};\n"));
-        } else {
-            // One step per frame: every step is the last (the terms are constants).
-            b.push_str(&format!("wire {n}_last = {n}_group_done && {n}_last_nf;\n"));
-        }
+        b.push_str(&format!(
+            "wire {n}_group_done = {n}_last_sf && {n}_last_plane;\n\
+             wire {n}_last = {n}_group_done && {n}_last_nf;\n"
+        ));
         if accumulate {
             let zero = |name: &str, w: u32, count: usize| {
                 if count > 1 {
@@ -977,9 +954,6 @@ impl Block for Mvtu {
         if entries > 1 {
             resets.push(format!("{n}_waddr <= {};", lit(waw, 0)));
         }
-        if entries * p_n > 1 {
-            resets.push(format!("{n}_last <= 1'b0;"));
-        }
         if qn > 0 {
             resets.push(format!("{n}_qn <= {};", lit(bits_for(qn as u64), 0)));
             if qn > 1 {
@@ -1033,9 +1007,6 @@ impl Block for Mvtu {
         }
         let mut a = String::new();
         let mut waddr_comb = String::new();
-        if entries * p_n > 1 {
-            a.push_str(&format!("{n}_last <= {n}_penult;\n"));
-        }
         if sf_n > 1 {
             a.push_str(&format!(
                 "{n}_sf <= {n}_last_sf ? {} : {n}_sf + {};\n",
