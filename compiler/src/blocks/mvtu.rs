@@ -836,14 +836,10 @@ impl Block for Mvtu {
             out_w - 1
         ));
         // The input register has no reset (its contents matter only while busy), so that it maps
-        // to flip-flops with a clock enable and one 2:1 mux per bit. It loads whenever it is
-        // ready, valid or not: a ready register holds nothing still needed (the frame's last
-        // step reads it in this very cycle), and the enable of thousands of flip-flops then
-        // waits on this layer's own registers only, not on the stage before (that path was the
-        // ULX3S Fashion-MNIST design's critical one). A frame arriving in the last step wins
-        // over the last rotation.
+        // to flip-flops with a clock enable and one 2:1 mux per bit. A frame arriving in the last
+        // step wins over the last rotation.
         b.push_str(&format!(
-            "always @(posedge clk) begin\n    if (in_ready) {n}_in <= in_data;\n"
+            "always @(posedge clk) begin\n    if ({n}_in_fire) {n}_in <= in_data;\n"
         ));
         if accumulate {
             b.push_str(&format!(
