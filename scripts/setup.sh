@@ -5,6 +5,15 @@ set -euo pipefail
 
 need_apt=()
 have() { command -v "$1" >/dev/null 2>&1; }
+# Installs Debian packages, as root or through sudo; the package lists are refreshed only when
+# an install from the current ones fails (a fresh machine's lists may be stale or empty).
+apt_install() {
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@" \
+    || { DEBIAN_FRONTEND=noninteractive $sudo apt-get update -qq &&
+         DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@"; }
+}
 have verilator || need_apt+=(verilator)
 have iverilog  || need_apt+=(iverilog)
 have yosys     || need_apt+=(yosys)
@@ -14,11 +23,7 @@ have icepack   || need_apt+=(fpga-icestorm)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${need_apt[*]}"
-  SUDO=""
-  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
+  apt_install "${need_apt[@]}"
 else
   echo "setup: Debian packages present"
 fi
@@ -34,11 +39,7 @@ if [ "$want_peers" = "1" ]; then
   dpkg -s libopenblas0-pthread >/dev/null 2>&1 || peers+=(libopenblas0-pthread)
   if [ ${#peers[@]} -gt 0 ]; then
     echo "setup: installing benchmark peers: ${peers[*]}"
-    SUDO=""
-    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${peers[@]}" \
-      || { DEBIAN_FRONTEND=noninteractive $SUDO apt-get update -qq &&
-           DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${peers[@]}"; }
+    apt_install "${peers[@]}"
   else
     echo "setup: benchmark peers present (python3-torch, libopenblas0-pthread)"
   fi
@@ -101,11 +102,7 @@ if [ "$want_slurm" = "1" ]; then
   have munged    || slurm_apt+=(munge)
   if [ ${#slurm_apt[@]} -gt 0 ]; then
     echo "setup: installing Slurm: ${slurm_apt[*]}"
-    SUDO=""
-    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${slurm_apt[@]}" \
-      || { DEBIAN_FRONTEND=noninteractive $SUDO apt-get update -qq &&
-           DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${slurm_apt[@]}"; }
+    apt_install "${slurm_apt[@]}"
   else
     echo "setup: Slurm present (sbatch, slurmctld, slurmd, munged)"
   fi
@@ -128,10 +125,7 @@ if [ "$want_qonnx" = "1" ]; then
   dpkg -s python3-venv >/dev/null 2>&1 || qpkgs+=(python3-venv)
   if [ ${#qpkgs[@]} -gt 0 ]; then
     echo "setup: installing ${qpkgs[*]}"
-    SUDO=""
-    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${qpkgs[@]}"
+    apt_install "${qpkgs[@]}"
   fi
   if "$venv/bin/python" -c "import brevitas, qonnx, onnx, onnxruntime, onnxoptimizer" 2>/dev/null; then
     echo "setup: QONNX fixture tools present in $venv"
@@ -158,11 +152,7 @@ if [ "$want_formal" = "1" ]; then
   have berkeley-abc || formal_apt+=(berkeley-abc)
   if [ ${#formal_apt[@]} -gt 0 ]; then
     echo "setup: installing formal tools: ${formal_apt[*]}"
-    SUDO=""
-    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${formal_apt[@]}" \
-      || { DEBIAN_FRONTEND=noninteractive $SUDO apt-get update -qq &&
-           DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${formal_apt[@]}"; }
+    apt_install "${formal_apt[@]}"
   else
     echo "setup: formal tools present (z3, berkeley-abc)"
   fi

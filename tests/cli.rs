@@ -1,48 +1,8 @@
 //! End-to-end checks of the `flipchip` command line on the embedded digits.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn flipchip(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_flipchip"))
-        .args(args)
-        .output()
-        .expect("the flipchip binary runs")
-}
-
-/// Runs `flipchip` and checks that it succeeded (showing its stderr if not).
-fn flipchip_ok(args: &[&str]) -> Output {
-    let out = flipchip(args);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-/// The JSON object on the last line of stdout.
-fn last_json(out: &Output) -> serde_json::Value {
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout.lines().last().unwrap_or_default();
-    serde_json::from_str(line).unwrap_or_else(|e| {
-        panic!(
-            "last line is not JSON ({e}): {line:?}\nstderr: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+mod common;
+use common::*;
+use std::path::Path;
 
 #[test]
 fn default_training_on_digits_reaches_the_accuracy_bar_and_eval_agrees() {
@@ -861,17 +821,5 @@ fn a_packed_input_design_compiles_and_verifies() {
                 && err.contains(&format!("1..={most}")),
             "{err}"
         );
-    }
-}
-
-/// `--rtl` for `verify`: Verilator, or without it (unless tools are required) the reference
-/// against the simulator only.
-fn verilator_or_none() -> &'static str {
-    match testbenches::available(testbenches::Rtl::Verilator) {
-        Ok(()) => "verilator",
-        Err(e) => {
-            testbenches::tool_missing(&format!("{e}: checking reference against simulator only"));
-            "none"
-        }
     }
 }

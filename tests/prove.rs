@@ -2,38 +2,10 @@
 //! design whose proof fails with a counterexample waveform, and the errors for a directory
 //! that holds no design and for a missing prover.
 
+mod common;
+use common::*;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn flipchip(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_flipchip"))
-        .args(args)
-        .output()
-        .expect("the flipchip binary runs")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// The JSON object on the last line of stdout.
-fn last_json(out: &Output) -> serde_json::Value {
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout.lines().last().unwrap_or_default();
-    serde_json::from_str(line)
-        .unwrap_or_else(|e| panic!("last line is not JSON ({e}): {line:?}\n{}", stderr(out)))
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+use std::process::Command;
 
 /// A random 4-4-2 model on 4 one-bit pixels, compiled to one frame per cycle (latency 13
 /// cycles): small enough for a proof test on one core.

@@ -1,38 +1,9 @@
 //! `flipchip import` and `flipchip export` end to end: a Brevitas-exported model imported from
 //! the committed fixtures goes through `compile` and `verify` unchanged.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn flipchip(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_flipchip"))
-        .args(args)
-        .output()
-        .expect("the flipchip binary runs")
-}
-
-fn flipchip_ok(args: &[&str]) -> Output {
-    let out = flipchip(args);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn last_json(out: &Output) -> serde_json::Value {
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout.lines().last().unwrap_or_default();
-    serde_json::from_str(line).unwrap_or_else(|e| panic!("last line is not JSON ({e}): {line:?}"))
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+mod common;
+use common::*;
+use std::path::Path;
 
 fn fixture(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -40,20 +11,6 @@ fn fixture(name: &str) -> String {
         .join(name)
         .to_string_lossy()
         .into_owned()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn verilator_or_none() -> &'static str {
-    match testbenches::available(testbenches::Rtl::Verilator) {
-        Ok(()) => "verilator",
-        Err(e) => {
-            testbenches::tool_missing(&format!("{e}: checking reference against simulator only"));
-            "none"
-        }
-    }
 }
 
 #[test]
