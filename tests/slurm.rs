@@ -51,24 +51,31 @@ fn count(text: &str, what: &str) -> usize {
     text.matches(what).count()
 }
 
-#[test]
-fn dse_synth_on_slurm_matches_local_reports_failures_and_resumes() {
-    let Some(_) = tools::for_test(&["yosys"], tools::INSTALL) else {
-        return;
-    };
-    let dir = scratch("slurm-dse");
-    let Some(cluster) = LocalCluster::start(&dir.join("cluster")) else {
-        return;
-    };
-    let conf = cluster.conf().to_path_buf();
+/// A scratch directory `name` with a local cluster started in it (`None` where Slurm is missing
+/// and tools are not required) and a tiny digits model trained there.
+fn cluster_and_model(name: &str) -> Option<(PathBuf, LocalCluster, PathBuf)> {
+    let dir = scratch(name);
+    let cluster = LocalCluster::start(&dir.join("cluster"))?;
     let model = dir.join("tiny.fcm");
-    ok(flipchip(&conf)
+    ok(flipchip(cluster.conf())
         .args(["train", "--arch", "64-4-10", "--epochs", "1", "--seed", "1"])
         .arg("--out")
         .arg(&model)
         .arg("--quiet")
         .output()
         .unwrap());
+    Some((dir, cluster, model))
+}
+
+#[test]
+fn dse_synth_on_slurm_matches_local_reports_failures_and_resumes() {
+    let Some(_) = tools::for_test(&["yosys"], tools::INSTALL) else {
+        return;
+    };
+    let Some((dir, cluster, model)) = cluster_and_model("slurm-dse") else {
+        return;
+    };
+    let conf = cluster.conf().to_path_buf();
     let dse = |out: &Path, extra: &[&str]| {
         let mut c = flipchip(&conf);
         c.arg("dse")
@@ -208,19 +215,10 @@ fn build_on_slurm_matches_local_in_a_separate_workdir() {
             return;
         };
     }
-    let dir = scratch("slurm-build");
-    let Some(cluster) = LocalCluster::start(&dir.join("cluster")) else {
+    let Some((dir, cluster, model)) = cluster_and_model("slurm-build") else {
         return;
     };
     let conf = cluster.conf().to_path_buf();
-    let model = dir.join("tiny.fcm");
-    ok(flipchip(&conf)
-        .args(["train", "--arch", "64-4-10", "--epochs", "1", "--seed", "1"])
-        .arg("--out")
-        .arg(&model)
-        .arg("--quiet")
-        .output()
-        .unwrap());
     let build = |out: &Path, extra: &[&str]| {
         let mut c = flipchip(&conf);
         c.arg("build")
