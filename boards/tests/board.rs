@@ -507,6 +507,7 @@ fn weights_in_spram_build_for_icebreaker_with_a_flash_image() {
         stage_levels: None,
         read_registers: None,
         activation_stage: None,
+        input_ram: None,
     };
     let design = compiler::compile(&model, &FoldSpec::Manual(fold)).unwrap();
     compiler::write_build(&design, &dir).unwrap();

@@ -33,6 +33,7 @@ use serde_json::json;
 use crate::blocks::{Block, Estimate, Family};
 use crate::ir::{Design, Mvtu, Stage};
 use crate::passes::folding::{auto_fold, auto_pixels_per_beat, FoldFile, FoldSpec, LayerFold};
+use crate::passes::input_buffer::{ram_chunk, MIN_RAM_BITS};
 use crate::passes::pipelining::{default_clock_mhz, Pipelining};
 use crate::passes::Pass;
 use crate::CompileError;
@@ -187,6 +188,9 @@ pub struct Candidate {
     pub read_registers: usize,
     /// The threshold compare in a stage of its own.
     pub activation_stage: bool,
+    /// The first layer's input frame in RAM (`Some(true)`) or registers, as the input buffer
+    /// pass would choose; `None` where the folding leaves no choice.
+    pub input_ram: Option<bool>,
     /// How it was derived (balanced wins if both apply).
     pub origin: Origin,
     /// Steady-state cycles between frames (the slowest stage's cycles).
@@ -230,6 +234,7 @@ impl Candidate {
             stage_levels: Some(self.stage_levels),
             read_registers: Some(self.read_registers),
             activation_stage: Some(self.activation_stage),
+            input_ram: self.input_ram,
         }
     }
 }
@@ -365,6 +370,7 @@ pub fn enumerate(design: &Design) -> Vec<Folding> {
             stage_levels: pipelining.as_ref().map(|p| p.stage_levels),
             read_registers: pipelining.as_ref().map(|p| p.read_registers),
             activation_stage: pipelining.as_ref().map(|p| p.activation_stage),
+            input_ram: None,
         };
         let base: Vec<LayerFold> = design.mvtus().map(|l| cheapest(l, t)).collect();
         out.insert(key(&base), (file(base.clone()), Origin::Balanced));
@@ -442,6 +448,7 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
     let input = |k: usize| {
         let mut a = base.input().clone();
         a.pixels_per_beat = k;
+        a.chunk = None;
         a
     };
     // Every stage but the input and the MVTUs keeps its cost whatever the folding.
@@ -452,33 +459,54 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
         .map(Stage::block)
         .collect();
     let layers: Vec<&Mvtu> = base.mvtus().collect();
-    // Costs per layer, folding and registers after the weight read.
-    let mut layer_cost: Vec<BTreeMap<(usize, usize, usize), LayerCost>> =
+    // Costs per layer, folding, registers after the weight read and input chunk interval.
+    let mut layer_cost: Vec<BTreeMap<(usize, usize, usize, usize), LayerCost>> =
         vec![BTreeMap::new(); layers.len()];
-    let mut cost_of = |i: usize, f: &LayerFold, rr: usize| -> LayerCost {
-        *layer_cost[i].entry((f.pe, f.simd, rr)).or_insert_with(|| {
-            let mut l = layers[i].clone();
-            l.pe = f.pe;
-            l.simd = f.simd;
-            l.read_registers = rr;
-            let rom = l.estimate_for(family);
-            let (weight_brams, rams) = l.weight_blocks(family);
-            if let Some(m) = l.memory.as_mut() {
-                m.loaded = true;
-            }
-            LayerCost {
-                cycles: l.cycles(),
-                latency: l.latency(),
-                rom,
-                loaded: l.estimate_for(family),
-                weight_brams,
-                rams,
-            }
-        })
+    let mut cost_of = |i: usize, f: &LayerFold, rr: usize, interval: usize| -> LayerCost {
+        *layer_cost[i]
+            .entry((f.pe, f.simd, rr, interval))
+            .or_insert_with(|| {
+                let mut l = layers[i].clone();
+                l.pe = f.pe;
+                l.simd = f.simd;
+                l.read_registers = rr;
+                l.chunk_interval = interval;
+                let rom = l.estimate_for(family);
+                let (weight_brams, rams) = l.weight_blocks(family);
+                if let Some(m) = l.memory.as_mut() {
+                    m.loaded = true;
+                }
+                LayerCost {
+                    cycles: l.cycles(),
+                    latency: l.latency(),
+                    rom,
+                    loaded: l.estimate_for(family),
+                    weight_brams,
+                    rams,
+                }
+            })
     };
     let mut candidates = Vec::new();
     for (file, origin) in enumerate(&base) {
-        let a = input(file.pixels_per_beat);
+        let mut a = input(file.pixels_per_beat);
+        // The first layer's input buffer, as the input buffer pass chooses it.
+        let (input_ram, interval) = match (base.stages.get(1), file.layers.first()) {
+            (Some(Stage::Mvtu(l1)), Some(f)) => {
+                let mut l1 = l1.clone();
+                l1.pe = f.pe;
+                l1.simd = f.simd;
+                match ram_chunk(&a, &l1) {
+                    Ok(values) if l1.inputs * l1.planes >= MIN_RAM_BITS => {
+                        a.chunk = Some(values);
+                        (Some(true), values / a.pixels_per_beat)
+                    }
+                    Ok(_) => (Some(false), 0),
+                    Err(_) => (None, 0),
+                }
+            }
+            _ => (None, 0),
+        };
+        let interval_of = |i: usize| if i == 0 { interval } else { 0 };
         let fixed = others
             .iter()
             .fold(a.estimate_for(family), |e, b| e + b.estimate_for(family));
@@ -486,7 +514,7 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
             .layers
             .iter()
             .enumerate()
-            .map(|(i, f)| cost_of(i, f, read_registers))
+            .map(|(i, f)| cost_of(i, f, read_registers, interval_of(i)))
             .collect();
         // Weights that overflow the block RAMs go to the device's large RAMs, as the memory
         // pass would place them for this device.
@@ -501,17 +529,18 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
         }
         .unwrap_or_else(|| vec![false; costs.len()]);
         // As [`Pipelining::for_design`]: no second read register without a block RAM read.
-        let slow = costs
-            .iter()
-            .zip(&load)
-            .any(|(c, &l)| l || c.weight_brams > 0);
+        let slow = input_ram == Some(true)
+            || costs
+                .iter()
+                .zip(&load)
+                .any(|(c, &l)| l || c.weight_brams > 0);
         let rr = if slow { read_registers } else { 1 };
         if rr != read_registers {
             costs = file
                 .layers
                 .iter()
                 .enumerate()
-                .map(|(i, f)| cost_of(i, f, rr))
+                .map(|(i, f)| cost_of(i, f, rr, interval_of(i)))
                 .collect();
         }
         let cycles = costs
@@ -554,6 +583,7 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
             stage_levels: levels,
             read_registers: rr,
             activation_stage,
+            input_ram,
             folds: file.layers,
             origin,
             cycles_per_frame: cycles,

@@ -90,6 +90,10 @@ pub struct InputAdapter {
     /// `Some(channels)`: one output beat per image pixel of `channels` values (the stream a
     /// sliding window unit reads); `None`: one output beat per frame.
     pub stream: Option<usize>,
+    /// `Some(values)`: the frame handed on in chunks of `values` values (one SIMD-wide word per
+    /// plane), for a first layer that buffers its input in RAM (see the input buffer pass);
+    /// only without `stream`.
+    pub chunk: Option<usize>,
 }
 
 /// A binary layer folded onto `pe` x `simd` XNOR-popcount lanes. A dense layer takes one input
@@ -126,6 +130,10 @@ pub struct Mvtu {
     pub activation_stage: bool,
     /// The folded weight memory, filled by the memory pass.
     pub memory: Option<WeightMemory>,
+    /// The input arrives in chunks of `simd` bits per plane, one beat every `chunk_interval`
+    /// cycles, into a RAM holding two frames, instead of a whole frame per beat into a register
+    /// (set by the input buffer pass; 0: a whole frame per beat).
+    pub chunk_interval: usize,
 }
 
 /// What an MVTU does with a neuron's popcount sum.
@@ -204,6 +212,11 @@ impl Mvtu {
     /// True for a convolution (more than one input vector per frame).
     pub fn is_conv(&self) -> bool {
         self.vectors > 1
+    }
+
+    /// True if the input arrives in chunks into a RAM (see [`Mvtu::chunk_interval`]).
+    pub fn input_ram(&self) -> bool {
+        self.chunk_interval > 0
     }
 
     /// Largest popcount sum of one neuron.

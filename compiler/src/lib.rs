@@ -38,6 +38,7 @@ use crate::blocks::Estimate;
 use crate::ir::{Argmax, Design, InputAdapter, Mvtu, MvtuActivation, Stage};
 use crate::passes::fifos::Fifos;
 use crate::passes::folding::{FoldFile, FoldSpec, Folding, LayerFold};
+use crate::passes::input_buffer::InputBuffer;
 use crate::passes::memory::{Memory, Placement};
 use crate::passes::pipelining::Pipelining;
 use crate::passes::Pass;
@@ -133,6 +134,7 @@ pub fn lower(model: &Model) -> Result<Design, CompileError> {
         pixel_bits: model.input.pixel_bits,
         encoding: enc.clone(),
         stream,
+        chunk: None,
     })];
     for (i, layer) in model.layers.iter().enumerate() {
         let index = i + 1;
@@ -279,6 +281,7 @@ pub fn lower(model: &Model) -> Result<Design, CompileError> {
             read_registers: 1,
             activation_stage: true,
             memory: None,
+            chunk_interval: 0,
         }));
     }
     stages.push(Stage::Argmax(Argmax {
@@ -313,8 +316,13 @@ pub fn compile_with(
         _ => placement,
     };
     let mut d = lower(model)?;
+    let input_ram = match fold {
+        FoldSpec::Manual(f) => f.input_ram,
+        FoldSpec::Auto { .. } => None,
+    };
     let mut passes: Vec<Box<dyn Pass>> = vec![
         Box::new(Folding(fold.clone())),
+        Box::new(InputBuffer(input_ram)),
         Box::new(Memory(placement.clone())),
     ];
     if let FoldSpec::Manual(FoldFile {
@@ -380,6 +388,8 @@ pub fn fold_file(d: &Design) -> FoldFile {
         stage_levels: pipelining.as_ref().map(|p| p.stage_levels),
         read_registers: pipelining.as_ref().map(|p| p.read_registers),
         activation_stage: pipelining.as_ref().map(|p| p.activation_stage),
+        // Recorded wherever the folding allows a choice, so that the file rebuilds this design.
+        input_ram: passes::input_buffer::choice(d),
     }
 }
 

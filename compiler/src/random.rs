@@ -154,7 +154,7 @@ pub fn random_folding(rng: &mut Rng, model: &Model) -> FoldFile {
         .filter(|_| rng.range(0, 2) == 0)
         .map(|((i, _), _)| *i)
         .collect();
-    FoldFile {
+    let mut fold = FoldFile {
         pixels_per_beat,
         input,
         layers,
@@ -164,6 +164,66 @@ pub fn random_folding(rng: &mut Rng, model: &Model) -> FoldFile {
         stage_levels: Some(rng.range(1, 6) as usize),
         read_registers: Some(rng.range(1, 2) as usize),
         activation_stage: Some(rng.range(0, 1) == 1),
+        input_ram: None,
+    };
+    // A dense first layer whose chunks the input can deliver buffers its input in RAM one
+    // time in two (see `passes::input_buffer`).
+    if input_ram_allowed(model, &fold) {
+        fold.input_ram = Some(rng.range(0, 1) == 1);
+    }
+    fold
+}
+
+/// True if `fold` lets `model`'s first layer buffer its input in RAM: a dense first layer of
+/// at least two SIMD chunks, each a whole number of input beats of encoded pixels.
+pub fn input_ram_allowed(model: &Model, fold: &FoldFile) -> bool {
+    let bits = model.input.encoding.bits_per_pixel();
+    match (model.layers.first(), fold.layers.first()) {
+        (Some(Layer::Binary(l)), Some(f)) => {
+            l.conv.is_none()
+                && f.simd > 0
+                && l.inputs / f.simd >= 2
+                && f.simd.is_multiple_of(bits)
+                && (f.simd / bits).is_multiple_of(fold.pixels_per_beat.max(1))
+        }
+        _ => false,
+    }
+}
+
+/// A small dense model whose first layer buffers its input in RAM, and its folding: 8 to 200
+/// pixels in any encoding, one to four pixels per beat, a first layer of 2 to 16 neurons cut
+/// into 2 or more SIMD chunks, 2 to 10 classes, everything else folded at random.
+pub fn random_input_ram(rng: &mut Rng) -> (Model, FoldFile) {
+    loop {
+        let pixel_bits = rng.range(2, 8) as u8;
+        let enc = random_encoding(rng, pixel_bits);
+        let pixels = rng.range(8, 200) as usize;
+        let widths = [rng.range(2, 16) as usize, rng.range(2, 10) as usize];
+        let model = random_model(rng, pixels, pixel_bits, enc, &widths);
+        let mut fold = random_folding(rng, &model);
+        let bits = model.input.encoding.bits_per_pixel();
+        let divs = |n: usize| (1..=n).filter(move |d| n.is_multiple_of(*d));
+        let k = *rng.pick(&divs(pixels).filter(|&k| k <= 4).collect::<Vec<_>>());
+        // SIMD chunks of a whole number of beats' pixels, at least two per frame.
+        let simds: Vec<usize> = divs(pixels)
+            .filter(|&v| v % k == 0 && v < pixels)
+            .map(|v| v * bits)
+            .collect();
+        if simds.is_empty() {
+            continue;
+        }
+        fold.pixels_per_beat = k;
+        fold.input = InputFormat::Pixels;
+        fold.layers[0].simd = *rng.pick(&simds);
+        let l = fold.layers[0];
+        if model.layers.first().is_some_and(|f| match f {
+            Layer::Binary(b) => (b.outputs / l.pe) * (b.inputs / l.simd) == 1,
+            _ => false,
+        }) {
+            fold.load_weights.retain(|&i| i != 1);
+        }
+        fold.input_ram = Some(true);
+        return (model, fold);
     }
 }
 
@@ -200,6 +260,9 @@ pub fn random_wide_input(rng: &mut Rng) -> (Model, FoldFile) {
     } else {
         InputFormat::Pixels
     };
+    if !input_ram_allowed(&model, &fold) {
+        fold.input_ram = None;
+    }
     (model, fold)
 }
 

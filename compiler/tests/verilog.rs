@@ -173,6 +173,7 @@ fn impossible_foldings_name_the_layer() {
             stage_levels: None,
             read_registers: None,
             activation_stage: None,
+            input_ram: None,
         };
         let e = compiler::compile(&model, &FoldSpec::Manual(file))
             .expect_err("refused")

@@ -107,14 +107,20 @@ fn sim_matches_reference_with_wide_and_packed_input() {
 #[test]
 fn free_running_latency_and_interval_match_the_formulas() {
     let mut rng = Rng(77);
-    for _ in 0..40 {
-        let enc = random_encoding(&mut rng, 8);
-        let pixels = rng.range(2, 30) as usize;
-        let widths: Vec<usize> = (0..rng.range(1, 3))
-            .map(|_| rng.range(1, 30) as usize)
-            .collect();
-        let model = random_model(&mut rng, pixels, 8, enc, &widths);
-        let fold = random_folding(&mut rng, &model);
+    for case in 0..60 {
+        let (model, fold) = if case < 40 {
+            let enc = random_encoding(&mut rng, 8);
+            let pixels = rng.range(2, 30) as usize;
+            let widths: Vec<usize> = (0..rng.range(1, 3))
+                .map(|_| rng.range(1, 30) as usize)
+                .collect();
+            let model = random_model(&mut rng, pixels, 8, enc, &widths);
+            let fold = random_folding(&mut rng, &model);
+            (model, fold)
+        } else {
+            // A first layer with its input in RAM starts once a frame's last chunk is in.
+            compiler::random::random_input_ram(&mut rng)
+        };
         let design = compiler::compile(&model, &FoldSpec::Manual(fold)).unwrap();
         let frames = 8;
         let px = random_pixels(&mut rng, &model, frames);

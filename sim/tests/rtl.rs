@@ -58,6 +58,9 @@ fn wide_folding(rng: &mut Rng, model: &Model) -> FoldFile {
     if (l.outputs / f.pe) * (l.inputs / f.simd) == 1 {
         fold.load_weights.retain(|&i| i != 1);
     }
+    if !compiler::random::input_ram_allowed(model, &fold) {
+        fold.input_ram = None;
+    }
     fold
 }
 
@@ -177,6 +180,23 @@ fn wide_and_packed_input_match_icarus_under_bubbles_and_stalls() {
 
 /// Convolutional networks (see [`compiler::random::random_conv_model`]): sliding windows,
 /// convolution MVTUs, pools and collect units in Verilog against their cycle models.
+/// A first layer that buffers its input in a RAM of two frames, fed in chunks by the adapter:
+/// every encoding, several pixels per beat, one and two read registers.
+#[test]
+fn input_ram_matches_verilator_under_bubbles_and_stalls() {
+    check_cases(
+        Rtl::Verilator,
+        4,
+        0x4A3,
+        &compiler::random::random_input_ram,
+    );
+}
+
+#[test]
+fn input_ram_matches_icarus_under_bubbles_and_stalls() {
+    check_cases(Rtl::Icarus, 3, 0x4A4, &compiler::random::random_input_ram);
+}
+
 #[test]
 fn conv_sim_matches_verilator_under_bubbles_and_stalls() {
     check_models(

@@ -27,6 +27,11 @@
 //! `c`, level `l` is bit `c * L + l` of each plane: the encoding of [`Encoding::encode`] cut
 //! into pixels. `pixels_per_beat` divides `channels`. Cycles per frame are still
 //! `pixels / K`; latency (to the first pixel's beat) `channels / K`.
+//!
+//! Chunk mode (`chunk: Some(values)`, for a dense first layer that buffers its input in RAM):
+//! the same as pixel-stream mode with `values` in place of `channels`: each output beat holds
+//! the next `values` values of the frame, one SIMD-wide word per plane, so the frame's bits
+//! never sit in flip-flops all at once.
 
 use flip::bits::{set_bit, words_for};
 use flip::encoding::Encoding;
@@ -108,9 +113,10 @@ impl InputAdapter {
         self.encoding.planes()
     }
 
-    /// Values per output beat: the frame, or in pixel-stream mode one image pixel.
-    fn out_values(&self) -> usize {
-        self.stream.unwrap_or(self.pixels)
+    /// Values per output beat: the frame, in pixel-stream mode one image pixel, in chunk mode
+    /// one chunk.
+    pub fn out_values(&self) -> usize {
+        self.stream.or(self.chunk).unwrap_or(self.pixels)
     }
 
     /// Bits per plane of the output beat.
@@ -463,6 +469,7 @@ mod tests {
             pixel_bits,
             encoding,
             stream: Some(channels),
+            chunk: None,
         }
     }
 
@@ -557,6 +564,7 @@ mod tests {
             pixel_bits: 8,
             encoding,
             stream: None,
+            chunk: None,
         }
     }
 
@@ -660,6 +668,7 @@ mod tests {
             pixel_bits,
             encoding,
             stream: None,
+            chunk: None,
         };
         vec![
             a(784, 4, 8, Encoding::Threshold(128)),

@@ -37,6 +37,15 @@
 //! without a gap. Latency: the input handshake, `S` steps, `D` registers, then stage B writes
 //! the output register: `S + D + 1`.
 //!
+//! Input RAM (`chunk_interval > 0`, a dense first layer, see the input buffer pass): instead of
+//! a whole frame per beat into the rotating input register, a beat is chunk `sf` of every
+//! plane (`P * SIMD` bits), written into word `sf` of one half of a RAM holding two frames.
+//! `full` counts the frames complete in the RAM; stage A works while it is not zero and reads
+//! word `sf` of the older frame at each step (the read register holds every plane's chunk, the
+//! step's plane selects its part); a frame leaves the RAM with its last step, in which a chunk
+//! of the next frame may already be written into its half. The frame starts once its last
+//! chunk is in: latency `(SF - 1) * chunk_interval` cycles more, counted from the first chunk.
+//!
 //! Back-pressure is local: nothing after stage A ever waits, so no enable fans out over the
 //! datapath registers. Instead stage A issues a frame's last step only while fewer than `C`
 //! frames are issued and not yet handed on (`pending`, a counter), and the output register has
@@ -48,6 +57,7 @@
 use std::collections::VecDeque;
 
 use flip::bits::{set_bit, words_for};
+use flip::featuremap::copy_bits;
 
 use super::cost::adder_tree_bits;
 use super::{
@@ -160,6 +170,24 @@ impl Mvtu {
             roms.push((nf, pe));
         }
         roms
+    }
+
+    /// Cycles from a frame's first input chunk to its last (0 without an input RAM).
+    fn fill_cycles(&self) -> u64 {
+        if self.input_ram() {
+            ((self.synapse_folds() - 1) * self.chunk_interval) as u64
+        } else {
+            0
+        }
+    }
+
+    /// `(depth, width)` of the input RAM: two frames of SF words, each one chunk of every
+    /// plane.
+    fn input_ram_shape(&self) -> (u64, u64) {
+        (
+            2 * self.synapse_folds() as u64,
+            (self.planes * self.simd) as u64,
+        )
     }
 
     /// Registers of the popcount trees: `max(1, ceil(levels / stage_levels))`.
@@ -378,8 +406,9 @@ impl Block for Mvtu {
     }
 
     fn latency(&self) -> u64 {
-        // A frame's vectors follow each other without a gap when they arrive in time.
-        self.vectors as u64 * self.steps() as u64 + self.depth() as u64 + 1
+        // A frame's vectors follow each other without a gap when they arrive in time; a frame
+        // buffered in RAM starts once its last chunk is in.
+        self.fill_cycles() + self.vectors as u64 * self.steps() as u64 + self.depth() as u64 + 1
     }
 
     fn features(&self, family: Family) -> Features {
@@ -404,8 +433,11 @@ impl Block for Mvtu {
                 0.0
             },
             activation: (pe * act_width) as f64,
-            // The rotating input register: one 2:1 mux (load or rotate) per bit.
-            select: if accumulate {
+            // The rotating input register: one 2:1 mux (load or rotate) per bit; with an input
+            // RAM the plane select after its read.
+            select: if self.input_ram() {
+                (simd * (self.planes as u64 - 1)) as f64
+            } else if accumulate {
                 (self.inputs * self.planes) as f64
             } else {
                 0.0
@@ -427,7 +459,26 @@ impl Block for Mvtu {
         let accumulate = sf * self.planes as u64 > 1;
         let in_bits = (self.inputs * self.planes) as u64;
         let act_width = self.act_width();
-        let brams: u64 = self.roms().iter().map(|&(d, w)| c.rom(d, w).brams).sum();
+        let (ram_depth, ram_width) = self.input_ram_shape();
+        let (buffer_ffs, buffer_bits, buffer_brams) = if self.input_ram() {
+            // The read register holds every plane's chunk (one of them counted with the
+            // weight read below); write and read addresses, the read half, the frame count.
+            (
+                (self.planes as u64 - 1) * self.simd as u64
+                    + 2 * u64::from(bits_for(ram_depth - 1))
+                    + 3,
+                ram_depth * ram_width,
+                c.bram_blocks(ram_depth, ram_width),
+            )
+        } else {
+            (in_bits, 0, 0)
+        };
+        let brams: u64 = self
+            .roms()
+            .iter()
+            .map(|&(d, w)| c.rom(d, w).brams)
+            .sum::<u64>()
+            + buffer_brams;
         let ew = u64::from(self.element_width());
         let const_bits = nf
             * pe
@@ -440,7 +491,7 @@ impl Block for Mvtu {
             luts: c.luts(&self.features(family)).round() as u64,
             // Input, the registered weight word and chunk, the tree registers, accumulators,
             // result, output register and queue, counters and the tags along the pipeline.
-            ffs: in_bits
+            ffs: buffer_ffs
                 + self.read_registers.max(1) as u64
                     * if nf * sf == 1 && !self.is_loaded() {
                         // Constant weights need no register.
@@ -459,7 +510,7 @@ impl Block for Mvtu {
                 } else {
                     0
                 },
-            memory_bits: self.outputs as u64 * self.inputs as u64 + const_bits,
+            memory_bits: self.outputs as u64 * self.inputs as u64 + const_bits + buffer_bits,
             brams,
             sprams: if self.is_loaded() {
                 let (d, w) = self.weight_shape();
@@ -471,7 +522,11 @@ impl Block for Mvtu {
     }
 
     fn in_width(&self) -> usize {
-        self.inputs * self.planes
+        if self.input_ram() {
+            self.planes * self.simd
+        } else {
+            self.inputs * self.planes
+        }
     }
 
     fn out_width(&self) -> usize {
@@ -528,10 +583,31 @@ impl Block for Mvtu {
         v.push_str(&module);
         let mut b = String::new();
         // Stage A: the frame, the step counters and the weight address.
-        b.push_str(&format!(
-            "reg  {n}_busy;\nreg  [{}:0] {n}_in;\n",
-            self.in_width() - 1
-        ));
+        let ram = self.input_ram();
+        let (ram_depth, _) = self.input_ram_shape();
+        let baw = bits_for(ram_depth - 1);
+        if ram {
+            b.push_str(&format!(
+                "// Input RAM: two frames of {sf_n} words; word sf of a frame holds chunk sf of every plane\n\
+                 // (plane k in bits k*SIMD..). One frame fills while the other is read.\n\
+                 reg  [{}:0] {n}_buf [0:{}];\n\
+                 reg  [{}:0] {n}_wa;\n\
+                 reg  [{}:0] {n}_raddr;\n\
+                 reg  {n}_rhalf;\n\
+                 // Frames complete in the RAM, the one being read included.\n\
+                 reg  [1:0] {n}_full;\n\
+                 wire {n}_busy = ({n}_full != 2'd0);\n",
+                self.in_width() - 1,
+                ram_depth - 1,
+                baw - 1,
+                baw - 1
+            ));
+        } else {
+            b.push_str(&format!(
+                "reg  {n}_busy;\nreg  [{}:0] {n}_in;\n",
+                self.in_width() - 1
+            ));
+        }
         let counter = |b: &mut String, name: &str, w: u32, count: usize, what: &str| {
             if count > 1 {
                 b.push_str(&format!("reg  [{}:0] {n}_{name};\n", w - 1));
@@ -586,7 +662,13 @@ impl Block for Mvtu {
              wire {n}_in_fire = in_valid && in_ready;\n",
             cpw - 1,
             {
-                let ready = format!("!{n}_busy || ({n}_last && {n}_room)");
+                // With an input RAM a chunk is taken while a half is free, or into the half whose
+                // last step is issued.
+                let ready = if ram {
+                    format!("!{n}_full[1] || ({n}_busy && {n}_last && {n}_room)")
+                } else {
+                    format!("!{n}_busy || ({n}_last && {n}_room)")
+                };
                 if self.is_loaded() {
                     format!("loaded && ({ready})")
                 } else {
@@ -707,8 +789,9 @@ impl Block for Mvtu {
         // A fully unrolled layer's weights are one constant word: no register, so that each
         // XNOR becomes a wire or an inverter inside the tree.
         let constant = entries == 1 && !self.is_loaded();
+        let rr = self.read_registers.max(1);
         b.push_str(&format!(
-            "{} [{}:0] {n}_wr{};\nreg  [{}:0] {n}_xr;\n",
+            "{} [{}:0] {n}_wr{};\n{} [{}:0] {n}_xr;\n",
             if constant { "wire" } else { "reg " },
             lanes - 1,
             if constant {
@@ -716,16 +799,21 @@ impl Block for Mvtu {
             } else {
                 String::new()
             },
+            // With an input RAM and one read register, the RAM's read register is the chunk's.
+            if ram && rr == 1 { "wire" } else { "reg " },
             simd - 1
         ));
         // A second register after the read: the first becomes the block RAM's own read
         // register, the second starts the tree off a fabric flip-flop.
-        let rr = self.read_registers.max(1);
-        if rr == 2 {
-            if !constant {
-                b.push_str(&format!("reg  [{}:0] {n}_wq;\n", lanes - 1));
-            }
-            b.push_str(&format!("reg  [{}:0] {n}_xq;\n", simd - 1));
+        if rr == 2 && !constant {
+            b.push_str(&format!("reg  [{}:0] {n}_wq;\n", lanes - 1));
+        }
+        if rr == 2 || ram {
+            // The input RAM's read register holds the word of every plane.
+            b.push_str(&format!(
+                "reg  [{}:0] {n}_xq;\n",
+                if ram { p_n * simd } else { simd } - 1
+            ));
         }
         let widths = self.stage_widths();
         debug_assert_eq!(widths.len() + rr, tree_last);
@@ -750,12 +838,54 @@ impl Block for Mvtu {
         // bits: one 2:1 mux per register bit instead of a shifter indexed by the chunk offset
         // (log2(bits) mux levels on the critical path). A group's P * SF steps rotate it
         // exactly once around, so every neuron group sees the frame from its first chunk.
-        let x = if accumulate {
-            format!("{n}_in[{}:0]", simd - 1)
+        if ram {
+            // A step's chunk is its plane's part of the word read: the plane travels with the
+            // step in the first tag register.
+            b.push_str(&format!("\nreg  [{}:0] {n}_x;\n", simd - 1));
+            if p_n > 1 {
+                let mut off = 0;
+                for (tag, w) in &tags {
+                    if *tag == "plane" {
+                        break;
+                    }
+                    off += w;
+                }
+                let plane = if pw == 1 {
+                    format!("{n}_t1[{off}]")
+                } else {
+                    format!("{n}_t1[{}:{off}]", off + pw - 1)
+                };
+                let mut c = format!("case ({plane})\n");
+                for k in 0..p_n {
+                    let label = if k + 1 == p_n {
+                        "default".to_string()
+                    } else {
+                        lit(pw, k as u64)
+                    };
+                    c.push_str(&format!(
+                        "    {label}: {n}_x = {n}_xq[{}:{}];\n",
+                        (k + 1) * simd - 1,
+                        k * simd
+                    ));
+                }
+                c.push_str("endcase\n");
+                b.push_str("always @* begin\n");
+                indent(&mut b, 4, &c);
+                b.push_str("end\n");
+            } else {
+                b.push_str(&format!("always @* {n}_x = {n}_xq;\n"));
+            }
+            if rr == 1 {
+                b.push_str(&format!("assign {n}_xr = {n}_x;\n"));
+            }
         } else {
-            format!("{n}_in")
-        };
-        b.push_str(&format!("\nwire [{}:0] {n}_x = {x};\n", simd - 1));
+            let x = if accumulate {
+                format!("{n}_in[{}:0]", simd - 1)
+            } else {
+                format!("{n}_in")
+            };
+            b.push_str(&format!("\nwire [{}:0] {n}_x = {x};\n", simd - 1));
+        }
         b.push_str(&format!("wire [{}:0] {n}_sum;\n", pe * aw as usize - 1));
         b.push_str(&format!("wire [{}:0] {n}_group;\n", pe * ew - 1));
         b.push_str(&format!("genvar {n}_g;\ngenerate\n    for ({n}_g = 0; {n}_g < {pe}; {n}_g = {n}_g + 1) begin : {n}_lane\n"));
@@ -835,28 +965,40 @@ impl Block for Mvtu {
              wire {n}_pop = out_valid && out_ready;\n",
             out_w - 1
         ));
-        // The input register has no reset (its contents matter only while busy), so that it maps
-        // to flip-flops with a clock enable and one 2:1 mux per bit. A frame arriving in the last
-        // step wins over the last rotation.
-        b.push_str(&format!(
-            "always @(posedge clk) begin\n    if ({n}_in_fire) {n}_in <= in_data;\n"
-        ));
-        if accumulate {
+        if ram {
+            // The RAM's write port, apart from its read so that Yosys infers a block RAM.
             b.push_str(&format!(
-                "    else if ({n}_advance) {n}_in <= {{{n}_in[{}:0], {n}_in[{}:{simd}]}};\n",
-                simd - 1,
-                self.in_width() - 1
+                "always @(posedge clk) begin\n    if ({n}_in_fire) {n}_buf[{n}_wa] <= in_data;\nend\n\n"
             ));
+        } else {
+            // The input register has no reset (its contents matter only while busy), so that it
+            // maps to flip-flops with a clock enable and one 2:1 mux per bit. A frame arriving
+            // in the last step wins over the last rotation.
+            b.push_str(&format!(
+                "always @(posedge clk) begin\n    if ({n}_in_fire) {n}_in <= in_data;\n"
+            ));
+            if accumulate {
+                b.push_str(&format!(
+                    "    else if ({n}_advance) {n}_in <= {{{n}_in[{}:0], {n}_in[{}:{simd}]}};\n",
+                    simd - 1,
+                    self.in_width() - 1
+                ));
+            }
+            b.push_str("end\n\n");
         }
-        b.push_str("end\n\n");
         // The datapath registers load every cycle: no enable, no reset.
         let (w_in, x_in) = if rr == 2 {
             (format!("{n}_wq"), format!("{n}_xq"))
         } else {
             (format!("{n}_wr"), format!("{n}_xr"))
         };
+        let x_read = if ram {
+            format!("{n}_xq <= {n}_buf[{n}_raddr];\n")
+        } else {
+            format!("{x_in} <= {n}_x;\n")
+        };
         let mut dp = format!(
-            "{}{x_in} <= {n}_x;\n{n}_t1 <= {{{}}};\n",
+            "{}{x_read}{n}_t1 <= {{{}}};\n",
             if constant {
                 String::new()
             } else {
@@ -868,7 +1010,14 @@ impl Block for Mvtu {
             if !constant {
                 dp.push_str(&format!("{n}_wr <= {n}_wq;\n"));
             }
-            dp.push_str(&format!("{n}_xr <= {n}_xq;\n"));
+            dp.push_str(&format!(
+                "{n}_xr <= {};\n",
+                if ram {
+                    format!("{n}_x")
+                } else {
+                    format!("{n}_xq")
+                }
+            ));
         }
         for k in 2..=depth {
             dp.push_str(&format!("{n}_t{k} <= {n}_t{};\n", k - 1));
@@ -931,10 +1080,17 @@ impl Block for Mvtu {
         b.push_str("end\n\n");
         b.push_str("always @(posedge clk) begin\n    if (rst) begin\n");
         let mut resets = vec![
-            format!("{n}_busy <= 1'b0;"),
             "out_valid <= 1'b0;".to_string(),
             format!("{n}_pending <= {};", lit(cpw, 0)),
         ];
+        if ram {
+            resets.push(format!("{n}_full <= 2'd0;"));
+            resets.push(format!("{n}_wa <= {};", lit(baw, 0)));
+            resets.push(format!("{n}_raddr <= {};", lit(baw, 0)));
+            resets.push(format!("{n}_rhalf <= 1'b0;"));
+        } else {
+            resets.insert(0, format!("{n}_busy <= 1'b0;"));
+        }
         for k in 1..=depth {
             resets.push(format!("{n}_v{k} <= 1'b0;"));
         }
@@ -963,9 +1119,34 @@ impl Block for Mvtu {
         }
         b.push_str("    end else begin\n");
         let mut s = String::new();
-        s.push_str(&format!(
-            "if ({n}_in_fire) begin\n    {n}_busy <= 1'b1;\nend else if ({n}_advance && {n}_last) begin\n    {n}_busy <= 1'b0;\nend\n"
-        ));
+        if ram {
+            let sf = sf_n as u64;
+            s.push_str(&format!(
+                "// A frame is in when its last chunk is written, out when its last step is issued.\n\
+                 {n}_full <= {n}_full + {{1'b0, {n}_in_fire && ({n}_wa == {} || {n}_wa == {})}} - {{1'b0, {n}_advance && {n}_last}};\n\
+                 if ({n}_in_fire) {n}_wa <= ({n}_wa == {}) ? {} : {n}_wa + {};\n\
+                 if ({n}_advance) begin\n    \
+                 if (!{n}_last_sf) {n}_raddr <= {n}_raddr + {};\n    \
+                 else if ({n}_last) {n}_raddr <= {n}_rhalf ? {} : {};\n    \
+                 else {n}_raddr <= {n}_rhalf ? {} : {};\n    \
+                 if ({n}_last) {n}_rhalf <= !{n}_rhalf;\n\
+                 end\n",
+                lit(baw, sf - 1),
+                lit(baw, 2 * sf - 1),
+                lit(baw, 2 * sf - 1),
+                lit(baw, 0),
+                lit(baw, 1),
+                lit(baw, 1),
+                lit(baw, 0),
+                lit(baw, sf),
+                lit(baw, sf),
+                lit(baw, 0),
+            ));
+        } else {
+            s.push_str(&format!(
+                "if ({n}_in_fire) begin\n    {n}_busy <= 1'b1;\nend else if ({n}_advance && {n}_last) begin\n    {n}_busy <= 1'b0;\nend\n"
+            ));
+        }
         s.push_str(&format!(
             "{n}_pending <= {n}_pending + {} - {};\n",
             widen(&format!("({n}_advance && {n}_last)"), cpw),
@@ -1097,6 +1278,7 @@ impl Block for Mvtu {
             ("read_registers", self.read_registers.into()),
             ("pipeline_registers", self.depth().into()),
             ("output_queue", (self.capacity() - 1).into()),
+            ("input_ram", self.input_ram().into()),
         ]
     }
 
@@ -1151,6 +1333,10 @@ impl Block for Mvtu {
             depth: self.depth(),
             cap: self.capacity(),
             busy: false,
+            chunked: self.input_ram(),
+            stored: VecDeque::new(),
+            filling: vec![0; plane_words * self.planes],
+            wsf: 0,
             input: vec![0; plane_words * self.planes],
             step: 0,
             acc: vec![0; self.pe],
@@ -1162,6 +1348,7 @@ impl Block for Mvtu {
             out,
             queue: VecDeque::new(),
             spare: Vec::new(),
+            spare_frames: Vec::new(),
         })
     }
 }
@@ -1193,7 +1380,16 @@ pub struct MvtuModel {
     threshold: Vec<u32>,
     invert: Vec<bool>,
     bias: Vec<i32>,
+    /// Register mode: stage A holds a frame.
     busy: bool,
+    /// The input arrives in chunks into a RAM of two frames (see [`Mvtu::chunk_interval`]).
+    chunked: bool,
+    /// RAM mode: the complete frames in the RAM, the one being read first.
+    stored: VecDeque<Vec<u64>>,
+    /// RAM mode: the frame being written, and its next chunk.
+    filling: Vec<u64>,
+    wsf: usize,
+    /// The frame stage A works on (RAM mode: while evaluating it).
     input: Vec<u64>,
     /// `(nf * p_n + plane) * sf_n + sf` of the Verilog's counters.
     step: usize,
@@ -1213,9 +1409,20 @@ pub struct MvtuModel {
     queue: VecDeque<Beat>,
     /// Result buffers to reuse.
     spare: Vec<Beat>,
+    /// RAM mode: frame buffers to reuse.
+    spare_frames: Vec<Vec<u64>>,
 }
 
 impl MvtuModel {
+    /// Stage A has a frame to work on.
+    fn busy(&self) -> bool {
+        if self.chunked {
+            !self.stored.is_empty()
+        } else {
+            self.busy
+        }
+    }
+
     fn last(&self) -> bool {
         self.step == self.steps - 1
     }
@@ -1287,6 +1494,18 @@ impl MvtuModel {
         }
     }
 
+    /// A frame buffer for the RAM mode's next frame: a used one if there is one.
+    fn spare_frame(&mut self) -> Vec<u64> {
+        self.spare_frames
+            .pop()
+            .unwrap_or_else(|| vec![0; self.filling.len()])
+    }
+
+    /// Keeps a frame buffer for [`MvtuModel::spare_frame`].
+    fn filling_spare(&mut self, frame: Vec<u64>) {
+        self.spare_frames.push(frame);
+    }
+
     /// A result buffer: a used one if there is one.
     fn buffer(&mut self) -> Beat {
         self.spare.pop().unwrap_or_else(|| self.out.clone())
@@ -1295,7 +1514,11 @@ impl MvtuModel {
 
 impl CycleModel for MvtuModel {
     fn in_ready(&self, _out_ready: bool) -> bool {
-        !self.busy || (self.last() && self.room())
+        if self.chunked {
+            self.stored.len() < 2 || (self.last() && self.room())
+        } else {
+            !self.busy || (self.last() && self.room())
+        }
     }
 
     fn out_valid(&self) -> bool {
@@ -1313,7 +1536,7 @@ impl CycleModel for MvtuModel {
             let k = 63 - self.lasts.leading_zeros() as usize;
             quiet = (self.depth - 1 - k) as u64;
         }
-        if self.busy {
+        if self.busy() {
             // Steps before the last one change nothing visible; the last one, once issued,
             // is on its way to the output.
             if !self.last() {
@@ -1331,7 +1554,7 @@ impl CycleModel for MvtuModel {
         } else {
             (self.lasts << cycles) & self.mask()
         };
-        if self.busy && !self.last() {
+        if self.busy() && !self.last() {
             self.step += cycles as usize;
         }
     }
@@ -1369,10 +1592,16 @@ impl CycleModel for MvtuModel {
         }
         // Stage A issues a step; the registers between move on.
         let last = self.last();
-        let advance = self.busy && (!last || self.room());
+        let advance = self.busy() && (!last || self.room());
         self.lasts = (self.lasts << 1) & self.mask();
         if advance {
             if last {
+                if self.chunked {
+                    // The frame leaves the RAM with its last step.
+                    let frame = self.stored.pop_front().expect("a busy RAM holds a frame");
+                    let old = std::mem::replace(&mut self.input, frame);
+                    self.filling_spare(old);
+                }
                 let mut r = self.buffer();
                 self.evaluate(&mut r);
                 self.inflight.push_back(r);
@@ -1391,8 +1620,30 @@ impl CycleModel for MvtuModel {
             let Beat::Bits(b) = beat else {
                 panic!("an MVTU takes bit beats")
             };
-            self.input.copy_from_slice(b);
-            self.busy = true;
+            if self.chunked {
+                // A beat of the simulator keeps each plane word-aligned (as the adapter's).
+                let beat_words = words_for(self.simd);
+                for k in 0..self.p_n {
+                    let plane = &mut self.filling[k * self.plane_words..][..self.plane_words];
+                    copy_bits(
+                        b,
+                        k * beat_words * 64,
+                        plane,
+                        self.wsf * self.simd,
+                        self.simd,
+                    );
+                }
+                self.wsf += 1;
+                if self.wsf == self.sf_n {
+                    self.wsf = 0;
+                    let next = self.spare_frame();
+                    let full = std::mem::replace(&mut self.filling, next);
+                    self.stored.push_back(full);
+                }
+            } else {
+                self.input.copy_from_slice(b);
+                self.busy = true;
+            }
         }
     }
 }

@@ -61,6 +61,11 @@ pub struct FoldFile {
     /// The threshold compare in a stage of its own after the accumulators (absent: yes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub activation_stage: Option<bool>,
+    /// A dense first layer's input frame in a RAM of two frames (true) or in registers (false)
+    /// (see [`super::input_buffer`]); absent: RAM for frames of at least
+    /// [`super::input_buffer::MIN_RAM_BITS`] bits where the folding allows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_ram: Option<bool>,
 }
 
 fn one() -> usize {
@@ -83,6 +88,7 @@ impl From<Vec<LayerFold>> for FoldFile {
             stage_levels: None,
             read_registers: None,
             activation_stage: None,
+            input_ram: None,
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Passes over the dataflow IR, each in its own file, each a named struct.
 //!
 //! FIFOs ([`fifos`]): a straight pipeline of dense layers needs none: every stage holds one
-//! frame in its input register and one in its output register, and a layer accepts its next
+//! frame in its input register (or a first layer's input RAM, [`input_buffer`]) and one in its
+//! output register, and a layer accepts its next
 //! frame in the cycle of its last step, so the chain runs at the slowest stage's rate without
 //! bubbles. A convolutional pipeline does not: a sliding window unit hands on nothing while it
 //! fills its first `kernel - 1` rows and then windows in bursts, so a convolution MVTU slower
@@ -13,6 +14,7 @@
 
 pub mod fifos;
 pub mod folding;
+pub mod input_buffer;
 pub mod memory;
 pub mod pipelining;
 

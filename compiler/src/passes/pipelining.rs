@@ -103,6 +103,13 @@ pub fn slow_weight_read(layer: &Mvtu, family: Family) -> bool {
     layer.is_loaded() || layer.weight_blocks(family).0 > 0
 }
 
+/// Whether `layer` reads a block RAM in its first pipeline stage: its weights
+/// ([`slow_weight_read`]) or its input buffer (a RAM of two frames, see
+/// [`super::input_buffer`]).
+pub fn slow_read(layer: &Mvtu, family: Family) -> bool {
+    layer.input_ram() || slow_weight_read(layer, family)
+}
+
 /// The pipelining pass: every MVTU gets `stage_levels` adder levels per stage and
 /// `read_registers` registers after its weight read.
 pub struct Pipelining {
@@ -128,7 +135,7 @@ impl Pipelining {
     /// but one register after the weight read where no weight memory is a block RAM.
     pub fn for_design(design: &Design, clock_mhz: f64) -> Pipelining {
         let mut p = Pipelining::for_clock(design.family, clock_mhz);
-        if !design.mvtus().any(|l| slow_weight_read(l, design.family)) {
+        if !design.mvtus().any(|l| slow_read(l, design.family)) {
             p.read_registers = 1;
         }
         p
