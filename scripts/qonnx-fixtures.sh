@@ -9,7 +9,10 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 scripts/setup.sh --qonnx >&2
 py="$root/target/qonnx-venv/bin/python"
-if [ "${1:-}" != "--export-only" ]; then
+if [ "${1:-}" = "--only" ]; then
+  # One fixture, e.g. `--only perclass`, without remaking the rest.
+  nice -n 10 "$py" scripts/qonnx-fixtures.py "$@"
+elif [ "${1:-}" != "--export-only" ]; then
   nice -n 10 "$py" scripts/qonnx-fixtures.py
 fi
 if [ "${1:-}" = "--export" ] || [ "${1:-}" = "--export-only" ]; then

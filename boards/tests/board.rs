@@ -83,7 +83,7 @@ fn board_top_over_uart_matches_the_reference() {
         );
         // Random biases let one class win everything; without them the weights decide.
         if let Some(Layer::Binary(l)) = m.layers.last_mut() {
-            if let Activation::Scores { bias } = &mut l.activation {
+            if let Activation::Scores { bias, .. } = &mut l.activation {
                 bias.iter_mut().for_each(|b| *b = 0);
             }
         }
@@ -123,7 +123,7 @@ fn packed_board_top_over_uart_matches_the_reference() {
             &[24, 10],
         );
         if let Some(Layer::Binary(l)) = m.layers.last_mut() {
-            if let Activation::Scores { bias } = &mut l.activation {
+            if let Activation::Scores { bias, .. } = &mut l.activation {
                 bias.iter_mut().for_each(|b| *b = 0);
             }
         }

@@ -146,10 +146,12 @@ pub enum MvtuActivation {
         /// Per-neuron direction bits.
         invert: Vec<bool>,
     },
-    /// Last layer: signed score `s + bias[i]`.
+    /// Last layer: signed score `scale[i] * s + bias[i]`.
     Scores {
         /// Per-class offsets.
         bias: Vec<i32>,
+        /// Per-class multipliers, or empty: 1 for every class (no multiplier in hardware).
+        scale: Vec<u32>,
     },
 }
 
@@ -227,6 +229,16 @@ impl Mvtu {
     /// True for the last (scores) layer.
     pub fn is_scores(&self) -> bool {
         matches!(self.activation, MvtuActivation::Scores { .. })
+    }
+
+    /// Bits of the largest per-class score multiplier; 0 if the scores are not scaled.
+    pub fn scale_width(&self) -> u32 {
+        match &self.activation {
+            MvtuActivation::Scores { scale, .. } if !scale.is_empty() => {
+                bits_for(scale.iter().copied().max().unwrap_or(1) as u64)
+            }
+            _ => 0,
+        }
     }
 
     /// The folded memory; panics if the memory pass has not run (a compiler bug).

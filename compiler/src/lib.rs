@@ -185,7 +185,10 @@ pub fn lower(model: &Model) -> Result<Design, CompileError> {
                 thresholds: thresholds.clone(),
                 invert: invert.clone(),
             },
-            Activation::Scores { bias } => MvtuActivation::Scores { bias: bias.clone() },
+            Activation::Scores { bias, scale } => MvtuActivation::Scores {
+                bias: bias.clone(),
+                scale: scale.clone(),
+            },
         };
         let (vectors, planes) = match (l.conv, flow) {
             (

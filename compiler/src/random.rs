@@ -69,6 +69,13 @@ pub fn random_model(
                         _ => rng.irange(-40, 40) as i32,
                     })
                     .collect(),
+                // Per-class multipliers (an imported model's last batch norm) one time in
+                // three.
+                scale: if rng.range(0, 2) == 0 {
+                    (0..outputs).map(|_| rng.range(1, 300) as u32).collect()
+                } else {
+                    Vec::new()
+                },
             }
         } else {
             Activation::Threshold {

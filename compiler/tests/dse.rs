@@ -145,8 +145,9 @@ fn weights_beyond_the_up5k_block_rams_go_to_spram() {
     // Small score offsets, as trained models have (random ones widen the argmax's registers
     // past the UP5K's flip-flop budget).
     if let Some(flip::model::Layer::Binary(l)) = model.layers.last_mut() {
-        if let flip::model::Activation::Scores { bias } = &mut l.activation {
+        if let flip::model::Activation::Scores { bias, scale } = &mut l.activation {
             bias.iter_mut().for_each(|b| *b %= 8);
+            scale.clear();
         }
     }
     let device = dse::device("up5k").unwrap();

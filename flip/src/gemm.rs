@@ -17,7 +17,7 @@ use rayon::prelude::*;
 use crate::bits::{words_for, BitMatrix, WORD_BITS};
 use crate::encoding::Encoding;
 use crate::featuremap;
-use crate::model::{Activation, BinaryLayer, InputSpec, Layer, Model};
+use crate::model::{class_score, Activation, BinaryLayer, InputSpec, Layer, Model};
 use crate::popcount::{self, Kernel, Shape};
 use crate::reference::argmax;
 
@@ -286,15 +286,15 @@ fn dense_layer(
             std::mem::swap(&mut buf.x, &mut buf.next);
             Some(words)
         }
-        Activation::Scores { bias } => {
+        Activation::Scores { bias, scale } => {
             for ((s, sc), c) in buf
                 .sums
                 .chunks_exact(l.outputs)
                 .zip(scores.chunks_exact_mut(l.outputs))
                 .zip(classes.iter_mut())
             {
-                for ((o, &v), &b) in sc.iter_mut().zip(s).zip(bias) {
-                    *o = v + b;
+                for (k, (o, &v)) in sc.iter_mut().zip(s).enumerate() {
+                    *o = class_score(scale, bias, k, v);
                 }
                 *c = argmax(sc);
             }
@@ -500,9 +500,14 @@ mod tests {
             let spread = (n as i32).max(1);
             let around = |s: &mut u64| mid + (next(s) % (2 * spread as u64 + 1)) as i32 - spread;
             let activation = if last {
-                Activation::Scores {
-                    bias: (0..outputs).map(|_| around(s) - mid).collect(),
-                }
+                let bias = (0..outputs).map(|_| around(s) - mid).collect();
+                // Per-class scales one time in three.
+                let scale = if next(s).is_multiple_of(3) {
+                    (0..outputs).map(|_| 1 + (next(s) % 40) as u32).collect()
+                } else {
+                    Vec::new()
+                };
+                Activation::Scores { bias, scale }
             } else {
                 Activation::Threshold {
                     thresholds: (0..outputs).map(|_| around(s)).collect(),

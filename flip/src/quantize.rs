@@ -241,6 +241,7 @@ pub fn to_binary(m: &Model) -> Result<Model, QuantizeError> {
             let shifts: Vec<f64> = f.shift.iter().map(|&c| c as f64).collect();
             Activation::Scores {
                 bias: fold_scores(2.0 * k, &shifts),
+                scale: Vec::new(),
             }
         };
         layers.push(Layer::Binary(BinaryLayer {

@@ -20,7 +20,7 @@ use rayon::prelude::*;
 
 use crate::bits::{agreements, set_bit, words_for, BitMatrix};
 use crate::featuremap;
-use crate::model::{Activation, Conv, FloatLayer, Layer, MaxPool, Model};
+use crate::model::{class_score, Activation, Conv, FloatLayer, Layer, MaxPool, Model};
 
 /// Popcount sums of one layer (`weights`, `inputs` wide) for one encoded input of `planes`
 /// planes; one sum per entry of `sums`.
@@ -115,8 +115,12 @@ pub fn binary_scores(model: &Model, pixels: &[u8]) -> Vec<i32> {
                 threshold_bits(thresholds, invert, &sums, &mut x);
                 planes = 1;
             }
-            Activation::Scores { bias } => {
-                return sums.iter().zip(bias).map(|(s, b)| s + b).collect();
+            Activation::Scores { bias, scale } => {
+                return sums
+                    .iter()
+                    .enumerate()
+                    .map(|(c, &s)| class_score(scale, bias, c, s))
+                    .collect();
             }
         }
     }
@@ -276,7 +280,10 @@ mod tests {
                     inputs: 2,
                     outputs: 2,
                     weights: w2,
-                    activation: Activation::Scores { bias: vec![0, 0] },
+                    activation: Activation::Scores {
+                        bias: vec![0, 0],
+                        scale: Vec::new(),
+                    },
                 }),
             ],
             meta: Metadata::default(),
@@ -309,7 +316,10 @@ mod tests {
             inputs: 2,
             outputs: 1,
             weights: w,
-            activation: Activation::Scores { bias: vec![0] },
+            activation: Activation::Scores {
+                bias: vec![0],
+                scale: Vec::new(),
+            },
         };
         let e = Encoding::BitPlanes(2);
         let mut x = vec![0u64; e.encoded_words(2)];
@@ -391,9 +401,12 @@ mod tests {
                                 w = w + 1 - k;
                                 c = l.outputs;
                             }
-                            Activation::Scores { bias } => {
+                            Activation::Scores { bias, scale } => {
                                 scores = (0..l.outputs)
-                                    .map(|o| dot(o, &|j: usize| map[j]) + bias[o])
+                                    .map(|o| {
+                                        let s = dot(o, &|j: usize| map[j]);
+                                        class_score(scale, bias, o, s)
+                                    })
                                     .collect();
                             }
                         }

@@ -16,7 +16,7 @@ use std::arch::x86_64::*;
 
 use crate::bits::words_for;
 use crate::encoding::Encoding;
-use crate::model::{Activation, InputSpec, Layer, Model};
+use crate::model::{class_score, Activation, InputSpec, Layer, Model};
 use crate::reference::argmax;
 
 /// Samples per group: one 64-bit lane each in a 512-bit vector.
@@ -89,15 +89,16 @@ pub unsafe fn chunk_forward(
                 words = out_words;
                 planes = 1;
             }
-            Activation::Scores { bias } => {
+            Activation::Scores { bias, scale } => {
                 for (i, (sc, c)) in scores
                     .chunks_exact_mut(rows)
                     .zip(classes.iter_mut())
                     .enumerate()
                 {
                     let d = &buf.disagreements[i / LANES * rows * LANES..];
-                    for (n, (o, &b)) in sc.iter_mut().zip(bias).enumerate() {
-                        *o = full - d[n * LANES + i % LANES] as i32 + b;
+                    for (n, o) in sc.iter_mut().enumerate() {
+                        let s = full - d[n * LANES + i % LANES] as i32;
+                        *o = class_score(scale, bias, n, s);
                     }
                     *c = argmax(sc);
                 }

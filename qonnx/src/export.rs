@@ -451,11 +451,19 @@ fn activation(
             };
             Ok(b.multithreshold(&format!("l{n}_threshold"), &x, th, 2.0, -1.0, "BIPOLAR"))
         }
-        Activation::Scores { bias } => {
+        Activation::Scores { bias, scale } => {
             if !last {
                 return Err(ExportError(format!("layer {n} has scores but is not last")));
             }
-            let half = b.constant(&format!("l{n}_half"), Tensor::scalar(0.5));
+            // score = scale * s + bias with s = (dot + smax) / 2: dot times scale / 2, plus
+            // bias + scale * smax / 2 (every value a multiple of 1/2, exact in f32).
+            let m = |c: usize| scale.get(c).map_or(1.0, |&v| f64::from(v));
+            let half = if scale.is_empty() {
+                b.constant(&format!("l{n}_half"), Tensor::scalar(0.5))
+            } else {
+                let halves = (0..bias.len()).map(|c| m(c) / 2.0).collect();
+                b.constant(&format!("l{n}_half"), per_channel(halves))
+            };
             let x = b.node(
                 "Mul",
                 &format!("l{n}_half_mul"),
@@ -463,7 +471,11 @@ fn activation(
                 vec![],
                 false,
             );
-            let offs = bias.iter().map(|&v| v as f64 + smax as f64 / 2.0).collect();
+            let offs = bias
+                .iter()
+                .enumerate()
+                .map(|(c, &v)| v as f64 + m(c) * smax as f64 / 2.0)
+                .collect();
             let c = b.constant(&format!("l{n}_offsets"), per_channel(offs));
             Ok(b.node("Add", &format!("l{n}_scores"), &[x, c], vec![], false))
         }

@@ -29,6 +29,7 @@ use crate::graph::{
 };
 use crate::proto::NodeProto;
 use crate::quant::IntQuant;
+use crate::scores::{integer_scores, IntScores};
 use crate::tensor::Tensor;
 use crate::ImportError;
 
@@ -1390,8 +1391,8 @@ impl Importer<'_> {
         self.set(n, v)
     }
 
-    /// The last layer: integer scores `s + bias` (on weights negated if the scores fall with
-    /// `s`) whose argmax is the graph's.
+    /// The last layer: integer scores `scale * s + bias` (on weights negated for classes whose
+    /// scores fall with `s`) whose argmax is the graph's (see [`crate::scores`]).
     fn scores(&mut self, p: Pending) -> Result<(), ImportError> {
         let layer = self.layers.len() + 1;
         if p.conv.is_some() {
@@ -1409,77 +1410,54 @@ impl Importer<'_> {
                 })
             })
             .collect();
-        let a = affine[0].0;
-        let same = |x: f64| (x - a).abs() <= 1e-6 * a.abs();
-        if a == 0.0 || !affine.iter().all(|&(x, _)| same(x)) {
-            return Err(ImportError::Model(format!(
-                "layer {layer} ({}) scales its class scores per class (factors {}); a per-class \
-                 scale changes which class wins and `s + bias` cannot express it exactly, so this \
-                 model does not import (not approximated)",
-                p.nodes.join(", "),
-                affine
-                    .iter()
-                    .map(|(x, _)| format!("{x:.6}"))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            )));
-        }
+        // Per class: a falling score is the rising score of the negated weights,
+        // a s + b = |a| s' + (a smax + b) with s' = smax - s.
         let mut weights = p.weights;
-        let mut offsets: Vec<f64> = affine.iter().map(|&(_, b)| b / a).collect();
-        if a < 0.0 {
-            // score = a s + b = |a| s' + (a smax + b) with s' = smax - s, the sum of the
-            // negated weights.
-            for r in weights.rows_mut() {
+        let mut factors = Vec::with_capacity(affine.len());
+        let mut offsets = Vec::with_capacity(affine.len());
+        let mut negated = Vec::new();
+        for (c, &(a, b)) in affine.iter().enumerate() {
+            if a == 0.0 || !a.is_finite() || !b.is_finite() {
+                return Err(ImportError::Model(format!(
+                    "layer {layer} ({}) gives class {c} the score factor {a} and offset {b}: its \
+                     score does not depend on the input",
+                    p.nodes.join(", ")
+                )));
+            }
+            if a < 0.0 {
+                let r = weights.row_mut(c);
                 for w in r.iter_mut() {
                     *w = !*w;
                 }
-            }
-            for r in weights.rows_mut() {
                 flip::bits::clear_padding(r, p.inputs);
+                negated.push(c.to_string());
+                factors.push(-a);
+                offsets.push(a * p.smax as f64 + b);
+            } else {
+                factors.push(a);
+                offsets.push(b);
             }
-            for (o, &(_, b)) in offsets.iter_mut().zip(&affine) {
-                *o = (a * p.smax as f64 + b) / -a;
-            }
+        }
+        if !negated.is_empty() {
             self.folded.push(format!(
-                "layer {layer}'s scores fall as its sums rise: weights negated"
+                "layer {layer}'s scores fall as its sums rise for class(es) {}: their weights negated",
+                negated.join(", ")
             ));
         }
-        // Integer part of each offset; equal integer scores are decided by the fractional
-        // parts in the graph, by the lowest index here, so those must agree.
-        let mut bias = Vec::with_capacity(offsets.len());
-        let mut fracs = Vec::with_capacity(offsets.len());
-        for &d in &offsets {
-            let r = d.round();
-            let d = if (d - r).abs() <= 1e-6 { r } else { d };
-            let b = d.floor();
-            bias.push(b);
-            fracs.push(d - b);
-        }
-        if fracs.windows(2).any(|w| w[1] > w[0] + 1e-9) {
-            return Err(ImportError::Model(format!(
-                "layer {layer} ({}) has score offsets {} (in units of one agreement) whose \
-                 fractional parts break ties in a different order than the lowest class index; \
-                 integer score offsets cannot express that exactly",
-                p.nodes.join(", "),
-                offsets
+        let IntScores { scale, bias } = integer_scores(&factors, &offsets, p.smax.max(0) as u64)
+            .map_err(|e| {
+                ImportError::Model(format!("layer {layer} ({}): {e}", p.nodes.join(", ")))
+            })?;
+        if !scale.is_empty() {
+            self.folded.push(format!(
+                "layer {layer}'s per-class score scales into integer multipliers {}",
+                scale
                     .iter()
-                    .map(|d| format!("{d:.4}"))
+                    .map(|m| m.to_string())
                     .collect::<Vec<_>>()
                     .join(" ")
-            )));
+            ));
         }
-        let bias: Vec<i32> = bias
-            .iter()
-            .map(|&b| {
-                if b.abs() < 2f64.powi(30) {
-                    Ok(b as i32)
-                } else {
-                    Err(ImportError::Model(format!(
-                        "layer {layer} has a score offset {b} out of range"
-                    )))
-                }
-            })
-            .collect::<Result<_, _>>()?;
         if p.steps.iter().any(|s| s.len() > 4) {
             self.folded.push(format!(
                 "the steps after layer {layer}'s sums into integer score offsets"
@@ -1489,7 +1467,7 @@ impl Importer<'_> {
             inputs: p.inputs,
             outputs: p.outputs,
             weights,
-            activation: Activation::Scores { bias },
+            activation: Activation::Scores { bias, scale },
             conv: None,
         };
         self.push(Layer::Binary(l), p.nodes, "scores");

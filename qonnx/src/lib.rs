@@ -10,6 +10,7 @@ pub mod graph;
 pub mod import;
 pub mod proto;
 pub mod quant;
+pub mod scores;
 pub mod tensor;
 
 use std::path::Path;

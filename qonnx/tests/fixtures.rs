@@ -88,6 +88,22 @@ fn trained_digits_matches_qonnx() {
     check("digits", "64-64-10", "threshold:8");
 }
 
+/// A batch norm after the last layer whose scales differ between classes (some negative):
+/// imported with per-class integer score multipliers, the classes still qonnx's on every input.
+#[test]
+fn per_class_score_scales_match_qonnx() {
+    check("perclass", "64-32-10", "threshold:128");
+    let (_, _, model) = agreement("perclass");
+    let Some(flip::model::Layer::Binary(last)) = model.layers.last() else {
+        panic!("a binary last layer")
+    };
+    let flip::model::Activation::Scores { scale, .. } = &last.activation else {
+        panic!("scores")
+    };
+    assert_eq!(scale.len(), 10, "per-class multipliers");
+    assert!(scale.iter().any(|&m| m != scale[0]), "{scale:?}");
+}
+
 #[test]
 fn multithreshold_graph_matches_qonnx() {
     check("multithreshold", "16-12-5", "threshold:128");

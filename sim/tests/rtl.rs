@@ -300,7 +300,7 @@ fn argmax_scan_matches_rtl_with_ties_and_stalls() {
             let Layer::Binary(l) = &mut model.layers[0] else {
                 unreachable!("random models are binary")
             };
-            let Activation::Scores { bias } = &mut l.activation else {
+            let Activation::Scores { bias, .. } = &mut l.activation else {
                 unreachable!("the last layer gives scores")
             };
             for b in bias.iter_mut() {

@@ -167,6 +167,9 @@ impl Mvtu {
     fn roms(&self) -> Vec<(u64, u64)> {
         let (pe, nf) = (self.pe as u64, self.neuron_folds() as u64);
         let mut roms = vec![(nf, pe * self.act_width())];
+        if self.scale_width() > 0 {
+            roms.push((nf, pe * u64::from(self.scale_width())));
+        }
         if !self.is_loaded() {
             roms.push(self.weight_shape());
         }
@@ -717,7 +720,7 @@ impl Block for Mvtu {
                 Rom::new(format!("{n}_inv"), pe, group_addr.clone(), nfw, nf_n)
                     .emit(&mut b, |g| self.group_literal(g, 1, |i| invert[i] as u64));
             }
-            MvtuActivation::Scores { bias } => {
+            MvtuActivation::Scores { bias, scale } => {
                 let sw = m.score_width;
                 b.push_str("// Score offset ROM per neuron group (two's complement).\n");
                 Rom::new(
@@ -730,6 +733,20 @@ impl Block for Mvtu {
                 .emit(&mut b, |g| {
                     self.group_literal(g, sw, |i| bias[i] as i64 as u64)
                 });
+                let mw = self.scale_width();
+                if mw > 0 {
+                    b.push_str("// Score multiplier ROM per neuron group.\n");
+                    Rom::new(
+                        format!("{n}_scale"),
+                        pe * mw as usize,
+                        group_addr.clone(),
+                        nfw,
+                        nf_n,
+                    )
+                    .emit(&mut b, |g| {
+                        self.group_literal(g, mw, |i| u64::from(scale[i]))
+                    });
+                }
             }
         }
         // Where each step stood, carried along the pipeline: valid bits (reset) and the rest
@@ -969,9 +986,20 @@ impl Block for Mvtu {
             )),
             MvtuActivation::Scores { .. } => {
                 let sw = m.score_width;
-                lane.push_str(&format!(
-                    "assign {n}_group[{n}_g*{sw} +: {sw}] = {} + {n}_bias[{n}_g*{sw} +: {sw}];\n",
+                let mw = self.scale_width();
+                // The product fits the score width (the memory pass sizes it so), so it is
+                // taken modulo 2^sw like the offset's two's complement sum.
+                let scaled = if mw > 0 {
+                    format!(
+                        "{} * {}",
+                        zext(&sum, aw, sw),
+                        zext(&format!("{n}_scale[{n}_g*{mw} +: {mw}]"), mw, sw)
+                    )
+                } else {
                     zext(&sum, aw, sw)
+                };
+                lane.push_str(&format!(
+                    "assign {n}_group[{n}_g*{sw} +: {sw}] = {scaled} + {n}_bias[{n}_g*{sw} +: {sw}];\n"
                 ));
             }
         }
@@ -1363,7 +1391,11 @@ impl Block for Mvtu {
             MvtuActivation::Threshold { invert, .. } => {
                 (m.thresholds.clone(), invert.clone(), Vec::new())
             }
-            MvtuActivation::Scores { bias } => (Vec::new(), Vec::new(), bias.clone()),
+            MvtuActivation::Scores { bias, .. } => (Vec::new(), Vec::new(), bias.clone()),
+        };
+        let scale = match &self.activation {
+            MvtuActivation::Scores { scale, .. } => scale.clone(),
+            MvtuActivation::Threshold { .. } => Vec::new(),
         };
         let plane_words = words_for(self.inputs);
         let out = if self.is_scores() {
@@ -1384,6 +1416,7 @@ impl Block for Mvtu {
             threshold,
             invert,
             bias,
+            scale,
             depth: self.depth(),
             cap: self.capacity(),
             busy: false,
@@ -1434,6 +1467,8 @@ pub struct MvtuModel {
     threshold: Vec<u32>,
     invert: Vec<bool>,
     bias: Vec<i32>,
+    /// Per-class score multipliers (empty: 1).
+    scale: Vec<u32>,
     /// Register mode: stage A holds a frame.
     busy: bool,
     /// The input arrives in chunks into a RAM of two frames (see [`Mvtu::chunk_interval`]).
@@ -1540,7 +1575,8 @@ impl MvtuModel {
                 Beat::Scores(r) => {
                     for (g, &a) in self.acc.iter().enumerate() {
                         let n = first + g;
-                        r[n] = a as i64 + i64::from(self.bias[n]);
+                        let m = self.scale.get(n).map_or(1, |&m| i64::from(m));
+                        r[n] = a as i64 * m + i64::from(self.bias[n]);
                     }
                 }
                 _ => unreachable!("an MVTU result is bits or scores"),

@@ -96,9 +96,11 @@ impl Pass for Memory {
                         .collect(),
                     0,
                 ),
-                MvtuActivation::Scores { bias } => {
+                MvtuActivation::Scores { bias, scale } => {
                     let lo = bias.iter().copied().min().unwrap_or(0).min(0) as i64;
-                    let hi = max_sum as i64 + bias.iter().copied().max().unwrap_or(0).max(0) as i64;
+                    let top = scale.iter().copied().max().unwrap_or(1) as i64;
+                    let hi = max_sum as i64 * top
+                        + bias.iter().copied().max().unwrap_or(0).max(0) as i64;
                     (Vec::new(), signed_bits(lo, hi).max(acc_width + 1))
                 }
             };

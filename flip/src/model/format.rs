@@ -30,9 +30,9 @@ use crate::encoding::Encoding;
 pub const MAGIC: &str = "flipchip-model";
 
 /// The newest format version this crate reads and writes: version 2 adds convolution and
-/// max-pool layers. Version 1 files still load, and a model without such layers is written as
-/// version 1, so older readers keep reading dense models.
-pub const VERSION: u32 = 2;
+/// max-pool layers, version 3 per-class score scales. Older files still load, and a model is
+/// written in the oldest version that holds it, so older readers keep reading what they can.
+pub const VERSION: u32 = 3;
 
 /// Meta keys that map to [`Metadata`] fields when written bare (unquoted).
 const RESERVED_KEYS: [&str; 4] = ["dataset", "optimizer", "seed", "test_accuracy"];
@@ -102,7 +102,16 @@ impl std::error::Error for FileError {}
 pub fn to_string(model: &Model) -> String {
     let mut s = String::new();
     // Writing into a String cannot fail, so the fmt::Results below are ignored.
-    let version = if model.is_convolutional() { 2 } else { 1 };
+    let scaled = model.layers.iter().any(|l| {
+        matches!(l, Layer::Binary(b) if matches!(&b.activation, Activation::Scores { scale, .. } if !scale.is_empty()))
+    });
+    let version = if scaled {
+        3
+    } else if model.is_convolutional() {
+        2
+    } else {
+        1
+    };
     let _ = writeln!(s, "{MAGIC} {version}");
     let i = &model.input;
     let _ = writeln!(
@@ -156,7 +165,14 @@ pub fn to_string(model: &Model) -> String {
                         s.extend(invert.iter().map(|&b| if b { '1' } else { '0' }));
                         s.push('\n');
                     }
-                    Activation::Scores { bias } => {
+                    Activation::Scores { bias, scale } => {
+                        if !scale.is_empty() {
+                            s.push_str("scale");
+                            for m in scale {
+                                let _ = write!(s, " {m}");
+                            }
+                            s.push('\n');
+                        }
                         s.push_str("bias");
                         for b in bias {
                             let _ = write!(s, " {b}");
@@ -458,7 +474,7 @@ fn quoted<'a>(i: &'a str, what: &str) -> PResult<'a, String> {
 fn header_line(i: &str) -> PResult<'_, u32> {
     let (i, _) = keyword_or(i, MAGIC, || format!("{MAGIC:?} (a flipchip model file)"))?;
     let i = ws(i);
-    let version_what = || format!("{MAGIC} version 1 or {VERSION}");
+    let version_what = || format!("{MAGIC} version 1 to {VERSION}");
     let (rest, v) = number::<u32>(i, version_what)?;
     if !(1..=VERSION).contains(&v) {
         return fail(i, version_what());
@@ -750,7 +766,16 @@ fn hex_row<'a>(i: &'a str, inputs: usize, out: &mut Vec<u64>) -> PResult<'a, ()>
     let (rest, t) = token(i, what)?;
     if let Some((k, _)) = t.char_indices().find(|(_, c)| !c.is_ascii_hexdigit()) {
         // A keyword (a row is missing) is reported at its start, a bad digit where it is.
-        let keyword = ["bias", "end", "invert", "thresholds", "layer", "weights"].contains(&t);
+        let keyword = [
+            "bias",
+            "end",
+            "invert",
+            "scale",
+            "thresholds",
+            "layer",
+            "weights",
+        ]
+        .contains(&t);
         let at = if keyword { i } else { i.get(k..).unwrap_or(i) };
         return fail_found(at, what(), describe(t));
     }
@@ -1021,12 +1046,29 @@ pub fn parse(text: &str) -> Result<Model, FormatError> {
                     .run(|i| invert_line(i, outputs, &mut invert))?;
                 Activation::Threshold { thresholds, invert }
             } else {
+                let mut scale = Vec::new();
+                if version >= 3
+                    && src
+                        .peek()
+                        .is_some_and(|l| l.text.trim_start().starts_with("scale"))
+                {
+                    src.next(|| r#""scale""#.into())?.run(|i| {
+                        let (i, _) = keyword(i, "scale")?;
+                        numbers(
+                            i,
+                            outputs,
+                            "a positive integer score scale",
+                            "scales",
+                            &mut scale,
+                        )
+                    })?;
+                }
                 let mut bias = Vec::new();
                 src.next(|| r#""bias""#.into())?.run(|i| {
                     let (i, _) = keyword(i, "bias")?;
                     numbers(i, outputs, "an integer score offset", "offsets", &mut bias)
                 })?;
-                Activation::Scores { bias }
+                Activation::Scores { bias, scale }
             };
             Layer::Binary(BinaryLayer {
                 inputs,
@@ -1155,9 +1197,16 @@ mod tests {
             }
             let mut int = || (next(&mut s) % 2001) as i32 - 1000;
             let activation = if k + 2 == widths.len() {
-                Activation::Scores {
-                    bias: (0..n_out).map(|_| int()).collect(),
-                }
+                let bias = (0..n_out).map(|_| int()).collect();
+                // Per-class scales one time in two.
+                let scale = if next(&mut s) & 1 == 1 {
+                    (0..n_out)
+                        .map(|_| 1 + (next(&mut s) % 300) as u32)
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                Activation::Scores { bias, scale }
             } else {
                 Activation::Threshold {
                     thresholds: (0..n_out).map(|_| int()).collect(),
@@ -1252,7 +1301,10 @@ mod tests {
             inputs: 6,
             outputs: 1,
             weights: w,
-            activation: Activation::Scores { bias: vec![-2] },
+            activation: Activation::Scores {
+                bias: vec![-2],
+                scale: Vec::new(),
+            },
         })];
         let text = to_string(&m);
         assert!(text.contains("\nweights\n21\nbias -2\nend\n"), "{text}");
@@ -1348,12 +1400,12 @@ mod tests {
         assert!(e.expected.contains("flipchip-model"), "{e}");
         assert_eq!(e.found, "\"flipchip-modle\"");
 
-        let e = err("# a comment\n\nflipchip-model 3\n");
+        let e = err("# a comment\n\nflipchip-model 4\n");
         assert_eq!((e.line, e.column), (3, 16));
-        assert_eq!(e.expected, "flipchip-model version 1 or 2");
+        assert_eq!(e.expected, "flipchip-model version 1 to 3");
         assert_eq!(
             e.to_string(),
-            "line 3, column 16: expected flipchip-model version 1 or 2, found \"3\""
+            "line 3, column 16: expected flipchip-model version 1 to 3, found \"4\""
         );
 
         let e = err("");
@@ -1567,13 +1619,43 @@ mod tests {
     }
 
     #[test]
+    fn per_class_scales_round_trip_as_version_3_and_are_checked() {
+        let mut m = small();
+        let text1 = to_string(&m);
+        assert!(text1.starts_with("flipchip-model 1\n"), "{text1}");
+        let Some(Layer::Binary(l)) = m.layers.last_mut() else {
+            panic!("binary")
+        };
+        let Activation::Scores { scale, .. } = &mut l.activation else {
+            panic!("scores")
+        };
+        *scale = (1..=l.outputs as u32).map(|c| 7 * c).collect();
+        let text = to_string(&m);
+        assert!(text.starts_with("flipchip-model 3\n"), "{text}");
+        assert!(text.contains("\nscale 7 14 "), "{text}");
+        assert_eq!(parse(&text).unwrap(), m);
+        // A scale line belongs to version 3.
+        let e = err(&text.replace("flipchip-model 3", "flipchip-model 2"));
+        assert_eq!(e.line, line_of(&text, "scale"));
+        assert_eq!(e.expected, "\"bias\"");
+        // Scales are at least 1.
+        let zero = text.replace("\nscale 7 ", "\nscale 0 ");
+        let e = err(&zero);
+        assert!(e.to_string().contains("score scale 0 of class 0"), "{e}");
+        // Too few scales.
+        let b = line_of(&text, "scale");
+        let e = err(&edit(b, "scale 1"));
+        assert_eq!(e.line, b);
+    }
+
+    #[test]
     fn score_offsets_that_could_overflow_are_refused_at_the_edge() {
         // small(): last layer has 6 one-plane inputs, so its sums reach 6.
         let mut m = small();
         let Some(Layer::Binary(l)) = m.layers.last_mut() else {
             panic!("binary")
         };
-        let Activation::Scores { bias } = &mut l.activation else {
+        let Activation::Scores { bias, .. } = &mut l.activation else {
             panic!("scores")
         };
         bias[1] = i32::MAX - 6;
@@ -1708,7 +1790,13 @@ end
             encoding: Encoding::BitPlanes(3),
         };
         let specs = arch("c5k2-p-c6-13-3", input.pixels()).unwrap();
-        let m = crate::model::random::binary(4, input, &specs, 3);
+        let mut m = crate::model::random::binary(4, input, &specs, 3);
+        // Without per-class scales, which would make it version 3.
+        if let Some(Layer::Binary(l)) = m.layers.last_mut() {
+            if let Activation::Scores { scale, .. } = &mut l.activation {
+                scale.clear();
+            }
+        }
         let text = to_string(&m);
         assert!(text.starts_with("flipchip-model 2\n"), "{text}");
         assert!(text.contains(

@@ -221,11 +221,25 @@ pub enum Activation {
         /// Per-neuron direction bit.
         invert: Vec<bool>,
     },
-    /// Last layer: class score `s + bias[i]`; the class is the argmax, lowest index on ties.
+    /// Last layer: class score `scale[i] * s + bias[i]`; the class is the argmax, lowest index
+    /// on ties.
     Scores {
         /// Per-class integer offset.
         bias: Vec<i32>,
+        /// Per-class positive integer multiplier, or empty: 1 for every class (what the
+        /// trainers make). Imported models whose last batch norm scales classes differently
+        /// carry their scales here exactly (see `docs/model-format.md`).
+        scale: Vec<u32>,
     },
+}
+
+/// Class `c`'s score from its sum `s`: `scale[c] * s + bias[c]` (`scale` empty: 1). A checked
+/// model's scores fit an `i32`.
+pub fn class_score(scale: &[u32], bias: &[i32], c: usize, s: i32) -> i32 {
+    match scale.get(c) {
+        Some(&m) => s * m as i32 + bias[c],
+        None => s + bias[c],
+    }
 }
 
 /// A layer with f32 weights: `y = scale * (W x) + shift`, then `hardtanh` unless last; for a
@@ -433,20 +447,34 @@ impl Model {
                                 ));
                             }
                         }
-                        (Activation::Scores { bias }, true) => {
+                        (Activation::Scores { bias, scale }, true) => {
                             if bias.len() != l.outputs {
                                 return err(format!("layer {n} needs {} score offsets", l.outputs));
                             }
-                            // Sums are never negative, so only a large positive offset can
-                            // overflow `sum + bias`.
+                            if !scale.is_empty() && scale.len() != l.outputs {
+                                return err(format!(
+                                    "layer {n} needs {} score scales (or none)",
+                                    l.outputs
+                                ));
+                            }
+                            if let Some(c) = scale.iter().position(|&m| m == 0) {
+                                return err(format!(
+                                    "layer {n}: score scale 0 of class {c} (scales are at least 1)"
+                                ));
+                            }
+                            // Sums are never negative, so only a large positive offset or scale
+                            // can overflow `scale * sum + bias`.
+                            let top = |c: usize| max_sum * scale.get(c).map_or(1, |&m| m as i64);
                             if let Some((c, b)) = bias
                                 .iter()
                                 .enumerate()
-                                .find(|(_, &b)| b as i64 + max_sum > i32::MAX as i64)
+                                .find(|&(c, &b)| b as i64 + top(c) > i32::MAX as i64)
                             {
                                 return err(format!(
-                                    "layer {n}: score offset {b} of class {c} plus the largest sum \
-                                     {max_sum} overflows a 32-bit score"
+                                    "layer {n}: score offset {b} of class {c} plus the largest {}sum \
+                                     {} overflows a 32-bit score",
+                                    if scale.is_empty() { "" } else { "scaled " },
+                                    top(c)
                                 ));
                             }
                         }

@@ -35,9 +35,16 @@ pub fn binary(seed: u64, input: InputSpec, specs: &[LayerSpec], classes: usize) 
         let spread = ((top as f64) * (n as f64).sqrt()).ceil() as i32;
         let around = |s: &mut u64| mid + (next(s) % (2 * spread as u64 + 1)) as i32 - spread;
         let activation = if i == last {
-            Activation::Scores {
-                bias: (0..outputs).map(|_| around(&mut s) - mid).collect(),
-            }
+            let bias = (0..outputs).map(|_| around(&mut s) - mid).collect();
+            // Per-class scales (as an imported model's last batch norm gives) one time in three.
+            let scale = if next(&mut s).is_multiple_of(3) {
+                (0..outputs)
+                    .map(|_| 1 + (next(&mut s) % 40) as u32)
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            Activation::Scores { bias, scale }
         } else {
             Activation::Threshold {
                 thresholds: (0..outputs).map(|_| around(&mut s)).collect(),

@@ -376,7 +376,7 @@ mod tests {
                         packed = bits;
                         planes = 1;
                     }
-                    Activation::Scores { bias } => {
+                    Activation::Scores { bias, .. } => {
                         let alpha = bc.norms.head.scale() as f64;
                         let logits: Vec<f64> = (0..m)
                             .map(|i| alpha * z[i] + bc.norms.head.params[1 + i] as f64)

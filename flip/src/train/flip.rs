@@ -1485,7 +1485,10 @@ impl Optimizer for FlipOptimizer {
                         invert: vec![false; fl.outputs],
                     }
                 } else {
-                    Activation::Scores { bias: ints }
+                    Activation::Scores {
+                        bias: ints,
+                        scale: Vec::new(),
+                    }
                 },
             }));
             if let Some(p) = fl.geometry.as_ref().and_then(Geometry::pool) {

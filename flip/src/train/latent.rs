@@ -1021,6 +1021,7 @@ pub fn export_binary(
                 let shifts: Vec<f64> = norms.head.params[1..].iter().map(|&b| b as f64).collect();
                 Activation::Scores {
                     bias: fold_scores(2.0 * alpha * u, &shifts),
+                    scale: Vec::new(),
                 }
             };
             Layer::Binary(BinaryLayer {
