@@ -13,6 +13,7 @@ pub mod export;
 pub mod import;
 pub mod prove;
 pub mod quantize;
+pub mod regress;
 pub mod seeds;
 pub mod sim;
 pub mod train;
