@@ -115,8 +115,12 @@ pub fn run_unit(dir: &Path, spec: &serde_json::Value) -> anyhow::Result<serde_js
         _ => {
             let model = crate::cmd::compile::load_model(&build.join("model.fcm"))?;
             let design = crate::cmd::sim::load_design(&model, &build)?;
-            let st = stimulus
-                .with_context(|| format!("{}: the {check_name} check needs a stimulus", file.display()))?;
+            let st = stimulus.with_context(|| {
+                format!(
+                    "{}: the {check_name} check needs a stimulus",
+                    file.display()
+                )
+            })?;
             let mut rng = compiler::random::Rng(st.seed);
             let images = compiler::random::random_pixels(&mut rng, &model, st.frames);
             let stim = Stimulus {
@@ -126,8 +130,12 @@ pub fn run_unit(dir: &Path, spec: &serde_json::Value) -> anyhow::Result<serde_js
             };
             match check {
                 Check::Reference => reference_check(&model, &design, &images, stim),
-                Check::Verilator => rtl_check(&build, &design, &images, stim, testbenches::Rtl::Verilator)?,
-                Check::Icarus => rtl_check(&build, &design, &images, stim, testbenches::Rtl::Icarus)?,
+                Check::Verilator => {
+                    rtl_check(&build, &design, &images, stim, testbenches::Rtl::Verilator)?
+                }
+                Check::Icarus => {
+                    rtl_check(&build, &design, &images, stim, testbenches::Rtl::Icarus)?
+                }
                 Check::Cycles => cycles_check(&build, &design, &images, &cycles)?,
                 Check::Prove => unreachable!("handled above"),
             }
@@ -188,7 +196,10 @@ fn reference_check(
     }
     let details = json!({"frames": frames, "mismatches": mismatches, "cycles": run.trace.cycles});
     match first {
-        Some(d) => fail(format!("{mismatches} of {frames} frames differ; first: {d}"), details),
+        Some(d) => fail(
+            format!("{mismatches} of {frames} frames differ; first: {d}"),
+            details,
+        ),
         None => pass(
             format!("{frames} frames bit-exact over {} cycles", run.trace.cycles),
             details,
@@ -225,7 +236,12 @@ fn rtl_check(
             outputs,
             expected,
             ..
-        }) => (*trace, Some(format!("only {outputs} of {expected} results before the cycle limit"))),
+        }) => (
+            *trace,
+            Some(format!(
+                "only {outputs} of {expected} results before the cycle limit"
+            )),
+        ),
         Err(e) => return Err(e).with_context(|| format!("running {rtl} on {}", build.display())),
     };
     let wrong = ours.trace.output_mismatches(&trace);
@@ -275,7 +291,13 @@ fn cycles_check(
         images.extend_from_within(..pixels);
     }
     let frames = images.len() / pixels;
-    let run = match sim::run(design, &images, Stimulus::free(0), max_cycles(design, frames), None) {
+    let run = match sim::run(
+        design,
+        &images,
+        Stimulus::free(0),
+        max_cycles(design, frames),
+        None,
+    ) {
         Ok(r) => r,
         Err(e) => return Ok(fail(format!("simulator: {e}"), json!({"frames": frames}))),
     };
@@ -290,8 +312,12 @@ fn cycles_check(
         .filter(|m| m.is_object());
     let (design_interval, design_latency, source) = match &measured {
         Some(m) => (
-            m["cycles_per_frame"].as_u64().unwrap_or(design.cycles_per_frame()),
-            m["latency_cycles"].as_u64().unwrap_or(design.latency_cycles()),
+            m["cycles_per_frame"]
+                .as_u64()
+                .unwrap_or(design.cycles_per_frame()),
+            m["latency_cycles"]
+                .as_u64()
+                .unwrap_or(design.latency_cycles()),
             "as measured at compile time",
         ),
         None => (
@@ -312,10 +338,14 @@ fn cycles_check(
         ));
     }
     if let Some(m) = bounds.max_cycles_per_frame.filter(|&m| interval > m) {
-        problems.push(format!("{interval} cycles per frame, more than the suite's {m}"));
+        problems.push(format!(
+            "{interval} cycles per frame, more than the suite's {m}"
+        ));
     }
     if let Some(m) = bounds.max_latency.filter(|&m| latency > m) {
-        problems.push(format!("latency {latency} cycles, more than the suite's {m}"));
+        problems.push(format!(
+            "latency {latency} cycles, more than the suite's {m}"
+        ));
     }
     let details = json!({
         "frames": frames,
@@ -347,7 +377,11 @@ fn prove_check(dir: &Path, build: &Path, o: &ProveOptions) -> anyhow::Result<Ver
         .arg(build)
         .args(["--json", "--depth", &o.depth.to_string()])
         .args(["--timeout", &o.timeout.to_string()])
-        .args(o.groups.iter().flat_map(|g| ["--group".to_string(), g.clone()]))
+        .args(
+            o.groups
+                .iter()
+                .flat_map(|g| ["--group".to_string(), g.clone()]),
+        )
         .timeout(limit(Check::Prove, o))
         .allow_failure()
         .run()?;
@@ -383,7 +417,11 @@ fn prove_check(dir: &Path, build: &Path, o: &ProveOptions) -> anyhow::Result<Ver
             other => format!(
                 "{} {} within {} s (depth reached {})",
                 g["group"].as_str().unwrap_or("?"),
-                if other == Some("timeout") { "not finished" } else { "unknown" },
+                if other == Some("timeout") {
+                    "not finished"
+                } else {
+                    "unknown"
+                },
                 o.timeout,
                 g["depth"].as_u64().map_or("none".into(), |d| d.to_string())
             ),

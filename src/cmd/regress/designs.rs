@@ -106,8 +106,8 @@ fn one_model(
             let recipe = format!("{t:?} seed {seed}");
             let key = key_of(&[recipe.as_bytes(), flipchip_key.as_bytes()]);
             let key_path = dir.join(format!("{}.key", m.name));
-            let cached = path.is_file()
-                && std::fs::read_to_string(&key_path).is_ok_and(|k| k.trim() == key);
+            let cached =
+                path.is_file() && std::fs::read_to_string(&key_path).is_ok_and(|k| k.trim() == key);
             if !cached {
                 let log = dir.join(format!("{}.train.log", m.name));
                 let tmp = dir.join(format!(".{}.fcm.tmp", m.name));
@@ -124,7 +124,11 @@ fn one_model(
                 if let Some(e) = &t.encoding {
                     run = run.args(["--encoding", e]);
                 }
-                eprintln!("regress: training model {} ({})", m.name, run.command_line());
+                eprintln!(
+                    "regress: training model {} ({})",
+                    m.name,
+                    run.command_line()
+                );
                 run.run()
                     .with_context(|| format!("training model {}", m.name))?;
                 std::fs::rename(&tmp, &path)
@@ -212,7 +216,11 @@ fn plans(m: &ReadyModel, f: &FoldingSpec) -> anyhow::Result<Vec<Plan>> {
                 let fold = compiler::random::random_folding(&mut rng, &m.model);
                 let label = compiler::dse::fold_label(&fold).replace(' ', "_");
                 let packed = fold.input == compiler::ir::InputFormat::Packed;
-                let label = if packed { format!("{label}_packed") } else { label };
+                let label = if packed {
+                    format!("{label}_packed")
+                } else {
+                    label
+                };
                 if seen.insert(label.clone()) {
                     out.push(plain(format!("random-{label}"), FoldSpec::Manual(fold)));
                 }
@@ -226,7 +234,13 @@ fn plans(m: &ReadyModel, f: &FoldingSpec) -> anyhow::Result<Vec<Plan>> {
 pub fn dir_name(label: &str) -> String {
     label
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "-_.+".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.+".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 

@@ -76,7 +76,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         suite.foldings.len(),
         suite.stimuli.len(),
         if suite.stimuli.len() == 1 { "us" } else { "i" },
-        suite.checks.iter().map(|c| c.name()).collect::<Vec<_>>().join(", "),
+        suite
+            .checks
+            .iter()
+            .map(|c| c.name())
+            .collect::<Vec<_>>()
+            .join(", "),
         workdir.display()
     );
     let flipchip_key = designs::flipchip_key()?;
@@ -109,7 +114,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let wall = start.elapsed().as_secs_f64();
 
     eprint!("{}", report::table(&results));
-    let failed = results.iter().filter(|r| r.status != Status::Passed).count();
+    let failed = results
+        .iter()
+        .filter(|r| r.status != Status::Passed)
+        .count();
     eprintln!(
         "regress {}: {} case(s), {} passed, {failed} failed, {} from earlier runs, {wall:.1} s \
          wall ({})",

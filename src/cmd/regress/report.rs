@@ -126,7 +126,11 @@ pub fn table(results: &[CaseResult]) -> String {
         let _ = writeln!(
             s,
             "{} {}: {}{}",
-            if r.status == Status::Failed { "FAILED" } else { "ERROR " },
+            if r.status == Status::Failed {
+                "FAILED"
+            } else {
+                "ERROR "
+            },
             r.name,
             first_line(&r.message),
             r.log
@@ -165,7 +169,10 @@ pub fn xml_escape(s: &str) -> String {
 /// (class `suite.model.folding`, name `check[ stimulus]`), a `failure` with the first
 /// divergence as its message and the case's log as its text for every case that did not pass.
 pub fn junit(suite: &str, results: &[CaseResult], wall_seconds: f64) -> String {
-    let failures = results.iter().filter(|r| r.status == Status::Failed).count();
+    let failures = results
+        .iter()
+        .filter(|r| r.status == Status::Failed)
+        .count();
     let errors = results.iter().filter(|r| r.status == Status::Error).count();
     let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(

@@ -358,6 +358,9 @@ pub fn parse(text: &str, path: &Path) -> anyhow::Result<Suite> {
                 bail!("{key}.seeds: only train and random models take seeds");
             }
             let path = base.join(file);
+            if !path.is_file() {
+                bail!("{key}.file: no model file {}", path.display());
+            }
             let name = match &m.name {
                 Some(n) => n.clone(),
                 None => file
@@ -497,10 +500,16 @@ pub fn parse(text: &str, path: &Path) -> anyhow::Result<Suite> {
             bail!("{key}.frames: {} is not in 1..=100000", s.frames);
         }
         if s.bubbles > 99 {
-            bail!("{key}.bubbles: {}% leaves no cycle for a beat (0..=99)", s.bubbles);
+            bail!(
+                "{key}.bubbles: {}% leaves no cycle for a beat (0..=99)",
+                s.bubbles
+            );
         }
         if s.stalls > 99 {
-            bail!("{key}.stalls: {}% leaves no cycle for a result (0..=99)", s.stalls);
+            bail!(
+                "{key}.stalls: {}% leaves no cycle for a result (0..=99)",
+                s.stalls
+            );
         }
         if s.seeds.is_empty() {
             bail!("{key}.seeds: empty");
@@ -607,14 +616,21 @@ seeds = [3, 4]
         assert!(e.contains("models[0].seeds"), "{e}");
         let e = err("checks = [\"cycles\"]\n[[models]]\nname = \"x\"\n");
         assert!(e.contains("models[0]: give exactly one of"), "{e}");
-        let e = err(&format!("checks = [\"cycles\"]\n{m}[[stimulus]]\nbubbles = 100\n"));
+        let e = err(&format!(
+            "checks = [\"cycles\"]\n{m}[[stimulus]]\nbubbles = 100\n"
+        ));
         assert!(e.contains("stimulus[0].bubbles"), "{e}");
-        let e = err(&format!("checks = [\"cycles\"]\n{m}[foldings]\nauto = false\n"));
+        let e = err(&format!(
+            "checks = [\"cycles\"]\n{m}[foldings]\nauto = false\n"
+        ));
         assert!(e.contains("foldings: names no folding"), "{e}");
         let e = err(&format!(
             "checks = [\"cycles\"]\n{m}[foldings]\ndse_front = {{ device = \"vu9p\" }}\n"
         ));
-        assert!(e.contains("foldings.dse_front.device: unknown device"), "{e}");
+        assert!(
+            e.contains("foldings.dse_front.device: unknown device"),
+            "{e}"
+        );
         let e = err(&format!("checks = \"cycles\"\n{m}"));
         assert!(e.contains("checks"), "{e}");
         let e = err(&format!(
