@@ -317,3 +317,58 @@ fn bad_suite_files_are_errors_naming_the_file_and_the_key() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_case_that_cannot_run_is_an_error_with_its_log_and_runs_again_next_time() {
+    let dir = scratch("regress-error");
+    let suite = small_suite(&dir, "\"reference\", \"icarus\"");
+    let (work, xml) = (dir.join("work"), dir.join("e.xml"));
+    // Without a PATH (and no project venv) the Icarus case finds no iverilog.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_flipchip"))
+        .args([
+            "regress",
+            s(&suite),
+            "--json",
+            "--junit",
+            s(&xml),
+            "--workdir",
+            s(&work),
+        ])
+        .env("PATH", "")
+        .env("FLIPCHIP_FPGA_VENV", s(&dir.join("no-venv")))
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    let v = last_json(&out);
+    assert_eq!(
+        (v["passed"].as_u64(), v["errors"].as_u64()),
+        (Some(1), Some(1)),
+        "{v}"
+    );
+    let (status, message) = &outcomes(&v)["r-s1/cycles4/icarus"];
+    assert_eq!(status, "error");
+    assert!(message.contains("iverilog not found"), "{message}");
+    assert!(err.contains("ERROR r-s1/cycles4/icarus"), "{err}");
+    let (_, cases) = junit(&xml);
+    let (msg, text) = cases
+        .iter()
+        .find(|c| c.name == "icarus")
+        .and_then(|c| c.failure.clone())
+        .unwrap();
+    assert!(
+        msg.contains("iverilog not found") && text.contains("iverilog not found"),
+        "{text}"
+    );
+    // The error is not a result: the next run tries the case again (the reference case is kept).
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_flipchip"))
+        .args(["regress", s(&suite), "--json", "--workdir", s(&work)])
+        .env("PATH", "")
+        .env("FLIPCHIP_FPGA_VENV", s(&dir.join("no-venv")))
+        .output()
+        .unwrap();
+    let v = last_json(&out);
+    assert_eq!(v["cached"], 1, "{v}");
+    assert_eq!(v["errors"], 1, "{v}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
