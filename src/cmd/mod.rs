@@ -14,6 +14,7 @@ pub mod import;
 pub mod prove;
 pub mod quantize;
 pub mod regress;
+pub mod replay;
 pub mod seeds;
 pub mod sim;
 pub mod train;
