@@ -40,6 +40,8 @@ enum Command {
     Export(cmd::export::Args),
     /// Prove a compiled design's stream properties with SymbiYosys.
     Prove(cmd::prove::Args),
+    /// Run a regression suite: models x foldings x checks, in parallel, with JUnit and JSON.
+    Regress(cmd::regress::Args),
     /// Run the whole flow on the embedded 8x8 digits.
     Demo(cmd::demo::Args),
     /// Run one unit of work of a heavy step (what --executor runs on a node).
@@ -65,6 +67,7 @@ fn main() {
         Command::Import(a) => cmd::import::run(a),
         Command::Export(a) => cmd::export::run(a),
         Command::Prove(a) => cmd::prove::run(a),
+        Command::Regress(a) => cmd::regress::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -252,3 +252,84 @@ fn build_on_slurm_matches_local_in_a_separate_workdir() {
     drop(cluster);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Per case of a `regress --json` summary: status and message (what a run must reproduce).
+fn regress_outcomes(out: &Output) -> Vec<(String, String, String)> {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let v: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let s = |k: &str| r[k].as_str().unwrap().to_string();
+            (s("case"), s("status"), s("message"))
+        })
+        .collect()
+}
+
+#[test]
+fn regress_on_slurm_gives_the_local_results() {
+    let Some(_) = tools::for_test(&["verilator"], tools::INSTALL) else {
+        return;
+    };
+    let Some((dir, cluster, model)) = cluster_and_model("slurm-regress") else {
+        return;
+    };
+    let suite = dir.join("suite.toml");
+    std::fs::write(
+        &suite,
+        format!(
+            "checks = [\"reference\", \"verilator\", \"cycles\"]\n\
+             [[models]]\nname = \"tiny\"\nfile = \"{}\"\n\
+             [[models]]\nname = \"r\"\nrandom = {{ pixels = 6, widths = [4, 3] }}\n\
+             [foldings]\nauto = true\n\
+             [[stimulus]]\nframes = 5\nbubbles = 25\nstalls = 25\nseeds = [3]\n\
+             [cycles]\nmax_latency = 100\n",
+            model.display()
+        ),
+    )
+    .unwrap();
+    let regress = |work: &Path, extra: &[&str]| {
+        flipchip(cluster.conf())
+            .arg("regress")
+            .arg(&suite)
+            .args(["--json", "--workdir"])
+            .arg(work)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    // The tiny digits model's latency is above the bound: those cases fail alike on both.
+    let local = regress(&dir.join("local"), &[]);
+    assert!(!local.status.success());
+    let expected = regress_outcomes(&local);
+    assert_eq!(expected.len(), 6, "{expected:?}");
+    let failed: Vec<_> = expected.iter().filter(|c| c.1 != "passed").collect();
+    assert!(
+        !failed.is_empty() && failed.iter().all(|c| c.0.ends_with("/cycles")),
+        "{expected:?}"
+    );
+    let slurm = regress(
+        &dir.join("slurm"),
+        &["--executor", "slurm", "--partition", "local"],
+    );
+    let err = stderr(&slurm);
+    assert!(!slurm.status.success(), "{err}");
+    assert_eq!(count(&err, "submitted job array"), 1, "{err}");
+    assert_eq!(regress_outcomes(&slurm), expected, "{err}");
+    // A work directory the nodes cannot be told about is refused.
+    let out = flipchip(cluster.conf())
+        .arg("regress")
+        .arg(&suite)
+        .args(["--executor", "slurm"])
+        .output()
+        .unwrap();
+    assert!(
+        stderr(&out).contains("--executor slurm needs --workdir"),
+        "{}",
+        stderr(&out)
+    );
+    drop(cluster);
+    let _ = std::fs::remove_dir_all(&dir);
+}

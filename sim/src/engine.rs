@@ -17,7 +17,7 @@ use std::time::Instant;
 use compiler::blocks::{Beat, CycleModel, StageModel};
 use compiler::ir::Design;
 
-use crate::stimulus::Stimulus;
+use crate::stimulus::{Cycle, Stimulus};
 use crate::trace::{OutputBeat, Ports, Trace};
 use crate::vcd::Vcd;
 
@@ -107,7 +107,8 @@ struct Stretch<'a, 'b> {
     per_frame: usize,
     frame_starts: &'b mut Vec<u64>,
     input_waits: &'b mut u64,
-    stim: Stimulus,
+    env: &'a dyn Fn(u64) -> Cycle,
+    free: bool,
     t: u64,
     limit: u64,
 }
@@ -146,11 +147,11 @@ fn quiet_stretch(models: &mut [StageModel], s: &mut Stretch) -> u64 {
     } else {
         0
     };
-    let free = s.stim.bubble_pct == 0;
+    let free = s.free;
     let mut c = 0;
     let mut taken = 0;
     while c < k {
-        let bubble = !free && s.stim.at(s.t + c).bubble;
+        let bubble = !free && (s.env)(s.t + c).bubble;
         if intake && !bubble {
             if taken == inputs {
                 break;
@@ -212,6 +213,48 @@ pub fn run(
     max_cycles: u64,
     vcd: Option<&mut dyn Write>,
 ) -> Result<SimRun, SimError> {
+    drive(
+        design,
+        pixels,
+        &|t| stim.at(t),
+        stim.bubble_pct == 0,
+        max_cycles,
+        false,
+        vcd,
+    )
+}
+
+/// Simulates `design` for exactly `env.len()` cycles with the environment of each cycle given
+/// (a counterexample's input bubbles and output back-pressure), writing every cycle to `vcd`:
+/// the run stops there whether or not every frame of `pixels` came out.
+pub fn replay(
+    design: &Design,
+    pixels: &[u8],
+    env: &[Cycle],
+    vcd: &mut dyn Write,
+) -> Result<SimRun, SimError> {
+    drive(
+        design,
+        pixels,
+        &|t| env[t as usize],
+        false,
+        env.len() as u64,
+        true,
+        Some(vcd),
+    )
+}
+
+/// [`run`] and [`replay`]: the environment of cycle `t` is `env(t)` (`free`: never a bubble);
+/// at `max_cycles` the run ends, as a timeout unless `stop_at_limit`.
+fn drive(
+    design: &Design,
+    pixels: &[u8],
+    env: &dyn Fn(u64) -> Cycle,
+    free: bool,
+    max_cycles: u64,
+    stop_at_limit: bool,
+    vcd: Option<&mut dyn Write>,
+) -> Result<SimRun, SimError> {
     let input = design.input();
     if !pixels.len().is_multiple_of(input.pixels) {
         return Err(SimError::PartialFrame {
@@ -250,6 +293,9 @@ pub fn run(
     let start = Instant::now();
     let mut t = 0u64;
     while trace.outputs.len() < frames {
+        if t >= max_cycles && stop_at_limit {
+            break;
+        }
         if t >= max_cycles {
             return Err(SimError::Timeout {
                 outputs: trace.outputs.len(),
@@ -268,7 +314,8 @@ pub fn run(
                     per_frame,
                     frame_starts: &mut frame_starts,
                     input_waits: &mut input_waits,
-                    stim,
+                    env,
+                    free,
                     t,
                     limit: max_cycles - t,
                 },
@@ -283,9 +330,9 @@ pub fn run(
                 continue;
             }
         }
-        let env = stim.at(t);
-        let s_valid = next < beats.len() && !env.bubble;
-        let m_ready = !env.stall;
+        let now = env(t);
+        let s_valid = next < beats.len() && !now.bubble;
+        let m_ready = !now.stall;
         for i in (0..n).rev() {
             out_ready[i] = if i + 1 == n { m_ready } else { in_ready[i + 1] };
             in_ready[i] = models[i].in_ready(out_ready[i]);

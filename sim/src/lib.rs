@@ -13,4 +13,4 @@ pub mod stimulus;
 pub mod trace;
 pub mod vcd;
 
-pub use engine::{ports, run, SimError, SimRun, StageStats};
+pub use engine::{ports, replay, run, SimError, SimRun, StageStats};

@@ -65,6 +65,7 @@ fn pipeline(out: &Path, name: &str, arch: Option<&str>) -> anyhow::Result<()> {
         bubbles: 0,
         stalls: 0,
         per_frame: false,
+        replay: None,
         json: false,
     })?;
     eprintln!("== 5. verify: reference, simulator and Verilator, cycle by cycle");

@@ -13,6 +13,8 @@ pub mod export;
 pub mod import;
 pub mod prove;
 pub mod quantize;
+pub mod regress;
+pub mod replay;
 pub mod seeds;
 pub mod sim;
 pub mod train;

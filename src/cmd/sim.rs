@@ -38,6 +38,11 @@ pub struct Args {
     /// Print every frame's result (default: the first 10).
     #[arg(long)]
     pub per_frame: bool,
+    /// Replay a counterexample of `flipchip prove` (its VCD): drive the simulator with its
+    /// bubbles, back-pressure and input beats, and show the first cycle where the design parts
+    /// from the simulator.
+    #[arg(long, value_name = "CEX.vcd")]
+    pub replay: Option<PathBuf>,
     /// Print one JSON object as the last line.
     #[arg(long)]
     pub json: bool,
@@ -97,6 +102,9 @@ pub fn frames(
 pub fn run(a: Args) -> anyhow::Result<()> {
     let model = super::compile::load_model(&a.model)?;
     let design = load_design(&model, &a.build)?;
+    if let Some(cex) = &a.replay {
+        return super::replay::run(&design, cex, a.json);
+    }
     let (dataset, images, labels) = frames(&model, a.data.as_deref(), a.frames)?;
     let stim = Stimulus {
         seed: a.seed,

@@ -1,0 +1,106 @@
+//! `flipchip sim --replay`: a counterexample of `flipchip prove` on a broken design, replayed in
+//! the cycle-accurate simulator, shows the failure at the cycle the prover found.
+
+mod common;
+use common::*;
+use std::path::{Path, PathBuf};
+
+/// A random 4-4-2 model on 4 one-bit pixels, one frame per cycle, compiled into `dir/build`.
+fn small_design(dir: &Path) -> (PathBuf, PathBuf) {
+    let mut rng = compiler::random::Rng(7);
+    let encoding: flip::encoding::Encoding = "threshold:128".parse().unwrap();
+    let model = compiler::random::random_model(&mut rng, 4, 8, encoding, &[4, 2]);
+    let path = dir.join("small.fcm");
+    flip::model::format::save(&model, &path).unwrap();
+    let build = dir.join("build");
+    flipchip_ok(&[
+        "compile",
+        s(&path),
+        "--out",
+        s(&build),
+        "--target-cycles",
+        "1",
+    ]);
+    (path, build)
+}
+
+#[test]
+fn a_counterexample_replayed_in_the_simulator_shows_the_dropped_result() {
+    let install = "scripts/setup.sh --formal";
+    for t in [&["yowasp-sby"][..], &["z3"], &["berkeley-abc", "yosys-abc"]] {
+        if tools::for_test(t, install).is_none() {
+            return;
+        }
+    }
+    let dir = scratch("replay");
+    let (model, build) = small_design(&dir);
+    // A waveform that is not a counterexample of the wrapper's top is refused.
+    let wave = dir.join("other.vcd");
+    std::fs::write(
+        &wave,
+        "$scope module top $end\n$var wire 1 ! s_valid $end\n$upscope $end\n\
+         $enddefinitions $end\n#0\n0!\n#10\n",
+    )
+    .unwrap();
+    let out = flipchip(&["sim", s(&model), "--build", s(&build), "--replay", s(&wave)]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("no top-level rst"),
+        "{}",
+        stderr(&out)
+    );
+
+    // The argmax drops its result whether or not the sink takes it.
+    let argmax = build.join("argmax.v");
+    let text = std::fs::read_to_string(&argmax).unwrap();
+    let keep = "if (out_valid && out_ready) out_valid <= 1'b0;";
+    assert!(text.contains(keep), "{text}");
+    std::fs::write(
+        &argmax,
+        text.replace(keep, "if (out_valid) out_valid <= 1'b0;"),
+    )
+    .unwrap();
+    let out = flipchip(&[
+        "prove",
+        "--build",
+        s(&build),
+        "--depth",
+        "20",
+        "--timeout",
+        "60",
+        "--group",
+        "handshake",
+        "--json",
+    ]);
+    assert!(!out.status.success(), "the broken design was proven");
+    let report = last_json(&out);
+    let vcd = report["groups"][0]["vcd"].as_str().unwrap().to_string();
+
+    let out = flipchip_ok(&[
+        "sim",
+        s(&model),
+        "--build",
+        s(&build),
+        "--replay",
+        &vcd,
+        "--json",
+    ]);
+    let v = last_json(&out);
+    assert_eq!(v["reproduced"], true, "{v}");
+    assert_eq!(v["reset_cycles"], 1, "{v}");
+    let cycles = v["cycles"].as_u64().unwrap();
+    let at = v["first_difference"]["cycle"].as_u64().unwrap();
+    assert!(at < cycles, "{v}");
+    // The result went away while the sink was not ready; the simulator kept it.
+    assert_eq!(
+        v["first_difference"]["signals"],
+        serde_json::json!(["m_valid design 0x0, simulator 0x1"]),
+        "{v}"
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("at cycle {at} (s_valid")) && err.contains("m_ready 0)"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
