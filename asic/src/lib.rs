@@ -10,6 +10,7 @@
 //! area is in flip-flops.
 
 pub mod gate;
+pub mod layout;
 pub mod liberty;
 pub mod power;
 pub mod sta;
@@ -324,6 +325,49 @@ pub fn run(
         "netlist": syn.netlist.display().to_string(),
         "tool_versions": tools.versions(),
     });
+    if opts.layout {
+        let qflow = tools::require(&["qflow"], INSTALL_ASIC)?;
+        let l = layout::run(
+            &qflow,
+            dir,
+            &tech.name,
+            &sources,
+            &ports.top,
+            opts.timeout,
+            progress,
+        )?;
+        for (step, secs) in &l.step_seconds {
+            steps.insert(format!("layout_{step}"), json!(secs));
+        }
+        v["drc_errors"] = json!(l.drc_errors);
+        v["lvs_match"] = json!(l.lvs_match);
+        v["gds"] = json!(l.gds.as_ref().map(|p| p.display().to_string()));
+        v["layout"] = json!({
+            "die_um": l.die_um.map(|(w, h)| [w, h]),
+            "die_area_um2": l.die_um.map(|(w, h)| w * h),
+            "post_route_fmax_mhz": l.fmax_mhz,
+            "post_route_timing_met": l.fmax_mhz.map(|f| f >= opts.clock_mhz),
+            "lvs_summary": l.lvs_summary,
+            "failed_steps": l.failed,
+            "flow": "qflow (its own Yosys run, GrayWolf, qrouter, vesta, Magic, netgen)",
+            "dir": dir.join(layout::LAYOUT_DIR).display().to_string(),
+        });
+        progress(&format!(
+            "asic: layout: die {}, post-route Fmax {}, DRC errors {}, LVS {}, GDS {}",
+            l.die_um
+                .map_or("?".into(), |(w, h)| format!("{w:.1} x {h:.1} um")),
+            l.fmax_mhz.map_or("?".into(), |f| format!("{f:.1} MHz")),
+            l.drc_errors.map_or("?".into(), |n| n.to_string()),
+            match l.lvs_match {
+                Some(true) => "clean",
+                Some(false) => "MISMATCH",
+                None => "not run",
+            },
+            l.gds
+                .as_ref()
+                .map_or("not written".into(), |p| p.display().to_string()),
+        ));
+    }
     v["step_seconds"] = serde_json::Value::Object(steps);
     v["seconds"] = json!(start.elapsed().as_secs_f64());
     if g.mismatches > 0 {
