@@ -3,6 +3,11 @@
 //! (`testbenches`), streaming the test frames back to back; its classes and scores must equal
 //! the reference's, and a VCD of its cells' pins gives every cell's toggle rate.
 //!
+//! The flip-flops start at 0 (the cell models' sequential primitives get an `initial`): the
+//! design resets its control state but not every data register, and where RTL treats an unknown
+//! condition as false, a gate-level multiplexer propagates it, so unknowns from never-written
+//! registers would reach the outputs of a netlist that works.
+//!
 //! Icarus ignores the cells' `specify` delays, so the simulation is zero-delay: the activity
 //! counts every functional transition but no glitches, which makes the dynamic power a lower
 //! bound.
@@ -42,6 +47,19 @@ pub struct GateRun {
     pub activity: Activity,
     /// Wall time (compile and simulate).
     pub seconds: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequential_primitives_start_at_zero() {
+        let v = "module INVX1 (A, Y);\n   reg x;\nendmodule\nprimitive udp_dff (out, in, clk);\n   output out;\n   reg    out;\n   table\n   endtable\nendprimitive\n";
+        let s = start_at_zero(v);
+        assert!(s.contains("   reg    out;\n   initial out = 1'b0;\n"), "{s}");
+        assert_eq!(s.matches("initial").count(), 1, "only inside primitives");
+    }
 }
 
 /// The wrapper with the netlist's ports that dumps its cells' pins into `vcd`.
@@ -90,10 +108,12 @@ pub fn run(
     let vcd = gate.join(files::VCD);
     let _ = std::fs::remove_file(&vcd);
     crate::write(&gate.join(files::WRAPPER), &wrapper(ports, &vcd))?;
+    let models = gate.join(files::CELLS_INIT0);
+    crate::write(&models, &start_at_zero(&crate::read(cells)?))?;
     let mut gports = ports.clone();
     gports.top = "flipchip_asic_vcd".into();
     gports.files = vec![
-        cells.display().to_string(),
+        files::CELLS_INIT0.to_string(),
         netlist.display().to_string(),
         files::WRAPPER.to_string(),
     ];
@@ -141,6 +161,26 @@ pub fn run(
         activity,
         seconds: t.elapsed().as_secs_f64(),
     })
+}
+
+/// The cell models with every sequential primitive's state starting at 0.
+pub fn start_at_zero(models: &str) -> String {
+    let mut out = String::with_capacity(models.len() + 1024);
+    let mut in_primitive = false;
+    for line in models.lines() {
+        out.push_str(line);
+        out.push('\n');
+        let t = line.trim();
+        if t.starts_with("primitive ") {
+            in_primitive = true;
+        } else if t.starts_with("endprimitive") {
+            in_primitive = false;
+        } else if in_primitive && t.starts_with("reg") && t.ends_with(';') {
+            let name = t.trim_start_matches("reg").trim().trim_end_matches(';').trim();
+            out.push_str(&format!("   initial {name} = 1'b0;\n"));
+        }
+    }
+    out
 }
 
 /// The absolute form of `p`.

@@ -51,6 +51,8 @@ pub mod files {
     pub const GATE_DIR: &str = "gate";
     /// The wrapper that dumps the VCD.
     pub const WRAPPER: &str = "flipchip_asic_vcd.v";
+    /// The cell models with flip-flops starting at 0.
+    pub const CELLS_INIT0: &str = "cells_init0.v";
     /// The VCD (removed once counted).
     pub const VCD: &str = "activity.vcd";
 }
@@ -318,6 +320,7 @@ pub fn run(
             "mismatches": g.mismatches,
             "first_mismatch": g.first_mismatch,
             "match": g.mismatches == 0,
+            "flip_flops_start_at": 0,
         },
         "drc_errors": null,
         "lvs_match": null,
