@@ -57,7 +57,10 @@ mod tests {
     fn sequential_primitives_start_at_zero() {
         let v = "module INVX1 (A, Y);\n   reg x;\nendmodule\nprimitive udp_dff (out, in, clk);\n   output out;\n   reg    out;\n   table\n   endtable\nendprimitive\n";
         let s = start_at_zero(v);
-        assert!(s.contains("   reg    out;\n   initial out = 1'b0;\n"), "{s}");
+        assert!(
+            s.contains("   reg    out;\n   initial out = 1'b0;\n"),
+            "{s}"
+        );
         assert_eq!(s.matches("initial").count(), 1, "only inside primitives");
     }
 }
@@ -176,7 +179,11 @@ pub fn start_at_zero(models: &str) -> String {
         } else if t.starts_with("endprimitive") {
             in_primitive = false;
         } else if in_primitive && t.starts_with("reg") && t.ends_with(';') {
-            let name = t.trim_start_matches("reg").trim().trim_end_matches(';').trim();
+            let name = t
+                .trim_start_matches("reg")
+                .trim()
+                .trim_end_matches(';')
+                .trim();
             out.push_str(&format!("   initial {name} = 1'b0;\n"));
         }
     }

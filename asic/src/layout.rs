@@ -154,16 +154,16 @@ pub fn die_area(def: &str) -> Option<(f64, f64)> {
 /// vesta's "Computed maximum clock frequency (zero margin) = X MHz".
 pub fn vesta_fmax(text: &str) -> Option<f64> {
     text.lines()
+        .rev()
         .filter(|l| l.contains("maximum clock frequency"))
-        .filter_map(|l| l.split('=').nth(1)?.split_whitespace().next()?.parse().ok())
-        .last()
+        .find_map(|l| l.split('=').nth(1)?.split_whitespace().next()?.parse().ok())
 }
 
 /// Magic's `drc = N` (the last one).
 pub fn drc_count(text: &str) -> Option<u64> {
     text.lines()
-        .filter_map(|l| l.trim().strip_prefix("drc =")?.trim().parse().ok())
-        .last()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("drc =")?.trim().parse().ok())
 }
 
 /// netgen's verdict and its summary lines.

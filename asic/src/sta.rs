@@ -80,7 +80,11 @@ pub fn timing(
     Ok((t, seconds))
 }
 
-/// Each instance's power (W) at activity 0 and at activity 1 (transitions per clock period).
+/// Instance name to its power (W) at activity 0 and at activity 1.
+pub type InstancePower = BTreeMap<String, (f64, f64)>;
+
+/// Each instance's power (W) at activity 0 and at activity 1 (transitions per clock period),
+/// and the wall time.
 pub fn instance_power(
     sta: &Path,
     dir: &Path,
@@ -88,7 +92,7 @@ pub fn instance_power(
     netlist: &Path,
     top: &str,
     period_ns: f64,
-) -> Result<(BTreeMap<String, (f64, f64)>, f64), Error> {
+) -> Result<(InstancePower, f64), Error> {
     let mut at = Vec::new();
     let mut seconds = 0.0;
     for (i, a) in ["0", "1"].into_iter().enumerate() {
