@@ -49,22 +49,6 @@ pub struct GateRun {
     pub seconds: f64,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sequential_primitives_start_at_zero() {
-        let v = "module INVX1 (A, Y);\n   reg x;\nendmodule\nprimitive udp_dff (out, in, clk);\n   output out;\n   reg    out;\n   table\n   endtable\nendprimitive\n";
-        let s = start_at_zero(v);
-        assert!(
-            s.contains("   reg    out;\n   initial out = 1'b0;\n"),
-            "{s}"
-        );
-        assert_eq!(s.matches("initial").count(), 1, "only inside primitives");
-    }
-}
-
 /// The wrapper with the netlist's ports that dumps its cells' pins into `vcd`.
 fn wrapper(ports: &Ports, vcd: &Path) -> String {
     let sw = ports.classes * ports.score_width;
@@ -193,4 +177,20 @@ pub fn start_at_zero(models: &str) -> String {
 /// The absolute form of `p`.
 pub fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequential_primitives_start_at_zero() {
+        let v = "module INVX1 (A, Y);\n   reg x;\nendmodule\nprimitive udp_dff (out, in, clk);\n   output out;\n   reg    out;\n   table\n   endtable\nendprimitive\n";
+        let s = start_at_zero(v);
+        assert!(
+            s.contains("   reg    out;\n   initial out = 1'b0;\n"),
+            "{s}"
+        );
+        assert_eq!(s.matches("initial").count(), 1, "only inside primitives");
+    }
 }
