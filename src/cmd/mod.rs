@@ -1,5 +1,7 @@
 //! One module per subcommand; each reads files, does one stage and writes files.
 
+pub mod asic;
+pub mod asic_unit;
 pub mod build;
 pub mod build_unit;
 pub mod calibrate;

@@ -26,12 +26,14 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         Some(super::dse_synth::KIND) => super::dse_synth::run_unit(&a.dir, &spec),
         Some(super::build_unit::KIND) => super::build_unit::run_unit(&a.dir, &spec),
         Some(super::regress::case::KIND) => super::regress::case::run_unit(&a.dir, &spec),
+        Some(super::asic_unit::KIND) => super::asic_unit::run_unit(&a.dir, &spec),
         other => bail!(
-            "{}: unknown unit kind {other:?} (expected {:?}, {:?} or {:?})",
+            "{}: unknown unit kind {other:?} (expected {:?}, {:?}, {:?} or {:?})",
             spec_path.display(),
             super::dse_synth::KIND,
             super::build_unit::KIND,
-            super::regress::case::KIND
+            super::regress::case::KIND,
+            super::asic_unit::KIND
         ),
     }
     .with_context(|| format!("unit {}", a.dir.display()))?;
