@@ -1857,8 +1857,14 @@ mod tests {
         // One neuron: sums 0, 2, 4 (deviations -2, 0, 2). Signal 1, 2, 3 is its mean 2 plus
         // half the deviation: nothing is left. Signal 1, -2, 1 has mean 0 and is orthogonal
         // to the deviations: it stays.
-        assert_eq!(centre_projected(&[1, 2, 3], Some(&[0, 2, 4]), 1, 15), vec![0, 0, 0]);
-        assert_eq!(centre_projected(&[1, -2, 1], Some(&[0, 2, 4]), 1, 15), vec![1, -2, 1]);
+        assert_eq!(
+            centre_projected(&[1, 2, 3], Some(&[0, 2, 4]), 1, 15),
+            vec![0, 0, 0]
+        );
+        assert_eq!(
+            centre_projected(&[1, -2, 1], Some(&[0, 2, 4]), 1, 15),
+            vec![1, -2, 1]
+        );
         // Without sums (the output layer) it is the plain centring.
         let d = [7, -3, 2, 9, -8, 4];
         assert_eq!(centre_projected(&d, None, 2, 15), centre(&d, 2, 15));
@@ -1881,7 +1887,10 @@ mod tests {
             let norm: f64 = (0..bsz)
                 .map(|b| (sums[b * m + i] as f64 - mean).abs())
                 .sum();
-            assert!(dot.abs() <= 2.0 * norm, "neuron {i}: dot {dot} against {norm}");
+            assert!(
+                dot.abs() <= 2.0 * norm,
+                "neuron {i}: dot {dot} against {norm}"
+            );
         }
         // Values past `bits` are shifted back into range.
         let big = centre_projected(&[-30000, 0, 30000, 0], Some(&[0, 0, 0, 0]), 2, 7);
