@@ -130,7 +130,7 @@
 //!   deviations). Kept as an option; off by default.
 //! - Thermometer inputs instead of 4 bit planes (one weight per pixel and level, so the first
 //!   layer is 3-4x wider): levels 64,128,192: 87.60 (seed 1); 32,96,160,224: 88.63, 88.25
-//!   (seeds 1, 2); stopped there, below the defaults on each seed.
+//!   (seeds 1, 2); stopped there, below both the defaults' seed 1 and their mean.
 //! - 8 bit planes instead of 4 (the first layer's inputs as full grey levels `2v - 255`):
 //!   88.82, 88.88, 89.17 (mean 88.96) over seeds 1-3; checked on seeds 4-6 against the
 //!   defaults: 89.47, 88.35, 88.72 (mean 88.85) against 89.68, 88.43, 89.13 (89.08). Over
