@@ -6,6 +6,8 @@
 #   scripts/sweep-flip.sh fmnist [SEEDS]   Fashion-MNIST 784-256-256-10, 10 epochs (default)
 #   scripts/sweep-flip.sh fmnist-round2    the same around the first round's winners
 #   scripts/sweep-flip.sh fmnist-round3    around the defaults with the centred signal
+#   scripts/sweep-flip.sh fmnist-round4    the full batch-norm backward (center=full) and
+#                                          other input encodings (SEEDS 1,2,3)
 #   scripts/sweep-flip.sh fmnist-binaryconnect|fmnist-bop   the baselines' defaults
 #   scripts/sweep-flip.sh digits [SEEDS]   the embedded digits with `flipchip train`'s defaults
 #   scripts/sweep-flip.sh fmnist-conv-subset [SEEDS]   the CNN c32-c32-p-c64-c64-p-256-10 on
@@ -52,6 +54,16 @@ case "$which" in
     grid=(
       "lr_threshold=0.1 lr_threshold=0.2 threshold=12 threshold=24"
       "batch=150 batch=300 lr_end=0.1 acc_bits=16"
+    )
+    ;;
+  fmnist-round4)
+    # Against the defaults: the signal less its fit to each hidden neuron's own sums as well
+    # as its mean (center=full), and thermometer or 8-plane inputs instead of 4 bit planes (an entry
+    # encoding=E is passed as --encoding E).
+    base=(--data /usr/share/datasets/fashion-mnist --arch 784-256-256-10 --epochs 10)
+    grid=(
+      "center=on center=full"
+      "encoding=thermometer:64,128,192 encoding=thermometer:32,96,160,224 encoding=bitplanes:8"
     )
     ;;
   fmnist-binaryconnect)
@@ -104,7 +116,7 @@ PY
       "threshold=8 threshold=16 threshold=32"
     )
     ;;
-  *) echo "usage: $0 fmnist|fmnist-round2|fmnist-round3|fmnist-binaryconnect|fmnist-bop|fmnist-conv-subset|digits [SEEDS]" >&2; exit 2 ;;
+  *) echo "usage: $0 fmnist|fmnist-round2|fmnist-round3|fmnist-round4|fmnist-binaryconnect|fmnist-bop|fmnist-conv-subset|digits [SEEDS]" >&2; exit 2 ;;
 esac
 
 csv="$OUT/results.csv"
@@ -127,6 +139,7 @@ for line in "${grid[@]}"; do
       case "$one" in
         batch=*) batch=${one#batch=} ;;
         optimizer=*) optimizer=${one#optimizer=} ;;
+        encoding=*) opt+=(--encoding "${one#encoding=}") ;;
         *) opt+=(--set "$one") ;;
       esac
     done
