@@ -10,7 +10,7 @@ use anyhow::Context;
 use serde_json::json;
 use tools::executor::Unit;
 
-use super::executor_args::{run_units, unit_of, ExecutorArgs};
+use super::executor_args::{run_flow_unit, ExecutorArgs};
 use super::unit::field;
 
 /// The unit kind in unit.json.
@@ -44,29 +44,15 @@ pub fn run(
     if opts.layout {
         limit += per_tool(tools::limits::PNR);
     }
-    let unit = unit_of(
+    run_flow_unit(
+        exec,
+        workdir,
+        dir,
+        &spec,
         format!("asic flow for {}", opts.tech),
-        dir.to_path_buf(),
-        serde_json::to_string_pretty(&spec)?,
         limit,
-    )?;
-    let executor = exec.executor(workdir, "flipchip-asic", 1)?;
-    eprintln!(
-        "asic: the flow runs as one unit ({}), log {}",
-        executor.name(),
-        unit.log_path().display()
-    );
-    let units = [unit];
-    run_units(&*executor, &units, "asic", |_, skipped| {
-        skipped.then(|| "asic: taken from the earlier run".to_string())
-    })?;
-    // The flow's own progress lines, as a local run prints them.
-    if let Ok(log) = std::fs::read_to_string(units[0].log_path()) {
-        for line in log.lines() {
-            eprintln!("{line}");
-        }
-    }
-    super::unit::read_result(dir)
+        "asic",
+    )
 }
 
 /// Runs one asic unit in `dir` (see `flipchip unit`).

@@ -10,7 +10,7 @@ use anyhow::Context;
 use serde_json::json;
 use tools::executor::Unit;
 
-use super::executor_args::{run_units, unit_of, ExecutorArgs};
+use super::executor_args::{run_flow_unit, ExecutorArgs};
 use super::unit::field;
 
 /// The unit kind in unit.json.
@@ -62,29 +62,15 @@ pub fn build(
         + per_tool(tools::limits::PNR)
         + per_tool(tools::limits::PACK)
         + Duration::from_secs(600);
-    let unit = unit_of(
+    run_flow_unit(
+        exec,
+        workdir,
+        dir,
+        &spec,
         format!("bitstream for {board}"),
-        dir.to_path_buf(),
-        serde_json::to_string_pretty(&spec)?,
         limit,
-    )?;
-    let executor = exec.executor(workdir, "flipchip-build", 1)?;
-    eprintln!(
-        "build: the bitstream flow runs as one unit ({}), log {}",
-        executor.name(),
-        unit.log_path().display()
-    );
-    let units = [unit];
-    run_units(&*executor, &units, "bitstream", |_, skipped| {
-        skipped.then(|| "bitstream: taken from the earlier run".to_string())
-    })?;
-    // The flow's own progress lines, as a local build prints them.
-    if let Ok(log) = std::fs::read_to_string(units[0].log_path()) {
-        for line in log.lines() {
-            eprintln!("{line}");
-        }
-    }
-    super::unit::read_result(dir)
+        "bitstream",
+    )
 }
 
 /// Runs one flow unit in `dir` (see `flipchip unit`).

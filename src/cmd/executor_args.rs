@@ -93,6 +93,43 @@ pub fn unit_of(name: String, dir: PathBuf, spec: String, limit: Duration) -> any
     })
 }
 
+/// A whole flow (`title`, e.g. `bitstream for ulx3s`) run as one unit in `dir` on the executor
+/// `exec` asks for, with unit spec `spec` and time limit `limit`; `step` names it in progress
+/// lines and in the cluster job's name (`flipchip-STEP`). The flow's own progress lines are
+/// printed as a local run prints them; returns the unit's result.
+pub fn run_flow_unit(
+    exec: &ExecutorArgs,
+    workdir: &Path,
+    dir: &Path,
+    spec: &serde_json::Value,
+    title: String,
+    limit: Duration,
+    step: &str,
+) -> anyhow::Result<serde_json::Value> {
+    let unit = unit_of(
+        title,
+        dir.to_path_buf(),
+        serde_json::to_string_pretty(spec)?,
+        limit,
+    )?;
+    let executor = exec.executor(workdir, &format!("flipchip-{step}"), 1)?;
+    eprintln!(
+        "{step}: the flow runs as one unit ({}), log {}",
+        executor.name(),
+        unit.log_path().display()
+    );
+    let units = [unit];
+    run_units(&*executor, &units, step, |_, skipped| {
+        skipped.then(|| format!("{step}: taken from the earlier run"))
+    })?;
+    if let Ok(log) = std::fs::read_to_string(units[0].log_path()) {
+        for line in log.lines() {
+            eprintln!("{line}");
+        }
+    }
+    super::unit::read_result(dir)
+}
+
 /// Runs `units` with `executor` behind a progress bar (`what` names the step), calling
 /// `on_done(i, skipped)` as unit `i` finishes (it may return a line to print) and printing every
 /// failure; an error listing every unit that failed on all its attempts.
