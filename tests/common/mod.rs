@@ -60,3 +60,16 @@ pub fn verilator_or_none() -> &'static str {
         }
     }
 }
+
+/// Breaks a compiled design's handshake in its `argmax.v`: the argmax drops its result whether
+/// or not the sink takes it (the mutation the proof, replay and regression tests must catch).
+pub fn break_argmax_handshake(argmax: &Path) {
+    let text = std::fs::read_to_string(argmax).unwrap();
+    let keep = "if (out_valid && out_ready) out_valid <= 1'b0;";
+    assert!(text.contains(keep), "{text}");
+    std::fs::write(
+        argmax,
+        text.replace(keep, "if (out_valid) out_valid <= 1'b0;"),
+    )
+    .unwrap();
+}
