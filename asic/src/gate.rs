@@ -150,16 +150,37 @@ pub fn run(
     })
 }
 
+/// Rows added to the flip-flop primitive `udp_dff (out, in, clk, clr, set, NOTIFIER)` so that
+/// the state it starts with survives time 0: there the constant clear and set inputs settle
+/// from x to 0 one after the other, the clock from x to 0, and the data inputs change while the
+/// clock is still x. The library's table has no row for these, and a sequential primitive
+/// without a matching row goes to x, which would undo the `initial` before the first edge.
+/// None of these transitions happens again after time 0 in a design without asynchronous
+/// set or clear, so the rows change nothing else.
+const DFF_TIME_ZERO_ROWS: &str = "   ?  (?0) ?   ?   ?   : ?  :  -  ; // clock settles low
+   *  x   ?   ?   ?   : ?  :  -  ; // data settles before the clock
+   ?  ?   (?0) x  ?   : ?  :  -  ; // clear settles before set
+   ?  ?   x  (?0) ?   : ?  :  -  ; // set settles before clear
+   ?  ?   (?0) 0  ?   : ?  :  -  ; // clear settles
+   ?  ?   0  (?0) ?   : ?  :  -  ; // set settles
+";
+
 /// The cell models with every sequential primitive's state starting at 0.
 pub fn start_at_zero(models: &str) -> String {
     let mut out = String::with_capacity(models.len() + 1024);
     let mut in_primitive = false;
+    let mut in_dff = false;
     for line in models.lines() {
+        let t = line.trim();
+        if in_dff && t.starts_with("endtable") {
+            out.push_str(DFF_TIME_ZERO_ROWS);
+            in_dff = false;
+        }
         out.push_str(line);
         out.push('\n');
-        let t = line.trim();
         if t.starts_with("primitive ") {
             in_primitive = true;
+            in_dff = t.replace(' ', "") == "primitiveudp_dff(out,in,clk,clr,set,NOTIFIER);";
         } else if t.starts_with("endprimitive") {
             in_primitive = false;
         } else if in_primitive && t.starts_with("reg") && t.ends_with(';') {

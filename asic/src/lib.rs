@@ -82,7 +82,7 @@ pub enum Error {
     #[error(transparent)]
     Tool(#[from] tools::ToolError),
     /// The gate-level simulation could not run.
-    #[error("gate-level simulation: {0}")]
+    #[error("gate-level simulation")]
     Harness(#[from] testbenches::HarnessError),
     /// A file could not be read or written.
     #[error("{}: {message}", path.display())]
