@@ -333,3 +333,68 @@ fn regress_on_slurm_gives_the_local_results() {
     drop(cluster);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// asic.json without what may differ between runs: wall times and file locations.
+fn asic_result(out: &Path) -> serde_json::Value {
+    let path = out.join("asic.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let o = v.as_object_mut().unwrap();
+    assert!(o["cells"].as_u64().unwrap() > 0, "{}", path.display());
+    assert_eq!(o["gate_level"]["mismatches"], 0, "{}", path.display());
+    assert!(
+        Path::new(o["netlist"].as_str().unwrap()).starts_with(out),
+        "{}",
+        path.display()
+    );
+    for k in ["seconds", "step_seconds", "netlist"] {
+        o.remove(k);
+    }
+    v
+}
+
+#[test]
+fn asic_on_slurm_matches_local_in_a_separate_workdir() {
+    for tool in ["yosys", "sta", "iverilog"] {
+        let Some(_) = tools::for_test(&[tool], "scripts/setup.sh --asic") else {
+            return;
+        };
+    }
+    let Some((dir, cluster, model)) = cluster_and_model("slurm-asic") else {
+        return;
+    };
+    let conf = cluster.conf().to_path_buf();
+    let asic = |out: &Path, extra: &[&str]| {
+        let mut c = flipchip(&conf);
+        c.arg("asic")
+            .arg(&model)
+            .args([
+                "--tech", "osu018", "--clock", "100", "--frames", "4", "--out",
+            ])
+            .arg(out)
+            .args(extra);
+        ok(c.output().unwrap())
+    };
+    let local = dir.join("local");
+    asic(&local, &[]);
+    let (slurm, work) = (dir.join("slurm"), dir.join("work"));
+    let out = asic(
+        &slurm,
+        &["--executor", "slurm", "--workdir", work.to_str().unwrap()],
+    );
+    let err = stderr(&out);
+    assert_eq!(count(&err, "submitted job array"), 1, "{err}");
+    assert!(slurm.join("asic_netlist.v").is_file(), "{err}");
+    assert_eq!(asic_result(&slurm), asic_result(&local));
+    // Again: the result comes from the work directory, with nothing submitted.
+    let out = asic(
+        &slurm,
+        &["--executor", "slurm", "--workdir", work.to_str().unwrap()],
+    );
+    let err = stderr(&out);
+    assert!(err.contains("taken from the earlier run"), "{err}");
+    assert_eq!(count(&err, "submitted job array"), 0, "{err}");
+    assert_eq!(asic_result(&slurm), asic_result(&local));
+    drop(cluster);
+    let _ = std::fs::remove_dir_all(&dir);
+}
