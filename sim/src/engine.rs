@@ -8,8 +8,10 @@
 //!
 //! Speed: stretches of cycles in which no stream can move except pixels flowing into the input
 //! adapter (layers counting their fold steps) run in one go: the adapter takes its pixels, the
-//! layers skip their steps (`CycleModel::quiet_cycles`/`skip`). This is exact, and tested
-//! against the plain cycle loop (used whenever a VCD is written) and against Verilator.
+//! layers skip their steps (`CycleModel::quiet_cycles`/`skip`). In the other cycles a block
+//! with no beat in or out leaves its edge pending until it next moves (see `Lag`), so only
+//! the blocks that move are clocked. Both are exact, and tested against the plain cycle loop
+//! (used whenever a VCD is written) and against Verilator.
 
 use std::io::Write;
 use std::time::Instant;
@@ -118,17 +120,18 @@ struct Stretch<'a, 'b> {
 /// signals) and busy layers count steps; returns the cycles run (0 if the stretch would be
 /// not worth it, leaving the cycle to the general path). Exact: the skipped cycles
 /// are those in which the general path would see no handshake but the input's.
-fn quiet_stretch(models: &mut [StageModel], s: &mut Stretch) -> u64 {
+fn quiet_stretch(models: &mut [StageModel], lag: &mut Lag, s: &mut Stretch) -> u64 {
     let n = models.len();
-    if models[n - 1].out_valid() {
+    if lag.valid[n - 1] {
         return 0;
     }
     // With the last block's output empty its `in_ready` does not depend on `m_ready`.
     for i in 0..n - 1 {
-        if models[i].out_valid() && models[i + 1].in_ready(false) {
+        if lag.valid[i] && lag.ready[i + 1][0] {
             return 0;
         }
     }
+    lag.catch_up(models);
     let k = models
         .iter()
         .map(|m| m.quiet_cycles())
@@ -174,6 +177,85 @@ fn quiet_stretch(models: &mut [StageModel], s: &mut Stretch) -> u64 {
         m.skip(c);
     }
     c
+}
+
+/// Clock edges each block has not taken yet, and the handshake signals of each block as of its
+/// last edge taken. A block with no beat in or out in a cycle, within its quiet cycles, keeps
+/// its handshake signals and its output register whether it takes the edge now or later, so
+/// the general path leaves such edges pending and hands them over with one `skip` when the
+/// block next takes a beat or hands one on, or when its quiet cycles run out. The signals are
+/// read from here, so a cycle touches only the blocks that move. In a pipeline whose stages are
+/// busy counting fold steps or wait on a slower stage most of the time, this takes most of the
+/// per-block work out of the loop. Exact, like the quiet stretches, and compared with the plain
+/// loop in the same tests.
+struct Lag {
+    pending: Vec<u64>,
+    quiet: Vec<u64>,
+    /// `out_valid`.
+    valid: Vec<bool>,
+    /// `in_ready` with `out_ready` low and high.
+    ready: Vec<[bool; 2]>,
+}
+
+impl Lag {
+    fn new(models: &[StageModel]) -> Lag {
+        let n = models.len();
+        let mut lag = Lag {
+            pending: vec![0; n],
+            quiet: vec![0; n],
+            valid: vec![false; n],
+            ready: vec![[false; 2]; n],
+        };
+        for (i, m) in models.iter().enumerate() {
+            lag.sense(i, m);
+        }
+        lag
+    }
+
+    /// Reads block `i`'s signals after it took an edge.
+    #[inline]
+    fn sense(&mut self, i: usize, model: &StageModel) {
+        self.valid[i] = model.out_valid();
+        self.ready[i] = [model.in_ready(false), model.in_ready(true)];
+    }
+
+    /// True when block `i`, which has no beat in or out this cycle, may leave this edge
+    /// pending: the state it is in after the edge must still show the signals of the state the
+    /// block is held in.
+    #[inline]
+    fn defer(&mut self, i: usize, model: &StageModel) -> bool {
+        if self.pending[i] == 0 {
+            self.quiet[i] = model.quiet_cycles();
+        }
+        if self.pending[i] + 1 < self.quiet[i] {
+            self.pending[i] += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Block `i` takes its pending edges (before a real one).
+    #[inline]
+    fn settle(&mut self, i: usize, model: &mut StageModel) {
+        if self.pending[i] > 0 {
+            model.skip(self.pending[i]);
+            self.pending[i] = 0;
+        }
+    }
+
+    fn catch_up(&mut self, models: &mut [StageModel]) {
+        for (i, m) in models.iter_mut().enumerate() {
+            self.settle(i, m);
+        }
+    }
+
+    /// After edges taken outside the general path (a quiet stretch).
+    fn sense_all(&mut self, models: &[StageModel]) {
+        for (i, m) in models.iter().enumerate() {
+            self.sense(i, m);
+        }
+    }
 }
 
 /// The input beats of a run, `words` u64s each, flat.
@@ -290,6 +372,7 @@ fn drive(
     let mut frame_starts = Vec::with_capacity(frames);
     let mut next = 0usize;
     let mut input_waits = 0u64;
+    let mut lag = Lag::new(&models);
     let start = Instant::now();
     let mut t = 0u64;
     while trace.outputs.len() < frames {
@@ -306,6 +389,7 @@ fn drive(
         if vcd.is_none() {
             let c = quiet_stretch(
                 &mut models,
+                &mut lag,
                 &mut Stretch {
                     beats,
                     fires: &mut trace.fires,
@@ -321,11 +405,13 @@ fn drive(
                 },
             );
             if c > 0 {
-                for (s, m) in stats.iter_mut().zip(&models) {
-                    if m.out_valid() {
+                // Stalls of the stretch, whose outputs were those before it.
+                for (s, &v) in stats.iter_mut().zip(&lag.valid) {
+                    if v {
                         s.stalls += c;
                     }
                 }
+                lag.sense_all(&models);
                 t += c;
                 continue;
             }
@@ -335,11 +421,11 @@ fn drive(
         let m_ready = !now.stall;
         for i in (0..n).rev() {
             out_ready[i] = if i + 1 == n { m_ready } else { in_ready[i + 1] };
-            in_ready[i] = models[i].in_ready(out_ready[i]);
+            in_ready[i] = lag.ready[i][usize::from(out_ready[i])];
         }
         let mut mask = 0u64;
         for i in 0..n {
-            let v = models[i].out_valid();
+            let v = lag.valid[i];
             fire[i] = v && out_ready[i];
             if fire[i] {
                 mask |= 1 << i;
@@ -389,7 +475,13 @@ fn drive(
             } else {
                 None
             };
+            // The VCD shows every block's state each cycle, so that run takes every edge.
+            if vcd.is_none() && input.is_none() && !fire[i] && lag.defer(i, &rest[0]) {
+                continue;
+            }
+            lag.settle(i, &mut rest[0]);
             rest[0].clock(input, out_ready[i]);
+            lag.sense(i, &rest[0]);
         }
         if s_fire {
             if next.is_multiple_of(per_frame) {

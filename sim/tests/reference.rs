@@ -215,6 +215,8 @@ fn sim_matches_reference_on_random_conv_networks() {
         )
         .unwrap();
         assert_eq!(run.trace, slow.trace, "case {case}: skipping is exact");
+        assert_eq!(run.stages, slow.stages, "case {case}");
+        assert_eq!(run.input_waits, slow.input_waits, "case {case}");
         assert_eq!(run.trace.outputs.len(), frames, "case {case}");
         for (f, out) in run.trace.outputs.iter().enumerate() {
             let img = &pixels_in[f * model.input.pixels()..][..model.input.pixels()];
