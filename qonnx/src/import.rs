@@ -1118,12 +1118,19 @@ impl Importer<'_> {
                 .join(", ");
             // The normalisation is what a user changes, so name it when it is the cause.
             if let Some(step) = norm.iter().find(|s| s.per_channel.is_some()) {
-                let values = step.per_channel.as_deref().unwrap_or_default();
+                // As the file holds them (float32), not as their f64 expansions.
+                let values = step
+                    .per_channel
+                    .iter()
+                    .flatten()
+                    .map(|&v| (v as f32).to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ");
                 return Err(ImportError::Node {
                     node: step.node.clone(),
                     op: step.op.clone(),
                     why: format!(
-                        "applies per-channel constants {values:?} to the input, after which the \
+                        "applies per-channel constants [{values}] to the input, after which the \
                          input quantiser {} ({}) changes code at pixel values {at} over \
                          --input-range {lo},{hi}; a flipchip input encoding (threshold, bit \
                          planes or thermometer) applies the same pixel thresholds to every \
