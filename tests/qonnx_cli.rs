@@ -205,3 +205,35 @@ fn a_per_channel_normalisation_needing_per_channel_thresholds_is_refused() {
     }
     assert!(!dir.join("m.fcm").exists());
 }
+
+/// An RGB conv net flattened by `x.view(x.size(0), -1)` (exported with a dynamic batch axis,
+/// so the graph computes the reshape's target from a Shape) imports, compiles and verifies.
+#[test]
+fn an_imported_dynamic_flatten_conv_net_verifies() {
+    let dir = scratch("qonnx-import-viewflatten");
+    let model = dir.join("viewflatten.fcm");
+    let j = last_json(&flipchip_ok(&[
+        "import",
+        &fixture("viewflatten.onnx"),
+        "--out",
+        s(&model),
+        "--json",
+    ]));
+    assert_eq!(j["arch"], "c8-c8-16-10", "{j}");
+    assert!(j["folded"].to_string().contains("/Shape (Shape)"), "{j}");
+    let build = dir.join("build");
+    flipchip_ok(&["compile", s(&model), "--out", s(&build), "--json"]);
+    let v = last_json(&flipchip_ok(&[
+        "verify",
+        "--build",
+        s(&build),
+        "--frames",
+        "20",
+        "--rtl",
+        verilator_or_none(),
+        "--json",
+    ]));
+    assert_eq!(v["frames"].as_u64().unwrap(), 20);
+    assert_eq!(v["mismatches"].as_u64().unwrap(), 0, "{v}");
+    assert_eq!(v["rtl_mismatches"].as_u64(), Some(0), "{v}");
+}
