@@ -10,7 +10,8 @@ cd "$root"
 scripts/setup.sh --qonnx >&2
 py="$root/target/qonnx-venv/bin/python"
 if [ "${1:-}" = "--only" ]; then
-  # One fixture, e.g. `--only perclass`, without remaking the rest.
+  # Some fixtures (perclass, normalize, viewflatten, unsupported-shapes), e.g. `--only perclass`,
+  # without remaking the rest.
   nice -n 10 "$py" scripts/qonnx-fixtures.py "$@"
 elif [ "${1:-}" != "--export-only" ]; then
   nice -n 10 "$py" scripts/qonnx-fixtures.py
