@@ -194,3 +194,24 @@ fn input_thresholds_on_the_pixel_grid_follow_float32() {
         assert_eq!(got, Encoding::Threshold(t), "threshold {t} / 255 = {v}");
     }
 }
+
+/// Models whose last layer has per-class integer scales (one random model in three) come back
+/// with the same scales, whatever the smallest of them.
+#[test]
+fn per_class_scales_roundtrip() {
+    let mut scaled = 0;
+    for seed in 1..=12 {
+        let m = random_model(seed, "16-10", 4, 4, 1, Encoding::Threshold(100));
+        if let Some(flip::model::Layer::Binary(l)) = m.layers.last() {
+            if matches!(&l.activation, flip::model::Activation::Scores { scale, .. } if !scale.is_empty())
+            {
+                scaled += 1;
+            }
+        }
+        roundtrip(&m);
+    }
+    assert!(
+        scaled >= 2,
+        "only {scaled} of 12 random models have per-class scales"
+    );
+}
