@@ -18,6 +18,7 @@ elif [ "${1:-}" != "--export-only" ]; then
 fi
 if [ "${1:-}" = "--export" ] || [ "${1:-}" = "--export-only" ]; then
   cargo build --release --bin flipchip >&2
-  nice -n 10 "$py" scripts/qonnx-export-check.py "${CARGO_TARGET_DIR:-$root/target}/release/flipchip"
+  # `--export-only --only perclass-export` remakes one of them.
+  nice -n 10 "$py" scripts/qonnx-export-check.py "${CARGO_TARGET_DIR:-$root/target}/release/flipchip" "${@:2}"
 fi
 du -sh qonnx/fixtures
