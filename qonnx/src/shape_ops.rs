@@ -178,7 +178,7 @@ pub fn reshaped(dims: &[usize], target: &[f64], allowzero: bool) -> Result<Vec<u
     }
     let known: usize = out.iter().product();
     if let Some(i) = infer {
-        if known == 0 || numel % known != 0 {
+        if known == 0 || !numel.is_multiple_of(known) {
             return Err(format!(
                 "{numel} elements do not fill the target shape {target:?}"
             ));
