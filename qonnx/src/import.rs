@@ -1094,7 +1094,13 @@ impl Importer<'_> {
         norm: Vec<InputStep>,
     ) -> Result<(), ImportError> {
         let channels = steps.len();
-        let q = self.quantiser(n, channels, true)?;
+        // The quantiser's own channel axis: the input's channels while it is NCHW; after a
+        // flatten, axis 1 runs over every value, so only one row of thresholds applies.
+        let q_channels = match layout {
+            Layout::Spatial { c, .. } => c,
+            Layout::Flat { .. } => 1,
+        };
+        let q = self.quantiser(n, q_channels, true)?;
         let vmax = (1u32 << self.opts.pixel_bits) - 1;
         let (lo, hi) = self.opts.input_range;
         // Float32 as ToTensor (`v / 255`) and `x * (hi - lo) + lo` compute it, then the graph's
@@ -1104,7 +1110,10 @@ impl Importer<'_> {
             steps[ch].iter().fold(x0, |x, s| s.apply32(x)) as f64
         };
         let per_channel: Vec<Vec<f64>> = (0..channels)
-            .map(|ch| (0..=vmax).map(|v| (q.code)(x(v, ch), ch)).collect())
+            .map(|ch| {
+                let qch = if q_channels == 1 { 0 } else { ch };
+                (0..=vmax).map(|v| (q.code)(x(v, ch), qch)).collect()
+            })
             .collect();
         let codes = per_channel[0].clone();
         if let Some(ch) = (1..channels).find(|&ch| per_channel[ch] != codes) {
