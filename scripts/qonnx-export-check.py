@@ -49,11 +49,17 @@ def run(flipchip, *args):
     subprocess.run([flipchip, *args], check=True, stdout=subprocess.DEVNULL)
 
 
-def check(flipchip, name, train_args, data_name, images, labels):
+def check(flipchip, name, train_args, data_name, images, labels, source="train"):
+    """`source` "train" trains the model with `train_args`; "import" imports it with them (a
+    QONNX fixture, e.g. one whose per-class score scales only an import makes)."""
     fcm = os.path.join(OUT, name + ".fcm")
     onnx_path = os.path.join(OUT, name + ".onnx")
     t = time.time()
-    run(flipchip, "train", *train_args, "--seed", "1", "--quiet", "--out", fcm)
+    if source == "train":
+        run(flipchip, "train", *train_args, "--seed", "1", "--quiet", "--out", fcm)
+    else:
+        # The source is stored relative to the repository.
+        run(flipchip, "import", os.path.join(ROOT, train_args[0]), *train_args[1:], "--out", fcm)
     ckpt = fcm + ".ckpt"
     if os.path.exists(ckpt):
         os.remove(ckpt)
@@ -69,16 +75,33 @@ def check(flipchip, name, train_args, data_name, images, labels):
     acc = float(np.mean(np.array(classes) == labels))
     with open(os.path.join(OUT, name + ".json"), "w") as f:
         json.dump({"model": name + ".fcm", "onnx": name + ".onnx", "data": data_name,
-                   "train": train_args, "qonnx_accuracy": acc, "classes": classes}, f)
+                   source: train_args, "qonnx_accuracy": acc, "classes": classes}, f)
         f.write("\n")
     print(f"{name}: {len(classes)} images through qonnx, accuracy {acc:.4f}, "
           f"{os.path.getsize(onnx_path)} bytes, {time.time() - t:.0f} s")
+
+
+def perclass(flipchip, dx, dy):
+    """The `perclass` fixture imported (per-class integer score multipliers, model file version
+    3), exported again and run by qonnx on the fixture's 300 stored random pixel vectors (the
+    digits' pixels, 0..16, all fall below its input threshold of 128)."""
+    src = os.path.relpath(os.path.join(ROOT, "qonnx", "fixtures", "perclass.onnx"), ROOT)
+    with open(os.path.join(ROOT, "qonnx", "fixtures", "perclass.json")) as f:
+        meta = json.load(f)
+    px = np.array(meta["inputs"], dtype=np.int64).reshape(-1, 1, 8, 8)
+    # No labels: the accuracy stored is agreement with the original graph's classes.
+    check(flipchip, "perclass-export", [src, "--input-range", "-1,1"], "perclass-inputs", px,
+          np.array(meta["classes"]), source="import")
 
 
 def main():
     flipchip = sys.argv[1]
     os.makedirs(OUT, exist_ok=True)
     dx, dy = digits()
+    if sys.argv[2:3] == ["--only"]:
+        for name in sys.argv[3:]:
+            {"perclass-export": perclass}[name](flipchip, dx, dy)
+        return
     check(flipchip, "digits-mlp", ["--epochs", "5"], "optdigits-csv", dx, dy)
     check(flipchip, "digits-conv", ["--arch", "c16-p-32-10", "--encoding", "threshold:6", "--epochs", "3"],
           "optdigits-csv", dx, dy)
@@ -90,6 +113,7 @@ def main():
                                         "threshold:64", "--epochs", "2"], "fashion-mnist-t10k", fx, fy)
     else:
         print(f"{FASHION} missing (scripts/setup.sh installs dataset-fashion-mnist): no Fashion-MNIST check")
+    perclass(flipchip, dx, dy)
 
 
 if __name__ == "__main__":

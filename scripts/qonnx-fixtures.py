@@ -18,6 +18,7 @@ import torch.nn as nn
 from onnx import TensorProto, helper, numpy_helper
 
 import brevitas.nn as qnn
+from brevitas.core.scaling import ScalingImplType
 from brevitas.export import export_qonnx
 from brevitas.quant import (
     SignedBinaryActPerTensorConst,
@@ -82,8 +83,15 @@ def to_float(pixels, bits, lo, hi):
 
 def run_qonnx(path, pixels, shape, bits, lo, hi):
     """Classes (numpy argmax: the first of equal maxima) and scores from qonnx's execution."""
+    # execute_onnx checks the input against its declared shape: a dynamic batch axis (kept
+    # only so that the file holds PyTorch's shape computations) is declared as 1 in memory;
+    # the nodes, Shape included, still run on the actual tensors.
+    model = ModelWrapper(path)
+    for d in model.graph.input[0].type.tensor_type.shape.dim:
+        if d.dim_param:
+            d.dim_value = 1
     # execute_onnx needs every tensor's shape; inference only annotates, the nodes stay.
-    model = ModelWrapper(path).transform(InferShapes())
+    model = model.transform(InferShapes())
     iname = model.graph.input[0].name
     oname = model.graph.output[0].name
     classes, scores = [], []
@@ -335,10 +343,121 @@ def perclass_fixture():
          "64-32-10, W1A1, batch norm with per-class scales after the last layer, sign input")
 
 
+class Normalize(nn.Module):
+    """torchvision's Normalize inside the model: (x - mean) / std per channel, with [1, C, 1, 1]
+    constants, exported as a Sub and a Div on the graph input."""
+
+    def __init__(self, mean, std):
+        super().__init__()
+        c = len(mean)
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).reshape(1, c, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).reshape(1, c, 1, 1))
+
+    def forward(self, x):
+        return (x - self.mean) / self.std
+
+
+def uint2_input(max_val):
+    """A 2-bit unsigned input quantiser with a constant scale max_val / 3 (four codes)."""
+    return qnn.QuantIdentity(act_quant=Uint8ActPerTensorFloat, bit_width=2,
+                             scaling_impl_type=ScalingImplType.CONST, max_val=max_val,
+                             return_quant_tensor=True)
+
+
+class ViewCnv(nn.Module):
+    """A conv net that flattens as older PyTorch code does, x.view(x.size(0), -1); exported with
+    a dynamic batch axis, the flatten's target shape is computed from the activation's shape
+    (Shape -> Gather -> Unsqueeze -> Concat -> Reshape). `size_axis` 1 makes the unsupported
+    variant x.view(x.size(1), -1), which folds the channels into the batch."""
+
+    def __init__(self, channels, norm, size_axis=0):
+        super().__init__()
+        self.norm = norm
+        self.size_axis = size_axis
+        self.inq = sign_act()
+        self.features = nn.Sequential(
+            bin_conv(channels, 8), nn.BatchNorm2d(8), sign_act(),
+            bin_conv(8, 8), nn.BatchNorm2d(8), sign_act(),
+        )
+        # x.view(8, -1) leaves 6 * 6 values per row.
+        flat = 6 * 6 * 8 if size_axis == 0 else 6 * 6
+        self.classifier = nn.Sequential(
+            bin_linear(flat, 16), nn.BatchNorm1d(16), sign_act(), bin_linear(16, 10)
+        )
+
+    def forward(self, x):
+        x = self.features(self.inq(self.norm(x)))
+        return self.classifier(x.view(x.size(self.size_axis), -1))
+
+
+def export_dynamic(module, shape, path):
+    """Exports with a dynamic batch axis, so that PyTorch keeps shape computations in the graph."""
+    module.eval()
+    export_qonnx(module, torch.zeros(shape), export_path=path, input_names=["x"],
+                 dynamic_axes={"x": {0: "batch"}})
+
+
+def normalize_fixture():
+    """MNIST's Normalize((0.1307,), (0.3081,)) before a 2-bit input quantiser: the Sub and Div
+    move the quantiser's pixel thresholds (thermometer:63,122,181 on ToTensor's v / 255)."""
+    torch.manual_seed(17)
+    r = np.random.default_rng(17)
+    net = nn.Sequential(Normalize([0.1307], [0.3081]), Mlp([144, 32, 10], uint2_input(2.25)))
+    randomise_bn(net, r)
+    pixels = r.integers(0, 256, size=(200, 144), dtype=np.int64)
+    save("normalize", net, (1, 1, 12, 12), pixels, 8, 0.0, 1.0,
+         "144-32-10 W1A1 on 1x12x12, MNIST normalisation (x - 0.1307) / 0.3081 as Sub/Div with "
+         "[1,1,1,1] constants before a 2-bit unsigned input Quant (scale 0.75), random batch norm")
+
+
+def viewflatten_fixture():
+    """RGB input with Normalize((0.5,)*3, (0.5,)*3) (per-channel constants, equal), a sign, and
+    PyTorch's dynamic flatten x.view(x.size(0), -1) between the convolutions and the dense
+    layers."""
+    torch.manual_seed(18)
+    r = np.random.default_rng(18)
+    net = ViewCnv(3, Normalize([0.5] * 3, [0.5] * 3))
+    randomise_bn(net, r)
+    pixels = r.integers(0, 256, size=(100, 3 * 10 * 10), dtype=np.int64)
+    path = os.path.join(OUT, "viewflatten.onnx")
+    export_dynamic(net, (1, 3, 10, 10), path)
+    finish("viewflatten", path, (1, 3, 10, 10), pixels, 8, 0.0, 1.0,
+           "c8-c8-16-10 W1A1 on 3x10x10, Normalize((0.5,)*3, (0.5,)*3) as [1,3,1,1] Sub/Div, "
+           "x.view(x.size(0), -1) exported with a dynamic batch axis (Shape/Gather/Unsqueeze/"
+           "Concat/Reshape)")
+
+
+def unsupported_shapes_fixtures():
+    """Variants of the two patterns above that must not import: CIFAR-10's per-channel
+    normalisation before a sign (each channel would need its own pixel threshold), and
+    x.view(x.size(1), -1)."""
+    torch.manual_seed(19)
+    r = np.random.default_rng(19)
+    bad = os.path.join(OUT, "unsupported")
+    os.makedirs(bad, exist_ok=True)
+    cifar = ViewCnv(3, Normalize([0.4914, 0.4822, 0.4465], [0.2470, 0.2435, 0.2616]))
+    view1 = ViewCnv(1, nn.Identity(), size_axis=1)
+    expected_path = os.path.join(bad, "expected.json")
+    with open(expected_path) as f:
+        expected = json.load(f)
+    for name, m, shape, phrase in [
+        ("normalize-rgb", cifar, (1, 3, 10, 10), "Sub applies per-channel constants"),
+        ("view-batch", view1, (1, 1, 10, 10), "only a flatten to [1, 288] after the batch axis"),
+    ]:
+        randomise_bn(m, r)
+        export_dynamic(m, shape, os.path.join(bad, name + ".onnx"))
+        expected[name] = phrase
+    with open(expected_path, "w") as f:
+        json.dump(expected, f, indent=1, sort_keys=True)
+        f.write("\n")
+
+
 def main():
     if sys.argv[1:2] == ["--only"]:
         for name in sys.argv[2:]:
-            {"perclass": perclass_fixture}[name]()
+            {"perclass": perclass_fixture, "normalize": normalize_fixture,
+             "viewflatten": viewflatten_fixture,
+             "unsupported-shapes": unsupported_shapes_fixtures}[name]()
         return
     os.makedirs(OUT, exist_ok=True)
     summary = {}
@@ -398,6 +517,9 @@ def main():
         f.write("\n")
 
     perclass_fixture()
+    normalize_fixture()
+    viewflatten_fixture()
+    unsupported_shapes_fixtures()
 
     versions = {
         "torch": torch.__version__,

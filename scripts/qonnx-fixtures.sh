@@ -10,13 +10,15 @@ cd "$root"
 scripts/setup.sh --qonnx >&2
 py="$root/target/qonnx-venv/bin/python"
 if [ "${1:-}" = "--only" ]; then
-  # One fixture, e.g. `--only perclass`, without remaking the rest.
+  # Some fixtures (perclass, normalize, viewflatten, unsupported-shapes), e.g. `--only perclass`,
+  # without remaking the rest.
   nice -n 10 "$py" scripts/qonnx-fixtures.py "$@"
 elif [ "${1:-}" != "--export-only" ]; then
   nice -n 10 "$py" scripts/qonnx-fixtures.py
 fi
 if [ "${1:-}" = "--export" ] || [ "${1:-}" = "--export-only" ]; then
   cargo build --release --bin flipchip >&2
-  nice -n 10 "$py" scripts/qonnx-export-check.py "${CARGO_TARGET_DIR:-$root/target}/release/flipchip"
+  # `--export-only --only perclass-export` remakes one of them.
+  nice -n 10 "$py" scripts/qonnx-export-check.py "${CARGO_TARGET_DIR:-$root/target}/release/flipchip" "${@:2}"
 fi
 du -sh qonnx/fixtures

@@ -138,3 +138,102 @@ fn an_unsupported_operator_is_an_error_naming_file_and_node() {
         "a constant input quantiser hints at the range: {err}"
     );
 }
+
+/// A model with its input normalisation in the graph (MNIST's `(x - 0.1307) / 0.3081` before
+/// a 2-bit quantiser) goes from import through compile to the RTL: the normalisation lives in
+/// the input adapter's thermometer thresholds.
+#[test]
+fn an_imported_normalised_model_compiles_and_verifies() {
+    let dir = scratch("qonnx-import-normalize");
+    let model = dir.join("normalize.fcm");
+    let j = last_json(&flipchip_ok(&[
+        "import",
+        &fixture("normalize.onnx"),
+        "--out",
+        s(&model),
+        "--input-range",
+        "0,1",
+        "--json",
+    ]));
+    assert_eq!(j["arch"], "144-32-10", "{j}");
+    assert_eq!(j["encoding"], "thermometer:63,122,181", "{j}");
+    let folded = j["folded"].to_string();
+    assert!(
+        folded.contains("/Sub (Sub) on the input") && folded.contains("/Div (Div) on the input"),
+        "{folded}"
+    );
+    let build = dir.join("build");
+    flipchip_ok(&["compile", s(&model), "--out", s(&build), "--json"]);
+    let v = last_json(&flipchip_ok(&[
+        "verify",
+        "--build",
+        s(&build),
+        "--frames",
+        "40",
+        "--rtl",
+        verilator_or_none(),
+        "--json",
+    ]));
+    assert_eq!(v["frames"].as_u64().unwrap(), 40);
+    assert_eq!(v["mismatches"].as_u64().unwrap(), 0, "{v}");
+    assert_eq!(v["rtl_mismatches"].as_u64(), Some(0), "{v}");
+}
+
+/// CIFAR-10's per-channel normalisation before a sign would need a pixel threshold per
+/// channel, which no flipchip encoding has: the error names the file, the Sub node and the
+/// thresholds each channel would need.
+#[test]
+fn a_per_channel_normalisation_needing_per_channel_thresholds_is_refused() {
+    let dir = scratch("qonnx-import-normalize-rgb");
+    let out = flipchip(&[
+        "import",
+        &fixture("unsupported/normalize-rgb.onnx"),
+        "--out",
+        s(&dir.join("m.fcm")),
+        "--input-range",
+        "0,1",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    // (v / 255 - mean) / std >= 0 from v = 255 * mean on: 125.3, 123.0, 113.9.
+    for want in [
+        "normalize-rgb.onnx",
+        "node /norm/Sub: Sub applies per-channel constants [0.4914, 0.4822, 0.4465]",
+        "[126] on channel 0, [123] on channel 1, [114] on channel 2",
+    ] {
+        assert!(err.contains(want), "{want:?} missing from {err}");
+    }
+    assert!(!dir.join("m.fcm").exists());
+}
+
+/// An RGB conv net flattened by `x.view(x.size(0), -1)` (exported with a dynamic batch axis,
+/// so the graph computes the reshape's target from a Shape) imports, compiles and verifies.
+#[test]
+fn an_imported_dynamic_flatten_conv_net_verifies() {
+    let dir = scratch("qonnx-import-viewflatten");
+    let model = dir.join("viewflatten.fcm");
+    let j = last_json(&flipchip_ok(&[
+        "import",
+        &fixture("viewflatten.onnx"),
+        "--out",
+        s(&model),
+        "--json",
+    ]));
+    assert_eq!(j["arch"], "c8-c8-16-10", "{j}");
+    assert!(j["folded"].to_string().contains("/Shape (Shape)"), "{j}");
+    let build = dir.join("build");
+    flipchip_ok(&["compile", s(&model), "--out", s(&build), "--json"]);
+    let v = last_json(&flipchip_ok(&[
+        "verify",
+        "--build",
+        s(&build),
+        "--frames",
+        "20",
+        "--rtl",
+        verilator_or_none(),
+        "--json",
+    ]));
+    assert_eq!(v["frames"].as_u64().unwrap(), 20);
+    assert_eq!(v["mismatches"].as_u64().unwrap(), 0, "{v}");
+    assert_eq!(v["rtl_mismatches"].as_u64(), Some(0), "{v}");
+}

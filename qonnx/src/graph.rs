@@ -9,8 +9,11 @@ use std::collections::HashMap;
 
 use prost::Message;
 
-use crate::proto::{attribute_type, AttributeProto, ModelProto, NodeProto, ValueInfoProto};
+use crate::proto::{
+    attribute_type, data_type, AttributeProto, ModelProto, NodeProto, ValueInfoProto,
+};
 use crate::quant::{bipolar, IntQuant, Rounding};
+use crate::shape_ops;
 use crate::tensor::Tensor;
 use crate::ImportError;
 
@@ -209,7 +212,10 @@ pub fn int_quant(n: &NodeProto, bits: f64) -> Result<IntQuant, ImportError> {
 
 /// Evaluates a node whose inputs are all constant; `None` for an operator this crate does not
 /// evaluate (the importer then reports it where it meets it).
-fn fold(n: &NodeProto, consts: &HashMap<String, Tensor>) -> Result<Option<Tensor>, ImportError> {
+pub fn fold(
+    n: &NodeProto,
+    consts: &HashMap<String, Tensor>,
+) -> Result<Option<Tensor>, ImportError> {
     let op = n.op_type.as_str();
     let bin = |f: fn(f64, f64) -> f64| -> Result<Option<Tensor>, ImportError> {
         let (a, b) = (konst(n, consts, 0)?, konst(n, consts, 1)?);
@@ -243,6 +249,72 @@ fn fold(n: &NodeProto, consts: &HashMap<String, Tensor>) -> Result<Option<Tensor
                 Ok(Some(Tensor {
                     dims: t.dims.clone(),
                     data: t.data.iter().map(|v| -v).collect(),
+                }))
+            }
+            "Shape" => {
+                let t = konst(n, consts, 0)?;
+                let end = attr(n, "end").map(|_| attr_i(n, "end", 0));
+                Ok(Some(shape_ops::shape(&t.dims, attr_i(n, "start", 0), end)))
+            }
+            "Gather" => {
+                let (t, i) = (konst(n, consts, 0)?, konst(n, consts, 1)?);
+                shape_ops::gather(t, i, attr_i(n, "axis", 0))
+                    .map(Some)
+                    .map_err(|why| node_err(n, why))
+            }
+            "Unsqueeze" | "Squeeze" => {
+                let t = konst(n, consts, 0)?;
+                // Opset 13 moved `axes` from an attribute to an optional second input.
+                let axes: Option<Vec<i64>> = match n.input.get(1).filter(|s| !s.is_empty()) {
+                    Some(_) => Some(
+                        konst(n, consts, 1)?
+                            .data
+                            .iter()
+                            .map(|&v| v as i64)
+                            .collect(),
+                    ),
+                    None => attr_ints(n, "axes"),
+                };
+                let r = if op == "Unsqueeze" {
+                    let axes = axes.ok_or_else(|| node_err(n, "has no axes"))?;
+                    shape_ops::unsqueeze(t, &axes)
+                } else {
+                    shape_ops::squeeze(t, axes.as_deref())
+                };
+                r.map(Some).map_err(|why| node_err(n, why))
+            }
+            "Concat" => {
+                let parts = (0..n.input.len())
+                    .map(|i| konst(n, consts, i))
+                    .collect::<Result<Vec<_>, _>>()?;
+                shape_ops::concat(&parts, attr_i(n, "axis", 0))
+                    .map(Some)
+                    .map_err(|why| node_err(n, why))
+            }
+            "Cast" => {
+                let t = konst(n, consts, 0)?;
+                let to = attr_i(n, "to", data_type::FLOAT as i64) as i32;
+                let conv: fn(f64) -> f64 = match to {
+                    data_type::FLOAT => |v| v as f32 as f64,
+                    data_type::DOUBLE => |v| v,
+                    data_type::INT64 | data_type::INT32 | data_type::INT16 | data_type::INT8 => {
+                        f64::trunc
+                    }
+                    _ => return Ok(None),
+                };
+                Ok(Some(Tensor {
+                    dims: t.dims.clone(),
+                    data: t.data.iter().map(|&v| conv(v)).collect(),
+                }))
+            }
+            "Reshape" => {
+                let (t, target) = (konst(n, consts, 0)?, konst(n, consts, 1)?);
+                let dims =
+                    shape_ops::reshaped(&t.dims, &target.data, attr_i(n, "allowzero", 0) != 0)
+                        .map_err(|why| node_err(n, why))?;
+                Ok(Some(Tensor {
+                    dims,
+                    data: t.data.clone(),
                 }))
             }
             _ => Ok(None),

@@ -25,11 +25,13 @@ use flip::model::{Activation, BinaryLayer, Conv, InputSpec, Layer, MaxPool, Meta
 use serde::Serialize;
 
 use crate::graph::{
-    attr_f, attr_i, attr_ints, attr_s, int_quant, is_standard, node_err, node_name, Graph,
+    attr, attr_f, attr_i, attr_ints, attr_s, fold, int_quant, is_standard, node_err, node_name,
+    Graph,
 };
 use crate::proto::NodeProto;
 use crate::quant::IntQuant;
 use crate::scores::{integer_scores, IntScores};
+use crate::shape_ops;
 use crate::tensor::Tensor;
 use crate::ImportError;
 
@@ -127,6 +129,14 @@ impl Layout {
         }
     }
 
+    /// The ONNX shape of a tensor with this layout.
+    fn dims(&self) -> Vec<usize> {
+        match self {
+            Layout::Spatial { c, h, w, .. } => vec![1, *c, *h, *w],
+            Layout::Flat { perm } => vec![1, perm.len()],
+        }
+    }
+
     /// The flattened layout (`Flatten(axis=1)` of NCHW: element `ch * h * w + y * w + x`).
     fn flatten(&self) -> Layout {
         match self {
@@ -181,6 +191,19 @@ impl Step {
         }
     }
 
+    /// The step in `f32`, as ONNX runtimes evaluate a float32 graph: the input path's steps
+    /// (a normalisation's `Sub` and `Div`) are evaluated this way, so that a pixel whose value
+    /// lands on a quantiser's boundary goes the way qonnx sends it.
+    fn apply32(&self, x: f32) -> f32 {
+        match *self {
+            Step::Mul(c) => x * c as f32,
+            Step::Div(c) => x / c as f32,
+            Step::Add(c) => x + c as f32,
+            Step::Sub(c) => x - c as f32,
+            Step::Norm { .. } => self.apply(x as f64) as f32,
+        }
+    }
+
     /// The step as `x * a + b`.
     fn affine(&self) -> (f64, f64) {
         match *self {
@@ -231,7 +254,11 @@ enum Val {
     Const(Tensor),
     Pixels {
         layout: Layout,
-        steps: Vec<Step>,
+        /// Per channel of the graph input: the steps from the float pixel to this tensor (a
+        /// normalisation `(x - mean) / std` has its own constants per channel).
+        steps: Vec<Vec<Step>>,
+        /// The nodes that applied them.
+        nodes: Vec<InputStep>,
     },
     Codes {
         layout: Layout,
@@ -243,6 +270,15 @@ enum Val {
         off: f64,
     },
     Sums(Box<Pending>),
+}
+
+/// A node applied to the input before its quantiser.
+#[derive(Clone, Debug)]
+struct InputStep {
+    node: String,
+    op: String,
+    /// Its constants per channel when they differ between channels.
+    per_channel: Option<Vec<f64>>,
 }
 
 /// A quantiser: the code (0..=levels) it gives a value on a channel, and the value of a code,
@@ -388,11 +424,16 @@ impl Importer<'_> {
                 )))
             }
         };
+        let channels = match layout {
+            Layout::Spatial { c, .. } => c,
+            Layout::Flat { .. } => 1,
+        };
         self.vals.insert(
             name.clone(),
             Val::Pixels {
                 layout,
-                steps: Vec::new(),
+                steps: vec![Vec::new(); channels],
+                nodes: Vec::new(),
             },
         );
         Ok(())
@@ -455,6 +496,17 @@ impl Importer<'_> {
         if !on_chain {
             return Ok(());
         }
+        // Every input constant, some computed here (a `Shape` of an activation, then the
+        // `Gather`/`Unsqueeze`/`Concat` that make a reshape's target from it): evaluate it.
+        if let Some(t) = self.fold_computed(n)? {
+            self.folded.push(format!(
+                "{} ({}) evaluated to {}",
+                node_name(n),
+                n.op_type,
+                show_tensor(&t)
+            ));
+            return self.set(n, Val::Const(t));
+        }
         let op = n.op_type.as_str();
         if !is_standard(&n.domain)
             && !n.domain.starts_with("qonnx")
@@ -477,6 +529,7 @@ impl Importer<'_> {
             "BipolarQuant" | "Quant" | "MultiThreshold" => self.quantise(n),
             "MaxPool" => self.max_pool(n),
             "Flatten" | "Reshape" => self.flatten(n),
+            "Shape" => self.shape(n),
             "Concat" => self.thermometer_levels(n),
             "Softmax" | "LogSoftmax" => {
                 let v = self.get(n, 0)?;
@@ -531,19 +584,41 @@ impl Importer<'_> {
                 .collect()
         };
         let new = match v {
-            Val::Pixels { layout, mut steps } => {
-                if c.numel() != 1 {
-                    return Err(node_err(
+            Val::Pixels {
+                layout,
+                mut steps,
+                mut nodes,
+            } => {
+                let chans = steps.len();
+                let per = match &layout {
+                    _ if c.numel() == 1 => Some(vec![c.data[0]; chans]),
+                    Layout::Spatial { c: lc, .. } if *lc == chans => c.per_channel(chans, 4),
+                    _ => None,
+                }
+                .ok_or_else(|| {
+                    node_err(
                         n,
                         format!(
-                            "applies a constant of shape {:?} to the input; only a scalar (the same \
-                             for every pixel) maps to a pixel encoding",
+                            "applies a constant of shape {:?} to the input; only a scalar or one \
+                             value per channel of the NCHW input ([C] on axis 1, e.g. \
+                             [1, C, 1, 1]) maps to a pixel encoding",
                             c.dims
                         ),
-                    ));
+                    )
+                })?;
+                for (ch, st) in steps_of(&per)?.into_iter().enumerate() {
+                    steps[ch].extend(st);
                 }
-                steps.extend(steps_of(&[c.data[0]])?.remove(0));
-                Val::Pixels { layout, steps }
+                nodes.push(InputStep {
+                    node: node_name(n),
+                    op: op.to_string(),
+                    per_channel: per.iter().any(|&v| v != per[0]).then_some(per),
+                });
+                Val::Pixels {
+                    layout,
+                    steps,
+                    nodes,
+                }
             }
             Val::Codes {
                 layout,
@@ -907,7 +982,14 @@ impl Importer<'_> {
     }
 
     /// Reads a quantiser node.
-    fn quantiser(&self, n: &NodeProto, channels: usize) -> Result<Quantiser, ImportError> {
+    /// Reads a quantiser node; `input` for the input quantiser, whose arithmetic follows
+    /// qonnx's in `f32` (its inputs are the `f32` pixel values).
+    fn quantiser(
+        &self,
+        n: &NodeProto,
+        channels: usize,
+        input: bool,
+    ) -> Result<Quantiser, ImportError> {
         match n.op_type.as_str() {
             "BipolarQuant" => {
                 let s = self.scalar(n, 1)?;
@@ -925,16 +1007,31 @@ impl Importer<'_> {
                 if q.bits == 1 && q.signed {
                     // Bipolar: integers -1 and +1.
                     return Ok(Quantiser {
-                        code: Box::new(
-                            move |x, _| if q.integer(x, s, z) > 0.0 { 1.0 } else { 0.0 },
-                        ),
+                        code: Box::new(move |x, _| {
+                            let i = if input {
+                                q.integer_f32(x, s, z)
+                            } else {
+                                q.integer(x, s, z)
+                            };
+                            if i > 0.0 {
+                                1.0
+                            } else {
+                                0.0
+                            }
+                        }),
                         levels: 1.0,
                         mul: 2.0 * s,
                         off: (-1.0 - z) * s,
                     });
                 }
                 Ok(Quantiser {
-                    code: Box::new(move |x, _| q.integer(x, s, z) - lo),
+                    code: Box::new(move |x, _| {
+                        if input {
+                            q.integer_f32(x, s, z) - lo
+                        } else {
+                            q.integer(x, s, z) - lo
+                        }
+                    }),
                     levels: hi - lo,
                     mul: s,
                     off: (lo - z) * s,
@@ -978,7 +1075,11 @@ impl Importer<'_> {
 
     fn quantise(&mut self, n: &NodeProto) -> Result<(), ImportError> {
         match self.get(n, 0)? {
-            Val::Pixels { layout, steps } => self.input_quantiser(n, layout, steps),
+            Val::Pixels {
+                layout,
+                steps,
+                nodes,
+            } => self.input_quantiser(n, layout, steps, nodes),
             Val::Sums(p) => self.activation(n, *p),
             Val::Codes { .. } => Err(node_err(n, "quantises already quantised activations")),
             Val::Const(_) => unreachable!("a node with constant inputs only is folded"),
@@ -989,28 +1090,73 @@ impl Importer<'_> {
         &mut self,
         n: &NodeProto,
         layout: Layout,
-        steps: Vec<Step>,
+        steps: Vec<Vec<Step>>,
+        norm: Vec<InputStep>,
     ) -> Result<(), ImportError> {
-        let channels = match layout {
+        let channels = steps.len();
+        // The quantiser's own channel axis: the input's channels while it is NCHW; after a
+        // flatten, axis 1 runs over every value, so only one row of thresholds applies.
+        let q_channels = match layout {
             Layout::Spatial { c, .. } => c,
             Layout::Flat { .. } => 1,
         };
-        let q = self.quantiser(n, channels)?;
+        let q = self.quantiser(n, q_channels, true)?;
         let vmax = (1u32 << self.opts.pixel_bits) - 1;
         let (lo, hi) = self.opts.input_range;
-        let x = |v: u32| {
-            let x0 = lo + (hi - lo) * v as f64 / vmax as f64;
-            steps.iter().fold(x0, |x, s| s.apply(x))
+        // Float32 as ToTensor (`v / 255`) and `x * (hi - lo) + lo` compute it, then the graph's
+        // steps on the input in float32 too.
+        let x = |v: u32, ch: usize| {
+            let x0 = v as f32 / vmax as f32 * (hi - lo) as f32 + lo as f32;
+            steps[ch].iter().fold(x0, |x, s| s.apply32(x)) as f64
         };
-        let code = |v: u32, ch: usize| (q.code)(x(v), ch);
-        let codes: Vec<f64> = (0..=vmax).map(|v| code(v, 0)).collect();
-        for ch in 1..channels {
-            if (0..=vmax).any(|v| code(v, ch) != codes[v as usize]) {
-                return Err(node_err(
-                    n,
-                    format!("quantises channel {ch} differently from channel 0; one encoding for all channels imports"),
-                ));
+        let per_channel: Vec<Vec<f64>> = (0..channels)
+            .map(|ch| {
+                let qch = if q_channels == 1 { 0 } else { ch };
+                (0..=vmax).map(|v| (q.code)(x(v, ch), qch)).collect()
+            })
+            .collect();
+        let codes = per_channel[0].clone();
+        if let Some(ch) = (1..channels).find(|&ch| per_channel[ch] != codes) {
+            let changes =
+                |c: &[f64]| -> Vec<usize> { (1..c.len()).filter(|&v| c[v] != c[v - 1]).collect() };
+            let at = per_channel
+                .iter()
+                .enumerate()
+                .map(|(ch, c)| format!("{:?} on channel {ch}", changes(c)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            // The normalisation is what a user changes, so name it when it is the cause.
+            if let Some(step) = norm.iter().find(|s| s.per_channel.is_some()) {
+                // As the file holds them (float32), not as their f64 expansions.
+                let values = step
+                    .per_channel
+                    .iter()
+                    .flatten()
+                    .map(|&v| (v as f32).to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                return Err(ImportError::Node {
+                    node: step.node.clone(),
+                    op: step.op.clone(),
+                    why: format!(
+                        "applies per-channel constants [{values}] to the input, after which the \
+                         input quantiser {} ({}) changes code at pixel values {at} over \
+                         --input-range {lo},{hi}; a flipchip input encoding (threshold, bit \
+                         planes or thermometer) applies the same pixel thresholds to every \
+                         channel, so a per-channel normalisation imports only where it gives \
+                         every channel the same codes",
+                        node_name(n),
+                        n.op_type
+                    ),
+                });
             }
+            return Err(node_err(
+                n,
+                format!(
+                    "quantises channel {ch} differently from channel 0 (code changes at pixel \
+                     values {at}); one encoding for all channels imports"
+                ),
+            ));
         }
         if codes.windows(2).any(|w| w[1] < w[0]) {
             return Err(node_err(
@@ -1068,6 +1214,14 @@ impl Importer<'_> {
                 }
             }
         };
+        for step in &norm {
+            self.folded.push(format!(
+                "{} ({}) on the input into the input encoding {}",
+                step.node,
+                step.op,
+                encoding_name(&encoding)
+            ));
+        }
         self.folded.push(format!(
             "{} ({}) into the input encoding {}",
             node_name(n),
@@ -1107,7 +1261,7 @@ impl Importer<'_> {
     }
 
     fn activation(&mut self, n: &NodeProto, p: Pending) -> Result<(), ImportError> {
-        let q = self.quantiser(n, p.outputs)?;
+        let q = self.quantiser(n, p.outputs, false)?;
         if q.levels != 1.0 {
             return Err(node_err(
                 n,
@@ -1336,6 +1490,8 @@ impl Importer<'_> {
         )
     }
 
+    /// `Flatten` or `Reshape`: a flatten after the batch axis (`[1, ...]` to `[1, N]`), or a
+    /// reshape to the shape the tensor has.
     fn flatten(&mut self, n: &NodeProto) -> Result<(), ImportError> {
         let v = self.get(n, 0)?;
         let layout = match &v {
@@ -1346,32 +1502,45 @@ impl Importer<'_> {
                     "reshapes a layer's output before its activation",
                 ))
             }
-            Val::Const(_) => unreachable!("a node with constant inputs only is folded"),
+            Val::Const(_) => return Err(node_err(n, "reshapes a constant")),
         };
+        let dims = layout.dims();
         let len = layout.len();
-        let ok = if n.op_type == "Flatten" {
-            attr_i(n, "axis", 1) == 1
+        let target = if n.op_type == "Flatten" {
+            let a = attr_i(n, "axis", 1);
+            let rank = dims.len() as i64;
+            let k = if a < 0 { a + rank } else { a };
+            if !(0..=rank).contains(&k) {
+                return Err(node_err(
+                    n,
+                    format!("has axis {a} for a tensor of rank {rank}"),
+                ));
+            }
+            let (outer, inner) = dims.split_at(k as usize);
+            vec![outer.iter().product(), inner.iter().product::<usize>()]
         } else {
             let shape = self.konst(n, 1)?;
-            let d = &shape.data;
-            d.len() == 2
-                && [1.0, -1.0, 0.0].contains(&d[0])
-                && (d[1] == len as f64 || d[1] == -1.0)
-                && !(d[0] == -1.0 && d[1] == -1.0)
+            shape_ops::reshaped(&dims, &shape.data, attr_i(n, "allowzero", 0) != 0)
+                .map_err(|why| node_err(n, why))?
         };
-        if !ok {
+        if target == dims {
+            return self.set(n, v);
+        }
+        if target != [1, len] {
             return Err(node_err(
                 n,
                 format!(
-                    "does not flatten to [1, {len}]; only a flatten after the batch axis imports"
+                    "turns a tensor of shape {dims:?} into {target:?}; only a flatten to \
+                     [1, {len}] after the batch axis (or a reshape to the same shape) imports"
                 ),
             ));
         }
         let flat = layout.flatten();
         let v = match v {
-            Val::Pixels { steps, .. } => Val::Pixels {
+            Val::Pixels { steps, nodes, .. } => Val::Pixels {
                 layout: flat,
                 steps,
+                nodes,
             },
             Val::Codes {
                 levels,
@@ -1389,6 +1558,45 @@ impl Importer<'_> {
             _ => unreachable!("checked above"),
         };
         self.set(n, v)
+    }
+
+    /// `Shape` of a computed tensor: the importer knows it, so it is a constant.
+    fn shape(&mut self, n: &NodeProto) -> Result<(), ImportError> {
+        let dims = match self.get(n, 0)? {
+            Val::Pixels { layout, .. } | Val::Codes { layout, .. } => layout.dims(),
+            Val::Sums(p) => p.layout.dims(),
+            Val::Const(t) => t.dims,
+        };
+        let end = attr(n, "end").map(|_| attr_i(n, "end", 0));
+        let t = shape_ops::shape(&dims, attr_i(n, "start", 0), end);
+        self.folded.push(format!(
+            "{} (Shape) of a tensor of known shape {dims:?}: {}",
+            node_name(n),
+            show_tensor(&t)
+        ));
+        self.set(n, Val::Const(t))
+    }
+
+    /// Evaluates a node whose inputs are all constant but some of them computed by this
+    /// importer (`Shape` outputs and what follows them); `None` if an input is not constant.
+    fn fold_computed(&self, n: &NodeProto) -> Result<Option<Tensor>, ImportError> {
+        let mut consts = HashMap::new();
+        for name in n.input.iter().filter(|s| !s.is_empty()) {
+            let t = match (self.graph.consts.get(name), self.vals.get(name)) {
+                (Some(t), _) | (None, Some(Val::Const(t))) => t.clone(),
+                _ => return Ok(None),
+            };
+            consts.insert(name.clone(), t);
+        }
+        match fold(n, &consts)? {
+            Some(t) if n.output.len() == 1 => Ok(Some(t)),
+            _ => Err(node_err(
+                n,
+                "computes from a tensor's shape in a way this importer does not evaluate (it \
+                 evaluates Shape, Gather, Unsqueeze, Squeeze, Concat, Cast, Reshape and \
+                 arithmetic)",
+            )),
+        }
     }
 
     /// The last layer: integer scores `scale * s + bias` (on weights negated for classes whose
@@ -1472,6 +1680,15 @@ impl Importer<'_> {
         };
         self.push(Layer::Binary(l), p.nodes, "scores");
         Ok(())
+    }
+}
+
+/// A small constant for messages: its values, or its shape when it is large.
+fn show_tensor(t: &Tensor) -> String {
+    if t.numel() <= 8 {
+        format!("{:?}", t.data)
+    } else {
+        format!("a tensor of shape {:?}", t.dims)
     }
 }
 

@@ -11,6 +11,7 @@ pub mod import;
 pub mod proto;
 pub mod quant;
 pub mod scores;
+pub mod shape_ops;
 pub mod tensor;
 
 use std::path::Path;

@@ -100,6 +100,16 @@ impl IntQuant {
         self.rounding.apply(y.clamp(self.min_int(), self.max_int()))
     }
 
+    /// [`IntQuant::integer`] with `x / scale + zeropt` in `f32`, as qonnx computes it on a
+    /// float32 tensor.
+    pub fn integer_f32(&self, x: f64, scale: f64, zeropt: f64) -> f64 {
+        let y = (x as f32 / scale as f32 + zeropt as f32) as f64;
+        if self.bits == 1 && self.signed {
+            return if y >= 0.0 { 1.0 } else { -1.0 };
+        }
+        self.rounding.apply(y.clamp(self.min_int(), self.max_int()))
+    }
+
     /// The smallest and largest integer [`IntQuant::integer`] gives.
     pub fn range(&self) -> (f64, f64) {
         if self.bits == 1 && self.signed {

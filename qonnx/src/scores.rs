@@ -33,8 +33,28 @@ pub fn integer_scores(a: &[f64], b: &[f64], smax: u64) -> Result<IntScores, Stri
     assert_eq!(a.len(), b.len(), "one factor and one offset per class");
     let amin = a.iter().copied().fold(f64::INFINITY, f64::min);
     assert!(amin > 0.0 && amin.is_finite(), "positive factors");
-    for bits in 0..=MAX_BITS {
-        let unit = amin / 2f64.powi(bits);
+    // Units relative to the smallest factor, then absolute powers of two: integer per-class
+    // scales such as 7, 19 and 36 (a flipchip model's, exported) need unit 1, which no
+    // 7 / 2^k reaches before the scores outgrow 32 bits.
+    let relative: Vec<f64> = (0..=MAX_BITS).map(|b| amin / 2f64.powi(b)).collect();
+    let absolute: Vec<f64> = (0..=MAX_BITS).map(|b| 2f64.powi(-b)).collect();
+    for units in [relative, absolute] {
+        if let Some(found) = try_units(a, b, &units, smax) {
+            return Ok(found);
+        }
+    }
+    Err(format!(
+        "no integer scores of 32 bits pick the same class for every input (factors {}, \
+         offsets {})",
+        list(a),
+        list(b)
+    ))
+}
+
+/// The first of `units`, coarsest first, at which rounded scores decide alike; `None` once
+/// the scores outgrow 32 bits.
+fn try_units(a: &[f64], b: &[f64], units: &[f64], smax: u64) -> Option<IntScores> {
+    for &unit in units {
         let scale: Vec<i64> = a.iter().map(|&x| (x / unit).round() as i64).collect();
         let bias: Vec<i64> = b
             .iter()
@@ -56,11 +76,11 @@ pub fn integer_scores(a: &[f64], b: &[f64], smax: u64) -> Result<IntScores, Stri
                 && c >= i32::MIN as i64
         });
         if !fits {
-            break;
+            return None;
         }
         if decides_alike(a, b, &scale, &bias, smax) {
             let uniform = scale.iter().all(|&m| m == 1);
-            return Ok(IntScores {
+            return Some(IntScores {
                 scale: if uniform {
                     Vec::new()
                 } else {
@@ -70,12 +90,7 @@ pub fn integer_scores(a: &[f64], b: &[f64], smax: u64) -> Result<IntScores, Stri
             });
         }
     }
-    Err(format!(
-        "no integer scores of 32 bits pick the same class for every input (factors {}, \
-         offsets {})",
-        list(a),
-        list(b)
-    ))
+    None
 }
 
 fn list(v: &[f64]) -> String {
@@ -202,6 +217,16 @@ mod tests {
         assert_eq!(x.scale, vec![1, 2]);
         assert_eq!(x.bias, vec![0, 1]);
         assert_eq!(int_class(&x, &[3, 1]), 0);
+    }
+
+    /// A flipchip model's own integer scales, as its export gives them back.
+    #[test]
+    fn integer_factors_keep_unit_one() {
+        let a = [36.0, 19.0, 37.0, 7.0, 8.0];
+        let b = [-1.0, -4.0, 0.0, 0.0, 4.0];
+        let x = integer_scores(&a, &b, 16).unwrap();
+        assert_eq!(x.scale, vec![36, 19, 37, 7, 8]);
+        assert_eq!(x.bias, vec![-1, -4, 0, 0, 4]);
     }
 
     #[test]

@@ -50,6 +50,25 @@ fn check(name: &str) {
             let p = data.pixels();
             data.test.images.chunks(p).map(|c| c.to_vec()).collect()
         }
+        // The `perclass` fixture's stored random pixel vectors.
+        "perclass-inputs" => {
+            let meta: Value = serde_json::from_str(
+                &std::fs::read_to_string(dir().join("../perclass.json")).unwrap(),
+            )
+            .unwrap();
+            meta["inputs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|img| {
+                    img.as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|v| v.as_u64().unwrap() as u8)
+                        .collect()
+                })
+                .collect()
+        }
         other => panic!("{name}: unknown data {other}"),
     };
     let classes = meta["classes"].as_array().unwrap();
@@ -89,4 +108,19 @@ fn digits_thermometer_mlp_matches_qonnx_execution() {
 #[test]
 fn fashion_mnist_mlp_matches_qonnx_execution_on_10000_images() {
     check("fashion-mlp");
+}
+
+/// A model with per-class score multipliers (imported from the `perclass` fixture) exported
+/// and executed by qonnx: the multipliers survive the export.
+#[test]
+fn per_class_scaled_model_matches_qonnx_execution() {
+    let model = flip::model::format::load(&dir().join("perclass-export.fcm")).unwrap();
+    let Some(flip::model::Layer::Binary(last)) = model.layers.last() else {
+        panic!("a binary last layer")
+    };
+    assert!(
+        matches!(&last.activation, flip::model::Activation::Scores { scale, .. } if scale.len() == 10),
+        "per-class multipliers"
+    );
+    check("perclass-export");
 }

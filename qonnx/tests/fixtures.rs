@@ -104,6 +104,84 @@ fn per_class_score_scales_match_qonnx() {
     assert!(scale.iter().any(|&m| m != scale[0]), "{scale:?}");
 }
 
+/// MNIST's normalisation `(x - 0.1307) / 0.3081` as a Sub and a Div with `[1, 1, 1, 1]`
+/// constants before a 2-bit input quantiser of scale 0.75: codes step where
+/// `(v / 255 - 0.1307) / 0.3081 / 0.75` passes 0.5, 1.5 and 2.5.
+#[test]
+fn input_normalisation_moves_the_encoding_and_matches_qonnx() {
+    check("normalize", "144-32-10", "thermometer:63,122,181");
+    let opts = qonnx::Options {
+        input_range: (0.0, 1.0),
+        pixel_bits: 8,
+    };
+    let report = qonnx::import_file(&fixtures().join("normalize.onnx"), opts)
+        .unwrap()
+        .report;
+    for op in ["(Sub) on the input", "(Div) on the input"] {
+        assert!(
+            report.folded.iter().any(|f| f.contains(op)),
+            "{op} missing from {:?}",
+            report.folded
+        );
+    }
+}
+
+/// RGB input with equal per-channel constants (`Normalize((0.5,)*3, (0.5,)*3)`) and PyTorch's
+/// `x.view(x.size(0), -1)` exported with a dynamic batch axis: the Shape of the known map is
+/// folded and the Reshape it feeds is a flatten.
+#[test]
+fn dynamic_flatten_and_rgb_normalisation_match_qonnx() {
+    check("viewflatten", "c8-c8-16-10", "threshold:128");
+    let opts = qonnx::Options {
+        input_range: (0.0, 1.0),
+        pixel_bits: 8,
+    };
+    let imported = qonnx::import_file(&fixtures().join("viewflatten.onnx"), opts).unwrap();
+    assert_eq!(imported.model.input.channels, 3);
+    let folded = &imported.report.folded;
+    assert!(
+        folded
+            .iter()
+            .any(|f| f.contains("(Shape) of a tensor of known shape [1, 8, 6, 6]")),
+        "{folded:?}"
+    );
+    assert!(
+        folded
+            .iter()
+            .any(|f| f.contains("(Concat) evaluated to [1.0, -1.0]")),
+        "{folded:?}"
+    );
+    let dense = imported
+        .report
+        .layers
+        .iter()
+        .find(|l| l.kind == "dense")
+        .expect("a dense layer");
+    assert_eq!(dense.token, "16");
+}
+
+/// The same graphs with other constants import to another encoding, or not at all: the
+/// normalisation is read, not assumed.
+#[test]
+fn normalisation_constants_decide_the_encoding() {
+    let imported = |lo: f64, hi: f64| {
+        qonnx::import_file(
+            &fixtures().join("normalize.onnx"),
+            qonnx::Options {
+                input_range: (lo, hi),
+                pixel_bits: 8,
+            },
+        )
+        .map(|i| qonnx::import::encoding_name(&i.model.input.encoding))
+    };
+    // Pixels seen as 0..255 instead of 0..1: pixel 1 is already past every level.
+    assert_eq!(imported(0.0, 255.0).unwrap(), "thermometer:1,1,1");
+    // The same --input-range composed with the graph's normalisation.
+    assert_eq!(imported(0.0, 1.0).unwrap(), "thermometer:63,122,181");
+    let err = imported(-10.0, -9.0).unwrap_err().to_string();
+    assert!(err.contains("gives the same code"), "{err}");
+}
+
 #[test]
 fn multithreshold_graph_matches_qonnx() {
     check("multithreshold", "16-12-5", "threshold:128");
