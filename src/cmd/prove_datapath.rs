@@ -1,0 +1,262 @@
+//! `flipchip prove --datapath`: each folded layer, then the whole network, proven equal to the
+//! model's combinational specification (`compiler::equiv`) by a bounded model check over one
+//! frame from reset.
+//!
+//! A layer's outputs are split into parts, each proven by its own run: a part asserts only its
+//! neurons' (or classes') results, so the prover's work is the cone of those outputs, and a
+//! part that does not finish in time leaves the others proven.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use serde_json::json;
+
+use super::prove::{counterexample, failed_assertion, Tools};
+use compiler::equiv::{harness, spec};
+
+/// What to prove and how long each proof may take.
+pub struct Options {
+    /// Seconds each proof (one part of a layer, or the network) may take.
+    pub timeout: u64,
+    /// Outputs of a layer per proof (0: the whole layer in one proof).
+    pub outputs_per_part: usize,
+    /// Also prove the whole network (top against the network's specification).
+    pub network: bool,
+}
+
+/// One proof's verdict, as a JSON row.
+struct Row {
+    json: serde_json::Value,
+    failed: bool,
+    proven: bool,
+}
+
+/// The SymbiYosys project of one harness: a bounded check of `depth` cycles.
+fn sby_text(design_files: &[PathBuf], spec: &Path, harness: &Path, top: &str, depth: u64) -> String {
+    let name = |p: &Path| {
+        p.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let design: Vec<String> = design_files.iter().map(|p| name(p)).collect();
+    let mut s = format!(
+        "# Written by flipchip prove --datapath; rerun with the same command.\n\
+         [options]\nmode bmc\ndepth {depth}\n\n\
+         [engines]\nsmtbmc boolector\n\n\
+         [script]\nread_verilog -defer {}\nread_verilog -defer {}\nread_verilog -sv -formal {}\n\
+         prep -top {top}\n\n[files]\n",
+        design.join(" "),
+        name(spec),
+        name(harness),
+    );
+    for p in design_files.iter().chain([&spec.to_path_buf(), &harness.to_path_buf()]) {
+        s.push_str(&format!("{}\n", p.display()));
+    }
+    s
+}
+
+/// The deepest step a bounded check finished, from SymbiYosys' log.
+fn steps_checked(log: &str) -> Option<u64> {
+    log.lines()
+        .filter_map(|l| {
+            let (_, rest) = l.split_once("Checking assertions in step ")?;
+            rest.trim_end_matches('.').trim().parse::<u64>().ok()
+        })
+        .max()
+}
+
+/// Runs one harness and reports it.
+#[allow(clippy::too_many_arguments)]
+fn prove_one(
+    tools: &Tools,
+    abc: &Path,
+    work: &Path,
+    design_files: &[PathBuf],
+    spec_file: &Path,
+    h: &harness::Harness,
+    what: serde_json::Value,
+    timeout: u64,
+) -> anyhow::Result<Row> {
+    let hv = work.join(format!("{}.sv", h.top));
+    std::fs::write(&hv, &h.text).with_context(|| format!("writing {}", hv.display()))?;
+    let sby = work.join(format!("{}.sby", h.top));
+    std::fs::write(&sby, sby_text(design_files, spec_file, &hv, &h.top, h.depth))
+        .with_context(|| format!("writing {}", sby.display()))?;
+    let task = work.join(&h.top);
+    let ran = tools::Run::new(
+        &format!("prove datapath {}", h.top),
+        &tools.sby,
+        format!("{}.log", h.top),
+    )
+    .args(["-f", &format!("{}.sby", h.top)])
+    .arg("--yosys")
+    .arg(&tools.yosys)
+    .arg("--abc")
+    .arg(abc)
+    .arg("--smtbmc")
+    .arg(&tools.smtbmc)
+    .arg("--witness")
+    .arg(&tools.witness)
+    .current_dir(work)
+    .timeout(Duration::from_secs(timeout))
+    .allow_failure()
+    .run_with_progress(&mut |line| eprintln!("  {line}"));
+    let (seconds, timed_out) = match ran {
+        Ok(r) => (r.seconds, false),
+        Err(tools::ToolError::TimedOut { seconds, .. }) => (seconds, true),
+        Err(e) => return Err(e.into()),
+    };
+    let log = std::fs::read_to_string(task.join("logfile.txt")).unwrap_or_default();
+    let status = std::fs::read_to_string(task.join("status")).unwrap_or_default();
+    let word = match status.split_whitespace().next() {
+        _ if timed_out => "timeout",
+        Some("PASS") => "proven",
+        Some("FAIL") => "failed",
+        Some("UNKNOWN" | "TIMEOUT") => "timeout",
+        _ => anyhow::bail!(
+            "prove datapath {}: SymbiYosys ended without a result ({}); see {} and {}",
+            h.top,
+            status.trim(),
+            work.join(format!("{}.log", h.top)).display(),
+            task.join("logfile.txt").display()
+        ),
+    };
+    let vcd = (word == "failed")
+        .then(|| counterexample(&log).map(|p| work.join(p)))
+        .flatten();
+    let assertion = failed_assertion(&log, &hv);
+    // A check that passed covered every cycle up to its depth.
+    let depth = if word == "proven" {
+        Some(h.depth)
+    } else {
+        steps_checked(&log)
+    };
+    let detail = match word {
+        "proven" => format!("{} cycles from reset, every input", h.depth),
+        "failed" => format!(
+            "{}; counterexample {}",
+            assertion.as_deref().unwrap_or("an assertion"),
+            vcd.as_ref()
+                .map_or("not written".into(), |p| p.display().to_string())
+        ),
+        _ => match depth {
+            Some(d) => format!("no counterexample in the first {d} of {} cycles", h.depth),
+            None => "no step finished".into(),
+        },
+    };
+    eprintln!("{}: {word} in {seconds:.1} s ({detail})", h.top);
+    let mut row = what;
+    let fields = json!({
+        "proof": h.top,
+        "status": word,
+        "seconds": seconds,
+        "depth": depth,
+        "frame_cycles": h.depth,
+        "vcd": vcd.as_ref().map(|p| p.display().to_string()),
+        "assertion": assertion,
+        "sby": sby.display().to_string(),
+    });
+    if let (Some(r), Some(f)) = (row.as_object_mut(), fields.as_object()) {
+        r.extend(f.clone());
+    }
+    Ok(Row {
+        json: row,
+        failed: word == "failed",
+        proven: word == "proven",
+    })
+}
+
+/// Proves every layer of the design in `dir`, then the network; returns the per-layer JSON rows
+/// and whether any proof failed.
+pub(super) fn run(
+    dir: &Path,
+    model: &flip::model::Model,
+    design: &compiler::ir::Design,
+    tools: &Tools,
+    abc: &Path,
+    o: &Options,
+) -> anyhow::Result<(Vec<serde_json::Value>, bool)> {
+    let layers = spec::layers(model)
+        .map_err(|why| anyhow::anyhow!("{}: no datapath proof: {why}", dir.display()))?;
+    if design.has_loaded_weights() {
+        anyhow::bail!(
+            "{}: the design loads its weights after power-up; datapath proofs cover weight ROMs",
+            dir.display()
+        );
+    }
+    let work = dir.join("prove").join("datapath");
+    std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
+    let work = work
+        .canonicalize()
+        .with_context(|| format!("reading {}", work.display()))?;
+    let spec_text = spec::spec_file(model, &design.top, design.input().format)
+        .map_err(|why| anyhow::anyhow!("{}: {why}", dir.display()))?;
+    let spec_file = work.join("spec.v");
+    std::fs::write(&spec_file, spec_text)
+        .with_context(|| format!("writing {}", spec_file.display()))?;
+    let mut design_files = Vec::new();
+    for f in design.file_names() {
+        let p = dir.join(&f);
+        design_files.push(
+            p.canonicalize()
+                .with_context(|| format!("reading {}", p.display()))?,
+        );
+    }
+    let mut rows = Vec::new();
+    let mut failed = false;
+    for ls in &layers {
+        let outputs = ls.layer.outputs;
+        let per = if o.outputs_per_part == 0 {
+            outputs
+        } else {
+            o.outputs_per_part.min(outputs)
+        };
+        let parts = outputs.div_ceil(per);
+        for p in 0..parts {
+            let range = p * per..((p + 1) * per).min(outputs);
+            let h = harness::layer(design, ls, range.clone(), (parts > 1).then_some(p))
+                .map_err(|why| anyhow::anyhow!("{}: {why}", dir.display()))?;
+            eprintln!(
+                "layer {}: outputs {}..{} of {outputs}, one frame ({} cycles) ...",
+                ls.index, range.start, range.end, h.depth
+            );
+            let what = json!({
+                "layer": ls.index,
+                "outputs": [range.start, range.end],
+            });
+            let row = prove_one(
+                tools,
+                abc,
+                &work,
+                &design_files,
+                &spec_file,
+                &h,
+                what,
+                o.timeout,
+            )?;
+            failed |= row.failed;
+            rows.push(row);
+        }
+    }
+    if o.network {
+        let h = harness::network(design, model)
+            .map_err(|why| anyhow::anyhow!("{}: {why}", dir.display()))?;
+        eprintln!("network: one frame ({} cycles) ...", h.depth);
+        let what = json!({ "layer": "network", "outputs": null });
+        let row = prove_one(
+            tools,
+            abc,
+            &work,
+            &design_files,
+            &spec_file,
+            &h,
+            what,
+            o.timeout,
+        )?;
+        failed |= row.failed;
+        rows.push(row);
+    }
+    let _ = rows.iter().all(|r| r.proven);
+    Ok((rows.into_iter().map(|r| r.json).collect(), failed))
+}
