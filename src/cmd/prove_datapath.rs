@@ -42,8 +42,9 @@ fn sby_text(design_files: &[PathBuf], spec: &Path, harness: &Path, top: &str, de
     let design: Vec<String> = design_files.iter().map(|p| name(p)).collect();
     let mut s = format!(
         "# Written by flipchip prove --datapath; rerun with the same command.\n\
-         [options]\nmode bmc\ndepth {depth}\n\n\
-         [engines]\nsmtbmc boolector\n\n\
+         [options]\nmode bmc\ndepth {depth}\n\
+         # Traces of the ABC engine are turned into VCD by replaying them with Z3.\naigsmt z3\n\n\
+         [engines]\nabc bmc3\n\n\
          [script]\nread_verilog -defer {}\nread_verilog -defer {}\nread_verilog -sv -formal {}\n\
          prep -top {top}\n\n[files]\n",
         design.join(" "),
@@ -56,12 +57,18 @@ fn sby_text(design_files: &[PathBuf], spec: &Path, harness: &Path, top: &str, de
     s
 }
 
-/// The deepest step a bounded check finished, from SymbiYosys' log.
+/// Cycles a bounded check covered without a counterexample, from SymbiYosys' log: ABC's
+/// `bmc3 -v` prints `N + :` for each frame `N` it finished (0-based), smtbmc `Checking
+/// assertions in step N` as it starts a step.
 fn steps_checked(log: &str) -> Option<u64> {
     log.lines()
         .filter_map(|l| {
-            let (_, rest) = l.split_once("Checking assertions in step ")?;
-            rest.trim_end_matches('.').trim().parse::<u64>().ok()
+            if let Some((_, rest)) = l.split_once("Checking assertions in step ") {
+                return rest.trim_end_matches('.').trim().parse::<u64>().ok();
+            }
+            let (_, rest) = l.split_once("engine_0: ")?;
+            let (n, _) = rest.split_once(" + :")?;
+            n.trim().parse::<u64>().ok().map(|n| n + 1)
         })
         .max()
 }

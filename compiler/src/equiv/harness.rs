@@ -66,36 +66,39 @@ fn same_shape(m: &Mvtu, ls: &LayerSpec) -> Result<(), String> {
     Ok(())
 }
 
-/// The per-cycle bookkeeping every harness shares: reset in the first cycle, a beat counter,
-/// the cycle count, and whether a result has come.
-fn preamble(
-    v: &mut String,
-    input_bits: usize,
-    vector: &str,
-    beats: usize,
-    out_valid: &str,
-    bound: u64,
-) {
+/// The frame's register and the reset cycle, declared before anything reads them.
+fn frame(v: &mut String, input_bits: usize, vector: &str, beats: usize) {
     let bb = bits_for(beats as u64).max(1);
     v.push_str(&format!(
-        "    // The frame: any value, the same in every cycle.\n\
-         \x20   (* anyconst *) reg [{}:0] {vector};\n\
-         \x20   reg init = 1'b1;\n    always @(posedge clk) init <= 1'b0;\n\
+        "    input wire [{ib1}:0] {vector}_in\n);\n\
+         \x20   // The frame: any value, taken from a free input in the reset cycle and held.\n\
+         \x20   reg [{ib1}:0] {vector};\n\
+         \x20   reg init = 1'b1;\n\
+         \x20   always @(posedge clk) begin\n\
+         \x20       init <= 1'b0;\n\
+         \x20       if (init) {vector} <= {vector}_in;\n\
+         \x20   end\n\
          \x20   // Beats handed in so far; the frame has {beats}.\n\
-         \x20   reg [{}:0] fed = {bb}'d0;\n\
-         \x20   reg [15:0] cycles = 16'd0;\n\
+         \x20   reg [{}:0] fed = {bb}'d0;\n",
+        bb - 1,
+        ib1 = input_bits - 1,
+    ));
+}
+
+/// The checks every harness shares: the result comes within the latency bound, and only one.
+fn timing(v: &mut String, out_valid: &str, bound: u64) {
+    v.push_str(&format!(
+        "    reg [15:0] cycles = 16'd0;\n\
          \x20   reg done = 1'b0;\n\
          \x20   always @(posedge clk) begin\n\
          \x20       if (!init && cycles != 16'hffff) cycles <= cycles + 16'd1;\n\
-         \x20       if ({out_valid}) done <= 1'b1;\n\
+         \x20       if (!init && {out_valid}) done <= 1'b1;\n\
          \x20   end\n\
          \x20   // The result within the latency bound ({bound} cycles after reset), and only one.\n\
          \x20   always @(*) if (!init) begin\n\
          \x20       assert(done || {out_valid} || cycles <= 16'd{bound});\n\
          \x20       assert(!(done && {out_valid}));\n\
          \x20   end\n",
-        input_bits - 1,
-        bb - 1,
     ));
 }
 
@@ -121,18 +124,18 @@ pub fn layer(
     let beats = if m.input_ram() { m.synapse_folds() } else { 1 };
     let mut v = format!(
         "// Datapath proof of layer {}: {n} (PE {}, SIMD {}) against {} on one frame.\n\
-         module {top} (\n    input wire clk\n);\n",
+         module {top} (\n    input wire clk,\n",
         ls.index,
         m.pe,
         m.simd,
         ls.name()
     );
-    preamble(&mut v, iw, "x", beats, "out_valid", bound);
+    frame(&mut v, iw, "x", beats);
     let data = if m.input_ram() {
         // Chunk sf of every plane per beat: plane k's SIMD bits in bits k * SIMD.
         let parts: Vec<String> = (0..m.planes)
             .rev()
-            .map(|k| format!("x[{} + fed * {} +: {}]", k * m.inputs, m.simd, m.simd))
+            .map(|k| format!("chunk{k}[{}:0]", m.simd - 1))
             .collect();
         format!("{{{}}}", parts.join(", "))
     } else {
@@ -140,6 +143,8 @@ pub fn layer(
     };
     v.push_str(&format!(
         "    wire in_valid = !init && fed != {bb}'d{beats};\n\
+         \x20   // A chunk of zeros above the frame keeps a chunk select in range once every beat is in.\n\
+         \x20   wire [{}:0] padded = {{{}'d0, x}};\n{chunks}\
          \x20   wire in_ready;\n\
          \x20   wire [{}:0] in_data = {data};\n\
          \x20   always @(posedge clk) if (in_valid && in_ready) fed <= fed + {bb}'d1;\n\
@@ -148,12 +153,25 @@ pub fn layer(
          .in_ready(in_ready),\n        .in_data(in_data),\n        .out_valid(out_valid),\n        \
          .out_ready(1'b1),\n        .out_data(out_data)\n    );\n\
          \x20   wire [{}:0] y;\n    {} spec (.x(x), .y(y));\n",
+        iw + m.simd - 1,
+        m.simd,
         m.in_width() - 1,
         ow - 1,
         ls.out_width() - 1,
         ls.name(),
         bb = bits_for(beats as u64).max(1),
+        chunks = (0..if m.input_ram() { m.planes } else { 0 })
+            .map(|k| {
+                format!(
+                    "    wire [{}:0] chunk{k} = padded >> ({} + fed * {});\n",
+                    iw + m.simd - 1,
+                    k * m.inputs,
+                    m.simd
+                )
+            })
+            .collect::<String>(),
     ));
+    timing(&mut v, "out_valid", bound);
     v.push_str("    always @(*) if (!init && out_valid) begin\n");
     let ew = m.element_width() as usize;
     for i in outputs {
@@ -211,15 +229,18 @@ pub fn network(design: &Design, model: &flip::model::Model) -> Result<Harness, S
     let fw = design.stage_names().len();
     let mut v = format!(
         "// Datapath proof of the whole network: {top} against {} on one frame.\n\
-         module {name} (\n    input wire clk\n);\n",
+         module {name} (\n    input wire clk,\n",
         spec::network_name(top)
     );
-    preamble(&mut v, pw, "pixels", beats, "m_valid", bound);
+    frame(&mut v, pw, "pixels", beats);
     let bb = bits_for(beats as u64).max(1);
     v.push_str(&format!(
         "    wire s_valid = !init && fed != {bb}'d{beats};\n\
          \x20   wire s_ready;\n\
-         \x20   wire [{}:0] s_data = pixels[fed * {iw} +: {iw}];\n\
+         \x20   // One beat of zeros above the frame keeps the select in range once every beat is in.\n\
+         \x20   wire [{}:0] padded = {{{iw}'d0, pixels}};\n\
+         \x20   // A shift, not a variable part select, whose out-of-range bits would be undefined.\n\
+         \x20   wire [{}:0] s_data = padded >> (fed * {iw});\n\
          \x20   always @(posedge clk) if (s_valid && s_ready) fed <= fed + {bb}'d1;\n\
          \x20   wire m_valid;\n    wire [{}:0] m_class;\n    wire [{}:0] m_scores;\n    wire [{}:0] dbg_fire;\n\
          \x20   {top} dut (\n        .clk(clk),\n        .rst(init),\n        .s_valid(s_valid),\n        \
@@ -228,6 +249,7 @@ pub fn network(design: &Design, model: &flip::model::Model) -> Result<Harness, S
          .dbg_fire(dbg_fire)\n    );\n\
          \x20   wire [{}:0] class;\n    wire [{}:0] scores;\n\
          \x20   {} spec (.pixels(pixels), .class(class), .scores(scores));\n",
+        pw + iw - 1,
         iw - 1,
         cw - 1,
         classes * sw - 1,
@@ -236,6 +258,7 @@ pub fn network(design: &Design, model: &flip::model::Model) -> Result<Harness, S
         classes * SCORE_BITS as usize - 1,
         spec::network_name(top)
     ));
+    timing(&mut v, "m_valid", bound);
     v.push_str("    always @(*) if (!init && m_valid) begin\n");
     v.push_str(&format!(
         "        assert({} == class);\n",
