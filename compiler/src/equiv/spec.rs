@@ -3,8 +3,8 @@
 //! of `flip::reference`), with nothing of a folding, a pipeline or a handshake in it.
 //!
 //! - `l{N}_spec (x, y)`: layer `N` (1-based). `x` is the layer's input, plane `k` in bits
-//!   `k * inputs ..`; neuron `i`'s sum is `sum_k 2^k * popcount(~(x_k ^ w_i))`, counted bit by
-//!   bit in a loop (no adder tree shared with the design). A hidden layer's `y` bit `i` is
+//!   `k * inputs ..`; neuron `i`'s sum is `sum_k 2^k * popcount(~(x_k ^ w_i))`, counted by halves
+//!   (`spec_popcount`; nothing of the design's folding or pipeline). A hidden layer's `y` bit `i` is
 //!   `(s_i >= T_i) ^ invert_i`, compared as signed integers; a scores layer's `y` holds class
 //!   `i`'s score `scale_i * s_i + bias_i` as a signed 32-bit integer in bits `32 i ..`.
 //! - `{top}_spec (pixels, class, scores)`: the input encoding of one frame's pixels (bytes,
@@ -127,6 +127,26 @@ fn weight_literal(l: &BinaryLayer, i: usize) -> String {
     s
 }
 
+/// The popcount module every layer uses.
+const POPCOUNT: &str = "spec_popcount";
+
+/// `POPCOUNT`: the ones of `N` bits, counted by halves (the first `2^(ceil(log2 N) - 1)` bits,
+/// then the rest), so the counts of neighbouring bits are added first, as a balanced tree
+/// does; an equivalence prover then meets a familiar structure on the design's side.
+fn popcount_module() -> String {
+    format!(
+        "// The ones of N bits, counted by halves.\n\
+         module {POPCOUNT} #(\n    parameter N = 1,\n    parameter W = 1\n) (\n    \
+         input  wire [N-1:0] v,\n    output wire [W-1:0] c\n);\n\
+         \x20   generate\n        if (N == 1) begin : leaf\n            assign c = v;\n        \
+         end else begin : split\n            localparam H = 1 << ($clog2(N) - 1);\n            \
+         wire [$clog2(H + 1) - 1:0] lo;\n            wire [$clog2(N - H + 1) - 1:0] hi;\n            \
+         {POPCOUNT} #(.N(H), .W($clog2(H + 1))) l (.v(v[H-1:0]), .c(lo));\n            \
+         {POPCOUNT} #(.N(N - H), .W($clog2(N - H + 1))) h (.v(v[N-1:H]), .c(hi));\n            \
+         assign c = lo + hi;\n        end\n    endgenerate\nendmodule\n"
+    )
+}
+
 /// The combinational module of one layer.
 pub fn layer_module(ls: &LayerSpec) -> String {
     let l = ls.layer;
@@ -146,27 +166,24 @@ pub fn layer_module(ls: &LayerSpec) -> String {
         ls.in_width() - 1,
         ls.out_width() - 1
     );
-    v.push_str(&format!(
-        "    // Agreements of an input plane with a neuron's weights, counted bit by bit.\n\
-         \x20   function [{s1}:0] agree;\n        input [{n1}:0] a;\n        input [{n1}:0] w;\n        \
-         integer j;\n        begin\n            agree = {sw}'d0;\n            \
-         for (j = 0; j < {n}; j = j + 1) agree = agree + {{{{{s1}{{1'b0}}}}, ~(a[j] ^ w[j])}};\n        \
-         end\n    endfunction\n",
-        s1 = sw - 1,
-        n1 = n - 1,
-    ));
     for i in 0..l.outputs {
         let w = weight_literal(l, i);
-        let terms: Vec<String> = (0..ls.planes)
-            .map(|k| {
-                let a = format!("agree(x[{}:{}], {w})", (k + 1) * n - 1, k * n);
-                if k == 0 {
-                    a
-                } else {
-                    format!("({a} << {k})")
-                }
-            })
-            .collect();
+        let cw = bits_for(n as u64);
+        let mut terms = Vec::new();
+        for k in 0..ls.planes {
+            v.push_str(&format!(
+                "    wire [{}:0] c{i}_{k};\n    {POPCOUNT} #(.N({n}), .W({cw})) p{i}_{k} \
+                 (.v(~(x[{}:{}] ^ {w})), .c(c{i}_{k}));\n",
+                cw - 1,
+                (k + 1) * n - 1,
+                k * n
+            ));
+            terms.push(if k == 0 {
+                format!("c{i}_{k}")
+            } else {
+                format!("(c{i}_{k} << {k})")
+            });
+        }
         v.push_str(&format!(
             "    wire [{}:0] s{i} = {};\n",
             sw - 1,
@@ -308,6 +325,8 @@ pub fn spec_file(model: &Model, top: &str, format: InputFormat) -> Result<String
         "// Written by flipchip prove from the model file alone: the reference's integer\n\
          // semantics, combinational (no folding, no pipeline). Not part of the design.\n\n",
     );
+    v.push_str(&popcount_module());
+    v.push('\n');
     for ls in layers(model)? {
         v.push_str(&layer_module(&ls));
         v.push('\n');
