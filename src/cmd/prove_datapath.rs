@@ -73,7 +73,62 @@ fn steps_checked(log: &str) -> Option<u64> {
         .max()
 }
 
+/// Runs SymbiYosys on `name.sby` in `work`; the seconds it took and whether it ran out of time.
+fn run_sby(
+    tools: &Tools,
+    abc: &Path,
+    work: &Path,
+    name: &str,
+    timeout: u64,
+) -> anyhow::Result<(f64, bool)> {
+    let ran = tools::Run::new(
+        &format!("prove datapath {name}"),
+        &tools.sby,
+        format!("{name}.log"),
+    )
+    .args(["-f", &format!("{name}.sby")])
+    .arg("--yosys")
+    .arg(&tools.yosys)
+    .arg("--abc")
+    .arg(abc)
+    .arg("--smtbmc")
+    .arg(&tools.smtbmc)
+    .arg("--witness")
+    .arg(&tools.witness)
+    .current_dir(work)
+    .timeout(Duration::from_secs(timeout.max(1)))
+    .allow_failure()
+    .run_with_progress(&mut |line| eprintln!("  {line}"));
+    match ran {
+        Ok(r) => Ok((r.seconds, false)),
+        Err(tools::ToolError::TimedOut { seconds, .. }) => Ok((seconds, true)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// SymbiYosys' verdict on a task (`PASS`, `FAIL`, ...), or an error naming its logs.
+fn sby_status(work: &Path, name: &str) -> anyhow::Result<(String, String)> {
+    let task = work.join(name);
+    let log = std::fs::read_to_string(task.join("logfile.txt")).unwrap_or_default();
+    let status = std::fs::read_to_string(task.join("status")).unwrap_or_default();
+    match status.split_whitespace().next() {
+        Some(word @ ("PASS" | "FAIL" | "UNKNOWN" | "TIMEOUT")) => Ok((word.to_string(), log)),
+        _ => anyhow::bail!(
+            "prove datapath {name}: SymbiYosys ended without a result ({}); see {} and {}",
+            status.trim(),
+            work.join(format!("{name}.log")).display(),
+            task.join("logfile.txt").display()
+        ),
+    }
+}
+
 /// Runs one harness and reports it.
+///
+/// SymbiYosys writes the harness as an AIG (a one-cycle check, so that its own engine adds
+/// nothing); ABC unrolls that AIG over the frame's cycles into one combinational miter and
+/// proves it with `iprove` (SAT sweeping: the specification's and the design's popcounts are
+/// merged node by node where they agree, which a plain bounded check by SAT never gets to).
+/// Only a refuted miter runs the bounded check itself, for its counterexample waveform.
 #[allow(clippy::too_many_arguments)]
 fn prove_one(
     tools: &Tools,
@@ -85,55 +140,69 @@ fn prove_one(
     what: serde_json::Value,
     timeout: u64,
 ) -> anyhow::Result<Row> {
+    let start = std::time::Instant::now();
+    let left = |start: std::time::Instant| timeout.saturating_sub(start.elapsed().as_secs());
     let hv = work.join(format!("{}.sv", h.top));
     std::fs::write(&hv, &h.text).with_context(|| format!("writing {}", hv.display()))?;
+    let aig_name = format!("{}_aig", h.top);
+    let aig_sby = work.join(format!("{aig_name}.sby"));
+    std::fs::write(&aig_sby, sby_text(design_files, spec_file, &hv, &h.top, 1))
+        .with_context(|| format!("writing {}", aig_sby.display()))?;
     let sby = work.join(format!("{}.sby", h.top));
     std::fs::write(&sby, sby_text(design_files, spec_file, &hv, &h.top, h.depth))
         .with_context(|| format!("writing {}", sby.display()))?;
-    let task = work.join(&h.top);
-    let ran = tools::Run::new(
-        &format!("prove datapath {}", h.top),
-        &tools.sby,
-        format!("{}.log", h.top),
-    )
-    .args(["-f", &format!("{}.sby", h.top)])
-    .arg("--yosys")
-    .arg(&tools.yosys)
-    .arg("--abc")
-    .arg(abc)
-    .arg("--smtbmc")
-    .arg(&tools.smtbmc)
-    .arg("--witness")
-    .arg(&tools.witness)
-    .current_dir(work)
-    .timeout(Duration::from_secs(timeout))
-    .allow_failure()
-    .run_with_progress(&mut |line| eprintln!("  {line}"));
-    let (seconds, timed_out) = match ran {
-        Ok(r) => (r.seconds, false),
-        Err(tools::ToolError::TimedOut { seconds, .. }) => (seconds, true),
-        Err(e) => return Err(e.into()),
-    };
-    let log = std::fs::read_to_string(task.join("logfile.txt")).unwrap_or_default();
-    let status = std::fs::read_to_string(task.join("status")).unwrap_or_default();
-    let word = match status.split_whitespace().next() {
-        _ if timed_out => "timeout",
-        Some("PASS") => "proven",
-        Some("FAIL") => "failed",
-        Some("UNKNOWN" | "TIMEOUT") => "timeout",
-        _ => anyhow::bail!(
-            "prove datapath {}: SymbiYosys ended without a result ({}); see {} and {}",
-            h.top,
-            status.trim(),
-            work.join(format!("{}.log", h.top)).display(),
-            task.join("logfile.txt").display()
-        ),
-    };
+    let (_, timed_out) = run_sby(tools, abc, work, &aig_name, timeout)?;
+    let mut word = "timeout";
+    let mut log = String::new();
+    if !timed_out {
+        let (status, l) = sby_status(work, &aig_name)?;
+        log = l;
+        // A failure within the first cycle is a failure of the frame too.
+        word = if status == "FAIL" { "failed" } else { "timeout" };
+    }
+    if word == "timeout" && !timed_out {
+        let aig = work.join(&aig_name).join("model").join("design_aiger.aig");
+        let script = format!(
+            "read_aiger {}; fold; strash; frames -F {} -i; strash; orpos; iprove",
+            aig.display(),
+            h.depth + 1
+        );
+        let ran = tools::Run::new(
+            &format!("prove datapath {} (ABC)", h.top),
+            &tools.abc,
+            format!("{}_abc.log", h.top),
+        )
+        .args(["-c", &script])
+        .current_dir(work)
+        .timeout(Duration::from_secs(left(start).max(1)))
+        .allow_failure()
+        .run();
+        match ran {
+            Ok(r) => {
+                let text = r.text();
+                if text.contains("UNSATISFIABLE") {
+                    word = "proven";
+                } else if text.contains("SATISFIABLE") {
+                    word = "failed";
+                }
+            }
+            Err(tools::ToolError::TimedOut { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        if word == "failed" {
+            // The counterexample, from the bounded check (fast where a failure exists).
+            let (_, timed_out) = run_sby(tools, abc, work, &h.top, left(start).max(60))?;
+            if !timed_out {
+                log = sby_status(work, &h.top)?.1;
+            }
+        }
+    }
+    let seconds = start.elapsed().as_secs_f64();
     let vcd = (word == "failed")
         .then(|| counterexample(&log).map(|p| work.join(p)))
         .flatten();
     let assertion = failed_assertion(&log, &hv);
-    // A check that passed covered every cycle up to its depth.
+    // A proven miter covers every cycle of the frame; otherwise the bounded check's own depth.
     let depth = if word == "proven" {
         Some(h.depth)
     } else {
@@ -147,10 +216,7 @@ fn prove_one(
             vcd.as_ref()
                 .map_or("not written".into(), |p| p.display().to_string())
         ),
-        _ => match depth {
-            Some(d) => format!("no counterexample in the first {d} of {} cycles", h.depth),
-            None => "no step finished".into(),
-        },
+        _ => format!("the miter of {} cycles was not decided", h.depth),
     };
     eprintln!("{}: {word} in {seconds:.1} s ({detail})", h.top);
     let mut row = what;
