@@ -94,13 +94,19 @@ fn each_layer_and_the_network_prove_and_a_flipped_weight_fails_with_a_trace() {
     let out = prove(&build);
     assert!(!out.status.success(), "the broken design was proven");
     let err = stderr(&out);
-    assert!(err.contains("l2_equiv: failed") && !err.contains("panicked"), "{err}");
+    assert!(
+        err.contains("l2_equiv: failed") && !err.contains("panicked"),
+        "{err}"
+    );
     let report = last_json(&out);
     let r = rows(&report);
     assert_eq!(r[0]["status"], "proven", "{report}");
     for row in &r[1..] {
         assert_eq!(row["status"], "failed", "{report}");
-        assert!(row["assertion"].as_str().unwrap().contains("assert("), "{report}");
+        assert!(
+            row["assertion"].as_str().unwrap().contains("assert("),
+            "{report}"
+        );
         let vcd = PathBuf::from(row["vcd"].as_str().unwrap());
         let wave = std::fs::read_to_string(&vcd).unwrap();
         assert!(wave.contains("$enddefinitions"), "{}", vcd.display());

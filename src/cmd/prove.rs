@@ -6,6 +6,9 @@
 //! strengthening invariants) and yosys-smtbmc with Z3 (k-induction to `--depth`, whose base case is a
 //! bounded check from reset: the depth it reached is what a group that does not finish
 //! reports). The first engine to prove or refute the group ends its run.
+//!
+//! `--datapath` proves the design's results equal to the model's specification instead (or
+//! besides, with `--group`): see [`super::prove_datapath`].
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -33,7 +33,13 @@ struct Row {
 }
 
 /// The SymbiYosys project of one harness: a bounded check of `depth` cycles.
-fn sby_text(design_files: &[PathBuf], spec: &Path, harness: &Path, top: &str, depth: u64) -> String {
+fn sby_text(
+    design_files: &[PathBuf],
+    spec: &Path,
+    harness: &Path,
+    top: &str,
+    depth: u64,
+) -> String {
     let name = |p: &Path| {
         p.file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -51,7 +57,10 @@ fn sby_text(design_files: &[PathBuf], spec: &Path, harness: &Path, top: &str, de
         name(spec),
         name(harness),
     );
-    for p in design_files.iter().chain([&spec.to_path_buf(), &harness.to_path_buf()]) {
+    for p in design_files
+        .iter()
+        .chain([&spec.to_path_buf(), &harness.to_path_buf()])
+    {
         s.push_str(&format!("{}\n", p.display()));
     }
     s
@@ -149,16 +158,32 @@ fn prove_one(
     std::fs::write(&aig_sby, sby_text(design_files, spec_file, &hv, &h.top, 1))
         .with_context(|| format!("writing {}", aig_sby.display()))?;
     let sby = work.join(format!("{}.sby", h.top));
-    std::fs::write(&sby, sby_text(design_files, spec_file, &hv, &h.top, h.depth))
-        .with_context(|| format!("writing {}", sby.display()))?;
+    std::fs::write(
+        &sby,
+        sby_text(design_files, spec_file, &hv, &h.top, h.depth),
+    )
+    .with_context(|| format!("writing {}", sby.display()))?;
     let (_, timed_out) = run_sby(tools, abc, work, &aig_name, timeout)?;
     let mut word = "timeout";
     let mut log = String::new();
     if !timed_out {
-        let (status, l) = sby_status(work, &aig_name)?;
-        log = l;
-        // A failure within the first cycle is a failure of the frame too.
-        word = if status == "FAIL" { "failed" } else { "timeout" };
+        match sby_status(work, &aig_name) {
+            Ok((status, l)) => {
+                log = l;
+                // A failure within the first cycle is a failure of the frame too.
+                word = if status == "FAIL" {
+                    "failed"
+                } else {
+                    "timeout"
+                };
+            }
+            // Yosys could not build the miter (YoWASP's runs out of memory on the largest
+            // layers): this proof is an error, the next ones still run.
+            Err(e) => {
+                eprintln!("{e:#}");
+                word = "error";
+            }
+        }
     }
     if word == "timeout" && !timed_out {
         let aig = work.join(&aig_name).join("model").join("design_aiger.aig");
@@ -216,6 +241,10 @@ fn prove_one(
             vcd.as_ref()
                 .map_or("not written".into(), |p| p.display().to_string())
         ),
+        "error" => format!(
+            "no miter; see {}",
+            work.join(format!("{aig_name}.log")).display()
+        ),
         _ => format!("the miter of {} cycles was not decided", h.depth),
     };
     eprintln!("{}: {word} in {seconds:.1} s ({detail})", h.top);
@@ -235,7 +264,7 @@ fn prove_one(
     }
     Ok(Row {
         json: row,
-        failed: word == "failed",
+        failed: word == "failed" || word == "error",
         proven: word == "proven",
     })
 }

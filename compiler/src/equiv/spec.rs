@@ -243,7 +243,9 @@ pub fn network_module(model: &Model, top: &str, format: InputFormat) -> Result<S
     let input = &model.input;
     let pixels = input.pixels();
     let pw = pixel_width(pixels, format);
-    let last = specs.last().expect("layers() returns at least the scores layer");
+    let last = specs
+        .last()
+        .expect("layers() returns at least the scores layer");
     let classes = last.layer.outputs;
     let cw = bits_for(classes.saturating_sub(1) as u64).max(1);
     let sb = SCORE_BITS as usize;
@@ -295,7 +297,11 @@ pub fn network_module(model: &Model, top: &str, format: InputFormat) -> Result<S
         let out = if i + 1 == specs.len() {
             "scores".to_string()
         } else {
-            v.push_str(&format!("    wire [{}:0] x{};\n", ls.out_width() - 1, n + 1));
+            v.push_str(&format!(
+                "    wire [{}:0] x{};\n",
+                ls.out_width() - 1,
+                n + 1
+            ));
             format!("x{}", n + 1)
         };
         v.push_str(&format!("    {} u{n} (.x(x{n}), .y({out}));\n", ls.name()));
@@ -414,12 +420,21 @@ mod tests {
             frames.len()
         );
         for ls in &specs {
-            tb.push_str(&format!("            $display(\"%h\", spec.x{});\n", ls.index));
+            tb.push_str(&format!(
+                "            $display(\"%h\", spec.x{});\n",
+                ls.index
+            ));
         }
-        tb.push_str("            $display(\"%h\", scores);\n            $display(\"%0d\", class);\n");
+        tb.push_str(
+            "            $display(\"%h\", scores);\n            $display(\"%0d\", class);\n",
+        );
         tb.push_str("        end\n    end\nendmodule\n");
         std::fs::write(dir.join("tb.v"), tb).unwrap();
-        run(&dir, "iverilog", &["-g2005", "-o", "sim.vvp", "tb.v", "spec.v"]);
+        run(
+            &dir,
+            "iverilog",
+            &["-g2005", "-o", "sim.vvp", "tb.v", "spec.v"],
+        );
         run(&dir, "vvp", &["-n", "-l", "out.txt", "sim.vvp"]);
         let out = std::fs::read_to_string(dir.join("out.txt")).unwrap();
         let mut lines = out.lines().filter(|l| !l.trim().is_empty());
@@ -453,7 +468,12 @@ mod tests {
             let got = parse_hex(lines.next().expect("a scores line"));
             for (c, &s) in want.iter().enumerate() {
                 let v = crate::blocks::get_bits(&got, c * SCORE_BITS as usize, 32) as u32 as i32;
-                assert_eq!(v, s, "{tag}: frame {i}, class {c}'s score; files in {}", dir.display());
+                assert_eq!(
+                    v,
+                    s,
+                    "{tag}: frame {i}, class {c}'s score; files in {}",
+                    dir.display()
+                );
             }
             let class: usize = lines.next().expect("a class line").trim().parse().unwrap();
             assert_eq!(class, argmax(&want), "{tag}: frame {i}'s class");
@@ -473,11 +493,34 @@ mod tests {
     #[test]
     fn the_specification_computes_what_the_reference_computes() {
         let mut rng = Rng(11);
-        let cases: [(&str, usize, u8, &str, &[usize], InputFormat); 4] = [
+        // (tag, pixels, pixel bits, encoding, layer widths, input format)
+        type Case<'a> = (&'a str, usize, u8, &'a str, &'a [usize], InputFormat);
+        let cases: [Case; 4] = [
             ("planes", 12, 8, "bitplanes:3", &[8, 5], InputFormat::Pixels),
-            ("planes-5bit", 9, 5, "bitplanes:4", &[6, 4, 3], InputFormat::Pixels),
-            ("thermometer", 7, 8, "thermometer:40,128,200", &[9, 4], InputFormat::Pixels),
-            ("packed", 20, 8, "threshold:100", &[7, 6], InputFormat::Packed),
+            (
+                "planes-5bit",
+                9,
+                5,
+                "bitplanes:4",
+                &[6, 4, 3],
+                InputFormat::Pixels,
+            ),
+            (
+                "thermometer",
+                7,
+                8,
+                "thermometer:40,128,200",
+                &[9, 4],
+                InputFormat::Pixels,
+            ),
+            (
+                "packed",
+                20,
+                8,
+                "threshold:100",
+                &[7, 6],
+                InputFormat::Packed,
+            ),
         ];
         for (tag, pixels, bits, enc, widths, format) in cases {
             let model = random_model(&mut rng, pixels, bits, enc.parse().unwrap(), widths);
