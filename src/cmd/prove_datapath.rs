@@ -362,3 +362,22 @@ pub(super) fn run(
     let _ = rows.iter().all(|r| r.proven);
     Ok((rows.into_iter().map(|r| r.json).collect(), failed))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_depth_covered_comes_from_either_engine() {
+        // Lines as SymbiYosys 0.70 writes them for `abc bmc3 -v` and for smtbmc.
+        let abc = "SBY  4:31:53 [l1_equiv] engine_0: 69 + : Var =       1. Cla =        0.\n\
+                   SBY  4:31:53 [l1_equiv] engine_0: 70 + : Var =       1. Cla =        0.\n";
+        assert_eq!(steps_checked(abc), Some(71));
+        let smt = "SBY 22:59:40 [l1] engine_0: ##   0:00:41  Checking assertions in step 44..\n";
+        assert_eq!(steps_checked(smt), Some(44));
+        assert_eq!(
+            steps_checked("SBY engine_0: finished (returncode=0)\n"),
+            None
+        );
+    }
+}
