@@ -20,6 +20,7 @@ pub mod blocks;
 pub mod calibrate;
 pub mod check;
 pub mod dse;
+pub mod equiv;
 pub mod formal;
 pub mod ir;
 pub mod passes;

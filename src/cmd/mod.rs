@@ -14,6 +14,7 @@ pub mod executor_args;
 pub mod export;
 pub mod import;
 pub mod prove;
+pub mod prove_datapath;
 pub mod quantize;
 pub mod regress;
 pub mod replay;

@@ -6,6 +6,9 @@
 //! strengthening invariants) and yosys-smtbmc with Z3 (k-induction to `--depth`, whose base case is a
 //! bounded check from reset: the depth it reached is what a group that does not finish
 //! reports). The first engine to prove or refute the group ends its run.
+//!
+//! `--datapath` proves the design's results equal to the model's specification instead (or
+//! besides, with `--group`): see [`super::prove_datapath`].
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -28,6 +31,14 @@ pub struct Args {
     /// Only these property groups (handshake, frames, latency); all of them without it.
     #[arg(long = "group")]
     pub groups: Vec<String>,
+    /// Prove each layer's datapath, then the whole network's, equal to the model's
+    /// combinational specification (one frame from reset, every input). Without `--group`,
+    /// only these proofs run.
+    #[arg(long)]
+    pub datapath: bool,
+    /// Outputs (neurons or classes) of a layer per datapath proof; 0: a whole layer per proof.
+    #[arg(long, default_value_t = 0)]
+    pub datapath_outputs: usize,
     /// Print one JSON object as the last line.
     #[arg(long)]
     pub json: bool,
@@ -37,12 +48,12 @@ pub struct Args {
 pub const INSTALL: &str = "scripts/setup.sh --formal";
 
 /// The programs a proof runs.
-struct Tools {
-    sby: PathBuf,
-    yosys: PathBuf,
-    smtbmc: PathBuf,
-    witness: PathBuf,
-    abc: PathBuf,
+pub(super) struct Tools {
+    pub(super) sby: PathBuf,
+    pub(super) yosys: PathBuf,
+    pub(super) smtbmc: PathBuf,
+    pub(super) witness: PathBuf,
+    pub(super) abc: PathBuf,
 }
 
 impl Tools {
@@ -132,8 +143,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     );
     let mut rows = Vec::new();
     let mut failed = false;
+    // `--datapath` alone runs the datapath proofs only; `--group` adds protocol groups.
+    let protocol = !a.datapath || !a.groups.is_empty();
     for g in compiler::formal::GROUPS
         .into_iter()
+        .filter(|_| protocol)
         .filter(|g| a.groups.is_empty() || a.groups.iter().any(|n| n == g.name))
     {
         let sby_file = work.join(format!("{}.sby", g.name));
@@ -237,6 +251,23 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             "sby": sby_file.display().to_string(),
         }));
     }
+    let mut datapath = Vec::new();
+    if a.datapath {
+        let (rows, broken) = super::prove_datapath::run(
+            dir,
+            &model,
+            &design,
+            &tools,
+            &abc,
+            &super::prove_datapath::Options {
+                timeout: a.timeout,
+                outputs_per_part: a.datapath_outputs,
+                network: true,
+            },
+        )?;
+        failed |= broken;
+        datapath = rows;
+    }
     if a.json {
         super::print_json(&json!({
             "build": dir.display().to_string(),
@@ -245,11 +276,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             "timeout": a.timeout,
             "latency_bound": bound,
             "groups": rows,
-            "proven": rows.iter().all(|r| r["status"] == "proven"),
+            "datapath": datapath,
+            "proven": rows.iter().chain(&datapath).all(|r| r["status"] == "proven"),
         }));
     }
     if failed {
-        bail!("a property failed; the counterexample is a VCD waveform of the wrapper's top");
+        bail!("a property failed; the counterexample is a VCD waveform of the proof's top");
     }
     Ok(())
 }
@@ -307,7 +339,7 @@ fn write_abc_shim(work: &Path, abc: &Path) -> anyhow::Result<PathBuf> {
 }
 
 /// The first counterexample VCD SymbiYosys names in its log.
-fn counterexample(log: &str) -> Option<PathBuf> {
+pub(super) fn counterexample(log: &str) -> Option<PathBuf> {
     log.lines()
         .filter_map(|l| {
             let (_, rest) = l.split_once("counterexample trace")?;
@@ -319,7 +351,7 @@ fn counterexample(log: &str) -> Option<PathBuf> {
 }
 
 /// The first failed assertion SymbiYosys names, as `file:line: text` from the checker.
-fn failed_assertion(log: &str, props: &Path) -> Option<String> {
+pub(super) fn failed_assertion(log: &str, props: &Path) -> Option<String> {
     let line = log.lines().find(|l| l.contains("failed assertion"))?;
     let (_, at) = line.split_once(" at ")?;
     let (file, rest) = at.split_once(':')?;

@@ -1,0 +1,296 @@
+//! The miters of a datapath proof: a folded unit (or the whole top) and its specification on the
+//! same input, with assertions that their results agree.
+//!
+//! Each harness drives its design with one frame from reset: the frame is an `anyconst` vector
+//! (the prover picks any value, the same in every cycle), handed in with the design's own input
+//! protocol as fast as the design takes it, with the output always ready. The assertions say
+//! that the one result the design gives equals the specification's on that vector, that it
+//! comes within the design's latency (plus a small slack), and that no second result follows.
+//! A bounded check of [`Harness::depth`] cycles covers the whole frame: passing it proves the
+//! datapath for every input vector of a frame after reset.
+
+use super::spec::{self, LayerSpec, SCORE_BITS};
+use crate::blocks::Block;
+use crate::ir::{bits_for, Design, Mvtu};
+
+/// Cycles beyond the design's latency that a result may take in a harness (the handshakes
+/// around a frame that nothing stalls).
+const SLACK: u64 = 4;
+
+/// One harness: its top module and how deep the bounded check must go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Harness {
+    /// Name of the harness module (the prover's top).
+    pub top: String,
+    /// The Verilog of the harness module.
+    pub text: String,
+    /// Cycles the bounded check covers: reset, the frame, the latency and the slack, and one
+    /// cycle after the bound.
+    pub depth: u64,
+    /// The design modules it instantiates (their files are read with it).
+    pub design_top: String,
+}
+
+/// The MVTU that computes layer `index`, if the design has one.
+pub fn mvtu(design: &Design, index: usize) -> Option<&Mvtu> {
+    design.mvtus().find(|m| m.index == index)
+}
+
+/// Checks that `m` computes what `ls` specifies (same shape), so that a harness cannot compare
+/// unrelated layers.
+fn same_shape(m: &Mvtu, ls: &LayerSpec) -> Result<(), String> {
+    if m.is_conv()
+        || m.inputs != ls.layer.inputs
+        || m.outputs != ls.layer.outputs
+        || m.planes != ls.planes
+        || m.is_scores() != ls.is_scores()
+    {
+        return Err(format!(
+            "the design's {} ({} inputs x {} planes -> {}) is not the model's layer {} ({} x {} -> {})",
+            m.name(),
+            m.inputs,
+            m.planes,
+            m.outputs,
+            ls.index,
+            ls.layer.inputs,
+            ls.planes,
+            ls.layer.outputs
+        ));
+    }
+    if m.is_loaded() {
+        return Err(format!(
+            "{} loads its weights after power-up; datapath proofs cover weight ROMs",
+            m.name()
+        ));
+    }
+    Ok(())
+}
+
+/// The frame's register and the reset cycle, declared before anything reads them.
+fn frame(v: &mut String, input_bits: usize, vector: &str, beats: usize) {
+    let bb = bits_for(beats as u64).max(1);
+    v.push_str(&format!(
+        "    input wire [{ib1}:0] {vector}_in\n);\n\
+         \x20   // The frame: any value, taken from a free input in the reset cycle and held.\n\
+         \x20   reg [{ib1}:0] {vector};\n\
+         \x20   reg init = 1'b1;\n\
+         \x20   always @(posedge clk) begin\n\
+         \x20       init <= 1'b0;\n\
+         \x20       if (init) {vector} <= {vector}_in;\n\
+         \x20   end\n\
+         \x20   // Beats handed in so far; the frame has {beats}.\n\
+         \x20   reg [{}:0] fed = {bb}'d0;\n",
+        bb - 1,
+        ib1 = input_bits - 1,
+    ));
+}
+
+/// The checks every harness shares: the result comes within the latency bound, and only one.
+fn timing(v: &mut String, out_valid: &str, bound: u64) {
+    v.push_str(&format!(
+        "    reg [15:0] cycles = 16'd0;\n\
+         \x20   reg done = 1'b0;\n\
+         \x20   always @(posedge clk) begin\n\
+         \x20       if (!init && cycles != 16'hffff) cycles <= cycles + 16'd1;\n\
+         \x20       if (!init && {out_valid}) done <= 1'b1;\n\
+         \x20   end\n\
+         \x20   // The result within the latency bound ({bound} cycles after reset), and only one.\n\
+         \x20   always @(*) if (!init) begin\n\
+         \x20       assert(done || {out_valid} || cycles <= 16'd{bound});\n\
+         \x20       assert(!(done && {out_valid}));\n\
+         \x20   end\n",
+    ));
+}
+
+/// The harness of layer `ls` against its MVTU in `design`, asserting the outputs `outputs`
+/// (neurons or classes; all of them for the whole layer). The module is named
+/// `l{N}_equiv` with a suffix `_{part}` when `part` is given.
+pub fn layer(
+    design: &Design,
+    ls: &LayerSpec,
+    outputs: std::ops::Range<usize>,
+    part: Option<usize>,
+) -> Result<Harness, String> {
+    let m = mvtu(design, ls.index)
+        .ok_or_else(|| format!("the design has no MVTU for layer {}", ls.index))?;
+    same_shape(m, ls)?;
+    let n = m.name();
+    let top = match part {
+        Some(p) => format!("l{}_equiv_{p}", ls.index),
+        None => format!("l{}_equiv", ls.index),
+    };
+    let bound = m.latency() + SLACK;
+    let (iw, ow) = (ls.in_width(), m.out_width());
+    let beats = if m.input_ram() { m.synapse_folds() } else { 1 };
+    let mut v = format!(
+        "// Datapath proof of layer {}: {n} (PE {}, SIMD {}) against {} on one frame.\n\
+         module {top} (\n    input wire clk,\n",
+        ls.index,
+        m.pe,
+        m.simd,
+        ls.name()
+    );
+    frame(&mut v, iw, "x", beats);
+    let data = if m.input_ram() {
+        // Chunk sf of every plane per beat: plane k's SIMD bits in bits k * SIMD.
+        let parts: Vec<String> = (0..m.planes)
+            .rev()
+            .map(|k| format!("chunk{k}[{}:0]", m.simd - 1))
+            .collect();
+        format!("{{{}}}", parts.join(", "))
+    } else {
+        "x".to_string()
+    };
+    v.push_str(&format!(
+        "    wire in_valid = !init && fed != {bb}'d{beats};\n\
+         \x20   // A chunk of zeros above the frame keeps a chunk select in range once every beat is in.\n\
+         \x20   wire [{}:0] padded = {{{}'d0, x}};\n{chunks}\
+         \x20   wire in_ready;\n\
+         \x20   wire [{}:0] in_data = {data};\n\
+         \x20   always @(posedge clk) if (in_valid && in_ready) fed <= fed + {bb}'d1;\n\
+         \x20   wire out_valid;\n    wire [{}:0] out_data;\n\
+         \x20   {n} dut (\n        .clk(clk),\n        .rst(init),\n        .in_valid(in_valid),\n        \
+         .in_ready(in_ready),\n        .in_data(in_data),\n        .out_valid(out_valid),\n        \
+         .out_ready(1'b1),\n        .out_data(out_data)\n    );\n\
+         \x20   wire [{}:0] y;\n    {} spec (.x(x), .y(y));\n",
+        iw + m.simd - 1,
+        m.simd,
+        m.in_width() - 1,
+        ow - 1,
+        ls.out_width() - 1,
+        ls.name(),
+        bb = bits_for(beats as u64).max(1),
+        chunks = (0..if m.input_ram() { m.planes } else { 0 })
+            .map(|k| {
+                format!(
+                    "    wire [{}:0] chunk{k} = padded >> ({} + fed * {});\n",
+                    iw + m.simd - 1,
+                    k * m.inputs,
+                    m.simd
+                )
+            })
+            .collect::<String>(),
+    ));
+    timing(&mut v, "out_valid", bound);
+    v.push_str("    always @(*) if (!init && out_valid) begin\n");
+    let ew = m.element_width() as usize;
+    for i in outputs {
+        if ls.is_scores() {
+            v.push_str(&format!(
+                "        assert({} == y[{}:{}]);\n",
+                sign_extend("out_data", i * ew, ew),
+                (i + 1) * SCORE_BITS as usize - 1,
+                i * SCORE_BITS as usize
+            ));
+        } else {
+            v.push_str(&format!("        assert(out_data[{i}] == y[{i}]);\n"));
+        }
+    }
+    v.push_str("    end\nendmodule\n");
+    Ok(Harness {
+        top,
+        text: v,
+        depth: bound + 2,
+        design_top: n,
+    })
+}
+
+/// `{bits}[at +: w]` sign-extended to a score of the specification.
+fn sign_extend(bits: &str, at: usize, w: usize) -> String {
+    let msb = format!("{bits}[{}]", at + w - 1);
+    let field = format!("{bits}[{}:{at}]", at + w - 1);
+    match (SCORE_BITS as usize).checked_sub(w) {
+        Some(0) => field,
+        Some(pad) => format!("{{{{{pad}{{{msb}}}}}, {field}}}"),
+        // Wider than a specification's score: compare the value's low bits and require the
+        // high ones to be its sign.
+        None => format!("{bits}[{}:{at}]", at + SCORE_BITS as usize - 1),
+    }
+}
+
+/// The harness of the whole top against the network's specification: class and every score.
+pub fn network(design: &Design, model: &flip::model::Model) -> Result<Harness, String> {
+    let specs = spec::layers(model)?;
+    for ls in &specs {
+        let m = mvtu(design, ls.index)
+            .ok_or_else(|| format!("the design has no MVTU for layer {}", ls.index))?;
+        same_shape(m, ls)?;
+    }
+    let input = design.input();
+    let top = &design.top;
+    let name = format!("{top}_equiv");
+    let beats = input.pixels / input.pixels_per_beat;
+    let iw = input.input_width();
+    let pw = spec::pixel_width(input.pixels, input.format);
+    let bound = design.latency_cycles() + SLACK;
+    let cw = design.class_width() as usize;
+    let sw = design.argmax().score_width as usize;
+    let classes = design.argmax().classes;
+    let fw = design.stage_names().len();
+    let mut v = format!(
+        "// Datapath proof of the whole network: {top} against {} on one frame.\n\
+         module {name} (\n    input wire clk,\n",
+        spec::network_name(top)
+    );
+    frame(&mut v, pw, "pixels", beats);
+    let bb = bits_for(beats as u64).max(1);
+    v.push_str(&format!(
+        "    wire s_valid = !init && fed != {bb}'d{beats};\n\
+         \x20   wire s_ready;\n\
+         \x20   // One beat of zeros above the frame keeps the select in range once every beat is in.\n\
+         \x20   wire [{}:0] padded = {{{iw}'d0, pixels}};\n\
+         \x20   // A shift, not a variable part select, whose out-of-range bits would be undefined.\n\
+         \x20   wire [{}:0] s_data = padded >> (fed * {iw});\n\
+         \x20   always @(posedge clk) if (s_valid && s_ready) fed <= fed + {bb}'d1;\n\
+         \x20   wire m_valid;\n    wire [{}:0] m_class;\n    wire [{}:0] m_scores;\n    wire [{}:0] dbg_fire;\n\
+         \x20   {top} dut (\n        .clk(clk),\n        .rst(init),\n        .s_valid(s_valid),\n        \
+         .s_ready(s_ready),\n        .s_data(s_data),\n        .m_valid(m_valid),\n        \
+         .m_ready(1'b1),\n        .m_class(m_class),\n        .m_scores(m_scores),\n        \
+         .dbg_fire(dbg_fire)\n    );\n\
+         \x20   wire [{}:0] class;\n    wire [{}:0] scores;\n\
+         \x20   {} spec (.pixels(pixels), .class(class), .scores(scores));\n",
+        pw + iw - 1,
+        iw - 1,
+        cw - 1,
+        classes * sw - 1,
+        fw - 1,
+        spec_class_width(classes) - 1,
+        classes * SCORE_BITS as usize - 1,
+        spec::network_name(top)
+    ));
+    timing(&mut v, "m_valid", bound);
+    v.push_str("    always @(*) if (!init && m_valid) begin\n");
+    v.push_str(&format!(
+        "        assert({} == class);\n",
+        pad_class("m_class", cw, spec_class_width(classes))
+    ));
+    for c in 0..classes {
+        v.push_str(&format!(
+            "        assert({} == scores[{}:{}]);\n",
+            sign_extend("m_scores", c * sw, sw),
+            (c + 1) * SCORE_BITS as usize - 1,
+            c * SCORE_BITS as usize
+        ));
+    }
+    v.push_str("    end\nendmodule\n");
+    Ok(Harness {
+        top: name,
+        text: v,
+        depth: bound + 2,
+        design_top: top.clone(),
+    })
+}
+
+/// Bits of the specification's class output.
+fn spec_class_width(classes: usize) -> usize {
+    bits_for(classes.saturating_sub(1) as u64).max(1) as usize
+}
+
+/// The design's class, zero-extended to the specification's width.
+fn pad_class(name: &str, w: usize, to: usize) -> String {
+    if to > w {
+        format!("{{{}'d0, {name}}}", to - w)
+    } else {
+        name.to_string()
+    }
+}

@@ -1,0 +1,10 @@
+//! Datapath equivalence: a folded design computes what its model file says, for every input.
+//!
+//! [`spec`] writes each binary layer of a model, and the whole network, as combinational
+//! Verilog from the model file alone; [`harness`] puts a folded MVTU (or the whole top) and its
+//! specification side by side on the same frame and asserts that their results agree. A
+//! bounded model check over the frame's cycles (`flipchip prove --datapath`) then proves the
+//! design's datapath equal to the model's integer semantics for all inputs of a frame.
+
+pub mod harness;
+pub mod spec;

@@ -1,0 +1,546 @@
+//! The specification side of a datapath proof: each binary layer of a model, and the whole
+//! network, as combinational Verilog written from the model file alone (the integer semantics
+//! of `flip::reference`), with nothing of a folding, a pipeline or a handshake in it.
+//!
+//! - `l{N}_spec (x, y)`: layer `N` (1-based). `x` is the layer's input, plane `k` in bits
+//!   `k * inputs ..`; neuron `i`'s sum is `sum_k 2^k * popcount(~(x_k ^ w_i))`, counted by halves
+//!   (`spec_popcount`; nothing of the design's folding or pipeline). A hidden layer's `y` bit `i` is
+//!   `(s_i >= T_i) ^ invert_i`, compared as signed integers; a scores layer's `y` holds class
+//!   `i`'s score `scale_i * s_i + bias_i` as a signed 32-bit integer in bits `32 i ..`.
+//! - `{top}_spec (pixels, class, scores)`: the input encoding of one frame's pixels (bytes,
+//!   pixel `j` in bits `8 j ..`; or packed bits), every layer, and the argmax (the lowest index
+//!   wins a tie).
+//!
+//! Scores are 32 bits wide whatever the design's score width is, so a design whose scores
+//! overflow their registers differs from its specification.
+
+use flip::encoding::Encoding;
+use flip::model::{Activation, BinaryLayer, Layer, Model};
+
+use crate::ir::{bits_for, InputFormat};
+
+/// Bits of a score in the specification (the reference's `i32`).
+pub const SCORE_BITS: u32 = 32;
+
+/// One binary layer and where it sits.
+#[derive(Clone, Copy, Debug)]
+pub struct LayerSpec<'a> {
+    /// Layer number, 1-based, as in the design's `l{index}_mvtu`.
+    pub index: usize,
+    /// The layer as the model file gives it.
+    pub layer: &'a BinaryLayer,
+    /// Input planes: the encoding's for the first layer, else 1.
+    pub planes: usize,
+}
+
+impl LayerSpec<'_> {
+    /// The module's name.
+    pub fn name(&self) -> String {
+        format!("l{}_spec", self.index)
+    }
+
+    /// Bits of `x`.
+    pub fn in_width(&self) -> usize {
+        self.layer.inputs * self.planes
+    }
+
+    /// True for the last layer (class scores).
+    pub fn is_scores(&self) -> bool {
+        matches!(self.layer.activation, Activation::Scores { .. })
+    }
+
+    /// Bits of `y`.
+    pub fn out_width(&self) -> usize {
+        if self.is_scores() {
+            self.layer.outputs * SCORE_BITS as usize
+        } else {
+            self.layer.outputs
+        }
+    }
+
+    /// Bits of a neuron's sum: enough for `inputs * (2^planes - 1)`.
+    fn sum_width(&self) -> u32 {
+        bits_for(self.layer.inputs as u64 * ((1u64 << self.planes) - 1))
+    }
+}
+
+/// The layers of a dense binary model, or why its datapath has no specification here.
+pub fn layers(model: &Model) -> Result<Vec<LayerSpec<'_>>, String> {
+    let mut out = Vec::new();
+    for (i, layer) in model.layers.iter().enumerate() {
+        match layer {
+            Layer::Binary(l) if l.conv.is_none() => out.push(LayerSpec {
+                index: i + 1,
+                layer: l,
+                planes: if i == 0 {
+                    model.input.encoding.planes()
+                } else {
+                    1
+                },
+            }),
+            Layer::Binary(_) | Layer::MaxPool(_) => {
+                return Err(format!(
+                    "layer {} ({}) is a convolution or pool: datapath proofs cover dense models",
+                    i + 1,
+                    layer.token()
+                ))
+            }
+            Layer::Float(_) => {
+                return Err(format!(
+                    "layer {} has float weights: only binary models compile",
+                    i + 1
+                ))
+            }
+        }
+    }
+    match out.last() {
+        Some(l) if l.is_scores() => Ok(out),
+        _ => Err("the model does not end in a scores layer".into()),
+    }
+}
+
+/// A signed decimal literal of `width` bits (`-33'sd5`, `33'sd7`).
+fn signed_lit(width: u32, v: i64) -> String {
+    if v < 0 {
+        format!("-{width}'sd{}", v.unsigned_abs())
+    } else {
+        format!("{width}'sd{v}")
+    }
+}
+
+/// Neuron `i`'s weights as a `inputs`-bit hex literal, input `j` in bit `j`.
+fn weight_literal(l: &BinaryLayer, i: usize) -> String {
+    let n = l.inputs;
+    let digits = n.div_ceil(4);
+    let mut s = String::with_capacity(digits + 8);
+    s.push_str(&format!("{n}'h"));
+    for d in (0..digits).rev() {
+        let mut v = 0u32;
+        for b in 0..4 {
+            let j = d * 4 + b;
+            if j < n && l.weights.get(i, j) {
+                v |= 1 << b;
+            }
+        }
+        s.push(char::from_digit(v, 16).expect("a nibble is a hex digit"));
+    }
+    s
+}
+
+/// The popcount module every layer uses.
+const POPCOUNT: &str = "spec_popcount";
+
+/// `POPCOUNT`: the ones of `N` bits, counted by halves (the first `2^(ceil(log2 N) - 1)` bits,
+/// then the rest), so the counts of neighbouring bits are added first, as a balanced tree
+/// does; an equivalence prover then meets a familiar structure on the design's side.
+fn popcount_module() -> String {
+    format!(
+        "// The ones of N bits, counted by halves.\n\
+         module {POPCOUNT} #(\n    parameter N = 1,\n    parameter W = 1\n) (\n    \
+         input  wire [N-1:0] v,\n    output wire [W-1:0] c\n);\n\
+         \x20   generate\n        if (N == 1) begin : leaf\n            assign c = v;\n        \
+         end else begin : split\n            localparam H = 1 << ($clog2(N) - 1);\n            \
+         wire [$clog2(H + 1) - 1:0] lo;\n            wire [$clog2(N - H + 1) - 1:0] hi;\n            \
+         {POPCOUNT} #(.N(H), .W($clog2(H + 1))) l (.v(v[H-1:0]), .c(lo));\n            \
+         {POPCOUNT} #(.N(N - H), .W($clog2(N - H + 1))) h (.v(v[N-1:H]), .c(hi));\n            \
+         assign c = lo + hi;\n        end\n    endgenerate\nendmodule\n"
+    )
+}
+
+/// The combinational module of one layer.
+pub fn layer_module(ls: &LayerSpec) -> String {
+    let l = ls.layer;
+    let (n, name, sw) = (l.inputs, ls.name(), ls.sum_width());
+    let mut v = format!(
+        "// Layer {}: {} inputs x {} plane(s) -> {} {}, unfolded.\n\
+         module {name} (\n    input  wire [{}:0] x,\n    output wire [{}:0] y\n);\n",
+        ls.index,
+        n,
+        ls.planes,
+        l.outputs,
+        if ls.is_scores() {
+            "signed 32-bit scores"
+        } else {
+            "threshold bits"
+        },
+        ls.in_width() - 1,
+        ls.out_width() - 1
+    );
+    for i in 0..l.outputs {
+        let w = weight_literal(l, i);
+        let cw = bits_for(n as u64);
+        let mut terms = Vec::new();
+        for k in 0..ls.planes {
+            v.push_str(&format!(
+                "    wire [{}:0] c{i}_{k};\n    {POPCOUNT} #(.N({n}), .W({cw})) p{i}_{k} \
+                 (.v(~(x[{}:{}] ^ {w})), .c(c{i}_{k}));\n",
+                cw - 1,
+                (k + 1) * n - 1,
+                k * n
+            ));
+            terms.push(if k == 0 {
+                format!("c{i}_{k}")
+            } else {
+                format!("(c{i}_{k} << {k})")
+            });
+        }
+        v.push_str(&format!(
+            "    wire [{}:0] s{i} = {};\n",
+            sw - 1,
+            terms.join(" + ")
+        ));
+        // Compared and scaled as signed integers one bit wider than the sum, then 32 bits.
+        let s = format!("$signed({{1'b0, s{i}}})");
+        match &l.activation {
+            Activation::Threshold { thresholds, invert } => {
+                let t = i64::from(thresholds[i]);
+                // The threshold as a (sw + 1)-bit signed number; one outside that range
+                // decides the bit alone.
+                let lo = -(1i64 << sw);
+                let hi = (1i64 << sw) - 1;
+                let cmp = if t <= lo {
+                    "1'b1".to_string()
+                } else if t > hi {
+                    "1'b0".to_string()
+                } else {
+                    format!("({s} >= {})", signed_lit(sw + 1, t))
+                };
+                v.push_str(&format!(
+                    "    assign y[{i}] = {cmp} ^ 1'b{};\n",
+                    u8::from(invert[i])
+                ));
+            }
+            Activation::Scores { bias, scale } => {
+                let m = scale.get(i).copied().unwrap_or(1);
+                v.push_str(&format!(
+                    "    assign y[{}:{}] = $signed({{{{{}{{1'b0}}}}, s{i}}}) * {} + {};\n",
+                    (i + 1) * SCORE_BITS as usize - 1,
+                    i * SCORE_BITS as usize,
+                    SCORE_BITS - sw,
+                    signed_lit(SCORE_BITS, i64::from(m)),
+                    signed_lit(SCORE_BITS, i64::from(bias[i]))
+                ));
+            }
+        }
+    }
+    v.push_str("endmodule\n");
+    v
+}
+
+/// The network module's name for a top named `top`.
+pub fn network_name(top: &str) -> String {
+    format!("{top}_spec")
+}
+
+/// Bits of the network module's `pixels` input for `pixels` pixels in `format`.
+pub fn pixel_width(pixels: usize, format: InputFormat) -> usize {
+    pixels * format.bits_per_pixel()
+}
+
+/// The whole network: encoding, every layer, argmax. `top` names it (`{top}_spec`).
+pub fn network_module(model: &Model, top: &str, format: InputFormat) -> Result<String, String> {
+    let specs = layers(model)?;
+    let input = &model.input;
+    let pixels = input.pixels();
+    let pw = pixel_width(pixels, format);
+    let last = specs
+        .last()
+        .expect("layers() returns at least the scores layer");
+    let classes = last.layer.outputs;
+    let cw = bits_for(classes.saturating_sub(1) as u64).max(1);
+    let sb = SCORE_BITS as usize;
+    let mut v = format!(
+        "// The whole network on one frame of {pixels} pixels ({}), unfolded.\n\
+         module {} (\n    input  wire [{}:0] pixels,\n    output reg  [{}:0] class,\n    \
+         output wire [{}:0] scores\n);\n",
+        match format {
+            InputFormat::Pixels => "bytes, pixel j in bits 8j..",
+            InputFormat::Packed => "binarised bits, pixel j in bit j",
+        },
+        network_name(top),
+        pw - 1,
+        cw - 1,
+        classes * sb - 1
+    );
+    let enc_width = specs[0].in_width();
+    v.push_str(&format!("    wire [{}:0] x1;\n", enc_width - 1));
+    // The encoding, as `Encoding::encode` writes it.
+    for p in 0..pixels {
+        let byte = format!("pixels[{}:{}]", 8 * p + 7, 8 * p);
+        match (format, &input.encoding) {
+            (InputFormat::Packed, _) => v.push_str(&format!("    assign x1[{p}] = pixels[{p}];\n")),
+            (InputFormat::Pixels, Encoding::Threshold(t)) => {
+                v.push_str(&format!("    assign x1[{p}] = ({byte} >= 9'd{t});\n"))
+            }
+            (InputFormat::Pixels, Encoding::Thermometer(ts)) => {
+                for (k, t) in ts.iter().enumerate() {
+                    v.push_str(&format!(
+                        "    assign x1[{}] = ({byte} >= 9'd{t});\n",
+                        p * ts.len() + k
+                    ));
+                }
+            }
+            (InputFormat::Pixels, Encoding::BitPlanes(planes)) => {
+                let shift = u32::from(input.pixel_bits) - u32::from(*planes);
+                for k in 0..u32::from(*planes) {
+                    v.push_str(&format!(
+                        "    assign x1[{}] = pixels[{}];\n",
+                        k as usize * pixels + p,
+                        8 * p as u32 + shift + k
+                    ));
+                }
+            }
+        }
+    }
+    for (i, ls) in specs.iter().enumerate() {
+        let n = ls.index;
+        let out = if i + 1 == specs.len() {
+            "scores".to_string()
+        } else {
+            v.push_str(&format!(
+                "    wire [{}:0] x{};\n",
+                ls.out_width() - 1,
+                n + 1
+            ));
+            format!("x{}", n + 1)
+        };
+        v.push_str(&format!("    {} u{n} (.x(x{n}), .y({out}));\n", ls.name()));
+    }
+    // Argmax: strictly greater wins, so the lowest index wins a tie.
+    v.push_str(&format!(
+        "    reg signed [{}:0] best;\n    always @(*) begin\n        class = {cw}'d0;\n        \
+         best = scores[{}:0];\n",
+        sb - 1,
+        sb - 1
+    ));
+    for c in 1..classes {
+        v.push_str(&format!(
+            "        if ($signed(scores[{hi}:{lo}]) > best) begin\n            class = {cw}'d{c};\n            \
+             best = scores[{hi}:{lo}];\n        end\n",
+            hi = (c + 1) * sb - 1,
+            lo = c * sb
+        ));
+    }
+    v.push_str("    end\nendmodule\n");
+    Ok(v)
+}
+
+/// Every layer's module and the network's, as one file.
+pub fn spec_file(model: &Model, top: &str, format: InputFormat) -> Result<String, String> {
+    let mut v = String::from(
+        "// Written by flipchip prove from the model file alone: the reference's integer\n\
+         // semantics, combinational (no folding, no pipeline). Not part of the design.\n\n",
+    );
+    v.push_str(&popcount_module());
+    v.push('\n');
+    for ls in layers(model)? {
+        v.push_str(&layer_module(&ls));
+        v.push('\n');
+    }
+    v.push_str(&network_module(model, top, format)?);
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    //! The specification run in Icarus Verilog on random frames of random models, held to the
+    //! software reference layer by layer: a wrong specification would make every proof
+    //! against it worthless, so it is checked by simulation, not by reading.
+
+    use super::*;
+    use crate::random::{random_model, Rng};
+    use flip::bits::{get_bit, words_for};
+    use flip::reference::{argmax, binary_scores, layer_sums, threshold_bits};
+
+    /// A hex string (most significant digit first) as packed bits.
+    fn parse_hex(s: &str) -> Vec<u64> {
+        let digits: Vec<u32> = s
+            .chars()
+            .rev()
+            .map(|c| c.to_digit(16).unwrap_or_else(|| panic!("not hex: {s}")))
+            .collect();
+        let mut w = vec![0u64; digits.len().div_ceil(16) + 1];
+        for (i, d) in digits.iter().enumerate() {
+            w[i / 16] |= u64::from(*d) << (4 * (i % 16));
+        }
+        w
+    }
+
+    fn run(dir: &std::path::Path, prog: &str, args: &[&str]) {
+        let path = tools::require(&[prog], tools::INSTALL).unwrap_or_else(|e| panic!("{e}"));
+        tools::Run::new(prog, path, format!("{prog}.log"))
+            .args(args)
+            .current_dir(dir)
+            .run()
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// Runs `model`'s specification on `frames` in Icarus and checks every layer's output,
+    /// the scores and the class against the reference.
+    fn check(tag: &str, model: &Model, format: InputFormat, frames: &[Vec<u8>]) {
+        let specs = layers(model).unwrap();
+        let pixels = model.input.pixels();
+        let pw = pixel_width(pixels, format);
+        let dir = std::env::temp_dir().join(format!("flipchip-spec-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("spec.v"), spec_file(model, "t", format).unwrap()).unwrap();
+        // The frames as the network module takes them: bytes, or the packed encoding.
+        let mut hex = String::new();
+        for f in frames {
+            let mut words = vec![0u64; words_for(pw) + 1];
+            for (p, &v) in f.iter().enumerate() {
+                match format {
+                    InputFormat::Pixels => {
+                        for b in 0..8 {
+                            flip::bits::set_bit(&mut words, 8 * p + b, (v >> b) & 1 == 1);
+                        }
+                    }
+                    InputFormat::Packed => {
+                        let Encoding::Threshold(t) = model.input.encoding else {
+                            panic!("packed frames need a threshold encoding")
+                        };
+                        flip::bits::set_bit(&mut words, p, u16::from(v) >= t);
+                    }
+                }
+            }
+            hex.push_str(&crate::blocks::hex(&words, pw));
+            hex.push('\n');
+        }
+        std::fs::write(dir.join("frames.hex"), hex).unwrap();
+        let mut tb = format!(
+            "module tb;\n    reg [{}:0] frames [0:{}];\n    reg [{}:0] pixels;\n    wire [{}:0] class;\n    \
+             wire [{}:0] scores;\n    t_spec spec (.pixels(pixels), .class(class), .scores(scores));\n    \
+             integer i;\n    initial begin\n        $readmemh(\"frames.hex\", frames);\n        \
+             for (i = 0; i < {}; i = i + 1) begin\n            pixels = frames[i];\n            #1;\n",
+            pw - 1,
+            frames.len() - 1,
+            pw - 1,
+            bits_for(specs.last().unwrap().layer.outputs as u64 - 1).max(1) - 1,
+            specs.last().unwrap().out_width() - 1,
+            frames.len()
+        );
+        for ls in &specs {
+            tb.push_str(&format!(
+                "            $display(\"%h\", spec.x{});\n",
+                ls.index
+            ));
+        }
+        tb.push_str(
+            "            $display(\"%h\", scores);\n            $display(\"%0d\", class);\n",
+        );
+        tb.push_str("        end\n    end\nendmodule\n");
+        std::fs::write(dir.join("tb.v"), tb).unwrap();
+        run(
+            &dir,
+            "iverilog",
+            &["-g2005", "-o", "sim.vvp", "tb.v", "spec.v"],
+        );
+        run(&dir, "vvp", &["-n", "-l", "out.txt", "sim.vvp"]);
+        let out = std::fs::read_to_string(dir.join("out.txt")).unwrap();
+        let mut lines = out.lines().filter(|l| !l.trim().is_empty());
+        for (i, f) in frames.iter().enumerate() {
+            // The reference, layer by layer.
+            let enc = &model.input.encoding;
+            let mut x = vec![0u64; enc.encoded_words(pixels)];
+            enc.encode(model.input.pixel_bits, f, &mut x);
+            for ls in &specs {
+                let got = parse_hex(lines.next().expect("a line per layer input"));
+                let w = words_for(ls.layer.inputs);
+                for k in 0..ls.planes {
+                    for j in 0..ls.layer.inputs {
+                        assert_eq!(
+                            get_bit(&got, k * ls.layer.inputs + j),
+                            get_bit(&x[k * w..], j),
+                            "{tag}: frame {i}, layer {} input plane {k} bit {j}; files in {}",
+                            ls.index,
+                            dir.display()
+                        );
+                    }
+                }
+                let mut sums = vec![0i32; ls.layer.outputs];
+                layer_sums(&ls.layer.weights, ls.layer.inputs, &x, ls.planes, &mut sums);
+                if let Activation::Threshold { thresholds, invert } = &ls.layer.activation {
+                    x = vec![0u64; words_for(ls.layer.outputs)];
+                    threshold_bits(thresholds, invert, &sums, &mut x);
+                }
+            }
+            let want = binary_scores(model, f);
+            let got = parse_hex(lines.next().expect("a scores line"));
+            for (c, &s) in want.iter().enumerate() {
+                let v = crate::blocks::get_bits(&got, c * SCORE_BITS as usize, 32) as u32 as i32;
+                assert_eq!(
+                    v,
+                    s,
+                    "{tag}: frame {i}, class {c}'s score; files in {}",
+                    dir.display()
+                );
+            }
+            let class: usize = lines.next().expect("a class line").trim().parse().unwrap();
+            assert_eq!(class, argmax(&want), "{tag}: frame {i}'s class");
+        }
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// Random frames, with the extremes (all 0, all 255) first.
+    fn frames(rng: &mut Rng, pixels: usize, n: usize) -> Vec<Vec<u8>> {
+        let mut f = vec![vec![0u8; pixels], vec![255u8; pixels]];
+        while f.len() < n {
+            f.push((0..pixels).map(|_| rng.next_u64() as u8).collect());
+        }
+        f
+    }
+
+    #[test]
+    fn the_specification_computes_what_the_reference_computes() {
+        let mut rng = Rng(11);
+        // (tag, pixels, pixel bits, encoding, layer widths, input format)
+        type Case<'a> = (&'a str, usize, u8, &'a str, &'a [usize], InputFormat);
+        let cases: [Case; 4] = [
+            ("planes", 12, 8, "bitplanes:3", &[8, 5], InputFormat::Pixels),
+            (
+                "planes-5bit",
+                9,
+                5,
+                "bitplanes:4",
+                &[6, 4, 3],
+                InputFormat::Pixels,
+            ),
+            (
+                "thermometer",
+                7,
+                8,
+                "thermometer:40,128,200",
+                &[9, 4],
+                InputFormat::Pixels,
+            ),
+            (
+                "packed",
+                20,
+                8,
+                "threshold:100",
+                &[7, 6],
+                InputFormat::Packed,
+            ),
+        ];
+        for (tag, pixels, bits, enc, widths, format) in cases {
+            let model = random_model(&mut rng, pixels, bits, enc.parse().unwrap(), widths);
+            let f = frames(&mut rng, pixels, 40);
+            check(tag, &model, format, &f);
+        }
+    }
+
+    #[test]
+    fn convolutions_have_no_specification_yet() {
+        let mut model = random_model(&mut Rng(1), 4, 8, Encoding::Threshold(9), &[3, 2]);
+        if let Layer::Binary(l) = &mut model.layers[0] {
+            l.conv = Some(flip::model::Conv {
+                height: 2,
+                width: 2,
+                channels: 1,
+                kernel: 1,
+            });
+        }
+        let err = layers(&model).unwrap_err();
+        assert!(err.contains("layer 1") && err.contains("dense"), "{err}");
+    }
+}

@@ -1,0 +1,383 @@
+//! `flipchip prove --datapath`: each folded layer, then the whole network, proven equal to the
+//! model's combinational specification (`compiler::equiv`) by a bounded model check over one
+//! frame from reset.
+//!
+//! A layer's outputs are split into parts, each proven by its own run: a part asserts only its
+//! neurons' (or classes') results, so the prover's work is the cone of those outputs, and a
+//! part that does not finish in time leaves the others proven.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use serde_json::json;
+
+use super::prove::{counterexample, failed_assertion, Tools};
+use compiler::equiv::{harness, spec};
+
+/// What to prove and how long each proof may take.
+pub struct Options {
+    /// Seconds each proof (one part of a layer, or the network) may take.
+    pub timeout: u64,
+    /// Outputs of a layer per proof (0: the whole layer in one proof).
+    pub outputs_per_part: usize,
+    /// Also prove the whole network (top against the network's specification).
+    pub network: bool,
+}
+
+/// One proof's verdict, as a JSON row.
+struct Row {
+    json: serde_json::Value,
+    failed: bool,
+    proven: bool,
+}
+
+/// The SymbiYosys project of one harness: a bounded check of `depth` cycles.
+fn sby_text(
+    design_files: &[PathBuf],
+    spec: &Path,
+    harness: &Path,
+    top: &str,
+    depth: u64,
+) -> String {
+    let name = |p: &Path| {
+        p.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let design: Vec<String> = design_files.iter().map(|p| name(p)).collect();
+    let mut s = format!(
+        "# Written by flipchip prove --datapath; rerun with the same command.\n\
+         [options]\nmode bmc\ndepth {depth}\n\
+         # Traces of the ABC engine are turned into VCD by replaying them with Z3.\naigsmt z3\n\n\
+         [engines]\nabc bmc3\n\n\
+         [script]\nread_verilog -defer {}\nread_verilog -defer {}\nread_verilog -sv -formal {}\n\
+         prep -top {top}\n\n[files]\n",
+        design.join(" "),
+        name(spec),
+        name(harness),
+    );
+    for p in design_files
+        .iter()
+        .chain([&spec.to_path_buf(), &harness.to_path_buf()])
+    {
+        s.push_str(&format!("{}\n", p.display()));
+    }
+    s
+}
+
+/// Cycles a bounded check covered without a counterexample, from SymbiYosys' log: ABC's
+/// `bmc3 -v` prints `N + :` for each frame `N` it finished (0-based), smtbmc `Checking
+/// assertions in step N` as it starts a step.
+fn steps_checked(log: &str) -> Option<u64> {
+    log.lines()
+        .filter_map(|l| {
+            if let Some((_, rest)) = l.split_once("Checking assertions in step ") {
+                return rest.trim_end_matches('.').trim().parse::<u64>().ok();
+            }
+            let (_, rest) = l.split_once("engine_0: ")?;
+            let (n, _) = rest.split_once(" + :")?;
+            n.trim().parse::<u64>().ok().map(|n| n + 1)
+        })
+        .max()
+}
+
+/// Runs SymbiYosys on `name.sby` in `work`; the seconds it took and whether it ran out of time.
+fn run_sby(
+    tools: &Tools,
+    abc: &Path,
+    work: &Path,
+    name: &str,
+    timeout: u64,
+) -> anyhow::Result<(f64, bool)> {
+    let ran = tools::Run::new(
+        &format!("prove datapath {name}"),
+        &tools.sby,
+        format!("{name}.log"),
+    )
+    .args(["-f", &format!("{name}.sby")])
+    .arg("--yosys")
+    .arg(&tools.yosys)
+    .arg("--abc")
+    .arg(abc)
+    .arg("--smtbmc")
+    .arg(&tools.smtbmc)
+    .arg("--witness")
+    .arg(&tools.witness)
+    .current_dir(work)
+    .timeout(Duration::from_secs(timeout.max(1)))
+    .allow_failure()
+    .run_with_progress(&mut |line| eprintln!("  {line}"));
+    match ran {
+        Ok(r) => Ok((r.seconds, false)),
+        Err(tools::ToolError::TimedOut { seconds, .. }) => Ok((seconds, true)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// SymbiYosys' verdict on a task (`PASS`, `FAIL`, ...), or an error naming its logs.
+fn sby_status(work: &Path, name: &str) -> anyhow::Result<(String, String)> {
+    let task = work.join(name);
+    let log = std::fs::read_to_string(task.join("logfile.txt")).unwrap_or_default();
+    let status = std::fs::read_to_string(task.join("status")).unwrap_or_default();
+    match status.split_whitespace().next() {
+        Some(word @ ("PASS" | "FAIL" | "UNKNOWN" | "TIMEOUT")) => Ok((word.to_string(), log)),
+        _ => anyhow::bail!(
+            "prove datapath {name}: SymbiYosys ended without a result ({}); see {} and {}",
+            status.trim(),
+            work.join(format!("{name}.log")).display(),
+            task.join("logfile.txt").display()
+        ),
+    }
+}
+
+/// Runs one harness and reports it.
+///
+/// SymbiYosys writes the harness as an AIG (a one-cycle check, so that its own engine adds
+/// nothing); ABC unrolls that AIG over the frame's cycles into one combinational miter and
+/// proves it with `iprove` (SAT sweeping: the specification's and the design's popcounts are
+/// merged node by node where they agree, which a plain bounded check by SAT never gets to).
+/// Only a refuted miter runs the bounded check itself, for its counterexample waveform.
+#[allow(clippy::too_many_arguments)]
+fn prove_one(
+    tools: &Tools,
+    abc: &Path,
+    work: &Path,
+    design_files: &[PathBuf],
+    spec_file: &Path,
+    h: &harness::Harness,
+    what: serde_json::Value,
+    timeout: u64,
+) -> anyhow::Result<Row> {
+    let start = std::time::Instant::now();
+    let left = |start: std::time::Instant| timeout.saturating_sub(start.elapsed().as_secs());
+    let hv = work.join(format!("{}.sv", h.top));
+    std::fs::write(&hv, &h.text).with_context(|| format!("writing {}", hv.display()))?;
+    let aig_name = format!("{}_aig", h.top);
+    let aig_sby = work.join(format!("{aig_name}.sby"));
+    std::fs::write(&aig_sby, sby_text(design_files, spec_file, &hv, &h.top, 1))
+        .with_context(|| format!("writing {}", aig_sby.display()))?;
+    let sby = work.join(format!("{}.sby", h.top));
+    std::fs::write(
+        &sby,
+        sby_text(design_files, spec_file, &hv, &h.top, h.depth),
+    )
+    .with_context(|| format!("writing {}", sby.display()))?;
+    let (_, timed_out) = run_sby(tools, abc, work, &aig_name, timeout)?;
+    let mut word = "timeout";
+    let mut log = String::new();
+    if !timed_out {
+        match sby_status(work, &aig_name) {
+            Ok((status, l)) => {
+                log = l;
+                // A failure within the first cycle is a failure of the frame too.
+                word = if status == "FAIL" {
+                    "failed"
+                } else {
+                    "timeout"
+                };
+            }
+            // Yosys could not build the miter (YoWASP's runs out of memory on the largest
+            // layers): this proof is an error, the next ones still run.
+            Err(e) => {
+                eprintln!("{e:#}");
+                word = "error";
+            }
+        }
+    }
+    if word == "timeout" && !timed_out {
+        let aig = work.join(&aig_name).join("model").join("design_aiger.aig");
+        let script = format!(
+            "read_aiger {}; fold; strash; frames -F {} -i; strash; orpos; iprove",
+            aig.display(),
+            h.depth + 1
+        );
+        let ran = tools::Run::new(
+            &format!("prove datapath {} (ABC)", h.top),
+            &tools.abc,
+            format!("{}_abc.log", h.top),
+        )
+        .args(["-c", &script])
+        .current_dir(work)
+        .timeout(Duration::from_secs(left(start).max(1)))
+        .allow_failure()
+        .run();
+        match ran {
+            Ok(r) => {
+                let text = r.text();
+                if text.contains("UNSATISFIABLE") {
+                    word = "proven";
+                } else if text.contains("SATISFIABLE") {
+                    word = "failed";
+                }
+            }
+            Err(tools::ToolError::TimedOut { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        if word == "failed" {
+            // The counterexample, from the bounded check (fast where a failure exists).
+            let (_, timed_out) = run_sby(tools, abc, work, &h.top, left(start).max(60))?;
+            if !timed_out {
+                log = sby_status(work, &h.top)?.1;
+            }
+        }
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let vcd = (word == "failed")
+        .then(|| counterexample(&log).map(|p| work.join(p)))
+        .flatten();
+    let assertion = failed_assertion(&log, &hv);
+    // A proven miter covers every cycle of the frame; otherwise the bounded check's own depth.
+    let depth = if word == "proven" {
+        Some(h.depth)
+    } else {
+        steps_checked(&log)
+    };
+    let detail = match word {
+        "proven" => format!("{} cycles from reset, every input", h.depth),
+        "failed" => format!(
+            "{}; counterexample {}",
+            assertion.as_deref().unwrap_or("an assertion"),
+            vcd.as_ref()
+                .map_or("not written".into(), |p| p.display().to_string())
+        ),
+        "error" => format!(
+            "no miter; see {}",
+            work.join(format!("{aig_name}.log")).display()
+        ),
+        _ => format!("the miter of {} cycles was not decided", h.depth),
+    };
+    eprintln!("{}: {word} in {seconds:.1} s ({detail})", h.top);
+    let mut row = what;
+    let fields = json!({
+        "proof": h.top,
+        "status": word,
+        "seconds": seconds,
+        "depth": depth,
+        "frame_cycles": h.depth,
+        "vcd": vcd.as_ref().map(|p| p.display().to_string()),
+        "assertion": assertion,
+        "sby": sby.display().to_string(),
+    });
+    if let (Some(r), Some(f)) = (row.as_object_mut(), fields.as_object()) {
+        r.extend(f.clone());
+    }
+    Ok(Row {
+        json: row,
+        failed: word == "failed" || word == "error",
+        proven: word == "proven",
+    })
+}
+
+/// Proves every layer of the design in `dir`, then the network; returns the per-layer JSON rows
+/// and whether any proof failed.
+pub(super) fn run(
+    dir: &Path,
+    model: &flip::model::Model,
+    design: &compiler::ir::Design,
+    tools: &Tools,
+    abc: &Path,
+    o: &Options,
+) -> anyhow::Result<(Vec<serde_json::Value>, bool)> {
+    let layers = spec::layers(model)
+        .map_err(|why| anyhow::anyhow!("{}: no datapath proof: {why}", dir.display()))?;
+    if design.has_loaded_weights() {
+        anyhow::bail!(
+            "{}: the design loads its weights after power-up; datapath proofs cover weight ROMs",
+            dir.display()
+        );
+    }
+    let work = dir.join("prove").join("datapath");
+    std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
+    let work = work
+        .canonicalize()
+        .with_context(|| format!("reading {}", work.display()))?;
+    let spec_text = spec::spec_file(model, &design.top, design.input().format)
+        .map_err(|why| anyhow::anyhow!("{}: {why}", dir.display()))?;
+    let spec_file = work.join("spec.v");
+    std::fs::write(&spec_file, spec_text)
+        .with_context(|| format!("writing {}", spec_file.display()))?;
+    let mut design_files = Vec::new();
+    for f in design.file_names() {
+        let p = dir.join(&f);
+        design_files.push(
+            p.canonicalize()
+                .with_context(|| format!("reading {}", p.display()))?,
+        );
+    }
+    let mut rows = Vec::new();
+    let mut failed = false;
+    for ls in &layers {
+        let outputs = ls.layer.outputs;
+        let per = if o.outputs_per_part == 0 {
+            outputs
+        } else {
+            o.outputs_per_part.min(outputs)
+        };
+        let parts = outputs.div_ceil(per);
+        for p in 0..parts {
+            let range = p * per..((p + 1) * per).min(outputs);
+            let h = harness::layer(design, ls, range.clone(), (parts > 1).then_some(p))
+                .map_err(|why| anyhow::anyhow!("{}: {why}", dir.display()))?;
+            eprintln!(
+                "layer {}: outputs {}..{} of {outputs}, one frame ({} cycles) ...",
+                ls.index, range.start, range.end, h.depth
+            );
+            let what = json!({
+                "layer": ls.index,
+                "outputs": [range.start, range.end],
+            });
+            let row = prove_one(
+                tools,
+                abc,
+                &work,
+                &design_files,
+                &spec_file,
+                &h,
+                what,
+                o.timeout,
+            )?;
+            failed |= row.failed;
+            rows.push(row);
+        }
+    }
+    if o.network {
+        let h = harness::network(design, model)
+            .map_err(|why| anyhow::anyhow!("{}: {why}", dir.display()))?;
+        eprintln!("network: one frame ({} cycles) ...", h.depth);
+        let what = json!({ "layer": "network", "outputs": null });
+        let row = prove_one(
+            tools,
+            abc,
+            &work,
+            &design_files,
+            &spec_file,
+            &h,
+            what,
+            o.timeout,
+        )?;
+        failed |= row.failed;
+        rows.push(row);
+    }
+    let _ = rows.iter().all(|r| r.proven);
+    Ok((rows.into_iter().map(|r| r.json).collect(), failed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_depth_covered_comes_from_either_engine() {
+        // Lines as SymbiYosys 0.70 writes them for `abc bmc3 -v` and for smtbmc.
+        let abc = "SBY  4:31:53 [l1_equiv] engine_0: 69 + : Var =       1. Cla =        0.\n\
+                   SBY  4:31:53 [l1_equiv] engine_0: 70 + : Var =       1. Cla =        0.\n";
+        assert_eq!(steps_checked(abc), Some(71));
+        let smt = "SBY 22:59:40 [l1] engine_0: ##   0:00:41  Checking assertions in step 44..\n";
+        assert_eq!(steps_checked(smt), Some(44));
+        assert_eq!(
+            steps_checked("SBY engine_0: finished (returncode=0)\n"),
+            None
+        );
+    }
+}
