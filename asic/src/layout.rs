@@ -36,6 +36,10 @@ pub struct Layout {
     pub fmax_mhz: Option<f64>,
     /// Nets qrouter could not route.
     pub failed_routes: Option<u64>,
+    /// Magic's DRC error count on the layout as routed, before the minimum-area patches.
+    pub drc_errors_routed: Option<u64>,
+    /// Minimum-area patches painted (see [`crate::min_area`]).
+    pub min_area_patches: Option<u64>,
     /// Magic's DRC error count.
     pub drc_errors: Option<u64>,
     /// netgen's verdict: the layout's netlist matches the synthesised one.
@@ -46,6 +50,8 @@ pub struct Layout {
     pub lvs_summary: Vec<String>,
     /// The GDS, if written.
     pub gds: Option<PathBuf>,
+    /// Cells the GDS references without their layout (the tech folder has no cell GDS).
+    pub gds_missing_cells: Vec<String>,
     /// Seconds per step.
     pub step_seconds: Vec<(String, f64)>,
     /// Steps that failed, with their log.
@@ -151,6 +157,18 @@ pub fn run(
             ran.seconds,
             start.elapsed().as_secs_f64()
         ));
+        if *step == "migrate" && !failed {
+            progress("asic: layout: minimum-area patches (magic) ...");
+            let (before, patched, seconds) =
+                patch_min_area(&project.join("layout"), tech, top, timeout)?;
+            out.drc_errors_routed = Some(before);
+            out.min_area_patches = Some(patched);
+            out.step_seconds.push(("min_area".into(), seconds));
+            progress(&format!(
+                "asic: layout: {before} DRC errors as routed, {patched} of them minimum-area \
+                 shapes patched, in {seconds:.1} s"
+            ));
+        }
         if failed {
             out.failed
                 .push(format!("{step} (see {})", ran.log.display()));
@@ -187,7 +205,51 @@ pub fn run(
     }
     let gds = layout.join(format!("{top}.gds"));
     out.gds = gds.is_file().then_some(gds);
+    if out.gds.is_some() {
+        out.gds_missing_cells = read(logs.join("gdsii.log"))
+            .map(|t| unavailable_cells(&t))
+            .unwrap_or_default();
+    }
     Ok(out)
+}
+
+/// Runs [`crate::min_area`]'s script in `layout` (the folder with the `.mag` and Magic's
+/// startup file): DRC errors before, patches, seconds.
+fn patch_min_area(
+    layout: &Path,
+    tech: &Tech,
+    top: &str,
+    timeout: Option<std::time::Duration>,
+) -> Result<(u64, u64, f64), Error> {
+    let magic = tools::require(&["magic"], crate::INSTALL_ASIC)?;
+    crate::write(
+        &layout.join(crate::min_area::SCRIPT),
+        &crate::min_area::script(&tech.lef, top),
+    )?;
+    let ran = tools::Run::new("layout minimum-area patches", &magic, "min_area_patch.log")
+        .args(["-dnull", "-noconsole", crate::min_area::SCRIPT])
+        .current_dir(layout)
+        .default_timeout(tools::limits::PNR)
+        .timeout_opt(timeout)
+        .run()?;
+    let (before, patched) = crate::min_area::report(&ran.text(), &ran.log)?;
+    Ok((before, patched, ran.seconds))
+}
+
+/// The cells Magic could not find while writing the GDS (`Cell X is unavailable`), sorted.
+pub fn unavailable_cells(log: &str) -> Vec<String> {
+    let mut cells: Vec<String> = log
+        .lines()
+        .filter_map(|l| {
+            l.trim()
+                .strip_prefix("Cell ")?
+                .strip_suffix(" is unavailable.  It could not be expanded.")
+                .map(str::to_string)
+        })
+        .collect();
+    cells.sort();
+    cells.dedup();
+    cells
 }
 
 /// The tech's GrayWolf parameter file with [`GRAYWOLF_FAST`] added.
@@ -359,6 +421,8 @@ mod tests {
         let par = placement_parameters("RULES\nENDRULES\n*gridX : 80\n");
         assert!(par.starts_with("RULES\nENDRULES\n*gridX : 80\n"));
         assert!(par.contains(&format!("\nTWSC*fast : {GRAYWOLF_FAST}\n")));
+        let gds = "Cell FILL is unavailable.  It could not be expanded.\nCell BUFX2 is unavailable.  It could not be expanded.\nCell FILL is unavailable.  It could not be expanded.\n   Writing cell top\n";
+        assert_eq!(unavailable_cells(gds), ["BUFX2", "FILL"]);
         let cfg = route_script("top");
         assert!(cfg.contains("qrouter::standard_route top_route.def false true\n"));
         assert!(cfg.ends_with("quit\n"));

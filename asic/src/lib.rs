@@ -12,6 +12,7 @@
 pub mod gate;
 pub mod layout;
 pub mod liberty;
+pub mod min_area;
 pub mod power;
 pub mod sta;
 pub mod synth;
@@ -356,6 +357,15 @@ pub fn run(
             "lvs_errors": l.lvs_errors,
             "lvs_summary": l.lvs_summary,
             "graywolf_fast": layout::GRAYWOLF_FAST,
+            "drc_errors_as_routed": l.drc_errors_routed,
+            "min_area_patches": l.min_area_patches,
+            "drc_note": "Magic's DRC of the routing and the cells' LEF outlines (the tech folder has no cell layouts to check inside the cells)",
+            "gds_missing_cells": l.gds_missing_cells,
+            "gds_note": if l.gds.is_some() && !l.gds_missing_cells.is_empty() {
+                "the GDS holds the routing and references to the listed cells, whose layouts Debian's qflow-tech package does not ship (no osu018_stdcells.gds2): merge them from the OSU library before a tape-out"
+            } else {
+                ""
+            },
             "failed_steps": l.failed,
             "flow": "qflow (its own Yosys run, GrayWolf, qrouter, vesta, Magic, netgen)",
             "dir": dir.join(layout::LAYOUT_DIR).display().to_string(),
