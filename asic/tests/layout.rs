@@ -55,6 +55,10 @@ fn a_tiny_design_is_placed_routed_and_checked_clean() {
     assert!(l.placed_cells.unwrap_or(0) > 20, "{l:?}");
     assert_eq!(l.failed_routes, Some(0), "{l:?}");
     assert!(l.fmax_mhz.unwrap_or(0.0) > 10.0, "{l:?}");
+    assert!(
+        l.drc_errors_routed.is_some() && l.min_area_patches.is_some(),
+        "{l:?}"
+    );
     assert_eq!(l.drc_errors, Some(0), "{l:?}");
     assert_eq!(l.lvs_match, Some(true), "{l:?}");
     assert_eq!(l.lvs_errors, Some(0), "{l:?}");
