@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The ASIC targets of `flipchip asic`: a 64-32-10 digits model synthesised, timed, checked at
-# gate level and laid out on OSU018 (place, route, DRC, LVS, GDS: about 8 minutes or more on 2
-# cores), and Fashion-MNIST 784-256-256-10 synthesised, timed and checked on 100 test frames
+# gate level and laid out on OSU018 (place, route, DRC, LVS, GDS: about half an hour on 2
+# loaded cores), and Fashion-MNIST 784-256-256-10 synthesised, timed and checked on 100 test frames
 # when the dataset is installed. Prints one line per design with the figures of the README's
 # table. Usage: scripts/bench-asic.sh [OUT_DIR] [CLOCK_MHZ]
 set -euo pipefail
@@ -25,6 +25,13 @@ print(f"{v['model']:<40} {v['tech']}: {v['cells']} cells, {v['area_um2']:.0f} um
       f"gate-level mismatches {v['gate_level']['mismatches']}/{v['gate_level']['frames']}; "
       f"layout: die {l.get('die_um')}, post-route Fmax {l.get('post_route_fmax_mhz')}, "
       f"DRC {v['drc_errors']}, LVS {v['lvs_match']}, GDS {v['gds']}; {v['seconds']:.0f} s")
+if l:
+    steps = v.get("step_seconds", {})
+    times = ", ".join(f"{k[len('layout_'):]} {s:.0f} s" for k, s in steps.items() if k.startswith("layout_"))
+    met = v["drc_errors"] == 0 and v["lvs_match"] is True and l.get("post_route_timing_met") is True
+    print(f"  target (routed, 0 DRC errors, LVS clean, post-route timing met at {v['clock_mhz']} MHz): "
+          f"{'MET' if met else 'NOT MET'}; {l.get('placed_cells')} placed cells, "
+          f"{l.get('failed_routes')} failed routes, LVS errors {l.get('lvs_errors')}; layout steps: {times}")
 PY
 }
 

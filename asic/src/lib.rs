@@ -12,6 +12,7 @@
 pub mod gate;
 pub mod layout;
 pub mod liberty;
+pub mod min_area;
 pub mod power;
 pub mod sta;
 pub mod synth;
@@ -333,7 +334,7 @@ pub fn run(
         let l = layout::run(
             &qflow,
             dir,
-            &tech.name,
+            &tech,
             &sources,
             &ports.top,
             opts.timeout,
@@ -350,7 +351,21 @@ pub fn run(
             "die_area_um2": l.die_um.map(|(w, h)| w * h),
             "post_route_fmax_mhz": l.fmax_mhz,
             "post_route_timing_met": l.fmax_mhz.map(|f| f >= opts.clock_mhz),
+            "post_route_timing_note": "vesta on the routed netlist with qrouter's extracted wire delays",
+            "placed_cells": l.placed_cells,
+            "failed_routes": l.failed_routes,
+            "lvs_errors": l.lvs_errors,
             "lvs_summary": l.lvs_summary,
+            "graywolf_fast": layout::GRAYWOLF_FAST,
+            "drc_errors_as_routed": l.drc_errors_routed,
+            "min_area_patches": l.min_area_patches,
+            "drc_note": "Magic's DRC of the routing and the cells' LEF outlines (the tech folder has no cell layouts to check inside the cells)",
+            "gds_missing_cells": l.gds_missing_cells,
+            "gds_note": if l.gds.is_some() && !l.gds_missing_cells.is_empty() {
+                "the GDS holds the routing and references to the listed cells, whose layouts Debian's qflow-tech package does not ship (no osu018_stdcells.gds2): merge them from the OSU library before a tape-out"
+            } else {
+                ""
+            },
             "failed_steps": l.failed,
             "flow": "qflow (its own Yosys run, GrayWolf, qrouter, vesta, Magic, netgen)",
             "dir": dir.join(layout::LAYOUT_DIR).display().to_string(),
