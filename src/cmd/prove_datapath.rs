@@ -29,7 +29,6 @@ pub struct Options {
 struct Row {
     json: serde_json::Value,
     failed: bool,
-    proven: bool,
 }
 
 /// The SymbiYosys project of one harness: a bounded check of `depth` cycles.
@@ -265,7 +264,6 @@ fn prove_one(
     Ok(Row {
         json: row,
         failed: word == "failed" || word == "error",
-        proven: word == "proven",
     })
 }
 
@@ -305,8 +303,21 @@ pub(super) fn run(
                 .with_context(|| format!("reading {}", p.display()))?,
         );
     }
-    let mut rows = Vec::new();
-    let mut failed = false;
+    let mut rows: Vec<Row> = Vec::new();
+    let mut prove = |h: &harness::Harness, what: serde_json::Value| -> anyhow::Result<()> {
+        let row = prove_one(
+            tools,
+            abc,
+            &work,
+            &design_files,
+            &spec_file,
+            h,
+            what,
+            o.timeout,
+        )?;
+        rows.push(row);
+        Ok(())
+    };
     for ls in &layers {
         let outputs = ls.layer.outputs;
         let per = if o.outputs_per_part == 0 {
@@ -323,43 +334,19 @@ pub(super) fn run(
                 "layer {}: outputs {}..{} of {outputs}, one frame ({} cycles) ...",
                 ls.index, range.start, range.end, h.depth
             );
-            let what = json!({
-                "layer": ls.index,
-                "outputs": [range.start, range.end],
-            });
-            let row = prove_one(
-                tools,
-                abc,
-                &work,
-                &design_files,
-                &spec_file,
+            prove(
                 &h,
-                what,
-                o.timeout,
+                json!({ "layer": ls.index, "outputs": [range.start, range.end] }),
             )?;
-            failed |= row.failed;
-            rows.push(row);
         }
     }
     if o.network {
         let h = harness::network(design, model)
             .map_err(|why| anyhow::anyhow!("{}: {why}", dir.display()))?;
         eprintln!("network: one frame ({} cycles) ...", h.depth);
-        let what = json!({ "layer": "network", "outputs": null });
-        let row = prove_one(
-            tools,
-            abc,
-            &work,
-            &design_files,
-            &spec_file,
-            &h,
-            what,
-            o.timeout,
-        )?;
-        failed |= row.failed;
-        rows.push(row);
+        prove(&h, json!({ "layer": "network", "outputs": null }))?;
     }
-    let _ = rows.iter().all(|r| r.proven);
+    let failed = rows.iter().any(|r| r.failed);
     Ok((rows.into_iter().map(|r| r.json).collect(), failed))
 }
 
