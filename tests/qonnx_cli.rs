@@ -13,6 +13,25 @@ fn fixture(name: &str) -> String {
         .into_owned()
 }
 
+/// `model` compiled into `build` and verified over `frames` frames against the reference and
+/// Verilator: no mismatch on either side.
+fn compile_and_verify(model: &Path, build: &Path, frames: u64) {
+    flipchip_ok(&["compile", s(model), "--out", s(build), "--json"]);
+    let v = last_json(&flipchip_ok(&[
+        "verify",
+        "--build",
+        s(build),
+        "--frames",
+        &frames.to_string(),
+        "--rtl",
+        verilator_or_none(),
+        "--json",
+    ]));
+    assert_eq!(v["frames"].as_u64().unwrap(), frames);
+    assert_eq!(v["mismatches"].as_u64().unwrap(), 0, "{v}");
+    assert_eq!(v["rtl_mismatches"].as_u64(), Some(0), "{v}");
+}
+
 #[test]
 fn an_imported_brevitas_model_compiles_and_verifies() {
     let dir = scratch("qonnx-import-hw");
@@ -54,21 +73,7 @@ fn an_imported_brevitas_model_compiles_and_verifies() {
         "an imported trained model at chance: {accuracy}"
     );
 
-    let build = dir.join("build");
-    flipchip_ok(&["compile", s(&model), "--out", s(&build), "--json"]);
-    let v = last_json(&flipchip_ok(&[
-        "verify",
-        "--build",
-        s(&build),
-        "--frames",
-        "40",
-        "--rtl",
-        verilator_or_none(),
-        "--json",
-    ]));
-    assert_eq!(v["frames"].as_u64().unwrap(), 40);
-    assert_eq!(v["mismatches"].as_u64().unwrap(), 0, "{v}");
-    assert_eq!(v["rtl_mismatches"].as_u64(), Some(0), "{v}");
+    compile_and_verify(&model, &dir.join("build"), 40);
 }
 
 #[test]
@@ -162,21 +167,7 @@ fn an_imported_normalised_model_compiles_and_verifies() {
         folded.contains("/Sub (Sub) on the input") && folded.contains("/Div (Div) on the input"),
         "{folded}"
     );
-    let build = dir.join("build");
-    flipchip_ok(&["compile", s(&model), "--out", s(&build), "--json"]);
-    let v = last_json(&flipchip_ok(&[
-        "verify",
-        "--build",
-        s(&build),
-        "--frames",
-        "40",
-        "--rtl",
-        verilator_or_none(),
-        "--json",
-    ]));
-    assert_eq!(v["frames"].as_u64().unwrap(), 40);
-    assert_eq!(v["mismatches"].as_u64().unwrap(), 0, "{v}");
-    assert_eq!(v["rtl_mismatches"].as_u64(), Some(0), "{v}");
+    compile_and_verify(&model, &dir.join("build"), 40);
 }
 
 /// CIFAR-10's per-channel normalisation before a sign would need a pixel threshold per
@@ -221,19 +212,5 @@ fn an_imported_dynamic_flatten_conv_net_verifies() {
     ]));
     assert_eq!(j["arch"], "c8-c8-16-10", "{j}");
     assert!(j["folded"].to_string().contains("/Shape (Shape)"), "{j}");
-    let build = dir.join("build");
-    flipchip_ok(&["compile", s(&model), "--out", s(&build), "--json"]);
-    let v = last_json(&flipchip_ok(&[
-        "verify",
-        "--build",
-        s(&build),
-        "--frames",
-        "20",
-        "--rtl",
-        verilator_or_none(),
-        "--json",
-    ]));
-    assert_eq!(v["frames"].as_u64().unwrap(), 20);
-    assert_eq!(v["mismatches"].as_u64().unwrap(), 0, "{v}");
-    assert_eq!(v["rtl_mismatches"].as_u64(), Some(0), "{v}");
+    compile_and_verify(&model, &dir.join("build"), 20);
 }
