@@ -98,18 +98,7 @@ fn the_checker_sits_beside_the_design_and_a_dropped_handshake_fails_its_proof() 
 
     // The argmax drops its result whether or not the sink takes it.
     break_argmax_handshake(&build.join("argmax.v"));
-    let out = flipchip(&[
-        "prove",
-        "--build",
-        s(&build),
-        "--depth",
-        "20",
-        "--timeout",
-        "40",
-        "--group",
-        "handshake",
-        "--json",
-    ]);
+    let out = prove_handshake(&build, 40);
     assert!(!out.status.success(), "the broken design was proven");
     let err = stderr(&out);
     assert!(

@@ -52,18 +52,7 @@ fn a_counterexample_replayed_in_the_simulator_shows_the_dropped_result() {
 
     // The argmax drops its result whether or not the sink takes it.
     break_argmax_handshake(&build.join("argmax.v"));
-    let out = flipchip(&[
-        "prove",
-        "--build",
-        s(&build),
-        "--depth",
-        "20",
-        "--timeout",
-        "60",
-        "--group",
-        "handshake",
-        "--json",
-    ]);
+    let out = prove_handshake(&build, 60);
     assert!(!out.status.success(), "the broken design was proven");
     let report = last_json(&out);
     let vcd = report["groups"][0]["vcd"].as_str().unwrap().to_string();

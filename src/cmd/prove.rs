@@ -294,12 +294,7 @@ fn sby_text(
     props: &Path,
     depth: u64,
 ) -> String {
-    let name = |p: &Path| {
-        p.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    };
-    let design: Vec<String> = files.iter().map(|p| name(p)).collect();
+    let design: Vec<String> = files.iter().map(|p| base_name(p)).collect();
     let mut s = format!(
         "# Written by flipchip prove; rerun with the same command.\n\
          [options]\nmode prove\ndepth {depth}\n\
@@ -308,7 +303,7 @@ fn sby_text(
          [script]\nread_verilog -defer {}\nread_verilog -sv -formal -D{define} {}\nprep -top {}\n\n\
          [files]\n",
         design.join(" "),
-        name(props),
+        base_name(props),
         compiler::formal::wrapper_name(d)
     );
     for p in files.iter().chain(std::iter::once(&props.to_path_buf())) {
@@ -385,6 +380,13 @@ fn winning_engine(log: &str) -> Option<String> {
             || verdict.starts_with("fail");
         decisive.then(|| engine.to_string())
     })
+}
+
+/// The file name of `p`, as an .sby file lists the files it copies into its work directory.
+pub(crate) fn base_name(p: &Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //! neurons' (or classes') results, so the prover's work is the cone of those outputs, and a
 //! part that does not finish in time leaves the others proven.
 
+use super::prove::base_name;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -39,12 +40,7 @@ fn sby_text(
     top: &str,
     depth: u64,
 ) -> String {
-    let name = |p: &Path| {
-        p.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    };
-    let design: Vec<String> = design_files.iter().map(|p| name(p)).collect();
+    let design: Vec<String> = design_files.iter().map(|p| base_name(p)).collect();
     let mut s = format!(
         "# Written by flipchip prove --datapath; rerun with the same command.\n\
          [options]\nmode bmc\ndepth {depth}\n\
@@ -53,8 +49,8 @@ fn sby_text(
          [script]\nread_verilog -defer {}\nread_verilog -defer {}\nread_verilog -sv -formal {}\n\
          prep -top {top}\n\n[files]\n",
         design.join(" "),
-        name(spec),
-        name(harness),
+        base_name(spec),
+        base_name(harness),
     );
     for p in design_files
         .iter()

@@ -73,3 +73,20 @@ pub fn break_argmax_handshake(argmax: &Path) {
     )
     .unwrap();
 }
+
+/// `flipchip prove` of the handshake group of the design in `build` (20 cycles deep, at most
+/// `timeout` seconds), with its JSON report.
+pub fn prove_handshake(build: &Path, timeout: u32) -> Output {
+    flipchip(&[
+        "prove",
+        "--build",
+        s(build),
+        "--depth",
+        "20",
+        "--timeout",
+        &timeout.to_string(),
+        "--group",
+        "handshake",
+        "--json",
+    ])
+}
