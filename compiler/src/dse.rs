@@ -31,8 +31,11 @@ use flip::model::Model;
 use serde_json::json;
 
 use crate::blocks::{Block, Estimate, Family};
+use crate::ir::InputFormat;
 use crate::ir::{Design, Mvtu, Stage};
-use crate::passes::folding::{auto_fold, auto_pixels_per_beat, FoldFile, FoldSpec, LayerFold};
+use crate::passes::folding::{
+    auto_fold, auto_pixels_per_beat, auto_values_per_beat, FoldFile, FoldSpec, LayerFold,
+};
 use crate::passes::input_buffer::{ram_chunk, MIN_RAM_BITS};
 use crate::passes::pipelining::{default_clock_mhz, Pipelining};
 use crate::passes::Pass;
@@ -147,6 +150,15 @@ impl Device {
         by_depth.min(by_size)
     }
 
+    /// Whether a design of estimate `e` fits: logic cells (LUTs plus the flip-flops that need
+    /// a cell of their own), flip-flops and RAM blocks.
+    pub fn fits(&self, e: &Estimate) -> bool {
+        self.family.costs().logic_cells(e.luts, e.ffs) <= self.luts
+            && e.ffs <= self.ffs
+            && e.brams <= self.brams
+            && e.sprams <= self.sprams
+    }
+
     /// The weight placement that fits this device: ROMs, with the largest moved into loaded
     /// RAM while the block RAMs overflow (only where the device has such RAM).
     pub fn placement(&self) -> crate::passes::memory::Placement {
@@ -206,6 +218,11 @@ pub struct Candidate {
     /// Logic cells (LUTs plus the flip-flops that need a cell of their own), flip-flops and
     /// block RAMs within the device.
     pub fits: bool,
+    /// The deepest popcount tree's logic levels (what the clock model reads).
+    pub logic_levels: usize,
+    /// The FIFOs that sizing by simulation put into the design, once sized
+    /// ([`Exploration::add_fifos`]); included in `estimate`.
+    pub fifos: Option<Estimate>,
     /// Not dominated: no other candidate is at least as fast with at most as many LUTs and
     /// better in one of them.
     pub pareto: bool,
@@ -292,6 +309,31 @@ impl Exploration {
             .collect()
     }
 
+    /// Adds the FIFOs of `sized`, candidate `i`'s design after sizing by simulation, to its
+    /// estimate, clock and fit (once; a second call changes nothing). Exploration cannot cost them: their depths come from
+    /// simulating the design. The front stays as the estimates without FIFOs ranked it.
+    pub fn add_fifos(&mut self, i: usize, sized: &Design) {
+        let family = self.device.family;
+        let fifos = sized
+            .stages
+            .iter()
+            .filter(|s| matches!(s, Stage::Fifo(_)))
+            .fold(Estimate::default(), |e, s| {
+                e + s.block().estimate_for(family)
+            });
+        let c = &mut self.candidates[i];
+        if c.fifos.is_some() {
+            return;
+        }
+        c.fifos = Some(fifos);
+        c.estimate = c.estimate + fifos;
+        c.clock_mhz = self
+            .device
+            .clock_mhz(c.logic_levels, c.estimate.luts, c.estimate.brams);
+        c.frames_per_second = c.clock_mhz * 1e6 / c.cycles_per_frame as f64;
+        c.fits = self.device.fits(&c.estimate);
+    }
+
     /// The compiled design of candidate `i`.
     pub fn design(&self, model: &Model, i: usize) -> Result<Design, CompileError> {
         let mut d = crate::compile(model, &FoldSpec::Manual(self.candidates[i].fold_file()))?;
@@ -336,7 +378,13 @@ struct LayerCost {
 pub fn enumerate(design: &Design) -> Vec<Folding> {
     let pixels = design.input().pixels;
     let pipelining = Pipelining::of(design);
-    let floor = (pixels / auto_pixels_per_beat(pixels, 1)) as u64;
+    // As the folding pass chooses: a streaming adapter (a convolution or pool first) takes at
+    // most one image pixel's values per beat.
+    let beat = |t: u64| match design.input().stream {
+        Some(channels) => auto_values_per_beat(InputFormat::Pixels, pixels, channels, t),
+        None => auto_pixels_per_beat(pixels, t),
+    };
+    let floor = (pixels / beat(1)) as u64;
     let options: Vec<Vec<(u64, LayerFold)>> = design.mvtus().map(layer_foldings).collect();
     let per_layer: Vec<Vec<u64>> = options
         .iter()
@@ -359,7 +407,7 @@ pub fn enumerate(design: &Design) -> Vec<Folding> {
     };
     let mut out: BTreeMap<(usize, Vec<(usize, usize)>), Folding> = BTreeMap::new();
     for &t in &targets {
-        let k = auto_pixels_per_beat(pixels, t);
+        let k = beat(t);
         let key = |f: &[LayerFold]| (k, f.iter().map(|x| (x.pe, x.simd)).collect::<Vec<_>>());
         let file = |layers: Vec<LayerFold>| FoldFile {
             pixels_per_beat: k,
@@ -572,11 +620,7 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
             .unwrap_or(0);
         let clock_mhz = device.clock_mhz(depth, e.luts, e.brams);
         let fps = clock_mhz * 1e6 / cycles as f64;
-        let cells = family.costs().logic_cells(e.luts, e.ffs);
-        let fits = cells <= device.luts
-            && e.ffs <= device.ffs
-            && e.brams <= device.brams
-            && e.sprams <= device.sprams;
+        let fits = device.fits(&e);
         candidates.push(Candidate {
             pixels_per_beat: file.pixels_per_beat,
             load_weights,
@@ -592,6 +636,8 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
             clock_mhz,
             frames_per_second: fps,
             fits,
+            logic_levels: depth,
+            fifos: None,
             pareto: false,
         });
     }
@@ -675,6 +721,8 @@ pub fn candidate_json(x: &Exploration, i: usize) -> serde_json::Value {
         "read_registers": c.read_registers,
         "activation_stage": c.activation_stage,
         "frames_per_second_per_lut": c.frames_per_second_per_lut(),
+        "fifo_luts": c.fifos.map(|f| f.luts),
+        "fifo_brams": c.fifos.map(|f| f.brams),
         "fits": c.fits,
         "pareto": c.pareto,
     })

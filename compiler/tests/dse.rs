@@ -273,3 +273,25 @@ fn estimates_within_15_percent_of_yosys() {
         assert!(err.abs() <= 0.15, "{tag}: estimate {e} vs yosys {y}");
     }
 }
+
+#[test]
+fn every_candidate_of_a_conv_net_compiles_as_costed() {
+    // Small images: foldings fast enough to want more than one value per input beat, which a
+    // streaming first layer cannot take beyond its pixel's channels.
+    let mut rng = Rng(5);
+    for _ in 0..24 {
+        let model = compiler::random::random_conv_model(&mut rng);
+        let device = dse::device("ecp5-85k").expect("a known device");
+        let x = dse::explore(&model, &device).unwrap();
+        assert_legal(&model, &x);
+        assert_front(&x);
+        for i in 0..x.candidates.len() {
+            let c = &x.candidates[i];
+            let d = x
+                .design(&model, i)
+                .unwrap_or_else(|e| panic!("candidate {i} ({}): {e}", c.fold_label()));
+            assert_eq!(d.cycles_per_frame(), c.cycles_per_frame, "{}", c.fold_label());
+            assert_eq!(d.estimate_for(device.family), c.estimate, "{}", c.fold_label());
+        }
+    }
+}

@@ -47,6 +47,8 @@ pub struct SimCheck {
     pub latency_cycles: u64,
     /// Equal to the candidate's predicted cycles and latency.
     pub agrees: bool,
+    /// The design with the FIFOs sizing gave it (designs with pixel streams only).
+    pub sized: Option<compiler::ir::Design>,
 }
 
 impl SimCheck {
@@ -80,6 +82,7 @@ pub fn sim_check(
             // A convolutional pipeline's stages overlap: its latency is what the simulator
             // measures, there is no prediction to agree with.
             agrees: s.cycles_per_frame == c.cycles_per_frame,
+            sized: Some(design),
         });
     }
     let frames = frames.max(2);
@@ -107,6 +110,7 @@ pub fn sim_check(
         cycles_per_frame: cycles,
         latency_cycles: latency,
         agrees: cycles == c.cycles_per_frame && latency == c.latency_cycles,
+        sized: None,
     })
 }
 
@@ -367,8 +371,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let disagree: Vec<usize> = sims.iter().filter(|s| !s.agrees).map(|s| s.id).collect();
     // A convolutional front design's latency is the simulator's (its stages overlap, so the
     // prediction, their sum, is only a bound); a dense one's agrees with it.
+    // Their estimates, fits and clocks now include the FIFOs sizing gave them.
     for s in &sims {
         x.candidates[s.id].latency_cycles = s.latency_cycles;
+        if let Some(d) = &s.sized {
+            x.add_fifos(s.id, d);
+        }
     }
     eprintln!(
         "simulator: {} front designs x {} random frames, cycles per frame and latency {} ({:.2} s)",
@@ -521,5 +529,34 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn front_estimates_of_conv_designs_include_their_sized_fifos() {
+        let mut rng = Rng(11);
+        let mut with_fifos = 0;
+        for _ in 0..4 {
+            let model = compiler::random::random_conv_model(&mut rng);
+            let device = dse::device("ecp5-25k").expect("a known device");
+            let mut x = dse::explore(&model, &device).unwrap();
+            for &i in x.front.clone().iter().take(3) {
+                let before = x.candidates[i].estimate;
+                let s = sim_check(&model, &x, i, 3).unwrap();
+                let sized = s.sized.expect("a conv design is sized by simulation");
+                x.add_fifos(i, &sized);
+                x.add_fifos(i, &sized);
+                let c = &x.candidates[i];
+                // Exactly what the sized design costs, FIFOs once.
+                assert_eq!(c.estimate, sized.estimate_for(device.family));
+                assert_eq!(c.fits, device.fits(&c.estimate));
+                let fifos = c.fifos.expect("recorded");
+                assert_eq!(before + fifos, c.estimate);
+                if fifos.luts + fifos.ffs > 0 {
+                    with_fifos += 1;
+                    assert!(dse::candidate_json(&x, i)["fifo_luts"].as_u64() == Some(fifos.luts));
+                }
+            }
+        }
+        assert!(with_fifos > 0, "no front design got a FIFO");
     }
 }
