@@ -8,6 +8,8 @@
 #   scripts/sweep-flip.sh fmnist-round3    around the defaults with the centred signal
 #   scripts/sweep-flip.sh fmnist-round4    the full batch-norm backward (center=full) and
 #                                          other input encodings (SEEDS 1,2,3)
+#   scripts/sweep-flip.sh fmnist-augment   training images mirrored and/or shifted by a pixel
+#                                          (`--augment`; + joins variants), SEEDS 1,2,3
 #   scripts/sweep-flip.sh fmnist-binaryconnect|fmnist-bop   the baselines' defaults
 #   scripts/sweep-flip.sh digits [SEEDS]   the embedded digits with `flipchip train`'s defaults
 #   scripts/sweep-flip.sh fmnist-conv-subset [SEEDS]   the CNN c32-c32-p-c64-c64-p-256-10 on
@@ -66,6 +68,10 @@ case "$which" in
       "encoding=thermometer:64,128,192 encoding=thermometer:32,96,160,224 encoding=bitplanes:8"
     )
     ;;
+  fmnist-augment)
+    base=(--data /usr/share/datasets/fashion-mnist --arch 784-256-256-10 --epochs 10)
+    grid=("augment=none augment=hflip augment=shift:1 augment=hflip+shift:1")
+    ;;
   fmnist-binaryconnect)
     # The baselines' defaults, the same way (their learning rates and the batch).
     base=(--data /usr/share/datasets/fashion-mnist --arch 784-256-256-10 --epochs 10)
@@ -116,7 +122,7 @@ PY
       "threshold=8 threshold=16 threshold=32"
     )
     ;;
-  *) echo "usage: $0 fmnist|fmnist-round2|fmnist-round3|fmnist-round4|fmnist-binaryconnect|fmnist-bop|fmnist-conv-subset|digits [SEEDS]" >&2; exit 2 ;;
+  *) echo "usage: $0 fmnist|fmnist-round2|fmnist-round3|fmnist-round4|fmnist-augment|fmnist-binaryconnect|fmnist-bop|fmnist-conv-subset|digits [SEEDS]" >&2; exit 2 ;;
 esac
 
 csv="$OUT/results.csv"
@@ -140,6 +146,7 @@ for line in "${grid[@]}"; do
         batch=*) batch=${one#batch=} ;;
         optimizer=*) optimizer=${one#optimizer=} ;;
         encoding=*) opt+=(--encoding "${one#encoding=}") ;;
+        augment=*) v=${one#augment=}; opt+=(--augment "${v//+/,}") ;;
         *) opt+=(--set "$one") ;;
       esac
     done

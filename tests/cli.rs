@@ -823,3 +823,50 @@ fn a_packed_input_design_compiles_and_verifies() {
         );
     }
 }
+
+#[test]
+fn augmentation_changes_training_reproducibly_and_rejects_bad_variants() {
+    let dir = scratch("cli-augment");
+    let model = |n: &str| dir.join(n);
+    let train = |out: &std::path::Path, extra: &[&str]| {
+        let base = [
+            "train",
+            "--epochs",
+            "3",
+            "--out",
+            s(out),
+            "--json",
+            "--quiet",
+        ];
+        last_json(&flipchip_ok(&[&base[..], extra].concat()))
+    };
+    let plain = train(&model("plain.fcm"), &[]);
+    assert_eq!(plain["augment"], "none");
+    let a = train(&model("a.fcm"), &["--augment", "shift:1"]);
+    let b = train(&model("b.fcm"), &["--augment", "shift:1", "--threads", "1"]);
+    assert_eq!(a["augment"], "shift:1");
+    let read = |n: &str| std::fs::read_to_string(model(n)).unwrap();
+    // The same variants whatever the thread count, different weights from plain training,
+    // and the model file says how it was trained.
+    assert_eq!(read("a.fcm"), read("b.fcm"));
+    assert_ne!(read("a.fcm"), read("plain.fcm"));
+    assert!(read("a.fcm").contains("meta augment \"shift:1\""));
+    assert!(a["accuracy"].as_f64().unwrap() > 0.7, "{a}");
+    for (bad, says) in [
+        ("rotate", "unknown augmentation"),
+        ("shift:0", "1..=4"),
+        ("shift:4", "too large for 8x8"),
+    ] {
+        let out = flipchip(&[
+            "train",
+            "--out",
+            s(&model("x.fcm")),
+            "--quiet",
+            "--augment",
+            bad,
+        ]);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "--augment {bad}: {err}");
+    }
+}

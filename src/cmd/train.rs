@@ -7,7 +7,7 @@ use anyhow::{bail, Context};
 use flip::data::Dataset;
 use flip::encoding::Encoding;
 use flip::model::arch::LayerSpec;
-use flip::train::{Holdout, Keep, OptimizerKind, PatienceOn, Progress, TrainConfig};
+use flip::train::{Augment, Holdout, Keep, OptimizerKind, PatienceOn, Progress, TrainConfig};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
@@ -72,6 +72,11 @@ pub struct Args {
     /// validation accuracy; needs a validation split).
     #[arg(long, value_name = "last|best", default_value = "last")]
     pub keep: Keep,
+    /// Show each training image in a random variant every epoch: none, or a comma-separated
+    /// list of hflip (mirror left-right) and shift:K (move by up to K pixels, 1..=4). Validation
+    /// and test images are never altered [default: none].
+    #[arg(long)]
+    pub augment: Option<String>,
     /// Optimizer setting key=value (repeatable); see the crate docs of each optimizer.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
@@ -254,6 +259,12 @@ pub fn config(a: &Args, data: &Dataset, seed: u64) -> anyhow::Result<TrainConfig
         validation,
         keep: a.keep,
         params,
+        augment: match &a.augment {
+            Some(s) => s
+                .parse::<Augment>()
+                .map_err(|e| anyhow::anyhow!("--augment {s}: {e}"))?,
+            None => Augment::NONE,
+        },
     })
 }
 
@@ -378,6 +389,7 @@ pub fn train_one(
         "train_samples": result.train_samples,
         "epochs": result.history.len(),
         "keep": cfg.keep.name(),
+        "augment": cfg.augment.to_string(),
         "kept_epoch": result.kept_epoch + 1,
         "patience_on": result.watched.name(),
         "seconds": started.elapsed().as_secs_f64(),

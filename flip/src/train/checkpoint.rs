@@ -129,7 +129,11 @@ pub fn identity(cfg: &TrainConfig, data: &Dataset, held: usize) -> Vec<(String, 
     let mut arch = vec![data.pixels().to_string()];
     arch.extend(cfg.layers.iter().map(|l| l.to_string()));
     let params: Vec<String> = cfg.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    [
+    // Without augmentation the entry is left out, so checkpoints written before it existed
+    // still resume.
+    let augment =
+        (!cfg.augment.is_none()).then(|| ("augmentation".to_string(), cfg.augment.to_string()));
+    let base: Vec<(&str, String)> = vec![
         ("dataset", data.name.clone()),
         (
             "image shape",
@@ -151,10 +155,11 @@ pub fn identity(cfg: &TrainConfig, data: &Dataset, held: usize) -> Vec<(String, 
         ("batch", cfg.batch.to_string()),
         ("seed", cfg.seed.to_string()),
         ("settings", format!("[{}]", params.join(" "))),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect()
+    ];
+    base.into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .chain(augment)
+        .collect()
 }
 
 /// Writes a checkpoint atomically (temporary file, then rename).

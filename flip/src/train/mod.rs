@@ -10,6 +10,7 @@
 //! makes a resumed run identical to an uninterrupted one, and the result independent of how
 //! rows are spread over threads.
 
+pub mod augment;
 pub mod binaryconnect;
 pub mod bop;
 pub mod checkpoint;
@@ -28,6 +29,7 @@ use crate::model::arch::{self, LayerSpec};
 use crate::model::{InputSpec, Metadata, Model};
 use crate::reference;
 
+pub use augment::Augment;
 pub use checkpoint::CheckpointError;
 
 /// The training set as optimizers see it: raw pixels, labels, and the first layer's encoded
@@ -357,6 +359,8 @@ pub struct TrainConfig {
     pub keep: Keep,
     /// Optimizer-specific settings as `key=value`.
     pub params: Vec<(String, String)>,
+    /// Variants training images are shown in ([`augment`]).
+    pub augment: Augment,
 }
 
 impl TrainConfig {
@@ -383,6 +387,7 @@ impl TrainConfig {
             validation: Holdout::DEFAULT,
             keep: Keep::Last,
             params: Vec::new(),
+            augment: Augment::NONE,
         }
     }
 
@@ -609,6 +614,9 @@ pub fn train(
         encoding: cfg.encoding.clone(),
     };
     cfg.check().map_err(TrainError::Config)?;
+    cfg.augment
+        .check(data.width, data.height)
+        .map_err(|e| TrainError::Config(format!("{}: {e}", data.name)))?;
     cfg.encoding
         .check(data.pixel_bits)
         .map_err(TrainError::Config)?;
@@ -677,7 +685,15 @@ pub fn train(
         let (mut loss, mut correct, mut seen) = (0.0, 0usize, 0usize);
         for (b, batch) in order.chunks(cfg.batch).enumerate() {
             let step = (epoch * batches + b) as u64;
-            let st = opt.step(&td, batch, step, step as f64 / total_steps);
+            let progress_share = step as f64 / total_steps;
+            let st = if cfg.augment.is_none() {
+                opt.step(&td, batch, step, progress_share)
+            } else {
+                let (images, labels) = augmented_batch(cfg, &td, batch, epoch);
+                let view = TrainData::new(&input, &images, &labels, data.classes);
+                let local: Vec<u32> = (0..batch.len() as u32).collect();
+                opt.step(&view, &local, step, progress_share)
+            };
             loss += st.loss;
             correct += st.correct;
             seen += batch.len();
@@ -725,6 +741,9 @@ pub fn train(
         ("batch".to_string(), cfg.batch.to_string()),
         ("val_samples".to_string(), held.to_string()),
     ];
+    if !cfg.augment.is_none() {
+        extra.push(("augment".to_string(), cfg.augment.to_string()));
+    }
     if cfg.keep == Keep::Best {
         extra.push(("kept_epoch".to_string(), (kept_epoch + 1).to_string()));
     }
@@ -752,6 +771,26 @@ pub fn train(
         state_bytes: opt.state_bytes(),
         stopped,
     })
+}
+
+/// The images and labels of `batch` (indices into `td`), each in the variant of `epoch`,
+/// drawn from the seed, the epoch and the image's index.
+fn augmented_batch(
+    cfg: &TrainConfig,
+    td: &TrainData,
+    batch: &[u32],
+    epoch: usize,
+) -> (Vec<u8>, Vec<u8>) {
+    let input = td.input;
+    let p = input.pixels();
+    let shape = (input.width, input.height, input.channels);
+    let mut images = vec![0u8; p * batch.len()];
+    for (out, &i) in images.chunks_mut(p).zip(batch) {
+        let key = rng::mix(cfg.seed, ((epoch as u64) << 32) | i as u64);
+        cfg.augment.apply(td.image(i as usize), shape, key, out);
+    }
+    let labels = batch.iter().map(|&i| td.labels[i as usize]).collect();
+    (images, labels)
 }
 
 /// Looks up `key` in optimizer settings, parsing it, or returns `default`.
