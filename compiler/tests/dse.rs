@@ -290,8 +290,18 @@ fn every_candidate_of_a_conv_net_compiles_as_costed() {
             let d = x
                 .design(&model, i)
                 .unwrap_or_else(|e| panic!("candidate {i} ({}): {e}", c.fold_label()));
-            assert_eq!(d.cycles_per_frame(), c.cycles_per_frame, "{}", c.fold_label());
-            assert_eq!(d.estimate_for(device.family), c.estimate, "{}", c.fold_label());
+            assert_eq!(
+                d.cycles_per_frame(),
+                c.cycles_per_frame,
+                "{}",
+                c.fold_label()
+            );
+            assert_eq!(
+                d.estimate_for(device.family),
+                c.estimate,
+                "{}",
+                c.fold_label()
+            );
         }
     }
 }
