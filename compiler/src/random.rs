@@ -172,6 +172,7 @@ pub fn random_folding(rng: &mut Rng, model: &Model) -> FoldFile {
         read_registers: Some(rng.range(1, 2) as usize),
         activation_stage: Some(rng.range(0, 1) == 1),
         input_ram: None,
+        input_ram_layers: None,
     };
     // A dense first layer whose chunks the input can deliver buffers its input in RAM one
     // time in two (see `passes::input_buffer`).

@@ -441,11 +441,16 @@ impl Block for Mvtu {
             },
             activation: (pe * act_width) as f64,
             // The rotating input register: one 2:1 mux (load or rotate) per bit; with an input
-            // RAM the plane select after its read.
+            // RAM the plane select after its read. A chunked output's chunk select: a tree of
+            // `chunks - 1` 2:1 muxes per chunk bit.
             select: if self.input_ram() {
                 (simd * (self.planes as u64 - 1)) as f64
             } else if accumulate {
                 (self.inputs * self.planes) as f64
+            } else {
+                0.0
+            } + if self.chunked_output() {
+                (self.outputs - self.out_chunk) as f64
             } else {
                 0.0
             },
@@ -517,6 +522,11 @@ impl Block for Mvtu {
                 + (1 + self.capacity() as u64) * self.outputs as u64 * ew
                 + 2 * u64::from(bits_for(nf * sf))
                 + self.depth() as u64 * (2 + u64::from(bits_for(nf * sf)))
+                + if self.chunked_output() {
+                    u64::from(bits_for(self.out_beats() as u64 - 1))
+                } else {
+                    0
+                }
                 + if self.is_loaded() {
                     // Load address, part counter and the parts waiting for the word's last.
                     u64::from(bits_for(nf * sf)) + 16 * (self.load_parts() as u64 - 1) + 5
@@ -543,7 +553,11 @@ impl Block for Mvtu {
     }
 
     fn out_width(&self) -> usize {
-        self.outputs * self.element_width() as usize
+        if self.chunked_output() {
+            self.out_chunk
+        } else {
+            self.outputs * self.element_width() as usize
+        }
     }
 
     fn emit_verilog(&self, header: &str) -> String {
@@ -1007,7 +1021,14 @@ impl Block for Mvtu {
         b.push_str("    end\nendgenerate\n\n");
         // Sequential logic.
         let res_w = (nf_n - 1) * pe * ew;
-        let out_w = self.out_width();
+        // The whole result; a chunked output hands it on from a register of its own.
+        let out_w = self.outputs * ew;
+        let chunked = self.chunked_output();
+        let ob = if chunked {
+            format!("{n}_ob")
+        } else {
+            "out_data".to_string()
+        };
         let result = if nf_n > 1 {
             format!("{{{n}_group, {n}_res}}")
         } else {
@@ -1015,10 +1036,43 @@ impl Block for Mvtu {
         };
         b.push_str(&format!(
             "wire [{}:0] {n}_result = {result};\n\
-             wire {n}_push = {n}_v{depth} && {n}_clast;\n\
-             wire {n}_pop = out_valid && out_ready;\n",
+             wire {n}_push = {n}_v{depth} && {n}_clast;\n",
             out_w - 1
         ));
+        if chunked {
+            // A result leaves with its last chunk; the chunk counter, a register, selects the
+            // chunk handed on, so that the consumer's ready enables no register as wide as the
+            // result.
+            let beats = self.out_beats();
+            let ocw = bits_for(beats as u64 - 1);
+            let oc = self.out_chunk;
+            b.push_str(&format!(
+                "// Chunked output: {beats} chunks of {oc} bits per result, lowest first.\n\
+                 reg  [{}:0] {n}_ob;\n\
+                 reg  [{}:0] {n}_oc;\n\
+                 wire {n}_ofire = out_valid && out_ready;\n\
+                 wire {n}_pop = {n}_ofire && ({n}_oc == {});\n\
+                 always @* begin\n    case ({n}_oc)\n",
+                out_w - 1,
+                ocw - 1,
+                lit(ocw, beats as u64 - 1)
+            ));
+            for k in 0..beats {
+                let label = if k + 1 == beats {
+                    "default".to_string()
+                } else {
+                    lit(ocw, k as u64)
+                };
+                b.push_str(&format!(
+                    "        {label}: out_data = {n}_ob[{}:{}];\n",
+                    (k + 1) * oc - 1,
+                    k * oc
+                ));
+            }
+            b.push_str("    endcase\nend\n");
+        } else {
+            b.push_str(&format!("wire {n}_pop = out_valid && out_ready;\n"));
+        }
         if ram {
             // The RAM's write port, apart from its read so that Yosys infers a block RAM.
             b.push_str(&format!(
@@ -1096,7 +1150,7 @@ impl Block for Mvtu {
         }
         // The output register and the queue behind it.
         if qn == 0 {
-            dp.push_str(&format!("if ({n}_push) out_data <= {n}_result;\n"));
+            dp.push_str(&format!("if ({n}_push) {ob} <= {n}_result;\n"));
         } else {
             let qaw = bits_for(qn as u64 - 1);
             let qcw = bits_for(qn as u64);
@@ -1113,11 +1167,16 @@ impl Block for Mvtu {
             }
             b.push_str(&format!(
                 "reg  [{}:0] {n}_qn;\n\
-                 wire {n}_out_free = !out_valid || out_ready;\n\
+                 wire {n}_out_free = !out_valid || {};\n\
                  wire {n}_take = {n}_out_free && ({n}_qn != {});\n\
                  wire {n}_direct = {n}_push && {n}_out_free && ({n}_qn == {});\n\
                  wire {n}_enq = {n}_push && !{n}_direct;\n",
                 qcw - 1,
+                if chunked {
+                    format!("{n}_pop")
+                } else {
+                    "out_ready".to_string()
+                },
                 lit(qcw, 0),
                 lit(qcw, 0)
             ));
@@ -1127,7 +1186,7 @@ impl Block for Mvtu {
                 (format!("{n}_q[{n}_qhead]"), format!("{n}_q[{n}_qtail]"))
             };
             dp.push_str(&format!(
-                "if ({n}_take) out_data <= {head};\nelse if ({n}_direct) out_data <= {n}_result;\n\
+                "if ({n}_take) {ob} <= {head};\nelse if ({n}_direct) {ob} <= {n}_result;\n\
                  if ({n}_enq) {tail} <= {n}_result;\n"
             ));
         }
@@ -1139,6 +1198,12 @@ impl Block for Mvtu {
             "out_valid <= 1'b0;".to_string(),
             format!("{n}_pending <= {};", lit(cpw, 0)),
         ];
+        if chunked {
+            resets.push(format!(
+                "{n}_oc <= {};",
+                lit(bits_for(self.out_beats() as u64 - 1), 0)
+            ));
+        }
         if ram {
             resets.push(format!("{n}_full <= 2'd0;"));
             resets.push(format!("{n}_wa <= {};", lit(baw, 0)));
@@ -1233,6 +1298,14 @@ impl Block for Mvtu {
             widen(&format!("({n}_advance && {n}_last)"), cpw),
             widen(&format!("{n}_pop"), cpw)
         ));
+        if chunked {
+            let ocw = bits_for(self.out_beats() as u64 - 1);
+            s.push_str(&format!(
+                "if ({n}_ofire) {n}_oc <= {n}_pop ? {} : {n}_oc + {};\n",
+                lit(ocw, 0),
+                lit(ocw, 1)
+            ));
+        }
         s.push_str(&format!("{n}_v1 <= {n}_advance;\n"));
         for k in 2..=depth {
             s.push_str(&format!("{n}_v{k} <= {n}_v{};\n", k - 1));
@@ -1432,6 +1505,10 @@ impl Block for Mvtu {
             inflight: VecDeque::new(),
             pending: 0,
             out_valid: false,
+            chunk: Beat::Bits(vec![0; words_for(self.out_chunk.max(1))]),
+            out_chunk: self.out_chunk,
+            out_beats: self.out_beats(),
+            oc: 0,
             out,
             queue: VecDeque::new(),
             spare: Vec::new(),
@@ -1493,6 +1570,13 @@ pub struct MvtuModel {
     /// The Verilog's `pending`.
     pending: usize,
     out_valid: bool,
+    /// Chunked output: the chunk handed on (`out_data`), its bits, the chunks per result and
+    /// the Verilog's chunk counter.
+    chunk: Beat,
+    out_chunk: usize,
+    out_beats: usize,
+    oc: usize,
+    /// The result in the output register.
     out: Beat,
     /// The queue behind the output register, oldest first.
     queue: VecDeque<Beat>,
@@ -1596,6 +1680,15 @@ impl MvtuModel {
         self.spare_frames.push(frame);
     }
 
+    /// The chunk the chunk counter selects from the output register.
+    fn refresh_chunk(&mut self) {
+        let (Beat::Bits(out), Beat::Bits(chunk)) = (&self.out, &mut self.chunk) else {
+            unreachable!("a chunked result is bits")
+        };
+        chunk.fill(0);
+        copy_bits(out, self.oc * self.out_chunk, chunk, 0, self.out_chunk);
+    }
+
     /// A result buffer: a used one if there is one.
     fn buffer(&mut self) -> Beat {
         self.spare.pop().unwrap_or_else(|| self.out.clone())
@@ -1616,7 +1709,11 @@ impl CycleModel for MvtuModel {
     }
 
     fn out_data(&self) -> &Beat {
-        &self.out
+        if self.out_chunk > 0 {
+            &self.chunk
+        } else {
+            &self.out
+        }
     }
 
     fn quiet_cycles(&self) -> u64 {
@@ -1651,8 +1748,10 @@ impl CycleModel for MvtuModel {
 
     fn clock(&mut self, input: Option<&Beat>, out_ready: bool) {
         // Stage B and the output side.
-        let pop = self.out_valid && out_ready;
-        let out_free = !self.out_valid || out_ready;
+        let fire = self.out_valid && out_ready;
+        // A result leaves with its last chunk (its only one without chunking).
+        let pop = fire && self.oc + 1 == self.out_beats;
+        let out_free = !self.out_valid || pop;
         let push = (self.lasts >> (self.depth - 1)) & 1 == 1;
         let take = out_free && !self.queue.is_empty();
         let direct = push && out_free && self.queue.is_empty();
@@ -1679,6 +1778,12 @@ impl CycleModel for MvtuModel {
             self.out_valid = true;
         } else if pop {
             self.out_valid = false;
+        }
+        if fire {
+            self.oc = if pop { 0 } else { self.oc + 1 };
+        }
+        if self.out_chunk > 0 && (fire || take || direct) {
+            self.refresh_chunk();
         }
         // Stage A issues a step; the registers between move on.
         let last = self.last();
