@@ -57,6 +57,13 @@
 //! `C = floor((D + 1) / S) + 1` keeps one frame per `S` cycles when the output is always
 //! ready (a frame counts for `D + 1` cycles from its last step to its handshake): one
 //! (no queue) whenever `S >= D + 2`. `in_ready` depends on registers only.
+//!
+//! Chunked output (`out_chunk > 0`, the next layer keeps its input vector in RAM, see the
+//! vector RAM pass): the output register holds the whole result as before, and `out_data` is
+//! its chunk `oc` (a counter, stepped at each output handshake); the result is handed on, and
+//! its credit returned, with its last chunk. A frame then counts for `D + B` cycles (`B` the
+//! chunks), so `C = floor((D + B) / S) + 1`, and the layer hands on at most one result per
+//! `B` cycles.
 
 use std::collections::VecDeque;
 
@@ -213,7 +220,7 @@ impl Mvtu {
     /// Frames issued and not yet handed on that the output side holds (`C`): the output
     /// register and a queue of `C - 1` behind it.
     pub fn capacity(&self) -> usize {
-        (self.depth() + 1) / self.steps() + 1
+        (self.depth() + self.out_beats()) / self.steps() + 1
     }
 
     /// Logic levels of the deepest popcount stage (the XNOR counted with the first adder
@@ -409,7 +416,7 @@ impl Block for Mvtu {
     }
 
     fn cycles(&self) -> u64 {
-        self.vectors as u64 * self.steps() as u64
+        (self.vectors as u64 * self.steps() as u64).max(self.out_beats() as u64)
     }
 
     fn latency(&self) -> u64 {
