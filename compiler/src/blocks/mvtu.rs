@@ -42,8 +42,8 @@
 //! plane (`P * SIMD` bits), written into word `sf` of one half of a RAM holding two frames.
 //! `full` counts the frames complete in the RAM; stage A works while it is not zero and reads
 //! word `sf` of the older frame at each step (the read register holds every plane's chunk, the
-//! step's plane selects its part); a frame leaves the RAM with its last step, in which a chunk
-//! of the next frame may already be written into its half. The frame starts once its last
+//! step's plane selects its part); a frame leaves the RAM with its last step, and its half
+//! takes chunks again from the next cycle (`in_ready` is `full < 2`, a register). The frame starts once its last
 //! chunk is in: latency `(SF - 1) * chunk_interval` cycles more, counted from the first chunk.
 //! With two read registers the RAM is read a cycle ahead, at the address stage A is about to
 //! take, into a fabric register: a block RAM's output (5.8 ns clock to out on the ECP5) then
@@ -60,8 +60,9 @@
 //!
 //! Chunked output (`out_chunk > 0`, the next layer keeps its input vector in RAM, see the
 //! vector RAM pass): the output register holds the whole result as before, and `out_data` is
-//! its chunk `oc` (a counter, stepped at each output handshake); the result is handed on, and
-//! its credit returned, with its last chunk. A frame then counts for `D + B` cycles (`B` the
+//! its low chunk, the register rotating by a chunk at each output handshake (the next layer's
+//! `in_ready` is a register, so this enable starts from flip-flops); a counter `oc` tells the
+//! last chunk, with which the result is handed on and its credit returned. A frame then counts for `D + B` cycles (`B` the
 //! chunks), so `C = floor((D + B) / S) + 1`, and the layer hands on at most one result per
 //! `B` cycles.
 
@@ -448,8 +449,8 @@ impl Block for Mvtu {
             },
             activation: (pe * act_width) as f64,
             // The rotating input register: one 2:1 mux (load or rotate) per bit; with an input
-            // RAM the plane select after its read. A chunked output's chunk select: a tree of
-            // `chunks - 1` 2:1 muxes per chunk bit.
+            // RAM the plane select after its read. A chunked output's result register rotates
+            // too: one 2:1 mux per bit.
             select: if self.input_ram() {
                 (simd * (self.planes as u64 - 1)) as f64
             } else if accumulate {
@@ -457,7 +458,7 @@ impl Block for Mvtu {
             } else {
                 0.0
             } + if self.chunked_output() {
-                (self.outputs - self.out_chunk) as f64
+                self.outputs as f64
             } else {
                 0.0
             },
@@ -696,10 +697,12 @@ impl Block for Mvtu {
              wire {n}_in_fire = in_valid && in_ready;\n",
             cpw - 1,
             {
-                // With an input RAM a chunk is taken while a half is free, or into the half whose
-                // last step is issued.
+                // With an input RAM a chunk is taken while a half is free: a register, so that
+                // the producer's handshake starts from flip-flops (its result register shifts
+                // on it). A half frees the cycle after its last step; the next frame is already
+                // in the other half then, so the layer keeps its rate.
                 let ready = if ram {
-                    format!("!{n}_full[1] || ({n}_busy && {n}_last && {n}_room)")
+                    format!("!{n}_full[1]")
                 } else {
                     format!("!{n}_busy || ({n}_last && {n}_room)")
                 };
@@ -865,8 +868,11 @@ impl Block for Mvtu {
         }
         // With two read registers the input RAM is read a cycle early (at the address stage A
         // is about to take), so that its slow output goes straight into a fabric register and
-        // the plane select starts from that register.
-        let early = ram && rr == 2;
+        // the plane select starts from that register. One plane has no select: the RAM's read
+        // register then feeds the second read register directly, and reading early would only
+        // put the next-address logic in front of the RAM (and, where the RAM is LUT RAM, in
+        // front of its read multiplexer: 11.8 ns on the ULX3S).
+        let early = ram && rr == 2 && p_n > 1;
         if early {
             b.push_str(&format!(
                 "reg  [{}:0] {n}_xs;\nreg  [{}:0] {n}_raddr_d;\n",
@@ -1054,29 +1060,18 @@ impl Block for Mvtu {
             let ocw = bits_for(beats as u64 - 1);
             let oc = self.out_chunk;
             b.push_str(&format!(
-                "// Chunked output: {beats} chunks of {oc} bits per result, lowest first.\n\
+                "// Chunked output: {beats} chunks of {oc} bits per result, lowest first; the\n\
+                 // result register rotates by a chunk at each handshake.\n\
                  reg  [{}:0] {n}_ob;\n\
                  reg  [{}:0] {n}_oc;\n\
                  wire {n}_ofire = out_valid && out_ready;\n\
                  wire {n}_pop = {n}_ofire && ({n}_oc == {});\n\
-                 always @* begin\n    case ({n}_oc)\n",
+                 always @* out_data = {n}_ob[{}:0];\n",
                 out_w - 1,
                 ocw - 1,
-                lit(ocw, beats as u64 - 1)
+                lit(ocw, beats as u64 - 1),
+                oc - 1
             ));
-            for k in 0..beats {
-                let label = if k + 1 == beats {
-                    "default".to_string()
-                } else {
-                    lit(ocw, k as u64)
-                };
-                b.push_str(&format!(
-                    "        {label}: out_data = {n}_ob[{}:{}];\n",
-                    (k + 1) * oc - 1,
-                    k * oc
-                ));
-            }
-            b.push_str("    endcase\nend\n");
         } else {
             b.push_str(&format!("wire {n}_pop = out_valid && out_ready;\n"));
         }
@@ -1158,6 +1153,14 @@ impl Block for Mvtu {
         // The output register and the queue behind it.
         if qn == 0 {
             dp.push_str(&format!("if ({n}_push) {ob} <= {n}_result;\n"));
+            if chunked {
+                dp.push_str(&format!(
+                    "else if ({n}_ofire) {ob} <= {{{ob}[{}:0], {ob}[{}:{}]}};\n",
+                    self.out_chunk - 1,
+                    out_w - 1,
+                    self.out_chunk
+                ));
+            }
         } else {
             let qaw = bits_for(qn as u64 - 1);
             let qcw = bits_for(qn as u64);
@@ -1193,9 +1196,17 @@ impl Block for Mvtu {
                 (format!("{n}_q[{n}_qhead]"), format!("{n}_q[{n}_qtail]"))
             };
             dp.push_str(&format!(
-                "if ({n}_take) {ob} <= {head};\nelse if ({n}_direct) {ob} <= {n}_result;\n\
-                 if ({n}_enq) {tail} <= {n}_result;\n"
+                "if ({n}_take) {ob} <= {head};\nelse if ({n}_direct) {ob} <= {n}_result;\n"
             ));
+            if chunked {
+                dp.push_str(&format!(
+                    "else if ({n}_ofire) {ob} <= {{{ob}[{}:0], {ob}[{}:{}]}};\n",
+                    self.out_chunk - 1,
+                    out_w - 1,
+                    self.out_chunk
+                ));
+            }
+            dp.push_str(&format!("if ({n}_enq) {tail} <= {n}_result;\n"));
         }
         b.push_str("always @(posedge clk) begin\n");
         indent(&mut b, 4, &dp);
@@ -1280,10 +1291,9 @@ impl Block for Mvtu {
             ));
             if early {
                 s.push_str(&format!("{n}_raddr <= {n}_raddr_d;\n"));
-                let mut c = format!(
-                    "{n}_raddr_d = {n}_raddr;\nif (rst) {n}_raddr_d = {};\nelse if ({n}_advance) begin\n",
-                    lit(baw, 0)
-                );
+                // No reset here: the address register is reset, and what the RAM reads during
+                // reset is never used, so the reset net stays off the read address.
+                let mut c = format!("{n}_raddr_d = {n}_raddr;\nif ({n}_advance) begin\n");
                 indent(&mut c, 4, &step);
                 c.push_str("end\n");
                 let mut blk = String::from("always @* begin\n");
@@ -1705,7 +1715,7 @@ impl MvtuModel {
 impl CycleModel for MvtuModel {
     fn in_ready(&self, _out_ready: bool) -> bool {
         if self.chunked {
-            self.stored.len() < 2 || (self.last() && self.room())
+            self.stored.len() < 2
         } else {
             !self.busy || (self.last() && self.room())
         }

@@ -13,14 +13,16 @@
 //! bits, lowest first, one per beat, and the consumer writes each chunk into a RAM of two
 //! vectors (one filling while the other is read, as the first layer's input buffer, see
 //! [`super::input_buffer`]) and reads one chunk back per step. What changes in hardware:
-//! - the consumer's `in_ready` now only enables one RAM write (and its address counter), not
-//!   a register as wide as the vector;
-//! - the producer keeps its output register (loaded when a result is pushed, an enable from
-//!   its own pipeline registers where it has no queue), and picks the chunk to hand on with a
-//!   multiplexer selected by a chunk counter, a register: no wide enable anywhere on the
-//!   consumer's handshake;
-//! - the rotating register's flip-flops are gone; the vector sits in the RAM (LUT RAM or a
-//!   block RAM, as Yosys maps it), and the multiplexer costs about what the rotation's did.
+//! - the consumer's `in_ready` is a register (a half of the RAM is free), no longer a function
+//!   of its step counters, and enables one RAM write and its address counter, not a register
+//!   as wide as the vector;
+//! - the producer keeps its output register and rotates it by a chunk at each handshake, its
+//!   low chunk being `out_data`: that enable is wide, but it starts from flip-flops (the
+//!   consumer's ready and the producer's valid) through one gate, and the RAM's write data
+//!   comes straight from flip-flops. A multiplexer selected by a chunk counter instead was
+//!   tried first: for layer 2's 64 chunks of 4 bits it is six LUT levels deep;
+//! - the consumer's rotating input register is gone; the vector sits in the RAM (LUT RAM or a
+//!   block RAM, as Yosys maps it), and the producer's rotation costs what the consumer's did.
 //!
 //! The other shape considered, the producer writing each neuron group's PE bits into the
 //! consumer's RAM as the group finishes, would make the RAM's write and read widths differ (PE
