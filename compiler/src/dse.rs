@@ -34,8 +34,8 @@ use crate::blocks::{Block, Estimate, Family};
 use crate::ir::{Design, Mvtu, Stage};
 use crate::passes::folding::{auto_fold, auto_pixels_per_beat, FoldFile, FoldSpec, LayerFold};
 use crate::passes::input_buffer::{ram_chunk, MIN_RAM_BITS};
-use crate::passes::vector_ram::{vector_ram, MIN_VECTOR_RAM_BITS};
 use crate::passes::pipelining::{default_clock_mhz, Pipelining};
+use crate::passes::vector_ram::{vector_ram, MIN_VECTOR_RAM_BITS};
 use crate::passes::Pass;
 use crate::CompileError;
 

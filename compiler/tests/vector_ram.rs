@@ -186,9 +186,19 @@ fn the_exploration_costs_the_vector_rams_the_pass_chooses() {
         );
         with_ram += usize::from(c.input_ram_layers.as_ref().is_some_and(|l| !l.is_empty()));
         let d = x.design(&model, i).unwrap();
-        assert_eq!(d.cycles_per_frame(), c.cycles_per_frame, "{}", c.fold_label());
+        assert_eq!(
+            d.cycles_per_frame(),
+            c.cycles_per_frame,
+            "{}",
+            c.fold_label()
+        );
         assert_eq!(d.latency_cycles(), c.latency_cycles, "{}", c.fold_label());
-        assert_eq!(d.estimate_for(device.family), c.estimate, "{}", c.fold_label());
+        assert_eq!(
+            d.estimate_for(device.family),
+            c.estimate,
+            "{}",
+            c.fold_label()
+        );
     }
     assert!(with_ram > 10, "{with_ram} candidates with a vector RAM");
 }

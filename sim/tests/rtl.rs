@@ -212,12 +212,7 @@ fn vector_ram_matches_verilator_under_bubbles_and_stalls() {
 
 #[test]
 fn vector_ram_matches_icarus_under_bubbles_and_stalls() {
-    check_cases(
-        Rtl::Icarus,
-        4,
-        0x7ED,
-        &compiler::random::random_vector_ram,
-    );
+    check_cases(Rtl::Icarus, 4, 0x7ED, &compiler::random::random_vector_ram);
 }
 
 #[test]
