@@ -875,8 +875,13 @@ impl Block for Mvtu {
         let early = ram && rr == 2 && p_n > 1;
         if early {
             b.push_str(&format!(
-                "reg  [{}:0] {n}_xs;\nreg  [{}:0] {n}_raddr_d;\n",
+                "reg  [{}:0] {n}_xs;\nreg  [{}:0] {n}_raddr_d;\n\
+                 // The read address plus one, kept beside it so that no adder sits between the\n\
+                 // step counters and the RAM's address.\n\
+                 reg  [{}:0] {n}_rnext;\nreg  [{}:0] {n}_rnext_d;\n",
                 p_n * simd - 1,
+                baw - 1,
+                baw - 1,
                 baw - 1
             ));
         }
@@ -1226,6 +1231,9 @@ impl Block for Mvtu {
             resets.push(format!("{n}_full <= 2'd0;"));
             resets.push(format!("{n}_wa <= {};", lit(baw, 0)));
             resets.push(format!("{n}_raddr <= {};", lit(baw, 0)));
+            if early {
+                resets.push(format!("{n}_rnext <= {};", lit(baw, 1)));
+            }
             resets.push(format!("{n}_rhalf <= 1'b0;"));
         } else {
             resets.insert(0, format!("{n}_busy <= 1'b0;"));
@@ -1290,10 +1298,32 @@ impl Block for Mvtu {
                 lit(baw, 1),
             ));
             if early {
-                s.push_str(&format!("{n}_raddr <= {n}_raddr_d;\n"));
+                s.push_str(&format!(
+                    "{n}_raddr <= {n}_raddr_d;\n{n}_rnext <= {n}_rnext_d;\n"
+                ));
                 // No reset here: the address register is reset, and what the RAM reads during
-                // reset is never used, so the reset net stays off the read address.
-                let mut c = format!("{n}_raddr_d = {n}_raddr;\nif ({n}_advance) begin\n");
+                // reset is never used, so the reset net stays off the read address. The next
+                // sequential address comes from its own register (past a half's end it wraps
+                // unused).
+                let step = format!(
+                    "if (!{n}_last_sf) begin\n    {n}_raddr_d = {n}_rnext;\n    {n}_rnext_d = {n}_rnext + {};\n\
+                     end else if ({n}_last) begin\n    {n}_raddr_d = {n}_rhalf ? {} : {};\n    \
+                     {n}_rnext_d = {n}_rhalf ? {} : {};\n\
+                     end else begin\n    {n}_raddr_d = {n}_rhalf ? {} : {};\n    \
+                     {n}_rnext_d = {n}_rhalf ? {} : {};\nend\n",
+                    lit(baw, 1),
+                    lit(baw, 0),
+                    lit(baw, sf),
+                    lit(baw, 1),
+                    lit(baw, sf + 1),
+                    lit(baw, sf),
+                    lit(baw, 0),
+                    lit(baw, sf + 1),
+                    lit(baw, 1),
+                );
+                let mut c = format!(
+                    "{n}_raddr_d = {n}_raddr;\n{n}_rnext_d = {n}_rnext;\nif ({n}_advance) begin\n"
+                );
                 indent(&mut c, 4, &step);
                 c.push_str("end\n");
                 let mut blk = String::from("always @* begin\n");
