@@ -482,12 +482,14 @@ impl Block for Mvtu {
         let (ram_depth, ram_width) = self.input_ram_shape();
         let (buffer_ffs, buffer_bits, buffer_brams) = if self.input_ram() {
             // The read register holds every plane's chunk (one of them counted with the
-            // weight read below), and read a cycle early a fabric register after it; write and
-            // read addresses, the read half, the frame count.
+            // weight read below), and read a cycle early (several planes, two read registers)
+            // a fabric register after it and the next read address; write and read addresses,
+            // the read half, the frame count.
+            let early = self.read_registers >= 2 && self.planes > 1;
             (
                 (self.planes as u64 - 1) * self.simd as u64
-                    + if self.read_registers >= 2 {
-                        (self.planes * self.simd) as u64
+                    + if early {
+                        (self.planes * self.simd) as u64 + u64::from(bits_for(ram_depth - 1))
                     } else {
                         0
                     }
