@@ -38,6 +38,7 @@ use crate::passes::folding::{
 };
 use crate::passes::input_buffer::{ram_chunk, MIN_RAM_BITS};
 use crate::passes::pipelining::{default_clock_mhz, Pipelining};
+use crate::passes::vector_ram::{vector_ram, MIN_VECTOR_RAM_BITS};
 use crate::passes::Pass;
 use crate::CompileError;
 
@@ -203,6 +204,9 @@ pub struct Candidate {
     /// The first layer's input frame in RAM (`Some(true)`) or registers, as the input buffer
     /// pass would choose; `None` where the folding leaves no choice.
     pub input_ram: Option<bool>,
+    /// The later layers whose input vector is in RAM, as the vector RAM pass would choose
+    /// them; `None` where no layer has the choice.
+    pub input_ram_layers: Option<Vec<usize>>,
     /// How it was derived (balanced wins if both apply).
     pub origin: Origin,
     /// Steady-state cycles between frames (the slowest stage's cycles).
@@ -252,6 +256,7 @@ impl Candidate {
             read_registers: Some(self.read_registers),
             activation_stage: Some(self.activation_stage),
             input_ram: self.input_ram,
+            input_ram_layers: self.input_ram_layers.clone(),
         }
     }
 }
@@ -419,6 +424,7 @@ pub fn enumerate(design: &Design) -> Vec<Folding> {
             read_registers: pipelining.as_ref().map(|p| p.read_registers),
             activation_stage: pipelining.as_ref().map(|p| p.activation_stage),
             input_ram: None,
+            input_ram_layers: None,
         };
         let base: Vec<LayerFold> = design.mvtus().map(|l| cheapest(l, t)).collect();
         out.insert(key(&base), (file(base.clone()), Origin::Balanced));
@@ -507,18 +513,29 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
         .map(Stage::block)
         .collect();
     let layers: Vec<&Mvtu> = base.mvtus().collect();
-    // Costs per layer, folding, registers after the weight read and input chunk interval.
-    let mut layer_cost: Vec<BTreeMap<(usize, usize, usize, usize), LayerCost>> =
-        vec![BTreeMap::new(); layers.len()];
-    let mut cost_of = |i: usize, f: &LayerFold, rr: usize, interval: usize| -> LayerCost {
+    // Which layers the layer before feeds directly (the pairs the vector RAM pass looks at).
+    let fed: Vec<bool> = base
+        .stages
+        .windows(2)
+        .filter_map(|w| match w {
+            [prev, Stage::Mvtu(_)] => Some(matches!(prev, Stage::Mvtu(_))),
+            _ => None,
+        })
+        .collect();
+    // Costs per layer, folding, registers after the weight read, input chunk interval and
+    // output chunk.
+    type Key = (usize, usize, usize, usize, usize);
+    let mut layer_cost: Vec<BTreeMap<Key, LayerCost>> = vec![BTreeMap::new(); layers.len()];
+    let mut cost_of = |i: usize, f: &LayerFold, rr: usize, (interval, out_chunk)| -> LayerCost {
         *layer_cost[i]
-            .entry((f.pe, f.simd, rr, interval))
+            .entry((f.pe, f.simd, rr, interval, out_chunk))
             .or_insert_with(|| {
                 let mut l = layers[i].clone();
                 l.pe = f.pe;
                 l.simd = f.simd;
                 l.read_registers = rr;
                 l.chunk_interval = interval;
+                l.out_chunk = out_chunk;
                 let rom = l.estimate_for(family);
                 let (weight_brams, rams) = l.weight_blocks(family);
                 if let Some(m) = l.memory.as_mut() {
@@ -554,7 +571,43 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
             }
             _ => (None, 0),
         };
-        let interval_of = |i: usize| if i == 0 { interval } else { 0 };
+        // The later layers' input vectors, as the vector RAM pass chooses them.
+        let folded = |i: usize| {
+            let mut l = layers[i].clone();
+            l.pe = file.layers[i].pe;
+            l.simd = file.layers[i].simd;
+            l
+        };
+        let vram: Vec<bool> = (0..layers.len())
+            .map(|i| {
+                i > 0
+                    && fed[i]
+                    && layers[i].inputs >= MIN_VECTOR_RAM_BITS
+                    && vector_ram(&folded(i - 1), &folded(i)).is_ok()
+            })
+            .collect();
+        let input_ram_layers = (1..layers.len())
+            .any(|i| fed[i] && vector_ram(&folded(i - 1), &folded(i)).is_ok())
+            .then(|| {
+                (0..layers.len())
+                    .filter(|&i| vram[i])
+                    .map(|i| layers[i].index)
+                    .collect::<Vec<_>>()
+            });
+        // Per layer: input chunk interval and output chunk bits.
+        let interval_of = |i: usize| {
+            let input = if i == 0 {
+                interval
+            } else {
+                usize::from(vram[i])
+            };
+            let out = if vram.get(i + 1) == Some(&true) {
+                file.layers[i + 1].simd
+            } else {
+                0
+            };
+            (input, out)
+        };
         let fixed = others
             .iter()
             .fold(a.estimate_for(family), |e, b| e + b.estimate_for(family));
@@ -578,6 +631,7 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
         .unwrap_or_else(|| vec![false; costs.len()]);
         // As [`Pipelining::for_design`]: no second read register without a block RAM read.
         let slow = input_ram == Some(true)
+            || vram.iter().any(|&v| v)
             || costs
                 .iter()
                 .zip(&load)
@@ -628,6 +682,7 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
             read_registers: rr,
             activation_stage,
             input_ram,
+            input_ram_layers,
             folds: file.layers,
             origin,
             cycles_per_frame: cycles,

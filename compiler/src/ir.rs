@@ -134,6 +134,10 @@ pub struct Mvtu {
     /// cycles, into a RAM holding two frames, instead of a whole frame per beat into a register
     /// (set by the input buffer pass; 0: a whole frame per beat).
     pub chunk_interval: usize,
+    /// Bits per output beat when the next layer buffers its input in RAM: the result is handed
+    /// on in `outputs / out_chunk` chunks of the next layer's SIMD bits, lowest first, instead
+    /// of in one beat (set by the input buffer pass; 0: the whole result per beat).
+    pub out_chunk: usize,
 }
 
 /// What an MVTU does with a neuron's popcount sum.
@@ -219,6 +223,20 @@ impl Mvtu {
     /// True if the input arrives in chunks into a RAM (see [`Mvtu::chunk_interval`]).
     pub fn input_ram(&self) -> bool {
         self.chunk_interval > 0
+    }
+
+    /// True if the result is handed on in chunks (see [`Mvtu::out_chunk`]).
+    pub fn chunked_output(&self) -> bool {
+        self.out_chunk > 0
+    }
+
+    /// Output beats per frame: 1, or the chunks of a chunked result.
+    pub fn out_beats(&self) -> usize {
+        if self.chunked_output() {
+            self.outputs / self.out_chunk
+        } else {
+            1
+        }
     }
 
     /// Largest popcount sum of one neuron.

@@ -42,6 +42,7 @@ use crate::passes::folding::{FoldFile, FoldSpec, Folding, LayerFold};
 use crate::passes::input_buffer::InputBuffer;
 use crate::passes::memory::{Memory, Placement};
 use crate::passes::pipelining::Pipelining;
+use crate::passes::vector_ram::VectorRam;
 use crate::passes::Pass;
 
 /// Why a model could not be compiled.
@@ -286,6 +287,7 @@ pub fn lower(model: &Model) -> Result<Design, CompileError> {
             activation_stage: true,
             memory: None,
             chunk_interval: 0,
+            out_chunk: 0,
         }));
     }
     stages.push(Stage::Argmax(Argmax {
@@ -320,13 +322,14 @@ pub fn compile_with(
         _ => placement,
     };
     let mut d = lower(model)?;
-    let input_ram = match fold {
-        FoldSpec::Manual(f) => f.input_ram,
-        FoldSpec::Auto { .. } => None,
+    let (input_ram, input_ram_layers) = match fold {
+        FoldSpec::Manual(f) => (f.input_ram, f.input_ram_layers.clone()),
+        FoldSpec::Auto { .. } => (None, None),
     };
     let mut passes: Vec<Box<dyn Pass>> = vec![
         Box::new(Folding(fold.clone())),
         Box::new(InputBuffer(input_ram)),
+        Box::new(VectorRam(input_ram_layers)),
         Box::new(Memory(placement.clone())),
     ];
     if let FoldSpec::Manual(FoldFile {
@@ -394,6 +397,7 @@ pub fn fold_file(d: &Design) -> FoldFile {
         activation_stage: pipelining.as_ref().map(|p| p.activation_stage),
         // Recorded wherever the folding allows a choice, so that the file rebuilds this design.
         input_ram: passes::input_buffer::choice(d),
+        input_ram_layers: passes::vector_ram::choice(d),
     }
 }
 

@@ -172,6 +172,7 @@ pub fn random_folding(rng: &mut Rng, model: &Model) -> FoldFile {
         read_registers: Some(rng.range(1, 2) as usize),
         activation_stage: Some(rng.range(0, 1) == 1),
         input_ram: None,
+        input_ram_layers: None,
     };
     // A dense first layer whose chunks the input can deliver buffers its input in RAM one
     // time in two (see `passes::input_buffer`).
@@ -232,6 +233,47 @@ pub fn random_input_ram(rng: &mut Rng) -> (Model, FoldFile) {
         fold.input_ram = Some(true);
         return (model, fold);
     }
+}
+
+/// A small dense model in which later layers keep their input vector in RAM, and its folding:
+/// 4 to 40 pixels in any encoding, two or three hidden layers of 2 to 24 neurons and 2 to 10
+/// classes, everything folded at random but every later layer cut into 2 or more SIMD chunks,
+/// and each of them (at least one) buffered in RAM one time in two: chunks of 1 to 12 bits,
+/// producers with and without output queues.
+pub fn random_vector_ram(rng: &mut Rng) -> (Model, FoldFile) {
+    let pixel_bits = rng.range(2, 8) as u8;
+    let enc = random_encoding(rng, pixel_bits);
+    let pixels = rng.range(4, 40) as usize;
+    let mut widths: Vec<usize> = (0..rng.range(2, 3))
+        .map(|_| rng.range(2, 24) as usize)
+        .collect();
+    widths.push(rng.range(2, 10) as usize);
+    let model = random_model(rng, pixels, pixel_bits, enc, &widths);
+    let mut fold = random_folding(rng, &model);
+    let divs = |n: usize| (1..n).filter(move |d| n.is_multiple_of(*d));
+    let mut ram = Vec::new();
+    for (i, l) in model.layers.iter().enumerate().skip(1) {
+        let Layer::Binary(b) = l else {
+            unreachable!("dense models")
+        };
+        let simds: Vec<usize> = divs(b.inputs).collect();
+        if simds.is_empty() {
+            continue;
+        }
+        fold.layers[i].simd = *rng.pick(&simds);
+        if ram.is_empty() || rng.range(0, 1) == 0 {
+            ram.push(i + 1);
+        }
+    }
+    // A single weight word has nothing to load into RAM.
+    let words = |i: usize| match &model.layers[i] {
+        Layer::Binary(b) => (b.outputs / fold.layers[i].pe) * (b.inputs / fold.layers[i].simd),
+        _ => 0,
+    };
+    let single: Vec<usize> = (0..model.layers.len()).filter(|&i| words(i) == 1).collect();
+    fold.load_weights.retain(|i| !single.contains(&(i - 1)));
+    fold.input_ram_layers = Some(ram);
+    (model, fold)
 }
 
 /// Pixels per beat of [`random_wide_input`]: pixel bytes up to 64 (a 512-bit beat), and packed

@@ -174,6 +174,7 @@ fn impossible_foldings_name_the_layer() {
             read_registers: None,
             activation_stage: None,
             input_ram: None,
+            input_ram_layers: None,
         };
         let e = compiler::compile(&model, &FoldSpec::Manual(file))
             .expect_err("refused")

@@ -68,6 +68,39 @@ fn sim_matches_reference_on_random_networks() {
     }
 }
 
+/// Later layers with their input vector in RAM, fed in chunks by the layer before: the
+/// designs compute the reference's scores, and the quiet-stretch path gives the plain loop's
+/// trace, under bubbles and stalls.
+#[test]
+fn sim_matches_reference_with_vector_ram() {
+    let mut rng = Rng(0x7EA);
+    for case in 0..60 {
+        let (model, fold) = compiler::random::random_vector_ram(&mut rng);
+        let design = compiler::compile(&model, &FoldSpec::Manual(fold.clone()))
+            .unwrap_or_else(|e| panic!("case {case}: {e}"));
+        assert!(design.mvtus().any(|l| l.input_ram() && l.index > 1));
+        let frames = rng.range(1, 5) as usize;
+        let px = random_pixels(&mut rng, &model, frames);
+        let stim = Stimulus {
+            seed: rng.next_u64(),
+            bubble_pct: rng.range(0, 50) as u32,
+            stall_pct: rng.range(0, 50) as u32,
+        };
+        let run = sim::run(&design, &px, stim, 1_000_000, None).unwrap();
+        let slow = sim::run(&design, &px, stim, 1_000_000, Some(&mut std::io::sink())).unwrap();
+        assert_eq!(run.trace, slow.trace, "case {case}");
+        assert_eq!(run.trace.outputs.len(), frames);
+        let n = model.input.pixels();
+        for (f, out) in run.trace.outputs.iter().enumerate() {
+            let want: Vec<i64> = flip::reference::binary_scores(&model, &px[f * n..][..n])
+                .into_iter()
+                .map(i64::from)
+                .collect();
+            assert_eq!(out.scores, want, "case {case} frame {f}: {fold:?}");
+        }
+    }
+}
+
 /// Wide input beats (16 to 64 pixel bytes) and packed one-bit input (8 to 512 pixels per beat):
 /// the designs compute the reference's classes and scores on the pixel values (packed input is
 /// binarised with the model's threshold before it is sent), with and without skipping.
@@ -107,7 +140,7 @@ fn sim_matches_reference_with_wide_and_packed_input() {
 #[test]
 fn free_running_latency_and_interval_match_the_formulas() {
     let mut rng = Rng(77);
-    for case in 0..60 {
+    for case in 0..80 {
         let (model, fold) = if case < 40 {
             let enc = random_encoding(&mut rng, 8);
             let pixels = rng.range(2, 30) as usize;
@@ -117,9 +150,12 @@ fn free_running_latency_and_interval_match_the_formulas() {
             let model = random_model(&mut rng, pixels, 8, enc, &widths);
             let fold = random_folding(&mut rng, &model);
             (model, fold)
-        } else {
+        } else if case < 60 {
             // A first layer with its input in RAM starts once a frame's last chunk is in.
             compiler::random::random_input_ram(&mut rng)
+        } else {
+            // So does a later layer with its input vector in RAM, fed in chunks.
+            compiler::random::random_vector_ram(&mut rng)
         };
         let design = compiler::compile(&model, &FoldSpec::Manual(fold)).unwrap();
         let frames = 8;

@@ -197,6 +197,24 @@ fn input_ram_matches_icarus_under_bubbles_and_stalls() {
     check_cases(Rtl::Icarus, 3, 0x4A4, &compiler::random::random_input_ram);
 }
 
+/// Later layers that keep their input vector in a RAM of two vectors, fed in chunks by the
+/// layer before (see [`compiler::random::random_vector_ram`]): chunks of 1 to 12 bits,
+/// producers with output queues, one and two read registers.
+#[test]
+fn vector_ram_matches_verilator_under_bubbles_and_stalls() {
+    check_cases(
+        Rtl::Verilator,
+        3,
+        0x7EC,
+        &compiler::random::random_vector_ram,
+    );
+}
+
+#[test]
+fn vector_ram_matches_icarus_under_bubbles_and_stalls() {
+    check_cases(Rtl::Icarus, 4, 0x7ED, &compiler::random::random_vector_ram);
+}
+
 #[test]
 fn conv_sim_matches_verilator_under_bubbles_and_stalls() {
     check_models(

@@ -42,8 +42,8 @@
 //! plane (`P * SIMD` bits), written into word `sf` of one half of a RAM holding two frames.
 //! `full` counts the frames complete in the RAM; stage A works while it is not zero and reads
 //! word `sf` of the older frame at each step (the read register holds every plane's chunk, the
-//! step's plane selects its part); a frame leaves the RAM with its last step, in which a chunk
-//! of the next frame may already be written into its half. The frame starts once its last
+//! step's plane selects its part); a frame leaves the RAM with its last step, and its half
+//! takes chunks again from the next cycle (`in_ready` is `full < 2`, a register). The frame starts once its last
 //! chunk is in: latency `(SF - 1) * chunk_interval` cycles more, counted from the first chunk.
 //! With two read registers the RAM is read a cycle ahead, at the address stage A is about to
 //! take, into a fabric register: a block RAM's output (5.8 ns clock to out on the ECP5) then
@@ -57,6 +57,14 @@
 //! `C = floor((D + 1) / S) + 1` keeps one frame per `S` cycles when the output is always
 //! ready (a frame counts for `D + 1` cycles from its last step to its handshake): one
 //! (no queue) whenever `S >= D + 2`. `in_ready` depends on registers only.
+//!
+//! Chunked output (`out_chunk > 0`, the next layer keeps its input vector in RAM, see the
+//! vector RAM pass): the output register holds the whole result as before, and `out_data` is
+//! its low chunk, the register rotating by a chunk at each output handshake (the next layer's
+//! `in_ready` is a register, so this enable starts from flip-flops); a counter `oc` tells the
+//! last chunk, with which the result is handed on and its credit returned. A frame then counts for `D + B` cycles (`B` the
+//! chunks), so `C = floor((D + B) / S) + 1`, and the layer hands on at most one result per
+//! `B` cycles.
 
 use std::collections::VecDeque;
 
@@ -213,7 +221,7 @@ impl Mvtu {
     /// Frames issued and not yet handed on that the output side holds (`C`): the output
     /// register and a queue of `C - 1` behind it.
     pub fn capacity(&self) -> usize {
-        (self.depth() + 1) / self.steps() + 1
+        (self.depth() + self.out_beats()) / self.steps() + 1
     }
 
     /// Logic levels of the deepest popcount stage (the XNOR counted with the first adder
@@ -409,7 +417,7 @@ impl Block for Mvtu {
     }
 
     fn cycles(&self) -> u64 {
-        self.vectors as u64 * self.steps() as u64
+        (self.vectors as u64 * self.steps() as u64).max(self.out_beats() as u64)
     }
 
     fn latency(&self) -> u64 {
@@ -441,11 +449,16 @@ impl Block for Mvtu {
             },
             activation: (pe * act_width) as f64,
             // The rotating input register: one 2:1 mux (load or rotate) per bit; with an input
-            // RAM the plane select after its read.
+            // RAM the plane select after its read. A chunked output's result register rotates
+            // too: one 2:1 mux per bit.
             select: if self.input_ram() {
                 (simd * (self.planes as u64 - 1)) as f64
             } else if accumulate {
                 (self.inputs * self.planes) as f64
+            } else {
+                0.0
+            } + if self.chunked_output() {
+                self.outputs as f64
             } else {
                 0.0
             },
@@ -469,12 +482,14 @@ impl Block for Mvtu {
         let (ram_depth, ram_width) = self.input_ram_shape();
         let (buffer_ffs, buffer_bits, buffer_brams) = if self.input_ram() {
             // The read register holds every plane's chunk (one of them counted with the
-            // weight read below), and read a cycle early a fabric register after it; write and
-            // read addresses, the read half, the frame count.
+            // weight read below), and read a cycle early (several planes, two read registers)
+            // a fabric register after it and the next read address; write and read addresses,
+            // the read half, the frame count.
+            let early = self.read_registers >= 2 && self.planes > 1;
             (
                 (self.planes as u64 - 1) * self.simd as u64
-                    + if self.read_registers >= 2 {
-                        (self.planes * self.simd) as u64
+                    + if early {
+                        (self.planes * self.simd) as u64 + u64::from(bits_for(ram_depth - 1))
                     } else {
                         0
                     }
@@ -517,6 +532,11 @@ impl Block for Mvtu {
                 + (1 + self.capacity() as u64) * self.outputs as u64 * ew
                 + 2 * u64::from(bits_for(nf * sf))
                 + self.depth() as u64 * (2 + u64::from(bits_for(nf * sf)))
+                + if self.chunked_output() {
+                    u64::from(bits_for(self.out_beats() as u64 - 1))
+                } else {
+                    0
+                }
                 + if self.is_loaded() {
                     // Load address, part counter and the parts waiting for the word's last.
                     u64::from(bits_for(nf * sf)) + 16 * (self.load_parts() as u64 - 1) + 5
@@ -543,7 +563,11 @@ impl Block for Mvtu {
     }
 
     fn out_width(&self) -> usize {
-        self.outputs * self.element_width() as usize
+        if self.chunked_output() {
+            self.out_chunk
+        } else {
+            self.outputs * self.element_width() as usize
+        }
     }
 
     fn emit_verilog(&self, header: &str) -> String {
@@ -675,10 +699,12 @@ impl Block for Mvtu {
              wire {n}_in_fire = in_valid && in_ready;\n",
             cpw - 1,
             {
-                // With an input RAM a chunk is taken while a half is free, or into the half whose
-                // last step is issued.
+                // With an input RAM a chunk is taken while a half is free: a register, so that
+                // the producer's handshake starts from flip-flops (its result register shifts
+                // on it). A half frees the cycle after its last step; the next frame is already
+                // in the other half then, so the layer keeps its rate.
                 let ready = if ram {
-                    format!("!{n}_full[1] || ({n}_busy && {n}_last && {n}_room)")
+                    format!("!{n}_full[1]")
                 } else {
                     format!("!{n}_busy || ({n}_last && {n}_room)")
                 };
@@ -844,12 +870,20 @@ impl Block for Mvtu {
         }
         // With two read registers the input RAM is read a cycle early (at the address stage A
         // is about to take), so that its slow output goes straight into a fabric register and
-        // the plane select starts from that register.
-        let early = ram && rr == 2;
+        // the plane select starts from that register. One plane has no select: the RAM's read
+        // register then feeds the second read register directly, and reading early would only
+        // put the next-address logic in front of the RAM (and, where the RAM is LUT RAM, in
+        // front of its read multiplexer: 11.8 ns on the ULX3S).
+        let early = ram && rr == 2 && p_n > 1;
         if early {
             b.push_str(&format!(
-                "reg  [{}:0] {n}_xs;\nreg  [{}:0] {n}_raddr_d;\n",
+                "reg  [{}:0] {n}_xs;\nreg  [{}:0] {n}_raddr_d;\n\
+                 // The read address plus one, kept beside it so that no adder sits between the\n\
+                 // step counters and the RAM's address.\n\
+                 reg  [{}:0] {n}_rnext;\nreg  [{}:0] {n}_rnext_d;\n",
                 p_n * simd - 1,
+                baw - 1,
+                baw - 1,
                 baw - 1
             ));
         }
@@ -1007,7 +1041,14 @@ impl Block for Mvtu {
         b.push_str("    end\nendgenerate\n\n");
         // Sequential logic.
         let res_w = (nf_n - 1) * pe * ew;
-        let out_w = self.out_width();
+        // The whole result; a chunked output hands it on from a register of its own.
+        let out_w = self.outputs * ew;
+        let chunked = self.chunked_output();
+        let ob = if chunked {
+            format!("{n}_ob")
+        } else {
+            "out_data".to_string()
+        };
         let result = if nf_n > 1 {
             format!("{{{n}_group, {n}_res}}")
         } else {
@@ -1015,10 +1056,32 @@ impl Block for Mvtu {
         };
         b.push_str(&format!(
             "wire [{}:0] {n}_result = {result};\n\
-             wire {n}_push = {n}_v{depth} && {n}_clast;\n\
-             wire {n}_pop = out_valid && out_ready;\n",
+             wire {n}_push = {n}_v{depth} && {n}_clast;\n",
             out_w - 1
         ));
+        if chunked {
+            // A result leaves with its last chunk; the chunk counter, a register, selects the
+            // chunk handed on, so that the consumer's ready enables no register as wide as the
+            // result.
+            let beats = self.out_beats();
+            let ocw = bits_for(beats as u64 - 1);
+            let oc = self.out_chunk;
+            b.push_str(&format!(
+                "// Chunked output: {beats} chunks of {oc} bits per result, lowest first; the\n\
+                 // result register rotates by a chunk at each handshake.\n\
+                 reg  [{}:0] {n}_ob;\n\
+                 reg  [{}:0] {n}_oc;\n\
+                 wire {n}_ofire = out_valid && out_ready;\n\
+                 wire {n}_pop = {n}_ofire && ({n}_oc == {});\n\
+                 always @* out_data = {n}_ob[{}:0];\n",
+                out_w - 1,
+                ocw - 1,
+                lit(ocw, beats as u64 - 1),
+                oc - 1
+            ));
+        } else {
+            b.push_str(&format!("wire {n}_pop = out_valid && out_ready;\n"));
+        }
         if ram {
             // The RAM's write port, apart from its read so that Yosys infers a block RAM.
             b.push_str(&format!(
@@ -1096,7 +1159,15 @@ impl Block for Mvtu {
         }
         // The output register and the queue behind it.
         if qn == 0 {
-            dp.push_str(&format!("if ({n}_push) out_data <= {n}_result;\n"));
+            dp.push_str(&format!("if ({n}_push) {ob} <= {n}_result;\n"));
+            if chunked {
+                dp.push_str(&format!(
+                    "else if ({n}_ofire) {ob} <= {{{ob}[{}:0], {ob}[{}:{}]}};\n",
+                    self.out_chunk - 1,
+                    out_w - 1,
+                    self.out_chunk
+                ));
+            }
         } else {
             let qaw = bits_for(qn as u64 - 1);
             let qcw = bits_for(qn as u64);
@@ -1113,11 +1184,16 @@ impl Block for Mvtu {
             }
             b.push_str(&format!(
                 "reg  [{}:0] {n}_qn;\n\
-                 wire {n}_out_free = !out_valid || out_ready;\n\
+                 wire {n}_out_free = !out_valid || {};\n\
                  wire {n}_take = {n}_out_free && ({n}_qn != {});\n\
                  wire {n}_direct = {n}_push && {n}_out_free && ({n}_qn == {});\n\
                  wire {n}_enq = {n}_push && !{n}_direct;\n",
                 qcw - 1,
+                if chunked {
+                    format!("{n}_pop")
+                } else {
+                    "out_ready".to_string()
+                },
                 lit(qcw, 0),
                 lit(qcw, 0)
             ));
@@ -1127,9 +1203,17 @@ impl Block for Mvtu {
                 (format!("{n}_q[{n}_qhead]"), format!("{n}_q[{n}_qtail]"))
             };
             dp.push_str(&format!(
-                "if ({n}_take) out_data <= {head};\nelse if ({n}_direct) out_data <= {n}_result;\n\
-                 if ({n}_enq) {tail} <= {n}_result;\n"
+                "if ({n}_take) {ob} <= {head};\nelse if ({n}_direct) {ob} <= {n}_result;\n"
             ));
+            if chunked {
+                dp.push_str(&format!(
+                    "else if ({n}_ofire) {ob} <= {{{ob}[{}:0], {ob}[{}:{}]}};\n",
+                    self.out_chunk - 1,
+                    out_w - 1,
+                    self.out_chunk
+                ));
+            }
+            dp.push_str(&format!("if ({n}_enq) {tail} <= {n}_result;\n"));
         }
         b.push_str("always @(posedge clk) begin\n");
         indent(&mut b, 4, &dp);
@@ -1139,10 +1223,19 @@ impl Block for Mvtu {
             "out_valid <= 1'b0;".to_string(),
             format!("{n}_pending <= {};", lit(cpw, 0)),
         ];
+        if chunked {
+            resets.push(format!(
+                "{n}_oc <= {};",
+                lit(bits_for(self.out_beats() as u64 - 1), 0)
+            ));
+        }
         if ram {
             resets.push(format!("{n}_full <= 2'd0;"));
             resets.push(format!("{n}_wa <= {};", lit(baw, 0)));
             resets.push(format!("{n}_raddr <= {};", lit(baw, 0)));
+            if early {
+                resets.push(format!("{n}_rnext <= {};", lit(baw, 1)));
+            }
             resets.push(format!("{n}_rhalf <= 1'b0;"));
         } else {
             resets.insert(0, format!("{n}_busy <= 1'b0;"));
@@ -1207,10 +1300,31 @@ impl Block for Mvtu {
                 lit(baw, 1),
             ));
             if early {
-                s.push_str(&format!("{n}_raddr <= {n}_raddr_d;\n"));
+                s.push_str(&format!(
+                    "{n}_raddr <= {n}_raddr_d;\n{n}_rnext <= {n}_rnext_d;\n"
+                ));
+                // No reset here: the address register is reset, and what the RAM reads during
+                // reset is never used, so the reset net stays off the read address. The next
+                // sequential address comes from its own register (past a half's end it wraps
+                // unused).
+                let step = format!(
+                    "if (!{n}_last_sf) begin\n    {n}_raddr_d = {n}_rnext;\n    {n}_rnext_d = {n}_rnext + {};\n\
+                     end else if ({n}_last) begin\n    {n}_raddr_d = {n}_rhalf ? {} : {};\n    \
+                     {n}_rnext_d = {n}_rhalf ? {} : {};\n\
+                     end else begin\n    {n}_raddr_d = {n}_rhalf ? {} : {};\n    \
+                     {n}_rnext_d = {n}_rhalf ? {} : {};\nend\n",
+                    lit(baw, 1),
+                    lit(baw, 0),
+                    lit(baw, sf),
+                    lit(baw, 1),
+                    lit(baw, sf + 1),
+                    lit(baw, sf),
+                    lit(baw, 0),
+                    lit(baw, sf + 1),
+                    lit(baw, 1),
+                );
                 let mut c = format!(
-                    "{n}_raddr_d = {n}_raddr;\nif (rst) {n}_raddr_d = {};\nelse if ({n}_advance) begin\n",
-                    lit(baw, 0)
+                    "{n}_raddr_d = {n}_raddr;\n{n}_rnext_d = {n}_rnext;\nif ({n}_advance) begin\n"
                 );
                 indent(&mut c, 4, &step);
                 c.push_str("end\n");
@@ -1233,6 +1347,14 @@ impl Block for Mvtu {
             widen(&format!("({n}_advance && {n}_last)"), cpw),
             widen(&format!("{n}_pop"), cpw)
         ));
+        if chunked {
+            let ocw = bits_for(self.out_beats() as u64 - 1);
+            s.push_str(&format!(
+                "if ({n}_ofire) {n}_oc <= {n}_pop ? {} : {n}_oc + {};\n",
+                lit(ocw, 0),
+                lit(ocw, 1)
+            ));
+        }
         s.push_str(&format!("{n}_v1 <= {n}_advance;\n"));
         for k in 2..=depth {
             s.push_str(&format!("{n}_v{k} <= {n}_v{};\n", k - 1));
@@ -1432,6 +1554,10 @@ impl Block for Mvtu {
             inflight: VecDeque::new(),
             pending: 0,
             out_valid: false,
+            chunk: Beat::Bits(vec![0; words_for(self.out_chunk.max(1))]),
+            out_chunk: self.out_chunk,
+            out_beats: self.out_beats(),
+            oc: 0,
             out,
             queue: VecDeque::new(),
             spare: Vec::new(),
@@ -1493,6 +1619,13 @@ pub struct MvtuModel {
     /// The Verilog's `pending`.
     pending: usize,
     out_valid: bool,
+    /// Chunked output: the chunk handed on (`out_data`), its bits, the chunks per result and
+    /// the Verilog's chunk counter.
+    chunk: Beat,
+    out_chunk: usize,
+    out_beats: usize,
+    oc: usize,
+    /// The result in the output register.
     out: Beat,
     /// The queue behind the output register, oldest first.
     queue: VecDeque<Beat>,
@@ -1596,6 +1729,15 @@ impl MvtuModel {
         self.spare_frames.push(frame);
     }
 
+    /// The chunk the chunk counter selects from the output register.
+    fn refresh_chunk(&mut self) {
+        let (Beat::Bits(out), Beat::Bits(chunk)) = (&self.out, &mut self.chunk) else {
+            unreachable!("a chunked result is bits")
+        };
+        chunk.fill(0);
+        copy_bits(out, self.oc * self.out_chunk, chunk, 0, self.out_chunk);
+    }
+
     /// A result buffer: a used one if there is one.
     fn buffer(&mut self) -> Beat {
         self.spare.pop().unwrap_or_else(|| self.out.clone())
@@ -1605,7 +1747,7 @@ impl MvtuModel {
 impl CycleModel for MvtuModel {
     fn in_ready(&self, _out_ready: bool) -> bool {
         if self.chunked {
-            self.stored.len() < 2 || (self.last() && self.room())
+            self.stored.len() < 2
         } else {
             !self.busy || (self.last() && self.room())
         }
@@ -1616,7 +1758,11 @@ impl CycleModel for MvtuModel {
     }
 
     fn out_data(&self) -> &Beat {
-        &self.out
+        if self.out_chunk > 0 {
+            &self.chunk
+        } else {
+            &self.out
+        }
     }
 
     fn quiet_cycles(&self) -> u64 {
@@ -1651,8 +1797,10 @@ impl CycleModel for MvtuModel {
 
     fn clock(&mut self, input: Option<&Beat>, out_ready: bool) {
         // Stage B and the output side.
-        let pop = self.out_valid && out_ready;
-        let out_free = !self.out_valid || out_ready;
+        let fire = self.out_valid && out_ready;
+        // A result leaves with its last chunk (its only one without chunking).
+        let pop = fire && self.oc + 1 == self.out_beats;
+        let out_free = !self.out_valid || pop;
         let push = (self.lasts >> (self.depth - 1)) & 1 == 1;
         let take = out_free && !self.queue.is_empty();
         let direct = push && out_free && self.queue.is_empty();
@@ -1679,6 +1827,12 @@ impl CycleModel for MvtuModel {
             self.out_valid = true;
         } else if pop {
             self.out_valid = false;
+        }
+        if fire {
+            self.oc = if pop { 0 } else { self.oc + 1 };
+        }
+        if self.out_chunk > 0 && (fire || take || direct) {
+            self.refresh_chunk();
         }
         // Stage A issues a step; the registers between move on.
         let last = self.last();

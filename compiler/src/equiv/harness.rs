@@ -119,7 +119,8 @@ pub fn layer(
         Some(p) => format!("l{}_equiv_{p}", ls.index),
         None => format!("l{}_equiv", ls.index),
     };
-    let bound = m.latency() + SLACK;
+    // A chunked result's last chunk comes `beats - 1` cycles after its first.
+    let bound = m.latency() + SLACK + m.out_beats() as u64 - 1;
     let (iw, ow) = (ls.in_width(), m.out_width());
     let beats = if m.input_ram() { m.synapse_folds() } else { 1 };
     let mut v = format!(
@@ -171,19 +172,43 @@ pub fn layer(
             })
             .collect::<String>(),
     ));
-    timing(&mut v, "out_valid", bound);
-    v.push_str("    always @(*) if (!init && out_valid) begin\n");
+    // A chunked result is gathered chunk by chunk (the output is always ready, so each cycle
+    // of out_valid hands one on) and checked with its last chunk.
+    let (valid, data) = if m.chunked_output() {
+        let (beats, c) = (m.out_beats(), m.out_chunk);
+        let cw = bits_for(beats as u64 - 1);
+        v.push_str(&format!(
+            "    reg [{}:0] got;\n    reg [{}:0] oc = {cw}'d0;\n\
+             \x20   always @(posedge clk) if (!init && out_valid) begin\n\
+             \x20       got[oc*{c} +: {c}] <= out_data;\n\
+             \x20       oc <= (oc == {cw}'d{}) ? {cw}'d0 : oc + {cw}'d1;\n\
+             \x20   end\n\
+             \x20   wire res_valid = out_valid && oc == {cw}'d{};\n\
+             \x20   wire [{}:0] res = {{out_data, got[{}:0]}};\n",
+            m.outputs - 1,
+            cw - 1,
+            beats - 1,
+            beats - 1,
+            m.outputs - 1,
+            (beats - 1) * c - 1
+        ));
+        ("res_valid", "res")
+    } else {
+        ("out_valid", "out_data")
+    };
+    timing(&mut v, valid, bound);
+    v.push_str(&format!("    always @(*) if (!init && {valid}) begin\n"));
     let ew = m.element_width() as usize;
     for i in outputs {
         if ls.is_scores() {
             v.push_str(&format!(
                 "        assert({} == y[{}:{}]);\n",
-                sign_extend("out_data", i * ew, ew),
+                sign_extend(data, i * ew, ew),
                 (i + 1) * SCORE_BITS as usize - 1,
                 i * SCORE_BITS as usize
             ));
         } else {
-            v.push_str(&format!("        assert(out_data[{i}] == y[{i}]);\n"));
+            v.push_str(&format!("        assert({data}[{i}] == y[{i}]);\n"));
         }
     }
     v.push_str("    end\nendmodule\n");

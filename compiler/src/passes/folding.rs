@@ -66,6 +66,12 @@ pub struct FoldFile {
     /// [`super::input_buffer::MIN_RAM_BITS`] bits where the folding allows it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input_ram: Option<bool>,
+    /// The later dense layers (numbers from 1, each fed by the layer before it) that keep their
+    /// input vector in a RAM of two vectors, written in chunks by that layer; every other later
+    /// layer keeps it in registers (see [`super::input_buffer`]). Absent: RAM for the layers
+    /// the input buffer pass picks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_ram_layers: Option<Vec<usize>>,
 }
 
 fn one() -> usize {
@@ -89,6 +95,7 @@ impl From<Vec<LayerFold>> for FoldFile {
             read_registers: None,
             activation_stage: None,
             input_ram: None,
+            input_ram_layers: None,
         }
     }
 }

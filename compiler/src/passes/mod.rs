@@ -1,7 +1,7 @@
 //! Passes over the dataflow IR, each in its own file, each a named struct.
 //!
 //! FIFOs ([`fifos`]): a straight pipeline of dense layers needs none: every stage holds one
-//! frame in its input register (or a first layer's input RAM, [`input_buffer`]) and one in its
+//! frame in its input register (or an input RAM, [`input_buffer`], [`vector_ram`]) and one in its
 //! output register, and a layer accepts its next
 //! frame in the cycle of its last step, so the chain runs at the slowest stage's rate without
 //! bubbles. A convolutional pipeline does not: a sliding window unit hands on nothing while it
@@ -17,6 +17,7 @@ pub mod folding;
 pub mod input_buffer;
 pub mod memory;
 pub mod pipelining;
+pub mod vector_ram;
 
 use crate::ir::Design;
 use crate::CompileError;
