@@ -169,7 +169,7 @@ pub fn chunked_layer_module(ls: &LayerSpec, simd: usize) -> Result<String, Strin
 /// Chunks of `simd` inputs must cut layer `ls`'s inputs evenly.
 fn check_chunk(ls: &LayerSpec, simd: usize) -> Result<(), String> {
     let n = ls.layer.inputs;
-    if simd == 0 || n % simd != 0 {
+    if simd == 0 || !n.is_multiple_of(simd) {
         return Err(format!(
             "layer {}: chunks of {simd} inputs do not divide its {n} inputs",
             ls.index
@@ -703,7 +703,7 @@ mod tests {
             let mut chunking = Chunking::default();
             for ls in layers(&model).unwrap() {
                 let n = ls.layer.inputs;
-                let divisors: Vec<usize> = (1..n).filter(|d| n % d == 0).collect();
+                let divisors: Vec<usize> = (1..n).filter(|d| n.is_multiple_of(*d)).collect();
                 let simd = divisors[rng.next_u64() as usize % divisors.len()];
                 chunking.0.insert(ls.index, simd);
             }
