@@ -83,6 +83,8 @@ fn each_layer_and_the_network_prove_and_a_flipped_weight_fails_with_a_trace() {
     if !provers_present() {
         return;
     }
+    // The budget covers the proof and, for a refuted one, the bounded check that writes its
+    // trace; generous, because other jobs may share the machine's cores.
     let prove = |build: &Path| {
         flipchip(&[
             "prove",
@@ -90,7 +92,7 @@ fn each_layer_and_the_network_prove_and_a_flipped_weight_fails_with_a_trace() {
             s(build),
             "--datapath",
             "--timeout",
-            "120",
+            "300",
             "--json",
         ])
     };
@@ -159,6 +161,8 @@ fn layers_that_add_over_several_chunks_prove_through_the_chunked_specification()
     if !provers_present() {
         return;
     }
+    // The budget covers the proof and, for a refuted one, the bounded check that writes its
+    // trace; generous, because other jobs may share the machine's cores.
     let prove = |build: &Path| {
         flipchip(&[
             "prove",
@@ -166,7 +170,7 @@ fn layers_that_add_over_several_chunks_prove_through_the_chunked_specification()
             s(build),
             "--datapath",
             "--timeout",
-            "120",
+            "300",
             "--json",
         ])
     };
