@@ -5,6 +5,10 @@
 //! A layer's outputs are split into parts, each proven by its own run: a part asserts only its
 //! neurons' (or classes') results, so the prover's work is the cone of those outputs, and a
 //! part that does not finish in time leaves the others proven.
+//!
+//! A layer whose unit adds each sum over several SIMD chunks is proven against the chunked
+//! specification (sums added in the unit's order), after a lemma that the chunked and the flat
+//! sum agree on every input: the two proofs together tie the unit to the flat specification.
 
 use super::prove::base_name;
 use std::path::{Path, PathBuf};
