@@ -1,6 +1,7 @@
 //! `flipchip prove --datapath` end to end: every layer of a small design and the whole network
 //! proven equal to the model's specification, and a design with one weight bit flipped fails
-//! its proof with a counterexample waveform.
+//! its proof with a counterexample waveform; the same for a folding whose layers add each sum
+//! over several SIMD chunks, proven through the chunked specification and its lemmas.
 
 mod common;
 use common::*;
@@ -19,6 +20,22 @@ fn small_design(dir: &Path) -> PathBuf {
     build
 }
 
+/// A random 12-4-3 model on 12 pixels in 2 bit planes, folded so that every neuron's sum is
+/// added over several SIMD chunks: layer 1 PE 2 SIMD 4 (3 chunks x 2 planes a neuron), layer 2
+/// PE 1 SIMD 2 (2 chunks).
+fn chunked_design(dir: &Path) -> PathBuf {
+    let mut rng = compiler::random::Rng(7);
+    let encoding: flip::encoding::Encoding = "bitplanes:2".parse().unwrap();
+    let model = compiler::random::random_model(&mut rng, 12, 8, encoding, &[4, 3]);
+    let path = dir.join("chunked.fcm");
+    flip::model::format::save(&model, &path).unwrap();
+    let fold = dir.join("fold.json");
+    std::fs::write(&fold, r#"{"layers":[{"pe":2,"simd":4},{"pe":1,"simd":2}]}"#).unwrap();
+    let build = dir.join("build");
+    flipchip_ok(&["compile", s(&path), "--fold", s(&fold), "--out", s(&build)]);
+    build
+}
+
 /// The tools `prove --datapath` runs, or `false` after saying which is missing (a failure
 /// under FLIPCHIP_REQUIRE_TOOLS=1).
 fn provers_present() -> bool {
@@ -28,14 +45,20 @@ fn provers_present() -> bool {
         && tools::for_test(&["berkeley-abc", "yosys-abc"], install).is_some()
 }
 
-/// Flips the lowest bit of the first weight ROM word in `file` (a line `..._w = N'h...;`).
-fn flip_weight_bit(file: &Path) {
+/// Flips the lowest bit of weight ROM word `word` in `file` (the `word`-th line
+/// `..._w = N'h...;`).
+fn flip_weight_bit(file: &Path, word: usize) {
     let text = std::fs::read_to_string(file).unwrap();
+    let mut seen = 0;
     let mut done = false;
     let out: Vec<String> = text
         .lines()
         .map(|l| {
             if done || !l.contains("_w = ") || !l.contains("'h") {
+                return l.to_string();
+            }
+            seen += 1;
+            if seen <= word {
                 return l.to_string();
             }
             done = true;
@@ -45,7 +68,7 @@ fn flip_weight_bit(file: &Path) {
             format!("{}{flipped}{}", &l[..end - 1], &l[end..])
         })
         .collect();
-    assert!(done, "no weight ROM word in {}", file.display());
+    assert!(done, "no weight ROM word {word} in {}", file.display());
     std::fs::write(file, out.join("\n") + "\n").unwrap();
 }
 
@@ -60,6 +83,8 @@ fn each_layer_and_the_network_prove_and_a_flipped_weight_fails_with_a_trace() {
     if !provers_present() {
         return;
     }
+    // The budget covers the proof and, for a refuted one, the bounded check that writes its
+    // trace; generous, because other jobs may share the machine's cores.
     let prove = |build: &Path| {
         flipchip(&[
             "prove",
@@ -67,7 +92,7 @@ fn each_layer_and_the_network_prove_and_a_flipped_weight_fails_with_a_trace() {
             s(build),
             "--datapath",
             "--timeout",
-            "120",
+            "300",
             "--json",
         ])
     };
@@ -76,7 +101,14 @@ fn each_layer_and_the_network_prove_and_a_flipped_weight_fails_with_a_trace() {
     let report = last_json(&out);
     // Only the datapath ran: no protocol group.
     assert_eq!(report["groups"].as_array().unwrap().len(), 0, "{report}");
-    let layers: Vec<&serde_json::Value> = rows(&report).iter().collect();
+    // The auto folding adds both layers' sums over several chunks (PE 3 SIMD 2, PE 1 SIMD 3):
+    // each layer has its lemma, every proof of the design is against the chunked layers.
+    let lemmas = comparing(&report, "chunked=flat");
+    assert_eq!(lemmas.len(), 2, "{report}");
+    for row in &lemmas {
+        assert_eq!(row["status"], "proven", "{report}");
+    }
+    let layers = comparing(&report, "design=chunked");
     assert_eq!(layers.len(), 3, "{report}");
     for (row, layer) in layers.iter().zip([
         serde_json::json!(1),
@@ -90,7 +122,7 @@ fn each_layer_and_the_network_prove_and_a_flipped_weight_fails_with_a_trace() {
     assert_eq!(report["proven"], true);
 
     // One weight of the scores layer flipped: some input changes that class's score.
-    flip_weight_bit(&build.join("l2_mvtu.v"));
+    flip_weight_bit(&build.join("l2_mvtu.v"), 0);
     let out = prove(&build);
     assert!(!out.status.success(), "the broken design was proven");
     let err = stderr(&out);
@@ -99,7 +131,7 @@ fn each_layer_and_the_network_prove_and_a_flipped_weight_fails_with_a_trace() {
         "{err}"
     );
     let report = last_json(&out);
-    let r = rows(&report);
+    let r = comparing(&report, "design=chunked");
     assert_eq!(r[0]["status"], "proven", "{report}");
     for row in &r[1..] {
         assert_eq!(row["status"], "failed", "{report}");
@@ -111,5 +143,85 @@ fn each_layer_and_the_network_prove_and_a_flipped_weight_fails_with_a_trace() {
         let wave = std::fs::read_to_string(&vcd).unwrap();
         assert!(wave.contains("$enddefinitions"), "{}", vcd.display());
     }
+    assert_eq!(report["proven"], false);
+}
+
+/// The rows of `report` that compare `compares` (`design=chunked`, `chunked=flat`, ...).
+fn comparing<'a>(report: &'a serde_json::Value, compares: &str) -> Vec<&'a serde_json::Value> {
+    rows(report)
+        .iter()
+        .filter(|r| r["compares"] == compares)
+        .collect()
+}
+
+#[test]
+fn layers_that_add_over_several_chunks_prove_through_the_chunked_specification() {
+    let dir = scratch("prove-datapath-chunked");
+    let build = chunked_design(&dir);
+    if !provers_present() {
+        return;
+    }
+    // The budget covers the proof and, for a refuted one, the bounded check that writes its
+    // trace; generous, because other jobs may share the machine's cores.
+    let prove = |build: &Path| {
+        flipchip(&[
+            "prove",
+            "--build",
+            s(build),
+            "--datapath",
+            "--timeout",
+            "300",
+            "--json",
+        ])
+    };
+    let out = prove(&build);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report = last_json(&out);
+    // Per layer the lemma (chunked = flat), then the design against the chunked one; then the
+    // network against the network of chunked layers.
+    let want = [
+        (serde_json::json!(1), "chunked=flat"),
+        (serde_json::json!(1), "design=chunked"),
+        (serde_json::json!(2), "chunked=flat"),
+        (serde_json::json!(2), "design=chunked"),
+        (serde_json::json!("network"), "design=chunked"),
+    ];
+    let r = rows(&report);
+    assert_eq!(r.len(), want.len(), "{report}");
+    for (row, (layer, compares)) in r.iter().zip(want) {
+        assert_eq!(row["layer"], layer, "{report}");
+        assert_eq!(row["compares"], compares, "{report}");
+        assert_eq!(row["spec"], "chunked", "{report}");
+        assert_eq!(row["status"], "proven", "{report}");
+        assert_eq!(row["depth"], row["frame_cycles"], "{report}");
+    }
+    assert_eq!(report["proven"], true);
+
+    // Class 0's weight on layer 2's input 2, in its second chunk (ROM word 1 = neuron group 0,
+    // chunk 1), flipped: the unit no longer computes the chunked sums, the lemmas still hold.
+    flip_weight_bit(&build.join("l2_mvtu.v"), 1);
+    let out = prove(&build);
+    assert!(!out.status.success(), "the broken design was proven");
+    let err = stderr(&out);
+    assert!(
+        err.contains("l2_equiv: failed") && !err.contains("panicked"),
+        "{err}"
+    );
+    let report = last_json(&out);
+    for row in comparing(&report, "chunked=flat") {
+        assert_eq!(row["status"], "proven", "{report}");
+    }
+    let design = comparing(&report, "design=chunked");
+    assert_eq!(design[0]["status"], "proven", "{report}");
+    let l2 = design[1];
+    assert_eq!(l2["layer"], 2, "{report}");
+    assert_eq!(l2["status"], "failed", "{report}");
+    assert!(
+        l2["assertion"].as_str().unwrap().contains("assert("),
+        "{report}"
+    );
+    let vcd = PathBuf::from(l2["vcd"].as_str().unwrap());
+    let wave = std::fs::read_to_string(&vcd).unwrap();
+    assert!(wave.contains("$enddefinitions"), "{}", vcd.display());
     assert_eq!(report["proven"], false);
 }

@@ -39,6 +39,11 @@ pub struct Args {
     /// Outputs (neurons or classes) of a layer per datapath proof; 0: a whole layer per proof.
     #[arg(long, default_value_t = 0)]
     pub datapath_outputs: usize,
+    /// Specification of the layers that add their sums over several SIMD chunks: `auto` proves
+    /// them against one that adds in the same chunks, plus a lemma that it equals the flat
+    /// one; `flat` proves every layer against the flat specification directly.
+    #[arg(long, value_enum, default_value_t = super::prove_datapath::SpecChoice::Auto)]
+    pub datapath_spec: super::prove_datapath::SpecChoice,
     /// Print one JSON object as the last line.
     #[arg(long)]
     pub json: bool,
@@ -262,6 +267,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             &super::prove_datapath::Options {
                 timeout: a.timeout,
                 outputs_per_part: a.datapath_outputs,
+                spec: a.datapath_spec,
                 network: true,
             },
         )?;

@@ -9,7 +9,7 @@
 //! A bounded check of [`Harness::depth`] cycles covers the whole frame: passing it proves the
 //! datapath for every input vector of a frame after reset.
 
-use super::spec::{self, LayerSpec, SCORE_BITS};
+use super::spec::{self, Chunking, LayerSpec, SCORE_BITS};
 use crate::blocks::Block;
 use crate::ir::{bits_for, Design, Mvtu};
 
@@ -102,22 +102,39 @@ fn timing(v: &mut String, out_valid: &str, bound: u64) {
     ));
 }
 
+/// The layers whose MVTU in `design` adds each neuron's sum over two or more SIMD chunks, with
+/// their SIMD: the layers whose proofs go through the chunked specification.
+pub fn chunking(design: &Design, specs: &[LayerSpec]) -> Chunking {
+    Chunking(
+        specs
+            .iter()
+            .filter_map(|ls| mvtu(design, ls.index))
+            .filter(|m| m.synapse_folds() >= 2)
+            .map(|m| (m.index, m.simd))
+            .collect(),
+    )
+}
+
 /// The harness of layer `ls` against its MVTU in `design`, asserting the outputs `outputs`
-/// (neurons or classes; all of them for the whole layer). The module is named
+/// (neurons or classes; all of them for the whole layer): against the flat specification, or
+/// with `chunked` against the one that counts in the unit's SIMD chunks. The module is named
 /// `l{N}_equiv` with a suffix `_{part}` when `part` is given.
 pub fn layer(
     design: &Design,
     ls: &LayerSpec,
     outputs: std::ops::Range<usize>,
     part: Option<usize>,
+    chunked: bool,
 ) -> Result<Harness, String> {
     let m = mvtu(design, ls.index)
         .ok_or_else(|| format!("the design has no MVTU for layer {}", ls.index))?;
     same_shape(m, ls)?;
     let n = m.name();
-    let top = match part {
-        Some(p) => format!("l{}_equiv_{p}", ls.index),
-        None => format!("l{}_equiv", ls.index),
+    let top = part_name(&format!("l{}_equiv", ls.index), part);
+    let spec_name = if chunked {
+        spec::chunked_name(ls)
+    } else {
+        ls.name()
     };
     // A chunked result's last chunk comes `beats - 1` cycles after its first.
     let bound = m.latency() + SLACK + m.out_beats() as u64 - 1;
@@ -126,10 +143,7 @@ pub fn layer(
     let mut v = format!(
         "// Datapath proof of layer {}: {n} (PE {}, SIMD {}) against {} on one frame.\n\
          module {top} (\n    input wire clk,\n",
-        ls.index,
-        m.pe,
-        m.simd,
-        ls.name()
+        ls.index, m.pe, m.simd, spec_name
     );
     frame(&mut v, iw, "x", beats);
     let data = if m.input_ram() {
@@ -159,7 +173,7 @@ pub fn layer(
         m.in_width() - 1,
         ow - 1,
         ls.out_width() - 1,
-        ls.name(),
+        spec_name,
         bb = bits_for(beats as u64).max(1),
         chunks = (0..if m.input_ram() { m.planes } else { 0 })
             .map(|k| {
@@ -220,6 +234,47 @@ pub fn layer(
     })
 }
 
+/// `base`, with a suffix `_{part}` when `part` is given.
+fn part_name(base: &str, part: Option<usize>) -> String {
+    match part {
+        Some(p) => format!("{base}_{p}"),
+        None => base.to_string(),
+    }
+}
+
+/// The lemma that a neuron's sum of layer `ls` added in chunks of `simd` inputs equals the sum
+/// counted flat, for every vector of XNOR bits: a miter of the two sum modules
+/// ([`spec::sum_name`]), named `l{N}_lemma`. The two layer modules differ only in which of
+/// these they instantiate (the XNOR with the weights and the activation are the same lines),
+/// so with this lemma a proof against the chunked layer is one against the flat layer, for
+/// every neuron at once.
+pub fn lemma(ls: &LayerSpec, simd: usize) -> Harness {
+    let top = format!("l{}_lemma", ls.index);
+    let (flat, chunked) = (spec::sum_name(ls, None), spec::sum_name(ls, Some(simd)));
+    let (iw, sw) = (ls.in_width(), ls.sum_width());
+    let mut v = format!(
+        "// Lemma of layer {}: {chunked} equals {flat}, for every input.\n\
+         module {top} (\n    input wire clk,\n",
+        ls.index
+    );
+    // The vector taken in the reset cycle and checked in the next: the bounded check's engine
+    // works on sequential circuits only.
+    frame(&mut v, iw, "v", 1);
+    v.push_str(&format!(
+        "    wire [{s1}:0] s_flat;\n    wire [{s1}:0] s_chunked;\n\
+         \x20   {flat} flat (.v(v), .s(s_flat));\n    {chunked} chunked (.v(v), .s(s_chunked));\n\
+         \x20   always @(*) if (!init) assert(s_chunked == s_flat);\nendmodule\n",
+        s1 = sw - 1,
+    ));
+    Harness {
+        top,
+        text: v,
+        // The reset cycle, the check, and one more as for every harness.
+        depth: 3,
+        design_top: chunked,
+    }
+}
+
 /// `{bits}[at +: w]` sign-extended to a score of the specification.
 fn sign_extend(bits: &str, at: usize, w: usize) -> String {
     let msb = format!("{bits}[{}]", at + w - 1);
@@ -234,7 +289,13 @@ fn sign_extend(bits: &str, at: usize, w: usize) -> String {
 }
 
 /// The harness of the whole top against the network's specification: class and every score.
-pub fn network(design: &Design, model: &flip::model::Model) -> Result<Harness, String> {
+/// With `chunked`, against the network whose layers count in the design's SIMD chunks where
+/// the design adds two or more ([`chunking`]).
+pub fn network(
+    design: &Design,
+    model: &flip::model::Model,
+    chunked: bool,
+) -> Result<Harness, String> {
     let specs = spec::layers(model)?;
     for ls in &specs {
         let m = mvtu(design, ls.index)
@@ -244,6 +305,11 @@ pub fn network(design: &Design, model: &flip::model::Model) -> Result<Harness, S
     let input = design.input();
     let top = &design.top;
     let name = format!("{top}_equiv");
+    let spec_name = if chunked {
+        spec::chunked_network_name(top)
+    } else {
+        spec::network_name(top)
+    };
     let beats = input.pixels / input.pixels_per_beat;
     let iw = input.input_width();
     let pw = spec::pixel_width(input.pixels, input.format);
@@ -255,7 +321,7 @@ pub fn network(design: &Design, model: &flip::model::Model) -> Result<Harness, S
     let mut v = format!(
         "// Datapath proof of the whole network: {top} against {} on one frame.\n\
          module {name} (\n    input wire clk,\n",
-        spec::network_name(top)
+        spec_name
     );
     frame(&mut v, pw, "pixels", beats);
     let bb = bits_for(beats as u64).max(1);
@@ -281,7 +347,7 @@ pub fn network(design: &Design, model: &flip::model::Model) -> Result<Harness, S
         fw - 1,
         spec_class_width(classes) - 1,
         classes * SCORE_BITS as usize - 1,
-        spec::network_name(top)
+        spec_name
     ));
     timing(&mut v, "m_valid", bound);
     v.push_str("    always @(*) if (!init && m_valid) begin\n");

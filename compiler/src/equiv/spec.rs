@@ -10,6 +10,11 @@
 //! - `{top}_spec (pixels, class, scores)`: the input encoding of one frame's pixels (bytes,
 //!   pixel `j` in bits `8 j ..`; or packed bits), every layer, and the argmax (the lowest index
 //!   wins a tie).
+//! - With a [`Chunking`]: `l{N}_spec_chunked (x, y)`, the same function as `l{N}_spec`, each
+//!   sum added chunk by chunk (`SIMD` inputs a chunk, plane by plane, from the left) as a
+//!   folded unit adds it, and `{top}_spec_chunked`, the network built from those layers. A
+//!   prover matches a unit's partial sums with these nodes one by one, where the flat sum
+//!   agrees with them only by associativity of the additions.
 //!
 //! Scores are 32 bits wide whatever the design's score width is, so a design whose scores
 //! overflow their registers differs from its specification.
@@ -59,7 +64,7 @@ impl LayerSpec<'_> {
     }
 
     /// Bits of a neuron's sum: enough for `inputs * (2^planes - 1)`.
-    fn sum_width(&self) -> u32 {
+    pub fn sum_width(&self) -> u32 {
         bits_for(self.layer.inputs as u64 * ((1u64 << self.planes) - 1))
     }
 }
@@ -147,15 +152,106 @@ fn popcount_module() -> String {
     )
 }
 
-/// The combinational module of one layer.
+/// The combinational module of one layer, counting each neuron's sum flat (`l{N}_spec`).
 pub fn layer_module(ls: &LayerSpec) -> String {
+    layer_body(ls, None)
+}
+
+/// The module of one layer whose neurons count their sum in chunks of `simd` inputs, added in
+/// the order a folded unit adds them: plane by plane, chunk by chunk, each chunk's popcount
+/// shifted by its plane, from the left (`l{N}_spec_chunked`). The same function as
+/// [`layer_module`]'s, written so that a prover meets the folding's additions one for one.
+pub fn chunked_layer_module(ls: &LayerSpec, simd: usize) -> Result<String, String> {
+    check_chunk(ls, simd)?;
+    Ok(layer_body(ls, Some(simd)))
+}
+
+/// Chunks of `simd` inputs must cut layer `ls`'s inputs evenly.
+fn check_chunk(ls: &LayerSpec, simd: usize) -> Result<(), String> {
+    let n = ls.layer.inputs;
+    if simd == 0 || !n.is_multiple_of(simd) {
+        return Err(format!(
+            "layer {}: chunks of {simd} inputs do not divide its {n} inputs",
+            ls.index
+        ));
+    }
+    Ok(())
+}
+
+/// The name of layer `ls`'s module that counts in chunks.
+pub fn chunked_name(ls: &LayerSpec) -> String {
+    format!("{}_chunked", ls.name())
+}
+
+/// The module that adds one neuron's sum from its XNOR bits `v` (plane `k` in bits
+/// `k * inputs ..`) for layer `ls`: `spec_sum_{inputs}x{planes}` counts flat,
+/// `..._by{chunk}` in chunks of `chunk` inputs. It holds no weights, so one proof that the two
+/// agree on every `v` covers every neuron of every layer of that shape.
+pub fn sum_name(ls: &LayerSpec, chunk: Option<usize>) -> String {
+    let base = format!("spec_sum_{}x{}", ls.layer.inputs, ls.planes);
+    match chunk {
+        Some(c) => format!("{base}_by{c}"),
+        None => base,
+    }
+}
+
+/// The sum module [`sum_name`] names.
+pub fn sum_module(ls: &LayerSpec, chunk: Option<usize>) -> String {
+    let (n, sw) = (ls.layer.inputs, ls.sum_width());
+    let mut v = format!(
+        "// The weighted popcount of {} plane(s) of {n} bits{}.\n\
+         module {} (\n    input  wire [{}:0] v,\n    output wire [{}:0] s\n);\n",
+        ls.planes,
+        match chunk {
+            Some(c) => format!(", added chunk by chunk ({c} bits a chunk, plane by plane)"),
+            None => String::new(),
+        },
+        sum_name(ls, chunk),
+        ls.in_width() - 1,
+        sw - 1
+    );
+    let mut terms = Vec::new();
+    let simd = chunk.unwrap_or(n);
+    let cw = bits_for(simd as u64);
+    for k in 0..ls.planes {
+        for c in 0..n / simd {
+            let lo = k * n + c * simd;
+            let name = match chunk {
+                Some(_) => format!("c{k}_{c}"),
+                None => format!("c{k}"),
+            };
+            v.push_str(&format!(
+                "    wire [{}:0] {name};\n    {POPCOUNT} #(.N({simd}), .W({cw})) p_{name} \
+                 (.v(v[{}:{lo}]), .c({name}));\n",
+                cw - 1,
+                lo + simd - 1,
+            ));
+            terms.push(shifted(&name, k));
+        }
+    }
+    // `+` is left-associative: the terms are added in the order listed, each in the sum's
+    // width (the context widens them before the shift).
+    v.push_str(&format!(
+        "    assign s = {};\nendmodule\n",
+        terms.join(" + ")
+    ));
+    v
+}
+
+/// A layer module, flat (`chunk` none) or counting in chunks of `chunk` inputs: the two differ
+/// only in the sum module they instantiate.
+fn layer_body(ls: &LayerSpec, chunk: Option<usize>) -> String {
     let l = ls.layer;
-    let (n, name, sw) = (l.inputs, ls.name(), ls.sum_width());
+    let sw = ls.sum_width();
+    let name = match chunk {
+        Some(_) => chunked_name(ls),
+        None => ls.name(),
+    };
     let mut v = format!(
         "// Layer {}: {} inputs x {} plane(s) -> {} {}, unfolded.\n\
          module {name} (\n    input  wire [{}:0] x,\n    output wire [{}:0] y\n);\n",
         ls.index,
-        n,
+        l.inputs,
         ls.planes,
         l.outputs,
         if ls.is_scores() {
@@ -166,28 +262,14 @@ pub fn layer_module(ls: &LayerSpec) -> String {
         ls.in_width() - 1,
         ls.out_width() - 1
     );
+    let sum = sum_name(ls, chunk);
     for i in 0..l.outputs {
         let w = weight_literal(l, i);
-        let cw = bits_for(n as u64);
-        let mut terms = Vec::new();
-        for k in 0..ls.planes {
-            v.push_str(&format!(
-                "    wire [{}:0] c{i}_{k};\n    {POPCOUNT} #(.N({n}), .W({cw})) p{i}_{k} \
-                 (.v(~(x[{}:{}] ^ {w})), .c(c{i}_{k}));\n",
-                cw - 1,
-                (k + 1) * n - 1,
-                k * n
-            ));
-            terms.push(if k == 0 {
-                format!("c{i}_{k}")
-            } else {
-                format!("(c{i}_{k} << {k})")
-            });
-        }
+        // The XNOR of every plane with the neuron's weights, then its weighted popcount.
         v.push_str(&format!(
-            "    wire [{}:0] s{i} = {};\n",
+            "    wire [{}:0] s{i};\n    {sum} a{i} (.v(~(x ^ {{{}{{{w}}}}})), .s(s{i}));\n",
             sw - 1,
-            terms.join(" + ")
+            ls.planes
         ));
         // Compared and scaled as signed integers one bit wider than the sum, then 32 bits.
         let s = format!("$signed({{1'b0, s{i}}})");
@@ -227,9 +309,35 @@ pub fn layer_module(ls: &LayerSpec) -> String {
     v
 }
 
+/// A count shifted left by plane `k`.
+fn shifted(c: &str, k: usize) -> String {
+    if k == 0 {
+        c.to_string()
+    } else {
+        format!("({c} << {k})")
+    }
+}
+
 /// The network module's name for a top named `top`.
 pub fn network_name(top: &str) -> String {
     format!("{top}_spec")
+}
+
+/// The name of the network module whose layers count in chunks where [`Chunking`] says so.
+pub fn chunked_network_name(top: &str) -> String {
+    format!("{top}_spec_chunked")
+}
+
+/// Which layers count their sums in chunks, and of how many inputs: layer number (1-based) to
+/// chunk width. Layers not named count flat.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Chunking(pub std::collections::BTreeMap<usize, usize>);
+
+impl Chunking {
+    /// The chunk width of layer `index`, if it counts in chunks.
+    pub fn simd(&self, index: usize) -> Option<usize> {
+        self.0.get(&index).copied()
+    }
 }
 
 /// Bits of the network module's `pixels` input for `pixels` pixels in `format`.
@@ -237,9 +345,19 @@ pub fn pixel_width(pixels: usize, format: InputFormat) -> usize {
     pixels * format.bits_per_pixel()
 }
 
-/// The whole network: encoding, every layer, argmax. `top` names it (`{top}_spec`).
-pub fn network_module(model: &Model, top: &str, format: InputFormat) -> Result<String, String> {
+/// The whole network: encoding, every layer, argmax. `top` names it (`{top}_spec`); with a
+/// `chunking` it is `{top}_spec_chunked` and its layers are the chunked ones where it says so.
+pub fn network_module(
+    model: &Model,
+    top: &str,
+    format: InputFormat,
+    chunking: Option<&Chunking>,
+) -> Result<String, String> {
     let specs = layers(model)?;
+    let layer_name = |ls: &LayerSpec| match chunking.and_then(|c| c.simd(ls.index)) {
+        Some(_) => chunked_name(ls),
+        None => ls.name(),
+    };
     let input = &model.input;
     let pixels = input.pixels();
     let pw = pixel_width(pixels, format);
@@ -257,7 +375,10 @@ pub fn network_module(model: &Model, top: &str, format: InputFormat) -> Result<S
             InputFormat::Pixels => "bytes, pixel j in bits 8j..",
             InputFormat::Packed => "binarised bits, pixel j in bit j",
         },
-        network_name(top),
+        match chunking {
+            Some(_) => chunked_network_name(top),
+            None => network_name(top),
+        },
         pw - 1,
         cw - 1,
         classes * sb - 1
@@ -304,7 +425,10 @@ pub fn network_module(model: &Model, top: &str, format: InputFormat) -> Result<S
             ));
             format!("x{}", n + 1)
         };
-        v.push_str(&format!("    {} u{n} (.x(x{n}), .y({out}));\n", ls.name()));
+        v.push_str(&format!(
+            "    {} u{n} (.x(x{n}), .y({out}));\n",
+            layer_name(ls)
+        ));
     }
     // Argmax: strictly greater wins, so the lowest index wins a tie.
     v.push_str(&format!(
@@ -325,19 +449,51 @@ pub fn network_module(model: &Model, top: &str, format: InputFormat) -> Result<S
     Ok(v)
 }
 
-/// Every layer's module and the network's, as one file.
-pub fn spec_file(model: &Model, top: &str, format: InputFormat) -> Result<String, String> {
+/// Every layer's module and the network's, as one file; with a non-empty `chunking` also the
+/// chunked modules of the layers it names and the network built from them.
+pub fn spec_file(
+    model: &Model,
+    top: &str,
+    format: InputFormat,
+    chunking: &Chunking,
+) -> Result<String, String> {
     let mut v = String::from(
         "// Written by flipchip prove from the model file alone: the reference's integer\n\
          // semantics, combinational (no folding, no pipeline). Not part of the design.\n\n",
     );
     v.push_str(&popcount_module());
     v.push('\n');
-    for ls in layers(model)? {
-        v.push_str(&layer_module(&ls));
+    let specs = layers(model)?;
+    for ls in &specs {
+        if let Some(simd) = chunking.simd(ls.index) {
+            check_chunk(ls, simd)?;
+        }
+    }
+    // One sum module per shape, however many layers share it.
+    let mut sums = std::collections::BTreeMap::new();
+    for ls in &specs {
+        for chunk in std::iter::once(None).chain(chunking.simd(ls.index).map(Some)) {
+            sums.entry(sum_name(ls, chunk))
+                .or_insert_with(|| sum_module(ls, chunk));
+        }
+    }
+    for text in sums.values() {
+        v.push_str(text);
         v.push('\n');
     }
-    v.push_str(&network_module(model, top, format)?);
+    for ls in &specs {
+        v.push_str(&layer_module(ls));
+        v.push('\n');
+        if let Some(simd) = chunking.simd(ls.index) {
+            v.push_str(&chunked_layer_module(ls, simd)?);
+            v.push('\n');
+        }
+    }
+    v.push_str(&network_module(model, top, format, None)?);
+    if !chunking.0.is_empty() {
+        v.push('\n');
+        v.push_str(&network_module(model, top, format, Some(chunking))?);
+    }
     Ok(v)
 }
 
@@ -376,14 +532,30 @@ mod tests {
     }
 
     /// Runs `model`'s specification on `frames` in Icarus and checks every layer's output,
-    /// the scores and the class against the reference.
-    fn check(tag: &str, model: &Model, format: InputFormat, frames: &[Vec<u8>]) {
+    /// the scores and the class against the reference: the flat network, or with a non-empty
+    /// `chunking` the network whose layers count in its chunks.
+    fn check(
+        tag: &str,
+        model: &Model,
+        format: InputFormat,
+        frames: &[Vec<u8>],
+        chunking: &Chunking,
+    ) {
         let specs = layers(model).unwrap();
         let pixels = model.input.pixels();
         let pw = pixel_width(pixels, format);
         let dir = std::env::temp_dir().join(format!("flipchip-spec-{tag}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("spec.v"), spec_file(model, "t", format).unwrap()).unwrap();
+        std::fs::write(
+            dir.join("spec.v"),
+            spec_file(model, "t", format, chunking).unwrap(),
+        )
+        .unwrap();
+        let dut = if chunking.0.is_empty() {
+            network_name("t")
+        } else {
+            chunked_network_name("t")
+        };
         // The frames as the network module takes them: bytes, or the packed encoding.
         let mut hex = String::new();
         for f in frames {
@@ -409,7 +581,7 @@ mod tests {
         std::fs::write(dir.join("frames.hex"), hex).unwrap();
         let mut tb = format!(
             "module tb;\n    reg [{}:0] frames [0:{}];\n    reg [{}:0] pixels;\n    wire [{}:0] class;\n    \
-             wire [{}:0] scores;\n    t_spec spec (.pixels(pixels), .class(class), .scores(scores));\n    \
+             wire [{}:0] scores;\n    {dut} spec (.pixels(pixels), .class(class), .scores(scores));\n    \
              integer i;\n    initial begin\n        $readmemh(\"frames.hex\", frames);\n        \
              for (i = 0; i < {}; i = i + 1) begin\n            pixels = frames[i];\n            #1;\n",
             pw - 1,
@@ -525,8 +697,29 @@ mod tests {
         for (tag, pixels, bits, enc, widths, format) in cases {
             let model = random_model(&mut rng, pixels, bits, enc.parse().unwrap(), widths);
             let f = frames(&mut rng, pixels, 40);
-            check(tag, &model, format, &f);
+            check(tag, &model, format, &f, &Chunking::default());
+            // Every layer counted in chunks: any divisor of its inputs below them (one input
+            // a chunk for a prime count), so that every layer adds at least two chunks.
+            let mut chunking = Chunking::default();
+            for ls in layers(&model).unwrap() {
+                let n = ls.layer.inputs;
+                let divisors: Vec<usize> = (1..n).filter(|d| n.is_multiple_of(*d)).collect();
+                let simd = divisors[rng.next_u64() as usize % divisors.len()];
+                chunking.0.insert(ls.index, simd);
+            }
+            check(&format!("{tag}-chunked"), &model, format, &f, &chunking);
         }
+    }
+
+    #[test]
+    fn chunks_must_divide_the_inputs() {
+        let model = random_model(&mut Rng(2), 6, 8, Encoding::Threshold(9), &[3, 2]);
+        let specs = layers(&model).unwrap();
+        let err = chunked_layer_module(&specs[0], 4).unwrap_err();
+        assert!(err.contains("layer 1") && err.contains("6 inputs"), "{err}");
+        assert!(chunked_layer_module(&specs[0], 3)
+            .unwrap()
+            .contains("module l1_spec_chunked"));
     }
 
     #[test]
