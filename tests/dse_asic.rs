@@ -61,7 +61,10 @@ fn the_asic_front_is_costed_in_area_and_one_design_is_synthesised() {
     assert!((err - (est - area) / area).abs() < 1e-9, "{r}");
     // The fastest front design of a model outside the calibration set: a gross error means
     // the estimate or its coefficients went wrong.
-    assert!(err.abs() < 0.3, "estimate {est:.0} um^2 vs {area:.0} synthesised");
+    assert!(
+        err.abs() < 0.3,
+        "estimate {est:.0} um^2 vs {area:.0} synthesised"
+    );
     assert!(r["fmax_mhz"].as_f64().unwrap() > 0.0, "{r}");
     // The synthesised design is the front's fastest, with the area the exploration gave it.
     let dse: serde_json::Value =
@@ -83,13 +86,7 @@ fn the_asic_front_is_costed_in_area_and_one_design_is_synthesised() {
     assert!(svg.contains("estimated cell area, um^2"));
     // The directory is one `flipchip calibrate` reads.
     let synth_dir = r["dir"].as_str().unwrap();
-    let cal = flipchip_ok(&[
-        "calibrate",
-        "--family",
-        "asic-osu018",
-        synth_dir,
-        "--json",
-    ]);
+    let cal = flipchip_ok(&["calibrate", "--family", "asic-osu018", synth_dir, "--json"]);
     let c = last_json(&cal);
     assert_eq!(c["rows"][0]["area_um2"].as_f64().unwrap(), area);
     assert_eq!(c["rows"][0]["current_um2"].as_f64().unwrap(), est);
@@ -140,7 +137,9 @@ fn asic_devices_are_listed_and_their_options_checked() {
     let dse: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("dse.json")).unwrap()).unwrap();
     let cands = dse["candidates"].as_array().unwrap();
-    assert!(cands.iter().all(|c| c["fits"] == false && c["area_um2"].as_f64().unwrap() > 10.0));
+    assert!(cands
+        .iter()
+        .all(|c| c["fits"] == false && c["area_um2"].as_f64().unwrap() > 10.0));
     assert!(std::fs::read_to_string(out.join("dse.svg"))
         .unwrap()
         .contains("10 um^2"));

@@ -88,23 +88,44 @@ impl AreaModel {
     }
 }
 
-/// OSU018 (0.18 um), fitted to Yosys 0.23 + ABC at 150 MHz (see the module documentation).
+/// OSU018 (0.18 um), fitted to Yosys 0.23 + ABC at 150 MHz on 37 front designs of four
+/// digits models (`compiler/calibration/asic-osu018.csv`): worst error 8.9%. A flip-flop
+/// costs more than its `DFFPOSX1` (96 um^2): its enable or reset logic goes with it; the
+/// adder bits cost nothing of their own because every design has them in proportion to its
+/// XNOR lanes and accumulators, which carry them in the fit.
 pub const OSU018: AreaModel = AreaModel {
     tech: "osu018",
-    coefficients: [80.0, 10.0, 30.0, 40.0, 40.0, 40.0, 10.0, 500.0],
+    coefficients: [
+        138.0703, 4.7133, 30.9664, 0.0, 7.9166, 67.2688, 54.2268, 2103.5799,
+    ],
 };
 
-/// OSU035 (0.35 um).
-pub const OSU035: AreaModel = AreaModel {
-    tech: "osu035",
-    coefficients: [300.0, 40.0, 120.0, 160.0, 160.0, 160.0, 40.0, 2000.0],
-};
+/// OSU035 and OSU050 are the same cells drawn on a larger grid (the same cell names, the same
+/// netlists from the same script): every cell's area is OSU018's times 4 and 9. Measured on
+/// three front designs of the 64-32-10 digits model synthesised to all three libraries: area
+/// ratios 4.000 to 4.001 and 8.999 to 9.004, with the same cells within 0.1%.
+const fn scaled(tech: &'static str, k: f64) -> AreaModel {
+    let c = OSU018.coefficients;
+    AreaModel {
+        tech,
+        coefficients: [
+            c[0] * k,
+            c[1] * k,
+            c[2] * k,
+            c[3] * k,
+            c[4] * k,
+            c[5] * k,
+            c[6] * k,
+            c[7] * k,
+        ],
+    }
+}
 
-/// OSU050 (0.5 um).
-pub const OSU050: AreaModel = AreaModel {
-    tech: "osu050",
-    coefficients: [600.0, 80.0, 240.0, 320.0, 320.0, 320.0, 80.0, 4000.0],
-};
+/// OSU035 (0.35 um): OSU018's coefficients times 4 (see [`scaled`]).
+pub const OSU035: AreaModel = scaled("osu035", 4.0);
+
+/// OSU050 (0.5 um): OSU018's coefficients times 9 (see [`scaled`]).
+pub const OSU050: AreaModel = scaled("osu050", 9.0);
 
 /// The area model of library `tech`, if there is one.
 pub fn model(tech: &str) -> Option<&'static AreaModel> {
@@ -145,23 +166,61 @@ mod tests {
     fn more_lanes_cost_more_area() {
         let model = random_model(&mut Rng(3), 64, 8, Encoding::BitPlanes(2), &[64, 10]);
         // More PEs for the same SIMD, and more SIMD for the same PEs: more XNOR-popcount
-        // lanes, adder trees and accumulators, the same weights; never less area.
+        // lanes, adder trees and accumulators, the same weights; never less area. (Up to a
+        // weight memory of more than 2 words per lane: a layer unfolded further has constant
+        // weights, its XNORs become wires and inverters and it needs no accumulator, which
+        // the next test checks. The step counters lose a bit per doubling, hence the 0.5%.)
+        let lanes = |pe: usize, simd: usize| pe * simd <= 64 * 64 / 4;
         for simd in [1, 4, 16, 64] {
             let mut last = 0.0;
-            for pe in [1, 2, 4, 8, 16, 32, 64] {
+            for pe in [1, 2, 4, 8, 16, 32, 64]
+                .into_iter()
+                .filter(|&p| lanes(p, simd))
+            {
                 let a = area(&model, [(pe, simd), (1, 2)]);
-                assert!(a >= last, "PE {pe} SIMD {simd}: {a:.0} < {last:.0}");
+                assert!(a >= 0.995 * last, "PE {pe} SIMD {simd}: {a:.0} < {last:.0}");
                 last = a;
             }
         }
         for pe in [1, 4, 16, 64] {
             let mut last = 0.0;
-            for simd in [1, 2, 4, 8, 16, 32, 64] {
+            for simd in [1, 2, 4, 8, 16, 32, 64]
+                .into_iter()
+                .filter(|&s| lanes(pe, s))
+            {
                 let a = area(&model, [(pe, simd), (1, 2)]);
-                assert!(a >= last, "PE {pe} SIMD {simd}: {a:.0} < {last:.0}");
+                assert!(a >= 0.995 * last, "PE {pe} SIMD {simd}: {a:.0} < {last:.0}");
                 last = a;
             }
         }
+    }
+
+    #[test]
+    fn constant_weights_need_no_weight_logic() {
+        let model = random_model(&mut Rng(3), 64, 8, Encoding::BitPlanes(2), &[64, 10]);
+        let features = |pe: usize, simd: usize| {
+            let file = FoldFile {
+                pixels_per_beat: 1,
+                input: Default::default(),
+                layers: vec![LayerFold { pe, simd }, LayerFold { pe: 1, simd: 2 }],
+                load_weights: Vec::new(),
+                fifos: None,
+                stage_levels: Some(3),
+                read_registers: Some(1),
+                activation_stage: Some(true),
+                input_ram: None,
+            };
+            let d = crate::compile(&model, &FoldSpec::Manual(file)).unwrap();
+            let l1 = Stage::Mvtu(d.mvtus().next().unwrap().clone());
+            block_features(l1.block())
+        };
+        let unfolded = features(64, 64);
+        let quarter = features(64, 16);
+        // rom_bit and xnor_bit: none for one word per lane, some for four.
+        assert_eq!((unfolded[1], unfolded[2]), (0.0, 0.0));
+        assert!(quarter[1] > 0.0 && quarter[2] > 0.0);
+        // Larger adder trees all the same.
+        assert!(unfolded[3] > quarter[3]);
     }
 
     #[test]
@@ -182,12 +241,21 @@ mod tests {
         )
         .unwrap();
         let l1 = d.mvtus().next().unwrap();
-        assert!(l1.input_ram(), "the test needs a layer with its input in RAM");
+        assert!(
+            l1.input_ram(),
+            "the test needs a layer with its input in RAM"
+        );
         let stage = Stage::Mvtu(l1.clone());
         let fpga = stage.block().estimate_for(Family::Ice40);
         let asic = stage.block().estimate_for(Family::Asic);
-        assert!(fpga.brams > 0 && asic.brams == 0);
-        assert!(asic.ffs >= fpga.ffs + 784 * 2, "{} vs {}", asic.ffs, fpga.ffs);
+        assert_eq!(asic.brams, 0);
+        // Two frames of every plane's bits.
+        assert!(
+            asic.ffs >= fpga.ffs + 2 * 784 * 2,
+            "{} vs {}",
+            asic.ffs,
+            fpga.ffs
+        );
     }
 
     #[test]
@@ -197,8 +265,16 @@ mod tests {
         assert!(model("sky130").is_none());
         // A larger feature size: a larger cell of every kind.
         for i in 0..N {
-            assert!(OSU035.coefficients[i] >= OSU018.coefficients[i], "{}", NAMES[i]);
-            assert!(OSU050.coefficients[i] >= OSU035.coefficients[i], "{}", NAMES[i]);
+            assert!(
+                OSU035.coefficients[i] >= OSU018.coefficients[i],
+                "{}",
+                NAMES[i]
+            );
+            assert!(
+                OSU050.coefficients[i] >= OSU035.coefficients[i],
+                "{}",
+                NAMES[i]
+            );
         }
     }
 }

@@ -81,6 +81,11 @@ pub struct Device {
     /// `None`: any area).
     #[serde(default)]
     pub max_area_um2: Option<f64>,
+    /// MHz times PEs: a design whose widest layer has `pe` PEs runs at most at
+    /// `pe_clock_mhz / pe` (measured on standard cells, where control registers drive every
+    /// PE's logic through one unbuffered net; `None`: no such limit).
+    #[serde(default)]
+    pub pe_clock_mhz: Option<f64>,
 }
 
 /// The device files, embedded (`compiler/devices/*.toml`).
@@ -150,6 +155,13 @@ impl Device {
     /// The area model of an ASIC device's library (`None` for an FPGA).
     pub fn area_model(&self) -> Option<&'static crate::asic_area::AreaModel> {
         self.tech.as_deref().and_then(crate::asic_area::model)
+    }
+
+    /// [`Device::clock_mhz`]'s clock for a design whose widest layer has `max_pe` PEs,
+    /// limited by [`Device::pe_clock_mhz`].
+    pub fn clock_with_pes(&self, mhz: f64, max_pe: usize) -> f64 {
+        self.pe_clock_mhz
+            .map_or(mhz, |c| mhz.min(c / max_pe.max(1) as f64))
     }
 
     /// Whether candidates are costed in cell area rather than LUTs.
@@ -634,7 +646,8 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
             })
             .max()
             .unwrap_or(0);
-        let clock_mhz = device.clock_mhz(depth, e.luts, e.brams);
+        let max_pe = file.layers.iter().map(|f| f.pe).max().unwrap_or(1);
+        let clock_mhz = device.clock_with_pes(device.clock_mhz(depth, e.luts, e.brams), max_pe);
         let fps = clock_mhz * 1e6 / cycles as f64;
         let cells = family.costs().logic_cells(e.luts, e.ffs);
         let fits = match area_um2 {
@@ -1097,6 +1110,26 @@ mod tests {
                 dev.name
             );
         }
+    }
+
+    #[test]
+    fn asic_devices_cost_area_and_wide_layers_clock_slower() {
+        for tech in ["osu018", "osu035", "osu050"] {
+            let d = device(&format!("asic-{tech}")).unwrap();
+            assert!(d.is_asic() && d.tech.as_deref() == Some(tech));
+            assert_eq!(d.area_model().unwrap().tech, tech);
+            let typical = d.clock_mhz(3, 0, 0);
+            assert_eq!(d.clock_with_pes(typical, 1), typical);
+            // Many PEs: the PE limit; more PEs, never faster.
+            let c64 = d.clock_with_pes(typical, 64);
+            assert!(c64 < typical && c64 < d.clock_with_pes(typical, 32));
+            assert_eq!(c64, d.pe_clock_mhz.unwrap() / 64.0);
+        }
+        // The slower libraries are slower.
+        let mhz = |n: &str| device(n).unwrap().clock_with_pes(1e9, 16);
+        assert!(mhz("asic-osu018") > mhz("asic-osu035") && mhz("asic-osu035") > mhz("asic-osu050"));
+        assert!(!device("up5k").unwrap().is_asic());
+        assert_eq!(device("up5k").unwrap().clock_with_pes(40.0, 64), 40.0);
     }
 
     #[test]

@@ -389,8 +389,12 @@ impl Costs {
 
     /// Block RAMs for a `depth` x `width` ROM in its best shape. Words narrower than a shape
     /// are packed several to a row (Yosys reads the row and selects with low address bits:
-    /// 8192 x 1 takes two 2048 x 2 blocks on iCE40, as observed).
+    /// 8192 x 1 takes two 2048 x 2 blocks on iCE40, as observed); 0 without block RAM shapes.
     pub fn bram_blocks(&self, depth: u64, width: u64) -> u64 {
+        if self.bram_shapes.is_empty() {
+            // Standard cells: nothing goes to block RAM.
+            return 0;
+        }
         self.bram_shapes
             .iter()
             .map(|&(d, w)| {
