@@ -117,7 +117,7 @@ fn asic_devices_are_listed_and_their_options_checked() {
         "--device",
         "asic-osu018",
         "--max-area",
-        "-3",
+        "0",
     ]));
     assert!(e.contains("--max-area must be a positive"), "{e}");
     // An area limit below every candidate: nothing fits, and the front says so.
