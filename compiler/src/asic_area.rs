@@ -264,17 +264,9 @@ mod tests {
         assert!(model("osu035").is_some() && model("osu050").is_some());
         assert!(model("sky130").is_none());
         // A larger feature size: a larger cell of every kind.
-        for i in 0..N {
-            assert!(
-                OSU035.coefficients[i] >= OSU018.coefficients[i],
-                "{}",
-                NAMES[i]
-            );
-            assert!(
-                OSU050.coefficients[i] >= OSU035.coefficients[i],
-                "{}",
-                NAMES[i]
-            );
+        for (i, name) in NAMES.iter().enumerate() {
+            assert!(OSU035.coefficients[i] >= OSU018.coefficients[i], "{name}");
+            assert!(OSU050.coefficients[i] >= OSU035.coefficients[i], "{name}");
         }
     }
 }
