@@ -69,8 +69,7 @@ fn assert_front(x: &Exploration) {
                 x.front.iter().any(|&f| {
                     let f = &x.candidates[f];
                     dominates(f, c)
-                        || (f.frames_per_second == c.frames_per_second
-                            && f.cost() == c.cost())
+                        || (f.frames_per_second == c.frames_per_second && f.cost() == c.cost())
                 }),
                 "candidate {i} is off the front but nothing on it beats it"
             );
