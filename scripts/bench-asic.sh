@@ -2,8 +2,8 @@
 # The ASIC targets of `flipchip asic`: a 64-32-10 digits model synthesised, timed, checked at
 # gate level and laid out on OSU018 (place, route, DRC, LVS, GDS: about half an hour on 2
 # loaded cores), and Fashion-MNIST 784-256-256-10 synthesised, timed and checked on 100 test frames
-# when the dataset is installed. Prints one line per design with the figures of the README's
-# table. Usage: scripts/bench-asic.sh [OUT_DIR] [CLOCK_MHZ]
+# when the dataset is installed, and `dse --device asic-osu018 --synth 7` on two digits models.
+# Prints one line per design with the figures of the README's tables. Usage: scripts/bench-asic.sh [OUT_DIR] [CLOCK_MHZ]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-target/bench-asic}"
@@ -41,6 +41,28 @@ start=$(date +%s)
 "$fc" asic "$digits" --tech osu018 --clock "$clock" --out "$out/digits-64-32-10" --layout
 echo "digits 64-32-10 with layout: $(( $(date +%s) - start )) s wall"
 summary "$out/digits-64-32-10/asic.json"
+
+# The ASIC design-space exploration: the front of the default digits model (64-128-10) and of
+# 64-32-10 on OSU018, costed by the area estimate, 7 front designs of each synthesised to check
+# it (about 10 minutes on 2 cores).
+default="$out/digits-64-128-10.fcm"
+[ -f "$default" ] || "$fc" train --out "$default" --quiet
+for m in "$default" "$digits"; do
+  name=$(basename "$m" .fcm)
+  "$fc" dse "$m" --device asic-osu018 --synth 7 --out "$out/dse-$name" --json \
+    | tail -n 1 > "$out/dse-$name.json"
+  python3 - "$out/dse-$name.json" "$name" <<'PY'
+import json, sys
+v = json.load(open(sys.argv[1]))
+for r in v["synth"]:
+    print(f"dse {sys.argv[2]:<20} {r['folding']:<22} {r['cells']:>6} cells {r['area_um2']:>10.0f} um^2 "
+          f"estimate {r['est_area_um2']:>10.0f} ({100*r['area_error']:+.1f}%), Fmax {r['fmax_mhz']:.1f} MHz "
+          f"(clock model {r['clock_mhz']:.1f})")
+worst = max(abs(r["area_error"]) for r in v["synth"])
+print(f"dse {sys.argv[2]}: worst area error {100*worst:.1f}% over {len(v['synth'])} front designs "
+      f"(target: within 15%): {'MET' if worst <= 0.15 else 'NOT MET'}")
+PY
+done
 
 fmnist=/usr/share/datasets/fashion-mnist
 if [ -d "$fmnist" ]; then

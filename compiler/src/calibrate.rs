@@ -89,11 +89,22 @@ pub fn fit(samples: &[Sample]) -> Result<Fit, FitError> {
     if let Some(s) = samples.iter().find(|s| s.luts == 0) {
         return Err(FitError::ZeroLuts(s.name.clone()));
     }
-    let rows: Vec<[f64; N]> = samples
+    let rows: Vec<([f64; N], f64)> = samples
         .iter()
-        .map(|s| s.features.vector().map(|x| x / s.luts as f64))
+        .map(|s| (s.features.vector(), s.luts as f64))
         .collect();
-    let residual = |c: &[f64; N]| -> f64 {
+    fit_vectors(&rows)
+        .map(|coefficients| Fit { coefficients })
+        .ok_or(FitError::NoFit)
+}
+
+/// The non-negative least-squares fit of relative error of `features . c = measured` over
+/// `(features, measured)` rows (every `measured` above 0), for any number of features `M`
+/// (the LUT estimate's and the ASIC area's, [`crate::asic_area`]); `None` if no non-negative
+/// solution exists.
+pub fn fit_vectors<const M: usize>(samples: &[([f64; M], f64)]) -> Option<[f64; M]> {
+    let rows: Vec<[f64; M]> = samples.iter().map(|(f, y)| f.map(|x| x / y)).collect();
+    let residual = |c: &[f64; M]| -> f64 {
         rows.iter()
             .map(|r| {
                 let p: f64 = r.iter().zip(c).map(|(a, b)| a * b).sum();
@@ -101,16 +112,16 @@ pub fn fit(samples: &[Sample]) -> Result<Fit, FitError> {
             })
             .sum()
     };
-    let mut best: Option<([f64; N], f64)> = None;
-    for mask in 1u32..(1 << N) {
-        let cols: Vec<usize> = (0..N).filter(|&i| mask >> i & 1 == 1).collect();
+    let mut best: Option<([f64; M], f64)> = None;
+    for mask in 1u32..(1 << M) {
+        let cols: Vec<usize> = (0..M).filter(|&i| mask >> i & 1 == 1).collect();
         let Some(x) = least_squares(&rows, &cols) else {
             continue;
         };
         if x.iter().any(|&v| v < 0.0) {
             continue;
         }
-        let mut c = [0.0; N];
+        let mut c = [0.0; M];
         for (&i, &v) in cols.iter().zip(&x) {
             c[i] = v;
         }
@@ -119,13 +130,12 @@ pub fn fit(samples: &[Sample]) -> Result<Fit, FitError> {
             best = Some((c, r));
         }
     }
-    best.map(|(coefficients, _)| Fit { coefficients })
-        .ok_or(FitError::NoFit)
+    best.map(|(c, _)| c)
 }
 
 /// Least squares of `rows * x = 1` over columns `cols`, by the normal equations with partial
 /// pivoting; `None` if they are singular.
-fn least_squares(rows: &[[f64; N]], cols: &[usize]) -> Option<Vec<f64>> {
+fn least_squares<const M: usize>(rows: &[[f64; M]], cols: &[usize]) -> Option<Vec<f64>> {
     let n = cols.len();
     // Augmented normal equations [A^T A | A^T 1].
     let mut m = vec![vec![0.0; n + 1]; n];

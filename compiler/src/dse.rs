@@ -77,6 +77,19 @@ pub struct Device {
     /// Empty: no such limit.
     #[serde(default)]
     pub size_clock: Vec<SizeClockPoint>,
+    /// Standard-cell library of an ASIC device (`osu018`; family `asic`): candidates are
+    /// costed in cell area ([`crate::asic_area`]) and have no LUT or block RAM limit.
+    #[serde(default)]
+    pub tech: Option<String>,
+    /// The largest cell area (um^2) a candidate may have to count as fitting (ASIC devices;
+    /// `None`: any area).
+    #[serde(default)]
+    pub max_area_um2: Option<f64>,
+    /// MHz times PEs: a design whose widest layer has `pe` PEs runs at most at
+    /// `pe_clock_mhz / pe` (measured on standard cells, where control registers drive every
+    /// PE's logic through one unbuffered net; `None`: no such limit).
+    #[serde(default)]
+    pub pe_clock_mhz: Option<f64>,
 }
 
 /// The device files, embedded (`compiler/devices/*.toml`).
@@ -88,6 +101,18 @@ const DEVICE_FILES: &[(&str, &str)] = &[
     ),
     ("ecp5-25k.toml", include_str!("../devices/ecp5-25k.toml")),
     ("ecp5-85k.toml", include_str!("../devices/ecp5-85k.toml")),
+    (
+        "asic-osu018.toml",
+        include_str!("../devices/asic-osu018.toml"),
+    ),
+    (
+        "asic-osu035.toml",
+        include_str!("../devices/asic-osu035.toml"),
+    ),
+    (
+        "asic-osu050.toml",
+        include_str!("../devices/asic-osu050.toml"),
+    ),
 ];
 
 /// Every known device, in file order.
@@ -131,6 +156,23 @@ pub struct SizeClockPoint {
 }
 
 impl Device {
+    /// The area model of an ASIC device's library (`None` for an FPGA).
+    pub fn area_model(&self) -> Option<&'static crate::asic_area::AreaModel> {
+        self.tech.as_deref().and_then(crate::asic_area::model)
+    }
+
+    /// [`Device::clock_mhz`]'s clock for a design whose widest layer has `max_pe` PEs,
+    /// limited by [`Device::pe_clock_mhz`].
+    pub fn clock_with_pes(&self, mhz: f64, max_pe: usize) -> f64 {
+        self.pe_clock_mhz
+            .map_or(mhz, |c| mhz.min(c / max_pe.max(1) as f64))
+    }
+
+    /// Whether candidates are costed in cell area rather than LUTs.
+    pub fn is_asic(&self) -> bool {
+        self.family == Family::Asic
+    }
+
     /// The clock a design whose slowest popcount stage has `stage_levels` logic levels, with
     /// `luts` estimated LUTs and `brams` block RAMs, is expected to reach: the slowest of the
     /// measured clock for its depth ([`Device::clock`]) and of those for its size
@@ -151,13 +193,19 @@ impl Device {
         by_depth.min(by_size)
     }
 
-    /// Whether a design of estimate `e` fits: logic cells (LUTs plus the flip-flops that need
-    /// a cell of their own), flip-flops and RAM blocks.
-    pub fn fits(&self, e: &Estimate) -> bool {
-        self.family.costs().logic_cells(e.luts, e.ffs) <= self.luts
-            && e.ffs <= self.ffs
-            && e.brams <= self.brams
-            && e.sprams <= self.sprams
+    /// Whether a design of estimate `e` (and cell area, on a standard-cell device) fits: on an
+    /// FPGA logic cells (LUTs plus the flip-flops that need a cell of their own), flip-flops
+    /// and RAM blocks; on standard cells the area limit, if any.
+    pub fn fits(&self, e: &Estimate, area_um2: Option<f64>) -> bool {
+        match area_um2 {
+            Some(area) => self.max_area_um2.is_none_or(|max| area <= max),
+            None => {
+                self.family.costs().logic_cells(e.luts, e.ffs) <= self.luts
+                    && e.ffs <= self.ffs
+                    && e.brams <= self.brams
+                    && e.sprams <= self.sprams
+            }
+        }
     }
 
     /// The weight placement that fits this device: ROMs, with the largest moved into loaded
@@ -215,6 +263,8 @@ pub struct Candidate {
     pub latency_cycles: u64,
     /// Summed block estimates for the device's family.
     pub estimate: Estimate,
+    /// Estimated cell area, um^2 (ASIC devices only).
+    pub area_um2: Option<f64>,
     /// The clock expected for it on the device ([`Device::clock_mhz`]).
     pub clock_mhz: f64,
     /// Clock / cycles per frame.
@@ -236,6 +286,21 @@ impl Candidate {
     /// Frames/s per LUT, the efficiency figure (`frames_per_second / luts`).
     pub fn frames_per_second_per_lut(&self) -> f64 {
         self.frames_per_second / self.estimate.luts.max(1) as f64
+    }
+
+    /// What the front trades against frames/s: cell area in um^2 (rounded) on an ASIC
+    /// device, estimated LUTs on an FPGA.
+    pub fn cost(&self) -> u64 {
+        match self.area_um2 {
+            Some(a) => a.round() as u64,
+            None => self.estimate.luts,
+        }
+    }
+
+    /// Frames/s per mm^2 of cell area (ASIC devices; 0 without an area).
+    pub fn frames_per_second_per_mm2(&self) -> f64 {
+        self.area_um2
+            .map_or(0.0, |a| self.frames_per_second / (a / 1e6).max(1e-12))
     }
 
     /// The folding as pixels per beat (if more than one) and `pe x simd` per layer
@@ -301,7 +366,7 @@ impl Exploration {
                 let (x, y) = (&self.candidates[a], &self.candidates[b]);
                 y.frames_per_second
                     .total_cmp(&x.frames_per_second)
-                    .then(x.estimate.luts.cmp(&y.estimate.luts))
+                    .then(x.cost().cmp(&y.cost()))
             })
     }
 
@@ -319,24 +384,36 @@ impl Exploration {
     /// simulating the design. The front stays as the estimates without FIFOs ranked it.
     pub fn add_fifos(&mut self, i: usize, sized: &Design) {
         let family = self.device.family;
-        let fifos = sized
+        let blocks: Vec<&dyn Block> = sized
             .stages
             .iter()
             .filter(|s| matches!(s, Stage::Fifo(_)))
-            .fold(Estimate::default(), |e, s| {
-                e + s.block().estimate_for(family)
-            });
+            .map(Stage::block)
+            .collect();
+        let fifos = blocks
+            .iter()
+            .fold(Estimate::default(), |e, b| e + b.estimate_for(family));
+        let area_model = self.device.area_model();
         let c = &mut self.candidates[i];
         if c.fifos.is_some() {
             return;
         }
         c.fifos = Some(fifos);
         c.estimate = c.estimate + fifos;
-        c.clock_mhz = self
-            .device
-            .clock_mhz(c.logic_levels, c.estimate.luts, c.estimate.brams);
+        if let (Some(area), Some(m)) = (c.area_um2.as_mut(), area_model) {
+            *area += blocks
+                .iter()
+                .map(|b| m.area_um2(&crate::asic_area::block_features(*b)))
+                .sum::<f64>();
+        }
+        let max_pe = c.folds.iter().map(|f| f.pe).max().unwrap_or(1);
+        c.clock_mhz = self.device.clock_with_pes(
+            self.device
+                .clock_mhz(c.logic_levels, c.estimate.luts, c.estimate.brams),
+            max_pe,
+        );
         c.frames_per_second = c.clock_mhz * 1e6 / c.cycles_per_frame as f64;
-        c.fits = self.device.fits(&c.estimate);
+        c.fits = self.device.fits(&c.estimate, c.area_um2);
     }
 
     /// The compiled design of candidate `i`.
@@ -376,6 +453,8 @@ struct LayerCost {
     weight_brams: u64,
     /// Large RAM blocks the weights take loaded (`None`: the family has none).
     rams: Option<u64>,
+    /// Cell-area features ([`crate::asic_area`]; zero on an FPGA).
+    area: [f64; crate::asic_area::N],
 }
 
 /// The candidate foldings of a lowered design (see the module documentation), deduplicated,
@@ -537,6 +616,11 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
                 l.chunk_interval = interval;
                 l.out_chunk = out_chunk;
                 let rom = l.estimate_for(family);
+                let area = if family == Family::Asic {
+                    crate::asic_area::block_features(&l)
+                } else {
+                    [0.0; crate::asic_area::N]
+                };
                 let (weight_brams, rams) = l.weight_blocks(family);
                 if let Some(m) = l.memory.as_mut() {
                     m.loaded = true;
@@ -548,6 +632,7 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
                     loaded: l.estimate_for(family),
                     weight_brams,
                     rams,
+                    area,
                 }
             })
     };
@@ -611,6 +696,7 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
         let fixed = others
             .iter()
             .fold(a.estimate_for(family), |e, b| e + b.estimate_for(family));
+
         let mut costs: Vec<LayerCost> = file
             .layers
             .iter()
@@ -657,6 +743,14 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
             .iter()
             .zip(&load)
             .fold(fixed, |e, (c, &l)| e + if l { c.loaded } else { c.rom });
+        let area_um2 = device.area_model().map(|m| {
+            let f = others
+                .iter()
+                .map(|b| crate::asic_area::block_features(*b))
+                .chain(costs.iter().map(|c| c.area))
+                .fold(crate::asic_area::block_features(&a), crate::asic_area::add);
+            m.area_um2(&f)
+        });
         let load_weights: Vec<usize> = (0..load.len())
             .filter(|&i| load[i])
             .map(|i| i + 1)
@@ -672,9 +766,10 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
             })
             .max()
             .unwrap_or(0);
-        let clock_mhz = device.clock_mhz(depth, e.luts, e.brams);
+        let max_pe = file.layers.iter().map(|f| f.pe).max().unwrap_or(1);
+        let clock_mhz = device.clock_with_pes(device.clock_mhz(depth, e.luts, e.brams), max_pe);
         let fps = clock_mhz * 1e6 / cycles as f64;
-        let fits = device.fits(&e);
+        let fits = device.fits(&e, area_um2);
         candidates.push(Candidate {
             pixels_per_beat: file.pixels_per_beat,
             load_weights,
@@ -688,6 +783,7 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
             cycles_per_frame: cycles,
             latency_cycles: latency,
             estimate: e,
+            area_um2,
             clock_mhz,
             frames_per_second: fps,
             fits,
@@ -698,7 +794,7 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
     }
     let points: Vec<(f64, u64)> = candidates
         .iter()
-        .map(|c| (c.frames_per_second, c.estimate.luts))
+        .map(|c| (c.frames_per_second, c.cost()))
         .collect();
     for (c, p) in candidates.iter_mut().zip(pareto(&points)) {
         c.pareto = p;
@@ -722,14 +818,20 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
 /// Per-candidate columns of `dse.csv`.
 pub const CSV_HEADER: &str = "id,folding,origin,cycles_per_frame,latency_cycles,clock_mhz,frames_per_second,est_luts,est_ffs,memory_bits,brams,sprams,frames_per_second_per_lut,fits,pareto";
 
+/// Columns `dse.csv` adds after [`CSV_HEADER`] for an ASIC device.
+pub const CSV_ASIC_COLUMNS: &str = ",tech,area_um2,frames_per_second_per_mm2";
+
 /// `dse.csv`: one row per candidate.
 pub fn csv(x: &Exploration) -> String {
     let mut s = String::from(CSV_HEADER);
+    if x.device.is_asic() {
+        s.push_str(CSV_ASIC_COLUMNS);
+    }
     s.push('\n');
     for (i, c) in x.candidates.iter().enumerate() {
         let _ = writeln!(
             s,
-            "{i},{},{},{},{},{},{:.1},{},{},{},{},{},{:.3},{},{}",
+            "{i},{},{},{},{},{},{:.1},{},{},{},{},{},{:.3},{},{}{}",
             c.fold_label(),
             match c.origin {
                 Origin::Balanced => "balanced",
@@ -747,7 +849,15 @@ pub fn csv(x: &Exploration) -> String {
             c.estimate.sprams,
             c.frames_per_second_per_lut(),
             c.fits,
-            c.pareto
+            c.pareto,
+            match c.area_um2 {
+                Some(a) => format!(
+                    ",{},{a:.0},{:.1}",
+                    x.device.tech.as_deref().unwrap_or_default(),
+                    c.frames_per_second_per_mm2()
+                ),
+                None => String::new(),
+            }
         );
     }
     s
@@ -756,7 +866,7 @@ pub fn csv(x: &Exploration) -> String {
 /// One candidate as JSON (with its index).
 pub fn candidate_json(x: &Exploration, i: usize) -> serde_json::Value {
     let c = &x.candidates[i];
-    json!({
+    let mut v = json!({
         "id": i,
         "folding": c.fold_label(),
         "pixels_per_beat": c.pixels_per_beat,
@@ -780,7 +890,12 @@ pub fn candidate_json(x: &Exploration, i: usize) -> serde_json::Value {
         "fifo_brams": c.fifos.map(|f| f.brams),
         "fits": c.fits,
         "pareto": c.pareto,
-    })
+    });
+    if let Some(a) = c.area_um2 {
+        v["area_um2"] = json!(a);
+        v["frames_per_second_per_mm2"] = json!(c.frames_per_second_per_mm2());
+    }
+    v
 }
 
 /// `dse.json`: the device, every candidate, the front (indices, fastest first) and the best
@@ -801,7 +916,14 @@ pub fn svg(x: &Exploration) -> String {
     let (w, h) = (760.0, 520.0);
     let (left, right, top, bottom) = (80.0, 30.0, 40.0, 60.0);
     let cs = &x.candidates;
-    let lut_of = |c: &Candidate| c.estimate.luts.max(1) as f64;
+    let asic = x.device.is_asic();
+    let lut_of = |c: &Candidate| c.cost().max(1) as f64;
+    // The capacity line: the device's LUTs, or an ASIC's area limit if it has one.
+    let capacity = if asic {
+        x.device.max_area_um2
+    } else {
+        Some(x.device.luts as f64)
+    };
     let decade = |v: f64, up: bool| {
         let l = v.log10();
         10f64.powf(if up { l.ceil() } else { l.floor() })
@@ -814,7 +936,7 @@ pub fn svg(x: &Exploration) -> String {
         y0 = y0.min(c.frames_per_second);
         y1 = y1.max(c.frames_per_second);
     }
-    x1 = x1.max(x.device.luts as f64);
+    x1 = x1.max(capacity.unwrap_or(0.0));
     if cs.is_empty() {
         (x0, y0, y1) = (1.0, 1.0, 10.0);
     }
@@ -884,9 +1006,14 @@ pub fn svg(x: &Exploration) -> String {
     }
     let _ = writeln!(
         s,
-        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">estimated LUT4s (log)</text>",
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{} (log)</text>",
         (pl + pr) / 2.0,
-        h - 18.0
+        h - 18.0,
+        if asic {
+            "estimated cell area, um^2"
+        } else {
+            "estimated LUT4s"
+        }
     );
     let _ = writeln!(
         s,
@@ -895,18 +1022,24 @@ pub fn svg(x: &Exploration) -> String {
         (pt + pb) / 2.0
     );
     // Device capacity.
-    let cap = px(x.device.luts as f64);
-    let _ = writeln!(
-        s,
-        "<line x1=\"{cap:.1}\" y1=\"{pt}\" x2=\"{cap:.1}\" y2=\"{pb}\" stroke=\"#c00\" stroke-dasharray=\"6 4\"/>"
-    );
-    let _ = writeln!(
-        s,
-        "<text x=\"{:.1}\" y=\"{}\" fill=\"#c00\" text-anchor=\"end\">{} LUTs</text>",
-        cap - 4.0,
-        pt + 14.0,
-        x.device.luts
-    );
+    if let Some(limit) = capacity {
+        let cap = px(limit);
+        let _ = writeln!(
+            s,
+            "<line x1=\"{cap:.1}\" y1=\"{pt}\" x2=\"{cap:.1}\" y2=\"{pb}\" stroke=\"#c00\" stroke-dasharray=\"6 4\"/>"
+        );
+        let _ = writeln!(
+            s,
+            "<text x=\"{:.1}\" y=\"{}\" fill=\"#c00\" text-anchor=\"end\">{}</text>",
+            cap - 4.0,
+            pt + 14.0,
+            if asic {
+                format!("{limit:.0} um^2")
+            } else {
+                format!("{} LUTs", x.device.luts)
+            }
+        );
+    }
     // Points: fitting as blue dots, not fitting as grey crosses.
     for c in cs.iter().filter(|c| !c.pareto) {
         let (a, b) = (px(lut_of(c)), py(c.frames_per_second));
@@ -944,10 +1077,14 @@ pub fn svg(x: &Exploration) -> String {
         let fill = if c.fits { "#e07000" } else { "white" };
         let _ = writeln!(
             s,
-            "<circle cx=\"{a:.1}\" cy=\"{b:.1}\" r=\"4.5\" fill=\"{fill}\" stroke=\"#e07000\" stroke-width=\"1.5\"><title>{} : {:.0} frames/s, {} LUTs</title></circle>",
+            "<circle cx=\"{a:.1}\" cy=\"{b:.1}\" r=\"4.5\" fill=\"{fill}\" stroke=\"#e07000\" stroke-width=\"1.5\"><title>{} : {:.0} frames/s, {}</title></circle>",
             c.fold_label(),
             c.frames_per_second,
-            c.estimate.luts
+            if asic {
+                format!("{} um^2", c.cost())
+            } else {
+                format!("{} LUTs", c.estimate.luts)
+            }
         );
     }
     // Legend.
@@ -1089,6 +1226,26 @@ mod tests {
                 dev.name
             );
         }
+    }
+
+    #[test]
+    fn asic_devices_cost_area_and_wide_layers_clock_slower() {
+        for tech in ["osu018", "osu035", "osu050"] {
+            let d = device(&format!("asic-{tech}")).unwrap();
+            assert!(d.is_asic() && d.tech.as_deref() == Some(tech));
+            assert_eq!(d.area_model().unwrap().tech, tech);
+            let typical = d.clock_mhz(3, 0, 0);
+            assert_eq!(d.clock_with_pes(typical, 1), typical);
+            // Many PEs: the PE limit; more PEs, never faster.
+            let c64 = d.clock_with_pes(typical, 64);
+            assert!(c64 < typical && c64 < d.clock_with_pes(typical, 32));
+            assert_eq!(c64, d.pe_clock_mhz.unwrap() / 64.0);
+        }
+        // The slower libraries are slower.
+        let mhz = |n: &str| device(n).unwrap().clock_with_pes(1e9, 16);
+        assert!(mhz("asic-osu018") > mhz("asic-osu035") && mhz("asic-osu035") > mhz("asic-osu050"));
+        assert!(!device("up5k").unwrap().is_asic());
+        assert_eq!(device("up5k").unwrap().clock_with_pes(40.0, 64), 40.0);
     }
 
     #[test]

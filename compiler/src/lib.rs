@@ -16,6 +16,7 @@
 //!   `pixels + sum over layers of (layer cycles + 1) + classes` for a dense model; a conv
 //!   model's stages overlap, the sum is a bound, and the simulator measures it.
 
+pub mod asic_area;
 pub mod blocks;
 pub mod calibrate;
 pub mod check;

@@ -48,8 +48,8 @@ fn assert_legal(model: &Model, x: &Exploration) {
 
 fn dominates(a: &dse::Candidate, b: &dse::Candidate) -> bool {
     a.frames_per_second >= b.frames_per_second
-        && a.estimate.luts <= b.estimate.luts
-        && (a.frames_per_second > b.frames_per_second || a.estimate.luts < b.estimate.luts)
+        && a.cost() <= b.cost()
+        && (a.frames_per_second > b.frames_per_second || a.cost() < b.cost())
 }
 
 fn assert_front(x: &Exploration) {
@@ -69,8 +69,7 @@ fn assert_front(x: &Exploration) {
                 x.front.iter().any(|&f| {
                     let f = &x.candidates[f];
                     dominates(f, c)
-                        || (f.frames_per_second == c.frames_per_second
-                            && f.estimate.luts == c.estimate.luts)
+                        || (f.frames_per_second == c.frames_per_second && f.cost() == c.cost())
                 }),
                 "candidate {i} is off the front but nothing on it beats it"
             );

@@ -16,7 +16,9 @@ pub struct Args {
     /// Build directories.
     #[arg(required = true)]
     pub dirs: Vec<PathBuf>,
-    /// FPGA family whose coefficients to fit (`ice40`, `ecp5`).
+    /// FPGA family whose coefficients to fit (`ice40`, `ecp5`), or an ASIC device whose
+    /// cell-area coefficients to fit (`asic-osu018`, `asic-osu035`, `asic-osu050`; the
+    /// directories of `dse --device asic-... --synth`).
     #[arg(long)]
     pub family: String,
     /// Model for directories without model.fcm.
@@ -37,12 +39,20 @@ fn family(name: &str) -> anyhow::Result<Family> {
     match name {
         "ice40" => Ok(Family::Ice40),
         "ecp5" => Ok(Family::Ecp5),
-        _ => bail!("unknown family {name:?}; known families: ice40, ecp5"),
+        _ => bail!(
+            "unknown family {name:?}; known families: ice40, ecp5, and for cell area {}",
+            compiler::dse::devices()
+                .iter()
+                .filter(|d| d.is_asic())
+                .map(|d| d.name.clone())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     }
 }
 
 /// The design a build directory holds, rebuilt from its model and fold.json.
-fn design_of(
+pub(super) fn design_of(
     dir: &Path,
     model: Option<&Path>,
     family: Family,
@@ -125,6 +135,9 @@ fn measure(
 
 /// Runs `flipchip calibrate`.
 pub fn run(a: Args) -> anyhow::Result<()> {
+    if let Some(device) = compiler::dse::device(&a.family).filter(|d| d.is_asic()) {
+        return super::calibrate_asic::run(&a, &device);
+    }
     let fam = family(&a.family)?;
     let n = a.dirs.len();
     let rows = super::parallel(n, if a.synth { 2 } else { 1 }, |j| {

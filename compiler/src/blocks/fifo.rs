@@ -88,8 +88,9 @@ impl Block for Fifo {
 
     fn estimate_for(&self, family: Family) -> Estimate {
         let brams = self.brams(family);
-        let ram_ffs = if brams == 0 && family == Family::Ice40 {
-            // iCE40 has no LUT RAM: a RAM outside block RAM is flip-flops.
+        let ram_ffs = if brams == 0 && matches!(family, Family::Ice40 | Family::Asic) {
+            // iCE40 has no LUT RAM, standard cells no RAM at all: a RAM outside block RAM is
+            // flip-flops.
             (self.depth * self.width) as u64
         } else {
             0

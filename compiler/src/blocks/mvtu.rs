@@ -494,7 +494,13 @@ impl Block for Mvtu {
                         0
                     }
                     + 2 * u64::from(bits_for(ram_depth - 1))
-                    + 3,
+                    + 3
+                    // Standard cells have no RAM: the buffer itself is flip-flops.
+                    + if family == Family::Asic {
+                        ram_depth * ram_width
+                    } else {
+                        0
+                    },
                 ram_depth * ram_width,
                 c.bram_blocks(ram_depth, ram_width),
             )

@@ -78,7 +78,7 @@ const ECP5_DPR16X4_COST: u64 = 4;
 /// Yosys 0.23: iCE40 28 x 64 -> 4 `SB_RAM40_4K`, 5 x 6 -> flip-flops; ECP5 5 x 6 -> 2, 28 x 64
 /// and 32 x 64 -> 32, 48 x 64 -> 48 `TRELLIS_DPR16X4`, 64 x 64 -> 2 `DP16KD`.
 pub fn line_buffer_placement(family: Family, depth: u64, width: u64) -> RamPlacement {
-    if depth <= 1 || width == 0 {
+    if depth <= 1 || width == 0 || family == Family::Asic {
         return RamPlacement::Logic;
     }
     let c = family.costs();

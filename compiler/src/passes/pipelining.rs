@@ -49,6 +49,15 @@ pub fn level_timing(family: Family) -> LevelTiming {
             level_ns: 2.0,
             ram_read_ns: 8.5,
         },
+        // OSU018 standard cells before layout: a few-bit ripple adder level in about a
+        // nanosecond and a bit; no block RAM to wait for (ROMs are logic, RAMs flip-flops).
+        // The slower OSU035/050 libraries keep the same stage depth and run at their own,
+        // measured clock (`compiler/devices/asic-*.toml`).
+        Family::Asic => LevelTiming {
+            fixed_ns: 2.5,
+            level_ns: 1.2,
+            ram_read_ns: 0.0,
+        },
     }
 }
 
@@ -58,6 +67,7 @@ pub fn default_clock_mhz(family: Family) -> f64 {
     match family {
         Family::Ice40 => 40.0,
         Family::Ecp5 => 125.0,
+        Family::Asic => 150.0,
     }
 }
 
