@@ -849,6 +849,7 @@ fn augmentation_changes_training_reproducibly_and_rejects_bad_variants() {
     // The same variants whatever the thread count, different weights from plain training,
     // and the model file says how it was trained.
     assert_eq!(read("a.fcm"), read("b.fcm"));
+    assert_eq!(a["val_accuracy"], b["val_accuracy"]);
     assert_ne!(read("a.fcm"), read("plain.fcm"));
     assert!(read("a.fcm").contains("meta augment \"shift:1\""));
     assert!(a["accuracy"].as_f64().unwrap() > 0.7, "{a}");
