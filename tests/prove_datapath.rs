@@ -72,6 +72,21 @@ fn flip_weight_bit(file: &Path, word: usize) {
     std::fs::write(file, out.join("\n") + "\n").unwrap();
 }
 
+/// `flipchip prove --datapath` on `build`. The budget covers the proof and, for a refuted one,
+/// the bounded check that writes its trace; generous, because other jobs may share the
+/// machine's cores.
+fn prove(build: &Path) -> std::process::Output {
+    flipchip(&[
+        "prove",
+        "--build",
+        s(build),
+        "--datapath",
+        "--timeout",
+        "300",
+        "--json",
+    ])
+}
+
 fn rows(report: &serde_json::Value) -> &Vec<serde_json::Value> {
     report["datapath"].as_array().unwrap()
 }
@@ -83,19 +98,6 @@ fn each_layer_and_the_network_prove_and_a_flipped_weight_fails_with_a_trace() {
     if !provers_present() {
         return;
     }
-    // The budget covers the proof and, for a refuted one, the bounded check that writes its
-    // trace; generous, because other jobs may share the machine's cores.
-    let prove = |build: &Path| {
-        flipchip(&[
-            "prove",
-            "--build",
-            s(build),
-            "--datapath",
-            "--timeout",
-            "300",
-            "--json",
-        ])
-    };
     let out = prove(&build);
     assert!(out.status.success(), "{}", stderr(&out));
     let report = last_json(&out);
@@ -161,19 +163,6 @@ fn layers_that_add_over_several_chunks_prove_through_the_chunked_specification()
     if !provers_present() {
         return;
     }
-    // The budget covers the proof and, for a refuted one, the bounded check that writes its
-    // trace; generous, because other jobs may share the machine's cores.
-    let prove = |build: &Path| {
-        flipchip(&[
-            "prove",
-            "--build",
-            s(build),
-            "--datapath",
-            "--timeout",
-            "300",
-            "--json",
-        ])
-    };
     let out = prove(&build);
     assert!(out.status.success(), "{}", stderr(&out));
     let report = last_json(&out);
