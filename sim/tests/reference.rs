@@ -79,25 +79,7 @@ fn sim_matches_reference_with_vector_ram() {
         let design = compiler::compile(&model, &FoldSpec::Manual(fold.clone()))
             .unwrap_or_else(|e| panic!("case {case}: {e}"));
         assert!(design.mvtus().any(|l| l.input_ram() && l.index > 1));
-        let frames = rng.range(1, 5) as usize;
-        let px = random_pixels(&mut rng, &model, frames);
-        let stim = Stimulus {
-            seed: rng.next_u64(),
-            bubble_pct: rng.range(0, 50) as u32,
-            stall_pct: rng.range(0, 50) as u32,
-        };
-        let run = sim::run(&design, &px, stim, 1_000_000, None).unwrap();
-        let slow = sim::run(&design, &px, stim, 1_000_000, Some(&mut std::io::sink())).unwrap();
-        assert_eq!(run.trace, slow.trace, "case {case}");
-        assert_eq!(run.trace.outputs.len(), frames);
-        let n = model.input.pixels();
-        for (f, out) in run.trace.outputs.iter().enumerate() {
-            let want: Vec<i64> = flip::reference::binary_scores(&model, &px[f * n..][..n])
-                .into_iter()
-                .map(i64::from)
-                .collect();
-            assert_eq!(out.scores, want, "case {case} frame {f}: {fold:?}");
-        }
+        check_random_frames(&mut rng, case, &model, &design, 5, 50);
     }
 }
 
@@ -114,25 +96,7 @@ fn sim_matches_reference_with_wide_and_packed_input() {
         let design = compiler::compile(&model, &FoldSpec::Manual(fold.clone()))
             .unwrap_or_else(|e| panic!("case {case}: {e}"));
         assert_eq!(design.input().pixels_per_beat, fold.pixels_per_beat);
-        let frames = rng.range(1, 4) as usize;
-        let px = random_pixels(&mut rng, &model, frames);
-        let stim = Stimulus {
-            seed: rng.next_u64(),
-            bubble_pct: rng.range(0, 50) as u32,
-            stall_pct: rng.range(0, 50) as u32,
-        };
-        let run = sim::run(&design, &px, stim, 1_000_000, None).unwrap();
-        let slow = sim::run(&design, &px, stim, 1_000_000, Some(&mut std::io::sink())).unwrap();
-        assert_eq!(run.trace, slow.trace, "case {case}");
-        assert_eq!(run.trace.outputs.len(), frames);
-        let n = model.input.pixels();
-        for (f, out) in run.trace.outputs.iter().enumerate() {
-            let want: Vec<i64> = flip::reference::binary_scores(&model, &px[f * n..][..n])
-                .into_iter()
-                .map(i64::from)
-                .collect();
-            assert_eq!(out.scores, want, "case {case} frame {f}: {fold:?}");
-        }
+        check_random_frames(&mut rng, case, &model, &design, 4, 50);
     }
     assert!((30..90).contains(&packed), "{packed} packed cases");
 }
@@ -271,5 +235,54 @@ fn sim_matches_reference_on_random_conv_networks() {
                 "case {case} frame {f}: class"
             );
         }
+    }
+}
+
+/// Streams 1 to `max_frames - 1` random frames through `design` under up to `max_pct`% bubbles
+/// and stalls, once skipping quiet stretches and once writing a waveform (which turns the
+/// skipping off): both runs must agree exactly, and every result must carry the reference's
+/// scores and class.
+fn check_random_frames(
+    rng: &mut Rng,
+    case: usize,
+    model: &flip::model::Model,
+    design: &compiler::ir::Design,
+    max_frames: u64,
+    max_pct: u64,
+) {
+    let frames = rng.range(1, max_frames) as usize;
+    let pixels_in = random_pixels(rng, model, frames);
+    let stim = Stimulus {
+        seed: rng.next_u64(),
+        bubble_pct: rng.range(0, max_pct) as u32,
+        stall_pct: rng.range(0, max_pct) as u32,
+    };
+    let run = sim::run(design, &pixels_in, stim, 10_000_000, None)
+        .unwrap_or_else(|e| panic!("case {case} {}: {e}", design.model));
+    let slow = sim::run(
+        design,
+        &pixels_in,
+        stim,
+        10_000_000,
+        Some(&mut std::io::sink()),
+    )
+    .unwrap();
+    assert_eq!(run.trace, slow.trace, "case {case}: skipping is exact");
+    assert_eq!(run.stages, slow.stages, "case {case}");
+    assert_eq!(run.input_waits, slow.input_waits, "case {case}");
+    assert_eq!(run.frame_starts, slow.frame_starts, "case {case}");
+    assert_eq!(run.trace.outputs.len(), frames, "case {case}");
+    let n = model.input.pixels();
+    for (f, out) in run.trace.outputs.iter().enumerate() {
+        let want: Vec<i64> = flip::reference::binary_scores(model, &pixels_in[f * n..][..n])
+            .into_iter()
+            .map(i64::from)
+            .collect();
+        assert_eq!(
+            out.scores, want,
+            "case {case} frame {f}: {} {stim:?}",
+            design.model
+        );
+        assert_eq!(out.class as usize, flip::reference::argmax(&want));
     }
 }
