@@ -87,6 +87,19 @@ fn prove(build: &Path) -> std::process::Output {
     ])
 }
 
+/// The report of a datapath proof of `build` that must fail at layer 2's unit, and say so
+/// without a panic.
+fn prove_fails_at_layer_2(build: &Path) -> serde_json::Value {
+    let out = prove(build);
+    assert!(!out.status.success(), "the broken design was proven");
+    let err = stderr(&out);
+    assert!(
+        err.contains("l2_equiv: failed") && !err.contains("panicked"),
+        "{err}"
+    );
+    last_json(&out)
+}
+
 fn rows(report: &serde_json::Value) -> &Vec<serde_json::Value> {
     report["datapath"].as_array().unwrap()
 }
@@ -125,14 +138,7 @@ fn each_layer_and_the_network_prove_and_a_flipped_weight_fails_with_a_trace() {
 
     // One weight of the scores layer flipped: some input changes that class's score.
     flip_weight_bit(&build.join("l2_mvtu.v"), 0);
-    let out = prove(&build);
-    assert!(!out.status.success(), "the broken design was proven");
-    let err = stderr(&out);
-    assert!(
-        err.contains("l2_equiv: failed") && !err.contains("panicked"),
-        "{err}"
-    );
-    let report = last_json(&out);
+    let report = prove_fails_at_layer_2(&build);
     let r = comparing(&report, "design=chunked");
     assert_eq!(r[0]["status"], "proven", "{report}");
     for row in &r[1..] {
@@ -189,14 +195,7 @@ fn layers_that_add_over_several_chunks_prove_through_the_chunked_specification()
     // Class 0's weight on layer 2's input 2, in its second chunk (ROM word 1 = neuron group 0,
     // chunk 1), flipped: the unit no longer computes the chunked sums, the lemmas still hold.
     flip_weight_bit(&build.join("l2_mvtu.v"), 1);
-    let out = prove(&build);
-    assert!(!out.status.success(), "the broken design was proven");
-    let err = stderr(&out);
-    assert!(
-        err.contains("l2_equiv: failed") && !err.contains("panicked"),
-        "{err}"
-    );
-    let report = last_json(&out);
+    let report = prove_fails_at_layer_2(&build);
     for row in comparing(&report, "chunked=flat") {
         assert_eq!(row["status"], "proven", "{report}");
     }
