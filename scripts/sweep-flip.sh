@@ -10,6 +10,7 @@
 #                                          other input encodings (SEEDS 1,2,3)
 #   scripts/sweep-flip.sh fmnist-augment   training images mirrored and/or shifted by a pixel
 #                                          (`--augment`; + joins variants), SEEDS 1,2,3
+#   scripts/sweep-flip.sh fmnist-decay     fixed accumulator decays against decay=auto, SEEDS 1,2,3
 #   scripts/sweep-flip.sh fmnist-binaryconnect|fmnist-bop   the baselines' defaults
 #   scripts/sweep-flip.sh digits [SEEDS]   the embedded digits with `flipchip train`'s defaults
 #   scripts/sweep-flip.sh fmnist-conv-subset [SEEDS]   the CNN c32-c32-p-c64-c64-p-256-10 on
@@ -71,6 +72,11 @@ case "$which" in
   fmnist-augment)
     base=(--data /usr/share/datasets/fashion-mnist --arch 784-256-256-10 --epochs 10)
     grid=("augment=none augment=hflip augment=shift:1 augment=hflip+shift:1")
+    ;;
+  fmnist-decay)
+    # A fixed accumulator decay against BOLD's rule (decay=auto, the default).
+    base=(--data /usr/share/datasets/fashion-mnist --arch 784-256-256-10 --epochs 10)
+    grid=("decay=0.9 decay=0.97 decay=1")
     ;;
   fmnist-binaryconnect)
     # The baselines' defaults, the same way (their learning rates and the batch).
