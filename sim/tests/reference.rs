@@ -197,44 +197,7 @@ fn sim_matches_reference_on_random_conv_networks() {
             let fifos = compiler::random::random_fifos(&mut rng, &design);
             Fifos(fifos).run(&mut design).unwrap();
         }
-        let frames = rng.range(1, 4) as usize;
-        let pixels_in = random_pixels(&mut rng, &model, frames);
-        let stim = Stimulus {
-            seed: rng.next_u64(),
-            bubble_pct: rng.range(0, 60) as u32,
-            stall_pct: rng.range(0, 60) as u32,
-        };
-        let run = sim::run(&design, &pixels_in, stim, 10_000_000, None)
-            .unwrap_or_else(|e| panic!("case {case} {}: {e}", design.model));
-        let slow = sim::run(
-            &design,
-            &pixels_in,
-            stim,
-            10_000_000,
-            Some(&mut std::io::sink()),
-        )
-        .unwrap();
-        assert_eq!(run.trace, slow.trace, "case {case}: skipping is exact");
-        assert_eq!(run.stages, slow.stages, "case {case}");
-        assert_eq!(run.input_waits, slow.input_waits, "case {case}");
-        assert_eq!(run.trace.outputs.len(), frames, "case {case}");
-        for (f, out) in run.trace.outputs.iter().enumerate() {
-            let img = &pixels_in[f * model.input.pixels()..][..model.input.pixels()];
-            let want: Vec<i64> = flip::reference::binary_scores(&model, img)
-                .into_iter()
-                .map(i64::from)
-                .collect();
-            assert_eq!(
-                out.scores, want,
-                "case {case} {} frame {f}: scores",
-                design.model
-            );
-            assert_eq!(
-                out.class as usize,
-                flip::reference::argmax(&want),
-                "case {case} frame {f}: class"
-            );
-        }
+        check_random_frames(&mut rng, case, &model, &design, 4, 60);
     }
 }
 

@@ -78,6 +78,9 @@ use super::{
 };
 use crate::ir::{bits_for, Mvtu, MvtuActivation};
 
+mod datapath;
+use datapath::Datapath;
+
 /// `{{(to-from){1'b0}}, expr}`, or `expr` if no padding is needed.
 fn zext(expr: &str, from: u32, to: u32) -> String {
     if to > from {
@@ -1163,16 +1166,20 @@ impl Block for Mvtu {
                 "if ({n}_v{depth} && {n}_cgroup) {n}_res <= {shifted};\n"
             ));
         }
-        // The output register and the queue behind it.
+        // The output register and the queue behind it; a chunked result rotates its next chunk
+        // into the low bits as each one is handed on.
+        let rotate = chunked.then(|| {
+            format!(
+                "else if ({n}_ofire) {ob} <= {{{ob}[{}:0], {ob}[{}:{}]}};\n",
+                self.out_chunk - 1,
+                out_w - 1,
+                self.out_chunk
+            )
+        });
         if qn == 0 {
             dp.push_str(&format!("if ({n}_push) {ob} <= {n}_result;\n"));
-            if chunked {
-                dp.push_str(&format!(
-                    "else if ({n}_ofire) {ob} <= {{{ob}[{}:0], {ob}[{}:{}]}};\n",
-                    self.out_chunk - 1,
-                    out_w - 1,
-                    self.out_chunk
-                ));
+            if let Some(r) = &rotate {
+                dp.push_str(r);
             }
         } else {
             let qaw = bits_for(qn as u64 - 1);
@@ -1211,13 +1218,8 @@ impl Block for Mvtu {
             dp.push_str(&format!(
                 "if ({n}_take) {ob} <= {head};\nelse if ({n}_direct) {ob} <= {n}_result;\n"
             ));
-            if chunked {
-                dp.push_str(&format!(
-                    "else if ({n}_ofire) {ob} <= {{{ob}[{}:0], {ob}[{}:{}]}};\n",
-                    self.out_chunk - 1,
-                    out_w - 1,
-                    self.out_chunk
-                ));
+            if let Some(r) = &rotate {
+                dp.push_str(r);
             }
             dp.push_str(&format!("if ({n}_enq) {tail} <= {n}_result;\n"));
         }
@@ -1532,19 +1534,23 @@ impl Block for Mvtu {
             Beat::Bits(vec![0; words_for(self.outputs)])
         };
         StageModel::Mvtu(MvtuModel {
-            pe: self.pe,
-            simd: self.simd,
-            nf_n: self.neuron_folds(),
-            sf_n: self.synapse_folds(),
-            p_n: self.planes,
+            dp: Datapath::new(
+                (
+                    self.pe,
+                    self.simd,
+                    self.neuron_folds(),
+                    self.synapse_folds(),
+                    self.planes,
+                ),
+                plane_words,
+                lanes,
+                threshold,
+                invert,
+                bias,
+                scale,
+                self.is_scores(),
+            ),
             steps: self.steps(),
-            plane_words,
-            wps,
-            lanes,
-            threshold,
-            invert,
-            bias,
-            scale,
             depth: self.depth(),
             cap: self.capacity(),
             busy: false,
@@ -1554,8 +1560,6 @@ impl Block for Mvtu {
             wsf: 0,
             input: vec![0; plane_words * self.planes],
             step: 0,
-            acc: vec![0; self.pe],
-            x: vec![0; wps],
             lasts: 0,
             inflight: VecDeque::new(),
             pending: 0,
@@ -1580,27 +1584,14 @@ impl Block for Mvtu {
 /// schedule (same ROM words, same fold order, same accumulate-and-shift) in one go in the cycle
 /// that issues the last step, and carries the result down the pipeline to stage B.
 pub struct MvtuModel {
-    pe: usize,
-    simd: usize,
-    nf_n: usize,
-    sf_n: usize,
-    p_n: usize,
+    /// The arithmetic, evaluated a whole frame at a time.
+    dp: Datapath,
     /// Steps per frame (`nf_n * p_n * sf_n`).
     steps: usize,
     /// Registers between stage A and stage B.
     depth: usize,
     /// Frames issued and not yet handed on that the output side holds.
     cap: usize,
-    plane_words: usize,
-    /// u64s per lane of a ROM word.
-    wps: usize,
-    /// ROM words split into lanes, each lane aligned to a fresh u64: `[addr][lane][wps]`.
-    lanes: Vec<u64>,
-    threshold: Vec<u32>,
-    invert: Vec<bool>,
-    bias: Vec<i32>,
-    /// Per-class score multipliers (empty: 1).
-    scale: Vec<u32>,
     /// Register mode: stage A holds a frame.
     busy: bool,
     /// The input arrives in chunks into a RAM of two frames (see [`Mvtu::chunk_interval`]).
@@ -1614,10 +1605,6 @@ pub struct MvtuModel {
     input: Vec<u64>,
     /// `(nf * p_n + plane) * sf_n + sf` of the Verilog's counters.
     step: usize,
-    /// Scratch: per-lane accumulators.
-    acc: Vec<u64>,
-    /// Scratch: the input chunk of a step.
-    x: Vec<u64>,
     /// Bit `k`: pipeline register `k + 1` holds a frame's last step.
     lasts: u64,
     /// The results of those frames, oldest first.
@@ -1664,62 +1651,6 @@ impl MvtuModel {
             u64::MAX
         } else {
             (1u64 << self.depth) - 1
-        }
-    }
-
-    /// The whole frame's datapath into `r`, step by step in the Verilog's order: ROM word
-    /// `nf * SF + sf`, input chunk `plane * inputs + sf * simd`, lane popcount shifted by
-    /// `plane` into the accumulator; at each group's end the results go to output neurons
-    /// `nf * pe ..`.
-    fn evaluate(&mut self, r: &mut Beat) {
-        let simd = self.simd as u64;
-        for nf in 0..self.nf_n {
-            self.acc.fill(0);
-            for plane in 0..self.p_n {
-                let chunk = &self.input[plane * self.plane_words..][..self.plane_words];
-                for sf in 0..self.sf_n {
-                    let waddr = nf * self.sf_n + sf;
-                    let rom = &self.lanes[waddr * self.pe * self.wps..][..self.pe * self.wps];
-                    if self.wps == 1 {
-                        // The common case (SIMD <= 64): one word per lane, a loop the compiler
-                        // vectorises.
-                        let x = get_bits(chunk, sf * self.simd, self.simd);
-                        for (a, w) in self.acc.iter_mut().zip(rom) {
-                            *a += (simd - u64::from((w ^ x).count_ones())) << plane;
-                        }
-                    } else {
-                        for (i, x) in self.x.iter_mut().enumerate() {
-                            let n = (self.simd - i * 64).min(64);
-                            *x = get_bits(chunk, sf * self.simd + i * 64, n);
-                        }
-                        for (a, lane) in self.acc.iter_mut().zip(rom.chunks_exact(self.wps)) {
-                            let diff: u32 = lane
-                                .iter()
-                                .zip(&self.x)
-                                .map(|(w, x)| (w ^ x).count_ones())
-                                .sum();
-                            *a += (simd - u64::from(diff)) << plane;
-                        }
-                    }
-                }
-            }
-            let first = nf * self.pe;
-            match r {
-                Beat::Bits(r) => {
-                    for (g, &a) in self.acc.iter().enumerate() {
-                        let n = first + g;
-                        set_bit(r, n, (a >= u64::from(self.threshold[n])) ^ self.invert[n]);
-                    }
-                }
-                Beat::Scores(r) => {
-                    for (g, &a) in self.acc.iter().enumerate() {
-                        let n = first + g;
-                        let m = self.scale.get(n).map_or(1, |&m| i64::from(m));
-                        r[n] = a as i64 * m + i64::from(self.bias[n]);
-                    }
-                }
-                _ => unreachable!("an MVTU result is bits or scores"),
-            }
         }
     }
 
@@ -1853,7 +1784,7 @@ impl CycleModel for MvtuModel {
                     self.filling_spare(old);
                 }
                 let mut r = self.buffer();
-                self.evaluate(&mut r);
+                self.dp.evaluate(&self.input, &mut r);
                 self.inflight.push_back(r);
                 self.lasts |= 1;
                 self.step = 0;
@@ -1872,19 +1803,14 @@ impl CycleModel for MvtuModel {
             };
             if self.chunked {
                 // A beat of the simulator keeps each plane word-aligned (as the adapter's).
-                let beat_words = words_for(self.simd);
-                for k in 0..self.p_n {
-                    let plane = &mut self.filling[k * self.plane_words..][..self.plane_words];
-                    copy_bits(
-                        b,
-                        k * beat_words * 64,
-                        plane,
-                        self.wsf * self.simd,
-                        self.simd,
-                    );
+                let dp = &self.dp;
+                let beat_words = words_for(dp.simd);
+                for k in 0..dp.p_n {
+                    let plane = &mut self.filling[k * dp.plane_words..][..dp.plane_words];
+                    copy_bits(b, k * beat_words * 64, plane, self.wsf * dp.simd, dp.simd);
                 }
                 self.wsf += 1;
-                if self.wsf == self.sf_n {
+                if self.wsf == self.dp.sf_n {
                     self.wsf = 0;
                     let next = self.spare_frame();
                     let full = std::mem::replace(&mut self.filling, next);

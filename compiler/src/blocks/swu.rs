@@ -385,18 +385,41 @@ impl SwuModel {
             let Beat::Bits(out) = &mut self.out else {
                 unreachable!("windows are bit beats")
             };
-            for ky in 0..k {
-                let row = (self.y + 1 - k + ky) % k;
-                for kx in 0..k {
-                    let src = (row * w + self.x + 1 - k + kx) * pw;
-                    for plane in 0..self.spec.planes {
-                        copy_bits(
-                            &self.rows[src + plane * cw..],
-                            0,
-                            &mut out[plane * ww..(plane + 1) * ww],
-                            (ky * k + kx) * c,
-                            c,
-                        );
+            if cw == 1 {
+                // A pixel's plane is one word: OR it into the cleared window, a word or two
+                // per pixel and plane.
+                out.fill(0);
+                let mask = u64::MAX >> (64 - c);
+                for ky in 0..k {
+                    let row = (self.y + 1 - k + ky) % k;
+                    for kx in 0..k {
+                        let src = &self.rows[(row * w + self.x + 1 - k + kx) * pw..][..pw];
+                        let at = (ky * k + kx) * c;
+                        let (i, s) = (at / 64, at % 64);
+                        for (plane, &v) in src.iter().enumerate() {
+                            let v = v & mask;
+                            let o = &mut out[plane * ww..][..ww];
+                            o[i] |= v << s;
+                            if s + c > 64 {
+                                o[i + 1] |= v >> (64 - s);
+                            }
+                        }
+                    }
+                }
+            } else {
+                for ky in 0..k {
+                    let row = (self.y + 1 - k + ky) % k;
+                    for kx in 0..k {
+                        let src = (row * w + self.x + 1 - k + kx) * pw;
+                        for plane in 0..self.spec.planes {
+                            copy_bits(
+                                &self.rows[src + plane * cw..],
+                                0,
+                                &mut out[plane * ww..(plane + 1) * ww],
+                                (ky * k + kx) * c,
+                                c,
+                            );
+                        }
                     }
                 }
             }
