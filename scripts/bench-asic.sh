@@ -3,9 +3,19 @@
 # gate level and laid out on OSU018 (place, route, DRC, LVS, GDS: about half an hour on 2
 # loaded cores), and Fashion-MNIST 784-256-256-10 synthesised, timed and checked on 100 test frames
 # when the dataset is installed, and `dse --device asic-osu018 --synth 7` on two digits models.
-# Prints one line per design with the figures of the README's tables. Usage: scripts/bench-asic.sh [OUT_DIR] [CLOCK_MHZ]
+# Prints one line per design with the figures of the README's tables.
+# Usage: scripts/bench-asic.sh [--fmnist] [OUT_DIR] [CLOCK_MHZ]
+# --fmnist runs only the Fashion-MNIST 784-256-256-10 table instead: the auto design and two
+# front designs of `dse --device asic-osu018` (the smallest area, and the fastest below 4.2 mm^2
+# estimated), each synthesised, timed, checked at gate level on 100 test frames and costed, with
+# the exploration's area estimate and clock model beside the measured figures (hours on 2 cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+fmnist_only=0
+if [ "${1:-}" = "--fmnist" ]; then
+  fmnist_only=1
+  shift
+fi
 out="${1:-target/bench-asic}"
 clock="${2:-100}"
 mkdir -p "$out"
@@ -34,6 +44,55 @@ if l:
           f"{l.get('failed_routes')} failed routes, LVS errors {l.get('lvs_errors')}; layout steps: {times}")
 PY
 }
+
+if [ "$fmnist_only" = 1 ]; then
+  fmnist=/usr/share/datasets/fashion-mnist
+  [ -d "$fmnist" ] || { echo "Fashion-MNIST not installed ($fmnist): scripts/setup.sh installs it" >&2; exit 1; }
+  fo="$out/fmnist"
+  mkdir -p "$fo"
+  model="$fo/fm.fcm"
+  [ -f "$model" ] || "$fc" train --data "$fmnist" --arch 784-256-256-10 --epochs 10 --seed 1 --out "$model" --quiet
+  "$fc" dse "$model" --device asic-osu018 --out "$fo/dse" --json | tail -n 1 > "$fo/dse-line.json"
+  # The two front designs, as fold files; their estimates and clock model for the comparison.
+  python3 - "$fo" <<'PY'
+import json, sys
+fo = sys.argv[1]
+d = json.load(open(f"{fo}/dse/dse.json"))
+front = [d["candidates"][i] for i in d["front"]]
+small = min(front, key=lambda c: c["area_um2"])
+fast = max((c for c in front if c["area_um2"] <= 4.2e6), key=lambda c: c["frames_per_second"])
+for name, c in [("small", small), ("fast", fast)]:
+    fold = {k: c[k] for k in ["pixels_per_beat", "layers", "stage_levels", "read_registers", "activation_stage"]}
+    json.dump(fold, open(f"{fo}/fold-{name}.json", "w"), indent=1)
+    print(f"{name}: {c['folding']}, estimate {c['area_um2']:.0f} um^2, clock model {c['clock_mhz']} MHz")
+PY
+  for design in auto small fast; do
+    fold=auto
+    [ "$design" = auto ] || fold="$fo/fold-$design.json"
+    start=$(date +%s)
+    /usr/bin/time -v "$fc" asic "$model" --tech osu018 --clock "$clock" --data "$fmnist" --frames 100 \
+      --fold "$fold" --out "$fo/$design" 2> >(tee "$fo/$design.log" >&2)
+    echo "fmnist $design: $(( $(date +%s) - start )) s wall, peak $(grep 'Maximum resident' "$fo/$design.log" | awk '{print $NF}') KB"
+    summary "$fo/$design/asic.json"
+    python3 - "$fo/dse/dse.json" "$fo/$design/asic.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1])); v = json.load(open(sys.argv[2]))
+fold = json.load(open(v["netlist"].rsplit("/", 1)[0] + "/fold.json"))
+label = " ".join(([f"{fold['pixels_per_beat']}px"] if fold["pixels_per_beat"] > 1 else [])
+                 + [f"{l['pe']}x{l['simd']}" for l in fold["layers"]])
+c = [c for c in d["candidates"] if c["folding"] == label]
+if c:
+    c = c[0]
+    err = (c["area_um2"] - v["area_um2"]) / v["area_um2"]
+    print(f"  dse {label}: estimate {c['area_um2']:.0f} um^2 ({100*err:+.1f}% against synthesis), "
+          f"clock model {c['clock_mhz']} MHz against STA Fmax {v['fmax_mhz']:.1f} MHz; "
+          f"steps: " + ", ".join(f"{k} {s:.0f} s" for k, s in v["step_seconds"].items()))
+else:
+    print(f"  dse: {label} is not among the exploration's candidates")
+PY
+  done
+  exit 0
+fi
 
 digits="$out/digits-64-32-10.fcm"
 [ -f "$digits" ] || "$fc" train --arch 64-32-10 --out "$digits" --quiet

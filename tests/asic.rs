@@ -117,6 +117,61 @@ fn a_small_model_goes_to_osu018_cells_with_timing_power_and_a_matching_netlist()
     assert_eq!(file["cells"], v["cells"]);
     assert!(out.join("asic_netlist.v").is_file());
 
+    assert_eq!(
+        v["gate_level"]["simulator"], "icarus",
+        "auto picks Icarus for small runs"
+    );
+    assert_eq!(v["synthesis_reused"], false);
+
+    // The cycle simulator on the same netlist (reused: same sources, script and Yosys) gives
+    // the same check and, from its own activity count, the same power as the Icarus run.
+    // `flipchip asic` on the cycle simulator, 10 frames, with `extra` arguments.
+    let on_cycle_sim = |extra: &[&str]| {
+        let mut args = vec![
+            "asic",
+            s(&model),
+            "--tech",
+            "osu018",
+            "--out",
+            s(&out),
+            "--clock",
+            "100",
+            "--frames",
+            "10",
+            "--gate-sim",
+            "cycle",
+        ];
+        args.extend_from_slice(extra);
+        flipchip(&args)
+    };
+    let ran = on_cycle_sim(&["--json"]);
+    assert!(ran.status.success(), "{}", stderr(&ran));
+    let cyc = last_json(&ran);
+    assert_eq!(cyc["synthesis_reused"], true);
+    assert_eq!(cyc["cells"], v["cells"]);
+    assert_eq!(cyc["gate_level"]["simulator"], "cycle");
+    assert_eq!(cyc["gate_level"]["mismatches"], 0);
+    assert_eq!(cyc["gate_level"]["cycles"], v["gate_level"]["cycles"]);
+    let rel = |k: &str| (cyc[k].as_f64().unwrap() - num(k)).abs() / num(k);
+    assert!(
+        rel("power_mw") < 0.01,
+        "power {} vs {}",
+        cyc["power_mw"],
+        v["power_mw"]
+    );
+    // A netlist with its XNORs made XORs is caught.
+    let netlist = out.join("asic_netlist.v");
+    let text = std::fs::read_to_string(&netlist).unwrap();
+    assert!(text.contains("XNOR2X1 "), "the netlist has XNORs to break");
+    std::fs::write(&netlist, text.replace("XNOR2X1 ", "XOR2X1 ")).unwrap();
+    let bad = on_cycle_sim(&[]);
+    assert!(!bad.status.success());
+    assert!(
+        stderr(&bad).contains("differs from the reference"),
+        "{}",
+        stderr(&bad)
+    );
+
     // The same run as a unit of work in a separate work directory (what a Slurm job runs)
     // gives the same figures.
     let work = dir.join("work");
@@ -222,6 +277,22 @@ fn an_unknown_tech_and_a_missing_model_are_clear_errors() {
     ]);
     assert!(!r.status.success());
     assert!(stderr(&r).contains("--clock"), "{}", stderr(&r));
+    let r = flipchip(&[
+        "asic",
+        s(&missing),
+        "--tech",
+        "osu018",
+        "--out",
+        s(&out),
+        "--gate-sim",
+        "modelsim",
+    ]);
+    assert!(!r.status.success());
+    assert!(
+        stderr(&r).contains("--gate-sim \"modelsim\""),
+        "{}",
+        stderr(&r)
+    );
 }
 
 /// The gate-level check relies on every flip-flop starting at 0. In each library's own cell

@@ -9,10 +9,13 @@
 //! flip-flops, so the area grows with the weight count, and the report says what share of the
 //! area is in flip-flops.
 
+pub mod cyclesim;
 pub mod gate;
 pub mod layout;
 pub mod liberty;
+pub mod logic;
 pub mod min_area;
+pub mod netlist;
 pub mod power;
 pub mod sta;
 pub mod synth;
@@ -38,6 +41,8 @@ pub mod files {
     pub const SYNTH_YS: &str = "asic_synth.ys";
     /// Its log.
     pub const SYNTH_LOG: &str = "asic_synth.log";
+    /// What the netlist was synthesised from (a hash) and how long that took.
+    pub const SYNTH_KEY: &str = "asic_synth.key";
     /// Cell counts and area as Yosys prints them.
     pub const STAT: &str = "asic_stat.txt";
     /// Cell counts as JSON.
@@ -119,6 +124,8 @@ pub struct Options {
     pub layout: bool,
     /// Limit for each tool (default: the tools crate's).
     pub timeout: Option<Duration>,
+    /// The gate-level simulator (`None`: [`gate::Simulator::auto`]).
+    pub gate_sim: Option<gate::Simulator>,
 }
 
 /// What the design's frames should give and what they cost.
@@ -195,15 +202,21 @@ pub fn run(
         &tech.liberty,
         (period_ns * 1000.0).round() as u64,
         opts.timeout,
+        progress,
     )?;
     steps.insert("synthesis".into(), json!(syn.seconds));
     let (area, state_area) = syn.area(&lib);
     progress(&format!(
-        "asic: {} cells, {:.0} um^2 ({:.1}% in flip-flops), {:.1} s",
+        "asic: {} cells, {:.0} um^2 ({:.1}% in flip-flops), {:.1} s{}",
         syn.cells(),
         area,
         100.0 * state_area / area.max(1e-9),
-        syn.seconds
+        syn.seconds,
+        if syn.reused {
+            " (the netlist of an earlier run from the same sources, reused)"
+        } else {
+            ""
+        }
     ));
 
     progress("asic: static timing (OpenSTA) ...");
@@ -228,21 +241,36 @@ pub fn run(
     ));
 
     let frames = stimulus.expected.len();
-    progress(&format!(
-        "asic: gate-level simulation (icarus) of {frames} frames ..."
-    ));
     let max_cycles =
         (frames as u64 + 2) * (stimulus.latency_cycles + stimulus.cycles_per_frame) * 4 + 1000;
-    let cells = gate::absolute(&tech.verilog);
-    let g = gate::run(
-        dir,
-        &ports,
-        &netlist,
-        &cells,
-        &stream,
-        &stimulus.expected,
-        max_cycles,
-    )?;
+    let run_cycles = frames as u64 * stimulus.cycles_per_frame + stimulus.latency_cycles;
+    let simulator = opts
+        .gate_sim
+        .unwrap_or_else(|| gate::Simulator::auto(syn.cells(), run_cycles));
+    progress(&format!(
+        "asic: gate-level simulation ({}) of {frames} frames, about {run_cycles} cycles ...",
+        simulator.name()
+    ));
+    let g = match simulator {
+        gate::Simulator::Icarus => gate::run(
+            dir,
+            &ports,
+            &netlist,
+            &gate::absolute(&tech.verilog),
+            &stream,
+            &stimulus.expected,
+            max_cycles,
+        )?,
+        gate::Simulator::Cycle => gate::run_cycle(
+            &ports,
+            &netlist,
+            &lib,
+            &stream,
+            &stimulus.expected,
+            max_cycles,
+            progress,
+        )?,
+    };
     steps.insert("gate_level".into(), json!(g.seconds));
     progress(&format!(
         "asic: gate-level netlist vs reference: {frames} frames, {} mismatches; {} cycles, {:.1} s",
@@ -306,7 +334,7 @@ pub fn run(
             "note": "each group holds its leakage, which is nW in these libraries",
         },
         "activity": {
-            "source": "zero-delay gate-level simulation (Icarus) of the test frames, streamed back to back",
+            "source": format!("zero-delay gate-level simulation ({}) of the test frames, streamed back to back", simulator.name()),
             "frames": frames,
             "cycles": g.activity.cycles,
             "mean_toggles_per_cycle": p.mean_rate,
@@ -322,11 +350,14 @@ pub fn run(
             "first_mismatch": g.first_mismatch,
             "match": g.mismatches == 0,
             "flip_flops_start_at": 0,
+            "simulator": simulator.name(),
+            "cycles": g.cycles,
         },
         "drc_errors": null,
         "lvs_match": null,
         "gds": null,
         "netlist": syn.netlist.display().to_string(),
+        "synthesis_reused": syn.reused,
         "tool_versions": tools.versions(),
     });
     if opts.layout {

@@ -1,7 +1,8 @@
 //! What the flow needs from a liberty file: each cell's area (um^2 in the OSU libraries, the
-//! same as its LEF outline), its output pins, and whether it stores state (an `ff` or `latch`
-//! group). A line-oriented reader, enough for the OSU files; timing and power tables are left
-//! to OpenSTA.
+//! same as its LEF outline), its pins, whether it stores state (an `ff` or `latch` group), and
+//! the Boolean functions the cycle simulator evaluates (`function`, and the `ff`/`latch`
+//! group's `next_state`, `clocked_on`, `data_in`, `enable`, `clear`, `preset`). A
+//! line-oriented reader, enough for the OSU files; timing and power tables are left to OpenSTA.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -17,6 +18,32 @@ pub struct Cell {
     pub outputs: Vec<String>,
     /// A flip-flop or latch.
     pub sequential: bool,
+    /// Input pin names, in file order.
+    pub inputs: Vec<String>,
+    /// Output pin to its `function` (over input pins and the state variables).
+    pub functions: BTreeMap<String, String>,
+    /// An output with a `three_state` condition (a tri-state buffer).
+    pub three_state: bool,
+    /// The `ff` or `latch` group.
+    pub state: Option<State>,
+}
+
+/// A flip-flop's or latch's group: `ff (IQ, IQN) { next_state, clocked_on, clear, preset }` or
+/// `latch (IQ, IQN) { data_in, enable, clear, preset }`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct State {
+    /// A latch (transparent while `clock` is true) rather than an edge-triggered flip-flop.
+    pub latch: bool,
+    /// The state variable and its complement, as the output functions name them.
+    pub vars: (String, String),
+    /// `next_state` or `data_in`.
+    pub data: String,
+    /// `clocked_on` or `enable`.
+    pub clock: String,
+    /// Asynchronous clear, if any.
+    pub clear: Option<String>,
+    /// Asynchronous preset, if any.
+    pub preset: Option<String>,
 }
 
 /// The cells of a library by name.
@@ -56,13 +83,44 @@ pub fn parse(text: &str) -> Library {
             let entry = lib.entry(c.clone()).or_default();
             if let Some(name) = group_name(line, "pin") {
                 pin = Some(name);
-            } else if group_name(line, "ff").is_some() || group_name(line, "latch").is_some() {
+            } else if let Some((latch, vars)) = group_name(line, "ff")
+                .map(|v| (false, v))
+                .or_else(|| group_name(line, "latch").map(|v| (true, v)))
+            {
                 entry.sequential = true;
+                let (q, qn) = vars.split_once(',').unwrap_or((&vars, ""));
+                entry.state = Some(State {
+                    latch,
+                    vars: (q.trim().to_string(), qn.trim().to_string()),
+                    ..State::default()
+                });
             } else if let Some(v) = attribute(line, "area") {
                 entry.area = v.parse().unwrap_or(0.0);
             } else if let (Some(p), Some(dir)) = (&pin, attribute(line, "direction")) {
-                if dir == "output" && !entry.outputs.contains(p) {
-                    entry.outputs.push(p.clone());
+                let list = if dir == "output" {
+                    &mut entry.outputs
+                } else {
+                    &mut entry.inputs
+                };
+                if !list.contains(p) {
+                    list.push(p.clone());
+                }
+            } else if let (Some(p), Some(f)) = (&pin, attribute(line, "function")) {
+                entry.functions.insert(p.clone(), f.to_string());
+            } else if pin.is_some() && attribute(line, "three_state").is_some() {
+                entry.three_state = true;
+            } else if let Some(st) = entry.state.as_mut().filter(|_| pin.is_none()) {
+                if let Some(v) = attribute(line, "next_state").or(attribute(line, "data_in")) {
+                    st.data = v.to_string();
+                }
+                if let Some(v) = attribute(line, "clocked_on").or(attribute(line, "enable")) {
+                    st.clock = v.to_string();
+                }
+                if let Some(v) = attribute(line, "clear") {
+                    st.clear = Some(v.to_string());
+                }
+                if let Some(v) = attribute(line, "preset") {
+                    st.preset = Some(v.to_string());
                 }
             }
         }

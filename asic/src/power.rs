@@ -73,6 +73,7 @@ mod tests {
                     area: 16.0,
                     outputs: vec!["Y".into()],
                     sequential: false,
+                    ..Cell::default()
                 },
             ),
             (
@@ -81,6 +82,7 @@ mod tests {
                     area: 96.0,
                     outputs: vec!["Q".into()],
                     sequential: true,
+                    ..Cell::default()
                 },
             ),
         ]

@@ -19,8 +19,10 @@ pub struct Synthesis {
     pub cells_by_kind: BTreeMap<String, u64>,
     /// Instance name to library cell.
     pub instances: BTreeMap<String, String>,
-    /// Wall time.
+    /// Wall time (of the run that wrote the netlist, when it was reused).
     pub seconds: f64,
+    /// The netlist of an earlier run with the same script, sources and Yosys was reused.
+    pub reused: bool,
 }
 
 impl Synthesis {
@@ -79,7 +81,33 @@ pub fn script(sources: &[PathBuf], top: &str, liberty: &Path, period_ps: u64) ->
     s
 }
 
-/// Runs synthesis in `dir` (sources named relative to it or absolute).
+/// What a synthesis run depends on: the script, the sources' contents and Yosys's version.
+fn inputs_key(
+    yosys: &Path,
+    dir: &Path,
+    script: &str,
+    sources: &[PathBuf],
+) -> Result<String, Error> {
+    let mut key = testbenches::Key::new();
+    key.add(b"asic-synth-1")
+        .add(tools::version(yosys, "-V").unwrap_or_default().as_bytes())
+        .add(script.as_bytes());
+    for f in sources {
+        let path = dir.join(f);
+        key.add(f.display().to_string().as_bytes())
+            .add(&std::fs::read(&path).map_err(|e| Error::Io {
+                path: path.clone(),
+                message: e.to_string(),
+            })?);
+    }
+    Ok(key.hex())
+}
+
+/// Runs synthesis in `dir` (sources named relative to it or absolute), or reuses the netlist
+/// an earlier run left there from the same script, sources and Yosys (recorded in
+/// [`files::SYNTH_KEY`] with that run's time), which saves the hour a large design takes
+/// when only a later step is rerun. `progress` gets Yosys's current step every minute.
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     yosys: &Path,
     dir: &Path,
@@ -88,16 +116,37 @@ pub fn run(
     liberty: &Path,
     period_ps: u64,
     timeout: Option<std::time::Duration>,
+    progress: &mut dyn FnMut(&str),
 ) -> Result<Synthesis, Error> {
     let ys = dir.join(files::SYNTH_YS);
-    crate::write(&ys, &script(sources, top, liberty, period_ps))?;
-    let ran = tools::Run::new("synthesis", yosys, files::SYNTH_LOG)
-        .args(["-q", "-s", files::SYNTH_YS])
-        .current_dir(dir)
-        .default_timeout(tools::limits::SYNTH)
-        .timeout_opt(timeout)
-        .run()?;
+    let text = script(sources, top, liberty, period_ps);
+    let key = inputs_key(yosys, dir, &text, sources)?;
+    let key_path = dir.join(files::SYNTH_KEY);
+    let netlist = dir.join(files::NETLIST);
     let stat_path = dir.join(files::STAT_JSON);
+    let earlier = std::fs::read_to_string(&key_path)
+        .ok()
+        .and_then(|k| {
+            let (k, secs) = k.trim().split_once(' ')?;
+            (k == key).then(|| secs.parse::<f64>().ok())?
+        })
+        .filter(|_| netlist.is_file() && stat_path.is_file());
+    let (seconds, reused) = match earlier {
+        Some(secs) => (secs, true),
+        None => {
+            let _ = std::fs::remove_file(&key_path);
+            crate::write(&ys, &text)?;
+            // Not quiet: the log's last line is the step Yosys is in, for the progress line.
+            let ran = tools::Run::new("synthesis", yosys, files::SYNTH_LOG)
+                .args(["-s", files::SYNTH_YS])
+                .current_dir(dir)
+                .default_timeout(tools::limits::SYNTH)
+                .timeout_opt(timeout)
+                .run_with_progress(progress)?;
+            crate::write(&key_path, &format!("{key} {}\n", ran.seconds))?;
+            (ran.seconds, false)
+        }
+    };
     let stat: serde_json::Value = crate::read_json(&stat_path)?;
     let cells_by_kind: BTreeMap<String, u64> = stat["design"]["num_cells_by_type"]
         .as_object()
@@ -108,13 +157,13 @@ pub fn run(
         .iter()
         .map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0)))
         .collect();
-    let netlist = dir.join(files::NETLIST);
     let instances = instances(&crate::read(&netlist)?);
     Ok(Synthesis {
         netlist,
         cells_by_kind,
         instances,
-        seconds: ran.seconds,
+        seconds,
+        reused,
     })
 }
 

@@ -42,6 +42,11 @@ pub struct Args {
     /// does not read 8x8 digits).
     #[arg(long)]
     pub data: Option<PathBuf>,
+    /// Gate-level simulator: icarus (the library's Verilog cell models), cycle (flipchip's
+    /// two-state cycle simulator of the netlist, with the liberty's cell functions; for large
+    /// designs), or auto (icarus below 2e8 cell-cycles).
+    #[arg(long, default_value = "auto")]
+    pub gate_sim: String,
     /// Share of the core area the cells fill (the core area reported is the cell area over it).
     #[arg(long, default_value_t = 0.7)]
     pub utilisation: f64,
@@ -75,6 +80,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     if a.frames == 0 {
         bail!("--frames must be at least 1");
     }
+    let gate_sim = match a.gate_sim.as_str() {
+        "auto" => None,
+        "icarus" => Some(asic::gate::Simulator::Icarus),
+        "cycle" => Some(asic::gate::Simulator::Cycle),
+        other => bail!("--gate-sim {other:?}: expected auto, icarus or cycle"),
+    };
     let timeout = match a.tool_timeout_minutes {
         Some(m) if !m.is_finite() || m <= 0.0 => {
             bail!("--tool-timeout-minutes must be a positive number of minutes")
@@ -119,6 +130,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         utilisation: a.utilisation,
         layout: a.layout,
         timeout,
+        gate_sim,
     };
     let local_here =
         a.exec.executor == super::executor_args::Kind::Local && a.exec.workdir.is_none();

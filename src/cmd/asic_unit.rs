@@ -33,6 +33,7 @@ pub fn run(
         "utilisation": opts.utilisation,
         "layout": opts.layout,
         "timeout_seconds": opts.timeout.map(|d| d.as_secs_f64()),
+        "gate_sim": opts.gate_sim.map(|s| s.name()),
         "inputs_key": inputs_key,
     });
     let env = tools::timeout_from_env()?;
@@ -69,6 +70,11 @@ pub fn run_unit(dir: &Path, spec: &serde_json::Value) -> anyhow::Result<serde_js
         timeout: spec["timeout_seconds"]
             .as_f64()
             .map(Duration::from_secs_f64),
+        gate_sim: match spec["gate_sim"].as_str() {
+            Some("icarus") => Some(asic::gate::Simulator::Icarus),
+            Some("cycle") => Some(asic::gate::Simulator::Cycle),
+            _ => None,
+        },
     };
     asic::run(dir, &opts, &mut |line| eprintln!("{line}"))
         .with_context(|| format!("the ASIC flow in {}", dir.display()))

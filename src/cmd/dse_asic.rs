@@ -140,6 +140,7 @@ pub fn measure(
         &t.liberty,
         period_ps,
         None,
+        &mut |_| {},
     )
     .with_context(|| format!("synthesising {} to {tech} cells", dir.display()))?;
     let lib = asic::liberty::read(&t.liberty)?;
