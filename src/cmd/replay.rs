@@ -1,8 +1,13 @@
-//! `flipchip sim --replay CEX.vcd`: a counterexample of `flipchip prove` (a VCD of the formal
-//! wrapper's top) replayed in the cycle-accurate simulator. The counterexample's environment
-//! (`s_valid` as bubbles, `m_ready` as back-pressure, the beats the design took on `s_data`)
-//! drives the simulator for as many cycles as the counterexample has after reset, and the
-//! design's side of every cycle (`s_ready`, `m_valid`, `m_class`, the stages' handshakes) is
+//! `flipchip sim --replay CEX.vcd`: a counterexample of `flipchip prove` replayed in the
+//! cycle-accurate simulator. Three kinds of waveform are known:
+//! - the formal wrapper's top (protocol properties): its environment (`s_valid` as bubbles,
+//!   `m_ready` as back-pressure, the beats the design took on `s_data`) drives the simulator;
+//! - the whole network's datapath harness (`{top}_equiv`): the same, with the output always
+//!   ready and the harness's `init` as the reset;
+//! - one layer's datapath harness (`l{N}_equiv`): see [`super::replay_layer`].
+//!
+//! The simulator runs for as many cycles as the counterexample has after reset, and the design's
+//! side of every cycle (`s_ready`, `m_valid`, `m_class`, the scores, the stages' handshakes) is
 //! compared with the simulator's: the first cycle where they part is the failure, shown where
 //! the simulator, which implements the model and not the Verilog, does what the design should.
 
@@ -17,7 +22,7 @@ use sim::stimulus::Cycle;
 /// The top-level signals of a VCD, one map (name -> bits, most significant first) per clock
 /// cycle: the values as of time `10 t`, before the rising edge at `10 t + 5` (the convention of
 /// both the simulator's VCD and the prover's counterexamples).
-fn cycles(text: &str, file: &Path) -> anyhow::Result<Vec<BTreeMap<String, String>>> {
+pub(super) fn cycles(text: &str, file: &Path) -> anyhow::Result<Vec<BTreeMap<String, String>>> {
     let mut ids: BTreeMap<String, String> = BTreeMap::new();
     let mut depth = 0usize;
     let mut tokens = text.split_whitespace();
@@ -75,14 +80,14 @@ fn cycles(text: &str, file: &Path) -> anyhow::Result<Vec<BTreeMap<String, String
 }
 
 /// A value's bits as a number (x and z as 0), or the low 64 bits.
-fn num(bits: Option<&String>) -> u64 {
+pub(super) fn num(bits: Option<&String>) -> u64 {
     let b = bits.map_or("0", |s| s.as_str());
     let b = &b[b.len().saturating_sub(64)..];
     u64::from_str_radix(&b.replace(['x', 'z', 'X', 'Z'], "0"), 2).unwrap_or(0)
 }
 
 /// A wide value's bits, least significant first.
-fn bits_lsb_first(bits: Option<&String>, width: usize) -> Vec<bool> {
+pub(super) fn bits_lsb_first(bits: Option<&String>, width: usize) -> Vec<bool> {
     let b: Vec<bool> = bits
         .map_or("", |s| s.as_str())
         .chars()
@@ -100,7 +105,20 @@ pub fn run(design: &Design, cex: &Path, json_out: bool) -> anyhow::Result<()> {
     let text =
         std::fs::read_to_string(cex).with_context(|| format!("reading {}", cex.display()))?;
     let steps = cycles(&text, cex)?;
-    for s in ["rst", "s_valid", "s_ready", "s_data", "m_valid", "m_ready"] {
+    if steps[0].contains_key("in_data") && steps[0].contains_key("out_data") {
+        return super::replay_layer::run(design, &top_scope(&text), &steps, cex, json_out);
+    }
+    // The network's datapath harness resets with `init` and never stalls its output.
+    let harness = !steps[0].contains_key("rst") && steps[0].contains_key("init");
+    let (rst, needed): (&str, &[&str]) = if harness {
+        ("init", &["s_valid", "s_ready", "s_data", "m_valid"])
+    } else {
+        (
+            "rst",
+            &["rst", "s_valid", "s_ready", "s_data", "m_valid", "m_ready"],
+        )
+    };
+    for &s in needed {
         if !steps[0].contains_key(s) {
             bail!(
                 "{}: no top-level {s}; is this a counterexample of flipchip prove?",
@@ -113,7 +131,7 @@ pub fn run(design: &Design, cex: &Path, json_out: bool) -> anyhow::Result<()> {
         bail!("replaying a design with packed input is not supported yet");
     }
     // The wrapper resets in its first cycle(s); the simulator starts where reset leaves it.
-    let reset = steps.iter().take_while(|s| num(s.get("rst")) == 1).count();
+    let reset = steps.iter().take_while(|s| num(s.get(rst)) == 1).count();
     let after = &steps[reset..];
     if after.is_empty() {
         bail!("{}: the counterexample never leaves reset", cex.display());
@@ -122,7 +140,7 @@ pub fn run(design: &Design, cex: &Path, json_out: bool) -> anyhow::Result<()> {
         .iter()
         .map(|s| Cycle {
             bubble: num(s.get("s_valid")) == 0,
-            stall: num(s.get("m_ready")) == 0,
+            stall: !harness && num(s.get("m_ready")) == 0,
         })
         .collect();
     // The beats the design took, then the one it was offered last and had not taken yet.
@@ -177,9 +195,17 @@ pub fn run(design: &Design, cex: &Path, json_out: bool) -> anyhow::Result<()> {
             if a != b {
                 diffs.push(format!("m_class design {a}, simulator {b}"));
             }
+            diffs.extend(score_differences(design, rtl, sim));
+            if !diffs.is_empty() && rtl.contains_key("class") {
+                diffs.push(format!(
+                    "the specification's class {}",
+                    num(rtl.get("class"))
+                ));
+            }
         }
         if !diffs.is_empty() {
-            first = Some((t, diffs, num(rtl.get("s_valid")), num(rtl.get("m_ready"))));
+            let m_ready = if harness { 1 } else { num(rtl.get("m_ready")) };
+            first = Some((t, diffs, num(rtl.get("s_valid")), m_ready));
             break;
         }
     }
@@ -208,6 +234,58 @@ pub fn run(design: &Design, cex: &Path, json_out: bool) -> anyhow::Result<()> {
         }));
     }
     Ok(())
+}
+
+/// The name of the waveform's top module (the first scope), or "" if it has none.
+fn top_scope(text: &str) -> String {
+    let mut t = text.split_whitespace();
+    while let Some(tok) = t.next() {
+        if tok == "$scope" {
+            return t.nth(1).unwrap_or("").to_string();
+        }
+    }
+    String::new()
+}
+
+/// `bits[at..at + w]` of a value (most significant first in `bits`) as a signed number.
+pub(super) fn signed_field(bits: Option<&String>, at: usize, w: usize) -> i64 {
+    let b = bits_lsb_first(bits, at + w);
+    let v = (0..w).fold(0i64, |v, i| v | (i64::from(b[at + i]) << i));
+    if w < 64 && b[at + w - 1] {
+        v - (1i64 << w)
+    } else {
+        v
+    }
+}
+
+/// The scores of a result on which the design (`m_scores`, class 0 lowest) and the simulator
+/// (`m_score0`, `m_score1`, ...) differ, with the specification's where the waveform has it.
+fn score_differences(
+    design: &Design,
+    rtl: &BTreeMap<String, String>,
+    sim: &BTreeMap<String, String>,
+) -> Vec<String> {
+    if !rtl.contains_key("m_scores") {
+        return Vec::new();
+    }
+    let a = design.argmax();
+    let sw = a.score_width as usize;
+    (0..a.classes)
+        .filter_map(|c| {
+            let ours = signed_field(rtl.get("m_scores"), c * sw, sw);
+            let theirs = signed_field(sim.get(&format!("m_score{c}")), 0, sw);
+            (ours != theirs).then(|| {
+                let spec = rtl.contains_key("scores").then(|| {
+                    let w = compiler::equiv::spec::SCORE_BITS as usize;
+                    signed_field(rtl.get("scores"), c * w, w)
+                });
+                format!(
+                    "score {c} design {ours}, simulator {theirs}{}",
+                    spec.map_or(String::new(), |v| format!(", specification {v}"))
+                )
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -131,11 +131,22 @@ pub fn layer(
     same_shape(m, ls)?;
     let n = m.name();
     let top = part_name(&format!("l{}_equiv", ls.index), part);
-    let spec_name = if chunked {
-        spec::chunked_name(ls)
+    // A part of the layer reads a specification of its own outputs alone (written below the
+    // harness), whose y holds output `outputs.start` first.
+    let whole = outputs.len() == ls.layer.outputs;
+    let (spec_name, part_spec) = if whole {
+        let name = if chunked {
+            spec::chunked_name(ls)
+        } else {
+            ls.name()
+        };
+        (name, None)
     } else {
-        ls.name()
+        let chunk = chunked.then_some(m.simd);
+        let (name, text) = spec::layer_part_module(ls, chunk, outputs.clone())?;
+        (name, Some(text))
     };
+    let first = outputs.start;
     // A chunked result's last chunk comes `beats - 1` cycles after its first.
     let bound = m.latency() + SLACK + m.out_beats() as u64 - 1;
     let (iw, ow) = (ls.in_width(), m.out_width());
@@ -172,7 +183,11 @@ pub fn layer(
         m.simd,
         m.in_width() - 1,
         ow - 1,
-        ls.out_width() - 1,
+        if whole {
+            ls.out_width()
+        } else {
+            outputs.len() * if ls.is_scores() { SCORE_BITS as usize } else { 1 }
+        } - 1,
         spec_name,
         bb = bits_for(beats as u64).max(1),
         chunks = (0..if m.input_ram() { m.planes } else { 0 })
@@ -214,18 +229,24 @@ pub fn layer(
     v.push_str(&format!("    always @(*) if (!init && {valid}) begin\n"));
     let ew = m.element_width() as usize;
     for i in outputs {
+        // Output i's place in the specification's y.
+        let o = if whole { i } else { i - first };
         if ls.is_scores() {
             v.push_str(&format!(
                 "        assert({} == y[{}:{}]);\n",
                 sign_extend(data, i * ew, ew),
-                (i + 1) * SCORE_BITS as usize - 1,
-                i * SCORE_BITS as usize
+                (o + 1) * SCORE_BITS as usize - 1,
+                o * SCORE_BITS as usize
             ));
         } else {
-            v.push_str(&format!("        assert({data}[{i}] == y[{i}]);\n"));
+            v.push_str(&format!("        assert({data}[{i}] == y[{o}]);\n"));
         }
     }
     v.push_str("    end\nendmodule\n");
+    if let Some(text) = part_spec {
+        v.push_str("\n// The specification of this part's outputs, from the model file alone.\n");
+        v.push_str(&text);
+    }
     Ok(Harness {
         top,
         text: v,
@@ -383,5 +404,64 @@ fn pad_class(name: &str, w: usize, to: usize) -> String {
         format!("{{{}'d0, {name}}}", to - w)
     } else {
         name.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::passes::folding::FoldSpec;
+    use crate::random::{random_model, Rng};
+
+    /// A part of a layer reads a specification of its own outputs alone, and checks each of
+    /// them against the right bit of it: Yosys never elaborates the other neurons' sums.
+    #[test]
+    fn a_part_of_a_layer_reads_only_its_own_neurons_specification() {
+        let model = random_model(&mut Rng(3), 16, 8, "bitplanes:2".parse().unwrap(), &[12, 4]);
+        let design = crate::compile(
+            &model,
+            &FoldSpec::Auto {
+                target_cycles: None,
+                input: Default::default(),
+            },
+        )
+        .unwrap();
+        let specs = spec::layers(&model).unwrap();
+        let ls = &specs[0];
+        let h = layer(&design, ls, 4..8, Some(1), false).unwrap();
+        assert_eq!(h.top, "l1_equiv_1");
+        // The part's module: four sums (neurons 4 to 7), y of four bits, and nothing of the
+        // layer's whole module.
+        assert!(h.text.contains("module l1_spec_4_8 ("), "{}", h.text);
+        assert!(
+            h.text.contains("l1_spec_4_8 spec (.x(x), .y(y));"),
+            "{}",
+            h.text
+        );
+        assert_eq!(
+            h.text
+                .matches(&format!("{} a", spec::sum_name(ls, None)))
+                .count(),
+            4
+        );
+        for i in 4..8 {
+            assert!(
+                h.text.contains(&format!(" a{i} (")),
+                "neuron {i}: {}",
+                h.text
+            );
+        }
+        assert!(!h.text.contains(" a3 (") && !h.text.contains(" a8 ("));
+        assert!(h.text.contains("wire [3:0] y;"), "{}", h.text);
+        // Output 5 of the unit against bit 1 of the part's y.
+        assert!(h.text.contains("[5] == y[1]);"), "{}", h.text);
+        // The whole layer still reads the layer's module.
+        let whole = layer(&design, ls, 0..12, None, false).unwrap();
+        assert!(whole.text.contains("l1_spec spec (.x(x), .y(y));"));
+        assert!(!whole.text.contains("module l1_spec"));
+        // A range outside the layer is an error, not a harness.
+        assert!(layer(&design, ls, 10..14, Some(2), false)
+            .unwrap_err()
+            .contains("not a part"));
     }
 }

@@ -6,5 +6,6 @@
 //! bounded model check over the frame's cycles (`flipchip prove --datapath`) then proves the
 //! design's datapath equal to the model's integer semantics for all inputs of a frame.
 
+pub mod adder_map;
 pub mod harness;
 pub mod spec;

@@ -132,24 +132,22 @@ fn weight_literal(l: &BinaryLayer, i: usize) -> String {
     s
 }
 
-/// The popcount module every layer uses.
-const POPCOUNT: &str = "spec_popcount";
-
-/// `POPCOUNT`: the ones of `N` bits, counted by halves (the first `2^(ceil(log2 N) - 1)` bits,
-/// then the rest), so the counts of neighbouring bits are added first, as a balanced tree
-/// does; an equivalence prover then meets a familiar structure on the design's side.
-fn popcount_module() -> String {
-    format!(
-        "// The ones of N bits, counted by halves.\n\
-         module {POPCOUNT} #(\n    parameter N = 1,\n    parameter W = 1\n) (\n    \
-         input  wire [N-1:0] v,\n    output wire [W-1:0] c\n);\n\
-         \x20   generate\n        if (N == 1) begin : leaf\n            assign c = v;\n        \
-         end else begin : split\n            localparam H = 1 << ($clog2(N) - 1);\n            \
-         wire [$clog2(H + 1) - 1:0] lo;\n            wire [$clog2(N - H + 1) - 1:0] hi;\n            \
-         {POPCOUNT} #(.N(H), .W($clog2(H + 1))) l (.v(v[H-1:0]), .c(lo));\n            \
-         {POPCOUNT} #(.N(N - H), .W($clog2(N - H + 1))) h (.v(v[N-1:H]), .c(hi));\n            \
-         assign c = lo + hi;\n        end\n    endgenerate\nendmodule\n"
-    )
+/// Writes the ones of `v[lo +: n]` as wires named `{name}_*`, counted by halves (the first
+/// `2^(ceil(log2 n) - 1)` bits, then the rest), each addition exactly as wide as its count:
+/// the counts of neighbouring bits are added first, as a folded unit's balanced tree adds
+/// them, so an equivalence prover meets the same structure on both sides. The tree is written
+/// out in one module (no module per node) so that Yosys elaborates and flattens a sum as one
+/// cell list; returns the expression of the count and its width.
+fn popcount_tree(out: &mut String, v: &str, lo: usize, n: usize, name: &str) -> (String, u32) {
+    if n == 1 {
+        return (format!("{v}[{lo}]"), 1);
+    }
+    let h = 1usize << (usize::BITS - (n - 1).leading_zeros() - 1);
+    let (a, _) = popcount_tree(out, v, lo, h, &format!("{name}l"));
+    let (b, _) = popcount_tree(out, v, lo + h, n - h, &format!("{name}h"));
+    let w = bits_for(n as u64);
+    out.push_str(&format!("    wire [{}:0] {name} = {a} + {b};\n", w - 1));
+    (name.to_string(), w)
 }
 
 /// The combinational module of one layer, counting each neuron's sum flat (`l{N}_spec`).
@@ -212,7 +210,6 @@ pub fn sum_module(ls: &LayerSpec, chunk: Option<usize>) -> String {
     );
     let mut terms = Vec::new();
     let simd = chunk.unwrap_or(n);
-    let cw = bits_for(simd as u64);
     for k in 0..ls.planes {
         for c in 0..n / simd {
             let lo = k * n + c * simd;
@@ -220,13 +217,8 @@ pub fn sum_module(ls: &LayerSpec, chunk: Option<usize>) -> String {
                 Some(_) => format!("c{k}_{c}"),
                 None => format!("c{k}"),
             };
-            v.push_str(&format!(
-                "    wire [{}:0] {name};\n    {POPCOUNT} #(.N({simd}), .W({cw})) p_{name} \
-                 (.v(v[{}:{lo}]), .c({name}));\n",
-                cw - 1,
-                lo + simd - 1,
-            ));
-            terms.push(shifted(&name, k));
+            let (count, _) = popcount_tree(&mut v, "v", lo, simd, &name);
+            terms.push(shifted(&count, k));
         }
     }
     // `+` is left-associative: the terms are added in the order listed, each in the sum's
@@ -238,17 +230,65 @@ pub fn sum_module(ls: &LayerSpec, chunk: Option<usize>) -> String {
     v
 }
 
+/// The module of outputs `outputs` of layer `ls` alone (flat, or counting in chunks of
+/// `chunk` inputs), named `{layer module}_{start}_{end}`: output `i` in `y`'s bit (or score)
+/// `i - start`. A proof of some of a layer's outputs reads this module, so that Yosys never
+/// elaborates the other neurons' sums only to remove them again. It instantiates the sum
+/// module [`sum_name`] names, which [`spec_file`] writes.
+pub fn layer_part_module(
+    ls: &LayerSpec,
+    chunk: Option<usize>,
+    outputs: std::ops::Range<usize>,
+) -> Result<(String, String), String> {
+    if let Some(simd) = chunk {
+        check_chunk(ls, simd)?;
+    }
+    if outputs.is_empty() || outputs.end > ls.layer.outputs {
+        return Err(format!(
+            "layer {}: outputs {}..{} are not a part of its {} outputs",
+            ls.index, outputs.start, outputs.end, ls.layer.outputs
+        ));
+    }
+    let name = format!(
+        "{}_{}_{}",
+        match chunk {
+            Some(_) => chunked_name(ls),
+            None => ls.name(),
+        },
+        outputs.start,
+        outputs.end
+    );
+    let text = layer_text(ls, chunk, outputs, &name);
+    Ok((name, text))
+}
+
 /// A layer module, flat (`chunk` none) or counting in chunks of `chunk` inputs: the two differ
 /// only in the sum module they instantiate.
 fn layer_body(ls: &LayerSpec, chunk: Option<usize>) -> String {
-    let l = ls.layer;
-    let sw = ls.sum_width();
     let name = match chunk {
         Some(_) => chunked_name(ls),
         None => ls.name(),
     };
+    layer_text(ls, chunk, 0..ls.layer.outputs, &name)
+}
+
+/// The module `name` of layer `ls`'s outputs `outputs` (all of them in the layer's modules).
+fn layer_text(
+    ls: &LayerSpec,
+    chunk: Option<usize>,
+    outputs: std::ops::Range<usize>,
+    name: &str,
+) -> String {
+    let l = ls.layer;
+    let sw = ls.sum_width();
+    let first = outputs.start;
+    let per_output = if ls.is_scores() {
+        SCORE_BITS as usize
+    } else {
+        1
+    };
     let mut v = format!(
-        "// Layer {}: {} inputs x {} plane(s) -> {} {}, unfolded.\n\
+        "// Layer {}: {} inputs x {} plane(s) -> {} {}{}, unfolded.\n\
          module {name} (\n    input  wire [{}:0] x,\n    output wire [{}:0] y\n);\n",
         ls.index,
         l.inputs,
@@ -259,11 +299,21 @@ fn layer_body(ls: &LayerSpec, chunk: Option<usize>) -> String {
         } else {
             "threshold bits"
         },
+        if outputs.len() == l.outputs {
+            String::new()
+        } else {
+            format!(
+                " (outputs {}..{} only, output {first} in y's first)",
+                outputs.start, outputs.end
+            )
+        },
         ls.in_width() - 1,
-        ls.out_width() - 1
+        outputs.len() * per_output - 1
     );
     let sum = sum_name(ls, chunk);
-    for i in 0..l.outputs {
+    for i in outputs {
+        // Where output i sits in y.
+        let o = i - first;
         let w = weight_literal(l, i);
         // The XNOR of every plane with the neuron's weights, then its weighted popcount.
         v.push_str(&format!(
@@ -288,7 +338,7 @@ fn layer_body(ls: &LayerSpec, chunk: Option<usize>) -> String {
                     format!("({s} >= {})", signed_lit(sw + 1, t))
                 };
                 v.push_str(&format!(
-                    "    assign y[{i}] = {cmp} ^ 1'b{};\n",
+                    "    assign y[{o}] = {cmp} ^ 1'b{};\n",
                     u8::from(invert[i])
                 ));
             }
@@ -296,8 +346,8 @@ fn layer_body(ls: &LayerSpec, chunk: Option<usize>) -> String {
                 let m = scale.get(i).copied().unwrap_or(1);
                 v.push_str(&format!(
                     "    assign y[{}:{}] = $signed({{{{{}{{1'b0}}}}, s{i}}}) * {} + {};\n",
-                    (i + 1) * SCORE_BITS as usize - 1,
-                    i * SCORE_BITS as usize,
+                    (o + 1) * SCORE_BITS as usize - 1,
+                    o * SCORE_BITS as usize,
                     SCORE_BITS - sw,
                     signed_lit(SCORE_BITS, i64::from(m)),
                     signed_lit(SCORE_BITS, i64::from(bias[i]))
@@ -461,8 +511,6 @@ pub fn spec_file(
         "// Written by flipchip prove from the model file alone: the reference's integer\n\
          // semantics, combinational (no folding, no pipeline). Not part of the design.\n\n",
     );
-    v.push_str(&popcount_module());
-    v.push('\n');
     let specs = layers(model)?;
     for ls in &specs {
         if let Some(simd) = chunking.simd(ls.index) {

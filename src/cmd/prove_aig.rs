@@ -1,0 +1,141 @@
+//! The AIG of a datapath harness, written by Yosys with a script of our own (not a one-cycle
+//! SymbiYosys run): read, flatten, drop what no assertion reads, then map to gates.
+//!
+//! Two things keep it cheap. Every `$add` is mapped to a ripple of full adders
+//! ([`compiler::equiv::adder_map`]) instead of Yosys's default carry-lookahead map, whose lookahead units and
+//! constant carry inputs leave several times as many cells for later passes to sweep; the
+//! adders of a popcount tree are 1 to 10 bits wide, where lookahead buys a prover nothing.
+//! And no optimisation pass runs on the gates: constants and duplicate gates are folded by
+//! ABC's structural hashing, which the proof runs anyway, in a fraction of the time.
+//!
+//! Both sides of a miter are mapped by the same rules, so a wrong adder map could hide a wrong
+//! design: the map's own tests prove it equal to Yosys's map for a range of widths and
+//! signedness.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+
+/// The Yosys script that writes `aig` for the harness `top` (in `harness`), the design files
+/// and the specification, with the adder map in `map`.
+pub fn script(
+    design_files: &[PathBuf],
+    spec: &Path,
+    harness: &Path,
+    top: &str,
+    map: &Path,
+    aig: &Path,
+) -> String {
+    let design: Vec<String> = design_files
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    format!(
+        "# Written by flipchip prove --datapath: the miter {top} as an AIG.\n\
+         read_verilog -defer {}\n\
+         read_verilog -defer {}\n\
+         read_verilog -sv -formal {}\n\
+         hierarchy -check -top {top}\n\
+         proc\n\
+         flatten\n\
+         # Only what an assertion reads stays: a part's other outputs go here.\n\
+         opt_clean\n\
+         async2sync\n\
+         memory_collect\n\
+         memory_map\n\
+         opt_expr\n\
+         opt_clean\n\
+         stat\n\
+         techmap -map {}\n\
+         techmap\n\
+         # Undefined bits are free inputs, as they are in a bounded check.\n\
+         setundef -undriven -anyseq\n\
+         dffunmap\n\
+         aigmap\n\
+         opt_clean\n\
+         stat\n\
+         write_aiger -zinit -L -map {} {}\n",
+        design.join(" "),
+        spec.display(),
+        harness.display(),
+        map.display(),
+        aig.with_extension("aim").display(),
+        aig.display(),
+    )
+}
+
+/// Writes the AIG of harness `top` into `work/{top}_aig/design.aig` with Yosys (`yosys`), within
+/// `timeout`; `Ok(None)` when it ran out of time. The script and log sit beside it.
+#[allow(clippy::too_many_arguments)]
+pub fn write(
+    yosys: &Path,
+    work: &Path,
+    design_files: &[PathBuf],
+    spec: &Path,
+    harness: &Path,
+    top: &str,
+    timeout: u64,
+) -> anyhow::Result<Option<PathBuf>> {
+    let dir = work.join(format!("{top}_aig"));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let map = work.join("ripple_add.v");
+    std::fs::write(&map, compiler::equiv::adder_map::RIPPLE_MAP)
+        .with_context(|| format!("writing {}", map.display()))?;
+    let aig = dir.join("design.aig");
+    // A stale AIG must not pass for this run's.
+    std::fs::remove_file(&aig).ok();
+    let ys = dir.join("design.ys");
+    std::fs::write(&ys, script(design_files, spec, harness, top, &map, &aig))
+        .with_context(|| format!("writing {}", ys.display()))?;
+    let ran = tools::Run::new(
+        &format!("prove datapath {top} (AIG)"),
+        yosys,
+        dir.join("yosys.log"),
+    )
+    .args(["-s", "design.ys"])
+    .current_dir(&dir)
+    .timeout(Duration::from_secs(timeout.max(1)))
+    .run_with_progress(&mut |line| {
+        // The pass running now ("12. Executing TECHMAP pass ..."), not its messages.
+        if line.contains(". Executing ") {
+            eprintln!("  {top}: {line}");
+        }
+    });
+    match ran {
+        Ok(_) if aig.is_file() => Ok(Some(aig)),
+        Ok(_) => anyhow::bail!(
+            "prove datapath {top}: Yosys wrote no AIG; see {}",
+            dir.join("yosys.log").display()
+        ),
+        Err(tools::ToolError::TimedOut { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The cells of the last `stat` in a Yosys log: (and gates, latches), for the report.
+pub fn gate_counts(log: &str) -> Option<(u64, u64)> {
+    let last = log.rfind("Number of cells:")?;
+    let tail = &log[last..];
+    let count = |kind: &str| -> u64 {
+        tail.lines()
+            .filter(|l| l.trim_start().starts_with(kind))
+            .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .sum()
+    };
+    Some((count("$_AND_"), count("$_DFF") + count("$_SDFF")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gate_counts_come_from_the_last_stat() {
+        let log = "   Number of cells:   9\n     $add  9\n\
+                   === l1 ===\n   Number of cells:  120\n     $_AND_   70\n     $_DFF_P_  8\n     \
+                   $_NOT_   42\n";
+        assert_eq!(gate_counts(log), Some((70, 8)));
+        assert_eq!(gate_counts("nothing"), None);
+    }
+}
