@@ -11,6 +11,8 @@
 
 pub mod cyclesim;
 pub mod gate;
+pub mod lanerun;
+pub mod lanesim;
 pub mod layout;
 pub mod liberty;
 pub mod logic;
@@ -261,13 +263,19 @@ pub fn run(
             &stimulus.expected,
             max_cycles,
         )?,
-        gate::Simulator::Cycle => gate::run_cycle(
+        engine @ (gate::Simulator::Cycle | gate::Simulator::Event) => gate::run_cycle(
+            engine,
             &ports,
             &netlist,
             &lib,
             &stream,
             &stimulus.expected,
             max_cycles,
+            // Enough frames for the pipeline to hold only the warm-up's data, and one more.
+            stimulus
+                .latency_cycles
+                .div_ceil(stimulus.cycles_per_frame.max(1)) as usize
+                + 1,
             progress,
         )?,
     };
