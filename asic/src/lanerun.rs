@@ -330,6 +330,22 @@ mod tests {
       function : "(A^B)";
     }
   }
+  cell (DFFNEGX1) {
+    ff (DS0000,P0002) {
+      next_state : "D";
+      clocked_on : "(!CLK)";
+    }
+    pin(CLK) {
+      direction : input;
+    }
+    pin(D) {
+      direction : input;
+    }
+    pin(Q) {
+      direction : output;
+      function : "DS0000";
+    }
+  }
   cell (DFFPOSX1) {
     ff (DS0000,P0002) {
       next_state : "D";

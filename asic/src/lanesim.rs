@@ -33,10 +33,14 @@ pub struct LaneSim {
     table: Vec<u64>,
     arity: Vec<u8>,
     ins: Vec<[u32; MAX_VARS]>,
-    out: Vec<u32>,
+    /// Node `j` drives net `base + j`.
+    base: usize,
     /// Source groups (bits) whose changes can reach each node.
     reach: Vec<u32>,
     seqs: Vec<Seq>,
+    /// For a flip-flop that is clocked by one pin and takes one pin (no set or clear, the
+    /// library's plain flip-flop): those pins' nets, read without evaluating its tables.
+    plain: Vec<Option<(u32, u32)>>,
     clock_was: Vec<u64>,
     /// Source groups whose changes can make each sequential cell change: those of the pins
     /// its clock, clear and preset read (and a latch's data; a flip-flop's data matters only
@@ -52,23 +56,63 @@ pub struct LaneSim {
     ports: HashMap<String, Vec<u32>>,
 }
 
-/// `t` (a truth table over `n` variables) evaluated on every lane of `x`.
-#[inline]
+/// Every lane of `x0 ? l1 : l0`.
+#[inline(always)]
+fn mux(x: u64, l0: u64, l1: u64) -> u64 {
+    l0 ^ ((l0 ^ l1) & x)
+}
+
+/// Bit `k` of `t` as a lane mask.
+#[inline(always)]
+fn leaf(t: u64, k: u32) -> u64 {
+    (t >> k & 1).wrapping_neg()
+}
+
+#[inline(always)]
+fn eval1(t: u64, x: &[u64; MAX_VARS]) -> u64 {
+    mux(x[0], leaf(t, 0), leaf(t, 1))
+}
+
+#[inline(always)]
+fn eval2(t: u64, x: &[u64; MAX_VARS]) -> u64 {
+    mux(x[1], eval1(t, x), eval1(t >> 2, x))
+}
+
+#[inline(always)]
+fn eval3(t: u64, x: &[u64; MAX_VARS]) -> u64 {
+    mux(x[2], eval2(t, x), eval2(t >> 4, x))
+}
+
+#[inline(always)]
+fn eval4(t: u64, x: &[u64; MAX_VARS]) -> u64 {
+    mux(x[3], eval3(t, x), eval3(t >> 8, x))
+}
+
+/// `t` (a truth table over `n` variables) evaluated on every lane of `x`: a tree of
+/// multiplexers over the table's bits, without branches up to 4 inputs (the nodes run sorted
+/// by input count, so the dispatch is predicted), as a recursion above.
+#[inline(always)]
 fn eval(t: u64, n: usize, x: &[u64; MAX_VARS]) -> u64 {
-    if n == 0 {
-        return (t & 1).wrapping_neg();
+    match n {
+        0 => leaf(t, 0),
+        1 => eval1(t, x),
+        2 => eval2(t, x),
+        3 => eval3(t, x),
+        4 => eval4(t, x),
+        _ => eval_wide(t, n, x),
     }
-    // Shannon expansion on the last variable; equal halves do not read it.
+}
+
+#[inline(never)]
+fn eval_wide(t: u64, n: usize, x: &[u64; MAX_VARS]) -> u64 {
     let half = 1u32 << (n - 1);
     let mask = (1u64 << half) - 1;
-    let lo = t & mask;
-    let hi = t >> half & mask;
-    let a = eval(lo, n - 1, x);
-    if lo == hi {
-        return a;
-    }
-    let b = eval(hi, n - 1, x);
-    a ^ ((a ^ b) & x[n - 1])
+    mux(x[n - 1], eval(t & mask, n - 1, x), eval(t >> half & mask, n - 1, x))
+}
+
+/// The pin a table over `n` pins merely passes on, if it does.
+fn single_pin(t: u64, n: usize) -> Option<usize> {
+    (0..n).find(|&i| (0..1usize << n).all(|k| (t >> k & 1) as usize == k >> i & 1))
 }
 
 /// Whether table `t` over `n` variables reads variable `i`.
@@ -81,50 +125,89 @@ impl LaneSim {
     /// engine starts from (state 0, every node evaluated once).
     pub(crate) fn new(c: &Compiled) -> LaneSim {
         let n_nets = c.names.len();
+        // Nodes by level, and within a level by input count and table, so that the dispatch
+        // on the input count is predicted.
+        let mut order: Vec<u32> = (0..c.nodes.len() as u32).collect();
+        order.sort_by_key(|&j| {
+            let nd = &c.nodes[j as usize];
+            (c.level[j as usize], nd.inputs.n, nd.table, j)
+        });
+        // Nets renumbered: the sources first, then the nodes' outputs in evaluation order, so
+        // that a pass writes its values and toggles front to back.
+        let mut driven = vec![false; n_nets];
+        for nd in &c.nodes {
+            driven[nd.out as usize] = true;
+        }
+        let mut id = vec![0u32; n_nets];
+        let mut names = Vec::with_capacity(n_nets);
+        for i in (0..n_nets).filter(|&i| !driven[i]) {
+            id[i] = names.len() as u32;
+            names.push(c.names[i].clone());
+        }
+        let base = names.len();
+        for &j in &order {
+            let o = c.nodes[j as usize].out as usize;
+            id[o] = names.len() as u32;
+            names.push(c.names[o].clone());
+        }
+        let re = |n: u32| id[n as usize];
+        let seqs: Vec<Seq> = c
+            .seqs
+            .iter()
+            .map(|s| Seq {
+                pins: s.pins.iter().map(|&p| re(p)).collect(),
+                q: re(s.q),
+                qn: s.qn.map(re),
+                ..s.clone()
+            })
+            .collect();
+        let ports: HashMap<String, Vec<u32>> = c
+            .ports
+            .iter()
+            .map(|(k, v)| (k.clone(), v.iter().map(|&n| re(n)).collect()))
+            .collect();
+        let outputs = c
+            .outputs
+            .iter()
+            .map(|(i, p, n)| (i.clone(), p.clone(), re(*n)))
+            .collect();
         let mut group = vec![0u32; n_nets];
-        for s in &c.seqs {
+        for s in &seqs {
             for q in std::iter::once(s.q).chain(s.qn) {
                 group[q as usize] = STATE;
             }
         }
         // One bit per port, in name order; ports past the 31st share the last bit.
-        let mut names: Vec<&String> = c.ports.keys().collect();
-        names.sort();
-        for (i, p) in names.into_iter().enumerate() {
+        let mut port_names: Vec<&String> = ports.keys().collect();
+        port_names.sort();
+        for (i, p) in port_names.into_iter().enumerate() {
             let bit = 1u32 << (i + 1).min(31);
-            for &n in &c.ports[p] {
+            for &n in &ports[p] {
                 group[n as usize] |= bit;
             }
         }
-        let mut order: Vec<u32> = (0..c.nodes.len() as u32).collect();
-        order.sort_by_key(|&j| (c.level[j as usize], j));
-        let mut driver = vec![u32::MAX; n_nets];
         let mut table = Vec::with_capacity(order.len());
         let mut arity = Vec::with_capacity(order.len());
         let mut ins = Vec::with_capacity(order.len());
-        let mut out = Vec::with_capacity(order.len());
-        let mut reach = Vec::with_capacity(order.len());
+        let mut reach: Vec<u32> = Vec::with_capacity(order.len());
+        let net_reach = |reach: &[u32], i: u32| match (i as usize).checked_sub(base) {
+            Some(j) => reach[j],
+            None => group[i as usize],
+        };
         for &j in &order {
             let nd = &c.nodes[j as usize];
-            let r = nd.inputs.iter().fold(0, |r, &i| {
-                r | match driver[i as usize] {
-                    u32::MAX => group[i as usize],
-                    d => reach[d as usize],
-                }
-            });
-            driver[nd.out as usize] = out.len() as u32;
+            let mut nets = [0u32; MAX_VARS];
+            let mut r = 0;
+            for (k, &i) in nd.inputs.iter().enumerate() {
+                nets[k] = re(i);
+                r |= net_reach(&reach, nets[k]);
+            }
             table.push(nd.table);
             arity.push(nd.inputs.n);
-            ins.push(nd.inputs.nets);
-            out.push(nd.out);
+            ins.push(nets);
             reach.push(r);
         }
-        let net_reach = |i: u32| match driver[i as usize] {
-            u32::MAX => group[i as usize],
-            d => reach[d as usize],
-        };
-        let sense = c
-            .seqs
+        let sense = seqs
             .iter()
             .map(|s| {
                 let n = s.pins.len();
@@ -136,39 +219,52 @@ impl LaneSim {
                         || by(s.preset)
                         || (s.latch && by(Some(s.data)))
                     {
-                        sens |= net_reach(p);
+                        sens |= net_reach(&reach, p);
                     }
                 }
                 sens
             })
             .collect();
+        let plain = seqs
+            .iter()
+            .map(|s| {
+                let n = s.pins.len();
+                match (single_pin(s.clock, n), single_pin(s.data, n)) {
+                    (Some(c), Some(d)) if !s.latch && s.clear.is_none() && s.preset.is_none() => {
+                        Some((s.pins[c], s.pins[d]))
+                    }
+                    _ => None,
+                }
+            })
+            .collect();
         let mut s = LaneSim {
-            names: c.names.clone(),
+            plain,
+            names,
             value: vec![0; n_nets],
             toggles: vec![0; n_nets],
             counting: 0,
             table,
             arity,
             ins,
-            out,
+            base,
             reach,
-            clock_was: vec![0; c.seqs.len()],
-            seqs: c.seqs.clone(),
+            clock_was: vec![0; seqs.len()],
+            seqs,
             sense,
             group,
             pending: 0,
             node_lists: HashMap::new(),
             seq_lists: HashMap::new(),
-            outputs: c.outputs.clone(),
-            ports: c.ports.clone(),
+            outputs,
+            ports,
         };
-        s.value[c.one as usize] = !0;
+        s.value[re(c.one) as usize] = !0;
         for sq in &s.seqs {
             if let Some(qn) = sq.qn {
                 s.value[qn as usize] = !0;
             }
         }
-        for j in 0..s.out.len() {
+        for j in 0..s.table.len() {
             s.eval_node(j);
         }
         for (i, sq) in s.seqs.iter().enumerate() {
@@ -185,7 +281,7 @@ impl LaneSim {
             x[k] = self.value[i as usize];
         }
         let v = eval(self.table[j], n, &x);
-        let o = self.out[j] as usize;
+        let o = self.base + j;
         let d = self.value[o] ^ v;
         if d != 0 {
             self.value[o] = v;
@@ -220,12 +316,12 @@ impl LaneSim {
         }
         let list = match self.node_lists.remove(&g) {
             Some(l) => l,
-            None => (0..self.out.len() as u32)
+            None => (0..self.table.len() as u32)
                 .filter(|&j| self.reach[j as usize] & g != 0)
                 .collect(),
         };
-        if list.len() == self.out.len() {
-            for j in 0..self.out.len() {
+        if list.len() == self.table.len() {
+            for j in 0..self.table.len() {
                 self.eval_node(j);
             }
         } else {
@@ -250,6 +346,23 @@ impl LaneSim {
             };
             let mut next: Vec<(u32, u64)> = Vec::new();
             for &j in &list {
+                if let Some((c, d)) = self.plain[j as usize] {
+                    let clock = self.value[c as usize];
+                    let edge = clock & !self.clock_was[j as usize];
+                    self.clock_was[j as usize] = clock;
+                    if edge != 0 {
+                        let s = &self.seqs[j as usize];
+                        let q = self.value[s.q as usize];
+                        let v = (self.value[d as usize] & edge) | (q & !edge);
+                        if v != q {
+                            next.push((s.q, v));
+                            if let Some(qn) = s.qn {
+                                next.push((qn, !v));
+                            }
+                        }
+                    }
+                    continue;
+                }
                 let s = &self.seqs[j as usize];
                 let clock = self.pins_eval(s.clock, &s.pins);
                 let q = self.value[s.q as usize];
@@ -357,20 +470,27 @@ mod tests {
         for t in 0..256u64 {
             assert_eq!(eval(t, 3, &x) & 0xff, t, "table {t:#b}");
         }
-        // A 6-variable table on random lanes, against a lookup per lane.
+        // Random tables of every size on random lanes, against a lookup per lane.
         let mut r = 0x1234_5678_9abc_def0u64;
         let mut next = || {
             r = sim::stimulus::splitmix64(r);
             r
         };
-        let t = next();
-        let x = [next(), next(), next(), next(), next(), next()];
-        let v = eval(t, 6, &x);
-        for lane in 0..64 {
-            let idx = (0..6).fold(0, |a, i| a | (x[i] >> lane & 1) << i);
-            assert_eq!(v >> lane & 1, t >> idx & 1, "lane {lane}");
+        for n in 0..=MAX_VARS {
+            for _ in 0..20 {
+                let t = next() & (!0u64 >> (64 - (1 << n)));
+                let x = [next(), next(), next(), next(), next(), next()];
+                let v = eval(t, n, &x);
+                for lane in 0..64 {
+                    let idx = (0..n).fold(0, |a, i| a | (x[i] >> lane & 1) << i);
+                    assert_eq!(v >> lane & 1, t >> idx & 1, "{n} inputs, lane {lane}");
+                }
+            }
         }
         assert!(reads(0b0110, 2, 0) && reads(0b0110, 2, 1));
+        assert_eq!(single_pin(0b1100, 2), Some(1));
+        assert_eq!(single_pin(0b1010, 2), Some(0));
+        assert_eq!(single_pin(0b0110, 2), None);
         assert!(reads(0b1100, 2, 1) && !reads(0b1100, 2, 0));
     }
 }
