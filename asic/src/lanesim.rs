@@ -107,7 +107,11 @@ fn eval(t: u64, n: usize, x: &[u64; MAX_VARS]) -> u64 {
 fn eval_wide(t: u64, n: usize, x: &[u64; MAX_VARS]) -> u64 {
     let half = 1u32 << (n - 1);
     let mask = (1u64 << half) - 1;
-    mux(x[n - 1], eval(t & mask, n - 1, x), eval(t >> half & mask, n - 1, x))
+    mux(
+        x[n - 1],
+        eval(t & mask, n - 1, x),
+        eval(t >> half & mask, n - 1, x),
+    )
 }
 
 /// The pin a table over `n` pins merely passes on, if it does.

@@ -271,11 +271,14 @@ pub fn run(
             &stream,
             &stimulus.expected,
             max_cycles,
-            // Enough frames for the pipeline to hold only the warm-up's data, and one more.
-            stimulus
+            // Twice the frames the latency spans, and two more: while its buffers fill, the
+            // input side takes beats faster than the design's rate (the Fashion-MNIST design
+            // `1x49 1x4 1x2` took 4 frames in less than its latency of 2.1 frames' cycles, and
+            // its lanes joined after 8 frames but not after 4).
+            2 * stimulus
                 .latency_cycles
                 .div_ceil(stimulus.cycles_per_frame.max(1)) as usize
-                + 1,
+                + 2,
             progress,
         )?,
     };
