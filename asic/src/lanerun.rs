@@ -167,10 +167,11 @@ fn run_plan(
             let (l, s) = (&st[k], &lanes[k]);
             if l.start.is_some() && l.end.is_none() && l.sent == s.frames * bpf {
                 if st[k + 1].start.is_none() {
-                    return Err(format!(
+                    // Lanes out of step (control that depends on the data): fewer lanes.
+                    return Ok(Err(format!(
                         "lane {k} took its last beat before lane {} finished its warm-up",
                         k + 1
-                    ));
+                    )));
                 }
                 let here = sim.lane(k);
                 if let Some(w) = here
@@ -261,11 +262,11 @@ fn run_plan(
                 l.edges += counting >> k & 1;
             }
         } else if let Some(k) = st[..last].iter().position(|l| l.end.is_none()) {
-            return Err(format!(
+            return Ok(Err(format!(
                 "every frame came out before lane {k} had taken its last beat"
-            ));
+            )));
         }
-        if t % 4096 == 0 && told.elapsed().as_secs() >= 60 {
+        if t.is_multiple_of(4096) && told.elapsed().as_secs() >= 60 {
             told = std::time::Instant::now();
             progress(&format!(
                 "asic: gate-level: lane cycle {t}, {out_total} of {expected} frames out, {:.0} s",
