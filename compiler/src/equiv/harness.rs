@@ -284,9 +284,17 @@ pub fn lemma(ls: &LayerSpec, simd: usize) -> Harness {
     v.push_str(&format!(
         "    wire [{s1}:0] s_flat;\n    wire [{s1}:0] s_chunked;\n\
          \x20   {flat} flat (.v(v), .s(s_flat));\n    {chunked} chunked (.v(v), .s(s_chunked));\n\
-         \x20   always @(*) if (!init) assert(s_chunked == s_flat);\nendmodule\n",
+         \x20   always @(*) if (!init) assert(s_chunked == s_flat);\n",
         s1 = sw - 1,
     ));
+    // Without them ABC's sweep did not decide the chain of a 256-input layer in chunks of 4.
+    let (steps, pairs) = super::steps::lemma_steps(ls, simd, "v");
+    v.push_str(&steps);
+    v.push_str("    always @(*) if (!init) begin\n");
+    for (running, stone) in &pairs {
+        v.push_str(&format!("        assert({running} == {stone});\n"));
+    }
+    v.push_str("    end\nendmodule\n");
     Harness {
         top,
         text: v,
