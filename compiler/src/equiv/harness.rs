@@ -248,7 +248,7 @@ pub fn layer(
 /// Plane `k`'s chunk of the frame `x` for beat `fed` (`bb` bits): `simd` bits a chunk, planes of
 /// `inputs` bits; zeros once every beat is in. A case over the beats, not a shift of the whole
 /// frame by `fed`: for Fashion-MNIST's first layer (3,136 frame bits) the shift was a barrel
-/// shifter of 3,152 bits and 12 stages per plane, whatever part of the layer was proven.
+/// shifter of 3,152 bits per plane, whatever part of the layer was proven.
 fn chunk_select(k: usize, inputs: usize, simd: usize, beats: usize, bb: u32) -> String {
     let mut v = format!(
         "    reg [{}:0] chunk{k};\n    always @(*) begin\n        chunk{k} = {simd}'d0;\n        \

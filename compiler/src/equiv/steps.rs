@@ -3,14 +3,16 @@
 //!
 //! The chunked sum adds its chunks' counts one by one from the left; the flat sum counts each
 //! plane by halves. SAT sweeping proves two sums equal by merging equal nodes bottom-up, but
-//! no node of the chain but the last equals a node of the balanced tree, so for long chains
-//! (196 chunks for a 784-input layer in 4 planes) the sweep has nothing to hold on to. The
+//! few nodes of the chain equal a node of the balanced tree, so for long chains (64 chunks of
+//! 4 inputs) the sweep has nothing to hold on to. The
 //! stepping stones give it one node per chunk on the flat side: the prefix of the inputs the
 //! chain has added so far, written as the left-to-right sum of the flat tree's own nodes that
 //! cover it (and the earlier planes' counts as the flat sum adds them). From one stone to the
 //! next the difference is local: one chunk's count added against a few of the tree's nodes
-//! regrouped, which a SAT call decides at once. Each stone is asserted equal to its running
-//! sum; as true facts they only add proof obligations, so the lemma stays sound.
+//! regrouped, a small SAT question. Each stone is asserted equal to its running sum; as true
+//! facts they only add proof obligations, so the lemma stays sound. With them ABC decided a
+//! 256-input layer in 64 chunks of 4 in about a minute; 784 inputs x 4 planes in 196 chunks
+//! of 16 were still undecided after 2,400 s.
 
 use super::spec::{popcount_split, popcount_tree, shifted, LayerSpec};
 
@@ -33,7 +35,7 @@ pub fn lemma_steps(ls: &LayerSpec, simd: usize, v: &str) -> (String, Vec<(String
     // The flat sum's running total over the planes before plane k: sf0 + (sf1 << 1) + ...
     let mut base: Option<String> = None;
     let mut j = 0;
-    for k in 0..planes {
+    for (k, plane) in flat.iter().enumerate() {
         for c in 0..n / simd {
             let lo = k * n + c * simd;
             let (count, _) = popcount_tree(&mut out, v, lo, simd, &format!("sq{k}_{c}"));
@@ -46,7 +48,7 @@ pub fn lemma_steps(ls: &LayerSpec, simd: usize, v: &str) -> (String, Vec<(String
             out.push_str(&format!("    wire [{}:0] sq_{j} = {sum};\n", sw - 1));
             // The plane's first (c + 1) * simd inputs, as the flat tree's nodes that cover them.
             let mut nodes = Vec::new();
-            cover(v, k * n, n, &flat[k], (c + 1) * simd + k * n, &mut nodes);
+            cover(v, k * n, n, plane, (c + 1) * simd + k * n, &mut nodes);
             let prefix = format!("sp_{j}");
             out.push_str(&format!(
                 "    wire [{}:0] {prefix} = {};\n",
@@ -62,8 +64,8 @@ pub fn lemma_steps(ls: &LayerSpec, simd: usize, v: &str) -> (String, Vec<(String
             j += 1;
         }
         let next = match &base {
-            None => flat[k].clone(),
-            Some(b) => format!("{b} + {}", shifted(&flat[k], k)),
+            None => plane.clone(),
+            Some(b) => format!("{b} + {}", shifted(plane, k)),
         };
         out.push_str(&format!("    wire [{}:0] sb_{k} = {next};\n", sw - 1));
         base = Some(format!("sb_{k}"));
