@@ -11,6 +11,7 @@
 #   scripts/sweep-flip.sh fmnist-augment   training images mirrored and/or shifted by a pixel
 #                                          (`--augment`; + joins variants), SEEDS 1,2,3
 #   scripts/sweep-flip.sh fmnist-decay     fixed accumulator decays against decay=auto, SEEDS 1,2,3
+#   scripts/sweep-flip.sh fmnist-noise     training-time noise on hidden sums (`noise`), SEEDS 1,2,3
 #   scripts/sweep-flip.sh fmnist-binaryconnect|fmnist-bop   the baselines' defaults
 #   scripts/sweep-flip.sh digits [SEEDS]   the embedded digits with `flipchip train`'s defaults
 #   scripts/sweep-flip.sh fmnist-conv-subset [SEEDS]   the CNN c32-c32-p-c64-c64-p-256-10 on
@@ -78,6 +79,11 @@ case "$which" in
     base=(--data /usr/share/datasets/fashion-mnist --arch 784-256-256-10 --epochs 10)
     grid=("decay=0.9 decay=0.97 decay=1")
     ;;
+  fmnist-noise)
+    # Uniform noise on the hidden sums during training, in units of each layer's spread.
+    base=(--data /usr/share/datasets/fashion-mnist --arch 784-256-256-10 --epochs 10)
+    grid=("noise=0.1 noise=0.25 noise=0.5")
+    ;;
   fmnist-binaryconnect)
     # The baselines' defaults, the same way (their learning rates and the batch).
     base=(--data /usr/share/datasets/fashion-mnist --arch 784-256-256-10 --epochs 10)
@@ -128,7 +134,7 @@ PY
       "threshold=8 threshold=16 threshold=32"
     )
     ;;
-  *) echo "usage: $0 fmnist|fmnist-round2|fmnist-round3|fmnist-round4|fmnist-augment|fmnist-binaryconnect|fmnist-bop|fmnist-conv-subset|digits [SEEDS]" >&2; exit 2 ;;
+  *) echo "usage: $0 fmnist|fmnist-round2|fmnist-round3|fmnist-round4|fmnist-augment|fmnist-decay|fmnist-noise|fmnist-binaryconnect|fmnist-bop|fmnist-conv-subset|digits [SEEDS]" >&2; exit 2 ;;
 esac
 
 csv="$OUT/results.csv"

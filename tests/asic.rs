@@ -125,8 +125,9 @@ fn a_small_model_goes_to_osu018_cells_with_timing_power_and_a_matching_netlist()
 
     // The cycle simulator on the same netlist (reused: same sources, script and Yosys) gives
     // the same check and, from its own activity count, the same power as the Icarus run.
-    // `flipchip asic` on the cycle simulator, 10 frames, with `extra` arguments.
-    let on_cycle_sim = |extra: &[&str]| {
+    // `flipchip asic` on the cycle simulator's `engine`, `frames` frames, with `extra`
+    // arguments.
+    let on_engine = |engine: &str, frames: &str, extra: &[&str]| {
         let mut args = vec![
             "asic",
             s(&model),
@@ -137,13 +138,14 @@ fn a_small_model_goes_to_osu018_cells_with_timing_power_and_a_matching_netlist()
             "--clock",
             "100",
             "--frames",
-            "10",
+            frames,
             "--gate-sim",
-            "cycle",
+            engine,
         ];
         args.extend_from_slice(extra);
         flipchip(&args)
     };
+    let on_cycle_sim = |extra: &[&str]| on_engine("cycle", "10", extra);
     let ran = on_cycle_sim(&["--json"]);
     assert!(ran.status.success(), "{}", stderr(&ran));
     let cyc = last_json(&ran);
@@ -159,6 +161,34 @@ fn a_small_model_goes_to_osu018_cells_with_timing_power_and_a_matching_netlist()
         cyc["power_mw"],
         v["power_mw"]
     );
+    // On 40 frames the cycle simulator shares the frames among lanes and joins their
+    // stretches; the event-driven engine on one stream of frames gives the same cycles and,
+    // toggle for toggle, the same power.
+    let ran = on_engine("cycle", "40", &["--json"]);
+    assert!(ran.status.success(), "{}", stderr(&ran));
+    let lanes = stderr(&ran)
+        .lines()
+        .find_map(|l| {
+            l.split_once("40 frames in ")
+                .and_then(|(_, r)| r.split(' ').next()?.parse::<usize>().ok())
+        })
+        .unwrap_or(0);
+    assert!(lanes > 8, "{}", stderr(&ran));
+    let cyc40 = last_json(&ran);
+    let ran = on_engine("event", "40", &["--json"]);
+    assert!(ran.status.success(), "{}", stderr(&ran));
+    let ev = last_json(&ran);
+    assert_eq!(ev["gate_level"]["simulator"], "event");
+    assert_eq!(ev["gate_level"]["mismatches"], 0);
+    for key in ["power_mw", "energy_per_frame_nj"] {
+        assert_eq!(ev[key], cyc40[key], "{key}: event-driven against lanes");
+    }
+    assert_eq!(ev["activity"]["cycles"], cyc40["activity"]["cycles"]);
+    assert_eq!(
+        ev["activity"]["mean_toggles_per_cycle"],
+        cyc40["activity"]["mean_toggles_per_cycle"]
+    );
+    assert_eq!(ev["gate_level"]["cycles"], cyc40["gate_level"]["cycles"]);
     // A netlist with its XNORs made XORs is caught.
     let netlist = out.join("asic_netlist.v");
     let text = std::fs::read_to_string(&netlist).unwrap();

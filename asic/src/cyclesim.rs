@@ -22,18 +22,18 @@ use crate::vcd::Activity;
 
 /// A combinational function: `out = table[inputs as bits]`.
 #[derive(Clone, Debug)]
-struct Node {
-    table: u64,
-    inputs: Inputs,
-    out: u32,
+pub(crate) struct Node {
+    pub(crate) table: u64,
+    pub(crate) inputs: Inputs,
+    pub(crate) out: u32,
 }
 
 /// A node's input nets, inline: the settle loop reads every active node's inputs, and a
 /// pointer per node to a separate allocation cost a cache miss each.
 #[derive(Clone, Copy, Debug)]
-struct Inputs {
-    nets: [u32; MAX_VARS],
-    n: u8,
+pub(crate) struct Inputs {
+    pub(crate) nets: [u32; MAX_VARS],
+    pub(crate) n: u8,
 }
 
 impl Inputs {
@@ -56,16 +56,16 @@ impl std::ops::Deref for Inputs {
 
 /// A flip-flop or latch: state net, optional complement net, and tables over its pins.
 #[derive(Clone, Debug)]
-struct Seq {
-    latch: bool,
-    pins: Vec<u32>,
-    data: u64,
-    clock: u64,
-    clear: Option<u64>,
-    preset: Option<u64>,
-    q: u32,
-    qn: Option<u32>,
-    clock_was: bool,
+pub(crate) struct Seq {
+    pub(crate) latch: bool,
+    pub(crate) pins: Vec<u32>,
+    pub(crate) data: u64,
+    pub(crate) clock: u64,
+    pub(crate) clear: Option<u64>,
+    pub(crate) preset: Option<u64>,
+    pub(crate) q: u32,
+    pub(crate) qn: Option<u32>,
+    pub(crate) clock_was: bool,
 }
 
 /// The compiled netlist.
@@ -98,193 +98,225 @@ pub struct CycleSim {
 /// Why a netlist cannot be simulated.
 pub type SimError = String;
 
-impl CycleSim {
-    /// Builds the simulator of `nl` with the cells of `lib`.
-    pub fn new(nl: &Netlist, lib: &Library) -> Result<CycleSim, SimError> {
-        let mut names = nl.net_names.clone();
-        let net = |n: &mut Vec<String>, x: Net| -> u32 {
-            match x {
-                Net::Id(i) => i as u32,
-                Net::Const(b) => {
-                    let name = if b { "1'b1" } else { "1'b0" };
-                    match n.iter().position(|s| s == name) {
-                        Some(i) => i as u32,
-                        None => {
-                            n.push(name.into());
-                            (n.len() - 1) as u32
-                        }
+/// The netlist as functions over numbered nets, which both engines evaluate: combinational
+/// nodes with their levels (Kahn's order), the sequential cells, the cell output pins whose
+/// toggles the power needs, and the ports' nets.
+pub(crate) struct Compiled {
+    pub(crate) names: Vec<String>,
+    pub(crate) nodes: Vec<Node>,
+    pub(crate) level: Vec<u32>,
+    pub(crate) levels: usize,
+    /// Readers of each net among the nodes (CSR, as [`readers`] gives them).
+    pub(crate) fan_start: Vec<u32>,
+    pub(crate) fan: Vec<u32>,
+    pub(crate) seqs: Vec<Seq>,
+    pub(crate) outputs: Vec<(String, String, u32)>,
+    pub(crate) ports: HashMap<String, Vec<u32>>,
+    /// The constant-1 net.
+    pub(crate) one: u32,
+}
+
+/// Builds the functions of `nl`'s cells from `lib`.
+pub(crate) fn compile(nl: &Netlist, lib: &Library) -> Result<Compiled, SimError> {
+    let mut names = nl.net_names.clone();
+    let net = |n: &mut Vec<String>, x: Net| -> u32 {
+        match x {
+            Net::Id(i) => i as u32,
+            Net::Const(b) => {
+                let name = if b { "1'b1" } else { "1'b0" };
+                match n.iter().position(|s| s == name) {
+                    Some(i) => i as u32,
+                    None => {
+                        n.push(name.into());
+                        (n.len() - 1) as u32
                     }
                 }
             }
-        };
-        let one = net(&mut names, Net::Const(true));
-        let mut nodes = Vec::new();
-        let mut seqs = Vec::new();
-        let mut outputs = Vec::new();
-        for (a, b) in &nl.assigns {
-            let b = net(&mut names, *b);
-            nodes.push(Node {
-                table: 0b10,
-                inputs: Inputs::of(&[b]),
-                out: *a as u32,
-            });
         }
-        for inst in &nl.instances {
-            let what = |m: String| format!("cell {} ({}): {m}", inst.name, inst.cell);
-            let cell = lib
-                .get(&inst.cell)
-                .ok_or_else(|| what("not in the liberty file".into()))?;
-            if cell.three_state {
-                return Err(what(
-                    "a tri-state cell, which the cycle simulator does not model".into(),
-                ));
-            }
-            let pin_net = |names: &mut Vec<String>, pin: &str| -> Option<u32> {
-                inst.pins
-                    .iter()
-                    .find(|(p, _)| p == pin)
-                    .map(|(_, n)| net(names, *n))
-            };
-            let inputs: Vec<&str> = cell.inputs.iter().map(String::as_str).collect();
-            let in_nets: Vec<u32> = cell
-                .inputs
-                .iter()
-                .map(|p| {
-                    pin_net(&mut names, p).ok_or_else(|| what(format!("input {p} unconnected")))
-                })
-                .collect::<Result<_, _>>()?;
-            let mut vars = inputs.clone();
-            let mut var_nets = in_nets.clone();
-            if let Some(st) = &cell.state {
-                let table = |f: &str| truth_table(f, &inputs).map_err(&what);
-                let q = names.len() as u32;
-                names.push(format!("{}.{}", inst.name, st.vars.0));
-                vars.push(&st.vars.0);
-                var_nets.push(q);
-                let qn = (!st.vars.1.is_empty()).then(|| {
-                    names.push(format!("{}.{}", inst.name, st.vars.1));
-                    vars.push(&st.vars.1);
-                    var_nets.push(q + 1);
-                    q + 1
-                });
-                seqs.push(Seq {
-                    latch: st.latch,
-                    pins: in_nets.clone(),
-                    data: table(&st.data)?,
-                    clock: table(&st.clock)?,
-                    clear: st.clear.as_deref().map(table).transpose()?,
-                    preset: st.preset.as_deref().map(table).transpose()?,
-                    q,
-                    qn,
-                    clock_was: false,
-                });
-            }
-            for o in &cell.outputs {
-                let f = cell
-                    .functions
-                    .get(o)
-                    .ok_or_else(|| what(format!("output {o} has no function")))?;
-                let Some(out) = pin_net(&mut names, o) else {
-                    continue;
-                };
-                // Only the variables the function reads, so the table stays small.
-                let used: Vec<usize> = (0..vars.len())
-                    .filter(|&i| {
-                        f.split(|c: char| !(c.is_alphanumeric() || c == '_'))
-                            .any(|w| w == vars[i])
-                    })
-                    .collect();
-                let uv: Vec<&str> = used.iter().map(|&i| vars[i]).collect();
-                nodes.push(Node {
-                    table: truth_table(f, &uv).map_err(&what)?,
-                    inputs: Inputs::of(&used.iter().map(|&i| var_nets[i]).collect::<Vec<_>>()),
-                    out,
-                });
-                outputs.push((inst.name.clone(), o.clone(), out));
-            }
-        }
-        let n_nets = names.len();
-        // One driver per net.
-        let mut driver = vec![u32::MAX; n_nets];
-        for (i, nd) in nodes.iter().enumerate() {
-            if driver[nd.out as usize] != u32::MAX {
-                return Err(format!("net {} has two drivers", names[nd.out as usize]));
-            }
-            driver[nd.out as usize] = i as u32;
-        }
-        for s in &seqs {
-            for q in std::iter::once(s.q).chain(s.qn) {
-                if driver[q as usize] != u32::MAX {
-                    return Err(format!("net {} has two drivers", names[q as usize]));
-                }
-            }
-        }
-        // Fanout (CSR).
-        let (mut fan_start, fan) = readers(n_nets, &nodes, |nd| &nd.inputs);
-        // Levels: Kahn's order over the combinational nodes.
-        let mut pending: Vec<u32> = nodes
-            .iter()
-            .map(|nd| {
-                nd.inputs
-                    .iter()
-                    .filter(|&&i| driver[i as usize] != u32::MAX)
-                    .count() as u32
-            })
-            .collect();
-        let mut level = vec![0u32; nodes.len()];
-        let mut ready: Vec<u32> = (0..nodes.len() as u32)
-            .filter(|&j| pending[j as usize] == 0)
-            .collect();
-        let mut done = 0;
-        while let Some(j) = ready.pop() {
-            done += 1;
-            let out = nodes[j as usize].out as usize;
-            for k in fan_start[out]..fan_start[out + 1] {
-                let m = fan[k as usize] as usize;
-                level[m] = level[m].max(level[j as usize] + 1);
-                pending[m] -= 1;
-                if pending[m] == 0 {
-                    ready.push(m as u32);
-                }
-            }
-        }
-        if done < nodes.len() {
-            let stuck = pending.iter().position(|&p| p > 0).unwrap_or(0);
-            return Err(format!(
-                "a combinational loop through net {}",
-                names[nodes[stuck].out as usize]
+    };
+    let one = net(&mut names, Net::Const(true));
+    let mut nodes = Vec::new();
+    let mut seqs = Vec::new();
+    let mut outputs = Vec::new();
+    for (a, b) in &nl.assigns {
+        let b = net(&mut names, *b);
+        nodes.push(Node {
+            table: 0b10,
+            inputs: Inputs::of(&[b]),
+            out: *a as u32,
+        });
+    }
+    for inst in &nl.instances {
+        let what = |m: String| format!("cell {} ({}): {m}", inst.name, inst.cell);
+        let cell = lib
+            .get(&inst.cell)
+            .ok_or_else(|| what("not in the liberty file".into()))?;
+        if cell.three_state {
+            return Err(what(
+                "a tri-state cell, which the cycle simulator does not model".into(),
             ));
         }
-        let levels = level.iter().max().map_or(0, |m| *m as usize + 1);
-        let mut ports = HashMap::new();
-        for p in &nl.ports {
-            let bits: Vec<u32> = p.bits.iter().map(|b| net(&mut names, *b)).collect();
-            ports.insert(p.name.clone(), bits);
+        let pin_net = |names: &mut Vec<String>, pin: &str| -> Option<u32> {
+            inst.pins
+                .iter()
+                .find(|(p, _)| p == pin)
+                .map(|(_, n)| net(names, *n))
+        };
+        let inputs: Vec<&str> = cell.inputs.iter().map(String::as_str).collect();
+        let in_nets: Vec<u32> = cell
+            .inputs
+            .iter()
+            .map(|p| pin_net(&mut names, p).ok_or_else(|| what(format!("input {p} unconnected"))))
+            .collect::<Result<_, _>>()?;
+        let mut vars = inputs.clone();
+        let mut var_nets = in_nets.clone();
+        if let Some(st) = &cell.state {
+            let table = |f: &str| truth_table(f, &inputs).map_err(&what);
+            let q = names.len() as u32;
+            names.push(format!("{}.{}", inst.name, st.vars.0));
+            vars.push(&st.vars.0);
+            var_nets.push(q);
+            let qn = (!st.vars.1.is_empty()).then(|| {
+                names.push(format!("{}.{}", inst.name, st.vars.1));
+                vars.push(&st.vars.1);
+                var_nets.push(q + 1);
+                q + 1
+            });
+            seqs.push(Seq {
+                latch: st.latch,
+                pins: in_nets.clone(),
+                data: table(&st.data)?,
+                clock: table(&st.clock)?,
+                clear: st.clear.as_deref().map(table).transpose()?,
+                preset: st.preset.as_deref().map(table).transpose()?,
+                q,
+                qn,
+                clock_was: false,
+            });
         }
-        let n_nets = names.len();
-        let (seq_start, seq_fan) = readers(n_nets, &seqs, |sq| &sq.pins);
-        // Nets named only by ports or constants have no fanout entries yet.
-        fan_start.resize(n_nets + 1, *fan_start.last().unwrap_or(&0));
+        for o in &cell.outputs {
+            let f = cell
+                .functions
+                .get(o)
+                .ok_or_else(|| what(format!("output {o} has no function")))?;
+            let Some(out) = pin_net(&mut names, o) else {
+                continue;
+            };
+            // Only the variables the function reads, so the table stays small.
+            let used: Vec<usize> = (0..vars.len())
+                .filter(|&i| {
+                    f.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                        .any(|w| w == vars[i])
+                })
+                .collect();
+            let uv: Vec<&str> = used.iter().map(|&i| vars[i]).collect();
+            nodes.push(Node {
+                table: truth_table(f, &uv).map_err(&what)?,
+                inputs: Inputs::of(&used.iter().map(|&i| var_nets[i]).collect::<Vec<_>>()),
+                out,
+            });
+            outputs.push((inst.name.clone(), o.clone(), out));
+        }
+    }
+    let n_nets = names.len();
+    // One driver per net.
+    let mut driver = vec![u32::MAX; n_nets];
+    for (i, nd) in nodes.iter().enumerate() {
+        if driver[nd.out as usize] != u32::MAX {
+            return Err(format!("net {} has two drivers", names[nd.out as usize]));
+        }
+        driver[nd.out as usize] = i as u32;
+    }
+    for s in &seqs {
+        for q in std::iter::once(s.q).chain(s.qn) {
+            if driver[q as usize] != u32::MAX {
+                return Err(format!("net {} has two drivers", names[q as usize]));
+            }
+        }
+    }
+    let (mut fan_start, fan) = readers(n_nets, &nodes, |nd| &nd.inputs);
+    // Levels: Kahn's order over the combinational nodes.
+    let mut pending: Vec<u32> = nodes
+        .iter()
+        .map(|nd| {
+            nd.inputs
+                .iter()
+                .filter(|&&i| driver[i as usize] != u32::MAX)
+                .count() as u32
+        })
+        .collect();
+    let mut level = vec![0u32; nodes.len()];
+    let mut ready: Vec<u32> = (0..nodes.len() as u32)
+        .filter(|&j| pending[j as usize] == 0)
+        .collect();
+    let mut done = 0;
+    while let Some(j) = ready.pop() {
+        done += 1;
+        let out = nodes[j as usize].out as usize;
+        for k in fan_start[out]..fan_start[out + 1] {
+            let m = fan[k as usize] as usize;
+            level[m] = level[m].max(level[j as usize] + 1);
+            pending[m] -= 1;
+            if pending[m] == 0 {
+                ready.push(m as u32);
+            }
+        }
+    }
+    if done < nodes.len() {
+        let stuck = pending.iter().position(|&p| p > 0).unwrap_or(0);
+        return Err(format!(
+            "a combinational loop through net {}",
+            names[nodes[stuck].out as usize]
+        ));
+    }
+    let levels = level.iter().max().map_or(0, |m| *m as usize + 1);
+    let mut ports = HashMap::new();
+    for p in &nl.ports {
+        let bits: Vec<u32> = p.bits.iter().map(|b| net(&mut names, *b)).collect();
+        ports.insert(p.name.clone(), bits);
+    }
+    // Nets named only by ports or constants have no fanout entries yet.
+    fan_start.resize(names.len() + 1, *fan_start.last().unwrap_or(&0));
+    Ok(Compiled {
+        names,
+        nodes,
+        level,
+        levels,
+        fan_start,
+        fan,
+        seqs,
+        outputs,
+        ports,
+        one,
+    })
+}
+
+impl CycleSim {
+    /// Builds the simulator of `nl` with the cells of `lib`.
+    pub fn new(nl: &Netlist, lib: &Library) -> Result<CycleSim, SimError> {
+        let c = compile(nl, lib)?;
+        let n_nets = c.names.len();
+        let (seq_start, seq_fan) = readers(n_nets, &c.seqs, |sq| &sq.pins);
         let mut s = CycleSim {
-            seq_dirty: vec![false; seqs.len()],
+            seq_dirty: vec![false; c.seqs.len()],
             seq_start,
             seq_fan,
             value: vec![0; n_nets],
             toggles: vec![0; n_nets],
             counting: false,
-            dirty: vec![false; nodes.len()],
-            buckets: vec![Vec::new(); levels],
+            dirty: vec![false; c.nodes.len()],
+            buckets: vec![Vec::new(); c.levels],
             changed: Vec::new(),
-            names,
-            nodes,
-            level,
-            fan_start,
-            fan,
-            seqs,
-            outputs,
-            ports,
+            names: c.names,
+            nodes: c.nodes,
+            level: c.level,
+            fan_start: c.fan_start,
+            fan: c.fan,
+            seqs: c.seqs,
+            outputs: c.outputs,
+            ports: c.ports,
         };
-        s.value[one as usize] = 1;
+        s.value[c.one as usize] = 1;
         // The complements of the states, which start at 0.
         for i in 0..s.seqs.len() {
             if let Some(qn) = s.seqs[i].qn {

@@ -156,9 +156,14 @@ fn compare(expected: &[Expected], got: &[sim::trace::OutputBeat]) -> (usize, Opt
 pub enum Simulator {
     /// Icarus with the library's Verilog cell models (and their primitives' tables).
     Icarus,
-    /// flipchip's two-state cycle simulator of the netlist ([`crate::cyclesim`]), with the
-    /// cells' functions from the liberty file.
+    /// flipchip's two-state cycle simulator of the netlist, with the cells' functions from
+    /// the liberty file: the levelised engine on 64 lanes that share the frames
+    /// ([`crate::lanesim`], [`crate::lanerun`]).
     Cycle,
+    /// The same simulator's event-driven engine on one stream of frames
+    /// ([`crate::cyclesim`]): the check of the lanes, and faster for small netlists where
+    /// few cells change per cycle.
+    Event,
 }
 
 impl Simulator {
@@ -167,7 +172,15 @@ impl Simulator {
         match self {
             Simulator::Icarus => "icarus",
             Simulator::Cycle => "cycle",
+            Simulator::Event => "event",
         }
+    }
+
+    /// The simulator `--gate-sim` names (`auto` is `None` there, not a simulator).
+    pub fn from_name(name: &str) -> Option<Simulator> {
+        [Simulator::Icarus, Simulator::Cycle, Simulator::Event]
+            .into_iter()
+            .find(|s| s.name() == name)
     }
 
     /// Icarus for small runs, the cycle simulator once `cells * cycles` passes this: the
@@ -185,16 +198,20 @@ impl Simulator {
     }
 }
 
-/// [`run`] with the cycle simulator: the netlist at `netlist` with the cells of the liberty
-/// `lib`, streaming `stream`, compared with `expected`. `progress` gets a line every minute.
+/// [`run`] with the cycle simulator (`engine`: [`Simulator::Cycle`] or [`Simulator::Event`]):
+/// the netlist at `netlist` with the cells of the liberty `lib`, streaming `stream`, compared
+/// with `expected`; the lanes start with `warmup` frames of warm-up. `progress` gets a line
+/// every minute.
 #[allow(clippy::too_many_arguments)]
 pub fn run_cycle(
+    engine: Simulator,
     ports: &Ports,
     netlist: &Path,
     lib: &crate::liberty::Library,
     stream: &[u8],
     expected: &[Expected],
     max_cycles: u64,
+    warmup: usize,
     progress: &mut dyn FnMut(&str),
 ) -> Result<GateRun, Error> {
     refuse_loaded_weights(ports)?;
@@ -204,30 +221,41 @@ pub fn run_cycle(
         message,
     };
     let nl = crate::netlist::parse(&crate::read(netlist)?).map_err(parse_err)?;
-    let mut sim = crate::cyclesim::CycleSim::new(&nl, lib).map_err(parse_err)?;
-    progress(&format!(
-        "asic: cycle simulator: {} cells, {} nets, built in {:.1} s",
-        nl.instances.len(),
-        sim.nets(),
-        t.elapsed().as_secs_f64()
-    ));
-    let stim = Stimulus {
-        seed: 1,
-        bubble_pct: 0,
-        stall_pct: 0,
-    };
-    let mut told = std::time::Instant::now();
     let frames = expected.len();
-    let run = crate::cyclesim::run(&mut sim, ports, stream, stim, max_cycles, &mut |c, f| {
-        if told.elapsed().as_secs() >= 60 {
-            told = std::time::Instant::now();
-            progress(&format!(
-                "asic: gate-level: cycle {c}, {f} of {frames} frames out, {:.0} s",
-                t.elapsed().as_secs_f64()
-            ));
-        }
-    })
-    .map_err(parse_err)?;
+    let run = if engine == Simulator::Event {
+        let mut sim = crate::cyclesim::CycleSim::new(&nl, lib).map_err(parse_err)?;
+        progress(&format!(
+            "asic: cycle simulator (event-driven): {} cells, {} nets, built in {:.1} s",
+            nl.instances.len(),
+            sim.nets(),
+            t.elapsed().as_secs_f64()
+        ));
+        let stim = Stimulus {
+            seed: 1,
+            bubble_pct: 0,
+            stall_pct: 0,
+        };
+        let mut told = std::time::Instant::now();
+        crate::cyclesim::run(&mut sim, ports, stream, stim, max_cycles, &mut |c, f| {
+            if told.elapsed().as_secs() >= 60 {
+                told = std::time::Instant::now();
+                progress(&format!(
+                    "asic: gate-level: cycle {c}, {f} of {frames} frames out, {:.0} s",
+                    t.elapsed().as_secs_f64()
+                ));
+            }
+        })
+        .map_err(parse_err)?
+    } else {
+        let c = crate::cyclesim::compile(&nl, lib).map_err(parse_err)?;
+        progress(&format!(
+            "asic: cycle simulator (levelised, 64 lanes): {} cells, {} nets, built in {:.1} s",
+            nl.instances.len(),
+            c.names.len(),
+            t.elapsed().as_secs_f64()
+        ));
+        crate::lanerun::run(&c, ports, stream, warmup, max_cycles, progress).map_err(parse_err)?
+    };
     let (mismatches, first_mismatch) = compare(expected, &run.trace.outputs);
     Ok(GateRun {
         frames,

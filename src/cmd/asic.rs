@@ -43,8 +43,9 @@ pub struct Args {
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// Gate-level simulator: icarus (the library's Verilog cell models), cycle (flipchip's
-    /// two-state cycle simulator of the netlist, with the liberty's cell functions; for large
-    /// designs), or auto (icarus below 2e8 cell-cycles).
+    /// two-state cycle simulator of the netlist, with the liberty's cell functions, on 64
+    /// lanes that share the frames; for large designs), event (the same simulator's
+    /// event-driven engine, one lane), or auto (icarus below 2e8 cell-cycles, else cycle).
     #[arg(long, default_value = "auto")]
     pub gate_sim: String,
     /// Share of the core area the cells fill (the core area reported is the cell area over it).
@@ -82,9 +83,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     }
     let gate_sim = match a.gate_sim.as_str() {
         "auto" => None,
-        "icarus" => Some(asic::gate::Simulator::Icarus),
-        "cycle" => Some(asic::gate::Simulator::Cycle),
-        other => bail!("--gate-sim {other:?}: expected auto, icarus or cycle"),
+        name => match asic::gate::Simulator::from_name(name) {
+            Some(s) => Some(s),
+            None => bail!("--gate-sim {name:?}: expected auto, icarus, cycle or event"),
+        },
     };
     let timeout = match a.tool_timeout_minutes {
         Some(m) if !m.is_finite() || m <= 0.0 => {

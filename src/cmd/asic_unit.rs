@@ -70,11 +70,9 @@ pub fn run_unit(dir: &Path, spec: &serde_json::Value) -> anyhow::Result<serde_js
         timeout: spec["timeout_seconds"]
             .as_f64()
             .map(Duration::from_secs_f64),
-        gate_sim: match spec["gate_sim"].as_str() {
-            Some("icarus") => Some(asic::gate::Simulator::Icarus),
-            Some("cycle") => Some(asic::gate::Simulator::Cycle),
-            _ => None,
-        },
+        gate_sim: spec["gate_sim"]
+            .as_str()
+            .and_then(asic::gate::Simulator::from_name),
     };
     asic::run(dir, &opts, &mut |line| eprintln!("{line}"))
         .with_context(|| format!("the ASIC flow in {}", dir.display()))

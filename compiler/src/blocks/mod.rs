@@ -28,6 +28,31 @@ pub use cost::{Family, Features};
 
 use crate::ir::{Argmax, InputAdapter, Mvtu};
 
+impl Clone for Beat {
+    fn clone(&self) -> Beat {
+        match self {
+            Beat::Pixels(w) => Beat::Pixels(*w),
+            Beat::Bits(b) => Beat::Bits(b.clone()),
+            Beat::Scores(v) => Beat::Scores(v.clone()),
+            Beat::Result { class, scores } => Beat::Result {
+                class: *class,
+                scores: scores.clone(),
+            },
+        }
+    }
+
+    /// Copies into the buffer already there when both are of one kind: a FIFO entry is
+    /// overwritten with every beat it takes, and a derived `clone_from` would allocate each
+    /// time.
+    fn clone_from(&mut self, source: &Beat) {
+        match (self, source) {
+            (Beat::Bits(d), Beat::Bits(s)) => d.clone_from(s),
+            (Beat::Scores(d), Beat::Scores(s)) => d.clone_from(s),
+            (d, s) => *d = s.clone(),
+        }
+    }
+}
+
 impl Beat {
     /// An input beat of the words `words` (at most [`BEAT_WORDS`], the lowest first).
     pub fn pixels(words: &[u64]) -> Beat {
@@ -165,7 +190,7 @@ impl Stage {
 pub const BEAT_WORDS: usize = crate::ir::MAX_INPUT_BITS / 64;
 
 /// The data of one stream beat, as the cycle models pass it on.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub enum Beat {
     /// The top's input stream: `s_data` as words, the lowest first (pixel bytes with the
     /// earliest pixel in the low byte, or packed pixel bits with the earliest in bit 0); a
@@ -249,6 +274,28 @@ impl CycleModel for StageModel {
     fn quiet_inputs(&self) -> u64 {
         each!(self, m => m.quiet_inputs())
     }
+    #[inline]
+    fn signals(&self) -> Signals {
+        each!(self, m => m.signals())
+    }
+    #[inline]
+    fn advance(&mut self, pending: u64, input: Option<&Beat>, out_ready: bool) -> Signals {
+        each!(self, m => m.advance(pending, input, out_ready))
+    }
+}
+
+/// What a driver reads of a block after an edge: its handshake signals and how long they
+/// hold (see [`CycleModel::signals`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Signals {
+    /// [`CycleModel::out_valid`].
+    pub out_valid: bool,
+    /// [`CycleModel::in_ready`] with `out_ready` low.
+    pub ready_lo: bool,
+    /// [`CycleModel::in_ready`] with `out_ready` high.
+    pub ready_hi: bool,
+    /// [`CycleModel::quiet_cycles`].
+    pub quiet: u64,
 }
 
 /// The register-level behaviour of one block, advanced one clock edge at a time.
@@ -275,6 +322,28 @@ pub trait CycleModel: Send {
     /// `in_ready` or `out_valid` could change. 0 is always a safe answer.
     fn quiet_inputs(&self) -> u64 {
         0
+    }
+    /// `out_valid`, `in_ready` both ways and `quiet_cycles` at once: what the event-driven
+    /// driver reads after every edge a block takes, in one dispatch rather than four.
+    #[inline]
+    fn signals(&self) -> Signals {
+        Signals {
+            out_valid: self.out_valid(),
+            ready_lo: self.in_ready(false),
+            ready_hi: self.in_ready(true),
+            quiet: self.quiet_cycles(),
+        }
+    }
+    /// [`CycleModel::skip`] of `pending` edges (none if 0), this cycle's
+    /// [`CycleModel::clock`], then [`CycleModel::signals`]: what an event-driven driver does
+    /// to a block it visits, in one dispatch.
+    #[inline]
+    fn advance(&mut self, pending: u64, input: Option<&Beat>, out_ready: bool) -> Signals {
+        if pending > 0 {
+            self.skip(pending);
+        }
+        self.clock(input, out_ready);
+        self.signals()
     }
 }
 

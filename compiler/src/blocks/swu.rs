@@ -390,8 +390,15 @@ impl SwuModel {
                 // per pixel and plane.
                 out.fill(0);
                 let mask = u64::MAX >> (64 - c);
+                // Window row `ky` is image row `y + 1 - k + ky`, kept at that modulo `k`:
+                // one division per window rather than one per row.
+                let first = (self.y + 1) % k;
                 for ky in 0..k {
-                    let row = (self.y + 1 - k + ky) % k;
+                    let row = if first + ky >= k {
+                        first + ky - k
+                    } else {
+                        first + ky
+                    };
                     for kx in 0..k {
                         let src = &self.rows[(row * w + self.x + 1 - k + kx) * pw..][..pw];
                         let at = (ky * k + kx) * c;

@@ -47,7 +47,9 @@
 //! Every per-weight and per-neuron quantity is an integer: bits, accumulators, popcount sums,
 //! signals, weight signals, thresholds. Real numbers (`f64`) appear only where a handful of
 //! values per sample or per layer and step set a scale, never per weight:
-//! - per sample, the output softmax (step 2: ten values per sample, rounded to integers);
+//! - per sample, the output softmax (step 2: ten values per sample, rounded to integers), and
+//!   with `noise` set, one draw per hidden neuron, rounded to an integer before it touches a
+//!   sum;
 //! - per layer, running statistics kept between steps: `q_ms` and `t_ms` (mean squares of the
 //!   weight and threshold signals), `spread` (root mean square of `s - T`), `flipped_share`
 //!   (for `decay=auto`);
@@ -91,7 +93,8 @@
 //! (0.7, (0, 1000]), `temperature` (0.35, (0, 1000]), `ste` (`triangle` or `box`), `decay`
 //! (`auto` or a number in [0, 1]), `acc_bits` (8 or 16; at 16 the threshold and steps scale by
 //! 256, so the two differ only in resolution), `center` (`on`, `off` or `full`: on hidden layers
-//! also less the signal's fit to the neuron's own sums, see below). A low softmax temperature keeps an error signal
+//! also less the signal's fit to the neuron's own sums, see below), `noise` (0, [0, 1000]:
+//! training-time noise on hidden sums, see below). A low softmax temperature keeps an error signal
 //! on samples that are right but close to the margin.
 //!
 //! # Where the defaults come from
@@ -147,6 +150,12 @@
 //! - A fixed accumulator decay instead of BOLD's rule (`scripts/sweep-flip.sh fmnist-decay
 //!   1,2,3`): `decay=0.9`: 83.88, 0.97: 87.43, 1 (no decay): 88.62, against 88.78 for
 //!   `decay=auto`, which stays.
+//!
+//! - Training-time noise on the hidden sums (`noise`, uniform in `+-noise` times the layer's
+//!   spread of `s - T`, drawn per sample, neuron and step; `scripts/sweep-flip.sh fmnist-noise
+//!   1,2,3`), a dropout-like regulariser for the gap between training batches (92.6%) and
+//!   validation: 0.1: 88.70, 0.25: 88.43, 0.5: 86.91, against 88.78 without. Every amount
+//!   costs fit; kept as an option, off by default.
 //!
 //! Rules tried at batch 200 and dropped (seeds 1-3, against 88.52 without them): label
 //! smoothing of the output target, 0.03: 88.44, 0.1: 88.32; dividing the scores by the
@@ -217,7 +226,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::intgemm::{self, Kernel, Pairs};
-use super::rng::{mix, random_bits};
+use super::rng::{mix, random_bits, Stream};
 use super::{check_params, param, BatchStats, Optimizer, TrainData};
 use crate::bits::{words_for, BitMatrix, WORD_BITS};
 use crate::encoding::Encoding;
@@ -241,6 +250,7 @@ const KNOWN: &[&str] = &[
     "acc_bits",
     "ste",
     "center",
+    "noise",
 ];
 
 /// Fractional bits of thresholds and score offsets.
@@ -281,6 +291,10 @@ struct Settings {
     /// neuron's own `s - T` across the batch (`center=full`).
     #[serde(default)]
     project: bool,
+    /// Training-time noise on hidden sums, in units of the layer's spread of `s - T`
+    /// (`noise`, 0 = off).
+    #[serde(default)]
+    noise: f64,
 }
 
 /// A real-valued setting, checked against its range `lo..=hi` (`lo` excluded if `lo_open`).
@@ -371,6 +385,7 @@ impl Settings {
                 v => return Err(format!("setting center={v}: expected on, full or off")),
             },
             project: given(params, "center") == "full",
+            noise: real(params, "noise", 0.0, 0.0, false, MAX_REAL)?,
         };
         if settings.acc_bits != 8 && settings.acc_bits != 16 {
             return Err(format!(
@@ -603,6 +618,9 @@ impl FlipOptimizer {
             }
             _ => {}
         }
+        if settings.noise > 0.0 && layers.iter().any(|l| l.geometry.is_some()) {
+            return Err("optimizer flip: setting noise applies to dense networks only".into());
+        }
         Ok(FlipOptimizer {
             input,
             settings,
@@ -619,7 +637,12 @@ impl FlipOptimizer {
 
     /// The forward pass, and the +-1 weights of every layer above the first as [`Pairs`] for
     /// the backward pass (built while the first layer's sums run).
-    fn forward(&mut self, data: &TrainData, batch: &[u32]) -> (Vec<LayerPass>, Vec<Pairs>) {
+    fn forward(
+        &mut self,
+        data: &TrainData,
+        batch: &[u32],
+        step: u64,
+    ) -> (Vec<LayerPass>, Vec<Pairs>) {
         let nl = self.layers.len();
         let mut passes = Vec::with_capacity(nl);
         let mut above = Vec::new();
@@ -639,7 +662,7 @@ impl FlipOptimizer {
             };
             // The inputs as pairs of samples (and on the first layer the weights above) are
             // built on one thread while the sums take the others.
-            let (sums, x) = if l == 0 {
+            let (mut sums, x) = if l == 0 {
                 let (enc, bits) = (&self.input.encoding, self.input.pixel_bits);
                 let layers = &self.layers;
                 let (sums, (x, w)) = rayon::join(forward, || {
@@ -672,6 +695,10 @@ impl FlipOptimizer {
                     layer.bias[i] = if l + 1 < nl { mean << FRAC } else { 0 };
                 }
             }
+            if l + 1 < nl && self.settings.noise > 0.0 && self.initialised {
+                let amp = self.settings.noise * self.layers[l].spread;
+                add_noise(&mut sums, m, amp, self.seed, step, l);
+            }
             if l + 1 < nl {
                 let layer = &self.layers[l];
                 let t: Vec<i32> = (0..m).map(|i| layer.int_bias(i)).collect();
@@ -703,6 +730,27 @@ impl FlipOptimizer {
         (passes, above)
     }
 }
+
+/// Adds to every hidden sum a draw uniform in `[-amp, amp]`, rounded: the bit and the backward
+/// window then see a neuron's sum as it would be under small changes of its inputs, a
+/// dropout-like regulariser for training only (the exported model and evaluation never see
+/// it). Each draw is a hash of (seed, step, layer, sample), so the thread count changes nothing.
+fn add_noise(sums: &mut [i32], m: usize, amp: f64, seed: u64, step: u64, layer: usize) {
+    if amp <= 0.0 {
+        return;
+    }
+    sums.par_chunks_mut(m).enumerate().for_each(|(b, row)| {
+        let key = (step << 24) ^ ((layer as u64) << 20) ^ b as u64;
+        let mut r = Stream::new(seed ^ NOISE_KEY, key);
+        for v in row {
+            let u = r.next_f32() as f64 * 2.0 - 1.0;
+            *v = v.saturating_add((u * amp).round() as i32);
+        }
+    });
+}
+
+/// Separates the noise draws' keys from the stochastic rounding's.
+const NOISE_KEY: u64 = 0x6E6F_6973_6521_0001;
 
 /// A layer's weights as +-1 [`Pairs`] of rows (neurons), the right-hand factor of the backward
 /// signal into the layer below.
@@ -1505,7 +1553,7 @@ impl Optimizer for FlipOptimizer {
         if self.convolutional() {
             return conv::step(self, data, batch, step, progress);
         }
-        let (passes, above) = self.forward(data, batch);
+        let (passes, above) = self.forward(data, batch, step);
         let nl = self.layers.len();
         let bsz = batch.len();
         let s = self.settings.clone();
@@ -1682,7 +1730,7 @@ mod tests {
 
     /// The loss of `batch` under the optimizer's current weights, with the training softmax.
     fn loss(opt: &mut FlipOptimizer, data: &TrainData, batch: &[u32]) -> f64 {
-        let (passes, _) = opt.forward(data, batch);
+        let (passes, _) = opt.forward(data, batch, 0);
         let sums = &passes[passes.len() - 1].sums;
         opt.output_error(data, batch, sums).1.loss
     }
@@ -1708,6 +1756,7 @@ mod tests {
             ("temperature", "0", "(0, 1000]"),
             ("temperature", "nan", "(0, 1000]"),
             ("decay", "2", "[0, 1]"),
+            ("noise", "-0.1", "[0, 1000]"),
             ("decay", "-0.5", "[0, 1]"),
             ("decay", "NaN", "[0, 1]"),
             ("threshold", "0", "1..=127"),
@@ -2150,6 +2199,7 @@ mod tests {
                 ("decay", "0.9"),
                 ("center", "off"),
             ]),
+            sets(&[("noise", "0.5")]),
         ] {
             let make =
                 |seed| FlipOptimizer::new(input.clone(), &dense(&[16, 40, 24, 3]), seed, &params);

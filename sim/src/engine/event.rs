@@ -14,7 +14,7 @@
 //! adapter run in one go: the adapter takes its pixels (`CycleModel::quiet_inputs`), the
 //! other blocks' edges stay pending.
 
-use compiler::blocks::{CycleModel, StageModel};
+use compiler::blocks::{CycleModel, Signals, StageModel};
 
 use super::{Env, Record, SimError};
 
@@ -33,6 +33,9 @@ struct Blocks {
     /// The cycle whose edge block `i` must take even if it does not move: the last one its
     /// signals are known to hold for.
     due: Vec<u64>,
+    /// At most the earliest of `due`: before it no block is due, and the scan of `due` that
+    /// most cycles would make for nothing is left out.
+    next_due: u64,
     /// The cycle since which `out_valid` has been high (while it is).
     valid_since: Vec<u64>,
 }
@@ -52,6 +55,7 @@ impl Blocks {
             ready_hi: 0,
             taken: vec![0; n],
             due: vec![0; n],
+            next_due: 0,
             valid_since: vec![0; n],
         };
         for (i, m) in models.iter().enumerate() {
@@ -64,8 +68,14 @@ impl Blocks {
     /// cycles its `out_valid` was high into `valid_cycles`.
     #[inline]
     fn sense(&mut self, i: usize, m: &StageModel, t: u64, valid_cycles: &mut [u64]) {
+        self.record(i, m.signals(), t, valid_cycles);
+    }
+
+    /// [`Blocks::sense`] with the signals read.
+    #[inline]
+    fn record(&mut self, i: usize, sig: Signals, t: u64, valid_cycles: &mut [u64]) {
         let bit = 1u64 << i;
-        let v = m.out_valid();
+        let v = sig.out_valid;
         if v != (self.valid & bit != 0) {
             if v {
                 self.valid_since[i] = t;
@@ -74,14 +84,15 @@ impl Blocks {
             }
             self.valid ^= bit;
         }
-        let (lo, hi) = (m.in_ready(false), m.in_ready(true));
+        let (lo, hi) = (sig.ready_lo, sig.ready_hi);
         self.ready_lo = (self.ready_lo & !bit) | (u64::from(lo) << i);
         self.ready_hi = (self.ready_hi & !bit) | (u64::from(hi) << i);
         self.taken[i] = t;
         // The states after 0..q - 1 more edges show these signals; the edge into the state
         // after q edges must be a real one (and at least this cycle's edge is).
-        let q = m.quiet_cycles().max(1);
+        let q = sig.quiet.max(1);
         self.due[i] = t.saturating_add(q - 1);
+        self.next_due = self.next_due.min(self.due[i]);
     }
 
     /// Block `i` takes its pending edges, those of the cycles before `t`.
@@ -94,13 +105,23 @@ impl Blocks {
         }
     }
 
-    /// The blocks that must take cycle `t`'s edge even without a beat.
+    /// The blocks that must take cycle `t`'s edge even without a beat. The caller clocks
+    /// them, and their [`Blocks::sense`] brings `next_due` down to their new due cycles.
     #[inline]
-    fn due_at(&self, t: u64) -> u64 {
-        self.due
-            .iter()
-            .enumerate()
-            .fold(0, |m, (i, &d)| m | (u64::from(d <= t) << i))
+    fn due_at(&mut self, t: u64) -> u64 {
+        if t < self.next_due {
+            return 0;
+        }
+        let (mut mask, mut next) = (0, u64::MAX);
+        for (i, &d) in self.due.iter().enumerate() {
+            if d <= t {
+                mask |= 1 << i;
+            } else {
+                next = next.min(d);
+            }
+        }
+        self.next_due = next;
+        mask
     }
 
     /// `in_ready` of every block in a cycle in which the sink's `m_ready` is `m_ready`: most
@@ -176,17 +197,17 @@ pub(super) fn drive(
             visit &= !(1u64 << i);
             let (up, rest) = models.split_at_mut(i);
             let m = &mut rest[0];
-            b.settle(i, m, t);
+            let pending = t - b.taken[i];
             let or = out_ready >> i & 1 == 1;
-            if i == 0 {
+            let sig = if i == 0 {
                 let beat = s_fire.then(|| rec.beats.beat(rec.next));
-                m.clock(beat.as_ref(), or);
+                m.advance(pending, beat.as_ref(), or)
             } else if fire >> (i - 1) & 1 == 1 {
-                m.clock(Some(up[i - 1].out_data()), or);
+                m.advance(pending, Some(up[i - 1].out_data()), or)
             } else {
-                m.clock(None, or);
-            }
-            b.sense(i, m, t + 1, &mut rec.valid_cycles);
+                m.advance(pending, None, or)
+            };
+            b.record(i, sig, t + 1, &mut rec.valid_cycles);
         }
         if s_fire {
             rec.take_input(t);

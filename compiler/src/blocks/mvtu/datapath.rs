@@ -15,6 +15,17 @@ use super::{get_bits, Beat};
 /// nearly all the repeats 4,096 do.
 const MEMO: usize = 1024;
 
+/// Lookups after which a memo that hits less than one time in [`MEMO_MIN_RATE`] is switched
+/// off: a miss costs a hash, a compare and a copy into an entry that deep layers (whose
+/// windows rarely repeat) never read again, and the cold entries push the other layers' data
+/// out of the cache.
+const MEMO_PROBE: u64 = 2048;
+const MEMO_MIN_RATE: u64 = 8;
+
+/// Largest table of lane counts (bytes) a narrow layer gets: it must sit in the L1 cache
+/// beside the rest, else a table row costs more than the popcounts it replaces.
+const TABLE_BYTES: usize = 32 * 1024;
+
 /// One layer's weights, thresholds or scores, and scratch space.
 pub(super) struct Datapath {
     pub pe: usize,
@@ -37,6 +48,10 @@ pub(super) struct Datapath {
     acc: Vec<u64>,
     /// Scratch: the input vector cut into the steps' chunks, `[plane][sf][wps]`.
     xs: Vec<u64>,
+    /// For a layer whose SIMD takes a few bits: per ROM word and chunk value, each lane's
+    /// XNOR-popcount (`simd - popcount(lane ^ x)`), `[addr][x][lane]`; empty otherwise. One
+    /// row replaces `pe` popcounts, as the first layer of a conv net (SIMD 9) needs per plane.
+    table: Vec<u8>,
     memo: Memo,
 }
 
@@ -51,6 +66,10 @@ struct Memo {
     inputs: Vec<u64>,
     bits: Vec<u64>,
     scores: Vec<i64>,
+    /// Lookups and hits so far, and whether the memo is still consulted.
+    lookups: u64,
+    hits: u64,
+    on: bool,
 }
 
 fn hash(words: &[u64]) -> u64 {
@@ -114,6 +133,7 @@ impl Datapath {
         let outputs = pe * nf_n;
         let in_words = plane_words * p_n;
         let out_words = if scores { outputs } else { words_for(outputs) };
+        let table = lane_table(&lanes, simd, pe, nf_n * sf_n);
         Datapath {
             pe,
             simd,
@@ -129,6 +149,7 @@ impl Datapath {
             scale,
             acc: vec![0; pe],
             xs: vec![0; p_n * sf_n * wps],
+            table,
             memo: Memo {
                 entries: MEMO,
                 in_words,
@@ -145,18 +166,30 @@ impl Datapath {
                 } else {
                     Vec::new()
                 },
+                lookups: 0,
+                hits: 0,
+                on: true,
             },
         }
     }
 
     /// The result of the frame `input` (`p_n` planes of `plane_words` words) into `r`.
     pub fn evaluate(&mut self, input: &[u64], r: &mut Beat) {
+        if !self.memo.on {
+            self.compute(input, r);
+            return;
+        }
         let h = hash(input);
+        self.memo.lookups += 1;
         if self.memo.get(h, input, r) {
+            self.memo.hits += 1;
             return;
         }
         self.compute(input, r);
         self.memo.put(h, input, r);
+        if self.memo.lookups == MEMO_PROBE && self.memo.hits * MEMO_MIN_RATE < MEMO_PROBE {
+            self.memo.on = false;
+        }
     }
 
     /// The Verilog's schedule folded into loops over words: ROM word `nf * SF + sf`, input
@@ -164,9 +197,22 @@ impl Datapath {
     /// accumulator; at each group's end the results go to output neurons `nf * pe ..`.
     fn compute(&mut self, input: &[u64], r: &mut Beat) {
         let (simd, wps) = (self.simd, self.wps);
-        // The chunks are the same for every neuron group: cut them once.
+        // The chunks are the same for every neuron group: cut them once. With a single step
+        // per plane, or a SIMD of whole words, a plane's chunks are its words as they lie,
+        // but for the bits past the last chunk.
+        let aligned = self.sf_n == 1 || simd.is_multiple_of(64);
         for plane in 0..self.p_n {
             let chunk = &input[plane * self.plane_words..][..self.plane_words];
+            if aligned {
+                let n = self.sf_n * wps;
+                let x = &mut self.xs[plane * n..][..n];
+                x.copy_from_slice(&chunk[..n]);
+                let tail = (simd * self.sf_n) % 64;
+                if tail != 0 {
+                    x[n - 1] &= (1u64 << tail) - 1;
+                }
+                continue;
+            }
             for sf in 0..self.sf_n {
                 let x = &mut self.xs[(plane * self.sf_n + sf) * wps..][..wps];
                 for (i, x) in x.iter_mut().enumerate() {
@@ -182,24 +228,38 @@ impl Datapath {
         }
         for nf in 0..self.nf_n {
             self.acc.fill(0);
-            let roms = &self.lanes[nf * self.sf_n * group..][..self.sf_n * group];
-            for plane in 0..self.p_n {
-                let xs = &self.xs[plane * self.sf_n * wps..][..self.sf_n * wps];
-                for (rom, x) in roms.chunks_exact(group).zip(xs.chunks_exact(wps)) {
-                    match wps {
-                        1 => lanes::<1>(&mut self.acc, rom, x, simd, plane),
-                        2 => lanes::<2>(&mut self.acc, rom, x, simd, plane),
-                        3 => lanes::<3>(&mut self.acc, rom, x, simd, plane),
-                        4 => lanes::<4>(&mut self.acc, rom, x, simd, plane),
-                        5 => lanes::<5>(&mut self.acc, rom, x, simd, plane),
-                        6 => lanes::<6>(&mut self.acc, rom, x, simd, plane),
-                        8 => lanes::<8>(&mut self.acc, rom, x, simd, plane),
-                        _ => {
-                            for (a, lane) in self.acc.iter_mut().zip(rom.chunks_exact(wps)) {
-                                let diff: u32 =
-                                    lane.iter().zip(x).map(|(w, x)| (w ^ x).count_ones()).sum();
-                                *a += (simd - u64::from(diff)) << plane;
+            if self.table.is_empty() {
+                let roms = &self.lanes[nf * self.sf_n * group..][..self.sf_n * group];
+                for plane in 0..self.p_n {
+                    let xs = &self.xs[plane * self.sf_n * wps..][..self.sf_n * wps];
+                    for (rom, x) in roms.chunks_exact(group).zip(xs.chunks_exact(wps)) {
+                        match wps {
+                            1 => lanes::<1>(&mut self.acc, rom, x, simd, plane),
+                            2 => lanes::<2>(&mut self.acc, rom, x, simd, plane),
+                            3 => lanes::<3>(&mut self.acc, rom, x, simd, plane),
+                            4 => lanes::<4>(&mut self.acc, rom, x, simd, plane),
+                            5 => lanes::<5>(&mut self.acc, rom, x, simd, plane),
+                            6 => lanes::<6>(&mut self.acc, rom, x, simd, plane),
+                            8 => lanes::<8>(&mut self.acc, rom, x, simd, plane),
+                            _ => {
+                                for (a, lane) in self.acc.iter_mut().zip(rom.chunks_exact(wps)) {
+                                    let diff: u32 =
+                                        lane.iter().zip(x).map(|(w, x)| (w ^ x).count_ones()).sum();
+                                    *a += (simd - u64::from(diff)) << plane;
+                                }
                             }
+                        }
+                    }
+                }
+            } else {
+                // One-word chunks: the chunk's value picks a row of counts.
+                let rows = self.table.len() / (self.nf_n * self.sf_n);
+                for plane in 0..self.p_n {
+                    for sf in 0..self.sf_n {
+                        let x = self.xs[plane * self.sf_n + sf] as usize;
+                        let at = (nf * self.sf_n + sf) * rows + x * self.pe;
+                        for (a, &c) in self.acc.iter_mut().zip(&self.table[at..][..self.pe]) {
+                            *a += u64::from(c) << plane;
                         }
                     }
                 }
@@ -233,6 +293,26 @@ impl Datapath {
             }
         }
     }
+}
+
+/// The lane counts of a layer whose SIMD is narrow enough for [`Datapath::table`] to fit
+/// [`TABLE_BYTES`] (empty otherwise): `lanes` holds `addrs` ROM words of `pe` one-word lanes.
+fn lane_table(lanes: &[u64], simd: usize, pe: usize, addrs: usize) -> Vec<u8> {
+    if simd > 16 || (addrs * pe) << simd > TABLE_BYTES {
+        return Vec::new();
+    }
+    let values = 1usize << simd;
+    let mut t = Vec::with_capacity(addrs * values * pe);
+    for a in 0..addrs {
+        let word = &lanes[a * pe..][..pe];
+        for x in 0..values as u64 {
+            t.extend(
+                word.iter()
+                    .map(|&l| (simd as u32 - (l ^ x).count_ones()) as u8),
+            );
+        }
+    }
+    t
 }
 
 /// Adds lane `g`'s XNOR-popcount of its `W`-word slice of `rom` with `x`, shifted by `plane`,
@@ -294,6 +374,55 @@ mod tests {
             Beat::Scores(out)
         } else {
             Beat::Bits(bits)
+        }
+    }
+
+    /// A layer fed more distinct inputs than the memo probes, then repeats: the memo turns
+    /// itself off, and every result stays the straightforward one before and after.
+    #[test]
+    fn memo_switches_off_without_losing_results() {
+        let mut r = 0x0FF;
+        let mut rand = |n: u64| splitmix(&mut r) % n;
+        // SIMD 9 in one step: the counts come from the table (and 200 bits: from popcounts).
+        for (pe, simd, sf_n, p_n) in [(32, 9, 1, 4), (8, 200, 2, 1)] {
+            let (wps, inputs) = (words_for(simd), simd * sf_n);
+            let plane_words = words_for(inputs);
+            let mut lanes = vec![0u64; sf_n * pe * wps];
+            for l in lanes.chunks_mut(wps) {
+                for k in 0..simd {
+                    set_bit(l, k, rand(2) == 1);
+                }
+            }
+            let most = (inputs as u64) << p_n;
+            let mut d = Datapath::new(
+                (pe, simd, 1, sf_n, p_n),
+                plane_words,
+                lanes,
+                (0..pe).map(|_| rand(most) as u32).collect(),
+                (0..pe).map(|_| rand(2) == 1).collect(),
+                Vec::new(),
+                Vec::new(),
+                false,
+            );
+            assert_eq!(d.table.is_empty(), simd > 16, "pe {pe} simd {simd}");
+            let mut got = Beat::Bits(vec![0; words_for(pe)]);
+            let mut v = vec![0u64; plane_words * p_n];
+            for f in 0..MEMO_PROBE + 300 {
+                // Distinct inputs up to the probe, then a handful over and over; bits past
+                // the layer's inputs set, as nothing upstream promises they are clear.
+                let seed = if f < MEMO_PROBE { f } else { f % 3 };
+                let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+                for w in v.iter_mut() {
+                    *w = splitmix(&mut s);
+                }
+                d.evaluate(&v, &mut got);
+                assert_eq!(
+                    got,
+                    straightforward(&d, &v, false),
+                    "pe {pe} simd {simd} frame {f}"
+                );
+            }
+            assert!(!d.memo.on, "distinct inputs switch the memo off");
         }
     }
 
