@@ -244,3 +244,69 @@ fn layers_that_add_over_several_chunks_prove_through_the_chunked_specification()
     replay_reproduces(&dir.join("chunked.fcm"), &build, l2);
     assert_eq!(report["proven"], false);
 }
+
+#[test]
+fn a_single_layer_part_or_lemma_is_proven_alone_and_bad_choices_are_named() {
+    let dir = scratch("prove-datapath-choose");
+    let build = small_design(&dir);
+    if !provers_present() {
+        return;
+    }
+    let run = |extra: &[&str]| {
+        let mut args = vec!["prove", "--build", s(&build), "--datapath", "--json"];
+        args.extend_from_slice(extra);
+        flipchip(&args)
+    };
+    // Part 1 of layer 1 split in parts of 2 neurons: that proof alone, no lemma, no network.
+    let out = run(&[
+        "--datapath-outputs",
+        "2",
+        "--datapath-layer",
+        "1",
+        "--datapath-part",
+        "1",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report = last_json(&out);
+    let r = rows(&report);
+    assert_eq!(r.len(), 1, "{report}");
+    assert_eq!(r[0]["proof"], "l1_equiv_1", "{report}");
+    assert_eq!(r[0]["outputs"], serde_json::json!([2, 4]), "{report}");
+    assert_eq!(r[0]["status"], "proven", "{report}");
+    // Layer 2's lemma alone.
+    let out = run(&["--datapath-layer", "2", "--datapath-part", "lemma"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report = last_json(&out);
+    let r = rows(&report);
+    assert_eq!(r.len(), 1, "{report}");
+    assert_eq!(r[0]["proof"], "l2_lemma", "{report}");
+    assert_eq!(r[0]["compares"], "chunked=flat", "{report}");
+    // A part beyond a layer's split, a layer the model lacks, a malformed value: each an
+    // error that names it, before any proof runs.
+    for (extra, says) in [
+        (
+            &[
+                "--datapath-outputs",
+                "2",
+                "--datapath-layer",
+                "1",
+                "--datapath-part",
+                "3",
+            ][..],
+            "layer 1 has 3 part(s) of 2 output(s)",
+        ),
+        (
+            &["--datapath-layer", "3"][..],
+            "the model has layers 1 to 2",
+        ),
+        (&["--datapath-part", "first"][..], "not a part"),
+    ] {
+        let out = run(extra);
+        assert!(!out.status.success(), "{extra:?} ran");
+        let err = stderr(&out);
+        assert!(
+            err.contains(says) && !err.contains("panicked") && !err.contains("l1_equiv"),
+            "{extra:?}: {err}"
+        );
+    }
+}

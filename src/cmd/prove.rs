@@ -44,6 +44,15 @@ pub struct Args {
     /// one; `flat` proves every layer against the flat specification directly.
     #[arg(long, value_enum, default_value_t = super::prove_datapath::SpecChoice::Auto)]
     pub datapath_spec: super::prove_datapath::SpecChoice,
+    /// Only this layer's datapath proofs (a number from 1, or `network`); repeat for several.
+    /// Without it every layer and the network are proven.
+    #[arg(long = "datapath-layer", value_name = "N|network")]
+    pub datapath_layers: Vec<super::prove_datapath::LayerChoice>,
+    /// Only this proof of each chosen layer: part K of its `--datapath-outputs` split (0-based,
+    /// as in `l{N}_equiv_{K}`) or `lemma`; repeat for several. The network is then proven only
+    /// when `--datapath-layer network` names it.
+    #[arg(long = "datapath-part", value_name = "K|lemma")]
+    pub datapath_parts: Vec<super::prove_datapath::PartChoice>,
     /// Print one JSON object as the last line.
     #[arg(long)]
     pub json: bool,
@@ -89,6 +98,9 @@ enum Outcome {
 pub fn run(a: Args) -> anyhow::Result<()> {
     if a.depth == 0 || a.timeout == 0 {
         bail!("--depth and --timeout must be at least 1");
+    }
+    if !a.datapath && (!a.datapath_layers.is_empty() || !a.datapath_parts.is_empty()) {
+        bail!("--datapath-layer and --datapath-part choose datapath proofs: add --datapath");
     }
     let known: Vec<&str> = compiler::formal::GROUPS.iter().map(|g| g.name).collect();
     if let Some(bad) = a.groups.iter().find(|g| !known.contains(&g.as_str())) {
@@ -269,6 +281,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 outputs_per_part: a.datapath_outputs,
                 spec: a.datapath_spec,
                 network: true,
+                layers: a.datapath_layers.clone(),
+                parts: a.datapath_parts.clone(),
             },
         )?;
         failed |= broken;

@@ -31,6 +31,7 @@ pub fn script(
         .iter()
         .map(|p| p.display().to_string())
         .collect();
+    let sums = format!("{}*", compiler::equiv::spec::SUM_PREFIX);
     format!(
         "# Written by flipchip prove --datapath: the miter {top} as an AIG.\n\
          read_verilog -defer {}\n\
@@ -38,6 +39,9 @@ pub fn script(
          read_verilog -sv -formal {}\n\
          hierarchy -check -top {top}\n\
          proc\n\
+         # The specification's sum modules hold no weights: each is mapped to gates once, here,\n\
+         # and copied per neuron by the last flatten.\n\
+         setattr -mod -set keep_hierarchy 1 {sums}\n\
          flatten\n\
          # Only what an assertion reads stays: a part's other outputs go here.\n\
          opt_clean\n\
@@ -49,10 +53,18 @@ pub fn script(
          stat\n\
          techmap -map {}\n\
          techmap\n\
-         # Undefined bits are free inputs, as they are in a bounded check.\n\
-         setundef -undriven -anyseq\n\
          dffunmap\n\
          aigmap\n\
+         # A sum module's constants (the carry into each ripple, the zero bits that widen its\n\
+         # operands) folded once rather than in every copy.\n\
+         opt_expr {sums}\n\
+         opt_clean {sums}\n\
+         setattr -mod -unset keep_hierarchy {sums}\n\
+         flatten\n\
+         # Drops the sum modules, now copied into the top, so that `stat` counts the top alone.\n\
+         hierarchy -top {top}\n\
+         # Undefined bits are free inputs, as they are in a bounded check.\n\
+         setundef -undriven -anyseq\n\
          opt_clean\n\
          stat\n\
          write_aiger -zinit -L -map {} {}\n",

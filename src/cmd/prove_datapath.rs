@@ -30,6 +30,130 @@ pub struct Options {
     pub network: bool,
     /// Which specification the design's layers are proven against.
     pub spec: SpecChoice,
+    /// Only these layers (and the network where named); all of them when empty.
+    pub layers: Vec<LayerChoice>,
+    /// Only these proofs of each chosen layer (parts, its lemma); all of them when empty.
+    pub parts: Vec<PartChoice>,
+}
+
+/// A layer named by `--datapath-layer`: its number (1-based) or the whole network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LayerChoice {
+    /// Layer `N`, as in `l{N}_mvtu`.
+    Layer(usize),
+    /// The whole top against the network's specification.
+    Network,
+}
+
+impl std::str::FromStr for LayerChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "network" => Ok(LayerChoice::Network),
+            _ => match s.parse::<usize>() {
+                Ok(n) if n >= 1 => Ok(LayerChoice::Layer(n)),
+                _ => Err(format!(
+                    "`{s}` is not a layer: a layer number from 1, or `network`"
+                )),
+            },
+        }
+    }
+}
+
+/// A proof of a layer named by `--datapath-part`: part `K` of its outputs (0-based, as in
+/// `l{N}_equiv_{K}`) or its lemma.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PartChoice {
+    /// Outputs `K * per .. (K + 1) * per` of the layer (`per` from `--datapath-outputs`).
+    Part(usize),
+    /// The lemma that the chunked sum equals the flat one (`l{N}_lemma`).
+    Lemma,
+}
+
+impl std::str::FromStr for PartChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "lemma" => Ok(PartChoice::Lemma),
+            _ => s
+                .parse::<usize>()
+                .map(PartChoice::Part)
+                .map_err(|_| format!("`{s}` is not a part: a part number from 0, or `lemma`")),
+        }
+    }
+}
+
+/// The proofs that the options choose, checked against the model before anything runs.
+struct Selection<'a> {
+    o: &'a Options,
+}
+
+impl<'a> Selection<'a> {
+    /// Checks every layer and part the options name against `layers` (the model's) and the
+    /// split of each into parts of `o.outputs_per_part` outputs.
+    fn new(o: &'a Options, layers: &[spec::LayerSpec]) -> anyhow::Result<Self> {
+        let sel = Selection { o };
+        for c in &o.layers {
+            if let LayerChoice::Layer(n) = c {
+                if !layers.iter().any(|ls| ls.index == *n) {
+                    anyhow::bail!(
+                        "--datapath-layer {n}: the model has layers 1 to {} (or `network`)",
+                        layers.len()
+                    );
+                }
+            }
+        }
+        for ls in layers.iter().filter(|ls| sel.layer(ls.index)) {
+            let parts = parts_of(ls.layer.outputs, o.outputs_per_part).1;
+            for c in &o.parts {
+                if let PartChoice::Part(k) = c {
+                    if *k >= parts {
+                        anyhow::bail!(
+                            "--datapath-part {k}: layer {} has {parts} part(s) of {} output(s) \
+                             (parts 0 to {}); name the layer with --datapath-layer",
+                            ls.index,
+                            parts_of(ls.layer.outputs, o.outputs_per_part).0,
+                            parts - 1
+                        );
+                    }
+                }
+            }
+        }
+        Ok(sel)
+    }
+
+    /// Whether layer `index`'s proofs run.
+    fn layer(&self, index: usize) -> bool {
+        self.o.layers.is_empty() || self.o.layers.contains(&LayerChoice::Layer(index))
+    }
+
+    /// Whether a chosen layer's lemma runs.
+    fn lemma(&self) -> bool {
+        self.o.parts.is_empty() || self.o.parts.contains(&PartChoice::Lemma)
+    }
+
+    /// Whether part `p` of a chosen layer runs.
+    fn part(&self, p: usize) -> bool {
+        self.o.parts.is_empty() || self.o.parts.contains(&PartChoice::Part(p))
+    }
+
+    /// Whether the network's proof runs: by default, unless layers or parts are chosen
+    /// without naming it.
+    fn network(&self) -> bool {
+        self.o.network
+            && if self.o.layers.is_empty() {
+                self.o.parts.is_empty()
+            } else {
+                self.o.layers.contains(&LayerChoice::Network)
+            }
+    }
+}
+
+/// Outputs per part and parts of a layer of `outputs` outputs split `per` to a part (0: one
+/// part).
+fn parts_of(outputs: usize, per: usize) -> (usize, usize) {
+    let per = if per == 0 { outputs } else { per.min(outputs) };
+    (per, outputs.div_ceil(per))
 }
 
 /// The specification a layer that adds its sums over several SIMD chunks is proven against.
@@ -319,6 +443,7 @@ pub(super) fn run(
 ) -> anyhow::Result<(Vec<serde_json::Value>, bool)> {
     let layers = spec::layers(model)
         .map_err(|why| anyhow::anyhow!("{}: no datapath proof: {why}", dir.display()))?;
+    let chosen = Selection::new(o, &layers)?;
     if design.has_loaded_weights() {
         anyhow::bail!(
             "{}: the design loads its weights after power-up; datapath proofs cover weight ROMs",
@@ -369,16 +494,11 @@ pub(super) fn run(
         rows.push(row);
         Ok(())
     };
-    for ls in &layers {
+    for ls in layers.iter().filter(|ls| chosen.layer(ls.index)) {
         let outputs = ls.layer.outputs;
-        let per = if o.outputs_per_part == 0 {
-            outputs
-        } else {
-            o.outputs_per_part.min(outputs)
-        };
-        let parts = outputs.div_ceil(per);
+        let (per, parts) = parts_of(outputs, o.outputs_per_part);
         let simd = chunking.simd(ls.index);
-        if let Some(simd) = simd {
+        if let Some(simd) = simd.filter(|_| chosen.lemma()) {
             let h = harness::lemma(ls, simd);
             eprintln!(
                 "layer {}: a neuron's sum added in chunks of {simd} = counted flat ...",
@@ -389,7 +509,7 @@ pub(super) fn run(
                 json!({ "layer": ls.index, "outputs": [0, outputs], "spec": "chunked", "compares": "chunked=flat" }),
             )?;
         }
-        for p in 0..parts {
+        for p in (0..parts).filter(|&p| chosen.part(p)) {
             let range = p * per..((p + 1) * per).min(outputs);
             let part = (parts > 1).then_some(p);
             let outs = [range.start, range.end];
@@ -406,7 +526,7 @@ pub(super) fn run(
             )?;
         }
     }
-    if o.network {
+    if chosen.network() {
         let chunked = !chunking.0.is_empty();
         let h = harness::network(design, model, chunked)
             .map_err(|why| anyhow::anyhow!("{}: {why}", dir.display()))?;
@@ -420,6 +540,14 @@ pub(super) fn run(
             json!({ "layer": "network", "outputs": null, "spec": kind, "compares": format!("design={kind}") }),
         )?;
     }
+    if rows.is_empty() {
+        // `--datapath-part lemma` of layers that add their sums in one chunk.
+        anyhow::bail!(
+            "{}: --datapath-layer and --datapath-part choose no proof of this design \
+             (a lemma exists only for layers that add their sums over several chunks)",
+            dir.display()
+        );
+    }
     let failed = rows.iter().any(|r| r.failed);
     Ok((rows.into_iter().map(|r| r.json).collect(), failed))
 }
@@ -427,6 +555,54 @@ pub(super) fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn options(per: usize, layers: &[&str], parts: &[&str]) -> Options {
+        Options {
+            timeout: 1,
+            outputs_per_part: per,
+            network: true,
+            spec: SpecChoice::Auto,
+            layers: layers.iter().map(|l| l.parse().unwrap()).collect(),
+            parts: parts.iter().map(|p| p.parse().unwrap()).collect(),
+        }
+    }
+
+    #[test]
+    fn layers_and_parts_choose_the_proofs_and_bad_ones_are_named() {
+        assert!("0".parse::<LayerChoice>().is_err());
+        assert!("x".parse::<PartChoice>().unwrap_err().contains("lemma"));
+        let model = compiler::random::random_model(
+            &mut compiler::random::Rng(3),
+            16,
+            8,
+            "bitplanes:2".parse().unwrap(),
+            &[12, 4],
+        );
+        let layers = spec::layers(&model).unwrap();
+        // Nothing named: every layer, part, lemma and the network.
+        let o = options(4, &[], &[]);
+        let all = Selection::new(&o, &layers).unwrap();
+        assert!(all.layer(1) && all.layer(2) && all.lemma() && all.part(2) && all.network());
+        // Part 2 of layer 1's three parts of 4; no lemma, no network.
+        let o = options(4, &["1"], &["2"]);
+        let one = Selection::new(&o, &layers).unwrap();
+        assert!(one.layer(1) && !one.layer(2) && one.part(2) && !one.part(0));
+        assert!(!one.lemma() && !one.network());
+        // Layer 2 has one part of 4 outputs: part 2 is named as out of range.
+        let o = options(4, &[], &["2"]);
+        let err = Selection::new(&o, &layers).err().unwrap().to_string();
+        assert!(
+            err.contains("layer 2 has 1 part(s) of 4 output(s)"),
+            "{err}"
+        );
+        let o = options(0, &["3"], &[]);
+        let err = Selection::new(&o, &layers).err().unwrap().to_string();
+        assert!(err.contains("layers 1 to 2"), "{err}");
+        // The network alone.
+        let o = options(0, &["network"], &[]);
+        let net = Selection::new(&o, &layers).unwrap();
+        assert!(!net.layer(1) && !net.layer(2) && net.network());
+    }
 
     #[test]
     fn the_depth_covered_comes_from_either_engine() {

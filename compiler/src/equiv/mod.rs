@@ -9,3 +9,4 @@
 pub mod adder_map;
 pub mod harness;
 pub mod spec;
+pub mod steps;

@@ -138,16 +138,27 @@ fn weight_literal(l: &BinaryLayer, i: usize) -> String {
 /// them, so an equivalence prover meets the same structure on both sides. The tree is written
 /// out in one module (no module per node) so that Yosys elaborates and flattens a sum as one
 /// cell list; returns the expression of the count and its width.
-fn popcount_tree(out: &mut String, v: &str, lo: usize, n: usize, name: &str) -> (String, u32) {
+pub(crate) fn popcount_tree(
+    out: &mut String,
+    v: &str,
+    lo: usize,
+    n: usize,
+    name: &str,
+) -> (String, u32) {
     if n == 1 {
         return (format!("{v}[{lo}]"), 1);
     }
-    let h = 1usize << (usize::BITS - (n - 1).leading_zeros() - 1);
+    let h = popcount_split(n);
     let (a, _) = popcount_tree(out, v, lo, h, &format!("{name}l"));
     let (b, _) = popcount_tree(out, v, lo + h, n - h, &format!("{name}h"));
     let w = bits_for(n as u64);
     out.push_str(&format!("    wire [{}:0] {name} = {a} + {b};\n", w - 1));
     (name.to_string(), w)
+}
+
+/// Where [`popcount_tree`] splits a count of `n >= 2` bits: the largest power of two below `n`.
+pub(crate) fn popcount_split(n: usize) -> usize {
+    1usize << (usize::BITS - (n - 1).leading_zeros() - 1)
 }
 
 /// The combinational module of one layer, counting each neuron's sum flat (`l{N}_spec`).
@@ -181,12 +192,15 @@ pub fn chunked_name(ls: &LayerSpec) -> String {
     format!("{}_chunked", ls.name())
 }
 
+/// The start of every sum module's name ([`sum_name`]): a prover's script selects them by it.
+pub const SUM_PREFIX: &str = "spec_sum_";
+
 /// The module that adds one neuron's sum from its XNOR bits `v` (plane `k` in bits
 /// `k * inputs ..`) for layer `ls`: `spec_sum_{inputs}x{planes}` counts flat,
 /// `..._by{chunk}` in chunks of `chunk` inputs. It holds no weights, so one proof that the two
 /// agree on every `v` covers every neuron of every layer of that shape.
 pub fn sum_name(ls: &LayerSpec, chunk: Option<usize>) -> String {
-    let base = format!("spec_sum_{}x{}", ls.layer.inputs, ls.planes);
+    let base = format!("{SUM_PREFIX}{}x{}", ls.layer.inputs, ls.planes);
     match chunk {
         Some(c) => format!("{base}_by{c}"),
         None => base,
@@ -360,7 +374,7 @@ fn layer_text(
 }
 
 /// A count shifted left by plane `k`.
-fn shifted(c: &str, k: usize) -> String {
+pub(crate) fn shifted(c: &str, k: usize) -> String {
     if k == 0 {
         c.to_string()
     } else {
