@@ -4,9 +4,9 @@
 //! minimises the squared *relative* error (each sample's row divided by its LUT count, so a
 //! 500-LUT design weighs as much as a 50,000-LUT one) under non-negative coefficients: a
 //! negative cost per bit would fit the data by cancelling features against each other and
-//! then extrapolate badly. With eight features the exact non-negative solution is found by
+//! then extrapolate badly. With nine features the exact non-negative solution is found by
 //! solving the unconstrained problem on every subset of features and keeping the best subset
-//! whose solution is non-negative (255 small solves).
+//! whose solution is non-negative (511 small solves).
 
 use crate::blocks::{Family, Features};
 use crate::ir::Design;
@@ -187,6 +187,7 @@ mod tests {
                 select: v[5],
                 stream: v[6],
                 blocks: v[7],
+                ram_popcount: v[8],
             },
             luts,
         }
@@ -194,21 +195,25 @@ mod tests {
 
     #[test]
     fn recovers_exact_coefficients() {
-        let truth = [0.1, 0.25, 0.6, 3.0, 0.0, 1.0, 0.9, 20.0];
+        let truth = [0.1, 0.25, 0.6, 3.0, 0.0, 1.0, 0.9, 20.0, 0.4];
         let f = |v: [f64; N]| v.iter().zip(&truth).map(|(a, b)| a * b).sum::<f64>();
         let designs = [
-            [1000.0, 400.0, 0.0, 20.0, 30.0, 256.0, 256.0, 4.0],
-            [0.0, 4000.0, 300.0, 80.0, 60.0, 3136.0, 3136.0, 5.0],
-            [5000.0, 100.0, 0.0, 10.0, 10.0, 64.0, 64.0, 4.0],
-            [200.0, 2000.0, 1000.0, 200.0, 90.0, 1024.0, 512.0, 4.0],
-            [0.0, 800.0, 50.0, 0.0, 40.0, 0.0, 100.0, 3.0],
-            [3000.0, 50.0, 0.0, 40.0, 20.0, 512.0, 900.0, 6.0],
-            [700.0, 9000.0, 2000.0, 30.0, 10.0, 128.0, 64.0, 4.0],
-            [100.0, 300.0, 80.0, 60.0, 5.0, 2048.0, 32.0, 5.0],
-            [9000.0, 1200.0, 0.0, 500.0, 300.0, 0.0, 784.0, 4.0],
-            [0.0, 0.0, 6000.0, 0.0, 700.0, 0.0, 16.0, 3.0],
-            [2500.0, 7000.0, 400.0, 120.0, 1500.0, 4096.0, 2048.0, 6.0],
-            [60.0, 150.0, 30.0, 12.0, 400.0, 96.0, 8.0, 3.0],
+            [1000.0, 400.0, 0.0, 20.0, 30.0, 256.0, 256.0, 4.0, 0.0],
+            [0.0, 4000.0, 300.0, 80.0, 60.0, 3136.0, 3136.0, 5.0, 300.0],
+            [5000.0, 100.0, 0.0, 10.0, 10.0, 64.0, 64.0, 4.0, 0.0],
+            [
+                200.0, 2000.0, 1000.0, 200.0, 90.0, 1024.0, 512.0, 4.0, 2000.0,
+            ],
+            [0.0, 800.0, 50.0, 0.0, 40.0, 0.0, 100.0, 3.0, 50.0],
+            [3000.0, 50.0, 0.0, 40.0, 20.0, 512.0, 900.0, 6.0, 0.0],
+            [700.0, 9000.0, 2000.0, 30.0, 10.0, 128.0, 64.0, 4.0, 9000.0],
+            [100.0, 300.0, 80.0, 60.0, 5.0, 2048.0, 32.0, 5.0, 80.0],
+            [9000.0, 1200.0, 0.0, 500.0, 300.0, 0.0, 784.0, 4.0, 0.0],
+            [0.0, 0.0, 6000.0, 0.0, 700.0, 0.0, 16.0, 3.0, 0.0],
+            [
+                2500.0, 7000.0, 400.0, 120.0, 1500.0, 4096.0, 2048.0, 6.0, 400.0,
+            ],
+            [60.0, 150.0, 30.0, 12.0, 400.0, 96.0, 8.0, 3.0, 150.0],
         ];
         // Exact integer LUT counts need exactly representable products; round and allow the
         // rounding in the check.
@@ -230,9 +235,9 @@ mod tests {
     fn coefficients_stay_non_negative() {
         // Data an unconstrained fit would explain with a negative popcount cost.
         let samples = vec![
-            sample("a", [0.0, 100.0, 0.0, 0.0, 0.0, 100.0, 0.0, 0.0], 50),
-            sample("b", [0.0, 200.0, 0.0, 0.0, 0.0, 100.0, 0.0, 0.0], 40),
-            sample("c", [0.0, 50.0, 0.0, 0.0, 0.0, 200.0, 0.0, 0.0], 160),
+            sample("a", [0.0, 100.0, 0.0, 0.0, 0.0, 100.0, 0.0, 0.0, 0.0], 50),
+            sample("b", [0.0, 200.0, 0.0, 0.0, 0.0, 100.0, 0.0, 0.0, 0.0], 40),
+            sample("c", [0.0, 50.0, 0.0, 0.0, 0.0, 200.0, 0.0, 0.0, 0.0], 160),
         ];
         let fit = fit(&samples).unwrap();
         assert!(fit.coefficients.iter().all(|&c| c >= 0.0));

@@ -131,6 +131,17 @@ impl Family {
         Ok((luts, brams))
     }
 
+    /// Whether the family's flip-flops have a clock enable, so that a register loaded only
+    /// on some cycles (a shift register stepping with each input beat) needs no LUT per bit:
+    /// the input adapter's 784-bit frame register took 21 LUT4s in all with `synth_ecp5`.
+    /// The OSU standard cells have none: a multiplexer per bit holds the value.
+    pub fn enable_flip_flops(self) -> bool {
+        match self {
+            Family::Ice40 | Family::Ecp5 => true,
+            Family::Asic => false,
+        }
+    }
+
     /// The calibrated costs.
     pub fn costs(self) -> &'static Costs {
         match self {
@@ -187,19 +198,34 @@ pub struct Costs {
     /// XNOR with an input bit), and ROMs at most 4 deep count nothing (they fold into the
     /// adder or compare LUTs they feed). See [`Costs::rom_feature`].
     pub rom_column_depth: u64,
+    /// Whether a per-group ROM (thresholds, direction bits, score offsets) counts only the bit
+    /// lanes that vary over its words. Yosys drops a constant lane before it places a ROM
+    /// (`removing const-0 lane`), so a threshold ROM one bit wider than its values need (the
+    /// clamp leaves room for `max_sum + 1`) can fall below the block RAM's cost and stay in
+    /// logic: the 256 x 9 and 256 x 10 threshold ROMs of the SFC topology are 256 x 8 in
+    /// LUTs with `synth_ecp5` 0.70, and an all-zero direction ROM is gone. Fitted on ECP5
+    /// only; the other families' data predates it.
+    pub drop_constant_lanes: bool,
     /// LUTs per popcount adder-tree bit on top of `adder_bit` where the weights come from a
     /// memory more than 2 words deep: each XNOR lane then takes address bits of its own, so
     /// the XNORs no longer fold into the first adder levels' LUTs.
     pub popcount_bit: f64,
     /// LUTs per popcount adder-tree bit.
     pub adder_bit: f64,
+    /// LUTs per popcount adder-tree bit on top of the others where the weights come from a
+    /// block RAM's read register (or a loaded RAM): each lane's XNOR is a LUT input pair of its
+    /// own at the tree's leaves, where a ROM left in logic folds the XNOR into the LUT that holds
+    /// its column (the SFC topology's 784- and 256-lane trees fed from DP16KD: about 1.2 LUT4
+    /// per tree bit in a hierarchical `synth_ecp5`, against 0.7 for the digits models' trees).
+    pub ram_popcount_bit: f64,
     /// LUTs per accumulator bit (`pe * acc_width`, folded layers only).
     pub acc_bit: f64,
     /// LUTs per bit of the threshold compare or score adder (`pe * width`).
     pub activation_bit: f64,
     /// LUTs per bit of a rotating input register (load or rotate; folded layers only).
     pub select_bit: f64,
-    /// LUTs per bit of the input adapter's frame and per argmax score bit.
+    /// LUTs per argmax score bit (and, on standard cells, per input adapter frame bit: see
+    /// [`Family::enable_flip_flops`]).
     pub stream_bit: f64,
     /// Fixed LUTs per block (control, counters).
     pub block: f64,
@@ -226,8 +252,10 @@ pub const ICE40: Costs = Costs {
     bram_cost: 64,
     rom_bit: 0.1151,
     rom_column_depth: 0,
+    drop_constant_lanes: false,
     popcount_bit: 0.0,
     adder_bit: 0.6396,
+    ram_popcount_bit: 0.0,
     acc_bit: 0.3539,
     activation_bit: 2.7706,
     select_bit: 1.2468,
@@ -249,8 +277,10 @@ pub const ECP5: Costs = Costs {
     bram_cost: 128,
     rom_bit: 0.1016,
     rom_column_depth: 16,
+    drop_constant_lanes: true,
     popcount_bit: 0.0405,
     adder_bit: 0.6750,
+    ram_popcount_bit: 0.0,
     acc_bit: 5.3860,
     activation_bit: 0.0000,
     select_bit: 0.8680,
@@ -266,8 +296,10 @@ pub const ASIC: Costs = Costs {
     bram_cost: 0,
     rom_bit: 0.0,
     rom_column_depth: 0,
+    drop_constant_lanes: false,
     popcount_bit: 0.0,
     adder_bit: 0.0,
+    ram_popcount_bit: 0.0,
     acc_bit: 0.0,
     activation_bit: 0.0,
     select_bit: 0.0,
@@ -287,13 +319,16 @@ pub struct Features {
     pub popcount: f64,
     /// Popcount adder-tree bits alone.
     pub adder: f64,
+    /// Popcount adder-tree bits of layers whose weights are read from a block RAM or a loaded
+    /// RAM (appended last in [`Features::NAMES`], after the features of the first fits).
+    pub ram_popcount: f64,
     /// Accumulator bits of folded layers.
     pub acc: f64,
     /// Threshold-compare, score-adder and argmax compare/select bits.
     pub activation: f64,
     /// Bits of rotating input registers.
     pub select: f64,
-    /// Input adapter frame bits and argmax score bits.
+    /// Argmax score bits, and input adapter frame bits where flip-flops have no enable.
     pub stream: f64,
     /// Blocks.
     pub blocks: f64,
@@ -301,7 +336,7 @@ pub struct Features {
 
 impl Features {
     /// Names of the features (and of their coefficients), in [`Features::vector`] order.
-    pub const NAMES: [&'static str; 8] = [
+    pub const NAMES: [&'static str; 9] = [
         "rom_bit",
         "popcount_bit",
         "adder_bit",
@@ -310,10 +345,11 @@ impl Features {
         "select_bit",
         "stream_bit",
         "block",
+        "ram_popcount_bit",
     ];
 
     /// The features as a vector, in [`Features::NAMES`] order.
-    pub fn vector(&self) -> [f64; 8] {
+    pub fn vector(&self) -> [f64; 9] {
         [
             self.rom_bits,
             self.popcount,
@@ -323,6 +359,7 @@ impl Features {
             self.select,
             self.stream,
             self.blocks,
+            self.ram_popcount,
         ]
     }
 }
@@ -334,6 +371,7 @@ impl std::ops::Add for Features {
             rom_bits: self.rom_bits + o.rom_bits,
             popcount: self.popcount + o.popcount,
             adder: self.adder + o.adder,
+            ram_popcount: self.ram_popcount + o.ram_popcount,
             acc: self.acc + o.acc,
             activation: self.activation + o.activation,
             select: self.select + o.select,
@@ -354,7 +392,7 @@ pub struct RomCost {
 
 impl Costs {
     /// The LUT coefficients, in [`Features::NAMES`] order.
-    pub fn coefficients(&self) -> [f64; 8] {
+    pub fn coefficients(&self) -> [f64; 9] {
         [
             self.rom_bit,
             self.popcount_bit,
@@ -364,6 +402,7 @@ impl Costs {
             self.select_bit,
             self.stream_bit,
             self.block,
+            self.ram_popcount_bit,
         ]
     }
 
@@ -503,6 +542,57 @@ mod tests {
             .unwrap_err();
         assert!(e.contains("no SB_LUT4 cells"), "{e}");
         assert!(Family::Ecp5.count_luts(ice).is_err());
+    }
+
+    /// Layer 2 of a 256-256-256-10 `threshold:128` model at PE 1, SIMD 16, its thresholds
+    /// 0..=255 (and one of them 256 if `top`), its direction bits all 1 or alternating.
+    fn sfc_layer2(top: bool, alternate: bool, family: Family) -> (Features, u64) {
+        use crate::passes::folding::{FoldFile, FoldSpec, LayerFold};
+        use crate::random::{random_model, Rng};
+        let mut model = random_model(
+            &mut Rng(3),
+            256,
+            8,
+            flip::encoding::Encoding::Threshold(128),
+            &[256, 256, 256, 10],
+        );
+        if let flip::model::Layer::Binary(l) = &mut model.layers[1] {
+            l.activation = flip::model::Activation::Threshold {
+                thresholds: (0..256)
+                    .map(|i| if top && i == 7 { 256 } else { i })
+                    .collect(),
+                invert: (0..256).map(|i| !alternate || i % 2 == 0).collect(),
+            };
+        }
+        let mut layers = vec![LayerFold { pe: 1, simd: 1 }; 4];
+        layers[1].simd = 16;
+        let fold = FoldFile::from(layers);
+        let d = crate::compile(&model, &FoldSpec::Manual(fold)).unwrap();
+        let l2 = d.blocks().nth(2).unwrap();
+        assert_eq!(l2.name(), "l2_mvtu");
+        (l2.features(family), l2.estimate_for(family).brams)
+    }
+
+    #[test]
+    fn constant_rom_lanes_count_as_yosys_drops_them() {
+        // 256 x 9 thresholds (0..=257) go to a DP16KD only while all nine lanes vary: with the
+        // top lane constant the ROM is 256 x 8 and stays in logic, 16 columns of 8 lanes
+        // (as synth_ecp5 0.70 placed the SFC model's threshold ROMs).
+        let (wide, wide_brams) = sfc_layer2(true, false, Family::Ecp5);
+        let (narrow, narrow_brams) = sfc_layer2(false, false, Family::Ecp5);
+        assert_eq!(narrow.rom_bits, 256.0 * 8.0 + wide.rom_bits);
+        assert_eq!(narrow_brams + 1, wide_brams);
+        // The direction ROM counts nothing while constant; varying, it is 256 x 1 in logic.
+        let (varying, _) = sfc_layer2(false, true, Family::Ecp5);
+        assert_eq!(varying.rom_bits, narrow.rom_bits + 256.0);
+        // The 4096 x 16 weights are in block RAM: their tree counts as fed from it.
+        assert!(narrow.ram_popcount > 0.0);
+        assert_eq!(narrow.ram_popcount, narrow.adder);
+        // iCE40's fit predates the rule: the full widths count there.
+        assert_eq!(
+            sfc_layer2(false, false, Family::Ice40).0,
+            sfc_layer2(true, false, Family::Ice40).0
+        );
     }
 
     #[test]

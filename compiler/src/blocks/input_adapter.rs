@@ -173,12 +173,16 @@ impl Block for InputAdapter {
         self.beats() as u64
     }
 
-    fn features(&self, _family: Family) -> Features {
-        // The shift registers load with an enable (no LUT per bit on either family); what
-        // remains per frame bit is the enable fan-out, plus one 8-bit compare per encoded
-        // level.
+    fn features(&self, family: Family) -> Features {
+        // The shift registers load with an enable: no LUT per bit where flip-flops have one
+        // (FPGAs), a hold multiplexer per bit where they do not (standard cells). What remains
+        // is one 8-bit compare per encoded level.
         Features {
-            stream: (self.planes() * self.plane_bits()) as f64,
+            stream: if family.enable_flip_flops() {
+                0.0
+            } else {
+                (self.planes() * self.plane_bits()) as f64
+            },
             activation: match self.format {
                 InputFormat::Pixels => (8 * self.bits_per_pixel() * self.pixels_per_beat) as f64,
                 InputFormat::Packed => 0.0,

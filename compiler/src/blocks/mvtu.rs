@@ -175,19 +175,59 @@ impl Mvtu {
 
     /// `(depth, width)` of the ROMs exactly as emitted: weights (unless loaded into RAM), then
     /// per neuron group the thresholds and direction bits, or the score offsets.
-    fn roms(&self) -> Vec<(u64, u64)> {
+    /// With `drop_constant_lanes` (see [`super::cost::Costs::drop_constant_lanes`]), the
+    /// per-group ROMs count only their lanes that vary over the neuron groups.
+    fn roms(&self, drop_constant_lanes: bool) -> Vec<(u64, u64)> {
         let (pe, nf) = (self.pe as u64, self.neuron_folds() as u64);
-        let mut roms = vec![(nf, pe * self.act_width())];
-        if self.scale_width() > 0 {
-            roms.push((nf, pe * u64::from(self.scale_width())));
-        }
-        if !self.is_loaded() {
-            roms.push(self.weight_shape());
-        }
-        if !self.is_scores() {
-            roms.push((nf, pe));
+        let m = self.mem();
+        let group_rom = |width: u32, value: &dyn Fn(usize) -> u64| {
+            let w = if drop_constant_lanes {
+                self.varying_lanes(width, value)
+            } else {
+                pe * u64::from(width)
+            };
+            (nf, w)
+        };
+        let mut roms = Vec::new();
+        match &self.activation {
+            MvtuActivation::Threshold { invert, .. } => {
+                roms.push(group_rom(m.threshold_width, &|i| {
+                    u64::from(m.thresholds[i])
+                }));
+                if !self.is_loaded() {
+                    roms.push(self.weight_shape());
+                }
+                roms.push(group_rom(1, &|i| u64::from(invert[i])));
+            }
+            MvtuActivation::Scores { bias, scale } => {
+                roms.push(group_rom(m.score_width, &|i| bias[i] as i64 as u64));
+                if self.scale_width() > 0 {
+                    roms.push(group_rom(self.scale_width(), &|i| u64::from(scale[i])));
+                }
+                if !self.is_loaded() {
+                    roms.push(self.weight_shape());
+                }
+            }
         }
         roms
+    }
+
+    /// Bit lanes of a per-group ROM (`width` bits of `value(neuron)` per PE, word `nf`
+    /// holding neurons `nf * PE ..`) that are not the same in every word.
+    fn varying_lanes(&self, width: u32, value: &dyn Fn(usize) -> u64) -> u64 {
+        let (pe, nf) = (self.pe, self.neuron_folds());
+        let mut n = 0;
+        for g in 0..pe {
+            let first = value(g);
+            let differs = (1..nf).fold(0u64, |d, f| d | (value(f * pe + g) ^ first));
+            let mask = if width >= 64 {
+                u64::MAX
+            } else {
+                (1 << width) - 1
+            };
+            n += u64::from((differs & mask).count_ones());
+        }
+        n
     }
 
     /// Cycles from a frame's first input chunk to its last (0 without an input RAM).
@@ -436,7 +476,11 @@ impl Block for Mvtu {
         let sf = self.synapse_folds() as u64;
         let accumulate = sf * self.planes as u64 > 1;
         let act_width = self.act_width();
-        let rom_bits: f64 = self.roms().iter().map(|&(d, w)| c.rom_feature(d, w)).sum();
+        let rom_bits: f64 = self
+            .roms(c.drop_constant_lanes)
+            .iter()
+            .map(|&(d, w)| c.rom_feature(d, w))
+            .sum();
         Features {
             rom_bits,
             popcount: if self.weight_shape().0 > 2 || self.is_loaded() {
@@ -445,6 +489,11 @@ impl Block for Mvtu {
                 0.0
             },
             adder: (pe * adder_tree_bits(simd)) as f64,
+            ram_popcount: if self.is_loaded() || self.weight_blocks(family).0 > 0 {
+                (pe * adder_tree_bits(simd)) as f64
+            } else {
+                0.0
+            },
             acc: if accumulate {
                 (pe * u64::from(m.acc_width)) as f64
             } else {
@@ -511,7 +560,7 @@ impl Block for Mvtu {
             (in_bits, 0, 0)
         };
         let brams: u64 = self
-            .roms()
+            .roms(c.drop_constant_lanes)
             .iter()
             .map(|&(d, w)| c.rom(d, w).brams)
             .sum::<u64>()
