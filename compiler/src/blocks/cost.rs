@@ -13,7 +13,7 @@
 //! - **How many LUT4s the rest takes** is a linear model of the emitted structures, fitted by
 //!   non-negative least squares (relative error) to `synth_ice40` / `synth_ecp5` runs on the
 //!   embedded-digits model, three other digits-size models and the Fashion-MNIST model, each at
-//!   several foldings (see [`Costs`] for the features and `compiler/calibration/README.md` for
+//!   several foldings, and on ECP5 five designs of the SFC topology (784-256-256-256-10) (see [`Costs`] for the features and `compiler/calibration/README.md` for
 //!   the commands, the data and the errors). The coefficients absorb what the features do not
 //!   separate (e.g. `acc_bit` stands for per-PE logic generally), so read them as a fit, not
 //!   as a per-structure cost.
@@ -264,7 +264,7 @@ pub const ICE40: Costs = Costs {
     ff_cells: 0.67,
 };
 
-/// ECP5, fitted to `synth_ecp5` (YoWASP Yosys 0.70).
+/// ECP5, fitted to `synth_ecp5` (YoWASP Yosys 0.70): 36 designs, every one within 14.3%.
 pub const ECP5: Costs = Costs {
     bram_shapes: &[
         (512, 36),
@@ -275,17 +275,17 @@ pub const ECP5: Costs = Costs {
         (16384, 1),
     ],
     bram_cost: 128,
-    rom_bit: 0.1016,
+    rom_bit: 0.1115,
     rom_column_depth: 16,
     drop_constant_lanes: true,
-    popcount_bit: 0.0405,
-    adder_bit: 0.6750,
-    ram_popcount_bit: 0.0,
-    acc_bit: 5.3860,
+    popcount_bit: 0.0000,
+    adder_bit: 0.7661,
+    ram_popcount_bit: 0.4104,
+    acc_bit: 3.5809,
     activation_bit: 0.0000,
-    select_bit: 0.8680,
-    stream_bit: 0.8397,
-    block: 43.4336,
+    select_bit: 1.1564,
+    stream_bit: 3.3747,
+    block: 9.7085,
     ff_cells: 0.0,
 };
 
