@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
+use compiler::equiv::harness::Harness;
 
 /// The Yosys script that writes `aig` for the harness `top` (in `harness`), the design files
 /// and the specification, with the adder map in `map`.
@@ -23,10 +24,11 @@ pub fn script(
     design_files: &[PathBuf],
     spec: &Path,
     harness: &Path,
-    top: &str,
+    h: &Harness,
     map: &Path,
     aig: &Path,
 ) -> String {
+    let top = &h.top;
     let design: Vec<String> = design_files
         .iter()
         .map(|p| p.display().to_string())
@@ -43,6 +45,7 @@ pub fn script(
          # and copied per neuron by the last flatten.\n\
          setattr -mod -set keep_hierarchy 1 {sums}\n\
          flatten\n\
+         {}\
          # Only what an assertion reads stays: a part's other outputs go here.\n\
          opt_clean\n\
          async2sync\n\
@@ -71,13 +74,24 @@ pub fn script(
         design.join(" "),
         spec.display(),
         harness.display(),
+        taps(h),
         map.display(),
         aig.with_extension("aim").display(),
         aig.display(),
     )
 }
 
-/// Writes the AIG of harness `top` into `work/{top}_aig/design.aig` with Yosys (`yosys`), within
+/// The commands that drive `h`'s taps from the flattened design, under a comment that says
+/// why (nothing without taps).
+pub fn taps(h: &Harness) -> String {
+    let commands = h.tap_commands();
+    if commands.is_empty() {
+        return commands;
+    }
+    format!("# The hand-overs the harness captures, from inside the flattened top.\n{commands}")
+}
+
+/// Writes the AIG of harness `h` into `work/{top}_aig/design.aig` with Yosys (`yosys`), within
 /// `timeout`; `Ok(None)` when it ran out of time. The script and log sit beside it.
 #[allow(clippy::too_many_arguments)]
 pub fn write(
@@ -86,9 +100,10 @@ pub fn write(
     design_files: &[PathBuf],
     spec: &Path,
     harness: &Path,
-    top: &str,
+    h: &Harness,
     timeout: u64,
 ) -> anyhow::Result<Option<PathBuf>> {
+    let top = &h.top;
     let dir = work.join(format!("{top}_aig"));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let map = work.join("ripple_add.v");
@@ -98,7 +113,7 @@ pub fn write(
     // A stale AIG must not pass for this run's.
     std::fs::remove_file(&aig).ok();
     let ys = dir.join("design.ys");
-    std::fs::write(&ys, script(design_files, spec, harness, top, &map, &aig))
+    std::fs::write(&ys, script(design_files, spec, harness, h, &map, &aig))
         .with_context(|| format!("writing {}", ys.display()))?;
     let ran = tools::Run::new(
         &format!("prove datapath {top} (AIG)"),
