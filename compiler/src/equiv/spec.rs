@@ -750,7 +750,24 @@ mod tests {
         tb.push_str(
             "            $display(\"%h\", scores);\n            $display(\"%0d\", class);\n",
         );
-        tb.push_str("        end\n    end\nendmodule\n");
+        // The network's ends alone (what the pieces of the network's proof read) agree with
+        // the network module on the same frame.
+        tb.push_str(
+            "            $display(\"%0d\", ex === spec.x1 && oscores === scores && oclass === class);\n",
+        );
+        tb.push_str("        end\n    end\n");
+        let last = specs.last().unwrap();
+        tb.push_str(&format!(
+            "    wire [{}:0] ex;\n    {} e (.pixels(pixels), .x(ex));\n    wire [{}:0] oclass;\n    \
+             wire [{}:0] oscores;\n    {} o (.x(spec.x{}), .class(oclass), .scores(oscores));\n\
+             endmodule\n",
+            specs[0].in_width() - 1,
+            encode_name("t"),
+            bits_for(last.layer.outputs as u64 - 1).max(1) - 1,
+            last.out_width() - 1,
+            out_name("t", !chunking.0.is_empty()),
+            last.index
+        ));
         std::fs::write(dir.join("tb.v"), tb).unwrap();
         run(
             &dir,
@@ -799,6 +816,13 @@ mod tests {
             }
             let class: usize = lines.next().expect("a class line").trim().parse().unwrap();
             assert_eq!(class, argmax(&want), "{tag}: frame {i}'s class");
+            assert_eq!(
+                lines.next().map(str::trim),
+                Some("1"),
+                "{tag}: frame {i}: the encoding or the output module differs from the network's; \
+                 files in {}",
+                dir.display()
+            );
         }
         std::fs::remove_dir_all(&dir).ok();
     }
