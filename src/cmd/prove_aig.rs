@@ -25,6 +25,7 @@ pub fn script(
     spec: &Path,
     harness: &Path,
     h: &Harness,
+    cut: bool,
     map: &Path,
     aig: &Path,
 ) -> String {
@@ -74,7 +75,7 @@ pub fn script(
         design.join(" "),
         spec.display(),
         harness.display(),
-        taps(h),
+        taps(h, cut),
         map.display(),
         aig.with_extension("aim").display(),
         aig.display(),
@@ -83,15 +84,25 @@ pub fn script(
 
 /// The commands that drive `h`'s taps from the flattened design, under a comment that says
 /// why (nothing without taps).
-pub fn taps(h: &Harness) -> String {
+pub fn taps(h: &Harness, cut: bool) -> String {
     let commands = h.tap_commands();
     if commands.is_empty() {
         return commands;
     }
-    format!("# The hand-overs the harness captures, from inside the flattened top.\n{commands}")
+    let mut v = format!(
+        "# The hand-overs the harness captures, from inside the flattened top.\n{commands}"
+    );
+    if cut {
+        v.push_str(
+            "# Cut: the nets below lose their drivers and become free inputs, so the miter holds\n\
+             # nothing of the logic before them.\n",
+        );
+        v.push_str(&h.cut_commands());
+    }
+    v
 }
 
-/// Writes the AIG of harness `h` into `work/{top}_aig/design.aig` with Yosys (`yosys`), within
+/// Writes the AIG of harness `h` (with `cut`, its cut nets free) into `work/{top}_aig/design.aig` with Yosys (`yosys`), within
 /// `timeout`; `Ok(None)` when it ran out of time. The script and log sit beside it.
 #[allow(clippy::too_many_arguments)]
 pub fn write(
@@ -101,6 +112,7 @@ pub fn write(
     spec: &Path,
     harness: &Path,
     h: &Harness,
+    cut: bool,
     timeout: u64,
 ) -> anyhow::Result<Option<PathBuf>> {
     let top = &h.top;
@@ -113,7 +125,7 @@ pub fn write(
     // A stale AIG must not pass for this run's.
     std::fs::remove_file(&aig).ok();
     let ys = dir.join("design.ys");
-    std::fs::write(&ys, script(design_files, spec, harness, h, &map, &aig))
+    std::fs::write(&ys, script(design_files, spec, harness, h, cut, &map, &aig))
         .with_context(|| format!("writing {}", ys.display()))?;
     let ran = tools::Run::new(
         &format!("prove datapath {top} (AIG)"),

@@ -204,6 +204,7 @@ mod tests {
             depth: 9,
             design_top: "l1_mvtu".into(),
             taps: Vec::new(),
+            cuts: Vec::new(),
         };
         assert_eq!(free_input(&h), Some("x_in"));
         let bits = [true, false, true, true, false, true];

@@ -328,64 +328,98 @@ fn prove_one(
     let mut cex: Option<(PathBuf, Option<String>)> = None;
     let mut gates = None;
     let mut aig_seconds = None;
-    match super::prove_aig::write(aig_yosys, work, design_files, spec_file, &hv, h, timeout) {
-        Ok(Some(aig)) => {
-            aig_seconds = Some(start.elapsed().as_secs_f64());
-            let ylog = std::fs::read_to_string(aig.with_file_name("yosys.log")).unwrap_or_default();
-            gates = super::prove_aig::gate_counts(&ylog);
-            let abc_cex = work.join(format!("{}_abc.cex", h.top));
-            std::fs::remove_file(&abc_cex).ok();
-            let script = format!(
-                "read_aiger {}; fold; strash; frames -F {} -i; strash; orpos; iprove; \
+    let mut cut_used = false;
+    // A piece with cuts is first proven with the cut nets free (a stronger claim, on a miter
+    // without the logic before the cut); only a refutation of that, which may be spurious, has
+    // the whole top decide.
+    let attempts: &[bool] = if h.cuts.is_empty() {
+        &[false]
+    } else {
+        &[true, false]
+    };
+    for &cut in attempts {
+        cut_used = cut;
+        word = "timeout";
+        match super::prove_aig::write(
+            aig_yosys,
+            work,
+            design_files,
+            spec_file,
+            &hv,
+            h,
+            cut,
+            left(start),
+        ) {
+            Ok(Some(aig)) => {
+                aig_seconds = Some(start.elapsed().as_secs_f64());
+                let ylog =
+                    std::fs::read_to_string(aig.with_file_name("yosys.log")).unwrap_or_default();
+                gates = super::prove_aig::gate_counts(&ylog);
+                let abc_cex = work.join(format!("{}_abc.cex", h.top));
+                std::fs::remove_file(&abc_cex).ok();
+                let script = format!(
+                    "read_aiger {}; fold; strash; frames -F {} -i; strash; orpos; iprove; \
                  write_cex -n {}",
-                aig.display(),
-                h.depth + 1,
-                abc_cex.display()
-            );
-            let ran = tools::Run::new(
-                &format!("prove datapath {} (ABC)", h.top),
-                &tools.abc,
-                format!("{}_abc.log", h.top),
-            )
-            .args(["-c", &script])
-            .current_dir(work)
-            .timeout(Duration::from_secs(left(start).max(1)))
-            .allow_failure()
-            .run();
-            match ran {
-                Ok(r) => {
-                    let text = r.text();
-                    if text.contains("UNSATISFIABLE") {
-                        word = "proven";
-                    } else if text.contains("SATISFIABLE") {
-                        word = "failed";
-                        // The waveform: ABC's frame simulated by Yosys.
-                        match super::prove_cex::waveform(
-                            work,
-                            design_files,
-                            spec_file,
-                            h,
-                            &abc_cex,
-                            &aig.with_extension("aim"),
-                            left(start).max(60),
-                        ) {
-                            Ok(found) => cex = Some(found),
-                            Err(e) => {
-                                eprintln!("{}: {e:#}; running the bounded check for a trace", h.top)
+                    aig.display(),
+                    h.depth + 1,
+                    abc_cex.display()
+                );
+                let ran = tools::Run::new(
+                    &format!("prove datapath {} (ABC)", h.top),
+                    &tools.abc,
+                    format!("{}_abc.log", h.top),
+                )
+                .args(["-c", &script])
+                .current_dir(work)
+                .timeout(Duration::from_secs(left(start).max(1)))
+                .allow_failure()
+                .run();
+                match ran {
+                    Ok(r) => {
+                        let text = r.text();
+                        if text.contains("UNSATISFIABLE") {
+                            word = "proven";
+                        } else if text.contains("SATISFIABLE") && cut {
+                            eprintln!(
+                                "{}: refuted with {} free; deciding on the whole top",
+                                h.top,
+                                h.cuts.join(", ")
+                            );
+                            continue;
+                        } else if text.contains("SATISFIABLE") {
+                            word = "failed";
+                            // The waveform: ABC's frame simulated by Yosys.
+                            match super::prove_cex::waveform(
+                                work,
+                                design_files,
+                                spec_file,
+                                h,
+                                &abc_cex,
+                                &aig.with_extension("aim"),
+                                left(start).max(60),
+                            ) {
+                                Ok(found) => cex = Some(found),
+                                Err(e) => {
+                                    eprintln!(
+                                        "{}: {e:#}; running the bounded check for a trace",
+                                        h.top
+                                    )
+                                }
                             }
                         }
                     }
+                    Err(tools::ToolError::TimedOut { .. }) => {}
+                    Err(e) => return Err(e.into()),
                 }
-                Err(tools::ToolError::TimedOut { .. }) => {}
-                Err(e) => return Err(e.into()),
+            }
+            Ok(None) => {}
+            // Yosys could not build the miter: this proof is an error, the next ones still run.
+            Err(e) => {
+                eprintln!("{e:#}");
+                word = "error";
             }
         }
-        Ok(None) => {}
-        // Yosys could not build the miter: this proof is an error, the next ones still run.
-        Err(e) => {
-            eprintln!("{e:#}");
-            word = "error";
-        }
+        break;
     }
     if word == "failed" && cex.is_none() {
         // The counterexample from the bounded check (fast where a failure exists).
@@ -440,6 +474,7 @@ fn prove_one(
         "aig_seconds": aig_seconds,
         "aig_ands": gates.map(|g| g.0),
         "aig_latches": gates.map(|g| g.1),
+        "cut": (!h.cuts.is_empty()).then_some(cut_used),
     });
     if let (Some(r), Some(f)) = (row.as_object_mut(), fields.as_object()) {
         r.extend(f.clone());

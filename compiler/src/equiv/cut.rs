@@ -15,6 +15,13 @@
 //!   equal the scores layer's specification and the argmax on `y{L - 1}` (plus the network
 //!   proof's timing: the result within the latency bound, and only one).
 //!
+//! Each piece but layer 1's also names a cut: the input of the layer it checks
+//! (`dut.l{N}_mvtu.in_data`, `dut.l{L}_mvtu.in_data` for the output). The proof first runs with
+//! that net's driver removed, the net free in every cycle: the unit is then proven for every
+//! vector it may be handed, which covers the one the layers before it hand it (the rest of the
+//! top only sees the net), and the miter holds nothing of those layers' datapath. Only if that
+//! is refuted (possibly by a vector those layers never hand on) does the whole top decide.
+//!
 //! Why together they prove the whole network: the pieces drive the design with the same lines,
 //! so each captured `y{N}` and `done{N}` is the same function of the frame and the cycle in every
 //! piece, and all cover the same cycles. At the result's cycle `net_out` gives `done{L-1}` and
@@ -106,6 +113,8 @@ pub fn pieces(
             depth: bound + 2,
             design_top: top.clone(),
             taps,
+            // The scores layer's input: its unit is proven on every vector it may be handed.
+            cuts: vec![format!("dut.{}.in_data", unit_name(design, last + 1)?)],
         },
         layer: None,
         outputs: None,
@@ -187,7 +196,20 @@ fn hand_over(
         depth: design.latency_cycles() + super::harness::SLACK + 2,
         design_top: design.top.clone(),
         taps,
+        // Layer N's input from layer N - 1: its unit is proven on every vector it may be handed.
+        cuts: if n > 1 {
+            vec![format!("dut.{}.in_data", unit_name(design, n)?)]
+        } else {
+            Vec::new()
+        },
     })
+}
+
+/// The name of layer `n`'s unit (its instance in the top).
+fn unit_name(design: &Design, n: usize) -> Result<String, String> {
+    mvtu(design, n)
+        .map(|m| m.name())
+        .ok_or_else(|| format!("the design has no MVTU for layer {n}"))
 }
 
 /// Captures every hand-over of the top into `y{N}` / `done{N}` (see the module's docs) and
@@ -308,6 +330,11 @@ mod tests {
             .harness
             .taps
             .contains(&("h1_data".to_string(), "dut.l2_mvtu.in_data".to_string())));
+        // A piece may cut the input of the layer it checks, never anything else: layer 1's
+        // input is the encoding of the frame, with nothing to cut.
+        assert!(pieces[0].harness.cuts.is_empty());
+        assert_eq!(pieces[2].harness.cuts, ["dut.l2_mvtu.in_data"]);
+        assert_eq!(pieces[3].harness.cuts, ["dut.l3_mvtu.in_data"]);
         // Layer 1's part reads the encoding; layer 2 reads the captured layer 1; the output
         // reads the captured layer 2 and no layer's module of its own.
         let t1 = &pieces[0].harness.text;

@@ -35,6 +35,11 @@ pub struct Harness {
     /// harness connects these after `flatten` ([`Harness::tap_commands`]); until then they
     /// are undriven.
     pub taps: Vec<(String, String)>,
+    /// Nets of the flattened design (`dut.<instance>.<port>`) that a proof may cut: their
+    /// drivers removed, they are free inputs in every cycle. What holds for every value of a
+    /// cut net holds for the value its driver gives, so a proof with cuts proves the harness;
+    /// a refutation with cuts may be spurious ([`Harness::cut_commands`]).
+    pub cuts: Vec<String>,
 }
 
 impl Harness {
@@ -47,6 +52,19 @@ impl Harness {
         let mut v = format!("cd {}\n", self.top);
         for (wire, net) in &self.taps {
             v.push_str(&format!("connect -set {wire} {net}\n"));
+        }
+        v.push_str("cd ..\n");
+        v
+    }
+
+    /// The Yosys commands that cut the harness's cut nets, after [`Harness::tap_commands`].
+    pub fn cut_commands(&self) -> String {
+        if self.cuts.is_empty() {
+            return String::new();
+        }
+        let mut v = format!("cd {}\n", self.top);
+        for net in &self.cuts {
+            v.push_str(&format!("connect -unset {net}\n"));
         }
         v.push_str("cd ..\n");
         v
@@ -265,6 +283,7 @@ pub fn layer(
         depth: bound + 2,
         design_top: n,
         taps: Vec::new(),
+        cuts: Vec::new(),
     })
 }
 
@@ -335,6 +354,7 @@ pub fn lemma(ls: &LayerSpec, simd: usize) -> Harness {
         depth: 3,
         design_top: chunked,
         taps: Vec::new(),
+        cuts: Vec::new(),
     }
 }
 
@@ -387,6 +407,7 @@ pub fn network(
         depth: bound + 2,
         design_top: top.clone(),
         taps: Vec::new(),
+        cuts: Vec::new(),
     })
 }
 
