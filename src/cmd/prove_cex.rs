@@ -110,19 +110,16 @@ pub(super) fn waveform(
         .iter()
         .map(|p| p.display().to_string())
         .collect();
-    // A harness with taps reads the flattened design's nets (`Harness::taps`).
+    // A harness with taps reads the flattened design's nets (`Harness::taps`). Flattened after
+    // `prep`: flattened before it, Yosys' simulation left the top's handshakes undefined.
     let taps = if h.taps.is_empty() {
         String::new()
     } else {
-        format!(
-            "hierarchy -top {}; proc; flatten; {}",
-            h.top,
-            h.tap_commands().replace('\n', "; ")
-        )
+        format!("flatten; {}", h.tap_commands().replace('\n', "; "))
     };
     let script = format!(
         "read_verilog -defer {}; read_verilog -defer {}; read_verilog -sv -formal {}; \
-         {taps}prep -top {}; sim -clock clk -zinit -n {} -vcd {}",
+         prep -top {}; {taps}sim -clock clk -zinit -n {} -vcd {}",
         names.join(" "),
         spec_file.display(),
         file.display(),
