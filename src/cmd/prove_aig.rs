@@ -45,6 +45,7 @@ pub fn script(
          # The specification's sum modules hold no weights: each is mapped to gates once, here,\n\
          # and copied per neuron by the last flatten.\n\
          setattr -mod -set keep_hierarchy 1 {sums}\n\
+         {}\
          flatten\n\
          {}\
          # Only what an assertion reads stays: a part's other outputs go here.\n\
@@ -75,7 +76,8 @@ pub fn script(
         design.join(" "),
         spec.display(),
         harness.display(),
-        taps(h, cut),
+        cuts(h, cut),
+        taps(h),
         map.display(),
         aig.with_extension("aim").display(),
         aig.display(),
@@ -84,26 +86,28 @@ pub fn script(
 
 /// The commands that drive `h`'s taps from the flattened design, under a comment that says
 /// why (nothing without taps).
-pub fn taps(h: &Harness, cut: bool) -> String {
+pub fn taps(h: &Harness) -> String {
     let commands = h.tap_commands();
     if commands.is_empty() {
         return commands;
     }
-    let mut v = format!(
-        "# The hand-overs the harness captures, from inside the flattened top.\n{commands}"
-    );
-    if cut {
-        v.push_str(
-            "# Cut: the nets below lose their drivers and become free inputs, so the miter holds\n\
-             # nothing of the logic before them.\n",
-        );
-        v.push_str(&h.cut_commands());
-    }
-    v
+    format!("# The hand-overs the harness captures, from inside the flattened top.\n{commands}")
 }
 
-/// Writes the AIG of harness `h` (with `cut`, its cut nets free) into `work/{top}_aig/design.aig` with Yosys (`yosys`), within
-/// `timeout`; `Ok(None)` when it ran out of time. The script and log sit beside it.
+/// The commands that cut `h`'s cut ports before `flatten`, with `cut` (nothing otherwise).
+pub fn cuts(h: &Harness, cut: bool) -> String {
+    let commands = h.cut_commands();
+    if !cut || commands.is_empty() {
+        return String::new();
+    }
+    format!(
+        "# Cut: these ports lose their drivers and their nets become free inputs, so the miter\n\
+         # holds nothing of the logic before them.\n{commands}"
+    )
+}
+
+/// Writes the AIG of harness `h` (with `cut`, its cut ports free) into
+/// `work/{top}_aig/design.aig` with Yosys (`yosys`), within `timeout`; `Ok(None)` when it ran out of time. The script and log sit beside it.
 #[allow(clippy::too_many_arguments)]
 pub fn write(
     yosys: &Path,

@@ -383,7 +383,11 @@ fn prove_one(
                             eprintln!(
                                 "{}: refuted with {} free; deciding on the whole top",
                                 h.top,
-                                h.cuts.join(", ")
+                                h.cuts
+                                    .iter()
+                                    .map(|(m, p)| format!("{m}'s {p}"))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
                             );
                             continue;
                         } else if text.contains("SATISFIABLE") {

@@ -15,11 +15,12 @@
 //!   equal the scores layer's specification and the argmax on `y{L - 1}` (plus the network
 //!   proof's timing: the result within the latency bound, and only one).
 //!
-//! Each piece but layer 1's also names a cut: the input of the layer it checks
-//! (`dut.l{N}_mvtu.in_data`, `dut.l{L}_mvtu.in_data` for the output). The proof first runs with
-//! that net's driver removed, the net free in every cycle: the unit is then proven for every
-//! vector it may be handed, which covers the one the layers before it hand it (the rest of the
-//! top only sees the net), and the miter holds nothing of those layers' datapath. Only if that
+//! Each piece but layer 1's also names a cut: the output port of the unit before the layer it
+//! checks (`l{N-1}_mvtu`'s `out_data`; `l{L-1}_mvtu`'s for the output). The proof first runs
+//! with that port's driver removed, its net free in every cycle: the unit is then proven for
+//! every vector it may be handed, which covers the one the layers before it hand it (every
+//! reader of the net sees the free value where it saw the driver's), and the miter holds nothing
+//! of those layers' datapath. Only if that
 //! is refuted (possibly by a vector those layers never hand on) does the whole top decide.
 //!
 //! Why together they prove the whole network: the pieces drive the design with the same lines,
@@ -113,8 +114,8 @@ pub fn pieces(
             depth: bound + 2,
             design_top: top.clone(),
             taps,
-            // The scores layer's input: its unit is proven on every vector it may be handed.
-            cuts: vec![format!("dut.{}.in_data", unit_name(design, last + 1)?)],
+            // What the scores layer is handed: its unit is proven on every vector.
+            cuts: vec![(unit_name(design, last)?, "out_data".to_string())],
         },
         layer: None,
         outputs: None,
@@ -196,9 +197,9 @@ fn hand_over(
         depth: design.latency_cycles() + super::harness::SLACK + 2,
         design_top: design.top.clone(),
         taps,
-        // Layer N's input from layer N - 1: its unit is proven on every vector it may be handed.
+        // What layer N is handed by layer N - 1: its unit is proven on every vector.
         cuts: if n > 1 {
-            vec![format!("dut.{}.in_data", unit_name(design, n)?)]
+            vec![(unit_name(design, n - 1)?, "out_data".to_string())]
         } else {
             Vec::new()
         },
@@ -333,8 +334,9 @@ mod tests {
         // A piece may cut the input of the layer it checks, never anything else: layer 1's
         // input is the encoding of the frame, with nothing to cut.
         assert!(pieces[0].harness.cuts.is_empty());
-        assert_eq!(pieces[2].harness.cuts, ["dut.l2_mvtu.in_data"]);
-        assert_eq!(pieces[3].harness.cuts, ["dut.l3_mvtu.in_data"]);
+        let cut = |m: &str| vec![(m.to_string(), "out_data".to_string())];
+        assert_eq!(pieces[2].harness.cuts, cut("l1_mvtu"));
+        assert_eq!(pieces[3].harness.cuts, cut("l2_mvtu"));
         // Layer 1's part reads the encoding; layer 2 reads the captured layer 1; the output
         // reads the captured layer 2 and no layer's module of its own.
         let t1 = &pieces[0].harness.text;

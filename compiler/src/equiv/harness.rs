@@ -35,11 +35,12 @@ pub struct Harness {
     /// harness connects these after `flatten` ([`Harness::tap_commands`]); until then they
     /// are undriven.
     pub taps: Vec<(String, String)>,
-    /// Nets of the flattened design (`dut.<instance>.<port>`) that a proof may cut: their
-    /// drivers removed, they are free inputs in every cycle. What holds for every value of a
-    /// cut net holds for the value its driver gives, so a proof with cuts proves the harness;
-    /// a refutation with cuts may be spurious ([`Harness::cut_commands`]).
-    pub cuts: Vec<String>,
+    /// Output ports of design modules, as (module, port), that a proof may cut: their drivers
+    /// removed inside the module before it is flattened, the port's net is free in every cycle
+    /// for all its readers alike. What holds for every value of a cut net holds for the value
+    /// its driver gives, so a proof with cuts proves the harness; a refutation with cuts may be
+    /// spurious ([`Harness::cut_commands`]).
+    pub cuts: Vec<(String, String)>,
 }
 
 impl Harness {
@@ -57,16 +58,16 @@ impl Harness {
         v
     }
 
-    /// The Yosys commands that cut the harness's cut nets, after [`Harness::tap_commands`].
+    /// The Yosys commands that cut the harness's cut ports, for a script before its `flatten`.
+    /// Each is cut inside its module: there the port has no alias but the module's own wires,
+    /// so after `flatten` the net it drove (the port, the top's wire, the next unit's input
+    /// and any tap) is one net without a driver, one free input. (Cut after `flatten`,
+    /// `connect -unset` disconnects every alias of the net from the others.)
     pub fn cut_commands(&self) -> String {
-        if self.cuts.is_empty() {
-            return String::new();
+        let mut v = String::new();
+        for (module, port) in &self.cuts {
+            v.push_str(&format!("cd {module}\nconnect -unset {port}\ncd ..\n"));
         }
-        let mut v = format!("cd {}\n", self.top);
-        for net in &self.cuts {
-            v.push_str(&format!("connect -unset {net}\n"));
-        }
-        v.push_str("cd ..\n");
         v
     }
 }
