@@ -117,9 +117,10 @@ pub(super) fn waveform(
     } else {
         format!("flatten; {}", h.tap_commands().replace('\n', "; "))
     };
+    let keep = h.keep_commands().replace('\n', "; ");
     let script = format!(
         "read_verilog -defer {}; read_verilog -defer {}; read_verilog -sv -formal {}; \
-         prep -top {}; {taps}sim -clock clk -zinit -n {} -vcd {}",
+         {keep}prep -top {}; {taps}sim -clock clk -zinit -n {} -vcd {}",
         names.join(" "),
         spec_file.display(),
         file.display(),

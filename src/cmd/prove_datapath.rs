@@ -212,10 +212,11 @@ fn sby_text(design_files: &[PathBuf], spec: &Path, harness: &Path, h: &harness::
          # Traces of the ABC engine are turned into VCD by replaying them with Z3.\naigsmt z3\n\n\
          [engines]\nabc bmc3\n\n\
          [script]\nread_verilog -defer {}\nread_verilog -defer {}\nread_verilog -sv -formal {}\n\
-         prep -top {top}\n{}\n[files]\n",
+         {}prep -top {top}\n{}\n[files]\n",
         design.join(" "),
         base_name(spec),
         base_name(harness),
+        h.keep_commands(),
         if h.taps.is_empty() {
             String::new()
         } else {

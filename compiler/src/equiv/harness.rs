@@ -58,6 +58,19 @@ impl Harness {
         v
     }
 
+    /// The Yosys commands that keep the design's instance `dut` through a script's `prep`, for
+    /// a harness with taps (empty otherwise): until the taps are connected after `flatten`, no
+    /// output of `dut` may be read, and `prep`'s clean-up would remove the instance.
+    pub fn keep_commands(&self) -> String {
+        if self.taps.is_empty() {
+            return String::new();
+        }
+        format!(
+            "hierarchy -top {top}\nsetattr -set keep 1 {top}/dut\n",
+            top = self.top
+        )
+    }
+
     /// The Yosys commands that cut the harness's cut ports, for a script before its `flatten`.
     /// Each is cut inside its module: there the port has no alias but the module's own wires,
     /// so after `flatten` the net it drove (the port, the top's wire, the next unit's input
