@@ -151,25 +151,40 @@ fn each_layer_and_the_network_prove_and_a_flipped_weight_fails_with_a_trace() {
     for row in &lemmas {
         assert_eq!(row["status"], "proven", "{report}");
     }
+    // Each layer, then the network in its pieces (cut at the hand-over from layer 1 to 2) and
+    // the network's own row.
     let layers = comparing(&report, "design=chunked");
-    assert_eq!(layers.len(), 3, "{report}");
-    for (row, layer) in layers.iter().zip([
-        serde_json::json!(1),
-        serde_json::json!(2),
-        serde_json::json!("network"),
-    ]) {
-        assert_eq!(row["layer"], layer, "{report}");
+    let proofs: Vec<&str> = layers
+        .iter()
+        .map(|r| r["proof"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        proofs,
+        ["l1_equiv", "l2_equiv", "net_l1", "net_out", "network"],
+        "{report}"
+    );
+    for row in &layers {
         assert_eq!(row["status"], "proven", "{report}");
-        assert_eq!(row["depth"], row["frame_cycles"], "{report}");
+        if row["proof"] != "network" {
+            assert_eq!(row["depth"], row["frame_cycles"], "{report}");
+        }
+    }
+    for row in &layers[2..] {
+        assert_eq!(row["layer"], "network", "{report}");
     }
     assert_eq!(report["proven"], true);
 
-    // One weight of the scores layer flipped: some input changes that class's score.
+    // One weight of the scores layer flipped: some input changes that class's score. Layer 1
+    // and what the top hands on from it still prove; the output on that hand-over does not.
     flip_weight_bit(&build.join("l2_mvtu.v"), 0);
     let report = prove_fails_at_layer_2(&build);
     let r = comparing(&report, "design=chunked");
     assert_eq!(r[0]["status"], "proven", "{report}");
-    for row in &r[1..] {
+    assert_eq!(r[2]["proof"], "net_l1", "{report}");
+    assert_eq!(r[2]["status"], "proven", "{report}");
+    assert_eq!(r[4]["proof"], "network", "{report}");
+    assert_eq!(r[4]["status"], "failed", "{report}");
+    for row in [r[1], r[3]] {
         assert_eq!(row["status"], "failed", "{report}");
         assert!(
             row["assertion"].as_str().unwrap().contains("assert("),
@@ -203,12 +218,14 @@ fn layers_that_add_over_several_chunks_prove_through_the_chunked_specification()
     assert!(out.status.success(), "{}", stderr(&out));
     let report = last_json(&out);
     // Per layer the lemma (chunked = flat), then the design against the chunked one; then the
-    // network against the network of chunked layers.
+    // network's pieces against the chunked layers (net_l1, net_out) and its own row.
     let want = [
         (serde_json::json!(1), "chunked=flat"),
         (serde_json::json!(1), "design=chunked"),
         (serde_json::json!(2), "chunked=flat"),
         (serde_json::json!(2), "design=chunked"),
+        (serde_json::json!("network"), "design=chunked"),
+        (serde_json::json!("network"), "design=chunked"),
         (serde_json::json!("network"), "design=chunked"),
     ];
     let r = rows(&report);
@@ -242,6 +259,70 @@ fn layers_that_add_over_several_chunks_prove_through_the_chunked_specification()
     let wave = std::fs::read_to_string(&vcd).unwrap();
     assert!(wave.contains("$enddefinitions"), "{}", vcd.display());
     replay_reproduces(&dir.join("chunked.fcm"), &build, l2);
+    assert_eq!(report["proven"], false);
+}
+
+#[test]
+fn a_flipped_weight_of_layer_1_fails_the_piece_of_the_network_that_holds_it() {
+    let dir = scratch("prove-datapath-cut");
+    let build = small_design(&dir);
+    if !provers_present() {
+        return;
+    }
+    // The network alone, its hand-over from layer 1 in parts of 3 neurons.
+    let run = || {
+        flipchip(&[
+            "prove",
+            "--build",
+            s(&build),
+            "--datapath",
+            "--datapath-outputs",
+            "3",
+            "--datapath-layer",
+            "network",
+            "--timeout",
+            "300",
+            "--json",
+        ])
+    };
+    let out = run();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report = last_json(&out);
+    let r = rows(&report);
+    let proofs: Vec<&str> = r.iter().map(|r| r["proof"].as_str().unwrap()).collect();
+    assert_eq!(
+        proofs,
+        ["net_l1_0", "net_l1_1", "net_out", "network"],
+        "{report}"
+    );
+    assert_eq!(r[1]["outputs"], serde_json::json!([3, 6]), "{report}");
+    assert_eq!(r[1]["hand_over"], 1, "{report}");
+    for row in r {
+        assert_eq!(row["layer"], "network", "{report}");
+        assert_eq!(row["status"], "proven", "{report}");
+    }
+
+    // Neuron 0's weight on input 0 flipped (layer 1's first ROM word, its lowest bit): the
+    // part that holds neuron 0 fails with a waveform; the other part, and the output on what
+    // the top hands on, still prove; the network is not proven.
+    flip_weight_bit(&build.join("l1_mvtu.v"), 0);
+    let out = run();
+    assert!(!out.status.success(), "the broken design was proven");
+    let err = stderr(&out);
+    assert!(
+        err.contains("net_l1_0: failed") && !err.contains("panicked"),
+        "{err}"
+    );
+    let report = last_json(&out);
+    let r = rows(&report);
+    let status: Vec<&str> = r.iter().map(|r| r["status"].as_str().unwrap()).collect();
+    assert_eq!(status, ["failed", "proven", "proven", "failed"], "{report}");
+    assert!(
+        r[0]["assertion"].as_str().unwrap().contains("assert(y1["),
+        "{report}"
+    );
+    let wave = std::fs::read_to_string(r[0]["vcd"].as_str().unwrap()).unwrap();
+    assert!(wave.contains("$enddefinitions"), "{report}");
     assert_eq!(report["proven"], false);
 }
 

@@ -49,9 +49,10 @@ pub struct Args {
     #[arg(long = "datapath-layer", value_name = "N|network")]
     pub datapath_layers: Vec<super::prove_datapath::LayerChoice>,
     /// Only this proof of each chosen layer: part K of its `--datapath-outputs` split (0-based,
-    /// as in `l{N}_equiv_{K}`) or `lemma`; repeat for several. The network is then proven only
-    /// when `--datapath-layer network` names it.
-    #[arg(long = "datapath-part", value_name = "K|lemma")]
+    /// as in `l{N}_equiv_{K}`) or `lemma`; of the network, part K of each hand-over
+    /// (`net_l{N}_{K}`) or `out` (`net_out`); repeat for several. The network is then proven
+    /// only when `--datapath-layer network` names it.
+    #[arg(long = "datapath-part", value_name = "K|lemma|out")]
     pub datapath_parts: Vec<super::prove_datapath::PartChoice>,
     /// Print one JSON object as the last line.
     #[arg(long)]

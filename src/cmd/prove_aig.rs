@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
+use compiler::equiv::harness::Harness;
 
 /// The Yosys script that writes `aig` for the harness `top` (in `harness`), the design files
 /// and the specification, with the adder map in `map`.
@@ -23,10 +24,12 @@ pub fn script(
     design_files: &[PathBuf],
     spec: &Path,
     harness: &Path,
-    top: &str,
+    h: &Harness,
+    cut: bool,
     map: &Path,
     aig: &Path,
 ) -> String {
+    let top = &h.top;
     let design: Vec<String> = design_files
         .iter()
         .map(|p| p.display().to_string())
@@ -42,7 +45,9 @@ pub fn script(
          # The specification's sum modules hold no weights: each is mapped to gates once, here,\n\
          # and copied per neuron by the last flatten.\n\
          setattr -mod -set keep_hierarchy 1 {sums}\n\
+         {}\
          flatten\n\
+         {}\
          # Only what an assertion reads stays: a part's other outputs go here.\n\
          opt_clean\n\
          async2sync\n\
@@ -71,14 +76,38 @@ pub fn script(
         design.join(" "),
         spec.display(),
         harness.display(),
+        cuts(h, cut),
+        taps(h),
         map.display(),
         aig.with_extension("aim").display(),
         aig.display(),
     )
 }
 
-/// Writes the AIG of harness `top` into `work/{top}_aig/design.aig` with Yosys (`yosys`), within
-/// `timeout`; `Ok(None)` when it ran out of time. The script and log sit beside it.
+/// The commands that drive `h`'s taps from the flattened design, under a comment that says
+/// why (nothing without taps).
+pub fn taps(h: &Harness) -> String {
+    let commands = h.tap_commands();
+    if commands.is_empty() {
+        return commands;
+    }
+    format!("# The hand-overs the harness captures, from inside the flattened top.\n{commands}")
+}
+
+/// The commands that cut `h`'s cut ports before `flatten`, with `cut` (nothing otherwise).
+pub fn cuts(h: &Harness, cut: bool) -> String {
+    let commands = h.cut_commands();
+    if !cut || commands.is_empty() {
+        return String::new();
+    }
+    format!(
+        "# Cut: these ports lose their drivers and their nets become free inputs, so the miter\n\
+         # holds nothing of the logic before them.\n{commands}"
+    )
+}
+
+/// Writes the AIG of harness `h` (with `cut`, its cut ports free) into
+/// `work/{top}_aig/design.aig` with Yosys (`yosys`), within `timeout`; `Ok(None)` when it ran out of time. The script and log sit beside it.
 #[allow(clippy::too_many_arguments)]
 pub fn write(
     yosys: &Path,
@@ -86,9 +115,11 @@ pub fn write(
     design_files: &[PathBuf],
     spec: &Path,
     harness: &Path,
-    top: &str,
+    h: &Harness,
+    cut: bool,
     timeout: u64,
 ) -> anyhow::Result<Option<PathBuf>> {
+    let top = &h.top;
     let dir = work.join(format!("{top}_aig"));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let map = work.join("ripple_add.v");
@@ -98,7 +129,7 @@ pub fn write(
     // A stale AIG must not pass for this run's.
     std::fs::remove_file(&aig).ok();
     let ys = dir.join("design.ys");
-    std::fs::write(&ys, script(design_files, spec, harness, top, &map, &aig))
+    std::fs::write(&ys, script(design_files, spec, harness, h, cut, &map, &aig))
         .with_context(|| format!("writing {}", ys.display()))?;
     let ran = tools::Run::new(
         &format!("prove datapath {top} (AIG)"),

@@ -110,9 +110,17 @@ pub(super) fn waveform(
         .iter()
         .map(|p| p.display().to_string())
         .collect();
+    // A harness with taps reads the flattened design's nets (`Harness::taps`). Flattened after
+    // `prep`: flattened before it, Yosys' simulation left the top's handshakes undefined.
+    let taps = if h.taps.is_empty() {
+        String::new()
+    } else {
+        format!("flatten; {}", h.tap_commands().replace('\n', "; "))
+    };
+    let keep = h.keep_commands().replace('\n', "; ");
     let script = format!(
         "read_verilog -defer {}; read_verilog -defer {}; read_verilog -sv -formal {}; \
-         prep -top {}; sim -clock clk -zinit -n {} -vcd {}",
+         {keep}prep -top {}; {taps}sim -clock clk -zinit -n {} -vcd {}",
         names.join(" "),
         spec_file.display(),
         file.display(),
@@ -193,6 +201,8 @@ mod tests {
             text: "    input wire [5:0] x_in\n);\n        if (init) x <= x_in;\n".into(),
             depth: 9,
             design_top: "l1_mvtu".into(),
+            taps: Vec::new(),
+            cuts: Vec::new(),
         };
         assert_eq!(free_input(&h), Some("x_in"));
         let bits = [true, false, true, true, false, true];

@@ -18,7 +18,7 @@ use anyhow::Context;
 use serde_json::json;
 
 use super::prove::{counterexample, failed_assertion, Tools};
-use compiler::equiv::{harness, spec};
+use compiler::equiv::{cut, harness, spec};
 
 /// What to prove and how long each proof may take.
 pub struct Options {
@@ -68,6 +68,8 @@ pub enum PartChoice {
     Part(usize),
     /// The lemma that the chunked sum equals the flat one (`l{N}_lemma`).
     Lemma,
+    /// The network's output on its last hand-over (`net_out`).
+    Out,
 }
 
 impl std::str::FromStr for PartChoice {
@@ -75,10 +77,10 @@ impl std::str::FromStr for PartChoice {
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
             "lemma" => Ok(PartChoice::Lemma),
-            _ => s
-                .parse::<usize>()
-                .map(PartChoice::Part)
-                .map_err(|_| format!("`{s}` is not a part: a part number from 0, or `lemma`")),
+            "out" => Ok(PartChoice::Out),
+            _ => s.parse::<usize>().map(PartChoice::Part).map_err(|_| {
+                format!("`{s}` is not a part: a part number from 0, `lemma` or `out`")
+            }),
         }
     }
 }
@@ -119,6 +121,24 @@ impl<'a> Selection<'a> {
                 }
             }
         }
+        if sel.network() {
+            // The hand-overs are the hidden layers' outputs, split as those layers are.
+            let most = layers[..layers.len() - 1]
+                .iter()
+                .map(|ls| parts_of(ls.layer.outputs, o.outputs_per_part).1)
+                .max()
+                .unwrap_or(0);
+            for c in &o.parts {
+                if let PartChoice::Part(k) = c {
+                    if *k >= most {
+                        anyhow::bail!(
+                            "--datapath-part {k}: the network's hand-overs have {most} part(s) \
+                             at most (or `out`, its output)"
+                        );
+                    }
+                }
+            }
+        }
         Ok(sel)
     }
 
@@ -135,6 +155,16 @@ impl<'a> Selection<'a> {
     /// Whether part `p` of a chosen layer runs.
     fn part(&self, p: usize) -> bool {
         self.o.parts.is_empty() || self.o.parts.contains(&PartChoice::Part(p))
+    }
+
+    /// Whether a piece of the network's proof runs (the network being chosen): part K of every
+    /// hand-over split that has one, `out` the output.
+    fn piece(&self, p: &cut::Piece) -> bool {
+        self.o.parts.is_empty()
+            || self.o.parts.contains(&match p.layer {
+                None => PartChoice::Out,
+                Some(_) => PartChoice::Part(p.part.unwrap_or(0)),
+            })
     }
 
     /// Whether the network's proof runs: by default, unless layers or parts are chosen
@@ -173,13 +203,8 @@ struct Row {
 }
 
 /// The SymbiYosys project of one harness: a bounded check of `depth` cycles.
-fn sby_text(
-    design_files: &[PathBuf],
-    spec: &Path,
-    harness: &Path,
-    top: &str,
-    depth: u64,
-) -> String {
+fn sby_text(design_files: &[PathBuf], spec: &Path, harness: &Path, h: &harness::Harness) -> String {
+    let (top, depth) = (&h.top, h.depth);
     let design: Vec<String> = design_files.iter().map(|p| base_name(p)).collect();
     let mut s = format!(
         "# Written by flipchip prove --datapath; rerun with the same command.\n\
@@ -187,10 +212,16 @@ fn sby_text(
          # Traces of the ABC engine are turned into VCD by replaying them with Z3.\naigsmt z3\n\n\
          [engines]\nabc bmc3\n\n\
          [script]\nread_verilog -defer {}\nread_verilog -defer {}\nread_verilog -sv -formal {}\n\
-         prep -top {top}\n\n[files]\n",
+         {}prep -top {top}\n{}\n[files]\n",
         design.join(" "),
         base_name(spec),
         base_name(harness),
+        h.keep_commands(),
+        if h.taps.is_empty() {
+            String::new()
+        } else {
+            format!("flatten\n{}", h.tap_commands())
+        },
     );
     for p in design_files
         .iter()
@@ -290,83 +321,110 @@ fn prove_one(
     let hv = work.join(format!("{}.sv", h.top));
     std::fs::write(&hv, &h.text).with_context(|| format!("writing {}", hv.display()))?;
     let sby = work.join(format!("{}.sby", h.top));
-    std::fs::write(
-        &sby,
-        sby_text(design_files, spec_file, &hv, &h.top, h.depth),
-    )
-    .with_context(|| format!("writing {}", sby.display()))?;
+    std::fs::write(&sby, sby_text(design_files, spec_file, &hv, h))
+        .with_context(|| format!("writing {}", sby.display()))?;
     let mut word = "timeout";
     let mut log = String::new();
     // A waveform and assertion from ABC's counterexample, where one was written.
     let mut cex: Option<(PathBuf, Option<String>)> = None;
     let mut gates = None;
     let mut aig_seconds = None;
-    match super::prove_aig::write(
-        aig_yosys,
-        work,
-        design_files,
-        spec_file,
-        &hv,
-        &h.top,
-        timeout,
-    ) {
-        Ok(Some(aig)) => {
-            aig_seconds = Some(start.elapsed().as_secs_f64());
-            let ylog = std::fs::read_to_string(aig.with_file_name("yosys.log")).unwrap_or_default();
-            gates = super::prove_aig::gate_counts(&ylog);
-            let abc_cex = work.join(format!("{}_abc.cex", h.top));
-            std::fs::remove_file(&abc_cex).ok();
-            let script = format!(
-                "read_aiger {}; fold; strash; frames -F {} -i; strash; orpos; iprove; \
+    let mut cut_used = false;
+    // A piece with cuts is first proven with the cut nets free (a stronger claim, on a miter
+    // without the logic before the cut); only a refutation of that, which may be spurious, has
+    // the whole top decide.
+    let attempts: &[bool] = if h.cuts.is_empty() {
+        &[false]
+    } else {
+        &[true, false]
+    };
+    for &cut in attempts {
+        cut_used = cut;
+        word = "timeout";
+        match super::prove_aig::write(
+            aig_yosys,
+            work,
+            design_files,
+            spec_file,
+            &hv,
+            h,
+            cut,
+            left(start),
+        ) {
+            Ok(Some(aig)) => {
+                aig_seconds = Some(start.elapsed().as_secs_f64());
+                let ylog =
+                    std::fs::read_to_string(aig.with_file_name("yosys.log")).unwrap_or_default();
+                gates = super::prove_aig::gate_counts(&ylog);
+                let abc_cex = work.join(format!("{}_abc.cex", h.top));
+                std::fs::remove_file(&abc_cex).ok();
+                let script = format!(
+                    "read_aiger {}; fold; strash; frames -F {} -i; strash; orpos; iprove; \
                  write_cex -n {}",
-                aig.display(),
-                h.depth + 1,
-                abc_cex.display()
-            );
-            let ran = tools::Run::new(
-                &format!("prove datapath {} (ABC)", h.top),
-                &tools.abc,
-                format!("{}_abc.log", h.top),
-            )
-            .args(["-c", &script])
-            .current_dir(work)
-            .timeout(Duration::from_secs(left(start).max(1)))
-            .allow_failure()
-            .run();
-            match ran {
-                Ok(r) => {
-                    let text = r.text();
-                    if text.contains("UNSATISFIABLE") {
-                        word = "proven";
-                    } else if text.contains("SATISFIABLE") {
-                        word = "failed";
-                        // The waveform: ABC's frame simulated by Yosys.
-                        match super::prove_cex::waveform(
-                            work,
-                            design_files,
-                            spec_file,
-                            h,
-                            &abc_cex,
-                            &aig.with_extension("aim"),
-                            left(start).max(60),
-                        ) {
-                            Ok(found) => cex = Some(found),
-                            Err(e) => {
-                                eprintln!("{}: {e:#}; running the bounded check for a trace", h.top)
+                    aig.display(),
+                    h.depth + 1,
+                    abc_cex.display()
+                );
+                let ran = tools::Run::new(
+                    &format!("prove datapath {} (ABC)", h.top),
+                    &tools.abc,
+                    format!("{}_abc.log", h.top),
+                )
+                .args(["-c", &script])
+                .current_dir(work)
+                .timeout(Duration::from_secs(left(start).max(1)))
+                .allow_failure()
+                .run();
+                match ran {
+                    Ok(r) => {
+                        let text = r.text();
+                        if text.contains("UNSATISFIABLE") {
+                            word = "proven";
+                        } else if text.contains("SATISFIABLE") && cut {
+                            eprintln!(
+                                "{}: refuted with {} free; deciding on the whole top",
+                                h.top,
+                                h.cuts
+                                    .iter()
+                                    .map(|(m, p)| format!("{m}'s {p}"))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            );
+                            continue;
+                        } else if text.contains("SATISFIABLE") {
+                            word = "failed";
+                            // The waveform: ABC's frame simulated by Yosys.
+                            match super::prove_cex::waveform(
+                                work,
+                                design_files,
+                                spec_file,
+                                h,
+                                &abc_cex,
+                                &aig.with_extension("aim"),
+                                left(start).max(60),
+                            ) {
+                                Ok(found) => cex = Some(found),
+                                Err(e) => {
+                                    eprintln!(
+                                        "{}: {e:#}; running the bounded check for a trace",
+                                        h.top
+                                    )
+                                }
                             }
                         }
                     }
+                    Err(tools::ToolError::TimedOut { .. }) => {}
+                    Err(e) => return Err(e.into()),
                 }
-                Err(tools::ToolError::TimedOut { .. }) => {}
-                Err(e) => return Err(e.into()),
+            }
+            Ok(None) => {}
+            // Yosys could not build the miter: this proof is an error, the next ones still run.
+            Err(e) => {
+                eprintln!("{e:#}");
+                word = "error";
             }
         }
-        Ok(None) => {}
-        // Yosys could not build the miter: this proof is an error, the next ones still run.
-        Err(e) => {
-            eprintln!("{e:#}");
-            word = "error";
-        }
+        break;
     }
     if word == "failed" && cex.is_none() {
         // The counterexample from the bounded check (fast where a failure exists).
@@ -421,6 +479,7 @@ fn prove_one(
         "aig_seconds": aig_seconds,
         "aig_ands": gates.map(|g| g.0),
         "aig_latches": gates.map(|g| g.1),
+        "cut": (!h.cuts.is_empty()).then_some(cut_used),
     });
     if let (Some(r), Some(f)) = (row.as_object_mut(), fields.as_object()) {
         r.extend(f.clone());
@@ -479,7 +538,10 @@ pub(super) fn run(
         );
     }
     let mut rows: Vec<Row> = Vec::new();
-    let mut prove = |h: &harness::Harness, what: serde_json::Value| -> anyhow::Result<()> {
+    let prove = |rows: &mut Vec<Row>,
+                 h: &harness::Harness,
+                 what: serde_json::Value|
+     -> anyhow::Result<()> {
         let row = prove_one(
             tools,
             abc,
@@ -505,6 +567,7 @@ pub(super) fn run(
                 ls.index
             );
             prove(
+                &mut rows,
                 &h,
                 json!({ "layer": ls.index, "outputs": [0, outputs], "spec": "chunked", "compares": "chunked=flat" }),
             )?;
@@ -521,6 +584,7 @@ pub(super) fn run(
                 ls.index, range.start, range.end, h.depth
             );
             prove(
+                &mut rows,
                 &h,
                 json!({ "layer": ls.index, "outputs": outs, "spec": kind, "compares": format!("design={kind}") }),
             )?;
@@ -528,17 +592,89 @@ pub(super) fn run(
     }
     if chosen.network() {
         let chunked = !chunking.0.is_empty();
-        let h = harness::network(design, model, chunked)
-            .map_err(|why| anyhow::anyhow!("{}: {why}", dir.display()))?;
         let kind = if chunked { "chunked" } else { "flat" };
-        eprintln!(
-            "network: against the {kind} specification, one frame ({} cycles) ...",
-            h.depth
-        );
-        prove(
-            &h,
-            json!({ "layer": "network", "outputs": null, "spec": kind, "compares": format!("design={kind}") }),
-        )?;
+        let compares = format!("design={kind}");
+        match cut::pieces(design, model, &chunking, o.outputs_per_part)
+            .map_err(|why| anyhow::anyhow!("{}: {why}", dir.display()))?
+        {
+            Some(pieces) => {
+                let first = rows.len();
+                let all = pieces.len();
+                for piece in pieces.iter().filter(|p| chosen.piece(p)) {
+                    let h = &piece.harness;
+                    match (&piece.layer, &piece.outputs) {
+                        (Some(n), Some(r)) => eprintln!(
+                            "network: hand-over {n}, outputs {}..{} against the {kind} \
+                             specification, one frame ({} cycles) ...",
+                            r.start, r.end, h.depth
+                        ),
+                        _ => eprintln!(
+                            "network: the output on the last hand-over against the {kind} \
+                             specification, one frame ({} cycles) ...",
+                            h.depth
+                        ),
+                    }
+                    prove(
+                        &mut rows,
+                        h,
+                        json!({
+                            "layer": "network",
+                            "hand_over": piece.layer,
+                            "outputs": piece.outputs.as_ref().map(|r| [r.start, r.end]),
+                            "spec": kind,
+                            "compares": compares,
+                        }),
+                    )?;
+                }
+                // The network's own row, only where every piece ran: proven when they all are.
+                if rows.len() - first == all {
+                    let pieces = &rows[first..];
+                    let status = if pieces.iter().all(|r| r.json["status"] == "proven") {
+                        "proven"
+                    } else if pieces.iter().any(|r| r.failed) {
+                        "failed"
+                    } else {
+                        "timeout"
+                    };
+                    let seconds: f64 = pieces
+                        .iter()
+                        .filter_map(|r| r.json["seconds"].as_f64())
+                        .sum();
+                    let names: Vec<serde_json::Value> =
+                        pieces.iter().map(|r| r.json["proof"].clone()).collect();
+                    eprintln!("network: {status} ({all} pieces, {seconds:.1} s)");
+                    rows.push(Row {
+                        json: json!({
+                            "layer": "network",
+                            "proof": "network",
+                            "pieces": names,
+                            "outputs": null,
+                            "status": status,
+                            "seconds": seconds,
+                            "spec": kind,
+                            "compares": compares,
+                        }),
+                        // Its pieces' rows already say so.
+                        failed: false,
+                    });
+                }
+            }
+            // No hidden layer, no hand-over to cut at: the top against the whole
+            // specification in one proof.
+            None => {
+                let h = harness::network(design, model, chunked)
+                    .map_err(|why| anyhow::anyhow!("{}: {why}", dir.display()))?;
+                eprintln!(
+                    "network: against the {kind} specification, one frame ({} cycles) ...",
+                    h.depth
+                );
+                prove(
+                    &mut rows,
+                    &h,
+                    json!({ "layer": "network", "outputs": null, "spec": kind, "compares": compares }),
+                )?;
+            }
+        }
     }
     if rows.is_empty() {
         // `--datapath-part lemma` of layers that add their sums in one chunk.

@@ -15,7 +15,7 @@ use crate::ir::{bits_for, Design, Mvtu};
 
 /// Cycles beyond the design's latency that a result may take in a harness (the handshakes
 /// around a frame that nothing stalls).
-const SLACK: u64 = 4;
+pub(super) const SLACK: u64 = 4;
 
 /// One harness: its top module and how deep the bounded check must go.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,6 +29,60 @@ pub struct Harness {
     pub depth: u64,
     /// The design modules it instantiates (their files are read with it).
     pub design_top: String,
+    /// Wires of the harness driven from inside the design once it is flattened: (harness
+    /// wire, the design's net by its flattened name, `dut.<instance>.<port>`). Verilog-2005
+    /// has no reference into an instance that Yosys reads, so every script that reads the
+    /// harness connects these after `flatten` ([`Harness::tap_commands`]); until then they
+    /// are undriven.
+    pub taps: Vec<(String, String)>,
+    /// Output ports of design modules, as (module, port), that a proof may cut: their drivers
+    /// removed inside the module before it is flattened, the port's net is free in every cycle
+    /// for all its readers alike. What holds for every value of a cut net holds for the value
+    /// its driver gives, so a proof with cuts proves the harness; a refutation with cuts may be
+    /// spurious ([`Harness::cut_commands`]).
+    pub cuts: Vec<(String, String)>,
+}
+
+impl Harness {
+    /// The Yosys commands that drive the harness's taps, for a script that has just flattened
+    /// it (empty without taps).
+    pub fn tap_commands(&self) -> String {
+        if self.taps.is_empty() {
+            return String::new();
+        }
+        let mut v = format!("cd {}\n", self.top);
+        for (wire, net) in &self.taps {
+            v.push_str(&format!("connect -set {wire} {net}\n"));
+        }
+        v.push_str("cd ..\n");
+        v
+    }
+
+    /// The Yosys commands that keep the design's instance `dut` through a script's `prep`, for
+    /// a harness with taps (empty otherwise): until the taps are connected after `flatten`, no
+    /// output of `dut` may be read, and `prep`'s clean-up would remove the instance.
+    pub fn keep_commands(&self) -> String {
+        if self.taps.is_empty() {
+            return String::new();
+        }
+        format!(
+            "hierarchy -top {top}\nsetattr -set keep 1 {top}/dut\n",
+            top = self.top
+        )
+    }
+
+    /// The Yosys commands that cut the harness's cut ports, for a script before its `flatten`.
+    /// Each is cut inside its module: there the port has no alias but the module's own wires,
+    /// so after `flatten` the net it drove (the port, the top's wire, the next unit's input
+    /// and any tap) is one net without a driver, one free input. (Cut after `flatten`,
+    /// `connect -unset` disconnects every alias of the net from the others.)
+    pub fn cut_commands(&self) -> String {
+        let mut v = String::new();
+        for (module, port) in &self.cuts {
+            v.push_str(&format!("cd {module}\nconnect -unset {port}\ncd ..\n"));
+        }
+        v
+    }
 }
 
 /// The MVTU that computes layer `index`, if the design has one.
@@ -38,7 +92,7 @@ pub fn mvtu(design: &Design, index: usize) -> Option<&Mvtu> {
 
 /// Checks that `m` computes what `ls` specifies (same shape), so that a harness cannot compare
 /// unrelated layers.
-fn same_shape(m: &Mvtu, ls: &LayerSpec) -> Result<(), String> {
+pub(super) fn same_shape(m: &Mvtu, ls: &LayerSpec) -> Result<(), String> {
     if m.is_conv()
         || m.inputs != ls.layer.inputs
         || m.outputs != ls.layer.outputs
@@ -67,7 +121,7 @@ fn same_shape(m: &Mvtu, ls: &LayerSpec) -> Result<(), String> {
 }
 
 /// The frame's register and the reset cycle, declared before anything reads them.
-fn frame(v: &mut String, input_bits: usize, vector: &str, beats: usize) {
+pub(super) fn frame(v: &mut String, input_bits: usize, vector: &str, beats: usize) {
     let bb = bits_for(beats as u64).max(1);
     v.push_str(&format!(
         "    input wire [{ib1}:0] {vector}_in\n);\n\
@@ -86,7 +140,7 @@ fn frame(v: &mut String, input_bits: usize, vector: &str, beats: usize) {
 }
 
 /// The checks every harness shares: the result comes within the latency bound, and only one.
-fn timing(v: &mut String, out_valid: &str, bound: u64) {
+pub(super) fn timing(v: &mut String, out_valid: &str, bound: u64) {
     v.push_str(&format!(
         "    reg [15:0] cycles = 16'd0;\n\
          \x20   reg done = 1'b0;\n\
@@ -242,6 +296,8 @@ pub fn layer(
         text: v,
         depth: bound + 2,
         design_top: n,
+        taps: Vec::new(),
+        cuts: Vec::new(),
     })
 }
 
@@ -266,7 +322,7 @@ fn chunk_select(k: usize, inputs: usize, simd: usize, beats: usize, bb: u32) -> 
 }
 
 /// `base`, with a suffix `_{part}` when `part` is given.
-fn part_name(base: &str, part: Option<usize>) -> String {
+pub(super) fn part_name(base: &str, part: Option<usize>) -> String {
     match part {
         Some(p) => format!("{base}_{p}"),
         None => base.to_string(),
@@ -311,11 +367,13 @@ pub fn lemma(ls: &LayerSpec, simd: usize) -> Harness {
         // The reset cycle, the check, and one more as for every harness.
         depth: 3,
         design_top: chunked,
+        taps: Vec::new(),
+        cuts: Vec::new(),
     }
 }
 
 /// `{bits}[at +: w]` sign-extended to a score of the specification.
-fn sign_extend(bits: &str, at: usize, w: usize) -> String {
+pub(super) fn sign_extend(bits: &str, at: usize, w: usize) -> String {
     let msb = format!("{bits}[{}]", at + w - 1);
     let field = format!("{bits}[{}:{at}]", at + w - 1);
     match (SCORE_BITS as usize).checked_sub(w) {
@@ -335,6 +393,49 @@ pub fn network(
     model: &flip::model::Model,
     chunked: bool,
 ) -> Result<Harness, String> {
+    let top = &design.top;
+    let name = format!("{top}_equiv");
+    let spec_name = if chunked {
+        spec::chunked_network_name(top)
+    } else {
+        spec::network_name(top)
+    };
+    let mut v = format!(
+        "// Datapath proof of the whole network: {top} against {spec_name} on one frame.\n"
+    );
+    let bound = network_head(&mut v, design, model, &name)?;
+    let classes = design.argmax().classes;
+    v.push_str(&format!(
+        "    wire [{}:0] class;\n    wire [{}:0] scores;\n\
+         \x20   {spec_name} spec (.pixels(pixels), .class(class), .scores(scores));\n",
+        spec_class_width(classes) - 1,
+        classes * SCORE_BITS as usize - 1,
+    ));
+    timing(&mut v, "m_valid", bound);
+    v.push_str("    always @(*) if (!init && m_valid) begin\n");
+    v.push_str(&class_and_scores_asserts(design));
+    v.push_str("    end\nendmodule\n");
+    Ok(Harness {
+        top: name,
+        text: v,
+        depth: bound + 2,
+        design_top: top.clone(),
+        taps: Vec::new(),
+        cuts: Vec::new(),
+    })
+}
+
+/// The module header of a harness `name` of the whole top, its frame `pixels` (free in the
+/// reset cycle), the pixel beats fed as fast as the top takes them, and the top as `dut` with
+/// its output always ready; returns the latency bound. Every harness of the whole network
+/// drives the top with these same lines, so that the design's signals are the same function
+/// of the frame and the cycle in each.
+pub(super) fn network_head(
+    v: &mut String,
+    design: &Design,
+    model: &flip::model::Model,
+    name: &str,
+) -> Result<u64, String> {
     let specs = spec::layers(model)?;
     for ls in &specs {
         let m = mvtu(design, ls.index)
@@ -343,26 +444,15 @@ pub fn network(
     }
     let input = design.input();
     let top = &design.top;
-    let name = format!("{top}_equiv");
-    let spec_name = if chunked {
-        spec::chunked_network_name(top)
-    } else {
-        spec::network_name(top)
-    };
     let beats = input.pixels / input.pixels_per_beat;
     let iw = input.input_width();
     let pw = spec::pixel_width(input.pixels, input.format);
-    let bound = design.latency_cycles() + SLACK;
     let cw = design.class_width() as usize;
     let sw = design.argmax().score_width as usize;
     let classes = design.argmax().classes;
     let fw = design.stage_names().len();
-    let mut v = format!(
-        "// Datapath proof of the whole network: {top} against {} on one frame.\n\
-         module {name} (\n    input wire clk,\n",
-        spec_name
-    );
-    frame(&mut v, pw, "pixels", beats);
+    v.push_str(&format!("module {name} (\n    input wire clk,\n"));
+    frame(v, pw, "pixels", beats);
     let bb = bits_for(beats as u64).max(1);
     v.push_str(&format!(
         "    wire s_valid = !init && fed != {bb}'d{beats};\n\
@@ -376,24 +466,26 @@ pub fn network(
          \x20   {top} dut (\n        .clk(clk),\n        .rst(init),\n        .s_valid(s_valid),\n        \
          .s_ready(s_ready),\n        .s_data(s_data),\n        .m_valid(m_valid),\n        \
          .m_ready(1'b1),\n        .m_class(m_class),\n        .m_scores(m_scores),\n        \
-         .dbg_fire(dbg_fire)\n    );\n\
-         \x20   wire [{}:0] class;\n    wire [{}:0] scores;\n\
-         \x20   {} spec (.pixels(pixels), .class(class), .scores(scores));\n",
+         .dbg_fire(dbg_fire)\n    );\n",
         pw + iw - 1,
         iw - 1,
         cw - 1,
         classes * sw - 1,
         fw - 1,
-        spec_class_width(classes) - 1,
-        classes * SCORE_BITS as usize - 1,
-        spec_name
     ));
-    timing(&mut v, "m_valid", bound);
-    v.push_str("    always @(*) if (!init && m_valid) begin\n");
-    v.push_str(&format!(
+    Ok(design.latency_cycles() + SLACK)
+}
+
+/// The assertions that the top's class and every score equal the specification's `class` and
+/// `scores`.
+pub(super) fn class_and_scores_asserts(design: &Design) -> String {
+    let cw = design.class_width() as usize;
+    let sw = design.argmax().score_width as usize;
+    let classes = design.argmax().classes;
+    let mut v = format!(
         "        assert({} == class);\n",
         pad_class("m_class", cw, spec_class_width(classes))
-    ));
+    );
     for c in 0..classes {
         v.push_str(&format!(
             "        assert({} == scores[{}:{}]);\n",
@@ -402,22 +494,16 @@ pub fn network(
             c * SCORE_BITS as usize
         ));
     }
-    v.push_str("    end\nendmodule\n");
-    Ok(Harness {
-        top: name,
-        text: v,
-        depth: bound + 2,
-        design_top: top.clone(),
-    })
+    v
 }
 
 /// Bits of the specification's class output.
-fn spec_class_width(classes: usize) -> usize {
+pub(super) fn spec_class_width(classes: usize) -> usize {
     bits_for(classes.saturating_sub(1) as u64).max(1) as usize
 }
 
 /// The design's class, zero-extended to the specification's width.
-fn pad_class(name: &str, w: usize, to: usize) -> String {
+pub(super) fn pad_class(name: &str, w: usize, to: usize) -> String {
     if to > w {
         format!("{{{}'d0, {name}}}", to - w)
     } else {

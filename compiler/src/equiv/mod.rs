@@ -7,6 +7,7 @@
 //! design's datapath equal to the model's integer semantics for all inputs of a frame.
 
 pub mod adder_map;
+pub mod cut;
 pub mod harness;
 pub mod spec;
 pub mod steps;

@@ -447,36 +447,7 @@ pub fn network_module(
         cw - 1,
         classes * sb - 1
     );
-    let enc_width = specs[0].in_width();
-    v.push_str(&format!("    wire [{}:0] x1;\n", enc_width - 1));
-    // The encoding, as `Encoding::encode` writes it.
-    for p in 0..pixels {
-        let byte = format!("pixels[{}:{}]", 8 * p + 7, 8 * p);
-        match (format, &input.encoding) {
-            (InputFormat::Packed, _) => v.push_str(&format!("    assign x1[{p}] = pixels[{p}];\n")),
-            (InputFormat::Pixels, Encoding::Threshold(t)) => {
-                v.push_str(&format!("    assign x1[{p}] = ({byte} >= 9'd{t});\n"))
-            }
-            (InputFormat::Pixels, Encoding::Thermometer(ts)) => {
-                for (k, t) in ts.iter().enumerate() {
-                    v.push_str(&format!(
-                        "    assign x1[{}] = ({byte} >= 9'd{t});\n",
-                        p * ts.len() + k
-                    ));
-                }
-            }
-            (InputFormat::Pixels, Encoding::BitPlanes(planes)) => {
-                let shift = u32::from(input.pixel_bits) - u32::from(*planes);
-                for k in 0..u32::from(*planes) {
-                    v.push_str(&format!(
-                        "    assign x1[{}] = pixels[{}];\n",
-                        k as usize * pixels + p,
-                        8 * p as u32 + shift + k
-                    ));
-                }
-            }
-        }
-    }
+    v.push_str(&encoding_lines(model, format, &specs[0], "x1"));
     for (i, ls) in specs.iter().enumerate() {
         let n = ls.index;
         let out = if i + 1 == specs.len() {
@@ -494,13 +465,60 @@ pub fn network_module(
             layer_name(ls)
         ));
     }
-    // Argmax: strictly greater wins, so the lowest index wins a tie.
-    v.push_str(&format!(
+    v.push_str(&argmax_lines(classes));
+    v.push_str("endmodule\n");
+    Ok(v)
+}
+
+/// The wire `x` (layer 1's input) and its assignments from `pixels`: the input encoding, as
+/// `Encoding::encode` writes it.
+fn encoding_lines(model: &Model, format: InputFormat, first: &LayerSpec, x: &str) -> String {
+    let input = &model.input;
+    let pixels = input.pixels();
+    let mut v = format!("    wire [{}:0] {x};\n", first.in_width() - 1);
+    for p in 0..pixels {
+        let byte = format!("pixels[{}:{}]", 8 * p + 7, 8 * p);
+        match (format, &input.encoding) {
+            (InputFormat::Packed, _) => {
+                v.push_str(&format!("    assign {x}[{p}] = pixels[{p}];\n"))
+            }
+            (InputFormat::Pixels, Encoding::Threshold(t)) => {
+                v.push_str(&format!("    assign {x}[{p}] = ({byte} >= 9'd{t});\n"))
+            }
+            (InputFormat::Pixels, Encoding::Thermometer(ts)) => {
+                for (k, t) in ts.iter().enumerate() {
+                    v.push_str(&format!(
+                        "    assign {x}[{}] = ({byte} >= 9'd{t});\n",
+                        p * ts.len() + k
+                    ));
+                }
+            }
+            (InputFormat::Pixels, Encoding::BitPlanes(planes)) => {
+                let shift = u32::from(input.pixel_bits) - u32::from(*planes);
+                for k in 0..u32::from(*planes) {
+                    v.push_str(&format!(
+                        "    assign {x}[{}] = pixels[{}];\n",
+                        k as usize * pixels + p,
+                        8 * p as u32 + shift + k
+                    ));
+                }
+            }
+        }
+    }
+    v
+}
+
+/// The argmax of `scores` into `class` (declared by the module): strictly greater wins, so the
+/// lowest index wins a tie.
+fn argmax_lines(classes: usize) -> String {
+    let cw = bits_for(classes.saturating_sub(1) as u64).max(1);
+    let sb = SCORE_BITS as usize;
+    let mut v = format!(
         "    reg signed [{}:0] best;\n    always @(*) begin\n        class = {cw}'d0;\n        \
          best = scores[{}:0];\n",
         sb - 1,
         sb - 1
-    ));
+    );
     for c in 1..classes {
         v.push_str(&format!(
             "        if ($signed(scores[{hi}:{lo}]) > best) begin\n            class = {cw}'d{c};\n            \
@@ -509,7 +527,68 @@ pub fn network_module(
             lo = c * sb
         ));
     }
-    v.push_str("    end\nendmodule\n");
+    v.push_str("    end\n");
+    v
+}
+
+/// The name of the module that encodes a frame's pixels into layer 1's input.
+pub fn encode_name(top: &str) -> String {
+    format!("{top}_spec_encode")
+}
+
+/// The input encoding alone, `{top}_spec_encode (pixels, x)`: `x` is layer 1's input, as the
+/// network module computes it. The proofs of the network's first hand-over read it.
+pub fn encode_module(model: &Model, top: &str, format: InputFormat) -> Result<String, String> {
+    let specs = layers(model)?;
+    let pw = pixel_width(model.input.pixels(), format);
+    let mut v = format!(
+        "// The input encoding of one frame, as the network module's first step.\n\
+         module {} (\n    input  wire [{}:0] pixels,\n    output wire [{}:0] x\n);\n",
+        encode_name(top),
+        pw - 1,
+        specs[0].in_width() - 1
+    );
+    v.push_str(&encoding_lines(model, format, &specs[0], "x1"));
+    v.push_str("    assign x = x1;\nendmodule\n");
+    Ok(v)
+}
+
+/// The name of the module of the last layer and the argmax ([`out_module`]).
+pub fn out_name(top: &str, chunked: bool) -> String {
+    if chunked {
+        format!("{top}_spec_out_chunked")
+    } else {
+        format!("{top}_spec_out")
+    }
+}
+
+/// The network's last step alone, `{top}_spec_out (x, class, scores)`: the scores layer on its
+/// input `x` (the last hidden layer's bits) and the argmax, as the network module computes
+/// them; with a `chunking` that names the scores layer, its chunked module. The proof of the
+/// network's output reads it on the bits the design itself handed to its last layer.
+pub fn out_module(model: &Model, top: &str, chunking: Option<&Chunking>) -> Result<String, String> {
+    let specs = layers(model)?;
+    let last = specs
+        .last()
+        .expect("layers() returns at least the scores layer");
+    let layer = match chunking.and_then(|c| c.simd(last.index)) {
+        Some(_) => chunked_name(last),
+        None => last.name(),
+    };
+    let classes = last.layer.outputs;
+    let cw = bits_for(classes.saturating_sub(1) as u64).max(1);
+    let mut v = format!(
+        "// The scores layer and the argmax on the last hidden layer's bits.\n\
+         module {} (\n    input  wire [{}:0] x,\n    output reg  [{}:0] class,\n    \
+         output wire [{}:0] scores\n);\n    {layer} u{} (.x(x), .y(scores));\n",
+        out_name(top, chunking.is_some()),
+        last.in_width() - 1,
+        cw - 1,
+        classes * SCORE_BITS as usize - 1,
+        last.index
+    );
+    v.push_str(&argmax_lines(classes));
+    v.push_str("endmodule\n");
     Ok(v)
 }
 
@@ -555,6 +634,15 @@ pub fn spec_file(
     if !chunking.0.is_empty() {
         v.push('\n');
         v.push_str(&network_module(model, top, format, Some(chunking))?);
+    }
+    // The network's ends alone, for the proofs of the network cut at its hand-overs.
+    v.push('\n');
+    v.push_str(&encode_module(model, top, format)?);
+    v.push('\n');
+    v.push_str(&out_module(model, top, None)?);
+    if !chunking.0.is_empty() {
+        v.push('\n');
+        v.push_str(&out_module(model, top, Some(chunking))?);
     }
     Ok(v)
 }
@@ -662,7 +750,24 @@ mod tests {
         tb.push_str(
             "            $display(\"%h\", scores);\n            $display(\"%0d\", class);\n",
         );
-        tb.push_str("        end\n    end\nendmodule\n");
+        // The network's ends alone (what the pieces of the network's proof read) agree with
+        // the network module on the same frame.
+        tb.push_str(
+            "            $display(\"%0d\", ex === spec.x1 && oscores === scores && oclass === class);\n",
+        );
+        tb.push_str("        end\n    end\n");
+        let last = specs.last().unwrap();
+        tb.push_str(&format!(
+            "    wire [{}:0] ex;\n    {} e (.pixels(pixels), .x(ex));\n    wire [{}:0] oclass;\n    \
+             wire [{}:0] oscores;\n    {} o (.x(spec.x{}), .class(oclass), .scores(oscores));\n\
+             endmodule\n",
+            specs[0].in_width() - 1,
+            encode_name("t"),
+            bits_for(last.layer.outputs as u64 - 1).max(1) - 1,
+            last.out_width() - 1,
+            out_name("t", !chunking.0.is_empty()),
+            last.index
+        ));
         std::fs::write(dir.join("tb.v"), tb).unwrap();
         run(
             &dir,
@@ -711,6 +816,13 @@ mod tests {
             }
             let class: usize = lines.next().expect("a class line").trim().parse().unwrap();
             assert_eq!(class, argmax(&want), "{tag}: frame {i}'s class");
+            assert_eq!(
+                lines.next().map(str::trim),
+                Some("1"),
+                "{tag}: frame {i}: the encoding or the output module differs from the network's; \
+                 files in {}",
+                dir.display()
+            );
         }
         std::fs::remove_dir_all(&dir).ok();
     }
