@@ -1724,6 +1724,24 @@ impl MvtuModel {
         copy_bits(out, self.oc * self.out_chunk, chunk, 0, self.out_chunk);
     }
 
+    /// Stage A issues the frame's last step (after `lasts` moved on for the edge): the
+    /// frame's result enters the pipeline registers.
+    fn issue_last(&mut self) {
+        if self.chunked {
+            // The frame leaves the RAM with its last step.
+            let frame = self.stored.pop_front().expect("a busy RAM holds a frame");
+            let old = std::mem::replace(&mut self.input, frame);
+            self.filling_spare(old);
+        }
+        let mut r = self.buffer();
+        self.dp.evaluate(&self.input, &mut r);
+        self.inflight.push_back(r);
+        self.lasts |= 1;
+        self.step = 0;
+        self.busy = false;
+        self.pending += 1;
+    }
+
     /// A result buffer: a used one if there is one.
     fn buffer(&mut self) -> Beat {
         self.spare.pop().unwrap_or_else(|| self.out.clone())
@@ -1751,12 +1769,14 @@ impl CycleModel for MvtuModel {
         }
     }
 
+    // Counted as the event-driven driver reads them: the edges up to the one that may change
+    // a signal, which the driver then clocks for real; the edges before it may be skipped.
     fn quiet_cycles(&self) -> u64 {
         let mut quiet = u64::MAX;
         if self.lasts != 0 {
-            // Edges before the oldest finished frame reaches stage B.
+            // Up to the edge on which the oldest finished frame reaches stage B.
             let k = 63 - self.lasts.leading_zeros() as usize;
-            quiet = (self.depth - 1 - k) as u64;
+            quiet = (self.depth - k) as u64;
         }
         if self.busy() {
             // Steps before the last one change nothing visible; the last one, once issued,
@@ -1764,13 +1784,26 @@ impl CycleModel for MvtuModel {
             if !self.last() {
                 quiet = quiet.min((self.steps - 1 - self.step) as u64);
             } else if self.room() {
-                quiet = 0;
+                // Issuing it keeps `in_ready` high (the register is free again) unless the
+                // RAM had two frames; then the frame is `depth` edges from stage B.
+                quiet = if self.chunked {
+                    0
+                } else {
+                    quiet.min(self.depth as u64 + 1)
+                };
             }
         }
         quiet
     }
 
     fn skip(&mut self, cycles: u64) {
+        let mut cycles = cycles;
+        if cycles > 0 && self.busy() && self.last() && self.room() {
+            debug_assert!(!self.chunked, "a RAM's last step is clocked, not skipped");
+            self.lasts = (self.lasts << 1) & self.mask();
+            self.issue_last();
+            cycles -= 1;
+        }
         self.lasts = if cycles >= 64 {
             0
         } else {
@@ -1826,19 +1859,7 @@ impl CycleModel for MvtuModel {
         self.lasts = (self.lasts << 1) & self.mask();
         if advance {
             if last {
-                if self.chunked {
-                    // The frame leaves the RAM with its last step.
-                    let frame = self.stored.pop_front().expect("a busy RAM holds a frame");
-                    let old = std::mem::replace(&mut self.input, frame);
-                    self.filling_spare(old);
-                }
-                let mut r = self.buffer();
-                self.dp.evaluate(&self.input, &mut r);
-                self.inflight.push_back(r);
-                self.lasts |= 1;
-                self.step = 0;
-                self.busy = false;
-                self.pending += 1;
+                self.issue_last();
             } else {
                 self.step += 1;
             }

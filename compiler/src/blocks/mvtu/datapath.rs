@@ -2,14 +2,19 @@
 //! scores) at once, on packed words.
 //!
 //! The result of a frame depends on nothing but its input vector (the weights are constants),
-//! so the cycle model evaluates it in one go when the frame's last step issues. Feature maps
+//! so the cycle model evaluates it in one go when the frame's last step issues. A neuron's
+//! count is the same whatever order its synapses are summed in, so the weights are not kept in
+//! the Verilog's folded order (ROM word by ROM word, a lane per PE) but by columns: word `k` of
+//! every neuron's weight vector side by side. One input word is then XORed against all the
+//! neurons at once, a loop the compiler turns into vector popcounts whatever the folding (a
+//! single PE, a SIMD that is not a multiple of 64). Feature maps
 //! repeat windows (an image's plain background gives the same window at every position, and
 //! the layers after it the same again), so recent input vectors and their results are kept in
 //! a small memo, compared word for word before a result is reused.
 
 use flip::bits::words_for;
 
-use super::{get_bits, Beat};
+use super::Beat;
 
 /// Entries of the memo (a power of two): on Fashion-MNIST's first conv layers 1,024 catch
 /// nearly all the repeats 4,096 do.
@@ -35,22 +40,22 @@ pub(super) struct Datapath {
     pub p_n: usize,
     /// Words of one plane of the input vector.
     pub plane_words: usize,
-    /// u64s per lane of a ROM word.
-    pub wps: usize,
-    /// ROM words split into lanes, each lane aligned to a fresh u64: `[addr][lane][wps]`.
-    pub lanes: Vec<u64>,
     pub threshold: Vec<u32>,
     pub invert: Vec<bool>,
     pub bias: Vec<i32>,
     /// Per-class score multipliers (empty: 1).
     pub scale: Vec<u32>,
-    /// Scratch: per-lane accumulators.
+    /// Inputs per plane.
+    inputs: usize,
+    /// The weights by columns: `[k][n]` is word `k` of neuron `n`'s weight vector (packed as
+    /// a plane of the input); bits past `inputs` are clear.
+    cols: Vec<u64>,
+    /// Scratch: per-neuron accumulators, then XNOR counts.
     acc: Vec<u64>,
-    /// Scratch: the input vector cut into the steps' chunks, `[plane][sf][wps]`.
-    xs: Vec<u64>,
-    /// For a layer whose SIMD takes a few bits: per ROM word and chunk value, each lane's
-    /// XNOR-popcount (`simd - popcount(lane ^ x)`), `[addr][x][lane]`; empty otherwise. One
-    /// row replaces `pe` popcounts, as the first layer of a conv net (SIMD 9) needs per plane.
+    /// For a layer of one step per plane whose SIMD takes a few bits: per ROM word and chunk
+    /// value, each lane's XNOR-popcount (`simd - popcount(lane ^ x)`), `[addr][x][lane]`;
+    /// empty otherwise. One row replaces `pe` popcounts, as the first layer of a conv net
+    /// (SIMD 9) needs per plane.
     table: Vec<u8>,
     memo: Memo,
 }
@@ -129,11 +134,16 @@ impl Datapath {
         scale: Vec<u32>,
         scores: bool,
     ) -> Datapath {
-        let wps = words_for(simd);
         let outputs = pe * nf_n;
         let in_words = plane_words * p_n;
         let out_words = if scores { outputs } else { words_for(outputs) };
-        let table = lane_table(&lanes, simd, pe, nf_n * sf_n);
+        let table = if sf_n == 1 {
+            lane_table(&lanes, simd, pe, nf_n)
+        } else {
+            Vec::new()
+        };
+        let inputs = simd * sf_n;
+        let cols = columns(&lanes, (pe, simd, nf_n, sf_n), plane_words);
         Datapath {
             pe,
             simd,
@@ -141,14 +151,13 @@ impl Datapath {
             sf_n,
             p_n,
             plane_words,
-            wps,
-            lanes,
             threshold,
             invert,
             bias,
             scale,
-            acc: vec![0; pe],
-            xs: vec![0; p_n * sf_n * wps],
+            inputs,
+            cols,
+            acc: vec![0; outputs],
             table,
             memo: Memo {
                 entries: MEMO,
@@ -192,107 +201,109 @@ impl Datapath {
         }
     }
 
-    /// The Verilog's schedule folded into loops over words: ROM word `nf * SF + sf`, input
-    /// chunk `plane * inputs + sf * simd`, lane popcount shifted by `plane` into the
-    /// accumulator; at each group's end the results go to output neurons `nf * pe ..`.
+    /// The frame's XNOR counts into `acc`, then its bits or scores into `r`.
     fn compute(&mut self, input: &[u64], r: &mut Beat) {
-        let (simd, wps) = (self.simd, self.wps);
-        // The chunks are the same for every neuron group: cut them once. With a single step
-        // per plane, or a SIMD of whole words, a plane's chunks are its words as they lie,
-        // but for the bits past the last chunk.
-        let aligned = self.sf_n == 1 || simd.is_multiple_of(64);
+        if self.table.is_empty() {
+            self.count_by_columns(input);
+        } else {
+            self.count_by_table(input);
+        }
+        match r {
+            Beat::Bits(r) => {
+                // 64 neurons' bits at a time, gathered in a register.
+                for (c, (acc, w)) in self.acc.chunks(64).zip(r.iter_mut()).enumerate() {
+                    let at = c * 64;
+                    let (t, inv) = (&self.threshold[at..], &self.invert[at..]);
+                    let mut bits = 0u64;
+                    for (g, ((&a, &t), &inv)) in acc.iter().zip(t).zip(inv).enumerate() {
+                        bits |= u64::from((a >= u64::from(t)) ^ inv) << g;
+                    }
+                    *w = bits;
+                }
+            }
+            Beat::Scores(r) => {
+                for (n, (r, &a)) in r.iter_mut().zip(&self.acc).enumerate() {
+                    let m = self.scale.get(n).map_or(1, |&m| i64::from(m));
+                    *r = a as i64 * m + i64::from(self.bias[n]);
+                }
+            }
+            _ => unreachable!("an MVTU result is bits or scores"),
+        }
+    }
+
+    /// Every neuron's count over the whole input vector, a word of it at a time against the
+    /// word's column. The planes' differences are summed shifted by their place, so the count
+    /// is `inputs * (2^planes - 1)` less that sum.
+    fn count_by_columns(&mut self, input: &[u64]) {
+        let (pw, outputs) = (self.plane_words, self.acc.len());
+        let tail = self.inputs % 64;
+        self.acc.fill(0);
         for plane in 0..self.p_n {
-            let chunk = &input[plane * self.plane_words..][..self.plane_words];
-            if aligned {
-                let n = self.sf_n * wps;
-                let x = &mut self.xs[plane * n..][..n];
-                x.copy_from_slice(&chunk[..n]);
-                let tail = (simd * self.sf_n) % 64;
-                if tail != 0 {
-                    x[n - 1] &= (1u64 << tail) - 1;
-                }
-                continue;
-            }
-            for sf in 0..self.sf_n {
-                let x = &mut self.xs[(plane * self.sf_n + sf) * wps..][..wps];
-                for (i, x) in x.iter_mut().enumerate() {
-                    *x = get_bits(chunk, sf * simd + i * 64, (simd - i * 64).min(64));
+            let x = &input[plane * pw..][..pw];
+            for (k, col) in self.cols.chunks_exact(outputs).enumerate() {
+                // Nothing upstream promises the bits past the inputs are clear.
+                let x = if k + 1 == pw && tail != 0 {
+                    x[k] & ((1u64 << tail) - 1)
+                } else {
+                    x[k]
+                };
+                for (a, &w) in self.acc.iter_mut().zip(col) {
+                    *a += u64::from((w ^ x).count_ones()) << plane;
                 }
             }
         }
-        let simd = simd as u64;
-        let group = self.pe * wps;
-        if let Beat::Bits(r) = r {
-            // Each group's bits are ORed in below.
-            r.fill(0);
+        let full = self.inputs as u64 * ((1u64 << self.p_n) - 1);
+        for a in self.acc.iter_mut() {
+            *a = full - *a;
         }
+    }
+
+    /// Every neuron's count from the table: one step per plane, the chunk's value picks a row.
+    fn count_by_table(&mut self, input: &[u64]) {
+        let simd = self.simd;
+        let mask = u64::MAX >> (64 - simd);
+        let rows = self.table.len() / self.nf_n;
+        self.acc.fill(0);
         for nf in 0..self.nf_n {
-            self.acc.fill(0);
-            if self.table.is_empty() {
-                let roms = &self.lanes[nf * self.sf_n * group..][..self.sf_n * group];
-                for plane in 0..self.p_n {
-                    let xs = &self.xs[plane * self.sf_n * wps..][..self.sf_n * wps];
-                    for (rom, x) in roms.chunks_exact(group).zip(xs.chunks_exact(wps)) {
-                        match wps {
-                            1 => lanes::<1>(&mut self.acc, rom, x, simd, plane),
-                            2 => lanes::<2>(&mut self.acc, rom, x, simd, plane),
-                            3 => lanes::<3>(&mut self.acc, rom, x, simd, plane),
-                            4 => lanes::<4>(&mut self.acc, rom, x, simd, plane),
-                            5 => lanes::<5>(&mut self.acc, rom, x, simd, plane),
-                            6 => lanes::<6>(&mut self.acc, rom, x, simd, plane),
-                            8 => lanes::<8>(&mut self.acc, rom, x, simd, plane),
-                            _ => {
-                                for (a, lane) in self.acc.iter_mut().zip(rom.chunks_exact(wps)) {
-                                    let diff: u32 =
-                                        lane.iter().zip(x).map(|(w, x)| (w ^ x).count_ones()).sum();
-                                    *a += (simd - u64::from(diff)) << plane;
-                                }
-                            }
-                        }
-                    }
+            let acc = &mut self.acc[nf * self.pe..][..self.pe];
+            for plane in 0..self.p_n {
+                let x = (input[plane * self.plane_words] & mask) as usize;
+                let at = nf * rows + x * self.pe;
+                for (a, &c) in acc.iter_mut().zip(&self.table[at..][..self.pe]) {
+                    *a += u64::from(c) << plane;
                 }
-            } else {
-                // One-word chunks: the chunk's value picks a row of counts.
-                let rows = self.table.len() / (self.nf_n * self.sf_n);
-                for plane in 0..self.p_n {
-                    for sf in 0..self.sf_n {
-                        let x = self.xs[plane * self.sf_n + sf] as usize;
-                        let at = (nf * self.sf_n + sf) * rows + x * self.pe;
-                        for (a, &c) in self.acc.iter_mut().zip(&self.table[at..][..self.pe]) {
-                            *a += u64::from(c) << plane;
-                        }
-                    }
-                }
-            }
-            let first = nf * self.pe;
-            match r {
-                Beat::Bits(r) => {
-                    // Up to 64 neurons' bits at a time, gathered in a register.
-                    for (c, acc) in self.acc.chunks(64).enumerate() {
-                        let at = first + c * 64;
-                        let (t, inv) = (&self.threshold[at..], &self.invert[at..]);
-                        let mut bits = 0u64;
-                        for (g, ((&a, &t), &inv)) in acc.iter().zip(t).zip(inv).enumerate() {
-                            bits |= u64::from((a >= u64::from(t)) ^ inv) << g;
-                        }
-                        let (i, s) = (at / 64, at % 64);
-                        r[i] |= bits << s;
-                        if s > 0 && s + acc.len() > 64 {
-                            r[i + 1] |= bits >> (64 - s);
-                        }
-                    }
-                }
-                Beat::Scores(r) => {
-                    for (g, &a) in self.acc.iter().enumerate() {
-                        let n = first + g;
-                        let m = self.scale.get(n).map_or(1, |&m| i64::from(m));
-                        r[n] = a as i64 * m + i64::from(self.bias[n]);
-                    }
-                }
-                _ => unreachable!("an MVTU result is bits or scores"),
             }
         }
     }
+}
+
+/// `lanes` (`[addr][lane][wps]`, ROM word `nf * sf_n + sf`, lane `g` of neuron `nf * pe + g`,
+/// synapses `sf * simd ..`) rearranged by columns: `[k][n]` holds bits `64k..64k + 64` of
+/// neuron `n`'s weight vector.
+fn columns(
+    lanes: &[u64],
+    (pe, simd, nf_n, sf_n): (usize, usize, usize, usize),
+    plane_words: usize,
+) -> Vec<u64> {
+    let (wps, outputs) = (words_for(simd), pe * nf_n);
+    let mut cols = vec![0u64; plane_words * outputs];
+    for nf in 0..nf_n {
+        for sf in 0..sf_n {
+            for g in 0..pe {
+                let lane = &lanes[((nf * sf_n + sf) * pe + g) * wps..][..wps];
+                let n = nf * pe + g;
+                for (i, &w) in lane.iter().enumerate() {
+                    let mut w = w;
+                    while w != 0 {
+                        let j = sf * simd + i * 64 + w.trailing_zeros() as usize;
+                        cols[(j / 64) * outputs + n] |= 1u64 << (j % 64);
+                        w &= w - 1;
+                    }
+                }
+            }
+        }
+    }
+    cols
 }
 
 /// The lane counts of a layer whose SIMD is narrow enough for [`Datapath::table`] to fit
@@ -315,20 +326,6 @@ fn lane_table(lanes: &[u64], simd: usize, pe: usize, addrs: usize) -> Vec<u8> {
     t
 }
 
-/// Adds lane `g`'s XNOR-popcount of its `W`-word slice of `rom` with `x`, shifted by `plane`,
-/// to `acc[g]`: the step of a layer whose SIMD takes `W` words, unrolled.
-#[inline(always)]
-fn lanes<const W: usize>(acc: &mut [u64], rom: &[u64], x: &[u64], simd: u64, plane: usize) {
-    let x: &[u64; W] = x.try_into().expect("a chunk is W words");
-    for (a, lane) in acc.iter_mut().zip(rom.chunks_exact(W)) {
-        let mut diff = 0;
-        for k in 0..W {
-            diff += (lane[k] ^ x[k]).count_ones();
-        }
-        *a += (simd - u64::from(diff)) << plane;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -343,7 +340,8 @@ mod tests {
     /// no unrolling and no memo.
     // The neuron index picks from several arrays at once, as in the Verilog.
     #[allow(clippy::needless_range_loop)]
-    fn straightforward(d: &Datapath, input: &[u64], scores: bool) -> Beat {
+    fn straightforward(d: &Datapath, lanes: &[u64], input: &[u64], scores: bool) -> Beat {
+        let wps = words_for(d.simd);
         let inputs = d.simd * d.sf_n;
         let outputs = d.pe * d.nf_n;
         let mut bits = vec![0u64; words_for(outputs)];
@@ -354,7 +352,7 @@ mod tests {
             for plane in 0..d.p_n {
                 for j in 0..inputs {
                     let (sf, k) = (j / d.simd, j % d.simd);
-                    let lane = &d.lanes[((nf * d.sf_n + sf) * d.pe + g) * d.wps..][..d.wps];
+                    let lane = &lanes[((nf * d.sf_n + sf) * d.pe + g) * wps..][..wps];
                     let x = bit(&input[plane * d.plane_words..], j);
                     acc += u64::from(bit(lane, k) == x) << plane;
                 }
@@ -397,7 +395,7 @@ mod tests {
             let mut d = Datapath::new(
                 (pe, simd, 1, sf_n, p_n),
                 plane_words,
-                lanes,
+                lanes.clone(),
                 (0..pe).map(|_| rand(most) as u32).collect(),
                 (0..pe).map(|_| rand(2) == 1).collect(),
                 Vec::new(),
@@ -418,7 +416,7 @@ mod tests {
                 d.evaluate(&v, &mut got);
                 assert_eq!(
                     got,
-                    straightforward(&d, &v, false),
+                    straightforward(&d, &lanes, &v, false),
                     "pe {pe} simd {simd} frame {f}"
                 );
             }
@@ -464,7 +462,7 @@ mod tests {
             let mut d = Datapath::new(
                 (pe, simd, nf_n, sf_n, p_n),
                 plane_words,
-                lanes,
+                lanes.clone(),
                 threshold,
                 invert,
                 bias,
@@ -496,7 +494,7 @@ mod tests {
                 d.evaluate(input, &mut got);
                 assert_eq!(
                     got,
-                    straightforward(&d, input, scores),
+                    straightforward(&d, &lanes, input, scores),
                     "case {case} frame {f}: pe {pe} simd {simd} nf {nf_n} sf {sf_n} planes {p_n}"
                 );
             }
