@@ -5,7 +5,10 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // Read at run time, not baked in at compile time: a build script compiled for one
+    // checkout may be rerun from another that shares the target directory.
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let root = Path::new(&manifest);
     let mut dirs: Vec<_> = std::fs::read_dir(root)
         .expect("boards/ is readable")
         .filter_map(|e| e.ok())
