@@ -284,7 +284,6 @@ fn captures(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::passes::folding::FoldSpec;
     use crate::random::{random_model, Rng};
 
     /// The pieces of a 2-hidden-layer network: each hand-over split into parts, every piece on
@@ -299,14 +298,7 @@ mod tests {
             "bitplanes:2".parse().unwrap(),
             &[6, 4, 3],
         );
-        let design = crate::compile(
-            &model,
-            &FoldSpec::Auto {
-                target_cycles: None,
-                input: Default::default(),
-            },
-        )
-        .unwrap();
+        let design = crate::equiv::compile_auto(&model);
         let specs = spec::layers(&model).unwrap();
         let chunking = super::super::harness::chunking(&design, &specs);
         let cut = pieces(&design, &model, &chunking, 4).unwrap().unwrap();
@@ -354,14 +346,7 @@ mod tests {
         );
         // One hidden layer less: nothing to cut below one.
         let single = random_model(&mut Rng(4), 16, 8, "bitplanes:2".parse().unwrap(), &[3]);
-        let d = crate::compile(
-            &single,
-            &FoldSpec::Auto {
-                target_cycles: None,
-                input: Default::default(),
-            },
-        )
-        .unwrap();
+        let d = crate::equiv::compile_auto(&single);
         assert_eq!(
             super::pieces(&d, &single, &Chunking::default(), 0).unwrap(),
             None

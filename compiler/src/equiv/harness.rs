@@ -514,7 +514,6 @@ pub(super) fn pad_class(name: &str, w: usize, to: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::passes::folding::FoldSpec;
     use crate::random::{random_model, Rng};
 
     /// A part of a layer reads a specification of its own outputs alone, and checks each of
@@ -522,14 +521,7 @@ mod tests {
     #[test]
     fn a_part_of_a_layer_reads_only_its_own_neurons_specification() {
         let model = random_model(&mut Rng(3), 16, 8, "bitplanes:2".parse().unwrap(), &[12, 4]);
-        let design = crate::compile(
-            &model,
-            &FoldSpec::Auto {
-                target_cycles: None,
-                input: Default::default(),
-            },
-        )
-        .unwrap();
+        let design = crate::equiv::compile_auto(&model);
         let specs = spec::layers(&model).unwrap();
         let ls = &specs[0];
         let h = layer(&design, ls, 4..8, Some(1), false).unwrap();

@@ -11,3 +11,13 @@ pub mod cut;
 pub mod harness;
 pub mod spec;
 pub mod steps;
+
+/// `model` compiled at the automatic folding: what the harness builders' tests start from.
+#[cfg(test)]
+fn compile_auto(model: &flip::model::Model) -> crate::ir::Design {
+    let auto = crate::passes::folding::FoldSpec::Auto {
+        target_cycles: None,
+        input: Default::default(),
+    };
+    crate::compile(model, &auto).expect("a random model compiles at the automatic folding")
+}
