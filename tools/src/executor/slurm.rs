@@ -524,11 +524,12 @@ mod tests {
         );
 
         // Interrupted while two slow units run: both are cancelled, the finished one is kept
-        // and skipped by the next run.
+        // and skipped by the next run. `&&`: a shell that outlives its killed `sleep` for a
+        // moment must not write the result the cancellation denied it.
         let units = vec![
             sh_unit(&work, "fast", "4", "echo done > result.json"),
-            sh_unit(&work, "slow1", "5", "sleep 120; echo done > result.json"),
-            sh_unit(&work, "slow2", "6", "sleep 120; echo done > result.json"),
+            sh_unit(&work, "slow1", "5", "sleep 120 && echo done > result.json"),
+            sh_unit(&work, "slow2", "6", "sleep 120 && echo done > result.json"),
         ];
         let fast = units[0].result_path();
         let interrupter = std::thread::spawn(move || {
