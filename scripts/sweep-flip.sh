@@ -123,6 +123,8 @@ PY
       "window=0.3 window=1.5"
       "temperature=1 center=off threshold=32"
       "batch=50,window=0.3 batch=50,lr=0.7 batch=50,lr=2"
+      "batch=10 batch=100"
+      "lr_threshold=0.02 lr_threshold=0.1 window=1"
     )
     ;;
   digits)

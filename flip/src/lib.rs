@@ -4,6 +4,7 @@
 //! the software reference (the integer semantics the hardware reproduces), the flip optimizer
 //! and its baselines.
 
+pub mod activity;
 pub mod bits;
 pub mod data;
 pub mod encoding;

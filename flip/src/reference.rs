@@ -65,18 +65,31 @@ pub fn argmax<T: PartialOrd + Copy>(scores: &[T]) -> usize {
 
 /// Class scores of a binary model for one image of raw pixels.
 pub fn binary_scores(model: &Model, pixels: &[u8]) -> Vec<i32> {
+    binary_forward(model, pixels, |_, _, _, _| ())
+}
+
+/// [`binary_scores`], handing every hidden layer's output bits to `visit` on the way:
+/// `visit(layer, bits, size, channels)` with the layer's index in `model.layers`, its
+/// output (a feature map in stored order for a convolution or pool), the output's bits and
+/// its channels (neurons of a dense layer).
+pub fn binary_forward(
+    model: &Model,
+    pixels: &[u8],
+    mut visit: impl FnMut(usize, &[u64], usize, usize),
+) -> Vec<i32> {
     let enc = &model.input.encoding;
     let mut x = vec![0u64; enc.encoded_words(model.input.pixels())];
     enc.encode(model.input.pixel_bits, pixels, &mut x);
     let mut planes = enc.planes();
     let mut sums = Vec::new();
-    for layer in &model.layers {
+    for (index, layer) in model.layers.iter().enumerate() {
         let l = match layer {
             Layer::Binary(l) => l,
             Layer::MaxPool(p) => {
                 let mut out = vec![0u64; words_for(p.output_size())];
                 featuremap::max_pool(p, &x, &mut out);
                 x = out;
+                visit(index, &x, p.output_size(), p.channels);
                 continue;
             }
             Layer::Float(_) => panic!("binary_scores called on a float model"),
@@ -105,6 +118,7 @@ pub fn binary_scores(model: &Model, pixels: &[u8]) -> Vec<i32> {
             }
             x = out;
             planes = 1;
+            visit(index, &x, conv.output_pixels() * l.outputs, l.outputs);
             continue;
         }
         sums.resize(l.outputs, 0);
@@ -114,6 +128,7 @@ pub fn binary_scores(model: &Model, pixels: &[u8]) -> Vec<i32> {
                 x = vec![0u64; words_for(l.outputs)];
                 threshold_bits(thresholds, invert, &sums, &mut x);
                 planes = 1;
+                visit(index, &x, l.outputs, l.outputs);
             }
             Activation::Scores { bias, scale } => {
                 return sums

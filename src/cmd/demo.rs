@@ -41,6 +41,7 @@ fn pipeline(out: &Path, name: &str, arch: Option<&str>) -> anyhow::Result<()> {
         data: None,
         json: false,
         repeat: 1,
+        activity: None,
     })?;
     let build = out.join(format!("{name}-accelerator"));
     eprintln!("== 3. compile to a streaming XNOR-popcount accelerator");

@@ -22,6 +22,11 @@ pub struct Args {
     /// of whatever else the machine does.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub repeat: u32,
+    /// Also report how often each hidden channel is on, over the first N training images (not
+    /// the test split: this is a diagnostic for training), and how many channels are on or off
+    /// at more than 98% of their positions (JSON `activity`).
+    #[arg(long, value_name = "N")]
+    pub activity: Option<usize>,
 }
 
 /// Runs `flipchip eval`.
@@ -64,6 +69,45 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         },
         rayon::current_num_threads(),
     );
+    let activity = match a.activity {
+        Some(_) if !model.is_binary() => {
+            bail!("{}: --activity needs a binary model", a.model.display())
+        }
+        Some(n) => {
+            let n = n.min(data.train.labels.len());
+            let rows = flip::activity::activity(&model, &data.train.images[..n * data.pixels()]);
+            for r in &rows {
+                eprintln!(
+                    "  layer {} ({}, {} channels): on {:.1}% (channels {:.1}..{:.1}%), always on {}, always off {}",
+                    r.layer + 1,
+                    r.kind,
+                    r.channels,
+                    r.mean_on * 100.0,
+                    r.min_on * 100.0,
+                    r.max_on * 100.0,
+                    r.always_on,
+                    r.always_off
+                );
+            }
+            let rows: Vec<_> = rows
+                .iter()
+                .map(|r| {
+                    json!({
+                        "layer": r.layer + 1,
+                        "kind": r.kind,
+                        "channels": r.channels,
+                        "mean_on": r.mean_on,
+                        "min_on": r.min_on,
+                        "max_on": r.max_on,
+                        "always_on": r.always_on,
+                        "always_off": r.always_off,
+                    })
+                })
+                .collect();
+            Some(json!({ "images": n, "layers": rows }))
+        }
+        None => None,
+    };
     if a.json {
         super::print_json(&json!({
             "model": a.model.display().to_string(),
@@ -77,6 +121,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             "threads": rayon::current_num_threads(),
             "popcount_kernel": kernel.name(),
             "popcount_words_per_image": model.is_binary().then(|| flip::gemm::popcount_words(&model)),
+            "activity": activity,
         }));
     }
     Ok(())
