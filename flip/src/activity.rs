@@ -127,7 +127,9 @@ mod tests {
         let mut state = 7u64;
         let images: Vec<u8> = (0..36 * 50)
             .map(|_| {
-                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 (state >> 56) as u8
             })
             .collect();
@@ -143,7 +145,9 @@ mod tests {
         for img in images.chunks_exact(36) {
             binary_forward(&model, img, |l, bits, size, _| {
                 if l == 2 {
-                    on += (0..size).map(|b| (bits[b / 64] >> (b % 64)) & 1).sum::<u64>();
+                    on += (0..size)
+                        .map(|b| (bits[b / 64] >> (b % 64)) & 1)
+                        .sum::<u64>();
                     total += size as u64;
                 }
             });

@@ -234,7 +234,11 @@
 //! first pool, and the subset screen (seeds 1, 2; validation accuracy) reads: batch 10:
 //! 84.00 (seed 1 only), **20: 84.46**, 50: 83.88, 100: 81.13, 200: 77.21; at batch 20,
 //! `lr_threshold` 0.02: 81.33 and 0.1: 82.67, `window=1`: 83.33 (seed 1, against 83.75).
-//! Batches of 20 stay the default. The digits model of `flipchip train` (seed 1) keeps its
+//! Batches of 20 stay the default. On the full data (`flipchip seeds --data FMNIST --arch
+//! c32-c32-p-c64-c64-p-256-10 --encoding bitplanes:4 --epochs 10 --seeds 1,2,3`) validation
+//! accuracy is 89.19 +- 0.29% against 86.78 +- 0.32% before (test: 88.96 against 86.50). The
+//! dense nets do not change: their signals fit their bits at the default batches, so nothing
+//! is shifted (Fashion-MNIST 784-256-256-10, seeds 1-3: the same accuracies to the image). The digits model of `flipchip train` (seed 1) keeps its
 //! 97.49% test accuracy (97.22% validation).
 
 use rayon::prelude::*;
