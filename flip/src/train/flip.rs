@@ -17,8 +17,8 @@
 //!    is the Boolean counterpart of the derivative of a piecewise-quadratic sign approximation
 //!    (Bi-Real Net's ApproxSign), which trusts a neuron's signal more the closer it is to
 //!    switching. On Fashion-MNIST it gave +0.5 points over a box window of the same support.
-//!    Signals are shifted right as needed to stay within `+-2^k`, `k <= 15` (see *Integer
-//!    ranges*).
+//!    Signals are scaled down by powers of two, rounded to nearest, as needed to stay within
+//!    `+-2^k`, `k <= 15` (see *Integer ranges*).
 //! 4. **Weight signal** `q_ij = sum_b c_bi * x_bj` (integer; `x` is +-1, or the centred
 //!    grey level `2v - (2^P - 1)` on a bit-plane first layer), where `c_bi = delta_bi -
 //!    mu_i` is the signal less its batch mean `mu_i` (an integer, rounded to nearest;
@@ -229,7 +229,7 @@
 //! window's sum: in the 10-epoch model above 25 of its 32 channels were on at more than 98%
 //! of positions (`flipchip eval MODEL --data DIR --activity 1000`, over the first 1,000
 //! training images; the subset screen's model after 2 epochs: 14), so the net saw the image
-//! through 7 channels. Signals are now rounded to nearest ([`fit_bits`]); after
+//! through 7 channels. Signals are now rounded to nearest (`fit_bits`); after
 //! the same 2 subset epochs no channel of any layer is constant except 2 of 32 after the
 //! first pool, and the subset screen (seeds 1, 2; validation accuracy) reads: batch 10:
 //! 84.00 (seed 1 only), **20: 84.46**, 50: 83.88, 100: 81.13, 200: 77.21; at batch 20,
