@@ -7,6 +7,7 @@
 
 use rayon::prelude::*;
 
+use crate::bits::get_bit;
 use crate::model::{Layer, Model};
 use crate::reference::binary_forward;
 
@@ -57,7 +58,7 @@ pub fn activity(model: &Model, images: &[u8]) -> Vec<LayerActivity> {
             binary_forward(model, &images[i * px..(i + 1) * px], |l, bits, size, ch| {
                 let counts = &mut acc[l];
                 for b in 0..size {
-                    counts[b % ch] += (bits[b / 64] >> (b % 64)) & 1;
+                    counts[b % ch] += get_bit(bits, b) as u64;
                 }
             });
             acc
@@ -99,6 +100,7 @@ mod tests {
     use super::*;
     use crate::encoding::Encoding;
     use crate::model::{arch, random, Activation, InputSpec};
+    use crate::train::rng::Stream;
 
     #[test]
     fn planted_constant_channels_are_found_and_shares_are_counted() {
@@ -124,15 +126,8 @@ mod tests {
         set(&mut model.layers[0], 0, 0);
         set(&mut model.layers[0], 1, 1 << 20);
         set(&mut model.layers[2], 2, 1 << 20);
-        let mut state = 7u64;
-        let images: Vec<u8> = (0..36 * 50)
-            .map(|_| {
-                state = state
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                (state >> 56) as u8
-            })
-            .collect();
+        let mut s = Stream::new(7, 1);
+        let images: Vec<u8> = (0..36 * 50).map(|_| s.next_u64() as u8).collect();
         let a = activity(&model, &images);
         let kinds: Vec<_> = a.iter().map(|l| (l.layer, l.kind, l.channels)).collect();
         assert_eq!(kinds, [(0, "conv", 4), (1, "pool", 4), (2, "dense", 6)]);
@@ -145,9 +140,7 @@ mod tests {
         for img in images.chunks_exact(36) {
             binary_forward(&model, img, |l, bits, size, _| {
                 if l == 2 {
-                    on += (0..size)
-                        .map(|b| (bits[b / 64] >> (b % 64)) & 1)
-                        .sum::<u64>();
+                    on += (0..size).filter(|&b| get_bit(bits, b)).count() as u64;
                     total += size as u64;
                 }
             });
