@@ -18,9 +18,10 @@
 //! Pipeline. Stage A holds the frame and the step counters and issues one step per cycle
 //! (the weight address and the input chunk). Stage R registers the weight word as read and the
 //! chunk, so that block RAM and LUT ROM come with their output registers; with
-//! `read_registers = 2` (chosen where a block RAM read is slow for the clock, as on the ECP5
-//! above 59 MHz) a second register follows, because Yosys makes the first the block RAM's own
-//! read register, whose clock-to-out then starts the next stage. The XNORs and the
+//! `read_registers = 2` (chosen where a block RAM read and the tree stage after it do not fit
+//! the clock period together, as on the ECP5 above 40 MHz) a second register follows,
+//! because Yosys makes the first the block RAM's own read register, whose clock-to-out then
+//! starts the next stage. The XNORs and the
 //! popcount trees follow, registered every `stage_levels` adder levels (chosen from the target
 //! family and clock by the pipelining pass; the XNOR folds into the first level), the last
 //! register holding each lane's popcount; each register carries where its step stood (valid,
