@@ -54,3 +54,50 @@ fn a_second_read_register_only_behind_block_ram() {
         "no second register after a LUT ROM"
     );
 }
+
+#[test]
+fn group_constants_are_read_ahead_into_two_registers_with_the_weights() {
+    let verilog = |d: &compiler::ir::Design, file: &str| {
+        let dir = std::env::temp_dir().join(format!(
+            "flipchip-constants-{}-{}",
+            std::process::id(),
+            d.mvtus().next().unwrap().read_registers
+        ));
+        compiler::write_build(d, &dir).unwrap();
+        let v = std::fs::read_to_string(dir.join(file)).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        v
+    };
+    // Layer 1: 16 neuron groups of thresholds; layer 2: 4 groups of score offsets.
+    let mut deep = design(1024, &[16, 4], &[(1, 16), (1, 16)]);
+    Pipelining::for_design(&deep, 125.0).run(&mut deep).unwrap();
+    let first = deep.mvtus().next().unwrap();
+    assert!(first.early_constants());
+    let depth = first.depth();
+    let v = verilog(&deep, "l1_mvtu.v");
+    // Addressed by the group two stages before the compare's, so that the first register
+    // (a block RAM's read register) and a fabric one bring the constants in step with it.
+    assert!(
+        v.contains(&format!("l1_mvtu_enf = l1_mvtu_t{}[", depth - 2)),
+        "{v}"
+    );
+    for c in ["thr", "inv"] {
+        assert!(
+            v.contains(&format!("l1_mvtu_{c}_q <= l1_mvtu_{c}_rom;")),
+            "{c}"
+        );
+        assert!(v.contains(&format!("l1_mvtu_{c} <= l1_mvtu_{c}_q;")), "{c}");
+    }
+    let v2 = verilog(&deep, "l2_mvtu.v");
+    assert!(v2.contains("l2_mvtu_bias <= l2_mvtu_bias_q;"));
+
+    // One read register: the ROMs are read at stage C's own group, into the compare.
+    let mut slow = design(1024, &[16, 4], &[(1, 16), (1, 16)]);
+    Pipelining::for_design(&slow, 25.0).run(&mut slow).unwrap();
+    assert!(slow.mvtus().all(|l| !l.early_constants()));
+    let v = verilog(&slow, "l1_mvtu.v");
+    assert!(
+        v.contains("case (l1_mvtu_cnf)") && !v.contains("_rom"),
+        "{v}"
+    );
+}

@@ -262,6 +262,27 @@ impl Mvtu {
         self.read_registers.max(1) + self.tree_stages() + usize::from(self.activation_stage)
     }
 
+    /// Whether the per-group constants (thresholds and direction bits, or score offsets and
+    /// multipliers) are read two stages ahead of the compare into two registers, as the
+    /// weights are with two read registers: their ROM may be a block RAM too (the DSE's best
+    /// ULX3S design of the trained Fashion-MNIST CNN reached 85 MHz against 125 with its dense
+    /// layer's 256 x 10 threshold ROM in a DP16KD, read straight into the compare). A
+    /// single group's constants are wires.
+    pub fn early_constants(&self) -> bool {
+        self.read_registers >= 2 && self.neuron_folds() > 1 && self.depth() >= 3
+    }
+
+    /// Bits of one neuron group's constants: thresholds and direction bits, or score offsets
+    /// and multipliers.
+    fn group_constant_bits(&self) -> u64 {
+        self.pe as u64
+            * if self.is_scores() {
+                self.act_width() + u64::from(self.scale_width())
+            } else {
+                self.act_width() + 1
+            }
+    }
+
     /// Frames issued and not yet handed on that the output side holds (`C`): the output
     /// register and a queue of `C - 1` behind it.
     pub fn capacity(&self) -> usize {
@@ -596,6 +617,11 @@ impl Block for Mvtu {
                 } else {
                     0
                 }
+                + if self.early_constants() {
+                    2 * self.group_constant_bits()
+                } else {
+                    0
+                }
                 + if self.is_loaded() {
                     // Load address, part counter and the parts waiting for the word's last.
                     u64::from(bits_for(nf * sf)) + 16 * (self.load_parts() as u64 - 1) + 5
@@ -787,52 +813,73 @@ impl Block for Mvtu {
                 });
         }
         let tw = m.threshold_width;
-        // Stage B's constants follow B's neuron group.
-        let group_addr = format!("{n}_cnf");
+        // Stage C's constants follow its neuron group; read early, they are addressed by the
+        // group two stages before and land in registers named as the ROMs are otherwise.
+        let early_c = self.early_constants();
+        let group_addr = if early_c {
+            format!("{n}_enf")
+        } else {
+            format!("{n}_cnf")
+        };
+        let mut consts = String::new();
+        let mut const_regs: Vec<(String, usize)> = Vec::new();
+        let mut rom_name = |base: &str, width: usize| {
+            const_regs.push((format!("{n}_{base}"), width));
+            if early_c {
+                format!("{n}_{base}_rom")
+            } else {
+                format!("{n}_{base}")
+            }
+        };
         match &self.activation {
             MvtuActivation::Threshold { invert, .. } => {
-                b.push_str("// Threshold ROM (clamped to 0..max_sum+1) and direction bits per neuron group.\n");
+                consts.push_str("// Threshold ROM (clamped to 0..max_sum+1) and direction bits per neuron group.\n");
                 Rom::new(
-                    format!("{n}_thr"),
+                    rom_name("thr", pe * tw as usize),
                     pe * tw as usize,
                     group_addr.clone(),
                     nfw,
                     nf_n,
                 )
-                .emit(&mut b, |g| {
+                .emit(&mut consts, |g| {
                     self.group_literal(g, tw, |i| m.thresholds[i] as u64)
                 });
-                Rom::new(format!("{n}_inv"), pe, group_addr.clone(), nfw, nf_n)
-                    .emit(&mut b, |g| self.group_literal(g, 1, |i| invert[i] as u64));
+                Rom::new(rom_name("inv", pe), pe, group_addr.clone(), nfw, nf_n)
+                    .emit(&mut consts, |g| {
+                        self.group_literal(g, 1, |i| invert[i] as u64)
+                    });
             }
             MvtuActivation::Scores { bias, scale } => {
                 let sw = m.score_width;
-                b.push_str("// Score offset ROM per neuron group (two's complement).\n");
+                consts.push_str("// Score offset ROM per neuron group (two's complement).\n");
                 Rom::new(
-                    format!("{n}_bias"),
+                    rom_name("bias", pe * sw as usize),
                     pe * sw as usize,
                     group_addr.clone(),
                     nfw,
                     nf_n,
                 )
-                .emit(&mut b, |g| {
+                .emit(&mut consts, |g| {
                     self.group_literal(g, sw, |i| bias[i] as i64 as u64)
                 });
                 let mw = self.scale_width();
                 if mw > 0 {
-                    b.push_str("// Score multiplier ROM per neuron group.\n");
+                    consts.push_str("// Score multiplier ROM per neuron group.\n");
                     Rom::new(
-                        format!("{n}_scale"),
+                        rom_name("scale", pe * mw as usize),
                         pe * mw as usize,
                         group_addr.clone(),
                         nfw,
                         nf_n,
                     )
-                    .emit(&mut b, |g| {
+                    .emit(&mut consts, |g| {
                         self.group_literal(g, mw, |i| u64::from(scale[i]))
                     });
                 }
             }
+        }
+        if !early_c {
+            b.push_str(&consts);
         }
         // Where each step stood, carried along the pipeline: valid bits (reset) and the rest
         // packed into one tag register per stage (no reset).
@@ -897,6 +944,32 @@ impl Block for Mvtu {
             };
             b.push_str(&format!("{decl}{n}_{side}{tag} = {n}_t{k}{range};\n"));
             off += w;
+        }
+        if early_c {
+            // The first register after the read becomes a block RAM's own, as for the weights;
+            // the second, in the fabric, feeds the compare in step with stage C.
+            let mut off = 0;
+            for (tag, w) in &tags {
+                if *tag == "nf" {
+                    break;
+                }
+                off += w;
+            }
+            b.push_str(&format!(
+                "// Stage C's constants, read two stages ahead into two registers.\n\
+                 wire [{}:0] {n}_enf = {n}_t{}[{}:{off}];\n",
+                nfw - 1,
+                depth - 2,
+                off + nfw - 1
+            ));
+            b.push_str(&consts);
+            for (name, width) in &const_regs {
+                b.push_str(&format!(
+                    "reg  [{}:0] {name}_q;\nreg  [{}:0] {name};\n",
+                    width - 1,
+                    width - 1
+                ));
+            }
         }
         // A fully unrolled layer's weights are one constant word: no register, so that each
         // XNOR becomes a wire or an inverter inside the tree.
@@ -1196,6 +1269,11 @@ impl Block for Mvtu {
                     format!("{n}_xq")
                 }
             ));
+        }
+        if early_c {
+            for (name, _) in &const_regs {
+                dp.push_str(&format!("{name}_q <= {name}_rom;\n{name} <= {name}_q;\n"));
+            }
         }
         for k in 2..=depth {
             dp.push_str(&format!("{n}_t{k} <= {n}_t{};\n", k - 1));
