@@ -125,6 +125,10 @@ PY
       "batch=50,window=0.3 batch=50,lr=0.7 batch=50,lr=2"
       "batch=10 batch=100"
       "lr_threshold=0.02 lr_threshold=0.1 window=1"
+      "lr=0.7 lr=1 lr=2"
+      "temperature=0.25 temperature=0.5 temperature=0.7"
+      "threshold=8 threshold=24"
+      "lr=1,temperature=0.5 lr=1,temperature=0.7 lr=0.7,temperature=0.5"
     )
     ;;
   digits)
