@@ -266,7 +266,7 @@ impl Mvtu {
     /// multipliers) are read two stages ahead of the compare into two registers, as the
     /// weights are with two read registers: their ROM may be a block RAM too (the DSE's best
     /// ULX3S design of the trained Fashion-MNIST CNN reached 85 MHz against 125 with its dense
-    /// layer's 256 x 10 threshold ROM in a DP16KD, read straight into the compare). A
+    /// layer's 256 x 11 threshold ROM in a DP16KD, read straight into the compare). A
     /// single group's constants are wires.
     pub fn early_constants(&self) -> bool {
         self.read_registers >= 2 && self.neuron_folds() > 1 && self.depth() >= 3
@@ -895,6 +895,13 @@ impl Block for Mvtu {
             tags.push(("plane", pw));
         }
         let tag_w: u32 = tags.iter().map(|t| t.1).sum();
+        // Where a tag starts in the packed tag registers.
+        let tag_offset = |name: &str| -> u32 {
+            tags.iter()
+                .take_while(|(t, _)| *t != name)
+                .map(|(_, w)| w)
+                .sum()
+        };
         let a_tag = |tag: &str| match tag {
             "group" => format!("{n}_group_done"),
             t => format!("{n}_{t}"),
@@ -948,13 +955,7 @@ impl Block for Mvtu {
         if early_c {
             // The first register after the read becomes a block RAM's own, as for the weights;
             // the second, in the fabric, feeds the compare in step with stage C.
-            let mut off = 0;
-            for (tag, w) in &tags {
-                if *tag == "nf" {
-                    break;
-                }
-                off += w;
-            }
+            let off = tag_offset("nf");
             b.push_str(&format!(
                 "// Stage C's constants, read two stages ahead into two registers.\n\
                  wire [{}:0] {n}_enf = {n}_t{}[{}:{off}];\n",
@@ -1052,13 +1053,7 @@ impl Block for Mvtu {
             // step in the first tag register.
             b.push_str(&format!("\nreg  [{}:0] {n}_x;\n", simd - 1));
             if p_n > 1 {
-                let mut off = 0;
-                for (tag, w) in &tags {
-                    if *tag == "plane" {
-                        break;
-                    }
-                    off += w;
-                }
+                let off = tag_offset("plane");
                 let plane = if pw == 1 {
                     format!("{n}_t1[{off}]")
                 } else {
