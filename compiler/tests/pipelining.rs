@@ -3,7 +3,7 @@
 
 use compiler::blocks::Family;
 use compiler::passes::folding::{FoldFile, FoldSpec, LayerFold};
-use compiler::passes::pipelining::{slow_weight_read, Pipelining};
+use compiler::passes::pipelining::{slow_weight_read, Pipelining, MAX_STAGE_LEVELS};
 use compiler::passes::Pass;
 use compiler::random::{random_model, Rng};
 use flip::encoding::Encoding;
@@ -99,5 +99,36 @@ fn group_constants_are_read_ahead_into_two_registers_with_the_weights() {
     assert!(
         v.contains("case (l1_mvtu_cnf)") && !v.contains("_rom"),
         "{v}"
+    );
+}
+
+#[test]
+fn shallow_stages_start_the_trees_with_full_adders() {
+    let verilog = |mhz: f64| {
+        let mut d = design(64, &[16, 4], &[(4, 64), (4, 16)]);
+        Pipelining::for_design(&d, mhz).run(&mut d).unwrap();
+        let dir =
+            std::env::temp_dir().join(format!("flipchip-ternary-{}-{mhz}", std::process::id()));
+        compiler::write_build(&d, &dir).unwrap();
+        let v = std::fs::read_to_string(dir.join("l1_mvtu.v")).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        let l = d.mvtus().next().unwrap();
+        (v, l.stage_levels, l.tree_stages())
+    };
+    // 125 MHz on ECP5: 2 levels per stage; 64 XNORs in 21 full adders and a bit, then
+    // 22 -> 11 -> 6 -> 3 -> 2 -> 1: 6 levels in 3 stages.
+    let (fast, levels, stages) = verilog(125.0);
+    assert_eq!((levels, stages), (2, 3));
+    assert!(fast.contains("wire p1_20 = xn[60] ^ xn[61];"), "{fast}");
+    assert!(!fast.contains("p1_21"));
+    assert!(
+        fast.contains("wire [1:0] t1_20 = {(xn[60] & xn[61]) | (p1_20 & xn[62]), p1_20 ^ xn[62]};")
+    );
+    // 40 MHz: 8 levels per stage, pairs throughout (64 -> 32 -> ... -> 1 in one stage).
+    let (slow, levels, stages) = verilog(40.0);
+    assert_eq!((levels, stages), (MAX_STAGE_LEVELS, 1));
+    assert!(
+        !slow.contains("p1_0")
+            && slow.contains("wire [1:0] t1_31 = {{1{1'b0}}, xn[62]} + {{1{1'b0}}, xn[63]};")
     );
 }

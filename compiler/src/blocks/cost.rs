@@ -478,27 +478,6 @@ impl Costs {
     }
 }
 
-/// Bits of every adder output in the popcount tree of `simd` inputs as the MVTU emits it
-/// (pairs summed level by level, each node as wide as its largest value needs).
-pub fn adder_tree_bits(simd: u64) -> u64 {
-    let mut nodes: Vec<u64> = vec![1; simd as usize];
-    let mut bits = 0;
-    while nodes.len() > 1 {
-        let mut next = Vec::with_capacity(nodes.len().div_ceil(2));
-        for pair in nodes.chunks(2) {
-            if let [a, b] = pair {
-                let m = a + b;
-                bits += u64::from(crate::ir::bits_for(m));
-                next.push(m);
-            } else {
-                next.push(pair[0]);
-            }
-        }
-        nodes = next;
-    }
-    bits
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -593,14 +572,5 @@ mod tests {
             sfc_layer2(false, false, Family::Ice40).0,
             sfc_layer2(true, false, Family::Ice40).0
         );
-    }
-
-    #[test]
-    fn tree_bits() {
-        assert_eq!(adder_tree_bits(1), 0);
-        assert_eq!(adder_tree_bits(2), 2);
-        // 4 -> two 2-bit sums, one 3-bit sum.
-        assert_eq!(adder_tree_bits(4), 7);
-        assert_eq!(adder_tree_bits(3), 2 + 2);
     }
 }

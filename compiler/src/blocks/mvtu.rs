@@ -23,7 +23,8 @@
 //! because Yosys makes the first the block RAM's own read register, whose clock-to-out then
 //! starts the next stage. The XNORs and the
 //! popcount trees follow, registered every `stage_levels` adder levels (chosen from the target
-//! family and clock by the pipelining pass; the XNOR folds into the first level), the last
+//! family and clock by the pipelining pass; the XNOR folds into the first level, which sums
+//! the bits in threes where stages are shallow, see [`ternary_first`]), the last
 //! register holding each lane's popcount; each register carries where its step stood (valid,
 //! first and last of its group, last of the frame, plane, neuron group). Stage B adds the
 //! popcounts (shifted by the plane) into the accumulators; stage C thresholds a finished
@@ -72,7 +73,6 @@ use std::collections::VecDeque;
 use flip::bits::{set_bit, words_for};
 use flip::featuremap::copy_bits;
 
-use super::cost::adder_tree_bits;
 use super::{
     get_bits, hex, indent, lit, stream_module, Beat, Block, CycleModel, Estimate, Family, Features,
     StageModel,
@@ -80,67 +80,14 @@ use super::{
 use crate::ir::{bits_for, Mvtu, MvtuActivation};
 
 mod datapath;
+mod tree;
 use datapath::Datapath;
-
-/// `{{(to-from){1'b0}}, expr}`, or `expr` if no padding is needed.
-fn zext(expr: &str, from: u32, to: u32) -> String {
-    if to > from {
-        format!("{{{{{}{{1'b0}}}}, {expr}}}", to - from)
-    } else {
-        expr.to_string()
-    }
-}
+use tree::{adder_levels, level_maxes, zext, Node};
+pub use tree::{adder_tree_bits, ternary_first, tree_levels, TERNARY_MAX_STAGE_LEVELS};
 
 /// A one-bit expression zero-extended to `w` bits.
 fn widen(bit: &str, w: u32) -> String {
     zext(bit, 1, w)
-}
-
-/// Levels of the popcount adder tree of `simd` inputs.
-fn tree_levels(simd: usize) -> usize {
-    let (mut n, mut levels) = (simd, 0);
-    while n > 1 {
-        n = n.div_ceil(2);
-        levels += 1;
-    }
-    levels
-}
-
-/// One node of an adder tree: a Verilog expression and the largest value it can hold.
-type Node = (String, u64);
-
-/// Appends adder levels `first..` of a balanced tree (pairs summed level by level, every node
-/// exactly as wide as its largest value needs) to `t`, from `nodes` until `levels` levels are
-/// done or one node is left; node `j` of level `k` is `t{k}_{j}`, the root `pc`. Returns the
-/// last level's nodes.
-fn adder_levels(t: &mut String, mut nodes: Vec<Node>, first: usize, levels: usize) -> Vec<Node> {
-    let mut level = first;
-    while nodes.len() > 1 && level < first.saturating_add(levels) {
-        level += 1;
-        let mut next = Vec::with_capacity(nodes.len().div_ceil(2));
-        for (j, pair) in nodes.chunks(2).enumerate() {
-            if let [(a, ma), (b, mb)] = pair {
-                let m = ma + mb;
-                let w = bits_for(m);
-                let name = if nodes.len() == 2 {
-                    "pc".to_string()
-                } else {
-                    format!("t{level}_{j}")
-                };
-                t.push_str(&format!(
-                    "wire [{}:0] {name} = {} + {};\n",
-                    w - 1,
-                    zext(a, bits_for(*ma), w),
-                    zext(b, bits_for(*mb), w)
-                ));
-                next.push((name, m));
-            } else {
-                next.push(pair[0].clone());
-            }
-        }
-        nodes = next;
-    }
-    nodes
 }
 
 impl Mvtu {
@@ -249,9 +196,14 @@ impl Mvtu {
         )
     }
 
+    /// Whether the popcount trees start with a ternary level (see [`ternary_first`]).
+    pub fn ternary_tree(&self) -> bool {
+        ternary_first(self.stage_levels.max(1))
+    }
+
     /// Registers of the popcount trees: `max(1, ceil(levels / stage_levels))`.
     pub fn tree_stages(&self) -> usize {
-        tree_levels(self.simd)
+        tree_levels(self.simd, self.ternary_tree())
             .div_ceil(self.stage_levels.max(1))
             .max(1)
     }
@@ -292,17 +244,19 @@ impl Mvtu {
     /// Logic levels of the deepest popcount stage (the XNOR counted with the first adder
     /// level), the figure the DSE's clock model is keyed on.
     pub fn logic_levels(&self) -> usize {
-        tree_levels(self.simd).min(self.stage_levels.max(1)).max(1)
+        tree_levels(self.simd, self.ternary_tree())
+            .min(self.stage_levels.max(1))
+            .max(1)
     }
 
     /// Bits per lane of each tree register, the popcount's last.
     fn stage_widths(&self) -> Vec<usize> {
-        let mut nodes: Vec<Node> = (0..self.simd).map(|i| (i.to_string(), 1)).collect();
+        let mut maxes = vec![1; self.simd];
         let l = self.stage_levels.max(1);
         (0..self.tree_stages())
             .map(|k| {
-                nodes = adder_levels(&mut String::new(), std::mem::take(&mut nodes), k * l, l);
-                nodes.iter().map(|(_, m)| bits_for(*m) as usize).sum()
+                maxes = level_maxes(&maxes, k * l, l, self.ternary_tree());
+                maxes.iter().map(|&m| bits_for(m) as usize).sum()
             })
             .collect()
     }
@@ -495,6 +449,7 @@ impl Block for Mvtu {
         let c = family.costs();
         let m = self.mem();
         let (pe, simd) = (self.pe as u64, self.simd as u64);
+        let tree_bits = pe * adder_tree_bits(simd, self.ternary_tree());
         let sf = self.synapse_folds() as u64;
         let accumulate = sf * self.planes as u64 > 1;
         let act_width = self.act_width();
@@ -506,13 +461,13 @@ impl Block for Mvtu {
         Features {
             rom_bits,
             popcount: if self.weight_shape().0 > 2 || self.is_loaded() {
-                (pe * adder_tree_bits(simd)) as f64
+                tree_bits as f64
             } else {
                 0.0
             },
-            adder: (pe * adder_tree_bits(simd)) as f64,
+            adder: tree_bits as f64,
             ram_popcount: if self.is_loaded() || self.weight_blocks(family).0 > 0 {
-                (pe * adder_tree_bits(simd)) as f64
+                tree_bits as f64
             } else {
                 0.0
             },
@@ -1103,7 +1058,7 @@ impl Block for Mvtu {
         let l = self.stage_levels.max(1);
         for (j, w) in widths.iter().enumerate() {
             let k = j + rr + 1;
-            nodes = adder_levels(&mut lane, nodes, j * l, l);
+            nodes = adder_levels(&mut lane, nodes, j * l, l, self.ternary_tree());
             let mut off = 0;
             let mut regd = Vec::with_capacity(nodes.len());
             for (e, mx) in &nodes {
