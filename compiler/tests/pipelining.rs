@@ -132,3 +132,25 @@ fn shallow_stages_start_the_trees_with_full_adders() {
             && slow.contains("wire [1:0] t1_31 = {{1{1'b0}}, xn[62]} + {{1{1'b0}}, xn[63]};")
     );
 }
+
+#[test]
+fn in_ready_starts_from_flags_registered_with_the_counters() {
+    // Layer 1: 4 neuron groups of 4 synapse folds, so a neuron-fold and a synapse-fold
+    // counter.
+    let mut d = design(64, &[16, 4], &[(4, 16), (4, 16)]);
+    Pipelining::for_design(&d, 125.0).run(&mut d).unwrap();
+    let dir = std::env::temp_dir().join(format!("flipchip-flags-{}", std::process::id()));
+    compiler::write_build(&d, &dir).unwrap();
+    let v = std::fs::read_to_string(dir.join("l1_mvtu.v")).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    for c in ["sf", "nf"] {
+        assert!(v.contains(&format!("reg  l1_mvtu_last_{c};")), "{c}: {v}");
+        assert!(
+            v.contains(&format!(
+                "l1_mvtu_last_{c} <= !l1_mvtu_last_{c} && (l1_mvtu_{c} == 2'd2);"
+            )),
+            "{c}: {v}"
+        );
+    }
+    assert!(!v.contains("wire l1_mvtu_last_sf"));
+}
