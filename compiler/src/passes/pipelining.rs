@@ -3,7 +3,7 @@
 //!
 //! An MVTU registers its weight read, then its popcount trees every `stage_levels` adder
 //! levels (the XNOR folds into the first level: two XNORs and their sum are one LUT4; with
-//! stages of at most three levels the first level sums threes, see
+//! stages of at most two levels the first level sums threes, see
 //! [`crate::blocks::mvtu::TERNARY_MAX_STAGE_LEVELS`]). A
 //! deeper stage saves flip-flops and a cycle of latency; a shallower one clocks faster. The
 //! pass takes the deepest stage whose delay, by the family's [`LevelTiming`], fits the clock

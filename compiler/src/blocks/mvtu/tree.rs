@@ -2,20 +2,23 @@
 //!
 //! Pairs are summed level by level, every node exactly as wide as its largest value needs.
 //! With shallow pipeline stages (at most [`TERNARY_MAX_STAGE_LEVELS`] adder levels between two
-//! registers) the first level instead sums the XNOR bits in threes: a full adder, `p = a ^ b`,
+//! registers: the ECP5 above 117 MHz, as every design the exploration costs for it, and the
+//! iCE40 from 40 MHz) the first level instead sums the XNOR bits in threes: a full adder, `p = a ^ b`,
 //! `{(a & b) | (p & c), p ^ c}`, three XNORs into two LUT4s and a 2-bit node where a pair
 //! gives a 2-bit node from two. Measured per lane with each family's Yosys (a lane of
 //! N = 97, 288 and 784 bits registered every L levels, LUT4 plus two per ECP5 carry cell):
 //! at L = 2 the ternary level took 16.7-19.6% fewer LUTs on the ECP5 and 14-18% fewer on the
 //! iCE40, 12% fewer flip-flops, and a 784-bit lane placed at 191 MHz against 172; at L = 3
 //! 0-6% fewer on both, at L = 1 12-13% fewer; at L = 4 up to 3% more, at L = 8 0-4% more
-//! (Yosys's own restructuring of deep stages does as well from pairs).
+//! (Yosys's own restructuring of deep stages does as well from pairs). Three levels keep
+//! pairs: the gain there is small, and the standard-cell designs (three levels at their
+//! default 150 MHz) keep the trees their area model was fitted to.
 
 use crate::ir::bits_for;
 
 /// Deepest pipeline stage (adder levels between two registers) that gets a ternary first
 /// level.
-pub const TERNARY_MAX_STAGE_LEVELS: usize = 3;
+pub const TERNARY_MAX_STAGE_LEVELS: usize = 2;
 
 /// Whether a tree registered every `stage_levels` adder levels starts with a ternary level.
 pub fn ternary_first(stage_levels: usize) -> bool {
