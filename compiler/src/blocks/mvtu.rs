@@ -1064,7 +1064,7 @@ impl Block for Mvtu {
         let l = self.stage_levels.max(1);
         for (j, w) in widths.iter().enumerate() {
             let k = j + rr + 1;
-            nodes = adder_levels(&mut lane, nodes, j * l, l, self.ternary_tree());
+            nodes = adder_levels(&mut lane, nodes, j * l, l, self.ternary_tree(), !constant);
             let mut off = 0;
             let mut regd = Vec::with_capacity(nodes.len());
             for (e, mx) in &nodes {

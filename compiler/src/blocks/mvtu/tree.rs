@@ -57,7 +57,8 @@ pub fn zext(expr: &str, from: u32, to: u32) -> String {
 /// Where the levels a call builds go: Verilog lines (and the count of node bits), or only
 /// the count, for estimates that must not format thousands of lines per candidate.
 enum Sink<'a> {
-    Verilog(&'a mut String),
+    /// Verilog lines; full adders as gates (`true`) or as a sum of three bits.
+    Verilog(&'a mut String, bool),
     Count,
 }
 
@@ -92,14 +93,20 @@ fn levels(
             } else {
                 format!("t{level}_{j}")
             };
-            if let Sink::Verilog(t) = &mut sink {
+            if let Sink::Verilog(t, gates) = &mut sink {
                 match group {
                     [(a, ma), (b, mb), (c, mc)] => {
                         debug_assert_eq!((ma, mb, mc), (&1, &1, &1), "a full adder of bits");
-                        let p = format!("p{level}_{j}");
-                        t.push_str(&format!(
-                            "wire {p} = {a} ^ {b};\nwire [1:0] {name} = {{({a} & {b}) | ({p} & {c}), {p} ^ {c}}};\n"
-                        ));
+                        if *gates {
+                            let p = format!("p{level}_{j}");
+                            t.push_str(&format!(
+                                "wire {p} = {a} ^ {b};\nwire [1:0] {name} = {{({a} & {b}) | ({p} & {c}), {p} ^ {c}}};\n"
+                            ));
+                        } else {
+                            t.push_str(&format!(
+                                "wire [1:0] {name} = {{1'b0, {a}}} + {{1'b0, {b}}} + {{1'b0, {c}}};\n"
+                            ));
+                        }
                     }
                     [(a, ma), (b, mb)] => t.push_str(&format!(
                         "wire [{}:0] {name} = {} + {};\n",
@@ -111,7 +118,7 @@ fn levels(
                 }
             }
             next.push((
-                if matches!(sink, Sink::Verilog(_)) {
+                if matches!(sink, Sink::Verilog(..)) {
                     name
                 } else {
                     String::new()
@@ -125,15 +132,20 @@ fn levels(
 }
 
 /// Appends the tree's levels `first..first + levels` (see [`levels`]) as Verilog to `t` and
-/// returns the last level's nodes.
+/// returns the last level's nodes. `gates`: full adders as gates, the form the LUT counts
+/// were measured on; else as sums of three bits. Verilator 5.006 (Debian's) computes the
+/// gate form wrongly where the XNORs' weights are constants (a fully unrolled layer: the
+/// trained CNN's first layer, `32x9`, gave other scores than Icarus and the simulator on 923
+/// of 1,000 frames), so such layers take the sums.
 pub fn adder_levels(
     t: &mut String,
     nodes: Vec<Node>,
     first: usize,
     count: usize,
     ternary: bool,
+    gates: bool,
 ) -> Vec<Node> {
-    levels(Sink::Verilog(t), nodes, first, count, ternary).0
+    levels(Sink::Verilog(t, gates), nodes, first, count, ternary).0
 }
 
 /// Largest values of the nodes after levels `first..first + count` of a tree whose level
@@ -202,14 +214,14 @@ mod tests {
     fn a_full_adder_level_names_its_nodes_and_the_root() {
         let mut v = String::new();
         let xn: Vec<Node> = (0..4).map(|i| (format!("xn[{i}]"), 1)).collect();
-        let first = adder_levels(&mut v, xn, 0, 1, true);
+        let first = adder_levels(&mut v, xn, 0, 1, true, true);
         assert_eq!(
             v,
             "wire p1_0 = xn[0] ^ xn[1];\n\
              wire [1:0] t1_0 = {(xn[0] & xn[1]) | (p1_0 & xn[2]), p1_0 ^ xn[2]};\n"
         );
         assert_eq!(first, vec![("t1_0".into(), 3), ("xn[3]".into(), 1)]);
-        let root = adder_levels(&mut v, first, 1, 1, true);
+        let root = adder_levels(&mut v, first, 1, 1, true, true);
         assert_eq!(root, vec![("pc".into(), 4)]);
         assert!(
             v.ends_with("wire [2:0] pc = {{1{1'b0}}, t1_0} + {{2{1'b0}}, xn[3]};\n"),
@@ -218,6 +230,6 @@ mod tests {
         // Later levels are pairs even when the tree is ternary.
         let mut w = String::new();
         let four: Vec<Node> = (0..4).map(|i| (format!("a{i}"), 1)).collect();
-        assert_eq!(adder_levels(&mut w, four, 1, 1, true).len(), 2);
+        assert_eq!(adder_levels(&mut w, four, 1, 1, true, true).len(), 2);
     }
 }
