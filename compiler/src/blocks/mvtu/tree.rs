@@ -88,43 +88,42 @@ fn levels(
             let m: u64 = group.iter().map(|(_, m)| m).sum();
             let w = bits_for(m);
             bits += u64::from(w);
-            let name = if root {
-                "pc".to_string()
-            } else {
-                format!("t{level}_{j}")
-            };
-            if let Sink::Verilog(t, gates) = &mut sink {
-                match group {
-                    [(a, ma), (b, mb), (c, mc)] => {
-                        debug_assert_eq!((ma, mb, mc), (&1, &1, &1), "a full adder of bits");
-                        if *gates {
-                            let p = format!("p{level}_{j}");
-                            t.push_str(&format!(
-                                "wire {p} = {a} ^ {b};\nwire [1:0] {name} = {{({a} & {b}) | ({p} & {c}), {p} ^ {c}}};\n"
-                            ));
-                        } else {
-                            t.push_str(&format!(
-                                "wire [1:0] {name} = {{1'b0, {a}}} + {{1'b0, {b}}} + {{1'b0, {c}}};\n"
-                            ));
+            // Only Verilog names its nodes: counting (the exploration costs every candidate's
+            // trees) allocates no strings.
+            let name = match &mut sink {
+                Sink::Verilog(t, gates) => {
+                    let name = if root {
+                        "pc".to_string()
+                    } else {
+                        format!("t{level}_{j}")
+                    };
+                    match group {
+                        [(a, ma), (b, mb), (c, mc)] => {
+                            debug_assert_eq!((ma, mb, mc), (&1, &1, &1), "a full adder of bits");
+                            if *gates {
+                                let p = format!("p{level}_{j}");
+                                t.push_str(&format!(
+                                    "wire {p} = {a} ^ {b};\nwire [1:0] {name} = {{({a} & {b}) | ({p} & {c}), {p} ^ {c}}};\n"
+                                ));
+                            } else {
+                                t.push_str(&format!(
+                                    "wire [1:0] {name} = {{1'b0, {a}}} + {{1'b0, {b}}} + {{1'b0, {c}}};\n"
+                                ));
+                            }
                         }
+                        [(a, ma), (b, mb)] => t.push_str(&format!(
+                            "wire [{}:0] {name} = {} + {};\n",
+                            w - 1,
+                            zext(a, bits_for(*ma), w),
+                            zext(b, bits_for(*mb), w)
+                        )),
+                        _ => unreachable!("groups of two or three"),
                     }
-                    [(a, ma), (b, mb)] => t.push_str(&format!(
-                        "wire [{}:0] {name} = {} + {};\n",
-                        w - 1,
-                        zext(a, bits_for(*ma), w),
-                        zext(b, bits_for(*mb), w)
-                    )),
-                    _ => unreachable!("groups of two or three"),
-                }
-            }
-            next.push((
-                if matches!(sink, Sink::Verilog(..)) {
                     name
-                } else {
-                    String::new()
-                },
-                m,
-            ));
+                }
+                Sink::Count => String::new(),
+            };
+            next.push((name, m));
         }
         nodes = next;
     }
