@@ -3,12 +3,14 @@
 //! random networks under random bubbles and stalls. Skips with a message when a simulator is
 //! missing, and fails instead under `FLIPCHIP_REQUIRE_TOOLS=1` (as `scripts/test.sh` runs it).
 
+use compiler::ir::Design;
 use compiler::passes::fifos::Fifos;
 use compiler::passes::folding::{FoldFile, FoldSpec};
 use compiler::passes::Pass;
 use compiler::random::{random_encoding, random_folding, random_model, random_pixels, Rng};
 use flip::model::Model;
 use sim::stimulus::Stimulus;
+use std::path::Path;
 use testbenches::Rtl;
 
 /// A small random dense network.
@@ -105,8 +107,6 @@ fn check_cases(rtl: Rtl, cases: usize, seed: u64, make: &dyn Fn(&mut Rng) -> (Mo
             rtl.name(),
             std::process::id()
         ));
-        let _ = std::fs::remove_dir_all(&dir);
-        compiler::write_build(&design, &dir).unwrap();
         let frames = rng.range(2, 6) as usize;
         let px = random_pixels(&mut rng, &model, frames);
         let stim = Stimulus {
@@ -114,28 +114,45 @@ fn check_cases(rtl: Rtl, cases: usize, seed: u64, make: &dyn Fn(&mut Rng) -> (Mo
             bubble_pct: rng.range(0, 50) as u32,
             stall_pct: rng.range(0, 50) as u32,
         };
-        let ports = sim::ports(&design);
-        println!(
-            "case {case}: {}, {}-bit {} input",
-            design.model, ports.input_width, ports.input_format
-        );
-        let ours = sim::run(&design, &px, stim, 1_000_000, None).unwrap();
-        let stream = design.input().stream_bytes(&px);
-        let theirs = testbenches::run(&dir, &ports, rtl, &stream, stim, 1_000_000)
-            .unwrap_or_else(|e| panic!("case {case} ({}): {e}", dir.display()));
-        if let Some(d) = ours.trace.first_divergence(&theirs.trace, &ports) {
-            panic!(
-                "case {case} {} ({}), {stim:?}: sim and {rtl} diverge at cycle {} in {:?}: {}",
-                design.model,
-                dir.display(),
-                d.cycle,
-                d.stages,
-                d.detail
-            );
-        }
-        assert_eq!(ours.trace, theirs.trace);
-        let _ = std::fs::remove_dir_all(&dir);
+        compare(rtl, &design, &dir, &px, stim, &format!("case {case}"));
     }
+}
+
+/// `design` written to `dir` and run on `px` under `stim` in the simulator and in `rtl`:
+/// panics (naming `label`) where the traces differ.
+fn compare(rtl: Rtl, design: &Design, dir: &Path, px: &[u8], stim: Stimulus, label: &str) {
+    let _ = std::fs::remove_dir_all(dir);
+    compiler::write_build(design, dir).unwrap();
+    let ports = sim::ports(design);
+    println!(
+        "{label}: {}, {}-bit {} input",
+        design.model, ports.input_width, ports.input_format
+    );
+    let ours = sim::run(design, px, stim, 1_000_000, None).unwrap();
+    let stream = design.input().stream_bytes(px);
+    let theirs = testbenches::run(dir, &ports, rtl, &stream, stim, 1_000_000)
+        .unwrap_or_else(|e| panic!("{label} ({}): {e}", dir.display()));
+    if let Some(d) = ours.trace.first_divergence(&theirs.trace, &ports) {
+        let wrong = ours
+            .trace
+            .outputs
+            .iter()
+            .zip(&theirs.trace.outputs)
+            .filter(|(a, b)| a.scores != b.scores)
+            .count();
+        panic!(
+            "{label} {} ({}), {stim:?}: sim and {rtl} diverge at cycle {} in {:?}: {}; \
+             other scores on {wrong} of {} frames",
+            design.model,
+            dir.display(),
+            d.cycle,
+            d.stages,
+            d.detail,
+            ours.trace.outputs.len()
+        );
+    }
+    assert_eq!(ours.trace, theirs.trace);
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -228,6 +245,70 @@ fn conv_sim_matches_verilator_under_bubbles_and_stalls() {
 #[test]
 fn conv_sim_matches_icarus_under_bubbles_and_stalls() {
     check_models(Rtl::Icarus, 3, 0x1CA7, compiler::random::random_conv_model);
+}
+
+/// A fully unrolled first convolution with a ternary first tree level: 32 channels of a 3x3
+/// window on one input channel at PE 32 x SIMD 9 (the trained CNN's `32x9` first layer), so
+/// that the weights are constants in the XNORs, and two adder levels per stage (the ECP5 at
+/// 125 MHz). Verilator 5.006 (Debian's) miscompiles the full adders' gate form,
+/// `p = a ^ b; {(a & b) | (p & c), p ^ c}`, once constant weights fold into the XNORs: with it
+/// every one of these frames scored differently from the simulator, while Icarus agreed; the
+/// random networks above did not catch it.
+#[test]
+fn constant_weight_ternary_layer_matches_rtl() {
+    use compiler::passes::folding::LayerFold;
+    use flip::model::arch::LayerSpec;
+    let input = flip::model::InputSpec {
+        width: 8,
+        height: 8,
+        channels: 1,
+        pixel_bits: 8,
+        encoding: flip::encoding::Encoding::Threshold(128),
+    };
+    let specs = [
+        LayerSpec::Conv {
+            channels: 32,
+            kernel: 3,
+        },
+        LayerSpec::Pool,
+        LayerSpec::Dense(4),
+    ];
+    let model = flip::model::random::binary(0x3209, input, &specs, 4);
+    let mut fold = FoldFile::from(vec![
+        LayerFold { pe: 32, simd: 9 },
+        LayerFold { pe: 1, simd: 32 },
+    ]);
+    fold.stage_levels = Some(2);
+    let design = compiler::compile(&model, &FoldSpec::Manual(fold)).unwrap();
+    let first = design.mvtus().next().unwrap();
+    assert_eq!(
+        first.neuron_folds() * first.synapse_folds(),
+        1,
+        "one weight word"
+    );
+    assert!(
+        !first.is_loaded() && first.ternary_tree(),
+        "constant, ternary"
+    );
+    for rtl in [Rtl::Verilator, Rtl::Icarus] {
+        if let Err(e) = testbenches::available(rtl) {
+            testbenches::tool_missing(&e.to_string());
+            continue;
+        }
+        let mut rng = Rng(0x3209);
+        let px = random_pixels(&mut rng, &model, 20);
+        let stim = Stimulus {
+            seed: rng.next_u64(),
+            bubble_pct: 20,
+            stall_pct: 20,
+        };
+        let dir = std::env::temp_dir().join(format!(
+            "flipchip-sim-rtl-constant-{}-{}",
+            rtl.name(),
+            std::process::id()
+        ));
+        compare(rtl, &design, &dir, &px, stim, "32x9 unrolled");
+    }
 }
 
 /// The comparison has teeth: a layer that ignores back-pressure (and so overwrites a result
