@@ -1177,6 +1177,8 @@ mod tests {
         assert_eq!(d.clock_mhz(2, 15_000, 97), 96.9);
         assert_eq!(d.clock_mhz(2, 17_569, 34), 110.6);
         assert_eq!(d.clock_mhz(2, 19_591, 40), 96.9);
+        assert_eq!(d.clock_mhz(2, 12_765, 97), 96.9);
+        assert_eq!(d.clock_mhz(2, 8_742, 76), 110.6);
         assert_eq!(d.clock_mhz(4, 46_683, 30), 49.6);
         // Beyond the measurements: the deepest one measured.
         assert_eq!(d.clock_mhz(8, 0, 0), 52.5);
