@@ -90,6 +90,14 @@ pub struct Device {
     /// PE's logic through one unbuffered net; `None`: no such limit).
     #[serde(default)]
     pub pe_clock_mhz: Option<f64>,
+    /// Estimated LUTs of the largest design measured to place and route on this device: a
+    /// larger one counts as not fitting, however many LUTs the device has (`None`: the
+    /// device's LUTs). Routing, not the LUT count, is what stops large designs first.
+    #[serde(default)]
+    pub routed_luts: Option<u64>,
+    /// Block RAMs of the largest design measured to route (`None`: the device's block RAMs).
+    #[serde(default)]
+    pub routed_brams: Option<u64>,
 }
 
 /// The device files, embedded (`compiler/devices/*.toml`).
@@ -195,7 +203,9 @@ impl Device {
 
     /// Whether a design of estimate `e` (and cell area, on a standard-cell device) fits: on an
     /// FPGA logic cells (LUTs plus the flip-flops that need a cell of their own), flip-flops
-    /// and RAM blocks; on standard cells the area limit, if any.
+    /// and RAM blocks, and LUTs and block RAMs within the largest design measured to route
+    /// ([`Device::routed_luts`], [`Device::routed_brams`]); on standard cells the area limit,
+    /// if any.
     pub fn fits(&self, e: &Estimate, area_um2: Option<f64>) -> bool {
         match area_um2 {
             Some(area) => self.max_area_um2.is_none_or(|max| area <= max),
@@ -204,8 +214,27 @@ impl Device {
                     && e.ffs <= self.ffs
                     && e.brams <= self.brams
                     && e.sprams <= self.sprams
+                    && self.routed_luts.is_none_or(|m| e.luts <= m)
+                    && self.routed_brams.is_none_or(|m| e.brams <= m)
             }
         }
+    }
+
+    /// What "fits" means on this device, for reports: the routing limits where it has them.
+    pub fn routing_limits(&self) -> Option<String> {
+        let parts: Vec<String> = [
+            self.routed_luts.map(|m| format!("{m} LUTs")),
+            self.routed_brams.map(|m| format!("{m} block RAMs")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        (!parts.is_empty()).then(|| {
+            format!(
+                "fits: within the device and the largest design measured to route on it ({})",
+                parts.join(", ")
+            )
+        })
     }
 
     /// The weight placement that fits this device: ROMs, with the largest moved into loaded
@@ -1184,6 +1213,32 @@ mod tests {
         assert_eq!(d.clock_mhz(8, 0, 0), 52.5);
         // Without measurements: the device's clock.
         assert_eq!(device("up5k").unwrap().clock_mhz(9, 0, 0), 45.0);
+    }
+
+    #[test]
+    fn designs_beyond_the_largest_routed_do_not_fit() {
+        let d = device("ecp5-85k").unwrap();
+        let e = |luts, brams| Estimate {
+            luts,
+            ffs: luts,
+            brams,
+            ..Estimate::default()
+        };
+        assert!(d.fits(&e(49_300, 116), None));
+        // Within the device's 83,640 LUTs and 208 block RAMs, beyond what has routed.
+        assert!(!d.fits(&e(49_301, 116), None));
+        assert!(!d.fits(&e(17_000, 146), None));
+        assert!(d
+            .routing_limits()
+            .unwrap()
+            .contains("49300 LUTs, 116 block RAMs"));
+        // Without limits a device's own resources decide.
+        let mut open = d.clone();
+        open.routed_luts = None;
+        open.routed_brams = None;
+        assert!(open.fits(&e(49_301, 146), None));
+        assert!(open.routing_limits().is_none());
+        assert!(!open.fits(&e(83_641, 0), None));
     }
 
     #[test]

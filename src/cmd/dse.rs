@@ -555,6 +555,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     for p in &written {
         eprintln!("wrote {}", p.display());
     }
+    if let Some(limits) = device.routing_limits() {
+        eprintln!("{limits}");
+    }
     let best = x.best();
     if let Some(b) = best {
         let c = &x.candidates[b];
