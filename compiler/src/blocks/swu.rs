@@ -183,7 +183,8 @@ impl Block for SlidingWindow {
                     RamPlacement::Block(_) => 0,
                 }
                 + u64::from(self.x_width() + self.y_width())
-                + 2,
+                + 2
+                + u64::from(k > 1),
             memory_bits: 0,
             brams: match place {
                 RamPlacement::Block(n) => n,
@@ -222,21 +223,31 @@ impl Block for SlidingWindow {
         ));
         v.push_str(&stream_module(&n, self.in_width(), self.out_width()));
         let mut b = String::new();
-        let emit = if k == 1 {
-            "1'b1".to_string()
-        } else {
+        b.push_str(&format!(
+            "reg  [{}:0] {n}_x;\nreg  [{}:0] {n}_y;\n",
+            xw - 1,
+            yw - 1
+        ));
+        // Whether the pixel at (y, x) completes a window. Above 1x1 it is a register updated
+        // with the counters, so that the output register's enable (a load of K x K pixels)
+        // starts one LUT level from flip-flops instead of behind the counters' compares.
+        let completes = |y: &str, x: &str| {
             format!(
-                "({n}_y >= {}) && ({n}_x >= {})",
+                "({y} >= {}) && ({x} >= {})",
                 lit(yw, k as u64 - 1),
                 lit(xw, k as u64 - 1)
             )
         };
-        b.push_str(&format!(
-            "reg  [{}:0] {n}_x;\nreg  [{}:0] {n}_y;\n\
-             // The pixel at (y, x) completes a window.\nwire {n}_emit = {emit};\n",
-            xw - 1,
-            yw - 1
-        ));
+        if k == 1 {
+            b.push_str(&format!(
+                "// Every pixel completes a window.\nwire {n}_emit = 1'b1;\n"
+            ));
+        } else {
+            b.push_str(&format!(
+                "// The pixel at (y, x) completes a window: {}.\nreg  {n}_emit;\n",
+                completes(&format!("{n}_y"), &format!("{n}_x"))
+            ));
+        }
         b.push_str(&skid::declarations(&n, pb, &format!("{n}_emit")));
         b.push_str(&format!(
             "wire {n}_x_last = ({n}_x == {});\nwire {n}_y_last = ({n}_y == {});\n",
@@ -244,10 +255,14 @@ impl Block for SlidingWindow {
             lit(yw, h as u64 - 1)
         ));
         b.push_str(&format!(
-            "wire [{}:0] {n}_x_next = {n}_x_last ? {} : {n}_x + {};\n",
+            "wire [{}:0] {n}_x_next = {n}_x_last ? {} : {n}_x + {};\n\
+             wire [{}:0] {n}_y_next = {n}_x_last ? ({n}_y_last ? {} : {n}_y + {}) : {n}_y;\n",
             xw - 1,
             lit(xw, 0),
-            lit(xw, 1)
+            lit(xw, 1),
+            yw - 1,
+            lit(yw, 0),
+            lit(yw, 1)
         ));
         // The window as K columns of K pixels: pixel (ky, kx) at bits (kx * K + ky) * pb.
         if k == 1 {
@@ -295,16 +310,25 @@ impl Block for SlidingWindow {
             lit(yw, 0)
         ));
         indent(&mut b, 8, &skid::reset(&n));
+        if k > 1 {
+            b.push_str(&format!("        {n}_emit <= 1'b0;\n"));
+        }
         b.push_str("    end else begin\n        if (out_valid && out_ready) out_valid <= 1'b0;\n");
         b.push_str(&format!(
             "        if ({n}_go && {n}_emit) out_valid <= 1'b1;\n"
         ));
         indent(&mut b, 8, &skid::control(&n));
+        let emit_next = if k > 1 {
+            format!(
+                "            {n}_emit <= {};\n",
+                completes(&format!("{n}_y_next"), &format!("{n}_x_next"))
+            )
+        } else {
+            String::new()
+        };
         b.push_str(&format!(
             "        if ({n}_go) begin\n            {n}_x <= {n}_x_next;\n            \
-             if ({n}_x_last) {n}_y <= {n}_y_last ? {} : {n}_y + {};\n        end\n    end\nend\n\n",
-            lit(yw, 0),
-            lit(yw, 1)
+             {n}_y <= {n}_y_next;\n{emit_next}        end\n    end\nend\n\n"
         ));
         // Datapath registers.
         b.push_str("always @(posedge clk) begin\n");
@@ -673,10 +697,10 @@ mod tests {
         // Flip-flops as Yosys 0.23 counts them: synth_ice40 92 with the line buffer in
         // flip-flops, 524 with the read register in block RAM; synth_ecp5 62 beside 2
         // TRELLIS_DPR16X4 (and 588 beside 32 for `big`).
-        assert_eq!(small.estimate_for(Family::Ice40).ffs, 92);
-        assert_eq!(small.estimate_for(Family::Ecp5).ffs, 92 - 5 * 6);
-        assert_eq!(big.estimate_for(Family::Ice40).ffs, 524);
-        assert_eq!(big.estimate_for(Family::Ecp5).ffs, 588);
+        assert_eq!(small.estimate_for(Family::Ice40).ffs, 93);
+        assert_eq!(small.estimate_for(Family::Ecp5).ffs, 93 - 5 * 6);
+        assert_eq!(big.estimate_for(Family::Ice40).ffs, 525);
+        assert_eq!(big.estimate_for(Family::Ecp5).ffs, 589);
         // A 1 x 1 kernel has no line buffer.
         assert_eq!(
             swu(7, 5, 3, 1, 1).line_buffer(Family::Ice40),
