@@ -98,8 +98,14 @@ fn the_checker_sits_beside_the_design_and_a_dropped_handshake_fails_its_proof() 
 
     // The argmax drops its result whether or not the sink takes it.
     break_argmax_handshake(&build.join("argmax.v"));
-    let out = prove_handshake(&build, 40);
-    assert!(!out.status.success(), "the broken design was proven");
+    // The counterexample takes seconds on an idle machine; the margin is for a loaded one,
+    // where a timeout (not a failure) would end the run first.
+    let out = prove_handshake(&build, 180);
+    assert!(
+        !out.status.success(),
+        "the broken design was not refuted: {}",
+        stderr(&out)
+    );
     let err = stderr(&out);
     assert!(
         err.contains("handshake: failed") && !err.contains("panicked"),
