@@ -1224,14 +1224,15 @@ mod tests {
             brams,
             ..Estimate::default()
         };
-        assert!(d.fits(&e(49_300, 116), None));
+        assert!(d.fits(&e(49_300, 97), None));
         // Within the device's 83,640 LUTs and 208 block RAMs, beyond what has routed.
-        assert!(!d.fits(&e(49_301, 116), None));
+        assert!(!d.fits(&e(49_301, 97), None));
+        assert!(!d.fits(&e(41_000, 114), None));
         assert!(!d.fits(&e(17_000, 146), None));
         assert!(d
             .routing_limits()
             .unwrap()
-            .contains("49300 LUTs, 116 block RAMs"));
+            .contains("49300 LUTs, 97 block RAMs"));
         // Without limits a device's own resources decide.
         let mut open = d.clone();
         open.routed_luts = None;
