@@ -119,8 +119,15 @@ fn check_cases(rtl: Rtl, cases: usize, seed: u64, make: &dyn Fn(&mut Rng) -> (Mo
 }
 
 /// `design` written to `dir` and run on `px` under `stim` in the simulator and in `rtl`:
-/// panics (naming `label`) where the traces differ.
-fn compare(rtl: Rtl, design: &Design, dir: &Path, px: &[u8], stim: Stimulus, label: &str) {
+/// panics (naming `label`) where the traces differ, else returns the (common) trace.
+fn compare(
+    rtl: Rtl,
+    design: &Design,
+    dir: &Path,
+    px: &[u8],
+    stim: Stimulus,
+    label: &str,
+) -> sim::trace::Trace {
     let _ = std::fs::remove_dir_all(dir);
     compiler::write_build(design, dir).unwrap();
     let ports = sim::ports(design);
@@ -153,6 +160,7 @@ fn compare(rtl: Rtl, design: &Design, dir: &Path, px: &[u8], stim: Stimulus, lab
     }
     assert_eq!(ours.trace, theirs.trace);
     let _ = std::fs::remove_dir_all(dir);
+    ours.trace
 }
 
 #[test]
@@ -418,8 +426,6 @@ fn argmax_scan_matches_rtl_with_ties_and_stalls() {
                 rtl.name(),
                 std::process::id()
             ));
-            let _ = std::fs::remove_dir_all(&dir);
-            compiler::write_build(&design, &dir).unwrap();
             let frames = 24;
             let px = random_pixels(&mut rng, &model, frames);
             let stim = Stimulus {
@@ -427,27 +433,13 @@ fn argmax_scan_matches_rtl_with_ties_and_stalls() {
                 bubble_pct: 20,
                 stall_pct: 60,
             };
-            let ports = sim::ports(&design);
-            let ours = sim::run(&design, &px, stim, 100_000, None).unwrap();
-            let theirs = testbenches::run(&dir, &ports, rtl, &px, stim, 100_000)
-                .unwrap_or_else(|e| panic!("{classes} classes ({}): {e}", dir.display()));
-            if let Some(d) = ours.trace.first_divergence(&theirs.trace, &ports) {
-                panic!(
-                    "{classes} classes ({}): sim and {rtl} diverge at cycle {} in {:?}: {}",
-                    dir.display(),
-                    d.cycle,
-                    d.stages,
-                    d.detail
-                );
-            }
-            assert_eq!(ours.trace, theirs.trace);
-            assert_eq!(ours.trace.outputs.len(), frames);
-            for o in &ours.trace.outputs {
+            let trace = compare(rtl, &design, &dir, &px, stim, &format!("{classes} classes"));
+            assert_eq!(trace.outputs.len(), frames);
+            for o in &trace.outputs {
                 assert_eq!(o.class as usize, flip::reference::argmax(&o.scores));
                 let max = o.scores.iter().max().unwrap();
                 ties += usize::from(o.scores.iter().filter(|&s| s == max).count() > 1);
             }
-            let _ = std::fs::remove_dir_all(&dir);
         }
         assert!(ties > 0, "no tied scores to break");
     }
