@@ -509,6 +509,7 @@ fn weights_in_spram_build_for_icebreaker_with_a_flash_image() {
         activation_stage: None,
         input_ram: None,
         input_ram_layers: None,
+        table_inputs: Vec::new(),
     };
     let design = compiler::compile(&model, &FoldSpec::Manual(fold)).unwrap();
     compiler::write_build(&design, &dir).unwrap();

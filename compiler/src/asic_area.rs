@@ -158,6 +158,7 @@ mod tests {
             activation_stage: Some(true),
             input_ram: None,
             input_ram_layers: None,
+            table_inputs: Vec::new(),
         };
         let d = crate::compile(model, &FoldSpec::Manual(file)).unwrap();
         OSU018.design_area_um2(&d)
@@ -211,6 +212,7 @@ mod tests {
                 activation_stage: Some(true),
                 input_ram: None,
                 input_ram_layers: None,
+                table_inputs: Vec::new(),
             };
             let d = crate::compile(&model, &FoldSpec::Manual(file)).unwrap();
             let l1 = Stage::Mvtu(d.mvtus().next().unwrap().clone());

@@ -101,6 +101,10 @@ pub struct Device {
 }
 
 /// The device files, embedded (`compiler/devices/*.toml`).
+/// Inputs per table lookup of the exploration's table variants: three, whose 2-bit counts are
+/// what the ternary first popcount level builds in LUTs (see [`crate::passes::tables`]).
+const TABLE_INPUTS: usize = 3;
+
 const DEVICE_FILES: &[(&str, &str)] = &[
     ("up5k.toml", include_str!("../devices/up5k.toml")),
     (
@@ -284,6 +288,8 @@ pub struct Candidate {
     /// The later layers whose input vector is in RAM, as the vector RAM pass would choose
     /// them; `None` where no layer has the choice.
     pub input_ram_layers: Option<Vec<usize>>,
+    /// Inputs per table lookup of each layer (see [`crate::passes::tables`]); empty: none.
+    pub table_inputs: Vec<usize>,
     /// How it was derived (balanced wins if both apply).
     pub origin: Origin,
     /// Steady-state cycles between frames (the slowest stage's cycles).
@@ -351,17 +357,23 @@ impl Candidate {
             activation_stage: Some(self.activation_stage),
             input_ram: self.input_ram,
             input_ram_layers: self.input_ram_layers.clone(),
+            table_inputs: self.table_inputs.clone(),
         }
     }
 }
 
-/// Pixels per beat (if more than one), `pe x simd` per layer and the layers whose weights are
-/// loaded into RAM (if any), space separated (`8px 16x784 4x256 1x32`, `4x16 1x32 1x1 ram:1`).
+/// Pixels per beat (if more than one), `pe x simd` per layer (with `tK` for a layer that reads
+/// tables of `K` inputs) and the layers whose weights are loaded into RAM (if any), space
+/// separated (`8px 16x784 4x256 1x32`, `4x16 1x32 1x1 ram:1`, `8x64t3 5x4`).
 pub fn fold_label(f: &FoldFile) -> String {
     let mut parts: Vec<String> = f
         .layers
         .iter()
-        .map(|l| format!("{}x{}", l.pe, l.simd))
+        .enumerate()
+        .map(|(i, l)| match f.table_inputs.get(i) {
+            Some(&k) if k > 0 => format!("{}x{}t{k}", l.pe, l.simd),
+            _ => format!("{}x{}", l.pe, l.simd),
+        })
         .collect();
     if f.pixels_per_beat > 1 {
         parts.insert(0, format!("{}px", f.pixels_per_beat));
@@ -533,6 +545,7 @@ pub fn enumerate(design: &Design) -> Vec<Folding> {
             activation_stage: pipelining.as_ref().map(|p| p.activation_stage),
             input_ram: None,
             input_ram_layers: None,
+            table_inputs: Vec::new(),
         };
         let base: Vec<LayerFold> = design.mvtus().map(|l| cheapest(l, t)).collect();
         out.insert(key(&base), (file(base.clone()), Origin::Balanced));
@@ -632,41 +645,79 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
         .collect();
     // Costs per layer, folding, registers after the weight read, input chunk interval and
     // output chunk.
-    type Key = (usize, usize, usize, usize, usize);
+    type Key = (usize, usize, usize, usize, usize, usize);
     let mut layer_cost: Vec<BTreeMap<Key, LayerCost>> = vec![BTreeMap::new(); layers.len()];
-    let mut cost_of = |i: usize, f: &LayerFold, rr: usize, (interval, out_chunk)| -> LayerCost {
-        *layer_cost[i]
-            .entry((f.pe, f.simd, rr, interval, out_chunk))
-            .or_insert_with(|| {
-                let mut l = layers[i].clone();
-                l.pe = f.pe;
-                l.simd = f.simd;
-                l.read_registers = rr;
-                l.chunk_interval = interval;
-                l.out_chunk = out_chunk;
-                let rom = l.estimate_for(family);
-                let area = if family == Family::Asic {
-                    crate::asic_area::block_features(&l)
-                } else {
-                    [0.0; crate::asic_area::N]
-                };
-                let (weight_brams, rams) = l.weight_blocks(family);
-                if let Some(m) = l.memory.as_mut() {
-                    m.loaded = true;
-                }
-                LayerCost {
-                    cycles: l.cycles(),
-                    latency: l.latency(),
-                    rom,
-                    loaded: l.estimate_for(family),
-                    weight_brams,
-                    rams,
-                    area,
-                }
-            })
-    };
+    let mut cost_of =
+        |i: usize, f: &LayerFold, table: usize, rr: usize, (interval, out_chunk)| -> LayerCost {
+            *layer_cost[i]
+                .entry((f.pe, f.simd, table, rr, interval, out_chunk))
+                .or_insert_with(|| {
+                    let mut l = layers[i].clone();
+                    l.pe = f.pe;
+                    l.simd = f.simd;
+                    l.table = table;
+                    l.read_registers = rr;
+                    l.chunk_interval = interval;
+                    l.out_chunk = out_chunk;
+                    let rom = l.estimate_for(family);
+                    let area = if family == Family::Asic {
+                        crate::asic_area::block_features(&l)
+                    } else {
+                        [0.0; crate::asic_area::N]
+                    };
+                    let (weight_brams, rams) = l.weight_blocks(family);
+                    if let Some(m) = l.memory.as_mut() {
+                        m.loaded = true;
+                    }
+                    LayerCost {
+                        cycles: l.cycles(),
+                        latency: l.latency(),
+                        rom,
+                        loaded: l.estimate_for(family),
+                        weight_brams,
+                        rams,
+                        area,
+                    }
+                })
+        };
     let mut candidates = Vec::new();
-    for (file, origin) in enumerate(&base) {
+    // Each folding as it is and with tables of three inputs in the layers that can take them
+    // (more than one weight word): in the one whose tables take the fewest block RAMs, the two
+    // cheapest, and so on up to all of them. Standard cells have no block RAM: their tables
+    // would be logic.
+    let variants = enumerate(&base).into_iter().flat_map(|(file, origin)| {
+        let mut eligible: Vec<(u64, usize)> = if family == Family::Asic {
+            Vec::new()
+        } else {
+            file.layers
+                .iter()
+                .zip(&layers)
+                .enumerate()
+                .filter(|(_, (f, l))| (l.outputs / f.pe) * (l.inputs / f.simd) > 1)
+                .map(|(i, (f, l))| {
+                    let mut l = (*l).clone();
+                    l.pe = f.pe;
+                    l.simd = f.simd;
+                    l.table = TABLE_INPUTS;
+                    (l.weight_blocks(family).0, i)
+                })
+                .collect()
+        };
+        eligible.sort();
+        let n = layers.len();
+        let with_tables: Vec<_> = (1..=eligible.len())
+            .map(|m| {
+                let mut table = vec![0; n];
+                for &(_, i) in &eligible[..m] {
+                    table[i] = TABLE_INPUTS;
+                }
+                (file.clone(), origin, table)
+            })
+            .collect();
+        std::iter::once((file, origin, vec![0; n])).chain(with_tables)
+    });
+    for (file, origin, table) in variants {
+        let tables = table.iter().any(|&k| k > 0);
         let mut a = input(file.pixels_per_beat);
         // The first layer's input buffer, as the input buffer pass chooses it.
         let (input_ram, interval) = match (base.stages.get(1), file.layers.first()) {
@@ -674,6 +725,7 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
                 let mut l1 = l1.clone();
                 l1.pe = f.pe;
                 l1.simd = f.simd;
+                l1.table = table[0];
                 match ram_chunk(&a, &l1) {
                     Ok(values) if l1.inputs * l1.planes >= MIN_RAM_BITS => {
                         a.chunk = Some(values);
@@ -690,6 +742,7 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
             let mut l = layers[i].clone();
             l.pe = file.layers[i].pe;
             l.simd = file.layers[i].simd;
+            l.table = table[i];
             l
         };
         let vram: Vec<bool> = (0..layers.len())
@@ -730,7 +783,7 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
             .layers
             .iter()
             .enumerate()
-            .map(|(i, f)| cost_of(i, f, read_registers, interval_of(i)))
+            .map(|(i, f)| cost_of(i, f, table[i], read_registers, interval_of(i)))
             .collect();
         // Weights that overflow the block RAMs go to the device's large RAMs, as the memory
         // pass would place them for this device.
@@ -738,7 +791,8 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
         let weights: Vec<(u64, Option<u64>)> =
             costs.iter().map(|c| (c.weight_brams, c.rams)).collect();
         let other = rom_total.brams - weights.iter().map(|w| w.0).sum::<u64>();
-        let load = if device.sprams > 0 {
+        // Tables are ROMs: a design with them loads nothing.
+        let load = if device.sprams > 0 && !tables {
             crate::passes::memory::fit_loaded(&weights, other, device.brams, device.sprams)
         } else {
             None
@@ -757,7 +811,7 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
                 .layers
                 .iter()
                 .enumerate()
-                .map(|(i, f)| cost_of(i, f, rr, interval_of(i)))
+                .map(|(i, f)| cost_of(i, f, table[i], rr, interval_of(i)))
                 .collect();
         }
         let cycles = costs
@@ -788,9 +842,11 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
             .layers
             .iter()
             .zip(&layers)
-            .map(|(f, l)| {
+            .zip(&table)
+            .map(|((f, l), &k)| {
                 let mut l = (*l).clone();
                 l.simd = f.simd;
+                l.table = k;
                 l.logic_levels()
             })
             .max()
@@ -799,6 +855,11 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
         let clock_mhz = device.clock_with_pes(device.clock_mhz(depth, e.luts, e.brams), max_pe);
         let fps = clock_mhz * 1e6 / cycles as f64;
         let fits = device.fits(&e, area_um2);
+        // A table variant that does not fit is never worth building (its folding without
+        // tables takes fewer block RAMs), and its few LUTs would only hide designs that do.
+        if tables && !fits {
+            continue;
+        }
         candidates.push(Candidate {
             pixels_per_beat: file.pixels_per_beat,
             load_weights,
@@ -807,6 +868,7 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
             activation_stage,
             input_ram,
             input_ram_layers,
+            table_inputs: if tables { table } else { Vec::new() },
             folds: file.layers,
             origin,
             cycles_per_frame: cycles,
@@ -911,6 +973,9 @@ pub fn candidate_json(x: &Exploration, i: usize) -> serde_json::Value {
         "brams": c.estimate.brams,
         "sprams": c.estimate.sprams,
         "load_weights": c.load_weights,
+        "table_inputs": c.table_inputs,
+        "input_ram": c.input_ram,
+        "input_ram_layers": c.input_ram_layers,
         "stage_levels": c.stage_levels,
         "read_registers": c.read_registers,
         "activation_stage": c.activation_stage,
@@ -1209,6 +1274,7 @@ mod tests {
         assert_eq!(d.clock_mhz(2, 12_765, 97), 96.9);
         assert_eq!(d.clock_mhz(2, 8_742, 76), 110.6);
         assert_eq!(d.clock_mhz(4, 46_683, 30), 49.6);
+        assert_eq!(d.clock_mhz(2, 7_571, 108), 87.2);
         // Beyond the measurements: the deepest one measured.
         assert_eq!(d.clock_mhz(8, 0, 0), 52.5);
         // Without measurements: the device's clock.

@@ -138,6 +138,11 @@ pub struct Mvtu {
     /// on in `outputs / out_chunk` chunks of the next layer's SIMD bits, lowest first, instead
     /// of in one beat (set by the input buffer pass; 0: the whole result per beat).
     pub out_chunk: usize,
+    /// Inputs per table lookup (set by the tables pass; 0: XNOR lanes). With `k > 0` the
+    /// weight memory is replaced by `ceil(simd / k)` tables, each addressed by the step and
+    /// `k` input bits and holding, per PE, the popcount of those bits' XNORs with the weights:
+    /// the XNORs and the first adder levels are read from block RAM instead of built in LUTs.
+    pub table: usize,
 }
 
 /// What an MVTU does with a neuron's popcount sum.

@@ -43,6 +43,7 @@ use crate::passes::folding::{FoldFile, FoldSpec, Folding, LayerFold};
 use crate::passes::input_buffer::InputBuffer;
 use crate::passes::memory::{Memory, Placement};
 use crate::passes::pipelining::Pipelining;
+use crate::passes::tables::Tables;
 use crate::passes::vector_ram::VectorRam;
 use crate::passes::Pass;
 
@@ -289,6 +290,7 @@ pub fn lower(model: &Model) -> Result<Design, CompileError> {
             memory: None,
             chunk_interval: 0,
             out_chunk: 0,
+            table: 0,
         }));
     }
     stages.push(Stage::Argmax(Argmax {
@@ -323,12 +325,17 @@ pub fn compile_with(
         _ => placement,
     };
     let mut d = lower(model)?;
-    let (input_ram, input_ram_layers) = match fold {
-        FoldSpec::Manual(f) => (f.input_ram, f.input_ram_layers.clone()),
-        FoldSpec::Auto { .. } => (None, None),
+    let (input_ram, input_ram_layers, table_inputs) = match fold {
+        FoldSpec::Manual(f) => (
+            f.input_ram,
+            f.input_ram_layers.clone(),
+            f.table_inputs.clone(),
+        ),
+        FoldSpec::Auto { .. } => (None, None, Vec::new()),
     };
     let mut passes: Vec<Box<dyn Pass>> = vec![
         Box::new(Folding(fold.clone())),
+        Box::new(Tables(table_inputs)),
         Box::new(InputBuffer(input_ram)),
         Box::new(VectorRam(input_ram_layers)),
         Box::new(Memory(placement.clone())),
@@ -399,6 +406,7 @@ pub fn fold_file(d: &Design) -> FoldFile {
         // Recorded wherever the folding allows a choice, so that the file rebuilds this design.
         input_ram: passes::input_buffer::choice(d),
         input_ram_layers: passes::vector_ram::choice(d),
+        table_inputs: passes::tables::listed(d),
     }
 }
 

@@ -173,6 +173,7 @@ pub fn random_folding(rng: &mut Rng, model: &Model) -> FoldFile {
         activation_stage: Some(rng.range(0, 1) == 1),
         input_ram: None,
         input_ram_layers: None,
+        table_inputs: Vec::new(),
     };
     // A dense first layer whose chunks the input can deliver buffers its input in RAM one
     // time in two (see `passes::input_buffer`).
@@ -274,6 +275,56 @@ pub fn random_vector_ram(rng: &mut Rng) -> (Model, FoldFile) {
     fold.load_weights.retain(|i| !single.contains(&(i - 1)));
     fold.input_ram_layers = Some(ram);
     (model, fold)
+}
+
+/// A small random network, dense or (one time in two) convolutional, at a random folding in
+/// which every layer with more than one weight word looks its popcounts up in tables of 2 to
+/// [`crate::passes::tables::MAX_TABLE_INPUTS`] inputs one time in two (at least one layer
+/// does), its weights in ROM and its input in registers.
+pub fn random_tables(rng: &mut Rng) -> (Model, FoldFile) {
+    loop {
+        let model = if rng.range(0, 1) == 0 {
+            random_conv_model(rng)
+        } else {
+            let pixel_bits = rng.range(2, 8) as u8;
+            let enc = random_encoding(rng, pixel_bits);
+            let pixels = rng.range(2, 40) as usize;
+            let widths: Vec<usize> = (0..rng.range(1, 3))
+                .map(|_| rng.range(2, 24) as usize)
+                .collect();
+            random_model(rng, pixels, pixel_bits, enc, &widths)
+        };
+        let mut fold = random_folding(rng, &model);
+        let words: Vec<usize> = model
+            .layers
+            .iter()
+            .filter_map(|l| match l {
+                Layer::Binary(b) => Some(b),
+                _ => None,
+            })
+            .zip(&fold.layers)
+            .map(|(b, f)| (b.outputs / f.pe) * (b.inputs / f.simd))
+            .collect();
+        fold.table_inputs = words
+            .iter()
+            .map(|&w| {
+                if w > 1 && rng.range(0, 1) == 0 {
+                    rng.range(2, crate::passes::tables::MAX_TABLE_INPUTS as u64) as usize
+                } else {
+                    0
+                }
+            })
+            .collect();
+        if fold.table_inputs.iter().all(|&k| k == 0) {
+            continue;
+        }
+        fold.load_weights.clear();
+        if fold.input_ram.is_some() {
+            fold.input_ram = Some(false);
+        }
+        fold.input_ram_layers = Some(Vec::new());
+        return (model, fold);
+    }
 }
 
 /// Pixels per beat of [`random_wide_input`]: pixel bytes up to 64 (a 512-bit beat), and packed

@@ -78,6 +78,13 @@ fn designs() -> Vec<(String, compiler::ir::Design)> {
         )
         .unwrap(),
     ));
+    // Layers that read tables, dense and convolutional.
+    let mut rng = Rng(0x7AB);
+    for i in 0..4 {
+        let (model, fold) = compiler::random::random_tables(&mut rng);
+        let d = compiler::compile(&model, &FoldSpec::Manual(fold)).unwrap();
+        out.push((format!("tables-{i}"), d));
+    }
     out
 }
 
@@ -175,6 +182,7 @@ fn impossible_foldings_name_the_layer() {
             activation_stage: None,
             input_ram: None,
             input_ram_layers: None,
+            table_inputs: Vec::new(),
         };
         let e = compiler::compile(&model, &FoldSpec::Manual(file))
             .expect_err("refused")

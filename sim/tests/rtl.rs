@@ -240,6 +240,18 @@ fn vector_ram_matches_icarus_under_bubbles_and_stalls() {
     check_cases(Rtl::Icarus, 4, 0x7ED, &compiler::random::random_vector_ram);
 }
 
+/// Layers that read their popcounts from tables of 2 to 4 inputs (dense and convolutional,
+/// every SIMD, so that the last group of a chunk is often shorter).
+#[test]
+fn table_layers_match_verilator_under_bubbles_and_stalls() {
+    check_cases(Rtl::Verilator, 4, 0x7AB1, &compiler::random::random_tables);
+}
+
+#[test]
+fn table_layers_match_icarus_under_bubbles_and_stalls() {
+    check_cases(Rtl::Icarus, 4, 0x7AB2, &compiler::random::random_tables);
+}
+
 #[test]
 fn conv_sim_matches_verilator_under_bubbles_and_stalls() {
     check_models(

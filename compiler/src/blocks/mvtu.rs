@@ -82,7 +82,7 @@ use crate::ir::{bits_for, Mvtu, MvtuActivation};
 mod datapath;
 mod tree;
 use datapath::Datapath;
-use tree::{adder_levels, level_maxes, zext, Node};
+use tree::{adder_bits, adder_levels, level_maxes, zext, Node};
 pub use tree::{adder_tree_bits, ternary_first, tree_levels, TERNARY_MAX_STAGE_LEVELS};
 
 /// A one-bit expression zero-extended to `w` bits.
@@ -118,7 +118,65 @@ impl Mvtu {
     /// in logic) and the large RAM blocks they would take loaded (`None`: the family has none).
     pub fn weight_blocks(&self, family: Family) -> (u64, Option<u64>) {
         let (d, w) = self.weight_shape();
-        (family.costs().rom(d, w).brams, family.ram_blocks(d, w))
+        let c = family.costs();
+        let brams = if self.table > 0 {
+            self.table_shapes()
+                .iter()
+                .map(|&(d, w)| c.rom(d, w).brams)
+                .sum()
+        } else {
+            c.rom(d, w).brams
+        };
+        (brams, family.ram_blocks(d, w))
+    }
+
+    /// Inputs of each table lookup of a table layer, lowest first: groups of `table` bits of
+    /// the step's chunk, the last one shorter where `table` does not divide SIMD.
+    pub fn table_groups(&self) -> Vec<usize> {
+        if self.table == 0 {
+            return Vec::new();
+        }
+        (0..self.simd)
+            .step_by(self.table)
+            .map(|j| self.table.min(self.simd - j))
+            .collect()
+    }
+
+    /// `(depth, width)` of each table ROM: `2^k` entries per step (the step's word index
+    /// above the group's `k` input bits), a `bits(k)`-bit count per PE.
+    fn table_shapes(&self) -> Vec<(u64, u64)> {
+        let entries = (self.neuron_folds() * self.synapse_folds()) as u64;
+        self.table_groups()
+            .iter()
+            .map(|&k| (entries << k, self.pe as u64 * u64::from(bits_for(k as u64))))
+            .collect()
+    }
+
+    /// Largest values of the popcount tree's leaves: the XNOR bits, or a table layer's counts.
+    fn leaf_maxes(&self) -> Vec<u64> {
+        if self.table > 0 {
+            self.table_groups().iter().map(|&k| k as u64).collect()
+        } else {
+            vec![1; self.simd]
+        }
+    }
+
+    /// Adder levels of the popcount tree.
+    fn levels(&self) -> usize {
+        if self.table > 0 {
+            tree_levels(self.table_groups().len(), false)
+        } else {
+            tree_levels(self.simd, self.ternary_tree())
+        }
+    }
+
+    /// Bits of one step's read: the weight word, or every table's counts.
+    fn read_width(&self) -> u64 {
+        if self.table > 0 {
+            self.table_shapes().iter().map(|&(_, w)| w).sum()
+        } else {
+            (self.pe * self.simd) as u64
+        }
     }
 
     /// `(depth, width)` of the ROMs exactly as emitted: weights (unless loaded into RAM), then
@@ -142,9 +200,7 @@ impl Mvtu {
                 roms.push(group_rom(m.threshold_width, &|i| {
                     u64::from(m.thresholds[i])
                 }));
-                if !self.is_loaded() {
-                    roms.push(self.weight_shape());
-                }
+                roms.extend(self.weight_roms());
                 roms.push(group_rom(1, &|i| u64::from(invert[i])));
             }
             MvtuActivation::Scores { bias, scale } => {
@@ -152,12 +208,21 @@ impl Mvtu {
                 if self.scale_width() > 0 {
                     roms.push(group_rom(self.scale_width(), &|i| u64::from(scale[i])));
                 }
-                if !self.is_loaded() {
-                    roms.push(self.weight_shape());
-                }
+                roms.extend(self.weight_roms());
             }
         }
         roms
+    }
+
+    /// `(depth, width)` of the weight ROM, or of a table layer's tables; none if loaded.
+    fn weight_roms(&self) -> Vec<(u64, u64)> {
+        if self.is_loaded() {
+            Vec::new()
+        } else if self.table > 0 {
+            self.table_shapes()
+        } else {
+            vec![self.weight_shape()]
+        }
     }
 
     /// Bit lanes of a per-group ROM (`width` bits of `value(neuron)` per PE, word `nf`
@@ -198,14 +263,12 @@ impl Mvtu {
 
     /// Whether the popcount trees start with a ternary level (see [`ternary_first`]).
     pub fn ternary_tree(&self) -> bool {
-        ternary_first(self.stage_levels.max(1))
+        self.table == 0 && ternary_first(self.stage_levels.max(1))
     }
 
     /// Registers of the popcount trees: `max(1, ceil(levels / stage_levels))`.
     pub fn tree_stages(&self) -> usize {
-        tree_levels(self.simd, self.ternary_tree())
-            .div_ceil(self.stage_levels.max(1))
-            .max(1)
+        self.levels().div_ceil(self.stage_levels.max(1)).max(1)
     }
 
     /// Registers between stage A and the output (`D`): the weight read, the trees', the
@@ -244,14 +307,12 @@ impl Mvtu {
     /// Logic levels of the deepest popcount stage (the XNOR counted with the first adder
     /// level), the figure the DSE's clock model is keyed on.
     pub fn logic_levels(&self) -> usize {
-        tree_levels(self.simd, self.ternary_tree())
-            .min(self.stage_levels.max(1))
-            .max(1)
+        self.levels().min(self.stage_levels.max(1)).max(1)
     }
 
     /// Bits per lane of each tree register, the popcount's last.
     fn stage_widths(&self) -> Vec<usize> {
-        let mut maxes = vec![1; self.simd];
+        let mut maxes = self.leaf_maxes();
         let l = self.stage_levels.max(1);
         (0..self.tree_stages())
             .map(|k| {
@@ -289,6 +350,57 @@ impl Mvtu {
 }
 
 impl Mvtu {
+    /// The tables of a table layer: table `g`, addressed by the weight address and bits
+    /// `g*k..` of the step's chunk, holds for PE `p` (bits `p*bits(k)..`) the popcount of those
+    /// input bits' XNORs with the weights of neuron `nf*PE+p` on inputs `sf*SIMD + g*k..`.
+    fn emit_tables(&self, b: &mut String, waw: u32) {
+        let n = self.name();
+        let (pe, simd) = (self.pe, self.simd);
+        let entries = self.neuron_folds() * self.synapse_folds();
+        b.push_str(
+            "// Tables: word (nf*SF+sf, x), count p = popcount(~(x ^ weights of neuron nf*PE+p on the\n\
+             // group's inputs of chunk sf)).\n",
+        );
+        let mut first = 0;
+        for (g, &k) in self.table_groups().iter().enumerate() {
+            let bw = bits_for(k as u64) as usize;
+            let chunk = if k == 1 {
+                format!("{n}_x[{first}]")
+            } else {
+                format!("{n}_x[{}:{first}]", first + k - 1)
+            };
+            let addr = if entries > 1 {
+                format!("{{{n}_waddr, {chunk}}}")
+            } else {
+                chunk
+            };
+            let mask = (1usize << k) - 1;
+            Rom::new(
+                format!("{n}_tab{g}"),
+                pe * bw,
+                addr,
+                waw * u32::from(entries > 1) + k as u32,
+                entries << k,
+            )
+            .emit(b, |a| {
+                let (step, x) = (a >> k, a & mask);
+                let word = self.rom_word(step);
+                let mut out = vec![0u64; words_for(pe * bw)];
+                for p in 0..pe {
+                    let w = get_bits(word, p * simd + first, k) as usize;
+                    let count = (!(x ^ w) & mask).count_ones() as u64;
+                    for i in 0..bw {
+                        if (count >> i) & 1 == 1 {
+                            set_bit(&mut out, p * bw + i, true);
+                        }
+                    }
+                }
+                format!("{}'h{}", pe * bw, hex(&out, pe * bw))
+            });
+            first += k;
+        }
+    }
+
     /// The weight memory of a loaded layer: a RAM that `load_*` fills once after `load_rst`
     /// (`load_parts` 16-bit words per RAM word, lowest first), then read like the ROM. One
     /// address serves both, so Yosys maps it onto single-port SPRAM.
@@ -449,7 +561,10 @@ impl Block for Mvtu {
         let c = family.costs();
         let m = self.mem();
         let (pe, simd) = (self.pe as u64, self.simd as u64);
-        let tree_bits = pe * adder_tree_bits(simd, self.ternary_tree());
+        // A table layer's XNORs and first levels are in its tables: only the adders after
+        // them count, as plain adders.
+        let tree_bits = pe * adder_bits(&self.leaf_maxes(), self.ternary_tree());
+        let table = self.table > 0;
         let sf = self.synapse_folds() as u64;
         let accumulate = sf * self.planes as u64 > 1;
         let act_width = self.act_width();
@@ -460,13 +575,13 @@ impl Block for Mvtu {
             .sum();
         Features {
             rom_bits,
-            popcount: if self.weight_shape().0 > 2 || self.is_loaded() {
+            popcount: if !table && (self.weight_shape().0 > 2 || self.is_loaded()) {
                 tree_bits as f64
             } else {
                 0.0
             },
             adder: tree_bits as f64,
-            ram_popcount: if self.is_loaded() || self.weight_blocks(family).0 > 0 {
+            ram_popcount: if !table && (self.is_loaded() || self.weight_blocks(family).0 > 0) {
                 tree_bits as f64
             } else {
                 0.0
@@ -556,7 +671,10 @@ impl Block for Mvtu {
             // result, output register and queue, counters and the tags along the pipeline.
             ffs: buffer_ffs
                 + self.read_registers.max(1) as u64
-                    * if nf * sf == 1 && !self.is_loaded() {
+                    * if self.table > 0 {
+                        // The tables' counts; the chunk went into their addresses.
+                        self.read_width()
+                    } else if nf * sf == 1 && !self.is_loaded() {
                         // Constant weights need no register.
                         self.simd as u64
                     } else {
@@ -585,7 +703,12 @@ impl Block for Mvtu {
                 } else {
                     0
                 },
-            memory_bits: self.outputs as u64 * self.inputs as u64 + const_bits + buffer_bits,
+            memory_bits: if self.table > 0 {
+                self.table_shapes().iter().map(|&(d, w)| d * w).sum()
+            } else {
+                self.outputs as u64 * self.inputs as u64
+            } + const_bits
+                + buffer_bits,
             brams,
             sprams: if self.is_loaded() {
                 let (d, w) = self.weight_shape();
@@ -764,8 +887,11 @@ impl Block for Mvtu {
         b.push('\n');
         // Memories.
         let lanes = pe * simd;
+        let table = self.table > 0;
         if self.is_loaded() {
             self.emit_weight_ram(&mut b);
+        } else if table {
+            // Emitted after the input chunk they are addressed by.
         } else {
             b.push_str("// Weight ROM: word nf*SF+sf, bit p*SIMD+j = weight of neuron nf*PE+p on input sf*SIMD+j.\n");
             Rom::new(format!("{n}_w"), lanes, format!("{n}_waddr"), waw, entries)
@@ -910,7 +1036,15 @@ impl Block for Mvtu {
                 "first" | "plane" => ("b", tree_last),
                 _ => ("c", depth),
             };
-            b.push_str(&format!("{decl}{n}_{side}{tag} = {n}_t{k}{range};\n"));
+            let wire = format!("{decl}{n}_{side}{tag} = {n}_t{k}{range};\n");
+            if *tag == "nf" && early_c {
+                // Constants read early are addressed two stages ahead, not by stage C's group.
+                b.push_str(&format!(
+                    "/* verilator lint_off UNUSED */\n{wire}/* verilator lint_on UNUSED */\n"
+                ));
+            } else {
+                b.push_str(&wire);
+            }
             off += w;
         }
         if early_c {
@@ -937,30 +1071,54 @@ impl Block for Mvtu {
         // XNOR becomes a wire or an inverter inside the tree.
         let constant = entries == 1 && !self.is_loaded();
         let rr = self.read_registers.max(1);
-        b.push_str(&format!(
-            "{} [{}:0] {n}_wr{};\n{} [{}:0] {n}_xr;\n",
-            if constant { "wire" } else { "reg " },
-            lanes - 1,
-            if constant {
-                format!(" = {n}_w")
+        let groups = self.table_groups();
+        if table {
+            // Each table's counts are registered on their own (the block RAM's read register),
+            // then, with two read registers, all of them in the fabric.
+            let reg = if rr == 2 { "tq" } else { "tr" };
+            let mut parts = Vec::new();
+            for (g, &k) in groups.iter().enumerate() {
+                let w = pe * bits_for(k as u64) as usize;
+                b.push_str(&format!("reg  [{}:0] {n}_{reg}{g};\n", w - 1));
+                parts.push(format!("{n}_{reg}{g}"));
+            }
+            parts.reverse();
+            let rw = self.read_width();
+            if rr == 2 {
+                b.push_str(&format!("reg  [{}:0] {n}_wr;\n", rw - 1));
             } else {
-                String::new()
-            },
-            // With an input RAM and one read register, the RAM's read register is the chunk's.
-            if ram && rr == 1 { "wire" } else { "reg " },
-            simd - 1
-        ));
-        // A second register after the read: the first becomes the block RAM's own read
-        // register, the second starts the tree off a fabric flip-flop.
-        if rr == 2 && !constant {
-            b.push_str(&format!("reg  [{}:0] {n}_wq;\n", lanes - 1));
-        }
-        if rr == 2 || ram {
-            // The input RAM's read register holds the word of every plane.
+                b.push_str(&format!(
+                    "wire [{}:0] {n}_wr = {{{}}};\n",
+                    rw - 1,
+                    parts.join(", ")
+                ));
+            }
+        } else {
             b.push_str(&format!(
-                "reg  [{}:0] {n}_xq;\n",
-                if ram { p_n * simd } else { simd } - 1
+                "{} [{}:0] {n}_wr{};\n{} [{}:0] {n}_xr;\n",
+                if constant { "wire" } else { "reg " },
+                lanes - 1,
+                if constant {
+                    format!(" = {n}_w")
+                } else {
+                    String::new()
+                },
+                // With an input RAM and one read register, the RAM's read register is the chunk's.
+                if ram && rr == 1 { "wire" } else { "reg " },
+                simd - 1
             ));
+            // A second register after the read: the first becomes the block RAM's own read
+            // register, the second starts the tree off a fabric flip-flop.
+            if rr == 2 && !constant {
+                b.push_str(&format!("reg  [{}:0] {n}_wq;\n", lanes - 1));
+            }
+            if rr == 2 || ram {
+                // The input RAM's read register holds the word of every plane.
+                b.push_str(&format!(
+                    "reg  [{}:0] {n}_xq;\n",
+                    if ram { p_n * simd } else { simd } - 1
+                ));
+            }
         }
         // With two read registers the input RAM is read a cycle early (at the address stage A
         // is about to take), so that its slow output goes straight into a fabric register and
@@ -1051,16 +1209,33 @@ impl Block for Mvtu {
             };
             b.push_str(&format!("\nwire [{}:0] {n}_x = {x};\n", simd - 1));
         }
+        if table {
+            self.emit_tables(&mut b, waw);
+        }
         b.push_str(&format!("wire [{}:0] {n}_sum;\n", pe * aw as usize - 1));
         b.push_str(&format!("wire [{}:0] {n}_group;\n", pe * ew - 1));
         b.push_str(&format!("genvar {n}_g;\ngenerate\n    for ({n}_g = 0; {n}_g < {pe}; {n}_g = {n}_g + 1) begin : {n}_lane\n"));
         let mut lane = String::new();
-        lane.push_str(&format!(
-            "wire [{}:0] xn = ~({n}_xr ^ {n}_wr[{n}_g*{simd} +: {simd}]);\n",
-            simd - 1
-        ));
+        let mut nodes: Vec<Node> = if table {
+            // The lane's count from each table: its PE's bits of the table's word.
+            let mut off = 0;
+            groups
+                .iter()
+                .map(|&k| {
+                    let bw = bits_for(k as u64) as usize;
+                    let node = (format!("{n}_wr[{off} + {n}_g*{bw} +: {bw}]"), k as u64);
+                    off += pe * bw;
+                    node
+                })
+                .collect()
+        } else {
+            lane.push_str(&format!(
+                "wire [{}:0] xn = ~({n}_xr ^ {n}_wr[{n}_g*{simd} +: {simd}]);\n",
+                simd - 1
+            ));
+            (0..simd).map(|i| (format!("xn[{i}]"), 1)).collect()
+        };
         lane.push_str("// Popcount adder tree, registered every few levels.\n");
-        let mut nodes: Vec<Node> = (0..simd).map(|i| (format!("xn[{i}]"), 1)).collect();
         let l = self.stage_levels.max(1);
         for (j, w) in widths.iter().enumerate() {
             let k = j + rr + 1;
@@ -1204,16 +1379,32 @@ impl Block for Mvtu {
         } else {
             format!("{x_in} <= {n}_x;\n")
         };
-        let mut dp = format!(
-            "{}{x_read}{n}_t1 <= {{{}}};\n",
-            if constant {
-                String::new()
-            } else {
-                format!("{w_in} <= {n}_w;\n")
-            },
-            a_tags.join(", ")
-        );
-        if rr == 2 {
+        let mut dp = if table {
+            let reg = if rr == 2 { "tq" } else { "tr" };
+            let mut dp: String = (0..groups.len())
+                .map(|g| format!("{n}_{reg}{g} <= {n}_tab{g};\n"))
+                .collect();
+            if rr == 2 {
+                let parts: Vec<String> = (0..groups.len())
+                    .rev()
+                    .map(|g| format!("{n}_tq{g}"))
+                    .collect();
+                dp.push_str(&format!("{n}_wr <= {{{}}};\n", parts.join(", ")));
+            }
+            dp.push_str(&format!("{n}_t1 <= {{{}}};\n", a_tags.join(", ")));
+            dp
+        } else {
+            format!(
+                "{}{x_read}{n}_t1 <= {{{}}};\n",
+                if constant {
+                    String::new()
+                } else {
+                    format!("{w_in} <= {n}_w;\n")
+                },
+                a_tags.join(", ")
+            )
+        };
+        if rr == 2 && !table {
             if !constant {
                 dp.push_str(&format!("{n}_wr <= {n}_wq;\n"));
             }

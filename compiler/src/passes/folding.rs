@@ -72,6 +72,10 @@ pub struct FoldFile {
     /// the input buffer pass picks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input_ram_layers: Option<Vec<usize>>,
+    /// Inputs per table lookup of each layer, input first (0: XNOR lanes; 2 to
+    /// [`super::tables::MAX_TABLE_INPUTS`]: see [`super::tables`]); absent or empty: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub table_inputs: Vec<usize>,
 }
 
 fn one() -> usize {
@@ -96,6 +100,7 @@ impl From<Vec<LayerFold>> for FoldFile {
             activation_stage: None,
             input_ram: None,
             input_ram_layers: None,
+            table_inputs: Vec::new(),
         }
     }
 }

@@ -22,6 +22,11 @@ use crate::CompileError;
 /// The smallest frame (bits, all planes) that the pass buffers in RAM by itself.
 pub const MIN_RAM_BITS: usize = 1024;
 
+/// Why a layer that reads tables keeps its input in registers.
+pub const TABLES_NEED_REGISTERS: &str =
+    "it reads tables, which its input chunk addresses as a step is issued, before a RAM read \
+     of the chunk would return";
+
 /// The input buffer pass: `None` chooses, `Some(true)` asks for RAM, `Some(false)` for
 /// registers.
 pub struct InputBuffer(pub Option<bool>);
@@ -33,6 +38,9 @@ pub fn ram_chunk(adapter: &InputAdapter, l1: &Mvtu) -> Result<usize, String> {
     let sf = l1.synapse_folds();
     if adapter.stream.is_some() || l1.is_conv() {
         return Err("the first layer reads a pixel stream (a convolution or pool)".into());
+    }
+    if l1.table > 0 {
+        return Err(TABLES_NEED_REGISTERS.replace("it ", "layer 1 "));
     }
     if sf < 2 {
         return Err(format!(

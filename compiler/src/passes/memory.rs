@@ -134,6 +134,11 @@ impl Memory {
                             "layer {i} does not exist (the model has {layers} layers)"
                         )));
                     };
+                    if l.table > 0 {
+                        return Err(CompileError::Folding(format!(
+                            "load_weights: layer {i} reads tables, which are ROMs"
+                        )));
+                    }
                     load(l);
                 }
                 Ok(())
@@ -143,8 +148,14 @@ impl Memory {
                 brams,
                 rams,
             } => {
-                let weights: Vec<(u64, Option<u64>)> =
-                    design.mvtus().map(|l| l.weight_blocks(family)).collect();
+                // Tables are ROMs: their layers cannot move.
+                let weights: Vec<(u64, Option<u64>)> = design
+                    .mvtus()
+                    .map(|l| {
+                        let (brams, rams) = l.weight_blocks(family);
+                        (brams, rams.filter(|_| l.table == 0))
+                    })
+                    .collect();
                 let other =
                     design.estimate_for(family).brams - weights.iter().map(|w| w.0).sum::<u64>();
                 // Left as it is if it cannot be made to fit: the build then reports the

@@ -17,6 +17,7 @@ pub mod folding;
 pub mod input_buffer;
 pub mod memory;
 pub mod pipelining;
+pub mod tables;
 pub mod vector_ram;
 
 use crate::ir::Design;

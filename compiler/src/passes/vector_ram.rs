@@ -52,6 +52,9 @@ pub fn vector_ram(producer: &Mvtu, consumer: &Mvtu) -> Result<(), String> {
     if producer.is_conv() || consumer.is_conv() {
         return Err("a convolution hands on or takes one pixel at a time".into());
     }
+    if consumer.table > 0 {
+        return Err(super::input_buffer::TABLES_NEED_REGISTERS.into());
+    }
     if consumer.synapse_folds() < 2 {
         return Err(format!(
             "it reads its whole input in one step (SIMD {} = its {} inputs)",

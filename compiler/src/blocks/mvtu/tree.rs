@@ -160,7 +160,12 @@ pub fn level_maxes(maxes: &[u64], first: usize, count: usize, ternary: bool) -> 
 
 /// Bits of every adder output in the popcount tree of `simd` inputs as the MVTU emits it.
 pub fn adder_tree_bits(simd: u64, ternary: bool) -> u64 {
-    let nodes = vec![(String::new(), 1); simd as usize];
+    adder_bits(&vec![1; simd as usize], ternary)
+}
+
+/// Bits of every adder output in the tree that sums leaves of largest values `maxes`.
+pub fn adder_bits(maxes: &[u64], ternary: bool) -> u64 {
+    let nodes = maxes.iter().map(|&m| (String::new(), m)).collect();
     levels(Sink::Count, nodes, 0, usize::MAX, ternary).1
 }
 
