@@ -163,6 +163,9 @@ pub struct SizeClockPoint {
     /// Block RAMs from which the point applies.
     #[serde(default)]
     pub min_brams: u64,
+    /// Block RAMs holding tables ([`crate::passes::tables`]) from which the point applies.
+    #[serde(default)]
+    pub min_table_brams: u64,
     /// Clock reached (nextpnr Fmax), MHz.
     pub mhz: f64,
 }
@@ -186,10 +189,10 @@ impl Device {
     }
 
     /// The clock a design whose slowest popcount stage has `stage_levels` logic levels, with
-    /// `luts` estimated LUTs and `brams` block RAMs, is expected to reach: the slowest of the
-    /// measured clock for its depth ([`Device::clock`]) and of those for its size
-    /// ([`Device::size_clock`]).
-    pub fn clock_mhz(&self, stage_levels: usize, luts: u64, brams: u64) -> f64 {
+    /// `luts` estimated LUTs and `brams` block RAMs (`table_brams` of them tables), is expected
+    /// to reach: the slowest of the measured clock for its depth ([`Device::clock`]) and of
+    /// those for its size ([`Device::size_clock`]).
+    pub fn clock_mhz(&self, stage_levels: usize, luts: u64, brams: u64, table_brams: u64) -> f64 {
         let by_depth = self
             .clock
             .iter()
@@ -199,7 +202,9 @@ impl Device {
         let by_size = self
             .size_clock
             .iter()
-            .filter(|p| luts >= p.min_luts && brams >= p.min_brams)
+            .filter(|p| {
+                luts >= p.min_luts && brams >= p.min_brams && table_brams >= p.min_table_brams
+            })
             .map(|p| p.mhz)
             .fold(f64::INFINITY, f64::min);
         by_depth.min(by_size)
@@ -290,6 +295,8 @@ pub struct Candidate {
     pub input_ram_layers: Option<Vec<usize>>,
     /// Inputs per table lookup of each layer (see [`crate::passes::tables`]); empty: none.
     pub table_inputs: Vec<usize>,
+    /// Block RAMs of its tables (part of the estimate's).
+    pub table_brams: u64,
     /// How it was derived (balanced wins if both apply).
     pub origin: Origin,
     /// Steady-state cycles between frames (the slowest stage's cycles).
@@ -449,8 +456,12 @@ impl Exploration {
         }
         let max_pe = c.folds.iter().map(|f| f.pe).max().unwrap_or(1);
         c.clock_mhz = self.device.clock_with_pes(
-            self.device
-                .clock_mhz(c.logic_levels, c.estimate.luts, c.estimate.brams),
+            self.device.clock_mhz(
+                c.logic_levels,
+                c.estimate.luts,
+                c.estimate.brams,
+                c.table_brams,
+            ),
             max_pe,
         );
         c.frames_per_second = c.clock_mhz * 1e6 / c.cycles_per_frame as f64;
@@ -852,7 +863,16 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
             .max()
             .unwrap_or(0);
         let max_pe = file.layers.iter().map(|f| f.pe).max().unwrap_or(1);
-        let clock_mhz = device.clock_with_pes(device.clock_mhz(depth, e.luts, e.brams), max_pe);
+        let table_brams = costs
+            .iter()
+            .zip(&table)
+            .filter(|(_, &k)| k > 0)
+            .map(|(c, _)| c.weight_brams)
+            .sum();
+        let clock_mhz = device.clock_with_pes(
+            device.clock_mhz(depth, e.luts, e.brams, table_brams),
+            max_pe,
+        );
         let fps = clock_mhz * 1e6 / cycles as f64;
         let fits = device.fits(&e, area_um2);
         // A table variant that does not fit is never worth building (its folding without
@@ -869,6 +889,7 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
             input_ram,
             input_ram_layers,
             table_inputs: if tables { table } else { Vec::new() },
+            table_brams,
             folds: file.layers,
             origin,
             cycles_per_frame: cycles,
@@ -1260,25 +1281,28 @@ mod tests {
     #[test]
     fn deeper_popcount_trees_get_the_slower_measured_clock() {
         let d = device("ecp5-85k").unwrap();
-        assert_eq!(d.clock_mhz(0, 0, 0), 126.0);
-        assert_eq!(d.clock_mhz(2, 0, 0), 126.0);
-        assert_eq!(d.clock_mhz(3, 0, 0), 75.0);
-        assert_eq!(d.clock_mhz(4, 0, 0), 75.0);
-        assert_eq!(d.clock_mhz(5, 0, 0), 68.4);
-        assert_eq!(d.clock_mhz(6, 0, 0), 52.5);
+        assert_eq!(d.clock_mhz(0, 0, 0, 0), 126.0);
+        assert_eq!(d.clock_mhz(2, 0, 0, 0), 126.0);
+        assert_eq!(d.clock_mhz(3, 0, 0, 0), 75.0);
+        assert_eq!(d.clock_mhz(4, 0, 0, 0), 75.0);
+        assert_eq!(d.clock_mhz(5, 0, 0, 0), 68.4);
+        assert_eq!(d.clock_mhz(6, 0, 0, 0), 52.5);
         // Many block RAMs, or many LUTs: the measured large designs' clocks.
-        assert_eq!(d.clock_mhz(2, 15_000, 36), 126.0);
-        assert_eq!(d.clock_mhz(2, 15_000, 97), 96.9);
-        assert_eq!(d.clock_mhz(2, 17_569, 34), 110.6);
-        assert_eq!(d.clock_mhz(2, 19_591, 40), 96.9);
-        assert_eq!(d.clock_mhz(2, 12_765, 97), 96.9);
-        assert_eq!(d.clock_mhz(2, 8_742, 76), 110.6);
-        assert_eq!(d.clock_mhz(4, 46_683, 30), 49.6);
-        assert_eq!(d.clock_mhz(2, 7_571, 108), 87.2);
+        assert_eq!(d.clock_mhz(2, 15_000, 36, 0), 126.0);
+        assert_eq!(d.clock_mhz(2, 15_000, 97, 0), 96.9);
+        assert_eq!(d.clock_mhz(2, 17_569, 34, 0), 110.6);
+        assert_eq!(d.clock_mhz(2, 19_591, 40, 0), 96.9);
+        assert_eq!(d.clock_mhz(2, 12_765, 97, 0), 96.9);
+        assert_eq!(d.clock_mhz(2, 8_742, 76, 0), 110.6);
+        assert_eq!(d.clock_mhz(4, 46_683, 30, 0), 49.6);
+        assert_eq!(d.clock_mhz(2, 7_571, 108, 0), 87.2);
+        // Tables in many block RAMs: the measured table designs' clock, whatever the total.
+        assert_eq!(d.clock_mhz(2, 7_825, 96, 67), 87.2);
+        assert_eq!(d.clock_mhz(2, 7_825, 96, 1), 110.6);
         // Beyond the measurements: the deepest one measured.
-        assert_eq!(d.clock_mhz(8, 0, 0), 52.5);
+        assert_eq!(d.clock_mhz(8, 0, 0, 0), 52.5);
         // Without measurements: the device's clock.
-        assert_eq!(device("up5k").unwrap().clock_mhz(9, 0, 0), 45.0);
+        assert_eq!(device("up5k").unwrap().clock_mhz(9, 0, 0, 0), 45.0);
     }
 
     #[test]
@@ -1315,11 +1339,13 @@ mod tests {
             SizeClockPoint {
                 min_luts: 0,
                 min_brams: 40,
+                min_table_brams: 0,
                 mhz: 60.0,
             },
             SizeClockPoint {
                 min_luts: 30_000,
                 min_brams: 0,
+                min_table_brams: 0,
                 mhz: 50.0,
             },
         ];
@@ -1327,14 +1353,14 @@ mod tests {
             stage_levels: 9,
             mhz: 70.0,
         }];
-        assert_eq!(d.clock_mhz(4, 29_999, 39), 70.0);
-        assert_eq!(d.clock_mhz(4, 29_999, 40), 60.0);
-        assert_eq!(d.clock_mhz(4, 30_000, 0), 50.0);
+        assert_eq!(d.clock_mhz(4, 29_999, 39, 0), 70.0);
+        assert_eq!(d.clock_mhz(4, 29_999, 40, 0), 60.0);
+        assert_eq!(d.clock_mhz(4, 30_000, 0, 0), 50.0);
         // Both apply: the slower.
-        assert_eq!(d.clock_mhz(4, 80_000, 100), 50.0);
+        assert_eq!(d.clock_mhz(4, 80_000, 100, 0), 50.0);
         // A deep tree slower than its size allows keeps its own clock.
         d.clock[0].mhz = 45.0;
-        assert_eq!(d.clock_mhz(4, 30_000, 40), 45.0);
+        assert_eq!(d.clock_mhz(4, 30_000, 40, 0), 45.0);
     }
 
     #[test]
@@ -1348,7 +1374,8 @@ mod tests {
             assert!(
                 dev.size_clock
                     .iter()
-                    .all(|p| p.mhz > 0.0 && (p.min_luts > 0 || p.min_brams > 0)),
+                    .all(|p| p.mhz > 0.0
+                        && (p.min_luts > 0 || p.min_brams > 0 || p.min_table_brams > 0)),
                 "{}: a size_clock point names a size",
                 dev.name
             );
@@ -1361,7 +1388,7 @@ mod tests {
             let d = device(&format!("asic-{tech}")).unwrap();
             assert!(d.is_asic() && d.tech.as_deref() == Some(tech));
             assert_eq!(d.area_model().unwrap().tech, tech);
-            let typical = d.clock_mhz(3, 0, 0);
+            let typical = d.clock_mhz(3, 0, 0, 0);
             assert_eq!(d.clock_with_pes(typical, 1), typical);
             // Many PEs: the PE limit; more PEs, never faster.
             let c64 = d.clock_with_pes(typical, 64);
