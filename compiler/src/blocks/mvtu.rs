@@ -34,6 +34,11 @@
 //! cycle. `D = read_registers + tree stages (+ 1 with an activation stage)` registers lie
 //! between A and the output.
 //!
+//! A table layer (`table > 0`, see [`crate::passes::tables`]) reads, in place of the weight
+//! word, one ROM per group of `table` chunk bits, addressed by the weight address and those
+//! bits, and registers their counts (not the chunk: it is in the addresses); its trees start
+//! from the counts, so they have no XNORs and no ternary level. Everything else is the same.
+//!
 //! Cycles: `S = NF * P * SF` steps per frame. Stage A takes a new frame (`in_ready`) when idle,
 //! or in the cycle of its last step if it can issue that step, so frames follow each other
 //! without a gap. Latency: the input handshake, `S` steps, `D` registers, then stage B writes
