@@ -90,14 +90,22 @@ pub struct Device {
     /// PE's logic through one unbuffered net; `None`: no such limit).
     #[serde(default)]
     pub pe_clock_mhz: Option<f64>,
-    /// Estimated LUTs of the largest design measured to place and route on this device: a
-    /// larger one counts as not fitting, however many LUTs the device has (`None`: the
-    /// device's LUTs). Routing, not the LUT count, is what stops large designs first.
+    /// Designs measured to place and route on this device: a design fits only where it is no
+    /// larger, in estimated LUTs and in block RAMs, than one of them, however many the device
+    /// has (empty: the device's own resources decide). Routing, not the LUT count, is what
+    /// stops large designs first, and how far depends on both.
     #[serde(default)]
-    pub routed_luts: Option<u64>,
-    /// Block RAMs of the largest design measured to route (`None`: the device's block RAMs).
-    #[serde(default)]
-    pub routed_brams: Option<u64>,
+    pub routed: Vec<Routed>,
+}
+
+/// The size of a design measured to place and route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Routed {
+    /// Estimated LUTs.
+    pub luts: u64,
+    /// Block RAMs.
+    pub brams: u64,
 }
 
 /// The device files, embedded (`compiler/devices/*.toml`).
@@ -212,9 +220,8 @@ impl Device {
 
     /// Whether a design of estimate `e` (and cell area, on a standard-cell device) fits: on an
     /// FPGA logic cells (LUTs plus the flip-flops that need a cell of their own), flip-flops
-    /// and RAM blocks, and LUTs and block RAMs within the largest design measured to route
-    /// ([`Device::routed_luts`], [`Device::routed_brams`]); on standard cells the area limit,
-    /// if any.
+    /// and RAM blocks, and LUTs and block RAMs within those of a design measured to route
+    /// ([`Device::routed`]); on standard cells the area limit, if any.
     pub fn fits(&self, e: &Estimate, area_um2: Option<f64>) -> bool {
         match area_um2 {
             Some(area) => self.max_area_um2.is_none_or(|max| area <= max),
@@ -223,25 +230,26 @@ impl Device {
                     && e.ffs <= self.ffs
                     && e.brams <= self.brams
                     && e.sprams <= self.sprams
-                    && self.routed_luts.is_none_or(|m| e.luts <= m)
-                    && self.routed_brams.is_none_or(|m| e.brams <= m)
+                    && (self.routed.is_empty()
+                        || self
+                            .routed
+                            .iter()
+                            .any(|r| e.luts <= r.luts && e.brams <= r.brams))
             }
         }
     }
 
     /// What "fits" means on this device, for reports: the routing limits where it has them.
     pub fn routing_limits(&self) -> Option<String> {
-        let parts: Vec<String> = [
-            self.routed_luts.map(|m| format!("{m} LUTs")),
-            self.routed_brams.map(|m| format!("{m} block RAMs")),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        (!parts.is_empty()).then(|| {
+        let sizes: Vec<String> = self
+            .routed
+            .iter()
+            .map(|r| format!("{} LUTs with {} block RAMs", r.luts, r.brams))
+            .collect();
+        (!sizes.is_empty()).then(|| {
             format!(
-                "fits: within the device and the largest design measured to route on it ({})",
-                parts.join(", ")
+                "fits: within the device and no larger than a design measured to route on it ({})",
+                sizes.join(", ")
             )
         })
     }
@@ -1314,19 +1322,27 @@ mod tests {
             brams,
             ..Estimate::default()
         };
-        assert!(d.fits(&e(49_300, 97), None));
-        // Within the device's 83,640 LUTs and 208 block RAMs, beyond what has routed.
-        assert!(!d.fits(&e(49_301, 97), None));
+        // The designs that routed, and smaller ones in both LUTs and block RAMs.
+        for (luts, brams) in [(49_300, 30), (19_591, 40), (12_770, 97), (7_571, 108)] {
+            assert!(d.fits(&e(luts, brams), None), "{luts} {brams}");
+            assert!(d.fits(&e(luts / 2, brams / 2), None), "{luts} {brams}");
+        }
+        // Within the device's 83,640 LUTs and 208 block RAMs, beyond what has routed: larger
+        // in one or the other, or as large as one routed design in LUTs and another in block
+        // RAMs (the SFC topology's `28px 8x784 8x256t3 8x256 5x16t3`, ~47,100 estimated LUTs
+        // and 90 block RAMs, did not route).
+        assert!(!d.fits(&e(49_301, 30), None));
+        assert!(!d.fits(&e(7_000, 109), None));
+        assert!(!d.fits(&e(47_094, 90), None));
         assert!(!d.fits(&e(41_000, 114), None));
         assert!(!d.fits(&e(17_000, 146), None));
         assert!(d
             .routing_limits()
             .unwrap()
-            .contains("49300 LUTs, 97 block RAMs"));
+            .contains("49300 LUTs with 30 block RAMs, "));
         // Without limits a device's own resources decide.
         let mut open = d.clone();
-        open.routed_luts = None;
-        open.routed_brams = None;
+        open.routed.clear();
         assert!(open.fits(&e(49_301, 146), None));
         assert!(open.routing_limits().is_none());
         assert!(!open.fits(&e(83_641, 0), None));
