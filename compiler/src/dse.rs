@@ -701,9 +701,9 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
         };
     let mut candidates = Vec::new();
     // Each folding as it is and with tables of three inputs in the layers that can take them
-    // (more than one weight word): in the one whose tables take the fewest block RAMs, the two
-    // cheapest, and so on up to all of them. Standard cells have no block RAM: their tables
-    // would be logic.
+    // (more than one weight word) in block RAM: in the one whose tables take the fewest block
+    // RAMs, the two cheapest, and so on up to all of them. Tables in logic (too shallow for a
+    // block RAM, or standard cells, which have none) cost more LUTs than the XNORs they replace.
     let variants = enumerate(&base).into_iter().flat_map(|(file, origin)| {
         let mut eligible: Vec<(u64, usize)> = if family == Family::Asic {
             Vec::new()
@@ -720,6 +720,7 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
                     l.table = TABLE_INPUTS;
                     (l.weight_blocks(family).0, i)
                 })
+                .filter(|&(brams, _)| brams > 0)
                 .collect()
         };
         eligible.sort();
