@@ -121,10 +121,10 @@ const fn scaled(tech: &'static str, k: f64) -> AreaModel {
     }
 }
 
-/// OSU035 (0.35 um): OSU018's coefficients times 4 (see [`scaled`]).
+/// OSU035 (0.35 um): OSU018's coefficients times 4 (see `scaled`).
 pub const OSU035: AreaModel = scaled("osu035", 4.0);
 
-/// OSU050 (0.5 um): OSU018's coefficients times 9 (see [`scaled`]).
+/// OSU050 (0.5 um): OSU018's coefficients times 9 (see `scaled`).
 pub const OSU050: AreaModel = scaled("osu050", 9.0);
 
 /// The area model of library `tech`, if there is one.

@@ -154,7 +154,7 @@ pub fn device(name: &str) -> Option<Device> {
 /// A measured clock for designs whose popcount stages are at most `stage_levels` deep.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ClockPoint {
-    /// Logic levels of the slowest popcount stage ([`crate::blocks::mvtu::stage_levels`]).
+    /// Logic levels of the slowest popcount stage ([`crate::ir::Mvtu::logic_levels`]).
     pub stage_levels: usize,
     /// Clock reached (nextpnr Fmax), MHz.
     pub mhz: f64,

@@ -6,8 +6,8 @@
 //! then every block takes the clock edge, the last block first so that each one captures its
 //! upstream's output register before that register changes.
 //!
-//! Two loops do that: [`plain`] clocks every block every cycle (it writes the VCD), and
-//! [`event`] clocks only the blocks that move and runs quiet stretches in one go. Both are
+//! Two loops do that: `plain` clocks every block every cycle (it writes the VCD), and
+//! `event` clocks only the blocks that move and runs quiet stretches in one go. Both are
 //! exact; the tests hold them against each other and against Verilator.
 
 mod event;
