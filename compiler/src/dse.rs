@@ -108,11 +108,11 @@ pub struct Routed {
     pub brams: u64,
 }
 
-/// The device files, embedded (`compiler/devices/*.toml`).
 /// Inputs per table lookup of the exploration's table variants: three, whose 2-bit counts are
 /// what the ternary first popcount level builds in LUTs (see [`crate::passes::tables`]).
 const TABLE_INPUTS: usize = 3;
 
+/// The device files, embedded (`compiler/devices/*.toml`).
 const DEVICE_FILES: &[(&str, &str)] = &[
     ("up5k.toml", include_str!("../devices/up5k.toml")),
     (
