@@ -40,6 +40,7 @@ fn a_table_layer_starts_its_trees_from_counts_and_saves_luts() {
     }
     let (p, t) = (plain.mvtus().next().unwrap(), table.mvtus().next().unwrap());
     assert_eq!((p.table, t.table), (0, 3));
+    assert!(t.report_fields().contains(&("table_inputs", 3.into())));
     // 196 bits in 65 groups of three and one of one.
     let groups = t.table_groups();
     assert_eq!(groups.len(), 66);

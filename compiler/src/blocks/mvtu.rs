@@ -1780,6 +1780,7 @@ impl Block for Mvtu {
             ("pipeline_registers", self.depth().into()),
             ("output_queue", (self.capacity() - 1).into()),
             ("input_ram", self.input_ram().into()),
+            ("table_inputs", self.table.into()),
         ]
     }
 
