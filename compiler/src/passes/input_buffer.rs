@@ -40,7 +40,7 @@ pub fn ram_chunk(adapter: &InputAdapter, l1: &Mvtu) -> Result<usize, String> {
         return Err("the first layer reads a pixel stream (a convolution or pool)".into());
     }
     if l1.table > 0 {
-        return Err(TABLES_NEED_REGISTERS.replace("it ", "layer 1 "));
+        return Err(TABLES_NEED_REGISTERS.replacen("it ", "layer 1 ", 1));
     }
     if sf < 2 {
         return Err(format!(
