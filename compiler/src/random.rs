@@ -280,7 +280,7 @@ pub fn random_vector_ram(rng: &mut Rng) -> (Model, FoldFile) {
 /// A small random network, dense or (one time in two) convolutional, at a random folding in
 /// which every layer with more than one weight word looks its popcounts up in tables of 2 to
 /// [`crate::passes::tables::MAX_TABLE_INPUTS`] inputs one time in two (at least one layer
-/// does), its weights in ROM and its input in registers.
+/// does), its weights in ROM; the passes choose where the other layers keep their inputs.
 pub fn random_tables(rng: &mut Rng) -> (Model, FoldFile) {
     loop {
         let model = if rng.range(0, 1) == 0 {
@@ -319,10 +319,10 @@ pub fn random_tables(rng: &mut Rng) -> (Model, FoldFile) {
             continue;
         }
         fold.load_weights.clear();
-        if fold.input_ram.is_some() {
+        if fold.table_inputs[0] > 0 && fold.input_ram.is_some() {
             fold.input_ram = Some(false);
         }
-        fold.input_ram_layers = Some(Vec::new());
+        fold.input_ram_layers = None;
         return (model, fold);
     }
 }

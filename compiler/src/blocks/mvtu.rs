@@ -1077,10 +1077,11 @@ impl Block for Mvtu {
         let constant = entries == 1 && !self.is_loaded();
         let rr = self.read_registers.max(1);
         let groups = self.table_groups();
+        // Each table's counts are registered on their own (the block RAM's read register),
+        // then, with two read registers, all of them in the fabric.
+        let table_reg = if rr == 2 { "tq" } else { "tr" };
         if table {
-            // Each table's counts are registered on their own (the block RAM's read register),
-            // then, with two read registers, all of them in the fabric.
-            let reg = if rr == 2 { "tq" } else { "tr" };
+            let reg = table_reg;
             let mut parts = Vec::new();
             for (g, &k) in groups.iter().enumerate() {
                 let w = pe * bits_for(k as u64) as usize;
@@ -1385,9 +1386,8 @@ impl Block for Mvtu {
             format!("{x_in} <= {n}_x;\n")
         };
         let mut dp = if table {
-            let reg = if rr == 2 { "tq" } else { "tr" };
             let mut dp: String = (0..groups.len())
-                .map(|g| format!("{n}_{reg}{g} <= {n}_tab{g};\n"))
+                .map(|g| format!("{n}_{table_reg}{g} <= {n}_tab{g};\n"))
                 .collect();
             if rr == 2 {
                 let parts: Vec<String> = (0..groups.len())
