@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use sim::trace::Ports;
 
 use crate::board::Board;
+use crate::outreg;
 use crate::report::{self, Use};
 use crate::wrapper::{self, Clocking};
 use crate::BoardError;
@@ -296,11 +297,34 @@ pub fn build(
             report::yosys_cells_text(&std::fs::read_to_string(&p).map_err(io_err(&p))?)
         }
     };
-    let res =
+    let mut res =
         report::resources_checked(&cells, &board.cells).map_err(|problem| FlowError::Report {
             path: dir.join(files::STAT_JSON),
             problem,
         })?;
+    let absorbed = if cells.contains_key("DP16KD") {
+        let t = Instant::now();
+        let path = dir.join(files::NETLIST);
+        let mut netlist = read_json(&path)?;
+        let a = outreg::absorb(&mut netlist).map_err(|problem| FlowError::Report {
+            path: path.clone(),
+            problem,
+        })?;
+        if a.ports > 0 {
+            let text = serde_json::to_string(&netlist).expect("a JSON value serialises");
+            std::fs::write(&path, text).map_err(io_err(&path))?;
+            res.insert("ffs".into(), res["ffs"] - a.flip_flops as u64);
+        }
+        steps.insert("output_registers", t.elapsed().as_secs_f64());
+        progress(&format!(
+            "synth: {} block RAM read port(s) now use their output register ({} flip-flops \
+             moved in), {} left without",
+            a.ports, a.flip_flops, a.left
+        ));
+        Some(a)
+    } else {
+        None
+    };
     let yosys_log = std::fs::read_to_string(dir.join("yosys.log")).unwrap_or_default();
     let memories = report::yosys_memories(&yosys_log);
     let in_ram = memories.iter().filter(|m| m.mapped_to != "logic").count();
@@ -506,6 +530,11 @@ pub fn build(
         "bram": res["bram"],
         "spram": res["spram"],
         "dsp": res["dsp"],
+        "bram_output_registers": absorbed.map(|a| json!({
+            "ports": a.ports,
+            "flip_flops_moved": a.flip_flops,
+            "ports_left_unregistered": a.left,
+        })),
         "utilisation": utilisation,
         "utilisation_detail": util,
         "cells": cells,

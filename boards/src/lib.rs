@@ -7,6 +7,7 @@
 
 pub mod board;
 pub mod flow;
+pub mod outreg;
 pub mod pll;
 pub mod report;
 pub mod uart_sim;

@@ -555,3 +555,58 @@ fn tiny_model_builds_for_ulx3s_with_a_pll_when_the_ecp5_tools_are_installed() {
             > 1000
     );
 }
+
+/// A layer whose popcount tables fill ECP5 block RAMs, pipelined with two read registers (so
+/// three on the table layer): the build moves the second register of every table into its
+/// DP16KD's output register, and only those.
+#[test]
+fn table_registers_move_into_the_ecp5_block_ram_output_registers() {
+    use compiler::passes::folding::{FoldFile, LayerFold};
+    let board = Board::load("ulx3s").unwrap();
+    if !tools_installed(&board, "scripts/setup.sh --ecp5") {
+        return;
+    }
+    let dir = scratch("ecp5_tables");
+    // 96 one-bit pixels -> 32 -> 4: layer 1 at PE 4 x SIMD 12, 24 steps, so each of its four
+    // tables of three inputs is 192 words of 8 bits.
+    let model = random_model(&mut Rng(0x7AB), 96, 1, Encoding::Threshold(1), &[32, 4]);
+    let mut fold = FoldFile::from(vec![
+        LayerFold { pe: 4, simd: 12 },
+        LayerFold { pe: 1, simd: 8 },
+    ]);
+    fold.table_inputs = vec![3, 0];
+    fold.stage_levels = Some(2);
+    fold.read_registers = Some(2);
+    let mut design = compiler::compile(&model, &FoldSpec::Manual(fold)).unwrap();
+    design.family = compiler::blocks::Family::Ecp5;
+    let l1 = design.mvtus().next().unwrap();
+    assert_eq!(l1.read_registers, 3);
+    let tables = l1.weight_blocks(compiler::blocks::Family::Ecp5).0;
+    assert_eq!(tables, 4, "each table is a block RAM");
+    compiler::write_build(&design, &dir).unwrap();
+    let opts = flow::Options {
+        freq_mhz: Some(100.0),
+        ..Default::default()
+    };
+    let v = flow::build(&board, &dir, &opts, &mut |_| {}).unwrap();
+    assert_eq!(v["bram"], tables, "{v}");
+    assert_eq!(v["bram_output_registers"]["ports"], tables, "{v}");
+    assert_eq!(v["timing_met"], true, "{v}");
+    let netlist: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join(flow::files::NETLIST)).unwrap())
+            .unwrap();
+    let registered = netlist["modules"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|m| m["cells"].as_object().into_iter().flatten())
+        .filter(|(_, c)| c["type"] == "DP16KD")
+        .map(|(_, c)| {
+            ["A", "B"]
+                .iter()
+                .filter(|x| c["parameters"][format!("REGMODE_{x}")] == "OUTREG")
+                .count() as u64
+        })
+        .sum::<u64>();
+    assert_eq!(registered, tables);
+}

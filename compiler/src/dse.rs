@@ -675,7 +675,7 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
                     l.pe = f.pe;
                     l.simd = f.simd;
                     l.table = table;
-                    l.read_registers = rr;
+                    l.read_registers = crate::passes::pipelining::read_registers_of(&l, rr);
                     l.chunk_interval = interval;
                     l.out_chunk = out_chunk;
                     let rom = l.estimate_for(family);

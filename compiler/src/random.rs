@@ -323,6 +323,11 @@ pub fn random_tables(rng: &mut Rng) -> (Model, FoldFile) {
             fold.input_ram = Some(false);
         }
         fold.input_ram_layers = None;
+        // Two read registers give table layers a third (the block RAM's output register on
+        // the ECP5, see `passes::pipelining::read_registers_of`): two times in three.
+        if rng.range(0, 2) > 0 {
+            fold.read_registers = Some(2);
+        }
         return (model, fold);
     }
 }

@@ -1078,19 +1078,24 @@ impl Block for Mvtu {
         let rr = self.read_registers.max(1);
         let groups = self.table_groups();
         // Each table's counts are registered on their own (the block RAM's read register),
-        // then, with two read registers, all of them in the fabric.
-        let table_reg = if rr == 2 { "tq" } else { "tr" };
+        // with three read registers once more (the block's output register, see
+        // `passes::pipelining::read_registers_of`), then, with two or three, all of them in the
+        // fabric.
+        let table_reg = if rr >= 2 { "tq" } else { "tr" };
         if table {
             let reg = table_reg;
             let mut parts = Vec::new();
             for (g, &k) in groups.iter().enumerate() {
                 let w = pe * bits_for(k as u64) as usize;
                 b.push_str(&format!("reg  [{}:0] {n}_{reg}{g};\n", w - 1));
+                if rr == 3 {
+                    b.push_str(&format!("reg  [{}:0] {n}_to{g};\n", w - 1));
+                }
                 parts.push(format!("{n}_{reg}{g}"));
             }
             parts.reverse();
             let rw = self.read_width();
-            if rr == 2 {
+            if rr >= 2 {
                 b.push_str(&format!("reg  [{}:0] {n}_wr;\n", rw - 1));
             } else {
                 b.push_str(&format!(
@@ -1389,10 +1394,14 @@ impl Block for Mvtu {
             let mut dp: String = (0..groups.len())
                 .map(|g| format!("{n}_{table_reg}{g} <= {n}_tab{g};\n"))
                 .collect();
-            if rr == 2 {
+            if rr == 3 {
+                dp.extend((0..groups.len()).map(|g| format!("{n}_to{g} <= {n}_tq{g};\n")));
+            }
+            if rr >= 2 {
+                let last = if rr == 3 { "to" } else { "tq" };
                 let parts: Vec<String> = (0..groups.len())
                     .rev()
-                    .map(|g| format!("{n}_tq{g}"))
+                    .map(|g| format!("{n}_{last}{g}"))
                     .collect();
                 dp.push_str(&format!("{n}_wr <= {{{}}};\n", parts.join(", ")));
             }
