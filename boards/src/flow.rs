@@ -313,7 +313,7 @@ pub fn build(
         if a.ports > 0 {
             let text = serde_json::to_string(&netlist).expect("a JSON value serialises");
             std::fs::write(&path, text).map_err(io_err(&path))?;
-            res.insert("ffs".into(), res["ffs"] - a.flip_flops as u64);
+            res.insert("ffs", res["ffs"] - a.flip_flops as u64);
         }
         steps.insert("output_registers", t.elapsed().as_secs_f64());
         progress(&format!(

@@ -42,6 +42,10 @@ pub struct Absorbed {
 }
 
 const BRAM: &str = "DP16KD";
+
+/// A port to switch: the block, the port's letter, its (data output pin, flip-flop) pairs and
+/// the flip-flops' shared clock enable (`None`: always enabled).
+type Move = (String, char, Vec<(String, String)>, Option<u64>);
 const FF: &str = "TRELLIS_FF";
 
 /// A parameter's string value as Yosys writes it (strings that look like bit patterns get a
@@ -55,7 +59,10 @@ fn param<'a>(cell: &'a Value, name: &str) -> Option<&'a str> {
 fn bit(cell: &Value, port: &str) -> Option<Result<u64, String>> {
     let bits = cell["connections"][port].as_array()?;
     match bits.as_slice() {
-        [b] => Some(b.as_u64().ok_or_else(|| b.as_str().unwrap_or("?").to_string())),
+        [b] => Some(
+            b.as_u64()
+                .ok_or_else(|| b.as_str().unwrap_or("?").to_string()),
+        ),
         _ => None,
     }
 }
@@ -118,8 +125,7 @@ pub fn absorb(netlist: &mut Value) -> Result<Absorbed, String> {
         }
     }
 
-    // The plan: (block, port letter, [(output pin, flip-flop)], enable) per port to switch.
-    let mut plan: Vec<(String, char, Vec<(String, String)>, Option<u64>)> = Vec::new();
+    let mut plan: Vec<Move> = Vec::new();
     let mut result = Absorbed::default();
     for (name, cell) in cells.iter().filter(|(_, c)| c["type"] == BRAM) {
         for x in ['A', 'B'] {
@@ -172,12 +178,7 @@ pub fn absorb(netlist: &mut Value) -> Result<Absorbed, String> {
                 })
                 && enables.len() == 1;
             if ok {
-                plan.push((
-                    name.clone(),
-                    x,
-                    moves,
-                    enables.into_iter().next().flatten(),
-                ));
+                plan.push((name.clone(), x, moves, enables.into_iter().next().flatten()));
             } else {
                 result.left += 1;
             }
@@ -281,7 +282,11 @@ mod tests {
             }
         );
         let c = cells(&n);
-        assert_eq!(c.len(), 33, "the block and the registers after the moved ones are left");
+        assert_eq!(
+            c.len(),
+            33,
+            "the block and the registers after the moved ones are left"
+        );
         assert!(!c.contains_key("ff_A0") && c.contains_key("next_A0"));
         let b = &c["bram"];
         assert_eq!(b["parameters"]["REGMODE_A"], "OUTREG");
@@ -310,7 +315,8 @@ mod tests {
     /// Each change makes port A's register something the block's output register is not.
     #[test]
     fn registers_that_differ_from_the_output_register_stay() {
-        let changes: [(&str, fn(&mut Value)); 9] = [
+        type Change = (&'static str, fn(&mut Value));
+        let changes: [Change; 9] = [
             ("logic after the register", |n| {
                 n["modules"]["top"]["cells"]["lut"] = json!({
                     "type": "LUT4", "port_directions": {"A": "input", "Z": "output"},

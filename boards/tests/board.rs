@@ -510,6 +510,7 @@ fn weights_in_spram_build_for_icebreaker_with_a_flash_image() {
         input_ram: None,
         input_ram_layers: None,
         table_inputs: Vec::new(),
+        dual_port_tables: None,
     };
     let design = compiler::compile(&model, &FoldSpec::Manual(fold)).unwrap();
     compiler::write_build(&design, &dir).unwrap();
@@ -556,9 +557,10 @@ fn tiny_model_builds_for_ulx3s_with_a_pll_when_the_ecp5_tools_are_installed() {
     );
 }
 
-/// A layer whose popcount tables fill ECP5 block RAMs, pipelined with two read registers (so
-/// three on the table layer): the build moves the second register of every table into its
-/// DP16KD's output register, and only those.
+/// A layer whose popcount tables fill ECP5 block RAMs, two to a block through its two ports,
+/// pipelined with two read registers (so three on the table layer): Yosys puts each pair in one
+/// DP16KD, and the build moves the second register of every table into its port's output
+/// register, and only those.
 #[test]
 fn table_registers_move_into_the_ecp5_block_ram_output_registers() {
     use compiler::passes::folding::{FoldFile, LayerFold};
@@ -577,20 +579,22 @@ fn table_registers_move_into_the_ecp5_block_ram_output_registers() {
     fold.table_inputs = vec![3, 0];
     fold.stage_levels = Some(2);
     fold.read_registers = Some(2);
+    fold.dual_port_tables = Some(true);
     let mut design = compiler::compile(&model, &FoldSpec::Manual(fold)).unwrap();
     design.family = compiler::blocks::Family::Ecp5;
     let l1 = design.mvtus().next().unwrap();
     assert_eq!(l1.read_registers, 3);
-    let tables = l1.weight_blocks(compiler::blocks::Family::Ecp5).0;
-    assert_eq!(tables, 4, "each table is a block RAM");
+    assert_eq!(l1.table_groups().len(), 4);
+    let blocks = l1.weight_blocks(compiler::blocks::Family::Ecp5).0;
+    assert_eq!(blocks, 2, "two tables to a block RAM");
     compiler::write_build(&design, &dir).unwrap();
     let opts = flow::Options {
         freq_mhz: Some(100.0),
         ..Default::default()
     };
     let v = flow::build(&board, &dir, &opts, &mut |_| {}).unwrap();
-    assert_eq!(v["bram"], tables, "{v}");
-    assert_eq!(v["bram_output_registers"]["ports"], tables, "{v}");
+    assert_eq!(v["bram"], blocks, "{v}");
+    assert_eq!(v["bram_output_registers"]["ports"], 4, "{v}");
     assert_eq!(v["timing_met"], true, "{v}");
     let netlist: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join(flow::files::NETLIST)).unwrap())
@@ -608,5 +612,5 @@ fn table_registers_move_into_the_ecp5_block_ram_output_registers() {
                 .count() as u64
         })
         .sum::<u64>();
-    assert_eq!(registered, tables);
+    assert_eq!(registered, 4);
 }

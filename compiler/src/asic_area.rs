@@ -159,6 +159,7 @@ mod tests {
             input_ram: None,
             input_ram_layers: None,
             table_inputs: Vec::new(),
+            dual_port_tables: None,
         };
         let d = crate::compile(model, &FoldSpec::Manual(file)).unwrap();
         OSU018.design_area_um2(&d)
@@ -213,6 +214,7 @@ mod tests {
                 input_ram: None,
                 input_ram_layers: None,
                 table_inputs: Vec::new(),
+                dual_port_tables: None,
             };
             let d = crate::compile(&model, &FoldSpec::Manual(file)).unwrap();
             let l1 = Stage::Mvtu(d.mvtus().next().unwrap().clone());

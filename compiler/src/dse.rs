@@ -303,6 +303,9 @@ pub struct Candidate {
     pub input_ram_layers: Option<Vec<usize>>,
     /// Inputs per table lookup of each layer (see [`crate::passes::tables`]); empty: none.
     pub table_inputs: Vec<usize>,
+    /// Its table layers read their tables in pairs through two-port block RAMs (see
+    /// [`crate::ir::Mvtu::dual_port_tables`]).
+    pub dual_port_tables: bool,
     /// Block RAMs of its tables (part of the estimate's).
     pub table_brams: u64,
     /// How it was derived (balanced wins if both apply).
@@ -373,6 +376,7 @@ impl Candidate {
             input_ram: self.input_ram,
             input_ram_layers: self.input_ram_layers.clone(),
             table_inputs: self.table_inputs.clone(),
+            dual_port_tables: (!self.table_inputs.is_empty()).then_some(self.dual_port_tables),
         }
     }
 }
@@ -565,6 +569,7 @@ pub fn enumerate(design: &Design) -> Vec<Folding> {
             input_ram: None,
             input_ram_layers: None,
             table_inputs: Vec::new(),
+            dual_port_tables: None,
         };
         let base: Vec<LayerFold> = design.mvtus().map(|l| cheapest(l, t)).collect();
         out.insert(key(&base), (file(base.clone()), Origin::Balanced));
@@ -675,6 +680,7 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
                     l.pe = f.pe;
                     l.simd = f.simd;
                     l.table = table;
+                    l.dual_port_tables = table > 0 && crate::passes::tables::dual_port_for(family);
                     l.read_registers = crate::passes::pipelining::read_registers_of(&l, rr);
                     l.chunk_interval = interval;
                     l.out_chunk = out_chunk;
@@ -898,6 +904,7 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
             input_ram,
             input_ram_layers,
             table_inputs: if tables { table } else { Vec::new() },
+            dual_port_tables: tables && crate::passes::tables::dual_port_for(family),
             table_brams,
             folds: file.layers,
             origin,

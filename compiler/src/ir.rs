@@ -143,6 +143,10 @@ pub struct Mvtu {
     /// `k` input bits and holding, per PE, the popcount of those bits' XNORs with the weights:
     /// the XNORs and the first adder levels are read from block RAM instead of built in LUTs.
     pub table: usize,
+    /// A table layer reads its tables in pairs through the two ports of one memory (a true
+    /// dual-port block RAM, as the ECP5's DP16KD), so that a block RAM serves two tables: see
+    /// [`Mvtu::table_memories`].
+    pub dual_port_tables: bool,
 }
 
 /// What an MVTU does with a neuron's popcount sum.

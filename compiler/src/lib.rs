@@ -291,6 +291,7 @@ pub fn lower(model: &Model) -> Result<Design, CompileError> {
             chunk_interval: 0,
             out_chunk: 0,
             table: 0,
+            dual_port_tables: false,
         }));
     }
     stages.push(Stage::Argmax(Argmax {
@@ -362,6 +363,13 @@ pub fn compile_with(
     for p in &passes {
         p.run(&mut d)?;
     }
+    if let FoldSpec::Manual(FoldFile {
+        dual_port_tables: Some(dual),
+        ..
+    }) = fold
+    {
+        passes::tables::set_dual_port(&mut d, *dual);
+    }
     check::check(&d)?;
     Ok(d)
 }
@@ -407,6 +415,7 @@ pub fn fold_file(d: &Design) -> FoldFile {
         input_ram: passes::input_buffer::choice(d),
         input_ram_layers: passes::vector_ram::choice(d),
         table_inputs: passes::tables::listed(d),
+        dual_port_tables: passes::tables::dual_port_listed(d),
     }
 }
 

@@ -174,6 +174,7 @@ pub fn random_folding(rng: &mut Rng, model: &Model) -> FoldFile {
         input_ram: None,
         input_ram_layers: None,
         table_inputs: Vec::new(),
+        dual_port_tables: None,
     };
     // A dense first layer whose chunks the input can deliver buffers its input in RAM one
     // time in two (see `passes::input_buffer`).
@@ -330,6 +331,29 @@ pub fn random_tables(rng: &mut Rng) -> (Model, FoldFile) {
         }
         return (model, fold);
     }
+}
+
+/// A dense model whose first layer reads tables large enough to pair in two-port block RAMs
+/// (see [`crate::ir::Mvtu::dual_port_tables`]), and its folding: 90 one-bit pixels, 32 hidden
+/// neurons at PE 4 and SIMD 10, 15, 18 or 30 (9, 6, 5 or 3 chunks per neuron group), tables of
+/// 2 or 3 inputs (the last group of a chunk often shorter, paired with a longer one), 2 to 6
+/// classes.
+pub fn random_paired_tables(rng: &mut Rng) -> (Model, FoldFile) {
+    let classes = rng.range(2, 6) as usize;
+    let model = random_model(rng, 90, 1, Encoding::Threshold(1), &[32, classes]);
+    let simd = *rng.pick(&[10, 15, 18, 30]);
+    let mut fold = FoldFile::from(vec![
+        LayerFold { pe: 4, simd },
+        LayerFold {
+            pe: 1,
+            simd: if rng.range(0, 1) == 0 { 8 } else { 32 },
+        },
+    ]);
+    fold.table_inputs = vec![rng.range(2, 3) as usize, 0];
+    fold.dual_port_tables = Some(true);
+    fold.stage_levels = Some(rng.range(1, 4) as usize);
+    fold.read_registers = Some(rng.range(1, 2) as usize);
+    (model, fold)
 }
 
 /// Pixels per beat of [`random_wide_input`]: pixel bytes up to 64 (a 512-bit beat), and packed

@@ -20,6 +20,7 @@ fn fold(tables: Vec<usize>) -> FoldFile {
         input_ram: Some(false),
         input_ram_layers: Some(Vec::new()),
         table_inputs: tables,
+        dual_port_tables: None,
         ..FoldFile::from(vec![
             LayerFold { pe: 8, simd: 196 },
             LayerFold { pe: 1, simd: 64 },
@@ -136,5 +137,79 @@ fn layers_that_cannot_use_tables_are_refused_with_the_reason() {
             ..fold(vec![3, 0])
         },
         "fully unrolled",
+    );
+}
+
+/// Two tables to a block RAM, each through a port of its own: at PE 8 x SIMD 392 (64 steps) the
+/// SFC first layer's 131 tables (130 of three inputs, the last of two) take 66 DP16KD instead of
+/// 131, the same counts read.
+#[test]
+fn tables_pair_in_two_port_block_rams() {
+    let at = |simd: usize, tables: usize, dual: Option<bool>| {
+        let mut f = fold(vec![tables, 0]);
+        f.layers[0].simd = simd;
+        f.layers[0].pe = if simd == 784 { 4 } else { 8 };
+        f.dual_port_tables = dual;
+        let mut d = compile(f).unwrap();
+        d.family = Family::Ecp5;
+        d
+    };
+    let (single, paired) = (at(392, 3, None), at(392, 3, Some(true)));
+    let (s, p) = (
+        single.mvtus().next().unwrap(),
+        paired.mvtus().next().unwrap(),
+    );
+    assert!(!s.dual_port_tables && p.dual_port_tables);
+    assert_eq!(s.weight_blocks(Family::Ecp5).0, 131);
+    assert_eq!(p.weight_blocks(Family::Ecp5).0, 66);
+    assert_eq!(
+        p.estimate_for(Family::Ecp5).brams + 65,
+        s.estimate_for(Family::Ecp5).brams
+    );
+    let memories = p.table_memories();
+    assert_eq!(memories.len(), 66);
+    // 64 steps x 8 patterns per table, two tables: 1024 words of 16 bits.
+    assert!(memories[..65]
+        .iter()
+        .all(|(g, shape)| g.len() == 2 && *shape == (1024, 16)));
+    assert_eq!(memories[65].0, vec![130]);
+    let v = p.emit_verilog("");
+    assert!(
+        v.contains("reg  [15:0] l1_mvtu_tm64 [0:1023];"),
+        "one memory per pair"
+    );
+    assert!(v.contains("l1_mvtu_ta129 = {1'b1, l1_mvtu_waddr, l1_mvtu_x[389:387]}"));
+    assert!(v.contains("l1_mvtu_tab130"), "the last table alone");
+    assert!(!v.contains("l1_mvtu_tab0"));
+    // A chunk's last, shorter group pairs with the one before, its pattern padded: at PE 4 x
+    // SIMD 784, 784 bits in 261 groups of three and one of one, 64 steps.
+    let short = at(784, 3, Some(true));
+    let l = short.mvtus().next().unwrap();
+    let memories = l.table_memories();
+    assert_eq!(memories.len(), 131);
+    assert_eq!(memories.last().unwrap().0, vec![260, 261]);
+    assert!(l
+        .emit_verilog("")
+        .contains("l1_mvtu_ta261 = {1'b1, l1_mvtu_waddr, 2'b0, l1_mvtu_x[783]}"));
+    // Tables too deep (128 steps x 8 patterns fill a port) or too wide (tables of four inputs:
+    // 8 PEs x 3 bits) for two to share a block keep one each.
+    for (simd, k) in [(196, 3), (392, 4)] {
+        let d = at(simd, k, Some(true));
+        let l = d.mvtus().next().unwrap();
+        assert!(
+            l.table_memories().iter().all(|(g, _)| g.len() == 1),
+            "{simd} {k}"
+        );
+    }
+    // The fold file records the choice, and rebuilds it.
+    let file = compiler::fold_file(&paired);
+    assert_eq!(file.dual_port_tables, Some(true));
+    let mut again = compile(file).unwrap();
+    again.family = Family::Ecp5;
+    assert_eq!(again, paired);
+    assert_eq!(compiler::fold_file(&single).dual_port_tables, Some(false));
+    assert_eq!(
+        compiler::fold_file(&compile(fold(Vec::new())).unwrap()).dual_port_tables,
+        None
     );
 }

@@ -85,6 +85,13 @@ fn designs() -> Vec<(String, compiler::ir::Design)> {
         let d = compiler::compile(&model, &FoldSpec::Manual(fold)).unwrap();
         out.push((format!("tables-{i}"), d));
     }
+    // Tables in pairs, one memory read through two ports, some pairs padding a shorter group.
+    let mut rng = Rng(0xDA3);
+    for i in 0..2 {
+        let (model, fold) = compiler::random::random_paired_tables(&mut rng);
+        let d = compiler::compile(&model, &FoldSpec::Manual(fold)).unwrap();
+        out.push((format!("paired-tables-{i}"), d));
+    }
     out
 }
 
@@ -183,6 +190,7 @@ fn impossible_foldings_name_the_layer() {
             input_ram: None,
             input_ram_layers: None,
             table_inputs: Vec::new(),
+            dual_port_tables: None,
         };
         let e = compiler::compile(&model, &FoldSpec::Manual(file))
             .expect_err("refused")

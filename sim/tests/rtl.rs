@@ -252,6 +252,27 @@ fn table_layers_match_icarus_under_bubbles_and_stalls() {
     check_cases(Rtl::Icarus, 4, 0x7AB2, &compiler::random::random_tables);
 }
 
+/// Tables read in pairs through the two ports of one memory, a shorter group beside a longer.
+#[test]
+fn paired_tables_match_verilator_under_bubbles_and_stalls() {
+    check_cases(
+        Rtl::Verilator,
+        3,
+        0xDA1,
+        &compiler::random::random_paired_tables,
+    );
+}
+
+#[test]
+fn paired_tables_match_icarus_under_bubbles_and_stalls() {
+    check_cases(
+        Rtl::Icarus,
+        3,
+        0xDA2,
+        &compiler::random::random_paired_tables,
+    );
+}
+
 #[test]
 fn conv_sim_matches_verilator_under_bubbles_and_stalls() {
     check_models(

@@ -116,6 +116,12 @@ pub fn compile_into(
     let mut design = compiler::compile_with(model, spec, placement)
         .with_context(|| format!("compiling {}", path.display()))?;
     design.family = family;
+    if !matches!(spec, FoldSpec::Manual(f) if f.dual_port_tables.is_some()) {
+        compiler::passes::tables::set_dual_port(
+            &mut design,
+            compiler::passes::tables::dual_port_for(family),
+        );
+    }
     pipeline(&mut design, spec, clock_mhz)?;
     let sizing = size_fifos(&mut design, spec)?;
     compiler::write_build(&design, out).with_context(|| format!("writing {}", out.display()))?;

@@ -37,7 +37,10 @@
 //! A table layer (`table > 0`, see [`crate::passes::tables`]) reads, in place of the weight
 //! word, one ROM per group of `table` chunk bits, addressed by the weight address and those
 //! bits, and registers their counts (not the chunk: it is in the addresses); its trees start
-//! from the counts, so they have no XNORs and no ternary level. Everything else is the same.
+//! from the counts, so they have no XNORs and no ternary level. With `dual_port_tables` two
+//! tables share one memory, each read through a port of its own ([`Mvtu::table_memories`]).
+//! Where the pipelining gives two read registers a table layer has three
+//! ([`crate::passes::pipelining::read_registers_of`]). Everything else is the same.
 //!
 //! Cycles: `S = NF * P * SF` steps per frame. Stage A takes a new frame (`in_ready`) when idle,
 //! or in the cycle of its last step if it can issue that step, so frames follow each other
@@ -95,6 +98,16 @@ fn widen(bit: &str, w: u32) -> String {
     zext(bit, 1, w)
 }
 
+/// A table group's `w` bits of counts in its register `reg` of `rw` bits (a two-port memory's
+/// word, wider than a shorter group's counts).
+fn counts(reg: &str, w: usize, rw: usize) -> String {
+    if w == rw {
+        reg.to_string()
+    } else {
+        format!("{reg}[{}:0]", w - 1)
+    }
+}
+
 impl Mvtu {
     /// Bits of the popcount of one lane.
     fn pc_width(&self) -> u32 {
@@ -125,9 +138,9 @@ impl Mvtu {
         let (d, w) = self.weight_shape();
         let c = family.costs();
         let brams = if self.table > 0 {
-            self.table_shapes()
+            self.table_memories()
                 .iter()
-                .map(|&(d, w)| c.rom(d, w).brams)
+                .map(|(_, (d, w))| c.rom(*d, *w).brams)
                 .sum()
         } else {
             c.rom(d, w).brams
@@ -155,6 +168,54 @@ impl Mvtu {
             .iter()
             .map(|&k| (entries << k, self.pe as u64 * u64::from(bits_for(k as u64))))
             .collect()
+    }
+
+    /// The memories holding a table layer's tables: the groups each holds (one, or two read
+    /// through its two ports) and its `(depth, width)`. With [`Mvtu::dual_port_tables`], two
+    /// consecutive tables share one memory where one of them alone would take a block RAM of
+    /// the ECP5 and together they fit one block's two read ports; its words are `{port, step,
+    /// x}`, `x` as wide as the longer group (the shorter group's address pads it with zeros).
+    /// A chunk's last, shorter group thus joins a block RAM instead of becoming a LUT ROM read
+    /// through several levels of multiplexers (the critical path of the SFC design
+    /// `7px 8x196t3 8x64t3 8x64t3 1x32` once its block RAMs had output registers). The tables
+    /// are read where their block RAM's read bandwidth, not its size, is what runs out: the
+    /// SFC design's first layer at 32 steps needs 4,192 table bits per cycle, 117 blocks read
+    /// 36 bits wide, while its 262 tables of 256 x 16 bits fill a quarter of a block each.
+    pub fn table_memories(&self) -> Vec<(Vec<usize>, (u64, u64))> {
+        let shapes = self.table_shapes();
+        let groups = self.table_groups();
+        let single = |g: usize| (vec![g], shapes[g]);
+        if !self.dual_port_tables {
+            return (0..shapes.len()).map(single).collect();
+        }
+        let c = Family::Ecp5.costs();
+        let entries = (self.neuron_folds() * self.synapse_folds()) as u64;
+        let mut out = Vec::new();
+        let mut g = 0;
+        while g < shapes.len() {
+            let pair = (g + 1 < shapes.len()).then(|| {
+                let k = groups[g].max(groups[g + 1]) as u32;
+                let depth = 2 * (entries.next_power_of_two() << k);
+                (depth, shapes[g].1.max(shapes[g + 1].1))
+            });
+            match pair {
+                Some((depth, width))
+                    if (c.rom(shapes[g].0, shapes[g].1).brams > 0
+                        || c.rom(shapes[g + 1].0, shapes[g + 1].1).brams > 0)
+                        && DUAL_PORT_SHAPES
+                            .iter()
+                            .any(|&(d, w)| width <= w && depth <= d) =>
+                {
+                    out.push((vec![g, g + 1], (depth, width)));
+                    g += 2;
+                }
+                _ => {
+                    out.push(single(g));
+                    g += 1;
+                }
+            }
+        }
+        out
     }
 
     /// Largest values of the popcount tree's leaves: the XNOR bits, or a table layer's counts.
@@ -224,7 +285,7 @@ impl Mvtu {
         if self.is_loaded() {
             Vec::new()
         } else if self.table > 0 {
-            self.table_shapes()
+            self.table_memories().into_iter().map(|(_, s)| s).collect()
         } else {
             vec![self.weight_shape()]
         }
@@ -366,44 +427,123 @@ impl Mvtu {
             "// Tables: word (nf*SF+sf, x), count p = popcount(~(x ^ weights of neuron nf*PE+p on the\n\
              // group's inputs of chunk sf)).\n",
         );
-        let mut first = 0;
-        for (g, &k) in self.table_groups().iter().enumerate() {
-            let bw = bits_for(k as u64) as usize;
-            let chunk = if k == 1 {
+        let groups = self.table_groups();
+        let firsts: Vec<usize> = groups
+            .iter()
+            .scan(0, |f, &k| {
+                *f += k;
+                Some(*f - k)
+            })
+            .collect();
+        let chunk = |g: usize| {
+            let (first, k) = (firsts[g], groups[g]);
+            if k == 1 {
                 format!("{n}_x[{first}]")
             } else {
                 format!("{n}_x[{}:{first}]", first + k - 1)
-            };
-            let addr = if entries > 1 {
-                format!("{{{n}_waddr, {chunk}}}")
-            } else {
-                chunk
-            };
+            }
+        };
+        // The word of group `g`'s table at (step, x): each PE's count.
+        let word = |g: usize, step: usize, x: usize| -> Vec<u64> {
+            let (first, k) = (firsts[g], groups[g]);
+            let bw = bits_for(k as u64) as usize;
             let mask = (1usize << k) - 1;
-            Rom::new(
-                format!("{n}_tab{g}"),
-                pe * bw,
-                addr,
-                waw * u32::from(entries > 1) + k as u32,
-                entries << k,
-            )
-            .emit(b, |a| {
-                let (step, x) = (a >> k, a & mask);
-                let word = self.rom_word(step);
-                let mut out = vec![0u64; words_for(pe * bw)];
-                for p in 0..pe {
-                    let w = get_bits(word, p * simd + first, k) as usize;
-                    let count = (!(x ^ w) & mask).count_ones() as u64;
-                    for i in 0..bw {
-                        if (count >> i) & 1 == 1 {
-                            set_bit(&mut out, p * bw + i, true);
+            let weights = self.rom_word(step);
+            let mut out = vec![0u64; words_for(pe * bw)];
+            for p in 0..pe {
+                let w = get_bits(weights, p * simd + first, k) as usize;
+                let count = (!(x ^ w) & mask).count_ones() as u64;
+                for i in 0..bw {
+                    if (count >> i) & 1 == 1 {
+                        set_bit(&mut out, p * bw + i, true);
+                    }
+                }
+            }
+            out
+        };
+        for (m, (members, (depth, width))) in self.table_memories().into_iter().enumerate() {
+            if let [g] = members[..] {
+                let k = groups[g];
+                let bw = bits_for(k as u64) as usize;
+                let addr = if entries > 1 {
+                    format!("{{{n}_waddr, {}}}", chunk(g))
+                } else {
+                    chunk(g)
+                };
+                let mask = (1usize << k) - 1;
+                Rom::new(
+                    format!("{n}_tab{g}"),
+                    pe * bw,
+                    addr,
+                    waw * u32::from(entries > 1) + k as u32,
+                    entries << k,
+                )
+                .emit(b, |a| {
+                    format!("{}'h{}", pe * bw, hex(&word(g, a >> k, a & mask), pe * bw))
+                });
+                continue;
+            }
+            // Two tables in one memory, one per read port: words {port, step, x}.
+            let width = width as usize;
+            let kmax = members.iter().map(|&g| groups[g]).max().unwrap_or(1);
+            let abits = waw as usize + kmax;
+            b.push_str(&format!(
+                "// Tables {} and {} in one memory read through two ports (one block RAM).\n\
+                 reg  [{}:0] {n}_tm{m} [0:{}];\ninteger {n}_tm{m}_i;\ninitial begin\n    \
+                 for ({n}_tm{m}_i = 0; {n}_tm{m}_i < {depth}; {n}_tm{m}_i = {n}_tm{m}_i + 1) \
+                 {n}_tm{m}[{n}_tm{m}_i] = {width}'h0;\n",
+                members[0],
+                members[1],
+                width - 1,
+                depth - 1
+            ));
+            for (port, &g) in members.iter().enumerate() {
+                let k = groups[g];
+                for step in 0..entries {
+                    for x in 0..1usize << k {
+                        let w = word(g, step, x);
+                        if w.iter().any(|&v| v != 0) {
+                            let a = (port << abits) | (step << kmax) | x;
+                            b.push_str(&format!(
+                                "    {n}_tm{m}[{a}] = {width}'h{};\n",
+                                hex(&w, width)
+                            ));
                         }
                     }
                 }
-                format!("{}'h{}", pe * bw, hex(&out, pe * bw))
-            });
-            first += k;
+            }
+            b.push_str("end\n");
+            for (port, &g) in members.iter().enumerate() {
+                let pad = kmax - groups[g];
+                let x = if pad > 0 {
+                    format!("{pad}'b0, {}", chunk(g))
+                } else {
+                    chunk(g)
+                };
+                b.push_str(&format!(
+                    "wire [{}:0] {n}_ta{g} = {{1'b{port}, {n}_waddr, {x}}};\n",
+                    abits
+                ));
+            }
         }
+    }
+
+    /// Per table group: the memory read into its first register (`{name}_tab{g}`, a ROM's
+    /// output, or a word of a two-port memory at `{name}_ta{g}`) and that register's width
+    /// (a two-port memory's word, wider than a shorter group's counts).
+    fn table_reads(&self) -> Vec<(String, usize)> {
+        let n = self.name();
+        let mut out = vec![(String::new(), 0); self.table_groups().len()];
+        for (m, (members, (_, width))) in self.table_memories().into_iter().enumerate() {
+            for &g in &members {
+                out[g] = if members.len() == 1 {
+                    (format!("{n}_tab{g}"), width as usize)
+                } else {
+                    (format!("{n}_tm{m}[{n}_ta{g}]"), width as usize)
+                };
+            }
+        }
+        out
     }
 
     /// The weight memory of a loaded layer: a RAM that `load_*` fills once after `load_rst`
@@ -500,6 +640,10 @@ impl Mvtu {
         b.push_str("end\n");
     }
 }
+
+/// Shapes `(words, bits)` of an ECP5 DP16KD read through both ports at once (true dual-port
+/// mode; its 512 x 36 shape has a single read port).
+const DUAL_PORT_SHAPES: [(u64, u64); 5] = [(1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1)];
 
 /// A case-statement ROM to emit: `name`, `width` bits, indexed by `addr` (`addr_width` bits),
 /// `entries` words.
@@ -1085,13 +1229,21 @@ impl Block for Mvtu {
         if table {
             let reg = table_reg;
             let mut parts = Vec::new();
-            for (g, &k) in groups.iter().enumerate() {
+            for (g, (&k, (_, rw))) in groups.iter().zip(self.table_reads()).enumerate() {
                 let w = pe * bits_for(k as u64) as usize;
-                b.push_str(&format!("reg  [{}:0] {n}_{reg}{g};\n", w - 1));
+                // A shorter group's register holds the whole word its memory port reads.
+                let decl = format!("reg  [{}:0] {n}_{reg}{g};\n", rw - 1);
+                if rw > w {
+                    b.push_str(&format!(
+                        "/* verilator lint_off UNUSED */\n{decl}/* verilator lint_on UNUSED */\n"
+                    ));
+                } else {
+                    b.push_str(&decl);
+                }
                 if rr == 3 {
                     b.push_str(&format!("reg  [{}:0] {n}_to{g};\n", w - 1));
                 }
-                parts.push(format!("{n}_{reg}{g}"));
+                parts.push(counts(&format!("{n}_{reg}{g}"), w, rw));
             }
             parts.reverse();
             let rw = self.read_width();
@@ -1391,17 +1543,31 @@ impl Block for Mvtu {
             format!("{x_in} <= {n}_x;\n")
         };
         let mut dp = if table {
-            let mut dp: String = (0..groups.len())
-                .map(|g| format!("{n}_{table_reg}{g} <= {n}_tab{g};\n"))
+            let reads = self.table_reads();
+            let mut dp: String = reads
+                .iter()
+                .enumerate()
+                .map(|(g, (read, _))| format!("{n}_{table_reg}{g} <= {read};\n"))
                 .collect();
+            let width = |g: usize| pe * bits_for(groups[g] as u64) as usize;
             if rr == 3 {
-                dp.extend((0..groups.len()).map(|g| format!("{n}_to{g} <= {n}_tq{g};\n")));
+                dp.extend((0..groups.len()).map(|g| {
+                    format!(
+                        "{n}_to{g} <= {};\n",
+                        counts(&format!("{n}_tq{g}"), width(g), reads[g].1)
+                    )
+                }));
             }
             if rr >= 2 {
-                let last = if rr == 3 { "to" } else { "tq" };
                 let parts: Vec<String> = (0..groups.len())
                     .rev()
-                    .map(|g| format!("{n}_{last}{g}"))
+                    .map(|g| {
+                        if rr == 3 {
+                            format!("{n}_to{g}")
+                        } else {
+                            counts(&format!("{n}_tq{g}"), width(g), reads[g].1)
+                        }
+                    })
                     .collect();
                 dp.push_str(&format!("{n}_wr <= {{{}}};\n", parts.join(", ")));
             }

@@ -76,6 +76,11 @@ pub struct FoldFile {
     /// [`super::tables::MAX_TABLE_INPUTS`]: see [`super::tables`]); absent or empty: none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub table_inputs: Vec<usize>,
+    /// Table layers read their tables in pairs through the two ports of one memory (see
+    /// [`crate::ir::Mvtu::dual_port_tables`]); absent: where the target family's block RAMs
+    /// have two read ports (the ECP5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dual_port_tables: Option<bool>,
 }
 
 fn one() -> usize {
@@ -101,6 +106,7 @@ impl From<Vec<LayerFold>> for FoldFile {
             input_ram: None,
             input_ram_layers: None,
             table_inputs: Vec::new(),
+            dual_port_tables: None,
         }
     }
 }

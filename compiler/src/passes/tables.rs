@@ -21,6 +21,7 @@
 //! whose weights are constants in logic, needs no memory at all and takes no tables).
 
 use super::Pass;
+use crate::blocks::Family;
 use crate::ir::Design;
 use crate::CompileError;
 
@@ -40,6 +41,28 @@ pub fn listed(design: &Design) -> Vec<usize> {
     } else {
         t
     }
+}
+
+/// Sets whether `design`'s table layers read their tables in pairs through two-port memories
+/// (see [`crate::ir::Mvtu::dual_port_tables`]).
+pub fn set_dual_port(design: &mut Design, dual: bool) {
+    for l in design.mvtus_mut() {
+        l.dual_port_tables = dual && l.table > 0;
+    }
+}
+
+/// The choice [`set_dual_port`] made, as a fold file records it: absent without table layers.
+pub fn dual_port_listed(design: &Design) -> Option<bool> {
+    let mut tables = design.mvtus().filter(|l| l.table > 0).peekable();
+    tables.peek()?;
+    Some(tables.any(|l| l.dual_port_tables))
+}
+
+/// Whether table layers for `family` read their tables in pairs: where its block RAMs have two
+/// read ports of the widths the tables need (the ECP5's DP16KD; the iCE40's SB_RAM40_4K has
+/// one read port, and standard cells have no block RAM).
+pub fn dual_port_for(family: Family) -> bool {
+    family == Family::Ecp5
 }
 
 impl Pass for Tables {
