@@ -112,6 +112,12 @@ pub struct Routed {
 /// what the ternary first popcount level builds in LUTs (see [`crate::passes::tables`]).
 const TABLE_INPUTS: usize = 3;
 
+/// PEs whose counts from a table of [`TABLE_INPUTS`] inputs (two bits each) fill one port of an
+/// ECP5 DP16KD (18 bits wide at 1024 words): up to this many, two tables of 64 steps or fewer
+/// share one block RAM (see [`crate::ir::Mvtu::table_memories`]); the folding pass prefers few
+/// PEs and many SIMD lanes, whose tables take a block RAM each.
+const TABLE_PORT_PES: usize = 9;
+
 /// The device files, embedded (`compiler/devices/*.toml`).
 const DEVICE_FILES: &[(&str, &str)] = &[
     ("up5k.toml", include_str!("../devices/up5k.toml")),
@@ -278,6 +284,10 @@ pub enum Origin {
     Unbalanced,
     /// A balanced design with one layer's lanes split differently between PE and SIMD.
     Split,
+    /// A balanced design with every layer's lanes split for tables that pair in two-port
+    /// block RAMs: the most PEs up to [`TABLE_PORT_PES`].
+    #[serde(rename = "table_split")]
+    TableSplit,
 }
 
 /// One folding of the model, costed.
@@ -598,6 +608,24 @@ pub fn enumerate(design: &Design) -> Vec<Folding> {
                 }
             }
         }
+        // Every layer split at once for tables that pair in block RAMs (the costing adds the
+        // tables).
+        let for_tables: Vec<LayerFold> = design
+            .mvtus()
+            .zip(&base)
+            .zip(&options)
+            .map(|((l, &b), o)| {
+                let c = cycles(l, b);
+                o.iter()
+                    .filter(|&&(fc, f)| {
+                        f.pe * f.simd == b.pe * b.simd && fc <= t.max(c) && f.pe <= TABLE_PORT_PES
+                    })
+                    .max_by_key(|(_, f)| f.pe)
+                    .map_or(b, |&(_, f)| f)
+            })
+            .collect();
+        out.entry(key(&for_tables))
+            .or_insert((file(for_tables), Origin::TableSplit));
     }
     out.into_values().collect()
 }
@@ -707,11 +735,11 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
         };
     let mut candidates = Vec::new();
     // Each folding as it is and with tables of three inputs in the layers that can take them
-    // (more than one weight word) in block RAM: in the one whose tables take the fewest block
-    // RAMs, the two cheapest, and so on up to all of them. Tables in logic (too shallow for a
+    // (more than one weight word) in block RAM: in the one that saves the most LUTs per block
+    // RAM it adds, the two best, and so on up to all of them. Tables in logic (too shallow for a
     // block RAM, or standard cells, which have none) cost more LUTs than the XNORs they replace.
     let variants = enumerate(&base).into_iter().flat_map(|(file, origin)| {
-        let mut eligible: Vec<(u64, usize)> = if family == Family::Asic {
+        let mut eligible: Vec<(std::cmp::Reverse<u64>, usize)> = if family == Family::Asic {
             Vec::new()
         } else {
             file.layers
@@ -719,14 +747,19 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
                 .zip(&layers)
                 .enumerate()
                 .filter(|(_, (f, l))| (l.outputs / f.pe) * (l.inputs / f.simd) > 1)
-                .map(|(i, (f, l))| {
+                .filter_map(|(i, (f, l))| {
                     let mut l = (*l).clone();
                     l.pe = f.pe;
                     l.simd = f.simd;
+                    let plain = (l.estimate_for(family).luts, l.weight_blocks(family).0);
                     l.table = TABLE_INPUTS;
-                    (l.weight_blocks(family).0, i)
+                    l.dual_port_tables = crate::passes::tables::dual_port_for(family);
+                    let brams = l.weight_blocks(family).0;
+                    // LUTs saved per block RAM added, in thousandths.
+                    let saved = plain.0.saturating_sub(l.estimate_for(family).luts) * 1000
+                        / brams.saturating_sub(plain.1).max(1);
+                    (brams > 0).then_some((std::cmp::Reverse(saved), i))
                 })
-                .filter(|&(brams, _)| brams > 0)
                 .collect()
         };
         eligible.sort();
@@ -965,6 +998,7 @@ pub fn csv(x: &Exploration) -> String {
                 Origin::Balanced => "balanced",
                 Origin::Unbalanced => "unbalanced",
                 Origin::Split => "split",
+                Origin::TableSplit => "table_split",
             },
             c.cycles_per_frame,
             c.latency_cycles,
@@ -1311,9 +1345,10 @@ mod tests {
         assert_eq!(d.clock_mhz(2, 12_765, 97, 0), 96.9);
         assert_eq!(d.clock_mhz(2, 8_742, 76, 0), 110.6);
         assert_eq!(d.clock_mhz(4, 46_683, 30, 0), 49.6);
-        assert_eq!(d.clock_mhz(2, 7_571, 108, 0), 87.2);
+        assert_eq!(d.clock_mhz(2, 7_571, 108, 0), 110.6);
         // Tables in many block RAMs: the measured table designs' clock, whatever the total.
-        assert_eq!(d.clock_mhz(2, 7_825, 96, 67), 87.2);
+        assert_eq!(d.clock_mhz(2, 10_531, 110, 110), 109.1);
+        assert_eq!(d.clock_mhz(2, 7_825, 96, 67), 109.1);
         assert_eq!(d.clock_mhz(2, 7_825, 96, 1), 110.6);
         // Beyond the measurements: the deepest one measured.
         assert_eq!(d.clock_mhz(8, 0, 0, 0), 52.5);
@@ -1331,7 +1366,7 @@ mod tests {
             ..Estimate::default()
         };
         // The designs that routed, and smaller ones in both LUTs and block RAMs.
-        for (luts, brams) in [(49_300, 30), (19_591, 40), (12_770, 97), (7_571, 108)] {
+        for (luts, brams) in [(49_300, 30), (19_591, 40), (12_770, 97), (10_531, 110)] {
             assert!(d.fits(&e(luts, brams), None), "{luts} {brams}");
             assert!(d.fits(&e(luts / 2, brams / 2), None), "{luts} {brams}");
         }
@@ -1340,7 +1375,8 @@ mod tests {
         // RAMs (the SFC topology's `28px 8x784 8x256t3 8x256 5x16t3`, ~47,100 estimated LUTs
         // and 90 block RAMs, did not route).
         assert!(!d.fits(&e(49_301, 30), None));
-        assert!(!d.fits(&e(7_000, 109), None));
+        assert!(!d.fits(&e(7_000, 111), None));
+        assert!(!d.fits(&e(10_532, 98), None));
         assert!(!d.fits(&e(47_094, 90), None));
         assert!(!d.fits(&e(41_000, 114), None));
         assert!(!d.fits(&e(17_000, 146), None));
