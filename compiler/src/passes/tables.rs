@@ -19,6 +19,12 @@
 //! vector RAM passes, which run after this one, leave it there and refuse to move it), and its
 //! weights are ROMs (the memory pass does not load them after power-up; a fully unrolled layer,
 //! whose weights are constants in logic, needs no memory at all and takes no tables).
+//!
+//! A table is read every cycle, so its block RAM is sized by read ports, not bits: where the
+//! family's block RAMs have two read ports (the ECP5's DP16KD, see [`dual_port_for`]), two
+//! tables share one memory, each read through a port of its own
+//! ([`crate::ir::Mvtu::table_memories`]; fold-file key `dual_port_tables`, which `compile`
+//! fills from the target family and records).
 
 use super::Pass;
 use crate::blocks::Family;
