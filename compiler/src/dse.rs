@@ -709,9 +709,9 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
                     l.simd = f.simd;
                     l.table = table;
                     l.dual_port_tables = table > 0 && crate::passes::tables::dual_port_for(family);
+                    l.read_registers = crate::passes::pipelining::read_registers_of(&l, rr);
                     l.chunk_interval = interval;
                     l.out_chunk = out_chunk;
-                    l.read_registers = crate::passes::pipelining::read_registers_of(&l, rr);
                     let rom = l.estimate_for(family);
                     let area = if family == Family::Asic {
                         crate::asic_area::block_features(&l)

@@ -356,20 +356,6 @@ pub fn random_paired_tables(rng: &mut Rng) -> (Model, FoldFile) {
     (model, fold)
 }
 
-/// The model and folding of [`random_paired_tables`] without tables, read through two
-/// registers (so three: layer 1's weights are a block RAM by the ECP5's costs, see
-/// `passes::pipelining::read_registers_of`).
-pub fn random_block_ram_weights(rng: &mut Rng) -> (Model, FoldFile) {
-    let (model, mut fold) = random_paired_tables(rng);
-    // 72 or 40 steps of 40 or 72 weight bits: a block RAM each (fewer, wider words are LUTs).
-    fold.layers[0].simd = *rng.pick(&[10, 18]);
-    fold.table_inputs.clear();
-    fold.dual_port_tables = None;
-    fold.read_registers = Some(2);
-    fold.input_ram = Some(false);
-    (model, fold)
-}
-
 /// Pixels per beat of [`random_wide_input`]: pixel bytes up to 64 (a 512-bit beat), and packed
 /// pixels up to 512.
 const WIDE_PIXELS: [usize; 3] = [16, 49, 64];

@@ -92,11 +92,6 @@ fn designs() -> Vec<(String, compiler::ir::Design)> {
         let d = compiler::compile(&model, &FoldSpec::Manual(fold)).unwrap();
         out.push((format!("paired-tables-{i}"), d));
     }
-    // Weights read from a block RAM through three registers.
-    let (model, fold) = compiler::random::random_block_ram_weights(&mut rng);
-    let d = compiler::compile(&model, &FoldSpec::Manual(fold)).unwrap();
-    assert_eq!(d.mvtus().next().unwrap().read_registers, 3);
-    out.push(("block-ram-weights".into(), d));
     out
 }
 

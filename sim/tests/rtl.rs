@@ -273,27 +273,6 @@ fn paired_tables_match_icarus_under_bubbles_and_stalls() {
     );
 }
 
-/// Weights read from a block RAM through three registers.
-#[test]
-fn block_ram_weights_match_verilator_under_bubbles_and_stalls() {
-    check_cases(
-        Rtl::Verilator,
-        2,
-        0xB3A,
-        &compiler::random::random_block_ram_weights,
-    );
-}
-
-#[test]
-fn block_ram_weights_match_icarus_under_bubbles_and_stalls() {
-    check_cases(
-        Rtl::Icarus,
-        2,
-        0xB3B,
-        &compiler::random::random_block_ram_weights,
-    );
-}
-
 #[test]
 fn conv_sim_matches_verilator_under_bubbles_and_stalls() {
     check_models(

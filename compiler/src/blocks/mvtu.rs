@@ -1272,19 +1272,10 @@ impl Block for Mvtu {
             ));
             // A second register after the read: the first becomes the block RAM's own read
             // register, the second starts the tree off a fabric flip-flop.
-            if rr >= 2 && !constant {
+            if rr == 2 && !constant {
                 b.push_str(&format!("reg  [{}:0] {n}_wq;\n", lanes - 1));
             }
-            // A third: the second becomes the block RAM's output register (see
-            // `passes::pipelining::read_registers_of`); the chunk keeps in step.
-            if rr == 3 {
-                b.push_str(&format!(
-                    "reg  [{}:0] {n}_wo;\nreg  [{}:0] {n}_xo;\n",
-                    lanes - 1,
-                    simd - 1
-                ));
-            }
-            if rr >= 2 || ram {
+            if rr == 2 || ram {
                 // The input RAM's read register holds the word of every plane.
                 b.push_str(&format!(
                     "reg  [{}:0] {n}_xq;\n",
@@ -1539,7 +1530,7 @@ impl Block for Mvtu {
             b.push_str("end\n\n");
         }
         // The datapath registers load every cycle: no enable, no reset.
-        let (w_in, x_in) = if rr >= 2 {
+        let (w_in, x_in) = if rr == 2 {
             (format!("{n}_wq"), format!("{n}_xq"))
         } else {
             (format!("{n}_wr"), format!("{n}_xr"))
@@ -1593,11 +1584,6 @@ impl Block for Mvtu {
                 a_tags.join(", ")
             )
         };
-        if rr == 3 && !table {
-            dp.push_str(&format!(
-                "{n}_wo <= {n}_wq;\n{n}_wr <= {n}_wo;\n{n}_xo <= {n}_xq;\n{n}_xr <= {n}_xo;\n"
-            ));
-        }
         if rr == 2 && !table {
             if !constant {
                 dp.push_str(&format!("{n}_wr <= {n}_wq;\n"));

@@ -103,24 +103,18 @@ pub fn read_registers_for(family: Family, clock_mhz: f64) -> usize {
 }
 
 /// Registers after `layer`'s read when the pass gives every layer `read_registers`: one more
-/// for a layer with two that reads tables, or weights from a block RAM (by the ECP5's costs)
-/// with its input in registers. On the ECP5 the build moves the second register into each
-/// block's output register (`boards::outreg`: 0.97 ns from the clock to data out instead of
-/// 5.83), while the third, in the fabric, takes the route from the block to the trees, so that
-/// neither that route nor the block's slow output lies in front of logic. Block RAM outputs
-/// routed across the device were the critical paths of the large ECP5 designs: the SFC design
-/// `7px 8x196t3 8x64t3 8x64t3 1x32` reached 87.2 MHz (a DP16KD output routed 5.9 ns to its
-/// register), `4px 8x392 1x256 5x2` on Fashion-MNIST 96.95 MHz (5.8 + 4.5 ns). The second
-/// register moves into the block, so the fabric keeps as many flip-flops as with two. A layer
-/// with an input RAM keeps two (its chunk's registers are that RAM's), as do loaded weights.
-/// The rule reads nothing of the design's family, so that a design rebuilt from its fold file
+/// for a table layer with two. Its tables are block RAMs wherever the exploration puts tables,
+/// and on the ECP5 the build moves the second register into each block's output register
+/// (`boards::outreg`: 0.97 ns from the clock to data out instead of 5.83), while the third, in
+/// the fabric, takes the route from the block to the trees, so that neither that route nor the
+/// block's slow output lies in front of logic. Only table layers get it: their tables fill a
+/// hundred blocks spread over the device (the SFC design `7px 8x196t3 8x64t3 8x64t3 1x32`
+/// reached 87.2 MHz on the ULX3S, its critical path a DP16KD output routed 5.9 ns to its
+/// register), while a weight word's third register would cost its whole width in flip-flops
+/// again. The rule reads nothing of the device, so that a design rebuilt from its fold file
 /// (which records the pass's `read_registers`) has the same registers.
 pub fn read_registers_of(layer: &Mvtu, read_registers: usize) -> usize {
-    let block_ram_weights = !layer.input_ram()
-        && !layer.is_loaded()
-        && layer.neuron_folds() * layer.synapse_folds() > 1
-        && layer.weight_blocks(Family::Ecp5).0 > 0;
-    if read_registers == 2 && (layer.table > 0 || block_ram_weights) {
+    if read_registers == 2 && layer.table > 0 {
         3
     } else {
         read_registers
