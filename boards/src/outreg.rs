@@ -14,7 +14,8 @@
 //! clocked by the port's clock, has no set or reset, shares one clock enable (or none) and
 //! feeds only flip-flops, the port becomes `"OUTREG"`, its outputs take over the flip-flops'
 //! outputs, the flip-flops go, and their shared enable becomes the port's output clock enable.
-//! A register that feeds logic stays in the fabric: in the block it would put the route from the
+//! Blocks in their 36-bit mode (one read port driving both ports' outputs) keep their registers
+//! in the fabric. A register that feeds logic stays in the fabric: in the block it would put the route from the
 //! block to the fabric (up to 6 ns across the ECP5-85F) in front of that logic, which is slower
 //! than the unregistered block's 5.83 ns in front of a register beside the logic (the SFC design
 //! `7px 8x196t3 8x64t3 8x64t3 1x32` fell from 87.2 to 77.5 MHz when its table registers that fed
@@ -128,6 +129,16 @@ pub fn absorb(netlist: &mut Value) -> Result<Absorbed, String> {
     let mut plan: Vec<Move> = Vec::new();
     let mut result = Absorbed::default();
     for (name, cell) in cells.iter().filter(|(_, c)| c["type"] == BRAM) {
+        // In its 36-bit mode a block has one read port whose data leave on both ports'
+        // outputs; which output register and clock serve each half is not checked here, so
+        // such a block keeps its registers in the fabric.
+        let wide = ["DATA_WIDTH_A", "DATA_WIDTH_B"].iter().any(|p| {
+            cell["parameters"][*p]
+                .as_str()
+                .and_then(|v| u64::from_str_radix(v.trim(), 2).ok())
+                .or_else(|| cell["parameters"][*p].as_u64())
+                == Some(36)
+        });
         for x in ['A', 'B'] {
             let outputs: Vec<(String, u64)> = (0..18)
                 .filter_map(|i| {
@@ -142,7 +153,8 @@ pub fn absorb(netlist: &mut Value) -> Result<Absorbed, String> {
                 continue;
             }
             let clock = bit(cell, &format!("CLK{x}"));
-            let port_ok = param(cell, &format!("REGMODE_{x}")).unwrap_or("NOREG") == "NOREG"
+            let port_ok = !wide
+                && param(cell, &format!("REGMODE_{x}")).unwrap_or("NOREG") == "NOREG"
                 && param(cell, &format!("CLK{x}MUX")).unwrap_or(&format!("CLK{x}"))
                     == format!("CLK{x}")
                 && is_const(cell, &format!("OCE{x}"), "1")
@@ -371,6 +383,18 @@ mod tests {
             );
             assert!(cells(&n).contains_key("ff_A0"), "{what}");
         }
+    }
+
+    /// In its 36-bit mode the block's one read port drives both ports' outputs.
+    #[test]
+    fn a_block_in_its_36_bit_mode_keeps_its_registers() {
+        let mut n = netlist(16);
+        n["modules"]["top"]["cells"]["bram"]["parameters"]["DATA_WIDTH_B"] =
+            json!("00000000000000000000000000100100");
+        let a = absorb(&mut n).unwrap();
+        assert_eq!((a.ports, a.left), (0, 2));
+        assert_eq!(cells(&n)["bram"]["parameters"]["REGMODE_B"], "NOREG");
+        assert_eq!(cells(&n).len(), 65);
     }
 
     #[test]
