@@ -110,8 +110,10 @@ pub fn read_registers_for(family: Family, clock_mhz: f64) -> usize {
 /// block's slow output lies in front of logic. Only table layers get it: their tables fill a
 /// hundred blocks spread over the device (the SFC design `7px 8x196t3 8x64t3 8x64t3 1x32`
 /// reached 87.2 MHz on the ULX3S, its critical path a DP16KD output routed 5.9 ns to its
-/// register), while a weight word's third register would cost its whole width in flip-flops
-/// again. The rule reads nothing of the device, so that a design rebuilt from its fold file
+/// register). Weight ROMs do not: up to 512 words they take the DP16KD's 36-bit mode, whose
+/// registers the build leaves in the fabric, so a third register would only add a cycle and a
+/// word of flip-flops (the Fashion-MNIST design `4px 8x392 1x256 5x2` tried so: 7 of its 191
+/// read ports took their output registers). The rule reads nothing of the device, so that a design rebuilt from its fold file
 /// (which records the pass's `read_registers`) has the same registers.
 pub fn read_registers_of(layer: &Mvtu, read_registers: usize) -> usize {
     if read_registers == 2 && layer.table > 0 {
