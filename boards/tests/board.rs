@@ -569,8 +569,8 @@ fn table_registers_move_into_the_ecp5_block_ram_output_registers() {
         return;
     }
     let dir = scratch("ecp5_tables");
-    // 96 one-bit pixels -> 32 -> 4: layer 1 at PE 4 x SIMD 12, 24 steps, so each of its four
-    // tables of three inputs is 192 words of 8 bits.
+    // 96 one-bit pixels -> 32 -> 4: layer 1 at PE 4 x SIMD 12, 64 steps, so each of its four
+    // tables of three inputs is 512 words of 8 bits, a pair 1024.
     let model = random_model(&mut Rng(0x7AB), 96, 1, Encoding::Threshold(1), &[32, 4]);
     let mut fold = FoldFile::from(vec![
         LayerFold { pe: 4, simd: 12 },
