@@ -9,7 +9,7 @@
 //! emptied. The read is the RAM's own registered read port with an enable and no reset, the
 //! shape Yosys maps to block RAM or LUT RAM; a beat written in a cycle is read at the
 //! earliest in the next, so a beat crosses an empty FIFO in two cycles. `in_ready` is
-//! `count != depth`, a register compare, as the stream convention wants.
+//! `count != depth`, held in a flag register of its own, as the stream convention wants.
 //!
 //! Cycles per frame: one beat per cycle in and out, never slower than the stage before it
 //! (its cycles are that stage's). Latency: 2 cycles.
@@ -146,7 +146,11 @@ impl Block for Fifo {
         b.push_str(&format!(
             "reg  [{}:0] {n}_mem [0:{}];\nreg  [{}:0] {n}_wp;\nreg  [{}:0] {n}_rp;\n\
              reg  [{}:0] {n}_count;\n\
-             assign in_ready = ({n}_count != {});\n\
+             // `count == depth`, kept in a register of its own: in_ready then leaves a flip-flop\n\
+             // straight into the stage before, whose take decides the load of its wide output\n\
+             // register (the compare in front of that was the critical path of a CNN design).\n\
+             reg  {n}_full;\n\
+             assign in_ready = !{n}_full;\n\
              wire {n}_in_fire = in_valid && in_ready;\n\
              // The output register takes the oldest entry whenever it is free or being emptied.\n\
              wire {n}_rd = ({n}_count != {}) && (!out_valid || out_ready);\n",
@@ -155,13 +159,12 @@ impl Block for Fifo {
             aw - 1,
             aw - 1,
             cw - 1,
-            lit(cw, d as u64),
             lit(cw, 0),
         ));
         b.push_str("\nalways @(posedge clk) begin\n    if (rst) begin\n");
         b.push_str(&format!(
             "        {n}_wp <= {z};\n        {n}_rp <= {z};\n        {n}_count <= {};\n        \
-             out_valid <= 1'b0;\n",
+             {n}_full <= 1'b0;\n        out_valid <= 1'b0;\n",
             lit(cw, 0),
             z = lit(aw, 0)
         ));
@@ -172,9 +175,13 @@ impl Block for Fifo {
             next(&format!("{n}_rp"))
         ));
         b.push_str(&format!(
-            "        if ({n}_in_fire && !{n}_rd) {n}_count <= {n}_count + {one};\n        \
-             else if ({n}_rd && !{n}_in_fire) {n}_count <= {n}_count - {one};\n",
-            one = lit(cw, 1)
+            "        if ({n}_in_fire && !{n}_rd) begin\n            \
+             {n}_count <= {n}_count + {one};\n            \
+             {n}_full <= ({n}_count == {last});\n        \
+             end else if ({n}_rd && !{n}_in_fire) begin\n            \
+             {n}_count <= {n}_count - {one};\n            {n}_full <= 1'b0;\n        end\n",
+            one = lit(cw, 1),
+            last = lit(cw, d as u64 - 1)
         ));
         b.push_str(&format!(
             "        if ({n}_rd) out_valid <= 1'b1;\n        else if (out_ready) out_valid <= 1'b0;\n"
