@@ -181,6 +181,12 @@ impl Mvtu {
     /// are read where their block RAM's read bandwidth, not its size, is what runs out: the
     /// SFC design's first layer at 32 steps needs 4,192 table bits per cycle, 117 blocks read
     /// 36 bits wide, while its 262 tables of 256 x 16 bits fill a quarter of a block each.
+    /// A layer pairs tables up to [`PAIRED_WORDS_MAX`] words in all: a paired memory's
+    /// contents are an initial block of one statement per word, and the YoWASP Yosys of the
+    /// ECP5 flow (a 32-bit WebAssembly build, 4 GB at most) ran out of memory reading about
+    /// a million of them (the SFC design `2px 1x392t3 1x128t3 1x128t3 2x2t3`, tables 8,192
+    /// words deep); a layer's further tables stay one to a memory, as case-statement ROMs,
+    /// which it reads cheaply (400,000 words in one ROM in 36 s).
     pub fn table_memories(&self) -> Vec<(Vec<usize>, (u64, u64))> {
         let shapes = self.table_shapes();
         let groups = self.table_groups();
@@ -192,6 +198,7 @@ impl Mvtu {
         let entries = (self.neuron_folds() * self.synapse_folds()) as u64;
         let mut out = Vec::new();
         let mut g = 0;
+        let mut paired_words = 0;
         while g < shapes.len() {
             let pair = (g + 1 < shapes.len()).then(|| {
                 let k = groups[g].max(groups[g + 1]) as u32;
@@ -204,8 +211,10 @@ impl Mvtu {
                         || c.rom(shapes[g + 1].0, shapes[g + 1].1).brams > 0)
                         && DUAL_PORT_SHAPES
                             .iter()
-                            .any(|&(d, w)| width <= w && depth <= d) =>
+                            .any(|&(d, w)| width <= w && depth <= d)
+                        && paired_words + depth <= PAIRED_WORDS_MAX =>
                 {
+                    paired_words += depth;
                     out.push((vec![g, g + 1], (depth, width)));
                     g += 2;
                 }
@@ -487,11 +496,13 @@ impl Mvtu {
             let width = width as usize;
             let kmax = members.iter().map(|&g| groups[g]).max().unwrap_or(1);
             let abits = waw as usize + kmax;
+            // Every word an address can reach, and only those: the others (steps past the
+            // last, a shorter group's padding) are never read, and each statement costs Yosys
+            // kilobytes (see `table_memories`), so no filling loop.
             b.push_str(&format!(
-                "// Tables {} and {} in one memory read through two ports (one block RAM).\n\
-                 reg  [{}:0] {n}_tm{m} [0:{}];\ninteger {n}_tm{m}_i;\ninitial begin\n    \
-                 for ({n}_tm{m}_i = 0; {n}_tm{m}_i < {depth}; {n}_tm{m}_i = {n}_tm{m}_i + 1) \
-                 {n}_tm{m}[{n}_tm{m}_i] = {width}'h0;\n",
+                "// Tables {} and {} in one memory read through two ports (one block RAM); words \
+                 no address\n// reaches are left out.\n\
+                 reg  [{}:0] {n}_tm{m} [0:{}];\ninitial begin\n",
                 members[0],
                 members[1],
                 width - 1,
@@ -501,14 +512,11 @@ impl Mvtu {
                 let k = groups[g];
                 for step in 0..entries {
                     for x in 0..1usize << k {
-                        let w = word(g, step, x);
-                        if w.iter().any(|&v| v != 0) {
-                            let a = (port << abits) | (step << kmax) | x;
-                            b.push_str(&format!(
-                                "    {n}_tm{m}[{a}] = {width}'h{};\n",
-                                hex(&w, width)
-                            ));
-                        }
+                        let a = (port << abits) | (step << kmax) | x;
+                        b.push_str(&format!(
+                            "    {n}_tm{m}[{a}] = {width}'h{};\n",
+                            hex(&word(g, step, x), width)
+                        ));
                     }
                 }
             }
@@ -644,6 +652,11 @@ impl Mvtu {
 /// Shapes `(words, bits)` of an ECP5 DP16KD read through both ports at once (true dual-port
 /// mode; its 512 x 36 shape has a single read port).
 const DUAL_PORT_SHAPES: [(u64, u64); 5] = [(1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1)];
+
+/// Words of paired table memories a layer may hold (see [`Mvtu::table_memories`]): the SFC
+/// designs built and synthesised with paired tables hold up to 176,128 in a layer (328,704
+/// initial statements in a design), the one Yosys could not read 532,480 in its first layer.
+pub const PAIRED_WORDS_MAX: u64 = 1 << 18;
 
 /// A case-statement ROM to emit: `name`, `width` bits, indexed by `addr` (`addr_width` bits),
 /// `entries` words.
