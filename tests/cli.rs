@@ -290,6 +290,46 @@ fn calibrate_fits_at_least_as_well_as_the_shipped_coefficients() {
         assert!(c.as_f64().unwrap() >= 0.0, "{name} = {c}");
     }
     assert!(dirs[0].join("stat_ice40.txt").exists());
+
+    // --fit frees only the named coefficients: the others stay as shipped, and the fit is
+    // no worse than the shipped point it starts from.
+    let mut partial = args.clone();
+    partial.extend(["--fit", "block,select_bit"]);
+    let out = flipchip(&partial);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let p = last_json(&out);
+    let shipped = compiler::blocks::Family::Ice40.costs().coefficients();
+    for (i, name) in compiler::blocks::Features::NAMES.iter().enumerate() {
+        let c = p["coefficients"][name].as_f64().unwrap();
+        if !["block", "select_bit"].contains(name) {
+            assert_eq!(c, shipped[i], "{name} is held");
+        }
+    }
+    let rows = p["rows"].as_array().unwrap();
+    let sq = |key: &str| -> f64 {
+        rows.iter()
+            .map(|r| {
+                let y = r["yosys_luts"].as_f64().unwrap();
+                let e = (r[key].as_f64().unwrap() - y) / y;
+                e * e
+            })
+            .sum()
+    };
+    assert!(sq("fit_luts") <= sq("current_luts") + 1e-4);
+    // A name that is not a coefficient is an error listing the names.
+    let mut bad = args.clone();
+    bad.extend(["--fit", "blocks"]);
+    let out = flipchip(&bad);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no coefficient \"blocks\"") && err.contains("table_adder_bit"),
+        "{err}"
+    );
 }
 
 #[test]

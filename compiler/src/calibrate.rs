@@ -83,6 +83,13 @@ pub enum FitError {
 
 /// The non-negative least-squares fit of relative error (see the module documentation).
 pub fn fit(samples: &[Sample]) -> Result<Fit, FitError> {
+    fit_only(samples, [0.0; N], &(0..N).collect::<Vec<_>>())
+}
+
+/// The fit of only the coefficients `free` (indices into [`Features::NAMES`]), the others held
+/// at `held`'s values: a feature added later is fitted to new designs alone while the earlier
+/// coefficients keep the fit of the designs they came from.
+pub fn fit_only(samples: &[Sample], held: [f64; N], free: &[usize]) -> Result<Fit, FitError> {
     if samples.is_empty() {
         return Err(FitError::Empty);
     }
@@ -93,7 +100,13 @@ pub fn fit(samples: &[Sample]) -> Result<Fit, FitError> {
         .iter()
         .map(|s| (s.features.vector(), s.luts as f64))
         .collect();
-    fit_vectors(&rows)
+    let mut base = held;
+    let mut mask = 0u32;
+    for &i in free {
+        base[i] = 0.0;
+        mask |= 1 << i;
+    }
+    fit_vectors_with(&rows, &base, mask)
         .map(|coefficients| Fit { coefficients })
         .ok_or(FitError::NoFit)
 }
@@ -103,7 +116,22 @@ pub fn fit(samples: &[Sample]) -> Result<Fit, FitError> {
 /// (the LUT estimate's and the ASIC area's, [`crate::asic_area`]); `None` if no non-negative
 /// solution exists.
 pub fn fit_vectors<const M: usize>(samples: &[([f64; M], f64)]) -> Option<[f64; M]> {
+    fit_vectors_with(samples, &[0.0; M], (1u32 << M) - 1)
+}
+
+/// [`fit_vectors`] of the coefficients in `free` (a bit mask), the others fixed at `base`'s
+/// values (`base` is 0 on `free`).
+fn fit_vectors_with<const M: usize>(
+    samples: &[([f64; M], f64)],
+    base: &[f64; M],
+    free: u32,
+) -> Option<[f64; M]> {
     let rows: Vec<[f64; M]> = samples.iter().map(|(f, y)| f.map(|x| x / y)).collect();
+    // What the free coefficients must explain of each row's relative value 1.
+    let targets: Vec<f64> = rows
+        .iter()
+        .map(|r| 1.0 - r.iter().zip(base).map(|(a, b)| a * b).sum::<f64>())
+        .collect();
     let residual = |c: &[f64; M]| -> f64 {
         rows.iter()
             .map(|r| {
@@ -114,14 +142,17 @@ pub fn fit_vectors<const M: usize>(samples: &[([f64; M], f64)]) -> Option<[f64; 
     };
     let mut best: Option<([f64; M], f64)> = None;
     for mask in 1u32..(1 << M) {
+        if mask & !free != 0 {
+            continue;
+        }
         let cols: Vec<usize> = (0..M).filter(|&i| mask >> i & 1 == 1).collect();
-        let Some(x) = least_squares(&rows, &cols) else {
+        let Some(x) = least_squares(&rows, &targets, &cols) else {
             continue;
         };
         if x.iter().any(|&v| v < 0.0) {
             continue;
         }
-        let mut c = [0.0; M];
+        let mut c = *base;
         for (&i, &v) in cols.iter().zip(&x) {
             c[i] = v;
         }
@@ -133,18 +164,22 @@ pub fn fit_vectors<const M: usize>(samples: &[([f64; M], f64)]) -> Option<[f64; 
     best.map(|(c, _)| c)
 }
 
-/// Least squares of `rows * x = 1` over columns `cols`, by the normal equations with partial
-/// pivoting; `None` if they are singular.
-fn least_squares<const M: usize>(rows: &[[f64; M]], cols: &[usize]) -> Option<Vec<f64>> {
+/// Least squares of `rows * x = targets` over columns `cols`, by the normal equations with
+/// partial pivoting; `None` if they are singular.
+fn least_squares<const M: usize>(
+    rows: &[[f64; M]],
+    targets: &[f64],
+    cols: &[usize],
+) -> Option<Vec<f64>> {
     let n = cols.len();
     // Augmented normal equations [A^T A | A^T 1].
     let mut m = vec![vec![0.0; n + 1]; n];
-    for r in rows {
+    for (r, t) in rows.iter().zip(targets) {
         for (i, &ci) in cols.iter().enumerate() {
             for (j, &cj) in cols.iter().enumerate() {
                 m[i][j] += r[ci] * r[cj];
             }
-            m[i][n] += r[ci];
+            m[i][n] += r[ci] * t;
         }
     }
     let scale = m
@@ -188,6 +223,8 @@ mod tests {
                 stream: v[6],
                 blocks: v[7],
                 ram_popcount: v[8],
+                table_adder: v[9],
+                packed_rom_blocks: v[10],
             },
             luts,
         }
@@ -195,25 +232,45 @@ mod tests {
 
     #[test]
     fn recovers_exact_coefficients() {
-        let truth = [0.1, 0.25, 0.6, 3.0, 0.0, 1.0, 0.9, 20.0, 0.4];
+        let truth = [0.1, 0.25, 0.6, 3.0, 0.0, 1.0, 0.9, 20.0, 0.4, 0.3, 7.5];
         let f = |v: [f64; N]| v.iter().zip(&truth).map(|(a, b)| a * b).sum::<f64>();
         let designs = [
-            [1000.0, 400.0, 0.0, 20.0, 30.0, 256.0, 256.0, 4.0, 0.0],
-            [0.0, 4000.0, 300.0, 80.0, 60.0, 3136.0, 3136.0, 5.0, 300.0],
-            [5000.0, 100.0, 0.0, 10.0, 10.0, 64.0, 64.0, 4.0, 0.0],
             [
-                200.0, 2000.0, 1000.0, 200.0, 90.0, 1024.0, 512.0, 4.0, 2000.0,
+                1000.0, 400.0, 0.0, 20.0, 30.0, 256.0, 256.0, 4.0, 0.0, 0.0, 0.0,
             ],
-            [0.0, 800.0, 50.0, 0.0, 40.0, 0.0, 100.0, 3.0, 50.0],
-            [3000.0, 50.0, 0.0, 40.0, 20.0, 512.0, 900.0, 6.0, 0.0],
-            [700.0, 9000.0, 2000.0, 30.0, 10.0, 128.0, 64.0, 4.0, 9000.0],
-            [100.0, 300.0, 80.0, 60.0, 5.0, 2048.0, 32.0, 5.0, 80.0],
-            [9000.0, 1200.0, 0.0, 500.0, 300.0, 0.0, 784.0, 4.0, 0.0],
-            [0.0, 0.0, 6000.0, 0.0, 700.0, 0.0, 16.0, 3.0, 0.0],
             [
-                2500.0, 7000.0, 400.0, 120.0, 1500.0, 4096.0, 2048.0, 6.0, 400.0,
+                0.0, 4000.0, 300.0, 80.0, 60.0, 3136.0, 3136.0, 5.0, 300.0, 0.0, 16.0,
             ],
-            [60.0, 150.0, 30.0, 12.0, 400.0, 96.0, 8.0, 3.0, 150.0],
+            [
+                5000.0, 100.0, 0.0, 10.0, 10.0, 64.0, 64.0, 4.0, 0.0, 0.0, 0.0,
+            ],
+            [
+                200.0, 2000.0, 1000.0, 200.0, 90.0, 1024.0, 512.0, 4.0, 2000.0, 1500.0, 0.0,
+            ],
+            [
+                0.0, 800.0, 50.0, 0.0, 40.0, 0.0, 100.0, 3.0, 50.0, 0.0, 32.0,
+            ],
+            [
+                3000.0, 50.0, 0.0, 40.0, 20.0, 512.0, 900.0, 6.0, 0.0, 0.0, 0.0,
+            ],
+            [
+                700.0, 9000.0, 2000.0, 30.0, 10.0, 128.0, 64.0, 4.0, 9000.0, 0.0, 0.0,
+            ],
+            [
+                100.0, 300.0, 80.0, 60.0, 5.0, 2048.0, 32.0, 5.0, 80.0, 0.0, 0.0,
+            ],
+            [
+                9000.0, 1200.0, 0.0, 500.0, 300.0, 0.0, 784.0, 4.0, 0.0, 0.0, 9.0,
+            ],
+            [
+                0.0, 0.0, 6000.0, 0.0, 700.0, 0.0, 16.0, 3.0, 0.0, 6000.0, 0.0,
+            ],
+            [
+                2500.0, 7000.0, 400.0, 120.0, 1500.0, 4096.0, 2048.0, 6.0, 400.0, 0.0, 0.0,
+            ],
+            [
+                60.0, 150.0, 30.0, 12.0, 400.0, 96.0, 8.0, 3.0, 150.0, 100.0, 0.0,
+            ],
         ];
         // Exact integer LUT counts need exactly representable products; round and allow the
         // rounding in the check.
@@ -232,12 +289,64 @@ mod tests {
     }
 
     #[test]
+    fn a_partial_fit_keeps_the_held_coefficients() {
+        // Designs whose LUTs are 2 per `adder` bit plus 0.5 per `table_adder` bit, fitted with
+        // `adder_bit` held at 2 (from an earlier fit) and only `table_adder_bit` free.
+        let samples: Vec<Sample> = [
+            (1000.0, 0.0),
+            (400.0, 400.0),
+            (3000.0, 2000.0),
+            (50.0, 50.0),
+        ]
+        .iter()
+        .enumerate()
+        .map(|(i, &(a, t))| {
+            let mut v = [0.0; N];
+            v[2] = a;
+            v[9] = t;
+            sample(&format!("d{i}"), v, (2.0 * a + 0.5 * t) as u64)
+        })
+        .collect();
+        let mut held = [0.0; N];
+        held[2] = 2.0;
+        held[3] = 7.0; // held, and no design has the feature: stays as given
+        let fit = fit_only(&samples, held, &[9]).unwrap();
+        assert_eq!(fit.coefficients[2], 2.0);
+        assert_eq!(fit.coefficients[3], 7.0);
+        assert!(
+            (fit.coefficients[9] - 0.5).abs() < 1e-9,
+            "{:?}",
+            fit.coefficients
+        );
+        for s in &samples {
+            assert!(fit.error(s).abs() < 1e-9);
+        }
+        // Held at a wrong value, the free coefficient makes up what it can.
+        held[2] = 1.5;
+        let off = fit_only(&samples, held, &[9]).unwrap();
+        assert_eq!(off.coefficients[2], 1.5);
+        assert!(off.coefficients[9] > 0.5);
+    }
+
+    #[test]
     fn coefficients_stay_non_negative() {
         // Data an unconstrained fit would explain with a negative popcount cost.
         let samples = vec![
-            sample("a", [0.0, 100.0, 0.0, 0.0, 0.0, 100.0, 0.0, 0.0, 0.0], 50),
-            sample("b", [0.0, 200.0, 0.0, 0.0, 0.0, 100.0, 0.0, 0.0, 0.0], 40),
-            sample("c", [0.0, 50.0, 0.0, 0.0, 0.0, 200.0, 0.0, 0.0, 0.0], 160),
+            sample(
+                "a",
+                [0.0, 100.0, 0.0, 0.0, 0.0, 100.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+                50,
+            ),
+            sample(
+                "b",
+                [0.0, 200.0, 0.0, 0.0, 0.0, 100.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+                40,
+            ),
+            sample(
+                "c",
+                [0.0, 50.0, 0.0, 0.0, 0.0, 200.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+                160,
+            ),
         ];
         let fit = fit(&samples).unwrap();
         assert!(fit.coefficients.iter().all(|&c| c >= 0.0));

@@ -144,7 +144,12 @@ fn table_splits_pair_their_tables_on_ecp5() {
     // weights; 109.1 MHz, measured on such a design.
     assert_eq!(tables.estimate.brams, 111);
     assert_eq!(tables.clock_mhz, 109.1);
-    assert!(tables.estimate.luts < split.estimate.luts * 6 / 10);
+    assert!(
+        tables.estimate.luts < split.estimate.luts * 2 / 3,
+        "{} against {}",
+        tables.estimate.luts,
+        split.estimate.luts
+    );
     // The folding pass's own split of layer 1 takes a block RAM per table.
     let plain = find("14px 4x784t3 4x256 4x256 5x8");
     assert!(plain.is_none_or(|c| c.estimate.brams > 111));

@@ -191,6 +191,36 @@ fn tables_pair_in_two_port_block_rams() {
     assert!(l
         .emit_verilog("")
         .contains("l1_mvtu_ta261 = {1'b1, l1_mvtu_waddr, 2'b0, l1_mvtu_x[783]}"));
+    // Only the words an address reaches are listed: the short group's 2 patterns x 64 steps.
+    let v = l.emit_verilog("");
+    let listed = |m: usize| v.matches(&format!("l1_mvtu_tm{m}[")).count();
+    assert_eq!(
+        listed(130),
+        512 + 128 + 2,
+        "two tables' words and the two reads"
+    );
+    // A layer pairs up to PAIRED_WORDS_MAX words: at PE 1, 512 steps, a pair is 8192 x 2,
+    // so 32 pairs, and the other 67 tables stay ROMs of their own.
+    let mut f = fold(vec![3, 0]);
+    f.layers[0].pe = 1;
+    f.layers[0].simd = 392;
+    f.dual_port_tables = Some(true);
+    let mut deep = compile(f).unwrap();
+    deep.family = Family::Ecp5;
+    let l = deep.mvtus().next().unwrap();
+    let memories = l.table_memories();
+    let pairs: Vec<_> = memories.iter().filter(|(g, _)| g.len() == 2).collect();
+    assert_eq!(
+        pairs.len() as u64,
+        compiler::blocks::mvtu::PAIRED_WORDS_MAX / 8192
+    );
+    assert!(pairs.iter().all(|(_, shape)| *shape == (8192, 2)));
+    assert_eq!(memories.len(), 32 + 67);
+    assert_eq!(
+        memories[32].0,
+        vec![64],
+        "pairs first, then single tables in order"
+    );
     // Tables too deep (128 steps x 8 patterns fill a port) or too wide (tables of four inputs:
     // 8 PEs x 3 bits) for two to share a block keep one each.
     for (simd, k) in [(196, 3), (392, 4)] {

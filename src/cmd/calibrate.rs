@@ -30,6 +30,11 @@ pub struct Args {
     /// Also write the per-design table as CSV.
     #[arg(long)]
     pub csv: Option<PathBuf>,
+    /// Fit only these coefficients (names as printed, comma-separated), holding the others at
+    /// the shipped ones: for a feature added after the designs behind the others were
+    /// synthesised. Default: fit all.
+    #[arg(long, value_delimiter = ',')]
+    pub fit: Vec<String>,
     /// Print one JSON object as the last line.
     #[arg(long)]
     pub json: bool,
@@ -136,9 +141,27 @@ fn measure(
 /// Runs `flipchip calibrate`.
 pub fn run(a: Args) -> anyhow::Result<()> {
     if let Some(device) = compiler::dse::device(&a.family).filter(|d| d.is_asic()) {
+        if !a.fit.is_empty() {
+            bail!("--fit applies to the LUT coefficients of an FPGA family, not to cell area");
+        }
         return super::calibrate_asic::run(&a, &device);
     }
     let fam = family(&a.family)?;
+    let free = a
+        .fit
+        .iter()
+        .map(|name| {
+            Features::NAMES
+                .iter()
+                .position(|n| n == name)
+                .with_context(|| {
+                    format!(
+                        "--fit: no coefficient {name:?}; the coefficients are {}",
+                        Features::NAMES.join(", ")
+                    )
+                })
+        })
+        .collect::<anyhow::Result<Vec<usize>>>()?;
     let n = a.dirs.len();
     let rows = super::parallel(n, if a.synth { 2 } else { 1 }, |j| {
         measure(
@@ -151,7 +174,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     });
     let rows: Vec<Row> = rows.into_iter().collect::<anyhow::Result<_>>()?;
     let samples: Vec<Sample> = rows.iter().map(|r| r.sample.clone()).collect();
-    let fit = calibrate::fit(&samples)?;
+    let fit = if free.is_empty() {
+        calibrate::fit(&samples)?
+    } else {
+        calibrate::fit_only(&samples, fam.costs().coefficients(), &free)?
+    };
 
     let err = |p: f64, y: u64| (p - y as f64) / y.max(1) as f64;
     let mut csv = format!(

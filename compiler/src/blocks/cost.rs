@@ -218,6 +218,20 @@ pub struct Costs {
     /// its column (the SFC topology's 784- and 256-lane trees fed from DP16KD: about 1.2 LUT4
     /// per tree bit in a hierarchical `synth_ecp5`, against 0.7 for the digits models' trees).
     pub ram_popcount_bit: f64,
+    /// LUTs per popcount adder-tree bit on top of `adder_bit` in table layers, whose trees
+    /// start from the tables' multi-bit counts instead of XNOR bits: Yosys maps those first
+    /// levels less tightly than the XNOR-fed ones the other coefficients were fitted to (the
+    /// SFC topology's table designs took 7-12% more LUT4s than estimated without it).
+    pub table_adder_bit: f64,
+    /// LUTs per block RAM of a ROM that takes fewest blocks with several words packed to a
+    /// row: the read then selects its word with LUT multiplexers (`synth_ecp5` 0.70 on lone
+    /// ROMs: 98,304 x 2 in 15 DP16KD of 512 x 36, 18 words a row, took 110 LUT4s, 200,704 x 2
+    /// in 29 took 222, while 65,536 x 2 in 8 of 8,192 x 2 took 6).
+    pub packed_rom_block: f64,
+    /// Whether a ROM in block RAM takes the blocks of its whole address space, as its LUT
+    /// cost is reckoned (`synth_ecp5` 0.70: 24,576 x 2 and 12,288 x 4 in four DP16KD each,
+    /// 40,960 x 2 in eight, 100,352 x 1 in eight). Measured on ECP5 only.
+    pub rom_blocks_by_address_space: bool,
     /// LUTs per accumulator bit (`pe * acc_width`, folded layers only).
     pub acc_bit: f64,
     /// LUTs per bit of the threshold compare or score adder (`pe * width`).
@@ -257,6 +271,10 @@ pub const ICE40: Costs = Costs {
     popcount_bit: 0.1698,
     adder_bit: 0.8260,
     ram_popcount_bit: 0.0,
+    // Not fitted: no iCE40 table design has been synthesised.
+    table_adder_bit: 0.0,
+    packed_rom_block: 0.0,
+    rom_blocks_by_address_space: false,
     acc_bit: 1.9383,
     activation_bit: 0.6156,
     select_bit: 1.2970,
@@ -267,7 +285,10 @@ pub const ICE40: Costs = Costs {
 
 /// ECP5, fitted to `synth_ecp5` (YoWASP Yosys 0.70): 36 designs with the ternary first
 /// popcount level, the synthesised front designs within 10.0%, every design within 19.7%
-/// (`cal/d16` of `compiler/calibration/ecp5.csv`, the worst, is not on a front).
+/// (`cal/d16` of `compiler/calibration/ecp5.csv`, the worst, is not on a front);
+/// `table_adder_bit` alone fitted afterwards (`flipchip calibrate --fit`) to ten table designs
+/// of the SFC topology's front (`compiler/calibration/ecp5-tables.csv`, all within 7.4%), and
+/// `packed_rom_block` measured on lone ROMs.
 pub const ECP5: Costs = Costs {
     bram_shapes: &[
         (512, 36),
@@ -284,6 +305,9 @@ pub const ECP5: Costs = Costs {
     popcount_bit: 0.0000,
     adder_bit: 0.8980,
     ram_popcount_bit: 0.5148,
+    table_adder_bit: 0.1771,
+    packed_rom_block: 7.5,
+    rom_blocks_by_address_space: true,
     acc_bit: 3.8411,
     activation_bit: 0.0000,
     select_bit: 1.1912,
@@ -303,6 +327,9 @@ pub const ASIC: Costs = Costs {
     popcount_bit: 0.0,
     adder_bit: 0.0,
     ram_popcount_bit: 0.0,
+    table_adder_bit: 0.0,
+    packed_rom_block: 0.0,
+    rom_blocks_by_address_space: false,
     acc_bit: 0.0,
     activation_bit: 0.0,
     select_bit: 0.0,
@@ -325,6 +352,10 @@ pub struct Features {
     /// Popcount adder-tree bits of layers whose weights are read from a block RAM or a loaded
     /// RAM (appended last in [`Features::NAMES`], after the features of the first fits).
     pub ram_popcount: f64,
+    /// Popcount adder-tree bits of table layers (appended after `ram_popcount`).
+    pub table_adder: f64,
+    /// Block RAMs of ROMs packed several words to a row (see [`Costs::packed_rom_block`]).
+    pub packed_rom_blocks: f64,
     /// Accumulator bits of folded layers.
     pub acc: f64,
     /// Threshold-compare, score-adder and argmax compare/select bits.
@@ -339,7 +370,7 @@ pub struct Features {
 
 impl Features {
     /// Names of the features (and of their coefficients), in [`Features::vector`] order.
-    pub const NAMES: [&'static str; 9] = [
+    pub const NAMES: [&'static str; 11] = [
         "rom_bit",
         "popcount_bit",
         "adder_bit",
@@ -349,10 +380,12 @@ impl Features {
         "stream_bit",
         "block",
         "ram_popcount_bit",
+        "table_adder_bit",
+        "packed_rom_block",
     ];
 
     /// The features as a vector, in [`Features::NAMES`] order.
-    pub fn vector(&self) -> [f64; 9] {
+    pub fn vector(&self) -> [f64; 11] {
         [
             self.rom_bits,
             self.popcount,
@@ -363,6 +396,8 @@ impl Features {
             self.stream,
             self.blocks,
             self.ram_popcount,
+            self.table_adder,
+            self.packed_rom_blocks,
         ]
     }
 }
@@ -375,6 +410,8 @@ impl std::ops::Add for Features {
             popcount: self.popcount + o.popcount,
             adder: self.adder + o.adder,
             ram_popcount: self.ram_popcount + o.ram_popcount,
+            table_adder: self.table_adder + o.table_adder,
+            packed_rom_blocks: self.packed_rom_blocks + o.packed_rom_blocks,
             acc: self.acc + o.acc,
             activation: self.activation + o.activation,
             select: self.select + o.select,
@@ -395,7 +432,7 @@ pub struct RomCost {
 
 impl Costs {
     /// The LUT coefficients, in [`Features::NAMES`] order.
-    pub fn coefficients(&self) -> [f64; 9] {
+    pub fn coefficients(&self) -> [f64; 11] {
         [
             self.rom_bit,
             self.popcount_bit,
@@ -406,6 +443,8 @@ impl Costs {
             self.stream_bit,
             self.block,
             self.ram_popcount_bit,
+            self.table_adder_bit,
+            self.packed_rom_block,
         ]
     }
 
@@ -450,6 +489,45 @@ impl Costs {
             .unwrap_or(u64::MAX)
     }
 
+    /// The depth a ROM's block RAMs are counted for: its address space where
+    /// [`Costs::rom_blocks_by_address_space`].
+    fn rom_depth(&self, depth: u64) -> u64 {
+        if self.rom_blocks_by_address_space {
+            depth.next_power_of_two()
+        } else {
+            depth
+        }
+    }
+
+    /// The `packed_rom_blocks` feature of a `depth` x `width` ROM: its block RAMs where a
+    /// shape holding several words to a row needs fewer of them than any shape holding one.
+    pub fn packed_rom_blocks(&self, depth: u64, width: u64) -> f64 {
+        let blocks = self.rom(depth, width).brams;
+        if blocks == 0 || width == 0 {
+            return 0.0;
+        }
+        let d = self.rom_depth(depth);
+        let best = |packed: bool| {
+            self.bram_shapes
+                .iter()
+                .filter(|&&(_, w)| (w / width >= 2) == packed)
+                .map(|&(sd, w)| {
+                    if width <= w {
+                        d.div_ceil(sd * (w / width))
+                    } else {
+                        d.div_ceil(sd) * width.div_ceil(w)
+                    }
+                })
+                .min()
+                .unwrap_or(u64::MAX)
+        };
+        if best(true) < best(false) {
+            blocks as f64
+        } else {
+            0.0
+        }
+    }
+
     /// A `depth` x `width` ROM with a registered address, placed as Yosys's `memory_libmap`
     /// places it. A single-entry ROM is a constant and costs nothing by itself.
     pub fn rom(&self, depth: u64, width: u64) -> RomCost {
@@ -466,7 +544,7 @@ impl Costs {
         // counter becomes a 2^N-word memory (observed with synth_ecp5 and synth_ice40: 33 x 36
         // and 56 x 36 go to one DP16KD, 32 x 36 stays in logic; 65 x 14 goes to an SB_RAM40_4K).
         let bits = depth.next_power_of_two() * width;
-        let blocks = self.bram_blocks(depth, width);
+        let blocks = self.bram_blocks(self.rom_depth(depth), width);
         if blocks.saturating_mul(self.bram_cost) * 16 < bits {
             RomCost {
                 logic_bits: 0,
@@ -507,6 +585,23 @@ mod tests {
         assert_eq!(c.rom(65, 14).brams, 1);
         // The Fashion-MNIST layer 1 of `4px 32x112 4x128 1x16`: 100 PDPW16KD in the build.
         assert_eq!(e.rom(56, 32 * 112).brams, 100);
+        // Deep ROMs take the blocks of their address space (synth_ecp5 0.70 on lone ROMs).
+        assert_eq!(e.rom(24576, 2).brams, 4);
+        assert_eq!(e.rom(40960, 2).brams, 8);
+        assert_eq!(e.rom(12288, 4).brams, 4);
+        assert_eq!(e.rom(100352, 1).brams, 8);
+        assert_eq!(e.rom(8192, 2).brams, 1);
+        // Fewest blocks with 18 words to a 512 x 36 row, as Yosys maps them (15 and 29
+        // DP16KD), costing LUT multiplexers; 65,536 x 2 and 100,352 x 1 take as few blocks
+        // unpacked (8192 x 2, 16384 x 1) and cost 6 LUT4s.
+        assert_eq!(e.rom(98304, 2).brams, 15);
+        assert_eq!(e.rom(200704, 2).brams, 29);
+        assert_eq!(e.packed_rom_blocks(98304, 2), 15.0);
+        assert_eq!(e.packed_rom_blocks(200704, 2), 29.0);
+        assert_eq!(e.packed_rom_blocks(65536, 2), 0.0);
+        assert_eq!(e.packed_rom_blocks(100352, 1), 0.0);
+        assert_eq!(e.packed_rom_blocks(512, 16), 0.0);
+        assert_eq!(c.packed_rom_block, 0.0, "iCE40 keeps its fit");
     }
 
     #[test]

@@ -748,6 +748,12 @@ impl Block for Mvtu {
             } else {
                 0.0
             },
+            table_adder: if table { tree_bits as f64 } else { 0.0 },
+            packed_rom_blocks: self
+                .roms(c.drop_constant_lanes)
+                .iter()
+                .map(|&(d, w)| c.packed_rom_blocks(d, w))
+                .sum(),
             acc: if accumulate {
                 (pe * u64::from(m.acc_width)) as f64
             } else {
