@@ -1370,8 +1370,8 @@ mod tests {
             (49_300, 30),
             (19_591, 40),
             (12_770, 97),
-            (10_531, 110),
-            (10_332, 111),
+            (11_842, 110),
+            (11_554, 111),
         ] {
             assert!(d.fits(&e(luts, brams), None), "{luts} {brams}");
             assert!(d.fits(&e(luts / 2, brams / 2), None), "{luts} {brams}");
@@ -1382,7 +1382,7 @@ mod tests {
         // and 90 block RAMs, did not route).
         assert!(!d.fits(&e(49_301, 30), None));
         assert!(!d.fits(&e(7_000, 112), None));
-        assert!(!d.fits(&e(10_532, 98), None));
+        assert!(!d.fits(&e(12_771, 98), None));
         assert!(!d.fits(&e(47_094, 90), None));
         assert!(!d.fits(&e(41_000, 114), None));
         assert!(!d.fits(&e(17_000, 146), None));
