@@ -14,6 +14,7 @@
 //! Cycles per frame: one beat per cycle in and out, never slower than the stage before it
 //! (its cycles are that stage's). Latency: 2 cycles.
 
+use super::swu::{line_buffer_placement, RamPlacement};
 use super::{
     indent, lit, stream_module, Beat, Block, CycleModel, Estimate, Family, Features, StageModel,
 };
@@ -43,13 +44,20 @@ impl Fifo {
         bits_for(self.depth as u64)
     }
 
-    /// Block RAMs the RAM takes if Yosys puts it there (as [`super::cost::Costs::rom`]
-    /// prices a memory; a RAM of a few words stays in flip-flops or LUT RAM).
+    /// Where Yosys puts the RAM: by the rule for RAMs with one write and one registered read
+    /// port, as a window unit's line buffer (a RAM bit in logic costs it 1, a ROM bit 1/16, so
+    /// the ROM rule this used to follow left ECP5 FIFOs in logic that Yosys maps to LUT RAM:
+    /// a CNN's 15 x 576 FIFO estimated at 1,029 LUTs took 144 `TRELLIS_DPR16X4` and 33 LUT4).
+    fn placement(&self, family: Family) -> RamPlacement {
+        line_buffer_placement(family, self.depth as u64, self.width as u64)
+    }
+
+    /// Block RAMs the RAM takes.
     fn brams(&self, family: Family) -> u64 {
-        family
-            .costs()
-            .rom(self.depth as u64, self.width as u64)
-            .brams
+        match self.placement(family) {
+            RamPlacement::Block(n) => n,
+            RamPlacement::Logic | RamPlacement::Distributed(_) => 0,
+        }
     }
 }
 
@@ -72,8 +80,8 @@ impl Block for Fifo {
 
     fn features(&self, family: Family) -> Features {
         // Pointers, count and their compares; a RAM left in logic reads through a mux per
-        // bit. Not yet calibrated against Yosys.
-        let logic = if self.brams(family) == 0 {
+        // bit. LUT RAM is not in the LUT count (see [`RamPlacement::Distributed`]).
+        let logic = if self.placement(family) == RamPlacement::Logic {
             (self.depth * self.width) as f64
         } else {
             0.0
@@ -88,9 +96,8 @@ impl Block for Fifo {
 
     fn estimate_for(&self, family: Family) -> Estimate {
         let brams = self.brams(family);
-        let ram_ffs = if brams == 0 && matches!(family, Family::Ice40 | Family::Asic) {
-            // iCE40 has no LUT RAM, standard cells no RAM at all: a RAM outside block RAM is
-            // flip-flops.
+        let ram_ffs = if self.placement(family) == RamPlacement::Logic {
+            // A RAM in logic is flip-flops (iCE40 has no LUT RAM, standard cells no RAM).
             (self.depth * self.width) as u64
         } else {
             0
