@@ -10,7 +10,7 @@ use serde_json::json;
 
 /// Fit the LUT cost coefficients to Yosys: each directory is a build directory
 /// (`flipchip compile`, or `synth/*` of `flipchip dse --synth`) holding fold.json, model.fcm
-/// (or give --model) and Yosys's stat_<family>.txt (or give --synth to make it).
+/// (or give --model) and Yosys's `stat_<family>.txt` (or give --synth to make it).
 #[derive(clap::Args)]
 pub struct Args {
     /// Build directories.

@@ -26,7 +26,7 @@ pub struct Args {
     /// fastest always included) and compare their LUTs (ASIC: cell area) with the estimates.
     #[arg(long, default_value_t = 0)]
     pub synth: usize,
-    /// Directory to write dse.csv, dse.json, dse.svg (and synth/) into [default: dse-<device>].
+    /// Directory to write dse.csv, dse.json, dse.svg (and synth/) into (default: `dse-<device>`).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Frames of random input per front design in the cycle-accurate simulator.
