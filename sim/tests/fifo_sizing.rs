@@ -73,3 +73,51 @@ fn sized_fifos_reach_the_slowest_stage_and_are_minimal() {
         "only {reached} of {cases} designs reach the slowest stage's cycles"
     );
 }
+
+/// On the ECP5 every window unit hands its windows to the convolution after it through a FIFO
+/// of at least 2 entries (a timing rule, see `fifo_sizing`), at no cost in interval; on the
+/// iCE40 (no LUT RAM: such a FIFO would be flip-flops) only throughput decides.
+#[test]
+fn ecp5_window_units_hand_on_through_a_fifo() {
+    use compiler::blocks::{Family, Stage};
+    let mut rng = Rng(0xECB5);
+    let mut checked = 0;
+    for case in 0..12 {
+        let model = random_conv_model(&mut rng);
+        let fold = random_folding(&mut rng, &model);
+        let ice = compiler::compile(&model, &FoldSpec::Manual(fold)).unwrap();
+        let mut ecp = ice.clone();
+        ecp.family = Family::Ecp5;
+        let (si, se) = (
+            fifo_sizing::size(&ice).unwrap(),
+            fifo_sizing::size(&ecp).unwrap(),
+        );
+        let windows: Vec<String> = ecp
+            .stages
+            .windows(2)
+            .filter(|w| matches!((&w[0], &w[1]), (Stage::Window(_), Stage::Mvtu(_))))
+            .map(|w| w[0].block().name())
+            .collect();
+        let tag = format!("case {case} {}: {:?} / {:?}", ecp.model, si.fifos, se.fifos);
+        for name in &windows {
+            let f = se.fifos.iter().find(|f| &f.after == name);
+            assert!(f.is_some_and(|f| f.depth >= 2), "{tag}: none after {name}");
+            // Where throughput needs none, exactly the two entries.
+            if !si.fifos.iter().any(|f| &f.after == name) {
+                assert_eq!(f.unwrap().depth, 2, "{tag}");
+            }
+        }
+        // Everything else as on the iCE40, and no slower.
+        for f in &si.fifos {
+            assert!(se.fifos.iter().any(|g| g.after == f.after && g.depth >= f.depth), "{tag}");
+        }
+        assert_eq!(se.cycles_per_frame, si.cycles_per_frame, "{tag}");
+        let mut sized = ecp.clone();
+        fifo_sizing::apply(&mut sized, &se);
+        compiler::check::check(&sized).unwrap();
+        let px = random_pixels(&mut rng, &model, 16);
+        assert_eq!(interval(&sized, &px), se.cycles_per_frame, "{tag}");
+        checked += windows.len();
+    }
+    assert!(checked >= 6, "only {checked} window units met");
+}
