@@ -182,7 +182,7 @@ impl Block for SlidingWindow {
                     RamPlacement::Distributed(_) => lbits,
                     RamPlacement::Block(_) => 0,
                 }
-                + u64::from(self.x_width() + self.y_width())
+                + u64::from(2 * self.x_width() + self.y_width())
                 + 2
                 + u64::from(k > 1),
             memory_bits: 0,
@@ -254,12 +254,15 @@ impl Block for SlidingWindow {
             lit(xw, w as u64 - 1),
             lit(yw, h as u64 - 1)
         ));
+        // The next column is a register of its own, one step ahead of x: it addresses the line
+        // buffer's read, which on the ECP5 is a LUT RAM whose address then comes straight from
+        // flip-flops (behind x's compare and increment it was the critical path of the
+        // Fashion-MNIST CNN's fourth window unit, 11.0 ns with 9.8 of routing).
         b.push_str(&format!(
-            "wire [{}:0] {n}_x_next = {n}_x_last ? {} : {n}_x + {};\n\
+            "reg  [{}:0] {n}_xn;\nwire [{}:0] {n}_x_next = {n}_xn;\n\
              wire [{}:0] {n}_y_next = {n}_x_last ? ({n}_y_last ? {} : {n}_y + {}) : {n}_y;\n",
             xw - 1,
-            lit(xw, 0),
-            lit(xw, 1),
+            xw - 1,
             yw - 1,
             lit(yw, 0),
             lit(yw, 1)
@@ -305,8 +308,9 @@ impl Block for SlidingWindow {
         // Control registers.
         b.push_str(&format!(
             "always @(posedge clk) begin\n    if (rst) begin\n        {n}_x <= {};\n        \
-             {n}_y <= {};\n        out_valid <= 1'b0;\n",
+             {n}_xn <= {};\n        {n}_y <= {};\n        out_valid <= 1'b0;\n",
             lit(xw, 0),
+            lit(xw, u64::from(w > 1)),
             lit(yw, 0)
         ));
         indent(&mut b, 8, &skid::reset(&n));
@@ -328,7 +332,11 @@ impl Block for SlidingWindow {
         };
         b.push_str(&format!(
             "        if ({n}_go) begin\n            {n}_x <= {n}_x_next;\n            \
-             {n}_y <= {n}_y_next;\n{emit_next}        end\n    end\nend\n\n"
+             {n}_xn <= ({n}_xn == {}) ? {} : {n}_xn + {};\n            \
+             {n}_y <= {n}_y_next;\n{emit_next}        end\n    end\nend\n\n",
+            lit(xw, w as u64 - 1),
+            lit(xw, 0),
+            lit(xw, 1)
         ));
         // Datapath registers.
         b.push_str("always @(posedge clk) begin\n");
