@@ -166,6 +166,15 @@ pub struct ClockPoint {
     pub mhz: f64,
 }
 
+/// Sliding window units in `design`.
+fn windows(design: &Design) -> u64 {
+    design
+        .stages
+        .iter()
+        .filter(|s| matches!(s, Stage::Window(_)))
+        .count() as u64
+}
+
 /// A measured clock for designs of at least `min_luts` estimated LUTs and `min_brams` block
 /// RAMs.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -180,6 +189,9 @@ pub struct SizeClockPoint {
     /// Block RAMs holding tables ([`crate::passes::tables`]) from which the point applies.
     #[serde(default)]
     pub min_table_brams: u64,
+    /// Sliding window units (convolutions) from which the point applies.
+    #[serde(default)]
+    pub min_windows: u64,
     /// Clock reached (nextpnr Fmax), MHz.
     pub mhz: f64,
 }
@@ -203,10 +215,17 @@ impl Device {
     }
 
     /// The clock a design whose slowest popcount stage has `stage_levels` logic levels, with
-    /// `luts` estimated LUTs and `brams` block RAMs (`table_brams` of them tables), is expected
-    /// to reach: the slowest of the measured clock for its depth ([`Device::clock`]) and of
-    /// those for its size ([`Device::size_clock`]).
-    pub fn clock_mhz(&self, stage_levels: usize, luts: u64, brams: u64, table_brams: u64) -> f64 {
+    /// `luts` estimated LUTs and `brams` block RAMs (`table_brams` of them tables) and
+    /// `windows` sliding window units, is expected to reach: the slowest of the measured clock
+    /// for its depth ([`Device::clock`]) and of those for its size ([`Device::size_clock`]).
+    pub fn clock_mhz(
+        &self,
+        stage_levels: usize,
+        luts: u64,
+        brams: u64,
+        table_brams: u64,
+        windows: u64,
+    ) -> f64 {
         let by_depth = self
             .clock
             .iter()
@@ -217,7 +236,10 @@ impl Device {
             .size_clock
             .iter()
             .filter(|p| {
-                luts >= p.min_luts && brams >= p.min_brams && table_brams >= p.min_table_brams
+                luts >= p.min_luts
+                    && brams >= p.min_brams
+                    && table_brams >= p.min_table_brams
+                    && windows >= p.min_windows
             })
             .map(|p| p.mhz)
             .fold(f64::INFINITY, f64::min);
@@ -483,6 +505,7 @@ impl Exploration {
                 c.estimate.luts,
                 c.estimate.brams,
                 c.table_brams,
+                windows(sized),
             ),
             max_pe,
         );
@@ -918,7 +941,7 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
             .map(|(c, _)| c.weight_brams)
             .sum();
         let clock_mhz = device.clock_with_pes(
-            device.clock_mhz(depth, e.luts, e.brams, table_brams),
+            device.clock_mhz(depth, e.luts, e.brams, table_brams, windows(&base)),
             max_pe,
         );
         let fps = clock_mhz * 1e6 / cycles as f64;
@@ -1331,30 +1354,33 @@ mod tests {
     #[test]
     fn deeper_popcount_trees_get_the_slower_measured_clock() {
         let d = device("ecp5-85k").unwrap();
-        assert_eq!(d.clock_mhz(0, 0, 0, 0), 126.0);
-        assert_eq!(d.clock_mhz(2, 0, 0, 0), 126.0);
-        assert_eq!(d.clock_mhz(3, 0, 0, 0), 75.0);
-        assert_eq!(d.clock_mhz(4, 0, 0, 0), 75.0);
-        assert_eq!(d.clock_mhz(5, 0, 0, 0), 68.4);
-        assert_eq!(d.clock_mhz(6, 0, 0, 0), 52.5);
+        assert_eq!(d.clock_mhz(0, 0, 0, 0, 0), 126.0);
+        assert_eq!(d.clock_mhz(2, 0, 0, 0, 0), 126.0);
+        assert_eq!(d.clock_mhz(3, 0, 0, 0, 0), 75.0);
+        assert_eq!(d.clock_mhz(4, 0, 0, 0, 0), 75.0);
+        assert_eq!(d.clock_mhz(5, 0, 0, 0, 0), 68.4);
+        assert_eq!(d.clock_mhz(6, 0, 0, 0, 0), 52.5);
         // Many block RAMs, or many LUTs: the measured large designs' clocks.
-        assert_eq!(d.clock_mhz(2, 12_900, 36, 0), 126.0);
-        assert_eq!(d.clock_mhz(2, 15_000, 36, 0), 110.6);
-        assert_eq!(d.clock_mhz(2, 15_000, 97, 0), 96.9);
-        assert_eq!(d.clock_mhz(2, 13_242, 34, 0), 110.6);
-        assert_eq!(d.clock_mhz(2, 19_591, 40, 0), 96.9);
-        assert_eq!(d.clock_mhz(2, 12_765, 97, 0), 96.9);
-        assert_eq!(d.clock_mhz(2, 8_742, 76, 0), 110.6);
-        assert_eq!(d.clock_mhz(4, 46_683, 30, 0), 49.6);
-        assert_eq!(d.clock_mhz(2, 7_571, 108, 0), 110.6);
+        assert_eq!(d.clock_mhz(2, 12_900, 36, 0, 0), 126.0);
+        assert_eq!(d.clock_mhz(2, 15_000, 36, 0, 0), 110.6);
+        assert_eq!(d.clock_mhz(2, 15_000, 97, 0, 0), 96.9);
+        assert_eq!(d.clock_mhz(2, 13_242, 34, 0, 0), 110.6);
+        assert_eq!(d.clock_mhz(2, 19_591, 40, 0, 0), 96.9);
+        assert_eq!(d.clock_mhz(2, 12_765, 97, 0, 0), 96.9);
+        assert_eq!(d.clock_mhz(2, 8_742, 76, 0, 0), 110.6);
+        assert_eq!(d.clock_mhz(4, 46_683, 30, 0, 0), 49.6);
+        assert_eq!(d.clock_mhz(2, 7_571, 108, 0, 0), 110.6);
+        // Convolutional designs: the clock measured on them, whatever their size.
+        assert_eq!(d.clock_mhz(2, 9_000, 20, 0, 4), 102.0);
+        assert_eq!(d.clock_mhz(2, 9_000, 20, 0, 0), 126.0);
         // Tables in many block RAMs: the measured table designs' clock, whatever the total.
-        assert_eq!(d.clock_mhz(2, 10_531, 110, 110), 109.1);
-        assert_eq!(d.clock_mhz(2, 7_825, 96, 67), 109.1);
-        assert_eq!(d.clock_mhz(2, 7_825, 96, 1), 110.6);
+        assert_eq!(d.clock_mhz(2, 10_531, 110, 110, 0), 109.1);
+        assert_eq!(d.clock_mhz(2, 7_825, 96, 67, 0), 109.1);
+        assert_eq!(d.clock_mhz(2, 7_825, 96, 1, 0), 110.6);
         // Beyond the measurements: the deepest one measured.
-        assert_eq!(d.clock_mhz(8, 0, 0, 0), 52.5);
+        assert_eq!(d.clock_mhz(8, 0, 0, 0, 0), 52.5);
         // Without measurements: the device's clock.
-        assert_eq!(device("up5k").unwrap().clock_mhz(9, 0, 0, 0), 45.0);
+        assert_eq!(device("up5k").unwrap().clock_mhz(9, 0, 0, 0, 0), 45.0);
     }
 
     #[test]
@@ -1407,12 +1433,14 @@ mod tests {
                 min_luts: 0,
                 min_brams: 40,
                 min_table_brams: 0,
+                min_windows: 0,
                 mhz: 60.0,
             },
             SizeClockPoint {
                 min_luts: 30_000,
                 min_brams: 0,
                 min_table_brams: 0,
+                min_windows: 0,
                 mhz: 50.0,
             },
         ];
@@ -1420,14 +1448,14 @@ mod tests {
             stage_levels: 9,
             mhz: 70.0,
         }];
-        assert_eq!(d.clock_mhz(4, 29_999, 39, 0), 70.0);
-        assert_eq!(d.clock_mhz(4, 29_999, 40, 0), 60.0);
-        assert_eq!(d.clock_mhz(4, 30_000, 0, 0), 50.0);
+        assert_eq!(d.clock_mhz(4, 29_999, 39, 0, 0), 70.0);
+        assert_eq!(d.clock_mhz(4, 29_999, 40, 0, 0), 60.0);
+        assert_eq!(d.clock_mhz(4, 30_000, 0, 0, 0), 50.0);
         // Both apply: the slower.
-        assert_eq!(d.clock_mhz(4, 80_000, 100, 0), 50.0);
+        assert_eq!(d.clock_mhz(4, 80_000, 100, 0, 0), 50.0);
         // A deep tree slower than its size allows keeps its own clock.
         d.clock[0].mhz = 45.0;
-        assert_eq!(d.clock_mhz(4, 30_000, 40, 0), 45.0);
+        assert_eq!(d.clock_mhz(4, 30_000, 40, 0, 0), 45.0);
     }
 
     #[test]
@@ -1439,10 +1467,11 @@ mod tests {
         assert!(device("nope").is_none());
         for dev in &d {
             assert!(
-                dev.size_clock
-                    .iter()
-                    .all(|p| p.mhz > 0.0
-                        && (p.min_luts > 0 || p.min_brams > 0 || p.min_table_brams > 0)),
+                dev.size_clock.iter().all(|p| p.mhz > 0.0
+                    && (p.min_luts > 0
+                        || p.min_brams > 0
+                        || p.min_table_brams > 0
+                        || p.min_windows > 0)),
                 "{}: a size_clock point names a size",
                 dev.name
             );
@@ -1455,7 +1484,7 @@ mod tests {
             let d = device(&format!("asic-{tech}")).unwrap();
             assert!(d.is_asic() && d.tech.as_deref() == Some(tech));
             assert_eq!(d.area_model().unwrap().tech, tech);
-            let typical = d.clock_mhz(3, 0, 0, 0);
+            let typical = d.clock_mhz(3, 0, 0, 0, 0);
             assert_eq!(d.clock_with_pes(typical, 1), typical);
             // Many PEs: the PE limit; more PEs, never faster.
             let c64 = d.clock_with_pes(typical, 64);

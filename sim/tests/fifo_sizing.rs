@@ -109,7 +109,12 @@ fn ecp5_window_units_hand_on_through_a_fifo() {
         }
         // Everything else as on the iCE40, and no slower.
         for f in &si.fifos {
-            assert!(se.fifos.iter().any(|g| g.after == f.after && g.depth >= f.depth), "{tag}");
+            assert!(
+                se.fifos
+                    .iter()
+                    .any(|g| g.after == f.after && g.depth >= f.depth),
+                "{tag}"
+            );
         }
         assert_eq!(se.cycles_per_frame, si.cycles_per_frame, "{tag}");
         let mut sized = ecp.clone();
