@@ -183,6 +183,16 @@ pub fn stat_cells(text: &str) -> std::collections::BTreeMap<String, u64> {
     cells
 }
 
+/// Blocks of shape `(d, w)` a `depth` x `width` memory takes, narrower words packed
+/// several to a row.
+fn blocks_in_shape((d, w): (u64, u64), depth: u64, width: u64) -> u64 {
+    if width <= w {
+        depth.div_ceil(d * (w / width))
+    } else {
+        depth.div_ceil(d) * width.div_ceil(w)
+    }
+}
+
 /// LUT4 cost coefficients of one family. Each block's LUTs are the sum of these coefficients
 /// times the sizes of the structures it emits.
 #[derive(Clone, Debug, PartialEq)]
@@ -478,13 +488,7 @@ impl Costs {
         }
         self.bram_shapes
             .iter()
-            .map(|&(d, w)| {
-                if width <= w {
-                    depth.div_ceil(d * (w / width))
-                } else {
-                    depth.div_ceil(d) * width.div_ceil(w)
-                }
-            })
+            .map(|&shape| blocks_in_shape(shape, depth, width))
             .min()
             .unwrap_or(u64::MAX)
     }
@@ -511,13 +515,7 @@ impl Costs {
             self.bram_shapes
                 .iter()
                 .filter(|&&(_, w)| (w / width >= 2) == packed)
-                .map(|&(sd, w)| {
-                    if width <= w {
-                        d.div_ceil(sd * (w / width))
-                    } else {
-                        d.div_ceil(sd) * width.div_ceil(w)
-                    }
-                })
+                .map(|&shape| blocks_in_shape(shape, d, width))
                 .min()
                 .unwrap_or(u64::MAX)
         };
