@@ -730,11 +730,8 @@ impl Block for Mvtu {
         let sf = self.synapse_folds() as u64;
         let accumulate = sf * self.planes as u64 > 1;
         let act_width = self.act_width();
-        let rom_bits: f64 = self
-            .roms(c.drop_constant_lanes)
-            .iter()
-            .map(|&(d, w)| c.rom_feature(d, w))
-            .sum();
+        let roms = self.roms(c.drop_constant_lanes);
+        let rom_bits: f64 = roms.iter().map(|&(d, w)| c.rom_feature(d, w)).sum();
         Features {
             rom_bits,
             popcount: if !table && (self.weight_shape().0 > 2 || self.is_loaded()) {
@@ -749,11 +746,7 @@ impl Block for Mvtu {
                 0.0
             },
             table_adder: if table { tree_bits as f64 } else { 0.0 },
-            packed_rom_blocks: self
-                .roms(c.drop_constant_lanes)
-                .iter()
-                .map(|&(d, w)| c.packed_rom_blocks(d, w))
-                .sum(),
+            packed_rom_blocks: roms.iter().map(|&(d, w)| c.packed_rom_blocks(d, w)).sum(),
             acc: if accumulate {
                 (pe * u64::from(m.acc_width)) as f64
             } else {
