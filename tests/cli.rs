@@ -228,6 +228,19 @@ fn a_fashion_mnist_model_runs_identically_in_simulator_and_verilator() {
     );
 }
 
+/// The summed squared relative error of the `key` LUT counts of `calibrate --json` rows
+/// against Yosys's.
+fn squared_relative_error(rows: &[serde_json::Value], key: &str) -> f64 {
+    rows.iter()
+        .map(|r| {
+            let y = r["yosys_luts"].as_f64().unwrap();
+            assert!(y > 0.0);
+            let e = (r[key].as_f64().unwrap() - y) / y;
+            e * e
+        })
+        .sum()
+}
+
 #[test]
 fn calibrate_fits_at_least_as_well_as_the_shipped_coefficients() {
     let dir = scratch("cli-calibrate");
@@ -270,16 +283,7 @@ fn calibrate_fits_at_least_as_well_as_the_shipped_coefficients() {
     assert_eq!(rows.len(), 3);
     // The fit minimises the summed squared relative error over non-negative coefficients; the
     // shipped coefficients are such a point, so they cannot do better.
-    let sq = |key: &str| -> f64 {
-        rows.iter()
-            .map(|r| {
-                let y = r["yosys_luts"].as_f64().unwrap();
-                assert!(y > 0.0);
-                let e = (r[key].as_f64().unwrap() - y) / y;
-                e * e
-            })
-            .sum()
-    };
+    let sq = |key: &str| squared_relative_error(rows, key);
     assert!(
         sq("fit_luts") <= sq("current_luts") + 1e-4,
         "fit {} current {}",
@@ -310,15 +314,7 @@ fn calibrate_fits_at_least_as_well_as_the_shipped_coefficients() {
         }
     }
     let rows = p["rows"].as_array().unwrap();
-    let sq = |key: &str| -> f64 {
-        rows.iter()
-            .map(|r| {
-                let y = r["yosys_luts"].as_f64().unwrap();
-                let e = (r[key].as_f64().unwrap() - y) / y;
-                e * e
-            })
-            .sum()
-    };
+    let sq = |key: &str| squared_relative_error(rows, key);
     assert!(sq("fit_luts") <= sq("current_luts") + 1e-4);
     // A name that is not a coefficient is an error listing the names.
     let mut bad = args.clone();
