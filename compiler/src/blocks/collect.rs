@@ -19,7 +19,7 @@
 use flip::bits::words_for;
 use flip::featuremap::copy_bits;
 
-use super::skid::{self, Skid, Source};
+use super::skid::{self, OutGate, Skid, Source};
 use super::{
     indent, lit, stream_module, Beat, Block, CycleModel, Estimate, Family, Features, StageModel,
 };
@@ -104,7 +104,7 @@ impl Block for Collect {
         v.push_str(&stream_module(&n, c, self.out_width()));
         let mut b = String::new();
         // Every processed pixel shifts the output register.
-        b.push_str(&skid::declarations(&n, c, "1'b1"));
+        b.push_str(&skid::declarations(&n, c, OutGate::Blocked("out_valid")));
         if p > 1 {
             b.push_str(&format!(
                 "reg  [{}:0] {n}_count;\nwire {n}_last = ({n}_count == {});\n",

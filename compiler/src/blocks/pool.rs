@@ -19,7 +19,7 @@
 
 use flip::bits::words_for;
 
-use super::skid::{self, Skid, Source};
+use super::skid::{self, OutGate, Skid, Source};
 use super::swu::{line_buffer_placement, RamPlacement};
 use super::{
     indent, lit, stream_module, Beat, Block, CycleModel, Estimate, Family, Features, StageModel,
@@ -164,7 +164,7 @@ impl Block for MaxPoolUnit {
         let cm = c - 1;
         if s == 1 {
             // Every pixel is its own window.
-            b.push_str(&skid::declarations(&n, c, "1'b1"));
+            b.push_str(&skid::declarations(&n, c, OutGate::Blocked("out_valid")));
             b.push_str(
                 "\nalways @(posedge clk) begin\n    if (rst) begin\n        out_valid <= 1'b0;\n",
             );
@@ -191,7 +191,11 @@ impl Block for MaxPoolUnit {
                 smax = lit(sw, s as u64 - 1),
                 omax = lit(oxw, ow as u64 - 1),
             ));
-            b.push_str(&skid::declarations(&n, c, &format!("{n}_emit")));
+            b.push_str(&skid::declarations(
+                &n,
+                c,
+                OutGate::WritesOut(&format!("{n}_emit")),
+            ));
             b.push_str(&format!(
                 "\n// `{n}_acc`: OR of the window row's pixels so far. `{n}_part` word ox: OR \
                  of the rows of\n// output column ox's window done so far; `{n}_rd`: that \

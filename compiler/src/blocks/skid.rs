@@ -13,18 +13,34 @@
 
 use super::Beat;
 
+/// When a pixel may be processed although the output register is full: never if it writes
+/// that register.
+pub(crate) enum OutGate<'a> {
+    /// The pixel writes the output register when this expression holds.
+    WritesOut(&'a str),
+    /// This register (kept by the caller) says the pixel would write the output register and
+    /// that register is full, so that `{n}_go` is a single LUT4 of registers.
+    Blocked(&'a str),
+}
+
 /// Verilog declarations of the skid register for `width`-bit pixels, `in_ready`, and the
 /// wires `{n}_in_fire` (a beat is taken), `{n}_px` (the pixel processed this cycle) and
-/// `{n}_go` (a pixel is processed this cycle); `writes_out` is the expression that says the
-/// pixel would write the output register.
-pub(crate) fn declarations(n: &str, width: usize, writes_out: &str) -> String {
+/// `{n}_go` (a pixel is processed this cycle). `{n}_go` is kept through synthesis: it enables
+/// every register of the block, and merged into the logic of its neighbours it became the
+/// ECP5's critical path (three LUT levels through the stage upstream before a net across the
+/// device).
+pub(crate) fn declarations(n: &str, width: usize, gate: OutGate) -> String {
+    let free = match gate {
+        OutGate::WritesOut(w) => format!("!({w}) || !out_valid || out_ready"),
+        OutGate::Blocked(b) => format!("!{b} || out_ready"),
+    };
     format!(
         "// Skid register: an input pixel that cannot be processed when it arrives (it would \
          write a full\n// output register) waits here; in_ready depends on registers only.\n\
          reg  {n}_hold_valid;\nreg  [{m}:0] {n}_hold;\n\
          assign in_ready = !{n}_hold_valid;\nwire {n}_in_fire = in_valid && in_ready;\n\
          wire [{m}:0] {n}_px = {n}_hold_valid ? {n}_hold : in_data;\n\
-         wire {n}_go = ({n}_hold_valid || in_valid) && (!({writes_out}) || !out_valid || out_ready);\n",
+         (* keep *) wire {n}_go = ({n}_hold_valid || in_valid) && ({free});\n",
         m = width - 1
     )
 }

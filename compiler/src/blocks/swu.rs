@@ -35,7 +35,7 @@
 use flip::bits::words_for;
 use flip::featuremap::copy_bits;
 
-use super::skid::{self, Skid, Source};
+use super::skid::{self, OutGate, Skid, Source};
 use super::{
     indent, lit, stream_module, Beat, Block, CycleModel, Estimate, Family, Features, StageModel,
 };
@@ -248,7 +248,22 @@ impl Block for SlidingWindow {
                 completes(&format!("{n}_y"), &format!("{n}_x"))
             ));
         }
-        b.push_str(&skid::declarations(&n, pb, &format!("{n}_emit")));
+        // Above 1x1 the output register can only be full when it blocks a pixel if the next
+        // pixel completes a window: kept as a register of its own, so that the take decision
+        // and the enable of every register here is one LUT4 of registers.
+        if k == 1 {
+            b.push_str(&skid::declarations(&n, pb, OutGate::Blocked("out_valid")));
+        } else {
+            b.push_str(&format!(
+                "// The next pixel completes a window and the output register is full.\n\
+                 reg  {n}_blocked;\n"
+            ));
+            b.push_str(&skid::declarations(
+                &n,
+                pb,
+                OutGate::Blocked(&format!("{n}_blocked")),
+            ));
+        }
         b.push_str(&format!(
             "wire {n}_x_last = ({n}_x == {});\nwire {n}_y_last = ({n}_y == {});\n",
             lit(xw, w as u64 - 1),
@@ -315,7 +330,9 @@ impl Block for SlidingWindow {
         ));
         indent(&mut b, 8, &skid::reset(&n));
         if k > 1 {
-            b.push_str(&format!("        {n}_emit <= 1'b0;\n"));
+            b.push_str(&format!(
+                "        {n}_emit <= 1'b0;\n        {n}_blocked <= 1'b0;\n"
+            ));
         }
         b.push_str("    end else begin\n        if (out_valid && out_ready) out_valid <= 1'b0;\n");
         b.push_str(&format!(
@@ -323,10 +340,12 @@ impl Block for SlidingWindow {
         ));
         indent(&mut b, 8, &skid::control(&n));
         let emit_next = if k > 1 {
-            format!(
-                "            {n}_emit <= {};\n",
-                completes(&format!("{n}_y_next"), &format!("{n}_x_next"))
-            )
+            let completes_next = completes(&format!("{n}_y_next"), &format!("{n}_x_next"));
+            b.push_str(&format!(
+                "        {n}_blocked <= ({n}_go ? ({completes_next}) : {n}_emit)\n            \
+                 && (({n}_go && {n}_emit) || (out_valid && !out_ready));\n"
+            ));
+            format!("            {n}_emit <= {completes_next};\n")
         } else {
             String::new()
         };
