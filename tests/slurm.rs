@@ -136,6 +136,17 @@ fn dse_synth_on_slurm_matches_local_reports_failures_and_resumes() {
     assert_eq!(count(&err, "submitted job array"), 0, "{err}");
     assert_eq!(comparable(&slurm), expected);
 
+    // An earlier result is compared with this run's estimate, not the one it recorded (the
+    // estimator may have been refitted since).
+    let result = slurm.join("synth/1x1_1x1/result.json");
+    let mut r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&result).unwrap()).unwrap();
+    r["est_luts"] = 1.into();
+    r["lut_error"] = (-1.0).into();
+    std::fs::write(&result, r.to_string()).unwrap();
+    ok(dse(&slurm, &broken[..4]).output().unwrap());
+    assert_eq!(comparable(&slurm), expected);
+
     // Interrupted once a result is in: the rest is cancelled, and the next run keeps the
     // finished results and runs only the others.
     let int = dir.join("interrupted");

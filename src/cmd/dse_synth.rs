@@ -64,6 +64,11 @@ pub fn synth_all(
     run_units(&*executor, &units, "synth", |j, skipped| {
         let r = read_result(&units[j].dir).map(|mut r| {
             r.cached |= skipped;
+            // A unit's key is its model and candidate, not the estimator: a result from an
+            // earlier run compares Yosys with this run's estimate, not the one it recorded.
+            let e = &x.candidates[ids[j]].estimate;
+            (r.est_luts, r.est_brams) = (e.luts, e.brams);
+            r.lut_error = (e.luts as f64 - r.yosys_luts as f64) / r.yosys_luts.max(1) as f64;
             r
         });
         let line = match &r {
