@@ -295,6 +295,62 @@ fn calibrate_fits_at_least_as_well_as_the_shipped_coefficients() {
     }
     assert!(dirs[0].join("stat_ice40.txt").exists());
 
+    // The CSV it writes reads back with --rows: the same designs, counts and fit without the
+    // build directories.
+    let csv = dir.join("cal.csv");
+    let mut with_csv = args.clone();
+    with_csv.extend(["--csv", s(&csv)]);
+    let out = flipchip(&with_csv);
+    assert!(out.status.success());
+    let out = flipchip(&[
+        "calibrate",
+        "--family",
+        "ice40",
+        "--json",
+        "--rows",
+        s(&csv),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let back = last_json(&out);
+    for (a, b) in back["rows"].as_array().unwrap().iter().zip(rows) {
+        for key in [
+            "dir",
+            "yosys_luts",
+            "current_luts",
+            "yosys_brams",
+            "est_brams",
+        ] {
+            assert_eq!(a[key], b[key], "{key}");
+        }
+    }
+    assert_eq!(back["rows"].as_array().unwrap().len(), rows.len());
+    for (name, c) in j["coefficients"].as_object().unwrap() {
+        let b = back["coefficients"][name].as_f64().unwrap();
+        assert!(
+            (b - c.as_f64().unwrap()).abs() < 1e-3,
+            "{name}: {b} against {c}"
+        );
+    }
+    // A malformed file is an error naming it.
+    std::fs::write(dir.join("bad.csv"), "design,yosys_luts\nx,1\n").unwrap();
+    let out = flipchip(&[
+        "calibrate",
+        "--family",
+        "ice40",
+        "--rows",
+        s(&dir.join("bad.csv")),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.csv") && err.contains("yosys_brams"),
+        "{err}"
+    );
+
     // --fit frees only the named coefficients: the others stay as shipped, and the fit is
     // no worse than the shipped point it starts from.
     let mut partial = args.clone();

@@ -44,6 +44,94 @@ pub fn design_features(design: &Design, family: Family) -> Features {
         .fold(Features::default(), |a, b| a + b)
 }
 
+/// A design recorded in a calibration CSV (as `flipchip calibrate --csv` writes it).
+#[derive(Clone, Debug)]
+pub struct Recorded {
+    /// The design's features and Yosys's LUT4s.
+    pub sample: Sample,
+    /// Block RAMs Yosys used.
+    pub yosys_brams: u64,
+    /// Block RAMs estimated when it was recorded.
+    pub est_brams: u64,
+}
+
+/// The designs of a calibration CSV: a header naming `design`, `yosys_luts`, `yosys_brams`,
+/// `est_brams` and feature columns by [`Features::NAMES`]; a feature without a column is 0
+/// (files written before it existed). `file` names the file in errors.
+pub fn parse_csv(text: &str, file: &str) -> Result<Vec<Recorded>, String> {
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty());
+    let (_, header) = lines.next().ok_or_else(|| format!("{file}: empty file"))?;
+    let cols: Vec<&str> = header.split(',').map(str::trim).collect();
+    let col = |name: &str| {
+        cols.iter()
+            .position(|c| *c == name)
+            .ok_or_else(|| format!("{file}: the header has no column {name:?}"))
+    };
+    let (design, luts, ybrams, ebrams) = (
+        col("design")?,
+        col("yosys_luts")?,
+        col("yosys_brams")?,
+        col("est_brams")?,
+    );
+    let feature_cols: Vec<Option<usize>> = Features::NAMES.iter().map(|n| col(n).ok()).collect();
+    let mut out = Vec::new();
+    for (i, line) in lines {
+        let cells: Vec<&str> = line.split(',').map(str::trim).collect();
+        if cells.len() != cols.len() {
+            return Err(format!(
+                "{file} line {}: {} fields, the header has {}",
+                i + 1,
+                cells.len(),
+                cols.len()
+            ));
+        }
+        let num = |c: usize| {
+            cells[c]
+                .parse::<f64>()
+                .ok()
+                .filter(|x| x.is_finite() && *x >= 0.0)
+                .ok_or_else(|| {
+                    format!(
+                        "{file} line {}: {:?} = {:?} is not a non-negative number",
+                        i + 1,
+                        cols[c],
+                        cells[c]
+                    )
+                })
+        };
+        let mut v = [0.0; N];
+        for (k, c) in feature_cols.iter().enumerate() {
+            if let Some(c) = c {
+                v[k] = num(*c)?;
+            }
+        }
+        let whole = |c: usize| -> Result<u64, String> {
+            let x = num(c)?;
+            if x.fract() != 0.0 {
+                return Err(format!(
+                    "{file} line {}: {:?} = {x} is not a count",
+                    i + 1,
+                    cols[c]
+                ));
+            }
+            Ok(x as u64)
+        };
+        out.push(Recorded {
+            sample: Sample {
+                name: cells[design].to_string(),
+                features: Features::from_vector(v),
+                luts: whole(luts)?,
+            },
+            yosys_brams: whole(ybrams)?,
+            est_brams: whole(ebrams)?,
+        });
+    }
+    Ok(out)
+}
+
 /// The fitted coefficients, in [`Features::NAMES`] order.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Fit {
@@ -213,19 +301,7 @@ mod tests {
     fn sample(name: &str, v: [f64; N], luts: u64) -> Sample {
         Sample {
             name: name.into(),
-            features: Features {
-                rom_bits: v[0],
-                popcount: v[1],
-                adder: v[2],
-                acc: v[3],
-                activation: v[4],
-                select: v[5],
-                stream: v[6],
-                blocks: v[7],
-                ram_popcount: v[8],
-                table_adder: v[9],
-                packed_rom_blocks: v[10],
-            },
+            features: Features::from_vector(v),
             luts,
         }
     }
@@ -358,5 +434,41 @@ mod tests {
         assert_eq!(fit(&[]), Err(FitError::Empty));
         let s = sample("dir/x", [1.0; N], 0);
         assert_eq!(fit(&[s]), Err(FitError::ZeroLuts("dir/x".into())));
+    }
+
+    #[test]
+    fn recorded_rows_read_back_with_missing_features_as_zero() {
+        // An older file: no table_adder_bit / packed_rom_block columns, columns reordered.
+        let text =
+            "design,yosys_luts,current_luts,yosys_brams,est_brams,block,rom_bit,popcount_bit,\
+                    adder_bit,acc_bit,activation_bit,select_bit,stream_bit,ram_popcount_bit\n\
+                    cal/d8,10897,9768,0,1,4,2624,62,62,18,53,384,90,60\n";
+        let rows = parse_csv(text, "old.csv").unwrap();
+        assert_eq!(rows.len(), 1);
+        let r = &rows[0];
+        assert_eq!((r.sample.name.as_str(), r.sample.luts), ("cal/d8", 10897));
+        assert_eq!((r.yosys_brams, r.est_brams), (0, 1));
+        assert_eq!(
+            r.sample.features.vector(),
+            [2624.0, 62.0, 62.0, 18.0, 53.0, 384.0, 90.0, 4.0, 60.0, 0.0, 0.0]
+        );
+    }
+
+    #[test]
+    fn malformed_recorded_rows_name_the_file_and_line() {
+        let head = "design,yosys_luts,yosys_brams,est_brams,rom_bit\n";
+        let err = |body: &str| parse_csv(&format!("{head}{body}"), "c.csv").unwrap_err();
+        assert!(err("a,10,0,0\n").contains("c.csv line 2: 4 fields"));
+        assert!(err("a,ten,0,0,1\n").contains("c.csv line 2: \"yosys_luts\""));
+        assert!(err("a,10,0,0,-1\n").contains("not a non-negative number"));
+        assert!(err("a,10.5,0,0,1\n").contains("not a count"));
+        let e = parse_csv("design,luts\n", "d.csv").unwrap_err();
+        assert!(
+            e.contains("d.csv: the header has no column \"yosys_luts\""),
+            "{e}"
+        );
+        assert!(parse_csv("", "e.csv")
+            .unwrap_err()
+            .contains("e.csv: empty file"));
     }
 }

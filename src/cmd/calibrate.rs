@@ -14,8 +14,13 @@ use serde_json::json;
 #[derive(clap::Args)]
 pub struct Args {
     /// Build directories.
-    #[arg(required = true)]
+    #[arg(required_unless_present = "rows")]
     pub dirs: Vec<PathBuf>,
+    /// Also fit to the designs recorded in this calibration CSV (as `--csv` writes it; its
+    /// features and Yosys's counts as recorded, not recomputed): designs whose build
+    /// directories are gone. Repeatable.
+    #[arg(long, value_name = "CSV")]
+    pub rows: Vec<PathBuf>,
     /// FPGA family whose coefficients to fit (`ice40`, `ecp5`), or an ASIC device whose
     /// cell-area coefficients to fit (`asic-osu018`, `asic-osu035`, `asic-osu050`; the
     /// directories of `dse --device asic-... --synth`).
@@ -86,9 +91,9 @@ pub(super) fn design_of(
     Ok(d)
 }
 
-/// One directory's measurement.
+/// One design's measurement.
 struct Row {
-    dir: PathBuf,
+    name: String,
     sample: Sample,
     yosys_brams: u64,
     est_brams: u64,
@@ -130,7 +135,7 @@ fn measure(
     let est = design.estimate_for(fam);
     let sample = Sample::new(dir.display().to_string(), &design, fam, luts);
     Ok(Row {
-        dir: dir.to_path_buf(),
+        name: dir.display().to_string(),
         current: fam.costs().luts(&sample.features),
         sample,
         yosys_brams,
@@ -172,7 +177,22 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             &format!("[{}/{n}]", j + 1),
         )
     });
-    let rows: Vec<Row> = rows.into_iter().collect::<anyhow::Result<_>>()?;
+    let mut rows: Vec<Row> = rows.into_iter().collect::<anyhow::Result<_>>()?;
+    for path in &a.rows {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        for r in
+            calibrate::parse_csv(&text, &path.display().to_string()).map_err(anyhow::Error::msg)?
+        {
+            rows.push(Row {
+                name: r.sample.name.clone(),
+                current: fam.costs().luts(&r.sample.features),
+                sample: r.sample,
+                yosys_brams: r.yosys_brams,
+                est_brams: r.est_brams,
+            });
+        }
+    }
     let samples: Vec<Sample> = rows.iter().map(|r| r.sample.clone()).collect();
     let fit = if free.is_empty() {
         calibrate::fit(&samples)?
@@ -194,7 +214,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         let y = r.sample.luts;
         eprintln!(
             "{:<40} {:>9} {:>9.0} {:>+7.1}% {:>9.0} {:>+7.1}% {:>5}/{:<5}",
-            r.dir.display(),
+            r.name,
             y,
             r.current,
             100.0 * err(r.current, y),
@@ -208,11 +228,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             .features
             .vector()
             .iter()
-            .map(|x| format!("{x:.0}"))
+            .map(|x| format!("{x}"))
             .collect();
         csv.push_str(&format!(
             "{},{y},{:.0},{:+.1},{f:.0},{:+.1},{},{},{}\n",
-            r.dir.display(),
+            r.name,
             r.current,
             100.0 * err(r.current, y),
             100.0 * err(f, y),
@@ -257,7 +277,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             "worst_error_current": worst_current,
             "worst_error_fit": worst_fit,
             "rows": rows.iter().map(|r| json!({
-                "dir": r.dir.display().to_string(),
+                "dir": r.name,
                 "yosys_luts": r.sample.luts,
                 "current_luts": r.current.round(),
                 "fit_luts": fit.luts(&r.sample.features).round(),

@@ -412,6 +412,28 @@ impl Features {
     }
 }
 
+impl Features {
+    /// The features of a vector in [`Features::NAMES`] order (the inverse of
+    /// [`Features::vector`]).
+    pub fn from_vector(v: [f64; 11]) -> Features {
+        let [rom_bits, popcount, adder, acc, activation, select, stream, blocks, ram_popcount, table_adder, packed_rom_blocks] =
+            v;
+        Features {
+            rom_bits,
+            popcount,
+            adder,
+            acc,
+            activation,
+            select,
+            stream,
+            blocks,
+            ram_popcount,
+            table_adder,
+            packed_rom_blocks,
+        }
+    }
+}
+
 impl std::ops::Add for Features {
     type Output = Features;
     fn add(self, o: Features) -> Features {
