@@ -471,4 +471,41 @@ mod tests {
             .unwrap_err()
             .contains("e.csv: empty file"));
     }
+
+    #[test]
+    fn the_ecp5_fixed_costs_are_the_fit_of_the_recorded_designs() {
+        // `flipchip calibrate --family ecp5 --rows ... --fit block,stream_bit,acc_bit` over
+        // the four files (compiler/calibration/README.md): the shipped values are its result.
+        let mut samples = Vec::new();
+        for (name, text) in [
+            ("ecp5.csv", include_str!("../calibration/ecp5.csv")),
+            (
+                "ecp5-tables.csv",
+                include_str!("../calibration/ecp5-tables.csv"),
+            ),
+            (
+                "ecp5-digits.csv",
+                include_str!("../calibration/ecp5-digits.csv"),
+            ),
+            ("ecp5-cnn.csv", include_str!("../calibration/ecp5-cnn.csv")),
+        ] {
+            samples.extend(parse_csv(text, name).unwrap().into_iter().map(|r| r.sample));
+        }
+        assert_eq!(samples.len(), 56);
+        let shipped = Family::Ecp5.costs().coefficients();
+        let free: Vec<usize> = ["block", "stream_bit", "acc_bit"]
+            .iter()
+            .map(|n| Features::NAMES.iter().position(|m| m == n).unwrap())
+            .collect();
+        let fit = fit_only(&samples, shipped, &free).unwrap();
+        for &i in &free {
+            assert!(
+                (fit.coefficients[i] - shipped[i]).abs() < 1e-4,
+                "{}: fitted {} shipped {}",
+                Features::NAMES[i],
+                fit.coefficients[i],
+                shipped[i]
+            );
+        }
+    }
 }

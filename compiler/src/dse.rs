@@ -1395,10 +1395,10 @@ mod tests {
         // The designs that routed, and smaller ones in both LUTs and block RAMs.
         for (luts, brams) in [
             (49_300, 30),
-            (15_934, 40),
-            (12_770, 97),
-            (11_842, 110),
-            (11_554, 111),
+            (15_891, 40),
+            (12_674, 97),
+            (11_734, 110),
+            (11_434, 111),
         ] {
             assert!(d.fits(&e(luts, brams), None), "{luts} {brams}");
             assert!(d.fits(&e(luts / 2, brams / 2), None), "{luts} {brams}");
@@ -1409,7 +1409,7 @@ mod tests {
         // and 90 block RAMs, did not route).
         assert!(!d.fits(&e(49_301, 30), None));
         assert!(!d.fits(&e(7_000, 112), None));
-        assert!(!d.fits(&e(12_771, 98), None));
+        assert!(!d.fits(&e(12_675, 98), None));
         assert!(!d.fits(&e(47_094, 90), None));
         assert!(!d.fits(&e(41_000, 114), None));
         assert!(!d.fits(&e(17_000, 146), None));

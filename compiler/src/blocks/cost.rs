@@ -318,11 +318,11 @@ pub const ECP5: Costs = Costs {
     table_adder_bit: 0.1771,
     packed_rom_block: 7.5,
     rom_blocks_by_address_space: true,
-    acc_bit: 3.8411,
+    acc_bit: 3.5043,
     activation_bit: 0.0000,
     select_bit: 1.1912,
-    stream_bit: 3.5715,
-    block: 4.9095,
+    stream_bit: 2.4264,
+    block: 19.1164,
     ff_cells: 0.0,
 };
 
