@@ -160,6 +160,7 @@ mod tests {
             input_ram_layers: None,
             table_inputs: Vec::new(),
             dual_port_tables: None,
+            block_rom_layers: Vec::new(),
         };
         let d = crate::compile(model, &FoldSpec::Manual(file)).unwrap();
         OSU018.design_area_um2(&d)
@@ -215,6 +216,7 @@ mod tests {
                 input_ram_layers: None,
                 table_inputs: Vec::new(),
                 dual_port_tables: None,
+                block_rom_layers: Vec::new(),
             };
             let d = crate::compile(&model, &FoldSpec::Manual(file)).unwrap();
             let l1 = Stage::Mvtu(d.mvtus().next().unwrap().clone());

@@ -409,6 +409,7 @@ impl Candidate {
             input_ram_layers: self.input_ram_layers.clone(),
             table_inputs: self.table_inputs.clone(),
             dual_port_tables: (!self.table_inputs.is_empty()).then_some(self.dual_port_tables),
+            block_rom_layers: Vec::new(),
         }
     }
 }
@@ -603,6 +604,7 @@ pub fn enumerate(design: &Design) -> Vec<Folding> {
             input_ram_layers: None,
             table_inputs: Vec::new(),
             dual_port_tables: None,
+            block_rom_layers: Vec::new(),
         };
         let base: Vec<LayerFold> = design.mvtus().map(|l| cheapest(l, t)).collect();
         out.insert(key(&base), (file(base.clone()), Origin::Balanced));

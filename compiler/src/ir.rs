@@ -147,6 +147,13 @@ pub struct Mvtu {
     /// dual-port block RAM, as the ECP5's DP16KD), so that a block RAM serves two tables: see
     /// [`Mvtu::table_memories`].
     pub dual_port_tables: bool,
+    /// The weight ROM goes to block RAM whatever Yosys's cost rule would choose (fold-file key
+    /// `block_rom_layers`; Verilog: `rom_style = "block"` on its case statement). A wide ROM
+    /// more than 16 words deep left in LUTs is read through three to five LUT levels whose
+    /// decoding ABC shares across the word, spread over the device: the Fashion-MNIST CNN's
+    /// 32 x 1152 ROM of layer 5 limited its design to 89-96 MHz on the ECP5, and in 32 DP16KD
+    /// 107-108 MHz with 2,500 fewer LUT4.
+    pub block_rom: bool,
 }
 
 /// What an MVTU does with a neuron's popcount sum.

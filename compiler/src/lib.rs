@@ -41,7 +41,7 @@ use crate::ir::{Argmax, Design, InputAdapter, Mvtu, MvtuActivation, Stage};
 use crate::passes::fifos::Fifos;
 use crate::passes::folding::{FoldFile, FoldSpec, Folding, LayerFold};
 use crate::passes::input_buffer::InputBuffer;
-use crate::passes::memory::{Memory, Placement};
+use crate::passes::memory::{BlockRoms, Memory, Placement};
 use crate::passes::pipelining::Pipelining;
 use crate::passes::tables::Tables;
 use crate::passes::vector_ram::VectorRam;
@@ -292,6 +292,7 @@ pub fn lower(model: &Model) -> Result<Design, CompileError> {
             out_chunk: 0,
             table: 0,
             dual_port_tables: false,
+            block_rom: false,
         }));
     }
     stages.push(Stage::Argmax(Argmax {
@@ -341,6 +342,10 @@ pub fn compile_with(
         Box::new(VectorRam(input_ram_layers)),
         Box::new(Memory(placement.clone())),
     ];
+    if let FoldSpec::Manual(f) = fold {
+        // Before pipelining, which registers a block RAM's read twice.
+        passes.push(Box::new(BlockRoms(f.block_rom_layers.clone())));
+    }
     if let FoldSpec::Manual(FoldFile {
         fifos: Some(fifos), ..
     }) = fold
@@ -416,6 +421,7 @@ pub fn fold_file(d: &Design) -> FoldFile {
         input_ram_layers: passes::vector_ram::choice(d),
         table_inputs: passes::tables::listed(d),
         dual_port_tables: passes::tables::dual_port_listed(d),
+        block_rom_layers: d.mvtus().filter(|l| l.block_rom).map(|l| l.index).collect(),
     }
 }
 

@@ -175,6 +175,7 @@ pub fn random_folding(rng: &mut Rng, model: &Model) -> FoldFile {
         input_ram_layers: None,
         table_inputs: Vec::new(),
         dual_port_tables: None,
+        block_rom_layers: Vec::new(),
     };
     // A dense first layer whose chunks the input can deliver buffers its input in RAM one
     // time in two (see `passes::input_buffer`).

@@ -21,6 +21,7 @@ fn fold(tables: Vec<usize>) -> FoldFile {
         input_ram_layers: Some(Vec::new()),
         table_inputs: tables,
         dual_port_tables: None,
+        block_rom_layers: Vec::new(),
         ..FoldFile::from(vec![
             LayerFold { pe: 8, simd: 196 },
             LayerFold { pe: 1, simd: 64 },

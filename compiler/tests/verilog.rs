@@ -191,6 +191,7 @@ fn impossible_foldings_name_the_layer() {
             input_ram_layers: None,
             table_inputs: Vec::new(),
             dual_port_tables: None,
+            block_rom_layers: Vec::new(),
         };
         let e = compiler::compile(&model, &FoldSpec::Manual(file))
             .expect_err("refused")

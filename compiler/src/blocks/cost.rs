@@ -483,7 +483,12 @@ impl Costs {
     /// The `rom_bits` feature of a `depth` x `width` ROM: the bits it leaves in logic, or with
     /// [`Costs::rom_column_depth`] its columns in bits of full-depth columns.
     pub fn rom_feature(&self, depth: u64, width: u64) -> f64 {
-        let bits = self.rom(depth, width).logic_bits;
+        self.rom_feature_placed(depth, width, false)
+    }
+
+    /// [`Costs::rom_feature`] of a ROM placed as [`Costs::rom_placed`] places it.
+    pub fn rom_feature_placed(&self, depth: u64, width: u64, block: bool) -> f64 {
+        let bits = self.rom_placed(depth, width, block).logic_bits;
         match self.rom_column_depth {
             0 => bits as f64,
             _ if bits == 0 || depth <= 4 => 0.0,
@@ -528,7 +533,12 @@ impl Costs {
     /// The `packed_rom_blocks` feature of a `depth` x `width` ROM: its block RAMs where a
     /// shape holding several words to a row needs fewer of them than any shape holding one.
     pub fn packed_rom_blocks(&self, depth: u64, width: u64) -> f64 {
-        let blocks = self.rom(depth, width).brams;
+        self.packed_rom_blocks_placed(depth, width, false)
+    }
+
+    /// [`Costs::packed_rom_blocks`] of a ROM placed as [`Costs::rom_placed`] places it.
+    pub fn packed_rom_blocks_placed(&self, depth: u64, width: u64, block: bool) -> f64 {
+        let blocks = self.rom_placed(depth, width, block).brams;
         if blocks == 0 || width == 0 {
             return 0.0;
         }
@@ -546,6 +556,20 @@ impl Costs {
         } else {
             0.0
         }
+    }
+
+    /// [`Costs::rom`], or with `block` (the `rom_style = "block"` of
+    /// [`crate::ir::Mvtu::block_rom`]) the block RAMs of its best shape over its address space
+    /// wherever the family has block RAM.
+    pub fn rom_placed(&self, depth: u64, width: u64, block: bool) -> RomCost {
+        if block && depth > 1 && width > 0 && !self.bram_shapes.is_empty() {
+            // `rom_style = "block"`: block RAM whatever the cost rule says.
+            return RomCost {
+                logic_bits: 0,
+                brams: self.bram_blocks(self.rom_depth(depth), width),
+            };
+        }
+        self.rom(depth, width)
     }
 
     /// A `depth` x `width` ROM with a registered address, placed as Yosys's `memory_libmap`

@@ -143,7 +143,7 @@ impl Mvtu {
                 .map(|(_, (d, w))| c.rom(*d, *w).brams)
                 .sum()
         } else {
-            c.rom(d, w).brams
+            c.rom_placed(d, w, self.block_rom).brams
         };
         (brams, family.ram_blocks(d, w))
     }
@@ -254,11 +254,12 @@ impl Mvtu {
         }
     }
 
-    /// `(depth, width)` of the ROMs exactly as emitted: weights (unless loaded into RAM), then
+    /// `(depth, width, in block RAM whatever the cost rule)` of the ROMs exactly as emitted:
+    /// weights (unless loaded into RAM), then
     /// per neuron group the thresholds and direction bits, or the score offsets.
     /// With `drop_constant_lanes` (see [`super::cost::Costs::drop_constant_lanes`]), the
     /// per-group ROMs count only their lanes that vary over the neuron groups.
-    fn roms(&self, drop_constant_lanes: bool) -> Vec<(u64, u64)> {
+    fn roms(&self, drop_constant_lanes: bool) -> Vec<(u64, u64, bool)> {
         let (pe, nf) = (self.pe as u64, self.neuron_folds() as u64);
         let m = self.mem();
         let group_rom = |width: u32, value: &dyn Fn(usize) -> u64| {
@@ -267,7 +268,7 @@ impl Mvtu {
             } else {
                 pe * u64::from(width)
             };
-            (nf, w)
+            (nf, w, false)
         };
         let mut roms = Vec::new();
         match &self.activation {
@@ -290,13 +291,18 @@ impl Mvtu {
     }
 
     /// `(depth, width)` of the weight ROM, or of a table layer's tables; none if loaded.
-    fn weight_roms(&self) -> Vec<(u64, u64)> {
+    /// The weight memories as ROMs `(depth, width, in block RAM whatever the cost rule)`.
+    fn weight_roms(&self) -> Vec<(u64, u64, bool)> {
         if self.is_loaded() {
             Vec::new()
         } else if self.table > 0 {
-            self.table_memories().into_iter().map(|(_, s)| s).collect()
+            self.table_memories()
+                .into_iter()
+                .map(|(_, (d, w))| (d, w, false))
+                .collect()
         } else {
-            vec![self.weight_shape()]
+            let (d, w) = self.weight_shape();
+            vec![(d, w, self.block_rom)]
         }
     }
 
@@ -666,6 +672,7 @@ struct Rom {
     addr: String,
     addr_width: u32,
     entries: usize,
+    block: bool,
 }
 
 impl Rom {
@@ -676,7 +683,15 @@ impl Rom {
             addr,
             addr_width,
             entries,
+            block: false,
         }
+    }
+
+    /// In block RAM whatever Yosys's cost rule would choose (`rom_style` on the case statement,
+    /// where Yosys's ROM inference reads it).
+    fn in_block_ram(mut self, block: bool) -> Self {
+        self.block = block;
+        self
     }
 
     /// Appends the ROM with entry `a` given by `entry(a)`; a single entry becomes a constant wire.
@@ -686,8 +701,13 @@ impl Rom {
             b.push_str(&format!("wire [{}:0] {name} = {};\n", width - 1, entry(0)));
             return;
         }
+        let style = if self.block {
+            "(* rom_style = \"block\" *) "
+        } else {
+            ""
+        };
         b.push_str(&format!(
-            "reg  [{}:0] {name};\nalways @* begin\n    case ({})\n",
+            "reg  [{}:0] {name};\nalways @* begin\n    {style}case ({})\n",
             width - 1,
             self.addr
         ));
@@ -731,7 +751,10 @@ impl Block for Mvtu {
         let accumulate = sf * self.planes as u64 > 1;
         let act_width = self.act_width();
         let roms = self.roms(c.drop_constant_lanes);
-        let rom_bits: f64 = roms.iter().map(|&(d, w)| c.rom_feature(d, w)).sum();
+        let rom_bits: f64 = roms
+            .iter()
+            .map(|&(d, w, b)| c.rom_feature_placed(d, w, b))
+            .sum();
         Features {
             rom_bits,
             popcount: if !table && (self.weight_shape().0 > 2 || self.is_loaded()) {
@@ -746,7 +769,10 @@ impl Block for Mvtu {
                 0.0
             },
             table_adder: if table { tree_bits as f64 } else { 0.0 },
-            packed_rom_blocks: roms.iter().map(|&(d, w)| c.packed_rom_blocks(d, w)).sum(),
+            packed_rom_blocks: roms
+                .iter()
+                .map(|&(d, w, b)| c.packed_rom_blocks_placed(d, w, b))
+                .sum(),
             acc: if accumulate {
                 (pe * u64::from(m.acc_width)) as f64
             } else {
@@ -815,7 +841,7 @@ impl Block for Mvtu {
         let brams: u64 = self
             .roms(c.drop_constant_lanes)
             .iter()
-            .map(|&(d, w)| c.rom(d, w).brams)
+            .map(|&(d, w, b)| c.rom_placed(d, w, b).brams)
             .sum::<u64>()
             + buffer_brams;
         let ew = u64::from(self.element_width());
@@ -1056,6 +1082,7 @@ impl Block for Mvtu {
         } else {
             b.push_str("// Weight ROM: word nf*SF+sf, bit p*SIMD+j = weight of neuron nf*PE+p on input sf*SIMD+j.\n");
             Rom::new(format!("{n}_w"), lanes, format!("{n}_waddr"), waw, entries)
+                .in_block_ram(self.block_rom)
                 .emit(&mut b, |a| {
                     format!("{lanes}'h{}", hex(self.rom_word(a), lanes))
                 });

@@ -81,6 +81,10 @@ pub struct FoldFile {
     /// have two read ports (the ECP5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dual_port_tables: Option<bool>,
+    /// Layers (numbers from 1) whose weight ROM goes to block RAM whatever its size (see
+    /// [`crate::ir::Mvtu::block_rom`]); absent or empty: where Yosys's cost rule puts it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub block_rom_layers: Vec<usize>,
 }
 
 fn one() -> usize {
@@ -107,6 +111,7 @@ impl From<Vec<LayerFold>> for FoldFile {
             input_ram_layers: None,
             table_inputs: Vec::new(),
             dual_port_tables: None,
+            block_rom_layers: Vec::new(),
         }
     }
 }

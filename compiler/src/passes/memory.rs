@@ -198,6 +198,56 @@ pub fn fit_loaded(
     Some(load)
 }
 
+/// The block-ROM pass: puts the weight ROMs of the listed layers (numbers from 1; a fold
+/// file's `block_rom_layers`) in block RAM whatever their size (see
+/// [`crate::ir::Mvtu::block_rom`]). A layer that is not an MVTU, has no weight ROM of more
+/// than one word (a single word is a constant), reads tables or loads its weights into RAM is
+/// an error naming it.
+pub struct BlockRoms(pub Vec<usize>);
+
+impl Pass for BlockRoms {
+    fn name(&self) -> &'static str {
+        "block-roms"
+    }
+
+    fn description(&self) -> &'static str {
+        "puts the weight ROMs a fold file lists in block RAM"
+    }
+
+    fn run(&self, design: &mut Design) -> Result<(), CompileError> {
+        set_block_roms(design, &self.0)
+    }
+}
+
+fn set_block_roms(design: &mut Design, layers: &[usize]) -> Result<(), CompileError> {
+    for &want in layers {
+        let l = design
+            .mvtus_mut()
+            .find(|l| l.index == want)
+            .ok_or_else(|| {
+                CompileError::Folding(format!(
+                    "block_rom_layers: layer {want} is not a matrix-vector layer"
+                ))
+            })?;
+        let why = if l.is_loaded() {
+            Some("its weights are loaded into RAM")
+        } else if l.table > 0 {
+            Some("it reads tables instead of weights")
+        } else if l.weight_shape().0 <= 1 {
+            Some("its weights are a single word, constants in logic")
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            return Err(CompileError::Folding(format!(
+                "block_rom_layers: layer {want} has no weight ROM for block RAM: {why}"
+            )));
+        }
+        l.block_rom = true;
+    }
+    Ok(())
+}
+
 fn load(l: &mut crate::ir::Mvtu) {
     if let Some(m) = l.memory.as_mut() {
         m.loaded = true;
