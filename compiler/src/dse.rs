@@ -918,9 +918,11 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
                 .fold(crate::asic_area::block_features(&a), crate::asic_area::add);
             m.area_um2(&f)
         });
+        // Layer numbers, as a fold file's `load_weights` names them (not positions: a CNN's
+        // MVTUs are numbered among its window, pool and collect units).
         let load_weights: Vec<usize> = (0..load.len())
             .filter(|&i| load[i])
-            .map(|i| i + 1)
+            .map(|i| layers[i].index)
             .collect();
         let depth = file
             .layers

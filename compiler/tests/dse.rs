@@ -342,3 +342,45 @@ fn every_candidate_of_a_conv_net_compiles_as_costed() {
         }
     }
 }
+
+#[test]
+fn a_conv_net_candidate_loads_the_layers_it_names() {
+    // A dense layer of 392 x 512 weights after a convolution and a pool: more than the UP5K's
+    // block RAMs hold, so some candidates load it into SPRAM. The CNN's MVTUs are numbered
+    // among its pool and collect units (l1, l3, l4), and the candidates name them so.
+    let input = flip::model::InputSpec {
+        width: 16,
+        height: 16,
+        channels: 1,
+        pixel_bits: 8,
+        encoding: Encoding::BitPlanes(1),
+    };
+    let specs = flip::model::arch::parse("c8-p-512-10", input.pixels()).unwrap();
+    let model = flip::model::random::binary(3, input, &specs, 10);
+    let device = dse::device("up5k").unwrap();
+    let x = dse::explore(&model, &device).unwrap();
+    let loading: Vec<usize> = (0..x.candidates.len())
+        .filter(|&i| !x.candidates[i].load_weights.is_empty())
+        .collect();
+    assert!(!loading.is_empty(), "no candidate loads its weights");
+    for &i in loading.iter().take(20) {
+        let c = &x.candidates[i];
+        let d = x
+            .design(&model, i)
+            .unwrap_or_else(|e| panic!("candidate {i} ({}): {e}", c.fold_label()));
+        let loaded: Vec<usize> = d
+            .mvtus()
+            .filter(|l| l.is_loaded())
+            .map(|l| l.index)
+            .collect();
+        assert_eq!(loaded, c.load_weights, "{}", c.fold_label());
+        // The 512-neuron layer: l3 (l2 is the pool), the second MVTU.
+        assert_eq!(c.load_weights, vec![3], "{}", c.fold_label());
+        assert_eq!(
+            d.estimate_for(device.family),
+            c.estimate,
+            "{}",
+            c.fold_label()
+        );
+    }
+}
