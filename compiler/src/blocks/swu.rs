@@ -248,9 +248,9 @@ impl Block for SlidingWindow {
                 completes(&format!("{n}_y"), &format!("{n}_x"))
             ));
         }
-        // Above 1x1 the output register can only be full when it blocks a pixel if the next
-        // pixel completes a window: kept as a register of its own, so that the take decision
-        // and the enable of every register here is one LUT4 of registers.
+        // A pixel waits only if it completes a window while the output register is full.
+        // Above 1x1 that condition is a register of its own, so that the take decision (the
+        // enable of every register here) is one LUT4 of registers.
         if k == 1 {
             b.push_str(&skid::declarations(&n, pb, OutGate::Blocked("out_valid")));
         } else {
