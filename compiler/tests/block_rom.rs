@@ -2,6 +2,8 @@
 //! estimate counts it so, the fold file records it, bad layers are named, and (with YoWASP's
 //! Yosys) the ECP5 synthesis uses the block RAMs the estimate counts.
 
+mod common;
+
 use compiler::blocks::Family;
 use compiler::passes::folding::{FoldFile, FoldSpec, LayerFold};
 use compiler::random::{random_model, Rng};
@@ -83,31 +85,13 @@ fn layers_without_a_weight_rom_for_block_ram_are_named() {
 
 #[test]
 fn ecp5_synthesis_uses_the_block_rams_counted() {
-    let Some(yosys) = tools::for_test(&[Family::Ecp5.yosys()], tools::INSTALL_ECP5) else {
-        return;
-    };
     let mut counts = Vec::new();
     for (layers, tag) in [(vec![], "logic"), (vec![1], "block")] {
         let d = compile(fold(layers, (4, 64))).unwrap();
-        let dir =
-            std::env::temp_dir().join(format!("flipchip-block-rom-{}-{tag}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        compiler::write_build(&d, &dir).unwrap();
-        // Names relative to the run's directory: YoWASP's Yosys sees only that directory.
-        let files = d.file_names();
-        let script =
-            Family::Ecp5.synth_script(&files, compiler::TOP, std::path::Path::new("stat.txt"));
-        let stat = dir.join("stat.txt");
-        tools::Run::new("synth", yosys.clone(), "yosys.log")
-            .args(["-q", "-p", &script])
-            .current_dir(&dir)
-            .default_timeout(tools::limits::SYNTH)
-            .run()
-            .unwrap_or_else(|e| panic!("{e}"));
-        let text = std::fs::read_to_string(&stat).unwrap();
-        let (_, brams) = Family::Ecp5.count_luts(&text).unwrap();
+        let Some((_, brams)) = common::yosys_counts(&d, Family::Ecp5, tag) else {
+            return;
+        };
         counts.push((brams, d.estimate_for(Family::Ecp5).brams));
-        let _ = std::fs::remove_dir_all(&dir);
     }
     // The weight ROM's 8 DP16KD on top of what the design takes otherwise, as estimated.
     let (plain, block) = (counts[0], counts[1]);

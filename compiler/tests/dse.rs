@@ -1,6 +1,8 @@
 //! Design-space exploration: only legal foldings, a non-dominated front that holds the fastest
 //! fitting design, the files, and (with Yosys installed) estimates within 15% of synthesis.
 
+mod common;
+
 use std::time::Instant;
 
 use compiler::blocks::Family;
@@ -259,35 +261,6 @@ fn files_are_written() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// LUT4s Yosys reports for a compiled design (the counting of `flipchip dse --synth`).
-fn yosys_luts(d: &compiler::ir::Design, family: Family, tag: &str) -> Option<u64> {
-    let yosys = tools::for_test(&["yosys"], tools::INSTALL)?;
-    let dir = std::env::temp_dir().join(format!("flipchip-dse-synth-{}-{tag}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    compiler::write_build(d, &dir).unwrap();
-    let files: Vec<String> = d
-        .file_names()
-        .iter()
-        .map(|f| dir.join(f).display().to_string())
-        .collect();
-    let stat = dir.join("stat.txt");
-    let script = family.synth_script(&files, compiler::TOP, &stat);
-    tools::Run::new("synth", yosys, "yosys.log")
-        .args(["-q", "-p", &script])
-        .current_dir(&dir)
-        .default_timeout(tools::limits::SYNTH)
-        .run()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let text = std::fs::read_to_string(&stat).unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
-    Some(
-        family
-            .count_luts(&text)
-            .unwrap_or_else(|e| panic!("{}: {e}", stat.display()))
-            .0,
-    )
-}
-
 #[test]
 fn estimates_within_15_percent_of_yosys() {
     // Two small front designs of a 64-pixel, 64-32-10 model: one folded, one fast.
@@ -297,7 +270,7 @@ fn estimates_within_15_percent_of_yosys() {
     let f = x.fitting_front();
     for (tag, &i) in [("fast", &f[0]), ("folded", &f[f.len() / 2])] {
         let d = x.design(&model, i).unwrap();
-        let Some(y) = yosys_luts(&d, device.family, tag) else {
+        let Some((y, _)) = common::yosys_counts(&d, device.family, tag) else {
             return;
         };
         let e = x.candidates[i].estimate.luts;
