@@ -255,8 +255,8 @@ impl Mvtu {
     }
 
     /// `(depth, width, in block RAM whatever the cost rule)` of the ROMs exactly as emitted:
-    /// weights (unless loaded into RAM), then
-    /// per neuron group the thresholds and direction bits, or the score offsets.
+    /// weights (unless loaded into RAM), then per neuron group the thresholds and direction
+    /// bits, or the score offsets.
     /// With `drop_constant_lanes` (see [`super::cost::Costs::drop_constant_lanes`]), the
     /// per-group ROMs count only their lanes that vary over the neuron groups.
     fn roms(&self, drop_constant_lanes: bool) -> Vec<(u64, u64, bool)> {
@@ -290,8 +290,8 @@ impl Mvtu {
         roms
     }
 
-    /// `(depth, width)` of the weight ROM, or of a table layer's tables; none if loaded.
-    /// The weight memories as ROMs `(depth, width, in block RAM whatever the cost rule)`.
+    /// `(depth, width, in block RAM whatever the cost rule)` of the weight ROM, or of a table
+    /// layer's tables; none if loaded.
     fn weight_roms(&self) -> Vec<(u64, u64, bool)> {
         if self.is_loaded() {
             Vec::new()
