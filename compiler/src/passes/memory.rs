@@ -215,37 +215,33 @@ impl Pass for BlockRoms {
     }
 
     fn run(&self, design: &mut Design) -> Result<(), CompileError> {
-        set_block_roms(design, &self.0)
-    }
-}
-
-fn set_block_roms(design: &mut Design, layers: &[usize]) -> Result<(), CompileError> {
-    for &want in layers {
-        let l = design
-            .mvtus_mut()
-            .find(|l| l.index == want)
-            .ok_or_else(|| {
-                CompileError::Folding(format!(
-                    "block_rom_layers: layer {want} is not a matrix-vector layer"
-                ))
-            })?;
-        let why = if l.is_loaded() {
-            Some("its weights are loaded into RAM")
-        } else if l.table > 0 {
-            Some("it reads tables instead of weights")
-        } else if l.weight_shape().0 <= 1 {
-            Some("its weights are a single word, constants in logic")
-        } else {
-            None
-        };
-        if let Some(why) = why {
-            return Err(CompileError::Folding(format!(
-                "block_rom_layers: layer {want} has no weight ROM for block RAM: {why}"
-            )));
+        for &want in &self.0 {
+            let l = design
+                .mvtus_mut()
+                .find(|l| l.index == want)
+                .ok_or_else(|| {
+                    CompileError::Folding(format!(
+                        "block_rom_layers: layer {want} is not a matrix-vector layer"
+                    ))
+                })?;
+            let why = if l.is_loaded() {
+                Some("its weights are loaded into RAM")
+            } else if l.table > 0 {
+                Some("it reads tables instead of weights")
+            } else if l.weight_shape().0 <= 1 {
+                Some("its weights are a single word, constants in logic")
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                return Err(CompileError::Folding(format!(
+                    "block_rom_layers: layer {want} has no weight ROM for block RAM: {why}"
+                )));
+            }
+            l.block_rom = true;
         }
-        l.block_rom = true;
+        Ok(())
     }
-    Ok(())
 }
 
 fn load(l: &mut crate::ir::Mvtu) {
