@@ -93,7 +93,6 @@ pub(super) fn design_of(
 
 /// One design's measurement.
 struct Row {
-    name: String,
     sample: Sample,
     yosys_brams: u64,
     est_brams: u64,
@@ -135,7 +134,6 @@ fn measure(
     let est = design.estimate_for(fam);
     let sample = Sample::new(dir.display().to_string(), &design, fam, luts);
     Ok(Row {
-        name: dir.display().to_string(),
         current: fam.costs().luts(&sample.features),
         sample,
         yosys_brams,
@@ -185,7 +183,6 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             calibrate::parse_csv(&text, &path.display().to_string()).map_err(anyhow::Error::msg)?
         {
             rows.push(Row {
-                name: r.sample.name.clone(),
                 current: fam.costs().luts(&r.sample.features),
                 sample: r.sample,
                 yosys_brams: r.yosys_brams,
@@ -214,7 +211,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         let y = r.sample.luts;
         eprintln!(
             "{:<40} {:>9} {:>9.0} {:>+7.1}% {:>9.0} {:>+7.1}% {:>5}/{:<5}",
-            r.name,
+            r.sample.name,
             y,
             r.current,
             100.0 * err(r.current, y),
@@ -232,7 +229,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             .collect();
         csv.push_str(&format!(
             "{},{y},{:.0},{:+.1},{f:.0},{:+.1},{},{},{}\n",
-            r.name,
+            r.sample.name,
             r.current,
             100.0 * err(r.current, y),
             100.0 * err(f, y),
@@ -277,7 +274,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             "worst_error_current": worst_current,
             "worst_error_fit": worst_fit,
             "rows": rows.iter().map(|r| json!({
-                "dir": r.name,
+                "dir": r.sample.name,
                 "yosys_luts": r.sample.luts,
                 "current_luts": r.current.round(),
                 "fit_luts": fit.luts(&r.sample.features).round(),
