@@ -175,6 +175,51 @@ fn windows(design: &Design) -> u64 {
         .count() as u64
 }
 
+/// What the clock model ([`Device::clock_mhz`]) reads of a design.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClockFeatures {
+    /// Logic levels of the slowest popcount stage.
+    pub stage_levels: usize,
+    /// Estimated LUTs.
+    pub luts: u64,
+    /// Block RAMs.
+    pub brams: u64,
+    /// Block RAMs holding tables ([`crate::passes::tables`]).
+    pub table_brams: u64,
+    /// Sliding window units.
+    pub windows: u64,
+    /// Weight ROMs in logic that are wide and deep ([`wide_logic_roms`]).
+    pub wide_logic_roms: u64,
+}
+
+/// Words from which a weight ROM in LUT4s takes more than one LUT level per bit.
+const LUT_ROM_WORDS: u64 = 16;
+
+/// Bits from which a weight word is wide enough that a ROM of it in logic spreads its address
+/// decoding over much of the device.
+const WIDE_ROM_BITS: u64 = 1024;
+
+/// Weight ROMs among `layers` that stay in logic on `family` although they are at least
+/// [`WIDE_ROM_BITS`] wide and deeper than [`LUT_ROM_WORDS`]: Yosys shares such a ROM's address
+/// decoding across the whole word (the CNN `32x9 8x288 8x96 2x576 1x128 1x2` of 32 words of
+/// 1,152 bits: 3-5 LUT levels spread over the ULX3S, its critical path), where a block RAM
+/// reads it in one.
+pub fn wide_logic_roms<'a>(layers: impl IntoIterator<Item = &'a Mvtu>, family: Family) -> u64 {
+    layers
+        .into_iter()
+        .filter(|l| wide_logic_rom(l, family))
+        .count() as u64
+}
+
+fn wide_logic_rom(l: &Mvtu, family: Family) -> bool {
+    let (d, w) = l.weight_shape();
+    l.table == 0
+        && !l.is_loaded()
+        && l.weight_blocks(family).0 == 0
+        && d > LUT_ROM_WORDS
+        && w >= WIDE_ROM_BITS
+}
+
 /// A measured clock for designs of at least `min_luts` estimated LUTs and `min_brams` block
 /// RAMs.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -192,6 +237,10 @@ pub struct SizeClockPoint {
     /// Sliding window units (convolutions) from which the point applies.
     #[serde(default)]
     pub min_windows: u64,
+    /// Wide, deep weight ROMs left in logic ([`wide_logic_roms`]) from which the point
+    /// applies.
+    #[serde(default)]
+    pub min_wide_logic_roms: u64,
     /// Clock reached (nextpnr Fmax), MHz.
     pub mhz: f64,
 }
@@ -214,32 +263,25 @@ impl Device {
         self.family == Family::Asic
     }
 
-    /// The clock a design whose slowest popcount stage has `stage_levels` logic levels, with
-    /// `luts` estimated LUTs and `brams` block RAMs (`table_brams` of them tables) and
-    /// `windows` sliding window units, is expected to reach: the slowest of the measured clock
-    /// for its depth ([`Device::clock`]) and of those for its size ([`Device::size_clock`]).
-    pub fn clock_mhz(
-        &self,
-        stage_levels: usize,
-        luts: u64,
-        brams: u64,
-        table_brams: u64,
-        windows: u64,
-    ) -> f64 {
+    /// The clock a design of features `f` is expected to reach: the slowest of the measured
+    /// clock for its depth ([`Device::clock`]) and of those for its size
+    /// ([`Device::size_clock`]).
+    pub fn clock_mhz(&self, f: &ClockFeatures) -> f64 {
         let by_depth = self
             .clock
             .iter()
-            .find(|p| p.stage_levels >= stage_levels)
+            .find(|p| p.stage_levels >= f.stage_levels)
             .or(self.clock.last())
             .map_or(self.fmax_mhz, |p| p.mhz.min(self.fmax_mhz));
         let by_size = self
             .size_clock
             .iter()
             .filter(|p| {
-                luts >= p.min_luts
-                    && brams >= p.min_brams
-                    && table_brams >= p.min_table_brams
-                    && windows >= p.min_windows
+                f.luts >= p.min_luts
+                    && f.brams >= p.min_brams
+                    && f.table_brams >= p.min_table_brams
+                    && f.windows >= p.min_windows
+                    && f.wide_logic_roms >= p.min_wide_logic_roms
             })
             .map(|p| p.mhz)
             .fold(f64::INFINITY, f64::min);
@@ -340,6 +382,9 @@ pub struct Candidate {
     pub dual_port_tables: bool,
     /// Block RAMs of its tables (part of the estimate's).
     pub table_brams: u64,
+    /// Layers (numbers from 1) whose weight ROMs it puts in block RAM, as a fold file's
+    /// `block_rom_layers`.
+    pub block_rom_layers: Vec<usize>,
     /// How it was derived (balanced wins if both apply).
     pub origin: Origin,
     /// Steady-state cycles between frames (the slowest stage's cycles).
@@ -409,7 +454,7 @@ impl Candidate {
             input_ram_layers: self.input_ram_layers.clone(),
             table_inputs: self.table_inputs.clone(),
             dual_port_tables: (!self.table_inputs.is_empty()).then_some(self.dual_port_tables),
-            block_rom_layers: Vec::new(),
+            block_rom_layers: self.block_rom_layers.clone(),
         }
     }
 }
@@ -430,9 +475,11 @@ pub fn fold_label(f: &FoldFile) -> String {
     if f.pixels_per_beat > 1 {
         parts.insert(0, format!("{}px", f.pixels_per_beat));
     }
-    if !f.load_weights.is_empty() {
-        let l: Vec<String> = f.load_weights.iter().map(|i| i.to_string()).collect();
-        parts.push(format!("ram:{}", l.join("+")));
+    for (key, layers) in [("ram", &f.load_weights), ("rom", &f.block_rom_layers)] {
+        if !layers.is_empty() {
+            let l: Vec<String> = layers.iter().map(|i| i.to_string()).collect();
+            parts.push(format!("{key}:{}", l.join("+")));
+        }
     }
     parts.join(" ")
 }
@@ -501,13 +548,14 @@ impl Exploration {
         }
         let max_pe = c.folds.iter().map(|f| f.pe).max().unwrap_or(1);
         c.clock_mhz = self.device.clock_with_pes(
-            self.device.clock_mhz(
-                c.logic_levels,
-                c.estimate.luts,
-                c.estimate.brams,
-                c.table_brams,
-                windows(sized),
-            ),
+            self.device.clock_mhz(&ClockFeatures {
+                stage_levels: c.logic_levels,
+                luts: c.estimate.luts,
+                brams: c.estimate.brams,
+                table_brams: c.table_brams,
+                windows: windows(sized),
+                wide_logic_roms: wide_logic_roms(sized.mvtus(), family),
+            }),
             max_pe,
         );
         c.frames_per_second = c.clock_mhz * 1e6 / c.cycles_per_frame as f64;
@@ -553,6 +601,8 @@ struct LayerCost {
     rams: Option<u64>,
     /// Cell-area features ([`crate::asic_area`]; zero on an FPGA).
     area: [f64; crate::asic_area::N],
+    /// Its weight ROM is one of [`wide_logic_roms`] (unless loaded).
+    wide_logic_rom: bool,
 }
 
 /// The candidate foldings of a lowered design (see the module documentation), deduplicated,
@@ -722,48 +772,68 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
         .collect();
     // Costs per layer, folding, registers after the weight read, input chunk interval and
     // output chunk.
-    type Key = (usize, usize, usize, usize, usize, usize);
+    type Key = (usize, usize, usize, bool, usize, usize, usize);
     let mut layer_cost: Vec<BTreeMap<Key, LayerCost>> = vec![BTreeMap::new(); layers.len()];
-    let mut cost_of =
-        |i: usize, f: &LayerFold, table: usize, rr: usize, (interval, out_chunk)| -> LayerCost {
-            *layer_cost[i]
-                .entry((f.pe, f.simd, table, rr, interval, out_chunk))
-                .or_insert_with(|| {
-                    let mut l = layers[i].clone();
-                    l.pe = f.pe;
-                    l.simd = f.simd;
-                    l.table = table;
-                    l.dual_port_tables = table > 0 && crate::passes::tables::dual_port_for(family);
-                    l.read_registers = crate::passes::pipelining::read_registers_of(&l, rr);
-                    l.chunk_interval = interval;
-                    l.out_chunk = out_chunk;
-                    let rom = l.estimate_for(family);
-                    let area = if family == Family::Asic {
-                        crate::asic_area::block_features(&l)
-                    } else {
-                        [0.0; crate::asic_area::N]
-                    };
-                    let (weight_brams, rams) = l.weight_blocks(family);
-                    if let Some(m) = l.memory.as_mut() {
-                        m.loaded = true;
-                    }
-                    LayerCost {
-                        cycles: l.cycles(),
-                        latency: l.latency(),
-                        rom,
-                        loaded: l.estimate_for(family),
-                        weight_brams,
-                        rams,
-                        area,
-                    }
-                })
-        };
+    let mut cost_of = |i: usize,
+                       f: &LayerFold,
+                       (table, block_rom): (usize, bool),
+                       rr: usize,
+                       (interval, out_chunk)|
+     -> LayerCost {
+        *layer_cost[i]
+            .entry((f.pe, f.simd, table, block_rom, rr, interval, out_chunk))
+            .or_insert_with(|| {
+                let mut l = layers[i].clone();
+                l.pe = f.pe;
+                l.simd = f.simd;
+                l.table = table;
+                l.block_rom = block_rom;
+                l.dual_port_tables = table > 0 && crate::passes::tables::dual_port_for(family);
+                l.read_registers = crate::passes::pipelining::read_registers_of(&l, rr);
+                l.chunk_interval = interval;
+                l.out_chunk = out_chunk;
+                let rom = l.estimate_for(family);
+                let area = if family == Family::Asic {
+                    crate::asic_area::block_features(&l)
+                } else {
+                    [0.0; crate::asic_area::N]
+                };
+                let (weight_brams, rams) = l.weight_blocks(family);
+                let wide_logic_rom = wide_logic_rom(&l, family);
+                if let Some(m) = l.memory.as_mut() {
+                    m.loaded = true;
+                }
+                LayerCost {
+                    cycles: l.cycles(),
+                    latency: l.latency(),
+                    rom,
+                    loaded: l.estimate_for(family),
+                    weight_brams,
+                    rams,
+                    area,
+                    wide_logic_rom,
+                }
+            })
+    };
     let mut candidates = Vec::new();
     // Each folding as it is and with tables of three inputs in the layers that can take them
     // (more than one weight word) in block RAM: in the one that saves the most LUTs per block
     // RAM it adds, the two best, and so on up to all of them. Tables in logic (too shallow for a
     // block RAM, or standard cells, which have none) cost more LUTs than the XNORs they replace.
+    // On the ECP5, where it was measured, also with its wide, deep weight ROMs in logic put in
+    // block RAM ([`wide_logic_roms`]).
     let variants = enumerate(&base).into_iter().flat_map(|(file, origin)| {
+        let folded = |i: usize, l: &Mvtu| {
+            let mut l = l.clone();
+            l.pe = file.layers[i].pe;
+            l.simd = file.layers[i].simd;
+            l
+        };
+        let roms: Vec<bool> = layers
+            .iter()
+            .enumerate()
+            .map(|(i, l)| family == Family::Ecp5 && wide_logic_rom(&folded(i, l), family))
+            .collect();
         let mut eligible: Vec<(std::cmp::Reverse<u64>, usize)> = if family == Family::Asic {
             Vec::new()
         } else {
@@ -795,12 +865,18 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
                 for &(_, i) in &eligible[..m] {
                     table[i] = TABLE_INPUTS;
                 }
-                (file.clone(), origin, table)
+                (file.clone(), origin, table, vec![false; n])
             })
             .collect();
-        std::iter::once((file, origin, vec![0; n])).chain(with_tables)
+        let block_roms = roms
+            .iter()
+            .any(|&r| r)
+            .then(|| (file.clone(), origin, vec![0; n], roms));
+        std::iter::once((file, origin, vec![0; n], vec![false; n]))
+            .chain(block_roms)
+            .chain(with_tables)
     });
-    for (file, origin, table) in variants {
+    for (file, origin, table, block_rom) in variants {
         let tables = table.iter().any(|&k| k > 0);
         let mut a = input(file.pixels_per_beat);
         // The first layer's input buffer, as the input buffer pass chooses it.
@@ -867,7 +943,15 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
             .layers
             .iter()
             .enumerate()
-            .map(|(i, f)| cost_of(i, f, table[i], read_registers, interval_of(i)))
+            .map(|(i, f)| {
+                cost_of(
+                    i,
+                    f,
+                    (table[i], block_rom[i]),
+                    read_registers,
+                    interval_of(i),
+                )
+            })
             .collect();
         // Weights that overflow the block RAMs go to the device's large RAMs, as the memory
         // pass would place them for this device.
@@ -895,7 +979,7 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
                 .layers
                 .iter()
                 .enumerate()
-                .map(|(i, f)| cost_of(i, f, table[i], rr, interval_of(i)))
+                .map(|(i, f)| cost_of(i, f, (table[i], block_rom[i]), rr, interval_of(i)))
                 .collect();
         }
         let cycles = costs
@@ -945,7 +1029,18 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
             .map(|(c, _)| c.weight_brams)
             .sum();
         let clock_mhz = device.clock_with_pes(
-            device.clock_mhz(depth, e.luts, e.brams, table_brams, windows(&base)),
+            device.clock_mhz(&ClockFeatures {
+                stage_levels: depth,
+                luts: e.luts,
+                brams: e.brams,
+                table_brams,
+                windows: windows(&base),
+                wide_logic_roms: costs
+                    .iter()
+                    .zip(&load)
+                    .filter(|(c, &l)| c.wide_logic_rom && !l)
+                    .count() as u64,
+            }),
             max_pe,
         );
         let fps = clock_mhz * 1e6 / cycles as f64;
@@ -966,6 +1061,10 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
             table_inputs: if tables { table } else { Vec::new() },
             dual_port_tables: tables && crate::passes::tables::dual_port_for(family),
             table_brams,
+            block_rom_layers: (0..layers.len())
+                .filter(|&i| block_rom[i])
+                .map(|i| layers[i].index)
+                .collect(),
             folds: file.layers,
             origin,
             cycles_per_frame: cycles,
@@ -1072,6 +1171,8 @@ pub fn candidate_json(x: &Exploration, i: usize) -> serde_json::Value {
         "sprams": c.estimate.sprams,
         "load_weights": c.load_weights,
         "table_inputs": c.table_inputs,
+        "block_rom_layers": c.block_rom_layers,
+        "fold": c.fold_file(),
         "input_ram": c.input_ram,
         "input_ram_layers": c.input_ram_layers,
         "stage_levels": c.stage_levels,
@@ -1355,36 +1456,64 @@ pub fn write(
 mod tests {
     use super::*;
 
+    /// Clock features: depth, LUTs, block RAMs, table block RAMs, window units.
+    fn at(
+        stage_levels: usize,
+        luts: u64,
+        brams: u64,
+        table_brams: u64,
+        windows: u64,
+    ) -> ClockFeatures {
+        ClockFeatures {
+            stage_levels,
+            luts,
+            brams,
+            table_brams,
+            windows,
+            wide_logic_roms: 0,
+        }
+    }
+
     #[test]
     fn deeper_popcount_trees_get_the_slower_measured_clock() {
         let d = device("ecp5-85k").unwrap();
-        assert_eq!(d.clock_mhz(0, 0, 0, 0, 0), 126.0);
-        assert_eq!(d.clock_mhz(2, 0, 0, 0, 0), 126.0);
-        assert_eq!(d.clock_mhz(3, 0, 0, 0, 0), 75.0);
-        assert_eq!(d.clock_mhz(4, 0, 0, 0, 0), 75.0);
-        assert_eq!(d.clock_mhz(5, 0, 0, 0, 0), 68.4);
-        assert_eq!(d.clock_mhz(6, 0, 0, 0, 0), 52.5);
+        assert_eq!(d.clock_mhz(&at(0, 0, 0, 0, 0)), 126.0);
+        assert_eq!(d.clock_mhz(&at(2, 0, 0, 0, 0)), 126.0);
+        assert_eq!(d.clock_mhz(&at(3, 0, 0, 0, 0)), 75.0);
+        assert_eq!(d.clock_mhz(&at(4, 0, 0, 0, 0)), 75.0);
+        assert_eq!(d.clock_mhz(&at(5, 0, 0, 0, 0)), 68.4);
+        assert_eq!(d.clock_mhz(&at(6, 0, 0, 0, 0)), 52.5);
         // Many block RAMs, or many LUTs: the measured large designs' clocks.
-        assert_eq!(d.clock_mhz(2, 12_900, 36, 0, 0), 126.0);
-        assert_eq!(d.clock_mhz(2, 15_000, 36, 0, 0), 110.6);
-        assert_eq!(d.clock_mhz(2, 15_000, 97, 0, 0), 96.9);
-        assert_eq!(d.clock_mhz(2, 13_242, 34, 0, 0), 110.6);
-        assert_eq!(d.clock_mhz(2, 19_591, 40, 0, 0), 96.9);
-        assert_eq!(d.clock_mhz(2, 12_765, 97, 0, 0), 96.9);
-        assert_eq!(d.clock_mhz(2, 8_742, 76, 0, 0), 110.6);
-        assert_eq!(d.clock_mhz(4, 46_683, 30, 0, 0), 49.6);
-        assert_eq!(d.clock_mhz(2, 7_571, 108, 0, 0), 110.6);
+        assert_eq!(d.clock_mhz(&at(2, 12_900, 36, 0, 0)), 126.0);
+        assert_eq!(d.clock_mhz(&at(2, 15_000, 36, 0, 0)), 110.6);
+        assert_eq!(d.clock_mhz(&at(2, 15_000, 97, 0, 0)), 96.9);
+        assert_eq!(d.clock_mhz(&at(2, 13_242, 34, 0, 0)), 110.6);
+        // Fewer than 60 block RAMs: their words are not gathered from across the device.
+        assert_eq!(d.clock_mhz(&at(2, 19_591, 40, 0, 0)), 110.6);
+        assert_eq!(d.clock_mhz(&at(2, 16_570, 59, 0, 0)), 110.6);
+        assert_eq!(d.clock_mhz(&at(2, 16_570, 60, 0, 0)), 96.9);
+        assert_eq!(d.clock_mhz(&at(2, 12_765, 97, 0, 0)), 96.9);
+        assert_eq!(d.clock_mhz(&at(2, 8_742, 76, 0, 0)), 110.6);
+        assert_eq!(d.clock_mhz(&at(4, 46_683, 30, 0, 0)), 49.6);
+        assert_eq!(d.clock_mhz(&at(2, 7_571, 108, 0, 0)), 110.6);
         // Convolutional designs: the clock measured on them, whatever their size.
-        assert_eq!(d.clock_mhz(2, 9_000, 20, 0, 4), 102.0);
-        assert_eq!(d.clock_mhz(2, 9_000, 20, 0, 0), 126.0);
+        assert_eq!(d.clock_mhz(&at(2, 9_000, 20, 0, 4)), 102.0);
+        assert_eq!(d.clock_mhz(&at(2, 9_000, 20, 0, 0)), 126.0);
+        // ... unless a wide, deep weight ROM stays in logic.
+        let rom = |windows| ClockFeatures {
+            wide_logic_roms: 1,
+            ..at(2, 16_570, 18, 0, windows)
+        };
+        assert_eq!(d.clock_mhz(&rom(4)), 92.8);
+        assert_eq!(d.clock_mhz(&rom(0)), 110.6);
         // Tables in many block RAMs: the measured table designs' clock, whatever the total.
-        assert_eq!(d.clock_mhz(2, 10_531, 110, 110, 0), 109.1);
-        assert_eq!(d.clock_mhz(2, 7_825, 96, 67, 0), 109.1);
-        assert_eq!(d.clock_mhz(2, 7_825, 96, 1, 0), 110.6);
+        assert_eq!(d.clock_mhz(&at(2, 10_531, 110, 110, 0)), 109.1);
+        assert_eq!(d.clock_mhz(&at(2, 7_825, 96, 67, 0)), 109.1);
+        assert_eq!(d.clock_mhz(&at(2, 7_825, 96, 1, 0)), 110.6);
         // Beyond the measurements: the deepest one measured.
-        assert_eq!(d.clock_mhz(8, 0, 0, 0, 0), 52.5);
+        assert_eq!(d.clock_mhz(&at(8, 0, 0, 0, 0)), 52.5);
         // Without measurements: the device's clock.
-        assert_eq!(device("up5k").unwrap().clock_mhz(9, 0, 0, 0, 0), 45.0);
+        assert_eq!(device("up5k").unwrap().clock_mhz(&at(9, 0, 0, 0, 0)), 45.0);
     }
 
     #[test]
@@ -1403,6 +1532,7 @@ mod tests {
             (12_674, 97),
             (11_734, 110),
             (11_434, 111),
+            (16_568, 50),
         ] {
             assert!(d.fits(&e(luts, brams), None), "{luts} {brams}");
             assert!(d.fits(&e(luts / 2, brams / 2), None), "{luts} {brams}");
@@ -1438,6 +1568,7 @@ mod tests {
                 min_brams: 40,
                 min_table_brams: 0,
                 min_windows: 0,
+                min_wide_logic_roms: 0,
                 mhz: 60.0,
             },
             SizeClockPoint {
@@ -1445,6 +1576,7 @@ mod tests {
                 min_brams: 0,
                 min_table_brams: 0,
                 min_windows: 0,
+                min_wide_logic_roms: 0,
                 mhz: 50.0,
             },
         ];
@@ -1452,14 +1584,14 @@ mod tests {
             stage_levels: 9,
             mhz: 70.0,
         }];
-        assert_eq!(d.clock_mhz(4, 29_999, 39, 0, 0), 70.0);
-        assert_eq!(d.clock_mhz(4, 29_999, 40, 0, 0), 60.0);
-        assert_eq!(d.clock_mhz(4, 30_000, 0, 0, 0), 50.0);
+        assert_eq!(d.clock_mhz(&at(4, 29_999, 39, 0, 0)), 70.0);
+        assert_eq!(d.clock_mhz(&at(4, 29_999, 40, 0, 0)), 60.0);
+        assert_eq!(d.clock_mhz(&at(4, 30_000, 0, 0, 0)), 50.0);
         // Both apply: the slower.
-        assert_eq!(d.clock_mhz(4, 80_000, 100, 0, 0), 50.0);
+        assert_eq!(d.clock_mhz(&at(4, 80_000, 100, 0, 0)), 50.0);
         // A deep tree slower than its size allows keeps its own clock.
         d.clock[0].mhz = 45.0;
-        assert_eq!(d.clock_mhz(4, 30_000, 40, 0, 0), 45.0);
+        assert_eq!(d.clock_mhz(&at(4, 30_000, 40, 0, 0)), 45.0);
     }
 
     #[test]
@@ -1488,7 +1620,7 @@ mod tests {
             let d = device(&format!("asic-{tech}")).unwrap();
             assert!(d.is_asic() && d.tech.as_deref() == Some(tech));
             assert_eq!(d.area_model().unwrap().tech, tech);
-            let typical = d.clock_mhz(3, 0, 0, 0, 0);
+            let typical = d.clock_mhz(&at(3, 0, 0, 0, 0));
             assert_eq!(d.clock_with_pes(typical, 1), typical);
             // Many PEs: the PE limit; more PEs, never faster.
             let c64 = d.clock_with_pes(typical, 64);

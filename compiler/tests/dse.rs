@@ -357,3 +357,62 @@ fn a_conv_net_candidate_loads_the_layers_it_names() {
         );
     }
 }
+
+#[test]
+fn wide_deep_logic_roms_get_a_block_ram_variant_on_the_ecp5() {
+    // Layer 3's 576 inputs (3x3x64) folded 2x576 make 32 words of 1,152 bits: a ROM Yosys
+    // leaves in logic and the exploration also tries in block RAM.
+    let input = flip::model::InputSpec {
+        width: 10,
+        height: 10,
+        channels: 1,
+        pixel_bits: 8,
+        encoding: Encoding::BitPlanes(1),
+    };
+    let specs = flip::model::arch::parse("c64-c64-p-10", input.pixels()).unwrap();
+    let model = flip::model::random::binary(4, input, &specs, 10);
+    let device = dse::device("ecp5-85k").unwrap();
+    let x = dse::explore(&model, &device).unwrap();
+    assert_legal(&model, &x);
+    let label = |c: &dse::Candidate| c.fold_label();
+    let mut variants = 0;
+    for (i, c) in x.candidates.iter().enumerate() {
+        let d = x.design(&model, i).unwrap();
+        let wide = dse::wide_logic_roms(d.mvtus(), device.family);
+        if c.block_rom_layers.is_empty() {
+            if wide == 0 {
+                continue;
+            }
+            // Every such candidate has its twin with those ROMs in block RAM, which the
+            // clock model does not hold to the logic ROMs' clock.
+            let twin = x
+                .candidates
+                .iter()
+                .find(|t| {
+                    !t.block_rom_layers.is_empty()
+                        && t.folds == c.folds
+                        && t.pixels_per_beat == c.pixels_per_beat
+                })
+                .unwrap_or_else(|| panic!("{}: no block-ROM variant", label(c)));
+            assert!(c.clock_mhz <= 92.8, "{}: {} MHz", label(c), c.clock_mhz);
+            assert!(twin.clock_mhz > c.clock_mhz, "{}", label(twin));
+            assert!(twin.estimate.brams > c.estimate.brams, "{}", label(twin));
+            assert!(twin.estimate.luts < c.estimate.luts, "{}", label(twin));
+        } else {
+            variants += 1;
+            assert_eq!(wide, 0, "{}", label(c));
+            let roms: Vec<usize> = d.mvtus().filter(|l| l.block_rom).map(|l| l.index).collect();
+            assert_eq!(roms, c.block_rom_layers, "{}", label(c));
+            assert!(label(c).contains(" rom:"), "{}", label(c));
+            assert_eq!(d.estimate_for(device.family), c.estimate, "{}", label(c));
+            let json = dse::candidate_json(&x, i);
+            let fold: compiler::passes::folding::FoldFile =
+                serde_json::from_value(json["fold"].clone()).unwrap();
+            assert_eq!(fold, c.fold_file());
+        }
+    }
+    assert!(variants > 0, "no block-ROM variant");
+    // Elsewhere the exploration does not try it (no clock was measured for it there).
+    let x = dse::explore(&model, &dse::device("up5k").unwrap()).unwrap();
+    assert!(x.candidates.iter().all(|c| c.block_rom_layers.is_empty()));
+}
