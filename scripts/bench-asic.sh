@@ -62,8 +62,7 @@ front = [d["candidates"][i] for i in d["front"]]
 small = min(front, key=lambda c: c["area_um2"])
 fast = max((c for c in front if c["area_um2"] <= 4.2e6), key=lambda c: c["frames_per_second"])
 for name, c in [("small", small), ("fast", fast)]:
-    fold = {k: c[k] for k in ["pixels_per_beat", "layers", "stage_levels", "read_registers", "activation_stage"]}
-    json.dump(fold, open(f"{fo}/fold-{name}.json", "w"), indent=1)
+    json.dump(c["fold"], open(f"{fo}/fold-{name}.json", "w"), indent=1)
     print(f"{name}: {c['folding']}, estimate {c['area_um2']:.0f} um^2, clock model {c['clock_mhz']} MHz")
 PY
   for design in auto small fast; do

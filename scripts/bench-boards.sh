@@ -38,12 +38,7 @@ read -r best_mhz < <(python3 - "$OUT/dse/dse.json" "$OUT/best-fold.json" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
 c = d["candidates"][d["best"]]
-fold = {"pixels_per_beat": c.get("pixels_per_beat", 1), "layers": c["layers"],
-        "load_weights": c["load_weights"], "stage_levels": c["stage_levels"],
-        "read_registers": c["read_registers"], "activation_stage": c["activation_stage"]}
-for k in ("input_ram", "input_ram_layers", "table_inputs"):
-    if c.get(k) is not None:
-        fold[k] = c[k]
+fold = c["fold"]
 json.dump(fold, open(sys.argv[2], "w"))
 print(c["clock_mhz"])
 PY

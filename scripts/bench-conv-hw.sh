@@ -51,10 +51,7 @@ read -r best_label best_mhz < <(python3 - "$OUT/dse/dse.json" "$OUT/best-fold.js
 import json, sys
 d = json.load(open(sys.argv[1]))
 c = d["candidates"][d["best"]]
-fold = {"pixels_per_beat": c["pixels_per_beat"], "layers": c["layers"]}
-if c.get("table_inputs"):
-    fold["table_inputs"] = c["table_inputs"]
-json.dump(fold, open(sys.argv[2], "w"))
+json.dump(c["fold"], open(sys.argv[2], "w"))
 print(c["folding"].replace(" ", "_"), c["clock_mhz"])
 PY
 )

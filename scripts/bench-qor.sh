@@ -41,10 +41,7 @@ d = json.load(open(f"{out}/sfc-dse/dse.json"))
 fit = [c for c in d["candidates"] if c["fits"] and c["pareto"]]
 for name, c in (("efficient", max(fit, key=lambda c: c["frames_per_second_per_lut"])),
                 ("fastest", max(fit, key=lambda c: c["frames_per_second"]))):
-    keys = ("pixels_per_beat", "layers", "load_weights", "stage_levels", "read_registers",
-            "activation_stage", "input_ram", "input_ram_layers", "table_inputs")
-    fold = {k: c[k] for k in keys if c.get(k) is not None}
-    json.dump(fold, open(f"{out}/sfc-{name}-fold.json", "w"))
+    json.dump(c["fold"], open(f"{out}/sfc-{name}-fold.json", "w"))
     open(f"{out}/sfc-{name}-mhz", "w").write(f'{c["clock_mhz"]}\n')
 PY
   for name in efficient fastest; do
