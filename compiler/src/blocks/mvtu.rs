@@ -31,8 +31,10 @@
 //! group's accumulators (or offsets them into scores) into the result register and hands a
 //! finished frame to the output register. With `activation_stage` off (the ECP5 default, see
 //! the pipelining pass) stage B's sum goes through the compare into the result in the same
-//! cycle. `D = read_registers + tree stages (+ 1 with an activation stage)` registers lie
-//! between A and the output.
+//! cycle. Scaled scores (`scale * s + bias`) with an activation stage take one stage more: the
+//! product registered, then the offset added ([`Mvtu::score_stage`]). `D = read_registers +
+//! tree stages (+ 1 with an activation stage, + 1 with a score stage)` registers lie between A
+//! and the output.
 //!
 //! A table layer (`table > 0`, see [`crate::passes::tables`]) reads, in place of the weight
 //! word, one ROM per group of `table` chunk bits, addressed by the weight address and those
@@ -353,9 +355,26 @@ impl Mvtu {
     }
 
     /// Registers between stage A and the output (`D`): the weight read, the trees', the
-    /// accumulators.
+    /// accumulators and the product of a score stage.
     pub fn depth(&self) -> usize {
-        self.read_registers.max(1) + self.tree_stages() + usize::from(self.activation_stage)
+        self.read_registers.max(1)
+            + self.tree_stages()
+            + usize::from(self.activation_stage)
+            + usize::from(self.score_stage())
+    }
+
+    /// Whether scaled scores (`scale * s + bias`) take two stages after the accumulators, the
+    /// product registered before the offset is added: in one, the multiply (a MULT18X18D on
+    /// the ECP5) and the adder after it were the critical path of the ULX3S CNN designs built
+    /// from a model with per-class scales (9.5 ns from the accumulator to the result).
+    pub fn score_stage(&self) -> bool {
+        self.activation_stage && self.scale_width() > 0
+    }
+
+    /// The stage that reads the per-group constants: the last, or the multiply's with a
+    /// score stage.
+    fn constant_stage(&self) -> usize {
+        self.depth() - usize::from(self.score_stage())
     }
 
     /// Whether the per-group constants (thresholds and direction bits, or score offsets and
@@ -365,7 +384,7 @@ impl Mvtu {
     /// layer's 256 x 11 threshold ROM in a DP16KD, read straight into the compare). A
     /// single group's constants are wires.
     pub fn early_constants(&self) -> bool {
-        self.read_registers >= 2 && self.neuron_folds() > 1 && self.depth() >= 3
+        self.read_registers >= 2 && self.neuron_folds() > 1 && self.constant_stage() >= 3
     }
 
     /// Bits of one neuron group's constants: thresholds and direction bits, or score offsets
@@ -884,6 +903,8 @@ impl Block for Mvtu {
                 } else {
                     0
                 }
+                // A score stage's product and offset.
+                + if self.score_stage() { 2 * pe * ew } else { 0 }
                 + if self.is_loaded() {
                     // Load address, part counter and the parts waiting for the word's last.
                     u64::from(bits_for(nf * sf)) + 16 * (self.load_parts() as u64 - 1) + 5
@@ -1183,13 +1204,19 @@ impl Block for Mvtu {
         };
         let a_tags: Vec<String> = tags.iter().rev().map(|(t, _)| a_tag(t)).collect();
         let split = self.activation_stage;
-        let tree_last = depth - usize::from(split);
+        let score_stage = self.score_stage();
+        let cst = self.constant_stage();
+        let tree_last = cst - usize::from(split);
         b.push_str(&format!(
             "\n// Pipeline: stage 1 (and 2 if listed) registers the weight read and the input chunk, stages ..{tree_last}\n\
              // the popcount trees every {} adder level(s); {}.\n",
             self.stage_levels,
             if split {
-                format!("stage {depth} the accumulators, whose threshold compare (or score offset)\n// goes into the result")
+                if score_stage {
+                    format!("stage {cst} the accumulators, whose product with the score multiplier\n// is registered; stage {depth} adds the score offset into the result")
+                } else {
+                    format!("stage {depth} the accumulators, whose threshold compare (or score offset)\n// goes into the result")
+                }
             } else {
                 "the accumulate and threshold compare (or score offset) follow in one stage".to_string()
             }
@@ -1222,6 +1249,7 @@ impl Block for Mvtu {
             };
             let (side, k) = match *tag {
                 "first" | "plane" => ("b", tree_last),
+                "nf" => ("c", cst),
                 _ => ("c", depth),
             };
             let wire = format!("{decl}{n}_{side}{tag} = {n}_t{k}{range};\n");
@@ -1243,7 +1271,7 @@ impl Block for Mvtu {
                 "// Stage C's constants, read two stages ahead into two registers.\n\
                  wire [{}:0] {n}_enf = {n}_t{}[{}:{off}];\n",
                 nfw - 1,
-                depth - 2,
+                cst - 2,
                 off + nfw - 1
             ));
             b.push_str(&consts);
@@ -1416,6 +1444,13 @@ impl Block for Mvtu {
         }
         b.push_str(&format!("wire [{}:0] {n}_sum;\n", pe * aw as usize - 1));
         b.push_str(&format!("wire [{}:0] {n}_group;\n", pe * ew - 1));
+        if score_stage {
+            // The product and the offset it meets, a stage after the accumulators.
+            b.push_str(&format!(
+                "wire [{w}:0] {n}_prodw;\nreg  [{w}:0] {n}_prod;\nreg  [{w}:0] {n}_bias_d;\n",
+                w = pe * ew - 1
+            ));
+        }
         b.push_str(&format!("genvar {n}_g;\ngenerate\n    for ({n}_g = 0; {n}_g < {pe}; {n}_g = {n}_g + 1) begin : {n}_lane\n"));
         let mut lane = String::new();
         let mut nodes: Vec<Node> = if table {
@@ -1497,9 +1532,16 @@ impl Block for Mvtu {
                 } else {
                     zext(&sum, aw, sw)
                 };
-                lane.push_str(&format!(
-                    "assign {n}_group[{n}_g*{sw} +: {sw}] = {scaled} + {n}_bias[{n}_g*{sw} +: {sw}];\n"
-                ));
+                if score_stage {
+                    lane.push_str(&format!(
+                        "assign {n}_prodw[{n}_g*{sw} +: {sw}] = {scaled};\n\
+                         assign {n}_group[{n}_g*{sw} +: {sw}] = {n}_prod[{n}_g*{sw} +: {sw}] + {n}_bias_d[{n}_g*{sw} +: {sw}];\n"
+                    ));
+                } else {
+                    lane.push_str(&format!(
+                        "assign {n}_group[{n}_g*{sw} +: {sw}] = {scaled} + {n}_bias[{n}_g*{sw} +: {sw}];\n"
+                    ));
+                }
             }
         }
         indent(&mut b, 8, &lane);
@@ -1649,6 +1691,11 @@ impl Block for Mvtu {
         }
         if has_acc {
             dp.push_str(&format!("if ({n}_v{tree_last}) {n}_acc <= {n}_sum;\n"));
+        }
+        if score_stage {
+            dp.push_str(&format!(
+                "{n}_prod <= {n}_prodw;\n{n}_bias_d <= {n}_bias;\n"
+            ));
         }
         if nf_n > 1 {
             let shifted = if nf_n > 2 {
