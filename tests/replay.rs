@@ -72,10 +72,19 @@ fn a_counterexample_replayed_in_the_simulator_shows_the_dropped_result() {
     let cycles = v["cycles"].as_u64().unwrap();
     let at = v["first_difference"]["cycle"].as_u64().unwrap();
     assert!(at < cycles, "{v}");
-    // The result went away while the sink was not ready; the simulator kept it.
-    assert_eq!(
-        v["first_difference"]["signals"],
-        serde_json::json!(["m_valid design 0x0, simulator 0x1"]),
+    // The result went away while the sink was not ready; the simulator kept it. In the same
+    // cycle the emptied output may let a stage take a beat the simulator's does not (whether
+    // the solver's trace offers one there is its choice): the stage handshakes may differ too,
+    // nothing else.
+    let signals: Vec<&str> = v["first_difference"]["signals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap())
+        .collect();
+    assert_eq!(signals[0], "m_valid design 0x0, simulator 0x1", "{v}");
+    assert!(
+        signals[1..].iter().all(|x| x.starts_with("dbg_fire ")),
         "{v}"
     );
     let err = stderr(&out);

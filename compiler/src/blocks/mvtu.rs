@@ -999,7 +999,10 @@ impl Block for Mvtu {
         if ram {
             b.push_str(&format!(
                 "// Input RAM: two frames of {sf_n} words; word sf of a frame holds chunk sf of every plane\n\
-                 // (plane k in bits k*SIMD..). One frame fills while the other is read.\n\
+                 // (plane k in bits k*SIMD..). One frame fills while the other is read, so a read\n\
+                 // that is used never meets a write: no bypass for a collision (`no_rw_check`;\n\
+                 // Yosys's would put a mux between the block RAM and its fabric register).\n\
+                 (* no_rw_check *)\n\
                  reg  [{}:0] {n}_buf [0:{}];\n\
                  reg  [{}:0] {n}_wa;\n\
                  reg  [{}:0] {n}_raddr;\n\
