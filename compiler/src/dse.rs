@@ -17,6 +17,11 @@
 //!   between PE and SIMD at no loss of speed (the folding pass prefers few PEs; per-PE logic
 //!   and popcount trees trade against each other differently on each family).
 //!
+//! Each folding also comes with its memory variants: tables of three inputs in block RAM
+//! (in the layers that save the most LUTs per block RAM first, see [`crate::passes::tables`]),
+//! and on the ECP5 its wide, deep weight ROMs in block RAM rather than logic
+//! ([`wide_logic_roms`]).
+//!
 //! Duplicates are merged; the candidates come out in a fixed order (by folding), so the
 //! output files are the same on every run.
 //!
