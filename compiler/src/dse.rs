@@ -216,6 +216,14 @@ pub fn wide_logic_roms<'a>(layers: impl IntoIterator<Item = &'a Mvtu>, family: F
         .count() as u64
 }
 
+/// `l` folded as `f`.
+fn folded_as(l: &Mvtu, f: &LayerFold) -> Mvtu {
+    let mut l = l.clone();
+    l.pe = f.pe;
+    l.simd = f.simd;
+    l
+}
+
 fn wide_logic_rom(l: &Mvtu, family: Family) -> bool {
     let (d, w) = l.weight_shape();
     l.table == 0
@@ -788,9 +796,7 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
         *layer_cost[i]
             .entry((f.pe, f.simd, table, block_rom, rr, interval, out_chunk))
             .or_insert_with(|| {
-                let mut l = layers[i].clone();
-                l.pe = f.pe;
-                l.simd = f.simd;
+                let mut l = folded_as(layers[i], f);
                 l.table = table;
                 l.block_rom = block_rom;
                 l.dual_port_tables = table > 0 && crate::passes::tables::dual_port_for(family);
@@ -828,16 +834,10 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
     // On the ECP5, where it was measured, also with its wide, deep weight ROMs in logic put in
     // block RAM ([`wide_logic_roms`]).
     let variants = enumerate(&base).into_iter().flat_map(|(file, origin)| {
-        let folded = |i: usize, l: &Mvtu| {
-            let mut l = l.clone();
-            l.pe = file.layers[i].pe;
-            l.simd = file.layers[i].simd;
-            l
-        };
         let roms: Vec<bool> = layers
             .iter()
-            .enumerate()
-            .map(|(i, l)| family == Family::Ecp5 && wide_logic_rom(&folded(i, l), family))
+            .zip(&file.layers)
+            .map(|(l, f)| family == Family::Ecp5 && wide_logic_rom(&folded_as(l, f), family))
             .collect();
         let mut eligible: Vec<(std::cmp::Reverse<u64>, usize)> = if family == Family::Asic {
             Vec::new()
@@ -848,9 +848,7 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
                 .enumerate()
                 .filter(|(_, (f, l))| (l.outputs / f.pe) * (l.inputs / f.simd) > 1)
                 .filter_map(|(i, (f, l))| {
-                    let mut l = (*l).clone();
-                    l.pe = f.pe;
-                    l.simd = f.simd;
+                    let mut l = folded_as(l, f);
                     let plain = (l.estimate_for(family).luts, l.weight_blocks(family).0);
                     l.table = TABLE_INPUTS;
                     l.dual_port_tables = crate::passes::tables::dual_port_for(family);
@@ -904,9 +902,7 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
         };
         // The later layers' input vectors, as the vector RAM pass chooses them.
         let folded = |i: usize| {
-            let mut l = layers[i].clone();
-            l.pe = file.layers[i].pe;
-            l.simd = file.layers[i].simd;
+            let mut l = folded_as(layers[i], &file.layers[i]);
             l.table = table[i];
             l
         };
