@@ -28,6 +28,8 @@ pub mod files {
     pub const STAT_TXT: &str = "synth_stat.txt";
     /// nextpnr `--report`.
     pub const PNR_REPORT: &str = "nextpnr_report.json";
+    /// nextpnr's output.
+    pub const PNR_LOG: &str = "nextpnr.log";
     /// The summary.
     pub const BUILD_JSON: &str = "build.json";
     /// The weight image for the board's SPI flash (designs with loaded weights): the load
@@ -40,8 +42,9 @@ pub mod files {
 pub struct Options {
     /// Core clock in MHz (`None`: the board clock, no PLL).
     pub freq_mhz: Option<f64>,
-    /// nextpnr placer seed.
-    pub seed: Option<u64>,
+    /// nextpnr placer seeds: none for nextpnr's default, one, or several to place and route
+    /// under each and keep the fastest result (see [`crate::pnr`]).
+    pub seeds: Vec<u64>,
     /// Extra nextpnr arguments after the board's (e.g. `--router router2`).
     pub nextpnr_args: Vec<String>,
     /// Stop place and route when its log has not grown for this long (`None`: never).
@@ -142,7 +145,7 @@ pub fn tool_version(tool: &Path, flag: &str) -> String {
 /// Runs `tool args` in `dir` with all output in `dir/log`, within `limit` (or the step's
 /// default) and, when `stall` is set, stopping it once the log has not grown for that long.
 #[allow(clippy::too_many_arguments)]
-fn run(
+pub(crate) fn run(
     step: &str,
     tool: &Path,
     args: &[String],
@@ -361,14 +364,14 @@ pub fn build(
         nextpnr.display(),
         clocking.core_mhz
     ));
-    let mut pnr_args = fill(
+    let mut base_args = fill(
         &board.tools.nextpnr_args,
         &[
             ("constraints", &board.constraints),
             ("config", &board.tools.config),
         ],
     );
-    pnr_args.extend(
+    base_args.extend(
         [
             "--json",
             files::NETLIST,
@@ -380,60 +383,42 @@ pub fn build(
         ]
         .map(String::from),
     );
-    if let Some(s) = opts.seed {
-        pnr_args.extend(["--seed".to_string(), s.to_string()]);
-    }
-    pnr_args.extend(opts.nextpnr_args.iter().cloned());
-    let pnr = run(
-        "pnr",
-        &nextpnr,
-        &pnr_args,
-        dir,
-        "nextpnr.log",
-        tools::limits::PNR,
-        opts,
-        opts.pnr_stall,
-        progress,
-    );
-    let log_path = dir.join("nextpnr.log");
-    if let Err(e) = pnr {
-        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-        let overflow: Vec<Use> = report::log_utilisation(&log)
-            .into_iter()
-            .filter(|u| u.used > u.available)
-            .collect();
-        if overflow.is_empty() {
-            return Err(e);
+    let pnr = crate::pnr::place_and_route(&nextpnr, board, dir, &base_args, opts, progress);
+    let log_path = dir.join(files::PNR_LOG);
+    let (placed, seed_log) = match pnr {
+        Ok(p) => p,
+        Err(e) => {
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            let overflow: Vec<Use> = report::log_utilisation(&log)
+                .into_iter()
+                .filter(|u| u.used > u.available)
+                .collect();
+            if overflow.is_empty() {
+                return Err(e);
+            }
+            let v = json!({
+                "board": board.name,
+                "fits": false,
+                "overflow": overflow,
+                "luts": res["luts"], "ffs": res["ffs"], "bram": res["bram"],
+                "spram": res["spram"], "dsp": res["dsp"],
+                "cells": cells,
+            });
+            let p = dir.join(files::BUILD_JSON);
+            std::fs::write(&p, pretty(&v)).map_err(io_err(&p))?;
+            return Err(FlowError::DoesNotFit {
+                board: board.name.clone(),
+                overflow,
+                log: log_path,
+            });
         }
-        let v = json!({
-            "board": board.name,
-            "fits": false,
-            "overflow": overflow,
-            "luts": res["luts"], "ffs": res["ffs"], "bram": res["bram"],
-            "spram": res["spram"], "dsp": res["dsp"],
-            "cells": cells,
-        });
-        let p = dir.join(files::BUILD_JSON);
-        std::fs::write(&p, pretty(&v)).map_err(io_err(&p))?;
-        return Err(FlowError::DoesNotFit {
-            board: board.name.clone(),
-            overflow,
-            log: log_path,
-        });
-    }
+    };
     steps.insert("pnr", t.elapsed().as_secs_f64());
-    let pnr_report = read_json(&dir.join(files::PNR_REPORT))?;
-    let util = report::nextpnr_utilisation(&pnr_report);
-    let pnr_log = std::fs::read_to_string(&log_path).map_err(io_err(&log_path))?;
-    let clocks =
-        report::pnr_clocks(&pnr_report, &pnr_log).map_err(|problem| FlowError::Report {
-            path: dir.join(files::PNR_REPORT),
-            problem,
-        })?;
-    // Every clock against its own constraint; Fmax is the slowest clock's.
-    let timing_met = clocks.iter().all(|c| c.met);
-    let fmax = clocks.iter().map(|c| c.fmax_mhz).reduce(f64::min);
-    let critical = report::nextpnr_critical_path(&pnr_report);
+    let util = report::nextpnr_utilisation(&placed.report);
+    let clocks = &placed.clocks;
+    let timing_met = placed.timing_met();
+    let fmax = placed.fmax_mhz();
+    let critical = placed.critical.clone();
     progress(&format!(
         "pnr: Fmax {}; timing {}{} ({:.1} s)",
         clocks
@@ -561,7 +546,9 @@ pub fn build(
         "flash": flash,
         "tool_versions": versions,
         "tool_paths": paths,
-        "nextpnr_args": pnr_args,
+        "nextpnr_args": placed.args,
+        "seed": placed.seed,
+        "seeds": seed_log,
         "step_seconds": steps,
     });
     let p = dir.join(files::BUILD_JSON);

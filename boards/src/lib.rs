@@ -9,6 +9,7 @@ pub mod board;
 pub mod flow;
 pub mod outreg;
 pub mod pll;
+pub mod pnr;
 pub mod report;
 pub mod uart_sim;
 pub mod wrapper;

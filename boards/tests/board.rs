@@ -487,6 +487,62 @@ fn tiny_model_builds_for_icebreaker_and_meets_12_mhz() {
     assert!(lines.iter().any(|l| l.starts_with("pnr:")), "{lines:?}");
 }
 
+/// A seed sweep places and routes once per seed and keeps the fastest run, whose outputs are
+/// where a single run leaves them.
+#[test]
+fn a_seed_sweep_keeps_the_fastest_placement() {
+    let board = Board::load("icebreaker").unwrap();
+    if !tools_installed(&board, "scripts/setup.sh") {
+        return;
+    }
+    let dir = scratch("ice40_seeds");
+    compile(&tiny_model(5), &dir, None);
+    let opts = flow::Options {
+        seeds: vec![3, 1, 2],
+        ..Default::default()
+    };
+    let mut lines = Vec::new();
+    let v = flow::build(&board, &dir, &opts, &mut |l| lines.push(l.to_string())).unwrap();
+    let runs = v["seeds"].as_array().unwrap();
+    let seeds: Vec<u64> = runs.iter().map(|r| r["seed"].as_u64().unwrap()).collect();
+    assert_eq!(seeds, [3, 1, 2], "{v}");
+    let fmax: Vec<f64> = runs
+        .iter()
+        .map(|r| r["fmax_mhz"].as_f64().unwrap())
+        .collect();
+    let best = fmax.iter().cloned().fold(f64::MIN, f64::max);
+    let kept = v["seed"].as_u64().unwrap();
+    let at = seeds.iter().position(|&s| s == kept).unwrap();
+    assert_eq!(fmax[at], best, "{v}");
+    assert_eq!(
+        fmax.iter().position(|&f| f == best),
+        Some(at),
+        "first of the fastest"
+    );
+    assert_eq!(v["fmax_mhz"].as_f64().unwrap(), best, "{v}");
+    let args: Vec<&str> = v["nextpnr_args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    let s = args.iter().position(|&a| a == "--seed").unwrap();
+    assert_eq!(args[s + 1], kept.to_string(), "{v}");
+    // Each seed's run has its own log; the kept one is the build's.
+    let log = |d: &std::path::Path| std::fs::read_to_string(d.join("nextpnr.log")).unwrap();
+    for s in seeds {
+        assert!(!log(&dir.join(format!("pnr-seed-{s}"))).is_empty());
+    }
+    assert_eq!(log(&dir), log(&dir.join(format!("pnr-seed-{kept}"))));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with(&format!("pnr: seed {kept} kept"))),
+        "{lines:?}"
+    );
+    assert_eq!(v["timing_met"], true, "{v}");
+}
+
 #[test]
 fn weights_in_spram_build_for_icebreaker_with_a_flash_image() {
     let board = Board::load("icebreaker").unwrap();

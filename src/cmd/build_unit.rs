@@ -49,7 +49,7 @@ pub fn build(
         "kind": KIND,
         "board": board,
         "freq_mhz": o.freq_mhz,
-        "seed": o.seed,
+        "seeds": o.seeds,
         "nextpnr_args": o.nextpnr_args,
         "pnr_stall_seconds": o.pnr_stall.map(|d| d.as_secs_f64()),
         "timeout_seconds": o.timeout.map(|d| d.as_secs_f64()),
@@ -80,7 +80,10 @@ pub fn run_unit(dir: &Path, spec: &serde_json::Value) -> anyhow::Result<serde_js
     let secs = |k: &str| spec[k].as_f64().map(Duration::from_secs_f64);
     let opts = boards::flow::Options {
         freq_mhz: spec["freq_mhz"].as_f64(),
-        seed: spec["seed"].as_u64(),
+        seeds: spec["seeds"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|x| x.as_u64()).collect())
+            .unwrap_or_default(),
         nextpnr_args: spec["nextpnr_args"]
             .as_array()
             .map(|a| {
