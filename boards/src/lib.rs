@@ -48,7 +48,8 @@ pub enum BoardError {
     /// Neither a PLL setting nor a divider reaches the frequency asked for.
     #[error(
         "{board}: neither a PLL setting nor an even divider turns {from_mhz} MHz into {to_mhz} MHz \
-         (within 1%)"
+         (within 1%){}",
+        below_mhz.map_or(String::new(), |b| format!("; the PLL makes {b:.3} MHz, ask for that"))
     )]
     Pll {
         /// The board.
@@ -57,6 +58,8 @@ pub enum BoardError {
         from_mhz: f64,
         /// Requested clock.
         to_mhz: f64,
+        /// The fastest clock the PLL makes below it, if any.
+        below_mhz: Option<f64>,
     },
     /// The design's interface does not fit the wrapper.
     #[error("the board wrapper does not support {0}")]

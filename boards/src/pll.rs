@@ -129,6 +129,15 @@ pub fn ecp5(input: f64, out: f64) -> Option<Pll> {
     })
 }
 
+/// The fastest clock below `out` that some setting of `primitive` makes (within the 1% that
+/// [`compute`] allows), searched in steps of 1% down to half of `out`.
+pub fn nearest_below(primitive: PllPrimitive, input: f64, out: f64) -> Option<f64> {
+    (1..=50)
+        .filter_map(|k| compute(primitive, input, out * (1.0 - 0.01 * f64::from(k))))
+        .map(|p| p.output_mhz)
+        .find(|&f| f <= out)
+}
+
 /// The PLL for `primitive`, or `None` if no setting reaches `out` within 1%.
 pub fn compute(primitive: PllPrimitive, input: f64, out: f64) -> Option<Pll> {
     let pll = match primitive {
@@ -210,5 +219,19 @@ mod tests {
         assert_eq!(param(&p, "CLKOP_CPHASE"), "4");
         assert!((400.0..=800.0).contains(&p.vco_mhz));
         assert!(compute(PllPrimitive::Ehxplll, 25.0, 1000.0).is_none());
+    }
+
+    #[test]
+    fn a_clock_no_setting_makes_names_the_nearest_below() {
+        // From 25 MHz the EHXPLLL makes 100 and 103.125 (33/8) but nothing within 1% of 102
+        // (a finer ratio would put the phase detector under its 3.125 MHz).
+        assert!(compute(PllPrimitive::Ehxplll, 25.0, 102.0).is_none());
+        assert_eq!(
+            nearest_below(PllPrimitive::Ehxplll, 25.0, 102.0),
+            Some(100.0)
+        );
+        let board = crate::Board::load("ulx3s").unwrap();
+        let e = crate::wrapper::Clocking::new(&board, Some(102.0)).unwrap_err();
+        assert!(e.to_string().contains("makes 100.000 MHz"), "{e}");
     }
 }

@@ -95,6 +95,7 @@ impl Clocking {
             board: board.name.clone(),
             from_mhz: board_mhz,
             to_mhz: f,
+            below_mhz: pll::nearest_below(board.clock.pll, board_mhz, f),
         })
     }
 
