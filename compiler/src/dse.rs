@@ -247,6 +247,11 @@ pub struct SizeClockPoint {
     /// Block RAMs holding tables ([`crate::passes::tables`]) from which the point applies.
     #[serde(default)]
     pub min_table_brams: u64,
+    /// Block RAMs holding tables up to which the point applies (`None`: any number): a point
+    /// measured on weight ROMs need not hold for tables, which read through the blocks' output
+    /// registers.
+    #[serde(default)]
+    pub max_table_brams: Option<u64>,
     /// Sliding window units (convolutions) from which the point applies.
     #[serde(default)]
     pub min_windows: u64,
@@ -293,6 +298,7 @@ impl Device {
                 f.luts >= p.min_luts
                     && f.brams >= p.min_brams
                     && f.table_brams >= p.min_table_brams
+                    && p.max_table_brams.is_none_or(|m| f.table_brams <= m)
                     && f.windows >= p.min_windows
                     && f.wide_logic_roms >= p.min_wide_logic_roms
             })
@@ -1507,14 +1513,16 @@ mod tests {
         };
         assert_eq!(d.clock_mhz(&rom(4)), 92.8);
         assert_eq!(d.clock_mhz(&rom(0)), 110.6);
-        // Tables in many block RAMs: the measured table designs' clock, whatever the total.
-        assert_eq!(d.clock_mhz(&at(2, 10_531, 110, 110, 0)), 109.1);
-        assert_eq!(d.clock_mhz(&at(2, 7_825, 96, 67, 0)), 109.1);
+        // Tables in many block RAMs: the measured table designs' clock, whatever the total
+        // (the point of 37 block RAMs and more is for weight ROMs).
+        assert_eq!(d.clock_mhz(&at(2, 10_531, 110, 110, 0)), 123.0);
+        assert_eq!(d.clock_mhz(&at(2, 7_825, 96, 67, 0)), 123.0);
+        assert_eq!(d.clock_mhz(&at(2, 7_825, 96, 59, 0)), 110.6);
         assert_eq!(d.clock_mhz(&at(2, 7_825, 96, 1, 0)), 110.6);
         // Beyond the measurements: the deepest one measured.
         assert_eq!(d.clock_mhz(&at(8, 0, 0, 0, 0)), 52.5);
         // Without measurements: the device's clock.
-        assert_eq!(device("up5k").unwrap().clock_mhz(&at(9, 0, 0, 0, 0)), 45.0);
+        assert_eq!(device("up5k").unwrap().clock_mhz(&at(9, 0, 0, 0, 0)), 48.0);
     }
 
     #[test]
@@ -1568,6 +1576,7 @@ mod tests {
                 min_luts: 0,
                 min_brams: 40,
                 min_table_brams: 0,
+                max_table_brams: None,
                 min_windows: 0,
                 min_wide_logic_roms: 0,
                 mhz: 60.0,
@@ -1576,6 +1585,7 @@ mod tests {
                 min_luts: 30_000,
                 min_brams: 0,
                 min_table_brams: 0,
+                max_table_brams: None,
                 min_windows: 0,
                 min_wide_logic_roms: 0,
                 mhz: 50.0,
