@@ -25,8 +25,11 @@
 //! Duplicates are merged; the candidates come out in a fixed order (by folding), so the
 //! output files are the same on every run.
 //!
-//! Throughput is the device's typical clock over the cycles per frame: the Fmax of a real
-//! design depends on its placement, which only a place-and-route run knows.
+//! Throughput is the device's clock model ([`Device::clock_mhz`]) over the cycles per frame.
+//! The Fmax of a real design depends on its placement, which only a place-and-route run
+//! knows, and the placer seed alone moves it by 5-20%: the clock model's points are what
+//! `flipchip build --seeds 1,2,3` keeps (the fastest of three placements) where that was
+//! measured, and the device files say which points are single builds.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
