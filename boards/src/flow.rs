@@ -115,7 +115,7 @@ pub enum FlowError {
     },
 }
 
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> FlowError + '_ {
+pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> FlowError + '_ {
     move |e| FlowError::Io {
         path: path.to_path_buf(),
         message: e.to_string(),
@@ -190,7 +190,7 @@ fn fill(args: &[String], vars: &[(&str, &str)]) -> Vec<String> {
         .collect()
 }
 
-fn read_json(path: &Path) -> Result<Value, FlowError> {
+pub(crate) fn read_json(path: &Path) -> Result<Value, FlowError> {
     let text = std::fs::read_to_string(path).map_err(io_err(path))?;
     serde_json::from_str(&text).map_err(|e| FlowError::Io {
         path: path.to_path_buf(),

@@ -15,7 +15,7 @@ use std::time::Instant;
 use serde_json::{json, Value};
 
 use crate::board::Board;
-use crate::flow::{files, FlowError, Options};
+use crate::flow::{files, io_err, read_json, FlowError, Options};
 use crate::report::{self, ClockTiming, CriticalPath};
 
 /// One place-and-route run that finished.
@@ -214,13 +214,6 @@ fn copy_outputs(board: &Board, from: &Path, to: &Path) -> Result<(), FlowError> 
     Ok(())
 }
 
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> FlowError + '_ {
-    move |e| FlowError::Io {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    }
-}
-
 /// One nextpnr run in `dir` and its reports.
 fn run_one(
     nextpnr: &Path,
@@ -243,11 +236,7 @@ fn run_one(
         progress,
     )?;
     let report_path = dir.join(files::PNR_REPORT);
-    let text = std::fs::read_to_string(&report_path).map_err(io_err(&report_path))?;
-    let report: Value = serde_json::from_str(&text).map_err(|e| FlowError::Io {
-        path: report_path.clone(),
-        message: e.to_string(),
-    })?;
+    let report = read_json(&report_path)?;
     let log_path = dir.join(files::PNR_LOG);
     let log = std::fs::read_to_string(&log_path).map_err(io_err(&log_path))?;
     let clocks = report::pnr_clocks(&report, &log).map_err(|problem| FlowError::Report {
