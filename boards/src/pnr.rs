@@ -49,15 +49,6 @@ impl Placed {
 /// What a sweep did: every seed's outcome, for `build.json`.
 pub type SeedLog = Vec<Value>;
 
-/// The seeds `opts` asks for, `[None]` for nextpnr's default.
-fn seeds(opts: &Options) -> Vec<Option<u64>> {
-    if opts.seeds.is_empty() {
-        vec![None]
-    } else {
-        opts.seeds.iter().copied().map(Some).collect()
-    }
-}
-
 /// Places and routes the netlist in `dir` with `nextpnr` and `base_args` (the board's and the
 /// flow's, without a seed), once per seed of `opts`; the fastest run's config, report and log
 /// end up in `dir`. With several seeds, also what each one gave. An error only if every run
@@ -70,7 +61,7 @@ pub fn place_and_route(
     opts: &Options,
     progress: &mut dyn FnMut(&str),
 ) -> Result<(Placed, Option<SeedLog>), FlowError> {
-    let seeds = seeds(opts);
+    let seeds = &opts.seeds;
     let args_for = |seed: Option<u64>| {
         let mut a = base_args.to_vec();
         if let Some(s) = seed {
@@ -79,7 +70,8 @@ pub fn place_and_route(
         a.extend(opts.nextpnr_args.iter().cloned());
         a
     };
-    if let [seed] = seeds[..] {
+    if seeds.len() <= 1 {
+        let seed = seeds.first().copied();
         return run_one(nextpnr, dir, seed, args_for(seed), opts, progress).map(|p| (p, None));
     }
     let workers = std::thread::available_parallelism()
@@ -95,18 +87,17 @@ pub fn place_and_route(
         let handles: Vec<_> = (0..workers)
             .map(|_| {
                 let tx = tx.clone();
-                let (next, args_for, seeds) = (&next, &args_for, &seeds);
+                let (next, args_for) = (&next, &args_for);
                 scope.spawn(move || {
                     let mut done = Vec::new();
                     loop {
                         let i = next.fetch_add(1, Ordering::SeqCst);
-                        let Some(&seed) = seeds.get(i) else { break };
-                        let s = seed.unwrap_or_default();
+                        let Some(&s) = seeds.get(i) else { break };
                         let mut say = |l: &str| {
                             let _ = tx.send(format!("seed {s}: {l}"));
                         };
                         let run = seed_dir(board, dir, s).and_then(|d| {
-                            run_one(nextpnr, &d, seed, args_for(seed), opts, &mut say)
+                            run_one(nextpnr, &d, Some(s), args_for(Some(s)), opts, &mut say)
                         });
                         done.push((i, run));
                     }
@@ -151,14 +142,13 @@ pub fn place_and_route(
         // Every run failed: the first one's log where a single run leaves it, for the caller's
         // diagnosis (a design that does not fit fails the same way under every seed).
         let (i, first) = results.swap_remove(0);
-        let s = seeds[i].unwrap_or_default();
-        let _ = copy_outputs(board, &dir.join(seed_name(s)), dir);
+        let _ = copy_outputs(board, &dir.join(seed_name(seeds[i])), dir);
         return Err(match first {
             Err(e) => e,
             Ok(_) => unreachable!("no run succeeded"),
         });
     };
-    let s = seeds[best].unwrap_or_default();
+    let s = seeds[best];
     copy_outputs(board, &dir.join(seed_name(s)), dir)?;
     progress(&format!(
         "pnr: seed {s} kept ({fmax:.2} MHz; {})",
