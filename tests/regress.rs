@@ -237,7 +237,12 @@ fn a_broken_design_fails_its_cases_with_the_first_divergence() {
 #[test]
 fn a_prove_check_runs_the_proof_of_each_design() {
     let install = "scripts/setup.sh --formal";
-    for t in [&["yowasp-sby"][..], &["z3"], &["berkeley-abc", "yosys-abc"]] {
+    for t in [
+        &["yowasp-sby"][..],
+        &["yices-smt2"],
+        &["z3"],
+        &["berkeley-abc", "yosys-abc"],
+    ] {
         if tools::for_test(t, install).is_none() {
             return;
         }

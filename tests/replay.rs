@@ -27,7 +27,12 @@ fn small_design(dir: &Path) -> (PathBuf, PathBuf) {
 #[test]
 fn a_counterexample_replayed_in_the_simulator_shows_the_dropped_result() {
     let install = "scripts/setup.sh --formal";
-    for t in [&["yowasp-sby"][..], &["z3"], &["berkeley-abc", "yosys-abc"]] {
+    for t in [
+        &["yowasp-sby"][..],
+        &["yices-smt2"],
+        &["z3"],
+        &["berkeley-abc", "yosys-abc"],
+    ] {
         if tools::for_test(t, install).is_none() {
             return;
         }

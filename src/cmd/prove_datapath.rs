@@ -440,7 +440,7 @@ fn prove_one(
             (word == "failed")
                 .then(|| counterexample(&log).map(|p| work.join(p)))
                 .flatten(),
-            failed_assertion(&log, &hv),
+            failed_assertion(&log, &[hv.as_path()]),
         ),
     };
     // A proven miter covers every cycle of the frame; otherwise the bounded check's own depth.
