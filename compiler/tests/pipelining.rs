@@ -152,5 +152,12 @@ fn in_ready_starts_from_flags_registered_with_the_counters() {
             "{c}: {v}"
         );
     }
-    assert!(!v.contains("wire l1_mvtu_last_sf"));
+    assert!(!v.contains("wire l1_mvtu_last_sf ="));
+    // The layer holds its input in flip-flops: `in_ready` is itself a register, computed a
+    // cycle ahead from the flags' next values.
+    assert!(v.contains("assign in_ready = l1_mvtu_rdy_q;"), "{v}");
+    assert!(
+        v.contains("wire l1_mvtu_last_sf_d = (l1_mvtu_advance) ?"),
+        "{v}"
+    );
 }

@@ -382,15 +382,24 @@ fn a_layer_that_ignores_back_pressure_is_caught() {
     let _ = std::fs::remove_dir_all(&dir);
     compiler::write_build(&design, &dir).unwrap();
     let file = dir.join("l2_mvtu.v");
-    // Stage A issues frames whatever the output side holds, so results overwrite each other.
+    // Stage A issues frames whatever the output side holds, so results overwrite each other
+    // (the credit check now and, where `advance` is a register, a cycle ahead).
     let text = std::fs::read_to_string(&file).unwrap();
-    let good = text
+    let checks: Vec<(String, String)> = text
         .lines()
-        .find(|l| l.trim_start().starts_with("wire l2_mvtu_room = "))
-        .expect("the layer's credit check")
-        .trim()
-        .to_string();
-    std::fs::write(&file, text.replace(&good, "wire l2_mvtu_room = 1'b1;")).unwrap();
+        .filter_map(|l| {
+            let l = l.trim();
+            let name = ["wire l2_mvtu_room = ", "wire l2_mvtu_room_d = "]
+                .into_iter()
+                .find(|p| l.starts_with(p))?;
+            Some((l.to_string(), format!("{name}1'b1;")))
+        })
+        .collect();
+    assert!(!checks.is_empty(), "the layer's credit check");
+    let broken = checks
+        .iter()
+        .fold(text.clone(), |t, (good, bad)| t.replace(good, bad));
+    std::fs::write(&file, broken).unwrap();
     let px = random_pixels(&mut rng, &model, 20);
     let stim = Stimulus {
         seed: 5,

@@ -1070,11 +1070,28 @@ impl Block for Mvtu {
         } else {
             format!("({n}_pending < {})", lit(cpw, cap as u64))
         };
+        // Without an input RAM the input register's load and rotate enables fan out to every
+        // one of its bits, across the device for a wide input: `in_ready` and `advance` are
+        // then registers, each computed a cycle ahead from the next state of `busy`, the
+        // counters' last-value flags and `pending` (the same values, so the same cycles), and
+        // the enables start one LUT from flip-flops (the Fashion-MNIST table design's 3,136-bit
+        // input register failed at 98-106 MHz on that path).
+        let (advance, ready_reg) = if ram {
+            (
+                format!("{n}_busy && (!{n}_last || {n}_room)"),
+                format!("wire {n}_room = {room};\n"),
+            )
+        } else {
+            (
+                format!("{n}_adv_q"),
+                format!("reg  {n}_rdy_q;\nreg  {n}_adv_q;\n"),
+            )
+        };
         b.push_str(&format!(
             "// Frames whose last step is issued and that are not yet handed on (at most {cap}).\n\
              reg  [{}:0] {n}_pending;\n\
-             wire {n}_room = {room};\n\
-             wire {n}_advance = {n}_busy && (!{n}_last || {n}_room);\n\
+             {ready_reg}\
+             wire {n}_advance = {advance};\n\
              assign in_ready = {};\n\
              wire {n}_in_fire = in_valid && in_ready;\n",
             cpw - 1,
@@ -1086,7 +1103,7 @@ impl Block for Mvtu {
                 let ready = if ram {
                     format!("!{n}_full[1]")
                 } else {
-                    format!("!{n}_busy || ({n}_last && {n}_room)")
+                    format!("{n}_rdy_q")
                 };
                 if self.is_loaded() {
                     format!("loaded && ({ready})")
@@ -1770,6 +1787,63 @@ impl Block for Mvtu {
         b.push_str("always @(posedge clk) begin\n");
         indent(&mut b, 4, &dp);
         b.push_str("end\n\n");
+        if !ram {
+            let flag = |name: &str, w: u32, count: usize, when: &str| {
+                if count > 1 {
+                    format!(
+                        "wire {n}_last_{name}_d = ({when}) ? (!{n}_last_{name} && ({n}_{name} == {})) : {n}_last_{name};\n",
+                        lit(w, count as u64 - 2)
+                    )
+                } else {
+                    format!("wire {n}_last_{name}_d = 1'b1;\n")
+                }
+            };
+            b.push_str("// The next state of what `in_ready` and `advance` read, as the block below assigns it.\n");
+            b.push_str(&flag("sf", sfw, sf_n, &format!("{n}_advance")));
+            b.push_str(&flag(
+                "plane",
+                pw,
+                p_n,
+                &format!("{n}_advance && {n}_last_sf"),
+            ));
+            b.push_str(&flag(
+                "nf",
+                nfw,
+                nf_n,
+                &format!("{n}_advance && {n}_group_done"),
+            ));
+            let room_d = if cap == 1 {
+                format!("({n}_pending_d == {})", lit(cpw, 0))
+            } else {
+                format!("({n}_pending_d < {})", lit(cpw, cap as u64))
+            };
+            b.push_str(&format!(
+                "wire {n}_busy_d = {n}_in_fire || ({n}_busy && !({n}_advance && {n}_last));\n\
+                 wire [{}:0] {n}_pending_d = {n}_pending + {} - {};\n\
+                 wire {n}_last_d = {n}_last_sf_d && {n}_last_plane_d && {n}_last_nf_d;\n\
+                 wire {n}_room_d = {room_d};\n\
+                 always @(posedge clk) begin\n    \
+                 if (rst) begin\n        {n}_rdy_q <= 1'b1;\n        {n}_adv_q <= 1'b0;\n    \
+                 end else begin\n        \
+                 {n}_rdy_q <= !{n}_busy_d || ({n}_last_d && {n}_room_d);\n        \
+                 {n}_adv_q <= {n}_busy_d && (!{n}_last_d || {n}_room_d);\n    \
+                 end\nend\n\n",
+                cpw - 1,
+                widen(&format!("({n}_advance && {n}_last)"), cpw),
+                widen(&format!("{n}_pop"), cpw)
+            ));
+            // A prover's induction starts from any state, also one where these registers
+            // disagree with what they stand for; stating that they agree lets it close.
+            b.push_str(&format!(
+                "`ifdef FORMAL\n\
+                 always @(*) begin\n    \
+                 if (!rst) begin\n        \
+                 assert({n}_rdy_q == (!{n}_busy || ({n}_last && {room})));\n        \
+                 assert({n}_adv_q == ({n}_busy && (!{n}_last || {room})));\n    \
+                 end\nend\n\
+                 `endif\n\n"
+            ));
+        }
         b.push_str("always @(posedge clk) begin\n    if (rst) begin\n");
         let mut resets = vec![
             "out_valid <= 1'b0;".to_string(),
