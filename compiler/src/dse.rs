@@ -183,17 +183,6 @@ fn windows(design: &Design) -> u64 {
         .count() as u64
 }
 
-/// Bits of the widest input vector an MVTU of `mvtus` loads whole into flip-flops (not through
-/// an input or vector RAM): its load enable fans out to every one of them.
-pub fn input_register_bits<'a>(mvtus: impl IntoIterator<Item = &'a Mvtu>) -> u64 {
-    mvtus
-        .into_iter()
-        .filter(|l| !l.input_ram())
-        .map(|l| (l.inputs * l.planes) as u64)
-        .max()
-        .unwrap_or(0)
-}
-
 /// What the clock model ([`Device::clock_mhz`]) reads of a design.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ClockFeatures {
@@ -209,8 +198,6 @@ pub struct ClockFeatures {
     pub windows: u64,
     /// Weight ROMs in logic that are wide and deep ([`wide_logic_roms`]).
     pub wide_logic_roms: u64,
-    /// The widest input vector held in flip-flops ([`input_register_bits`]).
-    pub input_register_bits: u64,
 }
 
 /// Words from which a weight ROM in LUT4s takes more than one LUT level per bit.
@@ -275,10 +262,6 @@ pub struct SizeClockPoint {
     /// applies.
     #[serde(default)]
     pub min_wide_logic_roms: u64,
-    /// Bits of the widest input vector held in flip-flops ([`input_register_bits`]) from
-    /// which the point applies.
-    #[serde(default)]
-    pub min_input_register_bits: u64,
     /// Clock reached (nextpnr Fmax), MHz.
     pub mhz: f64,
 }
@@ -321,7 +304,6 @@ impl Device {
                     && p.max_table_brams.is_none_or(|m| f.table_brams <= m)
                     && f.windows >= p.min_windows
                     && f.wide_logic_roms >= p.min_wide_logic_roms
-                    && f.input_register_bits >= p.min_input_register_bits
             })
             .map(|p| p.mhz)
             .fold(f64::INFINITY, f64::min);
@@ -595,7 +577,6 @@ impl Exploration {
                 table_brams: c.table_brams,
                 windows: windows(sized),
                 wide_logic_roms: wide_logic_roms(sized.mvtus(), family),
-                input_register_bits: input_register_bits(sized.mvtus()),
             }),
             max_pe,
         );
@@ -1069,11 +1050,6 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
                     .zip(&load)
                     .filter(|(c, &l)| c.wide_logic_rom && !l)
                     .count() as u64,
-                input_register_bits: (0..layers.len())
-                    .filter(|&i| interval_of(i).0 == 0)
-                    .map(|i| (layers[i].inputs * layers[i].planes) as u64)
-                    .max()
-                    .unwrap_or(0),
             }),
             max_pe,
         );
@@ -1505,21 +1481,20 @@ mod tests {
             table_brams,
             windows,
             wide_logic_roms: 0,
-            input_register_bits: 0,
         }
     }
 
     #[test]
     fn deeper_popcount_trees_get_the_slower_measured_clock() {
         let d = device("ecp5-85k").unwrap();
-        assert_eq!(d.clock_mhz(&at(0, 0, 0, 0, 0)), 126.0);
-        assert_eq!(d.clock_mhz(&at(2, 0, 0, 0, 0)), 126.0);
+        assert_eq!(d.clock_mhz(&at(0, 0, 0, 0, 0)), 129.0);
+        assert_eq!(d.clock_mhz(&at(2, 0, 0, 0, 0)), 129.0);
         assert_eq!(d.clock_mhz(&at(3, 0, 0, 0, 0)), 75.0);
         assert_eq!(d.clock_mhz(&at(4, 0, 0, 0, 0)), 75.0);
         assert_eq!(d.clock_mhz(&at(5, 0, 0, 0, 0)), 68.4);
         assert_eq!(d.clock_mhz(&at(6, 0, 0, 0, 0)), 52.5);
         // Many block RAMs, or many LUTs: the measured large designs' clocks.
-        assert_eq!(d.clock_mhz(&at(2, 12_900, 36, 0, 0)), 126.0);
+        assert_eq!(d.clock_mhz(&at(2, 12_900, 36, 0, 0)), 129.0);
         assert_eq!(d.clock_mhz(&at(2, 15_000, 36, 0, 0)), 110.6);
         assert_eq!(d.clock_mhz(&at(2, 15_000, 97, 0, 0)), 96.9);
         assert_eq!(d.clock_mhz(&at(2, 13_242, 34, 0, 0)), 110.6);
@@ -1533,7 +1508,7 @@ mod tests {
         assert_eq!(d.clock_mhz(&at(2, 7_571, 108, 0, 0)), 110.6);
         // Convolutional designs: the clock measured on them, whatever their size.
         assert_eq!(d.clock_mhz(&at(2, 9_000, 20, 0, 4)), 102.0);
-        assert_eq!(d.clock_mhz(&at(2, 9_000, 20, 0, 0)), 126.0);
+        assert_eq!(d.clock_mhz(&at(2, 9_000, 20, 0, 0)), 129.0);
         // ... unless a wide, deep weight ROM stays in logic.
         let rom = |windows| ClockFeatures {
             wide_logic_roms: 1,
@@ -1543,17 +1518,10 @@ mod tests {
         assert_eq!(d.clock_mhz(&rom(0)), 110.6);
         // Tables in many block RAMs: the measured table designs' clock, whatever the total
         // (the point of 37 block RAMs and more is for weight ROMs).
-        assert_eq!(d.clock_mhz(&at(2, 10_531, 110, 110, 0)), 123.0);
-        assert_eq!(d.clock_mhz(&at(2, 7_825, 96, 67, 0)), 123.0);
+        assert_eq!(d.clock_mhz(&at(2, 10_531, 110, 110, 0)), 129.0);
+        assert_eq!(d.clock_mhz(&at(2, 7_825, 96, 67, 0)), 129.0);
         assert_eq!(d.clock_mhz(&at(2, 7_825, 96, 59, 0)), 110.6);
         assert_eq!(d.clock_mhz(&at(2, 7_825, 96, 1, 0)), 110.6);
-        // ... unless a layer loads a wide input vector into flip-flops.
-        let wide_input = |bits| ClockFeatures {
-            input_register_bits: bits,
-            ..at(2, 10_279, 110, 109, 0)
-        };
-        assert_eq!(d.clock_mhz(&wide_input(3136)), 100.0);
-        assert_eq!(d.clock_mhz(&wide_input(784)), 123.0);
         // Beyond the measurements: the deepest one measured.
         assert_eq!(d.clock_mhz(&at(8, 0, 0, 0, 0)), 52.5);
         // Without measurements: the device's clock.
@@ -1614,7 +1582,6 @@ mod tests {
                 max_table_brams: None,
                 min_windows: 0,
                 min_wide_logic_roms: 0,
-                min_input_register_bits: 0,
                 mhz: 60.0,
             },
             SizeClockPoint {
@@ -1624,7 +1591,6 @@ mod tests {
                 max_table_brams: None,
                 min_windows: 0,
                 min_wide_logic_roms: 0,
-                min_input_register_bits: 0,
                 mhz: 50.0,
             },
         ];
@@ -1655,8 +1621,7 @@ mod tests {
                     && (p.min_luts > 0
                         || p.min_brams > 0
                         || p.min_table_brams > 0
-                        || p.min_windows > 0
-                        || p.min_input_register_bits > 0)),
+                        || p.min_windows > 0)),
                 "{}: a size_clock point names a size",
                 dev.name
             );

@@ -143,9 +143,9 @@ fn table_splits_pair_their_tables_on_ecp5() {
     let tables = find("14px 8x392t3 8x128t3 8x128t3 5x8").expect("its tables in layers 1-3");
     assert!(tables.dual_port_tables);
     // 131 + 43 + 43 tables, two to a block: 66 + 22 + 22 block RAMs, and one of layer 4's
-    // weights; 123 MHz, measured on such a design.
+    // weights; 129 MHz, measured on such a design.
     assert_eq!(tables.estimate.brams, 111);
-    assert_eq!(tables.clock_mhz, 123.0);
+    assert_eq!(tables.clock_mhz, 129.0);
     assert!(
         tables.estimate.luts < split.estimate.luts * 2 / 3,
         "{} against {}",
