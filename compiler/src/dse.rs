@@ -18,7 +18,8 @@
 //!   and popcount trees trade against each other differently on each family).
 //!
 //! Each folding also comes with its memory variants: tables of three inputs in block RAM
-//! (in the layers that save the most LUTs per block RAM first, see [`crate::passes::tables`]),
+//! (in every set of a few layers, or in the layers that save the most LUTs per block RAM
+//! first, see [`table_layer_sets`] and [`crate::passes::tables`]),
 //! and on the ECP5 its wide, deep weight ROMs in block RAM rather than logic
 //! ([`wide_logic_roms`]).
 //!
@@ -119,6 +120,23 @@ pub struct Routed {
 /// Inputs per table lookup of the exploration's table variants: three, whose 2-bit counts are
 /// what the ternary first popcount level builds in LUTs (see [`crate::passes::tables`]).
 const TABLE_INPUTS: usize = 3;
+
+/// Up to this many layers that can take tables, every set of them is costed; beyond, only the
+/// best first (see [`table_layer_sets`]).
+const TABLE_SUBSET_LAYERS: usize = 4;
+
+/// The sets of table layers costed for a folding with `n` layers that can take them, as
+/// positions in their order of LUTs saved per block RAM: every non-empty set for `n` up to
+/// [`TABLE_SUBSET_LAYERS`], else the best one, the best two, and so on.
+fn table_layer_sets(n: usize) -> Vec<Vec<usize>> {
+    if n <= TABLE_SUBSET_LAYERS {
+        (1..1usize << n)
+            .map(|mask| (0..n).filter(|k| mask >> k & 1 == 1).collect())
+            .collect()
+    } else {
+        (1..=n).map(|m| (0..m).collect()).collect()
+    }
+}
 
 /// PEs whose counts from a table of [`TABLE_INPUTS`] inputs (two bits each) fill one port of an
 /// ECP5 DP16KD (18 bits wide at 1024 words): up to this many, two tables of 64 steps or fewer
@@ -837,8 +855,11 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
     };
     let mut candidates = Vec::new();
     // Each folding as it is and with tables of three inputs in the layers that can take them
-    // (more than one weight word) in block RAM: in the one that saves the most LUTs per block
-    // RAM it adds, the two best, and so on up to all of them. Tables in logic (too shallow for a
+    // (more than one weight word) in block RAM: in every set of up to [`TABLE_SUBSET_LAYERS`]
+    // such layers (a fast design may have block RAMs for the tables of the first two layers
+    // but not of all three, and the first may save fewer LUTs per block RAM than the others);
+    // with more, in the one that saves the most LUTs per block RAM it adds, the two best, and
+    // so on up to all of them. Tables in logic (too shallow for a
     // block RAM, or standard cells, which have none) cost more LUTs than the XNORs they replace.
     // On the ECP5, where it was measured, also with its wide, deep weight ROMs in logic put in
     // block RAM ([`wide_logic_roms`]).
@@ -871,11 +892,12 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
         };
         eligible.sort();
         let n = layers.len();
-        let with_tables: Vec<_> = (1..=eligible.len())
-            .map(|m| {
+        let with_tables: Vec<_> = table_layer_sets(eligible.len())
+            .into_iter()
+            .map(|set| {
                 let mut table = vec![0; n];
-                for &(_, i) in &eligible[..m] {
-                    table[i] = TABLE_INPUTS;
+                for k in set {
+                    table[eligible[k].1] = TABLE_INPUTS;
                 }
                 (file.clone(), origin, table, vec![false; n])
             })
@@ -1482,6 +1504,27 @@ mod tests {
             windows,
             wide_logic_roms: 0,
         }
+    }
+
+    #[test]
+    fn every_set_of_a_few_table_layers_is_costed_and_the_best_first_of_more() {
+        assert_eq!(table_layer_sets(1), vec![vec![0]]);
+        let three = table_layer_sets(3);
+        assert_eq!(three.len(), 7);
+        // The first two without the third: the set a fast SFC design fits with.
+        assert!(three.contains(&vec![0, 1]) && three.contains(&vec![1, 2]));
+        assert_eq!(table_layer_sets(4).len(), 15);
+        assert_eq!(
+            table_layer_sets(5),
+            vec![
+                vec![0],
+                vec![0, 1],
+                vec![0, 1, 2],
+                vec![0, 1, 2, 3],
+                vec![0, 1, 2, 3, 4]
+            ]
+        );
+        assert!(table_layer_sets(0).is_empty());
     }
 
     #[test]
