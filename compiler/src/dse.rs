@@ -1568,7 +1568,7 @@ mod tests {
         // Beyond the measurements: the deepest one measured.
         assert_eq!(d.clock_mhz(&at(8, 0, 0, 0, 0)), 52.5);
         // Without measurements: the device's clock.
-        assert_eq!(device("up5k").unwrap().clock_mhz(&at(9, 0, 0, 0, 0)), 48.0);
+        assert_eq!(device("up5k").unwrap().clock_mhz(&at(9, 0, 0, 0, 0)), 52.0);
     }
 
     #[test]
