@@ -16,9 +16,12 @@
 //!
 //! Like an MVTU, the block takes a new frame when idle, or in the cycle of its last step if the
 //! output register is free then. Cycles: `max(classes - 1, 1)`; latency: the handshake, then
-//! `classes - 1` steps: `classes`. `in_ready` depends on registers only. With a single class
-//! there is nothing to scan: the block is a plain pipeline register whose `in_ready` is
-//! `!out_valid || out_ready`.
+//! `classes - 1` steps: `classes`. `in_ready` depends on registers only. With one or two
+//! classes there is nothing to scan: the block is a pipeline register (with two, the class is
+//! the one compare of the scores, made as they are loaded) whose `in_ready` is `!out_valid ||
+//! out_ready`, one frame per cycle. (A scan of two classes took a new frame in its one step
+//! only while the output register was empty, so it ran two frames in three cycles where the
+//! cycle model said one per cycle; the latency proof of a 2-class design found it.)
 
 use super::{indent, lit, Beat, Block, CycleModel, Estimate, Family, Features, StageModel};
 use crate::ir::{bits_for, Argmax};
@@ -28,9 +31,14 @@ impl Argmax {
         bits_for(self.classes.saturating_sub(1) as u64)
     }
 
-    /// Scan steps after the input handshake: one per score after the first.
+    /// Scan steps after the input handshake: one per score after the first, none with two
+    /// classes or fewer (see the module docs).
     fn scan_steps(&self) -> u64 {
-        self.classes.saturating_sub(1) as u64
+        if self.classes <= 2 {
+            0
+        } else {
+            self.classes as u64 - 1
+        }
     }
 }
 
@@ -115,8 +123,13 @@ impl Block for Argmax {
             format!("({} > {})", offset(a, a_at), offset(b, b_at))
         };
         let mut b = String::new();
-        if c == 1 {
-            // Nothing to compare: a plain pipeline register.
+        if c <= 2 {
+            // Nothing to scan: a pipeline register, loaded with the class of the one compare.
+            let class = if c == 1 {
+                lit(cw, 0)
+            } else {
+                greater("in_data", sw, "in_data", 0)
+            };
             b.push_str(&format!(
                 "assign in_ready = !out_valid || out_ready;\nwire {n}_in_fire = in_valid && in_ready;\n\n\
                  always @(posedge clk) begin\n    if (rst) begin\n        out_valid <= 1'b0;\n    \
@@ -124,7 +137,7 @@ impl Block for Argmax {
                  if ({n}_in_fire) out_valid <= 1'b1;\n    end\nend\n\n\
                  always @(posedge clk) begin\n    if ({n}_in_fire) begin\n        \
                  out_class <= {};\n        out_scores <= in_data;\n    end\nend\n",
-                lit(cw, 0)
+                class
             ));
         } else {
             let w = c * sw;
