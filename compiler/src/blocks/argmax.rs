@@ -61,6 +61,15 @@ impl Block for Argmax {
             f64::from(self.score_width),
             f64::from(self.class_width()),
         );
+        if self.scan_steps() == 0 {
+            // A pipeline register (its load is the flip-flops' enable) and, with two classes,
+            // the one compare.
+            return Features {
+                activation: (n - 1.0) * sw,
+                blocks: 1.0,
+                ..Features::default()
+            };
+        }
         // The scan: a load-or-rotate mux per score bit, three signed compares (the load's and
         // the next score's two), the muxes of the best score and index, the step counter.
         Features {
@@ -77,11 +86,17 @@ impl Block for Argmax {
             self.score_width as u64,
             u64::from(self.class_width()),
         );
-        Estimate {
-            luts: family.costs().luts(&self.features(family)).round() as u64,
+        let ffs = if self.scan_steps() == 0 {
+            // The output registers of the scores and the class, and valid.
+            n * sw + cw + 1
+        } else {
             // Scan and output registers of the scores, best score, counter, best and output
             // index, busy, valid and the compare decided ahead.
-            ffs: 2 * n * sw + sw + 3 * cw + 3,
+            2 * n * sw + sw + 3 * cw + 3
+        };
+        Estimate {
+            luts: family.costs().luts(&self.features(family)).round() as u64,
+            ffs,
             ..Estimate::default()
         }
     }
