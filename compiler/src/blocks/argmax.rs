@@ -15,13 +15,14 @@
 //! order) into the output registers, waiting for `out_ready` if those are still full.
 //!
 //! Like an MVTU, the block takes a new frame when idle, or in the cycle of its last step if the
-//! output register is free then. Cycles: `max(classes - 1, 1)`; latency: the handshake, then
-//! `classes - 1` steps: `classes`. `in_ready` depends on registers only. With one or two
-//! classes there is nothing to scan: the block is a pipeline register (with two, the class is
-//! the one compare of the scores, made as they are loaded) whose `in_ready` is `!out_valid ||
-//! out_ready`, one frame per cycle. (A scan of two classes took a new frame in its one step
-//! only while the output register was empty, so it ran two frames in three cycles where the
-//! cycle model said one per cycle; the latency proof of a 2-class design found it.)
+//! output register is free then. Cycles: `classes - 1`; latency: the handshake, then
+//! `classes - 1` steps: `classes`. `in_ready` depends on registers only.
+//!
+//! With one or two classes there is nothing to scan: the block is a pipeline register (with
+//! two, the class is the one compare of the scores, made as they load) whose `in_ready` is
+//! `!out_valid || out_ready`: one cycle per frame, latency 1. A scan of two classes could take
+//! a frame in its one step only while the output register was empty, two frames in three
+//! cycles, so it is not used.
 
 use super::{indent, lit, Beat, Block, CycleModel, Estimate, Family, Features, StageModel};
 use crate::ir::{bits_for, Argmax};
@@ -138,7 +139,7 @@ impl Block for Argmax {
             format!("({} > {})", offset(a, a_at), offset(b, b_at))
         };
         let mut b = String::new();
-        if c <= 2 {
+        if self.scan_steps() == 0 {
             // Nothing to scan: a pipeline register, loaded with the class of the one compare.
             let class = if c == 1 {
                 lit(cw, 0)
