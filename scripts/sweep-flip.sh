@@ -18,6 +18,10 @@
 #                                          the first 12,000 Fashion-MNIST training images
 #                                          (1,200 of them validation), 2 epochs: a screen that
 #                                          fits in minutes per configuration
+#   scripts/sweep-flip.sh fmnist-conv-screen [SEEDS]   the same CNN on all the training images,
+#                                          3 epochs (SEEDS 1 for the figures in the docs)
+#   scripts/sweep-flip.sh fmnist-conv [SEEDS]   the same CNN, 10 epochs: accumulator widths
+#                                          (SEEDS 1,2,3)
 # SEEDS defaults to 1,2. Results: build/sweep-flip-<set>/results.csv and a table on stdout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -131,6 +135,20 @@ PY
       "lr=1,temperature=0.5 lr=1,temperature=0.7 lr=0.7,temperature=0.5"
     )
     ;;
+  fmnist-conv-screen)
+    # Around the defaults from before convolutions took 16-bit accumulators.
+    base=(--data /usr/share/datasets/fashion-mnist --arch c32-c32-p-c64-c64-p-256-10 --encoding bitplanes:4 --epochs 3
+      --set conv_acc_bits=8)
+    grid=(
+      "threshold=16 lr=0.7 lr=2.8 threshold=8 threshold=32,lr=2.8"
+      "temperature=0.2 window=0.4 window=1"
+      "conv_acc_bits=16,acc_bits=16 conv_acc_bits=16"
+    )
+    ;;
+  fmnist-conv)
+    base=(--data /usr/share/datasets/fashion-mnist --arch c32-c32-p-c64-c64-p-256-10 --encoding bitplanes:4 --epochs 10)
+    grid=("conv_acc_bits=8 conv_acc_bits=16")
+    ;;
   digits)
     base=()
     grid=(
@@ -140,7 +158,7 @@ PY
       "threshold=8 threshold=16 threshold=32"
     )
     ;;
-  *) echo "usage: $0 fmnist|fmnist-round2|fmnist-round3|fmnist-round4|fmnist-augment|fmnist-decay|fmnist-noise|fmnist-binaryconnect|fmnist-bop|fmnist-conv-subset|digits [SEEDS]" >&2; exit 2 ;;
+  *) echo "usage: $0 fmnist|fmnist-round2|fmnist-round3|fmnist-round4|fmnist-augment|fmnist-decay|fmnist-noise|fmnist-binaryconnect|fmnist-bop|fmnist-conv-subset|fmnist-conv-screen|fmnist-conv|digits [SEEDS]" >&2; exit 2 ;;
 esac
 
 csv="$OUT/results.csv"

@@ -424,7 +424,6 @@ pub(super) fn step(
     passes[nl - 1].sums = Vec::new();
     let ctx = StepCtx {
         lr: s.lr * super::cosine(progress, s.lr_end),
-        unit: s.unit(),
         progress,
         step,
         seed: opt.seed,
@@ -466,7 +465,7 @@ pub(super) fn step(
 #[cfg(test)]
 mod tests {
     use super::super::tests::{dense, sets};
-    use super::super::{Optimizer, MAX_WIDTH};
+    use super::super::{Acc, Optimizer, MAX_WIDTH};
     use super::*;
     use crate::encoding::Encoding;
     use crate::model::arch::{self, LayerShape};
@@ -611,6 +610,7 @@ mod tests {
         for params in [
             sets(&[]),
             sets(&[("acc_bits", "16"), ("ste", "box"), ("center", "off")]),
+            sets(&[("conv_acc_bits", "16")]),
         ] {
             let make = |seed| FlipOptimizer::new(input.clone(), &shapes, seed, &params);
             let boxed = |seed| Box::new(make(seed).unwrap()) as Box<dyn Optimizer>;
@@ -625,6 +625,45 @@ mod tests {
             assert!(a == c && ma == mc, "{params:?}: resume changed the result");
             assert_ne!(make(9).unwrap().export(), ma, "training changed nothing");
         }
+    }
+
+    #[test]
+    fn conv_acc_bits_sets_the_accumulators_of_convolutions_only() {
+        let (input, _, _) = toy8(8, 1);
+        let shapes = net(&input, "c4-p-c6-12-3", 3);
+        let widths = |params: &[(&str, &str)]| -> Vec<u32> {
+            let opt = FlipOptimizer::new(input.clone(), &shapes, 1, &sets(params)).unwrap();
+            opt.layers
+                .iter()
+                .map(|l| match l.acc {
+                    Acc::I8(_) => 8,
+                    Acc::I16(_) => 16,
+                })
+                .collect()
+        };
+        assert_eq!(widths(&[("conv_acc_bits", "8")]), [8, 8, 8, 8]);
+        assert_eq!(widths(&[("conv_acc_bits", "16")]), [16, 16, 8, 8]);
+        assert_eq!(
+            widths(&[("conv_acc_bits", "8"), ("acc_bits", "16")]),
+            [8, 8, 16, 16]
+        );
+        // The state counts each layer at its own width: one more byte per convolution weight.
+        let state = |bits: &str| {
+            FlipOptimizer::new(input.clone(), &shapes, 1, &sets(&[("conv_acc_bits", bits)]))
+                .unwrap()
+                .state_bytes()
+        };
+        let conv_weights: usize = shapes
+            .iter()
+            .filter_map(|s| match s {
+                LayerShape::Conv { conv, outputs } => Some(conv.window() * outputs),
+                _ => None,
+            })
+            .sum();
+        assert_eq!(state("16") - state("8"), conv_weights);
+        let err = FlipOptimizer::new(input.clone(), &shapes, 1, &sets(&[("conv_acc_bits", "12")]))
+            .unwrap_err();
+        assert!(err.contains("conv_acc_bits=12: expected 8 or 16"), "{err}");
     }
 
     #[test]
