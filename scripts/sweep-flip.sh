@@ -147,7 +147,7 @@ PY
     ;;
   fmnist-conv)
     base=(--data /usr/share/datasets/fashion-mnist --arch c32-c32-p-c64-c64-p-256-10 --encoding bitplanes:4 --epochs 10)
-    grid=("conv_acc_bits=8 conv_acc_bits=16")
+    grid=("conv_acc_bits=8 conv_acc_bits=16 acc_bits=16")
     ;;
   digits)
     base=()
