@@ -354,14 +354,7 @@ fn board_top_is_lint_clean_on_every_board_with_and_without_pll() {
         let loaded_dir = dir.join("design_loaded");
         if !loaded_dir.exists() {
             let mut fold = compiler::fold_file(
-                &compiler::compile(
-                    &tiny_model(3),
-                    &FoldSpec::Auto {
-                        target_cycles: None,
-                        input: Default::default(),
-                    },
-                )
-                .unwrap(),
+                &compiler::compile(&tiny_model(3), &FoldSpec::auto(None)).unwrap(),
             );
             fold.layers[0] = compiler::passes::folding::LayerFold { pe: 1, simd: 4 };
             fold.load_weights = vec![1];

@@ -240,14 +240,7 @@ mod tests {
         assert_eq!(c.rom(1, 64).logic_bits, 0);
         // A first layer whose input frame goes to RAM: on an FPGA block RAM, here flip-flops.
         let model = random_model(&mut Rng(5), 784, 8, Encoding::BitPlanes(2), &[32, 10]);
-        let d = crate::compile(
-            &model,
-            &FoldSpec::Auto {
-                target_cycles: None,
-                input: crate::ir::InputFormat::Pixels,
-            },
-        )
-        .unwrap();
+        let d = crate::compile(&model, &FoldSpec::auto(None)).unwrap();
         let l1 = d.mvtus().next().unwrap();
         assert!(
             l1.input_ram(),

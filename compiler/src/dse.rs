@@ -772,13 +772,7 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
     let family = device.family;
     // One compiled design supplies the widths the estimates need (accumulator, threshold and
     // score widths do not depend on the folding); each layer is then costed per folding.
-    let mut base = crate::compile(
-        model,
-        &FoldSpec::Auto {
-            target_cycles: None,
-            input: crate::ir::InputFormat::Pixels,
-        },
-    )?;
+    let mut base = crate::compile(model, &FoldSpec::auto(None))?;
     // Every candidate is pipelined for the clock the family's builds reach.
     let pipelining = Pipelining::for_clock(family, default_clock_mhz(family));
     let (levels, read_registers, activation_stage) = (

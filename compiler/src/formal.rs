@@ -256,10 +256,7 @@ mod tests {
         let mut rng = crate::random::Rng(3);
         let encoding = flip::encoding::Encoding::Threshold(128);
         let model = crate::random::random_model(&mut rng, 16, 8, encoding, &[8, 4]);
-        let fold = crate::passes::folding::FoldSpec::Auto {
-            target_cycles: None,
-            input: crate::ir::InputFormat::Pixels,
-        };
+        let fold = crate::passes::folding::FoldSpec::auto(None);
         crate::compile(&model, &fold).unwrap()
     }
 

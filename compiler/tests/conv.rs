@@ -27,10 +27,7 @@ fn model(arch: &str, width: usize, height: usize, encoding: Encoding) -> flip::m
 }
 
 fn auto(target: Option<u64>) -> FoldSpec {
-    FoldSpec::Auto {
-        target_cycles: target,
-        input: Default::default(),
-    }
+    FoldSpec::auto(target)
 }
 
 #[test]

@@ -38,14 +38,8 @@ fn designs() -> Vec<(String, compiler::ir::Design)> {
         let model = random_model(&mut rng, pixels, 8, enc.clone(), &widths);
         for j in 0..3 {
             let fold = match j {
-                0 => FoldSpec::Auto {
-                    target_cycles: None,
-                    input: Default::default(),
-                },
-                1 => FoldSpec::Auto {
-                    target_cycles: Some(1),
-                    input: Default::default(),
-                },
+                0 => FoldSpec::auto(None),
+                1 => FoldSpec::auto(Some(1)),
                 _ => FoldSpec::Manual(random_folding(&mut rng, &model)),
             };
             let d = compiler::compile(&model, &fold).unwrap();
@@ -56,27 +50,13 @@ fn designs() -> Vec<(String, compiler::ir::Design)> {
     let model = random_model(&mut rng, 9, 5, enc, &[1]);
     out.push((
         "one-class".into(),
-        compiler::compile(
-            &model,
-            &FoldSpec::Auto {
-                target_cycles: None,
-                input: Default::default(),
-            },
-        )
-        .unwrap(),
+        compiler::compile(&model, &FoldSpec::auto(None)).unwrap(),
     ));
     // The shortest argmax scan: a single step, whose counter never moves.
     let model = random_model(&mut rng, 4, 5, Encoding::Threshold(9), &[2]);
     out.push((
         "two-class".into(),
-        compiler::compile(
-            &model,
-            &FoldSpec::Auto {
-                target_cycles: Some(1),
-                input: Default::default(),
-            },
-        )
-        .unwrap(),
+        compiler::compile(&model, &FoldSpec::auto(Some(1))).unwrap(),
     ));
     // Layers that read tables, dense and convolutional.
     let mut rng = Rng(0x7AB);
@@ -211,14 +191,7 @@ fn mnist_sized_model_compiles_quickly() {
         &[1024, 1024, 1024, 10],
     );
     let start = std::time::Instant::now();
-    let d = compiler::compile(
-        &model,
-        &FoldSpec::Auto {
-            target_cycles: None,
-            input: Default::default(),
-        },
-    )
-    .unwrap();
+    let d = compiler::compile(&model, &FoldSpec::auto(None)).unwrap();
     let dir = build_dir("mnist");
     compiler::write_build(&d, &dir).unwrap();
     let seconds = start.elapsed().as_secs_f64();

@@ -22,14 +22,7 @@ fn main() {
     let mut rng = Rng(1);
     let model = random_model(&mut rng, arch[0], 8, Encoding::BitPlanes(4), &arch[1..]);
     let t = std::time::Instant::now();
-    let design = compiler::compile(
-        &model,
-        &FoldSpec::Auto {
-            target_cycles: None,
-            input: Default::default(),
-        },
-    )
-    .unwrap();
+    let design = compiler::compile(&model, &FoldSpec::auto(None)).unwrap();
     println!("compile: {:.3} s", t.elapsed().as_secs_f64());
     if let Some(dir) = args.get(3) {
         let dir = std::path::Path::new(dir);

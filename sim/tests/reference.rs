@@ -146,14 +146,7 @@ fn a_two_class_design_at_one_cycle_per_frame_keeps_that_rate() {
     let mut rng = Rng(7);
     let encoding = "threshold:128".parse().unwrap();
     let model = random_model(&mut rng, 4, 8, encoding, &[4, 2]);
-    let design = compiler::compile(
-        &model,
-        &FoldSpec::Auto {
-            target_cycles: Some(1),
-            input: Default::default(),
-        },
-    )
-    .unwrap();
+    let design = compiler::compile(&model, &FoldSpec::auto(Some(1))).unwrap();
     assert_eq!(design.cycles_per_frame(), 1);
     let frames = 12;
     let px = random_pixels(&mut rng, &model, frames);
@@ -173,14 +166,7 @@ fn vcd_holds_every_stage_handshake() {
         flip::encoding::Encoding::Threshold(128),
         &[4, 3],
     );
-    let design = compiler::compile(
-        &model,
-        &FoldSpec::Auto {
-            target_cycles: None,
-            input: Default::default(),
-        },
-    )
-    .unwrap();
+    let design = compiler::compile(&model, &FoldSpec::auto(None)).unwrap();
     let px = random_pixels(&mut rng, &model, 3);
     let stim = Stimulus {
         seed: 9,
@@ -210,10 +196,7 @@ fn sim_matches_reference_on_random_conv_networks() {
     for case in 0..400 {
         let model = compiler::random::random_conv_model(&mut rng);
         let spec = if rng.range(0, 3) == 0 {
-            FoldSpec::Auto {
-                target_cycles: Some(rng.range(1, 400)),
-                input: Default::default(),
-            }
+            FoldSpec::auto(Some(rng.range(1, 400)))
         } else {
             FoldSpec::Manual(random_folding(&mut rng, &model))
         };

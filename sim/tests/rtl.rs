@@ -370,14 +370,7 @@ fn a_layer_that_ignores_back_pressure_is_caught() {
         &[6, 5, 3],
     );
     // Fully parallel layers: results pile up behind a stalled sink.
-    let design = compiler::compile(
-        &model,
-        &FoldSpec::Auto {
-            target_cycles: Some(1),
-            input: Default::default(),
-        },
-    )
-    .unwrap();
+    let design = compiler::compile(&model, &FoldSpec::auto(Some(1))).unwrap();
     let dir = std::env::temp_dir().join(format!("flipchip-sim-rtl-broken-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     compiler::write_build(&design, &dir).unwrap();
@@ -455,14 +448,7 @@ fn argmax_scan_matches_rtl_with_ties_and_stalls() {
             for b in bias.iter_mut() {
                 *b = rng.irange(-3, -2) as i32;
             }
-            let design = compiler::compile(
-                &model,
-                &FoldSpec::Auto {
-                    target_cycles: Some(1),
-                    input: Default::default(),
-                },
-            )
-            .unwrap();
+            let design = compiler::compile(&model, &FoldSpec::auto(Some(1))).unwrap();
             let dir = std::env::temp_dir().join(format!(
                 "flipchip-sim-rtl-argmax-{}-{}-{classes}",
                 rtl.name(),

@@ -15,9 +15,6 @@ pub mod steps;
 /// `model` compiled at the automatic folding: what the harness builders' tests start from.
 #[cfg(test)]
 fn compile_auto(model: &flip::model::Model) -> crate::ir::Design {
-    let auto = crate::passes::folding::FoldSpec::Auto {
-        target_cycles: None,
-        input: Default::default(),
-    };
+    let auto = crate::passes::folding::FoldSpec::auto(None);
     crate::compile(model, &auto).expect("a random model compiles at the automatic folding")
 }

@@ -130,6 +130,16 @@ pub enum FoldSpec {
     Manual(FoldFile),
 }
 
+impl FoldSpec {
+    /// Balanced to `target_cycles`, pixels arriving one value per byte.
+    pub fn auto(target_cycles: Option<u64>) -> FoldSpec {
+        FoldSpec::Auto {
+            target_cycles,
+            input: InputFormat::default(),
+        }
+    }
+}
+
 /// The folding pass.
 pub struct Folding(pub FoldSpec);
 

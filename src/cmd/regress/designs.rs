@@ -164,10 +164,7 @@ fn plans(m: &ReadyModel, f: &FoldingSpec) -> anyhow::Result<Vec<Plan>> {
         placement: Placement::Rom,
         family: Default::default(),
     };
-    let auto = |t| FoldSpec::Auto {
-        target_cycles: t,
-        input: Default::default(),
-    };
+    let auto = |t| FoldSpec::auto(t);
     Ok(match f {
         FoldingSpec::Auto(None) => vec![plain("auto".into(), auto(None))],
         FoldingSpec::Auto(Some(t)) => vec![plain(format!("cycles{t}"), auto(Some(*t)))],
