@@ -1,6 +1,7 @@
 //! `flipchip`: train a binary neural network and take it to hardware.
 
 mod cmd;
+mod heap;
 
 use clap::{Parser, Subcommand};
 
@@ -52,6 +53,7 @@ enum Command {
 }
 
 fn main() {
+    heap::keep_freed_memory();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train(a) => cmd::train::run(a),
