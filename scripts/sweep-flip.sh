@@ -21,7 +21,8 @@
 #   scripts/sweep-flip.sh fmnist-conv-screen [SEEDS]   the same CNN on all the training images,
 #                                          3 epochs (SEEDS 1 for the figures in the docs)
 #   scripts/sweep-flip.sh fmnist-conv [SEEDS]   the same CNN, 10 epochs: accumulator widths
-#                                          (SEEDS 1,2,3)
+#                                          (SEEDS 1,2,3), then settings around the 16-bit
+#                                          defaults (SEEDS 1 for their figures)
 # SEEDS defaults to 1,2. Results: build/sweep-flip-<set>/results.csv and a table on stdout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -147,7 +148,10 @@ PY
     ;;
   fmnist-conv)
     base=(--data /usr/share/datasets/fashion-mnist --arch c32-c32-p-c64-c64-p-256-10 --encoding bitplanes:4 --epochs 10)
-    grid=("conv_acc_bits=8 conv_acc_bits=16 acc_bits=16")
+    grid=(
+      "conv_acc_bits=8 conv_acc_bits=16 acc_bits=16"
+      "threshold=24 lr_end=0.2 window=1"
+    )
     ;;
   digits)
     base=()
