@@ -164,10 +164,9 @@ fn plans(m: &ReadyModel, f: &FoldingSpec) -> anyhow::Result<Vec<Plan>> {
         placement: Placement::Rom,
         family: Default::default(),
     };
-    let auto = |t| FoldSpec::auto(t);
     Ok(match f {
-        FoldingSpec::Auto(None) => vec![plain("auto".into(), auto(None))],
-        FoldingSpec::Auto(Some(t)) => vec![plain(format!("cycles{t}"), auto(Some(*t)))],
+        FoldingSpec::Auto(None) => vec![plain("auto".into(), FoldSpec::auto(None))],
+        FoldingSpec::Auto(Some(t)) => vec![plain(format!("cycles{t}"), FoldSpec::auto(Some(*t)))],
         FoldingSpec::File(p) => {
             let file = compiler::read_fold_file(p)?;
             let stem = p
