@@ -112,6 +112,9 @@ pub struct Mvtu {
     pub vectors: usize,
     /// Input planes (bit planes of the first layer, else 1); plane `k` weighs `2^k`.
     pub planes: usize,
+    /// Neurons added to the model's so that PE and the next layer's SIMD divide `outputs`
+    /// (see [`crate::passes::padding`]); counted in `outputs`.
+    pub idle_outputs: u32,
     /// Processing elements: neurons computed in parallel (divides `outputs`).
     pub pe: usize,
     /// Input bits per PE per cycle (divides `inputs`).

@@ -280,6 +280,7 @@ pub fn lower(model: &Model) -> Result<Design, CompileError> {
             outputs: l.outputs,
             vectors,
             planes,
+            idle_outputs: 0,
             pe: 1,
             simd: 1,
             weights: l.weights.clone(),

@@ -279,6 +279,82 @@ pub fn random_vector_ram(rng: &mut Rng) -> (Model, FoldFile) {
     (model, fold)
 }
 
+/// A dense model whose hidden layers fold by PEs, and feed the next layer at SIMDs, that need
+/// not divide their widths (see [`crate::passes::padding`]), with later layers' inputs in
+/// registers or RAM and tables one time in three.
+pub fn random_idle_neurons(rng: &mut Rng) -> (Model, FoldFile) {
+    let pixel_bits = rng.range(1, 8) as u8;
+    let enc = random_encoding(rng, pixel_bits);
+    let pixels = rng.range(4, 40) as usize;
+    let mut widths: Vec<usize> = (0..rng.range(1, 3))
+        .map(|_| rng.range(3, 40) as usize)
+        .collect();
+    widths.push(rng.range(2, 10) as usize);
+    let model = random_model(rng, pixels, pixel_bits, enc, &widths);
+    let mut fold = random_folding(rng, &model);
+    // Each layer's width once padded, and its inputs.
+    let mut padded = widths.clone();
+    for i in 0..widths.len() - 1 {
+        let m = widths[i];
+        // Any PE and next SIMD whose common multiple leaves at most a quarter idle.
+        let (pe, simd, step) = loop {
+            let (pe, simd) = (
+                rng.range(1, m as u64) as usize,
+                rng.range(1, m as u64) as usize,
+            );
+            let step = pe / gcd(pe, simd) * simd;
+            if m.div_ceil(step) * step - m <= m / 4 {
+                break (pe, simd, step);
+            }
+        };
+        fold.layers[i].pe = pe;
+        fold.layers[i + 1].simd = simd;
+        padded[i] = m.div_ceil(step) * step;
+    }
+    let inputs = |i: usize| {
+        if i == 0 {
+            model.input.encoded_inputs()
+        } else {
+            padded[i - 1]
+        }
+    };
+    let words: Vec<usize> = (0..widths.len())
+        .map(|i| (padded[i] / fold.layers[i].pe) * (inputs(i) / fold.layers[i].simd))
+        .collect();
+    fold.load_weights.retain(|&l| words[l - 1] > 1);
+    if rng.range(0, 2) == 0 {
+        fold.table_inputs = words
+            .iter()
+            .map(|&w| {
+                if w > 1 && rng.range(0, 1) == 0 {
+                    rng.range(2, crate::passes::tables::MAX_TABLE_INPUTS as u64) as usize
+                } else {
+                    0
+                }
+            })
+            .collect();
+        fold.load_weights.clear();
+        if fold.table_inputs[0] > 0 && fold.input_ram.is_some() {
+            fold.input_ram = Some(false);
+        }
+    } else if rng.range(0, 1) == 0 {
+        fold.input_ram_layers = Some(
+            (2..=widths.len())
+                .filter(|&l| inputs(l - 1) > fold.layers[l - 1].simd && rng.range(0, 1) == 0)
+                .collect(),
+        );
+    }
+    (model, fold)
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
 /// A small random network, dense or (one time in two) convolutional, at a random folding in
 /// which every layer with more than one weight word looks its popcounts up in tables of 2 to
 /// [`crate::passes::tables::MAX_TABLE_INPUTS`] inputs one time in two (at least one layer

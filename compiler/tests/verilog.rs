@@ -145,9 +145,17 @@ fn impossible_foldings_name_the_layer() {
             .to_string()
     };
     let f = |pe, simd| LayerFold { pe, simd };
-    let e = bad(vec![f(3, 1), f(1, 1)]);
+    // The last layer's classes get no idle neurons (a hidden layer's may, see
+    // `passes::padding`).
+    let e = bad(vec![f(1, 1), f(2, 1)]);
     assert!(
-        e.contains("layer 1") && e.contains("PE 3") && e.contains("does not divide"),
+        e.contains("layer 2") && e.contains("PE 2") && e.contains("does not divide"),
+        "{e}"
+    );
+    // Nor does the first layer's SIMD, over pixels.
+    let e = bad(vec![f(1, 4), f(1, 1)]);
+    assert!(
+        e.contains("layer 1") && e.contains("SIMD 4") && e.contains("does not divide"),
         "{e}"
     );
     let e = bad(vec![f(1, 1), f(1, 0)]);

@@ -83,6 +83,22 @@ fn sim_matches_reference_with_vector_ram() {
     }
 }
 
+/// Hidden layers folded by PEs (and read at SIMDs) that do not divide their widths, padded
+/// with idle neurons: the designs compute the unpadded model's classes and scores.
+#[test]
+fn sim_matches_reference_with_idle_neurons() {
+    let mut rng = Rng(0x1D1E);
+    let mut padded = 0;
+    for case in 0..150 {
+        let (model, fold) = compiler::random::random_idle_neurons(&mut rng);
+        let design = compiler::compile(&model, &FoldSpec::Manual(fold.clone()))
+            .unwrap_or_else(|e| panic!("case {case}: {e} {fold:?}"));
+        padded += usize::from(design.mvtus().any(|l| l.idle_outputs > 0));
+        check_random_frames(&mut rng, case, &model, &design, 4, 50);
+    }
+    assert!(padded >= 75, "{padded} of 150 cases padded");
+}
+
 /// Wide input beats (16 to 64 pixel bytes) and packed one-bit input (8 to 512 pixels per beat):
 /// the designs compute the reference's classes and scores on the pixel values (packed input is
 /// binarised with the model's threshold before it is sent), with and without skipping.

@@ -240,6 +240,27 @@ fn vector_ram_matches_icarus_under_bubbles_and_stalls() {
     check_cases(Rtl::Icarus, 4, 0x7ED, &compiler::random::random_vector_ram);
 }
 
+/// Hidden layers padded with idle neurons (see [`compiler::random::random_idle_neurons`]).
+#[test]
+fn idle_neurons_match_verilator_under_bubbles_and_stalls() {
+    check_cases(
+        Rtl::Verilator,
+        3,
+        0x1D1F,
+        &compiler::random::random_idle_neurons,
+    );
+}
+
+#[test]
+fn idle_neurons_match_icarus_under_bubbles_and_stalls() {
+    check_cases(
+        Rtl::Icarus,
+        3,
+        0x1D20,
+        &compiler::random::random_idle_neurons,
+    );
+}
+
 /// Layers that read their popcounts from tables of 2 to 4 inputs (dense and convolutional,
 /// every SIMD, so that the last group of a chunk is often shorter).
 #[test]

@@ -500,6 +500,9 @@ pub(super) fn run(
     abc: &Path,
     o: &Options,
 ) -> anyhow::Result<(Vec<serde_json::Value>, bool)> {
+    // Layers widened with idle neurons are specified as the design computes them.
+    let padded = compiler::passes::padding::padded_model(model, design);
+    let model = &padded;
     let layers = spec::layers(model)
         .map_err(|why| anyhow::anyhow!("{}: no datapath proof: {why}", dir.display()))?;
     let chosen = Selection::new(o, &layers)?;

@@ -2108,6 +2108,7 @@ impl Block for Mvtu {
         vec![
             ("inputs", self.inputs.into()),
             ("outputs", self.outputs.into()),
+            ("idle_outputs", self.idle_outputs.into()),
             ("planes", self.planes.into()),
             ("vectors", self.vectors.into()),
             ("pe", self.pe.into()),

@@ -257,6 +257,7 @@ impl Pass for Folding {
                     l.pe = f.pe;
                     l.simd = f.simd;
                 }
+                super::padding::pad(design)?;
             }
         }
         crate::check::check_folding(design)
