@@ -392,6 +392,8 @@ pub enum Origin {
     /// block RAMs: the most PEs up to 9, whose two-bit counts fill an 18-bit port.
     #[serde(rename = "table_split")]
     TableSplit,
+    /// Hidden layers widened with idle neurons (see [`explore_padded`]).
+    Padded,
 }
 
 /// One folding of the model, costed.
@@ -535,6 +537,8 @@ pub struct Exploration {
     pub candidates: Vec<Candidate>,
     /// Indices of the Pareto front, fastest first.
     pub front: Vec<usize>,
+    /// Hidden layers were also tried wider, with idle neurons ([`explore_padded`]).
+    pub padded: bool,
 }
 
 impl Exploration {
@@ -1105,6 +1109,11 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
             pareto: false,
         });
     }
+    Ok(with_front(base.model.clone(), device, candidates))
+}
+
+/// The exploration of `candidates`, their Pareto front marked and listed fastest first.
+fn with_front(model: String, device: &Device, mut candidates: Vec<Candidate>) -> Exploration {
     let points: Vec<(f64, u64)> = candidates
         .iter()
         .map(|c| (c.frames_per_second, c.cost()))
@@ -1120,12 +1129,87 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
             .frames_per_second
             .total_cmp(&candidates[a].frames_per_second)
     });
-    Ok(Exploration {
-        model: base.model.clone(),
+    Exploration {
+        model,
         device: device.clone(),
         candidates,
         front,
-    })
+        padded: false,
+    }
+}
+
+/// Widths tried per layer by [`explore_padded`], besides the layer's own.
+pub const PADDED_WIDTHS: usize = 3;
+
+/// The widths a layer of `width` neurons is tried at with idle neurons: the
+/// [`PADDED_WIDTHS`] with the most divisors up to a quarter wider (the fewest on ties), so
+/// that the exploration sees neuron steps the divisors of `width` do not offer.
+pub fn padded_widths(width: usize) -> Vec<usize> {
+    let most = (width as f64 * crate::passes::padding::MAX_IDLE_SHARE).floor() as usize;
+    let divisors = |n: usize| (1..=n).filter(|d| n.is_multiple_of(*d)).count();
+    let mut w: Vec<(std::cmp::Reverse<usize>, usize)> = (width + 1..=width + most)
+        .map(|n| (std::cmp::Reverse(divisors(n)), n))
+        .collect();
+    w.sort();
+    w.into_iter().take(PADDED_WIDTHS).map(|(_, n)| n).collect()
+}
+
+/// [`explore`], and the same for every combination of the hidden dense layers (those a dense
+/// layer follows) at their own width or one of [`padded_widths`], keeping of each such
+/// exploration the candidates whose folding widens the model to exactly those widths (as
+/// `compile` pads it, [`crate::passes::padding`]), so each is costed as it is built.
+pub fn explore_padded(model: &Model, device: &Device) -> Result<Exploration, CompileError> {
+    use crate::passes::padding::{paddable_layers, padded_width, widened};
+    let plain = explore(model, device)?;
+    let base = crate::lower(model)?;
+    let widths: Vec<usize> = base.mvtus().map(|l| l.outputs).collect();
+    let layers = paddable_layers(&base);
+    let mut candidates = plain.candidates;
+    // Each combination: per paddable layer, its own width or one of its padded widths.
+    let choices: Vec<Vec<usize>> = layers
+        .iter()
+        .map(|&k| {
+            std::iter::once(widths[k])
+                .chain(padded_widths(widths[k]))
+                .collect()
+        })
+        .collect();
+    let combinations = choices.iter().map(Vec::len).product::<usize>();
+    for n in 1..combinations {
+        let mut rest = n;
+        let pick: Vec<(usize, usize)> = layers
+            .iter()
+            .zip(&choices)
+            .map(|(&k, c)| {
+                let w = c[rest % c.len()];
+                rest /= c.len();
+                (k, w)
+            })
+            .collect();
+        let variant = widened(model, &pick)?;
+        let x = explore(&variant, device)?;
+        let best = x.best();
+        // Of each variant only its front and its best fitting design: the rest are dominated
+        // there already, and a variant's thousands would swamp the plain exploration.
+        candidates.extend(
+            x.candidates
+                .into_iter()
+                .enumerate()
+                .filter(|(i, c)| {
+                    (c.pareto || Some(*i) == best)
+                        && pick.iter().all(|&(k, w)| {
+                            padded_width(widths[k], c.folds[k].pe, c.folds[k + 1].simd) == w
+                        })
+                })
+                .map(|(_, mut c)| {
+                    c.origin = Origin::Padded;
+                    c
+                }),
+        );
+    }
+    let mut x = with_front(plain.model, device, candidates);
+    x.padded = true;
+    Ok(x)
 }
 
 /// Per-candidate columns of `dse.csv`.
@@ -1151,6 +1235,7 @@ pub fn csv(x: &Exploration) -> String {
                 Origin::Unbalanced => "unbalanced",
                 Origin::Split => "split",
                 Origin::TableSplit => "table_split",
+                Origin::Padded => "padded",
             },
             c.cycles_per_frame,
             c.latency_cycles,

@@ -416,3 +416,63 @@ fn wide_deep_logic_roms_get_a_block_ram_variant_on_the_ecp5() {
     let x = dse::explore(&model, &dse::device("up5k").unwrap()).unwrap();
     assert!(x.candidates.iter().all(|c| c.block_rom_layers.is_empty()));
 }
+
+/// With hidden layers tried wider (`dse --pad`): the plain candidates and more, the padded
+/// ones folding by PEs or SIMDs that do not divide the model's widths; each compiles from the
+/// unpadded model with the widths, cycles and estimate it was costed at.
+#[test]
+fn padded_candidates_compile_as_costed() {
+    let mut rng = Rng(21);
+    for device in ["ecp5-85k", "up5k"] {
+        let model = random_model(&mut rng, 30, 8, Encoding::BitPlanes(2), &[20, 14, 5]);
+        let device = dse::device(device).unwrap();
+        let plain = dse::explore(&model, &device).unwrap();
+        let x = dse::explore_padded(&model, &device).unwrap();
+        assert!(x.padded && !plain.padded);
+        // The plain candidates first, as they were (only the front moves).
+        for (i, c) in plain.candidates.iter().enumerate() {
+            let mut same = x.candidates[i].clone();
+            same.pareto = c.pareto;
+            assert!(same == *c, "candidate {i} ({}) differs", c.fold_label());
+        }
+        assert_front(&x);
+        let padded: Vec<usize> = (0..x.candidates.len())
+            .filter(|&i| x.candidates[i].origin == dse::Origin::Padded)
+            .collect();
+        assert!(padded.len() > 10, "{} padded candidates", padded.len());
+        let model_widths = [20, 14];
+        for &i in &padded {
+            let c = &x.candidates[i];
+            let d = x
+                .design(&model, i)
+                .unwrap_or_else(|e| panic!("candidate {i} ({}): {e}", c.fold_label()));
+            let l: Vec<_> = d.mvtus().collect();
+            assert!(
+                l[..2].iter().any(|l| l.idle_outputs > 0),
+                "{} pads nothing",
+                c.fold_label()
+            );
+            for (k, w) in model_widths.iter().enumerate() {
+                assert_eq!(l[k].outputs - l[k].idle_outputs as usize, *w);
+                assert!(
+                    l[k].outputs % c.folds[k].pe == 0 && l[k].outputs % c.folds[k + 1].simd == 0
+                );
+            }
+            assert_eq!(
+                d.cycles_per_frame(),
+                c.cycles_per_frame,
+                "{}",
+                c.fold_label()
+            );
+            assert_eq!(
+                d.estimate_for(device.family),
+                c.estimate,
+                "{}",
+                c.fold_label()
+            );
+        }
+        assert_eq!(dse::explore_padded(&model, &device).unwrap(), x);
+    }
+    assert_eq!(dse::padded_widths(256), vec![288, 300, 264]);
+    assert_eq!(dse::padded_widths(3), Vec::<usize>::new());
+}

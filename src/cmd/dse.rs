@@ -32,6 +32,11 @@ pub struct Args {
     /// Frames of random input per front design in the cycle-accurate simulator.
     #[arg(long, default_value_t = 3)]
     pub sim_frames: usize,
+    /// Also try every hidden dense layer a dense layer follows up to a quarter wider, with
+    /// idle neurons (three widths each, those with the most divisors), for neuron steps the
+    /// divisors of its width do not offer; `compile` pads the chosen folding the same way.
+    #[arg(long)]
+    pub pad: bool,
     /// Print one JSON summary object as the last line.
     #[arg(long)]
     pub json: bool,
@@ -380,8 +385,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("dse-{}", device.name)));
     let start = Instant::now();
-    let mut x = dse::explore(&model, &device)
-        .with_context(|| format!("exploring {}", a.model.display()))?;
+    let mut x = if a.pad {
+        dse::explore_padded(&model, &device)
+    } else {
+        dse::explore(&model, &device)
+    }
+    .with_context(|| format!("exploring {}", a.model.display()))?;
     let explore_seconds = start.elapsed().as_secs_f64();
     if device.is_asic() {
         eprintln!(

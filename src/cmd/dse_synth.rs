@@ -43,6 +43,7 @@ pub fn synth_all(
             "kind": KIND,
             "device": x.device.name,
             "candidate": i,
+            "padded": x.padded,
             "folding": c.fold_label(),
             "model": "model.fcm",
             "model_key": key.hex(),
@@ -112,8 +113,13 @@ pub fn run_unit(dir: &Path, spec: &serde_json::Value) -> anyhow::Result<serde_js
     let model = super::compile::load_model(&model_path)?;
     let device = dse::device(device_name)
         .with_context(|| format!("{}: unknown device {device_name:?}", file.display()))?;
-    let x = dse::explore(&model, &device)
-        .with_context(|| format!("exploring {}", model_path.display()))?;
+    let padded = spec.get("padded").and_then(|v| v.as_bool()) == Some(true);
+    let x = if padded {
+        dse::explore_padded(&model, &device)
+    } else {
+        dse::explore(&model, &device)
+    }
+    .with_context(|| format!("exploring {}", model_path.display()))?;
     // The exploration is deterministic; a different binary could still number it otherwise.
     match x.candidates.get(i) {
         Some(c) if c.fold_label() == folding => {}

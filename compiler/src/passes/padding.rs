@@ -31,9 +31,7 @@ pub fn pad(design: &mut Design) -> Result<(), CompileError> {
         let (Stage::Mvtu(a), Stage::Mvtu(b)) = (&design.stages[i], &design.stages[i + 1]) else {
             continue;
         };
-        // A convolution's outputs are channels of a map, and the layer after a dense one
-        // reads it as a vector; a first layer's inputs are pixels, not neurons.
-        if a.is_conv() || b.is_conv() || b.planes != 1 || a.pe == 0 || b.simd == 0 {
+        if !paddable(a, b) || a.pe == 0 || b.simd == 0 {
             continue;
         }
         let m = a.outputs;
@@ -42,9 +40,9 @@ pub fn pad(design: &mut Design) -> Result<(), CompileError> {
         }
         let (pe, simd) = (a.pe, b.simd);
         let step = lcm(pe, simd);
-        let padded = m.div_ceil(step) * step;
+        let padded = padded_width(m, pe, simd);
         let idle = padded - m;
-        if pe > m || idle as f64 > MAX_IDLE_SHARE * m as f64 {
+        if idle as f64 > MAX_IDLE_SHARE * m as f64 {
             return Err(CompileError::Folding(format!(
                 "layer {} ({} outputs): PE {pe} and layer {}'s SIMD {simd} need a multiple of \
                  {step} neurons; {padded} would leave {idle} idle (at most {:.0}% of a layer \
@@ -62,6 +60,70 @@ pub fn pad(design: &mut Design) -> Result<(), CompileError> {
         widen_inputs(b, padded, idle)?;
     }
     Ok(())
+}
+
+/// Whether `a`'s outputs may get idle neurons for `b`, the stage after it: both dense, so `b`
+/// reads `a`'s outputs as a vector of bits. A convolution's outputs are channels of a map, and
+/// a first layer's inputs are pixels, not neurons.
+fn paddable(a: &crate::ir::Mvtu, b: &crate::ir::Mvtu) -> bool {
+    !a.is_conv() && !b.is_conv() && b.planes == 1
+}
+
+/// The width a layer of `width` neurons gets at PE `pe` before a layer at SIMD `next_simd`:
+/// the least multiple of both at least `width`.
+pub fn padded_width(width: usize, pe: usize, next_simd: usize) -> usize {
+    let step = lcm(pe.max(1), next_simd.max(1));
+    width.div_ceil(step) * step
+}
+
+/// The positions (among the MVTUs, input first) of the layers that may get idle neurons.
+pub fn paddable_layers(design: &Design) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut k = 0;
+    for w in design.stages.windows(2) {
+        if let [Stage::Mvtu(a), next] = w {
+            if let Stage::Mvtu(b) = next {
+                if paddable(a, b) {
+                    out.push(k);
+                }
+            }
+            k += 1;
+        }
+    }
+    out
+}
+
+/// `model` with binary layer `k` (position among the binary layers) widened to `widths[j]`
+/// for each `(k, width)` in `widths`, as [`pad`] widens it: the same classes and scores, the
+/// widths a folding of the exploration may give (see [`crate::dse::explore_padded`]).
+pub fn widened(model: &Model, widths: &[(usize, usize)]) -> Result<Model, CompileError> {
+    let mut design = crate::lower(model)?;
+    let positions: Vec<usize> = design
+        .stages
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| matches!(s, Stage::Mvtu(_)))
+        .map(|(i, _)| i)
+        .collect();
+    for &(k, width) in widths {
+        let i = positions[k];
+        let (Stage::Mvtu(a), Stage::Mvtu(b)) = two_mut(&mut design.stages, i) else {
+            return Err(CompileError::Invalid(format!(
+                "layer {}: only a dense layer before a dense layer can be widened",
+                k + 1
+            )));
+        };
+        if !paddable(a, b) || width < a.outputs {
+            return Err(CompileError::Invalid(format!(
+                "layer {}: cannot be widened to {width}",
+                a.index
+            )));
+        }
+        let idle = width - a.outputs;
+        widen_outputs(a, width)?;
+        widen_inputs(b, width, idle)?;
+    }
+    Ok(padded_model(model, &design))
 }
 
 /// The model `design` computes: `model` with its layers widened as the design's are (idle
@@ -254,10 +316,12 @@ mod tests {
             "{e}"
         );
         assert!(e.contains("44 idle"), "{e}");
-        // A PE above the width stays impossible.
-        let e = crate::compile(&model, &fold(&[(13, 2), (2, 1)]))
+        // A PE a little above the width pads it; far above, it is refused like the rest.
+        let d = crate::compile(&model, &fold(&[(13, 2), (2, 1)])).unwrap();
+        assert_eq!(d.mvtus().next().unwrap().outputs, 13);
+        let e = crate::compile(&model, &fold(&[(40, 2), (2, 1)]))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("PE 13"), "{e}");
+        assert!(e.contains("PE 40") && e.contains("28 idle"), "{e}");
     }
 }
