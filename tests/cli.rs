@@ -159,11 +159,12 @@ fn compile_sim_and_verify_agree_on_the_trained_digits_model() {
     assert_eq!(v["rtl_mismatches"].as_u64(), Some(0), "{v}");
     assert!(v["divergence"].is_null(), "{v}");
 
-    // An impossible folding is refused with the layer named.
+    // An impossible folding is refused with the layer named: PE 3 and the next SIMD 64 would
+    // need 192 neurons of which 64 idle.
     let fold = dir.join("fold.json");
     std::fs::write(
         &fold,
-        r#"{"layers":[{"pe":3,"simd":64},{"pe":1,"simd":1}]}"#,
+        r#"{"layers":[{"pe":3,"simd":64},{"pe":1,"simd":64}]}"#,
     )
     .unwrap();
     let out = flipchip(&[
@@ -177,7 +178,7 @@ fn compile_sim_and_verify_agree_on_the_trained_digits_model() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("layer 1") && !err.contains("panicked"),
+        err.contains("layer 1") && err.contains("64 idle") && !err.contains("panicked"),
         "{err}"
     );
 }

@@ -238,20 +238,47 @@ pub fn random_input_ram(rng: &mut Rng) -> (Model, FoldFile) {
     }
 }
 
+/// A dense model of 4 to 40 pixels of `min_bits` to 8 bits in any encoding, `hidden` (lowest,
+/// highest) hidden layers of `width` (lowest, highest) neurons and 2 to 10 classes, with its
+/// layer widths.
+fn random_dense(
+    rng: &mut Rng,
+    min_bits: u64,
+    hidden: (u64, u64),
+    width: (u64, u64),
+) -> (Model, Vec<usize>) {
+    let pixel_bits = rng.range(min_bits, 8) as u8;
+    let enc = random_encoding(rng, pixel_bits);
+    let pixels = rng.range(4, 40) as usize;
+    let mut widths: Vec<usize> = (0..rng.range(hidden.0, hidden.1))
+        .map(|_| rng.range(width.0, width.1) as usize)
+        .collect();
+    widths.push(rng.range(2, 10) as usize);
+    (random_model(rng, pixels, pixel_bits, enc, &widths), widths)
+}
+
+/// Inputs per table lookup for layers of `words` weight words each: one time in two 2 to
+/// [`crate::passes::tables::MAX_TABLE_INPUTS`] where there is more than one word, else 0.
+fn random_tables_for(rng: &mut Rng, words: &[usize]) -> Vec<usize> {
+    words
+        .iter()
+        .map(|&w| {
+            if w > 1 && rng.range(0, 1) == 0 {
+                rng.range(2, crate::passes::tables::MAX_TABLE_INPUTS as u64) as usize
+            } else {
+                0
+            }
+        })
+        .collect()
+}
+
 /// A small dense model in which later layers keep their input vector in RAM, and its folding:
 /// 4 to 40 pixels in any encoding, two or three hidden layers of 2 to 24 neurons and 2 to 10
 /// classes, everything folded at random but every later layer cut into 2 or more SIMD chunks,
 /// and each of them (at least one) buffered in RAM one time in two: chunks of 1 to 12 bits,
 /// producers with and without output queues.
 pub fn random_vector_ram(rng: &mut Rng) -> (Model, FoldFile) {
-    let pixel_bits = rng.range(2, 8) as u8;
-    let enc = random_encoding(rng, pixel_bits);
-    let pixels = rng.range(4, 40) as usize;
-    let mut widths: Vec<usize> = (0..rng.range(2, 3))
-        .map(|_| rng.range(2, 24) as usize)
-        .collect();
-    widths.push(rng.range(2, 10) as usize);
-    let model = random_model(rng, pixels, pixel_bits, enc, &widths);
+    let (model, _) = random_dense(rng, 2, (2, 3), (2, 24));
     let mut fold = random_folding(rng, &model);
     let divs = |n: usize| (1..n).filter(move |d| n.is_multiple_of(*d));
     let mut ram = Vec::new();
@@ -283,14 +310,7 @@ pub fn random_vector_ram(rng: &mut Rng) -> (Model, FoldFile) {
 /// not divide their widths (see [`crate::passes::padding`]), with later layers' inputs in
 /// registers or RAM and tables one time in three.
 pub fn random_idle_neurons(rng: &mut Rng) -> (Model, FoldFile) {
-    let pixel_bits = rng.range(1, 8) as u8;
-    let enc = random_encoding(rng, pixel_bits);
-    let pixels = rng.range(4, 40) as usize;
-    let mut widths: Vec<usize> = (0..rng.range(1, 3))
-        .map(|_| rng.range(3, 40) as usize)
-        .collect();
-    widths.push(rng.range(2, 10) as usize);
-    let model = random_model(rng, pixels, pixel_bits, enc, &widths);
+    let (model, widths) = random_dense(rng, 1, (1, 3), (3, 40));
     let mut fold = random_folding(rng, &model);
     // Each layer's width once padded, and its inputs.
     let mut padded = widths.clone();
@@ -323,16 +343,7 @@ pub fn random_idle_neurons(rng: &mut Rng) -> (Model, FoldFile) {
         .collect();
     fold.load_weights.retain(|&l| words[l - 1] > 1);
     if rng.range(0, 2) == 0 {
-        fold.table_inputs = words
-            .iter()
-            .map(|&w| {
-                if w > 1 && rng.range(0, 1) == 0 {
-                    rng.range(2, crate::passes::tables::MAX_TABLE_INPUTS as u64) as usize
-                } else {
-                    0
-                }
-            })
-            .collect();
+        fold.table_inputs = random_tables_for(rng, &words);
         fold.load_weights.clear();
         if fold.table_inputs[0] > 0 && fold.input_ram.is_some() {
             fold.input_ram = Some(false);
@@ -383,16 +394,7 @@ pub fn random_tables(rng: &mut Rng) -> (Model, FoldFile) {
             .zip(&fold.layers)
             .map(|(b, f)| (b.outputs / f.pe) * (b.inputs / f.simd))
             .collect();
-        fold.table_inputs = words
-            .iter()
-            .map(|&w| {
-                if w > 1 && rng.range(0, 1) == 0 {
-                    rng.range(2, crate::passes::tables::MAX_TABLE_INPUTS as u64) as usize
-                } else {
-                    0
-                }
-            })
-            .collect();
+        fold.table_inputs = random_tables_for(rng, &words);
         if fold.table_inputs.iter().all(|&k| k == 0) {
             continue;
         }

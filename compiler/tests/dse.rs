@@ -83,6 +83,27 @@ fn assert_front(x: &Exploration) {
     }
 }
 
+/// Candidate `i` of `x` compiled from `model`: the cycles and estimate it was costed at.
+fn compiles_as_costed(model: &Model, x: &Exploration, i: usize) -> compiler::ir::Design {
+    let c = &x.candidates[i];
+    let d = x
+        .design(model, i)
+        .unwrap_or_else(|e| panic!("candidate {i} ({}): {e}", c.fold_label()));
+    assert_eq!(
+        d.cycles_per_frame(),
+        c.cycles_per_frame,
+        "{}",
+        c.fold_label()
+    );
+    assert_eq!(
+        d.estimate_for(x.device.family),
+        c.estimate,
+        "{}",
+        c.fold_label()
+    );
+    d
+}
+
 #[test]
 fn fashion_shape_on_ecp5_85k() {
     let model = fashion_shape();
@@ -296,22 +317,7 @@ fn every_candidate_of_a_conv_net_compiles_as_costed() {
         assert_legal(&model, &x);
         assert_front(&x);
         for i in 0..x.candidates.len() {
-            let c = &x.candidates[i];
-            let d = x
-                .design(&model, i)
-                .unwrap_or_else(|e| panic!("candidate {i} ({}): {e}", c.fold_label()));
-            assert_eq!(
-                d.cycles_per_frame(),
-                c.cycles_per_frame,
-                "{}",
-                c.fold_label()
-            );
-            assert_eq!(
-                d.estimate_for(device.family),
-                c.estimate,
-                "{}",
-                c.fold_label()
-            );
+            compiles_as_costed(&model, &x, i);
         }
     }
 }
@@ -443,9 +449,7 @@ fn padded_candidates_compile_as_costed() {
         let model_widths = [20, 14];
         for &i in &padded {
             let c = &x.candidates[i];
-            let d = x
-                .design(&model, i)
-                .unwrap_or_else(|e| panic!("candidate {i} ({}): {e}", c.fold_label()));
+            let d = compiles_as_costed(&model, &x, i);
             let l: Vec<_> = d.mvtus().collect();
             assert!(
                 l[..2].iter().any(|l| l.idle_outputs > 0),
@@ -458,18 +462,6 @@ fn padded_candidates_compile_as_costed() {
                     l[k].outputs % c.folds[k].pe == 0 && l[k].outputs % c.folds[k + 1].simd == 0
                 );
             }
-            assert_eq!(
-                d.cycles_per_frame(),
-                c.cycles_per_frame,
-                "{}",
-                c.fold_label()
-            );
-            assert_eq!(
-                d.estimate_for(device.family),
-                c.estimate,
-                "{}",
-                c.fold_label()
-            );
         }
         assert_eq!(dse::explore_padded(&model, &device).unwrap(), x);
     }
