@@ -1175,7 +1175,9 @@ pub fn explore_padded(model: &Model, device: &Device) -> Result<Exploration, Com
         })
         .collect();
     let combinations = choices.iter().map(Vec::len).product::<usize>();
-    for n in 1..combinations {
+    // Combination `n` (0: every layer at its own width, the plain exploration), its
+    // candidates that pad to exactly its widths.
+    let variant = |n: usize| -> Result<Vec<Candidate>, CompileError> {
         let mut rest = n;
         let pick: Vec<(usize, usize)> = layers
             .iter()
@@ -1186,26 +1188,48 @@ pub fn explore_padded(model: &Model, device: &Device) -> Result<Exploration, Com
                 (k, w)
             })
             .collect();
-        let variant = widened(model, &pick)?;
-        let x = explore(&variant, device)?;
+        let x = explore(&widened(model, &pick)?, device)?;
         let best = x.best();
         // Of each variant only its front and its best fitting design: the rest are dominated
         // there already, and a variant's thousands would swamp the plain exploration.
-        candidates.extend(
-            x.candidates
-                .into_iter()
-                .enumerate()
-                .filter(|(i, c)| {
-                    (c.pareto || Some(*i) == best)
-                        && pick.iter().all(|&(k, w)| {
-                            padded_width(widths[k], c.folds[k].pe, c.folds[k + 1].simd) == w
-                        })
+        Ok(x.candidates
+            .into_iter()
+            .enumerate()
+            .filter(|(i, c)| {
+                (c.pareto || Some(*i) == best)
+                    && pick.iter().all(|&(k, w)| {
+                        padded_width(widths[k], c.folds[k].pe, c.folds[k + 1].simd) == w
+                    })
+            })
+            .map(|(_, mut c)| {
+                c.origin = Origin::Padded;
+                c
+            })
+            .collect())
+    };
+    // The variants are independent: spread over the cores, gathered in their order.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let found: Vec<Result<Vec<Candidate>, CompileError>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                let variant = &variant;
+                scope.spawn(move || {
+                    (1 + t..combinations)
+                        .step_by(threads)
+                        .map(|n| (n, variant(n)))
+                        .collect::<Vec<_>>()
                 })
-                .map(|(_, mut c)| {
-                    c.origin = Origin::Padded;
-                    c
-                }),
-        );
+            })
+            .collect();
+        let mut all: Vec<_> = workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("an exploration thread panicked"))
+            .collect();
+        all.sort_by_key(|(n, _)| *n);
+        all.into_iter().map(|(_, r)| r).collect()
+    });
+    for f in found {
+        candidates.extend(f?);
     }
     let mut x = with_front(plain.model, device, candidates);
     x.padded = true;
