@@ -84,7 +84,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         }
         seen.push(s);
     }
-    super::set_threads(a.train.threads);
+    let threads = a.train.threads;
+    super::on_workers(threads, || run_on_worker(a))
+}
+
+fn run_on_worker(a: Args) -> anyhow::Result<()> {
     let data = super::load_data(a.train.data.as_deref())?;
     let mut reports: Vec<Report> = Vec::new();
     for (i, &seed) in a.seeds.iter().enumerate() {

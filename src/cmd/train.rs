@@ -420,7 +420,10 @@ pub fn train_one(
 
 /// Runs `flipchip train`.
 pub fn run(a: Args) -> anyhow::Result<()> {
-    super::set_threads(a.threads);
+    super::on_workers(a.threads, || run_on_worker(a))
+}
+
+fn run_on_worker(a: Args) -> anyhow::Result<()> {
     let started = Instant::now();
     let data = super::load_data(a.data.as_deref())?;
     let mut report = train_one(&a, &data, a.seed.unwrap_or(1), &a.out, a.resume.as_deref())?;
