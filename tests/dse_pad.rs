@@ -47,7 +47,7 @@ fn padded_front_designs_compile_and_verify_against_the_unpadded_model() {
     let fold = dir.join("fold.json");
     std::fs::write(&fold, c["fold"].to_string()).unwrap();
     let build = dir.join("build");
-    let compiled = last_json(&flipchip_ok(&[
+    let run = flipchip_ok(&[
         "compile",
         s(&model),
         "--fold",
@@ -55,7 +55,9 @@ fn padded_front_designs_compile_and_verify_against_the_unpadded_model() {
         "--out",
         s(&build),
         "--json",
-    ]));
+    ]);
+    assert!(stderr(&run).contains("idle neuron"), "{}", stderr(&run));
+    let compiled = last_json(&run);
     let layers = compiled["layers"].as_array().unwrap();
     assert!(
         layers.iter().any(|l| l["idle_outputs"].as_u64() > Some(0)),

@@ -262,6 +262,13 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         },
         input.input_width()
     );
+    for l in design.mvtus().filter(|l| l.idle_outputs > 0) {
+        eprintln!(
+            "l{}: {} idle neuron(s), {} in all, so that PE {} and the next layer's SIMD divide \
+             them (classes and scores are the model's)",
+            l.index, l.idle_outputs, l.outputs, l.pe
+        );
+    }
     for l in design.mvtus().filter(|l| l.is_loaded()) {
         eprintln!(
             "l{}: weights in RAM ({} x {} bits), loaded after power-up from {} ({} words)",
