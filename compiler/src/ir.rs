@@ -178,6 +178,40 @@ pub enum MvtuActivation {
     },
 }
 
+impl From<&flip::model::Activation> for MvtuActivation {
+    fn from(a: &flip::model::Activation) -> Self {
+        match a {
+            flip::model::Activation::Threshold { thresholds, invert } => {
+                MvtuActivation::Threshold {
+                    thresholds: thresholds.clone(),
+                    invert: invert.clone(),
+                }
+            }
+            flip::model::Activation::Scores { bias, scale } => MvtuActivation::Scores {
+                bias: bias.clone(),
+                scale: scale.clone(),
+            },
+        }
+    }
+}
+
+impl From<&MvtuActivation> for flip::model::Activation {
+    fn from(a: &MvtuActivation) -> Self {
+        match a {
+            MvtuActivation::Threshold { thresholds, invert } => {
+                flip::model::Activation::Threshold {
+                    thresholds: thresholds.clone(),
+                    invert: invert.clone(),
+                }
+            }
+            MvtuActivation::Scores { bias, scale } => flip::model::Activation::Scores {
+                bias: bias.clone(),
+                scale: scale.clone(),
+            },
+        }
+    }
+}
+
 /// The weight ROM of one MVTU as laid out for its folding, plus the widths derived from it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WeightMemory {

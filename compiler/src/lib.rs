@@ -30,7 +30,7 @@ pub mod verilog;
 
 use std::path::{Path, PathBuf};
 
-use flip::model::{Activation, Layer, Model};
+use flip::model::{Layer, Model};
 use serde_json::json;
 
 use crate::blocks::collect::Collect;
@@ -184,16 +184,7 @@ pub fn lower(model: &Model) -> Result<Design, CompileError> {
                 continue;
             }
         };
-        let activation = match &l.activation {
-            Activation::Threshold { thresholds, invert } => MvtuActivation::Threshold {
-                thresholds: thresholds.clone(),
-                invert: invert.clone(),
-            },
-            Activation::Scores { bias, scale } => MvtuActivation::Scores {
-                bias: bias.clone(),
-                scale: scale.clone(),
-            },
-        };
+        let activation = MvtuActivation::from(&l.activation);
         let (vectors, planes) = match (l.conv, flow) {
             (
                 Some(c),

@@ -53,11 +53,7 @@ pub fn pad(design: &mut Design) -> Result<(), CompileError> {
                 MAX_IDLE_SHARE * 100.0
             )));
         }
-        let (Stage::Mvtu(a), Stage::Mvtu(b)) = two_mut(&mut design.stages, i) else {
-            unreachable!("matched above");
-        };
-        widen_outputs(a, padded)?;
-        widen_inputs(b, padded, idle)?;
+        widen(&mut design.stages, i, padded)?;
     }
     Ok(())
 }
@@ -79,13 +75,12 @@ pub fn padded_width(width: usize, pe: usize, next_simd: usize) -> usize {
 /// The positions (among the MVTUs, input first) of the layers that may get idle neurons.
 pub fn paddable_layers(design: &Design) -> Vec<usize> {
     let mut out = Vec::new();
+    // `k`: the position of `a` among the MVTUs.
     let mut k = 0;
     for w in design.stages.windows(2) {
         if let [Stage::Mvtu(a), next] = w {
-            if let Stage::Mvtu(b) = next {
-                if paddable(a, b) {
-                    out.push(k);
-                }
+            if matches!(next, Stage::Mvtu(b) if paddable(a, b)) {
+                out.push(k);
             }
             k += 1;
         }
@@ -106,24 +101,29 @@ pub fn widened(model: &Model, widths: &[(usize, usize)]) -> Result<Model, Compil
         .map(|(i, _)| i)
         .collect();
     for &(k, width) in widths {
-        let i = positions[k];
-        let (Stage::Mvtu(a), Stage::Mvtu(b)) = two_mut(&mut design.stages, i) else {
-            return Err(CompileError::Invalid(format!(
-                "layer {}: only a dense layer before a dense layer can be widened",
-                k + 1
-            )));
-        };
-        if !paddable(a, b) || width < a.outputs {
-            return Err(CompileError::Invalid(format!(
-                "layer {}: cannot be widened to {width}",
-                a.index
-            )));
-        }
-        let idle = width - a.outputs;
-        widen_outputs(a, width)?;
-        widen_inputs(b, width, idle)?;
+        widen(&mut design.stages, positions[k], width)?;
     }
     Ok(padded_model(model, &design))
+}
+
+/// Widens the MVTU at stage `i` to `width` neurons and the MVTU after it to read them.
+fn widen(stages: &mut [Stage], i: usize, width: usize) -> Result<(), CompileError> {
+    let (lo, hi) = stages.split_at_mut(i + 1);
+    let (Stage::Mvtu(a), Some(Stage::Mvtu(b))) = (&mut lo[i], hi.first_mut()) else {
+        return Err(CompileError::Invalid(format!(
+            "stage {}: only a dense layer before a dense layer can be widened",
+            i + 1
+        )));
+    };
+    if !paddable(a, b) || width < a.outputs {
+        return Err(CompileError::Invalid(format!(
+            "layer {}: cannot be widened to {width}",
+            a.index
+        )));
+    }
+    let idle = width - a.outputs;
+    widen_outputs(a, width)?;
+    widen_inputs(b, width, idle)
 }
 
 /// The model `design` computes: `model` with its layers widened as the design's are (idle
@@ -146,16 +146,7 @@ pub fn padded_model(model: &Model, design: &Design) -> Model {
         b.inputs = l.inputs;
         b.outputs = l.outputs;
         b.weights = l.weights.clone();
-        b.activation = match &l.activation {
-            MvtuActivation::Threshold { thresholds, invert } => Activation::Threshold {
-                thresholds: thresholds.clone(),
-                invert: invert.clone(),
-            },
-            MvtuActivation::Scores { bias, scale } => Activation::Scores {
-                bias: bias.clone(),
-                scale: scale.clone(),
-            },
-        };
+        b.activation = Activation::from(&l.activation);
     }
     padded
 }
@@ -170,11 +161,6 @@ fn gcd(a: usize, b: usize) -> usize {
 
 fn lcm(a: usize, b: usize) -> usize {
     a / gcd(a, b) * b
-}
-
-fn two_mut(stages: &mut [Stage], i: usize) -> (&mut Stage, &mut Stage) {
-    let (lo, hi) = stages.split_at_mut(i + 1);
-    (&mut lo[i], &mut hi[0])
 }
 
 /// Adds always-on neurons (weights 0, threshold 0) up to `outputs`.
