@@ -292,6 +292,13 @@
 //! 90.16 with the defaults) and test 89.39, 89.77 and 89.76 (89.64 against 89.70): a tie, so
 //! the defaults stay. The net still underfits (its
 //! training batches end 1-1.5 points above validation, the dense net's 3.5).
+//!
+//! Its first convolution sees 4 bit planes through one weight per pixel, so each of its 32
+//! filters is one of 512 signed 3x3 patterns. A first layer with more weights does not lift
+//! it: with 15 thermometer levels as input channels (`flipchip seeds ... --encoding
+//! thermometer:16,32,48,64,80,96,112,128,144,160,176,192,208,224,240 --seeds 1`, 135 weights
+//! per filter) seed 1 reaches 89.87% validation (training batches 92.0%) against 89.67% with
+//! the bit planes, within the spread between seeds, at 53 s per epoch.
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
