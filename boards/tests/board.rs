@@ -561,6 +561,7 @@ fn weights_in_spram_build_for_icebreaker_with_a_flash_image() {
         table_inputs: Vec::new(),
         dual_port_tables: None,
         block_rom_layers: Vec::new(),
+        mmv: Vec::new(),
     };
     let design = compiler::compile(&model, &FoldSpec::Manual(fold)).unwrap();
     compiler::write_build(&design, &dir).unwrap();

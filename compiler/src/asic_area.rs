@@ -161,6 +161,7 @@ mod tests {
             table_inputs: Vec::new(),
             dual_port_tables: None,
             block_rom_layers: Vec::new(),
+            mmv: Vec::new(),
         };
         let d = crate::compile(model, &FoldSpec::Manual(file)).unwrap();
         OSU018.design_area_um2(&d)
@@ -217,6 +218,7 @@ mod tests {
                 table_inputs: Vec::new(),
                 dual_port_tables: None,
                 block_rom_layers: Vec::new(),
+                mmv: Vec::new(),
             };
             let d = crate::compile(&model, &FoldSpec::Manual(file)).unwrap();
             let l1 = Stage::Mvtu(d.mvtus().next().unwrap().clone());

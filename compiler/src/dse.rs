@@ -497,6 +497,8 @@ impl Candidate {
             table_inputs: self.table_inputs.clone(),
             dual_port_tables: (!self.table_inputs.is_empty()).then_some(self.dual_port_tables),
             block_rom_layers: self.block_rom_layers.clone(),
+            // The exploration does not weigh frames per weight read yet.
+            mmv: Vec::new(),
         }
     }
 }
@@ -699,6 +701,7 @@ pub fn enumerate(design: &Design) -> Vec<Folding> {
             table_inputs: Vec::new(),
             dual_port_tables: None,
             block_rom_layers: Vec::new(),
+            mmv: Vec::new(),
         };
         let base: Vec<LayerFold> = design.mvtus().map(|l| cheapest(l, t)).collect();
         out.insert(key(&base), (file(base.clone()), Origin::Balanced));

@@ -157,6 +157,11 @@ pub struct Mvtu {
     /// 32 x 1152 ROM of layer 5 limited its design to 89-96 MHz on the ECP5, and in 32 DP16KD
     /// 107-108 MHz with 2,500 fewer LUT4.
     pub block_rom: bool,
+    /// Frames per weight read (fold-file key `mmv`; 1: one). With `F > 1` the layer works on
+    /// up to `F` frames at once, each step's weight word serving `F` consecutive steps, one
+    /// per frame, so that its ROM is `F` times deeper and `F` times narrower: the same
+    /// cycles per frame from a fraction of the block RAMs (see [`crate::passes::mmv`]).
+    pub mmv: u8,
 }
 
 /// What an MVTU does with a neuron's popcount sum.

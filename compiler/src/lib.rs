@@ -285,6 +285,7 @@ pub fn lower(model: &Model) -> Result<Design, CompileError> {
             table: 0,
             dual_port_tables: false,
             block_rom: false,
+            mmv: 1,
         }));
     }
     stages.push(Stage::Argmax(Argmax {
@@ -319,17 +320,19 @@ pub fn compile_with(
         _ => placement,
     };
     let mut d = lower(model)?;
-    let (input_ram, input_ram_layers, table_inputs) = match fold {
+    let (input_ram, input_ram_layers, table_inputs, mmv) = match fold {
         FoldSpec::Manual(f) => (
             f.input_ram,
             f.input_ram_layers.clone(),
             f.table_inputs.clone(),
+            f.mmv.clone(),
         ),
-        FoldSpec::Auto { .. } => (None, None, Vec::new()),
+        FoldSpec::Auto { .. } => (None, None, Vec::new(), Vec::new()),
     };
     let mut passes: Vec<Box<dyn Pass>> = vec![
         Box::new(Folding(fold.clone())),
         Box::new(Tables(table_inputs)),
+        Box::new(passes::mmv::Mmv(mmv)),
         Box::new(InputBuffer(input_ram)),
         Box::new(VectorRam(input_ram_layers)),
         Box::new(Memory(placement.clone())),
@@ -414,6 +417,7 @@ pub fn fold_file(d: &Design) -> FoldFile {
         table_inputs: passes::tables::listed(d),
         dual_port_tables: passes::tables::dual_port_listed(d),
         block_rom_layers: d.mvtus().filter(|l| l.block_rom).map(|l| l.index).collect(),
+        mmv: passes::mmv::listed(d),
     }
 }
 

@@ -176,6 +176,7 @@ pub fn random_folding(rng: &mut Rng, model: &Model) -> FoldFile {
         table_inputs: Vec::new(),
         dual_port_tables: None,
         block_rom_layers: Vec::new(),
+        mmv: Vec::new(),
     };
     // A dense first layer whose chunks the input can deliver buffers its input in RAM one
     // time in two (see `passes::input_buffer`).
@@ -356,6 +357,54 @@ pub fn random_idle_neurons(rng: &mut Rng) -> (Model, FoldFile) {
         );
     }
     (model, fold)
+}
+
+/// A small dense network and a random folding in which layers work on 2, 4 or 8 frames per
+/// weight read (see [`crate::passes::mmv`]) where they can: every layer with more than one
+/// weight word (and one input plane) one time in two, at least one layer. Hidden layers may
+/// be padded with idle neurons (PE and the next SIMD not dividing the width), and the other
+/// layers keep their RAM choices.
+pub fn random_mmv(rng: &mut Rng) -> (Model, FoldFile) {
+    loop {
+        let (model, fold) = if rng.range(0, 1) == 0 {
+            random_idle_neurons(rng)
+        } else {
+            let (model, _) = random_dense(rng, 1, (1, 3), (2, 40));
+            let fold = random_folding(rng, &model);
+            (model, fold)
+        };
+        let mut fold = fold;
+        // The layers' input widths once padded follow from the compiled design.
+        let Ok(design) = crate::compile(&model, &crate::FoldSpec::Manual(fold.clone())) else {
+            continue;
+        };
+        let mmv: Vec<usize> = design
+            .mvtus()
+            .map(|l| {
+                let f = 1 << rng.range(1, 3);
+                let eligible = l.planes == 1
+                    && l.neuron_folds() * l.synapse_folds() > 1
+                    && !fold.load_weights.contains(&l.index)
+                    && fold.table_inputs.get(l.index - 1).copied().unwrap_or(0) == 0;
+                if eligible && rng.range(0, 1) == 0 {
+                    f
+                } else {
+                    1
+                }
+            })
+            .collect();
+        if mmv.iter().all(|&f| f == 1) {
+            continue;
+        }
+        if mmv[0] > 1 && fold.input_ram == Some(true) {
+            fold.input_ram = Some(false);
+        }
+        if let Some(layers) = fold.input_ram_layers.as_mut() {
+            layers.retain(|&l| mmv[l - 1] == 1 && mmv[l - 2] == 1);
+        }
+        fold.mmv = mmv;
+        return (model, fold);
+    }
 }
 
 fn gcd(a: usize, b: usize) -> usize {

@@ -22,6 +22,7 @@ fn fold(tables: Vec<usize>) -> FoldFile {
         table_inputs: tables,
         dual_port_tables: None,
         block_rom_layers: Vec::new(),
+        mmv: Vec::new(),
         ..FoldFile::from(vec![
             LayerFold { pe: 8, simd: 196 },
             LayerFold { pe: 1, simd: 64 },

@@ -180,6 +180,7 @@ fn impossible_foldings_name_the_layer() {
             table_inputs: Vec::new(),
             dual_port_tables: None,
             block_rom_layers: Vec::new(),
+            mmv: Vec::new(),
         };
         let e = compiler::compile(&model, &FoldSpec::Manual(file))
             .expect_err("refused")

@@ -99,6 +99,20 @@ fn sim_matches_reference_with_idle_neurons() {
     assert!(padded >= 75, "{padded} of 150 cases padded");
 }
 
+/// Layers working on several frames per weight read: the designs compute the reference's
+/// classes and scores, whether a batch fills its slots or not.
+#[test]
+fn sim_matches_reference_with_frames_per_weight_read() {
+    let mut rng = Rng(0x33A0);
+    for case in 0..120 {
+        let (model, fold) = compiler::random::random_mmv(&mut rng);
+        let design = compiler::compile(&model, &FoldSpec::Manual(fold.clone()))
+            .unwrap_or_else(|e| panic!("case {case}: {e} {fold:?}"));
+        assert!(design.mvtus().any(|l| l.mmv > 1), "case {case}");
+        check_random_frames(&mut rng, case, &model, &design, 4, 50);
+    }
+}
+
 /// Wide input beats (16 to 64 pixel bytes) and packed one-bit input (8 to 512 pixels per beat):
 /// the designs compute the reference's classes and scores on the pixel values (packed input is
 /// binarised with the model's threshold before it is sent), with and without skipping.

@@ -240,6 +240,18 @@ fn vector_ram_matches_icarus_under_bubbles_and_stalls() {
     check_cases(Rtl::Icarus, 4, 0x7ED, &compiler::random::random_vector_ram);
 }
 
+/// Layers working on several frames per weight read (see [`compiler::random::random_mmv`]):
+/// batches of 2 to 8 slots, full and partial, under bubbles and stalls.
+#[test]
+fn frames_per_weight_read_match_verilator_under_bubbles_and_stalls() {
+    check_cases(Rtl::Verilator, 5, 0x33A1, &compiler::random::random_mmv);
+}
+
+#[test]
+fn frames_per_weight_read_match_icarus_under_bubbles_and_stalls() {
+    check_cases(Rtl::Icarus, 4, 0x33A2, &compiler::random::random_mmv);
+}
+
 /// Hidden layers padded with idle neurons (see [`compiler::random::random_idle_neurons`]).
 #[test]
 fn idle_neurons_match_verilator_under_bubbles_and_stalls() {

@@ -111,6 +111,11 @@ fn counts(reg: &str, w: usize, rw: usize) -> String {
 }
 
 impl Mvtu {
+    /// Frames per weight read (see [`Mvtu::mmv`]).
+    pub fn frames_per_read(&self) -> usize {
+        self.mmv.max(1) as usize
+    }
+
     /// Bits of the popcount of one lane.
     fn pc_width(&self) -> u32 {
         bits_for(self.simd as u64)
@@ -126,11 +131,13 @@ impl Mvtu {
         })
     }
 
-    /// `(depth, width)` of the weight memory: NF * SF words of PE * SIMD bits.
+    /// `(depth, width)` of the weight memory: NF * SF words of PE * SIMD bits, each as `F`
+    /// parts of a `F`-th of them with frames per weight read `F` ([`Mvtu::mmv`]).
     pub fn weight_shape(&self) -> (u64, u64) {
+        let f = self.frames_per_read();
         (
-            (self.neuron_folds() * self.synapse_folds()) as u64,
-            (self.pe * self.simd) as u64,
+            (self.neuron_folds() * self.synapse_folds() * f) as u64,
+            (self.pe * self.simd).div_ceil(f) as u64,
         )
     }
 
@@ -401,7 +408,9 @@ impl Mvtu {
     /// Frames issued and not yet handed on that the output side holds (`C`): the output
     /// register and a queue of `C - 1` behind it.
     pub fn capacity(&self) -> usize {
-        (self.depth() + self.out_beats()) / self.steps() + 1
+        // Frames per weight read issue their last steps `F` in a row, once per `S * F` steps.
+        let f = self.frames_per_read();
+        f * ((self.depth() + self.out_beats() + f - 1) / (self.steps() * f) + 1)
     }
 
     /// Logic levels of the deepest popcount stage (the XNOR counted with the first adder
@@ -582,6 +591,95 @@ impl Mvtu {
     /// The weight memory of a loaded layer: a RAM that `load_*` fills once after `load_rst`
     /// (`load_parts` 16-bit words per RAM word, lowest first), then read like the ROM. One
     /// address serves both, so Yosys maps it onto single-port SPRAM.
+    /// The weight ROM of a layer with frames per weight read (`F`): word `w` as `F` parts of
+    /// `ceil(PE * SIMD / F)` bits at addresses `w * F ..`, read one per cycle, a word ahead of
+    /// stage A, into the ROM's read register and from there into one slot each but the last
+    /// (which stays in the read register: no read follows until the word is taken); `wnext`
+    /// is the complete word, which stage A takes with a word's first slot (`consume`).
+    fn emit_part_rom(&self, b: &mut String, waw: u32, fw: u32) {
+        let n = self.name();
+        let f = self.frames_per_read();
+        let lanes = self.pe * self.simd;
+        let part = lanes.div_ceil(f);
+        let entries = self.neuron_folds() * self.synapse_folds();
+        let cw = bits_for(f as u64);
+        b.push_str(&format!(
+            "// Weight ROM in {f} parts per word: address w*{f}+k holds bits k*{part}.. of word nf*SF+sf.\n\
+             reg  [{}:0] {n}_rword;\nreg  [{}:0] {n}_rpart;\n\
+             // Parts read of the next word (at most {f}).\n\
+             reg  [{}:0] {n}_rcount;\nreg  {n}_rd_d;\n\
+             wire {n}_rfull = ({n}_rcount == {});\n\
+             wire {n}_consume = {n}_advance && ({n}_f == {});\n\
+             wire {n}_rd = !{n}_rfull || {n}_consume;\n\
+             wire [{}:0] {n}_nword = ({n}_rpart != {}) ? {n}_rword : ({n}_rword == {}) ? {} : {n}_rword + {};\n\
+             // The address of the read in this cycle, or of the last one: the ROM's read\n\
+             // register then keeps the last part until the word is taken.\n\
+             wire [{}:0] {n}_raddr = {n}_rd ? {{{n}_nword, {n}_rpart + {}}} : {{{n}_rword, {n}_rpart}};\n",
+            waw - 1,
+            fw - 1,
+            cw - 1,
+            lit(cw, f as u64),
+            lit(fw, 0),
+            waw - 1,
+            lit(fw, f as u64 - 1),
+            lit(waw, entries as u64 - 1),
+            lit(waw, 0),
+            lit(waw, 1),
+            waw + fw - 1,
+            lit(fw, 1),
+        ));
+        let word = |a: usize| -> Vec<u64> {
+            let (w, k) = (a / f, a % f);
+            let mut out = vec![0u64; words_for(part)];
+            copy_bits(
+                self.rom_word(w),
+                k * part,
+                &mut out,
+                0,
+                part.min(lanes - k * part),
+            );
+            out
+        };
+        Rom::new(
+            format!("{n}_wp"),
+            part,
+            format!("{n}_raddr"),
+            waw + fw,
+            entries * f,
+        )
+        .in_block_ram(self.block_rom)
+        .emit(b, |a| format!("{part}'h{}", hex(&word(a), part)));
+        b.push_str(&format!(
+            "reg  [{}:0] {n}_wpr;\nreg  [{}:0] {n}_asm;\n\
+             wire [{}:0] {n}_wnext_all = {{{n}_wpr, {n}_asm}};\n",
+            part - 1,
+            (f - 1) * part - 1,
+            f * part - 1
+        ));
+        if f * part > lanes {
+            b.push_str(&format!(
+                "/* verilator lint_off UNUSED */\nwire [{}:0] {n}_wnext_pad = {n}_wnext_all;\n/* verilator lint_on UNUSED */\n",
+                f * part - 1
+            ));
+        }
+        b.push_str(&format!(
+            "wire [{}:0] {n}_wnext = {n}_wnext_all[{}:0];\n",
+            lanes - 1,
+            lanes - 1
+        ));
+        let mut slots = format!("always @(posedge clk) begin\n    {n}_wpr <= {n}_wp;\n");
+        for k in 0..f - 1 {
+            slots.push_str(&format!(
+                "    if ({n}_rd_d && {n}_rpart == {}) {n}_asm[{}:{}] <= {n}_wpr;\n",
+                lit(fw, k as u64),
+                (k + 1) * part - 1,
+                k * part
+            ));
+        }
+        slots.push_str("end\n");
+        b.push_str(&slots);
+    }
+
     fn emit_weight_ram(&self, b: &mut String) {
         let n = self.name();
         let (depth, width) = self.weight_shape();
@@ -755,6 +853,11 @@ impl Block for Mvtu {
     fn latency(&self) -> u64 {
         // A frame's vectors follow each other without a gap when they arrive in time; a frame
         // buffered in RAM starts once its last chunk is in.
+        if self.frames_per_read() > 1 {
+            // A frame reaching an idle layer waits a cycle in the collected frames, starts a
+            // batch alone in its last slot and is done with the batch's last step.
+            return (self.steps() * self.frames_per_read()) as u64 + self.depth() as u64 + 2;
+        }
         self.fill_cycles() + self.vectors as u64 * self.steps() as u64 + self.depth() as u64 + 1
     }
 
@@ -803,8 +906,9 @@ impl Block for Mvtu {
             // too: one 2:1 mux per bit.
             select: if self.input_ram() {
                 (simd * (self.planes as u64 - 1)) as f64
-            } else if accumulate {
-                (self.inputs * self.planes) as f64
+            } else if accumulate || self.frames_per_read() > 1 {
+                // Frames per weight read: every slot's register loads or rotates.
+                (self.inputs * self.planes * self.frames_per_read()) as f64
             } else {
                 0.0
             } + if self.chunked_output() {
@@ -855,7 +959,9 @@ impl Block for Mvtu {
                 c.bram_blocks(ram_depth, ram_width),
             )
         } else {
-            (in_bits, 0, 0)
+            // Frames per weight read: the slots and the frames collected for the next batch.
+            let f = self.frames_per_read() as u64;
+            (if f > 1 { 2 * f * in_bits } else { in_bits }, 0, 0)
         };
         let brams: u64 = self
             .roms(c.drop_constant_lanes)
@@ -887,8 +993,20 @@ impl Block for Mvtu {
                         (pe + 1) * self.simd as u64
                     }
                 + pe * self.stage_widths().iter().sum::<usize>() as u64
-                + if accumulate { pe * acc } else { 0 }
+                + if accumulate {
+                    pe * acc * self.frames_per_read() as u64
+                } else {
+                    0
+                }
                 + (1 + self.capacity() as u64) * self.outputs as u64 * ew
+                // Frames per weight read: the parts read and the other slots' finished groups.
+                + if self.frames_per_read() > 1 {
+                    let (_, part) = self.weight_shape();
+                    self.frames_per_read() as u64 * part
+                        + (self.frames_per_read() as u64 - 1) * (nf - 1) * pe * ew
+                } else {
+                    0
+                }
                 + 2 * u64::from(bits_for(nf * sf))
                 // The counters' "at the last value" flags.
                 + [nf, self.planes as u64, sf].iter().filter(|&&c| c > 1).count() as u64
@@ -952,6 +1070,10 @@ impl Block for Mvtu {
         let ew = self.element_width() as usize;
         let accumulate = sf_n * p_n > 1;
         let entries = nf_n * sf_n;
+        // Frames per weight read: `F` slots, stepped through innermost (see `Mvtu::mmv`).
+        let f_n = self.frames_per_read();
+        let mmv = f_n > 1;
+        let fw = bits_for(f_n as u64 - 1);
         let (sfw, pw, nfw, waw) = (
             bits_for(sf_n as u64 - 1),
             bits_for(p_n as u64 - 1),
@@ -1016,10 +1138,27 @@ impl Block for Mvtu {
                 baw - 1
             ));
         } else {
-            b.push_str(&format!(
-                "reg  {n}_busy;\nreg  [{}:0] {n}_in;\n",
-                self.in_width() - 1
-            ));
+            if mmv {
+                let w = self.in_width();
+                let snw = bits_for(f_n as u64);
+                b.push_str(&format!(
+                    "// {f_n} frames per weight read: the frames being worked on, slot 0 in the low bits\n\
+                     // (each step takes slot 0's low chunk, then the slots rotate down, slot 0 to the\n\
+                     // top rotated by a chunk), and the frames arriving for the next batch, each shifted\n\
+                     // in at the top; `occ` tells the slots holding a frame.\n\
+                     reg  {n}_busy;\nreg  [{}:0] {n}_in;\nreg  [{}:0] {n}_stage;\n\
+                     reg  [{}:0] {n}_sn;\nreg  [{}:0] {n}_occ;\nreg  {n}_primed;\n",
+                    f_n * w - 1,
+                    f_n * w - 1,
+                    snw - 1,
+                    f_n - 1
+                ));
+            } else {
+                b.push_str(&format!(
+                    "reg  {n}_busy;\nreg  [{}:0] {n}_in;\n",
+                    self.in_width() - 1
+                ));
+            }
         }
         // Each counter's "at its last value" is a register of its own, updated with the
         // counter, so that `in_ready` (and with it the producer's handshake) starts one LUT
@@ -1036,10 +1175,13 @@ impl Block for Mvtu {
                 b.push_str(&format!("wire {n}_last_{what} = 1'b1;\n"));
             }
         };
+        if mmv {
+            counter(&mut b, "f", fw, f_n, "f");
+        }
         counter(&mut b, "sf", sfw, sf_n, "sf");
         counter(&mut b, "plane", pw, p_n, "plane");
         counter(&mut b, "nf", nfw, nf_n, "nf");
-        if entries > 1 {
+        if entries > 1 && !mmv {
             b.push_str(&format!("reg  [{}:0] {n}_waddr;\n", waw - 1));
         }
         b.push_str(&format!(
@@ -1112,6 +1254,17 @@ impl Block for Mvtu {
                 }
             }
         ));
+        if mmv {
+            // A batch starts when stage A is free and every slot has a frame, or some have and
+            // no frame is offered: so a stream's last frames are never held back.
+            b.push_str(&format!(
+                "wire {n}_batch_end = {n}_advance && {n}_last && {n}_last_f;\n\
+                 wire {n}_start = (!{n}_busy || {n}_batch_end) && \
+                 ({n}_sn == {} || ({n}_sn != {} && !in_valid));\n",
+                lit(bits_for(f_n as u64), f_n as u64),
+                lit(bits_for(f_n as u64), 0)
+            ));
+        }
         b.push('\n');
         // Memories.
         let lanes = pe * simd;
@@ -1120,6 +1273,8 @@ impl Block for Mvtu {
             self.emit_weight_ram(&mut b);
         } else if table {
             // Emitted after the input chunk they are addressed by.
+        } else if mmv {
+            self.emit_part_rom(&mut b, waw, fw);
         } else {
             b.push_str("// Weight ROM: word nf*SF+sf, bit p*SIMD+j = weight of neuron nf*PE+p on input sf*SIMD+j.\n");
             Rom::new(format!("{n}_w"), lanes, format!("{n}_waddr"), waw, entries)
@@ -1210,6 +1365,10 @@ impl Block for Mvtu {
         if p_n > 1 {
             tags.push(("plane", pw));
         }
+        if mmv {
+            // Whether the step's slot holds a frame (its result is handed on).
+            tags.push(("occ", 1));
+        }
         let tag_w: u32 = tags.iter().map(|t| t.1).sum();
         // Where a tag starts in the packed tag registers.
         let tag_offset = |name: &str| -> u32 {
@@ -1220,6 +1379,7 @@ impl Block for Mvtu {
         };
         let a_tag = |tag: &str| match tag {
             "group" => format!("{n}_group_done"),
+            "occ" => format!("{n}_occ[0]"),
             t => format!("{n}_{t}"),
         };
         let a_tags: Vec<String> = tags.iter().rev().map(|(t, _)| a_tag(t)).collect();
@@ -1406,11 +1566,22 @@ impl Block for Mvtu {
         }
         // The accumulators exist to add up a group's steps or to feed the activation stage.
         let has_acc = accumulate || split;
+        // With frames per weight read, one accumulator per PE and slot, newest in the low bits:
+        // a slot's partial sum comes round again after the other slots' steps.
+        let acc_slots = if accumulate { f_n } else { 1 };
         if has_acc {
-            b.push_str(&format!("reg  [{}:0] {n}_acc;\n", pe * aw as usize - 1));
+            b.push_str(&format!(
+                "reg  [{}:0] {n}_acc;\n",
+                acc_slots * pe * aw as usize - 1
+            ));
         }
+        // Every slot's finished groups, newest at the top.
+        let res_entries = (nf_n - 1) * f_n;
         if nf_n > 1 {
-            b.push_str(&format!("reg  [{}:0] {n}_res;\n", (nf_n - 1) * pe * ew - 1));
+            b.push_str(&format!(
+                "reg  [{}:0] {n}_res;\n",
+                res_entries * pe * ew - 1
+            ));
         }
         // Datapath.
         // The input register rotates by SIMD bits per step, so a step's chunk is always its low
@@ -1452,7 +1623,7 @@ impl Block for Mvtu {
                 b.push_str(&format!("assign {n}_xr = {n}_x;\n"));
             }
         } else {
-            let x = if accumulate {
+            let x = if accumulate || mmv {
                 format!("{n}_in[{}:0]", simd - 1)
             } else {
                 format!("{n}_in")
@@ -1517,8 +1688,9 @@ impl Block for Mvtu {
         }
         if accumulate {
             lane.push_str(&format!(
-                "assign {n}_sum[{n}_g*{aw} +: {aw}] = ({n}_bfirst ? {} : {n}_acc[{n}_g*{aw} +: {aw}]) + {pcx};\n",
-                lit(aw, 0)
+                "assign {n}_sum[{n}_g*{aw} +: {aw}] = ({n}_bfirst ? {} : {n}_acc[({}*{pe} + {n}_g)*{aw} +: {aw}]) + {pcx};\n",
+                lit(aw, 0),
+                acc_slots - 1
             ));
         } else {
             lane.push_str(&format!("assign {n}_sum[{n}_g*{aw} +: {aw}] = {pcx};\n"));
@@ -1567,7 +1739,7 @@ impl Block for Mvtu {
         indent(&mut b, 8, &lane);
         b.push_str("    end\nendgenerate\n\n");
         // Sequential logic.
-        let res_w = (nf_n - 1) * pe * ew;
+        let res_w = res_entries * pe * ew;
         // The whole result; a chunked output hands it on from a register of its own.
         let out_w = self.outputs * ew;
         let chunked = self.chunked_output();
@@ -1576,15 +1748,30 @@ impl Block for Mvtu {
         } else {
             "out_data".to_string()
         };
-        let result = if nf_n > 1 {
+        let result = if nf_n > 1 && mmv {
+            // The slot's earlier groups lie every F entries down from the newest.
+            let entry = pe * ew;
+            let parts: Vec<String> = (1..nf_n)
+                .map(|k| {
+                    let hi = res_entries * entry - 1 - (k * f_n - 1) * entry;
+                    format!("{n}_res[{hi}:{}]", hi + 1 - entry)
+                })
+                .collect();
+            format!("{{{n}_group, {}}}", parts.join(", "))
+        } else if nf_n > 1 {
             format!("{{{n}_group, {n}_res}}")
         } else {
             format!("{n}_group")
         };
         b.push_str(&format!(
             "wire [{}:0] {n}_result = {result};\n\
-             wire {n}_push = {n}_v{depth} && {n}_clast;\n",
-            out_w - 1
+             wire {n}_push = {n}_v{depth} && {n}_clast{};\n",
+            out_w - 1,
+            if mmv {
+                format!(" && {n}_cocc")
+            } else {
+                String::new()
+            }
         ));
         if chunked {
             // A result leaves with its last chunk; the chunk counter, a register, selects the
@@ -1618,17 +1805,39 @@ impl Block for Mvtu {
             // The input register has no reset (its contents matter only while busy), so that it
             // maps to flip-flops with a clock enable and one 2:1 mux per bit. A frame arriving
             // in the last step wins over the last rotation.
-            b.push_str(&format!(
-                "always @(posedge clk) begin\n    if ({n}_in_fire) {n}_in <= in_data;\n"
-            ));
-            if accumulate {
+            if mmv {
+                let w = self.in_width();
+                let fwid = f_n * w;
+                let rot0 = if accumulate {
+                    format!("{n}_in[{}:0], {n}_in[{}:{simd}]", simd - 1, w - 1)
+                } else {
+                    format!("{n}_in[{}:0]", w - 1)
+                };
                 b.push_str(&format!(
+                    "always @(posedge clk) begin\n    \
+                     if ({n}_in_fire) {n}_stage <= {{in_data, {n}_stage[{}:{w}]}};\n    \
+                     if ({n}_start) begin\n        {n}_in <= {n}_stage;\n        \
+                     {n}_occ <= ~({{{f_n}{{1'b1}}}} >> {n}_sn);\n    \
+                     end else if ({n}_advance) begin\n        \
+                     {n}_in <= {{{rot0}, {n}_in[{}:{w}]}};\n        \
+                     {n}_occ <= {{{n}_occ[0], {n}_occ[{}:1]}};\n    end\nend\n\n",
+                    fwid - 1,
+                    fwid - 1,
+                    f_n - 1
+                ));
+            } else {
+                b.push_str(&format!(
+                    "always @(posedge clk) begin\n    if ({n}_in_fire) {n}_in <= in_data;\n"
+                ));
+                if accumulate {
+                    b.push_str(&format!(
                     "    else if ({n}_advance) {n}_in <= {{{n}_in[{}:0], {n}_in[{}:{simd}]}};\n",
                     simd - 1,
                     self.in_width() - 1
                 ));
+                }
+                b.push_str("end\n\n");
             }
-            b.push_str("end\n\n");
         }
         // The datapath registers load every cycle: no enable, no reset.
         let (w_in, x_in) = if rr == 2 {
@@ -1679,6 +1888,9 @@ impl Block for Mvtu {
                 "{}{x_read}{n}_t1 <= {{{}}};\n",
                 if constant {
                     String::new()
+                } else if mmv {
+                    // The word serves the F steps of its slots.
+                    format!("if ({n}_consume) {w_in} <= {n}_wnext;\n")
                 } else {
                     format!("{w_in} <= {n}_w;\n")
                 },
@@ -1710,7 +1922,14 @@ impl Block for Mvtu {
             }
         }
         if has_acc {
-            dp.push_str(&format!("if ({n}_v{tree_last}) {n}_acc <= {n}_sum;\n"));
+            if acc_slots > 1 {
+                dp.push_str(&format!(
+                    "if ({n}_v{tree_last}) {n}_acc <= {{{n}_acc[{}:0], {n}_sum}};\n",
+                    (acc_slots - 1) * pe * aw as usize - 1
+                ));
+            } else {
+                dp.push_str(&format!("if ({n}_v{tree_last}) {n}_acc <= {n}_sum;\n"));
+            }
         }
         if score_stage {
             dp.push_str(&format!(
@@ -1718,7 +1937,7 @@ impl Block for Mvtu {
             ));
         }
         if nf_n > 1 {
-            let shifted = if nf_n > 2 {
+            let shifted = if res_entries > 1 {
                 format!("{{{n}_group, {n}_res[{}:{}]}}", res_w - 1, pe * ew)
             } else {
                 format!("{n}_group")
@@ -1799,26 +2018,56 @@ impl Block for Mvtu {
                 }
             };
             b.push_str("// The next state of what `in_ready` and `advance` read, as the block below assigns it.\n");
-            b.push_str(&flag("sf", sfw, sf_n, &format!("{n}_advance")));
-            b.push_str(&flag(
-                "plane",
-                pw,
-                p_n,
-                &format!("{n}_advance && {n}_last_sf"),
-            ));
-            b.push_str(&flag(
-                "nf",
-                nfw,
-                nf_n,
-                &format!("{n}_advance && {n}_group_done"),
-            ));
+            // With frames per weight read the slot counter is innermost.
+            let step = if mmv {
+                b.push_str(&flag("f", fw, f_n, &format!("{n}_advance")));
+                format!("{n}_advance && {n}_last_f")
+            } else {
+                format!("{n}_advance")
+            };
+            b.push_str(&flag("sf", sfw, sf_n, &step));
+            b.push_str(&flag("plane", pw, p_n, &format!("{step} && {n}_last_sf")));
+            b.push_str(&flag("nf", nfw, nf_n, &format!("{step} && {n}_group_done")));
             let room_d = if cap == 1 {
                 format!("({n}_pending_d == {})", lit(cpw, 0))
             } else {
                 format!("({n}_pending_d < {})", lit(cpw, cap as u64))
             };
-            b.push_str(&format!(
-                "wire {n}_busy_d = {n}_in_fire || ({n}_busy && !({n}_advance && {n}_last));\n\
+            if mmv {
+                let snw = bits_for(f_n as u64);
+                let full = lit(snw, f_n as u64);
+                b.push_str(&format!(
+                    "wire [{}:0] {n}_sn_d = {n}_start ? {} : {n}_sn + {};\n\
+                     wire {n}_busy_d = {n}_start || ({n}_busy && !{n}_batch_end);\n\
+                     wire [{}:0] {n}_pending_d = {n}_pending + {} - {};\n\
+                     wire {n}_last_d = {n}_last_sf_d && {n}_last_plane_d && {n}_last_nf_d;\n\
+                     wire {n}_room_d = {room_d};\n\
+                     wire {n}_primed_d = {n}_primed || {n}_rfull;\n\
+                     always @(posedge clk) begin\n    \
+                     if (rst) begin\n        {n}_rdy_q <= 1'b0;\n        {n}_adv_q <= 1'b0;\n    \
+                     end else begin\n        \
+                     {n}_rdy_q <= {n}_primed_d && ({n}_sn_d != {full});\n        \
+                     {n}_adv_q <= {n}_busy_d && (!{n}_last_d || {n}_room_d);\n    \
+                     end\nend\n\n",
+                    snw - 1,
+                    widen(&format!("{n}_in_fire"), snw),
+                    widen(&format!("{n}_in_fire"), snw),
+                    cpw - 1,
+                    widen(&format!("({n}_advance && {n}_last && {n}_occ[0])"), cpw),
+                    widen(&format!("{n}_pop"), cpw)
+                ));
+                b.push_str(&format!(
+                    "`ifdef FORMAL\n\
+                     always @(*) begin\n    \
+                     if (!rst) begin\n        \
+                     assert({n}_rdy_q == ({n}_primed && {n}_sn != {full}));\n        \
+                     assert({n}_adv_q == ({n}_busy && (!{n}_last || {room})));\n    \
+                     end\nend\n\
+                     `endif\n\n"
+                ));
+            } else {
+                b.push_str(&format!(
+                    "wire {n}_busy_d = {n}_in_fire || ({n}_busy && !({n}_advance && {n}_last));\n\
                  wire [{}:0] {n}_pending_d = {n}_pending + {} - {};\n\
                  wire {n}_last_d = {n}_last_sf_d && {n}_last_plane_d && {n}_last_nf_d;\n\
                  wire {n}_room_d = {room_d};\n\
@@ -1828,21 +2077,22 @@ impl Block for Mvtu {
                  {n}_rdy_q <= !{n}_busy_d || ({n}_last_d && {n}_room_d);\n        \
                  {n}_adv_q <= {n}_busy_d && (!{n}_last_d || {n}_room_d);\n    \
                  end\nend\n\n",
-                cpw - 1,
-                widen(&format!("({n}_advance && {n}_last)"), cpw),
-                widen(&format!("{n}_pop"), cpw)
-            ));
-            // A prover's induction starts from any state, also one where these registers
-            // disagree with what they stand for; stating that they agree lets it close.
-            b.push_str(&format!(
-                "`ifdef FORMAL\n\
+                    cpw - 1,
+                    widen(&format!("({n}_advance && {n}_last)"), cpw),
+                    widen(&format!("{n}_pop"), cpw)
+                ));
+                // A prover's induction starts from any state, also one where these registers
+                // disagree with what they stand for; stating that they agree lets it close.
+                b.push_str(&format!(
+                    "`ifdef FORMAL\n\
                  always @(*) begin\n    \
                  if (!rst) begin\n        \
                  assert({n}_rdy_q == (!{n}_busy || ({n}_last && {room})));\n        \
                  assert({n}_adv_q == ({n}_busy && (!{n}_last || {room})));\n    \
                  end\nend\n\
                  `endif\n\n"
-            ));
+                ));
+            }
         }
         b.push_str("always @(posedge clk) begin\n    if (rst) begin\n");
         let mut resets = vec![
@@ -1881,8 +2131,19 @@ impl Block for Mvtu {
             resets.push(format!("{n}_nf <= {};", lit(nfw, 0)));
             resets.push(format!("{n}_last_nf <= 1'b0;"));
         }
-        if entries > 1 {
+        if entries > 1 && !mmv {
             resets.push(format!("{n}_waddr <= {};", lit(waw, 0)));
+        }
+        if mmv {
+            resets.push(format!("{n}_f <= {};", lit(fw, 0)));
+            resets.push(format!("{n}_last_f <= 1'b0;"));
+            resets.push(format!("{n}_sn <= {};", lit(bits_for(f_n as u64), 0)));
+            resets.push(format!("{n}_primed <= 1'b0;"));
+            // The read side starts from the word before the first: its first read is word 0.
+            resets.push(format!("{n}_rword <= {};", lit(waw, entries as u64 - 1)));
+            resets.push(format!("{n}_rpart <= {};", lit(fw, f_n as u64 - 1)));
+            resets.push(format!("{n}_rcount <= {};", lit(bits_for(f_n as u64), 0)));
+            resets.push(format!("{n}_rd_d <= 1'b0;"));
         }
         if qn > 0 {
             resets.push(format!("{n}_qn <= {};", lit(bits_for(qn as u64), 0)));
@@ -1966,6 +2227,20 @@ impl Block for Mvtu {
                 indent(&mut s, 4, &step);
                 s.push_str("end\n");
             }
+        } else if mmv {
+            let snw = bits_for(f_n as u64);
+            s.push_str(&format!(
+                "if ({n}_start) {n}_busy <= 1'b1;\nelse if ({n}_batch_end) {n}_busy <= 1'b0;\n\
+                 {n}_sn <= {n}_sn_d;\n{n}_primed <= {n}_primed_d;\n\
+                 // A word's parts are read one per cycle while its word is not yet complete, and\n\
+                 // the next word's first in the cycle the complete one is taken.\n\
+                 {n}_rcount <= {n}_consume ? {} : {n}_rcount + {};\n\
+                 if ({n}_rd) begin\n    {n}_rword <= {n}_nword;\n    {n}_rpart <= {n}_rpart + {};\nend\n\
+                 {n}_rd_d <= {n}_rd;\n",
+                lit(snw, 1),
+                widen(&format!("{n}_rd"), snw),
+                lit(fw, 1)
+            ));
         } else {
             s.push_str(&format!(
                 "if ({n}_in_fire) begin\n    {n}_busy <= 1'b1;\nend else if ({n}_advance && {n}_last) begin\n    {n}_busy <= 1'b0;\nend\n"
@@ -1973,7 +2248,14 @@ impl Block for Mvtu {
         }
         s.push_str(&format!(
             "{n}_pending <= {n}_pending + {} - {};\n",
-            widen(&format!("({n}_advance && {n}_last)"), cpw),
+            widen(
+                &if mmv {
+                    format!("({n}_advance && {n}_last && {n}_occ[0])")
+                } else {
+                    format!("({n}_advance && {n}_last)")
+                },
+                cpw
+            ),
             widen(&format!("{n}_pop"), cpw)
         ));
         if chunked {
@@ -2043,7 +2325,7 @@ impl Block for Mvtu {
                 lit(nfw, nf_n as u64 - 2)
             ));
         }
-        if entries > 1 {
+        if entries > 1 && !mmv {
             // The weight address steps through the group's SF words once per plane.
             let op = if self.is_loaded() { "=" } else { "<=" };
             let wa = if self.is_loaded() {
@@ -2082,7 +2364,21 @@ impl Block for Mvtu {
                 a.push_str(&step);
             }
         }
-        if !a.is_empty() {
+        if mmv {
+            // The slot counter is innermost; the others move after the last slot.
+            s.push_str(&format!(
+                "if ({n}_advance) begin\n    {n}_f <= {n}_last_f ? {} : {n}_f + {};\n    \
+                 {n}_last_f <= !{n}_last_f && ({n}_f == {});\nend\n",
+                lit(fw, 0),
+                lit(fw, 1),
+                lit(fw, f_n as u64 - 2)
+            ));
+            if !a.is_empty() {
+                s.push_str(&format!("if ({n}_advance && {n}_last_f) begin\n"));
+                indent(&mut s, 4, &a);
+                s.push_str("end\n");
+            }
+        } else if !a.is_empty() {
             s.push_str(&format!("if ({n}_advance) begin\n"));
             indent(&mut s, 4, &a);
             s.push_str("end\n");
@@ -2109,6 +2405,7 @@ impl Block for Mvtu {
             ("inputs", self.inputs.into()),
             ("outputs", self.outputs.into()),
             ("idle_outputs", self.idle_outputs.into()),
+            ("mmv", self.frames_per_read().into()),
             ("planes", self.planes.into()),
             ("vectors", self.vectors.into()),
             ("pe", self.pe.into()),
@@ -2201,7 +2498,36 @@ impl Block for Mvtu {
             queue: VecDeque::new(),
             spare: Vec::new(),
             spare_frames: Vec::new(),
+            mmv: (self.frames_per_read() > 1).then(|| MmvState {
+                f: self.frames_per_read(),
+                collected: VecDeque::new(),
+                slots: vec![None; self.frames_per_read()],
+                slot: 0,
+                clocks: 0,
+            }),
         })
+    }
+}
+
+/// The model's state for frames per weight read (see [`crate::passes::mmv`]).
+#[derive(Clone)]
+struct MmvState {
+    /// Slots per batch (`F`).
+    f: usize,
+    /// Frames collected for the next batch, oldest first (the Verilog's `stage` and `sn`).
+    collected: VecDeque<Vec<u64>>,
+    /// The batch's frames by slot; a batch of `k < F` frames fills the last `k` slots.
+    slots: Vec<Option<Vec<u64>>>,
+    /// The slot of the next step (the Verilog's `f`).
+    slot: usize,
+    /// Clock edges since reset, until the first weight word is read (`primed`).
+    clocks: usize,
+}
+
+impl MmvState {
+    /// The Verilog's `primed`: the read side has read a whole word, `F + 1` edges after reset.
+    fn primed(&self) -> bool {
+        self.clocks > self.f
     }
 }
 
@@ -2255,6 +2581,8 @@ pub struct MvtuModel {
     spare: Vec<Beat>,
     /// RAM mode: frame buffers to reuse.
     spare_frames: Vec<Vec<u64>>,
+    /// Frames per weight read, if more than one.
+    mmv: Option<MmvState>,
 }
 
 impl MvtuModel {
@@ -2326,10 +2654,66 @@ impl MvtuModel {
     fn buffer(&mut self) -> Beat {
         self.spare.pop().unwrap_or_else(|| self.out.clone())
     }
+
+    /// Stage A and the input side with frames per weight read, after the output side: a step
+    /// per cycle through `(word, slot)`; each slot's last step evaluates its frame.
+    fn clock_mmv(&mut self, input: Option<&Beat>, pop: bool) {
+        let mut m = self.mmv.take().expect("called with frames per weight read");
+        let last = self.last();
+        let advance = self.busy && (!last || self.room());
+        let batch_end = advance && last && m.slot + 1 == m.f;
+        let n = m.collected.len();
+        let start = (!self.busy || batch_end) && (n == m.f || (n > 0 && input.is_none()));
+        self.lasts = (self.lasts << 1) & self.mask();
+        if advance {
+            if last {
+                if let Some(frame) = &m.slots[m.slot] {
+                    let mut r = self.buffer();
+                    self.dp.evaluate(frame, &mut r);
+                    self.inflight.push_back(r);
+                    self.lasts |= 1;
+                    self.pending += 1;
+                }
+            }
+            m.slot += 1;
+            if m.slot == m.f {
+                m.slot = 0;
+                self.step = if last { 0 } else { self.step + 1 };
+            }
+            if batch_end {
+                self.busy = false;
+            }
+        }
+        if pop {
+            self.pending -= 1;
+        }
+        if start {
+            let k = m.collected.len();
+            for (i, s) in m.slots.iter_mut().enumerate() {
+                *s = if i + k >= m.f {
+                    m.collected.pop_front()
+                } else {
+                    None
+                };
+            }
+            self.busy = true;
+        }
+        if let Some(beat) = input {
+            let Beat::Bits(b) = beat else {
+                panic!("an MVTU takes bit beats")
+            };
+            m.collected.push_back(b.clone());
+        }
+        m.clocks = m.clocks.saturating_add(1);
+        self.mmv = Some(m);
+    }
 }
 
 impl CycleModel for MvtuModel {
     fn in_ready(&self, _out_ready: bool) -> bool {
+        if let Some(m) = &self.mmv {
+            return m.primed() && m.collected.len() < m.f;
+        }
         if self.chunked {
             self.stored.len() < 2
         } else {
@@ -2352,6 +2736,10 @@ impl CycleModel for MvtuModel {
     // Counted as the event-driven driver reads them: the edges up to the one that may change
     // a signal, which the driver then clocks for real; the edges before it may be skipped.
     fn quiet_cycles(&self) -> u64 {
+        if self.mmv.is_some() {
+            // Clocked every cycle: a batch's start depends on the input's valid.
+            return 0;
+        }
         let mut quiet = u64::MAX;
         if self.lasts != 0 {
             // Up to the edge on which the oldest finished frame reaches stage B.
@@ -2432,6 +2820,10 @@ impl CycleModel for MvtuModel {
         }
         if self.out_chunk > 0 && (fire || take || direct) {
             self.refresh_chunk();
+        }
+        if self.mmv.is_some() {
+            self.clock_mmv(input, pop);
+            return;
         }
         // Stage A issues a step; the registers between move on.
         let last = self.last();

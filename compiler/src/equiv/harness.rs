@@ -117,6 +117,13 @@ pub(super) fn same_shape(m: &Mvtu, ls: &LayerSpec) -> Result<(), String> {
             m.name()
         ));
     }
+    if m.frames_per_read() > 1 {
+        return Err(format!(
+            "{} works on {} frames per weight read; datapath proofs cover one frame at a time",
+            m.name(),
+            m.mmv
+        ));
+    }
     Ok(())
 }
 

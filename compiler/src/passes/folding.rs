@@ -85,6 +85,10 @@ pub struct FoldFile {
     /// [`crate::ir::Mvtu::block_rom`]); absent or empty: where Yosys's cost rule puts it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub block_rom_layers: Vec<usize>,
+    /// Frames per weight read of each layer, input first (see [`super::mmv`]); absent or
+    /// empty: 1 everywhere.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mmv: Vec<usize>,
 }
 
 fn one() -> usize {
@@ -112,6 +116,7 @@ impl From<Vec<LayerFold>> for FoldFile {
             table_inputs: Vec::new(),
             dual_port_tables: None,
             block_rom_layers: Vec::new(),
+            mmv: Vec::new(),
         }
     }
 }

@@ -42,6 +42,9 @@ pub fn ram_chunk(adapter: &InputAdapter, l1: &Mvtu) -> Result<usize, String> {
     if l1.table > 0 {
         return Err(TABLES_NEED_REGISTERS.replacen("it ", "layer 1 ", 1));
     }
+    if l1.frames_per_read() > 1 {
+        return Err("layer 1 works on several frames per weight read (mmv)".into());
+    }
     if sf < 2 {
         return Err(format!(
             "layer 1 reads its whole input in one step (SIMD {} = its {} inputs)",

@@ -16,6 +16,7 @@ pub mod fifos;
 pub mod folding;
 pub mod input_buffer;
 pub mod memory;
+pub mod mmv;
 pub mod padding;
 pub mod pipelining;
 pub mod tables;

@@ -55,6 +55,11 @@ pub fn vector_ram(producer: &Mvtu, consumer: &Mvtu) -> Result<(), String> {
     if consumer.table > 0 {
         return Err(super::input_buffer::TABLES_NEED_REGISTERS.into());
     }
+    if producer.frames_per_read() > 1 || consumer.frames_per_read() > 1 {
+        return Err(
+            "it or the layer before it works on several frames per weight read (mmv)".into(),
+        );
+    }
     if consumer.synapse_folds() < 2 {
         return Err(format!(
             "it reads its whole input in one step (SIMD {} = its {} inputs)",
