@@ -603,31 +603,25 @@ impl Mvtu {
         let part = lanes.div_ceil(f);
         let entries = self.neuron_folds() * self.synapse_folds();
         let cw = bits_for(f as u64);
+        // `consume` (stage A takes a word: a step of slot 0) and `rd` (a part is read this
+        // cycle) are registers decided a cycle ahead, and so is the read address, so that
+        // nothing but a register drives the block RAMs' address pins across the device (the
+        // first build, with the address chosen by a multiplexer behind `advance`, ran at 64
+        // MHz on that path).
         b.push_str(&format!(
             "// Weight ROM in {f} parts per word: address w*{f}+k holds bits k*{part}.. of word nf*SF+sf.\n\
-             reg  [{}:0] {n}_rword;\nreg  [{}:0] {n}_rpart;\n\
+             // The address of this cycle's read, or of the last one when there is none: the ROM's\n\
+             // read register then keeps the last part until the word is taken.\n\
+             reg  [{}:0] {n}_raddr;\nreg  [{}:0] {n}_rpart_d;\n\
              // Parts read of the next word (at most {f}).\n\
-             reg  [{}:0] {n}_rcount;\nreg  {n}_rd_d;\n\
-             wire {n}_rfull = ({n}_rcount == {});\n\
-             wire {n}_consume = {n}_advance && ({n}_f == {});\n\
-             wire {n}_rd = !{n}_rfull || {n}_consume;\n\
-             wire [{}:0] {n}_nword = ({n}_rpart != {}) ? {n}_rword : ({n}_rword == {}) ? {} : {n}_rword + {};\n\
-             // The address of the read in this cycle, or of the last one: the ROM's read\n\
-             // register then keeps the last part until the word is taken.\n\
-             wire [{}:0] {n}_raddr = {n}_rd ? {{{n}_nword, {n}_rpart + {}}} : {{{n}_rword, {n}_rpart}};\n",
-            waw - 1,
+             reg  [{}:0] {n}_rcount;\nreg  {n}_rd;\nreg  {n}_rd_d;\nreg  {n}_consume;\n\
+             wire {n}_rfull = ({n}_rcount == {});\n",
+            waw + fw - 1,
             fw - 1,
             cw - 1,
             lit(cw, f as u64),
-            lit(fw, 0),
-            waw - 1,
-            lit(fw, f as u64 - 1),
-            lit(waw, entries as u64 - 1),
-            lit(waw, 0),
-            lit(waw, 1),
-            waw + fw - 1,
-            lit(fw, 1),
         ));
+        let _ = entries;
         let word = |a: usize| -> Vec<u64> {
             let (w, k) = (a / f, a % f);
             let mut out = vec![0u64; words_for(part)];
@@ -670,7 +664,7 @@ impl Mvtu {
         let mut slots = format!("always @(posedge clk) begin\n    {n}_wpr <= {n}_wp;\n");
         for k in 0..f - 1 {
             slots.push_str(&format!(
-                "    if ({n}_rd_d && {n}_rpart == {}) {n}_asm[{}:{}] <= {n}_wpr;\n",
+                "    if ({n}_rd_d && {n}_rpart_d == {}) {n}_asm[{}:{}] <= {n}_wpr;\n",
                 lit(fw, k as u64),
                 (k + 1) * part - 1,
                 k * part
@@ -1256,13 +1250,12 @@ impl Block for Mvtu {
         ));
         if mmv {
             // A batch starts when stage A is free and every slot has a frame, or some have and
-            // no frame is offered: so a stream's last frames are never held back.
+            // none came in the cycle before: so a stream's last frames are never held back.
+            // `start`, like `advance`, is a register decided a cycle ahead (see below): it
+            // selects the load of every slot's bits.
             b.push_str(&format!(
                 "wire {n}_batch_end = {n}_advance && {n}_last && {n}_last_f;\n\
-                 wire {n}_start = (!{n}_busy || {n}_batch_end) && \
-                 ({n}_sn == {} || ({n}_sn != {} && !in_valid));\n",
-                lit(bits_for(f_n as u64), f_n as u64),
-                lit(bits_for(f_n as u64), 0)
+                 reg  {n}_start;\n"
             ));
         }
         b.push('\n');
@@ -2042,28 +2035,53 @@ impl Block for Mvtu {
                      wire [{}:0] {n}_pending_d = {n}_pending + {} - {};\n\
                      wire {n}_last_d = {n}_last_sf_d && {n}_last_plane_d && {n}_last_nf_d;\n\
                      wire {n}_room_d = {room_d};\n\
+                     wire {n}_adv_d = {n}_busy_d && (!{n}_last_d || {n}_room_d);\n\
+                     wire {n}_f0_d = {n}_advance ? {n}_last_f : ({n}_f == {});\n\
+                     wire {n}_start_d = (!{n}_busy_d || ({n}_adv_d && {n}_last_d && {n}_last_f_d)) && \
+                     ({n}_sn_d == {full} || ({n}_sn_d != {} && !{n}_in_fire));\n\
+                     wire {n}_consume_d = {n}_adv_d && {n}_f0_d;\n\
+                     wire [{}:0] {n}_rcount_d = {n}_consume ? {} : {n}_rcount + {};\n\
+                     wire {n}_rd_next = ({n}_rcount_d != {}) || {n}_consume_d;\n\
                      wire {n}_primed_d = {n}_primed || {n}_rfull;\n\
                      always @(posedge clk) begin\n    \
-                     if (rst) begin\n        {n}_rdy_q <= 1'b0;\n        {n}_adv_q <= 1'b0;\n    \
+                     if (rst) begin\n        {n}_rdy_q <= 1'b0;\n        {n}_adv_q <= 1'b0;\n        \
+                     {n}_start <= 1'b0;\n        {n}_consume <= 1'b0;\n        {n}_rd <= 1'b0;\n        \
+                     {n}_raddr <= {};\n    \
                      end else begin\n        \
                      {n}_rdy_q <= {n}_primed_d && ({n}_sn_d != {full});\n        \
-                     {n}_adv_q <= {n}_busy_d && (!{n}_last_d || {n}_room_d);\n    \
+                     {n}_adv_q <= {n}_adv_d;\n        \
+                     {n}_start <= {n}_start_d;\n        {n}_consume <= {n}_consume_d;\n        \
+                     {n}_rd <= {n}_rd_next;\n        \
+                     if ({n}_rd_next) {n}_raddr <= ({n}_raddr == {}) ? {} : {n}_raddr + {};\n    \
                      end\nend\n\n",
                     snw - 1,
                     widen(&format!("{n}_in_fire"), snw),
                     widen(&format!("{n}_in_fire"), snw),
                     cpw - 1,
                     widen(&format!("({n}_advance && {n}_last && {n}_occ[0])"), cpw),
-                    widen(&format!("{n}_pop"), cpw)
+                    widen(&format!("{n}_pop"), cpw),
+                    lit(fw, 0),
+                    lit(snw, 0),
+                    snw - 1,
+                    lit(snw, 1),
+                    widen(&format!("{n}_rd"), snw),
+                    lit(snw, f_n as u64),
+                    lit(waw + fw, (entries * f_n) as u64 - 1),
+                    lit(waw + fw, (entries * f_n) as u64 - 1),
+                    lit(waw + fw, 0),
+                    lit(waw + fw, 1),
                 ));
                 b.push_str(&format!(
                     "`ifdef FORMAL\n\
                      always @(*) begin\n    \
                      if (!rst) begin\n        \
                      assert({n}_rdy_q == ({n}_primed && {n}_sn != {full}));\n        \
+                     assert({n}_consume == ({n}_advance && {n}_f == {}));\n        \
+                     assert({n}_rd == (!{n}_rfull || {n}_consume));\n        \
                      assert({n}_adv_q == ({n}_busy && (!{n}_last || {room})));\n    \
                      end\nend\n\
-                     `endif\n\n"
+                     `endif\n\n",
+                    lit(fw, 0)
                 ));
             } else {
                 b.push_str(&format!(
@@ -2139,9 +2157,6 @@ impl Block for Mvtu {
             resets.push(format!("{n}_last_f <= 1'b0;"));
             resets.push(format!("{n}_sn <= {};", lit(bits_for(f_n as u64), 0)));
             resets.push(format!("{n}_primed <= 1'b0;"));
-            // The read side starts from the word before the first: its first read is word 0.
-            resets.push(format!("{n}_rword <= {};", lit(waw, entries as u64 - 1)));
-            resets.push(format!("{n}_rpart <= {};", lit(fw, f_n as u64 - 1)));
             resets.push(format!("{n}_rcount <= {};", lit(bits_for(f_n as u64), 0)));
             resets.push(format!("{n}_rd_d <= 1'b0;"));
         }
@@ -2228,18 +2243,14 @@ impl Block for Mvtu {
                 s.push_str("end\n");
             }
         } else if mmv {
-            let snw = bits_for(f_n as u64);
             s.push_str(&format!(
                 "if ({n}_start) {n}_busy <= 1'b1;\nelse if ({n}_batch_end) {n}_busy <= 1'b0;\n\
                  {n}_sn <= {n}_sn_d;\n{n}_primed <= {n}_primed_d;\n\
                  // A word's parts are read one per cycle while its word is not yet complete, and\n\
                  // the next word's first in the cycle the complete one is taken.\n\
-                 {n}_rcount <= {n}_consume ? {} : {n}_rcount + {};\n\
-                 if ({n}_rd) begin\n    {n}_rword <= {n}_nword;\n    {n}_rpart <= {n}_rpart + {};\nend\n\
-                 {n}_rd_d <= {n}_rd;\n",
-                lit(snw, 1),
-                widen(&format!("{n}_rd"), snw),
-                lit(fw, 1)
+                 {n}_rcount <= {n}_rcount_d;\n\
+                 {n}_rd_d <= {n}_rd;\n{n}_rpart_d <= {n}_raddr[{}:0];\n",
+                fw - 1
             ));
         } else {
             s.push_str(&format!(
@@ -2504,6 +2515,7 @@ impl Block for Mvtu {
                 slots: vec![None; self.frames_per_read()],
                 slot: 0,
                 clocks: 0,
+                fired: false,
             }),
         })
     }
@@ -2522,12 +2534,14 @@ struct MmvState {
     slot: usize,
     /// Clock edges since reset, until the first weight word is read (`primed`).
     clocks: usize,
+    /// A frame came in in the last cycle (a batch with empty slots waits for the next).
+    fired: bool,
 }
 
 impl MmvState {
     /// The Verilog's `primed`: the read side has read a whole word, `F + 1` edges after reset.
     fn primed(&self) -> bool {
-        self.clocks > self.f
+        self.clocks > self.f + 1
     }
 }
 
@@ -2663,7 +2677,7 @@ impl MvtuModel {
         let advance = self.busy && (!last || self.room());
         let batch_end = advance && last && m.slot + 1 == m.f;
         let n = m.collected.len();
-        let start = (!self.busy || batch_end) && (n == m.f || (n > 0 && input.is_none()));
+        let start = (!self.busy || batch_end) && (n == m.f || (n > 0 && !m.fired));
         self.lasts = (self.lasts << 1) & self.mask();
         if advance {
             if last {
@@ -2704,6 +2718,7 @@ impl MvtuModel {
             };
             m.collected.push_back(b.clone());
         }
+        m.fired = input.is_some();
         m.clocks = m.clocks.saturating_add(1);
         self.mmv = Some(m);
     }
