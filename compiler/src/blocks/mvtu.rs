@@ -612,12 +612,16 @@ impl Mvtu {
             "// Weight ROM in {f} parts per word: address w*{f}+k holds bits k*{part}.. of word nf*SF+sf.\n\
              // The address of this cycle's read, or of the last one when there is none: the ROM's\n\
              // read register then keeps the last part until the word is taken.\n\
-             reg  [{}:0] {n}_raddr;\nreg  [{}:0] {n}_rpart_d;\n\
+             reg  [{}:0] {n}_raddr;\n\
+             // Bit k: the part in the read register goes to slot k (a register of its own, as it\n\
+             // enables a slot's every flip-flop: through a LUT behind the part's number it was the\n\
+             // critical path of the ULX3S SFC build, 10.2 ns of routing).\n\
+             reg  [{}:0] {n}_we;\n\
              // Parts read of the next word (at most {f}).\n\
-             reg  [{}:0] {n}_rcount;\nreg  {n}_rd;\nreg  {n}_rd_d;\nreg  {n}_consume;\n\
+             reg  [{}:0] {n}_rcount;\nreg  {n}_rd;\nreg  {n}_consume;\n\
              wire {n}_rfull = ({n}_rcount == {});\n",
             waw + fw - 1,
-            fw - 1,
+            f - 2,
             cw - 1,
             lit(cw, f as u64),
         ));
@@ -664,8 +668,7 @@ impl Mvtu {
         let mut slots = format!("always @(posedge clk) begin\n    {n}_wpr <= {n}_wp;\n");
         for k in 0..f - 1 {
             slots.push_str(&format!(
-                "    if ({n}_rd_d && {n}_rpart_d == {}) {n}_asm[{}:{}] <= {n}_wpr;\n",
-                lit(fw, k as u64),
+                "    if ({n}_we[{k}]) {n}_asm[{}:{}] <= {n}_wpr;\n",
                 (k + 1) * part - 1,
                 k * part
             ));
@@ -2158,7 +2161,7 @@ impl Block for Mvtu {
             resets.push(format!("{n}_sn <= {};", lit(bits_for(f_n as u64), 0)));
             resets.push(format!("{n}_primed <= 1'b0;"));
             resets.push(format!("{n}_rcount <= {};", lit(bits_for(f_n as u64), 0)));
-            resets.push(format!("{n}_rd_d <= 1'b0;"));
+            resets.push(format!("{n}_we <= {};", lit(f_n as u32 - 1, 0)));
         }
         if qn > 0 {
             resets.push(format!("{n}_qn <= {};", lit(bits_for(qn as u64), 0)));
@@ -2249,8 +2252,16 @@ impl Block for Mvtu {
                  // A word's parts are read one per cycle while its word is not yet complete, and\n\
                  // the next word's first in the cycle the complete one is taken.\n\
                  {n}_rcount <= {n}_rcount_d;\n\
-                 {n}_rd_d <= {n}_rd;\n{n}_rpart_d <= {n}_raddr[{}:0];\n",
-                fw - 1
+                 {n}_we <= {{{}}};\n",
+                (0..f_n - 1)
+                    .rev()
+                    .map(|k| format!(
+                        "{n}_rd && ({n}_raddr[{}:0] == {})",
+                        fw - 1,
+                        lit(fw, k as u64)
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
         } else {
             s.push_str(&format!(
