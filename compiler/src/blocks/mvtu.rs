@@ -625,7 +625,6 @@ impl Mvtu {
             cw - 1,
             lit(cw, f as u64),
         ));
-        let _ = entries;
         let word = |a: usize| -> Vec<u64> {
             let (w, k) = (a / f, a % f);
             let mut out = vec![0u64; words_for(part)];
