@@ -850,9 +850,10 @@ impl Block for Mvtu {
         // A frame's vectors follow each other without a gap when they arrive in time; a frame
         // buffered in RAM starts once its last chunk is in.
         if self.frames_per_read() > 1 {
-            // A frame reaching an idle layer waits a cycle in the collected frames, starts a
-            // batch alone in its last slot and is done with the batch's last step.
-            return (self.steps() * self.frames_per_read()) as u64 + self.depth() as u64 + 2;
+            // A frame reaching an idle layer is collected, and the batch it starts alone in its
+            // last slot (a register decided a cycle ahead) begins a cycle later; the frame is
+            // done with the batch's last step.
+            return (self.steps() * self.frames_per_read()) as u64 + self.depth() as u64 + 3;
         }
         self.fill_cycles() + self.vectors as u64 * self.steps() as u64 + self.depth() as u64 + 1
     }
@@ -2549,7 +2550,7 @@ struct MmvState {
 }
 
 impl MmvState {
-    /// The Verilog's `primed`: the read side has read a whole word, `F + 1` edges after reset.
+    /// The Verilog's `primed`: the read side has read a whole word, `F + 2` edges after reset.
     fn primed(&self) -> bool {
         self.clocks > self.f + 1
     }
@@ -2762,7 +2763,7 @@ impl CycleModel for MvtuModel {
     // a signal, which the driver then clocks for real; the edges before it may be skipped.
     fn quiet_cycles(&self) -> u64 {
         if self.mmv.is_some() {
-            // Clocked every cycle: a batch's start depends on the input's valid.
+            // Clocked every cycle: a batch's start depends on whether a frame came in.
             return 0;
         }
         let mut quiet = u64::MAX;

@@ -9,9 +9,9 @@
 //! each PE keeps one accumulator per slot, and each slot's result is handed on as the slot's
 //! last step finishes, in the order the frames arrived. While a batch is being worked on the
 //! next frames are collected; a batch starts when all `F` slots have a frame, or when at least
-//! one has and no frame is offered, so the last frames of a stream are not held back (the
-//! empty slots still take their steps: a batch always takes `S * F` cycles for `S` steps per
-//! frame).
+//! one has and none came in the cycle before, so the last frames of a stream are not held back
+//! (the empty slots still take their steps: a batch always takes `S * F` cycles for `S` steps
+//! per frame).
 //!
 //! What it costs and saves: block RAMs by a factor of up to `F` on a weight-bound design (the
 //! read is the limit on the ECP5: every design above about 111 DP16KD placed but did not
