@@ -543,7 +543,14 @@ pub fn board_top(board: &Board, ports: &Ports, clk: &Clocking) -> Result<String,
         };
         bits.push(lit);
     }
-    let _ = writeln!(w, "    assign led = {{{}}};", bits.join(", "));
+    // Registered, so that no path from the design's logic ends at a pad: the ULX3S SFC
+    // at 106 MHz had its critical path from the frame byte count through the compare to led[4].
+    let _ = writeln!(
+        w,
+        "    reg [{}:0] led_q;\n    always @(posedge core_clk) led_q <= {{{}}};\n    assign led = led_q;",
+        n_leds - 1,
+        bits.join(", ")
+    );
     let _ = writeln!(w, "endmodule");
     Ok(s)
 }

@@ -5,6 +5,7 @@ use flip::encoding::Encoding;
 use flip::model::arch::LayerSpec;
 use flip::model::{Activation, BinaryLayer, InputSpec, Layer, Metadata, Model};
 
+use crate::blocks::mvtu::PES_PER_INPUT_COPY;
 use crate::ir::InputFormat;
 use crate::passes::fifos::FifoDepth;
 use crate::passes::folding::{FoldFile, LayerFold};
@@ -363,14 +364,24 @@ pub fn random_idle_neurons(rng: &mut Rng) -> (Model, FoldFile) {
 /// weight read (see [`crate::passes::mmv`]) where they can: every layer with more than one
 /// weight word (and one input plane) one time in two, at least one layer. Hidden layers may
 /// be padded with idle neurons (PE and the next SIMD not dividing the width), and the other
-/// layers keep their RAM choices.
+/// layers keep their RAM choices. One time in four a layer has more PEs than one copy of its
+/// input chunk feeds (see [`crate::blocks::Mvtu::input_copies`]) and works on several frames.
 pub fn random_mmv(rng: &mut Rng) -> (Model, FoldFile) {
     loop {
+        let mut wide = None;
         let (model, fold) = if rng.range(0, 1) == 0 {
             random_idle_neurons(rng)
         } else {
-            let (model, _) = random_dense(rng, 1, (1, 3), (2, 40));
-            let fold = random_folding(rng, &model);
+            let (model, widths) = random_dense(rng, 1, (1, 3), (2, 40));
+            let mut fold = random_folding(rng, &model);
+            let i = rng.range(0, widths.len() as u64 - 1) as usize;
+            let pes: Vec<usize> = (PES_PER_INPUT_COPY + 1..=widths[i])
+                .filter(|d| widths[i].is_multiple_of(*d))
+                .collect();
+            if !pes.is_empty() && rng.range(0, 1) == 0 {
+                fold.layers[i].pe = *rng.pick(&pes);
+                wide = Some(i + 1);
+            }
             (model, fold)
         };
         let mut fold = fold;
@@ -386,7 +397,7 @@ pub fn random_mmv(rng: &mut Rng) -> (Model, FoldFile) {
                     && l.neuron_folds() * l.synapse_folds() > 1
                     && !fold.load_weights.contains(&l.index)
                     && fold.table_inputs.get(l.index - 1).copied().unwrap_or(0) == 0;
-                if eligible && rng.range(0, 1) == 0 {
+                if eligible && (wide == Some(l.index) || rng.range(0, 1) == 0) {
                     f
                 } else {
                     1

@@ -252,6 +252,28 @@ fn frames_per_weight_read_match_icarus_under_bubbles_and_stalls() {
     check_cases(Rtl::Icarus, 4, 0x33A2, &compiler::random::random_mmv);
 }
 
+/// Layers with frames per weight read whose PEs read their input chunk from several copies of
+/// its register (see `Mvtu::input_copies`).
+fn random_mmv_copies(rng: &mut Rng) -> (Model, FoldFile) {
+    loop {
+        let (model, fold) = compiler::random::random_mmv(rng);
+        let design = compiler::compile(&model, &FoldSpec::Manual(fold.clone())).unwrap();
+        if design.mvtus().any(|l| l.input_copies() > 1) {
+            return (model, fold);
+        }
+    }
+}
+
+#[test]
+fn input_chunk_copies_match_verilator_under_bubbles_and_stalls() {
+    check_cases(Rtl::Verilator, 2, 0xC0B1, &random_mmv_copies);
+}
+
+#[test]
+fn input_chunk_copies_match_icarus_under_bubbles_and_stalls() {
+    check_cases(Rtl::Icarus, 2, 0xC0B2, &random_mmv_copies);
+}
+
 /// Hidden layers padded with idle neurons (see [`compiler::random::random_idle_neurons`]).
 #[test]
 fn idle_neurons_match_verilator_under_bubbles_and_stalls() {

@@ -116,6 +116,20 @@ impl Mvtu {
         self.mmv.max(1) as usize
     }
 
+    /// Registers that hold the input chunk, each feeding at most [`PES_PER_INPUT_COPY`] PEs.
+    ///
+    /// One register read by every PE is a net across the die: on the ULX3S SFC at 40 cycles per
+    /// frame, layer 1's chunk fanning out to 54 PEs took 7.1 ns of routing before the tree's
+    /// first LUT. Only layers with frames per weight read have copies so far, the layers whose
+    /// builds measured it.
+    pub fn input_copies(&self) -> usize {
+        if self.frames_per_read() > 1 && self.table == 0 && !self.input_ram() {
+            (self.pe as usize).div_ceil(PES_PER_INPUT_COPY)
+        } else {
+            1
+        }
+    }
+
     /// Bits of the popcount of one lane.
     fn pc_width(&self) -> u32 {
         bits_for(self.simd as u64)
@@ -768,6 +782,9 @@ impl Mvtu {
     }
 }
 
+/// PEs one copy of the input chunk register feeds (see [`Mvtu::input_copies`]).
+pub const PES_PER_INPUT_COPY: usize = 8;
+
 /// Shapes `(words, bits)` of an ECP5 DP16KD read through both ports at once (true dual-port
 /// mode; its 512 x 36 shape has a single read port).
 const DUAL_PORT_SHAPES: [(u64, u64); 5] = [(1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1)];
@@ -1001,6 +1018,8 @@ impl Block for Mvtu {
                     let (_, part) = self.weight_shape();
                     self.frames_per_read() as u64 * part
                         + (self.frames_per_read() as u64 - 1) * (nf - 1) * pe * ew
+                        // The input chunk's copies beyond the one counted with the read.
+                        + (self.input_copies() as u64 - 1) * self.simd as u64
                 } else {
                     0
                 }
@@ -1462,6 +1481,7 @@ impl Block for Mvtu {
         // A fully unrolled layer's weights are one constant word: no register, so that each
         // XNOR becomes a wire or an inverter inside the tree.
         let constant = entries == 1 && !self.is_loaded();
+        let copies = self.input_copies();
         let rr = self.read_registers.max(1);
         let groups = self.table_groups();
         // Each table's counts are registered on their own (the block RAM's read register),
@@ -1497,6 +1517,24 @@ impl Block for Mvtu {
                     "wire [{}:0] {n}_wr = {{{}}};\n",
                     rw - 1,
                     parts.join(", ")
+                ));
+            }
+        } else if copies > 1 {
+            b.push_str(&format!("reg  [{}:0] {n}_wr;\n", lanes - 1));
+            for c in 0..copies {
+                b.push_str(&format!("reg  [{}:0] {n}_xr{c};\n", simd - 1));
+            }
+            let all: Vec<String> = (0..copies).rev().map(|c| format!("{n}_xr{c}")).collect();
+            b.push_str(&format!(
+                "wire [{}:0] {n}_xr = {{{}}};\n",
+                copies * simd - 1,
+                all.join(", ")
+            ));
+            if rr == 2 {
+                b.push_str(&format!(
+                    "reg  [{}:0] {n}_wq;\nreg  [{}:0] {n}_xq;\n",
+                    lanes - 1,
+                    simd - 1
                 ));
             }
         } else {
@@ -1653,8 +1691,16 @@ impl Block for Mvtu {
                 })
                 .collect()
         } else {
+            let chunk = if copies > 1 {
+                format!(
+                    "{n}_xr[({n}_g / {}) * {simd} +: {simd}]",
+                    pe.div_ceil(copies)
+                )
+            } else {
+                format!("{n}_xr")
+            };
             lane.push_str(&format!(
-                "wire [{}:0] xn = ~({n}_xr ^ {n}_wr[{n}_g*{simd} +: {simd}]);\n",
+                "wire [{}:0] xn = ~({chunk} ^ {n}_wr[{n}_g*{simd} +: {simd}]);\n",
                 simd - 1
             ));
             (0..simd).map(|i| (format!("xn[{i}]"), 1)).collect()
@@ -1845,6 +1891,8 @@ impl Block for Mvtu {
             format!("{n}_xq <= {n}_buf[{n}_raddr_d];\n{n}_xs <= {n}_xq;\n")
         } else if ram {
             format!("{n}_xq <= {n}_buf[{n}_raddr];\n")
+        } else if copies > 1 && rr == 1 {
+            String::new()
         } else {
             format!("{x_in} <= {n}_x;\n")
         };
@@ -1897,6 +1945,8 @@ impl Block for Mvtu {
             if !constant {
                 dp.push_str(&format!("{n}_wr <= {n}_wq;\n"));
             }
+        }
+        if rr == 2 && !table && copies == 1 {
             dp.push_str(&format!(
                 "{n}_xr <= {};\n",
                 if ram {
@@ -2002,6 +2052,21 @@ impl Block for Mvtu {
         b.push_str("always @(posedge clk) begin\n");
         indent(&mut b, 4, &dp);
         b.push_str("end\n\n");
+        if copies > 1 {
+            // Each copy in a process of its own marked keep: Yosys merges flip-flops with the
+            // same input, and only a kept cell stays a copy.
+            let src = if rr == 2 {
+                format!("{n}_xq")
+            } else {
+                format!("{n}_x")
+            };
+            for c in 0..copies {
+                b.push_str(&format!(
+                    "(* keep *) always @(posedge clk) {n}_xr{c} <= {src};\n"
+                ));
+            }
+            b.push('\n');
+        }
         if !ram {
             let flag = |name: &str, w: u32, count: usize, when: &str| {
                 if count > 1 {
