@@ -216,6 +216,8 @@ pub struct ClockFeatures {
     pub windows: u64,
     /// Weight ROMs in logic that are wide and deep ([`wide_logic_roms`]).
     pub wide_logic_roms: u64,
+    /// Layers that apply each weight word to several frames ([`crate::passes::mmv`]).
+    pub mmv_layers: u64,
 }
 
 /// Words from which a weight ROM in LUT4s takes more than one LUT level per bit.
@@ -243,6 +245,30 @@ fn folded_as(l: &Mvtu, f: &LayerFold) -> Mvtu {
     l.pe = f.pe;
     l.simd = f.simd;
     l
+}
+
+/// The frames per weight read worth trying for `l`: each `F` (a power of two) with which it
+/// reads its weights through fewer block RAMs than with any smaller one, 1 first. Each
+/// doubling halves the word and doubles the depth, which saves blocks until the depth fills a
+/// block's.
+fn useful_mmv(l: &Mvtu, family: Family) -> Vec<usize> {
+    let brams = |f: usize| {
+        let mut l = l.clone();
+        l.mmv = f as u8;
+        l.weight_blocks(family).0
+    };
+    let mut useful = vec![1];
+    let mut least = brams(1);
+    let mut f = 2;
+    while least > 0 && f <= crate::passes::mmv::MAX_MMV && crate::passes::mmv::check(l, f).is_ok() {
+        let b = brams(f);
+        if b < least {
+            useful.push(f);
+            least = b;
+        }
+        f *= 2;
+    }
+    useful
 }
 
 fn wide_logic_rom(l: &Mvtu, family: Family) -> bool {
@@ -280,6 +306,15 @@ pub struct SizeClockPoint {
     /// applies.
     #[serde(default)]
     pub min_wide_logic_roms: u64,
+    /// Layers with frames per weight read ([`crate::passes::mmv`]) from which the point
+    /// applies.
+    #[serde(default)]
+    pub min_mmv_layers: u64,
+    /// Layers with frames per weight read up to which the point applies (`None`: any number):
+    /// a point measured on designs that read their weights once per frame need not hold for
+    /// those, whose block RAMs and registers are laid out differently.
+    #[serde(default)]
+    pub max_mmv_layers: Option<u64>,
     /// Clock reached (nextpnr Fmax), MHz.
     pub mhz: f64,
 }
@@ -322,6 +357,8 @@ impl Device {
                     && p.max_table_brams.is_none_or(|m| f.table_brams <= m)
                     && f.windows >= p.min_windows
                     && f.wide_logic_roms >= p.min_wide_logic_roms
+                    && f.mmv_layers >= p.min_mmv_layers
+                    && p.max_mmv_layers.is_none_or(|m| f.mmv_layers <= m)
             })
             .map(|p| p.mhz)
             .fold(f64::INFINITY, f64::min);
@@ -427,6 +464,8 @@ pub struct Candidate {
     /// Layers (numbers from 1) whose weight ROMs it puts in block RAM, as a fold file's
     /// `block_rom_layers`.
     pub block_rom_layers: Vec<usize>,
+    /// Frames per weight read of each layer, as a fold file's `mmv` (empty: 1 everywhere).
+    pub mmv: Vec<usize>,
     /// How it was derived (balanced wins if both apply).
     pub origin: Origin,
     /// Steady-state cycles between frames (the slowest stage's cycles).
@@ -497,23 +536,29 @@ impl Candidate {
             table_inputs: self.table_inputs.clone(),
             dual_port_tables: (!self.table_inputs.is_empty()).then_some(self.dual_port_tables),
             block_rom_layers: self.block_rom_layers.clone(),
-            // The exploration does not weigh frames per weight read yet.
-            mmv: Vec::new(),
+            mmv: self.mmv.clone(),
         }
     }
 }
 
 /// Pixels per beat (if more than one), `pe x simd` per layer (with `tK` for a layer that reads
-/// tables of `K` inputs) and the layers whose weights are loaded into RAM (if any), space
-/// separated (`8px 16x784 4x256 1x32`, `4x16 1x32 1x1 ram:1`, `8x64t3 5x4`).
+/// tables of `K` inputs, `mF` for one that applies each weight word to `F` frames) and the
+/// layers whose weights are loaded into RAM (if any), space separated (`8px 16x784 4x256
+/// 1x32`, `4x16 1x32 1x1 ram:1`, `8x64t3 5x4`, `28px 64x98m4 32x64m4 64x32m4 5x32`).
 pub fn fold_label(f: &FoldFile) -> String {
     let mut parts: Vec<String> = f
         .layers
         .iter()
         .enumerate()
-        .map(|(i, l)| match f.table_inputs.get(i) {
-            Some(&k) if k > 0 => format!("{}x{}t{k}", l.pe, l.simd),
-            _ => format!("{}x{}", l.pe, l.simd),
+        .map(|(i, l)| {
+            let mut p = match f.table_inputs.get(i) {
+                Some(&k) if k > 0 => format!("{}x{}t{k}", l.pe, l.simd),
+                _ => format!("{}x{}", l.pe, l.simd),
+            };
+            if let Some(&m) = f.mmv.get(i).filter(|&&m| m > 1) {
+                p.push_str(&format!("m{m}"));
+            }
+            p
         })
         .collect();
     if f.pixels_per_beat > 1 {
@@ -601,6 +646,7 @@ impl Exploration {
                 table_brams: c.table_brams,
                 windows: windows(sized),
                 wide_logic_roms: wide_logic_roms(sized.mvtus(), family),
+                mmv_layers: sized.mvtus().filter(|l| l.frames_per_read() > 1).count() as u64,
             }),
             max_pe,
         );
@@ -813,19 +859,20 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
         .collect();
     // Costs per layer, folding, registers after the weight read, input chunk interval and
     // output chunk.
-    type Key = (usize, usize, usize, bool, usize, usize, usize);
+    type Key = (usize, usize, usize, bool, usize, usize, usize, usize);
     let mut layer_cost: Vec<BTreeMap<Key, LayerCost>> = vec![BTreeMap::new(); layers.len()];
     let mut cost_of = |i: usize,
                        f: &LayerFold,
-                       (table, block_rom): (usize, bool),
+                       (table, block_rom, mmv): (usize, bool, usize),
                        rr: usize,
                        (interval, out_chunk)|
      -> LayerCost {
         *layer_cost[i]
-            .entry((f.pe, f.simd, table, block_rom, rr, interval, out_chunk))
+            .entry((f.pe, f.simd, table, block_rom, mmv, rr, interval, out_chunk))
             .or_insert_with(|| {
                 let mut l = folded_as(layers[i], f);
                 l.table = table;
+                l.mmv = mmv as u8;
                 l.block_rom = block_rom;
                 l.dual_port_tables = table > 0 && crate::passes::tables::dual_port_for(family);
                 l.read_registers = crate::passes::pipelining::read_registers_of(&l, rr);
@@ -906,16 +953,64 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
         let block_roms = roms
             .iter()
             .any(|&r| r)
-            .then(|| (file.clone(), origin, vec![0; n], roms));
-        std::iter::once((file, origin, vec![0; n], vec![false; n]))
+            .then(|| (file.clone(), origin, vec![0; n], roms.clone(), vec![1; n]));
+        // On the ECP5, where it was measured, also with each layer reading its weights
+        // through the fewest block RAMs that frames per weight read give it.
+        // Wide weight ROMs go to block RAM for it, as in the variant above: a ROM in logic
+        // has no block RAMs to save, but in block RAM and read in parts it takes few.
+        let useful: Vec<Vec<usize>> = layers
+            .iter()
+            .zip(&file.layers)
+            .zip(&roms)
+            .map(|((l, f), &rom)| {
+                let mut l = folded_as(l, f);
+                l.block_rom = rom;
+                if family == Family::Ecp5 {
+                    useful_mmv(&l, family)
+                } else {
+                    vec![1]
+                }
+            })
+            .collect();
+        // Each `F` up to 16 the layers have a use for (each layer the largest of its own up to
+        // it): the slots cost
+        // flip-flops and a multiplexer per input bit each, so the fewest block RAMs is not
+        // always the design that fits.
+        let mut shared: Vec<Vec<usize>> = (1..=crate::passes::mmv::MAX_MMV.trailing_zeros())
+            .map(|k| {
+                useful
+                    .iter()
+                    .map(|u| {
+                        u.iter()
+                            .copied()
+                            .filter(|&f| f <= 1 << k)
+                            .max()
+                            .unwrap_or(1)
+                    })
+                    .collect::<Vec<usize>>()
+            })
+            .filter(|v| v.iter().any(|&f| f > 1))
+            .collect();
+        shared.dedup();
+        let shared: Vec<_> = shared
+            .into_iter()
+            .map(|mmv| (file.clone(), origin, vec![0; n], roms.clone(), mmv))
+            .collect();
+        let with_tables = with_tables
+            .into_iter()
+            .map(move |(file, origin, table, rom)| (file, origin, table, rom, vec![1; n]));
+        std::iter::once((file, origin, vec![0; n], vec![false; n], vec![1; n]))
             .chain(block_roms)
+            .chain(shared)
             .chain(with_tables)
     });
-    for (file, origin, table, block_rom) in variants {
+    for (file, origin, table, block_rom, mmv) in variants {
         let tables = table.iter().any(|&k| k > 0);
         let mut a = input(file.pixels_per_beat);
         // The first layer's input buffer, as the input buffer pass chooses it.
         let (input_ram, interval) = match (base.stages.get(1), file.layers.first()) {
+            // A layer with frames per weight read holds its frames in registers.
+            (Some(Stage::Mvtu(_)), Some(_)) if mmv[0] > 1 => (None, 0),
             (Some(Stage::Mvtu(l1)), Some(f)) => {
                 let mut l1 = l1.clone();
                 l1.pe = f.pe;
@@ -936,24 +1031,25 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
         let folded = |i: usize| {
             let mut l = folded_as(layers[i], &file.layers[i]);
             l.table = table[i];
+            l.mmv = mmv[i] as u8;
             l
         };
+        // Neither end of a vector RAM works on several frames at once.
+        let can_vram = |i: usize| {
+            fed[i]
+                && vector_ram(&folded(i - 1), &folded(i)).is_ok()
+                && mmv[i] == 1
+                && mmv[i - 1] == 1
+        };
         let vram: Vec<bool> = (0..layers.len())
-            .map(|i| {
-                i > 0
-                    && fed[i]
-                    && layers[i].inputs >= MIN_VECTOR_RAM_BITS
-                    && vector_ram(&folded(i - 1), &folded(i)).is_ok()
-            })
+            .map(|i| i > 0 && layers[i].inputs >= MIN_VECTOR_RAM_BITS && can_vram(i))
             .collect();
-        let input_ram_layers = (1..layers.len())
-            .any(|i| fed[i] && vector_ram(&folded(i - 1), &folded(i)).is_ok())
-            .then(|| {
-                (0..layers.len())
-                    .filter(|&i| vram[i])
-                    .map(|i| layers[i].index)
-                    .collect::<Vec<_>>()
-            });
+        let input_ram_layers = (1..layers.len()).any(can_vram).then(|| {
+            (0..layers.len())
+                .filter(|&i| vram[i])
+                .map(|i| layers[i].index)
+                .collect::<Vec<_>>()
+        });
         // Per layer: input chunk interval and output chunk bits.
         let interval_of = |i: usize| {
             let input = if i == 0 {
@@ -980,7 +1076,7 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
                 cost_of(
                     i,
                     f,
-                    (table[i], block_rom[i]),
+                    (table[i], block_rom[i], mmv[i]),
                     read_registers,
                     interval_of(i),
                 )
@@ -1012,7 +1108,7 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
                 .layers
                 .iter()
                 .enumerate()
-                .map(|(i, f)| cost_of(i, f, (table[i], block_rom[i]), rr, interval_of(i)))
+                .map(|(i, f)| cost_of(i, f, (table[i], block_rom[i], mmv[i]), rr, interval_of(i)))
                 .collect();
         }
         let cycles = costs
@@ -1073,6 +1169,7 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
                     .zip(&load)
                     .filter(|(c, &l)| c.wide_logic_rom && !l)
                     .count() as u64,
+                mmv_layers: mmv.iter().filter(|&&f| f > 1).count() as u64,
             }),
             max_pe,
         );
@@ -1098,6 +1195,11 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
                 .filter(|&i| block_rom[i])
                 .map(|i| layers[i].index)
                 .collect(),
+            mmv: if mmv.iter().any(|&f| f > 1) {
+                mmv
+            } else {
+                Vec::new()
+            },
             folds: file.layers,
             origin,
             cycles_per_frame: cycles,
@@ -1609,6 +1711,7 @@ mod tests {
             table_brams,
             windows,
             wide_logic_roms: 0,
+            mmv_layers: 0,
         }
     }
 
@@ -1731,6 +1834,8 @@ mod tests {
                 max_table_brams: None,
                 min_windows: 0,
                 min_wide_logic_roms: 0,
+                min_mmv_layers: 0,
+                max_mmv_layers: None,
                 mhz: 60.0,
             },
             SizeClockPoint {
@@ -1740,6 +1845,8 @@ mod tests {
                 max_table_brams: None,
                 min_windows: 0,
                 min_wide_logic_roms: 0,
+                min_mmv_layers: 0,
+                max_mmv_layers: None,
                 mhz: 50.0,
             },
         ];

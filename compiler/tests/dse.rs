@@ -468,3 +468,48 @@ fn padded_candidates_compile_as_costed() {
     assert_eq!(dse::padded_widths(256), vec![288, 300, 264]);
     assert_eq!(dse::padded_widths(3), Vec::<usize>::new());
 }
+
+/// Frames per weight read on the ECP5: a folding whose weights fill block RAMs also comes with
+/// its layers reading each word for several frames, at fewer block RAMs and the same cycles per
+/// frame; each such candidate compiles with the frames per weight read, cycles and estimate it
+/// was costed at, and its label names them.
+#[test]
+fn frames_per_weight_read_variants_take_fewer_block_rams_on_the_ecp5() {
+    let model = fashion_shape();
+    let device = dse::device("ecp5-85k").unwrap();
+    let x = dse::explore(&model, &device).unwrap();
+    assert_legal(&model, &x);
+    assert_front(&x);
+    let shared: Vec<usize> = (0..x.candidates.len())
+        .filter(|&i| !x.candidates[i].mmv.is_empty())
+        .collect();
+    assert!(shared.len() > 20, "{} candidates", shared.len());
+    for &i in shared.iter().step_by(shared.len() / 20) {
+        let c = &x.candidates[i];
+        let label = c.fold_label();
+        let d = compiles_as_costed(&model, &x, i);
+        assert_eq!(compiler::fold_file(&d).mmv, c.mmv, "{label}");
+        for (l, &f) in d.mvtus().zip(&c.mmv) {
+            assert_eq!(l.frames_per_read(), f, "{label}");
+            if f > 1 {
+                assert!(label.contains(&format!("x{}m{f}", l.simd)), "{label}");
+            }
+        }
+        let twin = x
+            .candidates
+            .iter()
+            .find(|t| {
+                t.mmv.is_empty()
+                    && t.table_inputs.is_empty()
+                    && t.folds == c.folds
+                    && t.pixels_per_beat == c.pixels_per_beat
+                    && t.block_rom_layers == c.block_rom_layers
+            })
+            .unwrap_or_else(|| panic!("{label}: no twin reading once per frame"));
+        assert!(twin.estimate.brams > c.estimate.brams, "{label}");
+        assert_eq!(twin.cycles_per_frame, c.cycles_per_frame, "{label}");
+    }
+    // Elsewhere the exploration does not try it (no clock was measured for it there).
+    let x = dse::explore(&model, &dse::device("up5k").unwrap()).unwrap();
+    assert!(x.candidates.iter().all(|c| c.mmv.is_empty()));
+}
