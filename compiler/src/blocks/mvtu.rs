@@ -124,7 +124,7 @@ impl Mvtu {
     /// builds measured it.
     pub fn input_copies(&self) -> usize {
         if self.frames_per_read() > 1 && self.table == 0 && !self.input_ram() {
-            (self.pe as usize).div_ceil(PES_PER_INPUT_COPY)
+            self.pe.div_ceil(PES_PER_INPUT_COPY)
         } else {
             1
         }
@@ -1941,10 +1941,8 @@ impl Block for Mvtu {
                 a_tags.join(", ")
             )
         };
-        if rr == 2 && !table {
-            if !constant {
-                dp.push_str(&format!("{n}_wr <= {n}_wq;\n"));
-            }
+        if rr == 2 && !table && !constant {
+            dp.push_str(&format!("{n}_wr <= {n}_wq;\n"));
         }
         if rr == 2 && !table && copies == 1 {
             dp.push_str(&format!(
