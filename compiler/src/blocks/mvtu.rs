@@ -130,6 +130,12 @@ impl Mvtu {
         }
     }
 
+    /// With frames per weight read and two read registers, the part read goes through a
+    /// register of its own before the slots (see [`Mvtu::emit_part_rom`]).
+    fn part_register(&self) -> bool {
+        self.frames_per_read() > 1 && self.read_registers >= 2
+    }
+
     /// Bits of the popcount of one lane.
     fn pc_width(&self) -> u32 {
         bits_for(self.simd as u64)
@@ -660,9 +666,25 @@ impl Mvtu {
         )
         .in_block_ram(self.block_rom)
         .emit(b, |a| format!("{part}'h{}", hex(&word(a), part)));
+        // With two read registers the part read goes into a register of its own beside the
+        // block RAMs before it fans out to its slots across the layer: a DP16KD's data leave
+        // it 5.83 ns after the clock, and their route to the slots was the ULX3S SFC's
+        // critical path at 104.4 MHz (3.7 ns). The slots then take it a cycle later (`we_q`),
+        // and the word goes straight to the weight register (`consume_q`) in place of the
+        // second read register, so a step meets its weights on the same cycle as before.
+        let (last, we) = if self.part_register() {
+            b.push_str(&format!(
+                "reg  [{}:0] {n}_wpd;\nreg  [{}:0] {n}_we_q;\nreg  {n}_consume_q;\n",
+                part - 1,
+                f - 2
+            ));
+            (format!("{n}_wpd"), format!("{n}_we_q"))
+        } else {
+            (format!("{n}_wpr"), format!("{n}_we"))
+        };
         b.push_str(&format!(
             "reg  [{}:0] {n}_wpr;\nreg  [{}:0] {n}_asm;\n\
-             wire [{}:0] {n}_wnext_all = {{{n}_wpr, {n}_asm}};\n",
+             wire [{}:0] {n}_wnext_all = {{{last}, {n}_asm}};\n",
             part - 1,
             (f - 1) * part - 1,
             f * part - 1
@@ -679,9 +701,12 @@ impl Mvtu {
             lanes - 1
         ));
         let mut slots = format!("always @(posedge clk) begin\n    {n}_wpr <= {n}_wp;\n");
+        if self.part_register() {
+            slots.push_str(&format!("    {n}_wpd <= {n}_wpr;\n"));
+        }
         for k in 0..f - 1 {
             slots.push_str(&format!(
-                "    if ({n}_we[{k}]) {n}_asm[{}:{}] <= {n}_wpr;\n",
+                "    if ({we}[{k}]) {n}_asm[{}:{}] <= {last};\n",
                 (k + 1) * part - 1,
                 k * part
             ));
@@ -1042,6 +1067,12 @@ impl Block for Mvtu {
                 + if self.is_loaded() {
                     // Load address, part counter and the parts waiting for the word's last.
                     u64::from(bits_for(nf * sf)) + 16 * (self.load_parts() as u64 - 1) + 5
+                } else {
+                    0
+                }
+                // A part register in place of the second read register of the word.
+                - if self.part_register() {
+                    pe * self.simd as u64 - self.weight_shape().1
                 } else {
                     0
                 },
@@ -1531,11 +1562,10 @@ impl Block for Mvtu {
                 all.join(", ")
             ));
             if rr == 2 {
-                b.push_str(&format!(
-                    "reg  [{}:0] {n}_wq;\nreg  [{}:0] {n}_xq;\n",
-                    lanes - 1,
-                    simd - 1
-                ));
+                if !self.part_register() {
+                    b.push_str(&format!("reg  [{}:0] {n}_wq;\n", lanes - 1));
+                }
+                b.push_str(&format!("reg  [{}:0] {n}_xq;\n", simd - 1));
             }
         } else {
             b.push_str(&format!(
@@ -1553,7 +1583,7 @@ impl Block for Mvtu {
             ));
             // A second register after the read: the first becomes the block RAM's own read
             // register, the second starts the tree off a fabric flip-flop.
-            if rr == 2 && !constant {
+            if rr == 2 && !constant && !self.part_register() {
                 b.push_str(&format!("reg  [{}:0] {n}_wq;\n", lanes - 1));
             }
             if rr == 2 || ram {
@@ -1932,6 +1962,10 @@ impl Block for Mvtu {
                 "{}{x_read}{n}_t1 <= {{{}}};\n",
                 if constant {
                     String::new()
+                } else if self.part_register() {
+                    // The word, complete a cycle after it is taken, serves the F steps of its
+                    // slots.
+                    format!("if ({n}_consume_q) {n}_wr <= {n}_wnext;\n")
                 } else if mmv {
                     // The word serves the F steps of its slots.
                     format!("if ({n}_consume) {w_in} <= {n}_wnext;\n")
@@ -1941,7 +1975,7 @@ impl Block for Mvtu {
                 a_tags.join(", ")
             )
         };
-        if rr == 2 && !table && !constant {
+        if rr == 2 && !table && !constant && !self.part_register() {
             dp.push_str(&format!("{n}_wr <= {n}_wq;\n"));
         }
         if rr == 2 && !table && copies == 1 {
@@ -2225,6 +2259,10 @@ impl Block for Mvtu {
             resets.push(format!("{n}_primed <= 1'b0;"));
             resets.push(format!("{n}_rcount <= {};", lit(bits_for(f_n as u64), 0)));
             resets.push(format!("{n}_we <= {};", lit(f_n as u32 - 1, 0)));
+            if self.part_register() {
+                resets.push(format!("{n}_we_q <= {};", lit(f_n as u32 - 1, 0)));
+                resets.push(format!("{n}_consume_q <= 1'b0;"));
+            }
         }
         if qn > 0 {
             resets.push(format!("{n}_qn <= {};", lit(bits_for(qn as u64), 0)));
@@ -2326,6 +2364,11 @@ impl Block for Mvtu {
                     .collect::<Vec<_>>()
                     .join(", ")
             ));
+            if self.part_register() {
+                s.push_str(&format!(
+                    "{n}_we_q <= {n}_we;\n{n}_consume_q <= {n}_consume;\n"
+                ));
+            }
         } else {
             s.push_str(&format!(
                 "if ({n}_in_fire) begin\n    {n}_busy <= 1'b1;\nend else if ({n}_advance && {n}_last) begin\n    {n}_busy <= 1'b0;\nend\n"
