@@ -133,9 +133,21 @@ fn fashion_shape_on_ecp5_85k() {
         c.fold_label(),
         c.cycles_per_frame
     );
-    assert!(x.front.contains(&best));
+    // Nothing that fits is as fast with fewer LUTs. (Designs that do not fit may be: the same
+    // folding reading each weight word for fewer frames takes fewer LUTs and more block RAMs
+    // than have been routed.)
+    for (i, o) in x.candidates.iter().enumerate() {
+        assert!(
+            !(o.fits && dominates(o, c)),
+            "{i} ({}) dominates the best",
+            o.fold_label()
+        );
+    }
     // The fastest front designs no longer fit (beyond 8 pixels per beat they grow large).
-    assert_eq!(x.fitting_front()[0], best);
+    assert!(x
+        .fitting_front()
+        .iter()
+        .all(|&i| x.candidates[i].frames_per_second <= c.frames_per_second));
     // Same input, same output.
     assert_eq!(dse::explore(&model, &device).unwrap(), x);
 }

@@ -94,7 +94,19 @@ pub fn sim_check(
             sized: Some(design),
         });
     }
-    let frames = frames.max(2);
+    // A layer with frames per weight read hands its frames on in batches of `F`: the steady
+    // state is `F` frames per `F` intervals, measured in the middle of the stream, where the
+    // batches are full (the first starts with one frame, and so may the last).
+    let batch = design
+        .mvtus()
+        .map(|l| l.frames_per_read())
+        .max()
+        .unwrap_or(1);
+    let frames = if batch > 1 {
+        frames.max(8 * batch)
+    } else {
+        frames.max(2)
+    };
     let mut z = i as u64;
     let beats: Vec<u8> = (0..frames * design.input().pixels)
         .map(|_| {
@@ -112,7 +124,18 @@ pub fn sim_check(
     )
     .with_context(|| format!("simulating candidate {i} ({})", c.fold_label()))?;
     let o = &run.trace.outputs;
-    let cycles = o[o.len() - 1].cycle - o[o.len() - 2].cycle;
+    let cycles = if batch > 1 {
+        let (a, b) = (o.len() / 2, o.len() / 2 + 2 * batch);
+        let span = o[b].cycle - o[a].cycle;
+        // The interval, exactly where the span is a whole number of them.
+        if span % (2 * batch) as u64 == 0 {
+            span / (2 * batch) as u64
+        } else {
+            span
+        }
+    } else {
+        o[o.len() - 1].cycle - o[o.len() - 2].cycle
+    };
     let latency = run.first_latency().unwrap_or(0);
     Ok(SimCheck {
         id: i,
@@ -653,6 +676,40 @@ mod tests {
                     s.latency_cycles
                 );
             }
+        }
+    }
+
+    /// Layers that apply each weight word to several frames hand them on in batches; the
+    /// steady state the check measures is the predicted one.
+    #[test]
+    fn frames_per_weight_read_candidates_simulate_at_their_predicted_cycles() {
+        let mut rng = Rng(5);
+        let model = random_model(&mut rng, 784, 8, Encoding::Threshold(128), &[256, 256, 10]);
+        let x = dse::explore(&model, &dse::device("ecp5-85k").unwrap()).unwrap();
+        let mut shared: Vec<usize> = (0..x.candidates.len())
+            .filter(|&i| !x.candidates[i].mmv.is_empty() && x.candidates[i].cycles_per_frame <= 64)
+            .collect();
+        assert!(shared.len() >= 12, "{} candidates", shared.len());
+        // Fastest first, then a spread of the rest, every F among them.
+        shared.sort_by_key(|&i| x.candidates[i].cycles_per_frame);
+        let step = shared.len() / 12;
+        let picked: Vec<usize> = shared.iter().step_by(step).copied().collect();
+        let fs: std::collections::BTreeSet<usize> = picked
+            .iter()
+            .flat_map(|&i| x.candidates[i].mmv.clone())
+            .collect();
+        assert!(fs.contains(&2) && fs.contains(&4), "{fs:?}");
+        for i in picked {
+            let s = sim_check(&model, &x, i, 3).unwrap();
+            assert!(
+                s.agrees,
+                "candidate {i} ({}): predicted {} cycles/frame, latency {}; simulated {} and {}",
+                x.candidates[i].fold_label(),
+                x.candidates[i].cycles_per_frame,
+                x.candidates[i].latency_cycles,
+                s.cycles_per_frame,
+                s.latency_cycles
+            );
         }
     }
 

@@ -15,9 +15,10 @@
 //!
 //! What it costs and saves: block RAMs by a factor of up to `F` on a weight-bound design (the
 //! read is the limit on the ECP5: every design above about 111 DP16KD placed but did not
-//! route), against flip-flops for the assembled word and the one taken (`2 * PE * SIMD`), the
-//! collected and the worked-on frames (`2 * F` frames), and `F` accumulators per PE. The
-//! trees and the XNORs are the same.
+//! route), against flip-flops for the assembled word and the one taken (`2 * PE * SIMD`; with
+//! two read registers a part's register beside the block RAMs replaces the taken word's second
+//! one), the collected and the worked-on frames (`2 * F` frames), `F` accumulators per PE and a
+//! copy of the input chunk's register per 8 PEs. The trees and the XNORs are the same.
 //!
 //! Supported: dense layers with a weight ROM of more than one word, input in registers (not an
 //! input RAM or vector RAM; the pass clears those choices), one input plane, no tables, no
