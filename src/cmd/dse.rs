@@ -652,6 +652,19 @@ mod tests {
     use compiler::random::{random_model, Rng};
     use flip::encoding::Encoding;
 
+    fn assert_simulates_as_predicted(model: &flip::model::Model, x: &dse::Exploration, i: usize) {
+        let s = sim_check(model, x, i, 3).unwrap();
+        assert!(
+            s.agrees,
+            "candidate {i} ({}): predicted {} cycles/frame, latency {}; simulated {} and {}",
+            x.candidates[i].fold_label(),
+            x.candidates[i].cycles_per_frame,
+            x.candidates[i].latency_cycles,
+            s.cycles_per_frame,
+            s.latency_cycles
+        );
+    }
+
     #[test]
     fn candidates_cycles_match_the_simulator() {
         let mut rng = Rng(7);
@@ -665,16 +678,7 @@ mod tests {
             assert!(x.candidates.len() > 3);
             // Every candidate, not only the front: the design is small.
             for i in 0..x.candidates.len() {
-                let s = sim_check(&model, &x, i, 3).unwrap();
-                assert!(
-                    s.agrees,
-                    "candidate {i} ({}): predicted {} cycles/frame, latency {}; simulated {} and {}",
-                    x.candidates[i].fold_label(),
-                    x.candidates[i].cycles_per_frame,
-                    x.candidates[i].latency_cycles,
-                    s.cycles_per_frame,
-                    s.latency_cycles
-                );
+                assert_simulates_as_predicted(&model, &x, i);
             }
         }
     }
@@ -700,16 +704,7 @@ mod tests {
             .collect();
         assert!(fs.contains(&2) && fs.contains(&4), "{fs:?}");
         for i in picked {
-            let s = sim_check(&model, &x, i, 3).unwrap();
-            assert!(
-                s.agrees,
-                "candidate {i} ({}): predicted {} cycles/frame, latency {}; simulated {} and {}",
-                x.candidates[i].fold_label(),
-                x.candidates[i].cycles_per_frame,
-                x.candidates[i].latency_cycles,
-                s.cycles_per_frame,
-                s.latency_cycles
-            );
+            assert_simulates_as_predicted(&model, &x, i);
         }
     }
 
