@@ -954,10 +954,10 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
             .iter()
             .any(|&r| r)
             .then(|| (file.clone(), origin, vec![0; n], roms.clone(), vec![1; n]));
-        // On the ECP5, where it was measured, also with each layer reading its weights
-        // through the fewest block RAMs that frames per weight read give it.
-        // Wide weight ROMs go to block RAM for it, as in the variant above: a ROM in logic
-        // has no block RAMs to save, but in block RAM and read in parts it takes few.
+        // On the ECP5, where it was measured, also with frames per weight read: each layer
+        // reads each weight word for several frames where that saves it block RAMs. Its wide
+        // weight ROMs go to block RAM for it, as in the variant above: a ROM in logic has no
+        // block RAMs to save, but in block RAM and read in parts it takes few.
         let useful: Vec<Vec<usize>> = layers
             .iter()
             .zip(&file.layers)
@@ -972,10 +972,9 @@ pub fn explore(model: &Model, device: &Device) -> Result<Exploration, CompileErr
                 }
             })
             .collect();
-        // Each `F` up to 16 the layers have a use for (each layer the largest of its own up to
-        // it): the slots cost
-        // flip-flops and a multiplexer per input bit each, so the fewest block RAMs is not
-        // always the design that fits.
+        // One variant per `F` up to 16, each layer at the largest of its useful ones up to it:
+        // the slots cost flip-flops and a multiplexer per input bit each, so the fewest block
+        // RAMs is not always the design that fits.
         let mut shared: Vec<Vec<usize>> = (1..=crate::passes::mmv::MAX_MMV.trailing_zeros())
             .map(|k| {
                 let mut v: Vec<usize> = useful
