@@ -1554,26 +1554,9 @@ impl Block for Mvtu {
                     parts.join(", ")
                 ));
             }
-        } else if copies > 1 {
-            b.push_str(&format!("reg  [{}:0] {n}_wr;\n", lanes - 1));
-            for c in 0..copies {
-                b.push_str(&format!("reg  [{}:0] {n}_xr{c};\n", simd - 1));
-            }
-            let all: Vec<String> = (0..copies).rev().map(|c| format!("{n}_xr{c}")).collect();
-            b.push_str(&format!(
-                "wire [{}:0] {n}_xr = {{{}}};\n",
-                copies * simd - 1,
-                all.join(", ")
-            ));
-            if rr == 2 {
-                if !self.part_register() {
-                    b.push_str(&format!("reg  [{}:0] {n}_wq;\n", lanes - 1));
-                }
-                b.push_str(&format!("reg  [{}:0] {n}_xq;\n", simd - 1));
-            }
         } else {
             b.push_str(&format!(
-                "{} [{}:0] {n}_wr{};\n{} [{}:0] {n}_xr;\n",
+                "{} [{}:0] {n}_wr{};\n",
                 if constant { "wire" } else { "reg " },
                 lanes - 1,
                 if constant {
@@ -1581,10 +1564,26 @@ impl Block for Mvtu {
                 } else {
                     String::new()
                 },
-                // With an input RAM and one read register, the RAM's read register is the chunk's.
-                if ram && rr == 1 { "wire" } else { "reg " },
-                simd - 1
             ));
+            if copies > 1 {
+                for c in 0..copies {
+                    b.push_str(&format!("reg  [{}:0] {n}_xr{c};\n", simd - 1));
+                }
+                let all: Vec<String> = (0..copies).rev().map(|c| format!("{n}_xr{c}")).collect();
+                b.push_str(&format!(
+                    "wire [{}:0] {n}_xr = {{{}}};\n",
+                    copies * simd - 1,
+                    all.join(", ")
+                ));
+            } else {
+                // With an input RAM and one read register, the RAM's read register is the
+                // chunk's.
+                b.push_str(&format!(
+                    "{} [{}:0] {n}_xr;\n",
+                    if ram && rr == 1 { "wire" } else { "reg " },
+                    simd - 1
+                ));
+            }
             // A second register after the read: the first becomes the block RAM's own read
             // register, the second starts the tree off a fabric flip-flop.
             if rr == 2 && !constant && !self.part_register() {
