@@ -274,6 +274,28 @@ fn input_chunk_copies_match_icarus_under_bubbles_and_stalls() {
     check_cases(Rtl::Icarus, 2, 0xC0B2, &random_mmv_copies);
 }
 
+/// Layers with frames per weight read whose frames are wider than one slice, so they load in
+/// several (see `Mvtu::frame_slices`).
+fn random_mmv_slices(rng: &mut Rng) -> (Model, FoldFile) {
+    loop {
+        let (model, fold) = compiler::random::random_mmv(rng);
+        let design = compiler::compile(&model, &FoldSpec::Manual(fold.clone())).unwrap();
+        if design.mvtus().any(|l| l.frame_slices() > 1) {
+            return (model, fold);
+        }
+    }
+}
+
+#[test]
+fn frame_slices_match_verilator_under_bubbles_and_stalls() {
+    check_cases(Rtl::Verilator, 2, 0x511C, &random_mmv_slices);
+}
+
+#[test]
+fn frame_slices_match_icarus_under_bubbles_and_stalls() {
+    check_cases(Rtl::Icarus, 2, 0x511D, &random_mmv_slices);
+}
+
 /// Hidden layers padded with idle neurons (see [`compiler::random::random_idle_neurons`]).
 #[test]
 fn idle_neurons_match_verilator_under_bubbles_and_stalls() {
