@@ -72,6 +72,18 @@ fn designs() -> Vec<(String, compiler::ir::Design)> {
         let d = compiler::compile(&model, &FoldSpec::Manual(fold)).unwrap();
         out.push((format!("paired-tables-{i}"), d));
     }
+    // Layers with frames per weight read, the last with frames wider than one slice.
+    let mut rng = Rng(0x33A3);
+    let mut mmv = 0;
+    while mmv < 4 {
+        let (model, fold) = compiler::random::random_mmv(&mut rng);
+        let d = compiler::compile(&model, &FoldSpec::Manual(fold)).unwrap();
+        if mmv == 3 && !d.mvtus().any(|l| l.frame_slices() > 1) {
+            continue;
+        }
+        out.push((format!("mmv-{mmv}"), d));
+        mmv += 1;
+    }
     out
 }
 
