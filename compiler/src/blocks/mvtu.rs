@@ -130,8 +130,8 @@ impl Mvtu {
         }
     }
 
-    /// Slices a layer with frames per weight read loads its frames in, each enabled through
-    /// copies of the control registers of its own (see [`STAGE_SLICE_BITS`]); 1 without.
+    /// Slices a layer with frames per weight read collects its next frames in, each enabled
+    /// through a copy of its ready register of its own (see [`STAGE_SLICE_BITS`]); 1 without.
     pub fn frame_slices(&self) -> usize {
         if self.frames_per_read() > 1 {
             (self.frames_per_read() * self.in_width()).div_ceil(STAGE_SLICE_BITS)
@@ -818,8 +818,7 @@ impl Mvtu {
 }
 
 /// Bits of a layer's collected frames (frames per weight read) enabled through one copy of
-/// its ready register, and of the frames it works on through one copy of its start and step
-/// registers.
+/// its ready register.
 const STAGE_SLICE_BITS: usize = 512;
 
 /// PEs one copy of the input chunk register feeds (see [`Mvtu::input_copies`]).
@@ -1060,8 +1059,8 @@ impl Block for Mvtu {
                         + (self.frames_per_read() as u64 - 1) * (nf - 1) * pe * ew
                         // The input chunk's copies beyond the one counted with the read.
                         + (self.input_copies() as u64 - 1) * self.simd as u64
-                        // Each frame slice's copies of the ready, start and step registers.
-                        + 3 * self.frame_slices() as u64
+                        // Each slice's copy of the ready register.
+                        + self.frame_slices() as u64
                 } else {
                     0
                 }
@@ -1920,31 +1919,14 @@ impl Block for Mvtu {
                          always @(posedge clk) if (in_valid && {n}_rdy_s{g}) {n}_stage[{hi}:{lo}] <= {n}_shifted[{hi}:{lo}];\n"
                     ));
                 }
-                // The frames worked on load and rotate in the same slices, each through copies
-                // of the start and step registers of its own: the step register enabling all
-                // of them was the critical path of the same design under one placer seed
-                // (10.1 ns of routing from `adv_q` into the slots' occupancy, 92 MHz).
-                b.push_str(&format!(
-                    "wire {n}_adv_d;\nwire {n}_start_d;\nwire [{}:0] {n}_rotated = {{{rot0}, {n}_in[{}:{w}]}};\n",
-                    fwid - 1,
-                    fwid - 1
-                ));
-                for g in 0..slices {
-                    let (lo, hi) = (g * step, ((g + 1) * step).min(fwid) - 1);
-                    b.push_str(&format!(
-                        "reg  {n}_start_s{g};\n\
-                         (* keep *) always @(posedge clk) {n}_start_s{g} <= !rst && {n}_start_d;\n\
-                         reg  {n}_adv_s{g};\n\
-                         (* keep *) always @(posedge clk) {n}_adv_s{g} <= !rst && {n}_adv_d;\n\
-                         always @(posedge clk) begin\n    \
-                         if ({n}_start_s{g}) {n}_in[{hi}:{lo}] <= {n}_stage[{hi}:{lo}];\n    \
-                         else if ({n}_adv_s{g}) {n}_in[{hi}:{lo}] <= {n}_rotated[{hi}:{lo}];\nend\n"
-                    ));
-                }
                 b.push_str(&format!(
                     "always @(posedge clk) begin\n    \
-                     if ({n}_start) {n}_occ <= ~({{{f_n}{{1'b1}}}} >> {n}_sn);\n    \
-                     else if ({n}_advance) {n}_occ <= {{{n}_occ[0], {n}_occ[{}:1]}};\nend\n\n",
+                     if ({n}_start) begin\n        {n}_in <= {n}_stage;\n        \
+                     {n}_occ <= ~({{{f_n}{{1'b1}}}} >> {n}_sn);\n    \
+                     end else if ({n}_advance) begin\n        \
+                     {n}_in <= {{{rot0}, {n}_in[{}:{w}]}};\n        \
+                     {n}_occ <= {{{n}_occ[0], {n}_occ[{}:1]}};\n    end\nend\n\n",
+                    fwid - 1,
                     f_n - 1
                 ));
             } else {
@@ -2185,9 +2167,9 @@ impl Block for Mvtu {
                      wire [{}:0] {n}_pending_d = {n}_pending + {} - {};\n\
                      wire {n}_last_d = {n}_last_sf_d && {n}_last_plane_d && {n}_last_nf_d;\n\
                      wire {n}_room_d = {room_d};\n\
-                     assign {n}_adv_d = {n}_busy_d && (!{n}_last_d || {n}_room_d);\n\
+                     wire {n}_adv_d = {n}_busy_d && (!{n}_last_d || {n}_room_d);\n\
                      wire {n}_f0_d = {n}_advance ? {n}_last_f : ({n}_f == {});\n\
-                     assign {n}_start_d = (!{n}_busy_d || ({n}_adv_d && {n}_last_d && {n}_last_f_d)) && \
+                     wire {n}_start_d = (!{n}_busy_d || ({n}_adv_d && {n}_last_d && {n}_last_f_d)) && \
                      ({n}_sn_d == {full} || ({n}_sn_d != {} && !{n}_in_fire));\n\
                      wire {n}_consume_d = {n}_adv_d && {n}_f0_d;\n\
                      wire [{}:0] {n}_rcount_d = {n}_consume ? {} : {n}_rcount + {};\n\
