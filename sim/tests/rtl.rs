@@ -252,16 +252,21 @@ fn frames_per_weight_read_match_icarus_under_bubbles_and_stalls() {
     check_cases(Rtl::Icarus, 4, 0x33A2, &compiler::random::random_mmv);
 }
 
-/// Layers with frames per weight read whose PEs read their input chunk from several copies of
-/// its register (see `Mvtu::input_copies`).
-fn random_mmv_copies(rng: &mut Rng) -> (Model, FoldFile) {
+/// A design of [`compiler::random::random_mmv`] with a layer for which `wanted` holds.
+fn random_mmv_with(rng: &mut Rng, wanted: fn(&compiler::ir::Mvtu) -> bool) -> (Model, FoldFile) {
     loop {
         let (model, fold) = compiler::random::random_mmv(rng);
         let design = compiler::compile(&model, &FoldSpec::Manual(fold.clone())).unwrap();
-        if design.mvtus().any(|l| l.input_copies() > 1) {
+        if design.mvtus().any(wanted) {
             return (model, fold);
         }
     }
+}
+
+/// Layers with frames per weight read whose PEs read their input chunk from several copies of
+/// its register (see `Mvtu::input_copies`).
+fn random_mmv_copies(rng: &mut Rng) -> (Model, FoldFile) {
+    random_mmv_with(rng, |l| l.input_copies() > 1)
 }
 
 #[test]
@@ -274,16 +279,10 @@ fn input_chunk_copies_match_icarus_under_bubbles_and_stalls() {
     check_cases(Rtl::Icarus, 2, 0xC0B2, &random_mmv_copies);
 }
 
-/// Layers with frames per weight read whose frames are wider than one slice, so they load in
-/// several (see `Mvtu::frame_slices`).
+/// Layers with frames per weight read whose frames are wider than one slice, so they are
+/// collected in several (see `Mvtu::frame_slices`).
 fn random_mmv_slices(rng: &mut Rng) -> (Model, FoldFile) {
-    loop {
-        let (model, fold) = compiler::random::random_mmv(rng);
-        let design = compiler::compile(&model, &FoldSpec::Manual(fold.clone())).unwrap();
-        if design.mvtus().any(|l| l.frame_slices() > 1) {
-            return (model, fold);
-        }
-    }
+    random_mmv_with(rng, |l| l.frame_slices() > 1)
 }
 
 #[test]
