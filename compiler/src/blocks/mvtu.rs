@@ -131,7 +131,7 @@ impl Mvtu {
     }
 
     /// Slices a layer with frames per weight read collects its next frames in, each enabled
-    /// through a copy of its ready register of its own (see [`STAGE_SLICE_BITS`]); 1 without.
+    /// through a copy of its ready register of its own (`STAGE_SLICE_BITS` each); 1 without.
     pub fn frame_slices(&self) -> usize {
         if self.frames_per_read() > 1 {
             (self.frames_per_read() * self.in_width()).div_ceil(STAGE_SLICE_BITS)
