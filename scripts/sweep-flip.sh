@@ -13,6 +13,10 @@
 #   scripts/sweep-flip.sh fmnist-decay     fixed accumulator decays against decay=auto, SEEDS 1,2,3
 #   scripts/sweep-flip.sh fmnist-noise     training-time noise on hidden sums (`noise`), SEEDS 1,2,3
 #   scripts/sweep-flip.sh fmnist-binaryconnect|fmnist-bop   the baselines' defaults
+#   scripts/sweep-flip.sh fmnist-paired SEEDS   around the defaults again under many seeds (the
+#                                          docs' figures: SEEDS 4,5,...,19); the table adds each
+#                                          setting's mean per-seed difference from the first
+#                                          row (the defaults) and its standard error
 #   scripts/sweep-flip.sh digits [SEEDS]   the embedded digits with `flipchip train`'s defaults
 #   scripts/sweep-flip.sh fmnist-conv-subset [SEEDS]   the CNN c32-c32-p-c64-c64-p-256-10 on
 #                                          the first 12,000 Fashion-MNIST training images
@@ -73,6 +77,15 @@ case "$which" in
     grid=(
       "center=on center=full"
       "encoding=thermometer:64,128,192 encoding=thermometer:32,96,160,224 encoding=bitplanes:8"
+    )
+    ;;
+  fmnist-paired)
+    # The first entry is the defaults (threshold=16 is the default value); the rest move one
+    # setting a small step either way, too small to tell apart over three seeds.
+    base=(--data /usr/share/datasets/fashion-mnist --arch 784-256-256-10 --epochs 10)
+    grid=(
+      "threshold=16 lr=1.2 lr=1.7 lr_end=0.02 temperature=0.5"
+      "threshold=12 threshold=24 window=0.6 window=0.85 lr_threshold=0.03 lr_threshold=0.08"
     )
     ;;
   fmnist-augment)
@@ -162,11 +175,11 @@ PY
       "threshold=8 threshold=16 threshold=32"
     )
     ;;
-  *) echo "usage: $0 fmnist|fmnist-round2|fmnist-round3|fmnist-round4|fmnist-augment|fmnist-decay|fmnist-noise|fmnist-binaryconnect|fmnist-bop|fmnist-conv-subset|fmnist-conv-screen|fmnist-conv|digits [SEEDS]" >&2; exit 2 ;;
+  *) echo "usage: $0 fmnist|fmnist-round2|fmnist-round3|fmnist-round4|fmnist-paired|fmnist-augment|fmnist-decay|fmnist-noise|fmnist-binaryconnect|fmnist-bop|fmnist-conv-subset|fmnist-conv-screen|fmnist-conv|digits [SEEDS]" >&2; exit 2 ;;
 esac
 
 csv="$OUT/results.csv"
-echo "setting,val_accuracy_mean,val_accuracy_std,val_accuracy_min,epoch_seconds_mean" >"$csv"
+echo "setting,val_accuracy_mean,val_accuracy_std,val_accuracy_min,epoch_seconds_mean,val_runs" >"$csv"
 total=0; for line in "${grid[@]}"; do for _ in $line; do total=$((total + 1)); done; done
 done_n=0
 for line in "${grid[@]}"; do
@@ -198,17 +211,28 @@ for line in "${grid[@]}"; do
     python3 - "$kv" "$json" >>"$csv" <<'PY'
 import json, sys
 kv, d = sys.argv[1], json.loads(sys.argv[2])
+runs = " ".join(f'{r["val_accuracy"]:.5f}' for r in d["runs"])
 print(f'{kv.replace(",", " ")},{d["val_accuracy_mean"]:.5f},{d["val_accuracy_std"]:.5f},'
-      f'{d["val_accuracy_min"]:.5f},{d["epoch_seconds_mean"]:.3f}')
+      f'{d["val_accuracy_min"]:.5f},{d["epoch_seconds_mean"]:.3f},{runs}')
 PY
   done
 done
 python3 - "$csv" <<'PY'
 import csv, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
-print(f'{"setting":<22} {"val mean":>9} {"val std":>8} {"val min":>8} {"s/epoch":>8}')
-key = None
+# Under one seed two settings share the split, the initial weights and the batch order, so
+# the per-seed difference from the first row is far less noisy than either mean.
+first = [float(v) for v in rows[0]["val_runs"].split()] if rows else []
+print(f'{"setting":<22} {"val mean":>9} {"val std":>8} {"val min":>8} {"s/epoch":>8} '
+      f'{"vs row 1":>9} {"se":>6}')
 for r in rows:
+    runs = [float(v) for v in r["val_runs"].split()]
+    d = [100 * (a - b) for a, b in zip(runs, first)]
+    paired = ""
+    if len(d) > 1:
+        m = sum(d) / len(d)
+        se = (sum((x - m) ** 2 for x in d) / (len(d) - 1) / len(d)) ** 0.5
+        paired = f' {m:+8.2f}  {se:5.2f}'
     group = lambda x: x["setting"].split(" ")[-1].split("=")[0]
     k = group(r)
     best = max((x for x in rows if group(x) == k),
@@ -216,5 +240,5 @@ for r in rows:
     mark = "  <- best" if r is best else ""
     print(f'{r["setting"]:<22} {float(r["val_accuracy_mean"])*100:8.2f}% '
           f'{float(r["val_accuracy_std"])*100:7.2f}% {float(r["val_accuracy_min"])*100:7.2f}% '
-          f'{float(r["epoch_seconds_mean"]):8.2f}{mark}')
+          f'{float(r["epoch_seconds_mean"]):8.2f}{paired}{mark}')
 PY
