@@ -193,10 +193,8 @@
 //! RMS: -0.10; a neuron's level kept across flips, as batch norm's batch statistics keep it
 //! (each flip of `w_ij` moves the threshold by the batch mean of `w_ij x_j` it adds to the
 //! sums): -0.01, and with the score offsets moved the same way: -0.06. The last says the
-//! threshold's own step already follows the level flips move. On the convolutional net below
-//! (10 epochs, seed 1, validation against the defaults' 89.67) the level kept across flips
-//! gave 89.35 (89.72 with the score offsets), the clipped weight signal 89.38 and the focal
-//! weighting at `g=0.5` 89.38.
+//! threshold's own step already follows the level flips move. The convolutional net's runs
+//! of these rules are with its other dropped rules below.
 //!
 //! The embedded digits (`scripts/sweep-flip.sh digits 1,2,3`, 144 validation images, so one
 //! image is 0.69 points) keep `lr=0.5` (0.25: 96.76, **0.5: 96.99**, 1: 96.53),
@@ -342,7 +340,10 @@
 //! convolutions: 89.70, per neuron on every layer: 89.48; the first convolution's step x2:
 //! 89.13, x0.5: 89.80, and over seeds 1-3 90.03 against the defaults' 90.16; the dense
 //! layers' flip threshold and step both halved (8-bit accumulators at half the resolution,
-//! so more of their steps are rounding noise): 89.48, both doubled: 89.70.
+//! so more of their steps are rounding noise): 89.48, both doubled: 89.70; a neuron's level
+//! kept across flips (as on the dense net above): 89.35, with the score offsets too: 89.72;
+//! the weight signal clipped at twice the layer's RMS: 89.38; the focal weighting at `g=0.5`:
+//! 89.38.
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
