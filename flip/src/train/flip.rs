@@ -355,11 +355,11 @@
 //! factor squared: 89.70. The two schedules fit the training batches faster (89.4% and
 //! 88.7% after five epochs against 87.2%) and end where the cosine ends (91.5% and 91.4%
 //! against 91.4%), so the schedule's shape is not what stops the fit. Nor is forgetting or a
-//! step shared by a channel's weights: no accumulator decay (`--set decay=1`, a setting):
-//! 89.25, training batches at 91.0%; each convolution weight's signal scaled by its row's
-//! root mean square over its own running one (an Adam-like step per weight within each
-//! output channel; running mean squares with decay 0.998, the factor clipped to 0.25..4, an
-//! `f64` per weight, so a code change only): 89.52, training batches at 91.3%.
+//! step shared by a channel's weights: no accumulator decay (`--set decay=1`): 89.25,
+//! training batches at 91.0%; each convolution weight's signal scaled by its row's root
+//! mean square over its own running one (an Adam-like step per weight within each output
+//! channel; running mean squares with decay 0.998, the factor clipped to 0.25..4; an `f64`
+//! per weight, tried as a code change only): 89.52, training batches at 91.3%.
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
