@@ -96,8 +96,9 @@
 //! accumulators of convolutions, whose few weights each learn from thousands of windows per
 //! batch, while `acc_bits` sets those of dense layers; `flipchip train` gives 16 to convolutional nets
 //! on images larger than 8x8), `center` (`on`, `off` or `full`: on hidden layers
-//! also less the signal's fit to the neuron's own sums, see below), `noise` (0, [0, 1000]:
-//! training-time noise on hidden sums, see below). A low softmax temperature keeps an error signal
+//! also less the signal's fit to the neuron's own sums, see below; dense networks only),
+//! `noise` (0, [0, 1000]: training-time noise on hidden sums, see below; dense networks
+//! only). A low softmax temperature keeps an error signal
 //! on samples that are right but close to the margin.
 //!
 //! # Where the defaults come from
@@ -800,8 +801,19 @@ impl FlipOptimizer {
             }
             _ => {}
         }
-        if settings.noise > 0.0 && layers.iter().any(|l| l.geometry.is_some()) {
-            return Err("optimizer flip: setting noise applies to dense networks only".into());
+        if layers.iter().any(|l| l.geometry.is_some()) {
+            if settings.noise > 0.0 {
+                return Err("optimizer flip: setting noise applies to dense networks only".into());
+            }
+            // A convolutional step frees each layer's sums before its update and passes
+            // signals down centred only, so the projection would be silently skipped.
+            if settings.project {
+                return Err(
+                    "optimizer flip: setting center=full applies to dense networks only \
+                     (convolutional networks take center=on or off)"
+                        .into(),
+                );
+            }
         }
         Ok(FlipOptimizer {
             input,
