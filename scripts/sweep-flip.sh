@@ -163,7 +163,7 @@ PY
     base=(--data /usr/share/datasets/fashion-mnist --arch c32-c32-p-c64-c64-p-256-10 --encoding bitplanes:4 --epochs 10)
     grid=(
       "conv_acc_bits=8 conv_acc_bits=16 acc_bits=16"
-      "threshold=24 lr_end=0.2 window=1 window=0.5 center=off"
+      "threshold=24 lr_end=0.2 window=1 window=0.5 center=off ste=box lr=1 lr=2 lr_threshold=0.1 decay=1"
     )
     ;;
   digits)

@@ -325,8 +325,9 @@
 //! Around those defaults, ten epochs of seed 1 (`scripts/sweep-flip.sh fmnist-conv 1`, its
 //! second row; the defaults give 89.67 validation there): `threshold=24`: 89.75 (training
 //! batches 91.27%), `lr_end=0.2`: 89.42, `window=1`: 89.02, `window=0.5`: 89.15,
-//! `center=off`: 89.57, `lr` 1: 89.47, 2: 89.68, `lr_threshold=0.1`: 88.88, `threshold=24`
-//! with `lr_end=0.01`: 89.57. Only `threshold=24` is ahead (`lr=2` ties), by
+//! `center=off`: 89.57, `ste=box`: 88.75 (training batches 90.3%), `lr` 1: 89.47, 2:
+//! 89.68, `lr_threshold=0.1`: 88.88, `decay=1`: 89.25 (below), `threshold=24` with
+//! `lr_end=0.01`: 89.57. Only `threshold=24` is ahead (`lr=2` ties), by
 //! less than the spread between seeds; over seeds 1-3 (`flipchip seeds ... --seeds 2,3 --set
 //! threshold=24` beside seed 1) it gives validation 89.75, 90.43 and 90.43 (mean 90.20, against
 //! 90.16 with the defaults) and test 89.39, 89.77 and 89.76 (89.64 against 89.70): a tie, so
