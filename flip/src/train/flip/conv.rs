@@ -928,9 +928,10 @@ mod tests {
         ];
         let e = FlipOptimizer::new(input.clone(), &wide, 1, &[]).unwrap_err();
         assert!(e.contains("65538") && e.contains("65535"), "{e}");
+        let trainable = [LayerShape::Conv { conv, outputs: 4 }, dense(&[144, 3])[0]];
         for (key, value) in [("center", "full"), ("noise", "0.1")] {
-            let ok = [LayerShape::Conv { conv, outputs: 4 }, dense(&[144, 3])[0]];
-            let e = FlipOptimizer::new(input.clone(), &ok, 1, &sets(&[(key, value)])).unwrap_err();
+            let params = sets(&[(key, value)]);
+            let e = FlipOptimizer::new(input.clone(), &trainable, 1, &params).unwrap_err();
             assert!(e.contains(key) && e.contains("dense networks only"), "{e}");
         }
         let last_conv = [LayerShape::Conv { conv, outputs: 3 }];
